@@ -1,0 +1,303 @@
+//! Named channels behind one [`Adapter`] trait.
+//!
+//! A program makes named channels, writes bytes into a channel's input
+//! (a crossbeam [`Sender`]) and reads [`Delivery`] values from its output (a
+//! crossbeam [`Receiver`]). What carries the bytes in between is the
+//! adapter's business, so the same program runs on any of them by swapping
+//! one constructor:
+//!
+//! 1. [`SimpleAdapter`]: crossbeam channels and forwarding threads, in
+//!    process; nothing survives a restart and acks are no-ops.
+//! 2. `RabbitAdapter` (feature `rabbitmq`): each channel is a durable
+//!    RabbitMQ queue, published with confirms and consumed with acks.
+//! 3. `DurableAdapter` (feature `durable`): each channel is a topic of the
+//!    embedded fjall queue engine; the default when no broker is wanted.
+//!
+//! The Go seed (ormus' Channel module) hands out raw Go channels; crossbeam
+//! channels are the same idea with blocking, `select!` and timeouts that
+//! work from any thread.
+
+use std::fmt;
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::message::Delivery;
+
+mod simple;
+
+pub use simple::SimpleAdapter;
+
+/// Which ends of a channel a process uses.
+///
+/// With a broker between two processes, one process's `Input` channel is
+/// another's `Output` channel of the same name. `Both` is for a process that
+/// does both, and is what an in-process channel usually wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// This process writes into the channel: only `input()` is allowed.
+    Input,
+    /// This process reads from the channel: only `output()` is allowed.
+    Output,
+    /// This process writes and reads.
+    Both,
+}
+
+impl Mode {
+    /// True for `Input` and `Both`.
+    pub fn allows_input(self) -> bool {
+        matches!(self, Mode::Input | Mode::Both)
+    }
+
+    /// True for `Output` and `Both`.
+    pub fn allows_output(self) -> bool {
+        matches!(self, Mode::Output | Mode::Both)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Input => "Input",
+            Mode::Output => "Output",
+            Mode::Both => "Both",
+        })
+    }
+}
+
+/// What to create: a channel's name, mode, buffer size and instances.
+///
+/// ```
+/// use syncmq::{ChannelSpec, Mode};
+///
+/// let spec = ChannelSpec::new("orders", Mode::Both)
+///     .with_buffer(256)
+///     .with_instances(4);
+/// assert!(spec.validate().is_ok());
+/// assert!(ChannelSpec::new("", Mode::Both).validate().is_err());
+/// ```
+///
+/// # Buffer size
+///
+/// `buffer` is the capacity of the crossbeam channels at each end (the
+/// input and the output each hold up to `buffer` messages). When both are
+/// full, `send` on the input blocks: that is the back-pressure.
+/// **`buffer` 0 makes rendezvous channels**, as an unbuffered Go channel: a
+/// `send` on the input waits until a forwarding instance takes the message,
+/// and an instance waits until a consumer takes the delivery. Nothing then
+/// sits in a buffer, at the cost of a hand-off per message.
+///
+/// # Instances
+///
+/// How many threads move messages from the input to the output (for
+/// RabbitMQ, how many consumers). One keeps the order of the input; more
+/// than one spreads the work and may reorder messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelSpec {
+    name: String,
+    mode: Mode,
+    #[serde(default = "default_buffer")]
+    buffer: usize,
+    #[serde(default = "default_instances")]
+    instances: usize,
+}
+
+fn default_buffer() -> usize {
+    ChannelSpec::DEFAULT_BUFFER
+}
+
+fn default_instances() -> usize {
+    1
+}
+
+impl ChannelSpec {
+    /// The buffer when none is given.
+    pub const DEFAULT_BUFFER: usize = 1024;
+    /// The largest buffer accepted. Crossbeam allocates a bounded channel's
+    /// slots up front, so a mistyped size would otherwise take all memory.
+    pub const MAX_BUFFER: usize = 1 << 20;
+    /// The most instances accepted; each one is a thread.
+    pub const MAX_INSTANCES: usize = 256;
+    /// The longest name accepted, in bytes: AMQP's limit for a queue name, so
+    /// a name that works on one adapter works on all of them.
+    pub const MAX_NAME_LEN: usize = 255;
+
+    /// A spec with [`DEFAULT_BUFFER`](Self::DEFAULT_BUFFER) and one instance.
+    pub fn new(name: impl Into<String>, mode: Mode) -> Self {
+        ChannelSpec {
+            name: name.into(),
+            mode,
+            buffer: Self::DEFAULT_BUFFER,
+            instances: 1,
+        }
+    }
+
+    /// Sets the buffer size; see [Buffer size](Self#buffer-size).
+    #[must_use]
+    pub fn with_buffer(mut self, buffer: usize) -> Self {
+        self.buffer = buffer;
+        self
+    }
+
+    /// Sets how many instances move messages; see [Instances](Self#instances).
+    #[must_use]
+    pub fn with_instances(mut self, instances: usize) -> Self {
+        self.instances = instances;
+        self
+    }
+
+    /// The channel's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The channel's mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The buffer size.
+    pub fn buffer(&self) -> usize {
+        self.buffer
+    }
+
+    /// The number of instances.
+    pub fn instances(&self) -> usize {
+        self.instances
+    }
+
+    /// Checks the spec. Adapters call this in `new_channel`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the field: an empty name, a name
+    /// over [`MAX_NAME_LEN`](Self::MAX_NAME_LEN) bytes or with control
+    /// characters, zero instances or more than
+    /// [`MAX_INSTANCES`](Self::MAX_INSTANCES), a buffer over
+    /// [`MAX_BUFFER`](Self::MAX_BUFFER).
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() {
+            return Err(Error::invalid("name", "a channel name must not be empty"));
+        }
+        if self.name.len() > Self::MAX_NAME_LEN {
+            return Err(Error::invalid(
+                "name",
+                format!(
+                    "a channel name is at most {} bytes, `{}...` has {}",
+                    Self::MAX_NAME_LEN,
+                    self.name.chars().take(20).collect::<String>(),
+                    self.name.len()
+                ),
+            ));
+        }
+        if self.name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "name",
+                format!("channel name {:?} contains control characters", self.name),
+            ));
+        }
+        if self.instances == 0 {
+            return Err(Error::invalid(
+                "instances",
+                format!("channel `{}` needs at least 1 instance", self.name),
+            ));
+        }
+        if self.instances > Self::MAX_INSTANCES {
+            return Err(Error::invalid(
+                "instances",
+                format!(
+                    "channel `{}` asks for {} instances; the most is {}",
+                    self.name,
+                    self.instances,
+                    Self::MAX_INSTANCES
+                ),
+            ));
+        }
+        if self.buffer > Self::MAX_BUFFER {
+            return Err(Error::invalid(
+                "buffer",
+                format!(
+                    "channel `{}` asks for a buffer of {}; the most is {}",
+                    self.name,
+                    self.buffer,
+                    Self::MAX_BUFFER
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Named channels of bytes in, deliveries out.
+///
+/// Every adapter keeps these rules, checked by one conformance suite
+/// (`tests/conformance.rs`) that runs against each of them:
+///
+/// - `new_channel` validates the spec and refuses a name already in use
+///   ([`Error::ChannelExists`]).
+/// - `input`, `output` and `mode` on a name never created are
+///   [`Error::UnknownChannel`]; `input` on an `Output` channel and `output`
+///   on an `Input` channel are [`Error::WrongMode`].
+/// - Every call after `close` is [`Error::Closed`]. `close` hands on what was
+///   already sent (to the output, the broker or the disk, as the adapter
+///   says), stops and joins the adapter's threads, and may be called more
+///   than once. Dropping an adapter closes it.
+/// - Sending on an input after `close` fails, and the `SendError` gives the
+///   bytes back.
+///
+/// ```
+/// use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
+///
+/// # fn main() -> syncmq::Result<()> {
+/// let adapter = SimpleAdapter::new();
+/// adapter.new_channel(ChannelSpec::new("greetings", Mode::Both))?;
+/// adapter.input("greetings")?.send(b"hello".to_vec()).unwrap();
+/// let delivery = adapter.output("greetings")?.recv().unwrap();
+/// assert_eq!(delivery.body(), b"hello");
+/// delivery.ack()?;
+/// adapter.close()?;
+/// # Ok(())
+/// # }
+/// ```
+pub trait Adapter: Send + Sync {
+    /// Creates the channel described by `spec`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a bad spec, [`Error::ChannelExists`]
+    /// for a name in use, [`Error::Closed`] after `close`, or the adapter's
+    /// own errors (broker, storage).
+    fn new_channel(&self, spec: ChannelSpec) -> Result<()>;
+
+    /// A sender into the channel's input. Clone it freely.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownChannel`], [`Error::WrongMode`] or [`Error::Closed`].
+    fn input(&self, name: &str) -> Result<Sender<Vec<u8>>>;
+
+    /// A receiver of the channel's deliveries. Clones share the deliveries:
+    /// each delivery goes to one of them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownChannel`], [`Error::WrongMode`] or [`Error::Closed`].
+    fn output(&self, name: &str) -> Result<Receiver<Delivery>>;
+
+    /// The channel's mode.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownChannel`] or [`Error::Closed`].
+    fn mode(&self, name: &str) -> Result<Mode>;
+
+    /// Hands on what was sent, then stops and joins every thread of the
+    /// adapter.
+    ///
+    /// # Errors
+    ///
+    /// Adapter-specific; an adapter that could not hand on everything in time
+    /// says how much was left in an [`Error::Timeout`].
+    fn close(&self) -> Result<()>;
+}

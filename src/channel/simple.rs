@@ -1,0 +1,396 @@
+//! The simple adapter: crossbeam channels and forwarding threads, all in
+//! process.
+//!
+//! Each channel is
+//!
+//! ```text
+//! input Sender ─▶ bounded(buffer) ─▶ `instances` forwarding threads ─▶ bounded(buffer) ─▶ output Receiver
+//! ```
+//!
+//! as in the Go seed, where data pushed to the input is written to the
+//! output. One instance keeps the input's order; several may reorder.
+//!
+//! # Guarantees
+//!
+//! None beyond the process: a delivery's `ack` and `nack` are no-ops that
+//! always succeed, a dropped delivery is gone, and nothing survives a
+//! restart. Use the durable adapter for more.
+//!
+//! # Close
+//!
+//! [`close`](crate::Adapter::close) first drops the adapter's own handles,
+//! then tells the forwarding threads to stop. Each one hands what is still in
+//! the input on to the output, waiting for readers up to the close timeout,
+//! and ends. `close` joins them all and then the input's receiving side is
+//! gone, so a later `send` fails and gives the bytes back. A consumer
+//! iterating the output sees every delivery that was handed on and then the
+//! end of the channel. Messages still sent *while* `close` runs may or may
+//! not be handed on; `close` says how many it had to drop.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{
+    select, Receiver, Select, SendTimeoutError, Sender, TryRecvError, TrySendError,
+};
+
+use crate::channel::{Adapter, ChannelSpec, Mode};
+use crate::error::{Error, Result};
+use crate::message::{Delivery, Message};
+use crate::thread::{self, StopToken, Stopper, Worker};
+
+/// In-process channels on crossbeam.
+///
+/// ```
+/// use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
+///
+/// # fn main() -> syncmq::Result<()> {
+/// let adapter = SimpleAdapter::new();
+/// adapter.new_channel(ChannelSpec::new("jobs", Mode::Both).with_instances(2))?;
+/// let input = adapter.input("jobs")?;
+/// let output = adapter.output("jobs")?;
+/// for i in 0..10u8 {
+///     input.send(vec![i]).unwrap();
+/// }
+/// adapter.close()?; // hands the ten messages on, then ends the output
+/// assert_eq!(output.iter().count(), 10);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct SimpleAdapter {
+    state: Mutex<State>,
+    close_timeout: Duration,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    closed: bool,
+    channels: HashMap<String, Channel>,
+}
+
+#[derive(Debug)]
+struct Channel {
+    mode: Mode,
+    input: Sender<Vec<u8>>,
+    /// Kept until close has joined the forwarders, so that what they left
+    /// in the input can be counted.
+    input_receiver: Receiver<Vec<u8>>,
+    output: Receiver<Delivery>,
+    stopper: Stopper,
+    forwarders: Vec<Worker<Leftover>>,
+}
+
+/// What a forwarding thread could not hand on when it stopped.
+#[derive(Debug, Default, Clone, Copy)]
+struct Leftover {
+    /// Readers existed but did not take these before the deadline.
+    timed_out: usize,
+    /// No reader was left to take these.
+    unread: usize,
+}
+
+impl SimpleAdapter {
+    /// How long [`close`](crate::Adapter::close) waits, by default, for
+    /// readers to take what is left.
+    pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// An adapter with no channels and the default close timeout.
+    pub fn new() -> Self {
+        Self::with_close_timeout(Self::DEFAULT_CLOSE_TIMEOUT)
+    }
+
+    /// An adapter whose `close` waits at most `timeout` for readers to take
+    /// what is left in each channel.
+    pub fn with_close_timeout(timeout: Duration) -> Self {
+        SimpleAdapter {
+            state: Mutex::default(),
+            close_timeout: timeout,
+        }
+    }
+
+    /// Every update of the state is a single insert or take, so it is
+    /// consistent even if a thread panicked while holding the lock.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the named channel, or says why it cannot.
+    fn with_channel<T>(&self, name: &str, f: impl FnOnce(&Channel) -> Result<T>) -> Result<T> {
+        let state = self.lock();
+        if state.closed {
+            return Err(Error::closed("simple adapter"));
+        }
+        let channel = state
+            .channels
+            .get(name)
+            .ok_or_else(|| Error::UnknownChannel(name.to_string()))?;
+        f(channel)
+    }
+}
+
+impl Default for SimpleAdapter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Adapter for SimpleAdapter {
+    fn new_channel(&self, spec: ChannelSpec) -> Result<()> {
+        spec.validate()?;
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Error::closed("simple adapter"));
+        }
+        if state.channels.contains_key(spec.name()) {
+            return Err(Error::ChannelExists(spec.name().to_string()));
+        }
+        let (input, input_receiver) = crossbeam_channel::bounded(spec.buffer());
+        let (output_sender, output) = crossbeam_channel::bounded(spec.buffer());
+        let (stopper, stop) = thread::stop_signal();
+        let mut forwarders = Vec::with_capacity(spec.instances());
+        for i in 0..spec.instances() {
+            let (input, output, stop) =
+                (input_receiver.clone(), output_sender.clone(), stop.clone());
+            let close_timeout = self.close_timeout;
+            // If the OS refuses a thread, the `?` drops `stopper`, which
+            // stops the forwarders started so far.
+            forwarders.push(thread::spawn(
+                format!("simple-{i}:{}", spec.name()),
+                move || forward(&input, &output, &stop, close_timeout),
+            )?);
+        }
+        state.channels.insert(
+            spec.name().to_string(),
+            Channel {
+                mode: spec.mode(),
+                input,
+                input_receiver,
+                output,
+                stopper,
+                forwarders,
+            },
+        );
+        Ok(())
+    }
+
+    fn input(&self, name: &str) -> Result<Sender<Vec<u8>>> {
+        self.with_channel(name, |ch| {
+            if !ch.mode.allows_input() {
+                return Err(wrong_mode(name, ch.mode, "input"));
+            }
+            Ok(ch.input.clone())
+        })
+    }
+
+    fn output(&self, name: &str) -> Result<Receiver<Delivery>> {
+        self.with_channel(name, |ch| {
+            if !ch.mode.allows_output() {
+                return Err(wrong_mode(name, ch.mode, "output"));
+            }
+            Ok(ch.output.clone())
+        })
+    }
+
+    fn mode(&self, name: &str) -> Result<Mode> {
+        self.with_channel(name, |ch| Ok(ch.mode))
+    }
+
+    fn close(&self) -> Result<()> {
+        let channels = {
+            let mut state = self.lock();
+            state.closed = true;
+            std::mem::take(&mut state.channels)
+        };
+        // Tell every channel first, so they all drain in parallel.
+        let stopping: Vec<_> = channels
+            .into_iter()
+            .map(|(name, ch)| {
+                let Channel {
+                    input,
+                    input_receiver,
+                    output,
+                    mut stopper,
+                    forwarders,
+                    ..
+                } = ch;
+                // Without our own receiver, a channel whose readers are all
+                // gone fails fast instead of waiting out the deadline.
+                drop((input, output));
+                stopper.stop();
+                (name, input_receiver, forwarders)
+            })
+            .collect();
+        // The forwarders give up at the close timeout; the extra second only
+        // covers the scheduling of their last steps.
+        let deadline = Instant::now() + self.close_timeout + Duration::from_secs(1);
+        let mut first_error = None;
+        for (name, input_receiver, forwarders) in stopping {
+            let mut left = Leftover::default();
+            for worker in forwarders {
+                match worker.join_deadline(deadline) {
+                    Ok(l) => {
+                        left.timed_out += l.timed_out;
+                        left.unread += l.unread;
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            // What no forwarder took goes where the timed-out ones went.
+            let never_taken = input_receiver.len();
+            if left.timed_out > 0 {
+                left.timed_out += never_taken;
+            } else {
+                left.unread += never_taken;
+            }
+            if left.unread > 0 {
+                log::warn!(
+                    "simple adapter: channel `{name}` dropped {} messages at close: no output receiver was left to take them",
+                    left.unread
+                );
+            }
+            if left.timed_out > 0 {
+                first_error.get_or_insert(Error::timeout(
+                    format!(
+                        "the readers of channel `{name}` to take {} more messages",
+                        left.timed_out
+                    ),
+                    self.close_timeout,
+                ));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for SimpleAdapter {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            log::warn!("simple adapter: close on drop: {e}");
+        }
+    }
+}
+
+fn wrong_mode(name: &str, mode: Mode, operation: &'static str) -> Error {
+    Error::WrongMode {
+        channel: name.to_string(),
+        mode: mode.to_string(),
+        operation,
+    }
+}
+
+/// The body of a forwarding thread: input to output until told to stop,
+/// then a drain of what is left.
+///
+/// The fast path is a `try_recv` and a `try_send`; only when a channel is
+/// empty or full does the thread block, in a select that the stop signal
+/// can interrupt. That keeps the per-message cost close to a bare channel
+/// hop.
+fn forward(
+    input: &Receiver<Vec<u8>>,
+    output: &Sender<Delivery>,
+    stop: &StopToken,
+    close_timeout: Duration,
+) -> Leftover {
+    let mut pending = None;
+    while !stop.is_stopped() {
+        let body = match input.try_recv() {
+            Ok(body) => body,
+            Err(TryRecvError::Empty) => match recv_or_stop(input, stop) {
+                Some(body) => body,
+                None => break,
+            },
+            Err(TryRecvError::Disconnected) => break,
+        };
+        if let Err(unsent) = send_or_stop(output, Delivery::without_acker(Message::new(body)), stop)
+        {
+            pending = Some(unsent);
+            break;
+        }
+    }
+    drain(pending, input, output, Instant::now() + close_timeout)
+}
+
+/// Blocks until the input has a message (`Some`) or the owner says stop.
+fn recv_or_stop(input: &Receiver<Vec<u8>>, stop: &StopToken) -> Option<Vec<u8>> {
+    select! {
+        recv(input) -> body => body.ok(),
+        recv(stop.receiver()) -> _ => None,
+    }
+}
+
+/// Hands `delivery` to the output, blocking while it is full; gives it back
+/// when the owner says stop first or the output is gone.
+fn send_or_stop(
+    output: &Sender<Delivery>,
+    delivery: Delivery,
+    stop: &StopToken,
+) -> Result<(), Delivery> {
+    let delivery = match output.try_send(delivery) {
+        Ok(()) => return Ok(()),
+        Err(TrySendError::Full(d) | TrySendError::Disconnected(d)) => d,
+    };
+    let mut select = Select::new();
+    let send_index = select.send(output);
+    select.recv(stop.receiver());
+    let operation = select.select();
+    if operation.index() == send_index {
+        operation.send(output, delivery).map_err(|e| e.into_inner())
+    } else {
+        // Completing the operation is required; it reports the disconnect.
+        let _ = operation.recv(stop.receiver());
+        Err(delivery)
+    }
+}
+
+/// Hands `pending` and then the rest of the input on, until the input is
+/// empty, the deadline passes or no reader is left.
+fn drain(
+    mut pending: Option<Delivery>,
+    input: &Receiver<Vec<u8>>,
+    output: &Sender<Delivery>,
+    deadline: Instant,
+) -> Leftover {
+    let mut left = Leftover::default();
+    loop {
+        let delivery = match pending.take() {
+            Some(d) => d,
+            None => match input.try_recv() {
+                Ok(body) => Delivery::without_acker(Message::new(body)),
+                Err(_) => return left,
+            },
+        };
+        match output.send_deadline(delivery, deadline) {
+            Ok(()) => {}
+            Err(SendTimeoutError::Timeout(_)) => {
+                left.timed_out += 1;
+                return left;
+            }
+            Err(SendTimeoutError::Disconnected(_)) => {
+                left.unread += 1;
+                return left;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_spec_leaves_the_name_free() {
+        let adapter = SimpleAdapter::new();
+        let bad = ChannelSpec::new("x", Mode::Both).with_instances(0);
+        assert!(matches!(
+            adapter.new_channel(bad),
+            Err(Error::InvalidArgument { .. })
+        ));
+        adapter
+            .new_channel(ChannelSpec::new("x", Mode::Both))
+            .unwrap();
+    }
+}

@@ -1,0 +1,259 @@
+//! Named threads with an owner that can join them within a deadline.
+//!
+//! Every thread syncmq starts goes through [`spawn`]: its name starts with
+//! `syncmq-` (so a test, `top -H` or a debugger can tell ours apart; Linux
+//! shows the first 15 bytes), and it comes back as a [`Worker`] that its owner
+//! must join. `std` can only join without a deadline, so a worker also holds
+//! the receiving end of a channel whose sender the thread drops as it ends,
+//! even by panicking; [`Worker::join_timeout`] waits on that channel.
+//!
+//! Owners tell their threads to stop with a [`Stopper`]: a thread checks its
+//! [`StopToken`] with one atomic load on a hot path, selects on it while
+//! blocked on a channel, or sleeps on it between retries, and wakes at once
+//! either way. Dropping the `Stopper` stops the threads too, so an owner that
+//! is dropped without being closed does not leave its threads behind.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::error::{Error, Result};
+
+/// The prefix of every thread name syncmq gives.
+pub const THREAD_PREFIX: &str = "syncmq-";
+
+/// A thread we started and must join.
+#[derive(Debug)]
+pub struct Worker<T> {
+    name: String,
+    handle: JoinHandle<T>,
+    finished: Receiver<()>,
+}
+
+/// Starts `f` on a thread named `syncmq-{name}`.
+///
+/// # Errors
+///
+/// [`Error::Storage`] when the OS refuses a new thread (out of memory or
+/// over the process's thread limit).
+pub fn spawn<T, F>(name: impl AsRef<str>, f: F) -> Result<Worker<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let name = format!("{THREAD_PREFIX}{}", name.as_ref());
+    let (finished_tx, finished) = crossbeam_channel::bounded::<()>(0);
+    let handle = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            // Dropped when `f` returns or unwinds: that is the signal.
+            let _finished = finished_tx;
+            f()
+        })
+        .map_err(|e| Error::Storage(format!("could not start thread {name}: {e}")))?;
+    Ok(Worker {
+        name,
+        handle,
+        finished,
+    })
+}
+
+impl<T> Worker<T> {
+    /// The thread's full name.
+    #[allow(dead_code)] // for owners that report a stuck thread by name
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits for the thread to end, however long that takes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Panicked`] when the thread panicked.
+    pub fn join(self) -> Result<T> {
+        let name = self.name;
+        self.handle
+            .join()
+            .map_err(|payload| panicked(name, payload))
+    }
+
+    /// Waits at most `timeout` for the thread to end.
+    #[allow(dead_code)] // for owners with one thread; others share a deadline
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when it is still running; the thread is then left
+    /// to finish on its own (it cannot be killed) and the error is logged,
+    /// because a thread that ignores its stop signal is a bug.
+    /// [`Error::Panicked`] when it panicked.
+    pub fn join_timeout(self, timeout: Duration) -> Result<T> {
+        self.join_deadline(Instant::now() + timeout)
+    }
+
+    /// As [`join_timeout`](Self::join_timeout), with a deadline shared by
+    /// several joins.
+    ///
+    /// # Errors
+    ///
+    /// As [`join_timeout`](Self::join_timeout).
+    pub fn join_deadline(self, deadline: Instant) -> Result<T> {
+        match self.finished.recv_deadline(deadline) {
+            Err(RecvTimeoutError::Disconnected) => self.join(),
+            Ok(()) => unreachable!("nothing is ever sent on the finished channel"),
+            Err(RecvTimeoutError::Timeout) => {
+                let waited = deadline.saturating_duration_since(Instant::now());
+                log::error!(
+                    "thread {} did not stop in time; leaving it running",
+                    self.name
+                );
+                Err(Error::timeout(
+                    format!("thread {} to stop", self.name),
+                    waited,
+                ))
+            }
+        }
+    }
+}
+
+/// The owner's side of a stop signal. See [`stop_signal`].
+#[derive(Debug)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    /// Never sent on: dropping it disconnects every token's receiver, which
+    /// is what wakes a thread blocked in a `select!`.
+    wake: Option<Sender<()>>,
+}
+
+/// A thread's side of a stop signal. Clone one per thread.
+#[derive(Debug, Clone)]
+pub struct StopToken {
+    flag: Arc<AtomicBool>,
+    wake: Receiver<()>,
+}
+
+/// A new stop signal: the owner keeps the [`Stopper`], each thread gets a
+/// clone of the [`StopToken`].
+pub fn stop_signal() -> (Stopper, StopToken) {
+    let flag = Arc::new(AtomicBool::new(false));
+    let (wake_tx, wake_rx) = crossbeam_channel::bounded(0);
+    (
+        Stopper {
+            flag: flag.clone(),
+            wake: Some(wake_tx),
+        },
+        StopToken {
+            flag,
+            wake: wake_rx,
+        },
+    )
+}
+
+impl Stopper {
+    /// Tells every token's thread to stop. Calling it again does nothing.
+    pub fn stop(&mut self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.wake = None;
+    }
+}
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl StopToken {
+    /// True once the owner said stop. One atomic load: cheap enough for
+    /// every message on a hot path.
+    pub fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// A receiver that becomes ready (disconnected) when the owner says
+    /// stop, for use in `select!` next to the channel a thread blocks on.
+    pub fn receiver(&self) -> &Receiver<()> {
+        &self.wake
+    }
+
+    /// Sleeps for `duration` or until the owner says stop, whichever comes
+    /// first. Returns true when stopped: the caller should wind down.
+    #[allow(dead_code)] // for retry loops with backoff
+    pub fn sleep(&self, duration: Duration) -> bool {
+        match self.wake.recv_timeout(duration) {
+            Err(RecvTimeoutError::Timeout) => self.is_stopped(),
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+        }
+    }
+}
+
+fn panicked(what: String, payload: Box<dyn Any + Send>) -> Error {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    Error::Panicked { what, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_is_named_and_returns_its_value() {
+        let w = spawn("unit", || std::thread::current().name().map(String::from)).unwrap();
+        assert_eq!(w.name(), "syncmq-unit");
+        assert_eq!(w.join().unwrap().as_deref(), Some("syncmq-unit"));
+    }
+
+    #[test]
+    fn a_panic_is_an_error_naming_the_thread() {
+        let w = spawn("boom", || -> () { panic!("kaput") }).unwrap();
+        match w.join_timeout(Duration::from_secs(5)) {
+            Err(Error::Panicked { what, message }) => {
+                assert_eq!(what, "syncmq-boom");
+                assert_eq!(message, "kaput");
+            }
+            other => panic!("expected Panicked, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stop_wakes_a_sleeping_thread_at_once() {
+        let (mut stopper, token) = stop_signal();
+        let w = spawn("sleeper", move || {
+            let started = Instant::now();
+            let stopped = token.sleep(Duration::from_secs(60));
+            (stopped, started.elapsed())
+        })
+        .unwrap();
+        stopper.stop();
+        let (stopped, slept) = w.join_timeout(Duration::from_secs(10)).unwrap();
+        assert!(stopped);
+        assert!(slept < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn dropping_the_stopper_stops_and_a_timeout_is_not_a_stop() {
+        let (stopper, token) = stop_signal();
+        assert!(!token.sleep(Duration::from_millis(1)));
+        assert!(!token.is_stopped());
+        drop(stopper);
+        assert!(token.is_stopped());
+        assert!(token.sleep(Duration::from_secs(60)));
+        assert!(token.receiver().recv().is_err());
+    }
+
+    #[test]
+    fn a_thread_that_does_not_stop_is_a_timeout() {
+        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+        let w = spawn("stuck", move || rx.recv()).unwrap();
+        let err = w.join_timeout(Duration::from_millis(20)).unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+        drop(tx); // lets the thread end
+    }
+}
