@@ -1,0 +1,74 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A name no other test, process or earlier run uses, for resources that
+/// outlive a test (broker queues) or that tests share (thread names).
+pub fn unique(base: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{base}-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The names of this process's threads that syncmq started, as the kernel
+/// shows them (the first 15 bytes of the name).
+pub fn syncmq_threads() -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/task").expect("read /proc/self/task") {
+        let Ok(entry) = entry else { continue };
+        // A thread that just ended may vanish between the listing and the read.
+        if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
+            let comm = comm.trim_end().to_string();
+            if comm.starts_with("syncmq-") {
+                names.push(comm);
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+/// Waits until `condition` holds, checking it as fast as the scheduler
+/// allows, and fails the test with `what` if it does not within `limit`.
+/// For conditions that are reached by other threads shortly after the call
+/// that causes them returns (a joined thread leaving /proc, say).
+pub fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The AMQP URL of the test broker (`SYNCMQ_AMQP_URL`, by default the local
+/// RabbitMQ), or `None` when no broker answers there.
+///
+/// Without a broker a test may skip, with a notice on stderr, but only
+/// outside CI: when `SYNCMQ_REQUIRE_BROKER` or `CI` is set (the test script
+/// sets the first), a missing broker fails the test instead.
+pub fn broker_url() -> Option<String> {
+    let url = std::env::var("SYNCMQ_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string());
+    let answers = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:5672".parse().expect("a socket address"),
+        Duration::from_secs(2),
+    )
+    .is_ok();
+    if answers {
+        return Some(url);
+    }
+    let required = std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some()
+        || std::env::var_os("CI").is_some();
+    assert!(!required, "no RabbitMQ answers at 127.0.0.1:5672, and broker tests are required here");
+    eprintln!("NOTICE: skipping a broker test: no RabbitMQ answers at 127.0.0.1:5672");
+    None
+}
