@@ -1,0 +1,65 @@
+//! The bench runner: one subcommand per component, each measuring the raw
+//! library underneath in the same run, so every figure comes with its
+//! baseline and the ratio between them.
+//!
+//! ```text
+//! cargo run --release --example bench -- simple
+//! cargo run --release --example bench -- simple --messages 2000000 --json
+//! ```
+//!
+//! Each case runs `--runs` times, interleaved with its baseline so that a
+//! machine that speeds up or slows down during the run affects both alike;
+//! the table shows the median run.
+
+mod report;
+mod simple;
+
+use clap::{Args, Parser, Subcommand};
+
+use report::Table;
+
+#[derive(Parser)]
+#[command(about = "syncmq benchmarks, each against its raw baseline")]
+struct Cli {
+    #[command(subcommand)]
+    component: Component,
+    /// One JSON object per line instead of the table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Component {
+    /// SimpleAdapter with 1 and 4 instances against raw crossbeam SPSC.
+    Simple(Load),
+}
+
+/// The load every bench takes.
+#[derive(Args, Clone, Copy)]
+pub struct Load {
+    /// Messages per run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: usize,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Channel buffer size.
+    #[arg(long, default_value_t = 1024)]
+    pub buffer: usize,
+    /// Runs per case; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+}
+
+fn main() {
+    env_logger::init();
+    let cli = Cli::parse();
+    let table: Table = match cli.component {
+        Component::Simple(load) => simple::run(load),
+    };
+    if cli.json {
+        table.print_json();
+    } else {
+        table.print();
+    }
+}
