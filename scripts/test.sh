@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The test command: makes sure the services the tests need answer, then runs
+# every test with every feature, with broker tests required (they fail
+# instead of skipping when the broker is missing).
+#
+#   ./scripts/test.sh              # all tests
+#   ./scripts/test.sh --test simple  # extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+answers() { # host port
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+wait_for() { # name host port seconds
+    local name=$1 host=$2 port=$3 seconds=$4
+    for _ in $(seq "$seconds"); do
+        answers "$host" "$port" && return 0
+        sleep 1
+    done
+    echo "test.sh: $name did not answer on $host:$port within ${seconds}s" >&2
+    return 1
+}
+
+ensure_rabbitmq() {
+    answers 127.0.0.1 5672 && return 0
+    if ! command -v rabbitmq-server >/dev/null; then
+        if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+            echo "test.sh: installing rabbitmq-server" >&2
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+        else
+            echo "test.sh: RabbitMQ is not running and rabbitmq-server is not installed (install it, or run as root to let this script do it)" >&2
+            return 1
+        fi
+    fi
+    if timeout 30 rabbitmqctl -q status >/dev/null 2>&1; then
+        # The node runs but its app was stopped (say by an interrupted
+        # broker-restart test): start the app only.
+        echo "test.sh: starting the RabbitMQ app" >&2
+        timeout 120 rabbitmqctl start_app >/dev/null
+    else
+        echo "test.sh: starting RabbitMQ" >&2
+        rabbitmq-server -detached >/dev/null 2>&1 || true
+    fi
+    wait_for RabbitMQ 127.0.0.1 5672 120
+    timeout 120 rabbitmqctl await_startup >/dev/null 2>&1 || true
+}
+
+ensure_postgres() {
+    answers 127.0.0.1 5432 && return 0
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+            echo "test.sh: installing postgresql" >&2
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        else
+            echo "test.sh: PostgreSQL is not running and not installed" >&2
+            return 1
+        fi
+    fi
+    echo "test.sh: starting PostgreSQL" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    wait_for PostgreSQL 127.0.0.1 5432 60
+}
+
+ensure_rabbitmq
+ensure_postgres
+
+export SYNCMQ_REQUIRE_BROKER=1
+exec cargo test --all-features "$@"
