@@ -66,9 +66,12 @@ pub fn broker_url() -> Option<String> {
     if answers {
         return Some(url);
     }
-    let required = std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some()
-        || std::env::var_os("CI").is_some();
-    assert!(!required, "no RabbitMQ answers at 127.0.0.1:5672, and broker tests are required here");
+    let required =
+        std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some() || std::env::var_os("CI").is_some();
+    assert!(
+        !required,
+        "no RabbitMQ answers at 127.0.0.1:5672, and broker tests are required here"
+    );
     eprintln!("NOTICE: skipping a broker test: no RabbitMQ answers at 127.0.0.1:5672");
     None
 }
