@@ -78,6 +78,15 @@ pub enum Error {
         /// The panic message, when it was a string.
         message: String,
     },
+    /// A block of the block runtime failed at one stage of its life cycle.
+    Block {
+        /// The block's responsibility (and kind, as `responsibility (kind)`).
+        block: String,
+        /// The stage: `init`, `run`, `finish`, `helper` or a callback's name.
+        stage: &'static str,
+        /// What went wrong.
+        error: Box<Error>,
+    },
 }
 
 impl Error {
@@ -143,6 +152,11 @@ impl fmt::Display for Error {
             Error::Broker(reason) => write!(f, "broker error: {reason}"),
             Error::Storage(reason) => write!(f, "storage error: {reason}"),
             Error::Panicked { what, message } => write!(f, "{what} panicked: {message}"),
+            Error::Block {
+                block,
+                stage,
+                error,
+            } => write!(f, "block {block} failed in {stage}: {error}"),
         }
     }
 }

@@ -12,6 +12,9 @@
 //!    a connection the moment it is up.
 //! 4. [`channel`]: named channels behind the [`Adapter`] trait, starting with
 //!    the in-process [`SimpleAdapter`].
+//! 5. [`block`]: the block runtime: a process made of blocks with ordered
+//!    init and finish, bags between them, server callbacks and signal
+//!    shutdown.
 //!
 //! ```
 //! use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
@@ -29,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+pub mod block;
 pub mod channel;
 pub mod error;
 pub mod message;

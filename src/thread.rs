@@ -69,6 +69,13 @@ impl<T> Worker<T> {
         &self.name
     }
 
+    /// True once the thread has ended; [`join`](Self::join) then returns at
+    /// once.
+    #[allow(dead_code)] // for owners that reap finished threads as they go
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
     /// Waits for the thread to end, however long that takes.
     ///
     /// # Errors

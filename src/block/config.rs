@@ -1,0 +1,277 @@
+//! The runtime's configuration: which blocks, in which order, each with its
+//! own configuration, and the runtime's deadlines.
+//!
+//! It deserialises from any serde format, so a process can be described in
+//! a file:
+//!
+//! ```json
+//! { "blocks": [
+//!     { "name": "finisher" },
+//!     { "name": "publisher", "responsibility": "events", "config": { "channel": "lines" } },
+//!     { "name": "tcp-reader", "config": { "listen": "127.0.0.1:7000" } }
+//!   ],
+//!   "finish_timeout_ms": 5000 }
+//! ```
+//!
+//! The order of `blocks` is the order of `init`; `finish` goes the other
+//! way. A block's responsibility defaults to its name, and responsibilities
+//! are unique.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::block::bag::Value;
+use crate::error::{Error, Result};
+
+/// One block of the configuration: its factory's name, its
+/// responsibility, its own configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockConfig {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    responsibility: Option<String>,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    config: Value,
+}
+
+impl BlockConfig {
+    /// A block made by the factory `name`, with responsibility `name` and
+    /// no configuration of its own.
+    pub fn new(name: impl Into<String>) -> Self {
+        BlockConfig {
+            name: name.into(),
+            responsibility: None,
+            config: Value::Null,
+        }
+    }
+
+    /// Sets the responsibility: the instance's name, unique in the process.
+    #[must_use]
+    pub fn with_responsibility(mut self, responsibility: impl Into<String>) -> Self {
+        self.responsibility = Some(responsibility.into());
+        self
+    }
+
+    /// Sets the block's own configuration, handed to its `init`.
+    #[must_use]
+    pub fn with_config(mut self, config: impl Into<Value>) -> Self {
+        self.config = config.into();
+        self
+    }
+
+    /// The factory's name: the block's kind.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The responsibility; the name when none was given.
+    pub fn responsibility(&self) -> &str {
+        self.responsibility.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The block's own configuration.
+    pub fn config(&self) -> &Value {
+        &self.config
+    }
+}
+
+/// Which blocks make up the process, and the runtime's deadlines.
+///
+/// ```
+/// use std::time::Duration;
+/// use syncmq::block::{BlockConfig, RuntimeConfig};
+///
+/// let config = RuntimeConfig::new()
+///     .with_block(BlockConfig::new("finisher"))
+///     .with_block(BlockConfig::new("counter").with_responsibility("left"))
+///     .with_block(BlockConfig::new("counter").with_responsibility("right"))
+///     .with_finish_timeout(Duration::from_secs(2));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeConfig {
+    #[serde(default)]
+    blocks: Vec<BlockConfig>,
+    #[serde(default = "default_finish_ms")]
+    finish_timeout_ms: u64,
+    #[serde(default = "default_heartbeat_ms")]
+    heartbeat_ms: u64,
+}
+
+fn default_finish_ms() -> u64 {
+    RuntimeConfig::DEFAULT_FINISH_TIMEOUT.as_millis() as u64
+}
+
+fn default_heartbeat_ms() -> u64 {
+    RuntimeConfig::DEFAULT_HEARTBEAT.as_millis() as u64
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig::new()
+    }
+}
+
+impl RuntimeConfig {
+    /// How long one block may take to finish (its queued events, `finish`,
+    /// the end of `run` and of its helper threads), by default.
+    pub const DEFAULT_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+    /// How often the server monitor checks the server, by default.
+    pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+    /// The longest name or responsibility accepted, in bytes.
+    pub const MAX_NAME_LEN: usize = 128;
+
+    /// No blocks, the default deadlines.
+    pub fn new() -> Self {
+        RuntimeConfig {
+            blocks: Vec::new(),
+            finish_timeout_ms: default_finish_ms(),
+            heartbeat_ms: default_heartbeat_ms(),
+        }
+    }
+
+    /// Appends a block: it is initialised after the ones before it and
+    /// finished before them.
+    #[must_use]
+    pub fn with_block(mut self, block: BlockConfig) -> Self {
+        self.blocks.push(block);
+        self
+    }
+
+    /// Sets how long each block may take to finish. The recommended setting
+    /// is the default, 5 s; a block that takes longer is reported as an
+    /// [`Error::Timeout`] and left behind, and the others are finished.
+    #[must_use]
+    pub fn with_finish_timeout(mut self, timeout: Duration) -> Self {
+        self.finish_timeout_ms = timeout.as_millis().try_into().unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Sets how often the server monitor checks a connected server, and
+    /// tries to connect a disconnected one. The default is 1 s. A server
+    /// that can wake the monitor (one over a
+    /// [`ConnectionWaiter`](crate::ConnectionWaiter)) is seen connecting at
+    /// once whatever this is.
+    #[must_use]
+    pub fn with_heartbeat(mut self, heartbeat: Duration) -> Self {
+        self.heartbeat_ms = heartbeat.as_millis().try_into().unwrap_or(u64::MAX);
+        self
+    }
+
+    /// The blocks, in init order.
+    pub fn blocks(&self) -> &[BlockConfig] {
+        &self.blocks
+    }
+
+    /// The finish deadline per block.
+    pub fn finish_timeout(&self) -> Duration {
+        Duration::from_millis(self.finish_timeout_ms)
+    }
+
+    /// The server monitor's heartbeat.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    /// Checks the configuration. `Runtime::start` calls this.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the field: an empty name or
+    /// responsibility, one longer than [`MAX_NAME_LEN`](Self::MAX_NAME_LEN)
+    /// or with control characters, a responsibility used twice, a zero
+    /// finish timeout or heartbeat.
+    pub fn validate(&self) -> Result<()> {
+        let mut seen = HashSet::new();
+        for (i, block) in self.blocks.iter().enumerate() {
+            check_name(&format!("blocks[{i}].name"), block.name())?;
+            let resp = block.responsibility();
+            check_name(&format!("blocks[{i}].responsibility"), resp)?;
+            if !seen.insert(resp) {
+                return Err(Error::invalid(
+                    format!("blocks[{i}].responsibility"),
+                    format!("responsibility `{resp}` is used by an earlier block; responsibilities are unique"),
+                ));
+            }
+        }
+        if self.finish_timeout_ms == 0 {
+            return Err(Error::invalid("finish_timeout_ms", "must be at least 1 ms"));
+        }
+        if self.heartbeat_ms == 0 {
+            return Err(Error::invalid("heartbeat_ms", "must be at least 1 ms"));
+        }
+        Ok(())
+    }
+}
+
+fn check_name(field: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if name.len() > RuntimeConfig::MAX_NAME_LEN {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "is at most {} bytes, {:?} has {}",
+                RuntimeConfig::MAX_NAME_LEN,
+                name,
+                name.len()
+            ),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            format!("{name:?} contains control characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_from_json_with_defaults() {
+        let config: RuntimeConfig = serde_json::from_str(
+            r#"{"blocks": [{"name": "finisher"}, {"name": "reader", "responsibility": "r1", "config": {"port": 1}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(config.blocks().len(), 2);
+        assert_eq!(config.blocks()[0].responsibility(), "finisher");
+        assert_eq!(config.blocks()[1].responsibility(), "r1");
+        assert_eq!(
+            config.blocks()[1].config().get("port"),
+            Some(&Value::Int(1))
+        );
+        assert_eq!(
+            config.finish_timeout(),
+            RuntimeConfig::DEFAULT_FINISH_TIMEOUT
+        );
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_configurations_name_the_field() {
+        let dup = RuntimeConfig::new()
+            .with_block(BlockConfig::new("a"))
+            .with_block(BlockConfig::new("b").with_responsibility("a"));
+        match dup.validate() {
+            Err(Error::InvalidArgument { name, .. }) => {
+                assert_eq!(name, "blocks[1].responsibility")
+            }
+            other => panic!("{other:?}"),
+        }
+        let empty = RuntimeConfig::new().with_block(BlockConfig::new(""));
+        assert!(
+            matches!(empty.validate(), Err(Error::InvalidArgument { name, .. }) if name == "blocks[0].name")
+        );
+        let zero = RuntimeConfig::new().with_finish_timeout(Duration::ZERO);
+        assert!(zero.validate().is_err());
+        let control = RuntimeConfig::new().with_block(BlockConfig::new("a\nb"));
+        assert!(control.validate().is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! One running block: its run thread, its event thread, and how they are
+//! finished within a deadline.
+//!
+//! Each block gets two threads of its own:
+//!
+//! - `syncmq-blk-run-{responsibility}` calls `run` once.
+//! - `syncmq-blk-ev-{responsibility}` takes the block's events one at a
+//!   time, in the order they were queued, and calls `on_enqueue`,
+//!   `on_connect` or `on_disconnect`; so a block's callbacks never overlap.
+//!   The last event is `Finish`, on which it calls `finish` and ends.
+//!
+//! A callback that panics is logged and the next event is delivered: one
+//! bad bag does not stop the block. A panicking `run` or `finish` is
+//! reported by [`Supervised::finish`] as [`Error::Block`] naming the stage.
+//!
+//! Finishing a block fires its stop signal (its `Controller::finishing`),
+//! queues `Finish` behind its pending events, then joins the event thread,
+//! the run thread and the block's helper threads, all by one deadline.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+
+use crate::block::controller::Controller;
+use crate::block::hub::{Event, Hub};
+use crate::block::lifecycle::Block;
+use crate::error::{Error, Result};
+use crate::thread::{self, Worker};
+
+/// A block whose threads run.
+pub(crate) struct Supervised {
+    index: usize,
+    label: String,
+    run: Worker<()>,
+    events: Worker<Result<()>>,
+}
+
+/// `responsibility (kind)`, or just the responsibility when they are the
+/// same: how errors and logs name a block.
+pub(crate) fn label(name: &str, responsibility: &str) -> String {
+    if name == responsibility {
+        format!("`{responsibility}`")
+    } else {
+        format!("`{responsibility}` ({name})")
+    }
+}
+
+pub(crate) fn block_error(label: &str, stage: &'static str, error: Error) -> Error {
+    Error::Block {
+        block: label.to_string(),
+        stage,
+        error: Box::new(error),
+    }
+}
+
+impl Supervised {
+    /// Starts the event thread, then the run thread, of block `index`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the OS refuses a thread; nothing is left
+    /// running then.
+    pub(crate) fn start(
+        block: Arc<dyn Block>,
+        hub: &Arc<Hub>,
+        index: usize,
+        events: Receiver<Event>,
+    ) -> Result<Supervised> {
+        let slot = &hub.slots[index];
+        let label = label(&slot.name, &slot.responsibility);
+        let own = Controller::new(hub.clone(), index, Some(index));
+        let event_worker = {
+            let block = block.clone();
+            let own = own.clone();
+            let label = label.clone();
+            thread::spawn(format!("blk-ev-{}", slot.responsibility), move || {
+                event_loop(&*block, &own, &events, &label)
+            })?
+        };
+        let run = thread::spawn(format!("blk-run-{}", slot.responsibility), move || {
+            block.run(own)
+        });
+        let run = match run {
+            Ok(run) => run,
+            Err(e) => {
+                hub.close_events(index);
+                let _ = event_worker.join();
+                return Err(e);
+            }
+        };
+        Ok(Supervised {
+            index,
+            label,
+            run,
+            events: event_worker,
+        })
+    }
+
+    /// The block's position in the configuration.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Finishes the block: stop signal, queued events, `finish`, the end of
+    /// `run` and of its helpers, all by `deadline`. Returns every failure,
+    /// each as [`Error::Block`].
+    pub(crate) fn finish(self, hub: &Hub, deadline: Instant) -> Vec<Error> {
+        log::debug!("finishing block {}", self.label);
+        let mut errors = Vec::new();
+        hub.stop(self.index);
+        hub.close_events(self.index);
+        match self.events.join_deadline(deadline) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(e) => errors.push(block_error(&self.label, "finish", e)),
+        }
+        if let Err(e) = self.run.join_deadline(deadline) {
+            errors.push(block_error(&self.label, "run", e));
+        }
+        for helper in hub.take_helpers(self.index) {
+            if let Err(e) = helper.join_deadline(deadline) {
+                errors.push(block_error(&self.label, "helper", e));
+            }
+        }
+        for e in &errors {
+            log::error!("{e}");
+        }
+        errors
+    }
+}
+
+fn event_loop(
+    block: &dyn Block,
+    ctl: &Controller,
+    events: &Receiver<Event>,
+    label: &str,
+) -> Result<()> {
+    // Ends on `Finish`, or when every sender is gone (the runtime was torn
+    // down without finishing, say by a panic): finish then too.
+    for event in events.iter() {
+        let (stage, result) = match event {
+            Event::Finish => break,
+            Event::Enqueue(bag) => (
+                "on_enqueue",
+                catch_unwind(AssertUnwindSafe(|| block.on_enqueue(ctl, bag))),
+            ),
+            Event::Connect(server) => (
+                "on_connect",
+                catch_unwind(AssertUnwindSafe(|| block.on_connect(ctl, &server))),
+            ),
+            Event::Disconnect(server) => (
+                "on_disconnect",
+                catch_unwind(AssertUnwindSafe(|| block.on_disconnect(ctl, &server))),
+            ),
+        };
+        if let Err(payload) = result {
+            let e = panicked(format!("{stage} of block {label}"), payload);
+            log::error!("{e}; the block goes on with its next event");
+        }
+    }
+    match catch_unwind(AssertUnwindSafe(|| block.finish())) {
+        Ok(result) => result,
+        Err(payload) => Err(panicked(format!("finish of block {label}"), payload)),
+    }
+}
+
+pub(crate) fn panicked(what: String, payload: Box<dyn Any + Send>) -> Error {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    Error::Panicked { what, message }
+}

@@ -1,0 +1,701 @@
+//! The block runtime: ordered init and finish, bags, callbacks, the server
+//! monitor, deadlines.
+
+mod common;
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::eventually;
+use crossbeam_channel::{Receiver, Sender};
+use syncmq::block::{
+    init_blocks, Bag, Block, BlockConfig, Callbacks, Controller, Registry, Runtime, RuntimeConfig,
+    ServerEvent, TcpServer, Value, WaiterServer,
+};
+use syncmq::{ConnectionWaiter, Error};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// What every test block writes, in order, from whatever thread.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn push(&self, entry: impl Into<String>) {
+        self.0.lock().unwrap().push(entry.into());
+    }
+    fn entries(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    /// The entries starting with `prefix`, without it.
+    fn with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.entries()
+            .iter()
+            .filter_map(|e| e.strip_prefix(prefix).map(String::from))
+            .collect()
+    }
+}
+
+/// A block that records its life cycle and does what its configuration
+/// says: `fail_init`, `panic_init`, `panic_run`, `hang_finish` (until the
+/// test drops the release sender), `callbacks` (a list of names).
+struct Recorder {
+    resp: String,
+    log: Log,
+    callbacks: Callbacks,
+    conf: Mutex<Value>,
+    release: Receiver<()>,
+    inside: AtomicBool,
+    overlaps: Arc<AtomicUsize>,
+}
+
+impl Recorder {
+    fn flag(&self, key: &str) -> bool {
+        self.conf.lock().unwrap().get(key).and_then(Value::as_bool) == Some(true)
+    }
+
+    /// Records `entry` from inside a callback, noting any other callback
+    /// of this block running at the same time.
+    fn callback(&self, entry: String) {
+        if self.inside.swap(true, Ordering::SeqCst) {
+            self.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        assert_eq!(name, format!("syncmq-blk-ev-{}", self.resp));
+        // Give another delivery every chance to overlap.
+        std::thread::yield_now();
+        self.log.push(entry);
+        self.inside.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Block for Recorder {
+    fn init(&self, conf: &Value) -> syncmq::Result<()> {
+        *self.conf.lock().unwrap() = conf.clone();
+        self.log.push(format!("init:{}", self.resp));
+        if self.flag("panic_init") {
+            panic!("init of {} panics", self.resp);
+        }
+        if self.flag("fail_init") {
+            return Err(Error::invalid("port", "is taken"));
+        }
+        Ok(())
+    }
+
+    fn run(&self, ctl: Controller) {
+        self.log.push(format!("run:{}", self.resp));
+        assert_eq!(ctl.responsibility(), self.resp);
+        if self.flag("panic_run") {
+            panic!("run of {} panics", self.resp);
+        }
+    }
+
+    fn finish(&self) -> syncmq::Result<()> {
+        self.log.push(format!("finish:{}", self.resp));
+        if self.flag("hang_finish") {
+            let _ = self.release.recv();
+        }
+        if self.flag("fail_finish") {
+            return Err(Error::Storage("disk gone".into()));
+        }
+        Ok(())
+    }
+
+    fn callbacks(&self) -> Callbacks {
+        self.callbacks
+    }
+
+    fn on_enqueue(&self, _ctl: &Controller, bag: Bag) {
+        let seq = bag.get("seq").and_then(Value::as_i64).unwrap_or(-1);
+        self.callback(format!(
+            "bag:{}:{}:{seq}",
+            self.resp,
+            bag.from().unwrap_or("-")
+        ));
+    }
+
+    fn on_connect(&self, _ctl: &Controller, server: &ServerEvent) {
+        self.callback(format!("connect:{}:{}", self.resp, server.epoch()));
+    }
+
+    fn on_disconnect(&self, _ctl: &Controller, server: &ServerEvent) {
+        self.callback(format!("disconnect:{}:{}", self.resp, server.epoch()));
+    }
+}
+
+struct Fixture {
+    log: Log,
+    registry: Registry,
+    overlaps: Arc<AtomicUsize>,
+    /// Dropping it releases every `hang_finish` block.
+    release: Option<Sender<()>>,
+}
+
+fn fixture() -> Fixture {
+    let log = Log::default();
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let (release_tx, release_rx) = crossbeam_channel::bounded(0);
+    let mut registry = Registry::new();
+    for (name, callbacks) in [("plain", Callbacks::NONE), ("listener", Callbacks::ALL)] {
+        let log = log.clone();
+        let overlaps = overlaps.clone();
+        let release = release_rx.clone();
+        registry
+            .register(name, move |resp| Recorder {
+                resp: resp.to_string(),
+                log: log.clone(),
+                callbacks,
+                conf: Mutex::new(Value::Null),
+                release: release.clone(),
+                inside: AtomicBool::new(false),
+                overlaps: overlaps.clone(),
+            })
+            .unwrap();
+    }
+    Fixture {
+        log,
+        registry,
+        overlaps,
+        release: Some(release_tx),
+    }
+}
+
+fn flag(key: &str) -> Value {
+    Value::Map([(key.to_string(), Value::Bool(true))].into_iter().collect())
+}
+
+fn config(blocks: &[(&str, &str)]) -> RuntimeConfig {
+    blocks.iter().fold(RuntimeConfig::new(), |c, (name, resp)| {
+        c.with_block(BlockConfig::new(*name).with_responsibility(*resp))
+    })
+}
+
+#[test]
+fn init_runs_in_order_and_finish_in_reverse() {
+    let f = fixture();
+    let config = config(&[("plain", "a"), ("listener", "b"), ("plain", "c")]);
+    let runtime = Runtime::start(&config, &f.registry).unwrap();
+    assert_eq!(f.log.with_prefix("init:"), ["a", "b", "c"]);
+    eventually(LIMIT, "every block runs", || {
+        f.log.with_prefix("run:").len() == 3
+    });
+    runtime.handle().shutdown();
+    runtime.run_until_shutdown().unwrap();
+    assert_eq!(f.log.with_prefix("finish:"), ["c", "b", "a"]);
+    // Nothing was initialised after anything ran, nor finished before.
+    let entries = f.log.entries();
+    let last_init = entries
+        .iter()
+        .rposition(|e| e.starts_with("init:"))
+        .unwrap();
+    let first_run = entries.iter().position(|e| e.starts_with("run:")).unwrap();
+    assert!(last_init < first_run, "{entries:?}");
+}
+
+#[test]
+fn a_failing_init_unwinds_the_blocks_before_it_and_names_the_block() {
+    for failure in ["fail_init", "panic_init"] {
+        let f = fixture();
+        let config = RuntimeConfig::new()
+            .with_block(BlockConfig::new("plain").with_responsibility("a"))
+            .with_block(BlockConfig::new("listener").with_responsibility("b"))
+            .with_block(
+                BlockConfig::new("plain")
+                    .with_responsibility("c")
+                    .with_config(flag(failure)),
+            )
+            .with_block(BlockConfig::new("plain").with_responsibility("d"));
+        let err = Runtime::start(&config, &f.registry).unwrap_err();
+        match &err {
+            Error::Block {
+                block,
+                stage,
+                error,
+            } => {
+                assert_eq!(block, "`c` (plain)");
+                assert_eq!(*stage, "init");
+                match (failure, &**error) {
+                    ("fail_init", Error::InvalidArgument { name, .. }) => assert_eq!(name, "port"),
+                    ("panic_init", Error::Panicked { message, .. }) => {
+                        assert_eq!(message, "init of c panics")
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            other => panic!("expected Error::Block, got {other:?}"),
+        }
+        assert!(err.to_string().contains("`c`"), "{err}");
+        assert_eq!(
+            f.log.entries(),
+            ["init:a", "init:b", "init:c", "finish:b", "finish:a"],
+            "{failure}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_block_name_fails_before_any_init() {
+    let f = fixture();
+    let err = Runtime::start(&config(&[("plain", "a"), ("nope", "b")]), &f.registry).unwrap_err();
+    match err {
+        Error::InvalidArgument { name, reason } => {
+            assert_eq!(name, "blocks[1].name");
+            assert!(
+                reason.contains("`nope`") && reason.contains("listener"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(f.log.entries().is_empty());
+}
+
+#[test]
+fn chosen_blocks_init_and_finish_per_test_without_threads() {
+    let f = fixture();
+    let init = init_blocks(&config(&[("plain", "x"), ("plain", "y")]), &f.registry).unwrap();
+    assert_eq!(init.responsibilities().collect::<Vec<_>>(), ["x", "y"]);
+    assert!(init.block("y").is_some());
+    init.finish().unwrap();
+    assert_eq!(
+        f.log.entries(),
+        ["init:x", "init:y", "finish:y", "finish:x"]
+    );
+
+    // Dropping finishes too.
+    let f = fixture();
+    drop(init_blocks(&config(&[("plain", "p"), ("plain", "q")]), &f.registry).unwrap());
+    assert_eq!(f.log.with_prefix("finish:"), ["q", "p"]);
+}
+
+/// Sends `count` numbered bags to `to` from its run thread.
+struct Numbered {
+    to: String,
+    count: i64,
+}
+
+impl Block for Numbered {
+    fn init(&self, _: &Value) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn run(&self, ctl: Controller) {
+        let target = ctl.controller(&self.to).expect("target exists");
+        for seq in 0..self.count {
+            assert!(target.enqueue(Bag::new().with("seq", seq)));
+        }
+    }
+    fn finish(&self) -> syncmq::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn bags_arrive_in_order_with_the_sender_and_never_overlap() {
+    let mut f = fixture();
+    f.registry
+        .register("sender", |resp: &str| Numbered {
+            to: "sink".into(),
+            count: if resp == "s1" { 300 } else { 200 },
+        })
+        .unwrap();
+    let config = config(&[
+        ("listener", "sink"),
+        ("sender", "s1"),
+        ("sender", "s2"),
+        ("sender", "s3"),
+    ]);
+    let runtime = Runtime::start(&config, &f.registry).unwrap();
+    eventually(LIMIT, "700 bags", || {
+        f.log.with_prefix("bag:sink:").len() == 700
+    });
+    runtime.shutdown().unwrap();
+    let bags = f.log.with_prefix("bag:sink:");
+    for sender in ["s1", "s2", "s3"] {
+        let seqs: Vec<i64> = bags
+            .iter()
+            .filter_map(|b| b.strip_prefix(&format!("{sender}:")))
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let want = if sender == "s1" { 300 } else { 200 };
+        assert_eq!(seqs, (0..want).collect::<Vec<_>>(), "{sender}");
+    }
+    assert_eq!(f.overlaps.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn enqueue_says_when_a_bag_cannot_go() {
+    let f = fixture();
+    let runtime =
+        Runtime::start(&config(&[("plain", "p"), ("listener", "l")]), &f.registry).unwrap();
+    let to_plain = runtime.controller("p").unwrap();
+    assert_eq!(to_plain.name(), "plain");
+    assert!(!to_plain.enqueue(Bag::new()), "no on_enqueue");
+    assert!(matches!(
+        to_plain.try_enqueue(Bag::new()),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let to_listener = runtime.controller("l").unwrap();
+    match to_listener.try_enqueue(Bag::new().with("__from", "forged")) {
+        Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "__from"),
+        other => panic!("{other:?}"),
+    }
+    assert!(runtime.controller("missing").is_none());
+    assert!(to_listener.controller("p").is_some());
+    // From outside the blocks, `__from` is unset.
+    assert!(to_listener.enqueue(Bag::new().with("seq", 1)));
+    eventually(LIMIT, "the bag", || f.log.with_prefix("bag:l:") == ["-:1"]);
+    runtime.shutdown().unwrap();
+    assert!(
+        !to_listener.enqueue(Bag::new()),
+        "finished blocks take nothing"
+    );
+    assert!(matches!(
+        to_listener.try_enqueue(Bag::new()),
+        Err(Error::Closed(_))
+    ));
+}
+
+/// Sends a bag to itself from `run`, and another from its own callback.
+struct Echo {
+    log: Log,
+}
+
+impl Block for Echo {
+    fn init(&self, _: &Value) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn run(&self, ctl: Controller) {
+        assert!(ctl.enqueue(Bag::new().with("hop", 1)));
+    }
+    fn finish(&self) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn callbacks(&self) -> Callbacks {
+        Callbacks::ENQUEUE
+    }
+    fn on_enqueue(&self, ctl: &Controller, bag: Bag) {
+        let hop = bag.get("hop").and_then(Value::as_i64).unwrap();
+        self.log.push(format!("{}:{hop}", bag.from().unwrap()));
+        if hop < 3 {
+            assert!(ctl.enqueue(Bag::new().with("hop", hop + 1)));
+        }
+    }
+}
+
+#[test]
+fn a_block_may_enqueue_to_itself_even_from_its_callback() {
+    let log = Log::default();
+    let mut registry = Registry::new();
+    let l = log.clone();
+    registry
+        .register("echo", move |_| Echo { log: l.clone() })
+        .unwrap();
+    let runtime = Runtime::start(&config(&[("echo", "me")]), &registry).unwrap();
+    eventually(LIMIT, "three hops", || log.entries().len() == 3);
+    runtime.shutdown().unwrap();
+    assert_eq!(log.entries(), ["me:1", "me:2", "me:3"]);
+}
+
+#[test]
+fn every_bag_queued_before_the_shutdown_is_delivered_before_finish() {
+    let f = fixture();
+    let runtime = Runtime::start(&config(&[("listener", "l")]), &f.registry).unwrap();
+    let ctl = runtime.controller("l").unwrap();
+    for seq in 0..500 {
+        assert!(ctl.enqueue(Bag::new().with("seq", seq)));
+    }
+    runtime.shutdown().unwrap();
+    let entries = f.log.entries();
+    assert_eq!(entries.last().map(String::as_str), Some("finish:l"));
+    assert_eq!(f.log.with_prefix("bag:l:").len(), 500);
+}
+
+#[test]
+fn a_block_that_overruns_its_deadline_is_reported_and_the_others_finish() {
+    let mut f = fixture();
+    let config = RuntimeConfig::new()
+        .with_block(BlockConfig::new("plain").with_responsibility("first"))
+        .with_block(
+            BlockConfig::new("plain")
+                .with_responsibility("stuck")
+                .with_config(flag("hang_finish")),
+        )
+        .with_block(
+            BlockConfig::new("plain")
+                .with_responsibility("broken")
+                .with_config(flag("fail_finish")),
+        )
+        .with_finish_timeout(Duration::from_millis(200));
+    let runtime = Runtime::start(&config, &f.registry).unwrap();
+    let started = Instant::now();
+    let err = runtime.shutdown().unwrap_err();
+    assert!(started.elapsed() < LIMIT);
+    // The first failure in finishing order: `broken` finishes first.
+    match &err {
+        Error::Block {
+            block,
+            stage,
+            error,
+        } => {
+            assert_eq!((block.as_str(), *stage), ("`broken` (plain)", "finish"));
+            assert!(matches!(**error, Error::Storage(_)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.log.with_prefix("finish:"), ["broken", "stuck", "first"]);
+    drop(f.release.take()); // lets the stuck block's thread end
+}
+
+#[test]
+fn a_stuck_finish_is_a_timeout_naming_the_block() {
+    let mut f = fixture();
+    let config = RuntimeConfig::new()
+        .with_block(
+            BlockConfig::new("plain")
+                .with_responsibility("stuck")
+                .with_config(flag("hang_finish")),
+        )
+        .with_finish_timeout(Duration::from_millis(100));
+    let runtime = Runtime::start(&config, &f.registry).unwrap();
+    match runtime.shutdown().unwrap_err() {
+        Error::Block {
+            block,
+            stage,
+            error,
+        } => {
+            assert_eq!((block.as_str(), stage), ("`stuck` (plain)", "finish"));
+            assert!(matches!(*error, Error::Timeout { .. }), "{error:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(f.release.take());
+}
+
+#[test]
+fn a_panicking_run_is_reported_at_shutdown() {
+    let f = fixture();
+    let config = RuntimeConfig::new().with_block(
+        BlockConfig::new("plain")
+            .with_responsibility("p")
+            .with_config(flag("panic_run")),
+    );
+    let runtime = Runtime::start(&config, &f.registry).unwrap();
+    match runtime.shutdown().unwrap_err() {
+        Error::Block { stage, error, .. } => {
+            assert_eq!(stage, "run");
+            assert!(matches!(*error, Error::Panicked { .. }));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.log.with_prefix("finish:"), ["p"], "finished anyway");
+}
+
+/// Finishes the block `target` early from its run, then asks for the
+/// shutdown once it saw that block finish.
+struct Finisher {
+    log: Log,
+}
+
+impl Block for Finisher {
+    fn init(&self, _: &Value) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn run(&self, ctl: Controller) {
+        let target = ctl.controller("early").unwrap();
+        target.finish();
+        let deadline = Instant::now() + LIMIT;
+        while !self.log.entries().contains(&"finish:early".to_string()) {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(target.is_finishing());
+        ctl.shutdown();
+    }
+    fn finish(&self) -> syncmq::Result<()> {
+        self.log.push("finish:boss");
+        Ok(())
+    }
+}
+
+#[test]
+fn a_block_finished_early_is_finished_once() {
+    let mut f = fixture();
+    let log = f.log.clone();
+    f.registry
+        .register("boss", move |_| Finisher { log: log.clone() })
+        .unwrap();
+    let config = config(&[
+        ("listener", "early"),
+        ("listener", "late"),
+        ("boss", "boss"),
+    ]);
+    let runtime = Runtime::start(&config, &f.registry).unwrap();
+    runtime.run_until_shutdown().unwrap();
+    assert_eq!(f.log.with_prefix("finish:"), ["early", "boss", "late"]);
+}
+
+#[test]
+fn a_flapping_server_drives_connect_and_disconnect_in_order() {
+    let f = fixture();
+    let config = config(&[("listener", "one"), ("plain", "deaf"), ("listener", "two")])
+        .with_heartbeat(Duration::from_millis(5));
+    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let waiter = Arc::new(ConnectionWaiter::new());
+    runtime
+        .monitor(WaiterServer::new("broker", waiter.clone()))
+        .unwrap();
+    assert!(runtime
+        .monitor(WaiterServer::new("again", waiter.clone()))
+        .is_err());
+    let events = |resp: &str| -> Vec<String> {
+        f.log
+            .entries()
+            .into_iter()
+            .filter(|e| !e.starts_with("bag:") && e.contains(&format!(":{resp}:")))
+            .collect()
+    };
+    // Each step waits for the callbacks before the next flip.
+    for round in 1..=3u64 {
+        waiter.set_connected();
+        eventually(LIMIT, "connect seen", || {
+            events("two").last() == Some(&format!("connect:two:{round}"))
+        });
+        waiter.set_disconnected();
+        eventually(LIMIT, "disconnect seen", || {
+            events("two").last() == Some(&format!("disconnect:two:{round}"))
+        });
+    }
+    let want: Vec<String> = (1..=3)
+        .flat_map(|r| [format!("connect:one:{r}"), format!("disconnect:one:{r}")])
+        .collect();
+    assert_eq!(events("one"), want);
+    runtime.shutdown().unwrap();
+    assert_eq!(f.overlaps.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_flap_between_heartbeats_is_still_a_disconnect_and_a_connect() {
+    let f = fixture();
+    // A long heartbeat: the monitor sees the first connect at once (it waits
+    // on the waiter), then checks again only after the flaps.
+    let config = config(&[("listener", "l")]).with_heartbeat(Duration::from_millis(300));
+    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let waiter = Arc::new(ConnectionWaiter::new());
+    runtime
+        .monitor(WaiterServer::new("broker", waiter.clone()))
+        .unwrap();
+    waiter.set_connected();
+    eventually(LIMIT, "first connect", || {
+        f.log.entries().contains(&"connect:l:1".into())
+    });
+    for _ in 0..5 {
+        waiter.set_disconnected();
+        waiter.set_connected();
+    }
+    eventually(LIMIT, "the last connect", || {
+        f.log.entries().contains(&"connect:l:6".into())
+    });
+    runtime.shutdown().unwrap();
+    let events: Vec<String> = f
+        .log
+        .entries()
+        .into_iter()
+        .filter(|e| e.contains("connect:"))
+        .collect();
+    // Strictly alternating, starting with a connect, and the epochs rise.
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.starts_with("connect:"), i % 2 == 0, "{events:?}");
+    }
+    assert_eq!(events.last().map(String::as_str), Some("connect:l:6"));
+}
+
+#[test]
+fn a_tcp_server_that_goes_away_and_comes_back_is_seen() {
+    let f = fixture();
+    let config = config(&[("listener", "l")]).with_heartbeat(Duration::from_millis(10));
+    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.monitor(TcpServer::new("tcp", addr)).unwrap();
+    let (peer, _) = listener.accept().unwrap();
+    eventually(LIMIT, "connect", || {
+        f.log.entries().contains(&"connect:l:1".into())
+    });
+    drop(peer);
+    drop(listener);
+    eventually(LIMIT, "disconnect", || {
+        f.log.entries().contains(&"disconnect:l:1".into())
+    });
+    let listener = TcpListener::bind(addr).unwrap();
+    let _peer = listener.accept().unwrap();
+    eventually(LIMIT, "reconnect", || {
+        f.log.entries().contains(&"connect:l:2".into())
+    });
+    runtime.shutdown().unwrap();
+}
+
+/// Starts a helper thread that waits for the block's finishing signal.
+struct WithHelper {
+    log: Log,
+}
+
+impl Block for WithHelper {
+    fn init(&self, _: &Value) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn run(&self, ctl: Controller) {
+        let log = self.log.clone();
+        let finishing = ctl.finishing().clone();
+        ctl.spawn("waiter", move || {
+            let _ = finishing.recv();
+            log.push("helper:done");
+        })
+        .unwrap();
+        self.log.push("run:started helper");
+    }
+    fn finish(&self) -> syncmq::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn helper_threads_are_named_and_joined_when_their_block_finishes() {
+    let log = Log::default();
+    let mut registry = Registry::new();
+    let l = log.clone();
+    registry
+        .register("h", move |_| WithHelper { log: l.clone() })
+        .unwrap();
+    let runtime = Runtime::start(&config(&[("h", "h")]), &registry).unwrap();
+    eventually(LIMIT, "helper started", || log.entries().len() == 1);
+    eventually(LIMIT, "helper named", || {
+        common::syncmq_threads()
+            .iter()
+            .any(|t| t.starts_with("syncmq-blk-h-w"))
+    });
+    let ctl = runtime.controller("h").unwrap();
+    runtime.shutdown().unwrap();
+    assert_eq!(log.entries(), ["run:started helper", "helper:done"]);
+    assert!(
+        ctl.spawn("late", || {}).is_err(),
+        "a finished block starts nothing"
+    );
+}
+
+#[test]
+fn block_configurations_reach_init_from_json() {
+    let f = fixture();
+    let config: RuntimeConfig = serde_json::from_str(
+        r#"{"blocks": [
+            {"name": "plain", "responsibility": "ok"},
+            {"name": "plain", "responsibility": "bad", "config": {"fail_init": true}}
+        ], "finish_timeout_ms": 1000}"#,
+    )
+    .unwrap();
+    assert_eq!(config.finish_timeout(), Duration::from_secs(1));
+    let err = Runtime::start(&config, &f.registry).unwrap_err();
+    assert!(matches!(err, Error::Block { ref block, .. } if block.contains("bad")));
+    assert_eq!(f.log.entries(), ["init:ok", "init:bad", "finish:ok"]);
+}
