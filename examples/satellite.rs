@@ -1,0 +1,424 @@
+//! A satellite process made of blocks: TCP lines in, published, and
+//! acknowledged to the sender only once published.
+//!
+//! ```text
+//! cargo run --example satellite -- --listen 127.0.0.1:7070 --journal /tmp/lines.log
+//! printf 'hello\nworld\n' | nc 127.0.0.1 7070      # answers "ok 1", "ok 2"
+//! ```
+//!
+//! Blocks, in init order (finish goes the other way):
+//!
+//! 1. `finisher`: the signal block; Ctrl-C or SIGTERM starts the ordered
+//!    shutdown, a second one exits at once.
+//! 2. `store`: makes the `lines` channel on the adapter and consumes it,
+//!    appending every line to the journal file (the queue's far end). At
+//!    finish it closes the adapter, which hands on everything already
+//!    published, and its run drains that into the journal and syncs it.
+//! 3. `publisher`: the library's publisher block over the adapter's input.
+//! 4. `reader`: listens on TCP; each line becomes a bag to `publisher`, and
+//!    the reply (`ok: true`) becomes `ok <n>` to the client. A line the
+//!    client got no `ok` for may or may not be in the journal; a line it got
+//!    `ok` for always is.
+//!
+//! `--server HOST:PORT` adds a server monitor: the reader logs every
+//! connect and disconnect of that TCP endpoint.
+//!
+//! The adapter is the in-process [`SimpleAdapter`]; the ordered shutdown is
+//! what keeps acknowledged lines. Publishing somewhere durable is one
+//! constructor in `make_adapter` (any [`Adapter`]) or in the publisher's
+//! factory (any `Publish`: broker confirms, an fsync'd queue).
+//!
+//! Every life-cycle step is printed to stdout as `step <what> <block>`,
+//! which is what `tests/block_signals.rs` checks.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use serde::Deserialize;
+use syncmq::block::{
+    publisher, AdapterPublisher, Bag, Block, BlockConfig, Callbacks, Controller, PublisherBlock,
+    Registry, Runtime, RuntimeConfig, ServerEvent, SignalBlock, TcpServer, Value, SIGNAL_BLOCK,
+};
+use syncmq::{Adapter, ChannelSpec, Delivery, Error, Mode, Result, SimpleAdapter};
+
+const CHANNEL: &str = "lines";
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    std::process::exit(run(std::env::args().skip(1).collect()));
+}
+
+/// Prints one life-cycle step, at once (stdout may be a pipe).
+pub fn step(what: &str, block: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "step {what} {block}");
+    let _ = out.flush();
+}
+
+struct Args {
+    listen: String,
+    journal: String,
+    server: Option<SocketAddr>,
+}
+
+fn parse(args: Vec<String>) -> Result<Args> {
+    let mut parsed = Args {
+        listen: "127.0.0.1:7070".into(),
+        journal: "satellite-journal.log".into(),
+        server: None,
+    };
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| Error::invalid(flag.clone(), "needs a value"))
+        };
+        match flag.as_str() {
+            "--listen" => parsed.listen = value()?,
+            "--journal" => parsed.journal = value()?,
+            "--server" => {
+                let v = value()?;
+                parsed.server = Some(v.parse().map_err(|e| {
+                    Error::invalid("--server", format!("{v:?} is not HOST:PORT: {e}"))
+                })?);
+            }
+            other => {
+                return Err(Error::invalid(
+                    other,
+                    "unknown flag; use --listen ADDR, --journal PATH, --server HOST:PORT",
+                ))
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// The one constructor to swap for a durable queue or RabbitMQ.
+fn make_adapter() -> Arc<dyn Adapter> {
+    Arc::new(SimpleAdapter::new())
+}
+
+/// Runs the satellite until a signal; the process's exit code.
+pub fn run(args: Vec<String>) -> i32 {
+    match satellite(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("satellite: {e}");
+            eprintln!("satellite: {e}");
+            1
+        }
+    }
+}
+
+fn satellite(args: Vec<String>) -> Result<()> {
+    let args = parse(args)?;
+    let adapter = make_adapter();
+    let mut registry = Registry::empty();
+    registry.register(SIGNAL_BLOCK, |resp| Traced::new(resp, SignalBlock::new()))?;
+    {
+        let adapter = adapter.clone();
+        registry.register("store", move |resp| {
+            Traced::new(resp, Store::new(adapter.clone()))
+        })?;
+    }
+    {
+        let adapter = adapter.clone();
+        registry.register("publisher", move |resp| {
+            let adapter = adapter.clone();
+            Traced::new(
+                resp,
+                PublisherBlock::new(move |_| AdapterPublisher::new(&*adapter, CHANNEL)),
+            )
+        })?;
+    }
+    registry.register("reader", |resp| Traced::new(resp, Reader::default()))?;
+
+    let config = RuntimeConfig::new()
+        .with_block(BlockConfig::new(SIGNAL_BLOCK))
+        .with_block(
+            BlockConfig::new("store").with_config(Value::encode(&StoreConf {
+                journal: args.journal.clone(),
+            })?),
+        )
+        .with_block(BlockConfig::new("publisher"))
+        .with_block(
+            BlockConfig::new("reader").with_config(Value::encode(&ReaderConf {
+                listen: args.listen.clone(),
+                publisher: "publisher".into(),
+            })?),
+        );
+    let mut runtime = Runtime::start(&config, &registry)?;
+    if let Some(addr) = args.server {
+        runtime.monitor(TcpServer::new(addr.to_string(), addr))?;
+    }
+    step("running", "all");
+    let result = runtime.run_until_shutdown();
+    step("stopped", "all");
+    result
+}
+
+/// Prints each life-cycle step of the block it wraps.
+pub struct Traced<B> {
+    resp: String,
+    inner: B,
+}
+
+impl<B: Block> Traced<B> {
+    /// Wraps `inner`, the block for `resp`.
+    pub fn new(resp: &str, inner: B) -> Self {
+        Traced {
+            resp: resp.to_string(),
+            inner,
+        }
+    }
+}
+
+impl<B: Block> Block for Traced<B> {
+    fn init(&self, conf: &Value) -> Result<()> {
+        step("init", &self.resp);
+        self.inner.init(conf)
+    }
+    fn run(&self, ctl: Controller) {
+        self.inner.run(ctl)
+    }
+    fn finish(&self) -> Result<()> {
+        let result = self.inner.finish();
+        step("finished", &self.resp);
+        result
+    }
+    fn callbacks(&self) -> Callbacks {
+        self.inner.callbacks()
+    }
+    fn on_enqueue(&self, ctl: &Controller, bag: Bag) {
+        self.inner.on_enqueue(ctl, bag)
+    }
+    fn on_connect(&self, ctl: &Controller, server: &ServerEvent) {
+        self.inner.on_connect(ctl, server)
+    }
+    fn on_disconnect(&self, ctl: &Controller, server: &ServerEvent) {
+        self.inner.on_disconnect(ctl, server)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct StoreConf {
+    journal: String,
+}
+
+/// The queue's far end: every delivery of `lines` goes into the journal.
+struct Store {
+    adapter: Arc<dyn Adapter>,
+    state: Mutex<Option<(File, Receiver<Delivery>)>>,
+}
+
+impl Store {
+    fn new(adapter: Arc<dyn Adapter>) -> Self {
+        Store {
+            adapter,
+            state: Mutex::new(None),
+        }
+    }
+}
+
+impl Block for Store {
+    fn init(&self, conf: &Value) -> Result<()> {
+        let conf: StoreConf = conf.decode()?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&conf.journal)
+            .map_err(|e| Error::Storage(format!("journal {}: {e}", conf.journal)))?;
+        self.adapter
+            .new_channel(ChannelSpec::new(CHANNEL, Mode::Both))?;
+        *lock(&self.state) = Some((file, self.adapter.output(CHANNEL)?));
+        Ok(())
+    }
+
+    /// Until the adapter closes (in `finish`) and everything it handed on
+    /// is written.
+    fn run(&self, _ctl: Controller) {
+        let Some((mut file, output)) = lock(&self.state).take() else {
+            return;
+        };
+        for delivery in output.iter() {
+            let written = file
+                .write_all(delivery.body())
+                .and_then(|()| file.write_all(b"\n"));
+            match written {
+                Ok(()) => {
+                    let _ = delivery.ack();
+                }
+                Err(e) => {
+                    log::error!("journal write failed: {e}");
+                    let _ = delivery.nack(true);
+                }
+            }
+        }
+        if let Err(e) = file.sync_all() {
+            log::error!("journal sync failed: {e}");
+        }
+    }
+
+    fn finish(&self) -> Result<()> {
+        self.adapter.close()
+    }
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct ReaderConf {
+    listen: String,
+    publisher: String,
+}
+
+/// Lines from TCP clients to the publisher, `ok <n>` back once published.
+#[derive(Default)]
+struct Reader {
+    listener: Mutex<Option<TcpListener>>,
+    addr: Mutex<Option<SocketAddr>>,
+    publisher: Mutex<String>,
+    closing: Arc<AtomicBool>,
+    next_conn: AtomicU64,
+    /// The write half of every open connection, by connection number.
+    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+}
+
+impl Block for Reader {
+    fn init(&self, conf: &Value) -> Result<()> {
+        let conf: ReaderConf = conf.decode()?;
+        let listener = TcpListener::bind(&conf.listen)
+            .map_err(|e| Error::invalid("listen", format!("{}: {e}", conf.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Storage(format!("listener address: {e}")))?;
+        println!("listening on {addr}");
+        *lock(&self.listener) = Some(listener);
+        *lock(&self.addr) = Some(addr);
+        *lock(&self.publisher) = conf.publisher;
+        Ok(())
+    }
+
+    fn run(&self, ctl: Controller) {
+        let Some(listener) = lock(&self.listener).take() else {
+            return;
+        };
+        let Some(publisher) = ctl.controller(&lock(&self.publisher)) else {
+            log::error!("reader: no publisher block");
+            return;
+        };
+        for stream in listener.incoming() {
+            if self.closing.load(Ordering::SeqCst) {
+                break;
+            }
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("reader: accept failed: {e}");
+                    continue;
+                }
+            };
+            let conn = self.next_conn.fetch_add(1, Ordering::SeqCst);
+            let Ok(writer) = stream.try_clone() else {
+                continue;
+            };
+            // A client that stops reading must not stall the event thread.
+            let _ = writer.set_write_timeout(Some(Duration::from_secs(1)));
+            lock(&self.conns).insert(conn, writer);
+            if self.closing.load(Ordering::SeqCst) {
+                // `finish` may have shut the others down before this one
+                // was listed.
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            let publisher = publisher.clone();
+            let conns = self.conns.clone();
+            let spawned = ctl.spawn(&format!("conn{conn}"), move || {
+                read_lines(conn, stream, &publisher);
+                lock(&conns).remove(&conn);
+            });
+            if let Err(e) = spawned {
+                log::warn!("reader: connection {conn} refused: {e}");
+                lock(&self.conns).remove(&conn);
+            }
+        }
+    }
+
+    fn finish(&self) -> Result<()> {
+        self.closing.store(true, Ordering::SeqCst);
+        // Wake the accept loop, then end every connection's read.
+        if let Some(addr) = *lock(&self.addr) {
+            let _ = TcpStream::connect(addr);
+        }
+        for stream in lock(&self.conns).values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        Ok(())
+    }
+
+    fn callbacks(&self) -> Callbacks {
+        Callbacks::ENQUEUE | Callbacks::SERVER
+    }
+
+    /// A reply from the publisher: `ok <n>` to the client once published.
+    fn on_enqueue(&self, _ctl: &Controller, bag: Bag) {
+        let Some((conn, seq)) = bag
+            .get(publisher::ID)
+            .and_then(Value::as_str)
+            .and_then(|id| id.split_once(':'))
+        else {
+            return;
+        };
+        let (Ok(conn), Ok(seq)) = (conn.parse::<u64>(), seq.parse::<u64>()) else {
+            return;
+        };
+        let answer = match bag.get(publisher::OK).and_then(Value::as_bool) {
+            Some(true) => format!("ok {seq}\n"),
+            _ => {
+                let why = bag.get(publisher::ERROR).and_then(Value::as_str);
+                format!("err {seq} {}\n", why.unwrap_or("not published"))
+            }
+        };
+        if let Some(stream) = lock(&self.conns).get_mut(&conn) {
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    }
+
+    fn on_connect(&self, _ctl: &Controller, server: &ServerEvent) {
+        log::info!(
+            "reader: server {} connected (epoch {})",
+            server.name(),
+            server.epoch()
+        );
+        step("server-connected", "reader");
+    }
+
+    fn on_disconnect(&self, _ctl: &Controller, server: &ServerEvent) {
+        log::warn!("reader: server {} disconnected", server.name());
+        step("server-disconnected", "reader");
+    }
+}
+
+/// One connection: every line becomes a bag to the publisher, numbered
+/// from 1; ends at the client's EOF or when `finish` shuts the socket.
+fn read_lines(conn: u64, stream: TcpStream, publisher: &Controller) {
+    let mut seq = 0u64;
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        seq += 1;
+        let bag = Bag::new()
+            .with(publisher::BODY, line)
+            .with(publisher::ID, format!("{conn}:{seq}"));
+        if !publisher.enqueue(bag) {
+            // The publisher is finishing: no `ok` will come for this line.
+            break;
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! SIGTERM and SIGINT to a child process running blocks: the shutdown is
+//! ordered, the exit code is 0, and the satellite keeps every line it
+//! acknowledged.
+//!
+//! Signals are process-wide, so each case runs in a child: this binary
+//! started again with `SYNCMQ_BLOCK_CHILD` set, as either a small block
+//! process (`ordered`) or the satellite example (`satellite`, whose source
+//! is compiled in from `examples/satellite.rs`). It has its own `main`
+//! (`harness = false`): a test that is not a child runs the cases.
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../examples/satellite.rs"]
+mod satellite;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::panic::catch_unwind;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use syncmq::block::{BlockConfig, Registry, Runtime, RuntimeConfig, SignalBlock, SIGNAL_BLOCK};
+
+const CHILD: &str = "SYNCMQ_BLOCK_CHILD";
+const CHILD_ARGS: &str = "SYNCMQ_BLOCK_CHILD_ARGS";
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn main() {
+    match std::env::var(CHILD).as_deref() {
+        Ok("ordered") => std::process::exit(ordered_child()),
+        Ok("satellite") => {
+            let _ =
+                env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+                    .try_init();
+            let args = std::env::var(CHILD_ARGS).unwrap_or_default();
+            let args = args.split('\u{1f}').map(String::from).collect();
+            std::process::exit(satellite::run(args))
+        }
+        _ => run_cases(),
+    }
+}
+
+type Case = (&'static str, fn());
+
+fn run_cases() {
+    let cases: [Case; 3] = [
+        ("sigterm_finishes_blocks_in_reverse_order", || {
+            ordered_shutdown_on("TERM")
+        }),
+        ("sigint_finishes_blocks_in_reverse_order", || {
+            ordered_shutdown_on("INT")
+        }),
+        (
+            "satellite_sigterm_keeps_every_acknowledged_line",
+            satellite_sigterm_keeps_every_acknowledged_line,
+        ),
+    ];
+    // `cargo test -- NAME` filters, as with libtest; flags are ignored.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, case) in cases {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        ran += 1;
+        let ok = catch_unwind(case).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            failed.push(name);
+        }
+    }
+    println!(
+        "test result: {}. {} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        ran - failed.len(),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+/// The `ordered` child: the signal block and three blocks, each printing
+/// its steps; `ready` once running.
+fn ordered_child() -> i32 {
+    let mut registry = Registry::empty();
+    registry
+        .register(SIGNAL_BLOCK, |resp| {
+            satellite::Traced::new(resp, SignalBlock::new())
+        })
+        .unwrap();
+    registry
+        .register("idle", |resp| satellite::Traced::new(resp, Idle))
+        .unwrap();
+    let config = ["a", "b", "c"].iter().fold(
+        RuntimeConfig::new().with_block(BlockConfig::new(SIGNAL_BLOCK)),
+        |c, r| c.with_block(BlockConfig::new("idle").with_responsibility(*r)),
+    );
+    let runtime = match Runtime::start(&config, &registry) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    satellite::step("ready", "all");
+    match runtime.run_until_shutdown() {
+        Ok(()) => {
+            satellite::step("stopped", "all");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// Runs until finished, as a block whose `run` loops would.
+struct Idle;
+
+impl syncmq::block::Block for Idle {
+    fn init(&self, _: &syncmq::block::Value) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn run(&self, ctl: syncmq::block::Controller) {
+        let _ = ctl.finishing().recv();
+    }
+    fn finish(&self) -> syncmq::Result<()> {
+        Ok(())
+    }
+}
+
+/// A child process and its stdout, line by line.
+struct Spawned {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+fn spawn_child(mode: &str, args: &[&str]) -> Spawned {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, mode)
+        .env(CHILD_ARGS, args.join("\u{1f}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("child-stdout".into())
+        .spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap();
+    Spawned {
+        child,
+        lines,
+        seen: Vec::new(),
+    }
+}
+
+impl Spawned {
+    /// Reads lines until one satisfies `want`, and returns it.
+    fn wait_for(&mut self, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            match self.lines.recv_deadline(deadline) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("child never printed the line ({e}); saw {:?}", self.seen),
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the exit; returns the exit code and every line printed.
+    fn wait_exit(mut self) -> (Option<i32>, Vec<String>) {
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "the child did not exit within {LIMIT:?}; saw {:?}",
+                    self.seen
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // The pipe ends with the process: collect the rest.
+        self.seen.extend(self.lines.iter());
+        (status.code(), self.seen)
+    }
+}
+
+/// The steps among `lines`, in order, without the `step ` prefix.
+fn steps(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("step "))
+        .collect()
+}
+
+fn ordered_shutdown_on(signal: &str) {
+    let mut child = spawn_child("ordered", &[]);
+    child.wait_for(|l| l == "step ready all");
+    child.signal(signal);
+    let (code, lines) = child.wait_exit();
+    assert_eq!(
+        code,
+        Some(0),
+        "exit code after SIG{signal}; printed {lines:?}"
+    );
+    assert_eq!(
+        steps(&lines),
+        [
+            "init finisher",
+            "init a",
+            "init b",
+            "init c",
+            "ready all",
+            "finished c",
+            "finished b",
+            "finished a",
+            "finished finisher",
+            "stopped all",
+        ],
+        "after SIG{signal}"
+    );
+}
+
+fn satellite_sigterm_keeps_every_acknowledged_line() {
+    let dir = std::env::temp_dir().join(common::unique("satellite"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("journal.log");
+    let mut child = spawn_child(
+        "satellite",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--journal",
+            journal.to_str().unwrap(),
+        ],
+    );
+    let listening = child.wait_for(|l| l.starts_with("listening on "));
+    let addr = listening.trim_start_matches("listening on ").to_string();
+    child.wait_for(|l| l == "step running all");
+
+    let stream = TcpStream::connect(&addr).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let (acks_tx, acks) = crossbeam_channel::unbounded::<u64>();
+    let ack_reader = std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let seq = line
+                .strip_prefix("ok ")
+                .unwrap_or_else(|| panic!("unexpected answer {line:?}"));
+            acks_tx.send(seq.parse().unwrap()).unwrap();
+        }
+    });
+    // A first batch, fully acknowledged.
+    for i in 1..=200 {
+        writeln!(writer, "line-{i}").unwrap();
+    }
+    let mut acked = HashSet::new();
+    while acked.len() < 200 {
+        acked.insert(acks.recv_timeout(LIMIT).expect("an ack"));
+    }
+    // A second stream that runs until the satellite closes the socket, so
+    // the signal lands mid-stream.
+    let second = std::thread::spawn(move || {
+        let mut sent = 200u64;
+        while sent < 50_000_000 && writeln!(writer, "line-{}", sent + 1).is_ok() {
+            sent += 1;
+        }
+        sent
+    });
+    // Signal mid-stream: once some of the second batch is acknowledged.
+    while acked.len() < 300 {
+        acked.insert(acks.recv_timeout(LIMIT).expect("an ack"));
+    }
+    child.signal("TERM");
+    let (code, lines) = child.wait_exit();
+    let sent = second.join().unwrap();
+    ack_reader.join().unwrap();
+    acked.extend(acks.try_iter());
+    assert_eq!(code, Some(0), "exit code after SIGTERM; printed {lines:?}");
+
+    let finished: Vec<&str> = steps(&lines)
+        .into_iter()
+        .filter(|s| s.starts_with("finished "))
+        .collect();
+    assert_eq!(
+        finished,
+        [
+            "finished reader",
+            "finished publisher",
+            "finished store",
+            "finished finisher"
+        ]
+    );
+    let stored: HashSet<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let lost: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|seq| !stored.contains(&format!("line-{seq}")))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    assert!(acked.len() >= 300);
+    println!(
+        "satellite: {sent} lines sent, {} acknowledged, {} stored",
+        acked.len(),
+        stored.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
