@@ -60,3 +60,83 @@ fn simple_adapter_drop_joins_every_thread() {
     drop(adapter);
     no_threads_left();
 }
+
+mod block_runtime {
+    use super::*;
+    use std::sync::Arc;
+    use syncmq::block::{
+        Bag, Block, BlockConfig, Callbacks, Controller, Registry, Runtime, RuntimeConfig, Value,
+        WaiterServer,
+    };
+    use syncmq::ConnectionWaiter;
+
+    /// Keeps its run thread and one helper busy until finished, and takes
+    /// bags and server events.
+    struct Busy;
+
+    impl Block for Busy {
+        fn init(&self, _: &Value) -> syncmq::Result<()> {
+            Ok(())
+        }
+        fn run(&self, ctl: Controller) {
+            let finishing = ctl.finishing().clone();
+            ctl.spawn("helper", move || {
+                let _ = finishing.recv();
+            })
+            .unwrap();
+            let _ = ctl.finishing().recv();
+        }
+        fn finish(&self) -> syncmq::Result<()> {
+            Ok(())
+        }
+        fn callbacks(&self) -> Callbacks {
+            Callbacks::ALL
+        }
+        fn on_enqueue(&self, _: &Controller, _: Bag) {}
+    }
+
+    /// Two blocks (a run, an event and a helper thread each) and the
+    /// monitor: seven threads.
+    fn start() -> (Runtime, Arc<ConnectionWaiter>) {
+        let mut registry = Registry::new();
+        registry.register("busy", |_| Busy).unwrap();
+        let config = RuntimeConfig::new()
+            .with_block(BlockConfig::new("busy").with_responsibility("one"))
+            .with_block(BlockConfig::new("busy").with_responsibility("two"));
+        let mut runtime = Runtime::start(&config, &registry).unwrap();
+        let waiter = Arc::new(ConnectionWaiter::new());
+        runtime
+            .monitor(WaiterServer::new("broker", waiter.clone()))
+            .unwrap();
+        waiter.set_connected();
+        runtime.controller("two").unwrap().enqueue(Bag::new());
+        eventually(Duration::from_secs(5), "seven named block threads", || {
+            syncmq_threads().len() == 7
+        });
+        let running = syncmq_threads();
+        assert!(
+            running.iter().all(|name| name.starts_with("syncmq-blk-")),
+            "{running:?}"
+        );
+        (runtime, waiter)
+    }
+
+    #[test]
+    fn shutdown_joins_every_block_thread() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        no_threads_left();
+        let (runtime, _waiter) = start();
+        runtime.shutdown().unwrap();
+        no_threads_left();
+    }
+
+    #[test]
+    fn dropping_the_runtime_joins_every_block_thread() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        no_threads_left();
+        let (runtime, waiter) = start();
+        drop(runtime);
+        no_threads_left();
+        waiter.close();
+    }
+}
