@@ -10,8 +10,12 @@
 //! 2. [`message`]: [`Message`], [`Delivery`] and the [`Acker`] behind acks.
 //! 3. [`waiter`]: [`ConnectionWaiter`], which wakes every thread waiting for
 //!    a connection the moment it is up.
-//! 4. [`channel`]: named channels behind the [`Adapter`] trait, starting with
-//!    the in-process [`SimpleAdapter`].
+//! 4. [`queue`] (feature `durable`): the fjall-backed queue engine: topics,
+//!    subscribers, priorities, acks with redelivery, dead letters, dedupe,
+//!    expiry and group commit.
+//! 5. [`channel`]: named channels behind the [`Adapter`] trait, starting with
+//!    the in-process [`SimpleAdapter`] and, with the `durable` feature,
+//!    the `DurableAdapter` on the queue engine.
 //!
 //! ```
 //! use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
@@ -32,6 +36,8 @@
 pub mod channel;
 pub mod error;
 pub mod message;
+#[cfg(feature = "durable")]
+pub mod queue;
 pub mod waiter;
 
 mod thread;

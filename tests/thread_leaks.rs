@@ -60,3 +60,30 @@ fn simple_adapter_drop_joins_every_thread() {
     drop(adapter);
     no_threads_left();
 }
+
+#[cfg(feature = "durable")]
+#[test]
+fn queue_close_and_drop_join_every_thread() {
+    use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let dir = tempfile::tempdir().unwrap();
+    let config = QueueConfig::new().with_topic(TopicConfig::new("t", ["a"]));
+    let queue = Queue::open(dir.path(), config.clone()).unwrap();
+    eventually(Duration::from_secs(5), "committer and sweeper", || {
+        syncmq_threads() == ["syncmq-queue-co", "syncmq-queue-sw"]
+    });
+    // A consumer blocked in recv is woken by close, not left behind.
+    let sub = queue.subscribe("t", "a").unwrap();
+    let consumer = std::thread::spawn(move || sub.recv());
+    queue.close().unwrap();
+    assert!(consumer.join().unwrap().is_err());
+    no_threads_left();
+    drop(queue);
+    let queue = Queue::open(dir.path(), config).unwrap();
+    eventually(Duration::from_secs(5), "two queue threads", || {
+        syncmq_threads().len() == 2
+    });
+    drop(queue);
+    no_threads_left();
+}
