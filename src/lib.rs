@@ -15,7 +15,7 @@
 //!    expiry and group commit.
 //! 5. [`channel`]: named channels behind the [`Adapter`] trait, starting with
 //!    the in-process [`SimpleAdapter`] and, with the `durable` feature,
-//!    the `DurableAdapter` on the queue engine.
+//!    the [`DurableAdapter`] on the queue engine.
 //!
 //! ```
 //! use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
@@ -43,6 +43,8 @@ pub mod waiter;
 mod thread;
 
 pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
+#[cfg(feature = "durable")]
+pub use channel::{DurableAdapter, DurableConfig};
 pub use error::{Error, Result};
 pub use message::{Acker, Delivery, Message};
 pub use waiter::{ConnectionWaiter, Generation};

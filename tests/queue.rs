@@ -413,6 +413,26 @@ fn a_blocked_consumer_wakes_on_publish(fx: Fixture) {
     }
 }
 
+fn single_nacks_and_releases_keep_queue_order(fx: Fixture) {
+    let q = fx.open(config(topic("t", &["a"]))).unwrap();
+    q.publish("t", &[msg("0"), msg("1"), msg("2"), msg("3")])
+        .unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(4, Some(PATIENCE)).unwrap();
+    // One at a time, in any order: they come back in queue order.
+    a.nack(&[got[1].id], true).unwrap();
+    a.release(&[got[3].id]).unwrap();
+    a.nack(&[got[0].id], true).unwrap();
+    a.ack(&[got[2].id]).unwrap();
+    let again = a.next_batch(4, Some(PATIENCE)).unwrap();
+    assert_eq!(again.iter().map(body).collect::<Vec<_>>(), ["0", "1", "3"]);
+    // A release does not count as a delivery.
+    assert_eq!(
+        again.iter().map(|r| r.deliveries).collect::<Vec<_>>(),
+        [2, 2, 1]
+    );
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -436,6 +456,7 @@ on_both_stores!(
     bad_input_is_a_clear_error,
     close_wakes_blocked_consumers,
     a_blocked_consumer_wakes_on_publish,
+    single_nacks_and_releases_keep_queue_order,
 );
 
 /// A store that counts syncs and makes each one slow, as an fsync is.

@@ -87,3 +87,33 @@ fn queue_close_and_drop_join_every_thread() {
     drop(queue);
     no_threads_left();
 }
+
+#[cfg(feature = "durable")]
+#[test]
+fn durable_adapter_close_and_drop_join_every_thread() {
+    use syncmq::DurableAdapter;
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = DurableAdapter::open(dir.path()).unwrap();
+    adapter
+        .new_channel(ChannelSpec::new(unique("t"), Mode::Both).with_instances(2))
+        .unwrap();
+    adapter
+        .new_channel(ChannelSpec::new(unique("i"), Mode::Input))
+        .unwrap();
+    // Committer, sweeper, 2 + 2 for the first channel, 1 for the second.
+    eventually(Duration::from_secs(5), "seven named threads", || {
+        syncmq_threads().len() == 7
+    });
+    adapter.close().unwrap();
+    no_threads_left();
+    drop(adapter);
+    // Restored channels start their threads; dropping stops them.
+    let adapter = DurableAdapter::open(dir.path()).unwrap();
+    eventually(Duration::from_secs(5), "seven threads again", || {
+        syncmq_threads().len() == 7
+    });
+    drop(adapter);
+    no_threads_left();
+}

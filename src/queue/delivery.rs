@@ -169,6 +169,22 @@ impl State {
 
     /// Gives in-flight entries back (`requeue`) or dead-letters them.
     pub(crate) fn nack(&mut self, sub_id: u32, ids: &[EntryId], requeue: bool) -> Result<usize> {
+        self.give_back_ids(sub_id, ids, requeue, false)
+    }
+
+    /// Gives in-flight entries that never reached a consumer back to the
+    /// front, without counting the delivery.
+    pub(crate) fn release(&mut self, sub_id: u32, ids: &[EntryId]) -> Result<usize> {
+        self.give_back_ids(sub_id, ids, true, true)
+    }
+
+    fn give_back_ids(
+        &mut self,
+        sub_id: u32,
+        ids: &[EntryId],
+        requeue: bool,
+        uncount: bool,
+    ) -> Result<usize> {
         let sub = self
             .subs
             .get_mut(&sub_id)
@@ -176,6 +192,12 @@ impl State {
         let taken: Vec<(EntryId, Inflight)> = ids
             .iter()
             .filter_map(|id| sub.inflight.remove(id).map(|i| (*id, i)))
+            .map(|(id, mut i)| {
+                if uncount {
+                    i.deliveries = i.deliveries.saturating_sub(1);
+                }
+                (id, i)
+            })
             .collect();
         self.forget_deadlines(sub_id, &taken);
         let n = taken.len();
@@ -273,14 +295,23 @@ impl State {
                 sub.counters.entries = sub.counters.entries.saturating_sub(1);
                 sub.counters.dead += 1;
             } else {
-                sub.attempts.insert(id, i.deliveries);
-                batch.put(Space::Attempts, qkey, i.deliveries.to_be_bytes().to_vec());
+                if i.deliveries == 0 {
+                    if sub.attempts.remove(&id).is_some() {
+                        batch.delete(Space::Attempts, qkey);
+                    }
+                } else {
+                    sub.attempts.insert(id, i.deliveries);
+                    batch.put(Space::Attempts, qkey, i.deliveries.to_be_bytes().to_vec());
+                }
                 front.push((id, i.seq));
             }
         }
-        front.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+        // The redelivery list stays in queue order, whatever order entries
+        // come back in: it is served before the rest of the level.
         for (id, seq) in front {
-            sub.redeliver[usize::from(id.priority)].push_front((id, seq));
+            let list = &mut sub.redeliver[usize::from(id.priority)];
+            let at = list.partition_point(|(other, _)| other.position < id.position);
+            list.insert(at, (id, seq));
         }
         sub.put_counters(&mut batch);
         store.write(batch)?;

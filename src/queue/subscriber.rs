@@ -245,6 +245,17 @@ impl Subscriber {
         self.shared.lock().nack(self.id, ids, requeue)
     }
 
+    /// Gives in-flight entries that never reached a consumer back to the
+    /// front without counting the delivery: for code that took a batch and
+    /// must stop before handing all of it on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`].
+    pub fn release(&self, ids: &[EntryId]) -> Result<usize> {
+        self.shared.lock().release(self.id, ids)
+    }
+
     /// Puts every in-flight entry of this subscriber back at the front, as a
     /// consumer that reconnects wants (ppmq's ResetAck).
     ///
