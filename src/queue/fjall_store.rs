@@ -5,11 +5,26 @@
 //! keyspaces. The database is opened with manual journal persistence:
 //! `write` only appends to fjall's journal buffer, `flush` hands it to the
 //! OS and `sync` calls `fdatasync`, so the engine decides when to pay for
-//! durability (once per group commit). Weak deletes are fjall's
+//! durability (once per group commit).
+//!
+//! # Syncing without blocking writers
+//!
+//! fjall's own `persist(SyncData)` holds the journal's write lock for the
+//! whole fsync, so every publisher that arrives meanwhile waits, and a group
+//! commit round gathers almost nobody. `sync` therefore flushes the journal
+//! buffer to the OS under that lock (`persist(Buffer)`, microseconds) and
+//! then calls `fdatasync` on its own handle of the active journal file
+//! (`<dir>/<id>.jnl`, the highest id), outside the lock, while writers go
+//! on appending. That covers every batch written before the call: they are
+//! in that file's page cache, or in an older journal, which fjall synced
+//! (`SyncAll`) when it rotated away from it. If no journal file can be
+//! found or opened, `sync` falls back to fjall's `persist(SyncData)`. Weak deletes are fjall's
 //! `remove_weak`. One process at a time may open a directory (fjall keeps a
 //! lock file); a second open is an [`Error::Storage`].
 
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
@@ -20,6 +35,9 @@ use crate::error::{Error, Result};
 pub struct FjallStore {
     db: Database,
     spaces: Vec<Keyspace>,
+    dir: PathBuf,
+    /// Our own handle on the active journal file, and its id.
+    journal: Mutex<Option<(u64, File)>>,
 }
 
 impl std::fmt::Debug for FjallStore {
@@ -54,7 +72,48 @@ impl FjallStore {
                     .map_err(storage("open keyspace"))?,
             );
         }
-        Ok(FjallStore { db, spaces })
+        Ok(FjallStore {
+            db,
+            spaces,
+            dir: path.to_path_buf(),
+            journal: Mutex::new(None),
+        })
+    }
+
+    /// The id of the newest journal file, `<id>.jnl`, in the directory.
+    fn active_journal_id(&self) -> Option<u64> {
+        std::fs::read_dir(&self.dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".jnl")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+    }
+
+    /// `fdatasync` on the active journal through our own handle; false when
+    /// it could not be done that way.
+    fn sync_active_journal(&self) -> Result<bool> {
+        let Some(id) = self.active_journal_id() else {
+            return Ok(false);
+        };
+        let mut cached = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        if cached.as_ref().is_none_or(|(open_id, _)| *open_id != id) {
+            match File::open(self.dir.join(format!("{id}.jnl"))) {
+                Ok(file) => *cached = Some((id, file)),
+                Err(_) => return Ok(false), // rotated away meanwhile
+            }
+        }
+        if let Some((_, file)) = cached.as_ref() {
+            file.sync_data()
+                .map_err(|e| Error::Storage(format!("fjall: sync journal {id}.jnl: {e}")))?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn space(&self, space: Space) -> &Keyspace {
@@ -103,6 +162,11 @@ impl Store for FjallStore {
     }
 
     fn sync(&self) -> Result<()> {
+        // See "Syncing without blocking writers" in the module docs.
+        self.flush()?;
+        if self.sync_active_journal()? {
+            return Ok(());
+        }
         self.db
             .persist(PersistMode::SyncData)
             .map_err(storage("sync journal"))
