@@ -10,9 +10,13 @@
 //! 2. [`message`]: [`Message`], [`Delivery`] and the [`Acker`] behind acks.
 //! 3. [`waiter`]: [`ConnectionWaiter`], which wakes every thread waiting for
 //!    a connection the moment it is up.
-//! 4. [`channel`]: named channels behind the [`Adapter`] trait, starting with
-//!    the in-process [`SimpleAdapter`].
-//! 5. [`block`]: the block runtime: a process made of blocks with ordered
+//! 4. [`queue`] (feature `durable`): the fjall-backed queue engine: topics,
+//!    subscribers, priorities, acks with redelivery, dead letters, dedupe,
+//!    expiry and group commit.
+//! 5. [`channel`]: named channels behind the [`Adapter`] trait, starting with
+//!    the in-process [`SimpleAdapter`] and, with the `durable` feature,
+//!    the [`DurableAdapter`] on the queue engine.
+//! 6. [`block`]: the block runtime: a process made of blocks with ordered
 //!    init and finish, bags between them, server callbacks and signal
 //!    shutdown.
 //!
@@ -36,11 +40,15 @@ pub mod block;
 pub mod channel;
 pub mod error;
 pub mod message;
+#[cfg(feature = "durable")]
+pub mod queue;
 pub mod waiter;
 
 mod thread;
 
 pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
+#[cfg(feature = "durable")]
+pub use channel::{DurableAdapter, DurableConfig};
 pub use error::{Error, Result};
 pub use message::{Acker, Delivery, Message};
 pub use waiter::{ConnectionWaiter, Generation};

@@ -49,6 +49,34 @@ impl Subject for Simple {
     }
 }
 
+/// The durable adapter, each case in its own directory.
+#[cfg(feature = "durable")]
+struct Durable {
+    dir: tempfile::TempDir,
+}
+
+#[cfg(feature = "durable")]
+impl Durable {
+    fn new() -> Self {
+        Durable {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+}
+
+#[cfg(feature = "durable")]
+impl Subject for Durable {
+    fn open(&mut self) -> Box<dyn Adapter> {
+        Box::new(syncmq::DurableAdapter::open(self.dir.path()).expect("open"))
+    }
+    fn reopen(&mut self) -> Option<Box<dyn Adapter>> {
+        Some(self.open())
+    }
+    fn redelivers(&self) -> bool {
+        true
+    }
+}
+
 fn recv(output: &Receiver<Delivery>) -> Delivery {
     output
         .recv_timeout(PATIENCE)
@@ -332,3 +360,5 @@ macro_rules! conformance {
 }
 
 conformance!(simple, Simple);
+#[cfg(feature = "durable")]
+conformance!(durable, Durable::new());

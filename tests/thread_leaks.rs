@@ -140,3 +140,60 @@ mod block_runtime {
         waiter.close();
     }
 }
+
+#[cfg(feature = "durable")]
+#[test]
+fn queue_close_and_drop_join_every_thread() {
+    use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let dir = tempfile::tempdir().unwrap();
+    let config = QueueConfig::new().with_topic(TopicConfig::new("t", ["a"]));
+    let queue = Queue::open(dir.path(), config.clone()).unwrap();
+    eventually(Duration::from_secs(5), "committer and sweeper", || {
+        syncmq_threads() == ["syncmq-queue-co", "syncmq-queue-sw"]
+    });
+    // A consumer blocked in recv is woken by close, not left behind.
+    let sub = queue.subscribe("t", "a").unwrap();
+    let consumer = std::thread::spawn(move || sub.recv());
+    queue.close().unwrap();
+    assert!(consumer.join().unwrap().is_err());
+    no_threads_left();
+    drop(queue);
+    let queue = Queue::open(dir.path(), config).unwrap();
+    eventually(Duration::from_secs(5), "two queue threads", || {
+        syncmq_threads().len() == 2
+    });
+    drop(queue);
+    no_threads_left();
+}
+
+#[cfg(feature = "durable")]
+#[test]
+fn durable_adapter_close_and_drop_join_every_thread() {
+    use syncmq::DurableAdapter;
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = DurableAdapter::open(dir.path()).unwrap();
+    adapter
+        .new_channel(ChannelSpec::new(unique("t"), Mode::Both).with_instances(2))
+        .unwrap();
+    adapter
+        .new_channel(ChannelSpec::new(unique("i"), Mode::Input))
+        .unwrap();
+    // Committer, sweeper, 2 + 2 for the first channel, 1 for the second.
+    eventually(Duration::from_secs(5), "seven named threads", || {
+        syncmq_threads().len() == 7
+    });
+    adapter.close().unwrap();
+    no_threads_left();
+    drop(adapter);
+    // Restored channels start their threads; dropping stops them.
+    let adapter = DurableAdapter::open(dir.path()).unwrap();
+    eventually(Duration::from_secs(5), "seven threads again", || {
+        syncmq_threads().len() == 7
+    });
+    drop(adapter);
+    no_threads_left();
+}

@@ -6,6 +6,7 @@
 //! cargo run --release --example bench -- simple
 //! cargo run --release --example bench -- simple --messages 2000000 --json
 //! cargo run --release --example bench -- block
+//! cargo run --release --example bench -- queue --messages 20000 --backlog 1000000
 //! ```
 //!
 //! Each case runs `--runs` times, interleaved with its baseline so that a
@@ -13,6 +14,7 @@
 //! the table shows the median run.
 
 mod block;
+mod queue;
 mod report;
 mod simple;
 
@@ -37,6 +39,9 @@ enum Component {
     /// Bags between two blocks through the controller against raw
     /// crossbeam unbounded SPSC.
     Block(Load),
+    /// The durable queue engine against raw fjall: durable and buffered
+    /// publishes, group commit, end to end, a drained backlog.
+    Queue(queue::QueueLoad),
 }
 
 /// The load every bench takes.
@@ -62,6 +67,7 @@ fn main() {
     let table: Table = match cli.component {
         Component::Simple(load) => simple::run(load),
         Component::Block(load) => block::run(load),
+        Component::Queue(load) => queue::run(load),
     };
     if cli.json {
         table.print_json();

@@ -25,8 +25,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::message::Delivery;
 
+#[cfg(feature = "durable")]
+mod durable;
 mod simple;
 
+#[cfg(feature = "durable")]
+pub use durable::{DurableAdapter, DurableConfig, OUTPUT_SUBSCRIBER};
 pub use simple::SimpleAdapter;
 
 /// Which ends of a channel a process uses.

@@ -1,0 +1,579 @@
+//! The durable adapter: each channel is a topic of the embedded queue engine
+//! ([`crate::queue`]) with one subscriber, on fjall in a directory of your
+//! choice. The default adapter when no broker is wanted.
+//!
+//! ```text
+//! input Sender ─▶ bounded(buffer) ─▶ `instances` publishing threads ─▶ queue (fsync, group commit)
+//! queue ─▶ `instances` consuming threads ─▶ bounded(buffer) ─▶ output Receiver
+//! ```
+//!
+//! The publishing threads take whatever is waiting in the input and publish
+//! it as one batch, so a busy channel pays one fsync for many messages.
+//!
+//! # Guarantees
+//!
+//! - A message is durable once a publishing thread has published it, which
+//!   `close` waits for: everything sent before `close` survives a restart.
+//!   (A `send` returns when the message is in the input buffer; for "`Ok`
+//!   means on disk" call [`Queue::publish`] directly.)
+//! - At-least-once: a delivery stays in the queue until acked. `nack(true)`
+//!   and a dropped, unsettled delivery come back at the front; `nack(false)`
+//!   moves it to the channel's dead-letter queue (see
+//!   [`DurableAdapter::queue`]); deliveries unsettled at a crash or close
+//!   come back after the next open. `ack_multiple` acks every earlier
+//!   unsettled delivery of the channel too.
+//! - One instance keeps the order; more may reorder.
+//! - `close` publishes what is in the inputs, syncs, gives the deliveries
+//!   still waiting in the outputs back to the queue (they come first after
+//!   the next open), and joins every thread. Deliveries a consumer holds
+//!   can still be settled after `close`; the directory stays open (and
+//!   locked against a new adapter) until the last of them is settled or
+//!   dropped.
+//! - Channels survive a restart: an adapter opened on the same directory
+//!   has them again (calling `new_channel` once more for such a channel is
+//!   allowed and updates its spec; a second call in one session is
+//!   [`Error::ChannelExists`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{Adapter, ChannelSpec, Mode};
+use crate::error::{Error, Result};
+use crate::message::{Acker, Delivery, Message};
+use crate::queue::{Durability, EntryId, Interrupter, Queue, QueueConfig, Subscriber, TopicConfig};
+use crate::thread::{self, StopToken, Stopper, Worker};
+
+/// The subscriber name every channel's topic has.
+pub const OUTPUT_SUBSCRIBER: &str = "output";
+
+/// Where the adapter keeps its channel specs, in the queue's metadata.
+const CHANNELS_META: &str = "durable-adapter/channels";
+
+/// The most messages a publishing thread puts in one batch.
+const MAX_BATCH: usize = 512;
+
+/// Settings of a [`DurableAdapter`], with `#[must_use]` builders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableConfig {
+    /// When a publish is done; [`Durability::Durable`] (fsync) by default.
+    pub durability: Durability,
+    /// How long a delivery may stay unsettled before it is delivered again;
+    /// `None` (the default) waits for the ack, nack or drop.
+    pub ack_timeout: Option<Duration>,
+    /// Deliveries after which a message goes to the dead-letter queue
+    /// instead of coming back; 0 (the default) never.
+    pub max_deliveries: u32,
+}
+
+impl Default for DurableConfig {
+    fn default() -> Self {
+        DurableConfig {
+            durability: Durability::Durable,
+            ack_timeout: None,
+            max_deliveries: 0,
+        }
+    }
+}
+
+impl DurableConfig {
+    /// Durable publishes, no ack timeout, no delivery limit.
+    pub fn new() -> Self {
+        DurableConfig::default()
+    }
+
+    /// Sets the durability; the recommended setting is the default.
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Redelivers deliveries not settled within `timeout`.
+    #[must_use]
+    pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = Some(timeout);
+        self
+    }
+
+    /// Dead-letters a message after `max` deliveries; 0 never.
+    #[must_use]
+    pub fn with_max_deliveries(mut self, max: u32) -> Self {
+        self.max_deliveries = max;
+        self
+    }
+}
+
+/// A channel spec as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredSpec {
+    name: String,
+    mode: Mode,
+    buffer: usize,
+    instances: usize,
+}
+
+impl StoredSpec {
+    fn spec(&self) -> ChannelSpec {
+        ChannelSpec::new(&self.name, self.mode)
+            .with_buffer(self.buffer)
+            .with_instances(self.instances)
+    }
+}
+
+/// Channels on the embedded durable queue. See the module docs.
+///
+/// ```
+/// use syncmq::channel::DurableAdapter;
+/// use syncmq::{Adapter, ChannelSpec, Mode};
+///
+/// # fn main() -> syncmq::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let adapter = DurableAdapter::open(dir.path())?;
+/// adapter.new_channel(ChannelSpec::new("jobs", Mode::Both))?;
+/// adapter.input("jobs")?.send(b"resize photo 7".to_vec()).unwrap();
+/// adapter.close()?; // published and synced: it survives the restart
+///
+/// let adapter = DurableAdapter::open(dir.path())?;
+/// let delivery = adapter.output("jobs")?.recv().unwrap();
+/// assert_eq!(delivery.body(), b"resize photo 7");
+/// delivery.ack()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct DurableAdapter {
+    state: Mutex<State>,
+    config: DurableConfig,
+}
+
+impl std::fmt::Debug for DurableAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DurableAdapter").finish_non_exhaustive()
+    }
+}
+
+struct State {
+    /// `None` once closed.
+    queue: Option<Arc<Queue>>,
+    channels: HashMap<String, Channel>,
+}
+
+/// The adapter's own ends of a channel's input.
+type InputEnds = (Sender<Vec<u8>>, Receiver<Vec<u8>>);
+
+struct Channel {
+    stored: StoredSpec,
+    /// False for a channel restored from disk that `new_channel` has not
+    /// declared in this session yet.
+    declared: bool,
+    input: Option<InputEnds>,
+    output: Option<Receiver<Delivery>>,
+    stopper: Stopper,
+    pumps: Vec<Worker<usize>>,
+    consumers: Vec<Worker<()>>,
+    interrupters: Vec<Interrupter>,
+}
+
+impl DurableAdapter {
+    /// Opens (or creates) the adapter's queue in directory `path`, with
+    /// durable publishes, and restores the channels made there before.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the directory cannot be opened (another
+    /// process uses it, say); [`Error::Corrupt`] for unreadable records.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, DurableConfig::default())
+    }
+
+    /// As [`open`](Self::open), with settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_with(path: impl AsRef<Path>, config: DurableConfig) -> Result<Self> {
+        let queue = Queue::open(path, QueueConfig::new().with_durability(config.durability))?;
+        Self::on_queue(queue, config)
+    }
+
+    /// An adapter on a queue in memory: the same behaviour, nothing on
+    /// disk, gone when dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the OS refuses a thread.
+    pub fn memory() -> Result<Self> {
+        Self::on_queue(Queue::memory(QueueConfig::new())?, DurableConfig::default())
+    }
+
+    fn on_queue(queue: Queue, config: DurableConfig) -> Result<Self> {
+        let queue = Arc::new(queue);
+        let stored: Vec<StoredSpec> = match queue.meta(CHANNELS_META)? {
+            Some(bytes) => rmp_serde::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                key: format!("meta/app/{CHANNELS_META}"),
+                reason: e.to_string(),
+            })?,
+            None => Vec::new(),
+        };
+        let adapter = DurableAdapter {
+            state: Mutex::new(State {
+                queue: Some(queue.clone()),
+                channels: HashMap::new(),
+            }),
+            config,
+        };
+        for spec in stored {
+            spec.spec().validate().map_err(|e| Error::Corrupt {
+                key: format!("meta/app/{CHANNELS_META}"),
+                reason: format!("stored channel `{}`: {e}", spec.name),
+            })?;
+            let channel = adapter.start(&queue, spec, false)?;
+            adapter
+                .lock()
+                .channels
+                .insert(channel.stored.name.clone(), channel);
+        }
+        Ok(adapter)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update is a single insert or take.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The queue under the adapter, for what channels do not show: stats,
+    /// dead letters, replays. Each channel is a topic of the same name with
+    /// one subscriber, [`OUTPUT_SUBSCRIBER`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`.
+    pub fn queue(&self) -> Result<Arc<Queue>> {
+        self.lock()
+            .queue
+            .clone()
+            .ok_or_else(|| Error::closed("durable adapter"))
+    }
+
+    fn topic(&self, name: &str) -> TopicConfig {
+        TopicConfig::new(name, [OUTPUT_SUBSCRIBER])
+            .with_ack_timeout(self.config.ack_timeout.unwrap_or(Duration::ZERO))
+            .with_max_deliveries(self.config.max_deliveries)
+    }
+
+    /// Declares the channel's topic and starts its threads.
+    fn start(&self, queue: &Arc<Queue>, stored: StoredSpec, declared: bool) -> Result<Channel> {
+        queue.declare_topic(self.topic(&stored.name))?;
+        let (stopper, stop) = thread::stop_signal();
+        let mut channel = Channel {
+            declared,
+            input: None,
+            output: None,
+            stopper,
+            pumps: Vec::new(),
+            consumers: Vec::new(),
+            interrupters: Vec::new(),
+            stored: stored.clone(),
+        };
+        let name = &stored.name;
+        // On an error below, dropping `channel` stops what was started.
+        if stored.mode.allows_input() {
+            let (tx, rx) = crossbeam_channel::bounded(stored.buffer);
+            for i in 0..stored.instances {
+                let (queue, rx, stop, topic) =
+                    (queue.clone(), rx.clone(), stop.clone(), name.clone());
+                channel.pumps.push(thread::spawn(
+                    format!("durable-in-{i}:{name}"),
+                    move || pump(&queue, &topic, &rx, &stop),
+                )?);
+            }
+            channel.input = Some((tx, rx));
+        }
+        if stored.mode.allows_output() {
+            let (tx, rx) = crossbeam_channel::bounded(stored.buffer);
+            let prefetch = stored.buffer.clamp(1, 256);
+            for i in 0..stored.instances {
+                let sub = Arc::new(queue.subscribe(name, OUTPUT_SUBSCRIBER)?);
+                channel.interrupters.push(sub.interrupter());
+                let (tx, stop) = (tx.clone(), stop.clone());
+                channel.consumers.push(thread::spawn(
+                    format!("durable-out-{i}:{name}"),
+                    move || consume(&sub, prefetch, &tx, &stop),
+                )?);
+            }
+            channel.output = Some(rx);
+        }
+        Ok(channel)
+    }
+
+    fn save_specs(queue: &Queue, channels: &HashMap<String, Channel>) -> Result<()> {
+        let mut specs: Vec<&StoredSpec> = channels.values().map(|c| &c.stored).collect();
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        queue.set_meta(CHANNELS_META, &rmp_serde::to_vec(&specs)?)
+    }
+
+    fn with_channel<T>(&self, name: &str, f: impl FnOnce(&Channel) -> Result<T>) -> Result<T> {
+        let state = self.lock();
+        if state.queue.is_none() {
+            return Err(Error::closed("durable adapter"));
+        }
+        let channel = state
+            .channels
+            .get(name)
+            .ok_or_else(|| Error::UnknownChannel(name.to_string()))?;
+        f(channel)
+    }
+}
+
+impl Adapter for DurableAdapter {
+    fn new_channel(&self, spec: ChannelSpec) -> Result<()> {
+        spec.validate()?;
+        let mut state = self.lock();
+        let queue = state
+            .queue
+            .clone()
+            .ok_or_else(|| Error::closed("durable adapter"))?;
+        let restored = match state.channels.get(spec.name()) {
+            Some(c) if c.declared => return Err(Error::ChannelExists(spec.name().to_string())),
+            Some(_) => state.channels.remove(spec.name()),
+            None => None,
+        };
+        if let Some(old) = restored {
+            if let Err(e) = stop_channel(old, Instant::now() + Duration::from_secs(10)) {
+                log::warn!("durable adapter: restarting channel `{}`: {e}", spec.name());
+            }
+        }
+        let stored = StoredSpec {
+            name: spec.name().to_string(),
+            mode: spec.mode(),
+            buffer: spec.buffer(),
+            instances: spec.instances(),
+        };
+        let channel = self.start(&queue, stored, true)?;
+        state.channels.insert(spec.name().to_string(), channel);
+        Self::save_specs(&queue, &state.channels)
+    }
+
+    fn input(&self, name: &str) -> Result<Sender<Vec<u8>>> {
+        self.with_channel(name, |ch| match &ch.input {
+            Some((tx, _)) => Ok(tx.clone()),
+            None => Err(wrong_mode(name, ch.stored.mode, "input")),
+        })
+    }
+
+    fn output(&self, name: &str) -> Result<Receiver<Delivery>> {
+        self.with_channel(name, |ch| match &ch.output {
+            Some(rx) => Ok(rx.clone()),
+            None => Err(wrong_mode(name, ch.stored.mode, "output")),
+        })
+    }
+
+    fn mode(&self, name: &str) -> Result<Mode> {
+        self.with_channel(name, |ch| Ok(ch.stored.mode))
+    }
+
+    fn close(&self) -> Result<()> {
+        let (queue, channels) = {
+            let mut state = self.lock();
+            (state.queue.take(), std::mem::take(&mut state.channels))
+        };
+        let Some(queue) = queue else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut first_error = None;
+        for (_, channel) in channels {
+            if let Err(e) = stop_channel(channel, deadline) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Err(e) = queue.close() {
+            first_error.get_or_insert(e);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for DurableAdapter {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            log::warn!("durable adapter: close on drop: {e}");
+        }
+    }
+}
+
+/// Publishes what is in the input, stops the channel's threads and joins
+/// them. The output ends once the consumers are joined.
+fn stop_channel(channel: Channel, deadline: Instant) -> Result<()> {
+    let Channel {
+        stored,
+        input,
+        output,
+        mut stopper,
+        pumps,
+        consumers,
+        interrupters,
+        ..
+    } = channel;
+    drop(input);
+    stopper.stop();
+    for i in &interrupters {
+        i.interrupt();
+    }
+    let mut first_error = None;
+    let mut lost = 0;
+    for w in pumps {
+        match w.join_deadline(deadline) {
+            Ok(n) => lost += n,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    for w in consumers {
+        if let Err(e) = w.join_deadline(deadline) {
+            first_error.get_or_insert(e);
+        }
+    }
+    // Deliveries nobody took from the output go back to the queue (dropping
+    // them requeues them), so they do not keep it open after close.
+    if let Some(output) = output {
+        while let Ok(delivery) = output.try_recv() {
+            drop(delivery);
+        }
+    }
+    if lost > 0 {
+        first_error.get_or_insert(Error::Storage(format!(
+            "channel `{}`: {lost} messages could not be stored (see the log)",
+            stored.name
+        )));
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn wrong_mode(name: &str, mode: Mode, operation: &'static str) -> Error {
+    Error::WrongMode {
+        channel: name.to_string(),
+        mode: mode.to_string(),
+        operation,
+    }
+}
+
+/// A publishing thread: input to queue, a batch of whatever is waiting at a
+/// time, until told to stop; then what is left in the input. Returns how
+/// many messages it could not store.
+fn pump(queue: &Queue, topic: &str, input: &Receiver<Vec<u8>>, stop: &StopToken) -> usize {
+    let mut lost = 0;
+    loop {
+        let first = select! {
+            recv(input) -> body => match body {
+                Ok(body) => body,
+                Err(_) => return lost,
+            },
+            recv(stop.receiver()) -> _ => break,
+        };
+        lost += publish_waiting(queue, topic, input, Some(first));
+    }
+    // Stopped: whatever was sent before the input's last handle went.
+    while !input.is_empty() {
+        lost += publish_waiting(queue, topic, input, None);
+    }
+    lost
+}
+
+/// Publishes `first` and up to a batch of what waits behind it; returns how
+/// many could not be stored.
+fn publish_waiting(
+    queue: &Queue,
+    topic: &str,
+    input: &Receiver<Vec<u8>>,
+    first: Option<Vec<u8>>,
+) -> usize {
+    let mut batch: Vec<Message> = first.into_iter().map(Message::new).collect();
+    while batch.len() < MAX_BATCH {
+        match input.try_recv() {
+            Ok(body) => batch.push(Message::new(body)),
+            Err(_) => break,
+        }
+    }
+    if batch.is_empty() || queue.publish(topic, &batch).is_ok() {
+        return 0;
+    }
+    // One bad message (too large, say) must not take the others with it.
+    let mut lost = 0;
+    for m in batch {
+        if let Err(e) = queue.publish(topic, std::slice::from_ref(&m)) {
+            log::error!(
+                "durable adapter: channel `{topic}`: a message of {} bytes was not stored: {e}",
+                m.body().len()
+            );
+            lost += 1;
+        }
+    }
+    lost
+}
+
+/// A consuming thread: queue to output until told to stop. Deliveries it
+/// still holds then are dropped, which gives them back to the queue.
+fn consume(sub: &Arc<Subscriber>, prefetch: usize, output: &Sender<Delivery>, stop: &StopToken) {
+    while !stop.is_stopped() {
+        let batch = match sub.next_batch(prefetch, None) {
+            Ok(batch) => batch,
+            Err(Error::Closed(_)) => return,
+            Err(e) => {
+                log::error!("durable adapter: channel `{}`: {e}", sub.topic());
+                if stop.sleep(Duration::from_secs(1)) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut batch = batch.into_iter();
+        while let Some(r) = batch.next() {
+            let acker = DurableAcker {
+                sub: sub.clone(),
+                id: r.id,
+            };
+            let delivery =
+                Delivery::new(r.message, Box::new(acker)).with_redelivered(r.deliveries > 1);
+            let handed_on = select! {
+                send(output, delivery) -> sent => sent.is_ok(),
+                recv(stop.receiver()) -> _ => false,
+            };
+            if !handed_on {
+                // Not delivered: back to the front, uncounted.
+                let ids: Vec<EntryId> = batch.map(|r| r.id).collect();
+                if let Err(e) = sub.release(&ids) {
+                    log::warn!("durable adapter: channel `{}`: {e}", sub.topic());
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Settles a delivery with the queue.
+struct DurableAcker {
+    sub: Arc<Subscriber>,
+    id: EntryId,
+}
+
+impl Acker for DurableAcker {
+    fn ack(self: Box<Self>, multiple: bool) -> Result<()> {
+        if multiple {
+            self.sub.ack_through(self.id)?;
+        } else {
+            self.sub.ack(&[self.id])?;
+        }
+        Ok(())
+    }
+
+    fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
+        self.sub.nack(&[self.id], requeue)?;
+        Ok(())
+    }
+}

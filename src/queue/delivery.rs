@@ -1,0 +1,537 @@
+//! Consuming: taking entries, acks and nacks, redelivery at the front,
+//! dead letters and expiry.
+//!
+//! An entry taken by a consumer stays in the store and moves, in memory, to
+//! the subscriber's in-flight set with an ack deadline. `ack` deletes it
+//! (and the message, once no subscriber holds it); `nack` with requeue,
+//! `reset` and a passed deadline put it back at the front of its priority
+//! level, in queue order; after `max_deliveries` deliveries, or on `nack`
+//! without requeue, it moves to the subscriber's dead-letter queue instead.
+//! Priority 0 is served first, FIFO within a level.
+
+use std::time::{Instant, SystemTime};
+
+use super::engine::{missing_sub, Inflight, State, Sub, TopicInfo};
+use super::keys;
+use super::store::{Batch, Space, Store};
+use super::subscriber::{DeadLetter, EntryId, Received, SubscriberStats};
+use crate::error::Result;
+use crate::message::Message;
+
+impl State {
+    fn parts(&mut self, sub_id: u32) -> Result<(&mut Sub, TopicInfo, &dyn Store)> {
+        let sub = self
+            .subs
+            .get_mut(&sub_id)
+            .ok_or_else(|| missing_sub(sub_id))?;
+        let topic = self
+            .topics
+            .get(&sub.topic)
+            .ok_or_else(|| missing_sub(sub_id))?;
+        Ok((sub, topic.info(), &*self.store))
+    }
+
+    /// Takes up to `max` entries for `sub_id`: redeliveries first, then the
+    /// queue from its cursor, priority 0 first. Expired messages are dropped
+    /// and counted on the way. Returns an error only when nothing could be
+    /// taken; an error after some entries were taken is left for the next
+    /// call (the entry at fault stays where it is).
+    pub(crate) fn take(&mut self, sub_id: u32, max: usize) -> Result<Vec<Received>> {
+        let mut out = Vec::new();
+        if max == 0 || self.subs.get(&sub_id).is_none_or(|s| s.ready() == 0) {
+            return Ok(out);
+        }
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let mut batch = Batch::new();
+        let mut tag = self.next_tag;
+        let mut new_deadlines = Vec::new();
+        let result = (|| -> Result<()> {
+            let (sub, info, store) = self.parts(sub_id)?;
+            for priority in 0..sub.cursors.len() {
+                let p = priority as u8;
+                while out.len() < max {
+                    let Some(&(id, seq)) = sub.redeliver[priority].front() else {
+                        break;
+                    };
+                    let taken = pull(sub, info, store, id, seq, false, wall, &mut batch)?;
+                    sub.redeliver[priority].pop_front();
+                    if let Some(message) = taken {
+                        out.push(deliver(
+                            sub,
+                            info,
+                            id,
+                            seq,
+                            message,
+                            now,
+                            &mut tag,
+                            &mut new_deadlines,
+                        ));
+                    }
+                }
+                while out.len() < max {
+                    let from = keys::queue(sub.id, p, sub.cursors[priority]);
+                    let entries = store.scan(
+                        Space::Queue,
+                        &from,
+                        &keys::queue_end(sub.id, p),
+                        max - out.len(),
+                    )?;
+                    if entries.is_empty() {
+                        break;
+                    }
+                    for (key, value) in entries {
+                        let id = EntryId::from_queue_key(&key)
+                            .ok_or_else(|| keys::corrupt(Space::Queue, &key, "not a queue key"))?;
+                        let seq = keys::read_u64(&value, 0, Space::Queue, &key)?;
+                        let taken = pull(sub, info, store, id, seq, true, wall, &mut batch)?;
+                        sub.cursors[priority] = id.position + 1;
+                        if let Some(message) = taken {
+                            out.push(deliver(
+                                sub,
+                                info,
+                                id,
+                                seq,
+                                message,
+                                now,
+                                &mut tag,
+                                &mut new_deadlines,
+                            ));
+                        }
+                    }
+                }
+                if out.len() >= max {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        self.next_tag = tag;
+        let earliest = self.deadlines.first().map(|d| d.0);
+        if new_deadlines
+            .iter()
+            .any(|d| earliest.is_none_or(|e| d.0 < e))
+        {
+            self.wake_sweeper = true;
+        }
+        for d in new_deadlines {
+            self.deadlines.insert(d);
+        }
+        if !batch.is_empty() {
+            if let Some(sub) = self.subs.get(&sub_id) {
+                sub.put_counters(&mut batch);
+            }
+            self.store.write(batch)?;
+        }
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) if out.is_empty() => Err(e),
+            Err(e) => {
+                log::warn!("queue: stopped a batch early: {e}");
+                Ok(out)
+            }
+        }
+    }
+
+    /// Acks in-flight entries; returns how many were in flight.
+    pub(crate) fn ack(&mut self, sub_id: u32, ids: &[EntryId]) -> Result<usize> {
+        let mut batch = Batch::new();
+        let mut removed = Vec::new();
+        let (sub, info, store) = self.parts(sub_id)?;
+        for id in ids {
+            if let Some(inflight) = sub.inflight.remove(id) {
+                drop_entry(sub, info, store, *id, inflight.seq, &mut batch)?;
+                removed.push((*id, inflight));
+            }
+        }
+        if !removed.is_empty() {
+            sub.put_counters(&mut batch);
+        }
+        self.forget_deadlines(sub_id, &removed);
+        self.store.write(batch)?;
+        Ok(removed.len())
+    }
+
+    /// Acks `id` and every entry of the subscriber delivered before it.
+    pub(crate) fn ack_through(&mut self, sub_id: u32, id: EntryId) -> Result<usize> {
+        let sub = self.subs.get(&sub_id).ok_or_else(|| missing_sub(sub_id))?;
+        let Some(last) = sub.inflight.get(&id).map(|i| i.tag) else {
+            return Ok(0);
+        };
+        let ids: Vec<EntryId> = sub
+            .inflight
+            .iter()
+            .filter(|(_, i)| i.tag <= last)
+            .map(|(id, _)| *id)
+            .collect();
+        self.ack(sub_id, &ids)
+    }
+
+    /// Gives in-flight entries back (`requeue`) or dead-letters them.
+    pub(crate) fn nack(&mut self, sub_id: u32, ids: &[EntryId], requeue: bool) -> Result<usize> {
+        self.give_back_ids(sub_id, ids, requeue, false)
+    }
+
+    /// Gives in-flight entries that never reached a consumer back to the
+    /// front, without counting the delivery.
+    pub(crate) fn release(&mut self, sub_id: u32, ids: &[EntryId]) -> Result<usize> {
+        self.give_back_ids(sub_id, ids, true, true)
+    }
+
+    fn give_back_ids(
+        &mut self,
+        sub_id: u32,
+        ids: &[EntryId],
+        requeue: bool,
+        uncount: bool,
+    ) -> Result<usize> {
+        let sub = self
+            .subs
+            .get_mut(&sub_id)
+            .ok_or_else(|| missing_sub(sub_id))?;
+        let taken: Vec<(EntryId, Inflight)> = ids
+            .iter()
+            .filter_map(|id| sub.inflight.remove(id).map(|i| (*id, i)))
+            .map(|(id, mut i)| {
+                if uncount {
+                    i.deliveries = i.deliveries.saturating_sub(1);
+                }
+                (id, i)
+            })
+            .collect();
+        self.forget_deadlines(sub_id, &taken);
+        let n = taken.len();
+        self.give_back(sub_id, taken, !requeue)?;
+        Ok(n)
+    }
+
+    /// Every in-flight entry of the subscriber back to the front (ppmq's
+    /// ResetAck, for a consumer that reconnects).
+    pub(crate) fn reset(&mut self, sub_id: u32) -> Result<usize> {
+        let sub = self
+            .subs
+            .get_mut(&sub_id)
+            .ok_or_else(|| missing_sub(sub_id))?;
+        let taken: Vec<(EntryId, Inflight)> = sub.inflight.drain().collect();
+        self.forget_deadlines(sub_id, &taken);
+        let n = taken.len();
+        self.give_back(sub_id, taken, false)?;
+        Ok(n)
+    }
+
+    /// Redelivers every entry whose ack deadline is at or before `now`.
+    /// Returns the subscribers that got entries back and the next deadline.
+    pub(crate) fn sweep(&mut self, now: Instant) -> (Vec<u32>, Option<Instant>) {
+        let mut expired: std::collections::BTreeMap<u32, Vec<(EntryId, Inflight)>> =
+            Default::default();
+        while let Some(&first) = self.deadlines.first() {
+            if first.0 > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let (_, tag, sub_id, id) = first;
+            if let Some(sub) = self.subs.get_mut(&sub_id) {
+                if sub.inflight.get(&id).is_some_and(|i| i.tag == tag) {
+                    if let Some(i) = sub.inflight.remove(&id) {
+                        expired.entry(sub_id).or_default().push((id, i));
+                    }
+                }
+            }
+        }
+        let mut woken = Vec::new();
+        for (sub_id, taken) in expired {
+            log::debug!("queue: {} deliveries timed out; redelivering", taken.len());
+            if let Err(e) = self.give_back(sub_id, taken, false) {
+                log::error!("queue: redelivery after an ack timeout failed: {e}");
+            }
+            woken.push(sub_id);
+        }
+        (woken, self.deadlines.first().map(|d| d.0))
+    }
+
+    fn forget_deadlines(&mut self, sub_id: u32, taken: &[(EntryId, Inflight)]) {
+        for (id, i) in taken {
+            if let Some(d) = i.deadline {
+                self.deadlines.remove(&(d, i.tag, sub_id, *id));
+            }
+        }
+    }
+
+    /// Puts entries taken out of flight back at the front, in queue order,
+    /// or into the dead-letter queue (`dead`, or when they reached the
+    /// topic's delivery limit).
+    fn give_back(
+        &mut self,
+        sub_id: u32,
+        taken: Vec<(EntryId, Inflight)>,
+        dead: bool,
+    ) -> Result<()> {
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let State {
+            topics,
+            subs,
+            store,
+            ..
+        } = self;
+        let sub = subs.get_mut(&sub_id).ok_or_else(|| missing_sub(sub_id))?;
+        let topic = topics
+            .get_mut(&sub.topic)
+            .ok_or_else(|| missing_sub(sub_id))?;
+        let max = topic.config.max_deliveries;
+        let mut batch = Batch::new();
+        let mut front = Vec::new();
+        for (id, i) in taken {
+            let qkey = keys::queue(sub.id, id.priority, id.position);
+            if dead || (max > 0 && i.deliveries >= max) {
+                let position = topic.alloc_seq(&mut batch);
+                let value = [i.seq.to_be_bytes().as_slice(), &i.deliveries.to_be_bytes()].concat();
+                batch.put(Space::Dead, keys::dead(sub.id, position), value);
+                batch.delete_weak(Space::Queue, qkey.clone());
+                if sub.attempts.remove(&id).is_some() {
+                    batch.delete(Space::Attempts, qkey);
+                }
+                sub.counters.entries = sub.counters.entries.saturating_sub(1);
+                sub.counters.dead += 1;
+            } else {
+                if i.deliveries == 0 {
+                    if sub.attempts.remove(&id).is_some() {
+                        batch.delete(Space::Attempts, qkey);
+                    }
+                } else {
+                    sub.attempts.insert(id, i.deliveries);
+                    batch.put(Space::Attempts, qkey, i.deliveries.to_be_bytes().to_vec());
+                }
+                front.push((id, i.seq));
+            }
+        }
+        // The redelivery list stays in queue order, whatever order entries
+        // come back in: it is served before the rest of the level.
+        for (id, seq) in front {
+            let list = &mut sub.redeliver[usize::from(id.priority)];
+            let at = list.partition_point(|(other, _)| other.position < id.position);
+            list.insert(at, (id, seq));
+        }
+        sub.put_counters(&mut batch);
+        store.write(batch)?;
+        sub.cond.notify_all();
+        Ok(())
+    }
+
+    /// Up to `limit` dead letters of the subscriber, oldest first.
+    pub(crate) fn dead_letters(&mut self, sub_id: u32, limit: usize) -> Result<Vec<DeadLetter>> {
+        let (sub, info, store) = self.parts(sub_id)?;
+        let entries = store.scan(
+            Space::Dead,
+            &keys::sub_start(sub.id),
+            &keys::sub_end(sub.id),
+            limit,
+        )?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let position = keys::read_u64(&key, 4, Space::Dead, &key)?;
+            let seq = keys::read_u64(&value, 0, Space::Dead, &key)?;
+            let deliveries = keys::read_u32(&value, 8, Space::Dead, &key)?;
+            out.push(DeadLetter {
+                position,
+                message: read_message(store, info.id, seq, Space::Dead, &key)?,
+                deliveries,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Moves every dead letter back to the end of its queue (`replay`), or
+    /// deletes them all. Returns how many.
+    pub(crate) fn drain_dead(&mut self, sub_id: u32, replay: bool) -> Result<usize> {
+        let mut n = 0;
+        loop {
+            let State {
+                topics,
+                subs,
+                store,
+                ..
+            } = &mut *self;
+            let sub = subs.get_mut(&sub_id).ok_or_else(|| missing_sub(sub_id))?;
+            let topic = topics
+                .get_mut(&sub.topic)
+                .ok_or_else(|| missing_sub(sub_id))?;
+            let info = topic.info();
+            let last_priority = topic.config.priorities - 1;
+            let entries = store.scan(
+                Space::Dead,
+                &keys::sub_start(sub.id),
+                &keys::sub_end(sub.id),
+                1024,
+            )?;
+            if entries.is_empty() {
+                if n > 0 {
+                    sub.cond.notify_all();
+                }
+                return Ok(n);
+            }
+            let mut batch = Batch::new();
+            for (key, value) in entries {
+                let seq = keys::read_u64(&value, 0, Space::Dead, &key)?;
+                if replay {
+                    let message = read_message(&**store, info.id, seq, Space::Dead, &key)?;
+                    let position = topic.alloc_seq(&mut batch);
+                    let priority = message.priority().min(last_priority);
+                    batch.put(
+                        Space::Queue,
+                        keys::queue(sub.id, priority, position),
+                        seq.to_be_bytes().to_vec(),
+                    );
+                    sub.counters.entries += 1;
+                } else {
+                    release_message(info, &**store, seq, &mut batch)?;
+                }
+                batch.delete_weak(Space::Dead, key);
+                sub.counters.dead = sub.counters.dead.saturating_sub(1);
+                n += 1;
+            }
+            sub.put_counters(&mut batch);
+            store.write(batch)?;
+        }
+    }
+
+    pub(crate) fn stats(&self, sub_id: u32) -> Result<SubscriberStats> {
+        let sub = self.subs.get(&sub_id).ok_or_else(|| missing_sub(sub_id))?;
+        Ok(SubscriberStats {
+            topic: sub.topic.clone(),
+            subscriber: sub.name.clone(),
+            ready: sub.ready(),
+            in_flight: sub.inflight.len() as u64,
+            dead_lettered: sub.counters.dead,
+            expired: sub.counters.expired,
+        })
+    }
+}
+
+/// Reads the message of entry `(id, seq)`. `None` when it expired: then the
+/// entry is dropped in `batch` and counted. `fresh` is true the first time
+/// any subscriber takes the entry from the store.
+#[allow(clippy::too_many_arguments)]
+fn pull(
+    sub: &mut Sub,
+    info: TopicInfo,
+    store: &dyn Store,
+    id: EntryId,
+    seq: u64,
+    fresh: bool,
+    now: SystemTime,
+    batch: &mut Batch,
+) -> Result<Option<Message>> {
+    let qkey = keys::queue(sub.id, id.priority, id.position);
+    let message = read_message(store, info.id, seq, Space::Queue, &qkey)?;
+    if fresh && info.dedupe {
+        if let Some(key) = message.key() {
+            // Delivered now: a later message with this key is a new one.
+            let dkey = keys::dedupe(info.id, key);
+            if store.get(Space::Dedupe, &dkey)?.as_deref() == Some(&seq.to_be_bytes()[..]) {
+                batch.delete(Space::Dedupe, dkey);
+            }
+        }
+    }
+    if message.is_expired_at(now) {
+        drop_entry(sub, info, store, id, seq, batch)?;
+        sub.counters.expired += 1;
+        return Ok(None);
+    }
+    Ok(Some(message))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    sub: &mut Sub,
+    info: TopicInfo,
+    id: EntryId,
+    seq: u64,
+    message: Message,
+    now: Instant,
+    tag: &mut u64,
+    deadlines: &mut Vec<(Instant, u64, u32, EntryId)>,
+) -> Received {
+    let deliveries = sub.attempts.get(&id).copied().unwrap_or(0) + 1;
+    *tag += 1;
+    let deadline = info.ack_timeout.map(|t| now + t);
+    if let Some(d) = deadline {
+        deadlines.push((d, *tag, sub.id, id));
+    }
+    sub.inflight.insert(
+        id,
+        Inflight {
+            seq,
+            deliveries,
+            deadline,
+            tag: *tag,
+        },
+    );
+    Received {
+        id,
+        message,
+        deliveries,
+    }
+}
+
+/// Deletes the entry and lets go of its message.
+fn drop_entry(
+    sub: &mut Sub,
+    info: TopicInfo,
+    store: &dyn Store,
+    id: EntryId,
+    seq: u64,
+    batch: &mut Batch,
+) -> Result<()> {
+    let qkey = keys::queue(sub.id, id.priority, id.position);
+    if sub.attempts.remove(&id).is_some() {
+        batch.delete(Space::Attempts, qkey.clone());
+    }
+    batch.delete_weak(Space::Queue, qkey);
+    sub.counters.entries = sub.counters.entries.saturating_sub(1);
+    release_message(info, store, seq, batch)
+}
+
+/// One subscriber is done with message `seq`: delete it when it was the
+/// last one holding it.
+fn release_message(info: TopicInfo, store: &dyn Store, seq: u64, batch: &mut Batch) -> Result<()> {
+    let mkey = keys::message(info.id, seq);
+    if info.fanout {
+        if let Some(v) = store.get(Space::Refs, &mkey)? {
+            let left = keys::read_u32(&v, 0, Space::Refs, &mkey)?;
+            if left > 1 {
+                batch.put(Space::Refs, mkey, (left - 1).to_be_bytes().to_vec());
+                return Ok(());
+            }
+            batch.delete(Space::Refs, mkey.clone());
+        }
+    }
+    if info.dedupe {
+        // Dedupe may have rewritten the message: a weak delete could bring
+        // an older body back.
+        batch.delete(Space::Messages, mkey);
+    } else {
+        batch.delete_weak(Space::Messages, mkey);
+    }
+    Ok(())
+}
+
+/// Reads and decodes message `seq`; errors name the key at fault.
+fn read_message(
+    store: &dyn Store,
+    topic: u32,
+    seq: u64,
+    from: Space,
+    from_key: &[u8],
+) -> Result<Message> {
+    let mkey = keys::message(topic, seq);
+    let bytes = store.get(Space::Messages, &mkey)?.ok_or_else(|| {
+        keys::corrupt(
+            from,
+            from_key,
+            format!("refers to message {seq}, which is not stored"),
+        )
+    })?;
+    Message::from_bytes(&bytes).map_err(|e| keys::corrupt(Space::Messages, &mkey, e.to_string()))
+}

@@ -1,0 +1,174 @@
+//! [`FjallStore`]: the [`Store`] trait on a fjall 3 database, one keyspace
+//! per [`Space`].
+//!
+//! A [`Batch`] becomes one fjall `WriteBatch`, so it is atomic across
+//! keyspaces. The database is opened with manual journal persistence:
+//! `write` only appends to fjall's journal buffer, `flush` hands it to the
+//! OS and `sync` calls `fdatasync`, so the engine decides when to pay for
+//! durability (once per group commit).
+//!
+//! # Syncing without blocking writers
+//!
+//! fjall's own `persist(SyncData)` holds the journal's write lock for the
+//! whole fsync, so every publisher that arrives meanwhile waits, and a group
+//! commit round gathers almost nobody. `sync` therefore flushes the journal
+//! buffer to the OS under that lock (`persist(Buffer)`, microseconds) and
+//! then calls `fdatasync` on its own handle of the active journal file
+//! (`<dir>/<id>.jnl`, the highest id), outside the lock, while writers go
+//! on appending. That covers every batch written before the call: they are
+//! in that file's page cache, or in an older journal, which fjall synced
+//! (`SyncAll`) when it rotated away from it. If no journal file can be
+//! found or opened, `sync` falls back to fjall's `persist(SyncData)`. Weak deletes are fjall's
+//! `remove_weak`. One process at a time may open a directory (fjall keeps a
+//! lock file); a second open is an [`Error::Storage`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+use super::store::{Batch, Entry, Op, Space, Store};
+use crate::error::{Error, Result};
+
+/// A [`Store`] on disk, in a fjall database.
+pub struct FjallStore {
+    db: Database,
+    spaces: Vec<Keyspace>,
+    dir: PathBuf,
+    /// Our own handle on the active journal file, and its id.
+    journal: Mutex<Option<(u64, File)>>,
+}
+
+impl std::fmt::Debug for FjallStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallStore").finish_non_exhaustive()
+    }
+}
+
+fn storage(what: &str) -> impl Fn(fjall::Error) -> Error + '_ {
+    move |e| Error::Storage(format!("fjall: {what}: {e}"))
+}
+
+impl FjallStore {
+    /// Opens (or creates) the database in directory `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when fjall cannot open it: another process has it
+    /// open, the directory is not writable, the files are damaged.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let db = Database::builder(path)
+            .manual_journal_persist(true)
+            .open()
+            .map_err(|e| {
+                Error::Storage(format!("fjall: could not open {}: {e}", path.display()))
+            })?;
+        let mut spaces = Vec::with_capacity(Space::ALL.len());
+        for space in Space::ALL {
+            spaces.push(
+                db.keyspace(space.name(), KeyspaceCreateOptions::default)
+                    .map_err(storage("open keyspace"))?,
+            );
+        }
+        Ok(FjallStore {
+            db,
+            spaces,
+            dir: path.to_path_buf(),
+            journal: Mutex::new(None),
+        })
+    }
+
+    /// The id of the newest journal file, `<id>.jnl`, in the directory.
+    fn active_journal_id(&self) -> Option<u64> {
+        std::fs::read_dir(&self.dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".jnl")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+    }
+
+    /// `fdatasync` on the active journal through our own handle; false when
+    /// it could not be done that way.
+    fn sync_active_journal(&self) -> Result<bool> {
+        let Some(id) = self.active_journal_id() else {
+            return Ok(false);
+        };
+        let mut cached = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        if cached.as_ref().is_none_or(|(open_id, _)| *open_id != id) {
+            match File::open(self.dir.join(format!("{id}.jnl"))) {
+                Ok(file) => *cached = Some((id, file)),
+                Err(_) => return Ok(false), // rotated away meanwhile
+            }
+        }
+        if let Some((_, file)) = cached.as_ref() {
+            file.sync_data()
+                .map_err(|e| Error::Storage(format!("fjall: sync journal {id}.jnl: {e}")))?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn space(&self, space: Space) -> &Keyspace {
+        // `spaces` is built from `Space::ALL`, in the enum's order.
+        &self.spaces[space as usize]
+    }
+}
+
+impl Store for FjallStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .space(space)
+            .get(key)
+            .map_err(storage("get"))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Entry>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for guard in self.space(space).range(from..to).take(limit) {
+            let (k, v) = guard.into_inner().map_err(storage("scan"))?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn write(&self, batch: Batch) -> Result<()> {
+        let mut wb = self.db.batch();
+        for op in batch.ops {
+            match op {
+                Op::Put(space, key, value) => wb.insert(self.space(space), key, value),
+                Op::Delete(space, key) => wb.remove(self.space(space), key),
+                Op::DeleteWeak(space, key) => wb.remove_weak(self.space(space), key),
+            }
+        }
+        wb.commit().map_err(storage("write batch"))
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db
+            .persist(PersistMode::Buffer)
+            .map_err(storage("flush journal"))
+    }
+
+    fn sync(&self) -> Result<()> {
+        // See "Syncing without blocking writers" in the module docs.
+        self.flush()?;
+        if self.sync_active_journal()? {
+            return Ok(());
+        }
+        self.db
+            .persist(PersistMode::SyncData)
+            .map_err(storage("sync journal"))
+    }
+}

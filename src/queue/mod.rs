@@ -1,0 +1,343 @@
+//! The durable queue engine (the ppmq design on fjall): topics with named
+//! subscribers, a queue per subscriber and priority, acks with deadlines,
+//! redelivery, dead letters, dedupe and expiry.
+//!
+//! 1. [`store`]: the [`Store`] trait, with [`FjallStore`] (on disk, the
+//!    default) and [`MemoryStore`] (tests) under it.
+//! 2. [`config`]: [`QueueConfig`] and [`TopicConfig`], serde structs.
+//! 3. the engine: publishing, recovery and bookkeeping (`engine.rs`),
+//!    consuming (`delivery.rs`), group commit (`commit.rs`).
+//! 4. [`Subscriber`]: a consumer's handle.
+//!
+//! # Guarantees
+//!
+//! - **A publish that returned `Ok` is never lost**: with
+//!   [`Durability::Durable`] (the default) it is fsynced before `publish`
+//!   returns, and survives `kill -9` and power loss; with
+//!   [`Durability::Buffered`] it is in the OS and survives `kill -9`.
+//!   Concurrent publishers share one fsync (group commit).
+//! - Each `publish` is **one atomic batch**: the message once, an entry per
+//!   subscriber, the counters. After a crash all of it is there or none.
+//! - **At-least-once**: an entry leaves the store only when acked (or
+//!   dead-lettered, or expired). Nacked, reset and timed-out deliveries come
+//!   back at the front; after a restart every unacked delivery comes back.
+//!   An ack is written at once and synced with the next group commit, so
+//!   after a power loss an acked message may come again, never the reverse.
+//! - Priority 0 first, FIFO within a priority level.
+//! - Corrupt stored bytes are an [`Error::Corrupt`] naming the key; the
+//!   entry stays where it is.
+//!
+//! ```
+//! use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+//! use syncmq::Message;
+//!
+//! # fn main() -> syncmq::Result<()> {
+//! let queue = Queue::memory(
+//!     QueueConfig::new().with_topic(TopicConfig::new("orders", ["billing", "shipping"])),
+//! )?;
+//! queue.publish("orders", &[Message::new(b"order 1".to_vec())])?;
+//! let billing = queue.subscribe("orders", "billing")?;
+//! let got = billing.recv()?;
+//! assert_eq!(got.message.body(), b"order 1");
+//! billing.ack(&[got.id])?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+pub mod store;
+
+mod commit;
+mod delivery;
+mod engine;
+mod fjall_store;
+mod keys;
+mod memory_store;
+mod subscriber;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+pub use config::{Durability, QueueConfig, TopicConfig};
+pub use fjall_store::FjallStore;
+pub use memory_store::MemoryStore;
+pub use store::{Batch, Op, Space, Store};
+pub use subscriber::{DeadLetter, EntryId, Interrupter, Received, Subscriber, SubscriberStats};
+
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::thread::{self, Worker};
+use engine::{Shared, State};
+
+/// How long `close` waits for the committer and the sweeper to end.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The queue engine. See the module docs.
+///
+/// Owns two threads, `syncmq-queue-commit` (group commit) and
+/// `syncmq-queue-sweep` (ack deadlines); [`close`](Queue::close) or drop
+/// stops and joins them. Share a queue between threads with an `Arc`.
+pub struct Queue {
+    shared: Arc<Shared>,
+    workers: Mutex<Vec<Worker<()>>>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// Opens (or creates) the queue in directory `path`, on fjall, and
+    /// declares `config`'s topics.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the bad config field;
+    /// [`Error::Storage`] when fjall cannot open the directory (another
+    /// process has it open, say); [`Error::Corrupt`] for unreadable records.
+    pub fn open(path: impl AsRef<Path>, config: QueueConfig) -> Result<Self> {
+        config.validate()?;
+        Self::with_store(Arc::new(FjallStore::open(path)?), config)
+    }
+
+    /// A queue in memory, gone when dropped: for tests and throwaway work.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn memory(config: QueueConfig) -> Result<Self> {
+        Self::with_store(Arc::new(MemoryStore::new()), config)
+    }
+
+    /// A queue on any [`Store`].
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn with_store(store: Arc<dyn Store>, config: QueueConfig) -> Result<Self> {
+        config.validate()?;
+        let mut state = State::load(store.clone())?;
+        for (i, topic) in config.topics.iter().enumerate() {
+            state.declare(topic.clone(), &format!("topics[{i}]"))?;
+        }
+        let shared = Arc::new(Shared::new(
+            state,
+            config.durability,
+            config.max_message_bytes,
+        ));
+        let mut workers = vec![shared.committer.start(store)?];
+        let sweeper_shared = shared.clone();
+        match thread::spawn("queue-sweep", move || sweep(&sweeper_shared)) {
+            Ok(w) => workers.push(w),
+            Err(e) => {
+                shared.committer.stop();
+                for w in workers {
+                    let _ = w.join_timeout(CLOSE_TIMEOUT);
+                }
+                return Err(e);
+            }
+        }
+        Ok(Queue {
+            shared,
+            workers: Mutex::new(workers),
+        })
+    }
+
+    /// Creates a topic, or updates it (subscribers may be added, priority
+    /// levels raised).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the field; [`Error::Closed`].
+    pub fn declare_topic(&self, topic: TopicConfig) -> Result<()> {
+        let mut state = self.shared.lock();
+        if state.closed {
+            return Err(Error::closed("queue"));
+        }
+        state.declare(topic, "topic")
+    }
+
+    /// The configuration of every topic, sorted by name.
+    pub fn topics(&self) -> Vec<TopicConfig> {
+        let state = self.shared.lock();
+        let mut topics: Vec<_> = state.topics.values().map(|t| t.config.clone()).collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    /// Publishes `messages` to every subscriber of `topic` in one atomic
+    /// batch; durable (or buffered, as configured) when it returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an unknown topic or a message over the
+    /// size limit (nothing is written then); [`Error::Closed`];
+    /// [`Error::Storage`] when the write or the sync failed (the messages
+    /// may or may not be stored).
+    pub fn publish(&self, topic: &str, messages: &[Message]) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let ticket = {
+            let mut state = self.shared.lock();
+            if state.closed {
+                return Err(Error::closed("queue"));
+            }
+            let woken = state.publish(topic, messages, self.shared.max_message_bytes)?;
+            for cond in woken {
+                cond.notify_all();
+            }
+            match self.shared.durability {
+                Durability::Durable => Some(self.shared.committer.written()),
+                Durability::Buffered => None,
+            }
+        };
+        match ticket {
+            Some(ticket) => self.shared.committer.wait(ticket),
+            None => self.shared.lock().store.flush(),
+        }
+    }
+
+    /// A handle on subscriber `name` of `topic`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an unknown topic or subscriber;
+    /// [`Error::Closed`].
+    pub fn subscribe(&self, topic: &str, name: &str) -> Result<Subscriber> {
+        let state = self.shared.lock();
+        if state.closed {
+            return Err(Error::closed("queue"));
+        }
+        let id = state.sub_id(topic, name)?;
+        Ok(Subscriber {
+            shared: self.shared.clone(),
+            id,
+            topic: topic.to_string(),
+            name: name.to_string(),
+            interrupted: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The counters of every subscriber of `topic`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an unknown topic.
+    pub fn stats(&self, topic: &str) -> Result<Vec<SubscriberStats>> {
+        let state = self.shared.lock();
+        let ids: Vec<u32> = state.topic(topic)?.subs.iter().map(|(_, id)| *id).collect();
+        ids.into_iter().map(|id| state.stats(id)).collect()
+    }
+
+    /// Stores application metadata under `key`, durably, next to the queue
+    /// (the durable adapter keeps its channel specs here).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]; [`Error::Storage`].
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        let state = self.shared.lock();
+        if state.closed {
+            return Err(Error::closed("queue"));
+        }
+        let mut batch = Batch::new();
+        batch.put(Space::Meta, keys::meta_app(key), value.to_vec());
+        state.store.write(batch)?;
+        state.store.sync()
+    }
+
+    /// Application metadata stored with [`set_meta`](Self::set_meta).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`].
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let state = self.shared.lock();
+        state.store.get(Space::Meta, &keys::meta_app(key))
+    }
+
+    /// Stops accepting publishes and deliveries, wakes every blocked
+    /// receive with [`Error::Closed`], syncs, and joins the queue's threads.
+    /// Acks and nacks of outstanding deliveries still work; the files close
+    /// when the last [`Subscriber`] is dropped. Calling it again does
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the final sync failed; [`Error::Timeout`]
+    /// when a thread did not stop in time.
+    pub fn close(&self) -> Result<()> {
+        let workers =
+            std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
+        if workers.is_empty() {
+            return Ok(());
+        }
+        let store = {
+            let mut state = self.shared.lock();
+            state.closed = true;
+            for sub in state.subs.values() {
+                sub.cond.notify_all();
+            }
+            state.store.clone()
+        };
+        self.shared.sweeper.notify_all();
+        self.shared.committer.stop();
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        let mut first_error = None;
+        for w in workers {
+            if let Err(e) = w.join_deadline(deadline) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Err(e) = store.sync() {
+            first_error.get_or_insert(e);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            log::warn!("queue: close on drop: {e}");
+        }
+    }
+}
+
+/// The sweeper thread: sleeps on a Condvar until the earliest ack deadline
+/// (or until woken because an earlier one appeared), redelivers what timed
+/// out, and ends when the queue closes.
+fn sweep(shared: &Shared) {
+    let mut state = shared.lock();
+    loop {
+        if state.closed {
+            return;
+        }
+        let now = Instant::now();
+        let (woken, next) = state.sweep(now);
+        for id in woken {
+            if let Some(sub) = state.subs.get(&id) {
+                sub.cond.notify_all();
+            }
+        }
+        state.wake_sweeper = false;
+        state = match next {
+            Some(at) => {
+                shared
+                    .sweeper
+                    .wait_timeout(state, at.saturating_duration_since(now))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            None => shared
+                .sweeper
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner),
+        };
+    }
+}

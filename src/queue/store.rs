@@ -1,0 +1,164 @@
+//! The storage seam under the queue engine: a sorted key-value store with
+//! atomic batches, split into a few named spaces.
+//!
+//! The engine never talks to fjall directly; it writes [`Batch`]es and reads
+//! ranges through the [`Store`] trait, so the same engine runs on
+//! [`FjallStore`](super::FjallStore) (on disk, the default) and on
+//! [`MemoryStore`](super::MemoryStore) (tests, throwaway queues).
+//!
+//! # What an implementation promises
+//!
+//! - Keys sort as bytes, so the engine's big-endian integer keys come back
+//!   in queue order.
+//! - [`Store::write`] applies a whole batch atomically: after a crash either
+//!   every operation of the batch is there or none is. It is visible to
+//!   readers as soon as it returns; it need not be on disk yet.
+//! - [`Store::sync`] makes every batch written before it durable; the
+//!   engine's committer thread calls it once for many publishers (group
+//!   commit). [`Store::flush`] hands written batches to the OS, which is
+//!   enough to survive a crash of the process but not of the machine.
+//! - [`Op::DeleteWeak`] deletes a key that was written exactly once: the
+//!   store may drop the delete marker as soon as it meets the value (fjall's
+//!   `remove_weak`), so a drained queue leaves no tombstones behind.
+
+use crate::error::Result;
+
+/// The spaces the engine keeps its keys in. Each is a separate keyspace in
+/// fjall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Space {
+    /// Topic records, id allocation, sequence reservations, application
+    /// metadata.
+    Meta,
+    /// Message bytes, by topic id and message sequence.
+    Messages,
+    /// Queue entries, by subscriber id, priority and position.
+    Queue,
+    /// Dead-lettered entries, by subscriber id and position.
+    Dead,
+    /// Dedupe key to message sequence, for undelivered keyed messages.
+    Dedupe,
+    /// Delivery counts of entries that were delivered and came back.
+    Attempts,
+    /// How many subscribers still hold a fanned-out message.
+    Refs,
+    /// Per-subscriber counters: entries, dead-lettered, expired.
+    Stats,
+}
+
+impl Space {
+    /// Every space, in a fixed order.
+    pub const ALL: [Space; 8] = [
+        Space::Meta,
+        Space::Messages,
+        Space::Queue,
+        Space::Dead,
+        Space::Dedupe,
+        Space::Attempts,
+        Space::Refs,
+        Space::Stats,
+    ];
+
+    /// The space's name: the fjall keyspace name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Space::Meta => "meta",
+            Space::Messages => "messages",
+            Space::Queue => "queue",
+            Space::Dead => "dead",
+            Space::Dedupe => "dedupe",
+            Space::Attempts => "attempts",
+            Space::Refs => "refs",
+            Space::Stats => "stats",
+        }
+    }
+}
+
+/// One write of a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Inserts or replaces `key`.
+    Put(Space, Vec<u8>, Vec<u8>),
+    /// Deletes `key`, whatever was written under it before.
+    Delete(Space, Vec<u8>),
+    /// Deletes a key that was written exactly once (see the module docs).
+    DeleteWeak(Space, Vec<u8>),
+}
+
+/// Operations applied together, atomically, by [`Store::write`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The operations, applied in order.
+    pub ops: Vec<Op>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch::default()
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(Op::Put(space, key, value));
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, space: Space, key: Vec<u8>) {
+        self.ops.push(Op::Delete(space, key));
+    }
+
+    /// Adds a weak delete, for keys written exactly once.
+    pub fn delete_weak(&mut self, space: Space, key: Vec<u8>) {
+        self.ops.push(Op::DeleteWeak(space, key));
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// A key and its value, as [`Store::scan`] returns them.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// A sorted key-value store with atomic batches. See the module docs for
+/// what implementations promise.
+pub trait Store: Send + Sync {
+    /// The value under `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::Error::Storage) when the store fails.
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Up to `limit` entries with `from <= key < to`, in key order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`].
+    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Entry>>;
+
+    /// Applies `batch` atomically; visible at once, durable after the next
+    /// [`Store::sync`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`]; nothing of the batch is applied then.
+    fn write(&self, batch: Batch) -> Result<()>;
+
+    /// Hands every written batch to the OS: safe from a crash of the
+    /// process, not from one of the machine.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`].
+    fn flush(&self) -> Result<()>;
+
+    /// Makes every written batch durable (fsync).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`].
+    fn sync(&self) -> Result<()>;
+}

@@ -1,0 +1,552 @@
+//! The queue engine's behaviour, each case run on both stores: the memory
+//! store and fjall in a temporary directory. A [`Fixture`] opens a queue
+//! and can reopen one on the same data, as a restart would.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use syncmq::queue::{
+    Batch, Durability, FjallStore, MemoryStore, Op, Queue, QueueConfig, Space, Store, TopicConfig,
+};
+use syncmq::{Error, Message};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Where a test's queue lives, so it can be reopened.
+enum Fixture {
+    Memory(MemoryStore),
+    Fjall(tempfile::TempDir),
+}
+
+impl Fixture {
+    fn memory() -> Self {
+        Fixture::Memory(MemoryStore::new())
+    }
+    fn fjall() -> Self {
+        Fixture::Fjall(tempfile::tempdir().unwrap())
+    }
+    fn open(&self, config: QueueConfig) -> syncmq::Result<Queue> {
+        match self {
+            Fixture::Memory(store) => Queue::with_store(Arc::new(store.clone()), config),
+            Fixture::Fjall(dir) => Queue::open(dir.path(), config),
+        }
+    }
+    /// Writes raw bytes under a key, bypassing the engine (the queue must
+    /// be closed and dropped first for fjall).
+    fn put_raw(&self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        let batch = Batch {
+            ops: vec![Op::Put(space, key, value)],
+        };
+        match self {
+            Fixture::Memory(store) => store.write(batch).unwrap(),
+            Fixture::Fjall(dir) => {
+                let store = FjallStore::open(dir.path()).unwrap();
+                store.write(batch).unwrap();
+                store.sync().unwrap();
+            }
+        }
+    }
+}
+
+fn topic(name: &str, subs: &[&str]) -> TopicConfig {
+    TopicConfig::new(name, subs.iter().copied())
+}
+
+fn config(t: TopicConfig) -> QueueConfig {
+    QueueConfig::new().with_topic(t)
+}
+
+fn msg(body: &str) -> Message {
+    Message::new(body.as_bytes().to_vec())
+}
+
+fn body(r: &syncmq::queue::Received) -> String {
+    String::from_utf8(r.message.body().to_vec()).unwrap()
+}
+
+fn fifo_and_priorities(fx: Fixture) {
+    let q = fx
+        .open(config(topic("t", &["a"]).with_priorities(3)))
+        .unwrap();
+    q.publish(
+        "t",
+        &[msg("low-1").with_priority(2), msg("mid-1").with_priority(1)],
+    )
+    .unwrap();
+    q.publish(
+        "t",
+        &[
+            msg("high-1"),
+            msg("low-2").with_priority(9), // above the last level: counts as the last
+            msg("high-2"),
+        ],
+    )
+    .unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let got: Vec<String> = a
+        .next_batch(10, Some(PATIENCE))
+        .unwrap()
+        .iter()
+        .map(body)
+        .collect();
+    assert_eq!(got, ["high-1", "high-2", "mid-1", "low-1", "low-2"]);
+}
+
+fn fanout_and_ack_frees_the_message(fx: Fixture) {
+    let q = fx.open(config(topic("t", &["a", "b"]))).unwrap();
+    q.publish("t", &[msg("one"), msg("two")]).unwrap();
+    let (a, b) = (
+        q.subscribe("t", "a").unwrap(),
+        q.subscribe("t", "b").unwrap(),
+    );
+    let got_a = a.next_batch(10, Some(PATIENCE)).unwrap();
+    let got_b = b.next_batch(10, Some(PATIENCE)).unwrap();
+    assert_eq!(got_a.iter().map(body).collect::<Vec<_>>(), ["one", "two"]);
+    assert_eq!(got_b.iter().map(body).collect::<Vec<_>>(), ["one", "two"]);
+    let ids: Vec<_> = got_a.iter().map(|r| r.id).collect();
+    assert_eq!(a.ack(&ids).unwrap(), 2);
+    assert_eq!(
+        a.ack(&ids).unwrap(),
+        0,
+        "a second ack finds nothing in flight"
+    );
+    if let Fixture::Memory(store) = &fx {
+        assert_eq!(store.keys(Space::Messages).len(), 2, "b still holds them");
+    }
+    let ids: Vec<_> = got_b.iter().map(|r| r.id).collect();
+    b.ack(&ids).unwrap();
+    if let Fixture::Memory(store) = &fx {
+        assert!(
+            store.keys(Space::Messages).is_empty(),
+            "freed after every ack"
+        );
+        assert!(store.keys(Space::Queue).is_empty());
+        assert!(store.keys(Space::Refs).is_empty());
+    }
+    let stats = q.stats("t").unwrap();
+    assert!(stats.iter().all(|s| s.ready == 0 && s.in_flight == 0));
+}
+
+fn nack_reset_and_dead_letters(fx: Fixture) {
+    let q = fx
+        .open(config(topic("t", &["a"]).with_max_deliveries(2)))
+        .unwrap();
+    q.publish("t", &[msg("x"), msg("y"), msg("z")]).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let first = a.next_batch(2, Some(PATIENCE)).unwrap();
+    assert_eq!(first.iter().map(body).collect::<Vec<_>>(), ["x", "y"]);
+    // Requeued entries come back at the front, in queue order.
+    assert_eq!(a.nack(&[first[1].id, first[0].id], true).unwrap(), 2);
+    let again = a.next_batch(3, Some(PATIENCE)).unwrap();
+    assert_eq!(again.iter().map(body).collect::<Vec<_>>(), ["x", "y", "z"]);
+    assert_eq!(
+        again.iter().map(|r| r.deliveries).collect::<Vec<_>>(),
+        [2, 2, 1]
+    );
+    // x reached max_deliveries: a requeue dead-letters it. y: nack without
+    // requeue dead-letters at once. z: reset puts it back.
+    a.nack(&[again[0].id], true).unwrap();
+    a.nack(&[again[1].id], false).unwrap();
+    assert_eq!(a.reset().unwrap(), 1);
+    let z = a.recv_timeout(PATIENCE).unwrap();
+    assert_eq!((body(&z).as_str(), z.deliveries), ("z", 2));
+    a.ack(&[z.id]).unwrap();
+    let stats = &q.stats("t").unwrap()[0];
+    assert_eq!(
+        (stats.ready, stats.in_flight, stats.dead_lettered),
+        (0, 0, 2)
+    );
+    let dead = a.dead_letters(10).unwrap();
+    assert_eq!(
+        dead.iter()
+            .map(|d| (
+                String::from_utf8(d.message.body().to_vec()).unwrap(),
+                d.deliveries
+            ))
+            .collect::<Vec<_>>(),
+        [("x".to_string(), 2), ("y".to_string(), 2)]
+    );
+    assert_eq!(a.replay_dead_letters().unwrap(), 2);
+    let replayed = a.next_batch(10, Some(PATIENCE)).unwrap();
+    assert_eq!(replayed.iter().map(body).collect::<Vec<_>>(), ["x", "y"]);
+    assert!(replayed.iter().all(|r| r.deliveries == 1));
+    a.nack(&replayed.iter().map(|r| r.id).collect::<Vec<_>>(), false)
+        .unwrap();
+    assert_eq!(a.purge_dead_letters().unwrap(), 2);
+    assert_eq!(q.stats("t").unwrap()[0].dead_lettered, 0);
+    if let Fixture::Memory(store) = &fx {
+        assert!(store.keys(Space::Messages).is_empty());
+        assert!(store.keys(Space::Dead).is_empty());
+        assert!(store.keys(Space::Attempts).is_empty());
+    }
+}
+
+fn ack_timeout_redelivers_at_the_front(fx: Fixture) {
+    let q = fx
+        .open(config(
+            topic("t", &["a"]).with_ack_timeout(Duration::from_millis(50)),
+        ))
+        .unwrap();
+    q.publish("t", &[msg("first"), msg("second")]).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let taken = a.next_batch(2, Some(PATIENCE)).unwrap();
+    a.ack(&[taken[1].id]).unwrap();
+    q.publish("t", &[msg("third")]).unwrap();
+    // "first" is not acked: the sweeper gives it back, before "third".
+    common::eventually(PATIENCE, "the ack deadline passes", || {
+        q.stats("t").unwrap()[0].in_flight == 0
+    });
+    let again = a.recv_timeout(PATIENCE).unwrap();
+    assert_eq!((body(&again).as_str(), again.deliveries), ("first", 2));
+    assert_eq!(again.id, taken[0].id);
+    assert_eq!(
+        a.ack(&[taken[0].id]).unwrap(),
+        1,
+        "the redelivery is in flight"
+    );
+    let third = a.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(body(&third), "third");
+    a.ack(&[third.id]).unwrap();
+}
+
+fn dedupe_latest_wins_while_undelivered(fx: Fixture) {
+    let q = fx
+        .open(config(topic("t", &["a"]).with_dedupe(true)))
+        .unwrap();
+    q.publish("t", &[msg("v1").with_key("k"), msg("other")])
+        .unwrap();
+    q.publish("t", &[msg("v2").with_key("k")]).unwrap();
+    q.publish("t", &[msg("v3").with_key("k"), msg("v4").with_key("k")])
+        .unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(10, Some(PATIENCE)).unwrap();
+    assert_eq!(got.iter().map(body).collect::<Vec<_>>(), ["v4", "other"]);
+    // Delivered: the next message with the key is a new one.
+    q.publish("t", &[msg("v5").with_key("k")]).unwrap();
+    let next = a.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(body(&next), "v5");
+    a.ack(&[got[0].id, got[1].id, next.id]).unwrap();
+    if let Fixture::Memory(store) = &fx {
+        assert!(store.keys(Space::Messages).is_empty());
+        assert!(store.keys(Space::Dedupe).is_empty());
+    }
+}
+
+fn expired_messages_are_dropped_and_counted(fx: Fixture) {
+    let q = fx
+        .open(config(
+            topic("t", &["a"]).with_default_ttl(Duration::from_millis(1)),
+        ))
+        .unwrap();
+    let past = SystemTime::now() - Duration::from_secs(1);
+    q.publish(
+        "t",
+        &[
+            msg("stale").with_expiry(past),
+            msg("fresh").with_ttl(Duration::from_secs(3600)),
+            msg("default-ttl"), // gets the topic's 1 ms
+        ],
+    )
+    .unwrap();
+    common::eventually(Duration::from_secs(5), "the default TTL passes", || {
+        SystemTime::now() > past + Duration::from_millis(1100)
+    });
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(10, Some(PATIENCE)).unwrap();
+    assert_eq!(got.iter().map(body).collect::<Vec<_>>(), ["fresh"]);
+    assert_eq!(q.stats("t").unwrap()[0].expired, 2);
+}
+
+fn restart_brings_back_in_flight_and_keeps_counting(fx: Fixture) {
+    let cfg = config(topic("t", &["a"]).with_priorities(2));
+    let q = fx.open(cfg.clone()).unwrap();
+    q.publish("t", &[msg("m0"), msg("m1"), msg("m2").with_priority(1)])
+        .unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(2, Some(PATIENCE)).unwrap();
+    a.ack(&[got[0].id]).unwrap();
+    let before = got[1].id;
+    drop(a);
+    q.close().unwrap();
+    drop(q);
+
+    // The declared topics come back even without the config.
+    let q = fx.open(QueueConfig::new()).unwrap();
+    assert_eq!(q.topics(), cfg.topics);
+    let stats = &q.stats("t").unwrap()[0];
+    assert_eq!((stats.ready, stats.in_flight), (2, 0));
+    q.publish("t", &[msg("m3")]).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(10, Some(PATIENCE)).unwrap();
+    assert_eq!(got.iter().map(body).collect::<Vec<_>>(), ["m1", "m3", "m2"]);
+    // m1 was in flight: same entry, and the new message got a later
+    // position than anything before the restart.
+    assert_eq!(got[0].id, before);
+    assert!(got[1].id.position > before.position);
+}
+
+fn corrupt_bytes_are_errors_naming_the_key(fx: Fixture) {
+    let q = fx.open(config(topic("t", &["a"]))).unwrap();
+    q.publish("t", &[msg("good")]).unwrap();
+    q.close().unwrap();
+    drop(q);
+    // Topic id 0, sequence 0: the first message.
+    fx.put_raw(Space::Messages, vec![0; 12], vec![1, 0xC1, 0xFF]);
+    let q = fx.open(QueueConfig::new()).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    for _ in 0..2 {
+        match a.next_batch(1, Some(PATIENCE)) {
+            Err(Error::Corrupt { key, .. }) => {
+                assert_eq!(key, "messages/000000000000000000000000")
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+    q.close().unwrap();
+    drop((a, q));
+    fx.put_raw(Space::Meta, b"topic/t".to_vec(), b"\xFFnonsense".to_vec());
+    match fx.open(QueueConfig::new()) {
+        Err(Error::Corrupt { key, .. }) => assert!(key.starts_with("meta/"), "{key}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+fn bad_input_is_a_clear_error(fx: Fixture) {
+    let cfg = config(topic("t", &["a"]).with_priorities(2)).with_max_message_bytes(1000);
+    let q = fx.open(cfg).unwrap();
+    let big = Message::new(vec![0; 2000]);
+    match q.publish("t", &[msg("ok"), big]) {
+        Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "messages[1]"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        q.stats("t").unwrap()[0].ready,
+        0,
+        "nothing of the batch written"
+    );
+    assert!(matches!(
+        q.publish("nope", &[msg("x")]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        q.subscribe("t", "nobody"),
+        Err(Error::InvalidArgument { .. })
+    ));
+    match q.declare_topic(topic("t", &["a"]).with_priorities(1)) {
+        Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "topic.priorities"),
+        other => panic!("{other:?}"),
+    }
+    match q.declare_topic(topic("t", &["b"]).with_priorities(2)) {
+        Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "topic.subscribers"),
+        other => panic!("{other:?}"),
+    }
+    // Adding a subscriber works; it sees messages from then on.
+    q.declare_topic(topic("t", &["a", "b"]).with_priorities(2))
+        .unwrap();
+    q.publish("t", &[msg("for both")]).unwrap();
+    let b = q.subscribe("t", "b").unwrap();
+    assert_eq!(body(&b.recv_timeout(PATIENCE).unwrap()), "for both");
+}
+
+fn close_wakes_blocked_consumers(fx: Fixture) {
+    let q = fx.open(config(topic("t", &["a"]))).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let a2 = q.subscribe("t", "a").unwrap();
+    let interrupter = a2.interrupter();
+    let waiting = thread::spawn(move || a.recv());
+    let interrupted = thread::spawn(move || a2.recv());
+    interrupter.interrupt();
+    assert!(matches!(interrupted.join().unwrap(), Err(Error::Closed(_))));
+    q.close().unwrap();
+    assert!(matches!(waiting.join().unwrap(), Err(Error::Closed(_))));
+    assert!(matches!(
+        q.publish("t", &[msg("late")]),
+        Err(Error::Closed(_))
+    ));
+    q.close().unwrap();
+}
+
+fn a_blocked_consumer_wakes_on_publish(fx: Fixture) {
+    let q = Arc::new(fx.open(config(topic("t", &["a"]))).unwrap());
+    let a = q.subscribe("t", "a").unwrap();
+    let consumer = thread::spawn(move || {
+        let mut seen = Vec::new();
+        while seen.len() < 500 {
+            for r in a.next_batch(64, Some(PATIENCE)).unwrap() {
+                seen.push(body(&r));
+                a.ack(&[r.id]).unwrap();
+            }
+        }
+        seen
+    });
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let q = q.clone();
+            thread::spawn(move || {
+                for i in 0..125 {
+                    q.publish("t", &[msg(&format!("{p}-{i}"))]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    let seen = consumer.join().unwrap();
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 500, "nothing lost or duplicated");
+    for p in 0..4 {
+        let order: Vec<usize> = seen
+            .iter()
+            .filter(|s| s.starts_with(&format!("{p}-")))
+            .map(|s| s[2..].parse().unwrap())
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "producer {p} reordered"
+        );
+    }
+}
+
+fn single_nacks_and_releases_keep_queue_order(fx: Fixture) {
+    let q = fx.open(config(topic("t", &["a"]))).unwrap();
+    q.publish("t", &[msg("0"), msg("1"), msg("2"), msg("3")])
+        .unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(4, Some(PATIENCE)).unwrap();
+    // One at a time, in any order: they come back in queue order.
+    a.nack(&[got[1].id], true).unwrap();
+    a.release(&[got[3].id]).unwrap();
+    a.nack(&[got[0].id], true).unwrap();
+    a.ack(&[got[2].id]).unwrap();
+    let again = a.next_batch(4, Some(PATIENCE)).unwrap();
+    assert_eq!(again.iter().map(body).collect::<Vec<_>>(), ["0", "1", "3"]);
+    // A release does not count as a delivery.
+    assert_eq!(
+        again.iter().map(|r| r.deliveries).collect::<Vec<_>>(),
+        [2, 2, 1]
+    );
+}
+
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(#[test] fn $case() { super::$case(super::Fixture::memory()); })*
+        }
+        mod fjall {
+            $(#[test] fn $case() { super::$case(super::Fixture::fjall()); })*
+        }
+    };
+}
+
+on_both_stores!(
+    fifo_and_priorities,
+    fanout_and_ack_frees_the_message,
+    nack_reset_and_dead_letters,
+    ack_timeout_redelivers_at_the_front,
+    dedupe_latest_wins_while_undelivered,
+    expired_messages_are_dropped_and_counted,
+    restart_brings_back_in_flight_and_keeps_counting,
+    corrupt_bytes_are_errors_naming_the_key,
+    bad_input_is_a_clear_error,
+    close_wakes_blocked_consumers,
+    a_blocked_consumer_wakes_on_publish,
+    single_nacks_and_releases_keep_queue_order,
+);
+
+/// A store that counts syncs and makes each one slow, as an fsync is.
+struct SlowSync {
+    inner: MemoryStore,
+    syncs: AtomicUsize,
+}
+
+impl Store for SlowSync {
+    fn get(&self, space: Space, key: &[u8]) -> syncmq::Result<Option<Vec<u8>>> {
+        self.inner.get(space, key)
+    }
+    fn scan(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> syncmq::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.scan(space, from, to, limit)
+    }
+    fn write(&self, batch: Batch) -> syncmq::Result<()> {
+        self.inner.write(batch)
+    }
+    fn flush(&self) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn sync(&self) -> syncmq::Result<()> {
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        thread::sleep(Duration::from_millis(5));
+        Ok(())
+    }
+}
+
+#[test]
+fn concurrent_durable_publishers_share_syncs() {
+    let store = Arc::new(SlowSync {
+        inner: MemoryStore::new(),
+        syncs: AtomicUsize::new(0),
+    });
+    let q = Arc::new(Queue::with_store(store.clone(), config(topic("t", &["a"]))).unwrap());
+    let (threads, each) = (8, 20);
+    let publishers: Vec<_> = (0..threads)
+        .map(|_| {
+            let q = q.clone();
+            thread::spawn(move || {
+                for i in 0..each {
+                    q.publish("t", &[msg(&i.to_string())]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let syncs = store.syncs.load(Ordering::SeqCst);
+    assert!(syncs > 0);
+    assert!(
+        syncs < threads * each / 2,
+        "{syncs} syncs for {} publishes: no group commit",
+        threads * each
+    );
+    assert_eq!(q.stats("t").unwrap()[0].ready, (threads * each) as u64);
+}
+
+#[test]
+fn buffered_publishes_do_not_sync() {
+    let store = Arc::new(SlowSync {
+        inner: MemoryStore::new(),
+        syncs: AtomicUsize::new(0),
+    });
+    let q = Queue::with_store(
+        store.clone(),
+        config(topic("t", &["a"])).with_durability(Durability::Buffered),
+    )
+    .unwrap();
+    for i in 0..50 {
+        q.publish("t", &[msg(&i.to_string())]).unwrap();
+    }
+    assert_eq!(store.syncs.load(Ordering::SeqCst), 0);
+    q.close().unwrap();
+    assert_eq!(store.syncs.load(Ordering::SeqCst), 1, "close syncs once");
+}
+
+#[test]
+fn fjall_refuses_a_second_open_of_the_same_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let _q = Queue::open(dir.path(), QueueConfig::new()).unwrap();
+    assert!(matches!(
+        Queue::open(dir.path(), QueueConfig::new()),
+        Err(Error::Storage(_))
+    ));
+}
