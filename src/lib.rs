@@ -12,6 +12,9 @@
 //!    a connection the moment it is up.
 //! 4. [`channel`]: named channels behind the [`Adapter`] trait, starting with
 //!    the in-process [`SimpleAdapter`].
+//! 5. [`outbox`]: the transactional outbox; an [`Outbox`] commits messages
+//!    with the application's data (memory, fjall or PostgreSQL store) and
+//!    dispatches them on its own threads to any [`outbox::EventStream`].
 //!
 //! ```
 //! use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
@@ -32,6 +35,7 @@
 pub mod channel;
 pub mod error;
 pub mod message;
+pub mod outbox;
 pub mod waiter;
 
 mod thread;
@@ -39,4 +43,5 @@ mod thread;
 pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
 pub use error::{Error, Result};
 pub use message::{Acker, Delivery, Message};
+pub use outbox::{Outbox, OutboxConfig, OutboxEvent};
 pub use waiter::{ConnectionWaiter, Generation};
