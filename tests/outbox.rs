@@ -2,6 +2,7 @@
 //! retries, dead rows, no loss, no stall, cleanup, wake-up and stop.
 
 mod common;
+mod outbox_contract;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,6 +42,11 @@ fn recorder() -> (
 
 fn ids(sent: &Mutex<Vec<(u64, Vec<u8>)>>) -> Vec<u64> {
     sent.lock().unwrap().iter().map(|(id, _)| *id).collect()
+}
+
+#[test]
+fn the_memory_store_keeps_the_store_contract() {
+    outbox_contract::check_all(&MemoryOutboxStore::new());
 }
 
 #[test]

@@ -46,12 +46,25 @@ use crate::message::Message;
 
 mod dispatcher;
 mod memory_store;
+#[cfg(feature = "durable")]
+mod record;
 mod signal;
 mod stream;
+
+#[cfg(feature = "durable")]
+mod fjall_store;
 
 pub use dispatcher::{Outbox, OutboxConfig};
 pub use memory_store::{MemoryOutboxStore, MemoryTx};
 pub use stream::{ChannelStream, EventStream};
+
+/// The fjall version the fjall store is built with, for the application's
+/// own keyspaces and transactions (`fjall::KeyspaceCreateOptions`,
+/// `fjall::PersistMode`, ...).
+#[cfg(feature = "durable")]
+pub use ::fjall;
+#[cfg(feature = "durable")]
+pub use fjall_store::FjallOutboxStore;
 
 /// One row of the outbox: a message and what has happened to it so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
