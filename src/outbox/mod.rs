@@ -53,6 +53,8 @@ mod stream;
 
 #[cfg(feature = "durable")]
 mod fjall_store;
+#[cfg(feature = "postgres")]
+mod postgres_store;
 
 pub use dispatcher::{Outbox, OutboxConfig};
 pub use memory_store::{MemoryOutboxStore, MemoryTx};
@@ -63,8 +65,14 @@ pub use stream::{ChannelStream, EventStream};
 /// `fjall::PersistMode`, ...).
 #[cfg(feature = "durable")]
 pub use ::fjall;
+/// The `postgres` version the PostgreSQL store is built with, for the
+/// application's own statements (`postgres::Transaction`, ...).
+#[cfg(feature = "postgres")]
+pub use ::postgres;
 #[cfg(feature = "durable")]
 pub use fjall_store::FjallOutboxStore;
+#[cfg(feature = "postgres")]
+pub use postgres_store::{PostgresOutboxStore, PostgresStoreConfig};
 
 /// One row of the outbox: a message and what has happened to it so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
