@@ -19,6 +19,9 @@
 //! 6. [`block`]: the block runtime: a process made of blocks with ordered
 //!    init and finish, bags between them, server callbacks and signal
 //!    shutdown.
+//! 7. [`outbox`]: the transactional outbox; an [`Outbox`] commits messages
+//!    with the application's data (memory, fjall or PostgreSQL store) and
+//!    dispatches them on its own threads to any [`outbox::EventStream`].
 //!
 //! ```
 //! use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
@@ -40,6 +43,7 @@ pub mod block;
 pub mod channel;
 pub mod error;
 pub mod message;
+pub mod outbox;
 #[cfg(feature = "durable")]
 pub mod queue;
 pub mod waiter;
@@ -51,4 +55,5 @@ pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
 pub use channel::{DurableAdapter, DurableConfig};
 pub use error::{Error, Result};
 pub use message::{Acker, Delivery, Message};
+pub use outbox::{Outbox, OutboxConfig, OutboxEvent};
 pub use waiter::{ConnectionWaiter, Generation};

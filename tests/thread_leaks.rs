@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{eventually, syncmq_threads, unique};
-use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
+use syncmq::outbox::{MemoryOutboxStore, OutboxRecord};
+use syncmq::{Adapter, ChannelSpec, Message, Mode, Outbox, SimpleAdapter};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -195,5 +196,25 @@ fn durable_adapter_close_and_drop_join_every_thread() {
         syncmq_threads().len() == 7
     });
     drop(adapter);
+#[test]
+fn outbox_stop_and_drop_join_both_threads() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let stream = |_: &OutboxRecord| Ok(());
+    let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
+    outbox.add(&Message::new(b"x".to_vec())).unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "the two named outbox threads",
+        || syncmq_threads() == ["syncmq-outbox-c", "syncmq-outbox-s"],
+    );
+    outbox.stop().unwrap();
+    no_threads_left();
+
+    let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
+    eventually(Duration::from_secs(5), "two outbox threads again", || {
+        syncmq_threads().len() == 2
+    });
+    drop(outbox);
     no_threads_left();
 }

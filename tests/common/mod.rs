@@ -75,3 +75,29 @@ pub fn broker_url() -> Option<String> {
     eprintln!("NOTICE: skipping a broker test: no RabbitMQ answers at 127.0.0.1:5672");
     None
 }
+
+/// The connection string of the test PostgreSQL (`SYNCMQ_POSTGRES`, by
+/// default the local server, database `test`, user `postgres`), or `None`
+/// when nothing answers on 127.0.0.1:5432. As with [`broker_url`], a
+/// missing server skips the test with a notice outside CI only.
+pub fn postgres_params() -> Option<String> {
+    let params = std::env::var("SYNCMQ_POSTGRES").unwrap_or_else(|_| {
+        "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5".to_string()
+    });
+    let answers = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:5432".parse().expect("a socket address"),
+        Duration::from_secs(2),
+    )
+    .is_ok();
+    if answers {
+        return Some(params);
+    }
+    let required =
+        std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some() || std::env::var_os("CI").is_some();
+    assert!(
+        !required,
+        "no PostgreSQL answers at 127.0.0.1:5432, and database tests are required here"
+    );
+    eprintln!("NOTICE: skipping a PostgreSQL test: nothing answers at 127.0.0.1:5432");
+    None
+}

@@ -1,0 +1,413 @@
+//! The fjall outbox store: the outbox lives in the same fjall database as
+//! the application's keyspaces, so one write transaction commits both.
+//!
+//! The database is a `SingleWriterTxDatabase` (fjall's serialized write
+//! transactions). `add_within_tx` opens a write transaction, hands it to the
+//! caller's closure for the application's writes, adds the outbox row and
+//! commits everything with one journal write, synced to disk
+//! (`PersistMode::SyncData` by default): a row whose add returned `Ok`
+//! survives `kill -9` and power loss, and a row whose transaction did not
+//! commit never appears, nor do the application's writes. Ids are taken
+//! under the transaction lock, so they increase in commit order.
+//!
+//! Keyspaces, each named `{prefix}.{part}` (prefix `outbox` by default):
+//!
+//! - `pending`: id (big-endian) → row. Written once, removed once with
+//!   `remove_weak`, so a drained outbox leaves no tombstones in front of
+//!   the next pending row.
+//! - `attempts`: id → failed attempts and the last error, only for rows that
+//!   failed.
+//! - `dispatched`: dispatched-at millis ++ id → row, oldest first, for
+//!   cleanup by age.
+//! - `dead`: id → row with its attempts, kept until the application removes
+//!   it.
+//! - `meta`: the last id given out, so ids never repeat after a restart.
+//!
+//! Marking rows dispatched is written without a sync: if the machine loses
+//! it, the rows are sent again after the restart (at least once). A pending
+//! row whose bytes are corrupt is moved to `dead` unchanged, logged, and
+//! skipped, so it cannot block the rows behind it.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use fjall::{
+    KeyspaceCreateOptions, PersistMode, Readable, SingleWriterTxDatabase, SingleWriterTxKeyspace,
+    SingleWriterWriteTx,
+};
+
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::outbox::record::{self, id_key, key_id};
+use crate::outbox::{check_batch, millis, now_ms, OutboxCounts, OutboxRecord, OutboxStore};
+
+const LAST_ID: &[u8] = b"last_id";
+
+/// An outbox in a fjall database shared with the application. See the
+/// [module docs](self).
+///
+/// ```
+/// use syncmq::outbox::fjall::KeyspaceCreateOptions;
+/// use syncmq::outbox::{FjallOutboxStore, OutboxStore};
+/// use syncmq::Message;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// let store = FjallOutboxStore::open(dir.path())?;
+/// let orders = store.database().keyspace("orders", KeyspaceCreateOptions::default)?;
+/// let (id, ()) = store.add_within_tx(&Message::new(b"order 1 placed".to_vec()), |tx| {
+///     tx.insert(&orders, "order:1", "placed");
+///     Ok::<_, syncmq::Error>(())
+/// })?;
+/// assert_eq!(store.pending(10)?[0].id, id);
+/// assert!(orders.get("order:1")?.is_some());
+/// # Ok(())
+/// # }
+/// ```
+pub struct FjallOutboxStore {
+    db: SingleWriterTxDatabase,
+    pending: SingleWriterTxKeyspace,
+    attempts: SingleWriterTxKeyspace,
+    dispatched: SingleWriterTxKeyspace,
+    dead: SingleWriterTxKeyspace,
+    meta: SingleWriterTxKeyspace,
+    last_id: AtomicU64,
+    durability: PersistMode,
+}
+
+impl std::fmt::Debug for FjallOutboxStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallOutboxStore")
+            .field("last_id", &self.last_id.load(Ordering::Relaxed))
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fjall error as ours, saying what we were doing.
+fn storage(doing: &str) -> impl FnOnce(fjall::Error) -> Error + '_ {
+    move |e| Error::Storage(format!("fjall outbox: {doing}: {e}"))
+}
+
+impl FjallOutboxStore {
+    /// The keyspace prefix [`open`](Self::open) uses.
+    pub const DEFAULT_PREFIX: &'static str = "outbox";
+
+    /// Opens (or creates) a fjall database at `path` with the outbox in it.
+    /// The application makes its own keyspaces in
+    /// [`database`](Self::database).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the database cannot be opened (another
+    /// process has it open, the disk fails) or its outbox cannot be read.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let db = SingleWriterTxDatabase::builder(path.as_ref())
+            .open()
+            .map_err(storage("opening the database"))?;
+        Self::from_database(db, Self::DEFAULT_PREFIX)
+    }
+
+    /// The outbox in a database the application already opened, in
+    /// keyspaces named `{prefix}.pending` and so on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a prefix that is empty, longer than
+    /// 200 bytes or not made of ASCII letters, digits, `_`, `-` and `.`;
+    /// [`Error::Storage`] when the keyspaces cannot be opened or read.
+    pub fn from_database(db: SingleWriterTxDatabase, prefix: &str) -> Result<Self> {
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if prefix.is_empty() || prefix.len() > 200 || !prefix.chars().all(valid) {
+            return Err(Error::invalid(
+                "prefix",
+                format!(
+                    "{prefix:?}: a keyspace prefix is 1 to 200 ASCII letters, digits, `_`, `-` or `.`"
+                ),
+            ));
+        }
+        let keyspace = |part: &str| {
+            db.keyspace(&format!("{prefix}.{part}"), KeyspaceCreateOptions::default)
+                .map_err(storage("opening a keyspace"))
+        };
+        let store = FjallOutboxStore {
+            pending: keyspace("pending")?,
+            attempts: keyspace("attempts")?,
+            dispatched: keyspace("dispatched")?,
+            dead: keyspace("dead")?,
+            meta: keyspace("meta")?,
+            db,
+            last_id: AtomicU64::new(0),
+            durability: PersistMode::SyncData,
+        };
+        store
+            .last_id
+            .store(store.recover_last_id()?, Ordering::SeqCst);
+        Ok(store)
+    }
+
+    /// How adds are made durable. Default [`PersistMode::SyncData`]: a
+    /// committed row survives power loss. [`PersistMode::Buffer`] survives a
+    /// crash of the process only, and is much faster.
+    #[must_use]
+    pub fn with_durability(mut self, mode: PersistMode) -> Self {
+        self.durability = mode;
+        self
+    }
+
+    /// The database, for the application's own keyspaces and reads.
+    pub fn database(&self) -> &SingleWriterTxDatabase {
+        &self.db
+    }
+
+    /// The highest id in use: the meta record, or a pending or dead row
+    /// written after it (ids are never reused).
+    fn recover_last_id(&self) -> Result<u64> {
+        let mut last = match self.meta.get(LAST_ID).map_err(storage("reading meta"))? {
+            Some(bytes) => {
+                u64::from_be_bytes(<[u8; 8]>::try_from(&bytes[..]).map_err(|_| Error::Corrupt {
+                    key: "outbox meta last_id".into(),
+                    reason: format!("{} bytes, expected 8", bytes.len()),
+                })?)
+            }
+            None => 0,
+        };
+        for keyspace in [&self.pending, &self.dead] {
+            if let Some(guard) = keyspace.last_key_value() {
+                let key = guard.key().map_err(storage("reading the last row"))?;
+                last = last.max(key_id(&key)?);
+            }
+        }
+        Ok(last)
+    }
+
+    /// Writes the row into `tx` with a new id.
+    fn insert(&self, tx: &mut SingleWriterWriteTx<'_>, message: &Message) -> Result<u64> {
+        // The write transaction holds fjall's single-writer lock, so ids
+        // are taken in commit order. An id of a transaction that does not
+        // commit is skipped, never reused.
+        let id = self.last_id.fetch_add(1, Ordering::SeqCst) + 1;
+        let row = record::encode(&OutboxRecord {
+            id,
+            message: message.clone(),
+            created_at: now_ms(),
+            attempts: 0,
+            last_error: None,
+        })?;
+        tx.insert(&self.pending, id_key(id), row);
+        tx.insert(&self.meta, LAST_ID, id.to_be_bytes());
+        Ok(id)
+    }
+
+    /// The attempts and last error recorded for `id`.
+    fn failures(&self, id: u64) -> Result<(u32, Option<String>)> {
+        match self
+            .attempts
+            .get(id_key(id))
+            .map_err(storage("reading attempts"))?
+        {
+            None => Ok((0, None)),
+            Some(bytes) => decode_failures(id, &bytes),
+        }
+    }
+
+    /// Moves a pending row whose bytes cannot be read into `dead` as it is.
+    fn set_aside_corrupt(&self, key: &[u8], bytes: &[u8], error: &Error) -> Result<()> {
+        log::error!("outbox: moving a corrupt pending row to dead: {error}");
+        let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
+        tx.remove_weak(&self.pending, key.to_vec());
+        tx.insert(&self.dead, key.to_vec(), bytes.to_vec());
+        tx.commit().map_err(storage("setting a corrupt row aside"))
+    }
+}
+
+fn encode_failures(attempts: u32, error: &str) -> Vec<u8> {
+    let mut out = attempts.to_be_bytes().to_vec();
+    out.extend_from_slice(error.as_bytes());
+    out
+}
+
+fn decode_failures(id: u64, bytes: &[u8]) -> Result<(u32, Option<String>)> {
+    let corrupt = || Error::Corrupt {
+        key: format!("outbox attempts of row {id}"),
+        reason: "expected 4 bytes of count and UTF-8 text".into(),
+    };
+    let count = bytes
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .ok_or_else(corrupt)?;
+    let text = std::str::from_utf8(&bytes[4..]).map_err(|_| corrupt())?;
+    Ok((u32::from_be_bytes(count), Some(text.to_string())))
+}
+
+fn dispatched_key(at_ms: u64, id: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&at_ms.to_be_bytes());
+    key[8..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+impl OutboxStore for FjallOutboxStore {
+    type Tx<'t> = SingleWriterWriteTx<'t>;
+
+    fn add(&self, message: &Message) -> Result<u64> {
+        self.add_within_tx(message, |_| Ok::<_, Error>(()))
+            .map(|(id, ())| id)
+    }
+
+    fn add_within_tx<T, E, F>(&self, message: &Message, f: F) -> Result<(u64, T), E>
+    where
+        F: for<'t> FnOnce(&mut Self::Tx<'t>) -> Result<T, E>,
+        E: From<Error>,
+    {
+        let mut tx = self.db.write_tx().durability(Some(self.durability));
+        // On an error the transaction is dropped: fjall rolls it back.
+        let value = f(&mut tx)?;
+        let id = self.insert(&mut tx, message)?;
+        tx.commit().map_err(storage("committing an add"))?;
+        Ok((id, value))
+    }
+
+    fn pending(&self, batch: usize) -> Result<Vec<OutboxRecord>> {
+        check_batch("batch", batch)?;
+        let mut rows = Vec::with_capacity(batch.min(1024));
+        for guard in self.pending.inner().iter() {
+            if rows.len() == batch {
+                break;
+            }
+            let (key, value) = guard
+                .into_inner()
+                .map_err(storage("reading pending rows"))?;
+            let id = key_id(&key)?;
+            match record::decode(id, &value) {
+                Ok(mut row) => {
+                    (row.attempts, row.last_error) = self.failures(id)?;
+                    rows.push(row);
+                }
+                Err(error) => self.set_aside_corrupt(&key, &value, &error)?,
+            }
+        }
+        Ok(rows)
+    }
+
+    fn mark_dispatched(&self, ids: &[u64]) -> Result<()> {
+        let at = millis(SystemTime::now());
+        let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
+        for &id in ids {
+            let key = id_key(id);
+            let Some(row) = tx
+                .get(&self.pending, key)
+                .map_err(storage("reading a pending row"))?
+            else {
+                continue;
+            };
+            tx.insert(&self.dispatched, dispatched_key(at, id), row);
+            tx.remove_weak(&self.pending, key);
+            if tx
+                .contains_key(&self.attempts, key)
+                .map_err(storage("reading attempts"))?
+            {
+                tx.remove(&self.attempts, key);
+            }
+        }
+        tx.commit().map_err(storage("marking rows dispatched"))
+    }
+
+    fn record_failure(&self, id: u64, error: &str) -> Result<u32> {
+        let key = id_key(id);
+        let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
+        if !tx
+            .contains_key(&self.pending, key)
+            .map_err(storage("reading a pending row"))?
+        {
+            return Err(Error::invalid(
+                "id",
+                format!("outbox row {id} is not pending"),
+            ));
+        }
+        let previous = match tx
+            .get(&self.attempts, key)
+            .map_err(storage("reading attempts"))?
+        {
+            Some(bytes) => decode_failures(id, &bytes)?.0,
+            None => 0,
+        };
+        let attempts = previous.saturating_add(1);
+        tx.insert(&self.attempts, key, encode_failures(attempts, error));
+        tx.commit().map_err(storage("recording a failure"))?;
+        Ok(attempts)
+    }
+
+    fn mark_dead(&self, id: u64) -> Result<()> {
+        let key = id_key(id);
+        let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
+        let Some(bytes) = tx
+            .get(&self.pending, key)
+            .map_err(storage("reading a pending row"))?
+        else {
+            return Err(Error::invalid(
+                "id",
+                format!("outbox row {id} is not pending"),
+            ));
+        };
+        let mut row = record::decode(id, &bytes)?;
+        if let Some(failures) = tx
+            .get(&self.attempts, key)
+            .map_err(storage("reading attempts"))?
+        {
+            (row.attempts, row.last_error) = decode_failures(id, &failures)?;
+            tx.remove(&self.attempts, key);
+        }
+        tx.insert(&self.dead, key, record::encode(&row)?);
+        tx.remove_weak(&self.pending, key);
+        tx.commit().map_err(storage("marking a row dead"))
+    }
+
+    fn remove_dispatched(&self, older_than: SystemTime, batch: usize) -> Result<u64> {
+        check_batch("batch", batch)?;
+        let end = dispatched_key(millis(older_than), 0);
+        let mut keys = Vec::new();
+        for guard in self.dispatched.inner().range(..end.as_slice()).take(batch) {
+            keys.push(guard.key().map_err(storage("reading dispatched rows"))?);
+        }
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
+        for key in &keys {
+            tx.remove_weak(&self.dispatched, key.clone());
+        }
+        tx.commit().map_err(storage("removing dispatched rows"))?;
+        Ok(keys.len() as u64)
+    }
+
+    fn dead(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+        let mut rows = Vec::new();
+        for guard in self.dead.inner().iter().take(limit) {
+            let (key, value) = guard.into_inner().map_err(storage("reading dead rows"))?;
+            let id = key_id(&key)?;
+            match record::decode(id, &value) {
+                Ok(row) => rows.push(row),
+                // Kept in the store as it is, for inspection.
+                Err(e) => log::error!("outbox: skipping a corrupt dead row: {e}"),
+            }
+        }
+        Ok(rows)
+    }
+
+    fn counts(&self) -> Result<OutboxCounts> {
+        let count = |keyspace: &SingleWriterTxKeyspace| {
+            keyspace
+                .inner()
+                .len()
+                .map(|n| n as u64)
+                .map_err(storage("counting rows"))
+        };
+        Ok(OutboxCounts {
+            pending: count(&self.pending)?,
+            dispatched: count(&self.dispatched)?,
+            dead: count(&self.dead)?,
+        })
+    }
+}

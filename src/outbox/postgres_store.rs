@@ -1,0 +1,569 @@
+//! The PostgreSQL outbox store: a table next to the application's, written
+//! in the application's own transaction.
+//!
+//! `add_within_tx` begins a transaction, hands the `postgres::Transaction`
+//! to the caller's closure for its own statements, inserts the outbox row
+//! and commits: both or neither. A caller that runs its transactions itself
+//! inserts the row with [`PostgresOutboxStore::add_in`] and then calls
+//! [`Outbox::notify`](crate::outbox::Outbox::notify).
+//!
+//! # Schema
+//!
+//! Created when missing (table `syncmq_outbox` unless configured):
+//!
+//! ```sql
+//! CREATE TABLE IF NOT EXISTS syncmq_outbox (
+//!     id            BIGSERIAL PRIMARY KEY,
+//!     message       BYTEA NOT NULL,        -- Message::to_bytes
+//!     created_at    TIMESTAMPTZ NOT NULL,
+//!     attempts      INTEGER NOT NULL DEFAULT 0,
+//!     last_error    TEXT,
+//!     claimed_by    TEXT,                  -- the dispatcher holding the row
+//!     claimed_until TIMESTAMPTZ,           -- until its claim lapses
+//!     dispatched_at TIMESTAMPTZ,
+//!     dead_at       TIMESTAMPTZ
+//! );
+//! CREATE INDEX IF NOT EXISTS syncmq_outbox_pending ON syncmq_outbox (id)
+//!     WHERE dispatched_at IS NULL AND dead_at IS NULL;
+//! CREATE INDEX IF NOT EXISTS syncmq_outbox_dispatched ON syncmq_outbox (dispatched_at)
+//!     WHERE dispatched_at IS NOT NULL;
+//! ```
+//!
+//! # Several dispatchers
+//!
+//! `pending` claims the rows it returns: it picks them `ORDER BY id ... FOR
+//! UPDATE SKIP LOCKED` and stamps them with this store's claim (unique per
+//! store value) for the lease (60 s by default). Dispatchers in other
+//! processes skip rows under another's live claim, so no two send one row
+//! at the same time. A dispatcher that dies leaves its claims to lapse;
+//! then another takes the rows over (and sends them again if the dead one
+//! had sent them: at least once). Keep the lease well above the time a
+//! batch takes to send.
+//!
+//! Ids come from a sequence, which hands them out when rows are inserted,
+//! not when they commit; so with concurrent writers a row can become
+//! visible after one with a higher id was already sent. Order is id order
+//! among the rows committed at the time of each read.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use postgres::types::{ToSql, Type};
+use postgres::{Client, GenericClient, NoTls, Row, Transaction};
+
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::outbox::{check_batch, now_ms, OutboxCounts, OutboxRecord, OutboxStore};
+
+/// How a [`PostgresOutboxStore`] connects and claims rows.
+///
+/// ```
+/// use std::time::Duration;
+/// use syncmq::outbox::PostgresStoreConfig;
+///
+/// let config = PostgresStoreConfig::new("host=127.0.0.1 user=postgres dbname=app")
+///     .with_table("orders_outbox")
+///     .with_lease(Duration::from_secs(30));
+/// assert!(config.validate().is_ok());
+/// assert!(PostgresStoreConfig::new("").with_table("drop table x;").validate().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresStoreConfig {
+    params: String,
+    table: String,
+    lease: Duration,
+    max_idle: usize,
+}
+
+impl PostgresStoreConfig {
+    /// The table when none is given.
+    pub const DEFAULT_TABLE: &'static str = "syncmq_outbox";
+
+    /// A config for the connection string `params` (the `postgres` crate's
+    /// key=value or URL form, for example
+    /// `host=127.0.0.1 user=postgres dbname=app connect_timeout=5`).
+    pub fn new(params: impl Into<String>) -> Self {
+        PostgresStoreConfig {
+            params: params.into(),
+            table: Self::DEFAULT_TABLE.into(),
+            lease: Duration::from_secs(60),
+            max_idle: 4,
+        }
+    }
+
+    /// The outbox table's name: lowercase ASCII letters, digits and `_`,
+    /// starting with a letter or `_`, at most 50 bytes (room for the index
+    /// names). Default `syncmq_outbox`.
+    #[must_use]
+    pub fn with_table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// How long a claim on pending rows lasts. Default 60 s; whole
+    /// milliseconds, at least one.
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How many idle connections the store keeps for reuse. Default 4.
+    #[must_use]
+    pub fn with_max_idle(mut self, connections: usize) -> Self {
+        self.max_idle = connections;
+        self
+    }
+
+    /// Checks the table name and the lease.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming `table` or `lease`.
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.table;
+        let first_ok = t
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+        let rest_ok = t
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !first_ok || !rest_ok || t.len() > 50 {
+            return Err(Error::invalid(
+                "table",
+                format!(
+                    "{t:?}: a table name is 1 to 50 lowercase ASCII letters, digits or `_`, not starting with a digit"
+                ),
+            ));
+        }
+        if self.lease < Duration::from_millis(1) {
+            return Err(Error::invalid("lease", "must be at least 1 ms"));
+        }
+        Ok(())
+    }
+}
+
+/// An outbox table in PostgreSQL. See the [module docs](self).
+///
+/// ```no_run
+/// use syncmq::outbox::{OutboxStore, PostgresOutboxStore};
+/// use syncmq::Message;
+///
+/// # fn main() -> syncmq::Result<()> {
+/// let store = PostgresOutboxStore::connect("host=127.0.0.1 user=postgres dbname=app")?;
+/// store.add_within_tx(&Message::new(b"order 1 placed".to_vec()), |tx| {
+///     tx.execute("INSERT INTO orders (id, state) VALUES (1, 'placed')", &[])
+///         .map_err(|e| syncmq::Error::Storage(e.to_string()))
+/// })?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct PostgresOutboxStore {
+    config: PostgresStoreConfig,
+    idle: Mutex<Vec<Client>>,
+    /// This store's claim on the rows it dispatches.
+    claim: String,
+    sql: Sql,
+}
+
+impl std::fmt::Debug for PostgresOutboxStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOutboxStore")
+            .field("table", &self.config.table)
+            .field("claim", &self.claim)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The statements, with the table name in them.
+struct Sql {
+    insert: String,
+    claim: String,
+    mark_dispatched: String,
+    record_failure: String,
+    mark_dead: String,
+    remove_dispatched: String,
+    dead: String,
+    counts: String,
+}
+
+impl Sql {
+    fn new(t: &str) -> Self {
+        let columns = "id, message, created_at, attempts, last_error";
+        let pending = "dispatched_at IS NULL AND dead_at IS NULL";
+        Sql {
+            insert: format!("INSERT INTO {t} (message, created_at) VALUES ($1, $2) RETURNING id"),
+            claim: format!(
+                "UPDATE {t} SET claimed_by = $1, claimed_until = now() + make_interval(secs => $2) \
+                 WHERE id IN (SELECT id FROM {t} WHERE {pending} \
+                   AND (claimed_until IS NULL OR claimed_until < now() OR claimed_by = $1) \
+                   ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING {columns}"
+            ),
+            mark_dispatched: format!(
+                "UPDATE {t} SET dispatched_at = $2, claimed_by = NULL, claimed_until = NULL \
+                 WHERE id = ANY($1) AND {pending}"
+            ),
+            record_failure: format!(
+                "UPDATE {t} SET attempts = attempts + 1, last_error = $2 \
+                 WHERE id = $1 AND {pending} RETURNING attempts"
+            ),
+            mark_dead: format!(
+                "UPDATE {t} SET dead_at = now(), claimed_by = NULL, claimed_until = NULL, \
+                   last_error = COALESCE($2, last_error) \
+                 WHERE id = $1 AND {pending}"
+            ),
+            remove_dispatched: format!(
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE dispatched_at < $1 \
+                   ORDER BY dispatched_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            ),
+            dead: format!(
+                "SELECT {columns} FROM {t} WHERE dead_at IS NOT NULL ORDER BY id LIMIT $1"
+            ),
+            counts: format!(
+                "SELECT count(*) FILTER (WHERE {pending}), \
+                   count(*) FILTER (WHERE dispatched_at IS NOT NULL), \
+                   count(*) FILTER (WHERE dead_at IS NOT NULL) FROM {t}"
+            ),
+        }
+    }
+
+    fn create(t: &str) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {t} (
+                id            BIGSERIAL PRIMARY KEY,
+                message       BYTEA NOT NULL,
+                created_at    TIMESTAMPTZ NOT NULL,
+                attempts      INTEGER NOT NULL DEFAULT 0,
+                last_error    TEXT,
+                claimed_by    TEXT,
+                claimed_until TIMESTAMPTZ,
+                dispatched_at TIMESTAMPTZ,
+                dead_at       TIMESTAMPTZ
+            );
+            CREATE INDEX IF NOT EXISTS {t}_pending ON {t} (id)
+                WHERE dispatched_at IS NULL AND dead_at IS NULL;
+            CREATE INDEX IF NOT EXISTS {t}_dispatched ON {t} (dispatched_at)
+                WHERE dispatched_at IS NOT NULL;"
+        )
+    }
+}
+
+/// A postgres error as ours, with the server's message when there is one.
+fn pg(doing: &str) -> impl FnOnce(postgres::Error) -> Error + '_ {
+    move |e| {
+        let detail = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.severity(), db.message()),
+            None => e.to_string(),
+        };
+        Error::Storage(format!("postgres outbox: {doing}: {detail}"))
+    }
+}
+
+/// A connection taken from the store; it goes back when dropped, unless it
+/// broke.
+struct Pooled<'a> {
+    store: &'a PostgresOutboxStore,
+    client: Option<Client>,
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let mut idle = self.store.idle();
+            if !client.is_closed() && idle.len() < self.store.config.max_idle {
+                idle.push(client);
+            }
+        }
+    }
+}
+
+impl PostgresOutboxStore {
+    /// Connects with the connection string `params` and creates the table
+    /// `syncmq_outbox` when it is missing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the server cannot be reached or refuses.
+    pub fn connect(params: &str) -> Result<Self> {
+        Self::connect_with(PostgresStoreConfig::new(params))
+    }
+
+    /// Connects as `config` says and creates its table when it is missing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a bad config, [`Error::Storage`] when
+    /// the server cannot be reached or refuses.
+    pub fn connect_with(config: PostgresStoreConfig) -> Result<Self> {
+        config.validate()?;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let claim = format!(
+            "{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let store = PostgresOutboxStore {
+            sql: Sql::new(&config.table),
+            config,
+            idle: Mutex::new(Vec::new()),
+            claim,
+        };
+        store
+            .client()?
+            .batch_execute(&Sql::create(&store.config.table))
+            .map_err(pg("creating the outbox table"))?;
+        Ok(store)
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.config.table
+    }
+
+    /// Inserts a row with the caller's client or transaction, which the
+    /// caller commits. Call [`Outbox::notify`](crate::outbox::Outbox::notify)
+    /// after the commit, or the row waits for the next check interval.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the insert fails, [`Error::Codec`] for a
+    /// message too large to encode.
+    pub fn add_in(&self, client: &mut impl GenericClient, message: &Message) -> Result<u64> {
+        let bytes = message.to_bytes()?;
+        let created_at = now_ms();
+        let row = client
+            .query_typed_one(
+                &self.sql.insert,
+                &[(&bytes, Type::BYTEA), (&created_at, Type::TIMESTAMPTZ)],
+            )
+            .map_err(pg("inserting a row"))?;
+        id_of(&row)
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Client>> {
+        // A Vec of clients: a panic cannot leave it half-changed.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn client(&self) -> Result<Pooled<'_>> {
+        let reused = self.idle().pop();
+        let client = match reused {
+            Some(client) => client,
+            None => Client::connect(&self.config.params, NoTls).map_err(pg("connecting"))?,
+        };
+        Ok(Pooled {
+            store: self,
+            client: Some(client),
+        })
+    }
+
+    fn query(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>> {
+        self.client()?
+            .query_typed(sql, params)
+            .map_err(pg("querying the outbox"))
+    }
+
+    /// Decodes a claimed row; a row whose message cannot be read is set
+    /// aside as dead with the reason, so it cannot block the rest.
+    fn decode_pending(&self, row: &Row) -> Result<Option<OutboxRecord>> {
+        match parse(row)? {
+            Ok(record) => Ok(Some(record)),
+            Err((id, e)) => {
+                log::error!("postgres outbox: row {id} is corrupt, setting it aside: {e}");
+                let reason = Some(format!("corrupt message: {e}"));
+                let id = db_id(id)?;
+                self.query(
+                    &self.sql.mark_dead,
+                    &[(&id, Type::INT8), (&reason, Type::TEXT)],
+                )?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// A row of `id, message, created_at, attempts, last_error`: the record, or
+/// its id and why its message cannot be read.
+fn parse(row: &Row) -> Result<Result<OutboxRecord, (u64, Error)>> {
+    let id = id_of(row)?;
+    let bytes: Vec<u8> = row.try_get(1).map_err(pg("reading a row"))?;
+    let message = match Message::from_bytes(&bytes) {
+        Ok(message) => message,
+        Err(e) => return Ok(Err((id, e))),
+    };
+    let attempts: i32 = row.try_get(3).map_err(pg("reading a row"))?;
+    Ok(Ok(OutboxRecord {
+        id,
+        message,
+        created_at: row.try_get(2).map_err(pg("reading a row"))?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        last_error: row.try_get(4).map_err(pg("reading a row"))?,
+    }))
+}
+
+fn id_of(row: &Row) -> Result<u64> {
+    let id: i64 = row.try_get(0).map_err(pg("reading an id"))?;
+    u64::try_from(id).map_err(|_| Error::Corrupt {
+        key: format!("outbox row {id}"),
+        reason: "a negative id".into(),
+    })
+}
+
+fn db_id(id: u64) -> Result<i64> {
+    i64::try_from(id).map_err(|_| Error::invalid("id", format!("outbox row {id} is not pending")))
+}
+
+impl OutboxStore for PostgresOutboxStore {
+    type Tx<'t> = Transaction<'t>;
+
+    fn add(&self, message: &Message) -> Result<u64> {
+        self.add_in(&mut *self.client()?, message)
+    }
+
+    fn add_within_tx<T, E, F>(&self, message: &Message, f: F) -> Result<(u64, T), E>
+    where
+        F: for<'t> FnOnce(&mut Self::Tx<'t>) -> Result<T, E>,
+        E: From<Error>,
+    {
+        let mut client = self.client()?;
+        let mut tx = client
+            .transaction()
+            .map_err(pg("beginning a transaction"))?;
+        // On an error the transaction is dropped, which rolls it back.
+        let value = f(&mut tx)?;
+        let id = self.add_in(&mut tx, message)?;
+        tx.commit().map_err(pg("committing an add"))?;
+        Ok((id, value))
+    }
+
+    fn pending(&self, batch: usize) -> Result<Vec<OutboxRecord>> {
+        check_batch("batch", batch)?;
+        let lease = self.config.lease.as_secs_f64();
+        let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+        let rows = self.query(
+            &self.sql.claim,
+            &[
+                (&self.claim, Type::TEXT),
+                (&lease, Type::FLOAT8),
+                (&limit, Type::INT8),
+            ],
+        )?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(record) = self.decode_pending(row)? {
+                records.push(record);
+            }
+        }
+        // RETURNING does not keep the subquery's order.
+        records.sort_by_key(|r| r.id);
+        Ok(records)
+    }
+
+    fn mark_dispatched(&self, ids: &[u64]) -> Result<()> {
+        let ids: Vec<i64> = ids
+            .iter()
+            .filter_map(|&id| i64::try_from(id).ok())
+            .collect();
+        let now = SystemTime::now();
+        self.client()?
+            .execute_typed(
+                &self.sql.mark_dispatched,
+                &[(&ids, Type::INT8_ARRAY), (&now, Type::TIMESTAMPTZ)],
+            )
+            .map_err(pg("marking rows dispatched"))?;
+        Ok(())
+    }
+
+    fn record_failure(&self, id: u64, error: &str) -> Result<u32> {
+        let db_id = db_id(id)?;
+        let rows = self.query(
+            &self.sql.record_failure,
+            &[(&db_id, Type::INT8), (&error, Type::TEXT)],
+        )?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::invalid("id", format!("outbox row {id} is not pending")))?;
+        let attempts: i32 = row.try_get(0).map_err(pg("reading attempts"))?;
+        Ok(u32::try_from(attempts).unwrap_or(0))
+    }
+
+    fn mark_dead(&self, id: u64) -> Result<()> {
+        let db_id = db_id(id)?;
+        let no_reason: Option<String> = None;
+        let changed = self
+            .client()?
+            .execute_typed(
+                &self.sql.mark_dead,
+                &[(&db_id, Type::INT8), (&no_reason, Type::TEXT)],
+            )
+            .map_err(pg("marking a row dead"))?;
+        if changed == 0 {
+            return Err(Error::invalid(
+                "id",
+                format!("outbox row {id} is not pending"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn remove_dispatched(&self, older_than: SystemTime, batch: usize) -> Result<u64> {
+        check_batch("batch", batch)?;
+        let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+        self.client()?
+            .execute_typed(
+                &self.sql.remove_dispatched,
+                &[(&older_than, Type::TIMESTAMPTZ), (&limit, Type::INT8)],
+            )
+            .map_err(pg("removing dispatched rows"))
+    }
+
+    fn dead(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.query(&self.sql.dead, &[(&limit, Type::INT8)])?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match parse(row)? {
+                Ok(record) => records.push(record),
+                // Kept in the table as it is, for inspection.
+                Err((id, e)) => log::error!("postgres outbox: skipping corrupt dead row {id}: {e}"),
+            }
+        }
+        Ok(records)
+    }
+
+    fn counts(&self) -> Result<OutboxCounts> {
+        let rows = self.query(&self.sql.counts, &[])?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::Storage("postgres outbox: counting returned no row".into()))?;
+        let get = |i: usize| -> Result<u64> {
+            let n: i64 = row.try_get(i).map_err(pg("reading counts"))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok(OutboxCounts {
+            pending: get(0)?,
+            dispatched: get(1)?,
+            dead: get(2)?,
+        })
+    }
+}

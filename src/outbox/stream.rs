@@ -1,0 +1,218 @@
+//! Where the dispatcher sends rows: the [`EventStream`] trait, its blanket
+//! implementation for closures, and [`ChannelStream`] for the input of any
+//! [`Adapter`] channel.
+//!
+//! A stream's `send` returns `Ok` only once the destination has taken the
+//! message as far as the destination promises (a confirmed publish, a queue
+//! commit, a channel buffer); the dispatcher marks the row dispatched after
+//! that. Errors tell the dispatcher what to do next:
+//!
+//! - a *stream-down* error ([`Error::is_transient`]: broker, timeout; or
+//!   [`Error::Closed`]) is retried with backoff for as long as it takes and
+//!   is not counted against the row;
+//! - any other error is the row's own: it counts as an attempt, and after
+//!   `max_attempts` the row goes dead.
+//!
+//! A `send` should give up within about a second (or return a timeout), so
+//! that [`Outbox::stop`](crate::outbox::Outbox::stop) is never held up by a
+//! destination that does not answer.
+
+use std::time::Duration;
+
+use crossbeam_channel::{SendTimeoutError, Sender};
+
+use crate::channel::Adapter;
+use crate::error::{Error, Result};
+use crate::outbox::OutboxRecord;
+
+/// A destination for outbox rows. See the [module docs](self) for what
+/// its errors mean.
+///
+/// The dispatcher thread owns its stream, so `send` takes `&mut self` and a
+/// stream need not be `Sync`. Any `FnMut(&OutboxRecord) -> Result<()>` is a
+/// stream:
+///
+/// ```
+/// use syncmq::outbox::{MemoryOutboxStore, Outbox, OutboxRecord};
+/// use syncmq::Message;
+///
+/// # fn main() -> syncmq::Result<()> {
+/// let (tx, rx) = crossbeam_channel::unbounded();
+/// let outbox = Outbox::start(MemoryOutboxStore::new(), move |r: &OutboxRecord| {
+///     tx.send(r.message.body().to_vec()).map_err(|_| syncmq::Error::closed("test receiver"))
+/// })?;
+/// outbox.add(&Message::new(b"hello".to_vec()))?;
+/// assert_eq!(rx.recv().unwrap(), b"hello");
+/// outbox.stop()?;
+/// # Ok(())
+/// # }
+/// ```
+pub trait EventStream: Send + 'static {
+    /// Sends one row.
+    ///
+    /// # Errors
+    ///
+    /// As the [module docs](self) say: stream-down errors are retried
+    /// without limit, others count against the row.
+    fn send(&mut self, record: &OutboxRecord) -> Result<()>;
+}
+
+impl<F> EventStream for F
+where
+    F: FnMut(&OutboxRecord) -> Result<()> + Send + 'static,
+{
+    fn send(&mut self, record: &OutboxRecord) -> Result<()> {
+        self(record)
+    }
+}
+
+/// What a [`ChannelStream`] writes into the channel for each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    Body,
+    StoredMessage,
+}
+
+/// Sends each row into the input of an [`Adapter`] channel.
+///
+/// By default the message's body goes in (a channel carries bytes; the
+/// consumer sees the body as its delivery's body).
+/// [`with_stored_messages`](Self::with_stored_messages) sends the whole
+/// message in its stored form instead ([`Message::to_bytes`]), for
+/// consumers that want the key and headers back with
+/// [`Message::from_bytes`].
+///
+/// A full input is waited on for at most the send timeout (1 s by default),
+/// then the send fails as a timeout and the dispatcher retries it; a closed
+/// adapter is [`Error::Closed`]. Both are stream-down errors, so neither
+/// makes rows go dead.
+///
+/// [`Message::to_bytes`]: crate::Message::to_bytes
+/// [`Message::from_bytes`]: crate::Message::from_bytes
+///
+/// ```
+/// use syncmq::outbox::{ChannelStream, MemoryOutboxStore, Outbox};
+/// use syncmq::{Adapter, ChannelSpec, Message, Mode, SimpleAdapter};
+///
+/// # fn main() -> syncmq::Result<()> {
+/// let adapter = SimpleAdapter::new();
+/// adapter.new_channel(ChannelSpec::new("orders", Mode::Both))?;
+/// let outbox = Outbox::start(MemoryOutboxStore::new(), ChannelStream::new(&adapter, "orders")?)?;
+/// outbox.add(&Message::new(b"order 1 placed".to_vec()))?;
+/// let delivery = adapter.output("orders")?.recv().unwrap();
+/// assert_eq!(delivery.body(), b"order 1 placed");
+/// outbox.stop()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ChannelStream {
+    channel: String,
+    input: Sender<Vec<u8>>,
+    payload: Payload,
+    send_timeout: Duration,
+}
+
+impl ChannelStream {
+    /// The send timeout when none is given.
+    pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// A stream into the input of `channel` on `adapter`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Adapter::input`]: unknown channel, wrong mode, closed adapter.
+    pub fn new<A: Adapter + ?Sized>(adapter: &A, channel: &str) -> Result<Self> {
+        Ok(Self::from_sender(channel, adapter.input(channel)?))
+    }
+
+    /// A stream into a channel input the caller already holds; `channel`
+    /// names it in errors.
+    pub fn from_sender(channel: impl Into<String>, input: Sender<Vec<u8>>) -> Self {
+        ChannelStream {
+            channel: channel.into(),
+            input,
+            payload: Payload::Body,
+            send_timeout: Self::DEFAULT_SEND_TIMEOUT,
+        }
+    }
+
+    /// Sends each message in its stored form (with key, headers, priority
+    /// and expiry) instead of its body alone.
+    #[must_use]
+    pub fn with_stored_messages(mut self) -> Self {
+        self.payload = Payload::StoredMessage;
+        self
+    }
+
+    /// How long a send waits for room in a full input before it fails as a
+    /// timeout (and is retried). Keep it under the outbox's stop timeout.
+    #[must_use]
+    pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+}
+
+impl EventStream for ChannelStream {
+    fn send(&mut self, record: &OutboxRecord) -> Result<()> {
+        let bytes = match self.payload {
+            Payload::Body => record.message.body().to_vec(),
+            Payload::StoredMessage => record.message.to_bytes()?,
+        };
+        match self.input.send_timeout(bytes, self.send_timeout) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => Err(Error::timeout(
+                format!("room in the input of channel `{}`", self.channel),
+                self.send_timeout,
+            )),
+            Err(SendTimeoutError::Disconnected(_)) => Err(Error::closed(format!(
+                "the input of channel `{}`",
+                self.channel
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use crate::outbox::now_ms;
+
+    fn record(body: &[u8]) -> OutboxRecord {
+        OutboxRecord {
+            id: 1,
+            message: Message::new(body.to_vec()).with_key("k"),
+            created_at: now_ms(),
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_full_input_is_a_timeout_and_a_gone_one_is_closed() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut stream =
+            ChannelStream::from_sender("c", tx).with_send_timeout(Duration::from_millis(1));
+        stream.send(&record(b"a")).unwrap();
+        let err = stream.send(&record(b"b")).unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        assert_eq!(rx.recv().unwrap(), b"a");
+        drop(rx);
+        assert!(matches!(
+            stream.send(&record(b"c")).unwrap_err(),
+            Error::Closed(_)
+        ));
+    }
+
+    #[test]
+    fn stored_messages_keep_the_key() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut stream = ChannelStream::from_sender("c", tx).with_stored_messages();
+        stream.send(&record(b"a")).unwrap();
+        let message = Message::from_bytes(&rx.recv().unwrap()).unwrap();
+        assert_eq!(message.key(), Some("k"));
+        assert_eq!(message.body(), b"a");
+    }
+}
