@@ -11,7 +11,11 @@
 //! 3. [`waiter`]: [`ConnectionWaiter`], which wakes every thread waiting for
 //!    a connection the moment it is up.
 //! 4. [`channel`]: named channels behind the [`Adapter`] trait, starting with
-//!    the in-process [`SimpleAdapter`].
+//!    the in-process [`SimpleAdapter`] and, with feature `rabbitmq`, the
+//!    `RabbitAdapter`.
+//! 5. `rabbitmq` (feature `rabbitmq`): the supervised connection, the
+//!    confirmed publisher with its retry buffer, consumers with prefetch and
+//!    dead-letter queues, and the gormq-style `Client`.
 //!
 //! ```
 //! use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
@@ -32,11 +36,14 @@
 pub mod channel;
 pub mod error;
 pub mod message;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 pub mod waiter;
 
 mod thread;
 
 pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
+
 pub use error::{Error, Result};
 pub use message::{Acker, Delivery, Message};
 pub use waiter::{ConnectionWaiter, Generation};
