@@ -34,11 +34,15 @@
 //! [`ConnectionWaiter`]: crate::ConnectionWaiter
 //! [`Message::key`]: crate::Message::key
 
-#[allow(dead_code)] // used by the publisher and consumer, which land next
 mod amqp;
-#[allow(dead_code)]
+mod client;
 mod connection;
+mod consumer;
+mod publisher;
 mod topology;
 
+pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};
+pub use consumer::{Consumer, ConsumerOptions};
+pub use publisher::{BlockedPolicy, Confirmation, Publisher, PublisherConfig, PublisherStats};
 pub use topology::{Declaration, ExchangeKind};
