@@ -327,7 +327,7 @@ fn nothing_confirmed_is_lost_while_connections_are_force_closed() {
         if window.len() >= 512 {
             window.pop_front().unwrap().wait().unwrap();
         }
-        if sent % 100 == 0 {
+        if sent.is_multiple_of(100) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
