@@ -12,7 +12,7 @@
 //!    a connection the moment it is up.
 //! 4. [`channel`]: named channels behind the [`Adapter`] trait, starting with
 //!    the in-process [`SimpleAdapter`] and, with feature `rabbitmq`, the
-//!    `RabbitAdapter`.
+//!    [`RabbitAdapter`].
 //! 5. `rabbitmq` (feature `rabbitmq`): the supervised connection, the
 //!    confirmed publisher with its retry buffer, consumers with prefetch and
 //!    dead-letter queues, and the gormq-style `Client`.
@@ -42,6 +42,8 @@ pub mod waiter;
 
 mod thread;
 
+#[cfg(feature = "rabbitmq")]
+pub use channel::RabbitAdapter;
 pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
 
 pub use error::{Error, Result};

@@ -8,7 +8,7 @@
 //!
 //! 1. [`SimpleAdapter`]: crossbeam channels and forwarding threads, in
 //!    process; nothing survives a restart and acks are no-ops.
-//! 2. `RabbitAdapter` (feature `rabbitmq`): each channel is a durable
+//! 2. [`RabbitAdapter`] (feature `rabbitmq`): each channel is a durable
 //!    RabbitMQ queue, published with confirms and consumed with acks.
 //! 3. `DurableAdapter` (feature `durable`): each channel is a topic of the
 //!    embedded fjall queue engine; the default when no broker is wanted.
@@ -25,8 +25,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::message::Delivery;
 
+#[cfg(feature = "rabbitmq")]
+mod rabbitmq;
 mod simple;
 
+#[cfg(feature = "rabbitmq")]
+pub use rabbitmq::RabbitAdapter;
 pub use simple::SimpleAdapter;
 
 /// Which ends of a channel a process uses.

@@ -37,7 +37,7 @@
 mod amqp;
 mod client;
 mod connection;
-mod consumer;
+pub(crate) mod consumer;
 mod publisher;
 mod topology;
 

@@ -375,6 +375,17 @@ impl Publisher {
         routing_key: &str,
         message: Message,
     ) -> Result<Confirmation> {
+        self.try_send(exchange, routing_key, message)
+            .map_err(|(e, _)| e)
+    }
+
+    /// As [`send`](Self::send), giving the message back with the error.
+    pub(crate) fn try_send(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        message: Message,
+    ) -> std::result::Result<Confirmation, (Error, Message)> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.submit(exchange, routing_key, message, Some(tx))?;
         Ok(Confirmation {
@@ -400,6 +411,7 @@ impl Publisher {
         message: Message,
     ) -> Result<()> {
         self.submit(exchange, routing_key, message, None)
+            .map_err(|(e, _)| e)
     }
 
     /// Waits until every message handed over so far is settled (confirmed,
@@ -467,25 +479,29 @@ impl Publisher {
         routing_key: &str,
         message: Message,
         reply: Option<Sender<Result<()>>>,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), (Error, Message)> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::SeqCst) {
-            return Err(Error::closed("publisher"));
+            return Err((Error::closed("publisher"), message));
         }
         if inner.config.blocked == BlockedPolicy::Fail {
             if let Some(reason) = inner.shared.blocked() {
-                return Err(Error::Broker(format!(
-                    "the broker blocks publishing: {reason}"
-                )));
+                return Err((
+                    Error::Broker(format!("the broker blocks publishing: {reason}")),
+                    message,
+                ));
             }
         }
         let held = inner.held.count.fetch_add(1, Ordering::SeqCst);
         if held >= inner.config.buffer {
             inner.held.release();
-            return Err(Error::Broker(format!(
-                "publisher buffer full: {held} messages await the broker's confirm (buffer {})",
-                inner.config.buffer
-            )));
+            return Err((
+                Error::Broker(format!(
+                    "publisher buffer full: {held} messages await the broker's confirm (buffer {})",
+                    inner.config.buffer
+                )),
+                message,
+            ));
         }
         let entry = Entry {
             seq: inner.next_seq.fetch_add(1, Ordering::Relaxed),
@@ -496,9 +512,9 @@ impl Publisher {
             not_before: None,
             attempts: 0,
         };
-        if inner.requests.send(entry).is_err() {
+        if let Err(returned) = inner.requests.send(entry) {
             inner.held.release();
-            return Err(Error::closed("publisher"));
+            return Err((Error::closed("publisher"), returned.into_inner().message));
         }
         Ok(())
     }
