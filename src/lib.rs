@@ -13,15 +13,19 @@
 //! 4. [`queue`] (feature `durable`): the fjall-backed queue engine: topics,
 //!    subscribers, priorities, acks with redelivery, dead letters, dedupe,
 //!    expiry and group commit.
-//! 5. [`channel`]: named channels behind the [`Adapter`] trait, starting with
-//!    the in-process [`SimpleAdapter`] and, with the `durable` feature,
-//!    the [`DurableAdapter`] on the queue engine.
+//! 5. [`channel`]: named channels behind the [`Adapter`] trait: the
+//!    in-process [`SimpleAdapter`], with the `durable` feature the
+//!    [`DurableAdapter`] on the queue engine, and with the `rabbitmq` feature
+//!    the `RabbitAdapter`.
 //! 6. [`block`]: the block runtime: a process made of blocks with ordered
 //!    init and finish, bags between them, server callbacks and signal
 //!    shutdown.
 //! 7. [`outbox`]: the transactional outbox; an [`Outbox`] commits messages
 //!    with the application's data (memory, fjall or PostgreSQL store) and
 //!    dispatches them on its own threads to any [`outbox::EventStream`].
+//! 8. [`rabbitmq`] (feature `rabbitmq`): the supervised connection, the
+//!    confirmed publisher with its retry buffer, consumers with prefetch and
+//!    dead-letter queues, and the gormq-style `Client`.
 //!
 //! ```
 //! use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
@@ -46,13 +50,18 @@ pub mod message;
 pub mod outbox;
 #[cfg(feature = "durable")]
 pub mod queue;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 pub mod waiter;
 
 mod thread;
 
+#[cfg(feature = "rabbitmq")]
+pub use channel::RabbitAdapter;
 pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
 #[cfg(feature = "durable")]
 pub use channel::{DurableAdapter, DurableConfig};
+
 pub use error::{Error, Result};
 pub use message::{Acker, Delivery, Message};
 pub use outbox::{Outbox, OutboxConfig, OutboxEvent};

@@ -8,7 +8,7 @@
 //!
 //! 1. [`SimpleAdapter`]: crossbeam channels and forwarding threads, in
 //!    process; nothing survives a restart and acks are no-ops.
-//! 2. `RabbitAdapter` (feature `rabbitmq`): each channel is a durable
+//! 2. [`RabbitAdapter`] (feature `rabbitmq`): each channel is a durable
 //!    RabbitMQ queue, published with confirms and consumed with acks.
 //! 3. `DurableAdapter` (feature `durable`): each channel is a topic of the
 //!    embedded fjall queue engine; the default when no broker is wanted.
@@ -27,10 +27,14 @@ use crate::message::Delivery;
 
 #[cfg(feature = "durable")]
 mod durable;
+#[cfg(feature = "rabbitmq")]
+mod rabbitmq;
 mod simple;
 
 #[cfg(feature = "durable")]
 pub use durable::{DurableAdapter, DurableConfig, OUTPUT_SUBSCRIBER};
+#[cfg(feature = "rabbitmq")]
+pub use rabbitmq::RabbitAdapter;
 pub use simple::SimpleAdapter;
 
 /// Which ends of a channel a process uses.

@@ -101,3 +101,121 @@ pub fn postgres_params() -> Option<String> {
     eprintln!("NOTICE: skipping a PostgreSQL test: nothing answers at 127.0.0.1:5432");
     None
 }
+
+/// Force-closes, from the broker's side, every open connection whose
+/// `information` client property is exactly `name` (syncmq sends the
+/// connection name there), the way an operator or a broker failover would.
+/// Returns how many were closed. Other tests' connections are never touched.
+pub fn force_close_connection(name: &str) -> usize {
+    let listing = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_connections", "pid", "client_properties"])
+        .output()
+        .expect("run rabbitmqctl list_connections");
+    assert!(
+        listing.status.success(),
+        "rabbitmqctl list_connections failed"
+    );
+    let needle = format!("{{\"information\",\"{name}\"}}");
+    let mut closed = 0;
+    for line in String::from_utf8_lossy(&listing.stdout).lines() {
+        if !line.contains(&needle) {
+            continue;
+        }
+        let Some(pid) = line.split('\t').next() else {
+            continue;
+        };
+        let status = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "close_connection", pid, "syncmq test: forced close"])
+            .status()
+            .expect("run rabbitmqctl close_connection");
+        if status.success() {
+            closed += 1;
+        }
+    }
+    closed
+}
+
+/// Deletes broker queues a test made, over a connection of its own.
+#[cfg(feature = "rabbitmq")]
+pub fn delete_queues(url: &str, names: &[&str]) {
+    let mut conn = amiquip::Connection::insecure_open(url).expect("a cleanup connection");
+    let channel = conn.open_channel(None).expect("a cleanup channel");
+    for name in names {
+        let _ = channel.queue_delete(*name, amiquip::QueueDeleteOptions::default());
+    }
+    let _ = conn.close();
+}
+
+/// True when the broker has a queue of this name.
+#[cfg(feature = "rabbitmq")]
+pub fn queue_exists(url: &str, name: &str) -> bool {
+    let mut conn = amiquip::Connection::insecure_open(url).expect("a probe connection");
+    let channel = conn.open_channel(None).expect("a probe channel");
+    let exists = channel.queue_declare_passive(name).is_ok();
+    let _ = conn.close();
+    exists
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("run rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A vhost of the test's own, deleted on drop: a test can refuse new
+/// connections to it (a broker outage for this test only, with every other
+/// test's connections untouched) and accept them again.
+pub struct TestVhost {
+    /// The vhost's name.
+    pub name: String,
+}
+
+impl TestVhost {
+    /// Creates a fresh vhost that guest may use.
+    pub fn new(base: &str) -> Self {
+        let name = unique(base);
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        TestVhost { name }
+    }
+
+    /// The URL of the vhost on the test broker.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
+    }
+
+    /// New connections to the vhost are refused until `accept_connections`.
+    pub fn refuse_connections(&self) {
+        rabbitmqctl(&[
+            "set_vhost_limits",
+            "-p",
+            &self.name,
+            r#"{"max-connections": 0}"#,
+        ]);
+    }
+
+    /// New connections are accepted again.
+    pub fn accept_connections(&self) {
+        rabbitmqctl(&[
+            "set_vhost_limits",
+            "-p",
+            &self.name,
+            r#"{"max-connections": -1}"#,
+        ]);
+    }
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "delete_vhost", &self.name])
+            .output();
+    }
+}

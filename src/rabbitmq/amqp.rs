@@ -1,0 +1,352 @@
+//! The edge between syncmq and amiquip: parsing an `amqp://` URL, opening a
+//! named connection, turning amiquip's errors into ours, and mapping a
+//! [`Message`] to AMQP properties and back.
+//!
+//! We open the TCP stream ourselves (instead of `Connection::insecure_open`)
+//! for two reasons: the connection then carries a name (the `information`
+//! client property, shown by `rabbitmqctl list_connections
+//! client_properties` and the management UI), so an operator or a test can
+//! find and close exactly one connection; and the connect gets a timeout.
+//!
+//! # Message mapping
+//!
+//! | `Message`  | AMQP                                                      |
+//! |------------|-----------------------------------------------------------|
+//! | body       | body                                                      |
+//! | key        | `message_id`                                              |
+//! | headers    | headers, as long strings                                  |
+//! | priority   | `priority` = 9 - min(priority, 9) (ours: 0 is the highest) |
+//! | expiry     | header `x-syncmq-expires-at` (ms since the epoch), and `expiration` (ms left) when that fits AMQP's `u32` |
+//! | persistent | `delivery_mode` 2                                         |
+//!
+//! Headers starting with `x-syncmq-` are ours and are removed again when a
+//! delivery is turned back into a `Message`.
+
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use amiquip::{AmqpProperties, AmqpValue, Auth, ConnectionOptions, ConnectionTuning, FieldTable};
+
+use crate::error::{Error, Result};
+use crate::message::Message;
+
+/// The header holding a message's absolute expiry, in ms since the epoch.
+pub(crate) const EXPIRES_AT_HEADER: &str = "x-syncmq-expires-at";
+/// The header holding the publisher's sequence number, to match a returned
+/// (unroutable) message with its publish.
+pub(crate) const SEQ_HEADER: &str = "x-syncmq-seq";
+/// The highest AMQP priority we map to.
+pub(crate) const MAX_AMQP_PRIORITY: u8 = 9;
+
+/// An AMQP URL taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AmqpUrl {
+    pub host: String,
+    pub port: u16,
+    pub vhost: String,
+    pub username: String,
+    pub password: String,
+    pub heartbeat: Option<u16>,
+}
+
+/// Parses `amqp://user:pass@host:port/vhost?heartbeat=N`. Every part but
+/// the scheme is optional: guest/guest at localhost:5672, vhost `/`.
+pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
+    let bad = |reason: String| Error::invalid("url", reason);
+    let rest = match url.split_once("://") {
+        Some(("amqp", rest)) => rest,
+        Some(("amqps", _)) => {
+            return Err(bad(
+                "amqps:// needs TLS, which this build does not include; use amqp://".into(),
+            ))
+        }
+        _ => return Err(bad(format!("`{url}` is not an amqp://host URL"))),
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, vhost) = match rest.split_once('/') {
+        Some((a, v)) => (a, v),
+        None => (rest, ""),
+    };
+    if vhost.contains('/') {
+        return Err(bad(format!(
+            "`{url}`: the vhost must be one path segment (write `/` as %2f)"
+        )));
+    }
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((user, pass)) => (percent_decode(user)?, percent_decode(pass)?),
+            None => (percent_decode(u)?, "guest".to_string()),
+        },
+        None => ("guest".to_string(), "guest".to_string()),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
+            let port = p
+                .parse::<u16>()
+                .map_err(|_| bad(format!("`{url}`: port `{p}` is not a number up to 65535")))?;
+            (h, port)
+        }
+        _ => (hostport, 5672),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "localhost" } else { host };
+    let mut heartbeat = None;
+    for pair in query.into_iter().flat_map(|q| q.split('&')) {
+        match pair.split_once('=') {
+            Some(("heartbeat", v)) => {
+                heartbeat = Some(v.parse::<u16>().map_err(|_| {
+                    bad(format!(
+                        "`{url}`: heartbeat `{v}` is not a number of seconds"
+                    ))
+                })?)
+            }
+            _ => {
+                return Err(bad(format!(
+                    "`{url}`: unsupported query parameter `{pair}` (only heartbeat=SECONDS)"
+                )))
+            }
+        }
+    }
+    Ok(AmqpUrl {
+        host: host.to_string(),
+        port,
+        vhost: if vhost.is_empty() {
+            "/".to_string()
+        } else {
+            percent_decode(vhost)?
+        },
+        username,
+        password,
+        heartbeat,
+    })
+}
+
+fn percent_decode(s: &str) -> Result<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| Error::invalid("url", format!("bad percent escape in `{s}`")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| Error::invalid("url", format!("`{s}` is not UTF-8")))
+}
+
+/// Opens a connection named `name` with the given heartbeat (seconds; the
+/// URL's `heartbeat` wins) and TCP connect timeout.
+pub(crate) fn open(
+    url: &AmqpUrl,
+    name: &str,
+    heartbeat: u16,
+    connect_timeout: Duration,
+) -> Result<amiquip::Connection> {
+    let target = format!("{}:{}", url.host, url.port);
+    let addrs = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Broker(format!("could not resolve {target}: {e}")))?;
+    let mut last: Option<io::Error> = None;
+    let mut stream = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, connect_timeout) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let stream = stream.ok_or_else(|| {
+        Error::Broker(format!(
+            "could not connect to {target}: {}",
+            last.map_or("no address".to_string(), |e| e.to_string())
+        ))
+    })?;
+    let _ = stream.set_nodelay(true);
+    let stream = mio::net::TcpStream::from_stream(stream)
+        .map_err(|e| Error::Broker(format!("could not set up the socket to {target}: {e}")))?;
+    let options = ConnectionOptions::<Auth>::default()
+        .auth(Auth::Plain {
+            username: url.username.clone(),
+            password: url.password.clone(),
+        })
+        .virtual_host(url.vhost.clone())
+        .heartbeat(url.heartbeat.unwrap_or(heartbeat))
+        .connection_timeout(Some(connect_timeout))
+        .information(Some(name.to_string()));
+    amiquip::Connection::insecure_open_stream(stream, options, ConnectionTuning::default())
+        .map_err(|e| broker(&format!("could not open an AMQP connection to {target}"), e))
+}
+
+/// Wraps an amiquip error with what we were doing.
+pub(crate) fn broker(context: &str, e: amiquip::Error) -> Error {
+    Error::Broker(format!("{context}: {e}"))
+}
+
+/// The AMQP properties for `message`. `seq` goes in a header when set (the
+/// publisher sets it for mandatory publishes).
+pub(crate) fn properties(message: &Message, persistent: bool, seq: Option<u64>) -> AmqpProperties {
+    let mut props = AmqpProperties::default()
+        .with_priority(MAX_AMQP_PRIORITY - message.priority().min(MAX_AMQP_PRIORITY));
+    if persistent {
+        props = props.with_delivery_mode(2);
+    }
+    if let Some(key) = message.key() {
+        props = props.with_message_id(key.to_string());
+    }
+    let mut headers = FieldTable::new();
+    for (name, value) in message.headers() {
+        headers.insert(name.clone(), AmqpValue::LongString(value.clone()));
+    }
+    if let Some(at) = message.expires_at() {
+        let at_ms = millis(at);
+        headers.insert(
+            EXPIRES_AT_HEADER.to_string(),
+            AmqpValue::LongLongInt(i64::try_from(at_ms).unwrap_or(i64::MAX)),
+        );
+        let left = at_ms.saturating_sub(millis(SystemTime::now()));
+        if let Ok(left) = u32::try_from(left) {
+            props = props.with_expiration(left.to_string());
+        }
+    }
+    if let Some(seq) = seq {
+        headers.insert(
+            SEQ_HEADER.to_string(),
+            AmqpValue::LongLongInt(i64::try_from(seq).unwrap_or(i64::MAX)),
+        );
+    }
+    if !headers.is_empty() {
+        props = props.with_headers(headers);
+    }
+    props
+}
+
+/// The sequence number a returned message was published with.
+pub(crate) fn seq_of(props: &AmqpProperties) -> Option<u64> {
+    match props.headers().as_ref()?.get(SEQ_HEADER)? {
+        AmqpValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+/// The message a delivery carries.
+pub(crate) fn message_from(body: Vec<u8>, props: &AmqpProperties) -> Message {
+    let mut message = Message::new(body);
+    if let Some(p) = props.priority() {
+        message = message.with_priority(MAX_AMQP_PRIORITY - (*p).min(MAX_AMQP_PRIORITY));
+    }
+    if let Some(key) = props.message_id() {
+        message = message.with_key(key.clone());
+    }
+    if let Some(headers) = props.headers() {
+        for (name, value) in headers {
+            if name == EXPIRES_AT_HEADER {
+                if let AmqpValue::LongLongInt(ms) = value {
+                    let ms = u64::try_from(*ms).unwrap_or(0);
+                    message = message.with_expiry(UNIX_EPOCH + Duration::from_millis(ms));
+                }
+            } else if !name.starts_with("x-syncmq-") {
+                message = message.with_header(name.clone(), header_text(value));
+            }
+        }
+    }
+    message
+}
+
+fn header_text(value: &AmqpValue) -> String {
+    match value {
+        AmqpValue::LongString(s) => s.clone(),
+        AmqpValue::ByteArray(b) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_defaults() {
+        let u = parse_url("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.vhost.as_str()),
+            ("127.0.0.1", 5672, "/")
+        );
+        let u = parse_url("amqp://bob:p%40ss@broker/prod?heartbeat=4").unwrap();
+        assert_eq!((u.username.as_str(), u.password.as_str()), ("bob", "p@ss"));
+        assert_eq!(
+            (u.port, u.vhost.as_str(), u.heartbeat),
+            (5672, "prod", Some(4))
+        );
+        let u = parse_url("amqp://").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.username.as_str()),
+            ("localhost", "guest")
+        );
+    }
+
+    #[test]
+    fn bad_urls_name_the_problem() {
+        for (url, needle) in [
+            ("http://x", "not an amqp"),
+            ("amqps://x", "TLS"),
+            ("amqp://x:99999", "port"),
+            ("amqp://x/a/b", "one path segment"),
+            ("amqp://x?frame_max=1", "unsupported"),
+            ("amqp://x/%zz", "percent"),
+        ] {
+            match parse_url(url) {
+                Err(Error::InvalidArgument { name, reason }) => {
+                    assert_eq!(name, "url");
+                    assert!(reason.contains(needle), "{url}: {reason}");
+                }
+                other => panic!("{url}: expected InvalidArgument, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn messages_map_to_properties_and_back() {
+        let at = UNIX_EPOCH + Duration::from_millis(4_000_000_000_000);
+        let msg = Message::new(b"x".to_vec())
+            .with_key("k")
+            .with_header("h", "v")
+            .with_priority(2)
+            .with_expiry(at);
+        let props = properties(&msg, true, Some(7));
+        assert_eq!(props.delivery_mode(), &Some(2));
+        assert_eq!(props.priority(), &Some(7));
+        // Far beyond u32 milliseconds: only the header carries it.
+        assert_eq!(props.expiration(), &None);
+        assert_eq!(seq_of(&props), Some(7));
+        assert_eq!(message_from(b"x".to_vec(), &props), msg);
+
+        let soon = Message::new(vec![]).with_ttl(Duration::from_secs(60));
+        let props = properties(&soon, false, None);
+        let left: u32 = props.expiration().as_ref().unwrap().parse().unwrap();
+        assert!(left > 50_000 && left <= 60_000, "{left}");
+        assert_eq!(props.delivery_mode(), &None);
+    }
+}

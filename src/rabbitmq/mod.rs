@@ -1,0 +1,48 @@
+//! RabbitMQ that loses nothing, on amiquip and OS threads.
+//!
+//! 1. [`Connection`]: the supervisor. One thread owns the amiquip
+//!    connection, reconnects forever with capped exponential backoff and
+//!    jitter, re-declares the recorded [`Declaration`]s and wakes every
+//!    worker after each connect, and sets the [`ConnectionWaiter`] with a
+//!    new generation.
+//! 2. [`Publisher`]: persistent messages, publisher confirms pipelined in a
+//!    window, and a bounded retry buffer for what failed, was nacked or was
+//!    unconfirmed when the connection died, resent in order after the
+//!    reconnect. [`Publisher::publish`] returns once the broker confirmed.
+//! 3. [`Consumer`]: prefetch, durable `service:route:queue` queues, a
+//!    `service:route:dlq` dead-letter queue for messages whose handler
+//!    failed, handlers on our own threads; back by itself after a reconnect.
+//! 4. [`Client`]: the gormq surface (`start`, `publish`, `add_consumer`,
+//!    `stop`) over the three.
+//!
+//! amiquip has no recovery, its `Channel` is `Send` but not `Sync`, and an
+//! ack needs the channel that delivered. So each amiquip channel is owned by
+//! exactly one of our threads, and publishes, acks and nacks reach it as
+//! messages over crossbeam channels. Delivery tags restart on a new channel:
+//! an ack for a delivery from before a reconnect is refused with an error
+//! (the broker redelivers that message), never sent to another delivery.
+//!
+//! # Guarantees
+//!
+//! At least once: a publish that returned `Ok` (or was accepted by
+//! [`Publisher::publish_nowait`] and later confirmed) is on the broker in a
+//! durable queue; a delivery that was not acked before a connection loss is
+//! delivered again. Duplicates are possible after a reconnect (a message
+//! confirmed by the broker just as the connection died is sent again), so
+//! consumers should be idempotent or dedupe by [`Message::key`].
+//!
+//! [`ConnectionWaiter`]: crate::ConnectionWaiter
+//! [`Message::key`]: crate::Message::key
+
+mod amqp;
+mod client;
+mod connection;
+pub(crate) mod consumer;
+mod publisher;
+mod topology;
+
+pub use client::{Client, ClientConfig};
+pub use connection::{Connection, ConnectionConfig};
+pub use consumer::{Consumer, ConsumerOptions};
+pub use publisher::{BlockedPolicy, Confirmation, Publisher, PublisherConfig, PublisherStats};
+pub use topology::{Declaration, ExchangeKind};

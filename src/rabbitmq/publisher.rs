@@ -1,0 +1,878 @@
+//! The confirmed publisher: persistent messages, publisher confirms in a
+//! window, and a bounded retry buffer resent in order after reconnects.
+//!
+//! One thread (`syncmq-rmq-pub:<connection>`) owns the amiquip channel. It
+//! takes messages from callers over a crossbeam channel, publishes up to
+//! `window` of them before waiting for confirms (never one round trip per
+//! message), and matches the broker's acks and nacks to them by delivery
+//! tag. Confirm mode is switched on for every new channel, after the
+//! confirm listener is installed, so a reconnect never leaves us publishing
+//! unconfirmed.
+//!
+//! # The retry buffer (gormq's failed-publish queue)
+//!
+//! Every message a caller handed over stays in the publisher until the
+//! broker confirmed it: while it waits its turn, while it is in flight, and
+//! after a failure. A message that failed to publish, was nacked, or was
+//! unconfirmed when the connection died goes back into the buffer, in
+//! publish order, and is resent: at once on the next connection, or after
+//! the retry interval for a nack. The buffer is bounded (`buffer`): a
+//! publish into a full buffer is an error to the caller, never a silent
+//! drop.
+//!
+//! # Guarantees
+//!
+//! [`Publisher::publish`] returns `Ok` only once the broker confirmed the
+//! message, and a persistent message confirmed into a durable queue
+//! survives a broker restart. With `mandatory` on (the default), a message
+//! that no queue took comes back as an error instead of a confirm. Resends
+//! after a connection loss can duplicate a message the broker had received
+//! but not yet confirmed: at least once, never at most once.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use amiquip::{Confirm, Publish, Return};
+use crossbeam_channel::{never, select, Receiver, RecvTimeoutError, Sender};
+
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::rabbitmq::amqp::{self, broker};
+use crate::rabbitmq::connection::{lock, Connection, Shared};
+use crate::thread::{self, StopToken, Stopper, Worker};
+
+/// What a publish does while the broker blocks publishers (a memory or
+/// disk alarm, reported with `connection.blocked`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockedPolicy {
+    /// Accept the message and send it once the broker unblocks (the
+    /// default; the buffer bound still applies).
+    Wait,
+    /// Refuse at once with [`Error::Broker`] naming the broker's reason.
+    Fail,
+}
+
+/// How a [`Publisher`] publishes.
+///
+/// ```
+/// use std::time::Duration;
+/// use syncmq::rabbitmq::{BlockedPolicy, PublisherConfig};
+///
+/// let config = PublisherConfig::new()
+///     .with_window(512)
+///     .with_buffer(100_000)
+///     .with_retry_interval(Duration::from_millis(500))
+///     .with_blocked(BlockedPolicy::Fail);
+/// ```
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    window: usize,
+    buffer: usize,
+    retry_interval: Duration,
+    confirm_timeout: Duration,
+    persistent: bool,
+    mandatory: bool,
+    blocked: BlockedPolicy,
+    close_timeout: Duration,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        PublisherConfig {
+            window: 256,
+            buffer: 10_000,
+            retry_interval: Duration::from_secs(1),
+            confirm_timeout: Duration::from_secs(30),
+            persistent: true,
+            mandatory: true,
+            blocked: BlockedPolicy::Wait,
+            close_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl PublisherConfig {
+    /// Defaults: window 256, buffer 10,000, retry every 1 s, 30 s for a
+    /// confirm, persistent, mandatory, wait while blocked, 10 s to close.
+    pub fn new() -> Self {
+        PublisherConfig::default()
+    }
+
+    /// How many messages may await their confirm at once (1 to 65,535).
+    /// Recommended: 128 to 1024; 1 is one round trip per message.
+    #[must_use]
+    pub fn with_window(mut self, window: usize) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// How many messages the publisher holds until confirmed, at most: the
+    /// bound of the retry buffer. A publish beyond it is an error.
+    #[must_use]
+    pub fn with_buffer(mut self, buffer: usize) -> Self {
+        self.buffer = buffer;
+        self
+    }
+
+    /// How long a nacked message waits before it is sent again.
+    #[must_use]
+    pub fn with_retry_interval(mut self, interval: Duration) -> Self {
+        self.retry_interval = interval;
+        self
+    }
+
+    /// How long [`Publisher::publish`] waits for the confirm. A message
+    /// whose wait timed out stays in the buffer and may still be published.
+    #[must_use]
+    pub fn with_confirm_timeout(mut self, timeout: Duration) -> Self {
+        self.confirm_timeout = timeout;
+        self
+    }
+
+    /// Persistent (delivery mode 2, the default) or transient messages.
+    #[must_use]
+    pub fn with_persistent(mut self, persistent: bool) -> Self {
+        self.persistent = persistent;
+        self
+    }
+
+    /// With `mandatory` (the default) a message no queue takes is returned
+    /// by the broker and its publish fails; without, the broker drops it.
+    #[must_use]
+    pub fn with_mandatory(mut self, mandatory: bool) -> Self {
+        self.mandatory = mandatory;
+        self
+    }
+
+    /// What to do while the broker blocks publishing.
+    #[must_use]
+    pub fn with_blocked(mut self, policy: BlockedPolicy) -> Self {
+        self.blocked = policy;
+        self
+    }
+
+    /// How long [`Publisher::close`] keeps publishing what is buffered.
+    #[must_use]
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.window == 0 || self.window > usize::from(u16::MAX) {
+            return Err(Error::invalid("window", "must be between 1 and 65535"));
+        }
+        if self.buffer == 0 {
+            return Err(Error::invalid("buffer", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// The confirm of one message sent with [`Publisher::send`].
+#[derive(Debug)]
+#[must_use = "a confirmation says whether the broker took the message"]
+pub struct Confirmation {
+    rx: Receiver<Result<()>>,
+    timeout: Duration,
+}
+
+impl Confirmation {
+    /// Waits for the broker's confirm, at most the configured confirm
+    /// timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Publisher::publish`].
+    pub fn wait(self) -> Result<()> {
+        let timeout = self.timeout;
+        self.wait_timeout(timeout)
+    }
+
+    /// Waits for the broker's confirm, at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Publisher::publish`].
+    pub fn wait_timeout(self, timeout: Duration) -> Result<()> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(Error::timeout(
+                "the broker's confirm (the message stays buffered and may still be published)",
+                timeout,
+            )),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::closed("publisher")),
+        }
+    }
+}
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Default)]
+struct Counters {
+    published: AtomicU64,
+    confirmed: AtomicU64,
+    nacked: AtomicU64,
+    returned: AtomicU64,
+    resent: AtomicU64,
+}
+
+/// A snapshot of a publisher's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PublisherStats {
+    /// `basic.publish` calls, resends included.
+    pub published: u64,
+    /// Messages the broker confirmed.
+    pub confirmed: u64,
+    /// Nacks received (each message nacked is retried).
+    pub nacked: u64,
+    /// Mandatory messages returned as unroutable.
+    pub returned: u64,
+    /// Messages sent again after a connection loss or a nack.
+    pub resent: u64,
+}
+
+struct Entry {
+    seq: u64,
+    exchange: String,
+    routing_key: String,
+    message: Message,
+    reply: Option<Sender<Result<()>>>,
+    not_before: Option<Instant>,
+    attempts: u32,
+}
+
+/// Messages accepted and not yet settled; `flush` waits for zero.
+#[derive(Default)]
+struct Held {
+    count: AtomicUsize,
+    zero: Condvar,
+    lock: Mutex<()>,
+}
+
+impl Held {
+    fn release(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _guard = lock(&self.lock);
+            self.zero.notify_all();
+        }
+    }
+}
+
+struct Inner {
+    config: PublisherConfig,
+    shared: Arc<Shared>,
+    requests: Sender<Entry>,
+    held: Arc<Held>,
+    counters: Arc<Counters>,
+    next_seq: AtomicU64,
+    closed: AtomicBool,
+    stopper: Mutex<Stopper>,
+    worker: Mutex<Option<Worker<()>>>,
+    /// Set by [`Publisher::connect`]: a connection of its own, closed last.
+    own_connection: Mutex<Option<Connection>>,
+}
+
+/// A confirmed publisher. Clones share one publishing thread; the last one
+/// dropped closes it.
+///
+/// ```no_run
+/// use syncmq::rabbitmq::Publisher;
+/// use syncmq::Message;
+///
+/// # fn main() -> syncmq::Result<()> {
+/// let publisher = Publisher::connect("amqp://guest:guest@127.0.0.1:5672/%2f")?;
+/// publisher.publish("", "orders", Message::new(b"order 42".to_vec()))?; // confirmed
+/// publisher.close()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+impl Publisher {
+    /// A publisher with the default configuration on a connection of its
+    /// own to `url`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a malformed URL.
+    pub fn connect(url: &str) -> Result<Publisher> {
+        let connection = Connection::open(url)?;
+        let publisher = Publisher::new(&connection, PublisherConfig::default())?;
+        *lock(&publisher.inner.own_connection) = Some(connection);
+        Ok(publisher)
+    }
+
+    /// A publisher on `connection`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a bad configuration.
+    pub fn new(connection: &Connection, config: PublisherConfig) -> Result<Publisher> {
+        Publisher::on(connection.shared(), config)
+    }
+
+    pub(crate) fn on(shared: Arc<Shared>, config: PublisherConfig) -> Result<Publisher> {
+        config.validate()?;
+        let (requests, request_rx) = crossbeam_channel::unbounded();
+        let (stopper, stop) = thread::stop_signal();
+        let held = Arc::new(Held::default());
+        let counters = Arc::new(Counters::default());
+        let engine = Engine {
+            shared: shared.clone(),
+            config: config.clone(),
+            requests: request_rx,
+            stop,
+            held: held.clone(),
+            counters: counters.clone(),
+            queue: VecDeque::new(),
+        };
+        let worker = thread::spawn(format!("rmq-pub:{}", shared.name), move || engine.run())?;
+        Ok(Publisher {
+            inner: Arc::new(Inner {
+                config,
+                shared,
+                requests,
+                held,
+                counters,
+                next_seq: AtomicU64::new(1),
+                closed: AtomicBool::new(false),
+                stopper: Mutex::new(stopper),
+                worker: Mutex::new(Some(worker)),
+                own_connection: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Publishes `message` to `exchange` (`""` is the default exchange,
+    /// which routes to the queue named `routing_key`) and returns once the
+    /// broker confirmed it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broker`] when the buffer is full, the broker blocks
+    /// publishing under [`BlockedPolicy::Fail`], or a mandatory message was
+    /// unroutable; [`Error::Timeout`] when no confirm came within the
+    /// confirm timeout (the message stays buffered and may still be
+    /// published); [`Error::Closed`] after close.
+    pub fn publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
+        self.send(exchange, routing_key, message)?.wait()
+    }
+
+    /// Hands `message` over and returns at once with a [`Confirmation`] to
+    /// wait on: many sends in a row are pipelined in the confirm window.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), for what can be known at once.
+    pub fn send(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        message: Message,
+    ) -> Result<Confirmation> {
+        self.try_send(exchange, routing_key, message)
+            .map_err(|(e, _)| e)
+    }
+
+    /// As [`send`](Self::send), giving the message back with the error.
+    pub(crate) fn try_send(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        message: Message,
+    ) -> std::result::Result<Confirmation, (Error, Message)> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.submit(exchange, routing_key, message, Some(tx))?;
+        Ok(Confirmation {
+            rx,
+            timeout: self.inner.config.confirm_timeout,
+        })
+    }
+
+    /// gormq's publish: hands `message` over and returns at once. If it
+    /// cannot be published now it waits in the retry buffer and is resent,
+    /// until confirmed. Nothing reports the confirm; [`flush`](Self::flush)
+    /// waits for all of them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broker`] when the buffer is full (the message was not
+    /// taken) or the broker blocks under [`BlockedPolicy::Fail`];
+    /// [`Error::Closed`] after close.
+    pub fn publish_nowait(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        message: Message,
+    ) -> Result<()> {
+        self.submit(exchange, routing_key, message, None)
+            .map_err(|(e, _)| e)
+    }
+
+    /// Waits until every message handed over so far is settled (confirmed,
+    /// or failed to its caller).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] naming how many are still buffered.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let held = &self.inner.held;
+        let deadline = Instant::now() + timeout;
+        let mut guard = lock(&held.lock);
+        loop {
+            let count = held.count.load(Ordering::SeqCst);
+            if count == 0 {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::timeout(
+                    format!("{count} buffered messages to be confirmed"),
+                    timeout,
+                ));
+            }
+            guard = held
+                .zero
+                .wait_timeout(guard, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// How many messages are held until confirmed right now.
+    pub fn buffered(&self) -> usize {
+        self.inner.held.count.load(Ordering::SeqCst)
+    }
+
+    /// The publisher's counters.
+    pub fn stats(&self) -> PublisherStats {
+        let c = &self.inner.counters;
+        PublisherStats {
+            published: c.published.load(Ordering::Relaxed),
+            confirmed: c.confirmed.load(Ordering::Relaxed),
+            nacked: c.nacked.load(Ordering::Relaxed),
+            returned: c.returned.load(Ordering::Relaxed),
+            resent: c.resent.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops taking messages, keeps publishing what is buffered for up to
+    /// the close timeout, and joins the thread. A publisher from
+    /// [`connect`](Self::connect) then closes its connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when messages were still unconfirmed at the
+    /// deadline (each of their callers got [`Error::Closed`]).
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    fn submit(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        message: Message,
+        reply: Option<Sender<Result<()>>>,
+    ) -> std::result::Result<(), (Error, Message)> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::SeqCst) {
+            return Err((Error::closed("publisher"), message));
+        }
+        if inner.config.blocked == BlockedPolicy::Fail {
+            if let Some(reason) = inner.shared.blocked() {
+                return Err((
+                    Error::Broker(format!("the broker blocks publishing: {reason}")),
+                    message,
+                ));
+            }
+        }
+        let held = inner.held.count.fetch_add(1, Ordering::SeqCst);
+        if held >= inner.config.buffer {
+            inner.held.release();
+            return Err((
+                Error::Broker(format!(
+                    "publisher buffer full: {held} messages await the broker's confirm (buffer {})",
+                    inner.config.buffer
+                )),
+                message,
+            ));
+        }
+        let entry = Entry {
+            seq: inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            message,
+            reply,
+            not_before: None,
+            attempts: 0,
+        };
+        if let Err(returned) = inner.requests.send(entry) {
+            inner.held.release();
+            return Err((Error::closed("publisher"), returned.into_inner().message));
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::SeqCst);
+        lock(&self.stopper).stop();
+        let worker = lock(&self.worker).take();
+        let mut result = Ok(());
+        if let Some(worker) = worker {
+            let deadline = Instant::now() + self.config.close_timeout + Duration::from_secs(2);
+            result = worker.join_deadline(deadline);
+            let left = self.held.count.load(Ordering::SeqCst);
+            if result.is_ok() && left > 0 {
+                result = Err(Error::timeout(
+                    format!("{left} buffered messages to be confirmed before close"),
+                    self.config.close_timeout,
+                ));
+            }
+        }
+        if let Some(connection) = lock(&self.own_connection).take() {
+            let closed = connection.close();
+            result = result.and(closed);
+        }
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            log::error!("closing publisher on drop: {e}");
+        }
+    }
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("connection", &self.inner.shared.name)
+            .field("buffered", &self.buffered())
+            .finish()
+    }
+}
+
+/// The publishing thread.
+struct Engine {
+    shared: Arc<Shared>,
+    config: PublisherConfig,
+    requests: Receiver<Entry>,
+    stop: StopToken,
+    held: Arc<Held>,
+    counters: Arc<Counters>,
+    /// Waiting to be published, in publish order.
+    queue: VecDeque<Entry>,
+}
+
+enum Served {
+    Done,
+    Lost(String),
+}
+
+impl Engine {
+    fn run(mut self) {
+        let name = self.shared.name.clone();
+        let wake = self.shared.wake_on_connect();
+        let mut draining: Option<Instant> = None;
+        loop {
+            if self.stop.is_stopped() && draining.is_none() {
+                draining = Some(Instant::now() + self.config.close_timeout);
+            }
+            if draining.is_some() && self.queue.is_empty() && self.requests.is_empty() {
+                break;
+            }
+            match self.shared.open_channel(&self.stop) {
+                Ok((channel, generation)) => match self.serve(&channel, &mut draining) {
+                    Served::Done => break,
+                    Served::Lost(reason) => {
+                        log::warn!(
+                            "publisher on {name}: channel lost ({generation}): {reason}; {} messages to resend",
+                            self.queue.len()
+                        );
+                    }
+                },
+                Err(Error::Closed(_)) if self.shared.is_closed() => break,
+                Err(_) => {
+                    // Down: keep taking messages into the buffer until the
+                    // supervisor reconnects.
+                    let deadline = draining.map_or_else(never, crossbeam_channel::at);
+                    let stop = if draining.is_some() {
+                        never()
+                    } else {
+                        self.stop.receiver().clone()
+                    };
+                    select! {
+                        recv(wake) -> _ => {}
+                        recv(self.requests) -> entry => {
+                            if let Ok(entry) = entry { self.queue.push_back(entry) }
+                        }
+                        recv(stop) -> _ => {}
+                        recv(deadline) -> _ => break,
+                    }
+                }
+            }
+        }
+        while let Ok(entry) = self.requests.try_recv() {
+            self.queue.push_back(entry);
+        }
+        if !self.queue.is_empty() {
+            log::error!(
+                "publisher on {name}: closed with {} messages unconfirmed",
+                self.queue.len()
+            );
+        }
+        for entry in self.queue.drain(..) {
+            if let Some(reply) = entry.reply {
+                let _ = reply.send(Err(Error::closed(
+                    "publisher (closed before the broker confirmed the message)",
+                )));
+            }
+            self.held.release();
+        }
+    }
+
+    /// Publishes on one channel until it fails or the publisher is done.
+    fn serve(&mut self, channel: &amiquip::Channel, draining: &mut Option<Instant>) -> Served {
+        // The listeners first: a confirm or return that arrived before them
+        // would be lost.
+        let confirms = match channel.listen_for_publisher_confirms() {
+            Ok(rx) => rx,
+            Err(e) => return Served::Lost(e.to_string()),
+        };
+        let returns = if self.config.mandatory {
+            match channel.listen_for_returns() {
+                Ok(rx) => rx,
+                Err(e) => return Served::Lost(e.to_string()),
+            }
+        } else {
+            never()
+        };
+        if let Err(e) = channel.enable_publisher_confirms() {
+            return Served::Lost(format!("could not enable publisher confirms: {e}"));
+        }
+        let mut inflight: BTreeMap<u64, Entry> = BTreeMap::new();
+        let mut returned: HashSet<u64> = HashSet::new();
+        let mut next_tag: u64 = 1;
+        let lost = loop {
+            // Publish what the window allows, in order.
+            let now = Instant::now();
+            let mut failed = None;
+            while inflight.len() < self.config.window {
+                match self.queue.front() {
+                    Some(e) if e.not_before.is_none_or(|t| t <= now) => {}
+                    _ => break,
+                }
+                let Some(mut entry) = self.queue.pop_front() else {
+                    break;
+                };
+                if let Err(e) = self.publish(channel, &entry) {
+                    self.queue.push_front(entry);
+                    failed = Some(e);
+                    break;
+                }
+                if entry.attempts > 0 {
+                    self.counters.resent.fetch_add(1, Ordering::Relaxed);
+                }
+                entry.attempts += 1;
+                inflight.insert(next_tag, entry);
+                next_tag += 1;
+            }
+            if failed.is_some() {
+                break failed;
+            }
+            if let Some(deadline) = *draining {
+                if self.queue.is_empty() && inflight.is_empty() && self.requests.is_empty() {
+                    break None;
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+            }
+            let wake_at = (*draining)
+                .into_iter()
+                .chain(self.queue.front().and_then(|e| e.not_before))
+                .min();
+            let timer = wake_at.map_or_else(never, crossbeam_channel::at);
+            let stop = if draining.is_some() {
+                never()
+            } else {
+                self.stop.receiver().clone()
+            };
+            // New messages only while the window has room: they queue behind
+            // anything waiting anyway, and this keeps the order.
+            let requests = if inflight.len() < self.config.window {
+                self.requests.clone()
+            } else {
+                never()
+            };
+            select! {
+                recv(requests) -> entry => {
+                    if let Ok(entry) = entry {
+                        self.queue.push_back(entry);
+                        while self.queue.len() < self.config.window {
+                            match self.requests.try_recv() {
+                                Ok(entry) => self.queue.push_back(entry),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                recv(confirms) -> confirm => match confirm {
+                    Ok(confirm) => self.settle(confirm, &mut inflight, &mut returned, &returns),
+                    Err(_) => break Some("the channel closed".to_string()),
+                },
+                recv(returns) -> ret => {
+                    if let Ok(ret) = ret { note_return(&ret, &mut returned) }
+                }
+                recv(stop) -> _ => {
+                    *draining = Some(Instant::now() + self.config.close_timeout);
+                }
+                recv(timer) -> _ => {}
+            }
+        };
+        match lost {
+            None => {
+                // Done: whatever is still in flight at the deadline goes
+                // back so that `run` fails it to its callers.
+                self.requeue(inflight);
+                Served::Done
+            }
+            Some(reason) => {
+                self.requeue(inflight);
+                Served::Lost(reason)
+            }
+        }
+    }
+
+    fn publish(
+        &self,
+        channel: &amiquip::Channel,
+        entry: &Entry,
+    ) -> std::result::Result<(), String> {
+        let seq = self.config.mandatory.then_some(entry.seq);
+        let properties = amqp::properties(&entry.message, self.config.persistent, seq);
+        channel
+            .basic_publish(
+                entry.exchange.as_str(),
+                Publish {
+                    body: entry.message.body(),
+                    routing_key: entry.routing_key.clone(),
+                    mandatory: self.config.mandatory,
+                    immediate: false,
+                    properties,
+                },
+            )
+            .map_err(|e| broker("publish failed", e).to_string())?;
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Applies one confirm (possibly for several tags).
+    fn settle(
+        &mut self,
+        confirm: Confirm,
+        inflight: &mut BTreeMap<u64, Entry>,
+        returned: &mut HashSet<u64>,
+        returns: &Receiver<Return>,
+    ) {
+        let (payload, acked) = match confirm {
+            Confirm::Ack(p) => (p, true),
+            Confirm::Nack(p) => (p, false),
+        };
+        let tags: Vec<u64> = if payload.multiple {
+            inflight
+                .range(..=payload.delivery_tag)
+                .map(|(t, _)| *t)
+                .collect()
+        } else {
+            vec![payload.delivery_tag]
+        };
+        // The broker sends a message's return before its ack, and one I/O
+        // thread reads both, so every return for these tags is queued now.
+        while let Ok(ret) = returns.try_recv() {
+            note_return(&ret, returned);
+        }
+        let mut nacked = Vec::new();
+        for tag in tags {
+            let Some(entry) = inflight.remove(&tag) else {
+                continue;
+            };
+            if !acked {
+                self.counters.nacked.fetch_add(1, Ordering::Relaxed);
+                nacked.push(entry);
+            } else if returned.remove(&entry.seq) {
+                self.counters.returned.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "publisher on {}: unroutable message to exchange `{}` with routing key `{}`",
+                    self.shared.name,
+                    entry.exchange,
+                    entry.routing_key
+                );
+                if let Some(reply) = entry.reply {
+                    let _ = reply.send(Err(Error::Broker(format!(
+                        "unroutable: no queue is bound to exchange `{}` for routing key `{}`",
+                        entry.exchange, entry.routing_key
+                    ))));
+                }
+                self.held.release();
+            } else {
+                self.counters.confirmed.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = entry.reply {
+                    let _ = reply.send(Ok(()));
+                }
+                self.held.release();
+            }
+        }
+        if !nacked.is_empty() {
+            log::warn!(
+                "publisher on {}: the broker nacked {} messages; retrying in {:?}",
+                self.shared.name,
+                nacked.len(),
+                self.config.retry_interval
+            );
+            let at = Instant::now() + self.config.retry_interval;
+            for entry in &mut nacked {
+                entry.not_before = Some(at);
+            }
+            self.merge(nacked);
+        }
+    }
+
+    /// Puts what was in flight back into the queue, in order, to resend.
+    fn requeue(&mut self, inflight: BTreeMap<u64, Entry>) {
+        let entries: Vec<Entry> = inflight
+            .into_values()
+            .map(|mut e| {
+                e.not_before = None;
+                e
+            })
+            .collect();
+        self.merge(entries);
+    }
+
+    /// Merges `entries` into the queue, keeping publish order.
+    fn merge(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut all: Vec<Entry> = self.queue.drain(..).chain(entries).collect();
+        all.sort_by_key(|e| e.seq);
+        self.queue = all.into();
+    }
+}
+
+fn note_return(ret: &Return, returned: &mut HashSet<u64>) {
+    if let Some(seq) = amqp::seq_of(&ret.properties) {
+        returned.insert(seq);
+    }
+}

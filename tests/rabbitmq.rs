@@ -1,0 +1,453 @@
+//! The publisher, consumer and client against the real broker: round trip,
+//! DLQ, prefetch, unroutable publishes, buffering through an outage, and no
+//! loss while our connections are force-closed mid-stream.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{broker_url, delete_queues, eventually, force_close_connection, unique, TestVhost};
+use syncmq::rabbitmq::{
+    Client, ClientConfig, Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher,
+    PublisherConfig,
+};
+use syncmq::{Error, Message};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn connection(url: &str, name: &str) -> Connection {
+    Connection::with_config(
+        ConnectionConfig::new(url)
+            .with_name(name)
+            .with_backoff(Duration::from_millis(20), Duration::from_millis(500)),
+    )
+    .unwrap()
+}
+
+/// A consumer on the default exchange that records every body it sees.
+fn recording_consumer(
+    conn: &Connection,
+    queue: &str,
+    prefetch: u16,
+) -> (Consumer, Arc<Mutex<Vec<Message>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let consumer = Consumer::start(
+        conn,
+        ConsumerOptions::new("", "")
+            .with_queue(queue)
+            .with_prefetch(prefetch),
+        move |m: &Message| -> Result<(), String> {
+            record.lock().unwrap().push(m.clone());
+            Ok(())
+        },
+    )
+    .unwrap();
+    (consumer, seen)
+}
+
+#[test]
+fn a_confirmed_publish_arrives_with_its_properties() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("rt");
+    let conn = connection(&url, &unique("rt-conn"));
+    let (mut consumer, seen) = recording_consumer(&conn, &queue, 8);
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    let sent = Message::new(b"hello".to_vec())
+        .with_key("order-1")
+        .with_header("origin", "test")
+        .with_priority(3)
+        .with_ttl(Duration::from_secs(3600));
+    publisher.publish("", &queue, sent.clone()).unwrap();
+    eventually(PATIENCE, "the message consumed", || {
+        seen.lock().unwrap().len() == 1
+    });
+    let got = seen.lock().unwrap()[0].clone();
+    assert_eq!(got.body(), b"hello");
+    assert_eq!(got.key(), Some("order-1"));
+    assert_eq!(got.header("origin"), Some("test"));
+    assert_eq!(got.priority(), 3);
+    assert_eq!(got.expires_at(), sent.expires_at());
+    assert_eq!(publisher.stats().confirmed, 1);
+    consumer.stop().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn an_unroutable_mandatory_publish_is_an_error() {
+    let Some(url) = broker_url() else { return };
+    let conn = connection(&url, &unique("unroutable"));
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    match publisher.publish("", &unique("no-such-queue"), Message::new(b"x".to_vec())) {
+        Err(Error::Broker(reason)) => assert!(reason.contains("unroutable"), "{reason}"),
+        other => panic!("expected an unroutable error, got {other:?}"),
+    }
+    assert_eq!(publisher.stats().returned, 1);
+    // The publisher goes on working.
+    let queue = unique("routable");
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    publisher
+        .publish("", &queue, Message::new(b"y".to_vec()))
+        .unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn a_failing_handler_sends_to_the_dlq_and_acks() {
+    let Some(url) = broker_url() else { return };
+    let service = unique("svc");
+    let exchange = unique("ex");
+    let client = Client::start(
+        ClientConfig::new(&url, &service)
+            .with_connection(ConnectionConfig::new(&url).with_name(unique("dlq-conn"))),
+    )
+    .unwrap();
+    let ok = Arc::new(AtomicUsize::new(0));
+    let ok2 = ok.clone();
+    client
+        .add_consumer(
+            ConsumerOptions::new(&exchange, "job").with_dlq(true),
+            move |m: &Message| -> Result<(), String> {
+                match m.body() {
+                    b"bad" => Err("cannot do bad jobs".into()),
+                    b"panic" => panic!("handler exploded"),
+                    _ => {
+                        ok2.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .unwrap();
+    let dead = Arc::new(Mutex::new(Vec::new()));
+    let dead2 = dead.clone();
+    client
+        .add_consumer(
+            ConsumerOptions::new("", "").with_queue(format!("{service}:job:dlq")),
+            move |m: &Message| -> Result<(), String> {
+                dead2.lock().unwrap().push(m.clone());
+                Ok(())
+            },
+        )
+        .unwrap();
+    for body in [&b"good"[..], b"bad", b"good", b"panic"] {
+        client
+            .publish_confirmed(&exchange, "job", Message::new(body.to_vec()))
+            .unwrap();
+    }
+    eventually(PATIENCE, "two dead letters", || {
+        dead.lock().unwrap().len() == 2
+    });
+    eventually(PATIENCE, "two good jobs", || ok.load(Ordering::SeqCst) == 2);
+    let dead = dead.lock().unwrap().clone();
+    let mut bodies: Vec<&[u8]> = dead.iter().map(|m| m.body()).collect();
+    bodies.sort();
+    assert_eq!(bodies, vec![&b"bad"[..], b"panic"]);
+    assert!(dead.iter().any(|m| m
+        .header("x-failure-reason")
+        .is_some_and(|r| r.contains("cannot do bad jobs"))));
+    client.stop().unwrap();
+    delete_queues(
+        &url,
+        &[
+            &format!("{service}:job:queue"),
+            &format!("{service}:job:dlq"),
+        ],
+    );
+}
+
+#[test]
+fn never_more_unacked_than_prefetch() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("prefetch");
+    let conn = connection(&url, &unique("prefetch-conn"));
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    for i in 0..20u32 {
+        publisher
+            .publish("", &queue, Message::new(i.to_be_bytes().to_vec()))
+            .unwrap();
+    }
+    // Eight handler threads but prefetch 3: at most three messages are ever
+    // held at once; handlers block until released.
+    let (release_tx, release_rx) = crossbeam_channel::unbounded::<()>();
+    let holding = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (h, m, d) = (holding.clone(), most.clone(), done.clone());
+    let mut consumer = Consumer::start(
+        &conn,
+        ConsumerOptions::new("", "")
+            .with_queue(&queue)
+            .with_prefetch(3)
+            .with_concurrency(8),
+        move |_: &Message| -> Result<(), String> {
+            let now = h.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            release_rx
+                .recv_timeout(PATIENCE)
+                .map_err(|e| e.to_string())?;
+            h.fetch_sub(1, Ordering::SeqCst);
+            d.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        },
+    )
+    .unwrap();
+    eventually(PATIENCE, "three handlers busy", || {
+        holding.load(Ordering::SeqCst) == 3
+    });
+    for _ in 0..20 {
+        release_tx.send(()).unwrap();
+    }
+    eventually(PATIENCE, "all twenty handled", || {
+        done.load(Ordering::SeqCst) == 20
+    });
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        3,
+        "more than prefetch in flight"
+    );
+    consumer.stop().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn prefetch_zero_and_bad_options_are_refused() {
+    let conn = Connection::open("amqp://127.0.0.1:1").unwrap();
+    for (options, field) in [
+        (ConsumerOptions::new("", "q").with_prefetch(0), "prefetch"),
+        (
+            ConsumerOptions::new("", "q").with_concurrency(0),
+            "concurrency",
+        ),
+        (ConsumerOptions::new("", ""), "routing_key"),
+    ] {
+        match Consumer::start(&conn, options, |_: &Message| -> Result<(), String> {
+            Ok(())
+        }) {
+            Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, field),
+            other => panic!("expected InvalidArgument({field}), got {other:?}"),
+        }
+    }
+    for (config, field) in [
+        (PublisherConfig::new().with_window(0), "window"),
+        (PublisherConfig::new().with_buffer(0), "buffer"),
+    ] {
+        match Publisher::new(&conn, config) {
+            Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, field),
+            other => panic!("expected InvalidArgument({field}), got {other:?}"),
+        }
+    }
+    conn.close().unwrap();
+}
+
+/// Counts how often each u32 id was consumed.
+fn counting_consumer(conn: &Connection, queue: &str) -> (Consumer, Arc<Mutex<HashMap<u32, u32>>>) {
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let record = seen.clone();
+    let consumer = Consumer::start(
+        conn,
+        ConsumerOptions::new("", "")
+            .with_queue(queue)
+            .with_prefetch(256)
+            .with_concurrency(2),
+        move |m: &Message| -> Result<(), String> {
+            let id = u32::from_be_bytes(m.body().try_into().map_err(|_| "bad body")?);
+            *record.lock().unwrap().entry(id).or_insert(0) += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
+    (consumer, seen)
+}
+
+#[test]
+fn nothing_confirmed_is_lost_while_connections_are_force_closed() {
+    let Some(url) = broker_url() else { return };
+    let _ = env_logger::builder().is_test(true).try_init();
+    let name = unique("faults");
+    let queue = unique("faults-q");
+    let total = 20_000u32;
+    let conn = connection(&url, &name);
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+
+    // Another thread force-closes our connection five times, spread over
+    // the run: each time a few thousand more publishes were confirmed.
+    let killer = {
+        let publisher = publisher.clone();
+        let name = name.clone();
+        let waiter = conn.waiter();
+        std::thread::spawn(move || {
+            let mut kills = 0;
+            for threshold in [2_000u64, 5_000, 8_000, 11_000, 14_000] {
+                eventually(PATIENCE, "publishing progress", || {
+                    publisher.stats().confirmed >= threshold
+                });
+                let before = waiter.wait_connected(PATIENCE).unwrap();
+                assert_eq!(
+                    force_close_connection(&name),
+                    1,
+                    "our connection was not found"
+                );
+                kills += 1;
+                eventually(PATIENCE, "a reconnect", || {
+                    waiter.current().is_some_and(|g| g > before)
+                });
+            }
+            kills
+        })
+    };
+
+    // Confirmed publishes, pipelined: every one must come back Ok. The
+    // stream goes on (at least `total`) until the fifth close, and is paced
+    // so that the closes land mid-stream rather than after the end.
+    let mut window = std::collections::VecDeque::new();
+    let mut sent = 0u32;
+    while sent < total || !killer.is_finished() {
+        window.push_back(
+            publisher
+                .send("", &queue, Message::new(sent.to_be_bytes().to_vec()))
+                .unwrap(),
+        );
+        sent += 1;
+        if window.len() >= 512 {
+            window.pop_front().unwrap().wait().unwrap();
+        }
+        if sent.is_multiple_of(100) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    for confirmation in window {
+        confirmation.wait().unwrap();
+    }
+    let total = sent;
+    assert_eq!(killer.join().unwrap(), 5);
+
+    eventually(Duration::from_secs(60), "every id consumed", || {
+        seen.lock().unwrap().len() == total as usize
+    });
+    let seen = seen.lock().unwrap();
+    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    let stats = publisher.stats();
+    eprintln!(
+        "faults: {total} confirmed, all consumed; {duplicates} duplicates; publisher resent {} and saw {} nacks",
+        stats.resent, stats.nacked
+    );
+    assert!((0..total).all(|id| seen.contains_key(&id)));
+    drop(seen);
+    consumer.stop().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn confirms_are_back_on_after_a_reconnect_and_nothing_doubles() {
+    let Some(url) = broker_url() else { return };
+    let name = unique("reconfirm");
+    let queue = unique("reconfirm-q");
+    let conn = connection(&url, &name);
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    publisher
+        .publish("", &queue, Message::new(1u32.to_be_bytes().to_vec()))
+        .unwrap();
+    let waiter = conn.waiter();
+    let first = waiter.current().unwrap();
+    assert_eq!(force_close_connection(&name), 1);
+    eventually(PATIENCE, "a reconnect", || {
+        waiter.current().is_some_and(|g| g > first)
+    });
+
+    // A publish on the new channel is confirmed (confirm mode is on again),
+    // once, and arrives once.
+    publisher
+        .publish("", &queue, Message::new(2u32.to_be_bytes().to_vec()))
+        .unwrap();
+    let stats = publisher.stats();
+    assert_eq!((stats.published, stats.confirmed), (2, 2), "{stats:?}");
+    eventually(PATIENCE, "both consumed", || {
+        seen.lock().unwrap().len() == 2
+    });
+    publisher.flush(PATIENCE).unwrap();
+    assert_eq!(seen.lock().unwrap().get(&2), Some(&1));
+    consumer.stop().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn publishes_during_an_outage_are_buffered_bounded_and_resent_in_order() {
+    let Some(_) = broker_url() else { return };
+    let vhost = TestVhost::new("syncmq-buffer");
+    let name = unique("buffer");
+    let queue = "buffered";
+    let conn = connection(&vhost.url(), &name);
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(queue)])
+        .unwrap();
+    let publisher = Publisher::new(&conn, PublisherConfig::new().with_buffer(100)).unwrap();
+    let waiter = conn.waiter();
+    waiter.wait_connected(PATIENCE).unwrap();
+
+    vhost.refuse_connections();
+    assert_eq!(force_close_connection(&name), 1);
+    eventually(PATIENCE, "the loss noticed", || !waiter.is_connected());
+    for id in 0..100u32 {
+        publisher
+            .publish_nowait("", queue, Message::new(id.to_be_bytes().to_vec()))
+            .unwrap();
+    }
+    // The buffer is full: the caller is told, nothing is dropped silently.
+    match publisher.publish_nowait("", queue, Message::new(b"one too many".to_vec())) {
+        Err(Error::Broker(reason)) => assert!(reason.contains("buffer full"), "{reason}"),
+        other => panic!("expected a full buffer, got {other:?}"),
+    }
+    assert_eq!(publisher.buffered(), 100);
+
+    vhost.accept_connections();
+    publisher.flush(PATIENCE).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let mut consumer = Consumer::start(
+        &conn,
+        ConsumerOptions::new("", "")
+            .with_queue(queue)
+            .with_prefetch(1),
+        move |m: &Message| -> Result<(), String> {
+            record
+                .lock()
+                .unwrap()
+                .push(u32::from_be_bytes(m.body().try_into().unwrap()));
+            Ok(())
+        },
+    )
+    .unwrap();
+    eventually(PATIENCE, "all hundred consumed", || {
+        seen.lock().unwrap().len() >= 100
+    });
+    assert_eq!(
+        *seen.lock().unwrap(),
+        (0..100).collect::<Vec<u32>>(),
+        "not in order"
+    );
+    consumer.stop().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+}

@@ -1,0 +1,117 @@
+//! The connection supervisor against the real broker: reconnects after a
+//! broker-side close with a new generation, re-declares the topology, wakes
+//! waiters, and closes within its deadline.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    broker_url, delete_queues, eventually, force_close_connection, queue_exists, unique, TestVhost,
+};
+use syncmq::rabbitmq::{Connection, ConnectionConfig, Declaration};
+use syncmq::Error;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn connect(url: &str, name: &str) -> Connection {
+    Connection::with_config(
+        ConnectionConfig::new(url)
+            .with_name(name)
+            .with_backoff(Duration::from_millis(20), Duration::from_millis(500)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_forced_close_reconnects_with_a_new_generation_and_redeclares() {
+    let Some(url) = broker_url() else { return };
+    let name = unique("conn-test");
+    let queue = unique("conn-test-q");
+    let connection = connect(&url, &name);
+    let waiter = connection.waiter();
+    let first = waiter.wait_connected(PATIENCE).unwrap();
+    connection
+        .declare(vec![Declaration::queue(&queue)])
+        .unwrap();
+    assert!(queue_exists(&url, &queue));
+
+    // Someone deletes the queue and the broker drops our connection: after
+    // the reconnect the supervisor has declared it again.
+    delete_queues(&url, &[&queue]);
+    assert!(!queue_exists(&url, &queue));
+    assert_eq!(force_close_connection(&name), 1);
+    eventually(PATIENCE, "a reconnect with a newer generation", || {
+        waiter.current().is_some_and(|g| g > first)
+    });
+    assert!(queue_exists(&url, &queue), "topology not re-declared");
+
+    // And once more: every reconnect raises the generation again.
+    let second = waiter.current().unwrap();
+    assert_eq!(force_close_connection(&name), 1);
+    eventually(PATIENCE, "a second reconnect", || {
+        waiter.current().is_some_and(|g| g > second)
+    });
+    connection.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn waiters_blocked_during_an_outage_wake_on_reconnect() {
+    let Some(_) = broker_url() else { return };
+    let vhost = TestVhost::new("syncmq-outage");
+    let name = unique("conn-wake");
+    let connection = connect(&vhost.url(), &name);
+    let waiter = connection.waiter();
+    let first = waiter.wait_connected(PATIENCE).unwrap();
+
+    // An outage: the broker drops us and refuses to take us back.
+    vhost.refuse_connections();
+    assert_eq!(force_close_connection(&name), 1);
+    eventually(PATIENCE, "the loss noticed", || !waiter.is_connected());
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let waiter = waiter.clone();
+            std::thread::spawn(move || waiter.wait_connected(PATIENCE))
+        })
+        .collect();
+    eventually(PATIENCE, "three blocked waiters", || waiter.waiting() == 3);
+    assert!(!waiter.is_connected(), "reconnected although refused");
+
+    // The outage ends: every waiter wakes on the new generation.
+    vhost.accept_connections();
+    for handle in handles {
+        let generation = handle.join().unwrap().unwrap();
+        assert!(generation > first);
+    }
+    connection.close().unwrap();
+}
+
+#[test]
+fn an_unreachable_broker_is_retried_and_close_is_prompt() {
+    // Port 1 refuses at once: the supervisor keeps retrying with backoff.
+    let connection = Connection::with_config(
+        ConnectionConfig::new("amqp://guest:guest@127.0.0.1:1/%2f")
+            .with_backoff(Duration::from_millis(10), Duration::from_secs(30)),
+    )
+    .unwrap();
+    let waiter = connection.waiter();
+    assert!(matches!(
+        waiter.wait_connected(Duration::from_millis(200)),
+        Err(Error::Timeout { .. })
+    ));
+    let blocked = {
+        let waiter = waiter.clone();
+        std::thread::spawn(move || waiter.wait_connected(Duration::from_secs(60)))
+    };
+    eventually(PATIENCE, "the waiter blocked", || waiter.waiting() == 1);
+    let started = Instant::now();
+    connection.close().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(blocked.join().unwrap(), Err(Error::Closed(_))));
+    // A declare after close is refused, not lost silently.
+    assert!(matches!(
+        connection.declare(vec![Declaration::queue("x")]),
+        Err(Error::Closed(_))
+    ));
+}
