@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --example satellite -- --listen 127.0.0.1:7070 --journal /tmp/lines.log
-//! printf 'hello\nworld\n' | nc 127.0.0.1 7070      # answers "ok 1", "ok 2"
+//! printf 'hello\nworld\n' | nc -N 127.0.0.1 7070   # answers "ok 1", "ok 2"
 //! ```
 //!
 //! Blocks, in init order (finish goes the other way):
@@ -288,8 +288,30 @@ struct Reader {
     publisher: Mutex<String>,
     closing: Arc<AtomicBool>,
     next_conn: AtomicU64,
-    /// The write half of every open connection, by connection number.
-    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    /// Every open connection, by number.
+    conns: Conns,
+}
+
+type Conns = Arc<Mutex<HashMap<u64, Conn>>>;
+
+/// One client: where answers go, and how many are still owed. It is
+/// dropped once the client sent EOF and got every answer.
+struct Conn {
+    writer: TcpStream,
+    sent: u64,
+    answered: u64,
+    eof: bool,
+}
+
+impl Conn {
+    /// Closes our side once nothing more will be read or answered.
+    fn done(&self) -> bool {
+        let done = self.eof && self.answered == self.sent;
+        if done {
+            let _ = self.writer.shutdown(Shutdown::Write);
+        }
+        done
+    }
 }
 
 impl Block for Reader {
@@ -332,7 +354,13 @@ impl Block for Reader {
             };
             // A client that stops reading must not stall the event thread.
             let _ = writer.set_write_timeout(Some(Duration::from_secs(1)));
-            lock(&self.conns).insert(conn, writer);
+            let entry = Conn {
+                writer,
+                sent: 0,
+                answered: 0,
+                eof: false,
+            };
+            lock(&self.conns).insert(conn, entry);
             if self.closing.load(Ordering::SeqCst) {
                 // `finish` may have shut the others down before this one
                 // was listed.
@@ -341,8 +369,7 @@ impl Block for Reader {
             let publisher = publisher.clone();
             let conns = self.conns.clone();
             let spawned = ctl.spawn(&format!("conn{conn}"), move || {
-                read_lines(conn, stream, &publisher);
-                lock(&conns).remove(&conn);
+                read_lines(conn, stream, &publisher, &conns);
             });
             if let Err(e) = spawned {
                 log::warn!("reader: connection {conn} refused: {e}");
@@ -357,8 +384,8 @@ impl Block for Reader {
         if let Some(addr) = *lock(&self.addr) {
             let _ = TcpStream::connect(addr);
         }
-        for stream in lock(&self.conns).values() {
-            let _ = stream.shutdown(Shutdown::Both);
+        for c in lock(&self.conns).values() {
+            let _ = c.writer.shutdown(Shutdown::Both);
         }
         Ok(())
     }
@@ -386,8 +413,13 @@ impl Block for Reader {
                 format!("err {seq} {}\n", why.unwrap_or("not published"))
             }
         };
-        if let Some(stream) = lock(&self.conns).get_mut(&conn) {
-            let _ = stream.write_all(answer.as_bytes());
+        let mut conns = lock(&self.conns);
+        if let Some(c) = conns.get_mut(&conn) {
+            let _ = c.writer.write_all(answer.as_bytes());
+            c.answered += 1;
+            if c.done() {
+                conns.remove(&conn);
+            }
         }
     }
 
@@ -407,18 +439,32 @@ impl Block for Reader {
 }
 
 /// One connection: every line becomes a bag to the publisher, numbered
-/// from 1; ends at the client's EOF or when `finish` shuts the socket.
-fn read_lines(conn: u64, stream: TcpStream, publisher: &Controller) {
+/// from 1; ends at the client's EOF or when `finish` shuts the socket. The
+/// connection stays listed until every line read was answered.
+fn read_lines(conn: u64, stream: TcpStream, publisher: &Controller, conns: &Conns) {
     let mut seq = 0u64;
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
         seq += 1;
+        if let Some(c) = lock(conns).get_mut(&conn) {
+            c.sent += 1;
+        }
         let bag = Bag::new()
             .with(publisher::BODY, line)
             .with(publisher::ID, format!("{conn}:{seq}"));
         if !publisher.enqueue(bag) {
-            // The publisher is finishing: no `ok` will come for this line.
+            // The publisher is finishing: no answer will come for this line.
+            if let Some(c) = lock(conns).get_mut(&conn) {
+                c.sent -= 1;
+            }
             break;
+        }
+    }
+    let mut conns = lock(conns);
+    if let Some(c) = conns.get_mut(&conn) {
+        c.eof = true;
+        if c.done() {
+            conns.remove(&conn);
         }
     }
 }
