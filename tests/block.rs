@@ -109,6 +109,9 @@ impl Block for Recorder {
 
     fn on_enqueue(&self, _ctl: &Controller, bag: Bag) {
         let seq = bag.get("seq").and_then(Value::as_i64).unwrap_or(-1);
+        if bag.get("panic").is_some() {
+            panic!("bad bag {seq}");
+        }
         self.callback(format!(
             "bag:{}:{}:{seq}",
             self.resp,
@@ -698,4 +701,17 @@ fn block_configurations_reach_init_from_json() {
     let err = Runtime::start(&config, &f.registry).unwrap_err();
     assert!(matches!(err, Error::Block { ref block, .. } if block.contains("bad")));
     assert_eq!(f.log.entries(), ["init:ok", "init:bad", "finish:ok"]);
+}
+
+#[test]
+fn a_panicking_callback_is_logged_and_the_next_event_delivered() {
+    let f = fixture();
+    let runtime = Runtime::start(&config(&[("listener", "l")]), &f.registry).unwrap();
+    let ctl = runtime.controller("l").unwrap();
+    assert!(ctl.enqueue(Bag::new().with("seq", 1)));
+    assert!(ctl.enqueue(Bag::new().with("seq", 2).with("panic", true)));
+    assert!(ctl.enqueue(Bag::new().with("seq", 3)));
+    runtime.shutdown().unwrap();
+    assert_eq!(f.log.with_prefix("bag:l:"), ["-:1", "-:3"]);
+    assert_eq!(f.log.with_prefix("finish:"), ["l"]);
 }

@@ -46,7 +46,7 @@ fn main() {
 type Case = (&'static str, fn());
 
 fn run_cases() {
-    let cases: [Case; 3] = [
+    let cases: [Case; 4] = [
         ("sigterm_finishes_blocks_in_reverse_order", || {
             ordered_shutdown_on("TERM")
         }),
@@ -56,6 +56,10 @@ fn run_cases() {
         (
             "satellite_sigterm_keeps_every_acknowledged_line",
             satellite_sigterm_keeps_every_acknowledged_line,
+        ),
+        (
+            "satellite_logs_a_server_that_goes_away_and_comes_back",
+            satellite_logs_a_server_that_goes_away_and_comes_back,
         ),
     ];
     // `cargo test -- NAME` filters, as with libtest; flags are ignored.
@@ -340,6 +344,52 @@ fn satellite_sigterm_keeps_every_acknowledged_line() {
         "satellite: {sent} lines sent, {} acknowledged, {} stored",
         acked.len(),
         stored.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn satellite_logs_a_server_that_goes_away_and_comes_back() {
+    let dir = std::env::temp_dir().join(common::unique("satellite-server"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("journal.log");
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let mut child = spawn_child(
+        "satellite",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--journal",
+            journal.to_str().unwrap(),
+            "--server",
+            &addr,
+        ],
+    );
+    // The satellite dials the server: accept, and it reports a connect.
+    let (peer, _) = server.accept().unwrap();
+    child.wait_for(|l| l == "step server-connected reader");
+    // The server goes away...
+    drop(peer);
+    drop(server);
+    child.wait_for(|l| l == "step server-disconnected reader");
+    // ...and comes back on the same address.
+    let server = std::net::TcpListener::bind(&addr).unwrap();
+    let (_peer, _) = server.accept().unwrap();
+    child.wait_for(|l| l == "step server-connected reader");
+    child.signal("TERM");
+    let (code, lines) = child.wait_exit();
+    assert_eq!(code, Some(0), "printed {lines:?}");
+    let server_steps: Vec<&str> = steps(&lines)
+        .into_iter()
+        .filter(|s| s.starts_with("server-"))
+        .collect();
+    assert_eq!(
+        server_steps,
+        [
+            "server-connected reader",
+            "server-disconnected reader",
+            "server-connected reader"
+        ]
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

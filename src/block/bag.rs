@@ -139,6 +139,10 @@ impl Value {
     /// assert!(!conf.verbose);
     /// ```
     ///
+    /// A [`Value::Bytes`] decodes into a field marked
+    /// `#[serde(with = "serde_bytes")]`, not into a plain `Vec<u8>` (which
+    /// serde reads as a list of numbers).
+    ///
     /// # Errors
     ///
     /// [`Error::Codec`] when the value does not have `T`'s shape, or holds a
