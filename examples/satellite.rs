@@ -18,7 +18,10 @@
 //! 4. `reader`: listens on TCP; each line becomes a bag to `publisher`, and
 //!    the reply (`ok: true`) becomes `ok <n>` to the client. A line the
 //!    client got no `ok` for may or may not be in the journal; a line it got
-//!    `ok` for always is.
+//!    `ok` for always is. Each connection has at most 256 lines waiting
+//!    for their answer; the reader reads no further until some are
+//!    answered, so a slow publisher slows its clients down (TCP
+//!    back-pressure) instead of filling memory.
 //!
 //! `--server HOST:PORT` adds a server monitor: the reader logs every
 //! connect and disconnect of that TCP endpoint.
@@ -36,7 +39,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
@@ -286,13 +289,25 @@ struct Reader {
     listener: Mutex<Option<TcpListener>>,
     addr: Mutex<Option<SocketAddr>>,
     publisher: Mutex<String>,
-    closing: Arc<AtomicBool>,
     next_conn: AtomicU64,
     /// Every open connection, by number.
     conns: Conns,
 }
 
-type Conns = Arc<Mutex<HashMap<u64, Conn>>>;
+/// How many lines of one connection may wait for their answer. The reader
+/// stops reading that connection at this many, so a slow publisher slows
+/// the clients down instead of filling memory.
+const WINDOW: u64 = 256;
+
+type Conns = Arc<ConnTable>;
+
+#[derive(Default)]
+struct ConnTable {
+    map: Mutex<HashMap<u64, Conn>>,
+    /// Notified on every answer and when the reader finishes.
+    answered: Condvar,
+    closing: AtomicBool,
+}
 
 /// One client: where answers go, and how many are still owed. It is
 /// dropped once the client sent EOF and got every answer.
@@ -338,7 +353,7 @@ impl Block for Reader {
             return;
         };
         for stream in listener.incoming() {
-            if self.closing.load(Ordering::SeqCst) {
+            if self.conns.closing.load(Ordering::SeqCst) {
                 break;
             }
             let stream = match stream {
@@ -360,8 +375,8 @@ impl Block for Reader {
                 answered: 0,
                 eof: false,
             };
-            lock(&self.conns).insert(conn, entry);
-            if self.closing.load(Ordering::SeqCst) {
+            lock(&self.conns.map).insert(conn, entry);
+            if self.conns.closing.load(Ordering::SeqCst) {
                 // `finish` may have shut the others down before this one
                 // was listed.
                 let _ = stream.shutdown(Shutdown::Both);
@@ -373,20 +388,23 @@ impl Block for Reader {
             });
             if let Err(e) = spawned {
                 log::warn!("reader: connection {conn} refused: {e}");
-                lock(&self.conns).remove(&conn);
+                lock(&self.conns.map).remove(&conn);
             }
         }
     }
 
     fn finish(&self) -> Result<()> {
-        self.closing.store(true, Ordering::SeqCst);
+        self.conns.closing.store(true, Ordering::SeqCst);
         // Wake the accept loop, then end every connection's read.
         if let Some(addr) = *lock(&self.addr) {
             let _ = TcpStream::connect(addr);
         }
-        for c in lock(&self.conns).values() {
+        let conns = lock(&self.conns.map);
+        for c in conns.values() {
             let _ = c.writer.shutdown(Shutdown::Both);
         }
+        // Readers waiting for their window stop waiting.
+        self.conns.answered.notify_all();
         Ok(())
     }
 
@@ -413,13 +431,14 @@ impl Block for Reader {
                 format!("err {seq} {}\n", why.unwrap_or("not published"))
             }
         };
-        let mut conns = lock(&self.conns);
+        let mut conns = lock(&self.conns.map);
         if let Some(c) = conns.get_mut(&conn) {
             let _ = c.writer.write_all(answer.as_bytes());
             c.answered += 1;
             if c.done() {
                 conns.remove(&conn);
             }
+            self.conns.answered.notify_all();
         }
     }
 
@@ -441,30 +460,44 @@ impl Block for Reader {
 /// One connection: every line becomes a bag to the publisher, numbered
 /// from 1; ends at the client's EOF or when `finish` shuts the socket. The
 /// connection stays listed until every line read was answered.
-fn read_lines(conn: u64, stream: TcpStream, publisher: &Controller, conns: &Conns) {
+fn read_lines(conn: u64, stream: TcpStream, publisher: &Controller, conns: &ConnTable) {
     let mut seq = 0u64;
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
         seq += 1;
-        if let Some(c) = lock(conns).get_mut(&conn) {
-            c.sent += 1;
+        {
+            // Wait for room in the window, then count the line as sent.
+            let map = lock(&conns.map);
+            let mut map = conns
+                .answered
+                .wait_while(map, |m| {
+                    !conns.closing.load(Ordering::SeqCst)
+                        && m.get(&conn).is_some_and(|c| c.sent - c.answered >= WINDOW)
+                })
+                .unwrap_or_else(PoisonError::into_inner);
+            if conns.closing.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Some(c) = map.get_mut(&conn) {
+                c.sent += 1;
+            }
         }
         let bag = Bag::new()
             .with(publisher::BODY, line)
             .with(publisher::ID, format!("{conn}:{seq}"));
         if !publisher.enqueue(bag) {
             // The publisher is finishing: no answer will come for this line.
-            if let Some(c) = lock(conns).get_mut(&conn) {
+            if let Some(c) = lock(&conns.map).get_mut(&conn) {
                 c.sent -= 1;
             }
             break;
         }
     }
-    let mut conns = lock(conns);
-    if let Some(c) = conns.get_mut(&conn) {
+    let mut map = lock(&conns.map);
+    if let Some(c) = map.get_mut(&conn) {
         c.eof = true;
         if c.done() {
-            conns.remove(&conn);
+            map.remove(&conn);
         }
     }
 }

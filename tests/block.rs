@@ -248,7 +248,9 @@ fn every_bag_queued_before_the_shutdown_is_delivered_before_finish() {
     for seq in 0..500 {
         assert!(ctl.enqueue(Bag::new().with("seq", seq)));
     }
+    assert!(ctl.queued() <= 500);
     runtime.shutdown().unwrap();
+    assert_eq!(ctl.queued(), 0);
     let entries = f.log.entries();
     assert_eq!(entries.last().map(String::as_str), Some("finish:l"));
     assert_eq!(f.log.with_prefix("bag:l:").len(), 500);
