@@ -114,3 +114,26 @@ fn a_tcp_server_that_goes_away_and_comes_back_is_seen() {
     });
     runtime.shutdown().unwrap();
 }
+
+#[test]
+fn a_block_can_drive_server_callbacks_itself() {
+    let f = fixture();
+    let runtime =
+        Runtime::start(&config(&[("listener", "l"), ("plain", "p")]), &f.registry).unwrap();
+    let event = syncmq::block::ServerEvent::new("memphis", 7);
+    let to_listener = runtime.controller("l").unwrap();
+    assert!(to_listener.server_connected(&event));
+    assert!(to_listener.server_disconnected(&event));
+    let to_plain = runtime.controller("p").unwrap();
+    assert!(!to_plain.server_connected(&event), "no on_connect");
+    assert!(!to_plain.server_disconnected(&event), "no on_disconnect");
+    runtime.shutdown().unwrap();
+    assert!(!to_listener.server_connected(&event), "finished");
+    let events: Vec<String> = f
+        .log
+        .entries()
+        .into_iter()
+        .filter(|e| e.contains("connect:"))
+        .collect();
+    assert_eq!(events, ["connect:l:7", "disconnect:l:7"]);
+}
