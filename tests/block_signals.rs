@@ -62,7 +62,14 @@ fn run_cases() {
             satellite_logs_a_server_that_goes_away_and_comes_back,
         ),
     ];
-    // `cargo test -- NAME` filters, as with libtest; flags are ignored.
+    // `cargo test -- NAME` filters and `--list` lists, as with libtest;
+    // other flags are ignored.
+    if std::env::args().any(|a| a == "--list") {
+        for (name, _) in cases {
+            println!("{name}: test");
+        }
+        return;
+    }
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();
     let mut ran = 0;
