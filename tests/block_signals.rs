@@ -30,7 +30,8 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 fn main() {
     match std::env::var(CHILD).as_deref() {
-        Ok("ordered") => std::process::exit(ordered_child()),
+        Ok("ordered") => std::process::exit(ordered_child(false)),
+        Ok("stuck") => std::process::exit(ordered_child(true)),
         Ok("satellite") => {
             let _ =
                 env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
@@ -46,13 +47,17 @@ fn main() {
 type Case = (&'static str, fn());
 
 fn run_cases() {
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         ("sigterm_finishes_blocks_in_reverse_order", || {
             ordered_shutdown_on("TERM")
         }),
         ("sigint_finishes_blocks_in_reverse_order", || {
             ordered_shutdown_on("INT")
         }),
+        (
+            "a_second_signal_during_the_shutdown_exits_at_once",
+            a_second_signal_during_the_shutdown_exits_at_once,
+        ),
         (
             "satellite_sigterm_keeps_every_acknowledged_line",
             satellite_sigterm_keeps_every_acknowledged_line,
@@ -96,8 +101,9 @@ fn run_cases() {
 }
 
 /// The `ordered` child: the signal block and three blocks, each printing
-/// its steps; `ready` once running.
-fn ordered_child() -> i32 {
+/// its steps; `ready` once running. With `stuck`, block `c` hangs in its
+/// `finish` (for a minute) after printing `step hanging c`.
+fn ordered_child(stuck: bool) -> i32 {
     let mut registry = Registry::empty();
     registry
         .register(SIGNAL_BLOCK, |resp| {
@@ -105,10 +111,19 @@ fn ordered_child() -> i32 {
         })
         .unwrap();
     registry
-        .register("idle", |resp| satellite::Traced::new(resp, Idle))
+        .register("idle", move |resp| {
+            satellite::Traced::new(
+                resp,
+                Idle {
+                    hang: stuck && resp == "c",
+                },
+            )
+        })
         .unwrap();
     let config = ["a", "b", "c"].iter().fold(
-        RuntimeConfig::new().with_block(BlockConfig::new(SIGNAL_BLOCK)),
+        RuntimeConfig::new()
+            .with_block(BlockConfig::new(SIGNAL_BLOCK))
+            .with_finish_timeout(Duration::from_secs(60)),
         |c, r| c.with_block(BlockConfig::new("idle").with_responsibility(*r)),
     );
     let runtime = match Runtime::start(&config, &registry) {
@@ -132,7 +147,9 @@ fn ordered_child() -> i32 {
 }
 
 /// Runs until finished, as a block whose `run` loops would.
-struct Idle;
+struct Idle {
+    hang: bool,
+}
 
 impl syncmq::block::Block for Idle {
     fn init(&self, _: &syncmq::block::Value) -> syncmq::Result<()> {
@@ -142,6 +159,10 @@ impl syncmq::block::Block for Idle {
         let _ = ctl.finishing().recv();
     }
     fn finish(&self) -> syncmq::Result<()> {
+        if self.hang {
+            satellite::step("hanging", "c");
+            std::thread::sleep(Duration::from_secs(60));
+        }
         Ok(())
     }
 }
@@ -208,7 +229,13 @@ impl Spawned {
     }
 
     /// Waits for the exit; returns the exit code and every line printed.
-    fn wait_exit(mut self) -> (Option<i32>, Vec<String>) {
+    fn wait_exit(self) -> (Option<i32>, Vec<String>) {
+        let (status, lines) = self.wait_status();
+        (status.code(), lines)
+    }
+
+    /// Waits for the exit; returns its status and every line printed.
+    fn wait_status(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let deadline = Instant::now() + LIMIT;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -225,7 +252,7 @@ impl Spawned {
         };
         // The pipe ends with the process: collect the rest.
         self.seen.extend(self.lines.iter());
-        (status.code(), self.seen)
+        (status, self.seen)
     }
 }
 
@@ -263,6 +290,22 @@ fn ordered_shutdown_on(signal: &str) {
         ],
         "after SIG{signal}"
     );
+}
+
+fn a_second_signal_during_the_shutdown_exits_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = spawn_child("stuck", &[]);
+    child.wait_for(|l| l == "step ready all");
+    child.signal("TERM");
+    child.wait_for(|l| l == "step hanging c");
+    let started = Instant::now();
+    child.signal("INT");
+    let (status, lines) = child.wait_status();
+    // Ended by the second signal's default action, long before the stuck
+    // block's minute is up, and without finishing the others.
+    assert_eq!(status.signal(), Some(2), "{status:?}; printed {lines:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(!lines.iter().any(|l| l == "step finished b"), "{lines:?}");
 }
 
 fn satellite_sigterm_keeps_every_acknowledged_line() {
