@@ -71,7 +71,7 @@ use crate::error::{Error, Result};
 /// let config = RuntimeConfig::new()
 ///     .with_block(BlockConfig::new("printer"))
 ///     .with_block(BlockConfig::new("greeter"));
-/// Runtime::start(&config, &registry)?.run_until_shutdown()
+/// Runtime::run(&config, &registry) // start, then run until the shutdown
 /// # }
 /// ```
 pub struct Runtime {
@@ -134,6 +134,18 @@ impl Runtime {
     pub fn start(config: &RuntimeConfig, registry: &Registry) -> Result<Runtime> {
         let initialized = init_blocks(config, registry)?;
         Runtime::start_initialized(initialized, config)
+    }
+
+    /// The common call in one line: [`start`](Self::start), then
+    /// [`run_until_shutdown`](Self::run_until_shutdown). With the signal
+    /// block in `config`, this is a whole process's `main`.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start) and
+    /// [`run_until_shutdown`](Self::run_until_shutdown).
+    pub fn run(config: &RuntimeConfig, registry: &Registry) -> Result<()> {
+        Runtime::start(config, registry)?.run_until_shutdown()
     }
 
     /// Starts blocks initialised with [`init_blocks`], with the deadlines of
@@ -321,5 +333,21 @@ impl Drop for Runtime {
                 log::error!("shutting the block runtime down on drop: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_and_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn handles_cross_threads() {
+        send::<Runtime>();
+        send_and_sync::<Controller>();
+        send_and_sync::<ShutdownHandle>();
+        send_and_sync::<crate::block::Bag>();
     }
 }
