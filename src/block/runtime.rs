@@ -183,11 +183,13 @@ impl Runtime {
         while let Some((i, (entry, events))) = entries.next() {
             match Supervised::start(entry.block.clone(), &runtime.hub, i, events) {
                 Ok(s) => runtime.running.push(Some(s)),
-                Err(e) => {
+                Err((e, finished)) => {
                     log::error!("could not start block {}: {e}", entry.label());
-                    // This block and the ones after it never ran: finish
-                    // them in reverse, then the running ones.
+                    // This block (unless its event thread finished it) and
+                    // the ones after it never ran: finish them in reverse,
+                    // then the running ones.
                     let rest: Vec<_> = std::iter::once(entry)
+                        .filter(|_| !finished)
                         .chain(entries.by_ref().map(|(_, (entry, _))| entry))
                         .collect();
                     for entry in rest.into_iter().rev() {

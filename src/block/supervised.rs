@@ -63,13 +63,14 @@ impl Supervised {
     /// # Errors
     ///
     /// [`Error::Storage`] when the OS refuses a thread; nothing is left
-    /// running then.
+    /// running then. The flag says whether the block was finished already
+    /// (its event thread had started, and finished it on the way out).
     pub(crate) fn start(
         block: Arc<dyn Block>,
         hub: &Arc<Hub>,
         index: usize,
         events: Receiver<Event>,
-    ) -> Result<Supervised> {
+    ) -> std::result::Result<Supervised, (Error, bool)> {
         let slot = &hub.slots[index];
         let label = label(&slot.name, &slot.responsibility);
         let own = Controller::new(hub.clone(), index, Some(index));
@@ -79,7 +80,8 @@ impl Supervised {
             let label = label.clone();
             thread::spawn(format!("blk-ev-{}", slot.responsibility), move || {
                 event_loop(&*block, &own, &events, &label)
-            })?
+            })
+            .map_err(|e| (e, false))?
         };
         let run = {
             let label = label.clone();
@@ -96,8 +98,11 @@ impl Supervised {
             Ok(run) => run,
             Err(e) => {
                 hub.close_events(index);
-                let _ = event_worker.join();
-                return Err(e);
+                match event_worker.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(fe)) | Err(fe) => log::error!("{}", block_error(&label, "finish", fe)),
+                }
+                return Err((e, true));
             }
         };
         Ok(Supervised {
