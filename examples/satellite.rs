@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --example satellite -- --listen 127.0.0.1:7070 --journal /tmp/lines.log
-//! printf 'hello\nworld\n' | nc 127.0.0.1 7070      # answers "ok 1", "ok 2"
+//! printf 'hello\nworld\n' | nc -N 127.0.0.1 7070   # answers "ok 1", "ok 2"
 //! ```
 //!
 //! Blocks, in init order (finish goes the other way):
@@ -18,7 +18,10 @@
 //! 4. `reader`: listens on TCP; each line becomes a bag to `publisher`, and
 //!    the reply (`ok: true`) becomes `ok <n>` to the client. A line the
 //!    client got no `ok` for may or may not be in the journal; a line it got
-//!    `ok` for always is.
+//!    `ok` for always is. Each connection has at most 256 lines waiting
+//!    for their answer; the reader reads no further until some are
+//!    answered, so a slow publisher slows its clients down (TCP
+//!    back-pressure) instead of filling memory.
 //!
 //! `--server HOST:PORT` adds a server monitor: the reader logs every
 //! connect and disconnect of that TCP endpoint.
@@ -36,7 +39,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
@@ -286,10 +289,44 @@ struct Reader {
     listener: Mutex<Option<TcpListener>>,
     addr: Mutex<Option<SocketAddr>>,
     publisher: Mutex<String>,
-    closing: Arc<AtomicBool>,
     next_conn: AtomicU64,
-    /// The write half of every open connection, by connection number.
-    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    /// Every open connection, by number.
+    conns: Conns,
+}
+
+/// How many lines of one connection may wait for their answer. The reader
+/// stops reading that connection at this many, so a slow publisher slows
+/// the clients down instead of filling memory.
+const WINDOW: u64 = 256;
+
+type Conns = Arc<ConnTable>;
+
+#[derive(Default)]
+struct ConnTable {
+    map: Mutex<HashMap<u64, Conn>>,
+    /// Notified on every answer and when the reader finishes.
+    answered: Condvar,
+    closing: AtomicBool,
+}
+
+/// One client: where answers go, and how many are still owed. It is
+/// dropped once the client sent EOF and got every answer.
+struct Conn {
+    writer: TcpStream,
+    sent: u64,
+    answered: u64,
+    eof: bool,
+}
+
+impl Conn {
+    /// Closes our side once nothing more will be read or answered.
+    fn done(&self) -> bool {
+        let done = self.eof && self.answered == self.sent;
+        if done {
+            let _ = self.writer.shutdown(Shutdown::Write);
+        }
+        done
+    }
 }
 
 impl Block for Reader {
@@ -316,7 +353,7 @@ impl Block for Reader {
             return;
         };
         for stream in listener.incoming() {
-            if self.closing.load(Ordering::SeqCst) {
+            if self.conns.closing.load(Ordering::SeqCst) {
                 break;
             }
             let stream = match stream {
@@ -332,8 +369,14 @@ impl Block for Reader {
             };
             // A client that stops reading must not stall the event thread.
             let _ = writer.set_write_timeout(Some(Duration::from_secs(1)));
-            lock(&self.conns).insert(conn, writer);
-            if self.closing.load(Ordering::SeqCst) {
+            let entry = Conn {
+                writer,
+                sent: 0,
+                answered: 0,
+                eof: false,
+            };
+            lock(&self.conns.map).insert(conn, entry);
+            if self.conns.closing.load(Ordering::SeqCst) {
                 // `finish` may have shut the others down before this one
                 // was listed.
                 let _ = stream.shutdown(Shutdown::Both);
@@ -341,25 +384,27 @@ impl Block for Reader {
             let publisher = publisher.clone();
             let conns = self.conns.clone();
             let spawned = ctl.spawn(&format!("conn{conn}"), move || {
-                read_lines(conn, stream, &publisher);
-                lock(&conns).remove(&conn);
+                read_lines(conn, stream, &publisher, &conns);
             });
             if let Err(e) = spawned {
                 log::warn!("reader: connection {conn} refused: {e}");
-                lock(&self.conns).remove(&conn);
+                lock(&self.conns.map).remove(&conn);
             }
         }
     }
 
     fn finish(&self) -> Result<()> {
-        self.closing.store(true, Ordering::SeqCst);
+        self.conns.closing.store(true, Ordering::SeqCst);
         // Wake the accept loop, then end every connection's read.
         if let Some(addr) = *lock(&self.addr) {
             let _ = TcpStream::connect(addr);
         }
-        for stream in lock(&self.conns).values() {
-            let _ = stream.shutdown(Shutdown::Both);
+        let conns = lock(&self.conns.map);
+        for c in conns.values() {
+            let _ = c.writer.shutdown(Shutdown::Both);
         }
+        // Readers waiting for their window stop waiting.
+        self.conns.answered.notify_all();
         Ok(())
     }
 
@@ -386,8 +431,14 @@ impl Block for Reader {
                 format!("err {seq} {}\n", why.unwrap_or("not published"))
             }
         };
-        if let Some(stream) = lock(&self.conns).get_mut(&conn) {
-            let _ = stream.write_all(answer.as_bytes());
+        let mut conns = lock(&self.conns.map);
+        if let Some(c) = conns.get_mut(&conn) {
+            let _ = c.writer.write_all(answer.as_bytes());
+            c.answered += 1;
+            if c.done() {
+                conns.remove(&conn);
+            }
+            self.conns.answered.notify_all();
         }
     }
 
@@ -407,18 +458,46 @@ impl Block for Reader {
 }
 
 /// One connection: every line becomes a bag to the publisher, numbered
-/// from 1; ends at the client's EOF or when `finish` shuts the socket.
-fn read_lines(conn: u64, stream: TcpStream, publisher: &Controller) {
+/// from 1; ends at the client's EOF or when `finish` shuts the socket. The
+/// connection stays listed until every line read was answered.
+fn read_lines(conn: u64, stream: TcpStream, publisher: &Controller, conns: &ConnTable) {
     let mut seq = 0u64;
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
         seq += 1;
+        {
+            // Wait for room in the window, then count the line as sent.
+            let map = lock(&conns.map);
+            let mut map = conns
+                .answered
+                .wait_while(map, |m| {
+                    !conns.closing.load(Ordering::SeqCst)
+                        && m.get(&conn).is_some_and(|c| c.sent - c.answered >= WINDOW)
+                })
+                .unwrap_or_else(PoisonError::into_inner);
+            if conns.closing.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Some(c) = map.get_mut(&conn) {
+                c.sent += 1;
+            }
+        }
         let bag = Bag::new()
             .with(publisher::BODY, line)
             .with(publisher::ID, format!("{conn}:{seq}"));
         if !publisher.enqueue(bag) {
-            // The publisher is finishing: no `ok` will come for this line.
+            // The publisher is finishing: no answer will come for this line.
+            if let Some(c) = lock(&conns.map).get_mut(&conn) {
+                c.sent -= 1;
+            }
             break;
+        }
+    }
+    let mut map = lock(&conns.map);
+    if let Some(c) = map.get_mut(&conn) {
+        c.eof = true;
+        if c.done() {
+            map.remove(&conn);
         }
     }
 }

@@ -1,176 +1,18 @@
-//! The block runtime: ordered init and finish, bags, callbacks, the server
-//! monitor, deadlines.
+//! The block runtime: ordered init and finish, bags, callbacks, deadlines.
 
+mod block_support;
 mod common;
 
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use block_support::{config, fixture, flag, Log, LIMIT};
 use common::eventually;
-use crossbeam_channel::{Receiver, Sender};
 use syncmq::block::{
     init_blocks, Bag, Block, BlockConfig, Callbacks, Controller, Registry, Runtime, RuntimeConfig,
-    ServerEvent, TcpServer, Value, WaiterServer,
+    Value,
 };
-use syncmq::{ConnectionWaiter, Error};
-
-const LIMIT: Duration = Duration::from_secs(10);
-
-/// What every test block writes, in order, from whatever thread.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-    /// The entries starting with `prefix`, without it.
-    fn with_prefix(&self, prefix: &str) -> Vec<String> {
-        self.entries()
-            .iter()
-            .filter_map(|e| e.strip_prefix(prefix).map(String::from))
-            .collect()
-    }
-}
-
-/// A block that records its life cycle and does what its configuration
-/// says: `fail_init`, `panic_init`, `panic_run`, `hang_finish` (until the
-/// test drops the release sender), `callbacks` (a list of names).
-struct Recorder {
-    resp: String,
-    log: Log,
-    callbacks: Callbacks,
-    conf: Mutex<Value>,
-    release: Receiver<()>,
-    inside: AtomicBool,
-    overlaps: Arc<AtomicUsize>,
-}
-
-impl Recorder {
-    fn flag(&self, key: &str) -> bool {
-        self.conf.lock().unwrap().get(key).and_then(Value::as_bool) == Some(true)
-    }
-
-    /// Records `entry` from inside a callback, noting any other callback
-    /// of this block running at the same time.
-    fn callback(&self, entry: String) {
-        if self.inside.swap(true, Ordering::SeqCst) {
-            self.overlaps.fetch_add(1, Ordering::SeqCst);
-        }
-        let name = std::thread::current().name().unwrap_or("").to_string();
-        assert_eq!(name, format!("syncmq-blk-ev-{}", self.resp));
-        // Give another delivery every chance to overlap.
-        std::thread::yield_now();
-        self.log.push(entry);
-        self.inside.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Block for Recorder {
-    fn init(&self, conf: &Value) -> syncmq::Result<()> {
-        *self.conf.lock().unwrap() = conf.clone();
-        self.log.push(format!("init:{}", self.resp));
-        if self.flag("panic_init") {
-            panic!("init of {} panics", self.resp);
-        }
-        if self.flag("fail_init") {
-            return Err(Error::invalid("port", "is taken"));
-        }
-        Ok(())
-    }
-
-    fn run(&self, ctl: Controller) {
-        self.log.push(format!("run:{}", self.resp));
-        assert_eq!(ctl.responsibility(), self.resp);
-        if self.flag("panic_run") {
-            panic!("run of {} panics", self.resp);
-        }
-    }
-
-    fn finish(&self) -> syncmq::Result<()> {
-        self.log.push(format!("finish:{}", self.resp));
-        if self.flag("hang_finish") {
-            let _ = self.release.recv();
-        }
-        if self.flag("fail_finish") {
-            return Err(Error::Storage("disk gone".into()));
-        }
-        Ok(())
-    }
-
-    fn callbacks(&self) -> Callbacks {
-        self.callbacks
-    }
-
-    fn on_enqueue(&self, _ctl: &Controller, bag: Bag) {
-        let seq = bag.get("seq").and_then(Value::as_i64).unwrap_or(-1);
-        self.callback(format!(
-            "bag:{}:{}:{seq}",
-            self.resp,
-            bag.from().unwrap_or("-")
-        ));
-    }
-
-    fn on_connect(&self, _ctl: &Controller, server: &ServerEvent) {
-        self.callback(format!("connect:{}:{}", self.resp, server.epoch()));
-    }
-
-    fn on_disconnect(&self, _ctl: &Controller, server: &ServerEvent) {
-        self.callback(format!("disconnect:{}:{}", self.resp, server.epoch()));
-    }
-}
-
-struct Fixture {
-    log: Log,
-    registry: Registry,
-    overlaps: Arc<AtomicUsize>,
-    /// Dropping it releases every `hang_finish` block.
-    release: Option<Sender<()>>,
-}
-
-fn fixture() -> Fixture {
-    let log = Log::default();
-    let overlaps = Arc::new(AtomicUsize::new(0));
-    let (release_tx, release_rx) = crossbeam_channel::bounded(0);
-    let mut registry = Registry::new();
-    for (name, callbacks) in [("plain", Callbacks::NONE), ("listener", Callbacks::ALL)] {
-        let log = log.clone();
-        let overlaps = overlaps.clone();
-        let release = release_rx.clone();
-        registry
-            .register(name, move |resp| Recorder {
-                resp: resp.to_string(),
-                log: log.clone(),
-                callbacks,
-                conf: Mutex::new(Value::Null),
-                release: release.clone(),
-                inside: AtomicBool::new(false),
-                overlaps: overlaps.clone(),
-            })
-            .unwrap();
-    }
-    Fixture {
-        log,
-        registry,
-        overlaps,
-        release: Some(release_tx),
-    }
-}
-
-fn flag(key: &str) -> Value {
-    Value::Map([(key.to_string(), Value::Bool(true))].into_iter().collect())
-}
-
-fn config(blocks: &[(&str, &str)]) -> RuntimeConfig {
-    blocks.iter().fold(RuntimeConfig::new(), |c, (name, resp)| {
-        c.with_block(BlockConfig::new(*name).with_responsibility(*resp))
-    })
-}
+use syncmq::Error;
 
 #[test]
 fn init_runs_in_order_and_finish_in_reverse() {
@@ -406,7 +248,9 @@ fn every_bag_queued_before_the_shutdown_is_delivered_before_finish() {
     for seq in 0..500 {
         assert!(ctl.enqueue(Bag::new().with("seq", seq)));
     }
+    assert!(ctl.queued() <= 500);
     runtime.shutdown().unwrap();
+    assert_eq!(ctl.queued(), 0);
     let entries = f.log.entries();
     assert_eq!(entries.last().map(String::as_str), Some("finish:l"));
     assert_eq!(f.log.with_prefix("bag:l:").len(), 500);
@@ -536,106 +380,6 @@ fn a_block_finished_early_is_finished_once() {
     assert_eq!(f.log.with_prefix("finish:"), ["early", "boss", "late"]);
 }
 
-#[test]
-fn a_flapping_server_drives_connect_and_disconnect_in_order() {
-    let f = fixture();
-    let config = config(&[("listener", "one"), ("plain", "deaf"), ("listener", "two")])
-        .with_heartbeat(Duration::from_millis(5));
-    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
-    let waiter = Arc::new(ConnectionWaiter::new());
-    runtime
-        .monitor(WaiterServer::new("broker", waiter.clone()))
-        .unwrap();
-    assert!(runtime
-        .monitor(WaiterServer::new("again", waiter.clone()))
-        .is_err());
-    let events = |resp: &str| -> Vec<String> {
-        f.log
-            .entries()
-            .into_iter()
-            .filter(|e| !e.starts_with("bag:") && e.contains(&format!(":{resp}:")))
-            .collect()
-    };
-    // Each step waits for the callbacks before the next flip.
-    for round in 1..=3u64 {
-        waiter.set_connected();
-        eventually(LIMIT, "connect seen", || {
-            events("two").last() == Some(&format!("connect:two:{round}"))
-        });
-        waiter.set_disconnected();
-        eventually(LIMIT, "disconnect seen", || {
-            events("two").last() == Some(&format!("disconnect:two:{round}"))
-        });
-    }
-    let want: Vec<String> = (1..=3)
-        .flat_map(|r| [format!("connect:one:{r}"), format!("disconnect:one:{r}")])
-        .collect();
-    assert_eq!(events("one"), want);
-    runtime.shutdown().unwrap();
-    assert_eq!(f.overlaps.load(Ordering::SeqCst), 0);
-}
-
-#[test]
-fn a_flap_between_heartbeats_is_still_a_disconnect_and_a_connect() {
-    let f = fixture();
-    // A long heartbeat: the monitor sees the first connect at once (it waits
-    // on the waiter), then checks again only after the flaps.
-    let config = config(&[("listener", "l")]).with_heartbeat(Duration::from_millis(300));
-    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
-    let waiter = Arc::new(ConnectionWaiter::new());
-    runtime
-        .monitor(WaiterServer::new("broker", waiter.clone()))
-        .unwrap();
-    waiter.set_connected();
-    eventually(LIMIT, "first connect", || {
-        f.log.entries().contains(&"connect:l:1".into())
-    });
-    for _ in 0..5 {
-        waiter.set_disconnected();
-        waiter.set_connected();
-    }
-    eventually(LIMIT, "the last connect", || {
-        f.log.entries().contains(&"connect:l:6".into())
-    });
-    runtime.shutdown().unwrap();
-    let events: Vec<String> = f
-        .log
-        .entries()
-        .into_iter()
-        .filter(|e| e.contains("connect:"))
-        .collect();
-    // Strictly alternating, starting with a connect, and the epochs rise.
-    for (i, e) in events.iter().enumerate() {
-        assert_eq!(e.starts_with("connect:"), i % 2 == 0, "{events:?}");
-    }
-    assert_eq!(events.last().map(String::as_str), Some("connect:l:6"));
-}
-
-#[test]
-fn a_tcp_server_that_goes_away_and_comes_back_is_seen() {
-    let f = fixture();
-    let config = config(&[("listener", "l")]).with_heartbeat(Duration::from_millis(10));
-    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.monitor(TcpServer::new("tcp", addr)).unwrap();
-    let (peer, _) = listener.accept().unwrap();
-    eventually(LIMIT, "connect", || {
-        f.log.entries().contains(&"connect:l:1".into())
-    });
-    drop(peer);
-    drop(listener);
-    eventually(LIMIT, "disconnect", || {
-        f.log.entries().contains(&"disconnect:l:1".into())
-    });
-    let listener = TcpListener::bind(addr).unwrap();
-    let _peer = listener.accept().unwrap();
-    eventually(LIMIT, "reconnect", || {
-        f.log.entries().contains(&"connect:l:2".into())
-    });
-    runtime.shutdown().unwrap();
-}
-
 /// Starts a helper thread that waits for the block's finishing signal.
 struct WithHelper {
     log: Log,
@@ -698,4 +442,17 @@ fn block_configurations_reach_init_from_json() {
     let err = Runtime::start(&config, &f.registry).unwrap_err();
     assert!(matches!(err, Error::Block { ref block, .. } if block.contains("bad")));
     assert_eq!(f.log.entries(), ["init:ok", "init:bad", "finish:ok"]);
+}
+
+#[test]
+fn a_panicking_callback_is_logged_and_the_next_event_delivered() {
+    let f = fixture();
+    let runtime = Runtime::start(&config(&[("listener", "l")]), &f.registry).unwrap();
+    let ctl = runtime.controller("l").unwrap();
+    assert!(ctl.enqueue(Bag::new().with("seq", 1)));
+    assert!(ctl.enqueue(Bag::new().with("seq", 2).with("panic", true)));
+    assert!(ctl.enqueue(Bag::new().with("seq", 3)));
+    runtime.shutdown().unwrap();
+    assert_eq!(f.log.with_prefix("bag:l:"), ["-:1", "-:3"]);
+    assert_eq!(f.log.with_prefix("finish:"), ["l"]);
 }

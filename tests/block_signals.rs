@@ -30,7 +30,8 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 fn main() {
     match std::env::var(CHILD).as_deref() {
-        Ok("ordered") => std::process::exit(ordered_child()),
+        Ok("ordered") => std::process::exit(ordered_child(false)),
+        Ok("stuck") => std::process::exit(ordered_child(true)),
         Ok("satellite") => {
             let _ =
                 env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
@@ -46,7 +47,7 @@ fn main() {
 type Case = (&'static str, fn());
 
 fn run_cases() {
-    let cases: [Case; 3] = [
+    let cases: [Case; 5] = [
         ("sigterm_finishes_blocks_in_reverse_order", || {
             ordered_shutdown_on("TERM")
         }),
@@ -54,11 +55,26 @@ fn run_cases() {
             ordered_shutdown_on("INT")
         }),
         (
+            "a_second_signal_during_the_shutdown_exits_at_once",
+            a_second_signal_during_the_shutdown_exits_at_once,
+        ),
+        (
             "satellite_sigterm_keeps_every_acknowledged_line",
             satellite_sigterm_keeps_every_acknowledged_line,
         ),
+        (
+            "satellite_logs_a_server_that_goes_away_and_comes_back",
+            satellite_logs_a_server_that_goes_away_and_comes_back,
+        ),
     ];
-    // `cargo test -- NAME` filters, as with libtest; flags are ignored.
+    // `cargo test -- NAME` filters and `--list` lists, as with libtest;
+    // other flags are ignored.
+    if std::env::args().any(|a| a == "--list") {
+        for (name, _) in cases {
+            println!("{name}: test");
+        }
+        return;
+    }
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();
     let mut ran = 0;
@@ -85,8 +101,9 @@ fn run_cases() {
 }
 
 /// The `ordered` child: the signal block and three blocks, each printing
-/// its steps; `ready` once running.
-fn ordered_child() -> i32 {
+/// its steps; `ready` once running. With `stuck`, block `c` hangs in its
+/// `finish` (for a minute) after printing `step hanging c`.
+fn ordered_child(stuck: bool) -> i32 {
     let mut registry = Registry::empty();
     registry
         .register(SIGNAL_BLOCK, |resp| {
@@ -94,10 +111,19 @@ fn ordered_child() -> i32 {
         })
         .unwrap();
     registry
-        .register("idle", |resp| satellite::Traced::new(resp, Idle))
+        .register("idle", move |resp| {
+            satellite::Traced::new(
+                resp,
+                Idle {
+                    hang: stuck && resp == "c",
+                },
+            )
+        })
         .unwrap();
     let config = ["a", "b", "c"].iter().fold(
-        RuntimeConfig::new().with_block(BlockConfig::new(SIGNAL_BLOCK)),
+        RuntimeConfig::new()
+            .with_block(BlockConfig::new(SIGNAL_BLOCK))
+            .with_finish_timeout(Duration::from_secs(60)),
         |c, r| c.with_block(BlockConfig::new("idle").with_responsibility(*r)),
     );
     let runtime = match Runtime::start(&config, &registry) {
@@ -121,7 +147,9 @@ fn ordered_child() -> i32 {
 }
 
 /// Runs until finished, as a block whose `run` loops would.
-struct Idle;
+struct Idle {
+    hang: bool,
+}
 
 impl syncmq::block::Block for Idle {
     fn init(&self, _: &syncmq::block::Value) -> syncmq::Result<()> {
@@ -131,6 +159,10 @@ impl syncmq::block::Block for Idle {
         let _ = ctl.finishing().recv();
     }
     fn finish(&self) -> syncmq::Result<()> {
+        if self.hang {
+            satellite::step("hanging", "c");
+            std::thread::sleep(Duration::from_secs(60));
+        }
         Ok(())
     }
 }
@@ -197,7 +229,13 @@ impl Spawned {
     }
 
     /// Waits for the exit; returns the exit code and every line printed.
-    fn wait_exit(mut self) -> (Option<i32>, Vec<String>) {
+    fn wait_exit(self) -> (Option<i32>, Vec<String>) {
+        let (status, lines) = self.wait_status();
+        (status.code(), lines)
+    }
+
+    /// Waits for the exit; returns its status and every line printed.
+    fn wait_status(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let deadline = Instant::now() + LIMIT;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -214,7 +252,7 @@ impl Spawned {
         };
         // The pipe ends with the process: collect the rest.
         self.seen.extend(self.lines.iter());
-        (status.code(), self.seen)
+        (status, self.seen)
     }
 }
 
@@ -252,6 +290,22 @@ fn ordered_shutdown_on(signal: &str) {
         ],
         "after SIG{signal}"
     );
+}
+
+fn a_second_signal_during_the_shutdown_exits_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = spawn_child("stuck", &[]);
+    child.wait_for(|l| l == "step ready all");
+    child.signal("TERM");
+    child.wait_for(|l| l == "step hanging c");
+    let started = Instant::now();
+    child.signal("INT");
+    let (status, lines) = child.wait_status();
+    // Ended by the second signal's default action, long before the stuck
+    // block's minute is up, and without finishing the others.
+    assert_eq!(status.signal(), Some(2), "{status:?}; printed {lines:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(!lines.iter().any(|l| l == "step finished b"), "{lines:?}");
 }
 
 fn satellite_sigterm_keeps_every_acknowledged_line() {
@@ -340,6 +394,52 @@ fn satellite_sigterm_keeps_every_acknowledged_line() {
         "satellite: {sent} lines sent, {} acknowledged, {} stored",
         acked.len(),
         stored.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn satellite_logs_a_server_that_goes_away_and_comes_back() {
+    let dir = std::env::temp_dir().join(common::unique("satellite-server"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("journal.log");
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let mut child = spawn_child(
+        "satellite",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--journal",
+            journal.to_str().unwrap(),
+            "--server",
+            &addr,
+        ],
+    );
+    // The satellite dials the server: accept, and it reports a connect.
+    let (peer, _) = server.accept().unwrap();
+    child.wait_for(|l| l == "step server-connected reader");
+    // The server goes away...
+    drop(peer);
+    drop(server);
+    child.wait_for(|l| l == "step server-disconnected reader");
+    // ...and comes back on the same address.
+    let server = std::net::TcpListener::bind(&addr).unwrap();
+    let (_peer, _) = server.accept().unwrap();
+    child.wait_for(|l| l == "step server-connected reader");
+    child.signal("TERM");
+    let (code, lines) = child.wait_exit();
+    assert_eq!(code, Some(0), "printed {lines:?}");
+    let server_steps: Vec<&str> = steps(&lines)
+        .into_iter()
+        .filter(|s| s.starts_with("server-"))
+        .collect();
+    assert_eq!(
+        server_steps,
+        [
+            "server-connected reader",
+            "server-disconnected reader",
+            "server-connected reader"
+        ]
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -139,6 +139,10 @@ impl Value {
     /// assert!(!conf.verbose);
     /// ```
     ///
+    /// A [`Value::Bytes`] decodes into a field marked
+    /// `#[serde(with = "serde_bytes")]`, not into a plain `Vec<u8>` (which
+    /// serde reads as a list of numbers).
+    ///
     /// # Errors
     ///
     /// [`Error::Codec`] when the value does not have `T`'s shape, or holds a
@@ -147,7 +151,15 @@ impl Value {
         // A round trip through MessagePack: short and exact, and
         // configurations are decoded once per block.
         let bytes = rmp_serde::to_vec_named(self)?;
-        rmp_serde::from_slice(&bytes).map_err(|e| Error::Codec(format!("configuration: {e}")))
+        let decoded = rmp_serde::from_slice(&bytes);
+        if decoded.is_err() && self.is_null() {
+            // "No configuration" that is not an `Option` reads as an empty
+            // map, so a struct whose fields all have defaults gets them.
+            if let Ok(value) = Value::Map(BTreeMap::new()).decode() {
+                return Ok(value);
+            }
+        }
+        decoded.map_err(|e| Error::Codec(format!("configuration: {e}")))
     }
 
     /// The value of any `Serialize` type, for building configurations in
@@ -465,6 +477,27 @@ mod tests {
         assert_eq!(conf.tags, ["a", "b"]);
         assert_eq!(Value::encode(&conf).unwrap(), v);
         assert_eq!(serde_json::to_value(&v).unwrap()["port"], 7000);
+    }
+
+    #[test]
+    fn null_decodes_to_defaults_or_none() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Conf {
+            #[serde(default)]
+            port: u16,
+        }
+        assert_eq!(Value::Null.decode::<Conf>().unwrap(), Conf { port: 0 });
+        assert_eq!(Value::Null.decode::<Option<u16>>().unwrap(), None);
+        assert_eq!(Value::Null.decode::<Option<Conf>>().unwrap(), None);
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Required {
+            port: u16,
+        }
+        assert!(matches!(
+            Value::Null.decode::<Required>(),
+            Err(Error::Codec(_))
+        ));
     }
 
     #[test]

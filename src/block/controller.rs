@@ -155,6 +155,14 @@ impl Controller {
         self.hub.request(Control::Shutdown(who));
     }
 
+    /// How many events (bags, server events) wait in the target's queue.
+    /// The queues are unbounded so that no send ever blocks; a sender that
+    /// can outrun its target watches this, or better, waits for replies as
+    /// the satellite example's reader does.
+    pub fn queued(&self) -> usize {
+        self.hub.queued(self.target)
+    }
+
     /// True once the runtime started finishing the target.
     pub fn is_finishing(&self) -> bool {
         self.hub.token(self.target).is_stopped()

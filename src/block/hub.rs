@@ -150,6 +150,16 @@ impl Hub {
         }
     }
 
+    /// Events waiting in `target`'s queue.
+    pub(crate) fn queued(&self, target: usize) -> usize {
+        self.slots[target]
+            .events
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, Sender::len)
+    }
+
     /// True while `target` still takes events.
     pub(crate) fn is_open(&self, target: usize) -> bool {
         self.slots[target]

@@ -6,7 +6,7 @@
 //! configuration lists. It is a value, not a process-wide table, so tests
 //! build their own and never see each other's blocks. [`Registry::new`]
 //! comes with the runtime's own blocks: the signal block, under
-//! [`SIGNAL_BLOCK`](crate::block::SIGNAL_BLOCK) (`"finisher"`, the seed's
+//! [`SIGNAL_BLOCK`] (`"finisher"`, the seed's
 //! name for it).
 
 use std::collections::BTreeMap;

@@ -71,7 +71,7 @@ use crate::error::{Error, Result};
 /// let config = RuntimeConfig::new()
 ///     .with_block(BlockConfig::new("printer"))
 ///     .with_block(BlockConfig::new("greeter"));
-/// Runtime::start(&config, &registry)?.run_until_shutdown()
+/// Runtime::run(&config, &registry) // start, then run until the shutdown
 /// # }
 /// ```
 pub struct Runtime {
@@ -136,6 +136,18 @@ impl Runtime {
         Runtime::start_initialized(initialized, config)
     }
 
+    /// The common call in one line: [`start`](Self::start), then
+    /// [`run_until_shutdown`](Self::run_until_shutdown). With the signal
+    /// block in `config`, this is a whole process's `main`.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start) and
+    /// [`run_until_shutdown`](Self::run_until_shutdown).
+    pub fn run(config: &RuntimeConfig, registry: &Registry) -> Result<()> {
+        Runtime::start(config, registry)?.run_until_shutdown()
+    }
+
     /// Starts blocks initialised with [`init_blocks`], with the deadlines of
     /// `config` (its block list is not used again).
     ///
@@ -171,11 +183,13 @@ impl Runtime {
         while let Some((i, (entry, events))) = entries.next() {
             match Supervised::start(entry.block.clone(), &runtime.hub, i, events) {
                 Ok(s) => runtime.running.push(Some(s)),
-                Err(e) => {
+                Err((e, finished)) => {
                     log::error!("could not start block {}: {e}", entry.label());
-                    // This block and the ones after it never ran: finish
-                    // them in reverse, then the running ones.
+                    // This block (unless its event thread finished it) and
+                    // the ones after it never ran: finish them in reverse,
+                    // then the running ones.
                     let rest: Vec<_> = std::iter::once(entry)
+                        .filter(|_| !finished)
                         .chain(entries.by_ref().map(|(_, (entry, _))| entry))
                         .collect();
                     for entry in rest.into_iter().rev() {
@@ -321,5 +335,21 @@ impl Drop for Runtime {
                 log::error!("shutting the block runtime down on drop: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_and_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn handles_cross_threads() {
+        send::<Runtime>();
+        send_and_sync::<Controller>();
+        send_and_sync::<ShutdownHandle>();
+        send_and_sync::<crate::block::Bag>();
     }
 }

@@ -10,8 +10,9 @@
 //!   The last event is `Finish`, on which it calls `finish` and ends.
 //!
 //! A callback that panics is logged and the next event is delivered: one
-//! bad bag does not stop the block. A panicking `run` or `finish` is
-//! reported by [`Supervised::finish`] as [`Error::Block`] naming the stage.
+//! bad bag does not stop the block. A panicking `run` is logged at once;
+//! it and a failing or panicking `finish` are reported by
+//! [`Supervised::finish`] as [`Error::Block`] naming the stage.
 //!
 //! Finishing a block fires its stop signal (its `Controller::finishing`),
 //! queues `Finish` behind its pending events, then joins the event thread,
@@ -34,7 +35,7 @@ use crate::thread::{self, Worker};
 pub(crate) struct Supervised {
     index: usize,
     label: String,
-    run: Worker<()>,
+    run: Worker<Result<()>>,
     events: Worker<Result<()>>,
 }
 
@@ -62,13 +63,14 @@ impl Supervised {
     /// # Errors
     ///
     /// [`Error::Storage`] when the OS refuses a thread; nothing is left
-    /// running then.
+    /// running then. The flag says whether the block was finished already
+    /// (its event thread had started, and finished it on the way out).
     pub(crate) fn start(
         block: Arc<dyn Block>,
         hub: &Arc<Hub>,
         index: usize,
         events: Receiver<Event>,
-    ) -> Result<Supervised> {
+    ) -> std::result::Result<Supervised, (Error, bool)> {
         let slot = &hub.slots[index];
         let label = label(&slot.name, &slot.responsibility);
         let own = Controller::new(hub.clone(), index, Some(index));
@@ -78,17 +80,29 @@ impl Supervised {
             let label = label.clone();
             thread::spawn(format!("blk-ev-{}", slot.responsibility), move || {
                 event_loop(&*block, &own, &events, &label)
-            })?
+            })
+            .map_err(|e| (e, false))?
         };
-        let run = thread::spawn(format!("blk-run-{}", slot.responsibility), move || {
-            block.run(own)
-        });
+        let run = {
+            let label = label.clone();
+            thread::spawn(format!("blk-run-{}", slot.responsibility), move || {
+                // Logged the moment it happens, reported again at finish.
+                catch_unwind(AssertUnwindSafe(|| block.run(own))).map_err(|payload| {
+                    let e = panicked(format!("run of block {label}"), payload);
+                    log::error!("{e}");
+                    e
+                })
+            })
+        };
         let run = match run {
             Ok(run) => run,
             Err(e) => {
                 hub.close_events(index);
-                let _ = event_worker.join();
-                return Err(e);
+                match event_worker.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(fe)) | Err(fe) => log::error!("{}", block_error(&label, "finish", fe)),
+                }
+                return Err((e, true));
             }
         };
         Ok(Supervised {
@@ -116,8 +130,9 @@ impl Supervised {
             Ok(Ok(())) => {}
             Ok(Err(e)) | Err(e) => errors.push(block_error(&self.label, "finish", e)),
         }
-        if let Err(e) = self.run.join_deadline(deadline) {
-            errors.push(block_error(&self.label, "run", e));
+        match self.run.join_deadline(deadline) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(e) => errors.push(block_error(&self.label, "run", e)),
         }
         for helper in hub.take_helpers(self.index) {
             if let Err(e) = helper.join_deadline(deadline) {

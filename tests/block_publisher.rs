@@ -1,0 +1,135 @@
+//! The publisher block: publishes each bag's body, then replies to the
+//! sender with its id and the outcome.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::eventually;
+use syncmq::block::{
+    publisher, AdapterPublisher, Bag, Block, BlockConfig, Callbacks, Controller, Publish,
+    PublisherBlock, Registry, Runtime, RuntimeConfig, Value,
+};
+use syncmq::{Adapter, ChannelSpec, Error, Mode, SimpleAdapter};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// Sends three bags to `publisher` from `run` and keeps the replies.
+struct Client {
+    replies: Arc<Mutex<Vec<Bag>>>,
+}
+
+impl Block for Client {
+    fn init(&self, _: &Value) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn run(&self, ctl: Controller) {
+        let publisher = ctl.controller("publisher").unwrap();
+        for (id, body) in [(1, Some("one")), (2, None), (3, Some("three"))] {
+            let mut bag = Bag::new().with(publisher::ID, id);
+            if let Some(body) = body {
+                bag.insert(publisher::BODY, body);
+            }
+            assert!(publisher.enqueue(bag));
+        }
+    }
+    fn finish(&self) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn callbacks(&self) -> Callbacks {
+        Callbacks::ENQUEUE
+    }
+    fn on_enqueue(&self, _: &Controller, bag: Bag) {
+        self.replies.lock().unwrap().push(bag);
+    }
+}
+
+/// Refuses the body "three".
+struct Picky(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Publish for Picky {
+    fn publish(&self, body: &[u8]) -> syncmq::Result<()> {
+        if body == b"three" {
+            return Err(Error::Broker("nacked".into()));
+        }
+        self.0.lock().unwrap().push(body.to_vec());
+        Ok(())
+    }
+}
+
+fn run_with<P: Publish>(make: impl Fn() -> P + Send + Sync + Clone + 'static) -> Vec<Bag> {
+    let replies = Arc::new(Mutex::new(Vec::new()));
+    let mut registry = Registry::new();
+    registry
+        .register("publisher", move |_| {
+            let make = make.clone();
+            PublisherBlock::new(move |_| Ok(make()))
+        })
+        .unwrap();
+    let r = replies.clone();
+    registry
+        .register("client", move |_| Client { replies: r.clone() })
+        .unwrap();
+    let config = RuntimeConfig::new()
+        .with_block(BlockConfig::new("publisher"))
+        .with_block(BlockConfig::new("client"));
+    let runtime = Runtime::start(&config, &registry).unwrap();
+    eventually(LIMIT, "three replies", || {
+        replies.lock().unwrap().len() == 3
+    });
+    runtime.shutdown().unwrap();
+    let replies = replies.lock().unwrap().clone();
+    replies
+}
+
+#[test]
+fn replies_say_which_bag_was_published_and_why_not() {
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let p = published.clone();
+    let replies = run_with(move || Picky(p.clone()));
+    let summary: Vec<(i64, bool, Option<String>, Option<String>)> = replies
+        .iter()
+        .map(|b| {
+            (
+                b.get(publisher::ID).and_then(Value::as_i64).unwrap(),
+                b.get(publisher::OK).and_then(Value::as_bool).unwrap(),
+                b.get(publisher::ERROR)
+                    .and_then(Value::as_str)
+                    .map(String::from),
+                b.from().map(String::from),
+            )
+        })
+        .collect();
+    assert_eq!(summary[0], (1, true, None, Some("publisher".into())));
+    assert_eq!((summary[1].0, summary[1].1), (2, false));
+    assert!(summary[1].2.as_deref().unwrap().contains("`body`"));
+    assert_eq!((summary[2].0, summary[2].1), (3, false));
+    assert!(summary[2].2.as_deref().unwrap().contains("nacked"));
+    assert_eq!(*published.lock().unwrap(), [b"one".to_vec()]);
+}
+
+#[test]
+fn the_adapter_publisher_publishes_into_the_channel() {
+    let adapter = Arc::new(SimpleAdapter::new());
+    adapter
+        .new_channel(ChannelSpec::new("lines", Mode::Both))
+        .unwrap();
+    let output = adapter.output("lines").unwrap();
+    let a = adapter.clone();
+    let replies = run_with(move || AdapterPublisher::new(&*a, "lines").unwrap());
+    let oks: Vec<bool> = replies
+        .iter()
+        .map(|b| b.get(publisher::OK).and_then(Value::as_bool).unwrap())
+        .collect();
+    assert_eq!(oks, [true, false, true]);
+    let bodies: Vec<Vec<u8>> = (0..2)
+        .map(|_| output.recv_timeout(LIMIT).unwrap().body().to_vec())
+        .collect();
+    assert_eq!(bodies, [b"one".to_vec(), b"three".to_vec()]);
+    adapter.close().unwrap();
+    assert!(matches!(
+        AdapterPublisher::new(&*adapter, "lines"),
+        Err(Error::Closed(_))
+    ));
+}

@@ -1,0 +1,139 @@
+//! The server monitor: `on_connect` / `on_disconnect` driven by a
+//! `ConnectionWaiter` (as the RabbitMQ supervisor keeps) and by a TCP
+//! endpoint.
+
+mod block_support;
+mod common;
+
+use std::net::TcpListener;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use block_support::{config, fixture, LIMIT};
+use common::eventually;
+use syncmq::block::{Runtime, TcpServer, WaiterServer};
+use syncmq::ConnectionWaiter;
+
+#[test]
+fn a_flapping_server_drives_connect_and_disconnect_in_order() {
+    let f = fixture();
+    let config = config(&[("listener", "one"), ("plain", "deaf"), ("listener", "two")])
+        .with_heartbeat(Duration::from_millis(5));
+    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let waiter = Arc::new(ConnectionWaiter::new());
+    runtime
+        .monitor(WaiterServer::new("broker", waiter.clone()))
+        .unwrap();
+    assert!(runtime
+        .monitor(WaiterServer::new("again", waiter.clone()))
+        .is_err());
+    let events = |resp: &str| -> Vec<String> {
+        f.log
+            .entries()
+            .into_iter()
+            .filter(|e| !e.starts_with("bag:") && e.contains(&format!(":{resp}:")))
+            .collect()
+    };
+    // Each step waits for the callbacks before the next flip.
+    for round in 1..=3u64 {
+        waiter.set_connected();
+        eventually(LIMIT, "connect seen", || {
+            events("two").last() == Some(&format!("connect:two:{round}"))
+        });
+        waiter.set_disconnected();
+        eventually(LIMIT, "disconnect seen", || {
+            events("two").last() == Some(&format!("disconnect:two:{round}"))
+        });
+    }
+    let want: Vec<String> = (1..=3)
+        .flat_map(|r| [format!("connect:one:{r}"), format!("disconnect:one:{r}")])
+        .collect();
+    assert_eq!(events("one"), want);
+    runtime.shutdown().unwrap();
+    assert_eq!(f.overlaps.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_flap_between_heartbeats_is_still_a_disconnect_and_a_connect() {
+    let f = fixture();
+    // A long heartbeat: the monitor sees the first connect at once (it waits
+    // on the waiter), then checks again only after the flaps.
+    let config = config(&[("listener", "l")]).with_heartbeat(Duration::from_millis(300));
+    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let waiter = Arc::new(ConnectionWaiter::new());
+    runtime
+        .monitor(WaiterServer::new("broker", waiter.clone()))
+        .unwrap();
+    waiter.set_connected();
+    eventually(LIMIT, "first connect", || {
+        f.log.entries().contains(&"connect:l:1".into())
+    });
+    for _ in 0..5 {
+        waiter.set_disconnected();
+        waiter.set_connected();
+    }
+    eventually(LIMIT, "the last connect", || {
+        f.log.entries().contains(&"connect:l:6".into())
+    });
+    runtime.shutdown().unwrap();
+    let events: Vec<String> = f
+        .log
+        .entries()
+        .into_iter()
+        .filter(|e| e.contains("connect:"))
+        .collect();
+    // Strictly alternating, starting with a connect, and the epochs rise.
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.starts_with("connect:"), i % 2 == 0, "{events:?}");
+    }
+    assert_eq!(events.last().map(String::as_str), Some("connect:l:6"));
+}
+
+#[test]
+fn a_tcp_server_that_goes_away_and_comes_back_is_seen() {
+    let f = fixture();
+    let config = config(&[("listener", "l")]).with_heartbeat(Duration::from_millis(10));
+    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.monitor(TcpServer::new("tcp", addr)).unwrap();
+    let (peer, _) = listener.accept().unwrap();
+    eventually(LIMIT, "connect", || {
+        f.log.entries().contains(&"connect:l:1".into())
+    });
+    drop(peer);
+    drop(listener);
+    eventually(LIMIT, "disconnect", || {
+        f.log.entries().contains(&"disconnect:l:1".into())
+    });
+    let listener = TcpListener::bind(addr).unwrap();
+    let _peer = listener.accept().unwrap();
+    eventually(LIMIT, "reconnect", || {
+        f.log.entries().contains(&"connect:l:2".into())
+    });
+    runtime.shutdown().unwrap();
+}
+
+#[test]
+fn a_block_can_drive_server_callbacks_itself() {
+    let f = fixture();
+    let runtime =
+        Runtime::start(&config(&[("listener", "l"), ("plain", "p")]), &f.registry).unwrap();
+    let event = syncmq::block::ServerEvent::new("memphis", 7);
+    let to_listener = runtime.controller("l").unwrap();
+    assert!(to_listener.server_connected(&event));
+    assert!(to_listener.server_disconnected(&event));
+    let to_plain = runtime.controller("p").unwrap();
+    assert!(!to_plain.server_connected(&event), "no on_connect");
+    assert!(!to_plain.server_disconnected(&event), "no on_disconnect");
+    runtime.shutdown().unwrap();
+    assert!(!to_listener.server_connected(&event), "finished");
+    let events: Vec<String> = f
+        .log
+        .entries()
+        .into_iter()
+        .filter(|e| e.contains("connect:"))
+        .collect();
+    assert_eq!(events, ["connect:l:7", "disconnect:l:7"]);
+}
