@@ -7,14 +7,21 @@
 //! count, syncs, and publishes that count as synced: every batch written
 //! before the sync started is covered. While one sync runs, the next group
 //! gathers, so N concurrent publishers pay for about one fsync per round
-//! instead of N. The thread blocks on a Condvar while there is nothing to
-//! sync and stops within one sync of being told to.
+//! instead of N. Before a round, the committer waits up to half a sync
+//! (at most 1 ms) for as many publishers as the last round had, so they do
+//! not split into alternating large and small rounds. The thread blocks on a
+//! Condvar while there is nothing to sync and stops within one sync of being
+//! told to.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::store::Store;
 use crate::error::{Error, Result};
 use crate::thread::{self, Worker};
+
+/// The longest a round waits for more publishers to join it.
+const MAX_GATHER: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -85,6 +92,10 @@ impl Committer {
     }
 
     fn run(&self, store: &dyn Store) {
+        // How many batches the last round covered, and how long its sync
+        // took: the next round waits (briefly) for as many.
+        let mut last_group = 1;
+        let mut last_sync = Duration::ZERO;
         let mut c = self.lock();
         loop {
             while c.written == c.synced && !c.stop {
@@ -93,9 +104,28 @@ impl Committer {
             if c.written == c.synced {
                 break; // stopped, and nothing left to sync
             }
+            // The publishers the last sync released are writing again: give
+            // them a fraction of a sync to join this round, so that N
+            // publishers keep sharing one sync instead of splitting into a
+            // large and a small round. One publisher never waits here.
+            let until = Instant::now() + (last_sync / 2).min(MAX_GATHER);
+            while !c.stop && c.written - c.synced < last_group {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                c = self
+                    .work
+                    .wait_timeout(c, until - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
             let target = c.written;
+            last_group = target - c.synced;
             drop(c);
+            let started = Instant::now();
             let result = store.sync();
+            last_sync = started.elapsed();
             c = self.lock();
             match result {
                 Ok(()) => c.synced = target,

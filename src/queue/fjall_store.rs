@@ -31,6 +31,10 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use super::store::{Batch, Entry, Op, Space, Store};
 use crate::error::{Error, Result};
 
+/// The memtable size of each keyspace (fjall's default is 64 MiB each):
+/// bounds the queue's memory whatever the backlog.
+const MEMTABLE_BYTES: u64 = 16 << 20;
+
 /// A [`Store`] on disk, in a fjall database.
 pub struct FjallStore {
     db: Database,
@@ -68,8 +72,10 @@ impl FjallStore {
         let mut spaces = Vec::with_capacity(Space::ALL.len());
         for space in Space::ALL {
             spaces.push(
-                db.keyspace(space.name(), KeyspaceCreateOptions::default)
-                    .map_err(storage("open keyspace"))?,
+                db.keyspace(space.name(), || {
+                    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+                })
+                .map_err(storage("open keyspace"))?,
             );
         }
         Ok(FjallStore {
