@@ -59,7 +59,25 @@ type Case = (
     fn(&Path, &[u8], usize) -> Duration,
 );
 
+/// Set in a child process that runs one backlog drain (`raw` or `engine`)
+/// and prints its time and peak RSS.
+const BACKLOG_CHILD: &str = "SYNCMQ_BENCH_BACKLOG_CHILD";
+
 pub fn run(load: QueueLoad) -> Table {
+    if let Ok(which) = std::env::var(BACKLOG_CHILD) {
+        let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix("syncmq-bench-")
+            .tempdir_in(&base)
+            .expect("a bench directory");
+        let payload = vec![0xA5u8; load.size];
+        let took = match which.as_str() {
+            "raw" => raw_drain(dir.path(), &payload, load.backlog),
+            _ => drain_backlog(dir.path(), &payload, load.backlog),
+        };
+        println!("{} {}", took.as_nanos(), peak_rss_mb());
+        std::process::exit(0);
+    }
     let payload = vec![0xA5u8; load.size];
     let cases: [Case; 9] = [
         (RAW_EACH, None, raw_each),
@@ -115,31 +133,18 @@ pub fn run(load: QueueLoad) -> Table {
         }
     }
     if load.backlog > 0 {
-        let dir = tempfile::Builder::new()
-            .prefix("syncmq-bench-")
-            .tempdir_in(&base)
-            .expect("a bench directory");
-        let raw = raw_drain(dir.path(), &payload, load.backlog);
-        table.baseline(
-            "raw fjall: drain backlog (scan + remove_weak)",
-            load.backlog,
-            load.size,
-            &[raw],
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("syncmq-bench-")
-            .tempdir_in(&base)
-            .expect("a bench directory");
-        // Peak RSS of this case alone: Linux resets VmHWM on "5".
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
-        let took = drain_backlog(dir.path(), &payload, load.backlog);
-        let rss = peak_rss_mb();
+        // Each drain runs in a child process of its own, so that its peak
+        // RSS is its own and not what earlier cases left in the allocator.
+        let (raw, raw_rss) = backlog_in_child("raw", &base, load.size, load.backlog);
+        let (took, rss) = backlog_in_child("engine", &base, load.size, load.backlog);
+        let raw_case = format!("raw fjall: drain backlog, peak RSS {raw_rss:.0} MB");
+        table.baseline(&raw_case, load.backlog, load.size, &[raw]);
         table.compared(
             &format!(
                 "engine: drain {} backlog, peak RSS {rss:.0} MB",
                 load.backlog
             ),
-            "raw fjall: drain backlog (scan + remove_weak)",
+            &raw_case,
             load.backlog,
             load.size,
             &[took],
@@ -323,6 +328,36 @@ fn drain_backlog(dir: &Path, payload: &[u8], n: usize) -> Duration {
         sub.ack(&ids).expect("ack");
     }
     started.elapsed()
+}
+
+/// Runs one backlog drain in a child process; its duration and peak RSS.
+fn backlog_in_child(which: &str, base: &Path, size: usize, backlog: usize) -> (Duration, f64) {
+    let out = std::process::Command::new(std::env::current_exe().expect("the bench binary"))
+        .args([
+            "queue",
+            "--backlog",
+            &backlog.to_string(),
+            "--size",
+            &size.to_string(),
+        ])
+        .arg("--dir")
+        .arg(base)
+        .env(BACKLOG_CHILD, which)
+        .output()
+        .expect("run the backlog child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace();
+    let nanos: u64 = parts
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "backlog child failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let rss: f64 = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
+    (Duration::from_nanos(nanos), rss)
 }
 
 /// The process's peak resident set, from /proc (0 where there is none).

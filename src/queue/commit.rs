@@ -96,6 +96,7 @@ impl Committer {
         // took: the next round waits (briefly) for as many.
         let mut last_group = 1;
         let mut last_sync = Duration::ZERO;
+        let mut rounds = 0u64;
         let mut c = self.lock();
         loop {
             while c.written == c.synced && !c.stop {
@@ -122,6 +123,7 @@ impl Committer {
             }
             let target = c.written;
             last_group = target - c.synced;
+            rounds += 1;
             drop(c);
             let started = Instant::now();
             let result = store.sync();
@@ -137,6 +139,7 @@ impl Committer {
             }
             self.done.notify_all();
         }
+        log::debug!("queue committer: {rounds} syncs for {} batches", c.written);
         self.done.notify_all();
     }
 }

@@ -192,13 +192,13 @@ impl Queue {
                 cond.notify_all();
             }
             match self.shared.durability {
-                Durability::Durable => Some(self.shared.committer.written()),
-                Durability::Buffered => None,
+                Durability::Durable => Ok(self.shared.committer.written()),
+                Durability::Buffered => Err(state.store.clone()),
             }
         };
         match ticket {
-            Some(ticket) => self.shared.committer.wait(ticket),
-            None => self.shared.lock().store.flush(),
+            Ok(ticket) => self.shared.committer.wait(ticket),
+            Err(store) => store.flush(),
         }
     }
 
