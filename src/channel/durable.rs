@@ -313,7 +313,7 @@ impl DurableAdapter {
     fn save_specs(queue: &Queue, channels: &HashMap<String, Channel>) -> Result<()> {
         let mut specs: Vec<&StoredSpec> = channels.values().map(|c| &c.stored).collect();
         specs.sort_by(|a, b| a.name.cmp(&b.name));
-        queue.set_meta(CHANNELS_META, &rmp_serde::to_vec(&specs)?)
+        queue.set_meta(CHANNELS_META, &rmp_serde::to_vec_named(&specs)?)
     }
 
     fn with_channel<T>(&self, name: &str, f: impl FnOnce(&Channel) -> Result<T>) -> Result<T> {

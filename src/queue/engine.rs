@@ -61,7 +61,8 @@ impl Shared {
     }
 }
 
-/// A topic as stored under `meta/topic/<name>`.
+/// A topic as stored under `meta/topic/<name>`, in MessagePack with field
+/// names, so fields added later (with defaults) still read old records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TopicRecord {
     id: u32,
@@ -353,7 +354,7 @@ impl State {
         batch.put(
             Space::Meta,
             keys::meta_topic(&config.name),
-            rmp_serde::to_vec(&record)?,
+            rmp_serde::to_vec_named(&record)?,
         );
         let ids = [
             self.next_topic_id.to_be_bytes(),
