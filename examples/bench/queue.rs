@@ -10,8 +10,9 @@
 //! Engine cases: durable publish from 1 producer (one message per
 //! `publish`, compared with fsync per message), from 4 producers (group
 //! commit, compared with fsync per 100), and in batches of 100; buffered
-//! publish; end to end (4 durable producers, one consumer taking
-//! `next_batch(100)` and acking each batch); and a backlog drained:
+//! publish; end to end (4 producers, one message or 100 per publish, one
+//! consumer taking `next_batch(100)` and acking each batch); and a backlog
+//! drained:
 //! `--backlog` messages published in batches of 1000, buffered, then taken
 //! and acked, with the process's peak RSS.
 
@@ -79,7 +80,7 @@ pub fn run(load: QueueLoad) -> Table {
         std::process::exit(0);
     }
     let payload = vec![0xA5u8; load.size];
-    let cases: [Case; 9] = [
+    let cases: [Case; 11] = [
         (RAW_EACH, None, raw_each),
         (RAW_100, None, raw_per_100),
         (RAW_BUF, None, raw_buffered),
@@ -105,7 +106,17 @@ pub fn run(load: QueueLoad) -> Table {
         (
             "end to end: 4 durable producers -> next_batch -> ack",
             Some(RAW_100),
-            end_to_end,
+            |d, p, n| end_to_end(d, p, n, 1, Durability::Durable),
+        ),
+        (
+            "end to end: 4 durable producers, batches of 100",
+            Some(RAW_100),
+            |d, p, n| end_to_end(d, p, n, 100, Durability::Durable),
+        ),
+        (
+            "end to end: 4 buffered producers",
+            Some(RAW_BUF),
+            |d, p, n| end_to_end(d, p, n, 1, Durability::Buffered),
         ),
     ];
     let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -265,8 +276,14 @@ fn publish(
     started.elapsed()
 }
 
-fn end_to_end(dir: &Path, payload: &[u8], n: usize) -> Duration {
-    let queue = Arc::new(Queue::open(dir, config(Durability::Durable)).expect("open queue"));
+fn end_to_end(
+    dir: &Path,
+    payload: &[u8],
+    n: usize,
+    batch: usize,
+    durability: Durability,
+) -> Duration {
+    let queue = Arc::new(Queue::open(dir, config(durability)).expect("open queue"));
     let sub = queue.subscribe("bench", "a").expect("subscribe");
     let started = Instant::now();
     let consumer = thread::spawn(move || {
@@ -288,10 +305,13 @@ fn end_to_end(dir: &Path, payload: &[u8], n: usize) -> Duration {
                     let payload = payload.clone();
                     let share = n / PRODUCERS + usize::from(p < n % PRODUCERS);
                     thread::spawn(move || {
-                        for _ in 0..share {
-                            queue
-                                .publish("bench", &[Message::new(payload.clone())])
-                                .expect("publish");
+                        let mut left = share;
+                        while left > 0 {
+                            let k = left.min(batch);
+                            let messages: Vec<Message> =
+                                (0..k).map(|_| Message::new(payload.clone())).collect();
+                            queue.publish("bench", &messages).expect("publish");
+                            left -= k;
                         }
                     })
                 })
