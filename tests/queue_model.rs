@@ -145,7 +145,7 @@ fn run(ops: Vec<Op>) {
             let m = &models[i];
             assert_eq!(stats.in_flight, m.in_flight.len() as u64);
             assert_eq!(
-                stats.ready + stats.in_flight + stats.dead_lettered + m.acked.len() as u64,
+                stats.depth + stats.in_flight + stats.dead_lettered + m.acked.len() as u64,
                 u64::from(next),
                 "subscriber {} lost or invented entries",
                 SUBS[i]
