@@ -178,3 +178,29 @@ impl Store for FjallStore {
             .map_err(storage("sync journal"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_finds_the_active_journal_and_follows_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(dir.path()).unwrap();
+        let mut batch = Batch::new();
+        batch.put(Space::Queue, b"k".to_vec(), b"v".to_vec());
+        store.write(batch).unwrap();
+        store.flush().unwrap();
+        // If fjall renames its journals, this fails instead of `sync`
+        // silently falling back to the slower path.
+        assert!(store.sync_active_journal().unwrap());
+        let first = store.active_journal_id().unwrap();
+        // fjall rotates its journal (at 64 MB) by opening `<id + 1>.jnl`;
+        // a stand-in file is enough to see that sync follows the newest.
+        let second = first + 1;
+        std::fs::write(dir.path().join(format!("{second}.jnl")), b"").unwrap();
+        store.sync().unwrap();
+        let cached = store.journal.lock().unwrap().as_ref().map(|(id, _)| *id);
+        assert_eq!(cached, Some(second), "sync follows the new journal");
+    }
+}
