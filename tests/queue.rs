@@ -1,6 +1,7 @@
 //! The queue engine's behaviour, each case run on both stores: the memory
 //! store and fjall in a temporary directory. A [`Fixture`] opens a queue
 //! and can reopen one on the same data, as a restart would.
+#![cfg(feature = "durable")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! on the memory store, checked against a model: nothing is lost, nothing
 //! acked comes back, the counters match, and once everything is acked and
 //! purged the store holds no message, entry or side record.
+#![cfg(feature = "durable")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
