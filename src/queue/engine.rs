@@ -38,7 +38,7 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// The sweeper thread waits here for the next ack deadline.
     pub(crate) sweeper: Condvar,
-    pub(crate) committer: Arc<Committer>,
+    pub(crate) committer: Committer,
     pub(crate) durability: Durability,
     pub(crate) max_message_bytes: usize,
 }
@@ -46,9 +46,9 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(state: State, durability: Durability, max_message_bytes: usize) -> Self {
         Shared {
+            committer: Committer::new(state.store.clone()),
             state: Mutex::new(state),
             sweeper: Condvar::new(),
-            committer: Arc::new(Committer::default()),
             durability,
             max_message_bytes,
         }
