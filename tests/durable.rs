@@ -1,5 +1,6 @@
 //! The durable adapter beyond the conformance suite: restarts, dead
 //! letters, redelivery flags, ack timeouts.
+#![cfg(feature = "durable")]
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! parent kills it (SIGKILL) at a random moment, reopens the queue and
 //! checks that every printed step is on disk. Without the variable, `child`
 //! does nothing.
+#![cfg(feature = "durable")]
 
 mod common;
 

@@ -151,8 +151,8 @@ fn queue_close_and_drop_join_every_thread() {
     let dir = tempfile::tempdir().unwrap();
     let config = QueueConfig::new().with_topic(TopicConfig::new("t", ["a"]));
     let queue = Queue::open(dir.path(), config.clone()).unwrap();
-    eventually(Duration::from_secs(5), "committer and sweeper", || {
-        syncmq_threads() == ["syncmq-queue-co", "syncmq-queue-sw"]
+    eventually(Duration::from_secs(5), "the sweeper", || {
+        syncmq_threads() == ["syncmq-queue-sw"]
     });
     // A consumer blocked in recv is woken by close, not left behind.
     let sub = queue.subscribe("t", "a").unwrap();
@@ -162,8 +162,8 @@ fn queue_close_and_drop_join_every_thread() {
     no_threads_left();
     drop(queue);
     let queue = Queue::open(dir.path(), config).unwrap();
-    eventually(Duration::from_secs(5), "two queue threads", || {
-        syncmq_threads().len() == 2
+    eventually(Duration::from_secs(5), "the sweeper again", || {
+        syncmq_threads().len() == 1
     });
     drop(queue);
     no_threads_left();
@@ -183,17 +183,17 @@ fn durable_adapter_close_and_drop_join_every_thread() {
     adapter
         .new_channel(ChannelSpec::new(unique("i"), Mode::Input))
         .unwrap();
-    // Committer, sweeper, 2 + 2 for the first channel, 1 for the second.
-    eventually(Duration::from_secs(5), "seven named threads", || {
-        syncmq_threads().len() == 7
+    // The sweeper, 2 + 2 for the first channel, 1 for the second.
+    eventually(Duration::from_secs(5), "six named threads", || {
+        syncmq_threads().len() == 6
     });
     adapter.close().unwrap();
     no_threads_left();
     drop(adapter);
     // Restored channels start their threads; dropping stops them.
     let adapter = DurableAdapter::open(dir.path()).unwrap();
-    eventually(Duration::from_secs(5), "seven threads again", || {
-        syncmq_threads().len() == 7
+    eventually(Duration::from_secs(5), "six threads again", || {
+        syncmq_threads().len() == 6
     });
     drop(adapter);
     no_threads_left();

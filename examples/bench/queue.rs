@@ -10,8 +10,9 @@
 //! Engine cases: durable publish from 1 producer (one message per
 //! `publish`, compared with fsync per message), from 4 producers (group
 //! commit, compared with fsync per 100), and in batches of 100; buffered
-//! publish; end to end (4 durable producers, one consumer taking
-//! `next_batch(100)` and acking each batch); and a backlog drained:
+//! publish; end to end (4 producers, one message or 100 per publish, one
+//! consumer taking `next_batch(100)` and acking each batch); and a backlog
+//! drained:
 //! `--backlog` messages published in batches of 1000, buffered, then taken
 //! and acked, with the process's peak RSS.
 
@@ -59,9 +60,27 @@ type Case = (
     fn(&Path, &[u8], usize) -> Duration,
 );
 
+/// Set in a child process that runs one backlog drain (`raw` or `engine`)
+/// and prints its time and peak RSS.
+const BACKLOG_CHILD: &str = "SYNCMQ_BENCH_BACKLOG_CHILD";
+
 pub fn run(load: QueueLoad) -> Table {
+    if let Ok(which) = std::env::var(BACKLOG_CHILD) {
+        let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix("syncmq-bench-")
+            .tempdir_in(&base)
+            .expect("a bench directory");
+        let payload = vec![0xA5u8; load.size];
+        let took = match which.as_str() {
+            "raw" => raw_drain(dir.path(), &payload, load.backlog),
+            _ => drain_backlog(dir.path(), &payload, load.backlog),
+        };
+        println!("{} {}", took.as_nanos(), peak_rss_mb());
+        std::process::exit(0);
+    }
     let payload = vec![0xA5u8; load.size];
-    let cases: [Case; 9] = [
+    let cases: [Case; 11] = [
         (RAW_EACH, None, raw_each),
         (RAW_100, None, raw_per_100),
         (RAW_BUF, None, raw_buffered),
@@ -87,7 +106,17 @@ pub fn run(load: QueueLoad) -> Table {
         (
             "end to end: 4 durable producers -> next_batch -> ack",
             Some(RAW_100),
-            end_to_end,
+            |d, p, n| end_to_end(d, p, n, 1, Durability::Durable),
+        ),
+        (
+            "end to end: 4 durable producers, batches of 100",
+            Some(RAW_100),
+            |d, p, n| end_to_end(d, p, n, 100, Durability::Durable),
+        ),
+        (
+            "end to end: 4 buffered producers",
+            Some(RAW_BUF),
+            |d, p, n| end_to_end(d, p, n, 1, Durability::Buffered),
         ),
     ];
     let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -115,29 +144,18 @@ pub fn run(load: QueueLoad) -> Table {
         }
     }
     if load.backlog > 0 {
-        let dir = tempfile::Builder::new()
-            .prefix("syncmq-bench-")
-            .tempdir_in(&base)
-            .expect("a bench directory");
-        let raw = raw_drain(dir.path(), &payload, load.backlog);
-        table.baseline(
-            "raw fjall: drain backlog (scan + remove_weak)",
-            load.backlog,
-            load.size,
-            &[raw],
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("syncmq-bench-")
-            .tempdir_in(&base)
-            .expect("a bench directory");
-        let took = drain_backlog(dir.path(), &payload, load.backlog);
-        let rss = peak_rss_mb();
+        // Each drain runs in a child process of its own, so that its peak
+        // RSS is its own and not what earlier cases left in the allocator.
+        let (raw, raw_rss) = backlog_in_child("raw", &base, load.size, load.backlog);
+        let (took, rss) = backlog_in_child("engine", &base, load.size, load.backlog);
+        let raw_case = format!("raw fjall: drain backlog, peak RSS {raw_rss:.0} MB");
+        table.baseline(&raw_case, load.backlog, load.size, &[raw]);
         table.compared(
             &format!(
                 "engine: drain {} backlog, peak RSS {rss:.0} MB",
                 load.backlog
             ),
-            "raw fjall: drain backlog (scan + remove_weak)",
+            &raw_case,
             load.backlog,
             load.size,
             &[took],
@@ -258,8 +276,14 @@ fn publish(
     started.elapsed()
 }
 
-fn end_to_end(dir: &Path, payload: &[u8], n: usize) -> Duration {
-    let queue = Arc::new(Queue::open(dir, config(Durability::Durable)).expect("open queue"));
+fn end_to_end(
+    dir: &Path,
+    payload: &[u8],
+    n: usize,
+    batch: usize,
+    durability: Durability,
+) -> Duration {
+    let queue = Arc::new(Queue::open(dir, config(durability)).expect("open queue"));
     let sub = queue.subscribe("bench", "a").expect("subscribe");
     let started = Instant::now();
     let consumer = thread::spawn(move || {
@@ -281,10 +305,13 @@ fn end_to_end(dir: &Path, payload: &[u8], n: usize) -> Duration {
                     let payload = payload.clone();
                     let share = n / PRODUCERS + usize::from(p < n % PRODUCERS);
                     thread::spawn(move || {
-                        for _ in 0..share {
-                            queue
-                                .publish("bench", &[Message::new(payload.clone())])
-                                .expect("publish");
+                        let mut left = share;
+                        while left > 0 {
+                            let k = left.min(batch);
+                            let messages: Vec<Message> =
+                                (0..k).map(|_| Message::new(payload.clone())).collect();
+                            queue.publish("bench", &messages).expect("publish");
+                            left -= k;
                         }
                     })
                 })
@@ -321,6 +348,36 @@ fn drain_backlog(dir: &Path, payload: &[u8], n: usize) -> Duration {
         sub.ack(&ids).expect("ack");
     }
     started.elapsed()
+}
+
+/// Runs one backlog drain in a child process; its duration and peak RSS.
+fn backlog_in_child(which: &str, base: &Path, size: usize, backlog: usize) -> (Duration, f64) {
+    let out = std::process::Command::new(std::env::current_exe().expect("the bench binary"))
+        .args([
+            "queue",
+            "--backlog",
+            &backlog.to_string(),
+            "--size",
+            &size.to_string(),
+        ])
+        .arg("--dir")
+        .arg(base)
+        .env(BACKLOG_CHILD, which)
+        .output()
+        .expect("run the backlog child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace();
+    let nanos: u64 = parts
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "backlog child failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let rss: f64 = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
+    (Duration::from_nanos(nanos), rss)
 }
 
 /// The process's peak resident set, from /proc (0 where there is none).

@@ -313,7 +313,7 @@ impl DurableAdapter {
     fn save_specs(queue: &Queue, channels: &HashMap<String, Channel>) -> Result<()> {
         let mut specs: Vec<&StoredSpec> = channels.values().map(|c| &c.stored).collect();
         specs.sort_by(|a, b| a.name.cmp(&b.name));
-        queue.set_meta(CHANNELS_META, &rmp_serde::to_vec(&specs)?)
+        queue.set_meta(CHANNELS_META, &rmp_serde::to_vec_named(&specs)?)
     }
 
     fn with_channel<T>(&self, name: &str, f: impl FnOnce(&Channel) -> Result<T>) -> Result<T> {
@@ -342,8 +342,8 @@ impl Adapter for DurableAdapter {
             Some(_) => state.channels.remove(spec.name()),
             None => None,
         };
-        if let Some(old) = restored {
-            if let Err(e) = stop_channel(old, Instant::now() + Duration::from_secs(10)) {
+        if let Some(mut old) = restored {
+            if let Err(e) = old.stop(Instant::now() + Duration::from_secs(10)) {
                 log::warn!("durable adapter: restarting channel `{}`: {e}", spec.name());
             }
         }
@@ -386,8 +386,8 @@ impl Adapter for DurableAdapter {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut first_error = None;
-        for (_, channel) in channels {
-            if let Err(e) = stop_channel(channel, deadline) {
+        for (_, mut channel) in channels {
+            if let Err(e) = channel.stop(deadline) {
                 first_error.get_or_insert(e);
             }
         }
@@ -406,53 +406,57 @@ impl Drop for DurableAdapter {
     }
 }
 
-/// Publishes what is in the input, stops the channel's threads and joins
-/// them. The output ends once the consumers are joined.
-fn stop_channel(channel: Channel, deadline: Instant) -> Result<()> {
-    let Channel {
-        stored,
-        input,
-        output,
-        mut stopper,
-        pumps,
-        consumers,
-        interrupters,
-        ..
-    } = channel;
-    drop(input);
-    stopper.stop();
-    for i in &interrupters {
-        i.interrupt();
-    }
-    let mut first_error = None;
-    let mut lost = 0;
-    for w in pumps {
-        match w.join_deadline(deadline) {
-            Ok(n) => lost += n,
-            Err(e) => {
+impl Channel {
+    /// Publishes what is in the input, stops the channel's threads and
+    /// joins them. The output ends once the consumers are joined. Calling it
+    /// again does nothing.
+    fn stop(&mut self, deadline: Instant) -> Result<()> {
+        self.input = None;
+        self.stopper.stop();
+        for i in &self.interrupters {
+            i.interrupt();
+        }
+        let mut first_error = None;
+        let mut lost = 0;
+        for w in std::mem::take(&mut self.pumps) {
+            match w.join_deadline(deadline) {
+                Ok(n) => lost += n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for w in std::mem::take(&mut self.consumers) {
+            if let Err(e) = w.join_deadline(deadline) {
                 first_error.get_or_insert(e);
             }
         }
+        // Deliveries nobody took from the output go back to the queue
+        // (dropping them requeues them), so they do not keep it open after
+        // close.
+        if let Some(output) = self.output.take() {
+            while let Ok(delivery) = output.try_recv() {
+                drop(delivery);
+            }
+        }
+        if lost > 0 {
+            first_error.get_or_insert(Error::Storage(format!(
+                "channel `{}`: {lost} messages could not be stored (see the log)",
+                self.stored.name
+            )));
+        }
+        first_error.map_or(Ok(()), Err)
     }
-    for w in consumers {
-        if let Err(e) = w.join_deadline(deadline) {
-            first_error.get_or_insert(e);
+}
+
+impl Drop for Channel {
+    /// Only does something for a channel dropped without `stop`, as when
+    /// starting it failed half way.
+    fn drop(&mut self) {
+        if let Err(e) = self.stop(Instant::now() + Duration::from_secs(10)) {
+            log::warn!("durable adapter: channel `{}`: {e}", self.stored.name);
         }
     }
-    // Deliveries nobody took from the output go back to the queue (dropping
-    // them requeues them), so they do not keep it open after close.
-    if let Some(output) = output {
-        while let Ok(delivery) = output.try_recv() {
-            drop(delivery);
-        }
-    }
-    if lost > 0 {
-        first_error.get_or_insert(Error::Storage(format!(
-            "channel `{}`: {lost} messages could not be stored (see the log)",
-            stored.name
-        )));
-    }
-    first_error.map_or(Ok(()), Err)
 }
 
 fn wrong_mode(name: &str, mode: Mode, operation: &'static str) -> Error {

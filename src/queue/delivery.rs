@@ -401,7 +401,7 @@ impl State {
         Ok(SubscriberStats {
             topic: sub.topic.clone(),
             subscriber: sub.name.clone(),
-            ready: sub.ready(),
+            depth: sub.ready(),
             in_flight: sub.inflight.len() as u64,
             dead_lettered: sub.counters.dead,
             expired: sub.counters.expired,

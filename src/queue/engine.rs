@@ -38,7 +38,7 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// The sweeper thread waits here for the next ack deadline.
     pub(crate) sweeper: Condvar,
-    pub(crate) committer: Arc<Committer>,
+    pub(crate) committer: Committer,
     pub(crate) durability: Durability,
     pub(crate) max_message_bytes: usize,
 }
@@ -46,9 +46,9 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(state: State, durability: Durability, max_message_bytes: usize) -> Self {
         Shared {
+            committer: Committer::new(state.store.clone()),
             state: Mutex::new(state),
             sweeper: Condvar::new(),
-            committer: Arc::new(Committer::default()),
             durability,
             max_message_bytes,
         }
@@ -61,7 +61,8 @@ impl Shared {
     }
 }
 
-/// A topic as stored under `meta/topic/<name>`.
+/// A topic as stored under `meta/topic/<name>`, in MessagePack with field
+/// names, so fields added later (with defaults) still read old records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TopicRecord {
     id: u32,
@@ -353,7 +354,7 @@ impl State {
         batch.put(
             Space::Meta,
             keys::meta_topic(&config.name),
-            rmp_serde::to_vec(&record)?,
+            rmp_serde::to_vec_named(&record)?,
         );
         let ids = [
             self.next_topic_id.to_be_bytes(),

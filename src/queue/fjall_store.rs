@@ -31,6 +31,10 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use super::store::{Batch, Entry, Op, Space, Store};
 use crate::error::{Error, Result};
 
+/// The memtable size of each keyspace (fjall's default is 64 MiB each):
+/// bounds the queue's memory whatever the backlog.
+const MEMTABLE_BYTES: u64 = 16 << 20;
+
 /// A [`Store`] on disk, in a fjall database.
 pub struct FjallStore {
     db: Database,
@@ -68,8 +72,10 @@ impl FjallStore {
         let mut spaces = Vec::with_capacity(Space::ALL.len());
         for space in Space::ALL {
             spaces.push(
-                db.keyspace(space.name(), KeyspaceCreateOptions::default)
-                    .map_err(storage("open keyspace"))?,
+                db.keyspace(space.name(), || {
+                    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+                })
+                .map_err(storage("open keyspace"))?,
             );
         }
         Ok(FjallStore {
@@ -170,5 +176,31 @@ impl Store for FjallStore {
         self.db
             .persist(PersistMode::SyncData)
             .map_err(storage("sync journal"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_finds_the_active_journal_and_follows_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(dir.path()).unwrap();
+        let mut batch = Batch::new();
+        batch.put(Space::Queue, b"k".to_vec(), b"v".to_vec());
+        store.write(batch).unwrap();
+        store.flush().unwrap();
+        // If fjall renames its journals, this fails instead of `sync`
+        // silently falling back to the slower path.
+        assert!(store.sync_active_journal().unwrap());
+        let first = store.active_journal_id().unwrap();
+        // fjall rotates its journal (at 64 MB) by opening `<id + 1>.jnl`;
+        // a stand-in file is enough to see that sync follows the newest.
+        let second = first + 1;
+        std::fs::write(dir.path().join(format!("{second}.jnl")), b"").unwrap();
+        store.sync().unwrap();
+        let cached = store.journal.lock().unwrap().as_ref().map(|(id, _)| *id);
+        assert_eq!(cached, Some(second), "sync follows the new journal");
     }
 }

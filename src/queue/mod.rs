@@ -71,14 +71,15 @@ use crate::message::Message;
 use crate::thread::{self, Worker};
 use engine::{Shared, State};
 
-/// How long `close` waits for the committer and the sweeper to end.
+/// How long `close` waits for the sweeper to end.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The queue engine. See the module docs.
 ///
-/// Owns two threads, `syncmq-queue-commit` (group commit) and
-/// `syncmq-queue-sweep` (ack deadlines); [`close`](Queue::close) or drop
-/// stops and joins them. Share a queue between threads with an `Arc`.
+/// Owns one thread, `syncmq-queue-sweep` (ack deadlines), which
+/// [`close`](Queue::close) or drop stops and joins; group commit runs on
+/// the publishers' own threads. Share a queue between threads with an
+/// `Arc`.
 pub struct Queue {
     shared: Arc<Shared>,
     workers: Mutex<Vec<Worker<()>>>,
@@ -120,7 +121,7 @@ impl Queue {
     /// As [`open`](Self::open).
     pub fn with_store(store: Arc<dyn Store>, config: QueueConfig) -> Result<Self> {
         config.validate()?;
-        let mut state = State::load(store.clone())?;
+        let mut state = State::load(store)?;
         for (i, topic) in config.topics.iter().enumerate() {
             state.declare(topic.clone(), &format!("topics[{i}]"))?;
         }
@@ -129,18 +130,10 @@ impl Queue {
             config.durability,
             config.max_message_bytes,
         ));
-        let mut workers = vec![shared.committer.start(store)?];
         let sweeper_shared = shared.clone();
-        match thread::spawn("queue-sweep", move || sweep(&sweeper_shared)) {
-            Ok(w) => workers.push(w),
-            Err(e) => {
-                shared.committer.stop();
-                for w in workers {
-                    let _ = w.join_timeout(CLOSE_TIMEOUT);
-                }
-                return Err(e);
-            }
-        }
+        let workers = vec![thread::spawn("queue-sweep", move || {
+            sweep(&sweeper_shared)
+        })?];
         Ok(Queue {
             shared,
             workers: Mutex::new(workers),
@@ -192,13 +185,13 @@ impl Queue {
                 cond.notify_all();
             }
             match self.shared.durability {
-                Durability::Durable => Some(self.shared.committer.written()),
-                Durability::Buffered => None,
+                Durability::Durable => Ok(self.shared.committer.written()),
+                Durability::Buffered => Err(state.store.clone()),
             }
         };
         match ticket {
-            Some(ticket) => self.shared.committer.wait(ticket),
-            None => self.shared.lock().store.flush(),
+            Ok(ticket) => self.shared.committer.wait(ticket),
+            Err(store) => store.flush(),
         }
     }
 
@@ -286,7 +279,8 @@ impl Queue {
             state.store.clone()
         };
         self.shared.sweeper.notify_all();
-        self.shared.committer.stop();
+        let (syncs, batches) = self.shared.committer.summary();
+        log::debug!("queue: closing; {syncs} syncs covered {batches} durable publishes");
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         let mut first_error = None;
         for w in workers {

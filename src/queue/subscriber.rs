@@ -75,7 +75,7 @@ pub struct SubscriberStats {
     /// The subscriber.
     pub subscriber: String,
     /// Entries waiting to be delivered.
-    pub ready: u64,
+    pub depth: u64,
     /// Entries delivered and not yet acked.
     pub in_flight: u64,
     /// Entries in the dead-letter queue.
