@@ -5,12 +5,14 @@
 //! ```text
 //! cargo run --release --example bench -- simple
 //! cargo run --release --example bench -- simple --messages 2000000 --json
+//! cargo run --release --example bench -- rabbitmq --messages 20000
 //! ```
 //!
 //! Each case runs `--runs` times, interleaved with its baseline so that a
 //! machine that speeds up or slows down during the run affects both alike;
 //! the table shows the median run.
 
+mod rabbitmq;
 mod report;
 mod simple;
 
@@ -32,6 +34,9 @@ struct Cli {
 enum Component {
     /// SimpleAdapter with 1 and 4 instances against raw crossbeam SPSC.
     Simple(Load),
+    /// Publisher, Consumer and RabbitAdapter against raw amiquip, on the
+    /// broker at SYNCMQ_AMQP_URL.
+    Rabbitmq(rabbitmq::RabbitLoad),
 }
 
 /// The load every bench takes.
@@ -56,6 +61,7 @@ fn main() {
     let cli = Cli::parse();
     let table: Table = match cli.component {
         Component::Simple(load) => simple::run(load),
+        Component::Rabbitmq(load) => rabbitmq::run(load),
     };
     if cli.json {
         table.print_json();
