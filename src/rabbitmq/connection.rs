@@ -151,6 +151,9 @@ enum Command {
     OpenChannel(Sender<Result<(amiquip::Channel, Generation)>>),
     /// Record these and declare them now if connected.
     Declare(Vec<Declaration>, Sender<Result<()>>),
+    /// Declare the whole recorded topology again now (someone deleted a
+    /// queue under a consumer).
+    Redeclare(Sender<Result<()>>),
 }
 
 /// What workers share with the supervisor.
@@ -202,6 +205,20 @@ impl Shared {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.commands
             .send(Command::Declare(declarations, tx))
+            .map_err(|_| Error::closed(format!("connection {}", self.name)))?;
+        rx.recv()
+            .unwrap_or_else(|_| Err(Error::closed(format!("connection {}", self.name))))
+    }
+
+    /// Declares the whole recorded topology again, now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broker`] when not connected or refused.
+    pub(crate) fn redeclare(&self) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.commands
+            .send(Command::Redeclare(tx))
             .map_err(|_| Error::closed(format!("connection {}", self.name)))?;
         rx.recv()
             .unwrap_or_else(|_| Err(Error::closed(format!("connection {}", self.name))))
@@ -516,6 +533,10 @@ impl Supervisor {
                         }
                         let _ = reply.send(result);
                     }
+                    Ok(Command::Redeclare(reply)) => {
+                        log::info!("connection {name}: declaring the topology again");
+                        let _ = reply.send(self.declare_all(conn));
+                    }
                     // Unreachable while `Shared` holds the sender; harmless.
                     Err(_) => return Outcome::Stop,
                 },
@@ -539,6 +560,11 @@ impl Supervisor {
                     Ok(Command::Declare(declarations, reply)) => {
                         self.record(declarations);
                         let _ = reply.send(Ok(()));
+                    }
+                    Ok(Command::Redeclare(reply)) => {
+                        let _ = reply.send(Err(Error::Broker(format!(
+                            "connection {} is down; reconnecting", self.config.name
+                        ))));
                     }
                     Err(_) => return true,
                 },

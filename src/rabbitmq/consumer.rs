@@ -318,9 +318,24 @@ pub(crate) struct Owner {
     pub(crate) counters: Arc<Counters>,
 }
 
+/// How long a consumer the broker refused waits before trying again.
+const REFUSED_PAUSE: Duration = Duration::from_secs(1);
+
 enum Served {
     Stop,
     Lost(String),
+    /// The broker refused us on a live connection (a deleted queue, say):
+    /// retried after a pause instead of at once.
+    Refused(String),
+}
+
+fn lost(context: &str, e: amiquip::Error) -> Served {
+    match e {
+        amiquip::Error::ServerClosedChannel { code, message, .. } => Served::Refused(format!(
+            "{context}: the broker closed the channel ({code}: {message})"
+        )),
+        other => Served::Lost(format!("{context}: {other}")),
+    }
 }
 
 impl Owner {
@@ -343,6 +358,20 @@ impl Owner {
                             "consumer of `{}`: channel lost ({generation}): {reason}",
                             self.queue
                         ),
+                        Served::Refused(reason) => {
+                            log::error!(
+                                "consumer of `{}`: {reason}; retrying in {:?}",
+                                self.queue,
+                                REFUSED_PAUSE
+                            );
+                            if self.stop.sleep(REFUSED_PAUSE) {
+                                break;
+                            }
+                            // If our queue was deleted, this brings it back.
+                            if let Err(e) = self.shared.redeclare() {
+                                log::warn!("consumer of `{}`: {e}", self.queue);
+                            }
+                        }
                     }
                 }
                 Err(Error::Closed(_)) if self.shared.is_closed() => break,
@@ -372,11 +401,11 @@ impl Owner {
         queue: &Arc<str>,
     ) -> Served {
         if let Err(e) = channel.qos(0, self.prefetch, false) {
-            return Served::Lost(format!("qos: {e}"));
+            return lost("qos", e);
         }
         let consumer = match channel.basic_consume(self.queue.as_str(), Default::default()) {
             Ok(c) => c,
-            Err(e) => return Served::Lost(format!("basic_consume: {e}")),
+            Err(e) => return lost("basic_consume", e),
         };
         current.store(epoch, Ordering::SeqCst);
         log::info!(
@@ -439,6 +468,10 @@ impl Owner {
                                 while self.output_rx.try_recv().is_ok() {}
                             }
                         }
+                    }
+                    Ok(ConsumerMessage::ServerClosedChannel(e)) => return lost("consuming", e),
+                    Ok(ConsumerMessage::ServerCancelled) => {
+                        return Served::Refused("the broker cancelled the consumer (queue deleted?)".into())
                     }
                     Ok(other) => return Served::Lost(format!("{other:?}")),
                     Err(_) => return Served::Lost("the consumer's channel ended".into()),

@@ -39,7 +39,7 @@ use crossbeam_channel::{never, select, Receiver, RecvTimeoutError, Sender};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::rabbitmq::amqp::{self, broker};
+use crate::rabbitmq::amqp;
 use crate::rabbitmq::connection::{lock, Connection, Shared};
 use crate::thread::{self, StopToken, Stopper, Worker};
 
@@ -216,6 +216,7 @@ struct Counters {
     nacked: AtomicU64,
     returned: AtomicU64,
     resent: AtomicU64,
+    rejected: AtomicU64,
 }
 
 /// A snapshot of a publisher's counters.
@@ -231,6 +232,9 @@ pub struct PublisherStats {
     pub returned: u64,
     /// Messages sent again after a connection loss or a nack.
     pub resent: u64,
+    /// Messages the broker refused by closing the channel on them (say an
+    /// exchange that does not exist); each failed to its caller.
+    pub rejected: u64,
 }
 
 struct Entry {
@@ -330,6 +334,7 @@ impl Publisher {
             held: held.clone(),
             counters: counters.clone(),
             queue: VecDeque::new(),
+            careful_through: None,
         };
         let worker = thread::spawn(format!("rmq-pub:{}", shared.name), move || engine.run())?;
         Ok(Publisher {
@@ -458,6 +463,7 @@ impl Publisher {
             nacked: c.nacked.load(Ordering::Relaxed),
             returned: c.returned.load(Ordering::Relaxed),
             resent: c.resent.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
         }
     }
 
@@ -572,11 +578,45 @@ struct Engine {
     counters: Arc<Counters>,
     /// Waiting to be published, in publish order.
     queue: VecDeque<Entry>,
+    /// After the broker closed a channel with several messages in flight,
+    /// the messages up to this sequence number are sent one at a time, so
+    /// that the one it refuses is known and failed to its caller alone.
+    careful_through: Option<u64>,
 }
 
 enum Served {
     Done,
-    Lost(String),
+    Lost(Loss),
+}
+
+/// Why a channel was lost.
+struct Loss {
+    reason: String,
+    /// The broker closed the channel (the connection is fine): something we
+    /// sent was refused.
+    by_server: bool,
+}
+
+impl Loss {
+    fn from(e: amiquip::Error) -> Loss {
+        match e {
+            amiquip::Error::ServerClosedChannel { code, message, .. } => Loss {
+                reason: format!("the broker closed the channel ({code}: {message})"),
+                by_server: true,
+            },
+            other => Loss {
+                reason: other.to_string(),
+                by_server: false,
+            },
+        }
+    }
+
+    fn other(reason: impl Into<String>) -> Loss {
+        Loss {
+            reason: reason.into(),
+            by_server: false,
+        }
+    }
 }
 
 impl Engine {
@@ -594,11 +634,16 @@ impl Engine {
             match self.shared.open_channel(&self.stop) {
                 Ok((channel, generation)) => match self.serve(&channel, &mut draining) {
                     Served::Done => break,
-                    Served::Lost(reason) => {
+                    Served::Lost(loss) => {
                         log::warn!(
-                            "publisher on {name}: channel lost ({generation}): {reason}; {} messages to resend",
+                            "publisher on {name}: channel lost ({generation}): {}; {} messages to resend",
+                            loss.reason,
                             self.queue.len()
                         );
+                        if loss.by_server && self.careful_through.is_none() {
+                            // Refused with nothing to blame: do not spin.
+                            let _ = self.stop.sleep(self.config.retry_interval);
+                        }
                     }
                 },
                 Err(Error::Closed(_)) if self.shared.is_closed() => break,
@@ -647,18 +692,18 @@ impl Engine {
         // would be lost.
         let confirms = match channel.listen_for_publisher_confirms() {
             Ok(rx) => rx,
-            Err(e) => return Served::Lost(e.to_string()),
+            Err(e) => return Served::Lost(Loss::from(e)),
         };
         let returns = if self.config.mandatory {
             match channel.listen_for_returns() {
                 Ok(rx) => rx,
-                Err(e) => return Served::Lost(e.to_string()),
+                Err(e) => return Served::Lost(Loss::from(e)),
             }
         } else {
             never()
         };
         if let Err(e) = channel.enable_publisher_confirms() {
-            return Served::Lost(format!("could not enable publisher confirms: {e}"));
+            return Served::Lost(Loss::from(e));
         }
         let mut inflight: BTreeMap<u64, Entry> = BTreeMap::new();
         let mut returned: HashSet<u64> = HashSet::new();
@@ -667,7 +712,19 @@ impl Engine {
             // Publish what the window allows, in order.
             let now = Instant::now();
             let mut failed = None;
-            while inflight.len() < self.config.window {
+            if let Some(through) = self.careful_through {
+                let done = self.queue.front().is_none_or(|e| e.seq > through)
+                    && inflight.values().all(|e| e.seq > through);
+                if done {
+                    self.careful_through = None;
+                }
+            }
+            let limit = if self.careful_through.is_some() {
+                1
+            } else {
+                self.config.window
+            };
+            while inflight.len() < limit {
                 match self.queue.front() {
                     Some(e) if e.not_before.is_none_or(|t| t <= now) => {}
                     _ => break,
@@ -729,7 +786,11 @@ impl Engine {
                 }
                 recv(confirms) -> confirm => match confirm {
                     Ok(confirm) => self.settle(confirm, &mut inflight, &mut returned, &returns),
-                    Err(_) => break Some("the channel closed".to_string()),
+                    // The channel is gone; a call on it says why.
+                    Err(_) => break Some(match channel.qos(0, 0, false) {
+                        Err(e) => Loss::from(e),
+                        Ok(()) => Loss::other("the confirm listener ended"),
+                    }),
                 },
                 recv(returns) -> ret => {
                     if let Ok(ret) = ret { note_return(&ret, &mut returned) }
@@ -747,18 +808,43 @@ impl Engine {
                 self.requeue(inflight);
                 Served::Done
             }
-            Some(reason) => {
+            Some(loss) => {
+                if loss.by_server {
+                    self.blame(&mut inflight, &loss.reason);
+                }
                 self.requeue(inflight);
-                Served::Lost(reason)
+                Served::Lost(loss)
             }
         }
     }
 
-    fn publish(
-        &self,
-        channel: &amiquip::Channel,
-        entry: &Entry,
-    ) -> std::result::Result<(), String> {
+    /// The broker closed the channel: with one message in flight in
+    /// careful mode, that message is the one refused and fails to its
+    /// caller; otherwise the messages in flight are resent carefully.
+    fn blame(&mut self, inflight: &mut BTreeMap<u64, Entry>, reason: &str) {
+        if self.careful_through.is_some() && inflight.len() == 1 {
+            if let Some((_, entry)) = inflight.pop_first() {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                log::error!(
+                    "publisher on {}: the broker refused a message to exchange `{}` with routing key `{}`: {reason}",
+                    self.shared.name,
+                    entry.exchange,
+                    entry.routing_key
+                );
+                if let Some(reply) = entry.reply {
+                    let _ = reply.send(Err(Error::Broker(format!(
+                        "refused by the broker (exchange `{}`, routing key `{}`): {reason}",
+                        entry.exchange, entry.routing_key
+                    ))));
+                }
+                self.held.release();
+            }
+        } else if let Some(last) = inflight.values().map(|e| e.seq).max() {
+            self.careful_through = Some(self.careful_through.map_or(last, |c| c.max(last)));
+        }
+    }
+
+    fn publish(&self, channel: &amiquip::Channel, entry: &Entry) -> std::result::Result<(), Loss> {
         let seq = self.config.mandatory.then_some(entry.seq);
         let properties = amqp::properties(&entry.message, self.config.persistent, seq);
         channel
@@ -772,7 +858,7 @@ impl Engine {
                     properties,
                 },
             )
-            .map_err(|e| broker("publish failed", e).to_string())?;
+            .map_err(Loss::from)?;
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
