@@ -129,6 +129,12 @@ impl Owner {
                     let served =
                         self.consume_on(&channel, epoch, &current, &settle_tx, &settles, &queue);
                     current.store(0, Ordering::SeqCst);
+                    if !matches!(served, Served::Stop) {
+                        // Deliveries of the lost channel that no reader took
+                        // yet are stale: drop them (the broker redelivers
+                        // them) rather than have handlers work on them.
+                        while self.output_rx.try_recv().is_ok() {}
+                    }
                     match served {
                         Served::Stop => break,
                         Served::Lost(reason) => log::warn!(
