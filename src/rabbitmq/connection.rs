@@ -167,7 +167,7 @@ pub(crate) struct Shared {
     commands: Sender<Command>,
     /// One sender per worker; each connect sends on all of them.
     wakers: Mutex<Vec<Sender<Generation>>>,
-    blocked: Mutex<Option<String>>,
+    pub(crate) blocked: Mutex<Option<String>>,
     closed: AtomicBool,
 }
 

@@ -275,7 +275,7 @@ struct Inner {
     next_seq: AtomicU64,
     closed: AtomicBool,
     stopper: Mutex<Stopper>,
-    worker: Mutex<Option<Worker<()>>>,
+    worker: Mutex<Option<Worker<usize>>>,
     /// Set by [`Publisher::connect`]: a connection of its own, closed last.
     own_connection: Mutex<Option<Connection>>,
 }
@@ -536,14 +536,14 @@ impl Inner {
         let mut result = Ok(());
         if let Some(worker) = worker {
             let deadline = Instant::now() + self.config.close_timeout + Duration::from_secs(2);
-            result = worker.join_deadline(deadline);
-            let left = self.held.count.load(Ordering::SeqCst);
-            if result.is_ok() && left > 0 {
-                result = Err(Error::timeout(
+            result = match worker.join_deadline(deadline) {
+                Ok(0) => Ok(()),
+                Ok(left) => Err(Error::timeout(
                     format!("{left} buffered messages to be confirmed before close"),
                     self.config.close_timeout,
-                ));
-            }
+                )),
+                Err(e) => Err(e),
+            };
         }
         if let Some(connection) = lock(&self.own_connection).take() {
             let closed = connection.close();
@@ -567,5 +567,80 @@ impl std::fmt::Debug for Publisher {
             .field("connection", &self.inner.shared.name)
             .field("buffered", &self.buffered())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection that never connects (nothing listens on port 1), so
+    /// everything published stays buffered.
+    fn unreachable() -> Connection {
+        Connection::open("amqp://127.0.0.1:1").unwrap()
+    }
+
+    #[test]
+    fn while_the_broker_blocks_fail_refuses_and_wait_buffers() {
+        let connection = unreachable();
+        *lock(&connection.shared().blocked) = Some("memory alarm".into());
+        let failing = Publisher::new(
+            &connection,
+            PublisherConfig::new().with_blocked(BlockedPolicy::Fail),
+        )
+        .unwrap();
+        match failing.publish_nowait("", "q", Message::new(b"x".to_vec())) {
+            Err(Error::Broker(reason)) => assert!(reason.contains("memory alarm"), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(failing.buffered(), 0);
+        let waiting = Publisher::new(
+            &connection,
+            PublisherConfig::new().with_close_timeout(Duration::from_millis(50)),
+        )
+        .unwrap();
+        waiting
+            .publish_nowait("", "q", Message::new(b"x".to_vec()))
+            .unwrap();
+        assert_eq!(waiting.buffered(), 1);
+        // Closing with a message never confirmed says so.
+        let closed = waiting.close();
+        assert!(matches!(closed, Err(Error::Timeout { .. })), "{closed:?}");
+        failing.close().unwrap();
+        connection.close().unwrap();
+    }
+
+    #[test]
+    fn a_confirm_wait_times_out_and_close_fails_the_waiters() {
+        let connection = unreachable();
+        let publisher = Publisher::new(
+            &connection,
+            PublisherConfig::new().with_close_timeout(Duration::from_millis(50)),
+        )
+        .unwrap();
+        let confirmation = publisher
+            .send("", "q", Message::new(b"x".to_vec()))
+            .unwrap();
+        let pending = publisher
+            .send("", "q", Message::new(b"y".to_vec()))
+            .unwrap();
+        assert!(matches!(
+            confirmation.wait_timeout(Duration::from_millis(20)),
+            Err(Error::Timeout { .. })
+        ));
+        assert!(matches!(
+            publisher.flush(Duration::from_millis(20)),
+            Err(Error::Timeout { .. })
+        ));
+        assert!(publisher.close().is_err());
+        assert!(matches!(
+            pending.wait_timeout(Duration::from_secs(5)),
+            Err(Error::Closed(_))
+        ));
+        assert!(matches!(
+            publisher.publish_nowait("", "q", Message::new(vec![])),
+            Err(Error::Closed(_))
+        ));
+        connection.close().unwrap();
     }
 }

@@ -74,7 +74,9 @@ impl Loss {
 }
 
 impl Engine {
-    pub(super) fn run(mut self) {
+    /// Publishes until stopped (and drained) or the connection closes;
+    /// returns how many messages were never confirmed.
+    pub(super) fn run(mut self) -> usize {
         let name = self.shared.name.clone();
         let wake = self.shared.wake_on_connect();
         let mut draining: Option<Instant> = None;
@@ -124,11 +126,9 @@ impl Engine {
         while let Ok(entry) = self.requests.try_recv() {
             self.queue.push_back(entry);
         }
-        if !self.queue.is_empty() {
-            log::error!(
-                "publisher on {name}: closed with {} messages unconfirmed",
-                self.queue.len()
-            );
+        let unconfirmed = self.queue.len();
+        if unconfirmed > 0 {
+            log::error!("publisher on {name}: closed with {unconfirmed} messages unconfirmed");
         }
         for entry in self.queue.drain(..) {
             if let Some(reply) = entry.reply {
@@ -138,6 +138,7 @@ impl Engine {
             }
             self.held.release();
         }
+        unconfirmed
     }
 
     /// Publishes on one channel until it fails or the publisher is done.
