@@ -6,7 +6,8 @@
 //! their confirm on one amiquip channel (tracked with amiquip's
 //! `ConfirmSmoother`); our `Publisher` gets the same window, fed by one
 //! thread through `send` (pipelined confirmations) and through
-//! `publish_nowait` + `flush` (gormq's fire-and-retry).
+//! `publish_nowait` + `flush` (gormq's fire-and-retry); a `RabbitAdapter`
+//! input channel is timed until `close` has every message confirmed.
 //!
 //! Consuming: the queue is filled first (not timed), then drained with
 //! prefetch `window` and an ack per message: raw amiquip on one channel, our
@@ -61,10 +62,14 @@ fn queue_name(case: &str, run: usize) -> String {
 
 pub fn run(load: RabbitLoad) -> Table {
     let payload = vec![0xA5u8; load.size];
-    let publish_cases: [(&str, PublishCase); 3] = [
+    let publish_cases: [(&str, PublishCase); 4] = [
         (RAW_PUB, raw_publish),
         ("Publisher::send, confirmations pipelined", ours_send),
         ("Publisher::publish_nowait + flush", ours_nowait),
+        (
+            "RabbitAdapter input, until close confirms",
+            ours_adapter_input,
+        ),
     ];
     let consume_cases: [(&str, ConsumeCase); 3] = [
         (RAW_CONSUME, raw_consume),
@@ -217,6 +222,31 @@ fn ours_nowait(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
     publisher.close().expect("close");
     connection.close().expect("close");
     took
+}
+
+fn ours_adapter_input(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
+    let adapter = RabbitAdapter::with_config(
+        syncmq::rabbitmq::ConnectionConfig::new(url()),
+        PublisherConfig::new()
+            .with_window(usize::from(load.window))
+            .with_buffer(load.messages.max(1)),
+    )
+    .expect("url");
+    adapter
+        .waiter()
+        .wait_connected(Duration::from_secs(10))
+        .expect("connected");
+    adapter
+        .new_channel(ChannelSpec::new(queue, Mode::Input).with_buffer(usize::from(load.window)))
+        .expect("channel");
+    let input = adapter.input(queue).expect("input");
+    let started = Instant::now();
+    for _ in 0..load.messages {
+        input.send(payload.to_vec()).expect("send");
+    }
+    drop(input);
+    adapter.close().expect("close: every message confirmed");
+    started.elapsed()
 }
 
 fn raw_consume(load: RabbitLoad, queue: &str) -> Duration {

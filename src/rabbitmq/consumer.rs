@@ -12,7 +12,8 @@
 //! message.
 //!
 //! The handler form ([`Consumer::start`], gormq's `AddConsumer`) runs the
-//! handler on `concurrency` worker threads. A handler that returns `Err` or
+//! handler on `concurrency` worker threads (with concurrency 1, on the
+//! channel-owner thread itself, which saves two hand-offs per message). A handler that returns `Err` or
 //! panics sends the message to the dead-letter queue (a confirmed publish)
 //! and then acks it; with no DLQ, or when that publish fails, the message is
 //! nacked with requeue. Never more than `prefetch` messages are unacked at
@@ -315,20 +316,29 @@ impl Consumer {
         // Never more than `prefetch` deliveries exist, so this never fills.
         let (jobs_tx, jobs) = crossbeam_channel::bounded(usize::from(options.prefetch));
         let mut handlers = Vec::with_capacity(options.concurrency);
-        for i in 0..options.concurrency {
-            let worker = HandlerWorker {
-                queue: queue.clone(),
-                jobs: jobs.clone(),
-                stop: stop.clone(),
-                handler: handler.clone(),
-                dlq: dlq.clone(),
-                counters: counters.clone(),
-            };
-            handlers.push(thread::spawn(
-                format!("rmq-handler-{i}:{queue}"),
-                move || worker.run(),
-            )?);
-        }
+        let worker = |jobs: Receiver<Delivery>| HandlerWorker {
+            queue: queue.clone(),
+            jobs,
+            stop: stop.clone(),
+            handler: handler.clone(),
+            dlq: dlq.clone(),
+            counters: counters.clone(),
+        };
+        // One handler runs on the channel owner's thread (ours too): that
+        // saves two thread hand-offs per message.
+        let inline: Option<Box<dyn Fn(Delivery) + Send>> = if options.concurrency == 1 {
+            let worker = worker(jobs.clone());
+            Some(Box::new(move |delivery| worker.handle(delivery)))
+        } else {
+            for i in 0..options.concurrency {
+                let worker = worker(jobs.clone());
+                handlers.push(thread::spawn(
+                    format!("rmq-handler-{i}:{queue}"),
+                    move || worker.run(),
+                )?);
+            }
+            None
+        };
         let owner = Owner {
             shared,
             queue: queue.clone(),
@@ -336,6 +346,7 @@ impl Consumer {
             grace: options.grace,
             output: jobs_tx,
             output_rx: jobs,
+            inline,
             stop,
             counters: counters.clone(),
         };

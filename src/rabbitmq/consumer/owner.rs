@@ -91,6 +91,9 @@ pub(crate) struct Owner {
     pub(crate) output: Sender<Delivery>,
     /// A receiver of `output`, to take back undelivered messages on stop.
     pub(crate) output_rx: Receiver<Delivery>,
+    /// When set, deliveries go to this on the owner's own thread instead of
+    /// `output` (a handler consumer with concurrency 1: no hand-offs).
+    pub(crate) inline: Option<Box<dyn Fn(Delivery) + Send>>,
     pub(crate) stop: StopToken,
     pub(crate) counters: Arc<Counters>,
 }
@@ -243,12 +246,16 @@ impl Owner {
                             .with_redelivered(redelivered);
                         // A delivery not handed over is dropped, which
                         // requeues it through `settles`.
-                        select! {
-                            send(self.output, delivery) -> _ => {}
-                            recv(self.stop.receiver()) -> _ => {
-                                stopping = Some(Instant::now() + self.grace);
-                                let _ = consumer.cancel();
-                                while self.output_rx.try_recv().is_ok() {}
+                        if let Some(handle) = &self.inline {
+                            handle(delivery);
+                        } else {
+                            select! {
+                                send(self.output, delivery) -> _ => {}
+                                recv(self.stop.receiver()) -> _ => {
+                                    stopping = Some(Instant::now() + self.grace);
+                                    let _ = consumer.cancel();
+                                    while self.output_rx.try_recv().is_ok() {}
+                                }
                             }
                         }
                     }
