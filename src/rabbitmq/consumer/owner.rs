@@ -248,6 +248,12 @@ impl Owner {
                         // requeues it through `settles`.
                         if let Some(handle) = &self.inline {
                             handle(delivery);
+                            // Send its ack now, as a plain consumer would.
+                            while let Ok(settle) = settles.try_recv() {
+                                if let Err(e) = apply(channel, &mut pending, settle, epoch) {
+                                    return Served::Lost(e);
+                                }
+                            }
                         } else {
                             select! {
                                 send(self.output, delivery) -> _ => {}
