@@ -248,12 +248,6 @@ impl Owner {
                         // requeues it through `settles`.
                         if let Some(handle) = &self.inline {
                             handle(delivery);
-                            // Send its ack now, as a plain consumer would.
-                            while let Ok(settle) = settles.try_recv() {
-                                if let Err(e) = apply(channel, &mut pending, settle, epoch) {
-                                    return Served::Lost(e);
-                                }
-                            }
                         } else {
                             select! {
                                 send(self.output, delivery) -> _ => {}
@@ -262,6 +256,14 @@ impl Owner {
                                     let _ = consumer.cancel();
                                     while self.output_rx.try_recv().is_ok() {}
                                 }
+                            }
+                        }
+                        // Send the acks that came meanwhile (an inline
+                        // handler's own, at least) now, as a plain consumer
+                        // would, rather than after the next delivery.
+                        while let Ok(settle) = settles.try_recv() {
+                            if let Err(e) = apply(channel, &mut pending, settle, epoch) {
+                                return Served::Lost(e);
                             }
                         }
                     }
