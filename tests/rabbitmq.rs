@@ -1,6 +1,7 @@
 //! The publisher, consumer and client against the real broker: round trip,
 //! DLQ, prefetch, unroutable publishes, buffering through an outage, and no
 //! loss while our connections are force-closed mid-stream.
+#![cfg(feature = "rabbitmq")]
 
 mod common;
 

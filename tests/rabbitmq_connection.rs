@@ -1,6 +1,7 @@
 //! The connection supervisor against the real broker: reconnects after a
 //! broker-side close with a new generation, re-declares the topology, wakes
 //! waiters, and closes within its deadline.
+#![cfg(feature = "rabbitmq")]
 
 mod common;
 

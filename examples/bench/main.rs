@@ -12,6 +12,7 @@
 //! machine that speeds up or slows down during the run affects both alike;
 //! the table shows the median run.
 
+#[cfg(feature = "rabbitmq")]
 mod rabbitmq;
 mod report;
 mod simple;
@@ -36,6 +37,7 @@ enum Component {
     Simple(Load),
     /// Publisher, Consumer and RabbitAdapter against raw amiquip, on the
     /// broker at SYNCMQ_AMQP_URL.
+    #[cfg(feature = "rabbitmq")]
     Rabbitmq(rabbitmq::RabbitLoad),
 }
 
@@ -61,6 +63,7 @@ fn main() {
     let cli = Cli::parse();
     let table: Table = match cli.component {
         Component::Simple(load) => simple::run(load),
+        #[cfg(feature = "rabbitmq")]
         Component::Rabbitmq(load) => rabbitmq::run(load),
     };
     if cli.json {
