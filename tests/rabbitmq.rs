@@ -1,6 +1,7 @@
 //! The publisher, consumer and client against the real broker: round trip,
 //! DLQ, prefetch, unroutable publishes, buffering through an outage, and no
 //! loss while our connections are force-closed mid-stream.
+#![cfg(feature = "rabbitmq")]
 
 mod common;
 
@@ -450,4 +451,70 @@ fn publishes_during_an_outage_are_buffered_bounded_and_resent_in_order() {
     consumer.stop().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
+}
+
+#[test]
+fn a_message_the_broker_refuses_fails_alone() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("refused-q");
+    let conn = connection(&url, &unique("refused"));
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    // A publish to an exchange that does not exist makes the broker close
+    // the channel; the messages around it in the window must not suffer.
+    let mut confirmations = Vec::new();
+    for i in 0..100u32 {
+        let exchange = if i == 50 { "no-such-exchange" } else { "" };
+        confirmations.push((
+            i,
+            publisher
+                .send(exchange, &queue, Message::new(i.to_be_bytes().to_vec()))
+                .unwrap(),
+        ));
+    }
+    for (i, confirmation) in confirmations {
+        match (i, confirmation.wait()) {
+            (50, Err(Error::Broker(reason))) => assert!(reason.contains("NOT_FOUND"), "{reason}"),
+            (50, other) => panic!("expected the refusal, got {other:?}"),
+            (_, result) => result.unwrap(),
+        }
+    }
+    assert_eq!(publisher.stats().rejected, 1);
+    publisher
+        .publish("", &queue, Message::new(b"after".to_vec()))
+        .unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn a_consumer_whose_queue_is_deleted_declares_it_again() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("deleted-q");
+    let conn = connection(&url, &unique("deleted"));
+    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    publisher
+        .publish("", &queue, Message::new(1u32.to_be_bytes().to_vec()))
+        .unwrap();
+    eventually(PATIENCE, "the first consumed", || {
+        seen.lock().unwrap().len() == 1
+    });
+    delete_queues(&url, &[&queue]);
+    // The queue comes back and the consumer with it; a mandatory publish
+    // fails as unroutable until then, so retry until it is taken.
+    eventually(PATIENCE, "the queue declared again", || {
+        publisher
+            .publish("", &queue, Message::new(2u32.to_be_bytes().to_vec()))
+            .is_ok()
+    });
+    eventually(PATIENCE, "the second consumed", || {
+        seen.lock().unwrap().len() == 2
+    });
+    consumer.stop().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
 }

@@ -1,13 +1,15 @@
 //! The connection supervisor against the real broker: reconnects after a
 //! broker-side close with a new generation, re-declares the topology, wakes
 //! waiters, and closes within its deadline.
+#![cfg(feature = "rabbitmq")]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{
-    broker_url, delete_queues, eventually, force_close_connection, queue_exists, unique, TestVhost,
+    broker_url, delete_queues, eventually, force_close_connection, queue_exists, unique,
+    SilentProxy, TestVhost,
 };
 use syncmq::rabbitmq::{Connection, ConnectionConfig, Declaration};
 use syncmq::Error;
@@ -114,4 +116,32 @@ fn an_unreachable_broker_is_retried_and_close_is_prompt() {
         connection.declare(vec![Declaration::queue("x")]),
         Err(Error::Closed(_))
     ));
+}
+
+#[test]
+fn a_silent_connection_is_noticed_by_heartbeats_and_replaced() {
+    let Some(_) = broker_url() else { return };
+    let proxy = SilentProxy::start();
+    let connection = Connection::with_config(
+        ConnectionConfig::new(proxy.url())
+            .with_name(unique("silent"))
+            .with_heartbeat(Duration::from_secs(1))
+            .with_backoff(Duration::from_millis(20), Duration::from_millis(500)),
+    )
+    .unwrap();
+    let waiter = connection.waiter();
+    let first = waiter.wait_connected(PATIENCE).unwrap();
+    // No bytes either way from now on, and nothing closed: only missed
+    // heartbeats can tell. With 1 s heartbeats that takes a few seconds.
+    let silenced = Instant::now();
+    proxy.silence_existing();
+    eventually(PATIENCE, "the silent connection replaced", || {
+        waiter.current().is_some_and(|g| g > first)
+    });
+    let noticed = silenced.elapsed();
+    assert!(
+        noticed < Duration::from_secs(10),
+        "a dead connection took {noticed:?} to notice with 1 s heartbeats"
+    );
+    connection.close().unwrap();
 }

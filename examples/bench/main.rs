@@ -7,6 +7,7 @@
 //! cargo run --release --example bench -- simple --messages 2000000 --json
 //! cargo run --release --example bench -- block
 //! cargo run --release --example bench -- queue --messages 20000 --backlog 1000000
+//! cargo run --release --example bench -- rabbitmq --messages 20000
 //! ```
 //!
 //! Each case runs `--runs` times, interleaved with its baseline so that a
@@ -15,6 +16,8 @@
 
 mod block;
 mod queue;
+#[cfg(feature = "rabbitmq")]
+mod rabbitmq;
 mod report;
 mod simple;
 
@@ -42,6 +45,10 @@ enum Component {
     /// The durable queue engine against raw fjall: durable and buffered
     /// publishes, group commit, end to end, a drained backlog.
     Queue(queue::QueueLoad),
+    /// Publisher, Consumer and RabbitAdapter against raw amiquip, on the
+    /// broker at SYNCMQ_AMQP_URL.
+    #[cfg(feature = "rabbitmq")]
+    Rabbitmq(rabbitmq::RabbitLoad),
 }
 
 /// The load every bench takes.
@@ -68,6 +75,8 @@ fn main() {
         Component::Simple(load) => simple::run(load),
         Component::Block(load) => block::run(load),
         Component::Queue(load) => queue::run(load),
+        #[cfg(feature = "rabbitmq")]
+        Component::Rabbitmq(load) => rabbitmq::run(load),
     };
     if cli.json {
         table.print_json();

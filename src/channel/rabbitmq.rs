@@ -186,6 +186,7 @@ impl Adapter for RabbitAdapter {
                     grace: Self::CLOSE_GRACE,
                     output: output.clone(),
                     output_rx: output_rx.clone(),
+                    inline: None,
                     stop: stop.clone(),
                     counters: Arc::new(Counters::default()),
                 };

@@ -29,19 +29,21 @@
 //! after a connection loss can duplicate a message the broker had received
 //! but not yet confirmed: at least once, never at most once.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use amiquip::{Confirm, Publish, Return};
-use crossbeam_channel::{never, select, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::rabbitmq::amqp::{self, broker};
 use crate::rabbitmq::connection::{lock, Connection, Shared};
-use crate::thread::{self, StopToken, Stopper, Worker};
+use crate::thread::{self, Stopper, Worker};
+
+mod engine;
+
+use engine::Engine;
 
 /// What a publish does while the broker blocks publishers (a memory or
 /// disk alarm, reported with `connection.blocked`).
@@ -216,6 +218,7 @@ struct Counters {
     nacked: AtomicU64,
     returned: AtomicU64,
     resent: AtomicU64,
+    rejected: AtomicU64,
 }
 
 /// A snapshot of a publisher's counters.
@@ -231,6 +234,9 @@ pub struct PublisherStats {
     pub returned: u64,
     /// Messages sent again after a connection loss or a nack.
     pub resent: u64,
+    /// Messages the broker refused by closing the channel on them (say an
+    /// exchange that does not exist); each failed to its caller.
+    pub rejected: u64,
 }
 
 struct Entry {
@@ -269,7 +275,7 @@ struct Inner {
     next_seq: AtomicU64,
     closed: AtomicBool,
     stopper: Mutex<Stopper>,
-    worker: Mutex<Option<Worker<()>>>,
+    worker: Mutex<Option<Worker<usize>>>,
     /// Set by [`Publisher::connect`]: a connection of its own, closed last.
     own_connection: Mutex<Option<Connection>>,
 }
@@ -330,6 +336,7 @@ impl Publisher {
             held: held.clone(),
             counters: counters.clone(),
             queue: VecDeque::new(),
+            careful_through: None,
         };
         let worker = thread::spawn(format!("rmq-pub:{}", shared.name), move || engine.run())?;
         Ok(Publisher {
@@ -458,6 +465,7 @@ impl Publisher {
             nacked: c.nacked.load(Ordering::Relaxed),
             returned: c.returned.load(Ordering::Relaxed),
             resent: c.resent.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
         }
     }
 
@@ -528,14 +536,14 @@ impl Inner {
         let mut result = Ok(());
         if let Some(worker) = worker {
             let deadline = Instant::now() + self.config.close_timeout + Duration::from_secs(2);
-            result = worker.join_deadline(deadline);
-            let left = self.held.count.load(Ordering::SeqCst);
-            if result.is_ok() && left > 0 {
-                result = Err(Error::timeout(
+            result = match worker.join_deadline(deadline) {
+                Ok(0) => Ok(()),
+                Ok(left) => Err(Error::timeout(
                     format!("{left} buffered messages to be confirmed before close"),
                     self.config.close_timeout,
-                ));
-            }
+                )),
+                Err(e) => Err(e),
+            };
         }
         if let Some(connection) = lock(&self.own_connection).take() {
             let closed = connection.close();
@@ -562,317 +570,77 @@ impl std::fmt::Debug for Publisher {
     }
 }
 
-/// The publishing thread.
-struct Engine {
-    shared: Arc<Shared>,
-    config: PublisherConfig,
-    requests: Receiver<Entry>,
-    stop: StopToken,
-    held: Arc<Held>,
-    counters: Arc<Counters>,
-    /// Waiting to be published, in publish order.
-    queue: VecDeque<Entry>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-enum Served {
-    Done,
-    Lost(String),
-}
-
-impl Engine {
-    fn run(mut self) {
-        let name = self.shared.name.clone();
-        let wake = self.shared.wake_on_connect();
-        let mut draining: Option<Instant> = None;
-        loop {
-            if self.stop.is_stopped() && draining.is_none() {
-                draining = Some(Instant::now() + self.config.close_timeout);
-            }
-            if draining.is_some() && self.queue.is_empty() && self.requests.is_empty() {
-                break;
-            }
-            match self.shared.open_channel(&self.stop) {
-                Ok((channel, generation)) => match self.serve(&channel, &mut draining) {
-                    Served::Done => break,
-                    Served::Lost(reason) => {
-                        log::warn!(
-                            "publisher on {name}: channel lost ({generation}): {reason}; {} messages to resend",
-                            self.queue.len()
-                        );
-                    }
-                },
-                Err(Error::Closed(_)) if self.shared.is_closed() => break,
-                Err(_) => {
-                    // Down: keep taking messages into the buffer until the
-                    // supervisor reconnects.
-                    let deadline = draining.map_or_else(never, crossbeam_channel::at);
-                    let stop = if draining.is_some() {
-                        never()
-                    } else {
-                        self.stop.receiver().clone()
-                    };
-                    select! {
-                        recv(wake) -> _ => {}
-                        recv(self.requests) -> entry => {
-                            if let Ok(entry) = entry { self.queue.push_back(entry) }
-                        }
-                        recv(stop) -> _ => {}
-                        recv(deadline) -> _ => break,
-                    }
-                }
-            }
-        }
-        while let Ok(entry) = self.requests.try_recv() {
-            self.queue.push_back(entry);
-        }
-        if !self.queue.is_empty() {
-            log::error!(
-                "publisher on {name}: closed with {} messages unconfirmed",
-                self.queue.len()
-            );
-        }
-        for entry in self.queue.drain(..) {
-            if let Some(reply) = entry.reply {
-                let _ = reply.send(Err(Error::closed(
-                    "publisher (closed before the broker confirmed the message)",
-                )));
-            }
-            self.held.release();
-        }
+    /// A connection that never connects (nothing listens on port 1), so
+    /// everything published stays buffered.
+    fn unreachable() -> Connection {
+        Connection::open("amqp://127.0.0.1:1").unwrap()
     }
 
-    /// Publishes on one channel until it fails or the publisher is done.
-    fn serve(&mut self, channel: &amiquip::Channel, draining: &mut Option<Instant>) -> Served {
-        // The listeners first: a confirm or return that arrived before them
-        // would be lost.
-        let confirms = match channel.listen_for_publisher_confirms() {
-            Ok(rx) => rx,
-            Err(e) => return Served::Lost(e.to_string()),
-        };
-        let returns = if self.config.mandatory {
-            match channel.listen_for_returns() {
-                Ok(rx) => rx,
-                Err(e) => return Served::Lost(e.to_string()),
-            }
-        } else {
-            never()
-        };
-        if let Err(e) = channel.enable_publisher_confirms() {
-            return Served::Lost(format!("could not enable publisher confirms: {e}"));
+    #[test]
+    fn while_the_broker_blocks_fail_refuses_and_wait_buffers() {
+        let connection = unreachable();
+        *lock(&connection.shared().blocked) = Some("memory alarm".into());
+        let failing = Publisher::new(
+            &connection,
+            PublisherConfig::new().with_blocked(BlockedPolicy::Fail),
+        )
+        .unwrap();
+        match failing.publish_nowait("", "q", Message::new(b"x".to_vec())) {
+            Err(Error::Broker(reason)) => assert!(reason.contains("memory alarm"), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
         }
-        let mut inflight: BTreeMap<u64, Entry> = BTreeMap::new();
-        let mut returned: HashSet<u64> = HashSet::new();
-        let mut next_tag: u64 = 1;
-        let lost = loop {
-            // Publish what the window allows, in order.
-            let now = Instant::now();
-            let mut failed = None;
-            while inflight.len() < self.config.window {
-                match self.queue.front() {
-                    Some(e) if e.not_before.is_none_or(|t| t <= now) => {}
-                    _ => break,
-                }
-                let Some(mut entry) = self.queue.pop_front() else {
-                    break;
-                };
-                if let Err(e) = self.publish(channel, &entry) {
-                    self.queue.push_front(entry);
-                    failed = Some(e);
-                    break;
-                }
-                if entry.attempts > 0 {
-                    self.counters.resent.fetch_add(1, Ordering::Relaxed);
-                }
-                entry.attempts += 1;
-                inflight.insert(next_tag, entry);
-                next_tag += 1;
-            }
-            if failed.is_some() {
-                break failed;
-            }
-            if let Some(deadline) = *draining {
-                if self.queue.is_empty() && inflight.is_empty() && self.requests.is_empty() {
-                    break None;
-                }
-                if Instant::now() >= deadline {
-                    break None;
-                }
-            }
-            let wake_at = (*draining)
-                .into_iter()
-                .chain(self.queue.front().and_then(|e| e.not_before))
-                .min();
-            let timer = wake_at.map_or_else(never, crossbeam_channel::at);
-            let stop = if draining.is_some() {
-                never()
-            } else {
-                self.stop.receiver().clone()
-            };
-            // New messages only while the window has room: they queue behind
-            // anything waiting anyway, and this keeps the order.
-            let requests = if inflight.len() < self.config.window {
-                self.requests.clone()
-            } else {
-                never()
-            };
-            select! {
-                recv(requests) -> entry => {
-                    if let Ok(entry) = entry {
-                        self.queue.push_back(entry);
-                        while self.queue.len() < self.config.window {
-                            match self.requests.try_recv() {
-                                Ok(entry) => self.queue.push_back(entry),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                }
-                recv(confirms) -> confirm => match confirm {
-                    Ok(confirm) => self.settle(confirm, &mut inflight, &mut returned, &returns),
-                    Err(_) => break Some("the channel closed".to_string()),
-                },
-                recv(returns) -> ret => {
-                    if let Ok(ret) = ret { note_return(&ret, &mut returned) }
-                }
-                recv(stop) -> _ => {
-                    *draining = Some(Instant::now() + self.config.close_timeout);
-                }
-                recv(timer) -> _ => {}
-            }
-        };
-        match lost {
-            None => {
-                // Done: whatever is still in flight at the deadline goes
-                // back so that `run` fails it to its callers.
-                self.requeue(inflight);
-                Served::Done
-            }
-            Some(reason) => {
-                self.requeue(inflight);
-                Served::Lost(reason)
-            }
-        }
+        assert_eq!(failing.buffered(), 0);
+        let waiting = Publisher::new(
+            &connection,
+            PublisherConfig::new().with_close_timeout(Duration::from_millis(50)),
+        )
+        .unwrap();
+        waiting
+            .publish_nowait("", "q", Message::new(b"x".to_vec()))
+            .unwrap();
+        assert_eq!(waiting.buffered(), 1);
+        // Closing with a message never confirmed says so.
+        let closed = waiting.close();
+        assert!(matches!(closed, Err(Error::Timeout { .. })), "{closed:?}");
+        failing.close().unwrap();
+        connection.close().unwrap();
     }
 
-    fn publish(
-        &self,
-        channel: &amiquip::Channel,
-        entry: &Entry,
-    ) -> std::result::Result<(), String> {
-        let seq = self.config.mandatory.then_some(entry.seq);
-        let properties = amqp::properties(&entry.message, self.config.persistent, seq);
-        channel
-            .basic_publish(
-                entry.exchange.as_str(),
-                Publish {
-                    body: entry.message.body(),
-                    routing_key: entry.routing_key.clone(),
-                    mandatory: self.config.mandatory,
-                    immediate: false,
-                    properties,
-                },
-            )
-            .map_err(|e| broker("publish failed", e).to_string())?;
-        self.counters.published.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Applies one confirm (possibly for several tags).
-    fn settle(
-        &mut self,
-        confirm: Confirm,
-        inflight: &mut BTreeMap<u64, Entry>,
-        returned: &mut HashSet<u64>,
-        returns: &Receiver<Return>,
-    ) {
-        let (payload, acked) = match confirm {
-            Confirm::Ack(p) => (p, true),
-            Confirm::Nack(p) => (p, false),
-        };
-        let tags: Vec<u64> = if payload.multiple {
-            inflight
-                .range(..=payload.delivery_tag)
-                .map(|(t, _)| *t)
-                .collect()
-        } else {
-            vec![payload.delivery_tag]
-        };
-        // The broker sends a message's return before its ack, and one I/O
-        // thread reads both, so every return for these tags is queued now.
-        while let Ok(ret) = returns.try_recv() {
-            note_return(&ret, returned);
-        }
-        let mut nacked = Vec::new();
-        for tag in tags {
-            let Some(entry) = inflight.remove(&tag) else {
-                continue;
-            };
-            if !acked {
-                self.counters.nacked.fetch_add(1, Ordering::Relaxed);
-                nacked.push(entry);
-            } else if returned.remove(&entry.seq) {
-                self.counters.returned.fetch_add(1, Ordering::Relaxed);
-                log::warn!(
-                    "publisher on {}: unroutable message to exchange `{}` with routing key `{}`",
-                    self.shared.name,
-                    entry.exchange,
-                    entry.routing_key
-                );
-                if let Some(reply) = entry.reply {
-                    let _ = reply.send(Err(Error::Broker(format!(
-                        "unroutable: no queue is bound to exchange `{}` for routing key `{}`",
-                        entry.exchange, entry.routing_key
-                    ))));
-                }
-                self.held.release();
-            } else {
-                self.counters.confirmed.fetch_add(1, Ordering::Relaxed);
-                if let Some(reply) = entry.reply {
-                    let _ = reply.send(Ok(()));
-                }
-                self.held.release();
-            }
-        }
-        if !nacked.is_empty() {
-            log::warn!(
-                "publisher on {}: the broker nacked {} messages; retrying in {:?}",
-                self.shared.name,
-                nacked.len(),
-                self.config.retry_interval
-            );
-            let at = Instant::now() + self.config.retry_interval;
-            for entry in &mut nacked {
-                entry.not_before = Some(at);
-            }
-            self.merge(nacked);
-        }
-    }
-
-    /// Puts what was in flight back into the queue, in order, to resend.
-    fn requeue(&mut self, inflight: BTreeMap<u64, Entry>) {
-        let entries: Vec<Entry> = inflight
-            .into_values()
-            .map(|mut e| {
-                e.not_before = None;
-                e
-            })
-            .collect();
-        self.merge(entries);
-    }
-
-    /// Merges `entries` into the queue, keeping publish order.
-    fn merge(&mut self, entries: Vec<Entry>) {
-        if entries.is_empty() {
-            return;
-        }
-        let mut all: Vec<Entry> = self.queue.drain(..).chain(entries).collect();
-        all.sort_by_key(|e| e.seq);
-        self.queue = all.into();
-    }
-}
-
-fn note_return(ret: &Return, returned: &mut HashSet<u64>) {
-    if let Some(seq) = amqp::seq_of(&ret.properties) {
-        returned.insert(seq);
+    #[test]
+    fn a_confirm_wait_times_out_and_close_fails_the_waiters() {
+        let connection = unreachable();
+        let publisher = Publisher::new(
+            &connection,
+            PublisherConfig::new().with_close_timeout(Duration::from_millis(50)),
+        )
+        .unwrap();
+        let confirmation = publisher
+            .send("", "q", Message::new(b"x".to_vec()))
+            .unwrap();
+        let pending = publisher
+            .send("", "q", Message::new(b"y".to_vec()))
+            .unwrap();
+        assert!(matches!(
+            confirmation.wait_timeout(Duration::from_millis(20)),
+            Err(Error::Timeout { .. })
+        ));
+        assert!(matches!(
+            publisher.flush(Duration::from_millis(20)),
+            Err(Error::Timeout { .. })
+        ));
+        assert!(publisher.close().is_err());
+        assert!(matches!(
+            pending.wait_timeout(Duration::from_secs(5)),
+            Err(Error::Closed(_))
+        ));
+        assert!(matches!(
+            publisher.publish_nowait("", "q", Message::new(vec![])),
+            Err(Error::Closed(_))
+        ));
+        connection.close().unwrap();
     }
 }

@@ -219,3 +219,85 @@ impl Drop for TestVhost {
             .output();
     }
 }
+
+/// A TCP proxy in front of the broker that can make the connections
+/// through it go silent: bytes are read and dropped both ways, nothing is
+/// closed, as on a network partition. Connections made after that go
+/// through normally. Its threads end when their sockets close.
+pub struct SilentProxy {
+    /// The local port to connect to instead of 5672.
+    pub port: u16,
+    /// Raised by `silence_existing`; each connection remembers the value it
+    /// started with and goes silent once it changes.
+    epoch: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentProxy {
+    /// Starts a proxy to 127.0.0.1:5672.
+    pub fn start() -> Self {
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let epoch = Arc::new(AtomicUsize::new(0));
+        let shared = epoch.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(broker) = TcpStream::connect("127.0.0.1:5672") else {
+                    continue;
+                };
+                let born = shared.load(Ordering::SeqCst);
+                for (from, to) in [
+                    (client.try_clone().unwrap(), broker.try_clone().unwrap()),
+                    (broker, client),
+                ] {
+                    let epoch = shared.clone();
+                    std::thread::spawn(move || copy(from, to, &epoch, born));
+                }
+            }
+        });
+        SilentProxy { port, epoch }
+    }
+
+    /// The broker's URL through the proxy.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// Every connection open now goes silent for good.
+    pub fn silence_existing(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn copy(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    epoch: &AtomicUsize,
+    born: usize,
+) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                if epoch.load(Ordering::SeqCst) != born {
+                    // Partitioned: the other side must not learn of the
+                    // close either. Hold its socket open a while.
+                    std::thread::sleep(std::time::Duration::from_secs(30));
+                }
+                break;
+            }
+            Ok(n) => n,
+        };
+        if epoch.load(Ordering::SeqCst) != born {
+            continue; // partitioned: the bytes go nowhere
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}

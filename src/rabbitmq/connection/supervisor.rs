@@ -1,0 +1,245 @@
+//! The supervisor thread of a [`Connection`](super::Connection): connect,
+//! declare the recorded topology, set the waiter, serve workers until the
+//! connection dies, then reconnect with capped exponential backoff and
+//! jitter; all of it logged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use amiquip::ConnectionBlockedNotification;
+use crossbeam_channel::{select, Receiver};
+
+use super::{lock, Command, ConnectionConfig, Shared};
+use crate::error::{Error, Result};
+use crate::rabbitmq::amqp::{self, broker, AmqpUrl};
+use crate::rabbitmq::topology::Declaration;
+use crate::thread::StopToken;
+use crate::waiter::Generation;
+
+pub(super) struct Supervisor {
+    pub(super) shared: Arc<Shared>,
+    pub(super) config: ConnectionConfig,
+    pub(super) url: AmqpUrl,
+    pub(super) heartbeat: u16,
+    pub(super) commands: Receiver<Command>,
+    pub(super) stop: StopToken,
+    pub(super) topology: Vec<Declaration>,
+}
+
+/// Why `serve` returned.
+enum Outcome {
+    Stop,
+    Lost(String),
+}
+
+impl Supervisor {
+    pub(super) fn run(mut self) {
+        let name = self.config.name.clone();
+        let mut failures: u32 = 0;
+        while !self.stop.is_stopped() {
+            log::info!(
+                "connection {name}: connecting to {}:{}",
+                self.url.host,
+                self.url.port
+            );
+            let connected = amqp::open(
+                &self.url,
+                &name,
+                self.heartbeat,
+                self.config.connect_timeout,
+            )
+            .and_then(|mut conn| {
+                self.declare_all(&mut conn)?;
+                Ok(conn)
+            });
+            match connected {
+                Ok(mut conn) => {
+                    failures = 0;
+                    let blocked = match conn.listen_for_connection_blocked() {
+                        Ok(rx) => rx,
+                        Err(e) => {
+                            log::warn!("connection {name}: lost while setting up: {e}");
+                            continue;
+                        }
+                    };
+                    let generation = self.shared.waiter.set_connected();
+                    log::info!("connection {name}: connected ({generation})");
+                    for waker in lock(&self.shared.wakers).iter() {
+                        let _ = waker.try_send(generation);
+                    }
+                    let outcome = self.serve(&mut conn, &blocked, generation);
+                    self.shared.waiter.set_disconnected();
+                    *lock(&self.shared.blocked) = None;
+                    match outcome {
+                        Outcome::Stop => {
+                            log::info!("connection {name}: closing ({generation})");
+                            if let Err(e) = conn.close() {
+                                log::debug!("connection {name}: close: {e}");
+                            }
+                            break;
+                        }
+                        Outcome::Lost(reason) => {
+                            log::warn!("connection {name}: lost ({generation}): {reason}");
+                            drop(conn);
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let delay = backoff(self.config.backoff_min, self.config.backoff_max, failures);
+                    log::warn!(
+                        "connection {name}: attempt {failures} failed: {e}; retrying in {delay:?}"
+                    );
+                    if self.idle(delay) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.shared.waiter.close();
+        log::info!("connection {name}: closed");
+    }
+
+    /// Declares the whole recorded topology on a fresh channel.
+    fn declare_all(&self, conn: &mut amiquip::Connection) -> Result<()> {
+        if self.topology.is_empty() {
+            return Ok(());
+        }
+        let channel = conn
+            .open_channel(None)
+            .map_err(|e| broker("could not open a channel to declare the topology", e))?;
+        for declaration in &self.topology {
+            declaration.declare(&channel)?;
+        }
+        let _ = channel.close();
+        Ok(())
+    }
+
+    /// Serves workers while the connection lives.
+    fn serve(
+        &mut self,
+        conn: &mut amiquip::Connection,
+        blocked: &Receiver<ConnectionBlockedNotification>,
+        generation: Generation,
+    ) -> Outcome {
+        let name = self.config.name.clone();
+        loop {
+            select! {
+                recv(self.stop.receiver()) -> _ => return Outcome::Stop,
+                recv(blocked) -> note => match note {
+                    Ok(ConnectionBlockedNotification::Blocked(reason)) => {
+                        log::warn!("connection {name}: the broker blocks publishing: {reason}");
+                        *lock(&self.shared.blocked) = Some(reason);
+                    }
+                    Ok(ConnectionBlockedNotification::Unblocked) => {
+                        log::info!("connection {name}: the broker unblocked publishing");
+                        *lock(&self.shared.blocked) = None;
+                    }
+                    Err(_) => return Outcome::Lost("the connection's I/O thread ended".into()),
+                },
+                recv(self.commands) -> command => match command {
+                    Ok(Command::OpenChannel(reply)) => {
+                        let result = conn
+                            .open_channel(None)
+                            .map(|channel| (channel, generation))
+                            .map_err(|e| broker("could not open a channel", e));
+                        // On failure the worker waits for the next connect;
+                        // if the connection died, `blocked` says so next.
+                        let _ = reply.send(result);
+                    }
+                    Ok(Command::Declare(declarations, reply)) => {
+                        let result = conn
+                            .open_channel(None)
+                            .map_err(|e| broker("could not open a channel to declare", e))
+                            .and_then(|channel| {
+                                for d in &declarations {
+                                    d.declare(&channel)?;
+                                }
+                                let _ = channel.close();
+                                Ok(())
+                            });
+                        if result.is_ok() {
+                            self.record(declarations);
+                        }
+                        let _ = reply.send(result);
+                    }
+                    Ok(Command::Redeclare(reply)) => {
+                        log::info!("connection {name}: declaring the topology again");
+                        let _ = reply.send(self.declare_all(conn));
+                    }
+                    // Unreachable while `Shared` holds the sender; harmless.
+                    Err(_) => return Outcome::Stop,
+                },
+            }
+        }
+    }
+
+    /// Waits `delay` between attempts while answering workers. True when
+    /// stopped.
+    fn idle(&mut self, delay: Duration) -> bool {
+        let deadline = Instant::now() + delay;
+        loop {
+            select! {
+                recv(self.stop.receiver()) -> _ => return true,
+                recv(self.commands) -> command => match command {
+                    Ok(Command::OpenChannel(reply)) => {
+                        let _ = reply.send(Err(Error::Broker(format!(
+                            "connection {} is down; reconnecting", self.config.name
+                        ))));
+                    }
+                    Ok(Command::Declare(declarations, reply)) => {
+                        self.record(declarations);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Ok(Command::Redeclare(reply)) => {
+                        let _ = reply.send(Err(Error::Broker(format!(
+                            "connection {} is down; reconnecting", self.config.name
+                        ))));
+                    }
+                    Err(_) => return true,
+                },
+                recv(crossbeam_channel::at(deadline)) -> _ => return false,
+            }
+        }
+    }
+
+    fn record(&mut self, declarations: Vec<Declaration>) {
+        for d in declarations {
+            if !self.topology.contains(&d) {
+                self.topology.push(d);
+            }
+        }
+    }
+}
+
+/// The wait before attempt `failures + 1`: `min * 2^(failures-1)` capped at
+/// `max`, minus up to a quarter of random jitter.
+pub(super) fn backoff(min: Duration, max: Duration, failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(31);
+    let full = min.saturating_mul(1u32 << exp).min(max);
+    let jitter = full.mul_f64(random_fraction() * 0.25);
+    full.saturating_sub(jitter)
+}
+
+/// A number in [0, 1) that differs between calls and processes; enough for
+/// jitter, not for anything that needs real randomness.
+fn random_fraction() -> f64 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+            h.finish() | 1
+        });
+    }
+    STATE.with(|s| {
+        // xorshift64
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    })
+}

@@ -1,0 +1,321 @@
+//! The channel owner of a consumer: the one thread that touches its amiquip
+//! channel. It sets the prefetch, consumes, wraps each AMQP delivery in a
+//! [`Delivery`] whose ack or nack comes back to it as a command, and applies
+//! those on the channel the delivery came from. After a reconnect it
+//! consumes on a fresh channel; a settle for a delivery of an older channel
+//! is refused at the delivery (an error naming it stale), never applied to
+//! another delivery.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amiquip::ConsumerMessage;
+use crossbeam_channel::{never, select, Receiver, Sender};
+
+use crate::error::{Error, Result};
+use crate::message::{Acker, Delivery};
+use crate::rabbitmq::amqp;
+use crate::rabbitmq::connection::Shared;
+use crate::thread::StopToken;
+
+/// A settle command from a delivery to its channel's owner.
+struct Settle {
+    epoch: u64,
+    tag: u64,
+    action: Action,
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Ack { multiple: bool },
+    Nack { requeue: bool },
+}
+
+/// The acker behind a RabbitMQ delivery.
+struct RabbitAcker {
+    epoch: u64,
+    tag: u64,
+    /// The owner's current channel epoch; 0 while it has none.
+    current: Arc<AtomicU64>,
+    settles: Sender<Settle>,
+    queue: Arc<str>,
+}
+
+impl RabbitAcker {
+    fn send(self, action: Action) -> Result<()> {
+        if self.current.load(Ordering::SeqCst) != self.epoch {
+            return Err(Error::Broker(format!(
+                "stale delivery from queue `{}`: the channel it came on was lost (reconnect); \
+                 the broker delivers the message again",
+                self.queue
+            )));
+        }
+        self.settles
+            .send(Settle {
+                epoch: self.epoch,
+                tag: self.tag,
+                action,
+            })
+            .map_err(|_| Error::closed(format!("consumer of queue `{}`", self.queue)))
+    }
+}
+
+impl Acker for RabbitAcker {
+    fn ack(self: Box<Self>, multiple: bool) -> Result<()> {
+        (*self).send(Action::Ack { multiple })
+    }
+
+    fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
+        (*self).send(Action::Nack { requeue })
+    }
+}
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) handled: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+}
+
+/// The channel-owner side of one consumer: consumes `queue` on fresh
+/// channels for ever, hands [`Delivery`] values to `output`.
+pub(crate) struct Owner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) queue: String,
+    pub(crate) prefetch: u16,
+    pub(crate) grace: Duration,
+    pub(crate) output: Sender<Delivery>,
+    /// A receiver of `output`, to take back undelivered messages on stop.
+    pub(crate) output_rx: Receiver<Delivery>,
+    /// When set, deliveries go to this on the owner's own thread instead of
+    /// `output` (a handler consumer with concurrency 1: no hand-offs).
+    pub(crate) inline: Option<Box<dyn Fn(Delivery) + Send>>,
+    pub(crate) stop: StopToken,
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// How long a consumer the broker refused waits before trying again.
+const REFUSED_PAUSE: Duration = Duration::from_secs(1);
+
+enum Served {
+    Stop,
+    Lost(String),
+    /// The broker refused us on a live connection (a deleted queue, say):
+    /// retried after a pause instead of at once.
+    Refused(String),
+}
+
+fn lost(context: &str, e: amiquip::Error) -> Served {
+    match e {
+        amiquip::Error::ServerClosedChannel { code, message, .. } => Served::Refused(format!(
+            "{context}: the broker closed the channel ({code}: {message})"
+        )),
+        other => Served::Lost(format!("{context}: {other}")),
+    }
+}
+
+impl Owner {
+    pub(crate) fn run(self) {
+        let wake = self.shared.wake_on_connect();
+        let current = Arc::new(AtomicU64::new(0));
+        let (settle_tx, settles) = crossbeam_channel::unbounded::<Settle>();
+        let queue: Arc<str> = self.queue.as_str().into();
+        let mut epoch = 0;
+        while !self.stop.is_stopped() {
+            match self.shared.open_channel(&self.stop) {
+                Ok((channel, generation)) => {
+                    epoch += 1;
+                    let served =
+                        self.consume_on(&channel, epoch, &current, &settle_tx, &settles, &queue);
+                    current.store(0, Ordering::SeqCst);
+                    if !matches!(served, Served::Stop) {
+                        // Deliveries of the lost channel that no reader took
+                        // yet are stale: drop them (the broker redelivers
+                        // them) rather than have handlers work on them.
+                        while self.output_rx.try_recv().is_ok() {}
+                    }
+                    match served {
+                        Served::Stop => break,
+                        Served::Lost(reason) => log::warn!(
+                            "consumer of `{}`: channel lost ({generation}): {reason}",
+                            self.queue
+                        ),
+                        Served::Refused(reason) => {
+                            log::error!(
+                                "consumer of `{}`: {reason}; retrying in {:?}",
+                                self.queue,
+                                REFUSED_PAUSE
+                            );
+                            if self.stop.sleep(REFUSED_PAUSE) {
+                                break;
+                            }
+                            // If our queue was deleted, this brings it back.
+                            if let Err(e) = self.shared.redeclare() {
+                                log::warn!("consumer of `{}`: {e}", self.queue);
+                            }
+                        }
+                    }
+                }
+                Err(Error::Closed(_)) if self.shared.is_closed() => break,
+                Err(_) => {
+                    select! {
+                        recv(wake) -> _ => {}
+                        recv(self.stop.receiver()) -> _ => break,
+                        // Settles of stale deliveries: nothing to do, the
+                        // broker redelivers them.
+                        recv(settles) -> _ => {}
+                    }
+                }
+            }
+        }
+        // Take back what no reader took; dropping requeues (a no-op now).
+        while self.output_rx.try_recv().is_ok() {}
+        log::debug!("consumer of `{}`: stopped", self.queue);
+    }
+
+    fn consume_on(
+        &self,
+        channel: &amiquip::Channel,
+        epoch: u64,
+        current: &Arc<AtomicU64>,
+        settle_tx: &Sender<Settle>,
+        settles: &Receiver<Settle>,
+        queue: &Arc<str>,
+    ) -> Served {
+        if let Err(e) = channel.qos(0, self.prefetch, false) {
+            return lost("qos", e);
+        }
+        let consumer = match channel.basic_consume(self.queue.as_str(), Default::default()) {
+            Ok(c) => c,
+            Err(e) => return lost("basic_consume", e),
+        };
+        current.store(epoch, Ordering::SeqCst);
+        log::info!(
+            "consumer of `{}`: consuming (prefetch {})",
+            self.queue,
+            self.prefetch
+        );
+        let mut pending: BTreeMap<u64, amiquip::Delivery> = BTreeMap::new();
+        let mut stopping: Option<Instant> = None;
+        let deliveries = consumer.receiver().clone();
+        loop {
+            if let Some(deadline) = stopping {
+                if pending.is_empty() || Instant::now() >= deadline {
+                    if !pending.is_empty() {
+                        log::warn!(
+                            "consumer of `{}`: {} deliveries unsettled at stop; the broker requeues them",
+                            self.queue,
+                            pending.len()
+                        );
+                    }
+                    return Served::Stop;
+                }
+            }
+            let incoming = if stopping.is_none() {
+                deliveries.clone()
+            } else {
+                never()
+            };
+            let stop = if stopping.is_none() {
+                self.stop.receiver().clone()
+            } else {
+                never()
+            };
+            let timer = stopping.map_or_else(never, crossbeam_channel::at);
+            select! {
+                recv(incoming) -> message => match message {
+                    Ok(ConsumerMessage::Delivery(mut raw)) => {
+                        let tag = raw.delivery_tag();
+                        let body = std::mem::take(&mut raw.body);
+                        let redelivered = raw.redelivered;
+                        let message = amqp::message_from(body, &raw.properties);
+                        pending.insert(tag, raw);
+                        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                        let acker = RabbitAcker {
+                            epoch,
+                            tag,
+                            current: current.clone(),
+                            settles: settle_tx.clone(),
+                            queue: queue.clone(),
+                        };
+                        let delivery = Delivery::new(message, Box::new(acker))
+                            .with_redelivered(redelivered);
+                        // A delivery not handed over is dropped, which
+                        // requeues it through `settles`.
+                        if let Some(handle) = &self.inline {
+                            handle(delivery);
+                        } else {
+                            select! {
+                                send(self.output, delivery) -> _ => {}
+                                recv(self.stop.receiver()) -> _ => {
+                                    stopping = Some(Instant::now() + self.grace);
+                                    let _ = consumer.cancel();
+                                    while self.output_rx.try_recv().is_ok() {}
+                                }
+                            }
+                        }
+                        // Send the acks that came meanwhile (an inline
+                        // handler's own, at least) now, as a plain consumer
+                        // would, rather than after the next delivery.
+                        while let Ok(settle) = settles.try_recv() {
+                            if let Err(e) = apply(channel, &mut pending, settle, epoch) {
+                                return Served::Lost(e);
+                            }
+                        }
+                    }
+                    Ok(ConsumerMessage::ServerClosedChannel(e)) => return lost("consuming", e),
+                    Ok(ConsumerMessage::ServerCancelled) => {
+                        return Served::Refused("the broker cancelled the consumer (queue deleted?)".into())
+                    }
+                    Ok(other) => return Served::Lost(format!("{other:?}")),
+                    Err(_) => return Served::Lost("the consumer's channel ended".into()),
+                },
+                recv(settles) -> settle => {
+                    if let Ok(settle) = settle {
+                        if let Err(e) = apply(channel, &mut pending, settle, epoch) {
+                            return Served::Lost(e);
+                        }
+                    }
+                }
+                recv(stop) -> _ => {
+                    stopping = Some(Instant::now() + self.grace);
+                    let _ = consumer.cancel();
+                    while self.output_rx.try_recv().is_ok() {}
+                }
+                recv(timer) -> _ => {}
+            }
+        }
+    }
+}
+
+/// Applies a settle on the channel, if it belongs to it.
+fn apply(
+    channel: &amiquip::Channel,
+    pending: &mut BTreeMap<u64, amiquip::Delivery>,
+    settle: Settle,
+    epoch: u64,
+) -> std::result::Result<(), String> {
+    if settle.epoch != epoch {
+        log::debug!("dropping a settle for a delivery of an older channel");
+        return Ok(());
+    }
+    let Some(raw) = pending.remove(&settle.tag) else {
+        return Ok(()); // settled already (by an earlier ack-multiple)
+    };
+    let result = match settle.action {
+        Action::Ack { multiple: false } => raw.ack(channel),
+        Action::Ack { multiple: true } => {
+            let older: Vec<u64> = pending.range(..settle.tag).map(|(t, _)| *t).collect();
+            for tag in older {
+                pending.remove(&tag);
+            }
+            raw.ack_multiple(channel)
+        }
+        Action::Nack { requeue } => raw.nack(channel, requeue),
+    };
+    result.map_err(|e| format!("settling a delivery: {e}"))
+}

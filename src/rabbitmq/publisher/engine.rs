@@ -1,0 +1,419 @@
+//! The publishing thread of a [`Publisher`](super::Publisher): it alone
+//! owns the amiquip channel, publishes in order up to the confirm window,
+//! matches acks, nacks and returns to messages, and puts whatever a lost
+//! channel left unconfirmed back into the retry buffer, in order.
+//!
+//! A broker that closes the channel on a message (an exchange that does not
+//! exist, say) does not wedge the buffer: the messages that were in flight
+//! are sent again one at a time, and the one the broker refuses fails to its
+//! caller alone.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use amiquip::{Confirm, Publish, Return};
+use crossbeam_channel::{never, select, Receiver};
+
+use super::{Counters, Entry, Held, PublisherConfig};
+use crate::error::Error;
+use crate::rabbitmq::amqp;
+use crate::rabbitmq::connection::Shared;
+use crate::thread::StopToken;
+
+/// The publishing thread.
+pub(super) struct Engine {
+    pub(super) shared: Arc<Shared>,
+    pub(super) config: PublisherConfig,
+    pub(super) requests: Receiver<Entry>,
+    pub(super) stop: StopToken,
+    pub(super) held: Arc<Held>,
+    pub(super) counters: Arc<Counters>,
+    /// Waiting to be published, in publish order.
+    pub(super) queue: VecDeque<Entry>,
+    /// After the broker closed a channel with several messages in flight,
+    /// the messages up to this sequence number are sent one at a time, so
+    /// that the one it refuses is known and failed to its caller alone.
+    pub(super) careful_through: Option<u64>,
+}
+
+enum Served {
+    Done,
+    Lost(Loss),
+}
+
+/// Why a channel was lost.
+struct Loss {
+    reason: String,
+    /// The broker closed the channel (the connection is fine): something we
+    /// sent was refused.
+    by_server: bool,
+}
+
+impl Loss {
+    fn from(e: amiquip::Error) -> Loss {
+        match e {
+            amiquip::Error::ServerClosedChannel { code, message, .. } => Loss {
+                reason: format!("the broker closed the channel ({code}: {message})"),
+                by_server: true,
+            },
+            other => Loss {
+                reason: other.to_string(),
+                by_server: false,
+            },
+        }
+    }
+
+    fn other(reason: impl Into<String>) -> Loss {
+        Loss {
+            reason: reason.into(),
+            by_server: false,
+        }
+    }
+}
+
+impl Engine {
+    /// Publishes until stopped (and drained) or the connection closes;
+    /// returns how many messages were never confirmed.
+    pub(super) fn run(mut self) -> usize {
+        let name = self.shared.name.clone();
+        let wake = self.shared.wake_on_connect();
+        let mut draining: Option<Instant> = None;
+        loop {
+            if self.stop.is_stopped() && draining.is_none() {
+                draining = Some(Instant::now() + self.config.close_timeout);
+            }
+            if draining.is_some() && self.queue.is_empty() && self.requests.is_empty() {
+                break;
+            }
+            match self.shared.open_channel(&self.stop) {
+                Ok((channel, generation)) => match self.serve(&channel, &mut draining) {
+                    Served::Done => break,
+                    Served::Lost(loss) => {
+                        log::warn!(
+                            "publisher on {name}: channel lost ({generation}): {}; {} messages to resend",
+                            loss.reason,
+                            self.queue.len()
+                        );
+                        if loss.by_server && self.careful_through.is_none() {
+                            // Refused with nothing to blame: do not spin.
+                            let _ = self.stop.sleep(self.config.retry_interval);
+                        }
+                    }
+                },
+                Err(Error::Closed(_)) if self.shared.is_closed() => break,
+                Err(_) => {
+                    // Down: keep taking messages into the buffer until the
+                    // supervisor reconnects.
+                    let deadline = draining.map_or_else(never, crossbeam_channel::at);
+                    let stop = if draining.is_some() {
+                        never()
+                    } else {
+                        self.stop.receiver().clone()
+                    };
+                    select! {
+                        recv(wake) -> _ => {}
+                        recv(self.requests) -> entry => {
+                            if let Ok(entry) = entry { self.queue.push_back(entry) }
+                        }
+                        recv(stop) -> _ => {}
+                        recv(deadline) -> _ => break,
+                    }
+                }
+            }
+        }
+        while let Ok(entry) = self.requests.try_recv() {
+            self.queue.push_back(entry);
+        }
+        let unconfirmed = self.queue.len();
+        if unconfirmed > 0 {
+            log::error!("publisher on {name}: closed with {unconfirmed} messages unconfirmed");
+        }
+        for entry in self.queue.drain(..) {
+            if let Some(reply) = entry.reply {
+                let _ = reply.send(Err(Error::closed(
+                    "publisher (closed before the broker confirmed the message)",
+                )));
+            }
+            self.held.release();
+        }
+        unconfirmed
+    }
+
+    /// Publishes on one channel until it fails or the publisher is done.
+    fn serve(&mut self, channel: &amiquip::Channel, draining: &mut Option<Instant>) -> Served {
+        // The listeners first: a confirm or return that arrived before them
+        // would be lost.
+        let confirms = match channel.listen_for_publisher_confirms() {
+            Ok(rx) => rx,
+            Err(e) => return Served::Lost(Loss::from(e)),
+        };
+        let returns = if self.config.mandatory {
+            match channel.listen_for_returns() {
+                Ok(rx) => rx,
+                Err(e) => return Served::Lost(Loss::from(e)),
+            }
+        } else {
+            never()
+        };
+        if let Err(e) = channel.enable_publisher_confirms() {
+            return Served::Lost(Loss::from(e));
+        }
+        let mut inflight: BTreeMap<u64, Entry> = BTreeMap::new();
+        let mut returned: HashSet<u64> = HashSet::new();
+        let mut next_tag: u64 = 1;
+        let lost = loop {
+            // Publish what the window allows, in order.
+            let now = Instant::now();
+            let mut failed = None;
+            if let Some(through) = self.careful_through {
+                let done = self.queue.front().is_none_or(|e| e.seq > through)
+                    && inflight.values().all(|e| e.seq > through);
+                if done {
+                    self.careful_through = None;
+                }
+            }
+            let limit = if self.careful_through.is_some() {
+                1
+            } else {
+                self.config.window
+            };
+            while inflight.len() < limit {
+                match self.queue.front() {
+                    Some(e) if e.not_before.is_none_or(|t| t <= now) => {}
+                    _ => break,
+                }
+                let Some(mut entry) = self.queue.pop_front() else {
+                    break;
+                };
+                if let Err(e) = self.publish(channel, &entry) {
+                    self.queue.push_front(entry);
+                    failed = Some(e);
+                    break;
+                }
+                if entry.attempts > 0 {
+                    self.counters.resent.fetch_add(1, Ordering::Relaxed);
+                }
+                entry.attempts += 1;
+                inflight.insert(next_tag, entry);
+                next_tag += 1;
+            }
+            if failed.is_some() {
+                break failed;
+            }
+            if let Some(deadline) = *draining {
+                if self.queue.is_empty() && inflight.is_empty() && self.requests.is_empty() {
+                    break None;
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+            }
+            let wake_at = (*draining)
+                .into_iter()
+                .chain(self.queue.front().and_then(|e| e.not_before))
+                .min();
+            let timer = wake_at.map_or_else(never, crossbeam_channel::at);
+            let stop = if draining.is_some() {
+                never()
+            } else {
+                self.stop.receiver().clone()
+            };
+            // New messages only while the window has room: they queue behind
+            // anything waiting anyway, and this keeps the order.
+            let requests = if inflight.len() < self.config.window {
+                self.requests.clone()
+            } else {
+                never()
+            };
+            select! {
+                recv(requests) -> entry => {
+                    if let Ok(entry) = entry {
+                        self.queue.push_back(entry);
+                        while self.queue.len() < self.config.window {
+                            match self.requests.try_recv() {
+                                Ok(entry) => self.queue.push_back(entry),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                recv(confirms) -> confirm => match confirm {
+                    Ok(confirm) => self.settle(confirm, &mut inflight, &mut returned, &returns),
+                    // The channel is gone; a call on it says why.
+                    Err(_) => break Some(match channel.qos(0, 0, false) {
+                        Err(e) => Loss::from(e),
+                        Ok(()) => Loss::other("the confirm listener ended"),
+                    }),
+                },
+                recv(returns) -> ret => {
+                    if let Ok(ret) = ret { note_return(&ret, &mut returned) }
+                }
+                recv(stop) -> _ => {
+                    *draining = Some(Instant::now() + self.config.close_timeout);
+                }
+                recv(timer) -> _ => {}
+            }
+        };
+        match lost {
+            None => {
+                // Done: whatever is still in flight at the deadline goes
+                // back so that `run` fails it to its callers.
+                self.requeue(inflight);
+                Served::Done
+            }
+            Some(loss) => {
+                if loss.by_server {
+                    self.blame(&mut inflight, &loss.reason);
+                }
+                self.requeue(inflight);
+                Served::Lost(loss)
+            }
+        }
+    }
+
+    /// The broker closed the channel: with one message in flight in
+    /// careful mode, that message is the one refused and fails to its
+    /// caller; otherwise the messages in flight are resent carefully.
+    fn blame(&mut self, inflight: &mut BTreeMap<u64, Entry>, reason: &str) {
+        if self.careful_through.is_some() && inflight.len() == 1 {
+            if let Some((_, entry)) = inflight.pop_first() {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                log::error!(
+                    "publisher on {}: the broker refused a message to exchange `{}` with routing key `{}`: {reason}",
+                    self.shared.name,
+                    entry.exchange,
+                    entry.routing_key
+                );
+                if let Some(reply) = entry.reply {
+                    let _ = reply.send(Err(Error::Broker(format!(
+                        "refused by the broker (exchange `{}`, routing key `{}`): {reason}",
+                        entry.exchange, entry.routing_key
+                    ))));
+                }
+                self.held.release();
+            }
+        } else if let Some(last) = inflight.values().map(|e| e.seq).max() {
+            self.careful_through = Some(self.careful_through.map_or(last, |c| c.max(last)));
+        }
+    }
+
+    fn publish(&self, channel: &amiquip::Channel, entry: &Entry) -> std::result::Result<(), Loss> {
+        let seq = self.config.mandatory.then_some(entry.seq);
+        let properties = amqp::properties(&entry.message, self.config.persistent, seq);
+        channel
+            .basic_publish(
+                entry.exchange.as_str(),
+                Publish {
+                    body: entry.message.body(),
+                    routing_key: entry.routing_key.clone(),
+                    mandatory: self.config.mandatory,
+                    immediate: false,
+                    properties,
+                },
+            )
+            .map_err(Loss::from)?;
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Applies one confirm (possibly for several tags).
+    fn settle(
+        &mut self,
+        confirm: Confirm,
+        inflight: &mut BTreeMap<u64, Entry>,
+        returned: &mut HashSet<u64>,
+        returns: &Receiver<Return>,
+    ) {
+        let (payload, acked) = match confirm {
+            Confirm::Ack(p) => (p, true),
+            Confirm::Nack(p) => (p, false),
+        };
+        let tags: Vec<u64> = if payload.multiple {
+            inflight
+                .range(..=payload.delivery_tag)
+                .map(|(t, _)| *t)
+                .collect()
+        } else {
+            vec![payload.delivery_tag]
+        };
+        // The broker sends a message's return before its ack, and one I/O
+        // thread reads both, so every return for these tags is queued now.
+        while let Ok(ret) = returns.try_recv() {
+            note_return(&ret, returned);
+        }
+        let mut nacked = Vec::new();
+        for tag in tags {
+            let Some(entry) = inflight.remove(&tag) else {
+                continue;
+            };
+            if !acked {
+                self.counters.nacked.fetch_add(1, Ordering::Relaxed);
+                nacked.push(entry);
+            } else if returned.remove(&entry.seq) {
+                self.counters.returned.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "publisher on {}: unroutable message to exchange `{}` with routing key `{}`",
+                    self.shared.name,
+                    entry.exchange,
+                    entry.routing_key
+                );
+                if let Some(reply) = entry.reply {
+                    let _ = reply.send(Err(Error::Broker(format!(
+                        "unroutable: no queue is bound to exchange `{}` for routing key `{}`",
+                        entry.exchange, entry.routing_key
+                    ))));
+                }
+                self.held.release();
+            } else {
+                self.counters.confirmed.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = entry.reply {
+                    let _ = reply.send(Ok(()));
+                }
+                self.held.release();
+            }
+        }
+        if !nacked.is_empty() {
+            log::warn!(
+                "publisher on {}: the broker nacked {} messages; retrying in {:?}",
+                self.shared.name,
+                nacked.len(),
+                self.config.retry_interval
+            );
+            let at = Instant::now() + self.config.retry_interval;
+            for entry in &mut nacked {
+                entry.not_before = Some(at);
+            }
+            self.merge(nacked);
+        }
+    }
+
+    /// Puts what was in flight back into the queue, in order, to resend.
+    fn requeue(&mut self, inflight: BTreeMap<u64, Entry>) {
+        let entries: Vec<Entry> = inflight
+            .into_values()
+            .map(|mut e| {
+                e.not_before = None;
+                e
+            })
+            .collect();
+        self.merge(entries);
+    }
+
+    /// Merges `entries` into the queue, keeping publish order.
+    fn merge(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut all: Vec<Entry> = self.queue.drain(..).chain(entries).collect();
+        all.sort_by_key(|e| e.seq);
+        self.queue = all.into();
+    }
+}
+
+fn note_return(ret: &Return, returned: &mut HashSet<u64>) {
+    if let Some(seq) = amqp::seq_of(&ret.properties) {
+        returned.insert(seq);
+    }
+}
