@@ -5,12 +5,15 @@
 //! ```text
 //! cargo run --release --example bench -- simple
 //! cargo run --release --example bench -- simple --messages 2000000 --json
+//! cargo run --release --example bench -- outbox
 //! ```
 //!
 //! Each case runs `--runs` times, interleaved with its baseline so that a
 //! machine that speeds up or slows down during the run affects both alike;
 //! the table shows the median run.
 
+#[cfg(feature = "durable")]
+mod outbox;
 mod report;
 mod simple;
 
@@ -32,6 +35,10 @@ struct Cli {
 enum Component {
     /// SimpleAdapter with 1 and 4 instances against raw crossbeam SPSC.
     Simple(Load),
+    /// The transactional outbox: adds against raw fjall commits, dispatch
+    /// against direct sends, commit-to-send latency against polling.
+    #[cfg(feature = "durable")]
+    Outbox(outbox::OutboxLoad),
 }
 
 /// The load every bench takes.
@@ -56,6 +63,8 @@ fn main() {
     let cli = Cli::parse();
     let table: Table = match cli.component {
         Component::Simple(load) => simple::run(load),
+        #[cfg(feature = "durable")]
+        Component::Outbox(load) => outbox::run(load),
     };
     if cli.json {
         table.print_json();

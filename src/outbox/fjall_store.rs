@@ -28,8 +28,10 @@
 //! row whose bytes are corrupt is moved to `dead` unchanged, logged, and
 //! skipped, so it cannot block the rows behind it.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use fjall::{
@@ -73,6 +75,13 @@ pub struct FjallOutboxStore {
     dead: SingleWriterTxKeyspace,
     meta: SingleWriterTxKeyspace,
     last_id: AtomicU64,
+    /// No row below this id is pending: `pending` starts its scan here, so
+    /// it does not walk over the removed rows in front of the queue.
+    scan_from: AtomicU64,
+    /// The ids that have a record in `attempts`, so the common row (never
+    /// failed) costs no lookup there. Changed only inside write
+    /// transactions, which fjall runs one at a time.
+    failing: Mutex<BTreeSet<u64>>,
     durability: PersistMode,
 }
 
@@ -139,11 +148,18 @@ impl FjallOutboxStore {
             meta: keyspace("meta")?,
             db,
             last_id: AtomicU64::new(0),
+            scan_from: AtomicU64::new(0),
+            failing: Mutex::new(BTreeSet::new()),
             durability: PersistMode::SyncData,
         };
         store
             .last_id
             .store(store.recover_last_id()?, Ordering::SeqCst);
+        let mut failing = BTreeSet::new();
+        for guard in store.attempts.inner().iter() {
+            failing.insert(key_id(&guard.key().map_err(storage("reading attempts"))?)?);
+        }
+        *store.failing() = failing;
         Ok(store)
     }
 
@@ -200,8 +216,16 @@ impl FjallOutboxStore {
         Ok(id)
     }
 
+    fn failing(&self) -> MutexGuard<'_, BTreeSet<u64>> {
+        // A set of ids: a panic cannot leave it half-changed.
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The attempts and last error recorded for `id`.
     fn failures(&self, id: u64) -> Result<(u32, Option<String>)> {
+        if !self.failing().contains(&id) {
+            return Ok((0, None));
+        }
         match self
             .attempts
             .get(id_key(id))
@@ -272,7 +296,9 @@ impl OutboxStore for FjallOutboxStore {
     fn pending(&self, batch: usize) -> Result<Vec<OutboxRecord>> {
         check_batch("batch", batch)?;
         let mut rows = Vec::with_capacity(batch.min(1024));
-        for guard in self.pending.inner().iter() {
+        let from = self.scan_from.load(Ordering::SeqCst);
+        let mut first = None;
+        for guard in self.pending.inner().range(id_key(from)..) {
             if rows.len() == batch {
                 break;
             }
@@ -280,6 +306,7 @@ impl OutboxStore for FjallOutboxStore {
                 .into_inner()
                 .map_err(storage("reading pending rows"))?;
             let id = key_id(&key)?;
+            first.get_or_insert(id);
             match record::decode(id, &value) {
                 Ok(mut row) => {
                     (row.attempts, row.last_error) = self.failures(id)?;
@@ -288,12 +315,23 @@ impl OutboxStore for FjallOutboxStore {
                 Err(error) => self.set_aside_corrupt(&key, &value, &error)?,
             }
         }
+        // Ids are taken and committed under one lock, in order: when row
+        // `first` is visible, every row below it committed before it, so
+        // none of them is pending now or later.
+        if let Some(first) = first {
+            self.scan_from.fetch_max(first, Ordering::SeqCst);
+        }
         Ok(rows)
     }
 
     fn mark_dispatched(&self, ids: &[u64]) -> Result<()> {
         let at = millis(SystemTime::now());
         let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
+        // Taken after the transaction: the set changes under its lock only.
+        // A failed commit leaves ids out of the set whose attempts are
+        // still stored; those rows read as never failed, which only gives
+        // them more attempts.
+        let mut failing = self.failing();
         for &id in ids {
             let key = id_key(id);
             let Some(row) = tx
@@ -304,10 +342,7 @@ impl OutboxStore for FjallOutboxStore {
             };
             tx.insert(&self.dispatched, dispatched_key(at, id), row);
             tx.remove_weak(&self.pending, key);
-            if tx
-                .contains_key(&self.attempts, key)
-                .map_err(storage("reading attempts"))?
-            {
+            if failing.remove(&id) {
                 tx.remove(&self.attempts, key);
             }
         }
@@ -335,7 +370,9 @@ impl OutboxStore for FjallOutboxStore {
         };
         let attempts = previous.saturating_add(1);
         tx.insert(&self.attempts, key, encode_failures(attempts, error));
+        let mut failing = self.failing();
         tx.commit().map_err(storage("recording a failure"))?;
+        failing.insert(id);
         Ok(attempts)
     }
 
@@ -352,6 +389,8 @@ impl OutboxStore for FjallOutboxStore {
             ));
         };
         let mut row = record::decode(id, &bytes)?;
+        let mut failing = self.failing();
+        failing.remove(&id);
         if let Some(failures) = tx
             .get(&self.attempts, key)
             .map_err(storage("reading attempts"))?
