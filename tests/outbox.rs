@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::eventually;
-use syncmq::outbox::{ChannelStream, MemoryOutboxStore, OutboxCounts, OutboxRecord, OutboxStore};
+use syncmq::outbox::{
+    ChannelStream, EventStream, MemoryOutboxStore, OutboxCounts, OutboxRecord, OutboxStore,
+};
 use syncmq::{
     Adapter, ChannelSpec, Error, Message, Mode, Outbox, OutboxConfig, OutboxEvent, SimpleAdapter,
 };
@@ -424,4 +426,69 @@ fn a_closed_adapter_is_waited_out_not_a_dead_row() {
     let counts = outbox.store().counts().unwrap();
     assert_eq!((counts.pending, counts.dead), (1, 0));
     assert_eq!(outbox.store().pending(1).unwrap()[0].id, id);
+}
+
+/// A stream that hands messages on in `send` and confirms them in `flush`,
+/// as a publisher with confirms does; its first flush fails.
+struct Pipelined {
+    handed: Vec<u64>,
+    confirmed: Arc<Mutex<Vec<u64>>>,
+    flushes: usize,
+}
+
+impl EventStream for Pipelined {
+    fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
+        self.handed.push(record.id);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> syncmq::Result<()> {
+        self.flushes += 1;
+        if self.flushes == 1 {
+            self.handed.clear(); // the connection died before the confirms
+            return Err(Error::Broker("connection lost before the confirms".into()));
+        }
+        self.confirmed.lock().unwrap().append(&mut self.handed);
+        Ok(())
+    }
+}
+
+#[test]
+fn rows_are_marked_only_after_the_stream_confirms_them() {
+    let confirmed = Arc::new(Mutex::new(Vec::new()));
+    let stream = Pipelined {
+        handed: Vec::new(),
+        confirmed: confirmed.clone(),
+        flushes: 0,
+    };
+    let store = MemoryOutboxStore::new();
+    let added: Vec<u64> = (0..50u8)
+        .map(|i| store.add(&msg(vec![i])).unwrap())
+        .collect();
+    let outbox = Outbox::start_with(store, stream, quick().with_batch_size(20)).unwrap();
+    eventually(LIMIT, "every row confirmed", || {
+        confirmed.lock().unwrap().len() == 50
+    });
+    assert_eq!(*confirmed.lock().unwrap(), added, "each once, in order");
+    eventually(LIMIT, "every row marked", || {
+        outbox.store().counts().unwrap().dispatched == 50
+    });
+    let events: Vec<OutboxEvent> = outbox.events().try_iter().collect();
+    let first_batch = added[..20].to_vec();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, OutboxEvent::FlushFailed { ids, .. } if *ids == first_batch)),
+        "{events:?}"
+    );
+    // The unconfirmed rows were not reported dispatched before they were.
+    let dispatched: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            OutboxEvent::Dispatched { id } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dispatched, added);
+    outbox.stop().unwrap();
 }

@@ -2,7 +2,8 @@
 //! [`OutboxConfig`] that tunes them.
 //!
 //! The **dispatcher** (`syncmq-outbox-send`) reads up to `batch_size` pending
-//! rows, sends them one by one in id order, and marks the sent ones
+//! rows, sends them one by one in id order, flushes the stream (which
+//! confirms them all, for streams that pipeline) and marks the sent ones
 //! dispatched in one store call. It sleeps on a `Condvar` that every add
 //! through the [`Outbox`] signals, so a row is on its way the moment its
 //! transaction commits; the check interval is only a fallback for rows
@@ -494,6 +495,16 @@ impl<S: OutboxStore, T: EventStream> Dispatcher<S, T> {
             }
         }
         if !sent.is_empty() {
+            if let Err(error) = self.flush() {
+                // Not confirmed: the rows stay pending and are sent again.
+                log::warn!(
+                    "outbox: the stream did not confirm {} rows: {error}",
+                    sent.len()
+                );
+                self.reporter
+                    .report(OutboxEvent::FlushFailed { ids: sent, error });
+                return Pass::Failed;
+            }
             if let Err(error) = self.store.mark_dispatched(&sent) {
                 // The rows stay pending and are sent again: at least once.
                 log::warn!(
@@ -520,17 +531,18 @@ impl<S: OutboxStore, T: EventStream> Dispatcher<S, T> {
     /// One send; a panicking stream is a failure of that row, not the end
     /// of the dispatcher.
     fn send(&mut self, record: &OutboxRecord) -> Result<()> {
-        match catch_unwind(AssertUnwindSafe(|| self.stream.send(record))) {
-            Ok(result) => result,
-            Err(payload) => Err(Error::Panicked {
-                what: format!("outbox stream sending row {}", record.id),
-                message: payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic without a message".into()),
-            }),
-        }
+        catch_unwind(AssertUnwindSafe(|| self.stream.send(record))).unwrap_or_else(|payload| {
+            Err(panicked(
+                format!("outbox stream sending row {}", record.id),
+                payload,
+            ))
+        })
+    }
+
+    /// The stream's flush, panics caught as in [`send`](Self::send).
+    fn flush(&mut self) -> Result<()> {
+        catch_unwind(AssertUnwindSafe(|| self.stream.flush()))
+            .unwrap_or_else(|payload| Err(panicked("outbox stream flush".into(), payload)))
     }
 
     /// Counts a failed send. Returns true when the row went dead, so the
@@ -591,6 +603,17 @@ impl<S: OutboxStore, T: EventStream> Dispatcher<S, T> {
         );
         self.failures = self.failures.saturating_add(1);
         self.signal.sleep(wait)
+    }
+}
+
+fn panicked(what: String, payload: Box<dyn std::any::Any + Send>) -> Error {
+    Error::Panicked {
+        what,
+        message: payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into()),
     }
 }
 

@@ -128,6 +128,15 @@ pub enum OutboxEvent {
         /// The row's id.
         id: u64,
     },
+    /// The stream's [`flush`](EventStream::flush) failed: it could not
+    /// confirm these rows, so they stay pending and are sent again after a
+    /// backoff. Not counted against the rows.
+    FlushFailed {
+        /// The rows sent since the last confirmed flush.
+        ids: Vec<u64>,
+        /// Why the flush failed.
+        error: Error,
+    },
     /// The store failed (reading pending rows, marking or cleaning up); the
     /// thread backs off and tries again.
     StoreFailed {
