@@ -12,6 +12,10 @@
 //!   stream that inserts each message into a fjall keyspace (a stand-in for
 //!   the queue engine). Plus add→dispatched: a producer adding while the
 //!   dispatcher sends.
+//! - **RabbitMQ** (when a broker answers on 127.0.0.1:5672): a realistic
+//!   destination, persistent messages into a durable queue, published in
+//!   `send` and confirmed in `flush` once per batch; the outbox dispatching
+//!   from fjall against calling that stream directly.
 //! - **latency**: from the store's commit returning to the stream's `send`
 //!   being called (commit-to-send; the bench wraps the store to stamp the
 //!   commit), with wake-on-add against interval-only polling (the Go seed's
@@ -56,6 +60,9 @@ pub struct OutboxLoad {
     /// The check interval of the interval-only polling case, in ms.
     #[arg(long, default_value_t = 20)]
     pub poll_ms: u64,
+    /// Rows per RabbitMQ run (persistent messages, durable queue).
+    #[arg(long, default_value_t = 10_000)]
+    pub amqp_messages: usize,
     /// Runs per throughput case; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
@@ -71,6 +78,10 @@ const FJ_CHAN: &str = "dispatch: fjall store -> crossbeam";
 const E2E_CHAN: &str = "add->dispatched: fjall -> crossbeam";
 const RAW_FJS: &str = "direct sends -> fjall insert stream";
 const FJ_FJS: &str = "dispatch: fjall store -> fjall insert";
+#[cfg(feature = "rabbitmq")]
+const RAW_AMQP: &str = "direct sends -> RabbitMQ, confirm per batch";
+#[cfg(feature = "rabbitmq")]
+const FJ_AMQP: &str = "dispatch: fjall store -> RabbitMQ";
 
 /// One throughput case: (payload, messages, batch) to the run's duration.
 type Case = fn(&[u8], usize, usize) -> Duration;
@@ -125,6 +136,18 @@ pub fn run(load: OutboxLoad) -> Table {
             None => table.baseline(case, *n, load.size, &durations[i]),
             Some(base) => table.compared(case, base, *n, load.size, &durations[i]),
         }
+    }
+
+    #[cfg(feature = "rabbitmq")]
+    match rabbitmq(&payload, load.amqp_messages, load.batch, load.runs) {
+        Some([raw, outbox]) => {
+            table.baseline(RAW_AMQP, load.amqp_messages, load.size, &raw);
+            table.compared(FJ_AMQP, RAW_AMQP, load.amqp_messages, load.size, &outbox);
+        }
+        None => eprintln!(
+            "bench outbox: no RabbitMQ at {}; skipping its cases",
+            amqp::URL
+        ),
     }
 
     let poll = format!("polling only, every {} ms (fjall Buffer)", load.poll_ms);
@@ -461,4 +484,166 @@ fn latency<S: OutboxStore>(
     }
     outbox.stop().expect("stop");
     samples
+}
+
+// ---------------------------------------------------------------------------
+// A realistic destination: RabbitMQ with publisher confirms, raw amiquip.
+
+/// A stream into a durable RabbitMQ queue: `send` publishes a persistent
+/// message, `flush` waits for the broker's confirms of everything sent.
+#[cfg(feature = "rabbitmq")]
+mod amqp {
+    use amiquip::{AmqpProperties, Channel, Confirm, Connection, Publish, QueueDeclareOptions};
+    use crossbeam_channel::{Receiver, Sender};
+    use syncmq::outbox::{EventStream, OutboxRecord};
+    use syncmq::Error;
+
+    pub const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+    pub struct AmqpStream {
+        connection: Option<Connection>,
+        channel: Option<Channel>,
+        confirms: Receiver<Confirm>,
+        queue: String,
+        published: u64,
+        confirmed: u64,
+        /// Told once `target` messages are confirmed.
+        done: Option<(u64, Sender<()>)>,
+    }
+
+    impl AmqpStream {
+        /// None when no broker answers.
+        pub fn connect(queue: &str) -> Option<AmqpStream> {
+            let mut connection = Connection::insecure_open(URL).ok()?;
+            let channel = connection.open_channel(None).expect("channel");
+            channel
+                .queue_declare(
+                    queue,
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                )
+                .expect("declare");
+            let confirms = channel.listen_for_publisher_confirms().expect("confirms");
+            channel.enable_publisher_confirms().expect("confirm mode");
+            Some(AmqpStream {
+                connection: Some(connection),
+                channel: Some(channel),
+                confirms,
+                queue: queue.to_string(),
+                published: 0,
+                confirmed: 0,
+                done: None,
+            })
+        }
+
+        /// Tells `done` when `target` messages are confirmed.
+        pub fn notify_at(mut self, target: u64, done: Sender<()>) -> Self {
+            self.done = Some((target, done));
+            self
+        }
+
+        fn channel(&self) -> &Channel {
+            self.channel.as_ref().expect("open until drop")
+        }
+    }
+
+    impl EventStream for AmqpStream {
+        fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
+            let properties = AmqpProperties::default().with_delivery_mode(2);
+            self.channel()
+                .basic_publish(
+                    "",
+                    Publish::with_properties(record.message.body(), self.queue.clone(), properties),
+                )
+                .map_err(|e| Error::Broker(e.to_string()))?;
+            self.published += 1;
+            Ok(())
+        }
+
+        fn flush(&mut self) -> syncmq::Result<()> {
+            while self.confirmed < self.published {
+                match self.confirms.recv() {
+                    Ok(Confirm::Ack(c)) => {
+                        // Tags here are confirmed in order on one channel.
+                        self.confirmed = self.confirmed.max(c.delivery_tag);
+                    }
+                    Ok(Confirm::Nack(_)) => return Err(Error::Broker("nacked".into())),
+                    Err(_) => return Err(Error::Broker("connection lost".into())),
+                }
+            }
+            if let Some((target, done)) = &self.done {
+                if self.confirmed >= *target {
+                    let _ = done.send(());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl Drop for AmqpStream {
+        fn drop(&mut self) {
+            if let Some(channel) = self.channel.take() {
+                let _ = channel.queue_delete(self.queue.clone(), Default::default());
+                let _ = channel.close();
+            }
+            if let Some(connection) = self.connection.take() {
+                let _ = connection.close();
+            }
+        }
+    }
+}
+
+/// Rows sent to RabbitMQ in batches: directly (send × batch, then flush),
+/// and by the outbox from a fjall store; the two alternate which goes
+/// first. None without a broker.
+#[cfg(feature = "rabbitmq")]
+fn rabbitmq(payload: &[u8], n: usize, batch: usize, runs: usize) -> Option<[Vec<Duration>; 2]> {
+    let mut durations = [Vec::new(), Vec::new()];
+    for run in 0..runs.max(1) {
+        let queue = format!("syncmq-bench-outbox-{}-{run}", std::process::id());
+        let order = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+        for case in order {
+            let took = if case == 0 {
+                amqp_direct(&format!("{queue}-direct"), payload, n, batch)?
+            } else {
+                amqp_outbox(&format!("{queue}-outbox"), payload, n, batch)?
+            };
+            durations[case].push(took);
+        }
+    }
+    Some(durations)
+}
+
+#[cfg(feature = "rabbitmq")]
+fn amqp_direct(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Duration> {
+    let records: Vec<OutboxRecord> = (0..n as u64).map(|id| record(id, payload)).collect();
+    let mut stream = amqp::AmqpStream::connect(queue)?;
+    let started = Instant::now();
+    for chunk in records.chunks(batch) {
+        for r in chunk {
+            stream.send(r).expect("publish");
+        }
+        stream.flush().expect("confirms");
+    }
+    Some(started.elapsed())
+}
+
+#[cfg(feature = "rabbitmq")]
+fn amqp_outbox(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Duration> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = fjall_store(dir.path());
+    let message = message(payload);
+    for _ in 0..n {
+        store.add(&message).expect("add");
+    }
+    let (done_tx, done) = bounded(1);
+    let stream = amqp::AmqpStream::connect(queue)?.notify_at(n as u64, done_tx);
+    let started = Instant::now();
+    let outbox = Outbox::start_with(store, stream, config(batch)).expect("start");
+    done.recv().expect("all confirmed");
+    let took = started.elapsed();
+    outbox.stop().expect("stop");
+    Some(took)
 }
