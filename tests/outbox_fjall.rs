@@ -257,7 +257,7 @@ fn crash_child() {
     // A destination slower than the adds, so rows are still pending when
     // the kill comes. Each line is one write(2): the kill cannot lose it.
     let stream = move |r: &OutboxRecord| {
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(20));
         let line = format!("{} {}\n", r.id, String::from_utf8_lossy(r.message.body()));
         sent.write_all(line.as_bytes())
             .map_err(|e| Error::Broker(e.to_string()))
@@ -306,10 +306,14 @@ fn a_kill_9_loses_no_committed_row_and_sends_no_rolled_back_one() {
         .spawn()
         .unwrap();
     let (committed_path, sent_path) = (dir.path().join("committed"), dir.path().join("sent"));
+    // Kill it mid-stream: sending, with a backlog of committed rows.
     eventually(
         Duration::from_secs(60),
         "the child committing and sending",
-        || lines(&committed_path).len() >= 150 && lines(&sent_path).len() >= 5,
+        || {
+            let (committed, sent) = (lines(&committed_path).len(), lines(&sent_path).len());
+            committed >= 150 && sent >= 5 && committed >= sent + 20
+        },
     );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
