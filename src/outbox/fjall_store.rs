@@ -23,6 +23,11 @@
 //!   it.
 //! - `meta`: the last id given out, so ids never repeat after a restart.
 //!
+//! One [`Outbox`](crate::outbox::Outbox) dispatches from a fjall store:
+//! fjall lets one process open a database, and this store does not claim
+//! rows (there is nobody to claim them from), so two outboxes on one store
+//! would send every row twice.
+//!
 //! Marking rows dispatched is written without a sync: if the machine loses
 //! it, the rows are sent again after the restart (at least once). A pending
 //! row whose bytes are corrupt is moved to `dead` unchanged, logged, and

@@ -5,7 +5,8 @@
 //! that `add_within_tx` applies to the store's application map together
 //! with the outbox row, under one lock, or drops when the closure fails. So
 //! the atomicity rule of [`OutboxStore`] can be exercised without a
-//! database. Nothing survives the process.
+//! database. Nothing survives the process. As with fjall, one
+//! [`Outbox`](crate::outbox::Outbox) dispatches from a store.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};

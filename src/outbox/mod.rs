@@ -44,17 +44,17 @@ use std::time::SystemTime;
 use crate::error::{Error, Result};
 use crate::message::Message;
 
-mod dispatcher;
-mod memory_store;
+pub mod dispatcher;
+pub mod memory_store;
 #[cfg(feature = "durable")]
 mod record;
 mod signal;
-mod stream;
+pub mod stream;
 
 #[cfg(feature = "durable")]
-mod fjall_store;
+pub mod fjall_store;
 #[cfg(feature = "postgres")]
-mod postgres_store;
+pub mod postgres_store;
 
 pub use dispatcher::{Outbox, OutboxConfig};
 pub use memory_store::{MemoryOutboxStore, MemoryTx};
