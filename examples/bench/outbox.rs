@@ -40,7 +40,7 @@ use syncmq::{Message, Outbox, OutboxConfig};
 use crate::report::Table;
 
 /// The load of `bench outbox`.
-#[derive(Args, Clone, Copy)]
+#[derive(Args, Clone)]
 pub struct OutboxLoad {
     /// Rows per throughput run (buffered adds and dispatch).
     #[arg(long, default_value_t = 50_000)]
@@ -63,6 +63,18 @@ pub struct OutboxLoad {
     /// Rows per RabbitMQ run (persistent messages, durable queue).
     #[arg(long, default_value_t = 10_000)]
     pub amqp_messages: usize,
+    /// Rows per PostgreSQL run (one synced commit per add).
+    #[arg(long, default_value_t = 1000)]
+    pub pg_messages: usize,
+    /// Rows per PostgreSQL dispatch run.
+    #[arg(long, default_value_t = 20_000)]
+    pub pg_dispatch: usize,
+    /// The PostgreSQL connection string of the PostgreSQL cases.
+    #[arg(
+        long,
+        default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
+    )]
+    pub postgres: String,
     /// Runs per throughput case; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
@@ -78,6 +90,12 @@ const FJ_CHAN: &str = "dispatch: fjall store -> crossbeam";
 const E2E_CHAN: &str = "add->dispatched: fjall -> crossbeam";
 const RAW_FJS: &str = "direct sends -> fjall insert stream";
 const FJ_FJS: &str = "dispatch: fjall store -> fjall insert";
+#[cfg(feature = "postgres")]
+const RAW_PG: &str = "raw PostgreSQL commit, app row";
+#[cfg(feature = "postgres")]
+const ADD_PG: &str = "add_within_tx, app+outbox row (PostgreSQL)";
+#[cfg(feature = "postgres")]
+const PG_CHAN: &str = "dispatch: PostgreSQL store -> crossbeam";
 #[cfg(feature = "rabbitmq")]
 const RAW_AMQP: &str = "direct sends -> RabbitMQ, confirm per batch";
 #[cfg(feature = "rabbitmq")]
@@ -149,6 +167,9 @@ pub fn run(load: OutboxLoad) -> Table {
             amqp::URL
         ),
     }
+
+    #[cfg(feature = "postgres")]
+    postgres(&load, &payload, &mut table);
 
     let poll = format!("polling only, every {} ms (fjall Buffer)", load.poll_ms);
     // Polling waits about half an interval per sample: keep its count small.
@@ -595,6 +616,32 @@ mod amqp {
     }
 }
 
+/// The PostgreSQL cases, interleaved run by run; skipped without a server.
+#[cfg(feature = "postgres")]
+fn postgres(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
+    let params = load.postgres.as_str();
+    if !pg::available(params) {
+        eprintln!("bench outbox: no PostgreSQL at {params:?}; skipping its cases");
+        return;
+    }
+    let n = load.pg_messages;
+    let mut durations = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..load.runs.max(1) {
+        durations[0].push(pg::raw_commit(params, payload, n));
+        durations[1].push(pg::add(params, payload, n));
+        durations[2].push(pg::dispatch(params, payload, load.pg_dispatch, load.batch));
+    }
+    table.baseline(RAW_PG, n, load.size, &durations[0]);
+    table.compared(ADD_PG, RAW_PG, n, load.size, &durations[1]);
+    table.compared(
+        PG_CHAN,
+        RAW_CHAN,
+        load.pg_dispatch,
+        load.size,
+        &durations[2],
+    );
+}
+
 /// Rows sent to RabbitMQ in batches: directly (send × batch, then flush),
 /// and by the outbox from a fjall store; the two alternate which goes
 /// first. None without a broker.
@@ -646,4 +693,132 @@ fn amqp_outbox(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Du
     let took = started.elapsed();
     outbox.stop().expect("stop");
     Some(took)
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL: the database most outbox users already have.
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use std::time::{Duration, Instant};
+
+    use crossbeam_channel::bounded;
+    use syncmq::outbox::postgres::{Client, NoTls};
+    use syncmq::outbox::{ChannelStream, OutboxStore, PostgresOutboxStore, PostgresStoreConfig};
+    use syncmq::Outbox;
+
+    /// A table pair of this run's own, dropped at the end.
+    struct Tables {
+        params: String,
+        name: String,
+    }
+
+    impl Tables {
+        fn new(params: &str, case: &str) -> Tables {
+            Tables {
+                params: params.to_string(),
+                name: format!("bench_outbox_{case}_{}", std::process::id()),
+            }
+        }
+
+        fn client(&self) -> Client {
+            Client::connect(&self.params, NoTls).expect("connect")
+        }
+
+        fn app_table(&self, client: &mut Client) -> String {
+            let app = format!("{}_app", self.name);
+            client
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {app}; CREATE TABLE {app} (id BIGINT PRIMARY KEY, body BYTEA NOT NULL)"
+                ))
+                .expect("create the app table");
+            app
+        }
+
+        fn store(&self) -> PostgresOutboxStore {
+            let store = PostgresOutboxStore::connect_with(
+                PostgresStoreConfig::new(&self.params).with_table(&self.name),
+            )
+            .expect("connect the store");
+            self.client()
+                .batch_execute(&format!("TRUNCATE {}", self.name))
+                .expect("truncate");
+            store
+        }
+    }
+
+    impl Drop for Tables {
+        fn drop(&mut self) {
+            if let Ok(mut client) = Client::connect(&self.params, NoTls) {
+                let _ = client.batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {0}; DROP TABLE IF EXISTS {0}_app",
+                    self.name
+                ));
+            }
+        }
+    }
+
+    /// True when a PostgreSQL answers at `params`.
+    pub fn available(params: &str) -> bool {
+        Client::connect(params, NoTls).is_ok()
+    }
+
+    /// One app row per transaction, committed.
+    pub fn raw_commit(params: &str, payload: &[u8], n: usize) -> Duration {
+        let tables = Tables::new(params, "raw");
+        let mut client = tables.client();
+        let app = tables.app_table(&mut client);
+        let insert = format!("INSERT INTO {app} (id, body) VALUES ($1, $2)");
+        let started = Instant::now();
+        for i in 0..n as i64 {
+            let mut tx = client.transaction().expect("begin");
+            tx.execute(&insert, &[&i, &payload]).expect("insert");
+            tx.commit().expect("commit");
+        }
+        started.elapsed()
+    }
+
+    /// The same app row plus the outbox row, per transaction.
+    pub fn add(params: &str, payload: &[u8], n: usize) -> Duration {
+        let tables = Tables::new(params, "add");
+        let app = tables.app_table(&mut tables.client());
+        let store = tables.store();
+        let insert = format!("INSERT INTO {app} (id, body) VALUES ($1, $2)");
+        let message = super::message(payload);
+        let started = Instant::now();
+        for i in 0..n as i64 {
+            store
+                .add_within_tx(&message, |tx| {
+                    tx.execute(&insert, &[&i, &payload])
+                        .map_err(|e| syncmq::Error::Storage(e.to_string()))
+                })
+                .expect("add");
+        }
+        started.elapsed()
+    }
+
+    /// Rows already in the table, dispatched to a crossbeam channel.
+    pub fn dispatch(params: &str, payload: &[u8], n: usize, batch: usize) -> Duration {
+        let tables = Tables::new(params, "dispatch");
+        let store = tables.store();
+        let message = super::message(payload);
+        let mut client = tables.client();
+        let mut tx = client.transaction().expect("begin");
+        for _ in 0..n {
+            store.add_in(&mut tx, &message).expect("add");
+        }
+        tx.commit().expect("commit");
+        let (sender, rx) = bounded(1024);
+        let done = super::consumer(rx, n);
+        let started = Instant::now();
+        let outbox = Outbox::start_with(
+            store,
+            ChannelStream::from_sender("bench", sender),
+            super::config(batch),
+        )
+        .expect("start");
+        let took = done.join().expect("consumer") - started;
+        outbox.stop().expect("stop");
+        took
+    }
 }
