@@ -99,6 +99,28 @@ fn app_writes_and_the_row_commit_together_or_not_at_all() {
 }
 
 #[test]
+fn a_panic_in_the_closure_rolls_back_and_leaves_the_store_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FjallOutboxStore::open(dir.path()).unwrap();
+    let orders = store
+        .database()
+        .keyspace("orders", KeyspaceCreateOptions::default)
+        .unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.add_within_tx(&msg("doomed"), |tx| -> Result<(), Error> {
+            tx.insert(&orders, "order:1", "placed");
+            panic!("a bug in the application's closure");
+        })
+    }));
+    assert!(panicked.is_err());
+    assert!(orders.get("order:1").unwrap().is_none());
+    assert_eq!(store.counts().unwrap().pending, 0);
+    // fjall's writer lock is not poisoned: the next transaction works.
+    let id = store.add(&msg("fine")).unwrap();
+    assert_eq!(store.pending(10).unwrap()[0].id, id);
+}
+
+#[test]
 fn a_restart_keeps_pending_rows_attempts_and_ids() {
     let dir = tempfile::tempdir().unwrap();
     let (first, second, third);

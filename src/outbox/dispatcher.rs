@@ -453,6 +453,7 @@ impl<S: OutboxStore, T: EventStream> Dispatcher<S, T> {
                 }
             };
             if batch.is_empty() {
+                self.failures = 0;
                 if self.signal.wait_for_add(seen, self.config.check_interval) {
                     break;
                 }

@@ -34,6 +34,7 @@
 //! skipped, so it cannot block the rows behind it.
 
 use std::collections::BTreeSet;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -291,8 +292,17 @@ impl OutboxStore for FjallOutboxStore {
         E: From<Error>,
     {
         let mut tx = self.db.write_tx().durability(Some(self.durability));
-        // On an error the transaction is dropped: fjall rolls it back.
-        let value = f(&mut tx)?;
+        // On an error the transaction is dropped: fjall rolls it back. A
+        // panic in `f` must not drop it while unwinding, which would poison
+        // fjall's writer lock and fail every later transaction: drop it
+        // first, then let the panic go on.
+        let value = match catch_unwind(AssertUnwindSafe(|| f(&mut tx))) {
+            Ok(value) => value?,
+            Err(panic) => {
+                drop(tx);
+                resume_unwind(panic);
+            }
+        };
         let id = self.insert(&mut tx, message)?;
         tx.commit().map_err(storage("committing an add"))?;
         Ok((id, value))
