@@ -83,6 +83,10 @@ impl Default for OutboxConfig {
 }
 
 impl OutboxConfig {
+    /// The largest events capacity accepted: crossbeam allocates a bounded
+    /// channel's slots up front.
+    pub const MAX_EVENTS_CAPACITY: usize = 1 << 20;
+
     /// How often the dispatcher looks for pending rows when nothing wakes it
     /// (rows added by another process or straight into the store).
     /// Default 1 s. Adds through the [`Outbox`] wake it at once regardless.
@@ -160,8 +164,9 @@ impl OutboxConfig {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] naming the field: a zero interval, batch
-    /// size, events capacity or `max_attempts`, a zero initial backoff, or a
-    /// maximum backoff below the initial one.
+    /// size, events capacity or `max_attempts`, an events capacity over
+    /// [`MAX_EVENTS_CAPACITY`](Self::MAX_EVENTS_CAPACITY), a zero initial
+    /// backoff, or a maximum backoff below the initial one.
     pub fn validate(&self) -> Result<()> {
         let positive = [
             ("check_interval", self.check_interval),
@@ -183,6 +188,16 @@ impl OutboxConfig {
             if value == 0 {
                 return Err(Error::invalid(name, "must be at least 1"));
             }
+        }
+        if self.events_capacity > Self::MAX_EVENTS_CAPACITY {
+            return Err(Error::invalid(
+                "events_capacity",
+                format!(
+                    "{} is over the most, {}",
+                    self.events_capacity,
+                    Self::MAX_EVENTS_CAPACITY
+                ),
+            ));
         }
         if self.max_backoff < self.initial_backoff {
             return Err(Error::invalid(
@@ -691,6 +706,10 @@ mod tests {
             (OutboxConfig::default().with_max_attempts(0), "max_attempts"),
             (
                 OutboxConfig::default().with_events_capacity(0),
+                "events_capacity",
+            ),
+            (
+                OutboxConfig::default().with_events_capacity(usize::MAX),
                 "events_capacity",
             ),
             (
