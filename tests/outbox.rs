@@ -222,8 +222,11 @@ fn nobody_reading_events_does_not_stall_dispatch() {
     eventually(LIMIT, "500 rows marked", || {
         outbox.store().counts().unwrap().dispatched == 500
     });
+    // Rows are reported after they are marked: wait for the last report.
+    eventually(LIMIT, "496 events dropped", || {
+        outbox.dropped_events() == 496
+    });
     assert_eq!(outbox.events().len(), 4);
-    assert_eq!(outbox.dropped_events(), 496);
     outbox.stop().unwrap();
 }
 
@@ -326,7 +329,9 @@ fn add_within_tx_commits_both_or_neither() {
     assert!(err.to_string().contains("out of stock"));
     assert_eq!(outbox.store().app_value("order:2"), None);
     eventually(LIMIT, "the committed row sent", || ids(&sent) == vec![id]);
-    assert_eq!(outbox.store().counts().unwrap().pending, 0);
+    eventually(LIMIT, "the committed row marked", || {
+        outbox.store().counts().unwrap().pending == 0
+    });
     outbox.stop().unwrap();
 }
 
@@ -473,6 +478,8 @@ fn rows_are_marked_only_after_the_stream_confirms_them() {
     eventually(LIMIT, "every row marked", || {
         outbox.store().counts().unwrap().dispatched == 50
     });
+    // Stopped, the dispatcher has reported everything it did.
+    outbox.stop().unwrap();
     let events: Vec<OutboxEvent> = outbox.events().try_iter().collect();
     let first_batch = added[..20].to_vec();
     assert!(
@@ -490,5 +497,4 @@ fn rows_are_marked_only_after_the_stream_confirms_them() {
         })
         .collect();
     assert_eq!(dispatched, added);
-    outbox.stop().unwrap();
 }
