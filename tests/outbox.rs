@@ -498,3 +498,35 @@ fn rows_are_marked_only_after_the_stream_confirms_them() {
         .collect();
     assert_eq!(dispatched, added);
 }
+
+#[test]
+fn a_requeued_dead_row_is_sent_once_the_stream_takes_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fixed = Arc::new(AtomicBool::new(false));
+    let (sent, mut inner) = recorder();
+    let stream = {
+        let fixed = fixed.clone();
+        move |r: &OutboxRecord| {
+            if !fixed.load(Ordering::SeqCst) {
+                return Err(Error::Codec("the consumer's schema rejects it".into()));
+            }
+            inner(r)
+        }
+    };
+    let outbox = Outbox::start_with(
+        MemoryOutboxStore::new(),
+        stream,
+        quick().with_max_attempts(1),
+    )
+    .unwrap();
+    let id = outbox.add(&msg("v2 event")).unwrap();
+    eventually(LIMIT, "the row dead", || {
+        outbox.store().counts().unwrap().dead == 1
+    });
+    fixed.store(true, Ordering::SeqCst); // the consumer was upgraded
+    let again = outbox.requeue_dead(id).unwrap();
+    assert!(again > id);
+    eventually(LIMIT, "the requeued row sent", || ids(&sent) == vec![again]);
+    assert!(outbox.store().dead(10).unwrap().is_empty());
+    outbox.stop().unwrap();
+}

@@ -454,6 +454,14 @@ impl<S: OutboxStore> OutboxStore for Stamped<S> {
         self.inner.remove_dispatched(older_than, batch)
     }
 
+    fn requeue_dead(&self, id: u64) -> syncmq::Result<u64> {
+        self.inner.requeue_dead(id)
+    }
+
+    fn remove_dead(&self, id: u64) -> syncmq::Result<()> {
+        self.inner.remove_dead(id)
+    }
+
     fn dead(&self, limit: usize) -> syncmq::Result<Vec<OutboxRecord>> {
         self.inner.dead(limit)
     }

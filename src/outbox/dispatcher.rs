@@ -343,6 +343,20 @@ impl<S: OutboxStore> Outbox<S> {
         Ok(added)
     }
 
+    /// Gives a dead row another chance as a new row at the end of the
+    /// queue (see [`OutboxStore::requeue_dead`]) and wakes the dispatcher.
+    /// Returns the new id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`stop`](Self::stop), or the store's errors.
+    pub fn requeue_dead(&self, id: u64) -> Result<u64> {
+        self.check_open()?;
+        let new_id = self.store.requeue_dead(id)?;
+        self.signal.notify();
+        Ok(new_id)
+    }
+
     /// Wakes the dispatcher, for rows written straight into the store (for
     /// example in a transaction the caller manages).
     pub fn notify(&self) {

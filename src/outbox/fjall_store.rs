@@ -252,6 +252,10 @@ impl FjallOutboxStore {
     }
 }
 
+fn not_dead(id: u64) -> Error {
+    Error::invalid("id", format!("outbox row {id} is not dead"))
+}
+
 fn encode_failures(attempts: u32, error: &str) -> Vec<u8> {
     let mut out = attempts.to_be_bytes().to_vec();
     out.extend_from_slice(error.as_bytes());
@@ -434,6 +438,35 @@ impl OutboxStore for FjallOutboxStore {
         }
         tx.commit().map_err(storage("removing dispatched rows"))?;
         Ok(keys.len() as u64)
+    }
+
+    fn requeue_dead(&self, id: u64) -> Result<u64> {
+        let key = id_key(id);
+        let mut tx = self.db.write_tx().durability(Some(self.durability));
+        let Some(bytes) = tx
+            .get(&self.dead, key)
+            .map_err(storage("reading a dead row"))?
+        else {
+            return Err(not_dead(id));
+        };
+        let row = record::decode(id, &bytes)?;
+        tx.remove_weak(&self.dead, key);
+        let new_id = self.insert(&mut tx, &row.message)?;
+        tx.commit().map_err(storage("requeueing a dead row"))?;
+        Ok(new_id)
+    }
+
+    fn remove_dead(&self, id: u64) -> Result<()> {
+        let key = id_key(id);
+        let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
+        if !tx
+            .contains_key(&self.dead, key)
+            .map_err(storage("reading a dead row"))?
+        {
+            return Err(not_dead(id));
+        }
+        tx.remove_weak(&self.dead, key);
+        tx.commit().map_err(storage("removing a dead row"))
     }
 
     fn dead(&self, limit: usize) -> Result<Vec<OutboxRecord>> {

@@ -233,6 +233,24 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// [`Error::Storage`].
     fn remove_dispatched(&self, older_than: SystemTime, batch: usize) -> Result<u64>;
 
+    /// Gives a dead row another chance: removes it and adds its message as
+    /// a new pending row (a new id, after every row pending now, no
+    /// attempts), in one transaction. Returns the new id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the row is not dead;
+    /// [`Error::Storage`].
+    fn requeue_dead(&self, id: u64) -> Result<u64>;
+
+    /// Deletes a dead row for good.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the row is not dead;
+    /// [`Error::Storage`].
+    fn remove_dead(&self, id: u64) -> Result<()>;
+
     /// Up to `limit` dead rows, lowest id first.
     ///
     /// # Errors

@@ -191,6 +191,8 @@ struct Sql {
     mark_dead: String,
     remove_dispatched: String,
     dead: String,
+    take_dead: String,
+    insert_bytes: String,
     counts: String,
 }
 
@@ -223,6 +225,12 @@ impl Sql {
             remove_dispatched: format!(
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE dispatched_at < $1 \
                    ORDER BY dispatched_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id"
+            ),
+            take_dead: format!(
+                "DELETE FROM {t} WHERE id = $1 AND dead_at IS NOT NULL RETURNING message"
+            ),
+            insert_bytes: format!(
+                "INSERT INTO {t} (message, created_at) VALUES ($1, $2) RETURNING id"
             ),
             dead: format!(
                 "SELECT {columns} FROM {t} WHERE dead_at IS NOT NULL ORDER BY id LIMIT $1"
@@ -452,6 +460,10 @@ fn id_of(row: &Row) -> Result<u64> {
     })
 }
 
+fn not_dead(id: u64) -> Error {
+    Error::invalid("id", format!("outbox row {id} is not dead"))
+}
+
 fn db_id(id: u64) -> Result<i64> {
     i64::try_from(id).map_err(|_| Error::invalid("id", format!("outbox row {id} is not pending")))
 }
@@ -552,6 +564,38 @@ impl OutboxStore for PostgresOutboxStore {
             &[(&older_than, Type::TIMESTAMPTZ), (&limit, Type::INT8)],
         )?;
         Ok(removed.len() as u64)
+    }
+
+    fn requeue_dead(&self, id: u64) -> Result<u64> {
+        let db_id = db_id(id)?;
+        let mut client = self.client()?;
+        let mut tx = client
+            .transaction()
+            .map_err(pg("beginning a transaction"))?;
+        let taken = tx
+            .query_typed(&self.sql.take_dead, &[(&db_id, Type::INT8)])
+            .map_err(pg("taking a dead row"))?;
+        let row = taken.first().ok_or_else(|| not_dead(id))?;
+        let bytes: Vec<u8> = row.try_get(0).map_err(pg("reading a dead row"))?;
+        let created_at = now_ms();
+        let inserted = tx
+            .query_typed_one(
+                &self.sql.insert_bytes,
+                &[(&bytes, Type::BYTEA), (&created_at, Type::TIMESTAMPTZ)],
+            )
+            .map_err(pg("requeueing a dead row"))?;
+        let new_id = id_of(&inserted)?;
+        tx.commit().map_err(pg("committing a requeue"))?;
+        Ok(new_id)
+    }
+
+    fn remove_dead(&self, id: u64) -> Result<()> {
+        let db_id = db_id(id)?;
+        let taken = self.query(&self.sql.take_dead, &[(&db_id, Type::INT8)])?;
+        if taken.is_empty() {
+            return Err(not_dead(id));
+        }
+        Ok(())
     }
 
     fn dead(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
