@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::eventually;
-use syncmq::outbox::{ChannelStream, MemoryOutboxStore, OutboxCounts, OutboxRecord, OutboxStore};
+use syncmq::outbox::{
+    ChannelStream, EventStream, MemoryOutboxStore, OutboxCounts, OutboxRecord, OutboxStore,
+};
 use syncmq::{
     Adapter, ChannelSpec, Error, Message, Mode, Outbox, OutboxConfig, OutboxEvent, SimpleAdapter,
 };
@@ -220,8 +222,11 @@ fn nobody_reading_events_does_not_stall_dispatch() {
     eventually(LIMIT, "500 rows marked", || {
         outbox.store().counts().unwrap().dispatched == 500
     });
+    // Rows are reported after they are marked: wait for the last report.
+    eventually(LIMIT, "496 events dropped", || {
+        outbox.dropped_events() == 496
+    });
     assert_eq!(outbox.events().len(), 4);
-    assert_eq!(outbox.dropped_events(), 496);
     outbox.stop().unwrap();
 }
 
@@ -324,7 +329,9 @@ fn add_within_tx_commits_both_or_neither() {
     assert!(err.to_string().contains("out of stock"));
     assert_eq!(outbox.store().app_value("order:2"), None);
     eventually(LIMIT, "the committed row sent", || ids(&sent) == vec![id]);
-    assert_eq!(outbox.store().counts().unwrap().pending, 0);
+    eventually(LIMIT, "the committed row marked", || {
+        outbox.store().counts().unwrap().pending == 0
+    });
     outbox.stop().unwrap();
 }
 
@@ -424,4 +431,102 @@ fn a_closed_adapter_is_waited_out_not_a_dead_row() {
     let counts = outbox.store().counts().unwrap();
     assert_eq!((counts.pending, counts.dead), (1, 0));
     assert_eq!(outbox.store().pending(1).unwrap()[0].id, id);
+}
+
+/// A stream that hands messages on in `send` and confirms them in `flush`,
+/// as a publisher with confirms does; its first flush fails.
+struct Pipelined {
+    handed: Vec<u64>,
+    confirmed: Arc<Mutex<Vec<u64>>>,
+    flushes: usize,
+}
+
+impl EventStream for Pipelined {
+    fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
+        self.handed.push(record.id);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> syncmq::Result<()> {
+        self.flushes += 1;
+        if self.flushes == 1 {
+            self.handed.clear(); // the connection died before the confirms
+            return Err(Error::Broker("connection lost before the confirms".into()));
+        }
+        self.confirmed.lock().unwrap().append(&mut self.handed);
+        Ok(())
+    }
+}
+
+#[test]
+fn rows_are_marked_only_after_the_stream_confirms_them() {
+    let confirmed = Arc::new(Mutex::new(Vec::new()));
+    let stream = Pipelined {
+        handed: Vec::new(),
+        confirmed: confirmed.clone(),
+        flushes: 0,
+    };
+    let store = MemoryOutboxStore::new();
+    let added: Vec<u64> = (0..50u8)
+        .map(|i| store.add(&msg(vec![i])).unwrap())
+        .collect();
+    let outbox = Outbox::start_with(store, stream, quick().with_batch_size(20)).unwrap();
+    eventually(LIMIT, "every row confirmed", || {
+        confirmed.lock().unwrap().len() == 50
+    });
+    assert_eq!(*confirmed.lock().unwrap(), added, "each once, in order");
+    eventually(LIMIT, "every row marked", || {
+        outbox.store().counts().unwrap().dispatched == 50
+    });
+    // Stopped, the dispatcher has reported everything it did.
+    outbox.stop().unwrap();
+    let events: Vec<OutboxEvent> = outbox.events().try_iter().collect();
+    let first_batch = added[..20].to_vec();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, OutboxEvent::FlushFailed { ids, .. } if *ids == first_batch)),
+        "{events:?}"
+    );
+    // The unconfirmed rows were not reported dispatched before they were.
+    let dispatched: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            OutboxEvent::Dispatched { id } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dispatched, added);
+}
+
+#[test]
+fn a_requeued_dead_row_is_sent_once_the_stream_takes_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fixed = Arc::new(AtomicBool::new(false));
+    let (sent, mut inner) = recorder();
+    let stream = {
+        let fixed = fixed.clone();
+        move |r: &OutboxRecord| {
+            if !fixed.load(Ordering::SeqCst) {
+                return Err(Error::Codec("the consumer's schema rejects it".into()));
+            }
+            inner(r)
+        }
+    };
+    let outbox = Outbox::start_with(
+        MemoryOutboxStore::new(),
+        stream,
+        quick().with_max_attempts(1),
+    )
+    .unwrap();
+    let id = outbox.add(&msg("v2 event")).unwrap();
+    eventually(LIMIT, "the row dead", || {
+        outbox.store().counts().unwrap().dead == 1
+    });
+    fixed.store(true, Ordering::SeqCst); // the consumer was upgraded
+    let again = outbox.requeue_dead(id).unwrap();
+    assert!(again > id);
+    eventually(LIMIT, "the requeued row sent", || ids(&sent) == vec![again]);
+    assert!(outbox.store().dead(10).unwrap().is_empty());
+    outbox.stop().unwrap();
 }

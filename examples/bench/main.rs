@@ -8,6 +8,7 @@
 //! cargo run --release --example bench -- block
 //! cargo run --release --example bench -- queue --messages 20000 --backlog 1000000
 //! cargo run --release --example bench -- rabbitmq --messages 20000
+//! cargo run --release --example bench -- outbox
 //! ```
 //!
 //! Each case runs `--runs` times, interleaved with its baseline so that a
@@ -18,6 +19,8 @@ mod block;
 mod queue;
 #[cfg(feature = "rabbitmq")]
 mod rabbitmq;
+#[cfg(feature = "durable")]
+mod outbox;
 mod report;
 mod simple;
 
@@ -49,6 +52,10 @@ enum Component {
     /// broker at SYNCMQ_AMQP_URL.
     #[cfg(feature = "rabbitmq")]
     Rabbitmq(rabbitmq::RabbitLoad),
+    /// The transactional outbox: adds against raw fjall commits, dispatch
+    /// against direct sends, commit-to-send latency against polling.
+    #[cfg(feature = "durable")]
+    Outbox(outbox::OutboxLoad),
 }
 
 /// The load every bench takes.
@@ -77,6 +84,8 @@ fn main() {
         Component::Queue(load) => queue::run(load),
         #[cfg(feature = "rabbitmq")]
         Component::Rabbitmq(load) => rabbitmq::run(load),
+        #[cfg(feature = "durable")]
+        Component::Outbox(load) => outbox::run(load),
     };
     if cli.json {
         table.print_json();

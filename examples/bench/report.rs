@@ -25,6 +25,8 @@ impl Row {
 pub struct Table {
     pub title: String,
     pub rows: Vec<Row>,
+    /// Latency cases, printed after the rate rows.
+    pub latencies: Vec<LatencyRow>,
 }
 
 impl Table {
@@ -32,6 +34,7 @@ impl Table {
         Table {
             title: title.into(),
             rows: Vec::new(),
+            latencies: Vec::new(),
         }
     }
 
@@ -71,6 +74,30 @@ impl Table {
         });
     }
 
+    /// Adds a latency row from `samples`; `baseline` names an earlier
+    /// latency row to compare the median with (`None` for a baseline).
+    #[allow(dead_code)] // used by benches behind features
+    pub fn latency(&mut self, case: &str, baseline: Option<&str>, samples: &[Duration]) {
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        let baseline = baseline.map(|name| {
+            let base = self
+                .latencies
+                .iter()
+                .find(|r| r.case == name)
+                .expect("the baseline latency row is added first");
+            (name.to_string(), base.p50)
+        });
+        self.latencies.push(LatencyRow {
+            case: case.into(),
+            samples: sorted.len(),
+            p50: at(0.5),
+            p99: at(0.99),
+            baseline,
+        });
+    }
+
     pub fn print(&self) {
         println!("{}", self.title);
         println!(
@@ -87,6 +114,41 @@ impl Table {
                 row.case, row.msgs_per_s, row.mb_per_s, base, ratio
             );
         }
+        self.print_latencies();
+    }
+
+    fn print_latencies(&self) {
+        if self.latencies.is_empty() {
+            return;
+        }
+        println!();
+        println!(
+            "{:<44} {:>8} {:>11} {:>11} {:>13} {:>7}",
+            "latency case", "samples", "p50 us", "p99 us", "baseline p50", "ratio"
+        );
+        for row in &self.latencies {
+            let (base, ratio) = match &row.baseline {
+                Some((_, p50)) => {
+                    let ratio = micros(row.p50) / micros(*p50);
+                    let ratio = if ratio >= 0.1 {
+                        format!("{ratio:.3}x")
+                    } else {
+                        format!("{ratio:.1e}x")
+                    };
+                    (format!("{:.0}", micros(*p50)), ratio)
+                }
+                None => ("(baseline)".to_string(), String::new()),
+            };
+            println!(
+                "{:<44} {:>8} {:>11.0} {:>11.0} {:>13} {:>7}",
+                row.case,
+                row.samples,
+                micros(row.p50),
+                micros(row.p99),
+                base,
+                ratio
+            );
+        }
     }
 
     pub fn print_json(&self) {
@@ -101,6 +163,20 @@ impl Table {
             });
             println!("{line}");
         }
+        for row in &self.latencies {
+            let line = serde_json::json!({
+                "case": row.case,
+                "samples": row.samples,
+                "p50_us": micros(row.p50).round(),
+                "p99_us": micros(row.p99).round(),
+                "baseline_p50_us": row.baseline.as_ref().map(|(_, p50)| micros(*p50).round()),
+                "baseline_case": row.baseline.as_ref().map(|(case, _)| case),
+                "ratio": row.baseline.as_ref().map(|(_, p50)| {
+                    (micros(row.p50) / micros(*p50) * 1000.0).round() / 1000.0
+                }),
+            });
+            println!("{line}");
+        }
     }
 }
 
@@ -111,4 +187,18 @@ fn rates(messages: usize, size: usize, durations: &[Duration]) -> (f64, f64) {
     let median = sorted[sorted.len() / 2].as_secs_f64();
     let msgs_per_s = messages as f64 / median;
     (msgs_per_s, msgs_per_s * size as f64 / 1e6)
+}
+
+/// A latency case: the median and 99th percentile of its samples.
+pub struct LatencyRow {
+    pub case: String,
+    pub samples: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    /// The baseline latency case and its median; the ratio is p50 / that.
+    pub baseline: Option<(String, Duration)>,
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
 }

@@ -2,7 +2,8 @@
 //! [`OutboxConfig`] that tunes them.
 //!
 //! The **dispatcher** (`syncmq-outbox-send`) reads up to `batch_size` pending
-//! rows, sends them one by one in id order, and marks the sent ones
+//! rows, sends them one by one in id order, flushes the stream (which
+//! confirms them all, for streams that pipeline) and marks the sent ones
 //! dispatched in one store call. It sleeps on a `Condvar` that every add
 //! through the [`Outbox`] signals, so a row is on its way the moment its
 //! transaction commits; the check interval is only a fallback for rows
@@ -82,6 +83,10 @@ impl Default for OutboxConfig {
 }
 
 impl OutboxConfig {
+    /// The largest events capacity accepted: crossbeam allocates a bounded
+    /// channel's slots up front.
+    pub const MAX_EVENTS_CAPACITY: usize = 1 << 20;
+
     /// How often the dispatcher looks for pending rows when nothing wakes it
     /// (rows added by another process or straight into the store).
     /// Default 1 s. Adds through the [`Outbox`] wake it at once regardless.
@@ -159,8 +164,9 @@ impl OutboxConfig {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] naming the field: a zero interval, batch
-    /// size, events capacity or `max_attempts`, a zero initial backoff, or a
-    /// maximum backoff below the initial one.
+    /// size, events capacity or `max_attempts`, an events capacity over
+    /// [`MAX_EVENTS_CAPACITY`](Self::MAX_EVENTS_CAPACITY), a zero initial
+    /// backoff, or a maximum backoff below the initial one.
     pub fn validate(&self) -> Result<()> {
         let positive = [
             ("check_interval", self.check_interval),
@@ -182,6 +188,16 @@ impl OutboxConfig {
             if value == 0 {
                 return Err(Error::invalid(name, "must be at least 1"));
             }
+        }
+        if self.events_capacity > Self::MAX_EVENTS_CAPACITY {
+            return Err(Error::invalid(
+                "events_capacity",
+                format!(
+                    "{} is over the most, {}",
+                    self.events_capacity,
+                    Self::MAX_EVENTS_CAPACITY
+                ),
+            ));
         }
         if self.max_backoff < self.initial_backoff {
             return Err(Error::invalid(
@@ -327,6 +343,20 @@ impl<S: OutboxStore> Outbox<S> {
         Ok(added)
     }
 
+    /// Gives a dead row another chance as a new row at the end of the
+    /// queue (see [`OutboxStore::requeue_dead`]) and wakes the dispatcher.
+    /// Returns the new id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`stop`](Self::stop), or the store's errors.
+    pub fn requeue_dead(&self, id: u64) -> Result<u64> {
+        self.check_open()?;
+        let new_id = self.store.requeue_dead(id)?;
+        self.signal.notify();
+        Ok(new_id)
+    }
+
     /// Wakes the dispatcher, for rows written straight into the store (for
     /// example in a transaction the caller manages).
     pub fn notify(&self) {
@@ -452,6 +482,7 @@ impl<S: OutboxStore, T: EventStream> Dispatcher<S, T> {
                 }
             };
             if batch.is_empty() {
+                self.failures = 0;
                 if self.signal.wait_for_add(seen, self.config.check_interval) {
                     break;
                 }
@@ -494,6 +525,16 @@ impl<S: OutboxStore, T: EventStream> Dispatcher<S, T> {
             }
         }
         if !sent.is_empty() {
+            if let Err(error) = self.flush() {
+                // Not confirmed: the rows stay pending and are sent again.
+                log::warn!(
+                    "outbox: the stream did not confirm {} rows: {error}",
+                    sent.len()
+                );
+                self.reporter
+                    .report(OutboxEvent::FlushFailed { ids: sent, error });
+                return Pass::Failed;
+            }
             if let Err(error) = self.store.mark_dispatched(&sent) {
                 // The rows stay pending and are sent again: at least once.
                 log::warn!(
@@ -520,17 +561,18 @@ impl<S: OutboxStore, T: EventStream> Dispatcher<S, T> {
     /// One send; a panicking stream is a failure of that row, not the end
     /// of the dispatcher.
     fn send(&mut self, record: &OutboxRecord) -> Result<()> {
-        match catch_unwind(AssertUnwindSafe(|| self.stream.send(record))) {
-            Ok(result) => result,
-            Err(payload) => Err(Error::Panicked {
-                what: format!("outbox stream sending row {}", record.id),
-                message: payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic without a message".into()),
-            }),
-        }
+        catch_unwind(AssertUnwindSafe(|| self.stream.send(record))).unwrap_or_else(|payload| {
+            Err(panicked(
+                format!("outbox stream sending row {}", record.id),
+                payload,
+            ))
+        })
+    }
+
+    /// The stream's flush, panics caught as in [`send`](Self::send).
+    fn flush(&mut self) -> Result<()> {
+        catch_unwind(AssertUnwindSafe(|| self.stream.flush()))
+            .unwrap_or_else(|payload| Err(panicked("outbox stream flush".into(), payload)))
     }
 
     /// Counts a failed send. Returns true when the row went dead, so the
@@ -591,6 +633,17 @@ impl<S: OutboxStore, T: EventStream> Dispatcher<S, T> {
         );
         self.failures = self.failures.saturating_add(1);
         self.signal.sleep(wait)
+    }
+}
+
+fn panicked(what: String, payload: Box<dyn std::any::Any + Send>) -> Error {
+    Error::Panicked {
+        what,
+        message: payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into()),
     }
 }
 
@@ -667,6 +720,10 @@ mod tests {
             (OutboxConfig::default().with_max_attempts(0), "max_attempts"),
             (
                 OutboxConfig::default().with_events_capacity(0),
+                "events_capacity",
+            ),
+            (
+                OutboxConfig::default().with_events_capacity(usize::MAX),
                 "events_capacity",
             ),
             (

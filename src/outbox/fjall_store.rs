@@ -23,13 +23,21 @@
 //!   it.
 //! - `meta`: the last id given out, so ids never repeat after a restart.
 //!
+//! One [`Outbox`](crate::outbox::Outbox) dispatches from a fjall store:
+//! fjall lets one process open a database, and this store does not claim
+//! rows (there is nobody to claim them from), so two outboxes on one store
+//! would send every row twice.
+//!
 //! Marking rows dispatched is written without a sync: if the machine loses
 //! it, the rows are sent again after the restart (at least once). A pending
 //! row whose bytes are corrupt is moved to `dead` unchanged, logged, and
 //! skipped, so it cannot block the rows behind it.
 
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use fjall::{
@@ -73,6 +81,13 @@ pub struct FjallOutboxStore {
     dead: SingleWriterTxKeyspace,
     meta: SingleWriterTxKeyspace,
     last_id: AtomicU64,
+    /// No row below this id is pending: `pending` starts its scan here, so
+    /// it does not walk over the removed rows in front of the queue.
+    scan_from: AtomicU64,
+    /// The ids that have a record in `attempts`, so the common row (never
+    /// failed) costs no lookup there. Changed only inside write
+    /// transactions, which fjall runs one at a time.
+    failing: Mutex<BTreeSet<u64>>,
     durability: PersistMode,
 }
 
@@ -139,11 +154,18 @@ impl FjallOutboxStore {
             meta: keyspace("meta")?,
             db,
             last_id: AtomicU64::new(0),
+            scan_from: AtomicU64::new(0),
+            failing: Mutex::new(BTreeSet::new()),
             durability: PersistMode::SyncData,
         };
         store
             .last_id
             .store(store.recover_last_id()?, Ordering::SeqCst);
+        let mut failing = BTreeSet::new();
+        for guard in store.attempts.inner().iter() {
+            failing.insert(key_id(&guard.key().map_err(storage("reading attempts"))?)?);
+        }
+        *store.failing() = failing;
         Ok(store)
     }
 
@@ -200,8 +222,16 @@ impl FjallOutboxStore {
         Ok(id)
     }
 
+    fn failing(&self) -> MutexGuard<'_, BTreeSet<u64>> {
+        // A set of ids: a panic cannot leave it half-changed.
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The attempts and last error recorded for `id`.
     fn failures(&self, id: u64) -> Result<(u32, Option<String>)> {
+        if !self.failing().contains(&id) {
+            return Ok((0, None));
+        }
         match self
             .attempts
             .get(id_key(id))
@@ -220,6 +250,10 @@ impl FjallOutboxStore {
         tx.insert(&self.dead, key.to_vec(), bytes.to_vec());
         tx.commit().map_err(storage("setting a corrupt row aside"))
     }
+}
+
+fn not_dead(id: u64) -> Error {
+    Error::invalid("id", format!("outbox row {id} is not dead"))
 }
 
 fn encode_failures(attempts: u32, error: &str) -> Vec<u8> {
@@ -262,8 +296,17 @@ impl OutboxStore for FjallOutboxStore {
         E: From<Error>,
     {
         let mut tx = self.db.write_tx().durability(Some(self.durability));
-        // On an error the transaction is dropped: fjall rolls it back.
-        let value = f(&mut tx)?;
+        // On an error the transaction is dropped: fjall rolls it back. A
+        // panic in `f` must not drop it while unwinding, which would poison
+        // fjall's writer lock and fail every later transaction: drop it
+        // first, then let the panic go on.
+        let value = match catch_unwind(AssertUnwindSafe(|| f(&mut tx))) {
+            Ok(value) => value?,
+            Err(panic) => {
+                drop(tx);
+                resume_unwind(panic);
+            }
+        };
         let id = self.insert(&mut tx, message)?;
         tx.commit().map_err(storage("committing an add"))?;
         Ok((id, value))
@@ -272,7 +315,9 @@ impl OutboxStore for FjallOutboxStore {
     fn pending(&self, batch: usize) -> Result<Vec<OutboxRecord>> {
         check_batch("batch", batch)?;
         let mut rows = Vec::with_capacity(batch.min(1024));
-        for guard in self.pending.inner().iter() {
+        let from = self.scan_from.load(Ordering::SeqCst);
+        let mut first = None;
+        for guard in self.pending.inner().range(id_key(from)..) {
             if rows.len() == batch {
                 break;
             }
@@ -280,6 +325,7 @@ impl OutboxStore for FjallOutboxStore {
                 .into_inner()
                 .map_err(storage("reading pending rows"))?;
             let id = key_id(&key)?;
+            first.get_or_insert(id);
             match record::decode(id, &value) {
                 Ok(mut row) => {
                     (row.attempts, row.last_error) = self.failures(id)?;
@@ -288,12 +334,23 @@ impl OutboxStore for FjallOutboxStore {
                 Err(error) => self.set_aside_corrupt(&key, &value, &error)?,
             }
         }
+        // Ids are taken and committed under one lock, in order: when row
+        // `first` is visible, every row below it committed before it, so
+        // none of them is pending now or later.
+        if let Some(first) = first {
+            self.scan_from.fetch_max(first, Ordering::SeqCst);
+        }
         Ok(rows)
     }
 
     fn mark_dispatched(&self, ids: &[u64]) -> Result<()> {
         let at = millis(SystemTime::now());
         let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
+        // Taken after the transaction: the set changes under its lock only.
+        // A failed commit leaves ids out of the set whose attempts are
+        // still stored; those rows read as never failed, which only gives
+        // them more attempts.
+        let mut failing = self.failing();
         for &id in ids {
             let key = id_key(id);
             let Some(row) = tx
@@ -304,10 +361,7 @@ impl OutboxStore for FjallOutboxStore {
             };
             tx.insert(&self.dispatched, dispatched_key(at, id), row);
             tx.remove_weak(&self.pending, key);
-            if tx
-                .contains_key(&self.attempts, key)
-                .map_err(storage("reading attempts"))?
-            {
+            if failing.remove(&id) {
                 tx.remove(&self.attempts, key);
             }
         }
@@ -335,7 +389,9 @@ impl OutboxStore for FjallOutboxStore {
         };
         let attempts = previous.saturating_add(1);
         tx.insert(&self.attempts, key, encode_failures(attempts, error));
+        let mut failing = self.failing();
         tx.commit().map_err(storage("recording a failure"))?;
+        failing.insert(id);
         Ok(attempts)
     }
 
@@ -352,6 +408,8 @@ impl OutboxStore for FjallOutboxStore {
             ));
         };
         let mut row = record::decode(id, &bytes)?;
+        let mut failing = self.failing();
+        failing.remove(&id);
         if let Some(failures) = tx
             .get(&self.attempts, key)
             .map_err(storage("reading attempts"))?
@@ -380,6 +438,35 @@ impl OutboxStore for FjallOutboxStore {
         }
         tx.commit().map_err(storage("removing dispatched rows"))?;
         Ok(keys.len() as u64)
+    }
+
+    fn requeue_dead(&self, id: u64) -> Result<u64> {
+        let key = id_key(id);
+        let mut tx = self.db.write_tx().durability(Some(self.durability));
+        let Some(bytes) = tx
+            .get(&self.dead, key)
+            .map_err(storage("reading a dead row"))?
+        else {
+            return Err(not_dead(id));
+        };
+        let row = record::decode(id, &bytes)?;
+        tx.remove_weak(&self.dead, key);
+        let new_id = self.insert(&mut tx, &row.message)?;
+        tx.commit().map_err(storage("requeueing a dead row"))?;
+        Ok(new_id)
+    }
+
+    fn remove_dead(&self, id: u64) -> Result<()> {
+        let key = id_key(id);
+        let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
+        if !tx
+            .contains_key(&self.dead, key)
+            .map_err(storage("reading a dead row"))?
+        {
+            return Err(not_dead(id));
+        }
+        tx.remove_weak(&self.dead, key);
+        tx.commit().map_err(storage("removing a dead row"))
     }
 
     fn dead(&self, limit: usize) -> Result<Vec<OutboxRecord>> {

@@ -5,7 +5,8 @@
 //! that `add_within_tx` applies to the store's application map together
 //! with the outbox row, under one lock, or drops when the closure fails. So
 //! the atomicity rule of [`OutboxStore`] can be exercised without a
-//! database. Nothing survives the process.
+//! database. Nothing survives the process. As with fjall, one
+//! [`Outbox`](crate::outbox::Outbox) dispatches from a store.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -107,6 +108,10 @@ impl State {
     }
 }
 
+fn not_dead(id: u64) -> Error {
+    Error::invalid("id", format!("outbox row {id} is not dead"))
+}
+
 impl OutboxStore for MemoryOutboxStore {
     type Tx<'t> = MemoryTx;
 
@@ -180,6 +185,20 @@ impl OutboxStore for MemoryOutboxStore {
             state.dispatched.remove(key);
         }
         Ok(old.len() as u64)
+    }
+
+    fn requeue_dead(&self, id: u64) -> Result<u64> {
+        let mut state = self.lock();
+        let record = state.dead.remove(&id).ok_or_else(|| not_dead(id))?;
+        Ok(state.insert(&record.message))
+    }
+
+    fn remove_dead(&self, id: u64) -> Result<()> {
+        self.lock()
+            .dead
+            .remove(&id)
+            .map(drop)
+            .ok_or_else(|| not_dead(id))
     }
 
     fn dead(&self, limit: usize) -> Result<Vec<OutboxRecord>> {

@@ -44,17 +44,17 @@ use std::time::SystemTime;
 use crate::error::{Error, Result};
 use crate::message::Message;
 
-mod dispatcher;
-mod memory_store;
+pub mod dispatcher;
+pub mod memory_store;
 #[cfg(feature = "durable")]
 mod record;
 mod signal;
-mod stream;
+pub mod stream;
 
 #[cfg(feature = "durable")]
-mod fjall_store;
+pub mod fjall_store;
 #[cfg(feature = "postgres")]
-mod postgres_store;
+pub mod postgres_store;
 
 pub use dispatcher::{Outbox, OutboxConfig};
 pub use memory_store::{MemoryOutboxStore, MemoryTx};
@@ -127,6 +127,15 @@ pub enum OutboxEvent {
     Dead {
         /// The row's id.
         id: u64,
+    },
+    /// The stream's [`flush`](EventStream::flush) failed: it could not
+    /// confirm these rows, so they stay pending and are sent again after a
+    /// backoff. Not counted against the rows.
+    FlushFailed {
+        /// The rows sent since the last confirmed flush.
+        ids: Vec<u64>,
+        /// Why the flush failed.
+        error: Error,
     },
     /// The store failed (reading pending rows, marking or cleaning up); the
     /// thread backs off and tries again.
@@ -223,6 +232,24 @@ pub trait OutboxStore: Send + Sync + 'static {
     ///
     /// [`Error::Storage`].
     fn remove_dispatched(&self, older_than: SystemTime, batch: usize) -> Result<u64>;
+
+    /// Gives a dead row another chance: removes it and adds its message as
+    /// a new pending row (a new id, after every row pending now, no
+    /// attempts), in one transaction. Returns the new id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the row is not dead;
+    /// [`Error::Storage`].
+    fn requeue_dead(&self, id: u64) -> Result<u64>;
+
+    /// Deletes a dead row for good.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the row is not dead;
+    /// [`Error::Storage`].
+    fn remove_dead(&self, id: u64) -> Result<()>;
 
     /// Up to `limit` dead rows, lowest id first.
     ///

@@ -40,6 +40,11 @@
 //! had sent them: at least once). Keep the lease well above the time a
 //! batch takes to send.
 //!
+//! The dispatcher's own writes (claims, marks, attempts, cleanup) commit
+//! with `synchronous_commit` off for their transaction: they do not wait
+//! for a WAL flush, and a database crash may lose the last of them, which
+//! only sends rows again. Adds always commit as the server is configured.
+//!
 //! Ids come from a sequence, which hands them out when rows are inserted,
 //! not when they commit; so with concurrent writers a row can become
 //! visible after one with a higher id was already sent. Order is id order
@@ -186,6 +191,8 @@ struct Sql {
     mark_dead: String,
     remove_dispatched: String,
     dead: String,
+    take_dead: String,
+    insert_bytes: String,
     counts: String,
 }
 
@@ -213,11 +220,17 @@ impl Sql {
             mark_dead: format!(
                 "UPDATE {t} SET dead_at = now(), claimed_by = NULL, claimed_until = NULL, \
                    last_error = COALESCE($2, last_error) \
-                 WHERE id = $1 AND {pending}"
+                 WHERE id = $1 AND {pending} RETURNING id"
             ),
             remove_dispatched: format!(
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE dispatched_at < $1 \
-                   ORDER BY dispatched_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                   ORDER BY dispatched_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id"
+            ),
+            take_dead: format!(
+                "DELETE FROM {t} WHERE id = $1 AND dead_at IS NOT NULL RETURNING message"
+            ),
+            insert_bytes: format!(
+                "INSERT INTO {t} (message, created_at) VALUES ($1, $2) RETURNING id"
             ),
             dead: format!(
                 "SELECT {columns} FROM {t} WHERE dead_at IS NOT NULL ORDER BY id LIMIT $1"
@@ -383,6 +396,24 @@ impl PostgresOutboxStore {
             .map_err(pg("querying the outbox"))
     }
 
+    /// Runs one of the dispatcher's own statements in a transaction that
+    /// commits without waiting for the WAL flush (`synchronous_commit`
+    /// off for this transaction only). After a database crash its effect
+    /// may be lost, which only sends rows again; adds never go this way.
+    fn relaxed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>> {
+        let mut client = self.client()?;
+        let mut tx = client
+            .transaction()
+            .map_err(pg("beginning a transaction"))?;
+        tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+            .map_err(pg("relaxing the commit"))?;
+        let rows = tx
+            .query_typed(sql, params)
+            .map_err(pg("updating the outbox"))?;
+        tx.commit().map_err(pg("committing"))?;
+        Ok(rows)
+    }
+
     /// Decodes a claimed row; a row whose message cannot be read is set
     /// aside as dead with the reason, so it cannot block the rest.
     fn decode_pending(&self, row: &Row) -> Result<Option<OutboxRecord>> {
@@ -392,7 +423,7 @@ impl PostgresOutboxStore {
                 log::error!("postgres outbox: row {id} is corrupt, setting it aside: {e}");
                 let reason = Some(format!("corrupt message: {e}"));
                 let id = db_id(id)?;
-                self.query(
+                self.relaxed(
                     &self.sql.mark_dead,
                     &[(&id, Type::INT8), (&reason, Type::TEXT)],
                 )?;
@@ -429,6 +460,10 @@ fn id_of(row: &Row) -> Result<u64> {
     })
 }
 
+fn not_dead(id: u64) -> Error {
+    Error::invalid("id", format!("outbox row {id} is not dead"))
+}
+
 fn db_id(id: u64) -> Result<i64> {
     i64::try_from(id).map_err(|_| Error::invalid("id", format!("outbox row {id} is not pending")))
 }
@@ -460,7 +495,7 @@ impl OutboxStore for PostgresOutboxStore {
         check_batch("batch", batch)?;
         let lease = self.config.lease.as_secs_f64();
         let limit = i64::try_from(batch).unwrap_or(i64::MAX);
-        let rows = self.query(
+        let rows = self.relaxed(
             &self.sql.claim,
             &[
                 (&self.claim, Type::TEXT),
@@ -485,18 +520,16 @@ impl OutboxStore for PostgresOutboxStore {
             .filter_map(|&id| i64::try_from(id).ok())
             .collect();
         let now = SystemTime::now();
-        self.client()?
-            .execute_typed(
-                &self.sql.mark_dispatched,
-                &[(&ids, Type::INT8_ARRAY), (&now, Type::TIMESTAMPTZ)],
-            )
-            .map_err(pg("marking rows dispatched"))?;
+        self.relaxed(
+            &self.sql.mark_dispatched,
+            &[(&ids, Type::INT8_ARRAY), (&now, Type::TIMESTAMPTZ)],
+        )?;
         Ok(())
     }
 
     fn record_failure(&self, id: u64, error: &str) -> Result<u32> {
         let db_id = db_id(id)?;
-        let rows = self.query(
+        let rows = self.relaxed(
             &self.sql.record_failure,
             &[(&db_id, Type::INT8), (&error, Type::TEXT)],
         )?;
@@ -510,14 +543,11 @@ impl OutboxStore for PostgresOutboxStore {
     fn mark_dead(&self, id: u64) -> Result<()> {
         let db_id = db_id(id)?;
         let no_reason: Option<String> = None;
-        let changed = self
-            .client()?
-            .execute_typed(
-                &self.sql.mark_dead,
-                &[(&db_id, Type::INT8), (&no_reason, Type::TEXT)],
-            )
-            .map_err(pg("marking a row dead"))?;
-        if changed == 0 {
+        let changed = self.relaxed(
+            &self.sql.mark_dead,
+            &[(&db_id, Type::INT8), (&no_reason, Type::TEXT)],
+        )?;
+        if changed.is_empty() {
             return Err(Error::invalid(
                 "id",
                 format!("outbox row {id} is not pending"),
@@ -529,12 +559,43 @@ impl OutboxStore for PostgresOutboxStore {
     fn remove_dispatched(&self, older_than: SystemTime, batch: usize) -> Result<u64> {
         check_batch("batch", batch)?;
         let limit = i64::try_from(batch).unwrap_or(i64::MAX);
-        self.client()?
-            .execute_typed(
-                &self.sql.remove_dispatched,
-                &[(&older_than, Type::TIMESTAMPTZ), (&limit, Type::INT8)],
+        let removed = self.relaxed(
+            &self.sql.remove_dispatched,
+            &[(&older_than, Type::TIMESTAMPTZ), (&limit, Type::INT8)],
+        )?;
+        Ok(removed.len() as u64)
+    }
+
+    fn requeue_dead(&self, id: u64) -> Result<u64> {
+        let db_id = db_id(id)?;
+        let mut client = self.client()?;
+        let mut tx = client
+            .transaction()
+            .map_err(pg("beginning a transaction"))?;
+        let taken = tx
+            .query_typed(&self.sql.take_dead, &[(&db_id, Type::INT8)])
+            .map_err(pg("taking a dead row"))?;
+        let row = taken.first().ok_or_else(|| not_dead(id))?;
+        let bytes: Vec<u8> = row.try_get(0).map_err(pg("reading a dead row"))?;
+        let created_at = now_ms();
+        let inserted = tx
+            .query_typed_one(
+                &self.sql.insert_bytes,
+                &[(&bytes, Type::BYTEA), (&created_at, Type::TIMESTAMPTZ)],
             )
-            .map_err(pg("removing dispatched rows"))
+            .map_err(pg("requeueing a dead row"))?;
+        let new_id = id_of(&inserted)?;
+        tx.commit().map_err(pg("committing a requeue"))?;
+        Ok(new_id)
+    }
+
+    fn remove_dead(&self, id: u64) -> Result<()> {
+        let db_id = db_id(id)?;
+        let taken = self.query(&self.sql.take_dead, &[(&db_id, Type::INT8)])?;
+        if taken.is_empty() {
+            return Err(not_dead(id));
+        }
+        Ok(())
     }
 
     fn dead(&self, limit: usize) -> Result<Vec<OutboxRecord>> {

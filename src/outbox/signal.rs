@@ -107,6 +107,22 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_timeouts_do_not_overflow() {
+        let signal = Arc::new(Signal::default());
+        let seen = signal.adds();
+        let notifier = {
+            let signal = signal.clone();
+            std::thread::spawn(move || {
+                signal.notify();
+                signal.stop();
+            })
+        };
+        signal.wait_for_add(seen, Duration::MAX);
+        assert!(signal.sleep(Duration::MAX));
+        notifier.join().unwrap();
+    }
+
+    #[test]
     fn a_backoff_sleep_ignores_adds_and_times_out() {
         let signal = Signal::default();
         signal.notify();

@@ -2,10 +2,17 @@
 //! implementation for closures, and [`ChannelStream`] for the input of any
 //! [`Adapter`] channel.
 //!
-//! A stream's `send` returns `Ok` only once the destination has taken the
+//! A stream's `send` returns `Ok` once the destination has taken the
 //! message as far as the destination promises (a confirmed publish, a queue
-//! commit, a channel buffer); the dispatcher marks the row dispatched after
-//! that. Errors tell the dispatcher what to do next:
+//! commit, a channel buffer), or, for a stream that pipelines, once the
+//! message is on its way: then `flush` returns `Ok` once every message sent
+//! since the last flush is confirmed. The dispatcher sends a batch row by
+//! row, flushes, and only then marks the rows dispatched; if the flush
+//! fails, they are all sent again (at least once). A RabbitMQ stream, for
+//! example, publishes in `send` and waits for the publisher confirms in
+//! `flush`: one round trip per batch instead of one per message.
+//!
+//! Errors of `send` tell the dispatcher what to do next:
 //!
 //! - a *stream-down* error ([`Error::is_transient`]: broker, timeout; or
 //!   [`Error::Closed`]) is retried with backoff for as long as it takes and
@@ -55,6 +62,18 @@ pub trait EventStream: Send + 'static {
     /// As the [module docs](self) say: stream-down errors are retried
     /// without limit, others count against the row.
     fn send(&mut self, record: &OutboxRecord) -> Result<()>;
+
+    /// Confirms every message sent since the last flush. Called after each
+    /// batch, before the rows are marked dispatched. The default does
+    /// nothing: for streams whose `send` already confirms.
+    ///
+    /// # Errors
+    ///
+    /// Any error: the rows since the last flush are sent again after a
+    /// backoff. Flush errors are never counted against a row.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<F> EventStream for F

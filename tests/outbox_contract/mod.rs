@@ -28,6 +28,7 @@ pub fn check_all<S: OutboxStore>(store: &S) {
     failures_are_counted_and_dead_rows_step_aside(store);
     cleanup_removes_only_old_dispatched_rows(store);
     bad_arguments_are_errors(store);
+    dead_rows_can_be_requeued_or_removed(store);
 }
 
 pub fn pending_in_id_order_with_the_message_intact<S: OutboxStore>(store: &S) {
@@ -139,4 +140,43 @@ pub fn bad_arguments_are_errors<S: OutboxStore>(store: &S) {
         store.record_failure(u64::MAX, "x"),
         Err(Error::InvalidArgument { .. })
     ));
+}
+
+pub fn dead_rows_can_be_requeued_or_removed<S: OutboxStore>(store: &S) {
+    let before = store.counts().unwrap();
+    let a = store.add(&msg("second chance")).unwrap();
+    let b = store.add(&msg("behind it")).unwrap();
+    store.record_failure(a, "nope").unwrap();
+    store.mark_dead(a).unwrap();
+    // Not dead: refused, nothing changes.
+    assert!(matches!(
+        store.requeue_dead(b),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        store.remove_dead(b),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let again = store.requeue_dead(a).unwrap();
+    assert!(again > b, "a new id at the end: {again} after {b}");
+    let pending = store.pending(10).unwrap();
+    assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), [b, again]);
+    assert_eq!(pending[1].message, msg("second chance"));
+    assert_eq!(pending[1].attempts, 0);
+    assert!(store.dead(100).unwrap().iter().all(|r| r.id != a));
+    assert!(matches!(
+        store.requeue_dead(a),
+        Err(Error::InvalidArgument { .. })
+    ));
+    store.mark_dead(again).unwrap();
+    store.remove_dead(again).unwrap();
+    assert!(matches!(
+        store.remove_dead(again),
+        Err(Error::InvalidArgument { .. })
+    ));
+    store.mark_dispatched(&[b]).unwrap();
+    store
+        .remove_dispatched(SystemTime::now() + Duration::from_secs(3600), 100)
+        .unwrap();
+    assert_eq!(store.counts().unwrap(), before);
 }

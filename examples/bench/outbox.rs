@@ -1,0 +1,832 @@
+//! `bench outbox`: the transactional outbox against the raw libraries
+//! underneath, measured in the same run.
+//!
+//! - **add**: `add_within_tx` (an application row and the outbox row in one
+//!   fjall transaction) against a raw fjall write transaction that commits
+//!   the application row alone, synced (`SyncData`, the store's default)
+//!   and buffered (`Buffer`).
+//! - **dispatch**: rows already in the store sent to a stream, against
+//!   calling the same stream directly in a loop. Two streams: a
+//!   `ChannelStream` into a crossbeam channel (the cheapest possible
+//!   destination, so the ratio is the outbox's whole overhead), and a
+//!   stream that inserts each message into a fjall keyspace (a stand-in for
+//!   the queue engine). Plus add→dispatched: a producer adding while the
+//!   dispatcher sends.
+//! - **RabbitMQ** (when a broker answers on 127.0.0.1:5672): a realistic
+//!   destination, persistent messages into a durable queue, published in
+//!   `send` and confirmed in `flush` once per batch; the outbox dispatching
+//!   from fjall against calling that stream directly.
+//! - **latency**: from the store's commit returning to the stream's `send`
+//!   being called (commit-to-send; the bench wraps the store to stamp the
+//!   commit), with wake-on-add against interval-only polling (the Go seed's
+//!   design: a row waits for the next tick; adds here come right after a
+//!   tick, so the wait is about a whole interval).
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Args;
+use crossbeam_channel::{bounded, unbounded, Receiver};
+use syncmq::outbox::fjall::{
+    Database, Keyspace, KeyspaceCreateOptions, PersistMode, SingleWriterTxDatabase,
+};
+use syncmq::outbox::{
+    ChannelStream, EventStream, FjallOutboxStore, MemoryOutboxStore, OutboxCounts, OutboxRecord,
+    OutboxStore,
+};
+use syncmq::{Message, Outbox, OutboxConfig};
+
+use crate::report::Table;
+
+/// The load of `bench outbox`.
+#[derive(Args, Clone)]
+pub struct OutboxLoad {
+    /// Rows per throughput run (buffered adds and dispatch).
+    #[arg(long, default_value_t = 50_000)]
+    pub messages: usize,
+    /// Adds per synced (fsync per commit) run.
+    #[arg(long, default_value_t = 500)]
+    pub synced_messages: usize,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// The dispatcher's batch size.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Commit-to-send samples per wake-on-add latency case.
+    #[arg(long, default_value_t = 2000)]
+    pub samples: usize,
+    /// The check interval of the interval-only polling case, in ms.
+    #[arg(long, default_value_t = 20)]
+    pub poll_ms: u64,
+    /// Rows per RabbitMQ run (persistent messages, durable queue).
+    #[arg(long, default_value_t = 10_000)]
+    pub amqp_messages: usize,
+    /// Rows per PostgreSQL run (one synced commit per add).
+    #[arg(long, default_value_t = 1000)]
+    pub pg_messages: usize,
+    /// Rows per PostgreSQL dispatch run.
+    #[arg(long, default_value_t = 20_000)]
+    pub pg_dispatch: usize,
+    /// The PostgreSQL connection string of the PostgreSQL cases.
+    #[arg(
+        long,
+        default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
+    )]
+    pub postgres: String,
+    /// Runs per throughput case; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+const RAW_SYNC: &str = "raw fjall commit, app row (SyncData)";
+const ADD_SYNC: &str = "add_within_tx, app+outbox row (SyncData)";
+const RAW_BUF: &str = "raw fjall commit, app row (Buffer)";
+const ADD_BUF: &str = "add_within_tx, app+outbox row (Buffer)";
+const RAW_CHAN: &str = "direct ChannelStream sends -> crossbeam";
+const MEM_CHAN: &str = "dispatch: memory store -> crossbeam";
+const FJ_CHAN: &str = "dispatch: fjall store -> crossbeam";
+const E2E_CHAN: &str = "add->dispatched: fjall -> crossbeam";
+const RAW_FJS: &str = "direct sends -> fjall insert stream";
+const FJ_FJS: &str = "dispatch: fjall store -> fjall insert";
+#[cfg(feature = "postgres")]
+const RAW_PG: &str = "raw PostgreSQL commit, app row";
+#[cfg(feature = "postgres")]
+const ADD_PG: &str = "add_within_tx, app+outbox row (PostgreSQL)";
+#[cfg(feature = "postgres")]
+const PG_CHAN: &str = "dispatch: PostgreSQL store -> crossbeam";
+#[cfg(feature = "rabbitmq")]
+const RAW_AMQP: &str = "direct sends -> RabbitMQ, confirm per batch";
+#[cfg(feature = "rabbitmq")]
+const FJ_AMQP: &str = "dispatch: fjall store -> RabbitMQ";
+
+/// One throughput case: (payload, messages, batch) to the run's duration.
+type Case = fn(&[u8], usize, usize) -> Duration;
+
+pub fn run(load: OutboxLoad) -> Table {
+    let payload = vec![0xA5u8; load.size];
+    let mut table = Table::new(format!(
+        "bench outbox: {} rows ({} synced) of {} bytes, batch {}, median of {} runs",
+        load.messages, load.synced_messages, load.size, load.batch, load.runs
+    ));
+
+    let cases: [(&str, usize, Case); 10] = [
+        (RAW_SYNC, load.synced_messages, |p, n, _| {
+            raw_commit(p, n, PersistMode::SyncData)
+        }),
+        (ADD_SYNC, load.synced_messages, |p, n, _| {
+            add(p, n, PersistMode::SyncData)
+        }),
+        (RAW_BUF, load.messages, |p, n, _| {
+            raw_commit(p, n, PersistMode::Buffer)
+        }),
+        (ADD_BUF, load.messages, |p, n, _| {
+            add(p, n, PersistMode::Buffer)
+        }),
+        (RAW_CHAN, load.messages, |p, n, _| direct_channel(p, n)),
+        (MEM_CHAN, load.messages, |p, n, b| {
+            dispatch_channel(MemoryOutboxStore::new(), p, n, b)
+        }),
+        (FJ_CHAN, load.messages, |p, n, b| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            dispatch_channel(fjall_store(dir.path()), p, n, b)
+        }),
+        (E2E_CHAN, load.messages, add_to_dispatched),
+        (RAW_FJS, load.messages, |p, n, _| direct_fjall_stream(p, n)),
+        (FJ_FJS, load.messages, dispatch_fjall_stream),
+    ];
+    let mut durations = vec![Vec::new(); cases.len()];
+    for _ in 0..load.runs.max(1) {
+        for (i, (_, n, case)) in cases.iter().enumerate() {
+            durations[i].push(case(&payload, *n, load.batch));
+        }
+    }
+    let baseline_of = |case: &str| match case {
+        ADD_SYNC => Some(RAW_SYNC),
+        ADD_BUF => Some(RAW_BUF),
+        MEM_CHAN | FJ_CHAN | E2E_CHAN => Some(RAW_CHAN),
+        FJ_FJS => Some(RAW_FJS),
+        _ => None,
+    };
+    for (i, (case, n, _)) in cases.iter().enumerate() {
+        match baseline_of(case) {
+            None => table.baseline(case, *n, load.size, &durations[i]),
+            Some(base) => table.compared(case, base, *n, load.size, &durations[i]),
+        }
+    }
+
+    #[cfg(feature = "rabbitmq")]
+    match rabbitmq(&payload, load.amqp_messages, load.batch, load.runs) {
+        Some([raw, outbox]) => {
+            table.baseline(RAW_AMQP, load.amqp_messages, load.size, &raw);
+            table.compared(FJ_AMQP, RAW_AMQP, load.amqp_messages, load.size, &outbox);
+        }
+        None => eprintln!(
+            "bench outbox: no RabbitMQ at {}; skipping its cases",
+            amqp::URL
+        ),
+    }
+
+    #[cfg(feature = "postgres")]
+    postgres(&load, &payload, &mut table);
+
+    let poll = format!("polling only, every {} ms (fjall Buffer)", load.poll_ms);
+    // Polling waits about half an interval per sample: keep its count small.
+    let poll_samples = load.samples.min(200);
+    let interval = Duration::from_millis(load.poll_ms.max(1));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = latency(
+        fjall_store(dir.path()),
+        &payload,
+        poll_samples,
+        interval,
+        false,
+    );
+    table.latency(&poll, None, &samples);
+    let wake = [
+        ("wake-on-add (fjall Buffer)", PersistMode::Buffer),
+        ("wake-on-add (fjall SyncData)", PersistMode::SyncData),
+    ];
+    for (case, mode) in wake {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FjallOutboxStore::open(dir.path())
+            .expect("open")
+            .with_durability(mode);
+        let n = if mode == PersistMode::SyncData {
+            load.samples.min(500)
+        } else {
+            load.samples
+        };
+        let samples = latency(store, &payload, n, Duration::from_secs(1), true);
+        table.latency(case, Some(&poll), &samples);
+    }
+    let samples = latency(
+        MemoryOutboxStore::new(),
+        &payload,
+        load.samples,
+        Duration::from_secs(1),
+        true,
+    );
+    table.latency("wake-on-add (memory store)", Some(&poll), &samples);
+    table
+}
+
+fn fjall_store(path: &std::path::Path) -> FjallOutboxStore {
+    FjallOutboxStore::open(path)
+        .expect("open the fjall outbox")
+        .with_durability(PersistMode::Buffer)
+}
+
+fn message(payload: &[u8]) -> Message {
+    Message::new(payload.to_vec())
+}
+
+fn record(id: u64, payload: &[u8]) -> OutboxRecord {
+    OutboxRecord {
+        id,
+        message: message(payload),
+        created_at: SystemTime::now(),
+        attempts: 0,
+        last_error: None,
+    }
+}
+
+fn raw_commit(payload: &[u8], n: usize, mode: PersistMode) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = SingleWriterTxDatabase::builder(dir.path())
+        .open()
+        .expect("open fjall");
+    let app = db
+        .keyspace("app", KeyspaceCreateOptions::default)
+        .expect("keyspace");
+    let started = Instant::now();
+    for i in 0..n as u64 {
+        let mut tx = db.write_tx().durability(Some(mode));
+        tx.insert(&app, i.to_be_bytes(), payload);
+        tx.commit().expect("commit");
+    }
+    started.elapsed()
+}
+
+fn add(payload: &[u8], n: usize, mode: PersistMode) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FjallOutboxStore::open(dir.path())
+        .expect("open")
+        .with_durability(mode);
+    let app = store
+        .database()
+        .keyspace("app", KeyspaceCreateOptions::default)
+        .expect("keyspace");
+    let message = message(payload);
+    let started = Instant::now();
+    for i in 0..n as u64 {
+        store
+            .add_within_tx(&message, |tx| {
+                tx.insert(&app, i.to_be_bytes(), payload);
+                Ok::<_, syncmq::Error>(())
+            })
+            .expect("add");
+    }
+    started.elapsed()
+}
+
+/// A consumer that takes `n` messages and returns when it took the last.
+fn consumer(rx: Receiver<Vec<u8>>, n: usize) -> thread::JoinHandle<Instant> {
+    thread::spawn(move || {
+        for _ in 0..n {
+            drop(rx.recv().expect("producer alive"));
+        }
+        Instant::now()
+    })
+}
+
+fn direct_channel(payload: &[u8], n: usize) -> Duration {
+    let records: Vec<OutboxRecord> = (0..n as u64).map(|id| record(id, payload)).collect();
+    let (tx, rx) = bounded(1024);
+    let mut stream = ChannelStream::from_sender("bench", tx);
+    let done = consumer(rx, n);
+    let started = Instant::now();
+    for r in &records {
+        stream.send(r).expect("send");
+    }
+    done.join().expect("consumer") - started
+}
+
+fn config(batch: usize) -> OutboxConfig {
+    OutboxConfig::default().with_batch_size(batch)
+}
+
+fn dispatch_channel<S: OutboxStore>(store: S, payload: &[u8], n: usize, batch: usize) -> Duration {
+    let message = message(payload);
+    for _ in 0..n {
+        store.add(&message).expect("add");
+    }
+    let (tx, rx) = bounded(1024);
+    let done = consumer(rx, n);
+    let started = Instant::now();
+    let outbox = Outbox::start_with(
+        store,
+        ChannelStream::from_sender("bench", tx),
+        config(batch),
+    )
+    .expect("start");
+    let took = done.join().expect("consumer") - started;
+    outbox.stop().expect("stop");
+    took
+}
+
+fn add_to_dispatched(payload: &[u8], n: usize, batch: usize) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tx, rx) = bounded(1024);
+    let done = consumer(rx, n);
+    let outbox = Arc::new(
+        Outbox::start_with(
+            fjall_store(dir.path()),
+            ChannelStream::from_sender("bench", tx),
+            config(batch),
+        )
+        .expect("start"),
+    );
+    let message = message(payload);
+    let started = Instant::now();
+    for _ in 0..n {
+        outbox.add(&message).expect("add");
+    }
+    let took = done.join().expect("consumer") - started;
+    outbox.stop().expect("stop");
+    took
+}
+
+/// A stream that inserts each message into a fjall keyspace, as a queue
+/// engine's publish would.
+struct FjallStream {
+    _db: Database,
+    keyspace: Keyspace,
+    sent: u64,
+    done: Option<crossbeam_channel::Sender<()>>,
+    n: u64,
+}
+
+impl FjallStream {
+    fn open(path: &std::path::Path, n: usize) -> (Self, Receiver<()>) {
+        let db = Database::builder(path).open().expect("open fjall");
+        let keyspace = db
+            .keyspace("queue", KeyspaceCreateOptions::default)
+            .expect("keyspace");
+        let (tx, rx) = bounded(1);
+        let stream = FjallStream {
+            _db: db,
+            keyspace,
+            sent: 0,
+            done: Some(tx),
+            n: n as u64,
+        };
+        (stream, rx)
+    }
+}
+
+impl EventStream for FjallStream {
+    fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
+        self.keyspace
+            .insert(record.id.to_be_bytes(), record.message.body())
+            .map_err(|e| syncmq::Error::Storage(e.to_string()))?;
+        self.sent += 1;
+        if self.sent == self.n {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn direct_fjall_stream(payload: &[u8], n: usize) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records: Vec<OutboxRecord> = (0..n as u64).map(|id| record(id, payload)).collect();
+    let (mut stream, _done) = FjallStream::open(dir.path(), n);
+    let started = Instant::now();
+    for r in &records {
+        stream.send(r).expect("send");
+    }
+    started.elapsed()
+}
+
+fn dispatch_fjall_stream(payload: &[u8], n: usize, batch: usize) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = fjall_store(&dir.path().join("outbox"));
+    let message = message(payload);
+    for _ in 0..n {
+        store.add(&message).expect("add");
+    }
+    let (stream, done) = FjallStream::open(&dir.path().join("queue"), n);
+    let started = Instant::now();
+    let outbox = Outbox::start_with(store, stream, config(batch)).expect("start");
+    done.recv().expect("all sent");
+    let took = started.elapsed();
+    outbox.stop().expect("stop");
+    took
+}
+
+/// A store that notes when each add's commit returned, before the outbox
+/// wakes its dispatcher.
+struct Stamped<S> {
+    inner: S,
+    committed: Mutex<Option<Instant>>,
+}
+
+impl<S: OutboxStore> OutboxStore for Stamped<S> {
+    type Tx<'t> = S::Tx<'t>;
+
+    fn add(&self, message: &Message) -> syncmq::Result<u64> {
+        let id = self.inner.add(message)?;
+        *self.committed.lock().expect("stamp") = Some(Instant::now());
+        Ok(id)
+    }
+
+    fn add_within_tx<T, E, F>(&self, message: &Message, f: F) -> Result<(u64, T), E>
+    where
+        F: for<'t> FnOnce(&mut Self::Tx<'t>) -> Result<T, E>,
+        E: From<syncmq::Error>,
+    {
+        let added = self.inner.add_within_tx(message, f)?;
+        *self.committed.lock().expect("stamp") = Some(Instant::now());
+        Ok(added)
+    }
+
+    fn pending(&self, batch: usize) -> syncmq::Result<Vec<OutboxRecord>> {
+        self.inner.pending(batch)
+    }
+
+    fn mark_dispatched(&self, ids: &[u64]) -> syncmq::Result<()> {
+        self.inner.mark_dispatched(ids)
+    }
+
+    fn record_failure(&self, id: u64, error: &str) -> syncmq::Result<u32> {
+        self.inner.record_failure(id, error)
+    }
+
+    fn mark_dead(&self, id: u64) -> syncmq::Result<()> {
+        self.inner.mark_dead(id)
+    }
+
+    fn remove_dispatched(&self, older_than: SystemTime, batch: usize) -> syncmq::Result<u64> {
+        self.inner.remove_dispatched(older_than, batch)
+    }
+
+    fn requeue_dead(&self, id: u64) -> syncmq::Result<u64> {
+        self.inner.requeue_dead(id)
+    }
+
+    fn remove_dead(&self, id: u64) -> syncmq::Result<()> {
+        self.inner.remove_dead(id)
+    }
+
+    fn dead(&self, limit: usize) -> syncmq::Result<Vec<OutboxRecord>> {
+        self.inner.dead(limit)
+    }
+
+    fn counts(&self) -> syncmq::Result<OutboxCounts> {
+        self.inner.counts()
+    }
+}
+
+/// Commit-to-send latencies of `n` adds, one at a time. With `wake`, adds
+/// go through the outbox (which wakes the dispatcher); without, straight
+/// into the store, found only by the check every `interval`.
+fn latency<S: OutboxStore>(
+    store: S,
+    payload: &[u8],
+    n: usize,
+    interval: Duration,
+    wake: bool,
+) -> Vec<Duration> {
+    let (tx, rx) = unbounded::<Instant>();
+    let stream = move |_: &OutboxRecord| {
+        let _ = tx.send(Instant::now());
+        Ok(())
+    };
+    let config = OutboxConfig::default().with_check_interval(interval);
+    let store = Stamped {
+        inner: store,
+        committed: Mutex::new(None),
+    };
+    let outbox = Outbox::start_with(store, stream, config).expect("start");
+    let message = message(payload);
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        if wake {
+            outbox.add(&message).expect("add");
+        } else {
+            outbox.store().add(&message).expect("add");
+        }
+        let sent = rx.recv().expect("dispatcher alive");
+        let committed = outbox
+            .store()
+            .committed
+            .lock()
+            .expect("stamp")
+            .take()
+            .expect("stamped");
+        // The dispatcher may find the row before the stamp is taken: zero.
+        samples.push(sent.saturating_duration_since(committed));
+    }
+    outbox.stop().expect("stop");
+    samples
+}
+
+// ---------------------------------------------------------------------------
+// A realistic destination: RabbitMQ with publisher confirms, raw amiquip.
+
+/// A stream into a durable RabbitMQ queue: `send` publishes a persistent
+/// message, `flush` waits for the broker's confirms of everything sent.
+#[cfg(feature = "rabbitmq")]
+mod amqp {
+    use amiquip::{AmqpProperties, Channel, Confirm, Connection, Publish, QueueDeclareOptions};
+    use crossbeam_channel::{Receiver, Sender};
+    use syncmq::outbox::{EventStream, OutboxRecord};
+    use syncmq::Error;
+
+    pub const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+    pub struct AmqpStream {
+        connection: Option<Connection>,
+        channel: Option<Channel>,
+        confirms: Receiver<Confirm>,
+        queue: String,
+        published: u64,
+        confirmed: u64,
+        /// Told once `target` messages are confirmed.
+        done: Option<(u64, Sender<()>)>,
+    }
+
+    impl AmqpStream {
+        /// None when no broker answers.
+        pub fn connect(queue: &str) -> Option<AmqpStream> {
+            let mut connection = Connection::insecure_open(URL).ok()?;
+            let channel = connection.open_channel(None).expect("channel");
+            channel
+                .queue_declare(
+                    queue,
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                )
+                .expect("declare");
+            let confirms = channel.listen_for_publisher_confirms().expect("confirms");
+            channel.enable_publisher_confirms().expect("confirm mode");
+            Some(AmqpStream {
+                connection: Some(connection),
+                channel: Some(channel),
+                confirms,
+                queue: queue.to_string(),
+                published: 0,
+                confirmed: 0,
+                done: None,
+            })
+        }
+
+        /// Tells `done` when `target` messages are confirmed.
+        pub fn notify_at(mut self, target: u64, done: Sender<()>) -> Self {
+            self.done = Some((target, done));
+            self
+        }
+
+        fn channel(&self) -> &Channel {
+            self.channel.as_ref().expect("open until drop")
+        }
+    }
+
+    impl EventStream for AmqpStream {
+        fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
+            let properties = AmqpProperties::default().with_delivery_mode(2);
+            self.channel()
+                .basic_publish(
+                    "",
+                    Publish::with_properties(record.message.body(), self.queue.clone(), properties),
+                )
+                .map_err(|e| Error::Broker(e.to_string()))?;
+            self.published += 1;
+            Ok(())
+        }
+
+        fn flush(&mut self) -> syncmq::Result<()> {
+            while self.confirmed < self.published {
+                match self.confirms.recv() {
+                    Ok(Confirm::Ack(c)) => {
+                        // Tags here are confirmed in order on one channel.
+                        self.confirmed = self.confirmed.max(c.delivery_tag);
+                    }
+                    Ok(Confirm::Nack(_)) => return Err(Error::Broker("nacked".into())),
+                    Err(_) => return Err(Error::Broker("connection lost".into())),
+                }
+            }
+            if let Some((target, done)) = &self.done {
+                if self.confirmed >= *target {
+                    let _ = done.send(());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl Drop for AmqpStream {
+        fn drop(&mut self) {
+            if let Some(channel) = self.channel.take() {
+                let _ = channel.queue_delete(self.queue.clone(), Default::default());
+                let _ = channel.close();
+            }
+            if let Some(connection) = self.connection.take() {
+                let _ = connection.close();
+            }
+        }
+    }
+}
+
+/// The PostgreSQL cases, interleaved run by run; skipped without a server.
+#[cfg(feature = "postgres")]
+fn postgres(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
+    let params = load.postgres.as_str();
+    if !pg::available(params) {
+        eprintln!("bench outbox: no PostgreSQL at {params:?}; skipping its cases");
+        return;
+    }
+    let n = load.pg_messages;
+    let mut durations = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..load.runs.max(1) {
+        durations[0].push(pg::raw_commit(params, payload, n));
+        durations[1].push(pg::add(params, payload, n));
+        durations[2].push(pg::dispatch(params, payload, load.pg_dispatch, load.batch));
+    }
+    table.baseline(RAW_PG, n, load.size, &durations[0]);
+    table.compared(ADD_PG, RAW_PG, n, load.size, &durations[1]);
+    table.compared(
+        PG_CHAN,
+        RAW_CHAN,
+        load.pg_dispatch,
+        load.size,
+        &durations[2],
+    );
+}
+
+/// Rows sent to RabbitMQ in batches: directly (send × batch, then flush),
+/// and by the outbox from a fjall store; the two alternate which goes
+/// first. None without a broker.
+#[cfg(feature = "rabbitmq")]
+fn rabbitmq(payload: &[u8], n: usize, batch: usize, runs: usize) -> Option<[Vec<Duration>; 2]> {
+    let mut durations = [Vec::new(), Vec::new()];
+    for run in 0..runs.max(1) {
+        let queue = format!("syncmq-bench-outbox-{}-{run}", std::process::id());
+        let order = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+        for case in order {
+            let took = if case == 0 {
+                amqp_direct(&format!("{queue}-direct"), payload, n, batch)?
+            } else {
+                amqp_outbox(&format!("{queue}-outbox"), payload, n, batch)?
+            };
+            durations[case].push(took);
+        }
+    }
+    Some(durations)
+}
+
+#[cfg(feature = "rabbitmq")]
+fn amqp_direct(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Duration> {
+    let records: Vec<OutboxRecord> = (0..n as u64).map(|id| record(id, payload)).collect();
+    let mut stream = amqp::AmqpStream::connect(queue)?;
+    let started = Instant::now();
+    for chunk in records.chunks(batch) {
+        for r in chunk {
+            stream.send(r).expect("publish");
+        }
+        stream.flush().expect("confirms");
+    }
+    Some(started.elapsed())
+}
+
+#[cfg(feature = "rabbitmq")]
+fn amqp_outbox(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Duration> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = fjall_store(dir.path());
+    let message = message(payload);
+    for _ in 0..n {
+        store.add(&message).expect("add");
+    }
+    let (done_tx, done) = bounded(1);
+    let stream = amqp::AmqpStream::connect(queue)?.notify_at(n as u64, done_tx);
+    let started = Instant::now();
+    let outbox = Outbox::start_with(store, stream, config(batch)).expect("start");
+    done.recv().expect("all confirmed");
+    let took = started.elapsed();
+    outbox.stop().expect("stop");
+    Some(took)
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL: the database most outbox users already have.
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use std::time::{Duration, Instant};
+
+    use crossbeam_channel::bounded;
+    use syncmq::outbox::postgres::{Client, NoTls};
+    use syncmq::outbox::{ChannelStream, OutboxStore, PostgresOutboxStore, PostgresStoreConfig};
+    use syncmq::Outbox;
+
+    /// A table pair of this run's own, dropped at the end.
+    struct Tables {
+        params: String,
+        name: String,
+    }
+
+    impl Tables {
+        fn new(params: &str, case: &str) -> Tables {
+            Tables {
+                params: params.to_string(),
+                name: format!("bench_outbox_{case}_{}", std::process::id()),
+            }
+        }
+
+        fn client(&self) -> Client {
+            Client::connect(&self.params, NoTls).expect("connect")
+        }
+
+        fn app_table(&self, client: &mut Client) -> String {
+            let app = format!("{}_app", self.name);
+            client
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {app}; CREATE TABLE {app} (id BIGINT PRIMARY KEY, body BYTEA NOT NULL)"
+                ))
+                .expect("create the app table");
+            app
+        }
+
+        fn store(&self) -> PostgresOutboxStore {
+            let store = PostgresOutboxStore::connect_with(
+                PostgresStoreConfig::new(&self.params).with_table(&self.name),
+            )
+            .expect("connect the store");
+            self.client()
+                .batch_execute(&format!("TRUNCATE {}", self.name))
+                .expect("truncate");
+            store
+        }
+    }
+
+    impl Drop for Tables {
+        fn drop(&mut self) {
+            if let Ok(mut client) = Client::connect(&self.params, NoTls) {
+                let _ = client.batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {0}; DROP TABLE IF EXISTS {0}_app",
+                    self.name
+                ));
+            }
+        }
+    }
+
+    /// True when a PostgreSQL answers at `params`.
+    pub fn available(params: &str) -> bool {
+        Client::connect(params, NoTls).is_ok()
+    }
+
+    /// One app row per transaction, committed.
+    pub fn raw_commit(params: &str, payload: &[u8], n: usize) -> Duration {
+        let tables = Tables::new(params, "raw");
+        let mut client = tables.client();
+        let app = tables.app_table(&mut client);
+        let insert = format!("INSERT INTO {app} (id, body) VALUES ($1, $2)");
+        let started = Instant::now();
+        for i in 0..n as i64 {
+            let mut tx = client.transaction().expect("begin");
+            tx.execute(&insert, &[&i, &payload]).expect("insert");
+            tx.commit().expect("commit");
+        }
+        started.elapsed()
+    }
+
+    /// The same app row plus the outbox row, per transaction.
+    pub fn add(params: &str, payload: &[u8], n: usize) -> Duration {
+        let tables = Tables::new(params, "add");
+        let app = tables.app_table(&mut tables.client());
+        let store = tables.store();
+        let insert = format!("INSERT INTO {app} (id, body) VALUES ($1, $2)");
+        let message = super::message(payload);
+        let started = Instant::now();
+        for i in 0..n as i64 {
+            store
+                .add_within_tx(&message, |tx| {
+                    tx.execute(&insert, &[&i, &payload])
+                        .map_err(|e| syncmq::Error::Storage(e.to_string()))
+                })
+                .expect("add");
+        }
+        started.elapsed()
+    }
+
+    /// Rows already in the table, dispatched to a crossbeam channel.
+    pub fn dispatch(params: &str, payload: &[u8], n: usize, batch: usize) -> Duration {
+        let tables = Tables::new(params, "dispatch");
+        let store = tables.store();
+        let message = super::message(payload);
+        let mut client = tables.client();
+        let mut tx = client.transaction().expect("begin");
+        for _ in 0..n {
+            store.add_in(&mut tx, &message).expect("add");
+        }
+        tx.commit().expect("commit");
+        let (sender, rx) = bounded(1024);
+        let done = super::consumer(rx, n);
+        let started = Instant::now();
+        let outbox = Outbox::start_with(
+            store,
+            ChannelStream::from_sender("bench", sender),
+            super::config(batch),
+        )
+        .expect("start");
+        let took = done.join().expect("consumer") - started;
+        outbox.stop().expect("stop");
+        took
+    }
+}
