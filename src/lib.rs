@@ -26,6 +26,9 @@
 //! 8. [`rabbitmq`] (feature `rabbitmq`): the supervised connection, the
 //!    confirmed publisher with its retry buffer, consumers with prefetch and
 //!    dead-letter queues, and the gormq-style `Client`.
+//! 9. [`server`] (feature `durable`): the queue engine served over TCP
+//!    (length-prefixed MessagePack frames), its blocking `Client`, and the
+//!    `syncmq` command-line tool on top.
 //!
 //! ```
 //! use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
@@ -52,6 +55,8 @@ pub mod outbox;
 pub mod queue;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+#[cfg(feature = "durable")]
+pub mod server;
 pub mod waiter;
 
 mod thread;

@@ -291,3 +291,70 @@ fn rabbitmq_client_and_adapter_close_join_every_thread() {
         ],
     );
 }
+
+#[cfg(feature = "durable")]
+#[test]
+fn server_shutdown_and_drop_join_every_thread() {
+    use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+    use syncmq::server::{Client, Server, ServerConfig};
+
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let queue = std::sync::Arc::new(
+        Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["a", "b"]))).unwrap(),
+    );
+    for (round, shut_down) in [true, false].into_iter().enumerate() {
+        let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
+        let clients: Vec<Client> = (0..3)
+            .map(|_| Client::connect(server.local_addr()).unwrap())
+            .collect();
+        clients[0]
+            .publish("t", &[Message::new(b"x".to_vec())])
+            .unwrap();
+        let mut subs = vec![
+            clients[1].subscribe("t", "a").unwrap(),
+            clients[2].subscribe("t", "b").unwrap(),
+        ];
+        // Held unacknowledged while the server goes away.
+        let held: Vec<_> = subs.iter_mut().map(|s| s.recv().unwrap()).collect();
+        let ours = |prefix: &str| {
+            syncmq_threads()
+                .iter()
+                .filter(|n| n.starts_with(prefix))
+                .count()
+        };
+        // Accept + 3 connections + 2 pushers on the server, a reader per
+        // client, the queue's two.
+        eventually(Duration::from_secs(5), "the server's threads", || {
+            ours("syncmq-srv-acc") == 1
+                && ours("syncmq-srv-conn") == 3
+                && ours("syncmq-srv-push") == 2
+                && ours("syncmq-client") == 3
+        });
+        if shut_down {
+            server.shutdown().unwrap();
+        } else {
+            drop(server);
+        }
+        eventually(Duration::from_secs(5), "server threads gone", || {
+            ours("syncmq-srv") == 0
+        });
+        // The deliveries held over the shutdown went back to the queue.
+        let stats = queue.stats("t").unwrap();
+        assert!(
+            stats
+                .iter()
+                .all(|s| s.in_flight == 0 && s.ready == round as u64 + 1),
+            "{stats:?}"
+        );
+        // The clients' readers saw the connection end; dropping them joins.
+        drop(held);
+        drop(subs);
+        drop(clients);
+        eventually(Duration::from_secs(5), "client threads gone", || {
+            ours("syncmq-client") == 0
+        });
+    }
+    drop(queue);
+    no_threads_left();
+}

@@ -1,0 +1,380 @@
+//! One client connection on the server: the handshake, then a loop that
+//! reads request frames and answers them, on the connection's own thread.
+//!
+//! # Guarantees
+//!
+//! - A publish is answered only after [`Queue::publish`] returned, so a
+//!   `published` reply means durable (as the queue is configured).
+//! - A frame over the limit, a frame that does not decode, a wrong first
+//!   frame or a request that breaks the protocol gets an error frame with
+//!   id 0, then the connection is closed. Nothing the peer sent before that
+//!   is undone, and other connections are not affected.
+//! - When the connection ends, for whatever reason, its subscriptions stop
+//!   and their unacknowledged deliveries go back to the queue.
+
+use std::collections::HashMap;
+use std::io::{BufReader, BufWriter};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::frame::{self, FrameError};
+use super::protocol::{Request, Response, WireDeadLetter, WireStats, MAGIC, PROTOCOL_VERSION};
+use super::subscription::Subscription;
+use super::ServerConfig;
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::queue::Queue;
+
+/// The sending half of a connection, shared by the reader (replies) and the
+/// pushers (deliveries): one whole frame at a time.
+pub struct Writer {
+    stream: Mutex<(BufWriter<TcpStream>, Vec<u8>)>,
+    raw: TcpStream,
+    max_frame: usize,
+}
+
+impl Writer {
+    fn new(stream: TcpStream, max_frame: usize) -> std::io::Result<Self> {
+        let raw = stream.try_clone()?;
+        Ok(Writer {
+            stream: Mutex::new((BufWriter::new(stream), Vec::new())),
+            raw,
+            max_frame,
+        })
+    }
+
+    /// The frame limit announced to the client.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Encodes and writes one frame.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Codec`] if it does not encode; [`Error::Closed`] when the
+    /// socket failed.
+    pub fn send(&self, response: &Response) -> Result<()> {
+        let mut guard = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
+        let (stream, buf) = &mut *guard;
+        frame::encode_frame(response, buf, u32::MAX as usize)?;
+        frame::write_encoded(stream, buf)
+            .map_err(|e| Error::closed(format!("client connection ({e})")))
+    }
+
+    /// Runs `first` with the writer locked, then, if it succeeded, writes
+    /// `response` before anything else can be written.
+    ///
+    /// # Errors
+    ///
+    /// `first`'s error (nothing is written then), or as [`send`](Self::send).
+    pub fn send_after<T>(
+        &self,
+        response: &Response,
+        first: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let mut guard = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
+        let value = first()?;
+        let (stream, buf) = &mut *guard;
+        let written = frame::encode_frame(response, buf, u32::MAX as usize).and_then(|()| {
+            frame::write_encoded(stream, buf)
+                .map_err(|e| Error::closed(format!("client connection ({e})")))
+        });
+        // Unlocked before `value` can be dropped: dropping a subscription
+        // joins its pusher, which may be waiting for this lock.
+        drop(guard);
+        written.map(|()| value)
+    }
+
+    /// Closes both directions of the socket, waking the reader.
+    pub fn shutdown(&self) {
+        let _ = self.raw.shutdown(Shutdown::Both);
+    }
+}
+
+/// Serves one connection until the peer leaves, breaks the protocol, or
+/// the server stops (which shuts the socket down under the reader).
+pub fn serve(queue: &Queue, stream: TcpStream, config: &ServerConfig, number: u64) {
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    log::debug!("server: connection {number} from {peer}");
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(config.write_timeout));
+    let writer = match stream
+        .try_clone()
+        .and_then(|s| Writer::new(s, config.max_frame))
+    {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            log::warn!("server: connection {number}: {e}");
+            return;
+        }
+    };
+    let mut conn = Connection {
+        queue,
+        writer,
+        subs: HashMap::new(),
+        next_sub: 1,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    let reader = BufReader::new(stream);
+    let outcome = conn.run(reader, config);
+    match &outcome {
+        Ok(()) => log::debug!("server: connection {number} from {peer} closed"),
+        Err(e) => log::info!("server: connection {number} from {peer} closed: {e}"),
+    }
+    conn.end();
+}
+
+struct Connection<'a> {
+    queue: &'a Queue,
+    writer: Arc<Writer>,
+    subs: HashMap<u64, Subscription>,
+    next_sub: u64,
+    shutdown_timeout: Duration,
+}
+
+impl Connection<'_> {
+    fn run(&mut self, mut reader: BufReader<TcpStream>, config: &ServerConfig) -> Result<()> {
+        let mut buf = Vec::new();
+        // The handshake, with a deadline so a silent peer cannot hold a
+        // connection slot forever.
+        let _ = reader
+            .get_ref()
+            .set_read_timeout(Some(config.handshake_timeout));
+        match self.read(&mut reader, &mut buf, config.max_frame)? {
+            None => return Ok(()),
+            Some(Request::Hello { magic, version }) => {
+                if magic != MAGIC {
+                    return self.fatal("protocol", format!("bad magic {magic:?}"));
+                }
+                if version != PROTOCOL_VERSION {
+                    return self.fatal(
+                        "protocol",
+                        format!(
+                            "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
+                        ),
+                    );
+                }
+                self.writer.send(&Response::Welcome {
+                    version: PROTOCOL_VERSION,
+                    max_frame: config.max_frame as u64,
+                })?;
+            }
+            Some(_) => return self.fatal("protocol", "the first frame must be hello"),
+        }
+        let _ = reader.get_ref().set_read_timeout(None);
+        loop {
+            let Some(request) = self.read(&mut reader, &mut buf, config.max_frame)? else {
+                return Ok(());
+            };
+            self.handle(request)?;
+        }
+    }
+
+    /// Reads one request; `None` when the peer closed between frames. A
+    /// frame that is too large or does not decode is answered with a fatal
+    /// error and ends the connection.
+    fn read(
+        &self,
+        reader: &mut BufReader<TcpStream>,
+        buf: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<Option<Request>> {
+        match frame::read_frame(reader, buf, max) {
+            Ok(()) => {}
+            Err(FrameError::Eof) => return Ok(None),
+            Err(e @ FrameError::TooLarge { .. }) => {
+                return self.fatal("frame_too_large", e.to_string()).map(|()| None)
+            }
+            Err(FrameError::Io(e)) => return Err(Error::closed(format!("connection ({e})"))),
+        }
+        match frame::decode::<Request>(buf) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => self.fatal("protocol", e.to_string()).map(|()| None),
+        }
+    }
+
+    /// Sends a connection-level error; the caller then ends the connection.
+    fn fatal(&self, kind: &str, message: impl Into<String>) -> Result<()> {
+        let message = message.into();
+        log::info!("server: closing a connection: {kind}: {message}");
+        let _ = self.writer.send(&Response::fatal(kind, message.clone()));
+        Err(Error::Codec(format!("{kind}: {message}")))
+    }
+
+    /// Answers one request. An `Err` ends the connection.
+    fn handle(&mut self, request: Request) -> Result<()> {
+        let (id, outcome) = match request {
+            Request::Hello { .. } => return self.fatal("protocol", "hello sent twice"),
+            Request::Publish {
+                id,
+                topic,
+                messages,
+            } => {
+                let count = messages.len() as u64;
+                let messages: Vec<Message> = messages.into_iter().map(Message::from).collect();
+                let r = self.queue.publish(&topic, &messages);
+                (id, r.map(|()| Response::Published { id, count }))
+            }
+            Request::Subscribe {
+                id,
+                topic,
+                subscriber,
+                batch,
+            } => match self.subscribe(id, &topic, &subscriber, batch) {
+                // Replied inside, before the first delivery could go out.
+                Ok(()) => return Ok(()),
+                Err(e) => (id, Err(e)),
+            },
+            Request::Unsubscribe { id, sub } => {
+                let r = match self.subs.remove(&sub) {
+                    Some(s) => s
+                        .stop(Instant::now() + self.shutdown_timeout)
+                        .map(|()| Response::Done { id, count: 1 }),
+                    None => Err(unknown_sub(sub)),
+                };
+                (id, r)
+            }
+            Request::Ack {
+                id,
+                sub,
+                entries,
+                multiple,
+            } => {
+                let r = match self.subs.get(&sub) {
+                    Some(s) => s.ack(&entries, multiple),
+                    None => Err(unknown_sub(sub)),
+                };
+                (id, r.map(|count| Response::Done { id, count }))
+            }
+            Request::Nack {
+                id,
+                sub,
+                entries,
+                requeue,
+            } => {
+                let r = match self.subs.get(&sub) {
+                    Some(s) => s.nack(&entries, requeue),
+                    None => Err(unknown_sub(sub)),
+                };
+                (id, r.map(|count| Response::Done { id, count }))
+            }
+            Request::Reset {
+                id,
+                topic,
+                subscriber,
+            } => {
+                let r = self.queue.subscribe(&topic, &subscriber).and_then(|s| {
+                    let n = s.reset()?;
+                    for sub in self.subs.values() {
+                        if sub.names() == (topic.as_str(), subscriber.as_str()) {
+                            sub.forget_in_flight();
+                        }
+                    }
+                    Ok(n)
+                });
+                (
+                    id,
+                    r.map(|n| Response::Done {
+                        id,
+                        count: n as u64,
+                    }),
+                )
+            }
+            Request::Stats { id, topic } => (id, self.stats(id, topic)),
+            Request::DeadLetters {
+                id,
+                topic,
+                subscriber,
+                limit,
+            } => {
+                let r = self
+                    .queue
+                    .subscribe(&topic, &subscriber)
+                    .and_then(|s| s.dead_letters(limit as usize))
+                    .map(|letters| Response::DeadLetters {
+                        id,
+                        letters: letters.iter().map(WireDeadLetter::from).collect(),
+                    });
+                (id, r)
+            }
+            Request::ReplayDeadLetters {
+                id,
+                topic,
+                subscriber,
+            } => {
+                let r = self
+                    .queue
+                    .subscribe(&topic, &subscriber)
+                    .and_then(|s| s.replay_dead_letters())
+                    .map(|n| Response::Done {
+                        id,
+                        count: n as u64,
+                    });
+                (id, r)
+            }
+        };
+        let response = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                log::debug!("server: request {id} failed: {e}");
+                Response::error(id, &e)
+            }
+        };
+        // Id 0 asks for no reply; errors are logged above.
+        if id != 0 {
+            self.writer.send(&response)?;
+        }
+        Ok(())
+    }
+
+    fn subscribe(&mut self, id: u64, topic: &str, subscriber: &str, batch: u32) -> Result<()> {
+        if batch == 0 {
+            return Err(Error::invalid("batch", "must be at least 1"));
+        }
+        let sub = self.queue.subscribe(topic, subscriber)?;
+        let number = self.next_sub;
+        self.next_sub += 1;
+        let writer = self.writer.clone();
+        // The writer stays locked from the start of the pusher until the
+        // reply is written, so the reply goes out before any delivery.
+        let s = self
+            .writer
+            .send_after(&Response::Subscribed { id, sub: number }, || {
+                Subscription::start(sub, number, batch as usize, writer)
+            })?;
+        self.subs.insert(number, s);
+        Ok(())
+    }
+
+    fn stats(&self, id: u64, topic: Option<String>) -> Result<Response> {
+        let topics = match topic {
+            Some(t) => vec![t],
+            None => self.queue.topics().into_iter().map(|t| t.name).collect(),
+        };
+        let mut stats = Vec::new();
+        for t in topics {
+            stats.extend(self.queue.stats(&t)?.into_iter().map(WireStats::from));
+        }
+        Ok(Response::Stats { id, stats })
+    }
+
+    /// Stops every subscription (their deliveries go back) and closes the
+    /// socket.
+    fn end(&mut self) {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        for (number, s) in self.subs.drain() {
+            if let Err(e) = s.stop(deadline) {
+                log::warn!("server: ending subscription {number}: {e}");
+            }
+        }
+        self.writer.shutdown();
+    }
+}
+
+fn unknown_sub(sub: u64) -> Error {
+    Error::invalid("sub", format!("no subscription {sub} on this connection"))
+}

@@ -1,0 +1,151 @@
+//! Frames: a 4-byte big-endian length, then that many bytes of MessagePack.
+//!
+//! [`read_frame`] refuses a length over the limit before reading (or
+//! allocating) the body, so a random length cannot make either side
+//! allocate gigabytes; [`decode`] returns [`Error::Codec`] for random,
+//! truncated or trailing bytes and never panics.
+
+use std::io::{self, Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// The default largest frame: a 16 MiB message plus room for its envelope.
+pub const DEFAULT_MAX_FRAME: usize = (16 << 20) + (64 << 10);
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The peer closed the connection cleanly, between frames.
+    Eof,
+    /// The socket failed, or closed in the middle of a frame.
+    Io(io::Error),
+    /// The length prefix is over the limit.
+    TooLarge {
+        /// The announced length.
+        len: u64,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Eof => write!(f, "connection closed"),
+            FrameError::Io(e) => write!(f, "connection failed: {e}"),
+            FrameError::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes is over the limit of {max} bytes")
+            }
+        }
+    }
+}
+
+/// Reads one frame's body into `buf` (cleared first).
+///
+/// # Errors
+///
+/// See [`FrameError`].
+pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> Result<(), FrameError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Err(FrameError::Eof),
+            Ok(0) => {
+                return Err(FrameError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed inside a length prefix",
+                )))
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FrameError::Io(e)),
+        }
+    }
+    let len = u32::from_be_bytes(len) as u64;
+    if len > max as u64 {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    buf.clear();
+    // `len` is at most `max`, so this allocation is bounded.
+    buf.resize(len as usize, 0);
+    r.read_exact(buf).map_err(FrameError::Io)
+}
+
+/// Encodes `value` as one frame (length prefix included) into `out`.
+///
+/// # Errors
+///
+/// [`Error::Codec`] when it does not encode, or is over `max` bytes.
+pub fn encode_frame<T: Serialize>(value: &T, out: &mut Vec<u8>, max: usize) -> Result<()> {
+    out.clear();
+    out.extend_from_slice(&[0; 4]);
+    rmp_serde::encode::write_named(out, value)?;
+    let len = out.len() - 4;
+    if len > max {
+        return Err(Error::Codec(format!(
+            "a frame of {len} bytes is over the limit of {max} bytes"
+        )));
+    }
+    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
+/// Writes one encoded frame and flushes.
+///
+/// # Errors
+///
+/// The socket's error.
+pub fn write_encoded(w: &mut impl Write, frame: &[u8]) -> io::Result<()> {
+    w.write_all(frame)?;
+    w.flush()
+}
+
+/// Decodes exactly one `T` from a frame's body.
+///
+/// # Errors
+///
+/// [`Error::Codec`] for random, truncated or trailing bytes.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let mut de = rmp_serde::Deserializer::new(io::Cursor::new(bytes));
+    let value = T::deserialize(&mut de).map_err(|e| Error::Codec(format!("bad frame: {e}")))?;
+    let read = de.position();
+    if read != bytes.len() as u64 {
+        return Err(Error::Codec(format!(
+            "bad frame: {} trailing bytes after the value",
+            bytes.len() as u64 - read
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_round_trips_and_limits_hold() {
+        let mut out = Vec::new();
+        encode_frame(&("hi", 3u8), &mut out, 100).unwrap();
+        let mut buf = Vec::new();
+        read_frame(&mut &out[..], &mut buf, 100).unwrap();
+        assert_eq!(decode::<(String, u8)>(&buf).unwrap(), ("hi".to_string(), 3));
+        assert!(matches!(
+            read_frame(&mut &out[..], &mut buf, 2),
+            Err(FrameError::TooLarge { max: 2, .. })
+        ));
+        assert!(matches!(
+            read_frame(&mut &[][..], &mut buf, 2),
+            Err(FrameError::Eof)
+        ));
+        assert!(matches!(
+            read_frame(&mut &out[..6], &mut buf, 100),
+            Err(FrameError::Io(_))
+        ));
+        assert!(encode_frame(&vec![0u8; 50], &mut out, 10).is_err());
+        assert!(decode::<(String, u8)>(&buf[..buf.len() - 1]).is_err());
+    }
+}

@@ -1,0 +1,480 @@
+//! The wire protocol of the queue server: what a client sends
+//! ([`Request`]) and what the server sends back ([`Response`]).
+//!
+//! Every frame is a 4-byte big-endian length followed by that many bytes of
+//! MessagePack (rmp-serde with named fields, so every struct is a map keyed
+//! by field name). An enum value is a map with one entry: the variant's name
+//! in snake case, then its fields. The README's "Queue server" section
+//! spells out every frame for implementers in other languages.
+//!
+//! The first frame of a connection is the client's [`Request::Hello`]; the
+//! server answers [`Response::Welcome`] or a fatal [`Response::Error`].
+//! Requests carry an `id` chosen by the client; the reply to a request
+//! carries the same `id`. Id 0 is reserved: requests with id 0 get no reply
+//! (fire and forget), and an error with id 0 concerns the whole connection,
+//! which the server then closes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::message::Message;
+use crate::queue::{DeadLetter, EntryId, SubscriberStats};
+
+/// The magic string of [`Request::Hello`].
+pub const MAGIC: &str = "syncmq";
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A message on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireMessage {
+    /// The body (MessagePack `bin`).
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    /// The dedupe key, if any.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// String headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The priority, 0 the highest.
+    #[serde(default)]
+    pub priority: u8,
+    /// The expiry, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
+}
+
+impl From<&Message> for WireMessage {
+    fn from(m: &Message) -> Self {
+        WireMessage {
+            body: m.body().to_vec(),
+            key: m.key().map(str::to_string),
+            headers: m.headers().clone(),
+            priority: m.priority(),
+            expires_at_ms: m.expires_at().map(|at| {
+                at.duration_since(UNIX_EPOCH)
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                    .unwrap_or(0)
+            }),
+        }
+    }
+}
+
+impl From<WireMessage> for Message {
+    fn from(w: WireMessage) -> Self {
+        let mut m = Message::new(w.body).with_priority(w.priority);
+        if let Some(key) = w.key {
+            m = m.with_key(key);
+        }
+        for (name, value) in w.headers {
+            m = m.with_header(name, value);
+        }
+        if let Some(ms) = w.expires_at_ms {
+            if let Some(at) = UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
+                m = m.with_expiry(at);
+            } else {
+                m = m.with_expiry(SystemTime::UNIX_EPOCH);
+            }
+        }
+        m
+    }
+}
+
+/// Where an entry sits in a subscriber's queue: what acks and nacks name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WireEntry {
+    /// The priority level.
+    pub priority: u8,
+    /// The position within the level.
+    pub position: u64,
+}
+
+impl From<EntryId> for WireEntry {
+    fn from(id: EntryId) -> Self {
+        WireEntry {
+            priority: id.priority,
+            position: id.position,
+        }
+    }
+}
+
+impl From<WireEntry> for EntryId {
+    fn from(e: WireEntry) -> Self {
+        EntryId {
+            priority: e.priority,
+            position: e.position,
+        }
+    }
+}
+
+/// One message pushed to a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireDelivery {
+    /// What to ack or nack.
+    pub entry: WireEntry,
+    /// Deliveries so far, this one included; above 1 means redelivered.
+    pub deliveries: u32,
+    /// The message.
+    pub message: WireMessage,
+}
+
+/// A subscriber's counters on the wire (as [`SubscriberStats`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireStats {
+    /// The topic.
+    pub topic: String,
+    /// The subscriber.
+    pub subscriber: String,
+    /// Entries waiting.
+    pub ready: u64,
+    /// Entries delivered and not acked.
+    pub in_flight: u64,
+    /// Entries in the dead-letter queue.
+    pub dead_lettered: u64,
+    /// Messages dropped on expiry, ever.
+    pub expired: u64,
+}
+
+impl From<SubscriberStats> for WireStats {
+    fn from(s: SubscriberStats) -> Self {
+        WireStats {
+            topic: s.topic,
+            subscriber: s.subscriber,
+            ready: s.ready,
+            in_flight: s.in_flight,
+            dead_lettered: s.dead_lettered,
+            expired: s.expired,
+        }
+    }
+}
+
+impl From<WireStats> for SubscriberStats {
+    fn from(s: WireStats) -> Self {
+        SubscriberStats {
+            topic: s.topic,
+            subscriber: s.subscriber,
+            ready: s.ready,
+            in_flight: s.in_flight,
+            dead_lettered: s.dead_lettered,
+            expired: s.expired,
+        }
+    }
+}
+
+/// A dead letter on the wire (as [`DeadLetter`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireDeadLetter {
+    /// Its position in the dead-letter queue.
+    pub position: u64,
+    /// Deliveries before it was dead-lettered.
+    pub deliveries: u32,
+    /// The message.
+    pub message: WireMessage,
+}
+
+impl From<&DeadLetter> for WireDeadLetter {
+    fn from(d: &DeadLetter) -> Self {
+        WireDeadLetter {
+            position: d.position,
+            deliveries: d.deliveries,
+            message: WireMessage::from(&d.message),
+        }
+    }
+}
+
+impl From<WireDeadLetter> for DeadLetter {
+    fn from(d: WireDeadLetter) -> Self {
+        DeadLetter {
+            position: d.position,
+            deliveries: d.deliveries,
+            message: d.message.into(),
+        }
+    }
+}
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// The first frame: `magic` is `"syncmq"`, `version` the protocol
+    /// version the client speaks.
+    Hello {
+        /// Always [`MAGIC`].
+        magic: String,
+        /// The client's [`PROTOCOL_VERSION`].
+        version: u32,
+    },
+    /// Publishes `messages` to `topic` in one atomic batch; the reply,
+    /// [`Response::Published`], comes once they are durable.
+    Publish {
+        /// Request id.
+        id: u64,
+        /// The topic.
+        topic: String,
+        /// The messages.
+        messages: Vec<WireMessage>,
+    },
+    /// Starts pushing `subscriber`'s messages on this connection, at most
+    /// `batch` unacknowledged at a time; the reply is
+    /// [`Response::Subscribed`] with the subscription's number, then
+    /// [`Response::Deliver`] frames in queue order.
+    Subscribe {
+        /// Request id.
+        id: u64,
+        /// The topic.
+        topic: String,
+        /// The subscriber's name.
+        subscriber: String,
+        /// Unacknowledged deliveries allowed at once (1 or more).
+        batch: u32,
+    },
+    /// Stops a subscription; its unacknowledged deliveries are redelivered.
+    Unsubscribe {
+        /// Request id.
+        id: u64,
+        /// The subscription's number.
+        sub: u64,
+    },
+    /// Acknowledges deliveries of a subscription; with `multiple`, every
+    /// delivery of the subscription up to and including each named one.
+    Ack {
+        /// Request id (0: no reply).
+        id: u64,
+        /// The subscription's number.
+        sub: u64,
+        /// The entries.
+        entries: Vec<WireEntry>,
+        /// AMQP's `multiple`.
+        #[serde(default)]
+        multiple: bool,
+    },
+    /// Rejects deliveries: with `requeue` they come back (or go to the
+    /// dead-letter queue at the topic's delivery limit), without it they go
+    /// to the dead-letter queue.
+    Nack {
+        /// Request id (0: no reply).
+        id: u64,
+        /// The subscription's number.
+        sub: u64,
+        /// The entries.
+        entries: Vec<WireEntry>,
+        /// Deliver again rather than dead-letter.
+        requeue: bool,
+    },
+    /// ppmq's reconnect command: every in-flight entry of the subscriber
+    /// goes back to the front of its queue.
+    Reset {
+        /// Request id.
+        id: u64,
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        subscriber: String,
+    },
+    /// Counters of every subscriber of `topic`, or of every topic.
+    Stats {
+        /// Request id.
+        id: u64,
+        /// The topic; `None` for all.
+        #[serde(default)]
+        topic: Option<String>,
+    },
+    /// Up to `limit` dead letters of the subscriber, oldest first.
+    DeadLetters {
+        /// Request id.
+        id: u64,
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        subscriber: String,
+        /// The most to return.
+        limit: u32,
+    },
+    /// Moves every dead letter of the subscriber back to its queue.
+    ReplayDeadLetters {
+        /// Request id.
+        id: u64,
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        subscriber: String,
+    },
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// The answer to [`Request::Hello`].
+    Welcome {
+        /// The protocol version the server speaks.
+        version: u32,
+        /// The largest frame the server accepts, in bytes (length prefix
+        /// excluded).
+        max_frame: u64,
+    },
+    /// The messages of a publish are durable.
+    Published {
+        /// Request id.
+        id: u64,
+        /// How many messages.
+        count: u64,
+    },
+    /// A subscription started.
+    Subscribed {
+        /// Request id.
+        id: u64,
+        /// The subscription's number on this connection.
+        sub: u64,
+    },
+    /// Messages for a subscription, in queue order.
+    Deliver {
+        /// The subscription's number.
+        sub: u64,
+        /// The deliveries.
+        deliveries: Vec<WireDelivery>,
+    },
+    /// A request that changes counts (ack, nack, reset, replay,
+    /// unsubscribe) succeeded.
+    Done {
+        /// Request id.
+        id: u64,
+        /// How many entries it affected.
+        count: u64,
+    },
+    /// The answer to [`Request::Stats`].
+    Stats {
+        /// Request id.
+        id: u64,
+        /// One row per subscriber.
+        stats: Vec<WireStats>,
+    },
+    /// The answer to [`Request::DeadLetters`].
+    DeadLetters {
+        /// Request id.
+        id: u64,
+        /// The dead letters, oldest first.
+        letters: Vec<WireDeadLetter>,
+    },
+    /// A request failed (`id` > 0; the connection stays open), or the
+    /// connection failed (`id` 0: the server closes it after this frame).
+    Error {
+        /// Request id, or 0 for the connection.
+        id: u64,
+        /// `invalid_argument`, `closed`, `timeout`, `codec`, `corrupt`,
+        /// `storage`, `protocol`, `frame_too_large`, `busy` or `internal`.
+        kind: String,
+        /// The argument or key concerned, when there is one.
+        #[serde(default)]
+        name: Option<String>,
+        /// What went wrong, for people.
+        message: String,
+    },
+}
+
+impl Response {
+    /// The error frame for `err` in answer to request `id`.
+    pub fn error(id: u64, err: &Error) -> Self {
+        let (kind, name, message) = match err {
+            Error::InvalidArgument { name, reason } => {
+                ("invalid_argument", Some(name.clone()), reason.clone())
+            }
+            Error::Closed(what) => ("closed", None, format!("{what} is closed")),
+            Error::Timeout { .. } => ("timeout", None, err.to_string()),
+            Error::Codec(m) => ("codec", None, m.clone()),
+            Error::Corrupt { key, reason } => ("corrupt", Some(key.clone()), reason.clone()),
+            Error::Storage(m) => ("storage", None, m.clone()),
+            other => ("internal", None, other.to_string()),
+        };
+        Response::Error {
+            id,
+            kind: kind.into(),
+            name,
+            message,
+        }
+    }
+
+    /// A protocol-level error frame (id 0): `kind` and `message`.
+    pub fn fatal(kind: &str, message: impl Into<String>) -> Self {
+        Response::Error {
+            id: 0,
+            kind: kind.into(),
+            name: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Turns an error frame back into an [`Error`] on the client side.
+pub fn error_from_wire(kind: &str, name: Option<String>, message: String) -> Error {
+    match kind {
+        "invalid_argument" => Error::invalid(name.unwrap_or_default(), message),
+        "closed" => Error::Closed(format!("server: {message}")),
+        "timeout" => Error::timeout(format!("server: {message}"), Duration::ZERO),
+        "codec" | "protocol" | "frame_too_large" => Error::Codec(format!("server: {message}")),
+        "corrupt" => Error::Corrupt {
+            key: name.unwrap_or_default(),
+            reason: message,
+        },
+        "storage" => Error::Storage(format!("server: {message}")),
+        _ => Error::Broker(format!("server ({kind}): {message}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_survives_the_wire_form() {
+        let m = Message::new(b"x".to_vec())
+            .with_key("k")
+            .with_header("h", "v")
+            .with_priority(2)
+            .with_ttl(Duration::from_secs(60));
+        let back: Message = WireMessage::from(&m).into();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn requests_are_maps_keyed_by_variant() {
+        let req = Request::Stats { id: 7, topic: None };
+        let bytes = rmp_serde::to_vec_named(&req).unwrap();
+        let value: rmpv_like::Value = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(
+            value,
+            rmpv_like::Value::Map(
+                [(
+                    "stats".to_string(),
+                    rmpv_like::Value::Map(
+                        [
+                            ("id".to_string(), rmpv_like::Value::Int(7)),
+                            ("topic".to_string(), rmpv_like::Value::Nil),
+                        ]
+                        .into()
+                    )
+                )]
+                .into()
+            )
+        );
+        assert_eq!(rmp_serde::from_slice::<Request>(&bytes).unwrap(), req);
+    }
+
+    /// Just enough of a dynamic MessagePack value to check the shape.
+    mod rmpv_like {
+        use std::collections::BTreeMap;
+
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        #[serde(untagged)]
+        pub enum Value {
+            Nil,
+            Int(u64),
+            Map(BTreeMap<String, Value>),
+        }
+    }
+}

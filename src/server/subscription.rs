@@ -1,0 +1,290 @@
+//! A subscription on a server connection: a pusher thread that takes
+//! messages from the engine and pushes them to the client, at most `batch`
+//! unacknowledged at a time, and the in-flight set that acks, nacks and the
+//! end of the connection settle.
+//!
+//! # Guarantees
+//!
+//! - Deliveries go out in the order the engine hands them over (queue
+//!   order), one [`Response::Deliver`] frame per batch.
+//! - An entry is in this subscription's in-flight set from the moment it is
+//!   taken until it is acked or nacked here. When the subscription ends
+//!   (unsubscribe, disconnect, server shutdown) every entry still in the set
+//!   goes back to the queue: entries the client was sent are nacked with
+//!   requeue (the delivery counts toward the topic's dead-letter limit),
+//!   entries never sent are released (it does not).
+//! - Acks and nacks only settle entries of this subscription: a client
+//!   cannot settle another connection's deliveries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use super::connection::Writer;
+use super::protocol::{Response, WireDelivery, WireEntry, WireMessage};
+use crate::error::{Error, Result};
+use crate::queue::{EntryId, Interrupter, Subscriber};
+use crate::thread::{self, Worker};
+
+/// One entry of the in-flight set.
+struct Flight {
+    seq: u64,
+    sent: bool,
+}
+
+#[derive(Default)]
+struct State {
+    next_seq: u64,
+    by_id: HashMap<EntryId, Flight>,
+    by_seq: BTreeMap<u64, EntryId>,
+    stopped: bool,
+}
+
+struct Shared {
+    sub: Subscriber,
+    window: usize,
+    state: Mutex<State>,
+    room: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running subscription. [`stop`](Subscription::stop) ends it.
+pub struct Subscription {
+    shared: Arc<Shared>,
+    interrupter: Interrupter,
+    worker: Option<Worker<()>>,
+}
+
+impl Subscription {
+    /// Starts pushing `sub`'s messages as subscription `number` through
+    /// `writer`, at most `window` unacknowledged.
+    pub fn start(sub: Subscriber, number: u64, window: usize, writer: Arc<Writer>) -> Result<Self> {
+        let interrupter = sub.interrupter();
+        let shared = Arc::new(Shared {
+            sub,
+            window: window.max(1),
+            state: Mutex::new(State::default()),
+            room: Condvar::new(),
+        });
+        let pusher = shared.clone();
+        let worker = thread::spawn("srv-push", move || push(&pusher, number, &writer))?;
+        Ok(Subscription {
+            shared,
+            interrupter,
+            worker: Some(worker),
+        })
+    }
+
+    /// The topic and subscriber names.
+    pub fn names(&self) -> (&str, &str) {
+        (self.shared.sub.topic(), self.shared.sub.name())
+    }
+
+    /// Acks `entries` (with `multiple`, every earlier delivery of this
+    /// subscription too). Returns how many were settled.
+    pub fn ack(&self, entries: &[WireEntry], multiple: bool) -> Result<u64> {
+        let ids = self.take(entries, multiple);
+        let n = if ids.is_empty() {
+            0
+        } else {
+            let n = self.shared.sub.ack(&ids);
+            self.shared.room.notify_all();
+            n?
+        };
+        Ok(n as u64)
+    }
+
+    /// Nacks `entries`. Returns how many were settled.
+    pub fn nack(&self, entries: &[WireEntry], requeue: bool) -> Result<u64> {
+        let ids = self.take(entries, false);
+        let n = if ids.is_empty() {
+            0
+        } else {
+            // The pusher is woken only after the engine has the entries
+            // back, so a requeued entry is the next one it takes.
+            let n = self.shared.sub.nack(&ids, requeue);
+            self.shared.room.notify_all();
+            n?
+        };
+        Ok(n as u64)
+    }
+
+    /// Forgets every in-flight entry without settling it: after a reset
+    /// the engine has put them back already.
+    pub fn forget_in_flight(&self) {
+        let mut state = self.shared.lock();
+        state.by_id.clear();
+        state.by_seq.clear();
+        drop(state);
+        self.shared.room.notify_all();
+    }
+
+    /// Removes the named entries (and with `multiple` every earlier one)
+    /// from the in-flight set, returning those that were in it.
+    fn take(&self, entries: &[WireEntry], multiple: bool) -> Vec<EntryId> {
+        let mut state = self.shared.lock();
+        let mut ids = Vec::with_capacity(entries.len());
+        for e in entries {
+            let id = EntryId::from(*e);
+            if multiple {
+                let Some(seq) = state.by_id.get(&id).map(|f| f.seq) else {
+                    continue;
+                };
+                let earlier: Vec<u64> = state.by_seq.range(..=seq).map(|(s, _)| *s).collect();
+                for s in earlier {
+                    if let Some(id) = state.by_seq.remove(&s) {
+                        state.by_id.remove(&id);
+                        ids.push(id);
+                    }
+                }
+            } else if let Some(f) = state.by_id.remove(&id) {
+                state.by_seq.remove(&f.seq);
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
+    /// Stops the pusher, joins it by `deadline`, and gives every entry
+    /// still in flight back to the queue.
+    pub fn stop(mut self, deadline: Instant) -> Result<()> {
+        self.finish(deadline)
+    }
+
+    fn finish(&mut self, deadline: Instant) -> Result<()> {
+        self.shared.lock().stopped = true;
+        self.shared.room.notify_all();
+        self.interrupter.interrupt();
+        let joined = match self.worker.take() {
+            Some(w) => w.join_deadline(deadline),
+            None => Ok(()),
+        };
+        let (sent, unsent): (Vec<_>, Vec<_>) = {
+            let mut state = self.shared.lock();
+            state.by_seq.clear();
+            state.by_id.drain().partition(|(_, f)| f.sent)
+        };
+        let sent: Vec<EntryId> = sent.into_iter().map(|(id, _)| id).collect();
+        let unsent: Vec<EntryId> = unsent.into_iter().map(|(id, _)| id).collect();
+        let mut result = joined;
+        if !sent.is_empty() {
+            if let Err(e) = self.shared.sub.nack(&sent, true) {
+                result = result.and(Err(e));
+            }
+        }
+        if !unsent.is_empty() {
+            if let Err(e) = self.shared.sub.release(&unsent) {
+                result = result.and(Err(e));
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            if let Err(e) = self.finish(deadline) {
+                log::warn!("server: dropping a subscription: {e}");
+            }
+        }
+    }
+}
+
+/// The pusher thread.
+fn push(shared: &Shared, number: u64, writer: &Writer) {
+    loop {
+        let room = {
+            let mut state = shared.lock();
+            while !state.stopped && state.by_id.len() >= shared.window {
+                state = shared
+                    .room
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if state.stopped {
+                return;
+            }
+            shared.window - state.by_id.len()
+        };
+        let got = match shared.sub.next_batch(room, None) {
+            Ok(got) => got,
+            Err(Error::Closed(_)) => return,
+            Err(e) => {
+                log::warn!(
+                    "server: subscription {number} ({}/{}): {e}",
+                    shared.sub.topic(),
+                    shared.sub.name()
+                );
+                let _ = writer.send(&Response::error(0, &e));
+                writer.shutdown();
+                return;
+            }
+        };
+        if got.is_empty() {
+            continue;
+        }
+        let mut deliveries = Vec::with_capacity(got.len());
+        let mut ids = Vec::with_capacity(got.len());
+        {
+            let mut state = shared.lock();
+            if state.stopped {
+                drop(state);
+                let ids: Vec<EntryId> = got.iter().map(|r| r.id).collect();
+                if let Err(e) = shared.sub.release(&ids) {
+                    log::warn!("server: subscription {number}: release: {e}");
+                }
+                return;
+            }
+            for r in &got {
+                let seq = state.next_seq;
+                state.next_seq += 1;
+                state.by_id.insert(r.id, Flight { seq, sent: false });
+                state.by_seq.insert(seq, r.id);
+            }
+        }
+        // A batch of large messages goes out in several frames, each under
+        // the frame limit the client was told about.
+        let budget = writer.max_frame() / 2;
+        let mut bytes = 0;
+        let mut got = got.into_iter().peekable();
+        while let Some(r) = got.next() {
+            bytes += r.message.body().len() + 64;
+            ids.push(r.id);
+            deliveries.push(WireDelivery {
+                entry: r.id.into(),
+                deliveries: r.deliveries,
+                message: WireMessage::from(&r.message),
+            });
+            let next_fits = got
+                .peek()
+                .is_some_and(|n| bytes + n.message.body().len() + 64 <= budget);
+            if next_fits {
+                continue;
+            }
+            let frame = Response::Deliver {
+                sub: number,
+                deliveries: std::mem::take(&mut deliveries),
+            };
+            if let Err(e) = writer.send(&frame) {
+                // The connection is gone; its reader ends the subscription
+                // and gives the entries back.
+                log::debug!("server: subscription {number}: push failed: {e}");
+                return;
+            }
+            let mut state = shared.lock();
+            for id in ids.drain(..) {
+                if let Some(f) = state.by_id.get_mut(&id) {
+                    f.sent = true;
+                }
+            }
+            bytes = 0;
+        }
+    }
+}

@@ -1,0 +1,575 @@
+//! The queue server over a real TCP socket: end to end through the client,
+//! hostile frames, many concurrent clients, and consumers that die with
+//! deliveries in flight.
+
+#![cfg(feature = "durable")]
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+use syncmq::server::protocol::{
+    Request, Response, WireEntry, WireMessage, MAGIC, PROTOCOL_VERSION,
+};
+use syncmq::server::{Client, ClientConfig, Server, ServerConfig};
+use syncmq::{Error, Message};
+
+fn topic() -> TopicConfig {
+    TopicConfig::new("orders", ["billing", "shipping"])
+}
+
+fn durable_queue(dir: &std::path::Path, topic: TopicConfig) -> Arc<Queue> {
+    Arc::new(Queue::open(dir, QueueConfig::new().with_topic(topic)).unwrap())
+}
+
+fn bodies(n: usize, tag: &str) -> Vec<Message> {
+    (0..n)
+        .map(|i| Message::new(format!("{tag}-{i}").into_bytes()))
+        .collect()
+}
+
+/// A connection speaking raw frames, for what the client never sends.
+struct Raw {
+    stream: TcpStream,
+}
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw { stream }
+    }
+
+    fn hello(addr: SocketAddr) -> Raw {
+        let mut raw = Raw::connect(addr);
+        raw.send(&Request::Hello {
+            magic: MAGIC.into(),
+            version: PROTOCOL_VERSION,
+        });
+        match raw.recv() {
+            Some(Response::Welcome { version, .. }) => assert_eq!(version, PROTOCOL_VERSION),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        raw
+    }
+
+    fn send(&mut self, request: &Request) {
+        let body = rmp_serde::to_vec_named(request).unwrap();
+        self.send_bytes(&frame(&body));
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) {
+        // The server may have closed already: that is an outcome, not a
+        // test failure.
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// The next frame, or `None` at end of stream (or a reset).
+    fn recv(&mut self) -> Option<Response> {
+        let mut len = [0u8; 4];
+        if self.stream.read_exact(&mut len).is_err() {
+            return None;
+        }
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(rmp_serde::from_slice(&body).expect("the server sends valid frames"))
+    }
+
+    /// Reads until the server closes; returns what came.
+    fn until_closed(&mut self) -> Vec<Response> {
+        let mut got = Vec::new();
+        while let Some(r) = self.recv() {
+            got.push(r);
+        }
+        got
+    }
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+fn is_fatal(r: &Response, want: &str) -> bool {
+    matches!(r, Response::Error { id: 0, kind, .. } if kind == want)
+}
+
+#[test]
+fn end_to_end_publish_consume_ack_nack_reset_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = durable_queue(dir.path(), topic().with_max_deliveries(0));
+    let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
+    let client = Client::connect(server.local_addr()).unwrap();
+
+    client.publish("orders", &bodies(5, "o")).unwrap();
+    // Durable when publish returned: the engine has it for both subscribers.
+    let stats = client.stats(Some("orders")).unwrap();
+    assert_eq!(stats.len(), 2);
+    assert!(stats.iter().all(|s| s.ready == 5), "{stats:?}");
+
+    // A window of 2: two come, and go back when the subscription is dropped
+    // with them unsettled.
+    let mut billing = client.subscribe_with("orders", "billing", 2).unwrap();
+    let held = [billing.recv().unwrap(), billing.recv().unwrap()];
+    assert_eq!(held[0].body(), b"o-0");
+    drop(billing);
+    drop(held);
+    common::eventually(Duration::from_secs(5), "the two given back", || {
+        let s = client.stats(Some("orders")).unwrap();
+        s.iter()
+            .any(|s| s.subscriber == "billing" && s.ready == 5 && s.in_flight == 0)
+    });
+    let mut billing = client.subscribe_with("orders", "billing", 2).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let d = billing.recv().unwrap();
+        seen.push(String::from_utf8(d.body().to_vec()).unwrap());
+        d.ack().unwrap();
+    }
+    assert_eq!(seen, ["o-0", "o-1", "o-2", "o-3", "o-4"]);
+    common::eventually(Duration::from_secs(5), "billing drained", || {
+        let s = client.stats(Some("orders")).unwrap();
+        s.iter()
+            .any(|s| s.subscriber == "billing" && s.ready == 0 && s.in_flight == 0)
+    });
+
+    // Nack with requeue comes back first; nack without goes to the DLQ.
+    let mut shipping = client.subscribe_with("orders", "shipping", 1).unwrap();
+    let first = shipping.recv().unwrap();
+    assert_eq!(first.body(), b"o-0");
+    first.nack(true).unwrap();
+    let again = shipping.recv().unwrap();
+    assert_eq!(again.body(), b"o-0");
+    assert!(again.is_redelivered());
+    again.nack(false).unwrap();
+    common::eventually(Duration::from_secs(5), "one dead letter", || {
+        client.dead_letters("orders", "shipping", 10).unwrap().len() == 1
+    });
+    let dead = client.dead_letters("orders", "shipping", 10).unwrap();
+    assert_eq!(dead[0].message.body(), b"o-0");
+
+    // Reset puts the in-flight delivery back; it comes again.
+    let held = shipping.recv().unwrap();
+    assert_eq!(held.body(), b"o-1");
+    assert_eq!(client.reset("orders", "shipping").unwrap(), 1);
+    let again = shipping.recv().unwrap();
+    assert_eq!(again.body(), b"o-1");
+    assert!(again.is_redelivered());
+    again.ack().unwrap();
+    drop(held); // its acker's nack names an entry no longer in flight here
+
+    assert_eq!(client.replay_dead_letters("orders", "shipping").unwrap(), 1);
+    assert!(client
+        .dead_letters("orders", "shipping", 10)
+        .unwrap()
+        .is_empty());
+
+    // Errors are clear and leave the connection usable.
+    match client.publish("nope", &bodies(1, "x")) {
+        Err(Error::InvalidArgument { .. }) => {}
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    assert!(matches!(
+        client.subscribe("orders", "nobody"),
+        Err(Error::InvalidArgument { .. })
+    ));
+    client.publish("orders", &bodies(1, "after")).unwrap();
+    server.shutdown().unwrap();
+    // After shutdown calls fail, the iterator ends with the error.
+    assert!(client.publish("orders", &bodies(1, "late")).is_err());
+    let rest: Vec<_> = shipping.by_ref().collect();
+    assert!(matches!(rest.last(), Some(Err(_))), "{rest:?}");
+}
+
+#[test]
+fn a_published_reply_means_durable_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let queue = durable_queue(dir.path(), topic());
+        let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
+        let client = Client::connect(server.local_addr()).unwrap();
+        client.publish("orders", &bodies(3, "d")).unwrap();
+        server.shutdown().unwrap();
+        queue.close().unwrap();
+    }
+    let queue = durable_queue(dir.path(), topic());
+    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let client = Client::connect(server.local_addr()).unwrap();
+    let mut sub = client.subscribe("orders", "billing").unwrap();
+    for i in 0..3 {
+        let d = sub.recv().unwrap();
+        assert_eq!(d.body(), format!("d-{i}").as_bytes());
+        d.ack().unwrap();
+    }
+}
+
+#[test]
+fn handshake_errors_close_the_connection() {
+    let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
+    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let addr = server.local_addr();
+
+    let mut raw = Raw::connect(addr);
+    raw.send(&Request::Hello {
+        magic: MAGIC.into(),
+        version: 99,
+    });
+    let got = raw.until_closed();
+    assert!(got.len() == 1 && is_fatal(&got[0], "protocol"), "{got:?}");
+
+    let mut raw = Raw::connect(addr);
+    raw.send(&Request::Stats { id: 1, topic: None });
+    let got = raw.until_closed();
+    assert!(got.len() == 1 && is_fatal(&got[0], "protocol"), "{got:?}");
+
+    let mut raw = Raw::hello(addr);
+    raw.send_bytes(&u32::MAX.to_be_bytes());
+    let got = raw.until_closed();
+    assert!(
+        got.len() == 1 && is_fatal(&got[0], "frame_too_large"),
+        "{got:?}"
+    );
+
+    assert!(Client::connect(addr).is_ok());
+}
+
+#[test]
+fn the_frame_limit_is_enforced_and_request_errors_keep_the_connection() {
+    let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
+    let server = Server::start(queue, ServerConfig::new().with_max_frame(4096)).unwrap();
+    let client = Client::connect(server.local_addr()).unwrap();
+    // Over the limit the client refuses to send (it knows the limit).
+    let big = Message::new(vec![7u8; 8192]);
+    assert!(matches!(
+        client.publish("orders", &[big]),
+        Err(Error::Codec(_))
+    ));
+    client.publish("orders", &bodies(2, "ok")).unwrap();
+
+    // A raw peer that sends it anyway is cut off, the others go on.
+    let mut raw = Raw::hello(server.local_addr());
+    let body = rmp_serde::to_vec_named(&Request::Publish {
+        id: 5,
+        topic: "orders".into(),
+        messages: vec![WireMessage::from(&Message::new(vec![1u8; 8192]))],
+    })
+    .unwrap();
+    raw.send_bytes(&frame(&body));
+    let got = raw.until_closed();
+    assert!(
+        got.len() == 1 && is_fatal(&got[0], "frame_too_large"),
+        "{got:?}"
+    );
+    let stats = client.stats(Some("orders")).unwrap();
+    assert!(stats.iter().all(|s| s.ready == 2), "{stats:?}");
+}
+
+/// A tiny deterministic generator (xorshift), so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+#[test]
+fn ten_thousand_random_and_truncated_frames_crash_nothing_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
+    let server = Server::start(queue, ServerConfig::new().with_max_frame(64 << 10)).unwrap();
+    let addr = server.local_addr();
+    // A well-behaved client that stays connected through the storm.
+    let good = Client::connect(addr).unwrap();
+    let mut published = Vec::new();
+    let valid = rmp_serde::to_vec_named(&Request::Publish {
+        id: 9,
+        topic: "orders".into(),
+        messages: vec![WireMessage::from(&Message::new(b"never stored".to_vec()))],
+    })
+    .unwrap();
+    let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+    let mut cut_off = 0;
+    for i in 0..10_000u32 {
+        let handshake = rng.below(4) != 0;
+        let mut raw = if handshake {
+            Raw::hello(addr)
+        } else {
+            Raw::connect(addr)
+        };
+        let case = rng.below(5);
+        match case {
+            // Random bytes, with a length prefix that matches them.
+            0 => {
+                let n = rng.below(64) as usize;
+                let body = rng.bytes(n);
+                raw.send_bytes(&frame(&body));
+            }
+            // Raw noise, length prefix included.
+            1 => {
+                let n = rng.below(64) as usize + 1;
+                let noise = rng.bytes(n);
+                raw.send_bytes(&noise);
+            }
+            // A valid publish, truncated, announced at its truncated length.
+            2 => {
+                let keep = rng.below(valid.len() as u64) as usize;
+                raw.send_bytes(&frame(&valid[..keep]));
+            }
+            // A valid publish, cut off inside the frame.
+            3 => {
+                let whole = frame(&valid);
+                let keep = rng.below(whole.len() as u64) as usize;
+                raw.send_bytes(&whole[..keep]);
+            }
+            // A valid publish with random bytes flipped.
+            _ => {
+                let mut body = valid.clone();
+                for _ in 0..=rng.below(4) {
+                    let at = rng.below(body.len() as u64) as usize;
+                    body[at] = rng.next() as u8;
+                }
+                raw.send_bytes(&frame(&body));
+            }
+        }
+        let _ = raw.stream.shutdown(std::net::Shutdown::Write);
+        let got = raw.until_closed();
+        // The server answers a bad frame with one error frame and closes;
+        // a frame cut off by our own shutdown just ends the connection. A
+        // flipped byte may leave a valid request, which is answered.
+        for r in &got {
+            match r {
+                Response::Error { .. } | Response::Published { .. } => {}
+                other => panic!("case {case} of round {i}: unexpected {other:?}"),
+            }
+        }
+        if got
+            .iter()
+            .any(|r| matches!(r, Response::Error { id: 0, .. }))
+        {
+            cut_off += 1;
+        }
+        if i % 1000 == 0 {
+            let batch = bodies(3, &format!("good-{i}"));
+            good.publish("orders", &batch).unwrap();
+            published.extend(batch.into_iter().map(|m| m.into_body()));
+        }
+    }
+    assert!(
+        cut_off > 1000,
+        "only {cut_off} connections got an error frame"
+    );
+    // Every acknowledged publish is there, in order. (A flipped byte may
+    // have made another valid publish; those were answered and count too.)
+    let mut sub = good.subscribe("orders", "billing").unwrap();
+    let mut good_only = Vec::new();
+    while good_only.len() < published.len() {
+        let d = sub
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .expect("an acknowledged publish is missing");
+        if d.body().starts_with(b"good-") {
+            good_only.push(d.body().to_vec());
+        }
+        d.ack().unwrap();
+    }
+    assert_eq!(good_only, published);
+}
+
+#[test]
+fn fifty_concurrent_clients_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
+    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let addr = server.local_addr();
+    const PUBLISHERS: usize = 25;
+    const CONSUMERS: usize = 25;
+    const PER_PUBLISHER: usize = 40;
+    let total = PUBLISHERS * PER_PUBLISHER;
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut threads = Vec::new();
+    for p in 0..PUBLISHERS {
+        threads.push(std::thread::spawn(move || {
+            let client = Client::connect(addr).unwrap();
+            for b in 0..PER_PUBLISHER / 5 {
+                let batch: Vec<Message> = (0..5)
+                    .map(|i| Message::new(format!("p{p}-{}", b * 5 + i).into_bytes()))
+                    .collect();
+                client.publish("orders", &batch).unwrap();
+            }
+        }));
+    }
+    for _ in 0..CONSUMERS {
+        let received = received.clone();
+        threads.push(std::thread::spawn(move || {
+            let client = Client::connect_with(addr, ClientConfig::new().with_batch(8)).unwrap();
+            let mut sub = client.subscribe("orders", "billing").unwrap();
+            loop {
+                if received.lock().unwrap().len() >= total {
+                    return;
+                }
+                if let Some(d) = sub.recv_timeout(Duration::from_millis(50)).unwrap() {
+                    received
+                        .lock()
+                        .unwrap()
+                        .push(String::from_utf8(d.body().to_vec()).unwrap());
+                    d.ack().unwrap();
+                }
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let received = received.lock().unwrap();
+    let unique: HashSet<&String> = received.iter().collect();
+    assert_eq!(unique.len(), total, "some messages never came");
+    assert_eq!(received.len(), total, "some messages came twice");
+    let client = Client::connect(addr).unwrap();
+    common::eventually(Duration::from_secs(5), "every ack applied", || {
+        let s = &client.stats(Some("orders")).unwrap()[0];
+        s.ready == 0 && s.in_flight == 0
+    });
+}
+
+#[test]
+fn a_consumer_killed_mid_batch_has_its_messages_redelivered_to_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
+    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let addr = server.local_addr();
+    let client = Client::connect(addr).unwrap();
+    client.publish("orders", &bodies(10, "m")).unwrap();
+
+    // The doomed consumer speaks raw frames so that nothing settles its
+    // deliveries on the way out: it acks two and then its socket dies.
+    let mut doomed = Raw::hello(addr);
+    doomed.send(&Request::Subscribe {
+        id: 1,
+        topic: "orders".into(),
+        subscriber: "billing".into(),
+        batch: 6,
+    });
+    let Some(Response::Subscribed { sub, .. }) = doomed.recv() else {
+        panic!("no subscribed reply");
+    };
+    let mut entries: Vec<WireEntry> = Vec::new();
+    while entries.len() < 6 {
+        match doomed.recv() {
+            Some(Response::Deliver { deliveries, .. }) => {
+                entries.extend(deliveries.iter().map(|d| d.entry))
+            }
+            other => panic!("expected deliveries, got {other:?}"),
+        }
+    }
+    doomed.send(&Request::Ack {
+        id: 2,
+        sub,
+        entries: entries[..2].to_vec(),
+        multiple: false,
+    });
+    // The window refills as the acks land: two more come (m-6, m-7),
+    // before or after the reply.
+    let mut replied = false;
+    while !replied || entries.len() < 8 {
+        match doomed.recv() {
+            Some(Response::Done { id: 2, count }) => {
+                assert_eq!(count, 2);
+                replied = true;
+            }
+            Some(Response::Deliver { deliveries, .. }) => {
+                entries.extend(deliveries.iter().map(|d| d.entry))
+            }
+            other => panic!("expected the ack's reply, got {other:?}"),
+        }
+    }
+    let held = entries.len() - 2;
+    assert_eq!(held, 6);
+    drop(doomed); // killed: no nack, no unsubscribe, just a closed socket
+                  // The server notices the closed socket and gives the six back.
+    common::eventually(Duration::from_secs(5), "the six given back", || {
+        let s = &client.stats(Some("orders")).unwrap()[0];
+        s.in_flight == 0 && s.ready == 8
+    }); // killed: no nack, no unsubscribe, just a closed socket
+
+    let mut next = client.subscribe("orders", "billing").unwrap();
+    let mut got = Vec::new();
+    for _ in 0..8 {
+        let d = next.recv().unwrap();
+        got.push((
+            String::from_utf8(d.body().to_vec()).unwrap(),
+            d.is_redelivered(),
+        ));
+        d.ack().unwrap();
+    }
+    let names: Vec<&str> = got.iter().map(|(b, _)| b.as_str()).collect();
+    assert_eq!(
+        names,
+        ["m-2", "m-3", "m-4", "m-5", "m-6", "m-7", "m-8", "m-9"]
+    );
+    // Those it held come again, first, marked as redelivered.
+    assert!(got[..held].iter().all(|(_, r)| *r), "{got:?}");
+    assert!(got[held..].iter().all(|(_, r)| !*r), "{got:?}");
+    assert!(next
+        .recv_timeout(Duration::from_millis(100))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn deliveries_come_in_queue_order_and_the_window_holds() {
+    let queue = Arc::new(
+        Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["s"]))).unwrap(),
+    );
+    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let client = Client::connect(server.local_addr()).unwrap();
+    client.publish("t", &bodies(50, "n")).unwrap();
+    let mut sub = client.subscribe_with("t", "s", 5).unwrap();
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(sub.recv().unwrap());
+    }
+    // Five unacknowledged: nothing more comes until one is settled.
+    assert!(sub
+        .recv_timeout(Duration::from_millis(100))
+        .unwrap()
+        .is_none());
+    let stats = &client.stats(Some("t")).unwrap()[0];
+    assert_eq!((stats.in_flight, stats.ready), (5, 45));
+    // ack_multiple settles all five at once.
+    held.pop().unwrap().ack_multiple().unwrap();
+    let mut order: BTreeSet<usize> = BTreeSet::new();
+    let mut last = 4;
+    for _ in 5..50 {
+        let d = sub.recv().unwrap();
+        let n: usize = std::str::from_utf8(&d.body()[2..])
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(n, last + 1, "out of order");
+        last = n;
+        order.insert(n);
+        d.ack().unwrap();
+    }
+    drop(held); // acked through ack_multiple already: their nacks do nothing
+    assert_eq!(order.len(), 45);
+}
