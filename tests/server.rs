@@ -113,7 +113,7 @@ fn end_to_end_publish_consume_ack_nack_reset_stats() {
     // Durable when publish returned: the engine has it for both subscribers.
     let stats = client.stats(Some("orders")).unwrap();
     assert_eq!(stats.len(), 2);
-    assert!(stats.iter().all(|s| s.ready == 5), "{stats:?}");
+    assert!(stats.iter().all(|s| s.depth == 5), "{stats:?}");
 
     // A window of 2: two come, and go back when the subscription is dropped
     // with them unsettled.
@@ -125,7 +125,7 @@ fn end_to_end_publish_consume_ack_nack_reset_stats() {
     common::eventually(Duration::from_secs(5), "the two given back", || {
         let s = client.stats(Some("orders")).unwrap();
         s.iter()
-            .any(|s| s.subscriber == "billing" && s.ready == 5 && s.in_flight == 0)
+            .any(|s| s.subscriber == "billing" && s.depth == 5 && s.in_flight == 0)
     });
     let mut billing = client.subscribe_with("orders", "billing", 2).unwrap();
     let mut seen = Vec::new();
@@ -138,7 +138,7 @@ fn end_to_end_publish_consume_ack_nack_reset_stats() {
     common::eventually(Duration::from_secs(5), "billing drained", || {
         let s = client.stats(Some("orders")).unwrap();
         s.iter()
-            .any(|s| s.subscriber == "billing" && s.ready == 0 && s.in_flight == 0)
+            .any(|s| s.subscriber == "billing" && s.depth == 0 && s.in_flight == 0)
     });
 
     // Nack with requeue comes back first; nack without goes to the DLQ.
@@ -269,7 +269,7 @@ fn the_frame_limit_is_enforced_and_request_errors_keep_the_connection() {
         "{got:?}"
     );
     let stats = client.stats(Some("orders")).unwrap();
-    assert!(stats.iter().all(|s| s.ready == 2), "{stats:?}");
+    assert!(stats.iter().all(|s| s.depth == 2), "{stats:?}");
 }
 
 /// A tiny deterministic generator (xorshift), so a failure replays.
@@ -447,7 +447,7 @@ fn fifty_concurrent_clients_lose_nothing() {
     let client = Client::connect(addr).unwrap();
     common::eventually(Duration::from_secs(5), "every ack applied", || {
         let s = &client.stats(Some("orders")).unwrap()[0];
-        s.ready == 0 && s.in_flight == 0
+        s.depth == 0 && s.in_flight == 0
     });
 }
 
@@ -508,7 +508,7 @@ fn a_consumer_killed_mid_batch_has_its_messages_redelivered_to_the_next() {
                   // The server notices the closed socket and gives the six back.
     common::eventually(Duration::from_secs(5), "the six given back", || {
         let s = &client.stats(Some("orders")).unwrap()[0];
-        s.in_flight == 0 && s.ready == 8
+        s.in_flight == 0 && s.depth == 8
     }); // killed: no nack, no unsubscribe, just a closed socket
 
     let mut next = client.subscribe("orders", "billing").unwrap();
@@ -554,7 +554,7 @@ fn deliveries_come_in_queue_order_and_the_window_holds() {
         .unwrap()
         .is_none());
     let stats = &client.stats(Some("t")).unwrap()[0];
-    assert_eq!((stats.in_flight, stats.ready), (5, 45));
+    assert_eq!((stats.in_flight, stats.depth), (5, 45));
     // ack_multiple settles all five at once.
     held.pop().unwrap().ack_multiple().unwrap();
     let mut order: BTreeSet<usize> = BTreeSet::new();

@@ -344,7 +344,7 @@ fn server_shutdown_and_drop_join_every_thread() {
         assert!(
             stats
                 .iter()
-                .all(|s| s.in_flight == 0 && s.ready == round as u64 + 1),
+                .all(|s| s.in_flight == 0 && s.depth == round as u64 + 1),
             "{stats:?}"
         );
         // The clients' readers saw the connection end; dropping them joins.

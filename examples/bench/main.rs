@@ -16,11 +16,11 @@
 //! the table shows the median run.
 
 mod block;
+#[cfg(feature = "durable")]
+mod outbox;
 mod queue;
 #[cfg(feature = "rabbitmq")]
 mod rabbitmq;
-#[cfg(feature = "durable")]
-mod outbox;
 mod report;
 mod simple;
 

@@ -131,7 +131,7 @@ pub struct WireStats {
     /// The subscriber.
     pub subscriber: String,
     /// Entries waiting.
-    pub ready: u64,
+    pub depth: u64,
     /// Entries delivered and not acked.
     pub in_flight: u64,
     /// Entries in the dead-letter queue.
@@ -145,7 +145,7 @@ impl From<SubscriberStats> for WireStats {
         WireStats {
             topic: s.topic,
             subscriber: s.subscriber,
-            ready: s.ready,
+            depth: s.depth,
             in_flight: s.in_flight,
             dead_lettered: s.dead_lettered,
             expired: s.expired,
@@ -158,7 +158,7 @@ impl From<WireStats> for SubscriberStats {
         SubscriberStats {
             topic: s.topic,
             subscriber: s.subscriber,
-            ready: s.ready,
+            depth: s.depth,
             in_flight: s.in_flight,
             dead_lettered: s.dead_lettered,
             expired: s.expired,
