@@ -44,19 +44,24 @@ use std::time::SystemTime;
 use crate::error::{Error, Result};
 use crate::message::Message;
 
+pub mod config;
 pub mod dispatcher;
 pub mod memory_store;
 #[cfg(feature = "durable")]
 mod record;
 mod signal;
 pub mod stream;
+mod threads;
 
 #[cfg(feature = "durable")]
 pub mod fjall_store;
 #[cfg(feature = "postgres")]
+pub mod postgres_config;
+#[cfg(feature = "postgres")]
 pub mod postgres_store;
 
-pub use dispatcher::{Outbox, OutboxConfig};
+pub use config::OutboxConfig;
+pub use dispatcher::Outbox;
 pub use memory_store::{MemoryOutboxStore, MemoryTx};
 pub use stream::{ChannelStream, EventStream};
 
@@ -72,7 +77,9 @@ pub use ::postgres;
 #[cfg(feature = "durable")]
 pub use fjall_store::FjallOutboxStore;
 #[cfg(feature = "postgres")]
-pub use postgres_store::{PostgresOutboxStore, PostgresStoreConfig};
+pub use postgres_config::PostgresStoreConfig;
+#[cfg(feature = "postgres")]
+pub use postgres_store::PostgresOutboxStore;
 
 /// One row of the outbox: a message and what has happened to it so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
