@@ -14,6 +14,8 @@
 
 #[cfg(feature = "durable")]
 mod outbox;
+#[cfg(feature = "durable")]
+mod outbox_services;
 mod report;
 mod simple;
 
