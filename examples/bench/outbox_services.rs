@@ -4,7 +4,10 @@
 //! with a note on stderr, when its service does not answer.
 
 // Which imports are used depends on the features.
-#![cfg_attr(not(all(feature = "rabbitmq", feature = "postgres")), allow(unused_imports, dead_code))]
+#![cfg_attr(
+    not(all(feature = "rabbitmq", feature = "postgres")),
+    allow(unused_imports, dead_code)
+)]
 
 use std::time::{Duration, Instant};
 
