@@ -14,8 +14,6 @@
 
 #[cfg(feature = "durable")]
 mod outbox;
-#[cfg(feature = "durable")]
-mod outbox_services;
 mod report;
 mod simple;
 

@@ -39,6 +39,10 @@ use syncmq::{Message, Outbox, OutboxConfig};
 
 use crate::report::Table;
 
+// The cases that need RabbitMQ or PostgreSQL.
+#[path = "outbox_services.rs"]
+mod services;
+
 /// The load of `bench outbox`.
 #[derive(Args, Clone)]
 pub struct OutboxLoad {
@@ -147,10 +151,10 @@ pub fn run(load: OutboxLoad) -> Table {
     }
 
     #[cfg(feature = "rabbitmq")]
-    crate::outbox_services::rabbitmq(&load, &payload, &mut table);
+    services::rabbitmq(&load, &payload, &mut table);
 
     #[cfg(feature = "postgres")]
-    crate::outbox_services::postgres(&load, &payload, &mut table);
+    services::postgres(&load, &payload, &mut table);
 
     let poll = format!("polling only, every {} ms (fjall Buffer)", load.poll_ms);
     // Polling waits about half an interval per sample: keep its count small.
