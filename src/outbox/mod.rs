@@ -27,10 +27,16 @@
 //!   [`OutboxRecord::id`] or the message key.
 //! - **In order**: rows are sent in id order; a row is sent only after every
 //!   row before it was sent or went dead. With several dispatchers on one
-//!   PostgreSQL table each keeps that order for the rows it claimed.
+//!   PostgreSQL table each keeps that order for the rows it claimed; and
+//!   PostgreSQL hands out ids at insert, not at commit, so concurrent
+//!   writers' rows can become visible out of id order (see its store).
+//! - **Confirmed before marked**: a row is marked dispatched only after the
+//!   stream's `send` and then its `flush` returned `Ok`, so a stream that
+//!   pipelines (a publisher with confirms) loses nothing either.
 //! - **No head-of-line blocking forever**: a row the stream rejects
 //!   `max_attempts` times for a reason of the row's own (not a stream that is
-//!   down) is moved aside as dead and the rows behind it go on.
+//!   down) is moved aside as dead and the rows behind it go on; the
+//!   application lists dead rows, requeues them or removes them.
 //! - **Never stalls on its reports**: outcome events go to a bounded channel
 //!   with `try_send`; when nobody reads it, events are dropped and counted,
 //!   and dispatching goes on.
@@ -44,19 +50,24 @@ use std::time::SystemTime;
 use crate::error::{Error, Result};
 use crate::message::Message;
 
+pub mod config;
 pub mod dispatcher;
 pub mod memory_store;
 #[cfg(feature = "durable")]
 mod record;
 mod signal;
 pub mod stream;
+mod threads;
 
 #[cfg(feature = "durable")]
 pub mod fjall_store;
 #[cfg(feature = "postgres")]
+pub mod postgres_config;
+#[cfg(feature = "postgres")]
 pub mod postgres_store;
 
-pub use dispatcher::{Outbox, OutboxConfig};
+pub use config::OutboxConfig;
+pub use dispatcher::Outbox;
 pub use memory_store::{MemoryOutboxStore, MemoryTx};
 pub use stream::{ChannelStream, EventStream};
 
@@ -72,7 +83,9 @@ pub use ::postgres;
 #[cfg(feature = "durable")]
 pub use fjall_store::FjallOutboxStore;
 #[cfg(feature = "postgres")]
-pub use postgres_store::{PostgresOutboxStore, PostgresStoreConfig};
+pub use postgres_config::PostgresStoreConfig;
+#[cfg(feature = "postgres")]
+pub use postgres_store::PostgresOutboxStore;
 
 /// One row of the outbox: a message and what has happened to it so far.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,8 +36,31 @@ use crate::outbox::OutboxRecord;
 /// its errors mean.
 ///
 /// The dispatcher thread owns its stream, so `send` takes `&mut self` and a
-/// stream need not be `Sync`. Any `FnMut(&OutboxRecord) -> Result<()>` is a
-/// stream:
+/// stream need not be `Sync` (an amiquip channel, say). A stream for a
+/// destination that confirms in bulk hands messages on in `send` and waits
+/// in `flush`:
+///
+/// ```
+/// use syncmq::outbox::{EventStream, OutboxRecord};
+///
+/// /// Stands in for a publisher with confirms: `publish` returns at once,
+/// /// `wait_for_confirms` blocks until the broker has everything.
+/// struct Broker { unconfirmed: Vec<Vec<u8>>, stored: Vec<Vec<u8>> }
+///
+/// impl EventStream for Broker {
+///     fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
+///         self.unconfirmed.push(record.message.body().to_vec()); // publish
+///         Ok(())
+///     }
+///
+///     fn flush(&mut self) -> syncmq::Result<()> {
+///         self.stored.append(&mut self.unconfirmed); // wait for confirms
+///         Ok(())
+///     }
+/// }
+/// ```
+///
+/// Any `FnMut(&OutboxRecord) -> Result<()>` is a stream too:
 ///
 /// ```
 /// use syncmq::outbox::{MemoryOutboxStore, Outbox, OutboxRecord};
@@ -100,6 +123,14 @@ enum Payload {
 /// message in its stored form instead ([`Message::to_bytes`]), for
 /// consumers that want the key and headers back with
 /// [`Message::from_bytes`].
+///
+/// **What "sent" means here**: the bytes were taken by the channel's
+/// input. For the simple adapter that is the whole delivery. The RabbitMQ
+/// and durable adapters store or publish what their input takes a moment
+/// later, on their own threads: a crash in between loses a message the
+/// outbox already marked dispatched. Where that matters, stream to the
+/// confirmed publisher or the queue engine instead, whose `send` (or
+/// `flush`) returns only once the message is safe.
 ///
 /// A full input is waited on for at most the send timeout (1 s by default),
 /// then the send fails as a timeout and the dispatcher retries it; a closed

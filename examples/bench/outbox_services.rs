@@ -1,0 +1,367 @@
+//! The `bench outbox` cases that need a service: RabbitMQ (a realistic
+//! stream: persistent messages, publisher confirms once per batch) and
+//! PostgreSQL (the store most outbox users already have). Each is skipped,
+//! with a note on stderr, when its service does not answer.
+
+// Which imports are used depends on the features.
+#![cfg_attr(
+    not(all(feature = "rabbitmq", feature = "postgres")),
+    allow(unused_imports, dead_code)
+)]
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+use syncmq::outbox::{EventStream, OutboxRecord, OutboxStore};
+use syncmq::Outbox;
+
+use crate::outbox::{config, fjall_store, message, record, OutboxLoad, RAW_CHAN};
+use crate::report::Table;
+
+#[cfg(feature = "postgres")]
+const RAW_PG: &str = "raw PostgreSQL commit, app row";
+#[cfg(feature = "postgres")]
+const ADD_PG: &str = "add_within_tx, app+outbox row (PostgreSQL)";
+#[cfg(feature = "postgres")]
+const PG_CHAN: &str = "dispatch: PostgreSQL store -> crossbeam";
+#[cfg(feature = "rabbitmq")]
+const RAW_AMQP: &str = "direct sends -> RabbitMQ, confirm per batch";
+#[cfg(feature = "rabbitmq")]
+const FJ_AMQP: &str = "dispatch: fjall store -> RabbitMQ";
+
+// ---------------------------------------------------------------------------
+// A realistic destination: RabbitMQ with publisher confirms, raw amiquip.
+
+/// A stream into a durable RabbitMQ queue: `send` publishes a persistent
+/// message, `flush` waits for the broker's confirms of everything sent.
+#[cfg(feature = "rabbitmq")]
+mod amqp {
+    use amiquip::{AmqpProperties, Channel, Confirm, Connection, Publish, QueueDeclareOptions};
+    use crossbeam_channel::{Receiver, Sender};
+    use syncmq::outbox::{EventStream, OutboxRecord};
+    use syncmq::Error;
+
+    pub const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+    pub struct AmqpStream {
+        connection: Option<Connection>,
+        channel: Option<Channel>,
+        confirms: Receiver<Confirm>,
+        queue: String,
+        published: u64,
+        confirmed: u64,
+        /// Told once `target` messages are confirmed.
+        done: Option<(u64, Sender<()>)>,
+    }
+
+    impl AmqpStream {
+        /// None when no broker answers.
+        pub fn connect(queue: &str) -> Option<AmqpStream> {
+            let mut connection = Connection::insecure_open(URL).ok()?;
+            let channel = connection.open_channel(None).expect("channel");
+            channel
+                .queue_declare(
+                    queue,
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                )
+                .expect("declare");
+            let confirms = channel.listen_for_publisher_confirms().expect("confirms");
+            channel.enable_publisher_confirms().expect("confirm mode");
+            Some(AmqpStream {
+                connection: Some(connection),
+                channel: Some(channel),
+                confirms,
+                queue: queue.to_string(),
+                published: 0,
+                confirmed: 0,
+                done: None,
+            })
+        }
+
+        /// Tells `done` when `target` messages are confirmed.
+        pub fn notify_at(mut self, target: u64, done: Sender<()>) -> Self {
+            self.done = Some((target, done));
+            self
+        }
+
+        fn channel(&self) -> &Channel {
+            self.channel.as_ref().expect("open until drop")
+        }
+    }
+
+    impl EventStream for AmqpStream {
+        fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
+            let properties = AmqpProperties::default().with_delivery_mode(2);
+            self.channel()
+                .basic_publish(
+                    "",
+                    Publish::with_properties(record.message.body(), self.queue.clone(), properties),
+                )
+                .map_err(|e| Error::Broker(e.to_string()))?;
+            self.published += 1;
+            Ok(())
+        }
+
+        fn flush(&mut self) -> syncmq::Result<()> {
+            while self.confirmed < self.published {
+                match self.confirms.recv() {
+                    Ok(Confirm::Ack(c)) => {
+                        // Tags here are confirmed in order on one channel.
+                        self.confirmed = self.confirmed.max(c.delivery_tag);
+                    }
+                    Ok(Confirm::Nack(_)) => return Err(Error::Broker("nacked".into())),
+                    Err(_) => return Err(Error::Broker("connection lost".into())),
+                }
+            }
+            if let Some((target, done)) = &self.done {
+                if self.confirmed >= *target {
+                    let _ = done.send(());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl Drop for AmqpStream {
+        fn drop(&mut self) {
+            if let Some(channel) = self.channel.take() {
+                let _ = channel.queue_delete(self.queue.clone(), Default::default());
+                let _ = channel.close();
+            }
+            if let Some(connection) = self.connection.take() {
+                let _ = connection.close();
+            }
+        }
+    }
+}
+
+/// The PostgreSQL cases, interleaved run by run; skipped without a server.
+#[cfg(feature = "postgres")]
+pub fn postgres(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
+    let params = load.postgres.as_str();
+    if !pg::available(params) {
+        eprintln!("bench outbox: no PostgreSQL at {params:?}; skipping its cases");
+        return;
+    }
+    let n = load.pg_messages;
+    let mut durations = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..load.runs.max(1) {
+        durations[0].push(pg::raw_commit(params, payload, n));
+        durations[1].push(pg::add(params, payload, n));
+        durations[2].push(pg::dispatch(params, payload, load.pg_dispatch, load.batch));
+    }
+    table.baseline(RAW_PG, n, load.size, &durations[0]);
+    table.compared(ADD_PG, RAW_PG, n, load.size, &durations[1]);
+    table.compared(
+        PG_CHAN,
+        RAW_CHAN,
+        load.pg_dispatch,
+        load.size,
+        &durations[2],
+    );
+}
+
+/// The RabbitMQ cases; skipped without a broker.
+#[cfg(feature = "rabbitmq")]
+pub fn rabbitmq(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
+    let n = load.amqp_messages;
+    match rabbitmq_runs(payload, n, load.batch, load.runs) {
+        Some([raw, outbox]) => {
+            table.baseline(RAW_AMQP, n, load.size, &raw);
+            table.compared(FJ_AMQP, RAW_AMQP, n, load.size, &outbox);
+        }
+        None => eprintln!(
+            "bench outbox: no RabbitMQ at {}; skipping its cases",
+            amqp::URL
+        ),
+    }
+}
+
+/// Rows sent to RabbitMQ in batches: directly (send × batch, then flush),
+/// and by the outbox from a fjall store; the two alternate which goes
+/// first. None without a broker.
+#[cfg(feature = "rabbitmq")]
+fn rabbitmq_runs(
+    payload: &[u8],
+    n: usize,
+    batch: usize,
+    runs: usize,
+) -> Option<[Vec<Duration>; 2]> {
+    let mut durations = [Vec::new(), Vec::new()];
+    for run in 0..runs.max(1) {
+        let queue = format!("syncmq-bench-outbox-{}-{run}", std::process::id());
+        let order = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+        for case in order {
+            let took = if case == 0 {
+                amqp_direct(&format!("{queue}-direct"), payload, n, batch)?
+            } else {
+                amqp_outbox(&format!("{queue}-outbox"), payload, n, batch)?
+            };
+            durations[case].push(took);
+        }
+    }
+    Some(durations)
+}
+
+#[cfg(feature = "rabbitmq")]
+fn amqp_direct(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Duration> {
+    let records: Vec<OutboxRecord> = (0..n as u64).map(|id| record(id, payload)).collect();
+    let mut stream = amqp::AmqpStream::connect(queue)?;
+    let started = Instant::now();
+    for chunk in records.chunks(batch) {
+        for r in chunk {
+            stream.send(r).expect("publish");
+        }
+        stream.flush().expect("confirms");
+    }
+    Some(started.elapsed())
+}
+
+#[cfg(feature = "rabbitmq")]
+fn amqp_outbox(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Duration> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = fjall_store(dir.path());
+    let message = message(payload);
+    for _ in 0..n {
+        store.add(&message).expect("add");
+    }
+    let (done_tx, done) = bounded(1);
+    let stream = amqp::AmqpStream::connect(queue)?.notify_at(n as u64, done_tx);
+    let started = Instant::now();
+    let outbox = Outbox::start_with(store, stream, config(batch)).expect("start");
+    done.recv().expect("all confirmed");
+    let took = started.elapsed();
+    outbox.stop().expect("stop");
+    Some(took)
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL: the database most outbox users already have.
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use std::time::{Duration, Instant};
+
+    use crossbeam_channel::bounded;
+    use syncmq::outbox::postgres::{Client, NoTls};
+    use syncmq::outbox::{ChannelStream, OutboxStore, PostgresOutboxStore, PostgresStoreConfig};
+    use syncmq::Outbox;
+
+    /// A table pair of this run's own, dropped at the end.
+    struct Tables {
+        params: String,
+        name: String,
+    }
+
+    impl Tables {
+        fn new(params: &str, case: &str) -> Tables {
+            Tables {
+                params: params.to_string(),
+                name: format!("bench_outbox_{case}_{}", std::process::id()),
+            }
+        }
+
+        fn client(&self) -> Client {
+            Client::connect(&self.params, NoTls).expect("connect")
+        }
+
+        fn app_table(&self, client: &mut Client) -> String {
+            let app = format!("{}_app", self.name);
+            client
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {app}; CREATE TABLE {app} (id BIGINT PRIMARY KEY, body BYTEA NOT NULL)"
+                ))
+                .expect("create the app table");
+            app
+        }
+
+        fn store(&self) -> PostgresOutboxStore {
+            let store = PostgresOutboxStore::connect_with(
+                PostgresStoreConfig::new(&self.params).with_table(&self.name),
+            )
+            .expect("connect the store");
+            self.client()
+                .batch_execute(&format!("TRUNCATE {}", self.name))
+                .expect("truncate");
+            store
+        }
+    }
+
+    impl Drop for Tables {
+        fn drop(&mut self) {
+            if let Ok(mut client) = Client::connect(&self.params, NoTls) {
+                let _ = client.batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {0}; DROP TABLE IF EXISTS {0}_app",
+                    self.name
+                ));
+            }
+        }
+    }
+
+    /// True when a PostgreSQL answers at `params`.
+    pub fn available(params: &str) -> bool {
+        Client::connect(params, NoTls).is_ok()
+    }
+
+    /// One app row per transaction, committed.
+    pub fn raw_commit(params: &str, payload: &[u8], n: usize) -> Duration {
+        let tables = Tables::new(params, "raw");
+        let mut client = tables.client();
+        let app = tables.app_table(&mut client);
+        let insert = format!("INSERT INTO {app} (id, body) VALUES ($1, $2)");
+        let started = Instant::now();
+        for i in 0..n as i64 {
+            let mut tx = client.transaction().expect("begin");
+            tx.execute(&insert, &[&i, &payload]).expect("insert");
+            tx.commit().expect("commit");
+        }
+        started.elapsed()
+    }
+
+    /// The same app row plus the outbox row, per transaction.
+    pub fn add(params: &str, payload: &[u8], n: usize) -> Duration {
+        let tables = Tables::new(params, "add");
+        let app = tables.app_table(&mut tables.client());
+        let store = tables.store();
+        let insert = format!("INSERT INTO {app} (id, body) VALUES ($1, $2)");
+        let message = crate::outbox::message(payload);
+        let started = Instant::now();
+        for i in 0..n as i64 {
+            store
+                .add_within_tx(&message, |tx| {
+                    tx.execute(&insert, &[&i, &payload])
+                        .map_err(|e| syncmq::Error::Storage(e.to_string()))
+                })
+                .expect("add");
+        }
+        started.elapsed()
+    }
+
+    /// Rows already in the table, dispatched to a crossbeam channel.
+    pub fn dispatch(params: &str, payload: &[u8], n: usize, batch: usize) -> Duration {
+        let tables = Tables::new(params, "dispatch");
+        let store = tables.store();
+        let message = crate::outbox::message(payload);
+        let mut client = tables.client();
+        let mut tx = client.transaction().expect("begin");
+        for _ in 0..n {
+            store.add_in(&mut tx, &message).expect("add");
+        }
+        tx.commit().expect("commit");
+        let (sender, rx) = bounded(1024);
+        let done = crate::outbox::consumer(rx, n);
+        let started = Instant::now();
+        let outbox = Outbox::start_with(
+            store,
+            ChannelStream::from_sender("bench", sender),
+            crate::outbox::config(batch),
+        )
+        .expect("start");
+        let took = done.join().expect("consumer") - started;
+        outbox.stop().expect("stop");
+        took
+    }
+}
