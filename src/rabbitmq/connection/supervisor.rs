@@ -101,15 +101,36 @@ impl Supervisor {
     }
 
     /// Declares the whole recorded topology on a fresh channel.
-    fn declare_all(&self, conn: &mut amiquip::Connection) -> Result<()> {
+    fn declare_all(&mut self, conn: &mut amiquip::Connection) -> Result<()> {
         if self.topology.is_empty() {
             return Ok(());
         }
-        let channel = conn
-            .open_channel(None)
-            .map_err(|e| broker("could not open a channel to declare the topology", e))?;
-        for declaration in &self.topology {
-            declaration.declare(&channel)?;
+        let open = |conn: &mut amiquip::Connection| {
+            conn.open_channel(None)
+                .map_err(|e| broker("could not open a channel to declare the topology", e))
+        };
+        let mut channel = open(conn)?;
+        let mut refused = Vec::new();
+        for (i, declaration) in self.topology.iter().enumerate() {
+            match declaration.declare_raw(&channel) {
+                Ok(()) => {}
+                // Refused (say a queue re-created elsewhere with other
+                // arguments): retrying would fail every reconnect, so it
+                // is dropped from the record, loudly.
+                Err(amiquip::Error::ServerClosedChannel { code, message, .. }) => {
+                    log::error!(
+                        "connection {}: the broker refused {declaration} ({code}: {message}); \
+                         no longer declared on reconnect",
+                        self.config.name
+                    );
+                    refused.push(i);
+                    channel = open(conn)?;
+                }
+                Err(e) => return Err(broker(&format!("could not declare {declaration}"), e)),
+            }
+        }
+        for i in refused.into_iter().rev() {
+            self.topology.remove(i);
         }
         let _ = channel.close();
         Ok(())
