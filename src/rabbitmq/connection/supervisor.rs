@@ -26,6 +26,10 @@ pub(super) struct Supervisor {
     pub(super) topology: Vec<Declaration>,
 }
 
+/// A connection lost sooner than this after its connect counts as a failed
+/// attempt for the backoff.
+const SHORT_LIVED: Duration = Duration::from_secs(1);
+
 /// Why `serve` returned.
 enum Outcome {
     Stop,
@@ -54,7 +58,7 @@ impl Supervisor {
             });
             match connected {
                 Ok(mut conn) => {
-                    failures = 0;
+                    let connected_at = Instant::now();
                     let blocked = match conn.listen_for_connection_blocked() {
                         Ok(rx) => rx,
                         Err(e) => {
@@ -81,6 +85,26 @@ impl Supervisor {
                         Outcome::Lost(reason) => {
                             log::warn!("connection {name}: lost ({generation}): {reason}");
                             drop(conn);
+                            // A connection that dies at once (a broker that
+                            // accepts and then drops us) is retried with
+                            // backoff like a failed attempt, not in a loop.
+                            if connected_at.elapsed() >= SHORT_LIVED {
+                                failures = 0;
+                            } else {
+                                failures = failures.saturating_add(1);
+                                let delay = backoff(
+                                    self.config.backoff_min,
+                                    self.config.backoff_max,
+                                    failures,
+                                );
+                                log::warn!(
+                                    "connection {name}: lived only {:?}; retrying in {delay:?}",
+                                    connected_at.elapsed()
+                                );
+                                if self.idle(delay) {
+                                    break;
+                                }
+                            }
                         }
                     }
                 }

@@ -168,6 +168,9 @@ impl Owner {
                         // Settles of stale deliveries: nothing to do, the
                         // broker redelivers them.
                         recv(settles) -> _ => {}
+                        // A channel refused on a live connection: no
+                        // reconnect will announce the retry.
+                        recv(crossbeam_channel::after(REFUSED_PAUSE)) -> _ => {}
                     }
                 }
             }
