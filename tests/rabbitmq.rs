@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{broker_url, delete_queues, eventually, force_close_connection, unique, TestVhost};
+use common::{
+    broker_url, delete_queues, eventually, force_close_connection, unique, SilentProxy, TestVhost,
+};
 use syncmq::rabbitmq::{
     Client, ClientConfig, Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher,
     PublisherConfig,
@@ -516,5 +518,58 @@ fn a_consumer_whose_queue_is_deleted_declares_it_again() {
     consumer.stop().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn nothing_confirmed_is_lost_when_the_connection_goes_silent() {
+    let Some(url) = broker_url() else { return };
+    let proxy = SilentProxy::start();
+    let queue = unique("silent-q");
+    // The consumer reads over a direct connection; the publisher's goes
+    // through the proxy, which goes silent mid-stream.
+    let direct = connection(&url, &unique("silent-direct"));
+    direct
+        .declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let (mut consumer, seen) = counting_consumer(&direct, &queue);
+    let proxied = Connection::with_config(
+        ConnectionConfig::new(proxy.url())
+            .with_name(unique("silent-pub"))
+            .with_heartbeat(Duration::from_secs(1))
+            .with_backoff(Duration::from_millis(20), Duration::from_millis(500)),
+    )
+    .unwrap();
+    let publisher = Publisher::new(&proxied, PublisherConfig::new()).unwrap();
+    let total = 3_000u32;
+    let mut window = std::collections::VecDeque::new();
+    for id in 0..total {
+        if id == 1_000 {
+            proxy.silence_existing();
+        }
+        window.push_back(
+            publisher
+                .send("", &queue, Message::new(id.to_be_bytes().to_vec()))
+                .unwrap(),
+        );
+        if window.len() >= 512 {
+            window.pop_front().unwrap().wait().unwrap();
+        }
+    }
+    for confirmation in window {
+        confirmation.wait().unwrap();
+    }
+    eventually(PATIENCE, "every id consumed", || {
+        seen.lock().unwrap().len() == total as usize
+    });
+    let stats = publisher.stats();
+    assert!(
+        stats.resent > 0,
+        "nothing was in flight when the connection went silent: {stats:?}"
+    );
+    consumer.stop().unwrap();
+    publisher.close().unwrap();
+    proxied.close().unwrap();
+    direct.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
