@@ -573,3 +573,43 @@ fn nothing_confirmed_is_lost_when_the_connection_goes_silent() {
     direct.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
+
+#[test]
+fn many_threads_publish_through_one_publisher() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("threads-q");
+    let conn = connection(&url, &unique("threads"));
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    let threads: Vec<_> = (0..8u32)
+        .map(|t| {
+            let publisher = publisher.clone();
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                for i in 0..250u32 {
+                    let id = t * 1_000 + i;
+                    publisher
+                        .publish("", &queue, Message::new(id.to_be_bytes().to_vec()))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(publisher.stats().confirmed, 2_000);
+    eventually(PATIENCE, "all 2,000 consumed", || {
+        seen.lock().unwrap().len() == 2_000
+    });
+    assert!(
+        seen.lock().unwrap().values().all(|&n| n == 1),
+        "a duplicate without any fault"
+    );
+    consumer.stop().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
