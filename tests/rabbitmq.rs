@@ -613,3 +613,37 @@ fn many_threads_publish_through_one_publisher() {
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
+
+#[test]
+fn close_during_an_outage_publishes_the_buffer_once_the_broker_is_back() {
+    let Some(_) = broker_url() else { return };
+    let vhost = TestVhost::new("syncmq-close-outage");
+    let queue = "held";
+    let setup = connection(&vhost.url(), &unique("close-outage-setup"));
+    setup
+        .declare(vec![syncmq::rabbitmq::Declaration::queue(queue)])
+        .unwrap();
+    setup.close().unwrap();
+    // The broker refuses us from the start: the publisher never had a
+    // channel when it is told to close.
+    vhost.refuse_connections();
+    let conn = connection(&vhost.url(), &unique("close-outage"));
+    let publisher = Publisher::new(
+        &conn,
+        PublisherConfig::new().with_close_timeout(Duration::from_secs(20)),
+    )
+    .unwrap();
+    for id in 0..10u32 {
+        publisher
+            .publish_nowait("", queue, Message::new(id.to_be_bytes().to_vec()))
+            .unwrap();
+    }
+    let closing = {
+        let publisher = publisher.clone();
+        std::thread::spawn(move || publisher.close())
+    };
+    vhost.accept_connections();
+    closing.join().unwrap().unwrap();
+    assert_eq!(publisher.stats().confirmed, 10);
+    conn.close().unwrap();
+}

@@ -126,7 +126,7 @@ impl Owner {
         let queue: Arc<str> = self.queue.as_str().into();
         let mut epoch = 0;
         while !self.stop.is_stopped() {
-            match self.shared.open_channel(&self.stop) {
+            match self.shared.open_channel(self.stop.receiver()) {
                 Ok((channel, generation)) => {
                     epoch += 1;
                     let served =

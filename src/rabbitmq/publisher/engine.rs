@@ -90,7 +90,15 @@ impl Engine {
                     break;
                 }
             }
-            match self.shared.open_channel(&self.stop) {
+            // While draining, a channel is what finishing needs: the wait
+            // for it must not end at the stop signal (the deadline bounds
+            // the draining instead).
+            let stop = if draining.is_some() {
+                never()
+            } else {
+                self.stop.receiver().clone()
+            };
+            match self.shared.open_channel(&stop) {
                 Ok((channel, generation)) => match self.serve(&channel, &mut draining) {
                     Served::Done => break,
                     Served::Lost(loss) => {
