@@ -20,12 +20,15 @@
 //! # Close
 //!
 //! [`close`](Adapter::close) stops the forwarders after they handed what is
-//! in the inputs to the publisher, flushes the publisher (every message
-//! confirmed, within its close timeout), stops the consumers (deliveries not
-//! yet taken from the output go back to the queue; those a reader holds get
-//! the consumer's grace period to be settled) and closes the connection.
-//! What is left in a queue is there for the next program that opens the
-//! channel.
+//! in the inputs to the publisher (within 10 s, should its buffer be full),
+//! flushes the publisher (every message confirmed, within its close
+//! timeout, even when the connection only comes up during the close), stops
+//! the consumers (deliveries not yet taken from the output go back to the
+//! queue; those a reader holds get the consumer's grace period to be
+//! settled) and closes the connection. What could not be confirmed in time
+//! is counted in the [`Error::Timeout`] that `close` returns. What is left in
+//! a queue is there for the next program that opens the channel. While the
+//! broker is away, the inputs push back: a full input blocks `send`.
 //!
 //! [`Delivery::is_redelivered`]: crate::Delivery::is_redelivered
 
