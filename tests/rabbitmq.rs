@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{broker_url, delete_queues, eventually, force_close_connection, unique, TestVhost};
+use common::{
+    broker_url, delete_queues, eventually, force_close_connection, unique, SilentProxy, TestVhost,
+};
 use syncmq::rabbitmq::{
     Client, ClientConfig, Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher,
     PublisherConfig,
@@ -517,4 +519,131 @@ fn a_consumer_whose_queue_is_deleted_declares_it_again() {
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn nothing_confirmed_is_lost_when_the_connection_goes_silent() {
+    let Some(url) = broker_url() else { return };
+    let proxy = SilentProxy::start();
+    let queue = unique("silent-q");
+    // The consumer reads over a direct connection; the publisher's goes
+    // through the proxy, which goes silent mid-stream.
+    let direct = connection(&url, &unique("silent-direct"));
+    direct
+        .declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let (mut consumer, seen) = counting_consumer(&direct, &queue);
+    let proxied = Connection::with_config(
+        ConnectionConfig::new(proxy.url())
+            .with_name(unique("silent-pub"))
+            .with_heartbeat(Duration::from_secs(1))
+            .with_backoff(Duration::from_millis(20), Duration::from_millis(500)),
+    )
+    .unwrap();
+    let publisher = Publisher::new(&proxied, PublisherConfig::new()).unwrap();
+    let total = 3_000u32;
+    let mut window = std::collections::VecDeque::new();
+    for id in 0..total {
+        if id == 1_000 {
+            proxy.silence_existing();
+        }
+        window.push_back(
+            publisher
+                .send("", &queue, Message::new(id.to_be_bytes().to_vec()))
+                .unwrap(),
+        );
+        if window.len() >= 512 {
+            window.pop_front().unwrap().wait().unwrap();
+        }
+    }
+    for confirmation in window {
+        confirmation.wait().unwrap();
+    }
+    eventually(PATIENCE, "every id consumed", || {
+        seen.lock().unwrap().len() == total as usize
+    });
+    let stats = publisher.stats();
+    assert!(
+        stats.resent > 0,
+        "nothing was in flight when the connection went silent: {stats:?}"
+    );
+    consumer.stop().unwrap();
+    publisher.close().unwrap();
+    proxied.close().unwrap();
+    direct.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn many_threads_publish_through_one_publisher() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("threads-q");
+    let conn = connection(&url, &unique("threads"));
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    let threads: Vec<_> = (0..8u32)
+        .map(|t| {
+            let publisher = publisher.clone();
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                for i in 0..250u32 {
+                    let id = t * 1_000 + i;
+                    publisher
+                        .publish("", &queue, Message::new(id.to_be_bytes().to_vec()))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(publisher.stats().confirmed, 2_000);
+    eventually(PATIENCE, "all 2,000 consumed", || {
+        seen.lock().unwrap().len() == 2_000
+    });
+    assert!(
+        seen.lock().unwrap().values().all(|&n| n == 1),
+        "a duplicate without any fault"
+    );
+    consumer.stop().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn close_during_an_outage_publishes_the_buffer_once_the_broker_is_back() {
+    let Some(_) = broker_url() else { return };
+    let vhost = TestVhost::new("syncmq-close-outage");
+    let queue = "held";
+    let setup = connection(&vhost.url(), &unique("close-outage-setup"));
+    setup
+        .declare(vec![syncmq::rabbitmq::Declaration::queue(queue)])
+        .unwrap();
+    setup.close().unwrap();
+    // The broker refuses us from the start: the publisher never had a
+    // channel when it is told to close.
+    vhost.refuse_connections();
+    let conn = connection(&vhost.url(), &unique("close-outage"));
+    let publisher = Publisher::new(
+        &conn,
+        PublisherConfig::new().with_close_timeout(Duration::from_secs(20)),
+    )
+    .unwrap();
+    for id in 0..10u32 {
+        publisher
+            .publish_nowait("", queue, Message::new(id.to_be_bytes().to_vec()))
+            .unwrap();
+    }
+    let closing = {
+        let publisher = publisher.clone();
+        std::thread::spawn(move || publisher.close())
+    };
+    vhost.accept_connections();
+    closing.join().unwrap().unwrap();
+    assert_eq!(publisher.stats().confirmed, 10);
+    conn.close().unwrap();
 }

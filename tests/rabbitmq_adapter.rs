@@ -113,3 +113,35 @@ fn an_input_loses_nothing_across_forced_closes() {
     adapter.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
+
+#[test]
+fn close_without_a_broker_is_prompt_and_says_what_was_not_confirmed() {
+    // Nothing listens on port 1: the messages can only wait in the buffer.
+    let adapter = RabbitAdapter::with_config(
+        ConnectionConfig::new("amqp://guest:guest@127.0.0.1:1/%2f"),
+        PublisherConfig::new().with_close_timeout(Duration::from_millis(100)),
+    )
+    .unwrap();
+    adapter
+        .new_channel(ChannelSpec::new("nowhere", Mode::Both))
+        .unwrap();
+    let input = adapter.input("nowhere").unwrap();
+    for i in 0..10u8 {
+        input.send(vec![i]).unwrap();
+    }
+    let started = std::time::Instant::now();
+    match adapter.close() {
+        Err(Error::Timeout { what, .. }) => assert!(what.contains("10 buffered"), "{what}"),
+        other => panic!("expected a timeout naming 10 messages, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The input is closed: a send gives the bytes back.
+    assert_eq!(
+        input.send(b"late".to_vec()).unwrap_err().into_inner(),
+        b"late"
+    );
+}

@@ -145,3 +145,48 @@ fn a_silent_connection_is_noticed_by_heartbeats_and_replaced() {
     );
     connection.close().unwrap();
 }
+
+#[test]
+fn a_recorded_declaration_the_broker_refuses_does_not_block_reconnects() {
+    let Some(_) = broker_url() else { return };
+    let vhost = TestVhost::new("syncmq-refused");
+    let name = unique("refused-decl");
+    // A queue that exists without a max priority...
+    {
+        let mut raw = amiquip::Connection::insecure_open(&vhost.url()).unwrap();
+        let channel = raw.open_channel(None).unwrap();
+        channel
+            .queue_declare(
+                "taken",
+                amiquip::QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        raw.close().unwrap();
+    }
+    let connection = connect(&vhost.url(), &name);
+    let waiter = connection.waiter();
+    let first = waiter.wait_connected(PATIENCE).unwrap();
+    vhost.refuse_connections();
+    assert_eq!(force_close_connection(&name), 1);
+    eventually(PATIENCE, "the loss noticed", || !waiter.is_connected());
+    // ...and, recorded while down, a declaration of it with one, which the
+    // broker will refuse, next to one it accepts.
+    connection
+        .declare(vec![
+            Declaration::Queue {
+                name: "taken".into(),
+                max_priority: Some(5),
+            },
+            Declaration::queue("fine"),
+        ])
+        .unwrap();
+    vhost.accept_connections();
+    eventually(PATIENCE, "connected again despite the refusal", || {
+        waiter.current().is_some_and(|g| g > first)
+    });
+    assert!(queue_exists(&vhost.url(), "fine"));
+    connection.close().unwrap();
+}

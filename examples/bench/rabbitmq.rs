@@ -62,9 +62,10 @@ fn queue_name(case: &str, run: usize) -> String {
 
 pub fn run(load: RabbitLoad) -> Table {
     let payload = vec![0xA5u8; load.size];
-    let publish_cases: [(&str, PublishCase); 4] = [
+    let publish_cases: [(&str, PublishCase); 5] = [
         (RAW_PUB, raw_publish),
         ("Publisher::send, confirmations pipelined", ours_send),
+        ("Publisher::send, mandatory off", ours_send_not_mandatory),
         ("Publisher::publish_nowait + flush", ours_nowait),
         (
             "RabbitAdapter input, until close confirms",
@@ -168,7 +169,11 @@ fn raw_publish(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
     took
 }
 
-fn publisher(load: RabbitLoad) -> (Connection, Publisher) {
+fn ours_send_not_mandatory(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
+    send_with(payload, load, queue, false)
+}
+
+fn publisher(load: RabbitLoad, mandatory: bool) -> (Connection, Publisher) {
     let connection = Connection::open(&url()).expect("url");
     connection
         .waiter()
@@ -178,14 +183,19 @@ fn publisher(load: RabbitLoad) -> (Connection, Publisher) {
         &connection,
         PublisherConfig::new()
             .with_window(usize::from(load.window))
-            .with_buffer(load.messages.max(1)),
+            .with_buffer(load.messages.max(1))
+            .with_mandatory(mandatory),
     )
     .expect("publisher");
     (connection, publisher)
 }
 
 fn ours_send(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
-    let (connection, publisher) = publisher(load);
+    send_with(payload, load, queue, true)
+}
+
+fn send_with(payload: &[u8], load: RabbitLoad, queue: &str, mandatory: bool) -> Duration {
+    let (connection, publisher) = publisher(load, mandatory);
     let mut pending = VecDeque::new();
     let started = Instant::now();
     for _ in 0..load.messages {
@@ -210,7 +220,7 @@ fn ours_send(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
 }
 
 fn ours_nowait(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
-    let (connection, publisher) = publisher(load);
+    let (connection, publisher) = publisher(load, true);
     let started = Instant::now();
     for _ in 0..load.messages {
         publisher

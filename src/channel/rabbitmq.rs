@@ -20,12 +20,15 @@
 //! # Close
 //!
 //! [`close`](Adapter::close) stops the forwarders after they handed what is
-//! in the inputs to the publisher, flushes the publisher (every message
-//! confirmed, within its close timeout), stops the consumers (deliveries not
-//! yet taken from the output go back to the queue; those a reader holds get
-//! the consumer's grace period to be settled) and closes the connection.
-//! What is left in a queue is there for the next program that opens the
-//! channel.
+//! in the inputs to the publisher (within 10 s, should its buffer be full),
+//! flushes the publisher (every message confirmed, within its close
+//! timeout, even when the connection only comes up during the close), stops
+//! the consumers (deliveries not yet taken from the output go back to the
+//! queue; those a reader holds get the consumer's grace period to be
+//! settled) and closes the connection. What could not be confirmed in time
+//! is counted in the [`Error::Timeout`] that `close` returns. What is left in
+//! a queue is there for the next program that opens the channel. While the
+//! broker is away, the inputs push back: a full input blocks `send`.
 //!
 //! [`Delivery::is_redelivered`]: crate::Delivery::is_redelivered
 
@@ -73,11 +76,12 @@ struct State {
 }
 
 struct Channel {
+    name: String,
     mode: Mode,
     input: Option<Sender<Vec<u8>>>,
     output: Option<Receiver<Delivery>>,
     stopper: Stopper,
-    forwarder: Option<Worker<()>>,
+    forwarder: Option<Worker<usize>>,
     consumers: Vec<Worker<()>>,
 }
 
@@ -153,6 +157,7 @@ impl Adapter for RabbitAdapter {
         self.connection.declare(vec![Declaration::queue(&name)])?;
         let (stopper, stop) = thread::stop_signal();
         let mut channel = Channel {
+            name: name.clone(),
             mode: spec.mode(),
             input: None,
             output: None,
@@ -241,7 +246,17 @@ impl Adapter for RabbitAdapter {
         }
         for ch in &mut channels {
             if let Some(forwarder) = ch.forwarder.take() {
-                result = result.and(forwarder.join_deadline(deadline));
+                result = result.and(match forwarder.join_deadline(deadline) {
+                    Ok(0) => Ok(()),
+                    Ok(dropped) => Err(Error::timeout(
+                        format!(
+                            "{dropped} messages of channel `{}` to reach the publisher",
+                            ch.name
+                        ),
+                        Forwarder::CLOSE_WAIT,
+                    )),
+                    Err(e) => Err(e),
+                });
             }
         }
         // 2. The publisher gets it all confirmed.
@@ -292,42 +307,74 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    fn run(self) {
+    /// How long a closing forwarder keeps trying to hand the rest of its
+    /// input to the publisher.
+    const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+    /// Forwards until stopped, then hands on what is left in the input.
+    /// Returns how many messages it could not hand on before its deadline.
+    fn run(self) -> usize {
         let mut pending: VecDeque<Confirmation> = VecDeque::new();
         loop {
             let bytes = select! {
                 recv(self.input) -> bytes => match bytes { Ok(b) => b, Err(_) => break },
                 recv(self.stop.receiver()) -> _ => break,
             };
-            self.forward(bytes, &mut pending);
+            self.forward(bytes, &mut pending, None);
         }
-        // Closing: what is still in the input goes out too.
+        // Closing: what is still in the input goes out too, within a
+        // deadline (a broker that stays away cannot hold close for ever).
+        let deadline = Instant::now() + Self::CLOSE_WAIT;
+        let mut dropped = 0;
         while let Ok(bytes) = self.input.try_recv() {
-            self.forward(bytes, &mut pending);
+            if !self.forward(bytes, &mut pending, Some(deadline)) {
+                dropped += 1;
+            }
         }
-        for confirmation in pending {
-            self.check(confirmation);
+        // The confirms themselves are the publisher's business now: its
+        // close waits for them (within its own close timeout).
+        drop(pending);
+        if dropped > 0 {
+            log::error!(
+                "channel `{}`: {dropped} messages could not be handed to the publisher before close",
+                self.queue
+            );
         }
+        dropped
     }
 
-    fn forward(&self, bytes: Vec<u8>, pending: &mut VecDeque<Confirmation>) {
+    /// Hands `bytes` to the publisher, waiting while its buffer is full.
+    /// False when it could not (a permanent error, or the deadline).
+    fn forward(
+        &self,
+        bytes: Vec<u8>,
+        pending: &mut VecDeque<Confirmation>,
+        deadline: Option<Instant>,
+    ) -> bool {
         let mut message = Message::new(bytes);
-        loop {
+        let mut deadline = deadline;
+        let handed = loop {
             match self.publisher.try_send("", &self.queue, message) {
                 Ok(confirmation) => {
                     pending.push_back(confirmation);
-                    break;
+                    break true;
                 }
                 Err((e, back)) if e.is_transient() => {
+                    if deadline.is_none() && self.stop.is_stopped() {
+                        // Told to close while waiting for room.
+                        deadline = Some(Instant::now() + Self::CLOSE_WAIT);
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        log::error!("channel `{}`: {e}", self.queue);
+                        break false;
+                    }
                     // A full buffer (or a blocked broker): wait for our own
                     // oldest confirm, or a moment when other channels fill
                     // it, and try again with the same message.
                     log::debug!("channel `{}`: retrying a send: {e}", self.queue);
                     match pending.pop_front() {
-                        Some(oldest) => self.check(oldest),
-                        None => {
-                            let _ = self.stop.sleep(Duration::from_millis(20));
-                        }
+                        Some(oldest) => self.check(oldest, deadline, pending),
+                        None => std::thread::sleep(Duration::from_millis(20)),
                     }
                     message = back;
                 }
@@ -336,20 +383,40 @@ impl Forwarder {
                         "channel `{}`: a message could not be published: {e}",
                         self.queue
                     );
-                    break;
+                    break false;
                 }
             }
-        }
-        while pending.len() > self.window {
+        };
+        while pending.len() > self.window && !(deadline.is_none() && self.stop.is_stopped()) {
             if let Some(oldest) = pending.pop_front() {
-                self.check(oldest);
+                self.check(oldest, deadline, pending);
             }
         }
+        handed
     }
 
-    fn check(&self, confirmation: Confirmation) {
-        if let Err(e) = confirmation.wait() {
-            log::error!("channel `{}`: publish not confirmed: {e}", self.queue);
+    /// Waits for one confirm: until it comes or the forwarder is told to
+    /// stop (the confirmation then goes back to `pending` for the closing
+    /// phase), or when closing until `deadline`. A message not confirmed
+    /// yet stays in the publisher's buffer either way.
+    fn check(
+        &self,
+        confirmation: Confirmation,
+        deadline: Option<Instant>,
+        pending: &mut VecDeque<Confirmation>,
+    ) {
+        let result = match deadline {
+            Some(d) => confirmation.wait_timeout(d.saturating_duration_since(Instant::now())),
+            None => match confirmation.wait_or_stop(&self.stop) {
+                Ok(result) => result,
+                Err(unconfirmed) => {
+                    pending.push_front(unconfirmed);
+                    return;
+                }
+            },
+        };
+        if let Err(e) = result {
+            log::warn!("channel `{}`: publish not confirmed: {e}", self.queue);
         }
     }
 }

@@ -27,7 +27,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::rabbitmq::amqp::{self, AmqpUrl};
 use crate::rabbitmq::topology::Declaration;
-use crate::thread::{self, StopToken, Stopper, Worker};
+use crate::thread::{self, Stopper, Worker};
 use crate::waiter::{ConnectionWaiter, Generation};
 mod supervisor;
 
@@ -186,15 +186,20 @@ impl Shared {
     ///
     /// [`Error::Broker`] when not connected (wait on
     /// [`wake_on_connect`](Self::wake_on_connect) and try again),
-    /// [`Error::Closed`] once the connection is closed.
-    pub(crate) fn open_channel(&self, stop: &StopToken) -> Result<(amiquip::Channel, Generation)> {
+    /// [`Error::Closed`] once the connection is closed, or when `stop`
+    /// becomes ready first (a worker told to stop; a worker that still has
+    /// work to finish passes `never()`).
+    pub(crate) fn open_channel(
+        &self,
+        stop: &Receiver<()>,
+    ) -> Result<(amiquip::Channel, Generation)> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.commands
             .send(Command::OpenChannel(tx))
             .map_err(|_| Error::closed(format!("connection {}", self.name)))?;
         select! {
             recv(rx) -> reply => reply.unwrap_or_else(|_| Err(Error::closed(format!("connection {}", self.name)))),
-            recv(stop.receiver()) -> _ => Err(Error::closed("worker")),
+            recv(stop) -> _ => Err(Error::closed("worker")),
         }
     }
 

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
@@ -191,6 +191,18 @@ impl Confirmation {
     pub fn wait(self) -> Result<()> {
         let timeout = self.timeout;
         self.wait_timeout(timeout)
+    }
+
+    /// Waits for the confirm or for `stop`, whichever comes first; gives
+    /// the confirmation back when stopped.
+    pub(crate) fn wait_or_stop(
+        self,
+        stop: &crate::thread::StopToken,
+    ) -> std::result::Result<Result<()>, Confirmation> {
+        select! {
+            recv(self.rx) -> result => Ok(result.unwrap_or_else(|_| Err(Error::closed("publisher")))),
+            recv(stop.receiver()) -> _ => Err(self),
+        }
     }
 
     /// Waits for the broker's confirm, at most `timeout`.

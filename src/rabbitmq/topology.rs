@@ -91,6 +91,13 @@ impl Declaration {
     /// [`Error::Broker`](crate::Error::Broker) when the broker refuses (say
     /// a queue exists with other settings) or the connection is gone.
     pub(crate) fn declare(&self, channel: &Channel) -> Result<()> {
+        self.declare_raw(channel)
+            .map_err(|e| broker(&format!("could not declare {self}"), e))
+    }
+
+    /// As [`declare`](Self::declare), with amiquip's error, to tell a
+    /// refusal (the broker closes the channel) from a lost connection.
+    pub(crate) fn declare_raw(&self, channel: &Channel) -> amiquip::Result<()> {
         match self {
             Declaration::Exchange { name, kind } => {
                 let kind = match kind {
@@ -106,7 +113,6 @@ impl Declaration {
                 channel
                     .exchange_declare(kind, name.as_str(), options)
                     .map(drop)
-                    .map_err(|e| broker(&format!("could not declare exchange `{name}`"), e))
             }
             Declaration::Queue { name, max_priority } => {
                 let mut arguments = FieldTable::new();
@@ -121,30 +127,35 @@ impl Declaration {
                     arguments,
                     ..QueueDeclareOptions::default()
                 };
-                channel
-                    .queue_declare(name.as_str(), options)
-                    .map(drop)
-                    .map_err(|e| broker(&format!("could not declare queue `{name}`"), e))
+                channel.queue_declare(name.as_str(), options).map(drop)
             }
             Declaration::Binding {
                 queue,
                 exchange,
                 routing_key,
-            } => channel
-                .queue_bind(
-                    queue.as_str(),
-                    exchange.as_str(),
-                    routing_key.as_str(),
-                    FieldTable::new(),
-                )
-                .map_err(|e| {
-                    broker(
-                        &format!(
-                            "could not bind queue `{queue}` to `{exchange}` on `{routing_key}`"
-                        ),
-                        e,
-                    )
-                }),
+            } => channel.queue_bind(
+                queue.as_str(),
+                exchange.as_str(),
+                routing_key.as_str(),
+                FieldTable::new(),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Declaration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Declaration::Exchange { name, .. } => write!(f, "exchange `{name}`"),
+            Declaration::Queue { name, .. } => write!(f, "queue `{name}`"),
+            Declaration::Binding {
+                queue,
+                exchange,
+                routing_key,
+            } => write!(
+                f,
+                "the binding of queue `{queue}` to exchange `{exchange}` on `{routing_key}`"
+            ),
         }
     }
 }

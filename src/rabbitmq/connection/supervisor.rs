@@ -26,6 +26,10 @@ pub(super) struct Supervisor {
     pub(super) topology: Vec<Declaration>,
 }
 
+/// A connection lost sooner than this after its connect counts as a failed
+/// attempt for the backoff.
+const SHORT_LIVED: Duration = Duration::from_secs(1);
+
 /// Why `serve` returned.
 enum Outcome {
     Stop,
@@ -54,7 +58,7 @@ impl Supervisor {
             });
             match connected {
                 Ok(mut conn) => {
-                    failures = 0;
+                    let connected_at = Instant::now();
                     let blocked = match conn.listen_for_connection_blocked() {
                         Ok(rx) => rx,
                         Err(e) => {
@@ -81,6 +85,26 @@ impl Supervisor {
                         Outcome::Lost(reason) => {
                             log::warn!("connection {name}: lost ({generation}): {reason}");
                             drop(conn);
+                            // A connection that dies at once (a broker that
+                            // accepts and then drops us) is retried with
+                            // backoff like a failed attempt, not in a loop.
+                            if connected_at.elapsed() >= SHORT_LIVED {
+                                failures = 0;
+                            } else {
+                                failures = failures.saturating_add(1);
+                                let delay = backoff(
+                                    self.config.backoff_min,
+                                    self.config.backoff_max,
+                                    failures,
+                                );
+                                log::warn!(
+                                    "connection {name}: lived only {:?}; retrying in {delay:?}",
+                                    connected_at.elapsed()
+                                );
+                                if self.idle(delay) {
+                                    break;
+                                }
+                            }
                         }
                     }
                 }
@@ -101,15 +125,36 @@ impl Supervisor {
     }
 
     /// Declares the whole recorded topology on a fresh channel.
-    fn declare_all(&self, conn: &mut amiquip::Connection) -> Result<()> {
+    fn declare_all(&mut self, conn: &mut amiquip::Connection) -> Result<()> {
         if self.topology.is_empty() {
             return Ok(());
         }
-        let channel = conn
-            .open_channel(None)
-            .map_err(|e| broker("could not open a channel to declare the topology", e))?;
-        for declaration in &self.topology {
-            declaration.declare(&channel)?;
+        let open = |conn: &mut amiquip::Connection| {
+            conn.open_channel(None)
+                .map_err(|e| broker("could not open a channel to declare the topology", e))
+        };
+        let mut channel = open(conn)?;
+        let mut refused = Vec::new();
+        for (i, declaration) in self.topology.iter().enumerate() {
+            match declaration.declare_raw(&channel) {
+                Ok(()) => {}
+                // Refused (say a queue re-created elsewhere with other
+                // arguments): retrying would fail every reconnect, so it
+                // is dropped from the record, loudly.
+                Err(amiquip::Error::ServerClosedChannel { code, message, .. }) => {
+                    log::error!(
+                        "connection {}: the broker refused {declaration} ({code}: {message}); \
+                         no longer declared on reconnect",
+                        self.config.name
+                    );
+                    refused.push(i);
+                    channel = open(conn)?;
+                }
+                Err(e) => return Err(broker(&format!("could not declare {declaration}"), e)),
+            }
+        }
+        for i in refused.into_iter().rev() {
+            self.topology.remove(i);
         }
         let _ = channel.close();
         Ok(())

@@ -6,7 +6,7 @@
 //! is refused at the delivery (an error naming it stale), never applied to
 //! another delivery.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,7 +126,7 @@ impl Owner {
         let queue: Arc<str> = self.queue.as_str().into();
         let mut epoch = 0;
         while !self.stop.is_stopped() {
-            match self.shared.open_channel(&self.stop) {
+            match self.shared.open_channel(self.stop.receiver()) {
                 Ok((channel, generation)) => {
                     epoch += 1;
                     let served =
@@ -168,6 +168,9 @@ impl Owner {
                         // Settles of stale deliveries: nothing to do, the
                         // broker redelivers them.
                         recv(settles) -> _ => {}
+                        // A channel refused on a live connection: no
+                        // reconnect will announce the retry.
+                        recv(crossbeam_channel::after(REFUSED_PAUSE)) -> _ => {}
                     }
                 }
             }
@@ -261,8 +264,8 @@ impl Owner {
                         // Send the acks that came meanwhile (an inline
                         // handler's own, at least) now, as a plain consumer
                         // would, rather than after the next delivery.
-                        while let Ok(settle) = settles.try_recv() {
-                            if let Err(e) = apply(channel, &mut pending, settle, epoch) {
+                        if let Ok(settle) = settles.try_recv() {
+                            if let Err(e) = apply_batch(channel, &mut pending, settle, settles, epoch) {
                                 return Served::Lost(e);
                             }
                         }
@@ -276,7 +279,7 @@ impl Owner {
                 },
                 recv(settles) -> settle => {
                     if let Ok(settle) = settle {
-                        if let Err(e) = apply(channel, &mut pending, settle, epoch) {
+                        if let Err(e) = apply_batch(channel, &mut pending, settle, settles, epoch) {
                             return Served::Lost(e);
                         }
                     }
@@ -293,6 +296,61 @@ impl Owner {
 }
 
 /// Applies a settle on the channel, if it belongs to it.
+/// Applies `first` and every settle already waiting. Single acks that
+/// cover the oldest pending deliveries without a gap go out as one
+/// ack-multiple: the same effect on the broker, one frame instead of many.
+fn apply_batch(
+    channel: &amiquip::Channel,
+    pending: &mut BTreeMap<u64, amiquip::Delivery>,
+    first: Settle,
+    settles: &Receiver<Settle>,
+    epoch: u64,
+) -> std::result::Result<(), String> {
+    let mut acks = BTreeSet::new();
+    let mut settle = Some(first);
+    while let Some(s) = settle.take().or_else(|| settles.try_recv().ok()) {
+        match s.action {
+            Action::Ack { multiple: false } if s.epoch == epoch => {
+                acks.insert(s.tag);
+            }
+            _ => apply(channel, pending, s, epoch)?,
+        }
+        if acks.len() >= 4096 {
+            break;
+        }
+    }
+    // The longest run of the oldest pending tags that are all being acked.
+    let mut through = None;
+    for tag in pending.keys() {
+        if acks.contains(tag) {
+            through = Some(*tag);
+        } else {
+            break;
+        }
+    }
+    if let Some(through) = through {
+        let covered: Vec<u64> = pending.range(..=through).map(|(t, _)| *t).collect();
+        let mut last = None;
+        for tag in covered {
+            acks.remove(&tag);
+            last = pending.remove(&tag);
+        }
+        if let Some(raw) = last {
+            raw.ack_multiple(channel)
+                .map_err(|e| format!("settling deliveries: {e}"))?;
+        }
+    }
+    for tag in acks {
+        let settle = Settle {
+            epoch,
+            tag,
+            action: Action::Ack { multiple: false },
+        };
+        apply(channel, pending, settle, epoch)?;
+    }
+    Ok(())
+}
+
 fn apply(
     channel: &amiquip::Channel,
     pending: &mut BTreeMap<u64, amiquip::Delivery>,

@@ -84,10 +84,21 @@ impl Engine {
             if self.stop.is_stopped() && draining.is_none() {
                 draining = Some(Instant::now() + self.config.close_timeout);
             }
-            if draining.is_some() && self.queue.is_empty() && self.requests.is_empty() {
-                break;
+            if let Some(deadline) = draining {
+                let drained = self.queue.is_empty() && self.requests.is_empty();
+                if drained || Instant::now() >= deadline {
+                    break;
+                }
             }
-            match self.shared.open_channel(&self.stop) {
+            // While draining, a channel is what finishing needs: the wait
+            // for it must not end at the stop signal (the deadline bounds
+            // the draining instead).
+            let stop = if draining.is_some() {
+                never()
+            } else {
+                self.stop.receiver().clone()
+            };
+            match self.shared.open_channel(&stop) {
                 Ok((channel, generation)) => match self.serve(&channel, &mut draining) {
                     Served::Done => break,
                     Served::Lost(loss) => {
@@ -112,6 +123,8 @@ impl Engine {
                     } else {
                         self.stop.receiver().clone()
                     };
+                    // The retry timer covers a channel refused on a live
+                    // connection, which no reconnect will announce.
                     select! {
                         recv(wake) -> _ => {}
                         recv(self.requests) -> entry => {
@@ -119,6 +132,7 @@ impl Engine {
                         }
                         recv(stop) -> _ => {}
                         recv(deadline) -> _ => break,
+                        recv(crossbeam_channel::after(self.config.retry_interval)) -> _ => {}
                     }
                 }
             }
