@@ -310,6 +310,33 @@ fn corrupt_bytes_are_errors_naming_the_key(fx: Fixture) {
     }
     q.close().unwrap();
     drop((a, q));
+    // A queue entry that points nowhere, then counters of the wrong size.
+    fx.put_raw(
+        Space::Messages,
+        vec![0; 12],
+        msg("good").to_bytes().unwrap(),
+    );
+    let mut entry = vec![0, 0, 0, 0, 0];
+    entry.extend_from_slice(&7u64.to_be_bytes());
+    fx.put_raw(Space::Queue, entry, vec![1, 2, 3]);
+    // Counters as the engine would have written them with the entry.
+    let counters: Vec<u8> = [2u64, 0, 0].iter().flat_map(|n| n.to_be_bytes()).collect();
+    fx.put_raw(Space::Stats, vec![0, 0, 0, 0], counters);
+    let q = fx.open(QueueConfig::new()).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let first = a.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(body(&first), "good");
+    match a.next_batch(1, Some(PATIENCE)) {
+        Err(Error::Corrupt { key, .. }) => assert_eq!(key, "queue/00000000000000000000000007"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    q.close().unwrap();
+    drop((a, q));
+    fx.put_raw(Space::Stats, vec![0, 0, 0, 0], b"xx".to_vec());
+    match fx.open(QueueConfig::new()) {
+        Err(Error::Corrupt { key, .. }) => assert_eq!(key, "stats/00000000"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
     fx.put_raw(Space::Meta, b"topic/t".to_vec(), b"\xFFnonsense".to_vec());
     match fx.open(QueueConfig::new()) {
         Err(Error::Corrupt { key, .. }) => assert!(key.starts_with("meta/"), "{key}"),
