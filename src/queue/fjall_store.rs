@@ -86,6 +86,11 @@ impl FjallStore {
         })
     }
 
+    fn space(&self, space: Space) -> &Keyspace {
+        // `spaces` is built from `Space::ALL`, in the enum's order.
+        &self.spaces[space as usize]
+    }
+
     /// The id of the newest journal file, `<id>.jnl`, in the directory.
     fn active_journal_id(&self) -> Option<u64> {
         std::fs::read_dir(&self.dir)
@@ -103,29 +108,48 @@ impl FjallStore {
 
     /// `fdatasync` on the active journal through our own handle; false when
     /// it could not be done that way.
+    ///
+    /// The cached handle is still the active journal unless fjall rotated:
+    /// a rotation from `<id>.jnl` creates `<id + 1>.jnl`, and fjall deletes
+    /// sealed journals oldest first, so if `<id + 1>.jnl` is missing and
+    /// ours is still linked, no rotation happened. Two cheap `stat`s instead
+    /// of listing the directory on every sync.
     fn sync_active_journal(&self) -> Result<bool> {
-        let Some(id) = self.active_journal_id() else {
-            return Ok(false);
-        };
         let mut cached = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
-        if cached.as_ref().is_none_or(|(open_id, _)| *open_id != id) {
+        let still_active = cached.as_ref().is_some_and(|(id, file)| {
+            let next = self.dir.join(format!("{}.jnl", id + 1));
+            std::fs::symlink_metadata(next).is_err() && still_linked(file)
+        });
+        if !still_active {
+            let Some(id) = self.active_journal_id() else {
+                return Ok(false);
+            };
             match File::open(self.dir.join(format!("{id}.jnl"))) {
                 Ok(file) => *cached = Some((id, file)),
                 Err(_) => return Ok(false), // rotated away meanwhile
             }
         }
-        if let Some((_, file)) = cached.as_ref() {
+        if let Some((id, file)) = cached.as_ref() {
             file.sync_data()
                 .map_err(|e| Error::Storage(format!("fjall: sync journal {id}.jnl: {e}")))?;
             return Ok(true);
         }
         Ok(false)
     }
+}
 
-    fn space(&self, space: Space) -> &Keyspace {
-        // `spaces` is built from `Space::ALL`, in the enum's order.
-        &self.spaces[space as usize]
-    }
+/// True while the file still has a name (fjall has not deleted it).
+#[cfg(unix)]
+fn still_linked(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().is_ok_and(|m| m.nlink() > 0)
+}
+
+/// Without link counts, assume it may be gone: the caller lists the
+/// directory again.
+#[cfg(not(unix))]
+fn still_linked(_file: &File) -> bool {
+    false
 }
 
 impl Store for FjallStore {

@@ -21,8 +21,9 @@
 //! - **At-least-once**: an entry leaves the store only when acked (or
 //!   dead-lettered, or expired). Nacked, reset and timed-out deliveries come
 //!   back at the front; after a restart every unacked delivery comes back.
-//!   An ack is written at once and synced with the next group commit, so
-//!   after a power loss an acked message may come again, never the reverse.
+//!   An ack is written at once and made durable by the next group commit
+//!   or at close, so after a crash an acked message may come again, never
+//!   the reverse.
 //! - Priority 0 first, FIFO within a priority level.
 //! - Corrupt stored bytes are an [`Error::Corrupt`] naming the key; the
 //!   entry stays where it is.

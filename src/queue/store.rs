@@ -14,9 +14,9 @@
 //!   every operation of the batch is there or none is. It is visible to
 //!   readers as soon as it returns; it need not be on disk yet.
 //! - [`Store::sync`] makes every batch written before it durable; the
-//!   engine's committer thread calls it once for many publishers (group
-//!   commit). [`Store::flush`] hands written batches to the OS, which is
-//!   enough to survive a crash of the process but not of the machine.
+//!   engine calls it once per group-commit round, for many publishers.
+//!   [`Store::flush`] hands written batches to the OS, which is enough to
+//!   survive a crash of the process but not of the machine.
 //! - [`Op::DeleteWeak`] deletes a key that was written exactly once: the
 //!   store may drop the delete marker as soon as it meets the value (fjall's
 //!   `remove_weak`), so a drained queue leaves no tombstones behind.

@@ -168,22 +168,34 @@ impl Subscriber {
                 }
                 return Ok(got);
             }
-            let cond = match state.subs.get(&self.id) {
-                Some(sub) => sub.cond.clone(),
-                None => return Err(Error::closed("subscriber")),
-            };
-            state = match deadline {
-                None => cond.wait(state).unwrap_or_else(|e| e.into_inner()),
+            let wait = match deadline {
+                None => None,
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return Ok(Vec::new());
                     }
-                    cond.wait_timeout(state, d - now)
+                    Some(d - now)
+                }
+            };
+            let cond = match state.subs.get_mut(&self.id) {
+                Some(sub) => {
+                    sub.waiters += 1;
+                    sub.cond.clone()
+                }
+                None => return Err(Error::closed("subscriber")),
+            };
+            state = match wait {
+                None => cond.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(t) => {
+                    cond.wait_timeout(state, t)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
+            if let Some(sub) = state.subs.get_mut(&self.id) {
+                sub.waiters -= 1;
+            }
         }
     }
 
