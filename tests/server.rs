@@ -468,6 +468,7 @@ fn a_consumer_killed_mid_batch_has_its_messages_redelivered_to_the_next() {
         topic: "orders".into(),
         subscriber: "billing".into(),
         batch: 6,
+        max: None,
     });
     let Some(Response::Subscribed { sub, .. }) = doomed.recv() else {
         panic!("no subscribed reply");

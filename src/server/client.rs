@@ -309,6 +309,24 @@ impl Client {
         subscriber: &str,
         batch: u32,
     ) -> Result<Subscription> {
+        self.subscribe_limited(topic, subscriber, batch, None)
+    }
+
+    /// Subscribes for at most `max` deliveries in all (redeliveries
+    /// included), `batch` unacknowledged at a time: for a consumer that
+    /// wants N messages and must not be sent more (what it was sent and
+    /// did not settle when it leaves counts as a delivery).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe_with`](Self::subscribe_with).
+    pub fn subscribe_limited(
+        &self,
+        topic: &str,
+        subscriber: &str,
+        batch: u32,
+        max: Option<u64>,
+    ) -> Result<Subscription> {
         if batch == 0 {
             return Err(Error::invalid("batch", "must be at least 1"));
         }
@@ -324,6 +342,7 @@ impl Client {
             topic: topic.into(),
             subscriber: subscriber.into(),
             batch,
+            max,
         });
         let reply = sent.and_then(|()| reply_rx.recv().map_err(|_| self.inner.end_error()));
         lock(&self.inner.pending).remove(&id);

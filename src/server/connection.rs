@@ -224,7 +224,8 @@ impl Connection<'_> {
                 topic,
                 subscriber,
                 batch,
-            } => match self.subscribe(id, &topic, &subscriber, batch) {
+                max,
+            } => match self.subscribe(id, &topic, &subscriber, batch, max) {
                 // Replied inside, before the first delivery could go out.
                 Ok(()) => return Ok(()),
                 Err(e) => (id, Err(e)),
@@ -331,7 +332,14 @@ impl Connection<'_> {
         Ok(())
     }
 
-    fn subscribe(&mut self, id: u64, topic: &str, subscriber: &str, batch: u32) -> Result<()> {
+    fn subscribe(
+        &mut self,
+        id: u64,
+        topic: &str,
+        subscriber: &str,
+        batch: u32,
+        max: Option<u64>,
+    ) -> Result<()> {
         if batch == 0 {
             return Err(Error::invalid("batch", "must be at least 1"));
         }
@@ -344,7 +352,7 @@ impl Connection<'_> {
         let s = self
             .writer
             .send_after(&Response::Subscribed { id, sub: number }, || {
-                Subscription::start(sub, number, batch as usize, writer)
+                Subscription::start(sub, number, batch as usize, max, writer)
             })?;
         self.subs.insert(number, s);
         Ok(())
