@@ -7,6 +7,7 @@
 //! cargo run --release --example bench -- simple --messages 2000000 --json
 //! cargo run --release --example bench -- block
 //! cargo run --release --example bench -- queue --messages 20000 --backlog 1000000
+//! cargo run --release --example bench -- server --messages 20000
 //! ```
 //!
 //! Each case runs `--runs` times, interleaved with its baseline so that a
@@ -16,6 +17,7 @@
 mod block;
 mod queue;
 mod report;
+mod server;
 mod simple;
 
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +44,9 @@ enum Component {
     /// The durable queue engine against raw fjall: durable and buffered
     /// publishes, group commit, end to end, a drained backlog.
     Queue(queue::QueueLoad),
+    /// The queue server over loopback against the engine in process:
+    /// durable publish from 4 connections, batches, consume.
+    Server(server::ServerLoad),
 }
 
 /// The load every bench takes.
@@ -68,6 +73,7 @@ fn main() {
         Component::Simple(load) => simple::run(load),
         Component::Block(load) => block::run(load),
         Component::Queue(load) => queue::run(load),
+        Component::Server(load) => server::run(load),
     };
     if cli.json {
         table.print_json();
