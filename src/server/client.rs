@@ -112,8 +112,11 @@ impl Inner {
         let mut guard = lock(&self.writer);
         let (stream, buf) = &mut *guard;
         frame::encode_frame(request, buf, self.max_frame)?;
-        frame::write_encoded(stream, buf)
-            .map_err(|e| Error::Broker(format!("server connection failed: {e}")))
+        frame::write_encoded(stream, buf).map_err(|e| {
+            // Part of a frame may have gone out: the stream is unusable.
+            let _ = self.raw.shutdown(Shutdown::Both);
+            Error::Broker(format!("server connection failed: {e}"))
+        })
     }
 
     fn call(&self, timeout: Option<Duration>, make: impl FnOnce(u64) -> Request) -> Reply {

@@ -59,8 +59,12 @@ impl Writer {
         let mut guard = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
         let (stream, buf) = &mut *guard;
         frame::encode_frame(response, buf, u32::MAX as usize)?;
-        frame::write_encoded(stream, buf)
-            .map_err(|e| Error::closed(format!("client connection ({e})")))
+        frame::write_encoded(stream, buf).map_err(|e| {
+            // A write that failed (or timed out) part way leaves the stream
+            // mid-frame: nothing more may be written, so end the connection.
+            let _ = self.raw.shutdown(Shutdown::Both);
+            Error::closed(format!("client connection ({e})"))
+        })
     }
 
     /// Runs `first` with the writer locked, then, if it succeeded, writes
@@ -78,8 +82,10 @@ impl Writer {
         let value = first()?;
         let (stream, buf) = &mut *guard;
         let written = frame::encode_frame(response, buf, u32::MAX as usize).and_then(|()| {
-            frame::write_encoded(stream, buf)
-                .map_err(|e| Error::closed(format!("client connection ({e})")))
+            frame::write_encoded(stream, buf).map_err(|e| {
+                let _ = self.raw.shutdown(Shutdown::Both);
+                Error::closed(format!("client connection ({e})"))
+            })
         });
         // Unlocked before `value` can be dropped: dropping a subscription
         // joins its pusher, which may be waiting for this lock.
