@@ -152,6 +152,26 @@ fn the_cli_serves_publishes_consumes_and_reports() {
         .unwrap()
         .contains("missing.json"));
 
+    // The bench publishes and consumes against the running server.
+    let rows = json_lines(&syncmq(
+        &addr,
+        &[
+            "bench",
+            "--topic",
+            "orders",
+            "--subscriber",
+            "billing",
+            "--messages",
+            "40",
+            "--connections",
+            "2",
+            "--json",
+        ],
+    ));
+    let cases: Vec<&str> = rows.iter().map(|r| r["case"].as_str().unwrap()).collect();
+    assert_eq!(cases, ["publish", "consume"]);
+    assert!(rows.iter().all(|r| r["msgs_per_s"].as_f64().unwrap() > 0.0));
+
     // SIGTERM stops the server cleanly.
     let status = Command::new("kill")
         .args(["-TERM", &served.child.id().to_string()])
