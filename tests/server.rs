@@ -468,6 +468,7 @@ fn a_consumer_killed_mid_batch_has_its_messages_redelivered_to_the_next() {
         topic: "orders".into(),
         subscriber: "billing".into(),
         batch: 6,
+        max: None,
     });
     let Some(Response::Subscribed { sub, .. }) = doomed.recv() else {
         panic!("no subscribed reply");
@@ -572,4 +573,24 @@ fn deliveries_come_in_queue_order_and_the_window_holds() {
     }
     drop(held); // acked through ack_multiple already: their nacks do nothing
     assert_eq!(order.len(), 45);
+}
+
+#[test]
+fn connections_over_the_limit_are_refused_with_busy() {
+    let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
+    let server = Server::start(queue, ServerConfig::new().with_max_connections(2)).unwrap();
+    let a = Client::connect(server.local_addr()).unwrap();
+    let b = Client::connect(server.local_addr()).unwrap();
+    match Client::connect(server.local_addr()) {
+        Err(Error::Broker(m)) => assert!(m.contains("busy"), "{m}"),
+        other => panic!("expected a busy refusal, got {other:?}"),
+    }
+    // A slot frees when a client leaves.
+    drop(b);
+    common::eventually(Duration::from_secs(5), "one connection left", || {
+        server.connections() == 1
+    });
+    let c = Client::connect(server.local_addr()).unwrap();
+    a.publish("orders", &bodies(1, "a")).unwrap();
+    c.publish("orders", &bodies(1, "c")).unwrap();
 }

@@ -9,6 +9,7 @@
 //! cargo run --release --example bench -- queue --messages 20000 --backlog 1000000
 //! cargo run --release --example bench -- rabbitmq --messages 20000
 //! cargo run --release --example bench -- outbox
+//! cargo run --release --example bench -- server --messages 20000
 //! ```
 //!
 //! Each case runs `--runs` times, interleaved with its baseline so that a
@@ -22,6 +23,7 @@ mod queue;
 #[cfg(feature = "rabbitmq")]
 mod rabbitmq;
 mod report;
+mod server;
 mod simple;
 
 use clap::{Args, Parser, Subcommand};
@@ -56,6 +58,9 @@ enum Component {
     /// against direct sends, commit-to-send latency against polling.
     #[cfg(feature = "durable")]
     Outbox(outbox::OutboxLoad),
+    /// The queue server over loopback against the engine in process:
+    /// durable publish from 4 connections, batches, consume.
+    Server(server::ServerLoad),
 }
 
 /// The load every bench takes.
@@ -86,6 +91,7 @@ fn main() {
         Component::Rabbitmq(load) => rabbitmq::run(load),
         #[cfg(feature = "durable")]
         Component::Outbox(load) => outbox::run(load),
+        Component::Server(load) => server::run(load),
     };
     if cli.json {
         table.print_json();

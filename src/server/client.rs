@@ -112,8 +112,11 @@ impl Inner {
         let mut guard = lock(&self.writer);
         let (stream, buf) = &mut *guard;
         frame::encode_frame(request, buf, self.max_frame)?;
-        frame::write_encoded(stream, buf)
-            .map_err(|e| Error::Broker(format!("server connection failed: {e}")))
+        frame::write_encoded(stream, buf).map_err(|e| {
+            // Part of a frame may have gone out: the stream is unusable.
+            let _ = self.raw.shutdown(Shutdown::Both);
+            Error::Broker(format!("server connection failed: {e}"))
+        })
     }
 
     fn call(&self, timeout: Option<Duration>, make: impl FnOnce(u64) -> Request) -> Reply {
@@ -309,6 +312,24 @@ impl Client {
         subscriber: &str,
         batch: u32,
     ) -> Result<Subscription> {
+        self.subscribe_limited(topic, subscriber, batch, None)
+    }
+
+    /// Subscribes for at most `max` deliveries in all (redeliveries
+    /// included), `batch` unacknowledged at a time: for a consumer that
+    /// wants N messages and must not be sent more (what it was sent and
+    /// did not settle when it leaves counts as a delivery).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe_with`](Self::subscribe_with).
+    pub fn subscribe_limited(
+        &self,
+        topic: &str,
+        subscriber: &str,
+        batch: u32,
+        max: Option<u64>,
+    ) -> Result<Subscription> {
         if batch == 0 {
             return Err(Error::invalid("batch", "must be at least 1"));
         }
@@ -324,6 +345,7 @@ impl Client {
             topic: topic.into(),
             subscriber: subscriber.into(),
             batch,
+            max,
         });
         let reply = sent.and_then(|()| reply_rx.recv().map_err(|_| self.inner.end_error()));
         lock(&self.inner.pending).remove(&id);

@@ -59,8 +59,12 @@ impl Writer {
         let mut guard = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
         let (stream, buf) = &mut *guard;
         frame::encode_frame(response, buf, u32::MAX as usize)?;
-        frame::write_encoded(stream, buf)
-            .map_err(|e| Error::closed(format!("client connection ({e})")))
+        frame::write_encoded(stream, buf).map_err(|e| {
+            // A write that failed (or timed out) part way leaves the stream
+            // mid-frame: nothing more may be written, so end the connection.
+            let _ = self.raw.shutdown(Shutdown::Both);
+            Error::closed(format!("client connection ({e})"))
+        })
     }
 
     /// Runs `first` with the writer locked, then, if it succeeded, writes
@@ -78,8 +82,10 @@ impl Writer {
         let value = first()?;
         let (stream, buf) = &mut *guard;
         let written = frame::encode_frame(response, buf, u32::MAX as usize).and_then(|()| {
-            frame::write_encoded(stream, buf)
-                .map_err(|e| Error::closed(format!("client connection ({e})")))
+            frame::write_encoded(stream, buf).map_err(|e| {
+                let _ = self.raw.shutdown(Shutdown::Both);
+                Error::closed(format!("client connection ({e})"))
+            })
         });
         // Unlocked before `value` can be dropped: dropping a subscription
         // joins its pusher, which may be waiting for this lock.
@@ -224,7 +230,8 @@ impl Connection<'_> {
                 topic,
                 subscriber,
                 batch,
-            } => match self.subscribe(id, &topic, &subscriber, batch) {
+                max,
+            } => match self.subscribe(id, &topic, &subscriber, batch, max) {
                 // Replied inside, before the first delivery could go out.
                 Ok(()) => return Ok(()),
                 Err(e) => (id, Err(e)),
@@ -331,7 +338,14 @@ impl Connection<'_> {
         Ok(())
     }
 
-    fn subscribe(&mut self, id: u64, topic: &str, subscriber: &str, batch: u32) -> Result<()> {
+    fn subscribe(
+        &mut self,
+        id: u64,
+        topic: &str,
+        subscriber: &str,
+        batch: u32,
+        max: Option<u64>,
+    ) -> Result<()> {
         if batch == 0 {
             return Err(Error::invalid("batch", "must be at least 1"));
         }
@@ -344,7 +358,7 @@ impl Connection<'_> {
         let s = self
             .writer
             .send_after(&Response::Subscribed { id, sub: number }, || {
-                Subscription::start(sub, number, batch as usize, writer)
+                Subscription::start(sub, number, batch as usize, max, writer)
             })?;
         self.subs.insert(number, s);
         Ok(())

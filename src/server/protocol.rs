@@ -232,6 +232,10 @@ pub enum Request {
         subscriber: String,
         /// Unacknowledged deliveries allowed at once (1 or more).
         batch: u32,
+        /// Deliveries after which the server stops pushing (the
+        /// subscription stays open for acks); absent or nil: no limit.
+        #[serde(default)]
+        max: Option<u64>,
     },
     /// Stops a subscription; its unacknowledged deliveries are redelivered.
     Unsubscribe {

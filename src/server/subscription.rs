@@ -5,6 +5,9 @@
 //!
 //! # Guarantees
 //!
+//! - With a `max`, the pusher stops taking after that many deliveries
+//!   (redeliveries included), so a consumer that wants N messages is not
+//!   sent more that would come back counted as delivered.
 //! - Deliveries go out in the order the engine hands them over (queue
 //!   order), one [`Response::Deliver`] frame per batch.
 //! - An entry is in this subscription's in-flight set from the moment it is
@@ -63,7 +66,13 @@ pub struct Subscription {
 impl Subscription {
     /// Starts pushing `sub`'s messages as subscription `number` through
     /// `writer`, at most `window` unacknowledged.
-    pub fn start(sub: Subscriber, number: u64, window: usize, writer: Arc<Writer>) -> Result<Self> {
+    pub fn start(
+        sub: Subscriber,
+        number: u64,
+        window: usize,
+        max: Option<u64>,
+        writer: Arc<Writer>,
+    ) -> Result<Self> {
         let interrupter = sub.interrupter();
         let shared = Arc::new(Shared {
             sub,
@@ -72,7 +81,9 @@ impl Subscription {
             room: Condvar::new(),
         });
         let pusher = shared.clone();
-        let worker = thread::spawn("srv-push", move || push(&pusher, number, &writer))?;
+        let worker = thread::spawn("srv-push", move || {
+            push(&pusher, number, max.unwrap_or(u64::MAX), &writer);
+        })?;
         Ok(Subscription {
             shared,
             interrupter,
@@ -198,11 +209,12 @@ impl Drop for Subscription {
 }
 
 /// The pusher thread.
-fn push(shared: &Shared, number: u64, writer: &Writer) {
+fn push(shared: &Shared, number: u64, max: u64, writer: &Writer) {
+    let mut pushed = 0u64;
     loop {
         let room = {
             let mut state = shared.lock();
-            while !state.stopped && state.by_id.len() >= shared.window {
+            while !state.stopped && (state.by_id.len() >= shared.window || pushed >= max) {
                 state = shared
                     .room
                     .wait(state)
@@ -211,7 +223,8 @@ fn push(shared: &Shared, number: u64, writer: &Writer) {
             if state.stopped {
                 return;
             }
-            shared.window - state.by_id.len()
+            (shared.window - state.by_id.len())
+                .min(usize::try_from(max - pushed).unwrap_or(usize::MAX))
         };
         let got = match shared.sub.next_batch(room, None) {
             Ok(got) => got,
@@ -230,6 +243,7 @@ fn push(shared: &Shared, number: u64, writer: &Writer) {
         if got.is_empty() {
             continue;
         }
+        pushed += got.len() as u64;
         let mut deliveries = Vec::with_capacity(got.len());
         let mut ids = Vec::with_capacity(got.len());
         {

@@ -1,0 +1,522 @@
+//! `syncmq`: run the queue server and talk to it from the shell.
+//!
+//! ```text
+//! syncmq serve --data ./data --config topics.json [--listen 127.0.0.1:7450]
+//! syncmq publish orders "order 1" "order 2"      # or lines from stdin
+//! syncmq consume orders billing --count 10
+//! syncmq stats [orders]
+//! syncmq dlq list orders billing
+//! syncmq dlq replay orders billing
+//! syncmq bench --topic bench --messages 20000
+//! ```
+//!
+//! Every command but `serve` talks to the server at `--addr` (or
+//! `SYNCMQ_ADDR`, default `127.0.0.1:7450`). Output is for people; with
+//! `--json` it is one JSON value per line for programs. An error is one line
+//! on stderr starting with `syncmq: error:` and a non-zero exit status.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use syncmq::queue::{Queue, QueueConfig};
+use syncmq::server::{Client, ClientConfig, Server, ServerConfig};
+use syncmq::{Error, Message, Result};
+
+const DEFAULT_ADDR: &str = "127.0.0.1:7450";
+
+#[derive(Parser)]
+#[command(
+    name = "syncmq",
+    version,
+    about = "The syncmq durable queue server and its client"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Output one JSON value per line instead of text for people.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The server to talk to.
+    #[arg(long, global = true, env = "SYNCMQ_ADDR", default_value = DEFAULT_ADDR)]
+    addr: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a queue directory until SIGINT or SIGTERM.
+    Serve(Serve),
+    /// Publish messages (the arguments, or stdin one per line) durably.
+    Publish(Publish),
+    /// Receive, print and acknowledge messages of a subscriber.
+    Consume(Consume),
+    /// Counters of every subscriber (of one topic, or of all).
+    Stats {
+        /// The topic; all topics when left out.
+        topic: Option<String>,
+    },
+    /// A subscriber's dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        action: Dlq,
+    },
+    /// Measure publish and consume throughput against the server.
+    Bench(Bench),
+}
+
+#[derive(Args)]
+struct Serve {
+    /// The queue's directory (created if missing).
+    #[arg(long)]
+    data: PathBuf,
+    /// The topics config: JSON (`.json`) or TOML (`.toml`), the fields of
+    /// `QueueConfig` (durability, max_message_bytes, topics).
+    #[arg(long)]
+    config: PathBuf,
+    /// The address to listen on (port 0: any free port, printed).
+    #[arg(long, default_value = DEFAULT_ADDR)]
+    listen: String,
+    /// The most connections at once.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+}
+
+#[derive(Args)]
+struct Publish {
+    /// The topic.
+    topic: String,
+    /// Message bodies; when none are given, every line of stdin is one.
+    messages: Vec<String>,
+    /// A dedupe key for every message.
+    #[arg(long)]
+    key: Option<String>,
+    /// The priority (0 is the highest).
+    #[arg(long, default_value_t = 0)]
+    priority: u8,
+    /// A header `name=value`; repeat for more.
+    #[arg(long = "header", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// Messages per publish (each publish is one durable batch).
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+}
+
+#[derive(Args)]
+struct Consume {
+    /// The topic.
+    topic: String,
+    /// The subscriber.
+    subscriber: String,
+    /// Stop after this many messages.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Stop when no message came for this many milliseconds.
+    #[arg(long)]
+    idle_ms: Option<u64>,
+    /// Unacknowledged deliveries allowed at once.
+    #[arg(long, default_value_t = 100)]
+    batch: u32,
+    /// Nack with requeue instead of acking (peek, in effect).
+    #[arg(long)]
+    requeue: bool,
+}
+
+#[derive(Subcommand)]
+enum Dlq {
+    /// Print the dead letters, oldest first.
+    List {
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        subscriber: String,
+        /// The most to print.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Move every dead letter back to the subscriber's queue.
+    Replay {
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        subscriber: String,
+    },
+}
+
+#[derive(Args)]
+struct Bench {
+    /// The topic to publish to (use one made for benchmarking).
+    #[arg(long, default_value = "bench")]
+    topic: String,
+    /// The subscriber to consume as; the topic's first when left out.
+    #[arg(long)]
+    subscriber: Option<String>,
+    /// Messages to publish, then consume.
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Publishing connections, each publishing one message at a time.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Payload bytes.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+}
+
+fn parse_header(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .ok_or_else(|| format!("header {s:?} is not name=value"))
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever the error says.
+            let line = e.to_string().replace('\n', " ");
+            eprintln!("syncmq: error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Serve(s) => serve(s, cli.json),
+        Command::Publish(p) => publish(&connect(cli)?, p, cli.json),
+        Command::Consume(c) => consume(cli, c),
+        Command::Stats { topic } => stats(&connect(cli)?, topic.as_deref(), cli.json),
+        Command::Dlq { action } => dlq(&connect(cli)?, action, cli.json),
+        Command::Bench(b) => bench(cli, b),
+    }
+}
+
+fn connect(cli: &Cli) -> Result<Client> {
+    Client::connect(cli.addr.as_str())
+}
+
+/// Prints a line and flushes, so a reader of a pipe sees it at once.
+fn emit(line: impl std::fmt::Display) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::Storage(format!("stdout: {e}")))
+}
+
+fn load_config(path: &Path) -> Result<QueueConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid("config", format!("cannot read {}: {e}", path.display())))?;
+    let is_toml = path.extension().is_some_and(|e| e == "toml");
+    let config: QueueConfig = if is_toml {
+        toml::from_str(&text).map_err(|e| {
+            Error::invalid(
+                "config",
+                format!("{} is not a valid TOML config: {e}", path.display()),
+            )
+        })?
+    } else {
+        serde_json::from_str(&text).map_err(|e| {
+            Error::invalid(
+                "config",
+                format!("{} is not a valid JSON config: {e}", path.display()),
+            )
+        })?
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+fn serve(s: &Serve, json: bool) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let config = load_config(&s.config)?;
+    // Registered before anything starts, so a signal during start-up is
+    // not lost (and does not kill the process halfway).
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Error::Storage(format!("cannot register for signals: {e}")))?;
+    let topics = config.topics.len();
+    let queue = Arc::new(Queue::open(&s.data, config)?);
+    let server = Server::start(
+        queue.clone(),
+        ServerConfig::new()
+            .with_addr(&s.listen)
+            .with_max_connections(s.max_connections),
+    )?;
+    let addr = server.local_addr();
+    if json {
+        emit(
+            json!({"listening": addr.to_string(), "data": s.data.display().to_string(), "topics": topics}),
+        )?;
+    } else {
+        emit(format_args!(
+            "listening on {addr} (data {}, {topics} topics from the config); stop with Ctrl-C",
+            s.data.display()
+        ))?;
+    }
+    let signal = signals.forever().next();
+    log::info!("serve: signal {signal:?}, shutting down");
+    let stopped = server.shutdown();
+    let closed = queue.close();
+    stopped.and(closed)?;
+    if json {
+        emit(json!({"stopped": addr.to_string()}))
+    } else {
+        emit(format_args!("stopped {addr}"))
+    }
+}
+
+fn publish(client: &Client, p: &Publish, json: bool) -> Result<()> {
+    if p.batch == 0 {
+        return Err(Error::invalid("batch", "must be at least 1"));
+    }
+    let make = |body: String| {
+        let mut m = Message::new(body.into_bytes()).with_priority(p.priority);
+        if let Some(k) = &p.key {
+            m = m.with_key(k.clone());
+        }
+        for (n, v) in &p.headers {
+            m = m.with_header(n.clone(), v.clone());
+        }
+        m
+    };
+    let mut total = 0u64;
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut batch = Vec::with_capacity(p.batch);
+    let mut flush = |batch: &mut Vec<Message>, total: &mut u64| -> Result<()> {
+        client.publish(&p.topic, batch)?;
+        *total += batch.len() as u64;
+        batch.clear();
+        if !json && last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            eprintln!("published {total} ...");
+        }
+        Ok(())
+    };
+    if p.messages.is_empty() {
+        for line in std::io::stdin().lock().lines() {
+            let line = line.map_err(|e| Error::Storage(format!("stdin: {e}")))?;
+            batch.push(make(line));
+            if batch.len() == p.batch {
+                flush(&mut batch, &mut total)?;
+            }
+        }
+    } else {
+        for body in &p.messages {
+            batch.push(make(body.clone()));
+            if batch.len() == p.batch {
+                flush(&mut batch, &mut total)?;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        flush(&mut batch, &mut total)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if json {
+        emit(json!({"published": total, "topic": p.topic, "seconds": secs}))
+    } else {
+        emit(format_args!(
+            "published {total} messages to {} (durable) in {secs:.2}s",
+            p.topic
+        ))
+    }
+}
+
+fn consume(cli: &Cli, c: &Consume) -> Result<()> {
+    let client = Client::connect_with(cli.addr.as_str(), ClientConfig::new())?;
+    // Never take more than asked for: what is taken and not acked when we
+    // stop comes back marked as redelivered.
+    let window = c
+        .count
+        .map_or(c.batch, |n| {
+            c.batch.min(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+        .max(1);
+    let mut sub = client.subscribe_limited(&c.topic, &c.subscriber, window, c.count)?;
+    let mut got = 0u64;
+    while c.count.is_none_or(|n| got < n) {
+        let delivery = match c.idle_ms {
+            Some(ms) => match sub.recv_timeout(Duration::from_millis(ms))? {
+                Some(d) => d,
+                None => break,
+            },
+            None => sub.recv()?,
+        };
+        let m = delivery.message();
+        if cli.json {
+            emit(json!({
+                "body": String::from_utf8_lossy(m.body()),
+                "key": m.key(),
+                "priority": m.priority(),
+                "headers": m.headers(),
+                "redelivered": delivery.is_redelivered(),
+            }))?;
+        } else {
+            emit(String::from_utf8_lossy(m.body()))?;
+        }
+        // Acked after it was printed: a consumer killed in between gets it
+        // again (at least once).
+        if c.requeue {
+            delivery.nack(true)?;
+        } else {
+            delivery.ack()?;
+        }
+        got += 1;
+    }
+    if !cli.json {
+        eprintln!("consumed {got} messages from {}/{}", c.topic, c.subscriber);
+    }
+    // Acks are sent without waiting; a request round trip makes sure the
+    // server has read them before the connection closes.
+    client.stats(Some(&c.topic)).map(|_| ())
+}
+
+fn stats(client: &Client, topic: Option<&str>, json: bool) -> Result<()> {
+    let rows = client.stats(topic)?;
+    if json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|s| {
+                json!({"topic": s.topic, "subscriber": s.subscriber, "ready": s.ready,
+                       "in_flight": s.in_flight, "dead_lettered": s.dead_lettered,
+                       "expired": s.expired})
+            })
+            .collect();
+        return emit(serde_json::Value::Array(rows));
+    }
+    emit(format_args!(
+        "{:<24} {:<24} {:>10} {:>10} {:>10} {:>10}",
+        "topic", "subscriber", "ready", "in_flight", "dead", "expired"
+    ))?;
+    for s in rows {
+        emit(format_args!(
+            "{:<24} {:<24} {:>10} {:>10} {:>10} {:>10}",
+            s.topic, s.subscriber, s.ready, s.in_flight, s.dead_lettered, s.expired
+        ))?;
+    }
+    Ok(())
+}
+
+fn dlq(client: &Client, action: &Dlq, json: bool) -> Result<()> {
+    match action {
+        Dlq::List {
+            topic,
+            subscriber,
+            limit,
+        } => {
+            let letters = client.dead_letters(topic, subscriber, *limit)?;
+            for d in &letters {
+                let body = String::from_utf8_lossy(d.message.body());
+                if json {
+                    emit(json!({"position": d.position, "deliveries": d.deliveries,
+                                "key": d.message.key(), "body": body}))?;
+                } else {
+                    emit(format_args!(
+                        "#{} after {} deliveries: {body}",
+                        d.position, d.deliveries
+                    ))?;
+                }
+            }
+            if !json {
+                eprintln!("{} dead letters of {topic}/{subscriber}", letters.len());
+            }
+            Ok(())
+        }
+        Dlq::Replay { topic, subscriber } => {
+            let n = client.replay_dead_letters(topic, subscriber)?;
+            if json {
+                emit(json!({"replayed": n}))
+            } else {
+                emit(format_args!(
+                    "replayed {n} dead letters of {topic}/{subscriber}"
+                ))
+            }
+        }
+    }
+}
+
+fn bench(cli: &Cli, b: &Bench) -> Result<()> {
+    if b.connections == 0 || b.messages == 0 {
+        return Err(Error::invalid("connections/messages", "must be at least 1"));
+    }
+    let control = connect(cli)?;
+    let subscriber = match &b.subscriber {
+        Some(s) => s.clone(),
+        None => control
+            .stats(Some(&b.topic))?
+            .into_iter()
+            .next()
+            .map(|s| s.subscriber)
+            .ok_or_else(|| Error::invalid("topic", format!("{} has no subscriber", b.topic)))?,
+    };
+    let clients = (0..b.connections)
+        .map(|_| connect(cli))
+        .collect::<Result<Vec<_>>>()?;
+    let payload = vec![0xA5u8; b.size];
+    if !cli.json {
+        eprintln!(
+            "publishing {} messages of {} bytes over {} connections ...",
+            b.messages, b.size, b.connections
+        );
+    }
+    let started = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, client)| {
+                let share =
+                    b.messages / b.connections + usize::from(i < b.messages % b.connections);
+                let payload = &payload;
+                let topic = &b.topic;
+                scope.spawn(move || -> Result<()> {
+                    for _ in 0..share {
+                        client.publish(topic, &[Message::new(payload.clone())])?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| Error::Storage("a bench publisher panicked".into()))??;
+        }
+        Ok(())
+    })?;
+    let publish_s = started.elapsed().as_secs_f64();
+    if !cli.json {
+        eprintln!("consuming as {subscriber} ...");
+    }
+    let started = Instant::now();
+    let mut sub = control.subscribe_with(&b.topic, &subscriber, 1000)?;
+    for _ in 0..b.messages {
+        sub.recv()?.ack()?;
+    }
+    let consume_s = started.elapsed().as_secs_f64();
+    let rate = |s: f64| b.messages as f64 / s;
+    if cli.json {
+        emit(
+            json!({"case": "publish", "connections": b.connections, "messages": b.messages, "msgs_per_s": rate(publish_s).round()}),
+        )?;
+        emit(
+            json!({"case": "consume", "messages": b.messages, "msgs_per_s": rate(consume_s).round()}),
+        )
+    } else {
+        emit(format_args!("{:<40} {:>12}", "case", "msgs/s"))?;
+        emit(format_args!(
+            "{:<40} {:>12.0}",
+            format!("publish, {} connections, durable", b.connections),
+            rate(publish_s)
+        ))?;
+        emit(format_args!(
+            "{:<40} {:>12.0}",
+            "consume, window 1000, ack each",
+            rate(consume_s)
+        ))
+    }
+}
