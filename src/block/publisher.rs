@@ -186,11 +186,18 @@ impl Block for PublisherBlock {
         };
         match ctl.controller(from) {
             Some(sender) => {
-                if let Err(e) = sender.try_enqueue(reply) {
-                    log::warn!(
+                match sender.try_enqueue(reply) {
+                    Ok(_) => {}
+                    // The sender finished first (it does, in a shutdown):
+                    // expected, and once per bag still queued.
+                    Err(e @ Error::Closed(_)) => log::debug!(
                         "publisher `{}` could not reply to `{from}`: {e}",
                         ctl.responsibility()
-                    );
+                    ),
+                    Err(e) => log::warn!(
+                        "publisher `{}` could not reply to `{from}`: {e}",
+                        ctl.responsibility()
+                    ),
                 }
             }
             None => log::warn!(
