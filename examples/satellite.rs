@@ -1,56 +1,78 @@
-//! A satellite process made of blocks: TCP lines in, published, and
-//! acknowledged to the sender only once published.
+//! A satellite process made of blocks: TCP lines in, published durably,
+//! and acknowledged to the sender only once durable.
 //!
 //! ```text
-//! cargo run --example satellite -- --listen 127.0.0.1:7070 --journal /tmp/lines.log
+//! cargo run --example satellite -- --listen 127.0.0.1:7070 --queue /tmp/satellite-queue
+//! cargo run --example satellite -- --amqp amqp://guest:guest@127.0.0.1:5672/%2f
 //! printf 'hello\nworld\n' | nc -N 127.0.0.1 7070   # answers "ok 1", "ok 2"
 //! ```
+//!
+//! Where lines go:
+//!
+//! - by default, the durable queue in `--queue DIR` (topic `lines`,
+//!   subscriber `consumer`): a line is acknowledged after
+//!   [`Queue::publish`] returned, i.e. after the fsync;
+//! - with `--amqp URL`, the durable RabbitMQ queue `--amqp-queue NAME`
+//!   (default `satellite-lines`): a line is acknowledged after the broker
+//!   confirmed it. The connection (named `--name`, default
+//!   `satellite-<pid>`) is monitored: every block with server callbacks
+//!   hears when the broker goes away and comes back, and the reader logs
+//!   it. Lines published while the broker is away wait in the publisher's
+//!   retry buffer; one that is not confirmed within 5 s is answered
+//!   `err <n> ...` (it may still arrive: at least once).
 //!
 //! Blocks, in init order (finish goes the other way):
 //!
 //! 1. `finisher`: the signal block; Ctrl-C or SIGTERM starts the ordered
 //!    shutdown, a second one exits at once.
-//! 2. `store`: makes the `lines` channel on the adapter and consumes it,
-//!    appending every line to the journal file (the queue's far end). At
-//!    finish it closes the adapter, which hands on everything already
-//!    published, and its run drains that into the journal and syncs it.
-//! 3. `publisher`: the library's publisher block over the adapter's input.
+//! 2. `store`: opens the queue (or the RabbitMQ connection, its queue
+//!    declaration and a confirmed publisher); at finish, after the
+//!    publisher block, closes it (the queue syncs; the RabbitMQ publisher
+//!    waits for the confirms still due).
+//! 3. `publisher`: the library's publisher block over a `Publish` that
+//!    returns once durable ([`QueuePublisher`] or [`RabbitPublisher`]).
 //! 4. `reader`: listens on TCP; each line becomes a bag to `publisher`, and
 //!    the reply (`ok: true`) becomes `ok <n>` to the client. A line the
-//!    client got no `ok` for may or may not be in the journal; a line it got
-//!    `ok` for always is. Each connection has at most 256 lines waiting
-//!    for their answer; the reader reads no further until some are
-//!    answered, so a slow publisher slows its clients down (TCP
-//!    back-pressure) instead of filling memory.
+//!    client got no `ok` for may or may not be stored; a line it got `ok`
+//!    for always is, whatever happens to the process after. Each
+//!    connection has at most 256 lines waiting for their answer; the reader
+//!    reads no further until some are answered, so a slow publisher slows
+//!    its clients down (TCP back-pressure) instead of filling memory.
 //!
-//! `--server HOST:PORT` adds a server monitor: the reader logs every
-//! connect and disconnect of that TCP endpoint.
-//!
-//! The adapter is the in-process [`SimpleAdapter`]; the ordered shutdown is
-//! what keeps acknowledged lines. Publishing somewhere durable is one
-//! constructor in `make_adapter` (any [`Adapter`]) or in the publisher's
-//! factory (any `Publish`: broker confirms, an fsync'd queue).
+//! `--server HOST:PORT` (without `--amqp`) monitors a plain TCP endpoint
+//! instead: the reader logs its connects and disconnects.
 //!
 //! Every life-cycle step is printed to stdout as `step <what> <block>`,
 //! which is what `tests/block_signals.rs` checks.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
 use serde::Deserialize;
 use syncmq::block::{
-    publisher, AdapterPublisher, Bag, Block, BlockConfig, Callbacks, Controller, PublisherBlock,
-    Registry, Runtime, RuntimeConfig, ServerEvent, SignalBlock, TcpServer, Value, SIGNAL_BLOCK,
+    publisher, Bag, Block, BlockConfig, Callbacks, Controller, Publish, PublisherBlock,
+    QueuePublisher, RabbitPublisher, RabbitServer, Registry, Runtime, RuntimeConfig, Server,
+    ServerEvent, SignalBlock, TcpServer, Value, SIGNAL_BLOCK,
 };
-use syncmq::{Adapter, ChannelSpec, Delivery, Error, Mode, Result, SimpleAdapter};
+use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+use syncmq::rabbitmq::{Declaration, Publisher, PublisherConfig};
+use syncmq::{Error, Result};
 
-const CHANNEL: &str = "lines";
+/// The queue topic the lines go to.
+pub const TOPIC: &str = "lines";
+/// The subscriber of [`TOPIC`] that keeps every line until it is consumed.
+pub const SUBSCRIBER: &str = "consumer";
+
+/// The configuration the satellite opens its queue directory with; open
+/// it the same way to read the lines.
+pub fn queue_config() -> QueueConfig {
+    QueueConfig::new().with_topic(TopicConfig::new(TOPIC, [SUBSCRIBER]))
+}
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -64,18 +86,32 @@ pub fn step(what: &str, block: &str) {
     let _ = out.flush();
 }
 
+/// Where the lines go.
+#[derive(Clone)]
+enum Target {
+    Queue(PathBuf),
+    Rabbit {
+        url: String,
+        queue: String,
+        name: String,
+    },
+}
+
 struct Args {
     listen: String,
-    journal: String,
+    target: Target,
     server: Option<SocketAddr>,
 }
 
+const USAGE: &str = "use --listen ADDR, --queue DIR, --amqp URL [--amqp-queue NAME] [--name CONNECTION], --server HOST:PORT";
+
 fn parse(args: Vec<String>) -> Result<Args> {
-    let mut parsed = Args {
-        listen: "127.0.0.1:7070".into(),
-        journal: "satellite-journal.log".into(),
-        server: None,
-    };
+    let mut listen = "127.0.0.1:7070".to_string();
+    let mut dir = PathBuf::from("satellite-queue");
+    let mut amqp: Option<String> = None;
+    let mut amqp_queue = "satellite-lines".to_string();
+    let mut name = format!("satellite-{}", std::process::id());
+    let mut server = None;
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -83,28 +119,39 @@ fn parse(args: Vec<String>) -> Result<Args> {
                 .ok_or_else(|| Error::invalid(flag.clone(), "needs a value"))
         };
         match flag.as_str() {
-            "--listen" => parsed.listen = value()?,
-            "--journal" => parsed.journal = value()?,
+            "--listen" => listen = value()?,
+            "--queue" => dir = PathBuf::from(value()?),
+            "--amqp" => amqp = Some(value()?),
+            "--amqp-queue" => amqp_queue = value()?,
+            "--name" => name = value()?,
             "--server" => {
                 let v = value()?;
-                parsed.server = Some(v.parse().map_err(|e| {
+                server = Some(v.parse().map_err(|e| {
                     Error::invalid("--server", format!("{v:?} is not HOST:PORT: {e}"))
                 })?);
             }
-            other => {
-                return Err(Error::invalid(
-                    other,
-                    "unknown flag; use --listen ADDR, --journal PATH, --server HOST:PORT",
-                ))
-            }
+            other => return Err(Error::invalid(other, format!("unknown flag; {USAGE}"))),
         }
     }
-    Ok(parsed)
-}
-
-/// The one constructor to swap for a durable queue or RabbitMQ.
-fn make_adapter() -> Arc<dyn Adapter> {
-    Arc::new(SimpleAdapter::new())
+    if amqp.is_some() && server.is_some() {
+        return Err(Error::invalid(
+            "--server",
+            "with --amqp the broker connection is the monitored server",
+        ));
+    }
+    let target = match amqp {
+        Some(url) => Target::Rabbit {
+            url,
+            queue: amqp_queue,
+            name,
+        },
+        None => Target::Queue(dir),
+    };
+    Ok(Args {
+        listen,
+        target,
+        server,
+    })
 }
 
 /// Runs the satellite until a signal; the process's exit code.
@@ -121,34 +168,33 @@ pub fn run(args: Vec<String>) -> i32 {
 
 fn satellite(args: Vec<String>) -> Result<()> {
     let args = parse(args)?;
-    let adapter = make_adapter();
+    let backend = Arc::new(Backend::default());
     let mut registry = Registry::empty();
     registry.register(SIGNAL_BLOCK, |resp| Traced::new(resp, SignalBlock::new()))?;
     {
-        let adapter = adapter.clone();
+        let (backend, target) = (backend.clone(), args.target.clone());
         registry.register("store", move |resp| {
-            Traced::new(resp, Store::new(adapter.clone()))
+            Traced::new(
+                resp,
+                Store {
+                    backend: backend.clone(),
+                    target: target.clone(),
+                },
+            )
         })?;
     }
     {
-        let adapter = adapter.clone();
+        let backend = backend.clone();
         registry.register("publisher", move |resp| {
-            let adapter = adapter.clone();
-            Traced::new(
-                resp,
-                PublisherBlock::new(move |_| AdapterPublisher::new(&*adapter, CHANNEL)),
-            )
+            let backend = backend.clone();
+            Traced::new(resp, PublisherBlock::new(move |_| backend.publisher()))
         })?;
     }
     registry.register("reader", |resp| Traced::new(resp, Reader::default()))?;
 
     let config = RuntimeConfig::new()
         .with_block(BlockConfig::new(SIGNAL_BLOCK))
-        .with_block(
-            BlockConfig::new("store").with_config(Value::encode(&StoreConf {
-                journal: args.journal.clone(),
-            })?),
-        )
+        .with_block(BlockConfig::new("store"))
         .with_block(BlockConfig::new("publisher"))
         .with_block(
             BlockConfig::new("reader").with_config(Value::encode(&ReaderConf {
@@ -157,7 +203,9 @@ fn satellite(args: Vec<String>) -> Result<()> {
             })?),
         );
     let mut runtime = Runtime::start(&config, &registry)?;
-    if let Some(addr) = args.server {
+    if let Some(server) = backend.server() {
+        runtime.monitor_shared(server)?;
+    } else if let Some(addr) = args.server {
         runtime.monitor(TcpServer::new(addr.to_string(), addr))?;
     }
     step("running", "all");
@@ -213,67 +261,102 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-#[derive(serde::Serialize, Deserialize)]
-struct StoreConf {
-    journal: String,
+/// What the store block opened, for the publisher block and the monitor.
+#[derive(Default)]
+struct Backend {
+    sink: Mutex<Option<Sink>>,
 }
 
-/// The queue's far end: every delivery of `lines` goes into the journal.
-struct Store {
-    adapter: Arc<dyn Adapter>,
-    state: Mutex<Option<(File, Receiver<Delivery>)>>,
+#[derive(Clone)]
+enum Sink {
+    Queue(Arc<Queue>),
+    Rabbit {
+        server: Arc<RabbitServer>,
+        publisher: Publisher,
+        queue: String,
+    },
 }
 
-impl Store {
-    fn new(adapter: Arc<dyn Adapter>) -> Self {
-        Store {
-            adapter,
-            state: Mutex::new(None),
+impl Backend {
+    /// The durable publish for the publisher block; the store block's
+    /// `init` (earlier in the order) opened what it publishes to.
+    fn publisher(&self) -> Result<Arc<dyn Publish>> {
+        match lock(&self.sink).clone() {
+            Some(Sink::Queue(queue)) => Ok(Arc::new(QueuePublisher::new(queue, TOPIC))),
+            Some(Sink::Rabbit {
+                publisher, queue, ..
+            }) => Ok(Arc::new(RabbitPublisher::to_queue(publisher, queue))),
+            None => Err(Error::closed("store (not initialised)")),
         }
     }
+
+    /// The broker connection to monitor, if any.
+    fn server(&self) -> Option<Arc<dyn Server>> {
+        match lock(&self.sink).as_ref()? {
+            Sink::Rabbit { server, .. } => Some(server.clone() as Arc<dyn Server>),
+            Sink::Queue(_) => None,
+        }
+    }
+}
+
+/// Opens where the lines go, and closes it last.
+struct Store {
+    backend: Arc<Backend>,
+    target: Target,
 }
 
 impl Block for Store {
-    fn init(&self, conf: &Value) -> Result<()> {
-        let conf: StoreConf = conf.decode()?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&conf.journal)
-            .map_err(|e| Error::Storage(format!("journal {}: {e}", conf.journal)))?;
-        self.adapter
-            .new_channel(ChannelSpec::new(CHANNEL, Mode::Both))?;
-        *lock(&self.state) = Some((file, self.adapter.output(CHANNEL)?));
+    fn init(&self, _conf: &Value) -> Result<()> {
+        let sink = match &self.target {
+            Target::Queue(dir) => {
+                let queue = Queue::open(dir, queue_config())?;
+                log::info!("store: durable queue in {}", dir.display());
+                Sink::Queue(Arc::new(queue))
+            }
+            Target::Rabbit { url, queue, name } => {
+                let server = RabbitServer::new(url).with_name(name).configure(|c| {
+                    c.with_backoff(Duration::from_millis(100), Duration::from_secs(2))
+                        .with_heartbeat(Duration::from_secs(5))
+                        .with_close_timeout(Duration::from_secs(5))
+                });
+                let server = Arc::new(server.start()?);
+                let connection = server.supervisor()?;
+                // Declared now if connected, and again on every reconnect.
+                connection.declare(vec![Declaration::queue(queue.clone())])?;
+                let publisher = Publisher::new(
+                    &connection,
+                    PublisherConfig::new()
+                        .with_confirm_timeout(Duration::from_secs(5))
+                        .with_close_timeout(Duration::from_secs(5)),
+                )?;
+                let shown = server.configuration();
+                let shown = shown.get("url").and_then(Value::as_str).unwrap_or("?");
+                log::info!("store: RabbitMQ queue {queue} at {shown}");
+                Sink::Rabbit {
+                    server,
+                    publisher,
+                    queue: queue.clone(),
+                }
+            }
+        };
+        *lock(&self.backend.sink) = Some(sink);
         Ok(())
     }
 
-    /// Until the adapter closes (in `finish`) and everything it handed on
-    /// is written.
-    fn run(&self, _ctl: Controller) {
-        let Some((mut file, output)) = lock(&self.state).take() else {
-            return;
-        };
-        for delivery in output.iter() {
-            let written = file
-                .write_all(delivery.body())
-                .and_then(|()| file.write_all(b"\n"));
-            match written {
-                Ok(()) => {
-                    let _ = delivery.ack();
-                }
-                Err(e) => {
-                    log::error!("journal write failed: {e}");
-                    let _ = delivery.nack(true);
-                }
-            }
-        }
-        if let Err(e) = file.sync_all() {
-            log::error!("journal sync failed: {e}");
-        }
-    }
+    fn run(&self, _ctl: Controller) {}
 
+    /// After the publisher block finished: every publish it made is done.
     fn finish(&self) -> Result<()> {
-        self.adapter.close()
+        match lock(&self.backend.sink).take() {
+            Some(Sink::Queue(queue)) => queue.close(),
+            Some(Sink::Rabbit {
+                server, publisher, ..
+            }) => {
+                let flushed = publisher.close();
+                server.close().and(flushed)
+            }
+            None => Ok(()),
+        }
     }
 }
 

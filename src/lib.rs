@@ -17,18 +17,19 @@
 //!    in-process [`SimpleAdapter`], with the `durable` feature the
 //!    [`DurableAdapter`] on the queue engine, and with the `rabbitmq` feature
 //!    the `RabbitAdapter`.
-//! 6. [`block`]: the block runtime: a process made of blocks with ordered
-//!    init and finish, bags between them, server callbacks and signal
-//!    shutdown.
-//! 7. [`outbox`]: the transactional outbox; an [`Outbox`] commits messages
+//! 6. [`outbox`]: the transactional outbox; an [`Outbox`] commits messages
 //!    with the application's data (memory, fjall or PostgreSQL store) and
 //!    dispatches them on its own threads to any [`outbox::EventStream`].
-//! 8. [`rabbitmq`] (feature `rabbitmq`): the supervised connection, the
+//! 7. [`rabbitmq`] (feature `rabbitmq`): the supervised connection, the
 //!    confirmed publisher with its retry buffer, consumers with prefetch and
 //!    dead-letter queues, and the gormq-style `Client`.
-//! 9. [`server`] (feature `durable`): the queue engine served over TCP
+//! 8. [`server`] (feature `durable`): the queue engine served over TCP
 //!    (length-prefixed MessagePack frames), its blocking `Client`, and the
 //!    `syncmq` command-line tool on top.
+//! 9. [`block`]: the block runtime: a process made of blocks with ordered
+//!    init and finish, bags between them, server callbacks (over the
+//!    RabbitMQ supervisor too) and signal shutdown; its publishers return
+//!    once the queue engine or the broker has the message.
 //!
 //! ```
 //! use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};

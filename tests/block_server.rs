@@ -137,3 +137,52 @@ fn a_block_can_drive_server_callbacks_itself() {
         .collect();
     assert_eq!(events, ["connect:l:7", "disconnect:l:7"]);
 }
+
+/// The RabbitMQ supervisor as the server: a connection the broker closes
+/// is a disconnect, and the supervisor's reconnect is a connect with the
+/// next epoch.
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn a_rabbit_connection_closed_by_the_broker_is_a_disconnect_then_a_connect() {
+    use syncmq::block::{RabbitServer, Server, Value};
+    let Some(url) = common::broker_url() else {
+        return;
+    };
+    let f = fixture();
+    let config = config(&[("listener", "l")]).with_heartbeat(Duration::from_millis(10));
+    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let name = common::unique("blk-rabbit");
+    let server = Arc::new(
+        RabbitServer::new(&url)
+            .with_name(&name)
+            .configure(|c| c.with_backoff(Duration::from_millis(20), Duration::from_millis(200))),
+    );
+    assert_eq!(
+        server.configuration().get("url").and_then(Value::as_str),
+        Some(url.replacen(":guest@", "@", 1).as_str()),
+        "the password is not shown"
+    );
+    assert!(!server.is_connected(), "lazy: nothing started yet");
+    runtime.monitor_shared(server.clone()).unwrap();
+    eventually(LIMIT, "first connect", || {
+        f.log.entries().contains(&"connect:l:1".into())
+    });
+    assert!(server.is_connected());
+    // rabbitmqctl may list a new connection a moment late.
+    eventually(LIMIT, "the broker closed our connection", || {
+        common::force_close_connection(&name) > 0
+    });
+    eventually(LIMIT, "reconnect", || {
+        f.log.entries().contains(&"connect:l:2".into())
+    });
+    let events: Vec<String> = f
+        .log
+        .entries()
+        .into_iter()
+        .filter(|e| e.contains("connect:"))
+        .collect();
+    assert_eq!(events, ["connect:l:1", "disconnect:l:1", "connect:l:2"]);
+    runtime.shutdown().unwrap();
+    server.close().unwrap();
+    assert!(!server.is_connected());
+}

@@ -1,6 +1,8 @@
 //! SIGTERM and SIGINT to a child process running blocks: the shutdown is
 //! ordered, the exit code is 0, and the satellite keeps every line it
-//! acknowledged.
+//! acknowledged: in its durable queue (read out after the exit) and, with
+//! `--amqp`, on the real broker, across a broker-side close of its
+//! connection.
 //!
 //! Signals are process-wide, so each case runs in a child: this binary
 //! started again with `SYNCMQ_BLOCK_CHILD` set, as either a small block
@@ -47,7 +49,7 @@ fn main() {
 type Case = (&'static str, fn());
 
 fn run_cases() {
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         ("sigterm_finishes_blocks_in_reverse_order", || {
             ordered_shutdown_on("TERM")
         }),
@@ -65,6 +67,10 @@ fn run_cases() {
         (
             "satellite_logs_a_server_that_goes_away_and_comes_back",
             satellite_logs_a_server_that_goes_away_and_comes_back,
+        ),
+        (
+            "satellite_amqp_survives_a_broker_close_and_keeps_every_acknowledged_line",
+            satellite_amqp_survives_a_broker_close_and_keeps_every_acknowledged_line,
         ),
     ];
     // `cargo test -- NAME` filters and `--list` lists, as with libtest;
@@ -308,64 +314,82 @@ fn a_second_signal_during_the_shutdown_exits_at_once() {
     assert!(!lines.iter().any(|l| l == "step finished b"), "{lines:?}");
 }
 
-fn satellite_sigterm_keeps_every_acknowledged_line() {
-    let dir = std::env::temp_dir().join(common::unique("satellite"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let journal = dir.join("journal.log");
-    let mut child = spawn_child(
-        "satellite",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--journal",
-            journal.to_str().unwrap(),
-        ],
-    );
-    let listening = child.wait_for(|l| l.starts_with("listening on "));
-    let addr = listening.trim_start_matches("listening on ").to_string();
-    child.wait_for(|l| l == "step running all");
+/// A TCP client of the satellite: sends lines `line-<n>` and collects the
+/// `ok <n>` answers (an `err <n>` answer is not an acknowledgement).
+struct LineClient {
+    writer: TcpStream,
+    acks: Receiver<u64>,
+    answers: std::thread::JoinHandle<()>,
+    acked: HashSet<u64>,
+    sent: u64,
+}
 
-    let stream = TcpStream::connect(&addr).unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let (acks_tx, acks) = crossbeam_channel::unbounded::<u64>();
-    let ack_reader = std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            let seq = line
-                .strip_prefix("ok ")
-                .unwrap_or_else(|| panic!("unexpected answer {line:?}"));
-            acks_tx.send(seq.parse().unwrap()).unwrap();
+impl LineClient {
+    fn connect(addr: &str) -> LineClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        let writer = stream.try_clone().unwrap();
+        let (acks_tx, acks) = crossbeam_channel::unbounded::<u64>();
+        let answers = std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if let Some(seq) = line.strip_prefix("ok ") {
+                    acks_tx.send(seq.parse().unwrap()).unwrap();
+                } else {
+                    assert!(line.starts_with("err "), "unexpected answer {line:?}");
+                }
+            }
+        });
+        LineClient {
+            writer,
+            acks,
+            answers,
+            acked: HashSet::new(),
+            sent: 0,
         }
-    });
-    // A first batch, fully acknowledged.
-    for i in 1..=200 {
-        writeln!(writer, "line-{i}").unwrap();
     }
-    let mut acked = HashSet::new();
-    while acked.len() < 200 {
-        acked.insert(acks.recv_timeout(LIMIT).expect("an ack"));
-    }
-    // A second stream that runs until the satellite closes the socket, so
-    // the signal lands mid-stream.
-    let second = std::thread::spawn(move || {
-        let mut sent = 200u64;
-        while sent < 50_000_000 && writeln!(writer, "line-{}", sent + 1).is_ok() {
-            sent += 1;
-        }
-        sent
-    });
-    // Signal mid-stream: once some of the second batch is acknowledged.
-    while acked.len() < 300 {
-        acked.insert(acks.recv_timeout(LIMIT).expect("an ack"));
-    }
-    child.signal("TERM");
-    let (code, lines) = child.wait_exit();
-    let sent = second.join().unwrap();
-    ack_reader.join().unwrap();
-    acked.extend(acks.try_iter());
-    assert_eq!(code, Some(0), "exit code after SIGTERM; printed {lines:?}");
 
-    let finished: Vec<&str> = steps(&lines)
+    /// Sends `n` more lines and waits until each is acknowledged.
+    fn send_acked(&mut self, n: u64) {
+        for _ in 0..n {
+            self.sent += 1;
+            writeln!(self.writer, "line-{}", self.sent).unwrap();
+        }
+        while (self.sent - n + 1..=self.sent).any(|s| !self.acked.contains(&s)) {
+            self.acked
+                .insert(self.acks.recv_timeout(LIMIT).expect("an ack"));
+        }
+    }
+
+    /// Keeps sending until the satellite closes the socket; once `more`
+    /// of those lines are acknowledged, calls `then` (the signal lands
+    /// mid-stream). Returns how many lines were sent in all.
+    fn stream_until_closed(mut self, more: usize, then: impl FnOnce()) -> (u64, HashSet<u64>) {
+        let mut writer = self.writer.try_clone().unwrap();
+        let first = self.sent;
+        let streamer = std::thread::spawn(move || {
+            let mut sent = first;
+            while sent < 50_000_000 && writeln!(writer, "line-{}", sent + 1).is_ok() {
+                sent += 1;
+            }
+            sent
+        });
+        let target = self.acked.len() + more;
+        while self.acked.len() < target {
+            self.acked
+                .insert(self.acks.recv_timeout(LIMIT).expect("an ack"));
+        }
+        then();
+        let sent = streamer.join().unwrap();
+        drop(self.writer);
+        self.answers.join().unwrap();
+        self.acked.extend(self.acks.try_iter());
+        (sent, self.acked)
+    }
+}
+
+/// The finish steps among `lines`: the satellite's blocks in reverse.
+fn assert_ordered_finish(lines: &[String]) {
+    let finished: Vec<&str> = steps(lines)
         .into_iter()
         .filter(|s| s.starts_with("finished "))
         .collect();
@@ -376,20 +400,64 @@ fn satellite_sigterm_keeps_every_acknowledged_line() {
             "finished publisher",
             "finished store",
             "finished finisher"
-        ]
+        ],
+        "printed {lines:?}"
     );
-    let stored: HashSet<String> = std::fs::read_to_string(&journal)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    let lost: Vec<u64> = acked
-        .iter()
-        .copied()
-        .filter(|seq| !stored.contains(&format!("line-{seq}")))
-        .collect();
-    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    assert_eq!(steps(lines).last(), Some(&"stopped all"), "{lines:?}");
+}
+
+/// Every line the satellite's queue directory holds, in queue order.
+fn read_queue(dir: &std::path::Path) -> Vec<String> {
+    let queue = syncmq::queue::Queue::open(dir, satellite::queue_config()).unwrap();
+    let sub = queue
+        .subscribe(satellite::TOPIC, satellite::SUBSCRIBER)
+        .unwrap();
+    let mut lines = Vec::new();
+    loop {
+        let batch = sub.next_batch(4096, Some(Duration::ZERO)).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for r in batch {
+            lines.push(String::from_utf8(r.message.body().to_vec()).unwrap());
+        }
+    }
+    drop(sub);
+    queue.close().unwrap();
+    lines
+}
+
+fn satellite_sigterm_keeps_every_acknowledged_line() {
+    let dir = std::env::temp_dir().join(common::unique("satellite"));
+    let mut child = spawn_child(
+        "satellite",
+        &["--listen", "127.0.0.1:0", "--queue", dir.to_str().unwrap()],
+    );
+    let listening = child.wait_for(|l| l.starts_with("listening on "));
+    let addr = listening.trim_start_matches("listening on ").to_string();
+    child.wait_for(|l| l == "step running all");
+
+    let mut client = LineClient::connect(&addr);
+    client.send_acked(200);
+    // A second stream that runs until the satellite closes the socket;
+    // SIGTERM once 100 of it are acknowledged.
+    let (sent, acked) = client.stream_until_closed(100, || child.signal("TERM"));
+    let (code, lines) = child.wait_exit();
+    assert_eq!(code, Some(0), "exit code after SIGTERM; printed {lines:?}");
+    assert_ordered_finish(&lines);
+
+    // The queue, opened again after the exit: every acknowledged line, in
+    // the order sent, with nothing missing in between.
+    let stored = read_queue(&dir);
+    let want: Vec<String> = (1..=stored.len()).map(|i| format!("line-{i}")).collect();
+    assert_eq!(stored, want, "stored lines are a prefix of those sent");
+    let max_acked = acked.iter().copied().max().unwrap();
     assert!(acked.len() >= 300);
+    assert!(
+        stored.len() as u64 >= max_acked,
+        "acknowledged up to line-{max_acked} but only {} stored",
+        stored.len()
+    );
     println!(
         "satellite: {sent} lines sent, {} acknowledged, {} stored",
         acked.len(),
@@ -400,8 +468,6 @@ fn satellite_sigterm_keeps_every_acknowledged_line() {
 
 fn satellite_logs_a_server_that_goes_away_and_comes_back() {
     let dir = std::env::temp_dir().join(common::unique("satellite-server"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let journal = dir.join("journal.log");
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr().unwrap().to_string();
     let mut child = spawn_child(
@@ -409,8 +475,8 @@ fn satellite_logs_a_server_that_goes_away_and_comes_back() {
         &[
             "--listen",
             "127.0.0.1:0",
-            "--journal",
-            journal.to_str().unwrap(),
+            "--queue",
+            dir.to_str().unwrap(),
             "--server",
             &addr,
         ],
@@ -442,4 +508,84 @@ fn satellite_logs_a_server_that_goes_away_and_comes_back() {
         ]
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every message in the broker queue `queue`, read without acking, then
+/// the queue is deleted.
+fn drain_broker_queue(url: &str, queue: &str) -> Vec<String> {
+    let mut conn = amiquip::Connection::insecure_open(url).unwrap();
+    let channel = conn.open_channel(None).unwrap();
+    let mut bodies = Vec::new();
+    while let Some(got) = channel.basic_get(queue, true).unwrap() {
+        bodies.push(String::from_utf8(got.delivery.body).unwrap());
+    }
+    let _ = channel.queue_delete(queue, amiquip::QueueDeleteOptions::default());
+    let _ = conn.close();
+    bodies
+}
+
+fn satellite_amqp_survives_a_broker_close_and_keeps_every_acknowledged_line() {
+    let Some(url) = common::broker_url() else {
+        return;
+    };
+    let queue = common::unique("satellite-lines");
+    let name = common::unique("satellite-conn");
+    let mut child = spawn_child(
+        "satellite",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--amqp",
+            &url,
+            "--amqp-queue",
+            &queue,
+            "--name",
+            &name,
+        ],
+    );
+    // Deletes the broker queue whatever the outcome.
+    struct Cleanup<'a>(&'a str, &'a str);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            common::delete_queues(self.0, &[self.1]);
+        }
+    }
+    let cleanup = Cleanup(&url, &queue);
+    let listening = child.wait_for(|l| l.starts_with("listening on "));
+    let addr = listening.trim_start_matches("listening on ").to_string();
+    child.wait_for(|l| l == "step server-connected reader");
+
+    let mut client = LineClient::connect(&addr);
+    client.send_acked(100);
+    // The broker closes the satellite's connection: the reader hears the
+    // disconnect and the supervisor's reconnect, and publishing goes on.
+    let deadline = Instant::now() + LIMIT;
+    while common::force_close_connection(&name) == 0 {
+        assert!(Instant::now() < deadline, "connection {name} never listed");
+    }
+    child.wait_for(|l| l == "step server-disconnected reader");
+    child.wait_for(|l| l == "step server-connected reader");
+    client.send_acked(100);
+    let (sent, acked) = client.stream_until_closed(100, || child.signal("TERM"));
+    let (code, lines) = child.wait_exit();
+    assert_eq!(code, Some(0), "exit code after SIGTERM; printed {lines:?}");
+    assert_ordered_finish(&lines);
+
+    let stored: HashSet<String> = drain_broker_queue(&url, &queue).into_iter().collect();
+    drop(cleanup);
+    let lost: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|seq| !stored.contains(&format!("line-{seq}")))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged but not on the broker: {lost:?}"
+    );
+    assert!(acked.len() >= 300);
+    println!(
+        "satellite --amqp: {sent} lines sent, {} acknowledged, {} on the broker",
+        acked.len(),
+        stored.len()
+    );
 }

@@ -90,7 +90,7 @@ fn the_cli_serves_publishes_consumes_and_reports() {
     let stats = json_lines(&syncmq(&addr, &["stats", "--json"]));
     let rows = stats[0].as_array().unwrap();
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|r| r["ready"] == 3), "{rows:?}");
+    assert!(rows.iter().all(|r| r["depth"] == 3), "{rows:?}");
 
     let got = json_lines(&syncmq(
         &addr,

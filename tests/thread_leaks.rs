@@ -358,3 +358,47 @@ fn server_shutdown_and_drop_join_every_thread() {
     drop(queue);
     no_threads_left();
 }
+
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn a_monitored_rabbit_server_leaves_no_thread() {
+    use std::sync::Arc;
+    use syncmq::block::{BlockConfig, RabbitServer, Registry, Runtime, RuntimeConfig, Server};
+
+    let Some(url) = common::broker_url() else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let config = RuntimeConfig::new()
+        .with_block(BlockConfig::new("finisher"))
+        .with_heartbeat(Duration::from_millis(10));
+    // Closed: the runtime's shutdown stops the monitor, close the
+    // supervisor.
+    let mut runtime = Runtime::start(&config, &Registry::new()).unwrap();
+    let server = Arc::new(RabbitServer::new(&url).with_name(unique("leak-blk")));
+    runtime.monitor_shared(server.clone()).unwrap();
+    eventually(Duration::from_secs(10), "connected", || {
+        server.is_connected()
+    });
+    let threads = syncmq_threads();
+    assert!(
+        threads.iter().any(|n| n.starts_with("syncmq-blk-moni"))
+            && threads.iter().any(|n| n.starts_with("syncmq-rmq-conn")),
+        "{threads:?}"
+    );
+    runtime.shutdown().unwrap();
+    server.close().unwrap();
+    no_threads_left();
+
+    // Dropped without a close: the supervisor goes with the last handle.
+    let mut runtime = Runtime::start(&config, &Registry::new()).unwrap();
+    let server = Arc::new(RabbitServer::new(&url).with_name(unique("leak-blk")));
+    runtime.monitor_shared(server.clone()).unwrap();
+    eventually(Duration::from_secs(10), "connected", || {
+        server.is_connected()
+    });
+    drop(runtime);
+    drop(server);
+    no_threads_left();
+}

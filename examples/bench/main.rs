@@ -6,6 +6,7 @@
 //! cargo run --release --example bench -- simple
 //! cargo run --release --example bench -- simple --messages 2000000 --json
 //! cargo run --release --example bench -- block
+//! cargo run --release --example bench -- block-publish --messages 2000
 //! cargo run --release --example bench -- queue --messages 20000 --backlog 1000000
 //! cargo run --release --example bench -- rabbitmq --messages 20000
 //! cargo run --release --example bench -- outbox
@@ -17,6 +18,7 @@
 //! the table shows the median run.
 
 mod block;
+mod block_publish;
 #[cfg(feature = "durable")]
 mod outbox;
 mod queue;
@@ -47,6 +49,9 @@ enum Component {
     /// Bags between two blocks through the controller against raw
     /// crossbeam unbounded SPSC.
     Block(Load),
+    /// The satellite's publish path: bags through the publisher block into
+    /// the durable queue, against raw one-at-a-time `Queue::publish`.
+    BlockPublish(block_publish::PublishLoad),
     /// The durable queue engine against raw fjall: durable and buffered
     /// publishes, group commit, end to end, a drained backlog.
     Queue(queue::QueueLoad),
@@ -86,6 +91,7 @@ fn main() {
     let table: Table = match cli.component {
         Component::Simple(load) => simple::run(load),
         Component::Block(load) => block::run(load),
+        Component::BlockPublish(load) => block_publish::run(load),
         Component::Queue(load) => queue::run(load),
         #[cfg(feature = "rabbitmq")]
         Component::Rabbitmq(load) => rabbitmq::run(load),

@@ -382,7 +382,7 @@ fn stats(client: &Client, topic: Option<&str>, json: bool) -> Result<()> {
         let rows: Vec<_> = rows
             .iter()
             .map(|s| {
-                json!({"topic": s.topic, "subscriber": s.subscriber, "ready": s.ready,
+                json!({"topic": s.topic, "subscriber": s.subscriber, "depth": s.depth,
                        "in_flight": s.in_flight, "dead_lettered": s.dead_lettered,
                        "expired": s.expired})
             })
@@ -391,12 +391,12 @@ fn stats(client: &Client, topic: Option<&str>, json: bool) -> Result<()> {
     }
     emit(format_args!(
         "{:<24} {:<24} {:>10} {:>10} {:>10} {:>10}",
-        "topic", "subscriber", "ready", "in_flight", "dead", "expired"
+        "topic", "subscriber", "depth", "in_flight", "dead", "expired"
     ))?;
     for s in rows {
         emit(format_args!(
             "{:<24} {:<24} {:>10} {:>10} {:>10} {:>10}",
-            s.topic, s.subscriber, s.ready, s.in_flight, s.dead_lettered, s.expired
+            s.topic, s.subscriber, s.depth, s.in_flight, s.dead_lettered, s.expired
         ))?;
     }
     Ok(())

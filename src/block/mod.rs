@@ -16,6 +16,12 @@
 //!    the monitor that drives `on_connect` / `on_disconnect`.
 //! 9. [`signals`]: [`SignalBlock`], SIGINT and SIGTERM to ordered shutdown.
 //! 10. [`publisher`]: [`PublisherBlock`], bags to durable publishes.
+//! 11. [`rabbit_server`] (feature `rabbitmq`): [`RabbitServer`], the
+//!     [`Server`] over the RabbitMQ connection supervisor.
+//! 12. [`sinks`]: [`Publish`] implementations that return only once the
+//!     message is durable: [`QueuePublisher`] (feature `durable`, after the
+//!     queue's fsync) and [`RabbitPublisher`] (feature `rabbitmq`, after
+//!     the broker's confirm).
 //!
 //! Each block's `run` has its own thread and its callbacks their own event
 //! thread, so a block's callbacks run in order and never overlap. `init`
@@ -41,10 +47,13 @@ mod hub;
 pub mod init;
 pub mod lifecycle;
 pub mod publisher;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbit_server;
 pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod signals;
+pub mod sinks;
 mod supervised;
 
 pub use bag::{Bag, Value};
@@ -53,7 +62,13 @@ pub use controller::Controller;
 pub use init::{init_blocks, Initialized};
 pub use lifecycle::{Block, Callbacks};
 pub use publisher::{AdapterPublisher, Publish, PublisherBlock};
+#[cfg(feature = "rabbitmq")]
+pub use rabbit_server::RabbitServer;
 pub use registry::Registry;
 pub use runtime::{Runtime, ShutdownHandle};
 pub use server::{Server, ServerEvent, TcpServer, WaiterServer};
 pub use signals::{SignalBlock, SIGNAL_BLOCK};
+#[cfg(feature = "durable")]
+pub use sinks::QueuePublisher;
+#[cfg(feature = "rabbitmq")]
+pub use sinks::RabbitPublisher;

@@ -16,9 +16,10 @@
 //!
 //! What "published" means is the [`Publish`] implementation's:
 //! [`AdapterPublisher`] sends into any [`Adapter`]'s input channel (as safe
-//! as that adapter's input: in process for the simple adapter); a publisher
-//! that waits for broker confirms, or for the durable queue's fsync, plugs
-//! in through the same trait.
+//! as that adapter's input: in process for the simple adapter);
+//! [`QueuePublisher`](crate::block::sinks) waits for the durable queue's
+//! fsync and [`RabbitPublisher`](crate::block::sinks) for the broker's
+//! confirm (see [`sinks`](crate::block::sinks)).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,6 +50,13 @@ pub trait Publish: Send + Sync + 'static {
     ///
     /// Why it was not published; the caller still has the bytes.
     fn publish(&self, body: &[u8]) -> Result<()>;
+}
+
+/// A shared publisher publishes as the one it shares.
+impl<P: Publish + ?Sized> Publish for Arc<P> {
+    fn publish(&self, body: &[u8]) -> Result<()> {
+        (**self).publish(body)
+    }
 }
 
 /// Publishes into the input of a channel of any [`Adapter`].
@@ -178,11 +186,18 @@ impl Block for PublisherBlock {
         };
         match ctl.controller(from) {
             Some(sender) => {
-                if let Err(e) = sender.try_enqueue(reply) {
-                    log::warn!(
+                match sender.try_enqueue(reply) {
+                    Ok(_) => {}
+                    // The sender finished first (it does, in a shutdown):
+                    // expected, and once per bag still queued.
+                    Err(e @ Error::Closed(_)) => log::debug!(
                         "publisher `{}` could not reply to `{from}`: {e}",
                         ctl.responsibility()
-                    );
+                    ),
+                    Err(e) => log::warn!(
+                        "publisher `{}` could not reply to `{from}`: {e}",
+                        ctl.responsibility()
+                    ),
                 }
             }
             None => log::warn!(
