@@ -118,11 +118,7 @@ fn the_adapter_publisher_publishes_into_the_channel() {
     let output = adapter.output("lines").unwrap();
     let a = adapter.clone();
     let replies = run_with(move || AdapterPublisher::new(&*a, "lines").unwrap());
-    let oks: Vec<bool> = replies
-        .iter()
-        .map(|b| b.get(publisher::OK).and_then(Value::as_bool).unwrap())
-        .collect();
-    assert_eq!(oks, [true, false, true]);
+    assert_eq!(oks(&replies), [true, false, true]);
     let bodies: Vec<Vec<u8>> = (0..2)
         .map(|_| output.recv_timeout(LIMIT).unwrap().body().to_vec())
         .collect();
@@ -132,4 +128,80 @@ fn the_adapter_publisher_publishes_into_the_channel() {
         AdapterPublisher::new(&*adapter, "lines"),
         Err(Error::Closed(_))
     ));
+}
+
+fn oks(replies: &[Bag]) -> Vec<bool> {
+    replies
+        .iter()
+        .map(|b| b.get(publisher::OK).and_then(Value::as_bool).unwrap())
+        .collect()
+}
+
+#[cfg(feature = "durable")]
+#[test]
+fn the_queue_publisher_answers_ok_once_the_body_is_in_the_queue() {
+    use syncmq::block::QueuePublisher;
+    use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = || QueueConfig::new().with_topic(TopicConfig::new("lines", ["store"]));
+    let queue = Arc::new(Queue::open(dir.path(), config()).unwrap());
+    let q = queue.clone();
+    let replies = run_with(move || QueuePublisher::new(q.clone(), "lines"));
+    assert_eq!(oks(&replies), [true, false, true]);
+    // A closed queue is an error, not a silent drop.
+    queue.close().unwrap();
+    let closed = QueuePublisher::new(queue.clone(), "lines").publish(b"late");
+    assert!(matches!(closed, Err(Error::Closed(_))), "{closed:?}");
+    drop(queue);
+    // Opened again: what was answered `ok` is there, in order.
+    let queue = Queue::open(dir.path(), config()).unwrap();
+    let store = queue.subscribe("lines", "store").unwrap();
+    let bodies: Vec<Vec<u8>> = store
+        .next_batch(10, Some(Duration::ZERO))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.message.body().to_vec())
+        .collect();
+    assert_eq!(bodies, [b"one".to_vec(), b"three".to_vec()]);
+    drop(store);
+    queue.close().unwrap();
+}
+
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn the_rabbit_publisher_answers_ok_once_the_broker_confirmed() {
+    use syncmq::block::RabbitPublisher;
+    use syncmq::rabbitmq::{Connection, ConnectionConfig, Declaration, Publisher, PublisherConfig};
+
+    let Some(url) = common::broker_url() else {
+        return;
+    };
+    let queue = common::unique("blk-pub");
+    let connection =
+        Connection::with_config(ConnectionConfig::new(&url).with_name(common::unique("blk-pub")))
+            .unwrap();
+    connection.waiter().wait_connected(LIMIT).unwrap();
+    connection
+        .declare(vec![Declaration::queue(queue.clone())])
+        .unwrap();
+    let rabbit = Publisher::new(&connection, PublisherConfig::new()).unwrap();
+    let (p, q) = (rabbit.clone(), queue.clone());
+    let replies = run_with(move || RabbitPublisher::to_queue(p.clone(), q.clone()));
+    assert_eq!(oks(&replies), [true, false, true]);
+    // Mandatory: a queue that does not exist is an error, not a confirm.
+    let nowhere = RabbitPublisher::to_queue(rabbit.clone(), common::unique("blk-none"));
+    assert!(matches!(nowhere.publish(b"lost"), Err(Error::Broker(_))));
+    rabbit.close().unwrap();
+    connection.close().unwrap();
+
+    let mut conn = amiquip::Connection::insecure_open(&url).unwrap();
+    let channel = conn.open_channel(None).unwrap();
+    let mut bodies = Vec::new();
+    while let Some(got) = channel.basic_get(queue.as_str(), true).unwrap() {
+        bodies.push(got.delivery.body);
+    }
+    let _ = conn.close();
+    common::delete_queues(&url, &[&queue]);
+    assert_eq!(bodies, [b"one".to_vec(), b"three".to_vec()]);
 }
