@@ -127,6 +127,14 @@ impl ServerConfig {
         self
     }
 
+    /// Sets how long a write to a client may block before that
+    /// connection is dropped.
+    #[must_use]
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
     /// Sets how long shutdown waits for the server's threads.
     #[must_use]
     pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
