@@ -634,3 +634,30 @@ fn a_consumer_that_stops_reading_is_dropped_and_others_go_on() {
     client.publish("t", &bodies(1, "after")).unwrap();
     drop(stuck);
 }
+
+#[test]
+fn an_unacked_delivery_comes_again_after_the_ack_timeout_and_can_be_acked() {
+    let queue =
+        Arc::new(
+            Queue::memory(QueueConfig::new().with_topic(
+                TopicConfig::new("t", ["s"]).with_ack_timeout(Duration::from_millis(100)),
+            ))
+            .unwrap(),
+        );
+    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let client = Client::connect(server.local_addr()).unwrap();
+    client.publish("t", &bodies(1, "slow")).unwrap();
+    let mut sub = client.subscribe_with("t", "s", 10).unwrap();
+    let first = sub.recv().unwrap();
+    assert!(!first.is_redelivered());
+    // Not acked in time: the engine gives it back and it is pushed again.
+    let again = sub.recv().unwrap();
+    assert_eq!(again.body(), b"slow-0");
+    assert!(again.is_redelivered());
+    again.ack_multiple().unwrap();
+    drop(first);
+    common::eventually(Duration::from_secs(5), "acked", || {
+        let s = &client.stats(Some("t")).unwrap()[0];
+        s.ready == 0 && s.in_flight == 0
+    });
+}
