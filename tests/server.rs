@@ -594,3 +594,70 @@ fn connections_over_the_limit_are_refused_with_busy() {
     a.publish("orders", &bodies(1, "a")).unwrap();
     c.publish("orders", &bodies(1, "c")).unwrap();
 }
+
+#[test]
+fn a_consumer_that_stops_reading_is_dropped_and_others_go_on() {
+    let queue = Arc::new(
+        Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["s"]))).unwrap(),
+    );
+    let server = Server::start(
+        queue,
+        ServerConfig::new().with_write_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    let client = Client::connect(server.local_addr()).unwrap();
+    // 32 MB: more than the loopback socket buffers hold.
+    let big: Vec<Message> = (0..512)
+        .map(|_| Message::new(vec![1u8; 64 << 10]))
+        .collect();
+    for chunk in big.chunks(64) {
+        client.publish("t", chunk).unwrap();
+    }
+    let mut stuck = Raw::hello(server.local_addr());
+    stuck.send(&Request::Subscribe {
+        id: 1,
+        topic: "t".into(),
+        subscriber: "s".into(),
+        batch: 1000,
+        max: None,
+    });
+    // It never reads: the server's writes block, time out, and the
+    // connection is dropped with every delivery given back.
+    common::eventually(
+        Duration::from_secs(20),
+        "the stuck consumer dropped",
+        || {
+            let s = &client.stats(Some("t")).unwrap()[0];
+            server.connections() == 1 && s.in_flight == 0 && s.ready == 512
+        },
+    );
+    client.publish("t", &bodies(1, "after")).unwrap();
+    drop(stuck);
+}
+
+#[test]
+fn an_unacked_delivery_comes_again_after_the_ack_timeout_and_can_be_acked() {
+    let queue =
+        Arc::new(
+            Queue::memory(QueueConfig::new().with_topic(
+                TopicConfig::new("t", ["s"]).with_ack_timeout(Duration::from_millis(100)),
+            ))
+            .unwrap(),
+        );
+    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let client = Client::connect(server.local_addr()).unwrap();
+    client.publish("t", &bodies(1, "slow")).unwrap();
+    let mut sub = client.subscribe_with("t", "s", 10).unwrap();
+    let first = sub.recv().unwrap();
+    assert!(!first.is_redelivered());
+    // Not acked in time: the engine gives it back and it is pushed again.
+    let again = sub.recv().unwrap();
+    assert_eq!(again.body(), b"slow-0");
+    assert!(again.is_redelivered());
+    again.ack_multiple().unwrap();
+    drop(first);
+    common::eventually(Duration::from_secs(5), "acked", || {
+        let s = &client.stats(Some("t")).unwrap()[0];
+        s.ready == 0 && s.in_flight == 0
+    });
+}

@@ -9,6 +9,8 @@
 //!   same batches in process;
 //! - consume of a backlog: a subscription with a window of 100 acking each
 //!   delivery, against `next_batch(100)` + `ack` of each batch in process.
+//!
+//! Each server case and its baseline swap order on every other run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,8 +78,14 @@ pub fn run(load: ServerLoad) -> Table {
     ];
     let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
     let mut durations = vec![Vec::new(); cases.len()];
-    for _ in 0..load.runs.max(1) {
-        for (i, (_, _, f)) in cases.iter().enumerate() {
+    for run in 0..load.runs.max(1) {
+        // Each pair (baseline, server case) runs in one order on even runs
+        // and in the other on odd runs, so whatever the disk is still doing
+        // for the case before (writeback, deleting the last directory)
+        // weighs on both alike.
+        for k in 0..cases.len() {
+            let i = if run % 2 == 1 { k ^ 1 } else { k };
+            let f = cases[i].2;
             let dir = tempfile::Builder::new()
                 .prefix("syncmq-bench-")
                 .tempdir_in(&base)

@@ -520,3 +520,39 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_load_from_json_and_toml_and_bad_ones_name_the_problem() {
+        let dir = std::env::temp_dir().join(format!("syncmq-cli-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("t.json");
+        std::fs::write(
+            &json,
+            r#"{"durability":"buffered","topics":[{"name":"a","subscribers":["x","y"],"priorities":2}]}"#,
+        )
+        .unwrap();
+        let toml = dir.join("t.toml");
+        std::fs::write(
+            &toml,
+            "durability = \"buffered\"\n[[topics]]\nname = \"a\"\nsubscribers = [\"x\", \"y\"]\npriorities = 2\n",
+        )
+        .unwrap();
+        let from_json = load_config(&json).unwrap();
+        assert_eq!(from_json, load_config(&toml).unwrap());
+        assert_eq!(from_json.topics[0].subscribers, ["x", "y"]);
+
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"topics":[{"name":"a","subscriberz":["x"]}]}"#).unwrap();
+        let err = load_config(&bad).unwrap_err().to_string();
+        assert!(err.contains("subscriberz"), "{err}");
+        let invalid = dir.join("invalid.toml");
+        std::fs::write(&invalid, "[[topics]]\nname = \"a\"\nsubscribers = []\n").unwrap();
+        let err = load_config(&invalid).unwrap_err().to_string();
+        assert!(err.contains("topics[0].subscribers"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

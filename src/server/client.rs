@@ -13,27 +13,27 @@
 //!   messages are durable. An error means they may or may not be stored
 //!   (the connection may have died after the write): publish again, and
 //!   use a dedupe key if duplicates matter.
-//! - Deliveries come in queue order. A [`Delivery`] dropped unsettled is
+//! - Deliveries come in queue order. A [`Delivery`](crate::Delivery) dropped unsettled is
 //!   nacked with requeue; deliveries not settled when the client or the
 //!   connection goes away are redelivered by the server.
 //! - Dropping the client closes the connection and joins its thread.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{RecvTimeoutError, Sender};
 
+use super::consumer::Subscription;
 use super::frame::{self, FrameError};
 use super::protocol::{
-    error_from_wire, Request, Response, WireDelivery, WireEntry, WireMessage, MAGIC,
-    PROTOCOL_VERSION,
+    error_from_wire, Request, Response, WireDelivery, WireMessage, MAGIC, PROTOCOL_VERSION,
 };
 use crate::error::{Error, Result};
-use crate::message::{Acker, Delivery, Message};
+use crate::message::Message;
 use crate::queue::{DeadLetter, SubscriberStats};
 use crate::thread::{self, Worker};
 
@@ -89,23 +89,23 @@ impl ClientConfig {
 
 type Reply = Result<Response>;
 
-struct Inner {
+pub(super) struct Inner {
     writer: Mutex<(BufWriter<TcpStream>, Vec<u8>)>,
     raw: TcpStream,
     max_frame: usize,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Sender<Reply>>>,
-    subs: Mutex<HashMap<u64, Sender<Vec<WireDelivery>>>>,
+    pub(super) subs: Mutex<HashMap<u64, Sender<Vec<WireDelivery>>>>,
     /// Why the connection ended, once it has.
     ended: Mutex<Option<Error>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Inner {
-    fn send(&self, request: &Request) -> Result<()> {
+    pub(super) fn send(&self, request: &Request) -> Result<()> {
         if let Some(e) = lock(&self.ended).clone() {
             return Err(e);
         }
@@ -146,7 +146,7 @@ impl Inner {
         }
     }
 
-    fn end_error(&self) -> Error {
+    pub(super) fn end_error(&self) -> Error {
         lock(&self.ended)
             .clone()
             .unwrap_or_else(|| Error::Broker("server connection closed".into()))
@@ -351,13 +351,9 @@ impl Client {
         lock(&self.inner.pending).remove(&id);
         let placeholder = lock(&self.inner.subs).remove(&(u64::MAX - id));
         match reply? {
-            Ok(Response::Subscribed { sub, .. }) => Ok(Subscription {
-                inner: self.inner.clone(),
-                sub,
-                rx,
-                buffered: VecDeque::new(),
-                ended: false,
-            }),
+            Ok(Response::Subscribed { sub, .. }) => {
+                Ok(Subscription::new(self.inner.clone(), sub, rx))
+            }
             Ok(Response::Error {
                 kind,
                 name,
@@ -541,133 +537,5 @@ fn read_loop(inner: &Inner, mut reader: BufReader<TcpStream>, limit: usize) {
 fn reply(inner: &Inner, id: u64, response: Response) {
     if let Some(tx) = lock(&inner.pending).get(&id) {
         let _ = tx.send(Ok(response));
-    }
-}
-
-/// Deliveries of one subscription, in queue order. Iterating blocks for
-/// the next one; the iterator ends after yielding the error that ended the
-/// connection. Dropping it unsubscribes (its unsettled deliveries are
-/// redelivered).
-pub struct Subscription {
-    inner: Arc<Inner>,
-    sub: u64,
-    rx: Receiver<Vec<WireDelivery>>,
-    buffered: VecDeque<WireDelivery>,
-    ended: bool,
-}
-
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
-            .field("sub", &self.sub)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Subscription {
-    /// The next delivery, waiting as long as it takes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Broker`] (or the server's error) when the connection ended.
-    pub fn recv(&mut self) -> Result<Delivery> {
-        self.next_deadline(None)?
-            .ok_or_else(|| Error::Broker("no delivery".into()))
-    }
-
-    /// The next delivery, or `None` when none came within `timeout`.
-    ///
-    /// # Errors
-    ///
-    /// As [`recv`](Self::recv).
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Delivery>> {
-        self.next_deadline(Some(Instant::now() + timeout))
-    }
-
-    fn next_deadline(&mut self, deadline: Option<Instant>) -> Result<Option<Delivery>> {
-        loop {
-            if let Some(d) = self.buffered.pop_front() {
-                return Ok(Some(self.delivery(d)));
-            }
-            let got = match deadline {
-                None => self.rx.recv().map_err(|_| ()),
-                Some(d) => match self.rx.recv_deadline(d) {
-                    Ok(v) => Ok(v),
-                    Err(RecvTimeoutError::Timeout) => return Ok(None),
-                    Err(RecvTimeoutError::Disconnected) => Err(()),
-                },
-            };
-            match got {
-                Ok(batch) => self.buffered.extend(batch),
-                Err(()) => return Err(self.inner.end_error()),
-            }
-        }
-    }
-
-    fn delivery(&self, d: WireDelivery) -> Delivery {
-        let acker = RemoteAcker {
-            inner: self.inner.clone(),
-            sub: self.sub,
-            entry: d.entry,
-        };
-        Delivery::new(d.message.into(), Box::new(acker)).with_redelivered(d.deliveries > 1)
-    }
-}
-
-impl Iterator for Subscription {
-    type Item = Result<Delivery>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.ended {
-            return None;
-        }
-        match self.next_deadline(None) {
-            Ok(Some(d)) => Some(Ok(d)),
-            Ok(None) => None,
-            Err(e) => {
-                self.ended = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        lock(&self.inner.subs).remove(&self.sub);
-        // Fire and forget: id 0 gets no reply.
-        let _ = self.inner.send(&Request::Unsubscribe {
-            id: 0,
-            sub: self.sub,
-        });
-    }
-}
-
-/// Settles a delivery over the connection, without waiting for a reply
-/// (like AMQP's basic.ack): an ack lost with the connection means the
-/// message is delivered again.
-struct RemoteAcker {
-    inner: Arc<Inner>,
-    sub: u64,
-    entry: WireEntry,
-}
-
-impl Acker for RemoteAcker {
-    fn ack(self: Box<Self>, multiple: bool) -> Result<()> {
-        self.inner.send(&Request::Ack {
-            id: 0,
-            sub: self.sub,
-            entries: vec![self.entry],
-            multiple,
-        })
-    }
-
-    fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
-        self.inner.send(&Request::Nack {
-            id: 0,
-            sub: self.sub,
-            entries: vec![self.entry],
-            requeue,
-        })
     }
 }

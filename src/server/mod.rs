@@ -49,6 +49,7 @@ pub mod protocol;
 
 mod client;
 mod connection;
+mod consumer;
 mod frame;
 mod subscription;
 
@@ -58,7 +59,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use client::{Client, ClientConfig, Subscription};
+pub use client::{Client, ClientConfig};
+pub use consumer::Subscription;
 pub use frame::DEFAULT_MAX_FRAME;
 
 use crate::error::{Error, Result};
@@ -122,6 +124,14 @@ impl ServerConfig {
     #[must_use]
     pub fn with_max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// Sets how long a write to a client may block before that
+    /// connection is dropped.
+    #[must_use]
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
         self
     }
 

@@ -259,7 +259,11 @@ fn push(shared: &Shared, number: u64, max: u64, writer: &Writer) {
             for r in &got {
                 let seq = state.next_seq;
                 state.next_seq += 1;
-                state.by_id.insert(r.id, Flight { seq, sent: false });
+                // An entry whose ack timed out comes again under the same
+                // id: it replaces its old place in the delivery order.
+                if let Some(old) = state.by_id.insert(r.id, Flight { seq, sent: false }) {
+                    state.by_seq.remove(&old.seq);
+                }
                 state.by_seq.insert(seq, r.id);
             }
         }
