@@ -628,7 +628,7 @@ fn a_consumer_that_stops_reading_is_dropped_and_others_go_on() {
         "the stuck consumer dropped",
         || {
             let s = &client.stats(Some("t")).unwrap()[0];
-            server.connections() == 1 && s.in_flight == 0 && s.ready == 512
+            server.connections() == 1 && s.in_flight == 0 && s.depth == 512
         },
     );
     client.publish("t", &bodies(1, "after")).unwrap();
@@ -658,6 +658,6 @@ fn an_unacked_delivery_comes_again_after_the_ack_timeout_and_can_be_acked() {
     drop(first);
     common::eventually(Duration::from_secs(5), "acked", || {
         let s = &client.stats(Some("t")).unwrap()[0];
-        s.ready == 0 && s.in_flight == 0
+        s.depth == 0 && s.in_flight == 0
     });
 }
