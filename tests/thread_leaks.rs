@@ -402,3 +402,48 @@ fn a_monitored_rabbit_server_leaves_no_thread() {
     drop(server);
     no_threads_left();
 }
+
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn an_outbox_on_a_rabbit_stream_of_its_own_joins_every_thread() {
+    use syncmq::outbox::{RabbitRoute, RabbitStream};
+    use syncmq::rabbitmq::ConnectionConfig;
+
+    let Some(url) = common::broker_url() else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let queue = unique("leak-obx");
+    for stop in [true, false] {
+        let stream = RabbitStream::connect(
+            ConnectionConfig::new(&url).with_name(unique("leak-obx-conn")),
+            RabbitRoute::Queue(queue.clone()),
+        )
+        .unwrap();
+        let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
+        outbox.add(&Message::new(b"x".to_vec())).unwrap();
+        // The outbox's two threads, the stream's supervisor (and amiquip's
+        // I/O thread under its name) and its publisher.
+        eventually(
+            Duration::from_secs(10),
+            "the outbox and stream threads",
+            || {
+                let threads = syncmq_threads();
+                let ours = |prefix: &str| threads.iter().filter(|n| n.starts_with(prefix)).count();
+                ours("syncmq-outbox-") == 2
+                    && ours("syncmq-rmq-conn") >= 1
+                    && ours("syncmq-rmq-pub") == 1
+            },
+        );
+        // The outbox owns the stream: stopping or dropping it closes the
+        // publisher and the connection too.
+        if stop {
+            outbox.stop().unwrap();
+        } else {
+            drop(outbox);
+        }
+        no_threads_left();
+    }
+    common::delete_queues(&url, &[&queue]);
+}

@@ -12,6 +12,9 @@
 //!   stream that inserts each message into a fjall keyspace (a stand-in for
 //!   the queue engine). Plus add→dispatched: a producer adding while the
 //!   dispatcher sends.
+//! - **queue engine**: rows dispatched through `QueueStream` (one durable
+//!   `Queue::publish` per batch) against `Queue::publish` called directly
+//!   with batches of the same size (`outbox_queue.rs`).
 //! - **RabbitMQ** (when a broker answers on 127.0.0.1:5672): a realistic
 //!   destination, persistent messages into a durable queue, published in
 //!   `send` and confirmed in `flush` once per batch; the outbox dispatching
@@ -42,6 +45,9 @@ use crate::report::Table;
 // The cases that need RabbitMQ or PostgreSQL.
 #[path = "outbox_services.rs"]
 mod services;
+// Dispatch to the queue engine through `QueueStream`.
+#[path = "outbox_queue.rs"]
+pub mod queue_case;
 
 /// The load of `bench outbox`.
 #[derive(Args, Clone)]
@@ -149,6 +155,8 @@ pub fn run(load: OutboxLoad) -> Table {
             Some(base) => table.compared(case, base, *n, load.size, &durations[i]),
         }
     }
+
+    queue_case::queue(&load, &payload, &mut table);
 
     #[cfg(feature = "rabbitmq")]
     services::rabbitmq(&load, &payload, &mut table);

@@ -28,6 +28,8 @@ const PG_CHAN: &str = "dispatch: PostgreSQL store -> crossbeam";
 const RAW_AMQP: &str = "direct sends -> RabbitMQ, confirm per batch";
 #[cfg(feature = "rabbitmq")]
 const FJ_AMQP: &str = "dispatch: fjall store -> RabbitMQ";
+#[cfg(feature = "rabbitmq")]
+const FJ_RSTREAM: &str = "dispatch: fjall store -> RabbitStream";
 
 // ---------------------------------------------------------------------------
 // A realistic destination: RabbitMQ with publisher confirms, raw amiquip.
@@ -169,9 +171,10 @@ pub fn postgres(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
 pub fn rabbitmq(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
     let n = load.amqp_messages;
     match rabbitmq_runs(payload, n, load.batch, load.runs) {
-        Some([raw, outbox]) => {
+        Some([raw, outbox, rabbit_stream]) => {
             table.baseline(RAW_AMQP, n, load.size, &raw);
             table.compared(FJ_AMQP, RAW_AMQP, n, load.size, &outbox);
+            table.compared(FJ_RSTREAM, RAW_AMQP, n, load.size, &rabbit_stream);
         }
         None => eprintln!(
             "bench outbox: no RabbitMQ at {}; skipping its cases",
@@ -181,24 +184,26 @@ pub fn rabbitmq(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
 }
 
 /// Rows sent to RabbitMQ in batches: directly (send × batch, then flush),
-/// and by the outbox from a fjall store; the two alternate which goes
-/// first. None without a broker.
+/// by the outbox from a fjall store through the raw stream above, and
+/// through `RabbitStream` (our confirmed publisher); the order rotates.
+/// None without a broker.
 #[cfg(feature = "rabbitmq")]
 fn rabbitmq_runs(
     payload: &[u8],
     n: usize,
     batch: usize,
     runs: usize,
-) -> Option<[Vec<Duration>; 2]> {
-    let mut durations = [Vec::new(), Vec::new()];
+) -> Option<[Vec<Duration>; 3]> {
+    let mut durations = [Vec::new(), Vec::new(), Vec::new()];
     for run in 0..runs.max(1) {
         let queue = format!("syncmq-bench-outbox-{}-{run}", std::process::id());
-        let order = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+        let mut order = [0, 1, 2];
+        order.rotate_left(run % 3);
         for case in order {
-            let took = if case == 0 {
-                amqp_direct(&format!("{queue}-direct"), payload, n, batch)?
-            } else {
-                amqp_outbox(&format!("{queue}-outbox"), payload, n, batch)?
+            let took = match case {
+                0 => amqp_direct(&format!("{queue}-direct"), payload, n, batch)?,
+                1 => amqp_outbox(&format!("{queue}-outbox"), payload, n, batch)?,
+                _ => rabbit_stream_outbox(&format!("{queue}-stream"), payload, n, batch)?,
             };
             durations[case].push(took);
         }
@@ -235,6 +240,35 @@ fn amqp_outbox(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Du
     done.recv().expect("all confirmed");
     let took = started.elapsed();
     outbox.stop().expect("stop");
+    Some(took)
+}
+
+#[cfg(feature = "rabbitmq")]
+fn rabbit_stream_outbox(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Duration> {
+    use syncmq::outbox::RabbitStream;
+    use syncmq::rabbitmq::Connection;
+
+    // Declares the queue now and deletes it when dropped.
+    let _queue = amqp::AmqpStream::connect(queue)?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = fjall_store(dir.path());
+    let message = message(payload);
+    for _ in 0..n {
+        store.add(&message).expect("add");
+    }
+    let connection = Connection::open(amqp::URL).expect("connection");
+    let (done_tx, done) = bounded(1);
+    let stream = crate::outbox::queue_case::Counting::new(
+        RabbitStream::to_queue(&connection, queue).expect("stream"),
+        n,
+        done_tx,
+    );
+    let started = Instant::now();
+    let outbox = Outbox::start_with(store, stream, config(batch)).expect("start");
+    done.recv().expect("all confirmed");
+    let took = started.elapsed();
+    outbox.stop().expect("stop");
+    let _ = connection.close();
     Some(took)
 }
 

@@ -9,8 +9,11 @@
 //!    `PostgresOutboxStore` (feature `postgres`: a table next to the
 //!    application's, written in the application's transaction).
 //! 2. [`EventStream`]: where rows go. Any closure
-//!    `FnMut(&OutboxRecord) -> Result<()>`, and [`ChannelStream`] for the
-//!    input of any [`Adapter`](crate::Adapter) channel.
+//!    `FnMut(&OutboxRecord) -> Result<()>`, [`ChannelStream`] for the
+//!    input of any [`Adapter`](crate::Adapter) channel, `RabbitStream`
+//!    (feature `rabbitmq`: a confirmed publisher, one confirm wait per
+//!    batch) and `QueueStream` (feature `durable`: a topic of the queue
+//!    engine, one durable publish per batch).
 //! 3. [`Outbox`]: owns a dispatcher thread and a cleanup thread (see
 //!    [`OutboxConfig`] for every knob) and reports outcomes as
 //!    [`OutboxEvent`]s.
@@ -54,6 +57,10 @@ pub mod config;
 pub mod dispatcher;
 pub mod memory_store;
 #[cfg(feature = "durable")]
+pub mod queue_stream;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbit_stream;
+#[cfg(feature = "durable")]
 mod record;
 mod signal;
 pub mod stream;
@@ -69,6 +76,10 @@ pub mod postgres_store;
 pub use config::OutboxConfig;
 pub use dispatcher::Outbox;
 pub use memory_store::{MemoryOutboxStore, MemoryTx};
+#[cfg(feature = "durable")]
+pub use queue_stream::QueueStream;
+#[cfg(feature = "rabbitmq")]
+pub use rabbit_stream::{RabbitRoute, RabbitStream};
 pub use stream::{ChannelStream, EventStream};
 
 /// The fjall version the fjall store is built with, for the application's

@@ -8,9 +8,11 @@
 //! message is on its way: then `flush` returns `Ok` once every message sent
 //! since the last flush is confirmed. The dispatcher sends a batch row by
 //! row, flushes, and only then marks the rows dispatched; if the flush
-//! fails, they are all sent again (at least once). A RabbitMQ stream, for
-//! example, publishes in `send` and waits for the publisher confirms in
-//! `flush`: one round trip per batch instead of one per message.
+//! fails, they are all sent again (at least once). `RabbitStream` (feature
+//! `rabbitmq`), for example, publishes in `send` and waits for the
+//! publisher confirms in `flush`: one round trip per batch instead of one
+//! per message; `QueueStream` (feature `durable`) buffers in `send` and
+//! writes the batch to a queue topic with one durable publish in `flush`.
 //!
 //! Errors of `send` tell the dispatcher what to do next:
 //!
@@ -128,9 +130,9 @@ enum Payload {
 /// input. For the simple adapter that is the whole delivery. The RabbitMQ
 /// and durable adapters store or publish what their input takes a moment
 /// later, on their own threads: a crash in between loses a message the
-/// outbox already marked dispatched. Where that matters, stream to the
-/// confirmed publisher or the queue engine instead, whose `send` (or
-/// `flush`) returns only once the message is safe.
+/// outbox already marked dispatched. Where that matters, use
+/// `RabbitStream` (the confirmed publisher) or `QueueStream` (the queue
+/// engine) instead, whose `flush` returns only once the message is safe.
 ///
 /// A full input is waited on for at most the send timeout (1 s by default),
 /// then the send fails as a timeout and the dispatcher retries it; a closed
