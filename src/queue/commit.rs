@@ -174,6 +174,22 @@ impl Committer {
         }
     }
 
+    /// Settles every batch written so far with `result`, the outcome of a
+    /// sync that started after the last write (the queue's final sync at
+    /// close): waits return `Ok` without syncing again, or that error.
+    pub fn settle_all(&self, result: &Result<()>) {
+        let mut c = self.lock();
+        match result {
+            Ok(()) => c.synced = c.synced.max(c.written),
+            Err(e) => {
+                c.failed.get_or_insert_with(|| e.clone());
+            }
+        }
+        if c.waiting > 0 {
+            self.done.notify_all();
+        }
+    }
+
     /// How many syncs covered how many batches so far, for the log.
     pub fn summary(&self) -> (u64, u64) {
         let c = self.lock();
