@@ -11,6 +11,8 @@
 //! about one fsync per round instead of N, and a lone publisher syncs on its
 //! own thread with no hand-off to another one (a committer thread costs two
 //! wake-ups per publish, about 8% of a fast fsync).
+//! A pipelined publisher ([`Receipt`](super::Receipt)) takes its ticket at
+//! `send` and waits later, so one round can cover many of its batches.
 //!
 //! Before syncing, a leader waits up to half the last sync's duration (at
 //! most 1 ms) for as many batches as the last round had, so that N
