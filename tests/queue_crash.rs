@@ -66,6 +66,35 @@ fn child() {
                 t.join().unwrap();
             }
         }
+        "pipelined" => {
+            // Two producers, each keeping up to WINDOW receipts outstanding
+            // and printing an id only once its receipt's wait returned.
+            const WINDOW: usize = 16;
+            let threads: Vec<_> = (0..2)
+                .map(|t| {
+                    let queue = queue.clone();
+                    std::thread::spawn(move || {
+                        let mut outstanding = std::collections::VecDeque::new();
+                        for i in 0.. {
+                            if outstanding.len() == WINDOW {
+                                let (id, receipt): (String, syncmq::queue::Receipt) =
+                                    outstanding.pop_front().unwrap();
+                                receipt.wait().unwrap();
+                                println!("published {id}");
+                            }
+                            let id = format!("{t}-{i}");
+                            let receipt = queue
+                                .send("crash", &[Message::new(id.clone().into_bytes())])
+                                .unwrap();
+                            outstanding.push_back((id, receipt));
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+        }
         "consumer" => {
             let sub = queue.subscribe("crash", "a").unwrap();
             let batch = sub.next_batch(100, Some(PATIENCE)).unwrap();
@@ -126,17 +155,41 @@ fn drain(dir: &Path) -> Vec<String> {
 
 #[test]
 fn every_publish_that_returned_survives_kill_9() {
-    kill_publishers("publisher", 10);
+    let _ = kill_publishers("publisher", 10);
 }
 
 /// Buffered publishes are in the OS when they return: a crash of the
 /// process loses none of them either.
 #[test]
 fn every_buffered_publish_that_returned_survives_kill_9() {
-    kill_publishers("buffered", 3);
+    let _ = kill_publishers("buffered", 3);
 }
 
-fn kill_publishers(role: &str, rounds: usize) {
+/// Pipelined sends: every id printed after its receipt's wait returned is
+/// there, and what is there of each producer is a prefix of its sends, in
+/// order.
+#[test]
+fn every_waited_receipt_survives_kill_9() {
+    for stored in kill_publishers("pipelined", 5) {
+        for t in 0..2 {
+            let mine: Vec<usize> = stored
+                .iter()
+                .filter_map(|s| s.strip_prefix(&format!("{t}-")))
+                .map(|i| i.parse().unwrap())
+                .collect();
+            assert_eq!(
+                mine,
+                (0..mine.len()).collect::<Vec<_>>(),
+                "producer {t}: not a prefix in order"
+            );
+        }
+    }
+}
+
+/// Kills `rounds` children playing `role`, checks that every printed id
+/// survived, and returns what each round found stored, in queue order.
+fn kill_publishers(role: &str, rounds: usize) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
     for round in 0..rounds {
         let dir = tempfile::tempdir().unwrap();
         let mut child = spawn_child(role, dir.path());
@@ -157,7 +210,8 @@ fn kill_publishers(role: &str, rounds: usize) {
                 printed.insert(id.to_string());
             }
         }
-        let stored: HashSet<String> = drain(dir.path()).into_iter().collect();
+        let in_order = drain(dir.path());
+        let stored: HashSet<String> = in_order.iter().cloned().collect();
         let lost: Vec<_> = printed.difference(&stored).collect();
         assert!(
             lost.is_empty(),
@@ -165,7 +219,9 @@ fn kill_publishers(role: &str, rounds: usize) {
             lost.len(),
             printed.len()
         );
+        found.push(in_order);
     }
+    found
 }
 
 #[test]

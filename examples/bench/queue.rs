@@ -9,13 +9,16 @@
 //!
 //! Engine cases: durable publish from 1 producer (one message per
 //! `publish`, compared with fsync per message), from 4 producers (group
-//! commit, compared with fsync per 100), and in batches of 100; buffered
-//! publish; end to end (4 producers, one message or 100 per publish, one
-//! consumer taking `next_batch(100)` and acking each batch); and a backlog
-//! drained:
-//! `--backlog` messages published in batches of 1000, buffered, then taken
+//! commit, compared with fsync per 100), from 4 pipelined producers (each
+//! `send`s and keeps up to `--window` receipts outstanding, waiting for the
+//! oldest when the window is full; compared with fsync per 100), and in
+//! batches of 100; buffered publish; end to end (4 producers, one message
+//! or 100 per publish, or pipelined, one consumer taking `next_batch(100)`
+//! and acking each batch); and a backlog drained: `--backlog` messages
+//! published in batches of 1000, buffered, then taken
 //! and acked, with the process's peak RSS.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use fjall::{Database, KeyspaceCreateOptions, PersistMode};
-use syncmq::queue::{Durability, Queue, QueueConfig, TopicConfig};
+use syncmq::queue::{Durability, Queue, QueueConfig, Receipt, TopicConfig};
 use syncmq::Message;
 
 use crate::report::Table;
@@ -43,6 +46,10 @@ pub struct QueueLoad {
     /// Runs per case; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Receipts each pipelined producer keeps outstanding (`Queue::send`,
+    /// waiting for the oldest when the window is full).
+    #[arg(long, default_value_t = 64)]
+    pub window: usize,
     /// Where the databases go (a fresh directory per run, deleted after);
     /// put it on the disk you care about, not on tmpfs.
     #[arg(long)]
@@ -57,7 +64,7 @@ const PRODUCERS: usize = 4;
 type Case = (
     &'static str,
     Option<&'static str>,
-    fn(&Path, &[u8], usize) -> Duration,
+    fn(&Path, &[u8], usize, usize) -> Duration,
 );
 
 /// Set in a child process that runs one backlog drain (`raw` or `engine`)
@@ -80,43 +87,59 @@ pub fn run(load: QueueLoad) -> Table {
         std::process::exit(0);
     }
     let payload = vec![0xA5u8; load.size];
-    let cases: [Case; 11] = [
-        (RAW_EACH, None, raw_each),
-        (RAW_100, None, raw_per_100),
-        (RAW_BUF, None, raw_buffered),
-        ("engine, durable, 1 producer", Some(RAW_EACH), |d, p, n| {
-            publish(d, p, n, 1, 1, Durability::Durable)
-        }),
+    let cases: [Case; 13] = [
+        (RAW_EACH, None, |d, p, n, _| raw_each(d, p, n)),
+        (RAW_100, None, |d, p, n, _| raw_per_100(d, p, n)),
+        (RAW_BUF, None, |d, p, n, _| raw_buffered(d, p, n)),
+        (
+            "engine, durable, 1 producer",
+            Some(RAW_EACH),
+            |d, p, n, _| publish(d, p, n, 1, 1, 0, Durability::Durable),
+        ),
         (
             "engine, durable, 4 producers (group commit)",
             Some(RAW_100),
-            |d, p, n| publish(d, p, n, PRODUCERS, 1, Durability::Durable),
+            |d, p, n, _| publish(d, p, n, PRODUCERS, 1, 0, Durability::Durable),
+        ),
+        (
+            "engine, durable, 4 producers, pipelined (window W)",
+            Some(RAW_100),
+            |d, p, n, w| publish(d, p, n, PRODUCERS, 1, w, Durability::Durable),
         ),
         (
             "engine, durable, batches of 100",
             Some(RAW_100),
-            |d, p, n| publish(d, p, n, 1, 100, Durability::Durable),
+            |d, p, n, _| publish(d, p, n, 1, 100, 0, Durability::Durable),
         ),
-        ("engine, buffered, 1 producer", Some(RAW_BUF), |d, p, n| {
-            publish(d, p, n, 1, 1, Durability::Buffered)
-        }),
-        ("engine, buffered, 4 producers", Some(RAW_BUF), |d, p, n| {
-            publish(d, p, n, PRODUCERS, 1, Durability::Buffered)
-        }),
+        (
+            "engine, buffered, 1 producer",
+            Some(RAW_BUF),
+            |d, p, n, _| publish(d, p, n, 1, 1, 0, Durability::Buffered),
+        ),
+        (
+            "engine, buffered, 4 producers",
+            Some(RAW_BUF),
+            |d, p, n, _| publish(d, p, n, PRODUCERS, 1, 0, Durability::Buffered),
+        ),
         (
             "end to end: 4 durable producers -> next_batch -> ack",
             Some(RAW_100),
-            |d, p, n| end_to_end(d, p, n, 1, Durability::Durable),
+            |d, p, n, _| end_to_end(d, p, n, 1, 0, Durability::Durable),
+        ),
+        (
+            "end to end: 4 pipelined producers (window W)",
+            Some(RAW_100),
+            |d, p, n, w| end_to_end(d, p, n, 1, w, Durability::Durable),
         ),
         (
             "end to end: 4 durable producers, batches of 100",
             Some(RAW_100),
-            |d, p, n| end_to_end(d, p, n, 100, Durability::Durable),
+            |d, p, n, _| end_to_end(d, p, n, 100, 0, Durability::Durable),
         ),
         (
             "end to end: 4 buffered producers",
             Some(RAW_BUF),
-            |d, p, n| end_to_end(d, p, n, 1, Durability::Buffered),
+            |d, p, n, _| end_to_end(d, p, n, 1, 0, Durability::Buffered),
         ),
     ];
     let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -127,7 +150,7 @@ pub fn run(load: QueueLoad) -> Table {
                 .prefix("syncmq-bench-")
                 .tempdir_in(&base)
                 .expect("a bench directory");
-            durations[i].push(f(dir.path(), &payload, load.messages));
+            durations[i].push(f(dir.path(), &payload, load.messages, load.window.max(1)));
         }
     }
     let mut table = Table::new(format!(
@@ -138,6 +161,7 @@ pub fn run(load: QueueLoad) -> Table {
         base.display()
     ));
     for (i, (case, baseline, _)) in cases.iter().enumerate() {
+        let case = &case.replace("window W", &format!("window {}", load.window.max(1)));
         match baseline {
             None => table.baseline(case, load.messages, load.size, &durations[i]),
             Some(b) => table.compared(case, b, load.messages, load.size, &durations[i]),
@@ -243,29 +267,60 @@ fn config(durability: Durability) -> QueueConfig {
         .with_topic(TopicConfig::new("bench", ["a"]).with_ack_timeout(Duration::ZERO))
 }
 
+/// Publishes `n` messages from `producers` threads, `batch` per call: with
+/// `window` 0 each `publish` waits for its sync; otherwise each producer
+/// `send`s and keeps up to `window` receipts outstanding.
 fn publish(
     dir: &Path,
     payload: &[u8],
     n: usize,
     producers: usize,
     batch: usize,
+    window: usize,
     durability: Durability,
 ) -> Duration {
     let queue = Arc::new(Queue::open(dir, config(durability)).expect("open queue"));
     let started = Instant::now();
+    produce(&queue, payload, n, producers, batch, window);
+    started.elapsed()
+}
+
+/// The producers of [`publish`] and [`end_to_end`]; returns when all of
+/// them are done and every message is durable.
+fn produce(
+    queue: &Arc<Queue>,
+    payload: &[u8],
+    n: usize,
+    producers: usize,
+    batch: usize,
+    window: usize,
+) {
     let threads: Vec<_> = (0..producers)
         .map(|p| {
             let queue = queue.clone();
             let payload = payload.to_vec();
             let share = n / producers + usize::from(p < n % producers);
             thread::spawn(move || {
+                let mut outstanding: VecDeque<Receipt> = VecDeque::with_capacity(window);
                 let mut left = share;
                 while left > 0 {
                     let k = left.min(batch);
                     let messages: Vec<Message> =
                         (0..k).map(|_| Message::new(payload.clone())).collect();
-                    queue.publish("bench", &messages).expect("publish");
+                    if window == 0 {
+                        queue.publish("bench", &messages).expect("publish");
+                    } else {
+                        if outstanding.len() >= window {
+                            if let Some(oldest) = outstanding.pop_front() {
+                                oldest.wait().expect("wait");
+                            }
+                        }
+                        outstanding.push_back(queue.send("bench", &messages).expect("send"));
+                    }
                     left -= k;
+                }
+                for receipt in outstanding {
+                    receipt.wait().expect("wait");
                 }
             })
         })
@@ -273,7 +328,6 @@ fn publish(
     for t in threads {
         t.join().expect("producer");
     }
-    started.elapsed()
 }
 
 fn end_to_end(
@@ -281,6 +335,7 @@ fn end_to_end(
     payload: &[u8],
     n: usize,
     batch: usize,
+    window: usize,
     durability: Durability,
 ) -> Duration {
     let queue = Arc::new(Queue::open(dir, config(durability)).expect("open queue"));
@@ -295,33 +350,7 @@ fn end_to_end(
             sub.ack(&ids).expect("ack");
         }
     });
-    let took_publish = {
-        let payload = payload.to_vec();
-        let queue = queue.clone();
-        thread::spawn(move || {
-            let threads: Vec<_> = (0..PRODUCERS)
-                .map(|p| {
-                    let queue = queue.clone();
-                    let payload = payload.clone();
-                    let share = n / PRODUCERS + usize::from(p < n % PRODUCERS);
-                    thread::spawn(move || {
-                        let mut left = share;
-                        while left > 0 {
-                            let k = left.min(batch);
-                            let messages: Vec<Message> =
-                                (0..k).map(|_| Message::new(payload.clone())).collect();
-                            queue.publish("bench", &messages).expect("publish");
-                            left -= k;
-                        }
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().expect("producer");
-            }
-        })
-    };
-    took_publish.join().expect("producers");
+    produce(&queue, payload, n, PRODUCERS, batch, window);
     consumer.join().expect("consumer");
     started.elapsed()
 }

@@ -11,6 +11,8 @@
 //! about one fsync per round instead of N, and a lone publisher syncs on its
 //! own thread with no hand-off to another one (a committer thread costs two
 //! wake-ups per publish, about 8% of a fast fsync).
+//! A pipelined publisher ([`Receipt`](super::Receipt)) takes its ticket at
+//! `send` and waits later, so one round can cover many of its batches.
 //!
 //! Before syncing, a leader waits up to half the last sync's duration (at
 //! most 1 ms) for as many batches as the last round had, so that N
@@ -171,6 +173,22 @@ impl Committer {
             round.result = Some(self.store.sync());
             drop(round);
             c = self.lock();
+        }
+    }
+
+    /// Settles every batch written so far with `result`, the outcome of a
+    /// sync that started after the last write (the queue's final sync at
+    /// close): waits return `Ok` without syncing again, or that error.
+    pub fn settle_all(&self, result: &Result<()>) {
+        let mut c = self.lock();
+        match result {
+            Ok(()) => c.synced = c.synced.max(c.written),
+            Err(e) => {
+                c.failed.get_or_insert_with(|| e.clone());
+            }
+        }
+        if c.waiting > 0 {
+            self.done.notify_all();
         }
     }
 

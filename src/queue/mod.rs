@@ -16,6 +16,10 @@
 //!   returns, and survives `kill -9` and power loss; with
 //!   [`Durability::Buffered`] it is in the OS and survives `kill -9`.
 //!   Concurrent publishers share one fsync (group commit).
+//! - **Pipelined**: [`Queue::send`] writes without waiting and returns a
+//!   [`Receipt`]; nothing sent is durable until the receipt's
+//!   [`wait`](Receipt::wait) returned `Ok` (then it, and every earlier send,
+//!   is never lost). After a crash, sends not waited for may be lost.
 //! - Each `publish` is **one atomic batch**: the message once, an entry per
 //!   subscriber, the counters. After a crash all of it is there or none.
 //! - **At-least-once**: an entry leaves the store only when acked (or
@@ -54,6 +58,7 @@ mod engine;
 mod fjall_store;
 mod keys;
 mod memory_store;
+mod receipt;
 mod subscriber;
 
 use std::path::Path;
@@ -64,6 +69,7 @@ use std::time::{Duration, Instant};
 pub use config::{Durability, QueueConfig, TopicConfig};
 pub use fjall_store::FjallStore;
 pub use memory_store::MemoryStore;
+pub use receipt::Receipt;
 pub use store::{Batch, Op, Space, Store};
 pub use subscriber::{DeadLetter, EntryId, Interrupter, Received, Subscriber, SubscriberStats};
 
@@ -165,6 +171,8 @@ impl Queue {
 
     /// Publishes `messages` to every subscriber of `topic` in one atomic
     /// batch; durable (or buffered, as configured) when it returns `Ok`.
+    /// The same as [`send`](Self::send) then [`Receipt::wait`]; concurrent
+    /// publishers share one fsync (group commit).
     ///
     /// # Errors
     ///
@@ -173,10 +181,51 @@ impl Queue {
     /// [`Error::Storage`] when the write or the sync failed (the messages
     /// may or may not be stored).
     pub fn publish(&self, topic: &str, messages: &[Message]) -> Result<()> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let ticket = {
+        self.send(topic, messages)?.wait()
+    }
+
+    /// Pipelined publish: writes `messages` to every subscriber of `topic`
+    /// in one atomic batch now, **without** waiting for the sync, and
+    /// returns a [`Receipt`] whose [`wait`](Receipt::wait) returns once the
+    /// batch is durable (fsynced with [`Durability::Durable`], in the OS
+    /// with [`Durability::Buffered`]).
+    ///
+    /// Nothing sent is durable until its receipt's `wait` returned `Ok`:
+    /// after a crash, sends not waited for may be lost, waited ones never
+    /// are. Waiting for a receipt also covers every earlier send. A
+    /// producer keeping up to W receipts outstanding (waiting for the
+    /// oldest when the window is full) shares each fsync among up to W of
+    /// its messages, like RabbitMQ publisher confirms. The messages are
+    /// visible to subscribers as soon as `send` returns.
+    ///
+    /// ```
+    /// use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+    /// use syncmq::Message;
+    /// use std::collections::VecDeque;
+    ///
+    /// # fn main() -> syncmq::Result<()> {
+    /// let queue = Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["s"])))?;
+    /// let mut window = VecDeque::new();
+    /// for i in 0..1000u32 {
+    ///     if window.len() == 64 {
+    ///         window.pop_front().map(syncmq::queue::Receipt::wait).transpose()?;
+    ///     }
+    ///     window.push_back(queue.send("t", &[Message::new(i.to_be_bytes().to_vec())])?);
+    /// }
+    /// // Durable once the newest is: it covers every earlier send.
+    /// window.pop_back().map(syncmq::queue::Receipt::wait).transpose()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), less the sync's errors, which
+    /// [`Receipt::wait`] returns.
+    pub fn send(&self, topic: &str, messages: &[Message]) -> Result<Receipt> {
+        let ticket = if messages.is_empty() {
+            0
+        } else {
             let mut state = self.shared.lock();
             if state.closed {
                 return Err(Error::closed("queue"));
@@ -185,15 +234,13 @@ impl Queue {
             for cond in woken {
                 cond.notify_all();
             }
-            match self.shared.durability {
-                Durability::Durable => Ok(self.shared.committer.written()),
-                Durability::Buffered => Err(state.store.clone()),
-            }
+            // Under the state lock, so that tickets follow the write order.
+            self.shared.committer.written()
         };
-        match ticket {
-            Ok(ticket) => self.shared.committer.wait(ticket),
-            Err(store) => store.flush(),
-        }
+        Ok(Receipt {
+            shared: self.shared.clone(),
+            ticket,
+        })
     }
 
     /// A handle on subscriber `name` of `topic`.
@@ -289,7 +336,11 @@ impl Queue {
                 first_error.get_or_insert(e);
             }
         }
-        if let Err(e) = store.sync() {
+        // Every send is written by now and none comes after `closed`: this
+        // sync settles the receipts still outstanding.
+        let synced = store.sync();
+        self.shared.committer.settle_all(&synced);
+        if let Err(e) = synced {
             first_error.get_or_insert(e);
         }
         first_error.map_or(Ok(()), Err)
