@@ -114,7 +114,13 @@ fn child() {
 
 fn spawn_child(role: &str, dir: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, format!("{role}:{}", dir.display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
