@@ -198,13 +198,22 @@ impl StopToken {
     }
 }
 
-fn panicked(what: String, payload: Box<dyn Any + Send>) -> Error {
-    let message = payload
+/// [`Error::Panicked`] for `what`, with the panic's message.
+pub(crate) fn panicked(what: String, payload: Box<dyn Any + Send>) -> Error {
+    Error::Panicked {
+        what,
+        message: panic_message(payload.as_ref()),
+    }
+}
+
+/// The message a panic was raised with (`panic!("...")` gives a `&str` or a
+/// `String`; anything else has none to show).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into());
-    Error::Panicked { what, message }
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use crate::block::config::RuntimeConfig;
 use crate::block::lifecycle::Block;
 use crate::block::registry::Registry;
-use crate::block::supervised::{block_error, label, panicked};
+use crate::block::supervised::{block_error, label};
 use crate::error::{Error, Result};
+use crate::thread::panicked;
 
 /// One initialised block.
 pub(crate) struct Entry {

@@ -18,7 +18,6 @@
 //! queues `Finish` behind its pending events, then joins the event thread,
 //! the run thread and the block's helper threads, all by one deadline.
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,7 +28,7 @@ use crate::block::controller::Controller;
 use crate::block::hub::{Event, Hub};
 use crate::block::lifecycle::Block;
 use crate::error::{Error, Result};
-use crate::thread::{self, Worker};
+use crate::thread::{self, panicked, Worker};
 
 /// A block whose threads run.
 pub(crate) struct Supervised {
@@ -179,13 +178,4 @@ fn event_loop(
         Ok(result) => result,
         Err(payload) => Err(panicked(format!("finish of block {label}"), payload)),
     }
-}
-
-pub(crate) fn panicked(what: String, payload: Box<dyn Any + Send>) -> Error {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into());
-    Error::Panicked { what, message }
 }

@@ -14,6 +14,7 @@ use crate::outbox::config::OutboxConfig;
 use crate::outbox::signal::Signal;
 use crate::outbox::stream::EventStream;
 use crate::outbox::{OutboxEvent, OutboxRecord, OutboxStore};
+use crate::thread::panicked;
 
 /// Sends events without ever blocking.
 #[derive(Clone)]
@@ -228,17 +229,6 @@ impl<S: OutboxStore, T: EventStream> Dispatcher<S, T> {
         );
         self.failures = self.failures.saturating_add(1);
         self.signal.sleep(wait)
-    }
-}
-
-fn panicked(what: String, payload: Box<dyn std::any::Any + Send>) -> Error {
-    Error::Panicked {
-        what,
-        message: payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".into()),
     }
 }
 

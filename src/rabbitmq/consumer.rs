@@ -451,12 +451,10 @@ impl HandlerWorker {
     fn handle(&self, delivery: Delivery) {
         let outcome = catch_unwind(AssertUnwindSafe(|| (self.handler)(delivery.message())))
             .unwrap_or_else(|panic| {
-                let text = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".into());
-                Err(format!("handler panicked: {text}"))
+                Err(format!(
+                    "handler panicked: {}",
+                    crate::thread::panic_message(panic.as_ref())
+                ))
             });
         let settled = match outcome {
             Ok(()) => {
