@@ -72,3 +72,9 @@ pub use error::{Error, Result};
 pub use message::{Acker, Delivery, Message};
 pub use outbox::{Outbox, OutboxConfig, OutboxEvent};
 pub use waiter::{ConnectionWaiter, Generation};
+
+/// Every code block of the README, compiled (and, unless marked `no_run`,
+/// run) by `cargo test --doc`, so the README cannot drift from the crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -120,7 +120,8 @@ struct Consume {
     /// Unacknowledged deliveries allowed at once.
     #[arg(long, default_value_t = 100)]
     batch: u32,
-    /// Nack with requeue instead of acking (peek, in effect).
+    /// Nack with requeue instead of acking: the message goes back, and this
+    /// look counts as a delivery (towards `max_deliveries`), so it is no peek.
     #[arg(long)]
     requeue: bool,
 }
