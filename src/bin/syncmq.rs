@@ -83,6 +83,13 @@ struct Serve {
     /// The most connections at once.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Close a connection that sends no frame for this long (clients ping
+    /// to stay open); 0 for never.
+    #[arg(long, default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// The most subscriptions one connection may hold at once.
+    #[arg(long, default_value_t = 64)]
+    max_subscriptions: usize,
 }
 
 #[derive(Args)]
@@ -245,7 +252,11 @@ fn serve(s: &Serve, json: bool) -> Result<()> {
         queue.clone(),
         ServerConfig::new()
             .with_addr(&s.listen)
-            .with_max_connections(s.max_connections),
+            .with_max_connections(s.max_connections)
+            .with_idle_timeout(
+                (s.idle_timeout_ms > 0).then(|| Duration::from_millis(s.idle_timeout_ms)),
+            )
+            .with_max_subscriptions(s.max_subscriptions),
     )?;
     let addr = server.local_addr();
     if json {

@@ -17,13 +17,17 @@
 //!   nacked with requeue; deliveries not settled when the client or the
 //!   connection goes away are redelivered by the server.
 //! - Dropping the client closes the connection and joins its thread.
+//! - A quiet client is not closed by the server's idle timeout: when the
+//!   server announces one, the reader thread sends a `ping` whenever
+//!   nothing went out for a third of it (subscriptions waiting for
+//!   deliveries included).
 
 use std::collections::HashMap;
-use std::io::{BufReader, BufWriter};
+use std::io::{self, BufReader, BufWriter, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
 
@@ -98,6 +102,12 @@ pub(super) struct Inner {
     pub(super) subs: Mutex<HashMap<u64, Sender<Vec<WireDelivery>>>>,
     /// Why the connection ended, once it has.
     ended: Mutex<Option<Error>>,
+    /// How often to ping when nothing else goes out: a third of the
+    /// server's idle timeout; `None` when it has none.
+    keepalive: Option<Duration>,
+    started: Instant,
+    /// When a frame last went out, in milliseconds since `started`.
+    last_sent_ms: AtomicU64,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -112,11 +122,42 @@ impl Inner {
         let mut guard = lock(&self.writer);
         let (stream, buf) = &mut *guard;
         frame::encode_frame(request, buf, self.max_frame)?;
+        self.write_locked(stream, buf)
+    }
+
+    fn write_locked(&self, stream: &mut BufWriter<TcpStream>, buf: &[u8]) -> Result<()> {
         frame::write_encoded(stream, buf).map_err(|e| {
             // Part of a frame may have gone out: the stream is unusable.
             let _ = self.raw.shutdown(Shutdown::Both);
             Error::Broker(format!("server connection failed: {e}"))
-        })
+        })?;
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_sent_ms.store(now, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends a ping (id 0, no reply) if nothing went out for the keep-alive
+    /// interval, so the server's idle timeout does not close a client that
+    /// is only waiting.
+    fn keep_alive(&self) {
+        let Some(every) = self.keepalive else {
+            return;
+        };
+        let last = Duration::from_millis(self.last_sent_ms.load(Ordering::Relaxed));
+        if self.started.elapsed().saturating_sub(last) < every {
+            return;
+        }
+        // A writer holding the lock is sending a frame already; waiting for
+        // it here would stop the reader, which that write may depend on.
+        let Ok(mut guard) = self.writer.try_lock() else {
+            return;
+        };
+        let (stream, buf) = &mut *guard;
+        let sent = frame::encode_frame(&Request::Ping { id: 0 }, buf, self.max_frame)
+            .and_then(|()| self.write_locked(stream, buf));
+        if let Err(e) = sent {
+            log::debug!("client: keep-alive ping failed: {e}");
+        }
     }
 
     fn call(&self, timeout: Option<Duration>, make: impl FnOnce(u64) -> Request) -> Reply {
@@ -224,10 +265,15 @@ impl Client {
         let mut frame_buf = Vec::new();
         frame::read_frame(&mut reader, &mut frame_buf, DEFAULT_CLIENT_MAX_FRAME)
             .map_err(|e| Error::Broker(format!("handshake with {addr} failed: {e}")))?;
-        let max_frame = match frame::decode::<Response>(&frame_buf)? {
-            Response::Welcome { version, max_frame } if version == PROTOCOL_VERSION => {
-                usize::try_from(max_frame).unwrap_or(usize::MAX)
-            }
+        let (max_frame, idle_timeout_ms) = match frame::decode::<Response>(&frame_buf)? {
+            Response::Welcome {
+                version,
+                max_frame,
+                idle_timeout_ms,
+            } if version == PROTOCOL_VERSION => (
+                usize::try_from(max_frame).unwrap_or(usize::MAX),
+                idle_timeout_ms,
+            ),
             Response::Welcome { version, .. } => {
                 return Err(Error::Codec(format!(
                     "server at {addr} speaks protocol {version}, this client {PROTOCOL_VERSION}"
@@ -241,7 +287,10 @@ impl Client {
             } => return Err(error_from_wire(&kind, name, message)),
             other => return Err(unexpected(&other)),
         };
-        stream.set_read_timeout(None).map_err(fail)?;
+        // The reader wakes at the keep-alive interval to ping if need be.
+        let keepalive =
+            idle_timeout_ms.map(|ms| Duration::from_millis(ms / 3).max(Duration::from_millis(1)));
+        stream.set_read_timeout(keepalive).map_err(fail)?;
         let inner = Arc::new(Inner {
             writer: Mutex::new((writer, Vec::new())),
             raw: stream,
@@ -250,6 +299,9 @@ impl Client {
             pending: Mutex::new(HashMap::new()),
             subs: Mutex::new(HashMap::new()),
             ended: Mutex::new(None),
+            keepalive,
+            started: Instant::now(),
+            last_sent_ms: AtomicU64::new(0),
         });
         let reader_inner = inner.clone();
         // The server may push frames larger than its own limit (a batch of
@@ -474,7 +526,8 @@ const DEFAULT_CLIENT_MAX_FRAME: usize = 1 << 20;
 
 /// The reader thread: routes replies and deliveries until the connection
 /// ends, then fails every waiting call and ends every subscription.
-fn read_loop(inner: &Inner, mut reader: BufReader<TcpStream>, limit: usize) {
+fn read_loop(inner: &Inner, reader: BufReader<TcpStream>, limit: usize) {
+    let mut reader = KeepAliveReader { inner, reader };
     let mut buf = Vec::new();
     let why = loop {
         match frame::read_frame(&mut reader, &mut buf, limit) {
@@ -532,6 +585,32 @@ fn read_loop(inner: &Inner, mut reader: BufReader<TcpStream>, limit: usize) {
     }
     lock(&inner.subs).clear();
     let _ = inner.raw.shutdown(Shutdown::Both);
+}
+
+/// The reader thread's socket: a read timeout (the keep-alive interval) is
+/// a chance to ping, never an error, even inside a frame.
+struct KeepAliveReader<'a> {
+    inner: &'a Inner,
+    reader: BufReader<TcpStream>,
+}
+
+impl Read for KeepAliveReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let got = self.reader.read(out);
+            // After every read, not only timeouts: a client that receives
+            // a steady stream but sends nothing must ping too.
+            self.inner.keep_alive();
+            match got {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                other => return other,
+            }
+        }
+    }
 }
 
 fn reply(inner: &Inner, id: u64, response: Response) {

@@ -11,6 +11,11 @@
 //!   is undone, and other connections are not affected.
 //! - When the connection ends, for whatever reason, its subscriptions stop
 //!   and their unacknowledged deliveries go back to the queue.
+//! - A peer silent for the handshake timeout (before hello) or the idle
+//!   timeout (after it) gets a fatal `idle` error and is closed, so a
+//!   connection slot and its buffers are never held by nobody.
+//! - At most `max_subscriptions` subscriptions at once: one more is an
+//!   error reply to that subscribe, never another thread.
 
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};
@@ -123,6 +128,7 @@ pub fn serve(queue: &Queue, stream: TcpStream, config: &ServerConfig, number: u6
         writer,
         subs: HashMap::new(),
         next_sub: 1,
+        max_subscriptions: config.max_subscriptions,
         shutdown_timeout: config.shutdown_timeout,
     };
     let reader = BufReader::new(stream);
@@ -139,6 +145,7 @@ struct Connection<'a> {
     writer: Arc<Writer>,
     subs: HashMap<u64, Subscription>,
     next_sub: u64,
+    max_subscriptions: usize,
     shutdown_timeout: Duration,
 }
 
@@ -150,7 +157,8 @@ impl Connection<'_> {
         let _ = reader
             .get_ref()
             .set_read_timeout(Some(config.handshake_timeout));
-        match self.read(&mut reader, &mut buf, config.max_frame)? {
+        let hello_wait = Wait::Hello(config.handshake_timeout);
+        match self.read(&mut reader, &mut buf, config.max_frame, hello_wait)? {
             None => return Ok(()),
             Some(Request::Hello { magic, version }) => {
                 if magic != MAGIC {
@@ -167,13 +175,19 @@ impl Connection<'_> {
                 self.writer.send(&Response::Welcome {
                     version: PROTOCOL_VERSION,
                     max_frame: config.max_frame as u64,
+                    idle_timeout_ms: config
+                        .idle_timeout
+                        .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
                 })?;
             }
             Some(_) => return self.fatal("protocol", "the first frame must be hello"),
         }
-        let _ = reader.get_ref().set_read_timeout(None);
+        // From here on the idle timeout: a peer that sends nothing, not
+        // even a ping, is closed rather than holding its slot for ever.
+        let _ = reader.get_ref().set_read_timeout(config.idle_timeout);
+        let wait = Wait::Request(config.idle_timeout.unwrap_or(Duration::MAX));
         loop {
-            let Some(request) = self.read(&mut reader, &mut buf, config.max_frame)? else {
+            let Some(request) = self.read(&mut reader, &mut buf, config.max_frame, wait)? else {
                 return Ok(());
             };
             self.handle(request)?;
@@ -181,17 +195,28 @@ impl Connection<'_> {
     }
 
     /// Reads one request; `None` when the peer closed between frames. A
-    /// frame that is too large or does not decode is answered with a fatal
-    /// error and ends the connection.
+    /// frame that is too large or does not decode, or a peer silent for
+    /// the read timeout, is answered with a fatal error and ends the
+    /// connection.
     fn read(
         &self,
         reader: &mut BufReader<TcpStream>,
         buf: &mut Vec<u8>,
         max: usize,
+        wait: Wait,
     ) -> Result<Option<Request>> {
         match frame::read_frame(reader, buf, max) {
             Ok(()) => {}
             Err(FrameError::Eof) => return Ok(None),
+            Err(FrameError::Idle) => {
+                let message = match wait {
+                    Wait::Hello(t) => format!("no hello within {t:?}"),
+                    Wait::Request(t) => format!(
+                        "no frame for {t:?} (the idle timeout); send ping frames to keep a quiet connection open"
+                    ),
+                };
+                return self.fatal("idle", message).map(|()| None);
+            }
             Err(e @ FrameError::TooLarge { .. }) => {
                 return self.fatal("frame_too_large", e.to_string()).map(|()| None)
             }
@@ -215,6 +240,8 @@ impl Connection<'_> {
     fn handle(&mut self, request: Request) -> Result<()> {
         let (id, outcome) = match request {
             Request::Hello { .. } => return self.fatal("protocol", "hello sent twice"),
+            // Reading it was the point: it reset the idle timeout.
+            Request::Ping { id } => (id, Ok(Response::Done { id, count: 0 })),
             Request::Publish {
                 id,
                 topic,
@@ -349,6 +376,17 @@ impl Connection<'_> {
         if batch == 0 {
             return Err(Error::invalid("batch", "must be at least 1"));
         }
+        // Each subscription is a thread: the cap keeps one connection from
+        // taking the server's threads.
+        if self.subs.len() >= self.max_subscriptions {
+            return Err(Error::invalid(
+                "max_subscriptions",
+                format!(
+                    "this connection has {} subscriptions, the most the server allows; unsubscribe one or open another connection",
+                    self.subs.len()
+                ),
+            ));
+        }
         let sub = self.queue.subscribe(topic, subscriber)?;
         let number = self.next_sub;
         self.next_sub += 1;
@@ -387,6 +425,14 @@ impl Connection<'_> {
         }
         self.writer.shutdown();
     }
+}
+
+/// What a read waits for, and the timeout it waits with, for the `idle`
+/// error's message.
+#[derive(Clone, Copy)]
+enum Wait {
+    Hello(Duration),
+    Request(Duration),
 }
 
 fn unknown_sub(sub: u64) -> Error {

@@ -16,6 +16,11 @@
 //! - A frame over [`ServerConfig::max_frame`], or one that does not decode,
 //!   gets an error frame and that connection is closed; the server keeps
 //!   serving every other connection and nothing acknowledged is lost.
+//! - Memory per connection is bounded: a frame's buffer grows with the
+//!   bytes that arrive (an announced length allocates nothing), a
+//!   connection idle for [`ServerConfig::idle_timeout`] is closed, and at
+//!   most [`ServerConfig::max_subscriptions`] subscriptions (threads) are
+//!   allowed per connection.
 //! - A subscriber that disconnects (or is killed) has its unacknowledged
 //!   deliveries redelivered, to the next consumer of that subscriber.
 //! - The server owns its threads (`syncmq-srv-accept`, one
@@ -80,6 +85,16 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long a new connection may take to send its hello; 10 s.
     pub handshake_timeout: Duration,
+    /// How long a connection may send no frame after the handshake before
+    /// it gets an `idle` error frame and is closed; 60 s, `None` for
+    /// never. Subscriptions do not count as activity: clients keep idle
+    /// connections open with `ping` frames, as [`Client`] does on its own.
+    /// See [`protocol`].
+    pub idle_timeout: Option<Duration>,
+    /// The most subscriptions one connection may hold at once (each has a
+    /// thread on the server); one more is refused with an
+    /// `invalid_argument` error naming `max_subscriptions`. 64 by default.
+    pub max_subscriptions: usize,
     /// How long a write to a client may block before the connection is
     /// dropped (a client that stopped reading); 30 s.
     pub write_timeout: Duration,
@@ -94,6 +109,8 @@ impl Default for ServerConfig {
             max_frame: DEFAULT_MAX_FRAME,
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_subscriptions: 64,
             write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -127,6 +144,20 @@ impl ServerConfig {
         self
     }
 
+    /// Sets the idle timeout after the handshake; `None` for none.
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the most subscriptions per connection.
+    #[must_use]
+    pub fn with_max_subscriptions(mut self, n: usize) -> Self {
+        self.max_subscriptions = n;
+        self
+    }
+
     /// Sets how long a write to a client may block before that
     /// connection is dropped.
     #[must_use]
@@ -151,6 +182,20 @@ impl ServerConfig {
         }
         if self.max_connections == 0 {
             return Err(Error::invalid("max_connections", "must be at least 1"));
+        }
+        if self.max_subscriptions == 0 {
+            return Err(Error::invalid("max_subscriptions", "must be at least 1"));
+        }
+        // A zero socket timeout is an error to the OS, and would close
+        // every connection at once anyway.
+        if self
+            .idle_timeout
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
+            return Err(Error::invalid(
+                "idle_timeout",
+                "must be at least 1 ms, or None for no idle timeout",
+            ));
         }
         Ok(())
     }

@@ -13,6 +13,26 @@
 //! carries the same `id`. Id 0 is reserved: requests with id 0 get no reply
 //! (fire and forget), and an error with id 0 concerns the whole connection,
 //! which the server then closes.
+//!
+//! # Limits
+//!
+//! - Idle timeout: after the handshake, a connection that sends no frame
+//!   for the `idle_timeout_ms` announced in [`Response::Welcome`] (60 s by
+//!   default, [`ServerConfig::idle_timeout`](super::ServerConfig::idle_timeout))
+//!   gets a fatal `idle` error and is closed; a subscription does not
+//!   count as activity, so a client waiting for deliveries keeps its
+//!   connection alive with [`Request::Ping`] (id 0: no reply), as the
+//!   [`Client`](super::Client) does every third of the timeout. A frame
+//!   begun must go on arriving: a pause of the idle timeout inside a frame
+//!   also closes the connection.
+//! - Subscriptions: at most
+//!   [`ServerConfig::max_subscriptions`](super::ServerConfig::max_subscriptions)
+//!   (64 by default) at once per connection. One more is refused with an
+//!   `invalid_argument` error naming `max_subscriptions`, for that request
+//!   only; the connection and its other subscriptions go on.
+//! - Frames: a body over `max_frame` is refused (fatal `frame_too_large`)
+//!   before it is read; the server's buffer for a frame grows with the
+//!   bytes that really arrive, so an announced length costs nothing.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -308,6 +328,13 @@ pub enum Request {
         /// The subscriber.
         subscriber: String,
     },
+    /// Keep-alive: does nothing but count as a frame for the server's idle
+    /// timeout (see the module docs). The reply is [`Response::Done`] with
+    /// `count` 0; with id 0 there is none.
+    Ping {
+        /// Request id (0: no reply).
+        id: u64,
+    },
 }
 
 /// What the server sends.
@@ -321,6 +348,10 @@ pub enum Response {
         /// The largest frame the server accepts, in bytes (length prefix
         /// excluded).
         max_frame: u64,
+        /// The server's idle timeout in milliseconds: a connection that
+        /// sends no frame for this long is closed. Absent or nil: none.
+        #[serde(default)]
+        idle_timeout_ms: Option<u64>,
     },
     /// The messages of a publish are durable.
     Published {
@@ -371,7 +402,8 @@ pub enum Response {
         /// Request id, or 0 for the connection.
         id: u64,
         /// `invalid_argument`, `closed`, `timeout`, `codec`, `corrupt`,
-        /// `storage`, `protocol`, `frame_too_large`, `busy` or `internal`.
+        /// `storage`, `protocol`, `frame_too_large`, `busy`, `idle` or
+        /// `internal`.
         kind: String,
         /// The argument or key concerned, when there is one.
         #[serde(default)]
