@@ -750,3 +750,101 @@ fn stopping_a_consumer_never_kills_the_shared_connection() {
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
+
+/// Ready messages in `queue`, from a passive declare.
+fn queue_depth(url: &str, queue: &str) -> u32 {
+    let mut conn = amiquip::Connection::insecure_open(url).expect("a probe connection");
+    let channel = conn.open_channel(None).expect("a probe channel");
+    let depth = channel
+        .queue_declare_passive(queue)
+        .expect("the queue exists")
+        .declared_message_count()
+        .expect("a passive declare reports the count");
+    let _ = conn.close();
+    depth
+}
+
+/// Issue 11 item 9: two consumers of one service on one exchange. Every
+/// failure on `route.a` lands in a's DLQ, once; b's DLQ stays empty; and a
+/// `#` binding on the exchange sees the original publishes only, never a
+/// dead letter. (On main every DLQ of the service was bound on one shared
+/// `service:dlq-route` key: each failure landed in both DLQs and in `#`.)
+#[test]
+fn each_consumer_dead_letters_into_its_own_dlq_only() {
+    let Some(url) = broker_url() else { return };
+    let service = unique("svc");
+    let exchange = unique("dlq-ex");
+    let tap = unique("dlq-tap");
+    let conn = connection(&url, &unique("dlq-own-conn"));
+    let consumer = |route: &str| {
+        Consumer::start(
+            &conn,
+            ConsumerOptions::new(&exchange, route)
+                .with_service(&service)
+                .with_dlq(true),
+            |m: &Message| -> Result<(), String> {
+                match m.body() {
+                    b"bad" => Err("cannot do bad jobs".into()),
+                    _ => Ok(()),
+                }
+            },
+        )
+        .unwrap()
+    };
+    let mut a = consumer("route.a");
+    let mut b = consumer("route.b");
+    // A queue that sees everything published on the exchange.
+    conn.declare(vec![
+        syncmq::rabbitmq::Declaration::queue(&tap),
+        syncmq::rabbitmq::Declaration::binding(&tap, &exchange, "#"),
+    ])
+    .unwrap();
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    let failures = 20u64;
+    for _ in 0..failures {
+        publisher
+            .publish(&exchange, "route.a", Message::new(b"bad".to_vec()))
+            .unwrap();
+    }
+    for _ in 0..5 {
+        publisher
+            .publish(&exchange, "route.b", Message::new(b"good".to_vec()))
+            .unwrap();
+    }
+    // `dead_lettered` counts confirmed DLQ publishes: each was routed, to
+    // every queue it would ever reach, before its confirm came.
+    eventually(PATIENCE, "a's failures dead-lettered", || {
+        a.dead_lettered() == failures
+    });
+    eventually(PATIENCE, "b's messages handled", || b.handled() == 5);
+    a.stop().unwrap();
+    b.stop().unwrap();
+    publisher.close().unwrap();
+    let (a_dlq, b_dlq) = (
+        format!("{service}:route.a:dlq"),
+        format!("{service}:route.b:dlq"),
+    );
+    assert_eq!(a.failed(), failures);
+    assert_eq!(
+        queue_depth(&url, &a_dlq),
+        u32::try_from(failures).unwrap(),
+        "each failure lands in a's DLQ exactly once"
+    );
+    assert_eq!(queue_depth(&url, &b_dlq), 0, "b's DLQ got a's failures");
+    assert_eq!(
+        queue_depth(&url, &tap),
+        u32::try_from(failures).unwrap() + 5,
+        "the `#` binding got dead letters"
+    );
+    conn.close().unwrap();
+    delete_queues(
+        &url,
+        &[
+            &format!("{service}:route.a:queue"),
+            &format!("{service}:route.b:queue"),
+            &a_dlq,
+            &b_dlq,
+            &tap,
+        ],
+    );
+}
