@@ -647,3 +647,204 @@ fn close_during_an_outage_publishes_the_buffer_once_the_broker_is_back() {
     assert_eq!(publisher.stats().confirmed, 10);
     conn.close().unwrap();
 }
+
+/// Issue 11 item 8: stopping a consumer must not kill the connection it
+/// shares. amiquip sends `ClientCancelled` to the consumer's receiver after
+/// the cancel is answered; a receiver dropped before that makes its I/O
+/// loop fail, and every channel of the connection goes with it (the
+/// publisher then resends: duplicates). 100 start/stop cycles beside a
+/// busy publisher on the same connection: still the first connection
+/// generation at the end, and every message handled exactly once.
+#[test]
+fn stopping_a_consumer_never_kills_the_shared_connection() {
+    let Some(url) = broker_url() else { return };
+    let _ = env_logger::builder().is_test(true).try_init();
+    let queue = unique("cycle-q");
+    let conn = connection(&url, &unique("cycle-conn"));
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let first = conn.waiter().wait_connected(PATIENCE).unwrap();
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let published = Arc::new(AtomicUsize::new(0));
+    // Four threads keep the connection's I/O thread busy with publishes
+    // (each id confirmed before the next) while consumers come and go.
+    let publishers: Vec<_> = (0..4u32)
+        .map(|t| {
+            let (publisher, stop, published, queue) = (
+                publisher.clone(),
+                stop.clone(),
+                published.clone(),
+                queue.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut sent = Vec::new();
+                let mut n = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    let id = t << 24 | n;
+                    publisher
+                        .publish("", &queue, Message::new(id.to_be_bytes().to_vec()))
+                        .unwrap();
+                    sent.push(id);
+                    published.fetch_add(1, Ordering::SeqCst);
+                    n += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    let seen = Arc::new(Mutex::new(HashMap::<u32, u32>::new()));
+    for cycle in 0..100 {
+        let record = seen.clone();
+        let handled = Arc::new(AtomicUsize::new(0));
+        let count = handled.clone();
+        let mut consumer = Consumer::start(
+            &conn,
+            ConsumerOptions::new("", "")
+                .with_queue(&queue)
+                .with_prefetch(64),
+            move |m: &Message| -> Result<(), String> {
+                let id = u32::from_be_bytes(m.body().try_into().map_err(|_| "bad body")?);
+                *record.lock().unwrap().entry(id).or_insert(0) += 1;
+                count.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+        )
+        .unwrap();
+        // Stop while deliveries are flowing, the case that raced.
+        eventually(PATIENCE, "the cycle's consumer handled a message", || {
+            handled.load(Ordering::SeqCst) > 0
+        });
+        consumer.stop().unwrap();
+        assert_eq!(
+            conn.waiter().current(),
+            Some(first),
+            "cycle {cycle}: stopping a consumer cost the shared connection"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    let sent: Vec<u32> = publishers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    // A last consumer takes what is left.
+    let (mut rest, rest_seen) = counting_consumer(&conn, &queue);
+    eventually(PATIENCE, "every published message handled", || {
+        seen.lock().unwrap().len() + rest_seen.lock().unwrap().len() >= sent.len()
+    });
+    rest.stop().unwrap();
+    publisher.close().unwrap();
+    assert_eq!(
+        conn.waiter().current(),
+        Some(first),
+        "the connection was lost"
+    );
+    let mut all = seen.lock().unwrap().clone();
+    for (id, n) in rest_seen.lock().unwrap().iter() {
+        *all.entry(*id).or_insert(0) += n;
+    }
+    let doubled: Vec<_> = all.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "handled more than once: {doubled:?}");
+    assert_eq!(all.len(), sent.len(), "messages missing");
+    assert!(sent.iter().all(|id| all.contains_key(id)));
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+/// Ready messages in `queue`, from a passive declare.
+fn queue_depth(url: &str, queue: &str) -> u32 {
+    let mut conn = amiquip::Connection::insecure_open(url).expect("a probe connection");
+    let channel = conn.open_channel(None).expect("a probe channel");
+    let depth = channel
+        .queue_declare_passive(queue)
+        .expect("the queue exists")
+        .declared_message_count()
+        .expect("a passive declare reports the count");
+    let _ = conn.close();
+    depth
+}
+
+/// Issue 11 item 9: two consumers of one service on one exchange. Every
+/// failure on `route.a` lands in a's DLQ, once; b's DLQ stays empty; and a
+/// `#` binding on the exchange sees the original publishes only, never a
+/// dead letter. (On main every DLQ of the service was bound on one shared
+/// `service:dlq-route` key: each failure landed in both DLQs and in `#`.)
+#[test]
+fn each_consumer_dead_letters_into_its_own_dlq_only() {
+    let Some(url) = broker_url() else { return };
+    let service = unique("svc");
+    let exchange = unique("dlq-ex");
+    let tap = unique("dlq-tap");
+    let conn = connection(&url, &unique("dlq-own-conn"));
+    let consumer = |route: &str| {
+        Consumer::start(
+            &conn,
+            ConsumerOptions::new(&exchange, route)
+                .with_service(&service)
+                .with_dlq(true),
+            |m: &Message| -> Result<(), String> {
+                match m.body() {
+                    b"bad" => Err("cannot do bad jobs".into()),
+                    _ => Ok(()),
+                }
+            },
+        )
+        .unwrap()
+    };
+    let mut a = consumer("route.a");
+    let mut b = consumer("route.b");
+    // A queue that sees everything published on the exchange.
+    conn.declare(vec![
+        syncmq::rabbitmq::Declaration::queue(&tap),
+        syncmq::rabbitmq::Declaration::binding(&tap, &exchange, "#"),
+    ])
+    .unwrap();
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    let failures = 20u64;
+    for _ in 0..failures {
+        publisher
+            .publish(&exchange, "route.a", Message::new(b"bad".to_vec()))
+            .unwrap();
+    }
+    for _ in 0..5 {
+        publisher
+            .publish(&exchange, "route.b", Message::new(b"good".to_vec()))
+            .unwrap();
+    }
+    // `dead_lettered` counts confirmed DLQ publishes: each was routed, to
+    // every queue it would ever reach, before its confirm came.
+    eventually(PATIENCE, "a's failures dead-lettered", || {
+        a.dead_lettered() == failures
+    });
+    eventually(PATIENCE, "b's messages handled", || b.handled() == 5);
+    a.stop().unwrap();
+    b.stop().unwrap();
+    publisher.close().unwrap();
+    let (a_dlq, b_dlq) = (
+        format!("{service}:route.a:dlq"),
+        format!("{service}:route.b:dlq"),
+    );
+    assert_eq!(a.failed(), failures);
+    assert_eq!(
+        queue_depth(&url, &a_dlq),
+        u32::try_from(failures).unwrap(),
+        "each failure lands in a's DLQ exactly once"
+    );
+    assert_eq!(queue_depth(&url, &b_dlq), 0, "b's DLQ got a's failures");
+    assert_eq!(
+        queue_depth(&url, &tap),
+        u32::try_from(failures).unwrap() + 5,
+        "the `#` binding got dead letters"
+    );
+    conn.close().unwrap();
+    delete_queues(
+        &url,
+        &[
+            &format!("{service}:route.a:queue"),
+            &format!("{service}:route.b:queue"),
+            &a_dlq,
+            &b_dlq,
+            &tap,
+        ],
+    );
+}

@@ -13,11 +13,13 @@
 //!
 //! The handler form ([`Consumer::start`], gormq's `AddConsumer`) runs the
 //! handler on `concurrency` worker threads (with concurrency 1, on the
-//! channel-owner thread itself, which saves two hand-offs per message). A handler that returns `Err` or
-//! panics sends the message to the dead-letter queue (a confirmed publish)
-//! and then acks it; with no DLQ, or when that publish fails, the message is
-//! nacked with requeue. Never more than `prefetch` messages are unacked at
-//! once.
+//! channel-owner thread itself, which saves two hand-offs per message). A
+//! handler that returns `Err` or panics sends the message to its consumer's
+//! own dead-letter queue (a confirmed publish on the default exchange with
+//! the DLQ's name as the key, so no binding on the consumer's exchange and
+//! no other consumer's DLQ sees it) and then acks it; with no DLQ, or when
+//! that publish fails, the message is nacked with requeue. Never more than
+//! `prefetch` messages are unacked at once.
 
 use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -50,7 +52,8 @@ pub(crate) use owner::{Counters, Owner};
 ///     .with_dlq(true);
 /// assert_eq!(options.queue_name(), "billing:order.created:queue");
 /// assert_eq!(options.dlq_name(), "billing:order.created:dlq");
-/// assert_eq!(options.dlq_routing_key(), "billing:dlq-route");
+/// // Dead letters go straight to the DLQ through the default exchange.
+/// assert_eq!(options.dlq_routing_key(), "billing:order.created:dlq");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerOptions {
@@ -138,7 +141,11 @@ impl ConsumerOptions {
         self
     }
 
-    /// A DLQ routing key instead of `service:dlq-route`.
+    /// Publish dead letters on the consumer's exchange with this routing
+    /// key (the DLQ is bound to the exchange on it) instead of straight to
+    /// the DLQ through the default exchange. Every queue whose binding
+    /// matches the key gets them too (a `#` binding, another consumer's DLQ
+    /// bound on the same key): give each consumer a key of its own.
     #[must_use]
     pub fn with_dlq_routing_key(mut self, key: impl Into<String>) -> Self {
         self.dlq_routing_key = Some(key.into());
@@ -176,20 +183,28 @@ impl ConsumerOptions {
             .unwrap_or_else(|| format!("{}:{}:dlq", self.service(), self.routing_key))
     }
 
-    /// The dead-letter routing key: `service:dlq-route` unless set.
+    /// The routing key dead letters are published with: the DLQ's name
+    /// (on the default exchange) unless set with
+    /// [`with_dlq_routing_key`](Self::with_dlq_routing_key).
+    ///
+    /// Until issue 11 every DLQ of a service was bound to the consumer's
+    /// exchange on one shared `service:dlq-route` key, so each failure
+    /// landed in every DLQ of the service and in any `#` binding. A DLQ
+    /// bound that way by an older version keeps its binding on the broker;
+    /// nothing publishes on that key any more.
     pub fn dlq_routing_key(&self) -> String {
         self.dlq_routing_key
             .clone()
-            .unwrap_or_else(|| format!("{}:dlq-route", self.service()))
+            .unwrap_or_else(|| self.dlq_name())
     }
 
-    /// Where failed messages are published: the exchange and routing key
-    /// (on the default exchange, the DLQ's name).
+    /// Where failed messages are published: the exchange and routing key.
+    /// By default the default exchange and the DLQ's name, which reaches
+    /// this consumer's DLQ and no other queue.
     fn dlq_target(&self) -> (String, String) {
-        if self.exchange.is_empty() {
-            (String::new(), self.dlq_name())
-        } else {
-            (self.exchange.clone(), self.dlq_routing_key())
+        match &self.dlq_routing_key {
+            Some(key) if !self.exchange.is_empty() => (self.exchange.clone(), key.clone()),
+            _ => (String::new(), self.dlq_name()),
         }
     }
 
@@ -233,12 +248,10 @@ impl ConsumerOptions {
         if self.dlq {
             let dlq = self.dlq_name();
             out.push(Declaration::queue(&dlq));
-            if !self.exchange.is_empty() {
-                out.push(Declaration::binding(
-                    &dlq,
-                    &self.exchange,
-                    self.dlq_routing_key(),
-                ));
+            // Only a key of the user's own needs a binding: by default dead
+            // letters reach the DLQ by its name on the default exchange.
+            if let (Some(key), false) = (&self.dlq_routing_key, self.exchange.is_empty()) {
+                out.push(Declaration::binding(&dlq, &self.exchange, key));
             }
         }
         out

@@ -5,6 +5,10 @@
 //! consumes on a fresh channel; a settle for a delivery of an older channel
 //! is refused at the delivery (an error naming it stale), never applied to
 //! another delivery.
+//!
+//! A stop cancels the AMQP consumer and keeps its receiver until amiquip
+//! confirms the cancel on it (bounded): amiquip treats a receiver dropped
+//! before that as fatal and would close the whole shared connection.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amiquip::ConsumerMessage;
-use crossbeam_channel::{never, select, Receiver, Sender};
+use crossbeam_channel::{never, select, Receiver, RecvTimeoutError, Sender};
 
 use crate::error::{Error, Result};
 use crate::message::{Acker, Delivery};
@@ -97,6 +101,12 @@ pub(crate) struct Owner {
     pub(crate) stop: StopToken,
     pub(crate) counters: Arc<Counters>,
 }
+
+/// How long a stopping consumer waits, after the broker answered its
+/// cancel, for amiquip to confirm it on the receiver. It comes within
+/// microseconds (amiquip sends it right after the answer); the bound is for
+/// a connection that dies meanwhile.
+const CANCEL_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a consumer the broker refused waits before trying again.
 const REFUSED_PAUSE: Duration = Duration::from_secs(1);
@@ -202,6 +212,76 @@ impl Owner {
             self.queue,
             self.prefetch
         );
+        let mut cancel = Cancel::NotSent;
+        let served = self.deliver(
+            channel,
+            &consumer,
+            &mut cancel,
+            epoch,
+            current,
+            settle_tx,
+            settles,
+            queue,
+        );
+        self.finish_cancel(&consumer, cancel);
+        served
+    }
+
+    /// Cancels `consumer` (unless done already) and keeps its receiver
+    /// until amiquip has sent it `ClientCancelled` or let go of it, at most
+    /// [`CANCEL_WAIT`]. amiquip's I/O thread sends `ClientCancelled` just
+    /// after it answers the cancel; if the receiver is gone by then, it
+    /// takes that for a fatal error and the whole connection dies, with
+    /// every other channel on it (issue 11, item 8).
+    fn finish_cancel(&self, consumer: &amiquip::Consumer, cancel: Cancel) {
+        let answered = match cancel {
+            Cancel::Done => return,
+            Cancel::Sent { answered } => answered,
+            Cancel::NotSent => match consumer.cancel() {
+                Ok(()) => true,
+                Err(e) => {
+                    // The channel is gone: nothing will be sent to us.
+                    log::debug!("consumer of `{}`: cancel: {e}", self.queue);
+                    false
+                }
+            },
+        };
+        if !answered {
+            return;
+        }
+        let deadline = Instant::now() + CANCEL_WAIT;
+        loop {
+            match consumer.receiver().recv_deadline(deadline) {
+                // Sent before the broker saw the cancel: unacked, so the
+                // channel's close requeues it.
+                Ok(ConsumerMessage::Delivery(_)) => {}
+                Ok(_) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    log::warn!(
+                        "consumer of `{}`: the cancel was answered but not confirmed within {:?}",
+                        self.queue,
+                        CANCEL_WAIT
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands deliveries over and applies settles until stopped or the
+    /// channel is lost; records in `cancel` how far the cancel got.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &self,
+        channel: &amiquip::Channel,
+        consumer: &amiquip::Consumer,
+        cancel: &mut Cancel,
+        epoch: u64,
+        current: &Arc<AtomicU64>,
+        settle_tx: &Sender<Settle>,
+        settles: &Receiver<Settle>,
+        queue: &Arc<str>,
+    ) -> Served {
         let mut pending: BTreeMap<u64, amiquip::Delivery> = BTreeMap::new();
         let mut stopping: Option<Instant> = None;
         let deliveries = consumer.receiver().clone();
@@ -256,7 +336,7 @@ impl Owner {
                                 send(self.output, delivery) -> _ => {}
                                 recv(self.stop.receiver()) -> _ => {
                                     stopping = Some(Instant::now() + self.grace);
-                                    let _ = consumer.cancel();
+                                    *cancel = self.send_cancel(consumer);
                                     while self.output_rx.try_recv().is_ok() {}
                                 }
                             }
@@ -270,12 +350,23 @@ impl Owner {
                             }
                         }
                     }
-                    Ok(ConsumerMessage::ServerClosedChannel(e)) => return lost("consuming", e),
+                    // Each of these is amiquip's last message to us.
+                    Ok(ConsumerMessage::ServerClosedChannel(e)) => {
+                        *cancel = Cancel::Done;
+                        return lost("consuming", e);
+                    }
                     Ok(ConsumerMessage::ServerCancelled) => {
+                        *cancel = Cancel::Done;
                         return Served::Refused("the broker cancelled the consumer (queue deleted?)".into())
                     }
-                    Ok(other) => return Served::Lost(format!("{other:?}")),
-                    Err(_) => return Served::Lost("the consumer's channel ended".into()),
+                    Ok(other) => {
+                        *cancel = Cancel::Done;
+                        return Served::Lost(format!("{other:?}"));
+                    }
+                    Err(_) => {
+                        *cancel = Cancel::Done;
+                        return Served::Lost("the consumer's channel ended".into());
+                    }
                 },
                 recv(settles) -> settle => {
                     if let Ok(settle) = settle {
@@ -286,7 +377,7 @@ impl Owner {
                 }
                 recv(stop) -> _ => {
                     stopping = Some(Instant::now() + self.grace);
-                    let _ = consumer.cancel();
+                    *cancel = self.send_cancel(consumer);
                     while self.output_rx.try_recv().is_ok() {}
                 }
                 recv(timer) -> _ => {}
@@ -295,7 +386,33 @@ impl Owner {
     }
 }
 
-/// Applies a settle on the channel, if it belongs to it.
+impl Owner {
+    /// Sends the cancel of a stopping consumer; the broker's answer comes
+    /// back on its receiver, read in [`Owner::finish_cancel`].
+    fn send_cancel(&self, consumer: &amiquip::Consumer) -> Cancel {
+        match consumer.cancel() {
+            Ok(()) => Cancel::Sent { answered: true },
+            Err(e) => {
+                log::debug!("consumer of `{}`: cancel: {e}", self.queue);
+                Cancel::Sent { answered: false }
+            }
+        }
+    }
+}
+
+/// How far the cancel of an amiquip consumer got.
+#[derive(Clone, Copy)]
+enum Cancel {
+    NotSent,
+    /// Sent; `answered` when the broker answered it (amiquip then sends
+    /// `ClientCancelled` to the receiver).
+    Sent {
+        answered: bool,
+    },
+    /// amiquip sent its last message to the receiver: nothing more comes.
+    Done,
+}
+
 /// Applies `first` and every settle already waiting. Single acks that
 /// cover the oldest pending deliveries without a gap go out as one
 /// ack-multiple: the same effect on the broker, one frame instead of many.
