@@ -32,6 +32,15 @@ impl State {
         Ok((sub, topic.info(), &*self.store))
     }
 
+    fn sub_topic(&self, sub_id: u32) -> Result<String> {
+        Ok(self
+            .subs
+            .get(&sub_id)
+            .ok_or_else(|| missing_sub(sub_id))?
+            .topic
+            .clone())
+    }
+
     /// Takes up to `max` entries for `sub_id`: redeliveries first, then the
     /// queue from its cursor, priority 0 first. Expired messages are dropped
     /// and counted on the way. Returns an error only when nothing could be
@@ -278,6 +287,17 @@ impl State {
         if taken.is_empty() {
             return Ok(());
         }
+        // Dead-lettering reserves positions.
+        let topic = self.sub_topic(sub_id)?;
+        self.reserving(&topic, |state| state.give_back_batch(sub_id, taken, dead))
+    }
+
+    fn give_back_batch(
+        &mut self,
+        sub_id: u32,
+        taken: Vec<(EntryId, Inflight)>,
+        dead: bool,
+    ) -> Result<()> {
         let State {
             topics,
             subs,
@@ -354,6 +374,12 @@ impl State {
     /// Moves every dead letter back to the end of its queue (`replay`), or
     /// deletes them all. Returns how many.
     pub(crate) fn drain_dead(&mut self, sub_id: u32, replay: bool) -> Result<usize> {
+        // Replaying reserves positions.
+        let topic = self.sub_topic(sub_id)?;
+        self.reserving(&topic, |state| state.drain_dead_batches(sub_id, replay))
+    }
+
+    fn drain_dead_batches(&mut self, sub_id: u32, replay: bool) -> Result<usize> {
         let mut n = 0;
         loop {
             let State {

@@ -310,6 +310,24 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The request's id; 0 for [`Request::Hello`], which has none.
+    pub fn id(&self) -> u64 {
+        match self {
+            Request::Hello { .. } => 0,
+            Request::Publish { id, .. }
+            | Request::Subscribe { id, .. }
+            | Request::Unsubscribe { id, .. }
+            | Request::Ack { id, .. }
+            | Request::Nack { id, .. }
+            | Request::Reset { id, .. }
+            | Request::Stats { id, .. }
+            | Request::DeadLetters { id, .. }
+            | Request::ReplayDeadLetters { id, .. } => *id,
+        }
+    }
+}
+
 /// What the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -393,6 +411,7 @@ impl Response {
             Error::Codec(m) => ("codec", None, m.clone()),
             Error::Corrupt { key, reason } => ("corrupt", Some(key.clone()), reason.clone()),
             Error::Storage(m) => ("storage", None, m.clone()),
+            Error::Panicked { what, message } => ("panicked", Some(what.clone()), message.clone()),
             other => ("internal", None, other.to_string()),
         };
         Response::Error {
@@ -426,6 +445,10 @@ pub fn error_from_wire(kind: &str, name: Option<String>, message: String) -> Err
             reason: message,
         },
         "storage" => Error::Storage(format!("server: {message}")),
+        "panicked" => Error::Panicked {
+            what: format!("server: {}", name.unwrap_or_default()),
+            message,
+        },
         _ => Error::Broker(format!("server ({kind}): {message}")),
     }
 }
