@@ -223,3 +223,56 @@ fn client_requests_have_a_default_timeout_and_subscribe_honours_it() {
     drop(client);
     mute.join().unwrap();
 }
+
+/// Issue 11, item 3: a redelivered entry is a new delivery. The first
+/// consumer's late ack used to return `Ok(1)` and ack the second
+/// consumer's copy; now it is refused and acks nothing, and acking an id
+/// already acked, or one never delivered, is an error too.
+#[test]
+fn a_late_ack_of_an_earlier_delivery_is_refused_and_acks_nothing() {
+    let queue = Queue::memory(
+        QueueConfig::new()
+            .with_topic(TopicConfig::new("t", ["a"]).with_ack_timeout(Duration::from_millis(50))),
+    )
+    .unwrap();
+    queue.publish("t", &[body(0)]).unwrap();
+    let (one, two) = (
+        queue.subscribe("t", "a").unwrap(),
+        queue.subscribe("t", "a").unwrap(),
+    );
+    let first = one.recv_timeout(Duration::from_secs(20)).unwrap();
+    // Blocks until the sweeper gives the entry back after its deadline.
+    let second = two.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(second.deliveries, 2);
+    assert_ne!(first.id, second.id, "a new delivery has a new id");
+    match one.ack(&[first.id]) {
+        Err(Error::InvalidArgument { name, reason }) => {
+            assert_eq!(name, "ids[0]");
+            assert!(reason.contains("stale"), "{reason}");
+        }
+        other => panic!("expected the stale ack refused, got {other:?}"),
+    }
+    assert!(matches!(
+        one.nack(&[first.id], false),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // An ack naming a stale id and a current one acks neither.
+    assert!(two.ack(&[second.id, first.id]).is_err());
+    assert_eq!(queue.stats("t").unwrap()[0].in_flight, 1);
+    assert_eq!(two.ack(&[second.id]).unwrap(), 1);
+    // Already acked, or never delivered: not a success either.
+    assert!(matches!(
+        two.ack(&[second.id]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let never = syncmq::queue::EntryId {
+        priority: 0,
+        position: 99,
+        delivery: 1,
+    };
+    assert!(matches!(
+        two.ack_through(never),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(queue.stats("t").unwrap()[0].dead_lettered, 0);
+}

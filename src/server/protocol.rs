@@ -85,13 +85,19 @@ impl From<WireMessage> for Message {
     }
 }
 
-/// Where an entry sits in a subscriber's queue: what acks and nacks name.
+/// One delivery of an entry of a subscriber's queue: what acks and nacks
+/// name (as [`EntryId`]). Send it back exactly as it was delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WireEntry {
     /// The priority level.
     pub priority: u8,
     /// The position within the level.
     pub position: u64,
+    /// The delivery generation; an ack naming an earlier delivery of an
+    /// entry that was delivered again is refused. Absent: 0, which names
+    /// no delivery.
+    #[serde(default)]
+    pub delivery: u32,
 }
 
 impl From<EntryId> for WireEntry {
@@ -99,6 +105,7 @@ impl From<EntryId> for WireEntry {
         WireEntry {
             priority: id.priority,
             position: id.position,
+            delivery: id.delivery,
         }
     }
 }
@@ -108,6 +115,7 @@ impl From<WireEntry> for EntryId {
         EntryId {
             priority: e.priority,
             position: e.position,
+            delivery: e.delivery,
         }
     }
 }
