@@ -111,10 +111,9 @@ fn fanout_and_ack_frees_the_message(fx: Fixture) {
     assert_eq!(got_b.iter().map(body).collect::<Vec<_>>(), ["one", "two"]);
     let ids: Vec<_> = got_a.iter().map(|r| r.id).collect();
     assert_eq!(a.ack(&ids).unwrap(), 2);
-    assert_eq!(
-        a.ack(&ids).unwrap(),
-        0,
-        "a second ack finds nothing in flight"
+    assert!(
+        matches!(a.ack(&ids), Err(Error::InvalidArgument { .. })),
+        "a second ack finds nothing in flight and says so"
     );
     if let Fixture::Memory(store) = &fx {
         assert_eq!(store.keys(Space::Messages).len(), 2, "b still holds them");
@@ -205,9 +204,17 @@ fn ack_timeout_redelivers_at_the_front(fx: Fixture) {
     });
     let again = a.recv_timeout(PATIENCE).unwrap();
     assert_eq!((body(&again).as_str(), again.deliveries), ("first", 2));
-    assert_eq!(again.id, taken[0].id);
     assert_eq!(
-        a.ack(&[taken[0].id]).unwrap(),
+        (again.id.priority, again.id.position, again.id.delivery),
+        (taken[0].id.priority, taken[0].id.position, 2),
+        "the same entry, a new delivery"
+    );
+    assert!(
+        matches!(a.ack(&[taken[0].id]), Err(Error::InvalidArgument { .. })),
+        "the first delivery's late ack is stale"
+    );
+    assert_eq!(
+        a.ack(&[again.id]).unwrap(),
         1,
         "the redelivery is in flight"
     );

@@ -661,3 +661,79 @@ fn an_unacked_delivery_comes_again_after_the_ack_timeout_and_can_be_acked() {
         s.depth == 0 && s.in_flight == 0
     });
 }
+
+/// Issue 11, item 3: an entry redelivered after its ack timeout is a new
+/// delivery; the late ack of the first one is refused, not applied to the
+/// second, and an ack of something already acked is an error too.
+#[test]
+fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = durable_queue(
+        dir.path(),
+        TopicConfig::new("t", ["s"]).with_ack_timeout(Duration::from_millis(100)),
+    );
+    let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
+    queue
+        .publish("t", &[Message::new(b"slow".to_vec())])
+        .unwrap();
+    let mut raw = Raw::hello(server.local_addr());
+    raw.send(&Request::Subscribe {
+        id: 1,
+        topic: "t".into(),
+        subscriber: "s".into(),
+        batch: 10,
+        max: None,
+    });
+    let mut entries = Vec::new();
+    let mut sub = 0;
+    // The first delivery, then (after the ack timeout) the second.
+    while entries.len() < 2 {
+        match raw.recv() {
+            Some(Response::Subscribed { sub: n, .. }) => sub = n,
+            Some(Response::Deliver { deliveries, .. }) => {
+                entries.extend(deliveries.into_iter().map(|d| (d.entry, d.deliveries)))
+            }
+            other => panic!("expected a delivery, got {other:?}"),
+        }
+    }
+    let (first, second) = (entries[0], entries[1]);
+    assert_eq!((first.1, second.1), (1, 2));
+    assert_eq!(
+        (first.0.priority, first.0.position),
+        (second.0.priority, second.0.position)
+    );
+    assert_eq!((first.0.delivery, second.0.delivery), (1, 2));
+    let ack = |id, entry| Request::Ack {
+        id,
+        sub,
+        entries: vec![entry],
+        multiple: false,
+    };
+    raw.send(&ack(2, first.0));
+    match raw.recv() {
+        Some(Response::Error {
+            id: 2,
+            kind,
+            message,
+            ..
+        }) => {
+            assert_eq!(kind, "invalid_argument");
+            assert!(message.contains("stale"), "{message}");
+        }
+        other => panic!("expected the stale ack refused, got {other:?}"),
+    }
+    assert_eq!(queue.stats("t").unwrap()[0].in_flight, 1, "nothing acked");
+    raw.send(&ack(3, second.0));
+    assert!(matches!(
+        raw.recv(),
+        Some(Response::Done { id: 3, count: 1 })
+    ));
+    raw.send(&ack(4, second.0));
+    assert!(matches!(
+        raw.recv(),
+        Some(Response::Error { id: 4, ref kind, .. }) if kind == "invalid_argument"
+    ));
+    assert_eq!(queue.stats("t").unwrap()[0].in_flight, 0);
+    drop(raw);
+    server.shutdown().unwrap();
+}

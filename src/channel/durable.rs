@@ -22,6 +22,9 @@
 //!   [`DurableAdapter::queue`]); deliveries unsettled at a crash or close
 //!   come back after the next open. `ack_multiple` acks every earlier
 //!   unsettled delivery of the channel too.
+//! - Settling a delivery whose ack timeout passed (it was redelivered, or
+//!   dead-lettered) is an [`Error::InvalidArgument`] saying it is stale,
+//!   never an ack of the newer delivery, as on RabbitMQ after a reconnect.
 //! - One instance keeps the order; more may reorder.
 //! - `close` publishes what is in the inputs, syncs, gives the deliveries
 //!   still waiting in the outputs back to the queue (they come first after
@@ -551,7 +554,7 @@ fn consume(sub: &Arc<Subscriber>, prefetch: usize, output: &Sender<Delivery>, st
             if !handed_on {
                 // Not delivered: back to the front, uncounted.
                 let ids: Vec<EntryId> = batch.map(|r| r.id).collect();
-                if let Err(e) = sub.release(&ids) {
+                if let Err(e) = sub.release_current(&ids) {
                     log::warn!("durable adapter: channel `{}`: {e}", sub.topic());
                 }
                 return;

@@ -16,7 +16,7 @@ use super::engine::{missing_sub, Inflight, State, Sub, TopicInfo};
 use super::keys;
 use super::store::{Batch, Space, Store};
 use super::subscriber::{DeadLetter, EntryId, Received, SubscriberStats};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::message::Message;
 
 impl State {
@@ -30,6 +30,15 @@ impl State {
             .get(&sub.topic)
             .ok_or_else(|| missing_sub(sub_id))?;
         Ok((sub, topic.info(), &*self.store))
+    }
+
+    fn sub_topic(&self, sub_id: u32) -> Result<String> {
+        Ok(self
+            .subs
+            .get(&sub_id)
+            .ok_or_else(|| missing_sub(sub_id))?
+            .topic
+            .clone())
     }
 
     /// Takes up to `max` entries for `sub_id`: redeliveries first, then the
@@ -142,15 +151,16 @@ impl State {
         }
     }
 
-    /// Acks in-flight entries; returns how many were in flight.
-    pub(crate) fn ack(&mut self, sub_id: u32, ids: &[EntryId]) -> Result<usize> {
+    /// Acks deliveries; returns how many. `strict`: a stale or unknown id
+    /// is an error and nothing is acked; otherwise such ids are skipped.
+    pub(crate) fn ack(&mut self, sub_id: u32, ids: &[EntryId], strict: bool) -> Result<usize> {
         let mut batch = Batch::new();
         let mut removed = Vec::new();
         let (sub, info, store) = self.parts(sub_id)?;
-        for id in ids {
-            if let Some(inflight) = sub.inflight.remove(id) {
-                drop_entry(sub, info, store, *id, inflight.seq, &mut batch)?;
-                removed.push((*id, inflight));
+        for id in current(sub, ids, strict)? {
+            if let Some(inflight) = sub.inflight.remove(&id) {
+                drop_entry(sub, info, store, id, inflight.seq, &mut batch)?;
+                removed.push((id, inflight));
             }
         }
         if !removed.is_empty() {
@@ -164,27 +174,35 @@ impl State {
     /// Acks `id` and every entry of the subscriber delivered before it.
     pub(crate) fn ack_through(&mut self, sub_id: u32, id: EntryId) -> Result<usize> {
         let sub = self.subs.get(&sub_id).ok_or_else(|| missing_sub(sub_id))?;
-        let Some(last) = sub.inflight.get(&id).map(|i| i.tag) else {
+        let slot = current(sub, &[id], true)?[0];
+        let Some(last) = sub.inflight.get(&slot).map(|i| i.tag) else {
             return Ok(0);
         };
         let ids: Vec<EntryId> = sub
             .inflight
             .iter()
             .filter(|(_, i)| i.tag <= last)
-            .map(|(id, _)| *id)
+            .map(|(slot, i)| current_id(*slot, i))
             .collect();
-        self.ack(sub_id, &ids)
+        self.ack(sub_id, &ids, true)
     }
 
-    /// Gives in-flight entries back (`requeue`) or dead-letters them.
-    pub(crate) fn nack(&mut self, sub_id: u32, ids: &[EntryId], requeue: bool) -> Result<usize> {
-        self.give_back_ids(sub_id, ids, requeue, false)
+    /// Gives deliveries back (`requeue`) or dead-letters them; `strict` as
+    /// for `ack`.
+    pub(crate) fn nack(
+        &mut self,
+        sub_id: u32,
+        ids: &[EntryId],
+        requeue: bool,
+        strict: bool,
+    ) -> Result<usize> {
+        self.give_back_ids(sub_id, ids, requeue, false, strict)
     }
 
-    /// Gives in-flight entries that never reached a consumer back to the
-    /// front, without counting the delivery.
-    pub(crate) fn release(&mut self, sub_id: u32, ids: &[EntryId]) -> Result<usize> {
-        self.give_back_ids(sub_id, ids, true, true)
+    /// Gives deliveries that never reached a consumer back to the front,
+    /// without counting the delivery; `strict` as for `ack`.
+    pub(crate) fn release(&mut self, sub_id: u32, ids: &[EntryId], strict: bool) -> Result<usize> {
+        self.give_back_ids(sub_id, ids, true, true, strict)
     }
 
     fn give_back_ids(
@@ -193,12 +211,14 @@ impl State {
         ids: &[EntryId],
         requeue: bool,
         uncount: bool,
+        strict: bool,
     ) -> Result<usize> {
         let sub = self
             .subs
             .get_mut(&sub_id)
             .ok_or_else(|| missing_sub(sub_id))?;
-        let taken: Vec<(EntryId, Inflight)> = ids
+        let slots = current(sub, ids, strict)?;
+        let taken: Vec<(EntryId, Inflight)> = slots
             .iter()
             .filter_map(|id| sub.inflight.remove(id).map(|i| (*id, i)))
             .map(|(id, mut i)| {
@@ -278,6 +298,17 @@ impl State {
         if taken.is_empty() {
             return Ok(());
         }
+        // Dead-lettering reserves positions.
+        let topic = self.sub_topic(sub_id)?;
+        self.reserving(&topic, |state| state.give_back_batch(sub_id, taken, dead))
+    }
+
+    fn give_back_batch(
+        &mut self,
+        sub_id: u32,
+        taken: Vec<(EntryId, Inflight)>,
+        dead: bool,
+    ) -> Result<()> {
         let State {
             topics,
             subs,
@@ -354,6 +385,12 @@ impl State {
     /// Moves every dead letter back to the end of its queue (`replay`), or
     /// deletes them all. Returns how many.
     pub(crate) fn drain_dead(&mut self, sub_id: u32, replay: bool) -> Result<usize> {
+        // Replaying reserves positions.
+        let topic = self.sub_topic(sub_id)?;
+        self.reserving(&topic, |state| state.drain_dead_batches(sub_id, replay))
+    }
+
+    fn drain_dead_batches(&mut self, sub_id: u32, replay: bool) -> Result<usize> {
         let mut n = 0;
         loop {
             let State {
@@ -482,10 +519,56 @@ fn deliver(
         },
     );
     Received {
-        id,
+        id: EntryId {
+            delivery: deliveries,
+            ..id
+        },
         message,
         deliveries,
     }
+}
+
+/// The id of the current delivery of in-flight entry `slot`.
+fn current_id(slot: EntryId, inflight: &Inflight) -> EntryId {
+    EntryId {
+        delivery: inflight.deliveries,
+        ..slot
+    }
+}
+
+/// The slots of `ids` that name the current delivery of an in-flight entry.
+/// `strict`: any other id is an [`Error::InvalidArgument`] naming it, so
+/// that an ack of an earlier delivery never settles a later one (which
+/// another consumer may hold); otherwise such ids are skipped.
+fn current(sub: &Sub, ids: &[EntryId], strict: bool) -> Result<Vec<EntryId>> {
+    let mut slots = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let slot = id.slot();
+        let reason = match sub.inflight.get(&slot) {
+            Some(f) if f.deliveries == id.delivery => {
+                slots.push(slot);
+                continue;
+            }
+            _ if !strict => continue,
+            Some(f) if id.delivery < f.deliveries => format!(
+                "delivery {} of entry {slot} of subscriber `{}` is stale: the entry came back \
+                 (ack timeout, nack or reset) and is now out as delivery {}; only the newest \
+                 delivery can be settled",
+                id.delivery, sub.name, f.deliveries
+            ),
+            Some(f) => format!(
+                "entry {slot} of subscriber `{}` has no delivery {} (the current one is {})",
+                sub.name, id.delivery, f.deliveries
+            ),
+            None => format!(
+                "entry {slot} of subscriber `{}` is not in flight: already acked, nacked or \
+                 dead-lettered, or never delivered",
+                sub.name
+            ),
+        };
+        return Err(Error::invalid(format!("ids[{i}]"), reason));
+    }
+    Ok(slots)
 }
 
 /// Deletes the entry and lets go of its message.

@@ -94,6 +94,15 @@ impl Topic {
         self.next_seq += 1;
         seq
     }
+
+    /// Called when a batch that may hold a new reservation was not written
+    /// (an error, or a panic that may have struck before or after the
+    /// write): the next allocation writes a fresh reservation, so the one
+    /// in memory never runs ahead of the stored one. Numbers are skipped,
+    /// never reused; a reuse after reopen would overwrite stored messages.
+    fn unconfirm_reservation(&mut self) {
+        self.reserved = self.reserved.min(self.next_seq);
+    }
 }
 
 /// The settings of a topic the delivery code needs, copied out so that the
@@ -426,6 +435,41 @@ impl State {
         messages: &[Message],
         max_bytes: usize,
     ) -> Result<Vec<Arc<Condvar>>> {
+        self.reserving(topic_name, |state| {
+            state.publish_batch(topic_name, messages, max_bytes)
+        })
+    }
+
+    /// Runs `f`, which may reserve sequence numbers of topic `topic_name`
+    /// (publishing, dead-lettering, replaying): when it fails or panics,
+    /// the reservation is unconfirmed (see `Topic::unconfirm_reservation`).
+    /// A panic (fjall panics on some inputs instead of failing) becomes an
+    /// [`Error::Panicked`] for this call; the state stays usable.
+    pub(crate) fn reserving<T>(
+        &mut self,
+        topic_name: &str,
+        f: impl FnOnce(&mut State) -> Result<T>,
+    ) -> Result<T> {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)))
+            .unwrap_or_else(|payload| {
+                let e = crate::thread::panicked(format!("queue topic `{topic_name}`"), payload);
+                log::error!("queue: {e}");
+                Err(e)
+            });
+        if result.is_err() {
+            if let Some(topic) = self.topics.get_mut(topic_name) {
+                topic.unconfirm_reservation();
+            }
+        }
+        result
+    }
+
+    fn publish_batch(
+        &mut self,
+        topic_name: &str,
+        messages: &[Message],
+        max_bytes: usize,
+    ) -> Result<Vec<Arc<Condvar>>> {
         let State {
             topics,
             subs,
@@ -439,6 +483,14 @@ impl State {
         let ttl = topic.config.default_ttl_ms;
         let mut encoded = Vec::with_capacity(messages.len());
         for (i, m) in messages.iter().enumerate() {
+            if let Some(key) = m.key() {
+                keys::check_len(
+                    format!("messages[{i}].key"),
+                    "message key",
+                    key,
+                    keys::MAX_MESSAGE_KEY,
+                )?;
+            }
             let bytes = if ttl > 0 && m.expires_at().is_none() {
                 m.clone()
                     .with_expiry(now + std::time::Duration::from_millis(ttl))
@@ -457,7 +509,6 @@ impl State {
             }
             encoded.push(bytes);
         }
-        let (saved_next, saved_reserved) = (topic.next_seq, topic.reserved);
         let mut batch = Batch::new();
         let mut added = vec![0u64; topic.subs.len()];
         let mut keyed: HashMap<&str, u64> = HashMap::new();
@@ -519,13 +570,8 @@ impl State {
             }
             Ok(())
         })();
-        if let Err(e) = result {
-            // Nothing was written: hand the sequence numbers back, so the
-            // reservation in memory never runs ahead of the stored one.
-            topic.next_seq = saved_next;
-            topic.reserved = saved_reserved;
-            return Err(e);
-        }
+        // On an error `reserving` unconfirms the reservation.
+        result?;
         Ok(topic
             .subs
             .iter()

@@ -21,6 +21,33 @@
 
 use crate::error::{Error, Result};
 
+/// The longest key fjall stores (lsm-tree panics on a longer one).
+pub const MAX_STORED_KEY: usize = u16::MAX as usize;
+
+/// The longest dedupe key (`Message::with_key`) a queue accepts: the stored
+/// dedupe key is the topic id (4 bytes) and then the key.
+pub const MAX_MESSAGE_KEY: usize = MAX_STORED_KEY - 4;
+
+/// The longest application metadata key (`Queue::set_meta`): stored after
+/// the 4-byte `app/` prefix.
+pub const MAX_META_KEY: usize = MAX_STORED_KEY - 4;
+
+/// Refuses a string that would make a stored key longer than fjall allows,
+/// before anything is written: fjall panics on such a key instead of
+/// returning an error.
+pub fn check_len(field: impl Into<String>, what: &str, value: &str, max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "the {what} is {} bytes; the most the queue stores is {max}",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn message(topic: u32, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(12);
     k.extend_from_slice(&topic.to_be_bytes());

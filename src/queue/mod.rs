@@ -176,10 +176,13 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for an unknown topic or a message over the
-    /// size limit (nothing is written then); [`Error::Closed`];
-    /// [`Error::Storage`] when the write or the sync failed (the messages
-    /// may or may not be stored).
+    /// [`Error::InvalidArgument`] for an unknown topic, a message over the
+    /// size limit or a message key over 65,531 bytes (the most fjall
+    /// stores in a key), naming the message (nothing is written then);
+    /// [`Error::Closed`]; [`Error::Storage`] when the write or the sync
+    /// failed (the messages may or may not be stored);
+    /// [`Error::Panicked`] if the storage engine panicked (nothing is lost:
+    /// later publishes never reuse a sequence number).
     pub fn publish(&self, topic: &str, messages: &[Message]) -> Result<()> {
         self.send(topic, messages)?.wait()
     }
@@ -280,12 +283,14 @@ impl Queue {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidArgument`] for a key over 65,531 bytes;
     /// [`Error::Closed`]; [`Error::Storage`].
     pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
         let state = self.shared.lock();
         if state.closed {
             return Err(Error::closed("queue"));
         }
+        keys::check_len("key", "metadata key", key, keys::MAX_META_KEY)?;
         let mut batch = Batch::new();
         batch.put(Space::Meta, keys::meta_app(key), value.to_vec());
         state.store.write(batch)?;
@@ -296,8 +301,10 @@ impl Queue {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidArgument`] for a key over 65,531 bytes;
     /// [`Error::Storage`].
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        keys::check_len("key", "metadata key", key, keys::MAX_META_KEY)?;
         let state = self.shared.lock();
         state.store.get(Space::Meta, &keys::meta_app(key))
     }

@@ -16,14 +16,23 @@ use super::engine::Shared;
 use crate::error::{Error, Result};
 use crate::message::Message;
 
-/// Where an entry sits in a subscriber's queue: its priority level and its
-/// position. Acks, nacks and dead letters are addressed by it.
+/// One delivery of an entry: where the entry sits in a subscriber's queue
+/// (its priority level and position) and which delivery of it this is.
+/// Acks and nacks are addressed by it.
+///
+/// An entry that comes back (ack timeout, nack, reset, restart) and is
+/// delivered again gets a new `delivery` generation, so the id of an
+/// earlier delivery no longer settles it: acking it is an error, never an
+/// ack of someone else's copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EntryId {
     /// The priority level, 0 the highest.
     pub priority: u8,
     /// The position within the level; later entries have higher positions.
     pub position: u64,
+    /// The delivery generation: [`Received::deliveries`] of the delivery
+    /// this id came with (1 for the first). 0 names no delivery.
+    pub delivery: u32,
 }
 
 impl EntryId {
@@ -34,20 +43,34 @@ impl EntryId {
         Some(EntryId {
             priority: key[4],
             position: u64::from_be_bytes(key[5..13].try_into().ok()?),
+            delivery: 0,
         })
+    }
+
+    /// The entry without the delivery: what the engine's maps are keyed
+    /// by, whichever delivery is current.
+    pub(crate) fn slot(self) -> Self {
+        EntryId {
+            delivery: 0,
+            ..self
+        }
     }
 }
 
 impl fmt::Display for EntryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "p{}#{}", self.priority, self.position)
+        write!(f, "p{}#{}", self.priority, self.position)?;
+        if self.delivery > 0 {
+            write!(f, " (delivery {})", self.delivery)?;
+        }
+        Ok(())
     }
 }
 
 /// A message taken from a subscriber's queue, in flight until acked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
-    /// What to ack or nack.
+    /// What to ack or nack: this delivery of the entry.
     pub id: EntryId,
     /// The message as published (the latest body, with dedupe).
     pub message: Message,
@@ -224,16 +247,22 @@ impl Subscriber {
             .ok_or_else(|| Error::timeout(format!("a message for `{}`", self.name), timeout))
     }
 
-    /// Acks in-flight entries: each is deleted, and its message once every
-    /// subscriber acked it. Returns how many were in flight (an entry that
-    /// timed out and went back is not, and is delivered again). Acks work
-    /// after the queue closed, until the last handle is dropped.
+    /// Acks deliveries: each entry is deleted, and its message once every
+    /// subscriber acked it. Returns how many were acked. Acks work after
+    /// the queue closed, until the last handle is dropped.
+    ///
+    /// Every id must name the current delivery of an in-flight entry; if
+    /// one does not, nothing is acked.
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidArgument`] naming `ids[i]` when that id is stale
+    /// (the entry came back after an ack timeout, nack or reset and was
+    /// delivered again: only the newest delivery can be settled) or not in
+    /// flight (already acked, nacked, dead-lettered, or never delivered);
     /// [`Error::Storage`].
     pub fn ack(&self, ids: &[EntryId]) -> Result<usize> {
-        self.shared.lock().ack(self.id, ids)
+        self.shared.lock().ack(self.id, ids, true)
     }
 
     /// Acks `id` and every entry this subscriber had delivered before it
@@ -241,31 +270,50 @@ impl Subscriber {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`].
+    /// As [`ack`](Self::ack), for `id`.
     pub fn ack_through(&self, id: EntryId) -> Result<usize> {
         self.shared.lock().ack_through(self.id, id)
     }
 
-    /// Rejects in-flight entries: with `requeue` they go back to the front
+    /// Rejects deliveries: with `requeue` the entries go back to the front
     /// (or to the dead-letter queue once they reached the topic's delivery
-    /// limit), without it to the dead-letter queue at once.
+    /// limit), without it to the dead-letter queue at once. Returns how
+    /// many.
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`].
+    /// As [`ack`](Self::ack): a stale or unknown id rejects nothing.
     pub fn nack(&self, ids: &[EntryId], requeue: bool) -> Result<usize> {
-        self.shared.lock().nack(self.id, ids, requeue)
+        self.shared.lock().nack(self.id, ids, requeue, true)
     }
 
-    /// Gives in-flight entries that never reached a consumer back to the
-    /// front without counting the delivery: for code that took a batch and
-    /// must stop before handing all of it on.
+    /// Gives deliveries that never reached a consumer back to the front
+    /// without counting the delivery: for code that took a batch and must
+    /// stop before handing all of it on.
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`].
+    /// As [`ack`](Self::ack).
     pub fn release(&self, ids: &[EntryId]) -> Result<usize> {
-        self.shared.lock().release(self.id, ids)
+        self.shared.lock().release(self.id, ids, true)
+    }
+
+    /// As [`ack`](Self::ack), but ids that are stale or not in flight are
+    /// skipped instead of refused: for owners (the server) that already
+    /// checked them and must settle what is still theirs.
+    pub(crate) fn ack_current(&self, ids: &[EntryId]) -> Result<usize> {
+        self.shared.lock().ack(self.id, ids, false)
+    }
+
+    /// As [`nack`](Self::nack), skipping stale ids (see `ack_current`).
+    pub(crate) fn nack_current(&self, ids: &[EntryId], requeue: bool) -> Result<usize> {
+        self.shared.lock().nack(self.id, ids, requeue, false)
+    }
+
+    /// As [`release`](Self::release), skipping stale ids (see
+    /// `ack_current`).
+    pub(crate) fn release_current(&self, ids: &[EntryId]) -> Result<usize> {
+        self.shared.lock().release(self.id, ids, false)
     }
 
     /// Puts every in-flight entry of this subscriber back at the front, as a

@@ -41,13 +41,17 @@ use crate::message::Message;
 use crate::queue::{DeadLetter, SubscriberStats};
 use crate::thread::{self, Worker};
 
+/// How long a request waits for its reply unless configured otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How a [`Client`] connects.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// How long connecting and the handshake may take; 10 s.
     pub connect_timeout: Duration,
-    /// How long a request waits for its reply; `None` (the default) waits
-    /// as long as the connection lives.
+    /// How long a request waits for its reply; 30 s. `None` waits as long
+    /// as the connection lives (a server that stops answering without
+    /// closing the connection would then block the caller for ever).
     pub request_timeout: Option<Duration>,
     /// Unacknowledged deliveries per subscription by default; 100.
     pub batch: u32,
@@ -57,7 +61,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             connect_timeout: Duration::from_secs(10),
-            request_timeout: None,
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             batch: 100,
         }
     }
@@ -80,6 +84,13 @@ impl ClientConfig {
     #[must_use]
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Requests wait for their reply as long as the connection lives.
+    #[must_use]
+    pub fn without_request_timeout(mut self) -> Self {
+        self.request_timeout = None;
         self
     }
 
@@ -399,7 +410,15 @@ impl Client {
             batch,
             max,
         });
-        let reply = sent.and_then(|()| reply_rx.recv().map_err(|_| self.inner.end_error()));
+        let reply = sent.and_then(|()| match self.config.request_timeout {
+            None => reply_rx.recv().map_err(|_| self.inner.end_error()),
+            Some(t) => reply_rx.recv_timeout(t).map_err(|e| match e {
+                RecvTimeoutError::Timeout => {
+                    Error::timeout(format!("reply to subscribe request {id}"), t)
+                }
+                RecvTimeoutError::Disconnected => self.inner.end_error(),
+            }),
+        });
         lock(&self.inner.pending).remove(&id);
         let placeholder = lock(&self.inner.subs).remove(&(u64::MAX - id));
         match reply? {

@@ -16,10 +16,16 @@
 //!   connection slot and its buffers are never held by nobody.
 //! - At most `max_subscriptions` subscriptions at once: one more is an
 //!   error reply to that subscribe, never another thread.
+//! - A panic while answering a request (a bug, or a library that panics on
+//!   some input) is an [`Error::Panicked`] reply to that request; the
+//!   connection goes on. A panic anywhere else ends the connection as
+//!   cleanly as any other error: the socket is closed, never left open
+//!   with nobody reading it.
 
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};
 use std::net::{Shutdown, TcpStream};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -30,6 +36,7 @@ use super::ServerConfig;
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::queue::Queue;
+use crate::thread;
 
 /// The sending half of a connection, shared by the reader (replies) and the
 /// pushers (deliveries): one whole frame at a time.
@@ -132,7 +139,15 @@ pub fn serve(queue: &Queue, stream: TcpStream, config: &ServerConfig, number: u6
         shutdown_timeout: config.shutdown_timeout,
     };
     let reader = BufReader::new(stream);
-    let outcome = conn.run(reader, config);
+    // Even a panic outside a request ends the connection properly: its
+    // subscriptions stop and the client sees the socket close.
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| conn.run(reader, config)))
+        .unwrap_or_else(|payload| {
+            Err(thread::panicked(
+                format!("server connection {number}"),
+                payload,
+            ))
+        });
     match &outcome {
         Ok(()) => log::debug!("server: connection {number} from {peer} closed"),
         Err(e) => log::info!("server: connection {number} from {peer} closed: {e}"),
@@ -190,7 +205,19 @@ impl Connection<'_> {
             let Some(request) = self.read(&mut reader, &mut buf, config.max_frame, wait)? else {
                 return Ok(());
             };
-            self.handle(request)?;
+            let id = request.id();
+            // A panic in one request (a bug, or a library that panics on
+            // some input) fails that request, not the connection.
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(request))) {
+                Ok(handled) => handled?,
+                Err(payload) => {
+                    let e = thread::panicked(format!("server request {id}"), payload);
+                    log::error!("server: {e}");
+                    if id != 0 {
+                        self.writer.send(&Response::error(id, &e))?;
+                    }
+                }
+            }
         }
     }
 

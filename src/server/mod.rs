@@ -64,7 +64,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT};
 pub use consumer::Subscription;
 pub use frame::DEFAULT_MAX_FRAME;
 

@@ -105,13 +105,19 @@ impl From<WireMessage> for Message {
     }
 }
 
-/// Where an entry sits in a subscriber's queue: what acks and nacks name.
+/// One delivery of an entry of a subscriber's queue: what acks and nacks
+/// name (as [`EntryId`]). Send it back exactly as it was delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WireEntry {
     /// The priority level.
     pub priority: u8,
     /// The position within the level.
     pub position: u64,
+    /// The delivery generation; an ack naming an earlier delivery of an
+    /// entry that was delivered again is refused. Absent: 0, which names
+    /// no delivery.
+    #[serde(default)]
+    pub delivery: u32,
 }
 
 impl From<EntryId> for WireEntry {
@@ -119,6 +125,7 @@ impl From<EntryId> for WireEntry {
         WireEntry {
             priority: id.priority,
             position: id.position,
+            delivery: id.delivery,
         }
     }
 }
@@ -128,6 +135,7 @@ impl From<WireEntry> for EntryId {
         EntryId {
             priority: e.priority,
             position: e.position,
+            delivery: e.delivery,
         }
     }
 }
@@ -337,6 +345,24 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The request's id; 0 for [`Request::Hello`], which has none.
+    pub fn id(&self) -> u64 {
+        match self {
+            Request::Hello { .. } => 0,
+            Request::Publish { id, .. }
+            | Request::Subscribe { id, .. }
+            | Request::Unsubscribe { id, .. }
+            | Request::Ack { id, .. }
+            | Request::Nack { id, .. }
+            | Request::Reset { id, .. }
+            | Request::Stats { id, .. }
+            | Request::DeadLetters { id, .. }
+            | Request::ReplayDeadLetters { id, .. } => *id,
+        }
+    }
+}
+
 /// What the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -425,6 +451,7 @@ impl Response {
             Error::Codec(m) => ("codec", None, m.clone()),
             Error::Corrupt { key, reason } => ("corrupt", Some(key.clone()), reason.clone()),
             Error::Storage(m) => ("storage", None, m.clone()),
+            Error::Panicked { what, message } => ("panicked", Some(what.clone()), message.clone()),
             other => ("internal", None, other.to_string()),
         };
         Response::Error {
@@ -458,6 +485,10 @@ pub fn error_from_wire(kind: &str, name: Option<String>, message: String) -> Err
             reason: message,
         },
         "storage" => Error::Storage(format!("server: {message}")),
+        "panicked" => Error::Panicked {
+            what: format!("server: {}", name.unwrap_or_default()),
+            message,
+        },
         _ => Error::Broker(format!("server ({kind}): {message}")),
     }
 }

@@ -17,7 +17,10 @@
 //!   requeue (the delivery counts toward the topic's dead-letter limit),
 //!   entries never sent are released (it does not).
 //! - Acks and nacks only settle entries of this subscription: a client
-//!   cannot settle another connection's deliveries.
+//!   cannot settle another connection's deliveries. They name a delivery
+//!   (entry and delivery generation): an ack of an earlier delivery of an
+//!   entry that came back, or of one already settled, is refused with an
+//!   `invalid_argument` error, never applied to the newer delivery.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -31,6 +34,8 @@ use crate::thread::{self, Worker};
 
 /// One entry of the in-flight set.
 struct Flight {
+    /// The delivery pushed: what the client must name to settle it.
+    id: EntryId,
     seq: u64,
     sent: bool,
 }
@@ -38,6 +43,8 @@ struct Flight {
 #[derive(Default)]
 struct State {
     next_seq: u64,
+    /// Keyed by the entry's slot (no delivery generation), so a
+    /// redelivery replaces the earlier delivery of the same entry.
     by_id: HashMap<EntryId, Flight>,
     by_seq: BTreeMap<u64, EntryId>,
     stopped: bool,
@@ -98,31 +105,33 @@ impl Subscription {
 
     /// Acks `entries` (with `multiple`, every earlier delivery of this
     /// subscription too). Returns how many were settled.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming `entries[i]` when that entry is
+    /// not an unsettled delivery of this subscription (already settled,
+    /// an earlier delivery, or never pushed here): nothing is settled
+    /// then. Also an error when the engine had meanwhile redelivered some
+    /// of them elsewhere (ack timeout): the others are settled.
     pub fn ack(&self, entries: &[WireEntry], multiple: bool) -> Result<u64> {
-        let ids = self.take(entries, multiple);
-        let n = if ids.is_empty() {
-            0
-        } else {
-            let n = self.shared.sub.ack(&ids);
-            self.shared.room.notify_all();
-            n?
-        };
-        Ok(n as u64)
+        let ids = self.take(entries, multiple)?;
+        let n = self.shared.sub.ack_current(&ids);
+        self.shared.room.notify_all();
+        settled(n?, ids.len())
     }
 
     /// Nacks `entries`. Returns how many were settled.
+    ///
+    /// # Errors
+    ///
+    /// As [`ack`](Self::ack).
     pub fn nack(&self, entries: &[WireEntry], requeue: bool) -> Result<u64> {
-        let ids = self.take(entries, false);
-        let n = if ids.is_empty() {
-            0
-        } else {
-            // The pusher is woken only after the engine has the entries
-            // back, so a requeued entry is the next one it takes.
-            let n = self.shared.sub.nack(&ids, requeue);
-            self.shared.room.notify_all();
-            n?
-        };
-        Ok(n as u64)
+        let ids = self.take(entries, false)?;
+        // The pusher is woken only after the engine has the entries back,
+        // so a requeued entry is the next one it takes.
+        let n = self.shared.sub.nack_current(&ids, requeue);
+        self.shared.room.notify_all();
+        settled(n?, ids.len())
     }
 
     /// Forgets every in-flight entry without settling it: after a reset
@@ -135,30 +144,50 @@ impl Subscription {
         self.shared.room.notify_all();
     }
 
-    /// Removes the named entries (and with `multiple` every earlier one)
-    /// from the in-flight set, returning those that were in it.
-    fn take(&self, entries: &[WireEntry], multiple: bool) -> Vec<EntryId> {
+    /// Removes the named deliveries (and with `multiple` every earlier
+    /// one) from the in-flight set and returns them. Every named one must
+    /// be an unsettled delivery of this subscription, else nothing is
+    /// removed.
+    fn take(&self, entries: &[WireEntry], multiple: bool) -> Result<Vec<EntryId>> {
         let mut state = self.shared.lock();
+        for (i, e) in entries.iter().enumerate() {
+            let id = EntryId::from(*e);
+            let reason = match state.by_id.get(&id.slot()) {
+                Some(f) if f.id == id => continue,
+                Some(f) => format!(
+                    "delivery {} of entry {} is stale: it is now out as delivery {}",
+                    id.delivery,
+                    id.slot(),
+                    f.id.delivery
+                ),
+                None => format!(
+                    "entry {id} is not an unsettled delivery of this subscription \
+                     (already settled, or never delivered here)"
+                ),
+            };
+            return Err(Error::invalid(format!("entries[{i}]"), reason));
+        }
         let mut ids = Vec::with_capacity(entries.len());
         for e in entries {
-            let id = EntryId::from(*e);
+            let slot = EntryId::from(*e).slot();
             if multiple {
-                let Some(seq) = state.by_id.get(&id).map(|f| f.seq) else {
+                let Some(seq) = state.by_id.get(&slot).map(|f| f.seq) else {
                     continue;
                 };
                 let earlier: Vec<u64> = state.by_seq.range(..=seq).map(|(s, _)| *s).collect();
                 for s in earlier {
-                    if let Some(id) = state.by_seq.remove(&s) {
-                        state.by_id.remove(&id);
-                        ids.push(id);
+                    if let Some(slot) = state.by_seq.remove(&s) {
+                        if let Some(f) = state.by_id.remove(&slot) {
+                            ids.push(f.id);
+                        }
                     }
                 }
-            } else if let Some(f) = state.by_id.remove(&id) {
+            } else if let Some(f) = state.by_id.remove(&slot) {
                 state.by_seq.remove(&f.seq);
-                ids.push(id);
+                ids.push(f.id);
             }
         }
-        ids
+        Ok(ids)
     }
 
     /// Stops the pusher, joins it by `deadline`, and gives every entry
@@ -180,21 +209,39 @@ impl Subscription {
             state.by_seq.clear();
             state.by_id.drain().partition(|(_, f)| f.sent)
         };
-        let sent: Vec<EntryId> = sent.into_iter().map(|(id, _)| id).collect();
-        let unsent: Vec<EntryId> = unsent.into_iter().map(|(id, _)| id).collect();
+        let sent: Vec<EntryId> = sent.into_iter().map(|(_, f)| f.id).collect();
+        let unsent: Vec<EntryId> = unsent.into_iter().map(|(_, f)| f.id).collect();
         let mut result = joined;
+        // Deliveries the engine redelivered elsewhere meanwhile (ack
+        // timeout) are no longer ours to give back: skipped.
         if !sent.is_empty() {
-            if let Err(e) = self.shared.sub.nack(&sent, true) {
+            if let Err(e) = self.shared.sub.nack_current(&sent, true) {
                 result = result.and(Err(e));
             }
         }
         if !unsent.is_empty() {
-            if let Err(e) = self.shared.sub.release(&unsent) {
+            if let Err(e) = self.shared.sub.release_current(&unsent) {
                 result = result.and(Err(e));
             }
         }
         result
     }
+}
+
+/// `n` of `asked` deliveries settled: the rest had been redelivered
+/// elsewhere by the engine (ack timeout) and are no longer this client's.
+fn settled(n: usize, asked: usize) -> Result<u64> {
+    if n < asked {
+        return Err(Error::invalid(
+            "entries",
+            format!(
+                "{} of {asked} deliveries were stale (their ack timeout passed and the queue \
+                 delivered them again); the other {n} were settled",
+                asked - n
+            ),
+        ));
+    }
+    Ok(n as u64)
 }
 
 impl Drop for Subscription {
@@ -251,7 +298,7 @@ fn push(shared: &Shared, number: u64, max: u64, writer: &Writer) {
             if state.stopped {
                 drop(state);
                 let ids: Vec<EntryId> = got.iter().map(|r| r.id).collect();
-                if let Err(e) = shared.sub.release(&ids) {
+                if let Err(e) = shared.sub.release_current(&ids) {
                     log::warn!("server: subscription {number}: release: {e}");
                 }
                 return;
@@ -259,12 +306,17 @@ fn push(shared: &Shared, number: u64, max: u64, writer: &Writer) {
             for r in &got {
                 let seq = state.next_seq;
                 state.next_seq += 1;
-                // An entry whose ack timed out comes again under the same
-                // id: it replaces its old place in the delivery order.
-                if let Some(old) = state.by_id.insert(r.id, Flight { seq, sent: false }) {
+                // An entry whose ack timed out comes again (as a new
+                // delivery): it replaces its old place in the order.
+                let flight = Flight {
+                    id: r.id,
+                    seq,
+                    sent: false,
+                };
+                if let Some(old) = state.by_id.insert(r.id.slot(), flight) {
                     state.by_seq.remove(&old.seq);
                 }
-                state.by_seq.insert(seq, r.id);
+                state.by_seq.insert(seq, r.id.slot());
             }
         }
         // A batch of large messages goes out in several frames, each under
@@ -298,7 +350,7 @@ fn push(shared: &Shared, number: u64, max: u64, writer: &Writer) {
             }
             let mut state = shared.lock();
             for id in ids.drain(..) {
-                if let Some(f) = state.by_id.get_mut(&id) {
+                if let Some(f) = state.by_id.get_mut(&id.slot()).filter(|f| f.id == id) {
                     f.sent = true;
                 }
             }
