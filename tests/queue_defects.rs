@@ -197,6 +197,7 @@ fn client_requests_have_a_default_timeout_and_subscribe_honours_it() {
         let welcome = rmp_serde::to_vec_named(&syncmq::server::protocol::Response::Welcome {
             version: syncmq::server::protocol::PROTOCOL_VERSION,
             max_frame: 1 << 20,
+            idle_timeout_ms: None,
         })
         .unwrap();
         stream

@@ -358,7 +358,8 @@ impl Request {
             | Request::Reset { id, .. }
             | Request::Stats { id, .. }
             | Request::DeadLetters { id, .. }
-            | Request::ReplayDeadLetters { id, .. } => *id,
+            | Request::ReplayDeadLetters { id, .. }
+            | Request::Ping { id } => *id,
         }
     }
 }
