@@ -293,9 +293,14 @@ fn restart_brings_back_in_flight_and_keeps_counting(fx: Fixture) {
     let a = q.subscribe("t", "a").unwrap();
     let got = a.next_batch(10, Some(PATIENCE)).unwrap();
     assert_eq!(got.iter().map(body).collect::<Vec<_>>(), ["m1", "m3", "m2"]);
-    // m1 was in flight: same entry, and the new message got a later
-    // position than anything before the restart.
-    assert_eq!(got[0].id, before);
+    // m1 was in flight: same entry, its second delivery (the restart
+    // counts), and the new message got a later position than anything
+    // before the restart.
+    assert_eq!(
+        (got[0].id.priority, got[0].id.position),
+        (before.priority, before.position)
+    );
+    assert_eq!((got[0].deliveries, got[0].id.delivery), (2, 2));
     assert!(got[1].id.position > before.position);
 }
 

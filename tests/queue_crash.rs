@@ -33,6 +33,11 @@ fn config_with(durability: Durability) -> QueueConfig {
         .with_topic(TopicConfig::new("crash", ["a"]).with_ack_timeout(Duration::ZERO))
 }
 
+/// A topic whose messages are dead-lettered after two deliveries.
+fn poison_config() -> QueueConfig {
+    QueueConfig::new().with_topic(TopicConfig::new("poison", ["a"]).with_max_deliveries(2))
+}
+
 /// Not a test of its own: the body of the child process, which the crash
 /// tests start with `--ignored` (so a plain run never counts it as a pass).
 #[test]
@@ -44,6 +49,16 @@ fn child() {
         "buffered" => Durability::Buffered,
         _ => Durability::Durable,
     };
+    if role == "poison" {
+        // Take the poison message and die holding it (the parent kills us).
+        let queue = Queue::open(dir, poison_config()).unwrap();
+        let sub = queue.subscribe("poison", "a").unwrap();
+        let got = sub.recv_timeout(PATIENCE).unwrap();
+        println!("holding delivery {}", got.deliveries);
+        loop {
+            std::thread::park();
+        }
+    }
     let queue = Arc::new(Queue::open(dir, config_with(durability)).unwrap());
     match role {
         "publisher" | "buffered" => {
@@ -265,4 +280,41 @@ fn a_consumer_killed_mid_batch_gets_its_unacked_messages_back() {
             "unacked {id} was not redelivered"
         );
     }
+}
+
+/// Issue 11, item 4: a message whose processing kills the consumer process
+/// (kill -9 while holding it) counts a delivery per crash and is
+/// dead-lettered at `max_deliveries`, instead of coming back as a first
+/// delivery for ever.
+#[test]
+fn a_poison_message_that_kills_its_consumer_is_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let queue = Queue::open(dir.path(), poison_config()).unwrap();
+        queue
+            .publish("poison", &[Message::new(b"poison".to_vec())])
+            .unwrap();
+    }
+    for round in 1..=2 {
+        let mut child = spawn_child("poison", dir.path());
+        let mut seen = None;
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            if let Some(n) = after(&line.unwrap(), "holding delivery ") {
+                seen = Some(n.trim().to_string());
+                break;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL, holding the message
+        child.wait().unwrap();
+        assert_eq!(seen, Some(round.to_string()), "each crash counts");
+    }
+    let queue = Queue::open(dir.path(), poison_config()).unwrap();
+    let sub = queue.subscribe("poison", "a").unwrap();
+    assert!(sub.next_batch(1, Some(Duration::ZERO)).unwrap().is_empty());
+    let dead = sub.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].message.body(), dead[0].deliveries),
+        (&b"poison"[..], 2)
+    );
 }

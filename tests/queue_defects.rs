@@ -277,3 +277,52 @@ fn a_late_ack_of_an_earlier_delivery_is_refused_and_acks_nothing() {
     ));
     assert_eq!(queue.stats("t").unwrap()[0].dead_lettered, 0);
 }
+
+/// Issue 11, item 4: the delivery count lived only in memory, so after a
+/// reopen every message came back as its first delivery and a poison
+/// message that crashed its consumer was never dead-lettered. A restart
+/// (here: the queue dropped without acking, as a crash leaves it) now
+/// counts, with no extra delivery per crash.
+#[test]
+fn delivery_counts_survive_restarts_and_a_poison_message_is_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        || QueueConfig::new().with_topic(TopicConfig::new("t", ["a"]).with_max_deliveries(3));
+    {
+        let queue = Queue::open(dir.path(), config()).unwrap();
+        queue.publish("t", &[body(0), body(1)]).unwrap();
+    }
+    // Three "crashes" while holding m0 (m1 is acked the first time).
+    for round in 1..=3u32 {
+        let queue = Queue::open(dir.path(), config()).unwrap();
+        let a = queue.subscribe("t", "a").unwrap();
+        let got = a.next_batch(10, Some(Duration::ZERO)).unwrap();
+        let poison = &got[0];
+        assert_eq!(poison.message.body(), b"m0");
+        assert_eq!(poison.deliveries, round, "the restart counted");
+        if round == 1 {
+            assert_eq!(got[1].message.body(), b"m1");
+            a.ack(&[got[1].id]).unwrap();
+        }
+        // Nothing settles m0: the process "dies" holding it.
+        drop(a);
+        drop(queue);
+    }
+    let queue = Queue::open(dir.path(), config()).unwrap();
+    let a = queue.subscribe("t", "a").unwrap();
+    assert!(
+        a.next_batch(10, Some(Duration::ZERO)).unwrap().is_empty(),
+        "delivered max_deliveries times: not delivered a fourth"
+    );
+    let dead = a.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].message.body(), dead[0].deliveries),
+        (&b"m0"[..], 3)
+    );
+    let stats = &queue.stats("t").unwrap()[0];
+    assert_eq!(
+        (stats.depth, stats.in_flight, stats.dead_lettered),
+        (0, 0, 1)
+    );
+}

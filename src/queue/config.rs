@@ -51,6 +51,8 @@ pub struct TopicConfig {
     pub default_ttl_ms: u64,
     /// Deliveries after which a message that keeps coming back goes to the
     /// subscriber's dead-letter queue; 0 never dead-letters on count.
+    /// Deliveries before a restart or crash count (a poison message that
+    /// kills its consumer is dead-lettered after this many crashes).
     pub max_deliveries: u32,
 }
 

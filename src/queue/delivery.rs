@@ -7,6 +7,21 @@
 //! `reset` and a passed deadline put it back at the front of its priority
 //! level, in queue order; after `max_deliveries` deliveries, or on `nack`
 //! without requeue, it moves to the subscriber's dead-letter queue instead.
+//!
+//! # Delivery counts survive restarts
+//!
+//! Taking an entry writes its new delivery count (the `attempts` space)
+//! in the take's batch, and the batch is flushed to the OS before the
+//! messages are handed out. So a delivery that reached a consumer counts
+//! even if the process then dies (`kill -9` included): after a reopen the
+//! entry comes back as delivery n + 1 (`deliveries` > 1, redelivered), and
+//! an entry that had used up `max_deliveries` goes to the dead-letter queue
+//! when it is next taken instead of being delivered again. A poison message
+//! that crashes its consumer is thus dead-lettered after `max_deliveries`
+//! crashes, with no extra delivery per crash. Only a crash of the machine
+//! (power loss) can forget counts written since the last fsync (the next
+//! group commit, or close): then at most the deliveries made since that
+//! fsync are not counted.
 //! Priority 0 is served first, FIFO within a level.
 
 use std::collections::{HashMap, HashSet};
@@ -56,6 +71,8 @@ impl State {
         let mut batch = Batch::new();
         let mut tag = self.next_tag;
         let mut new_deadlines = Vec::new();
+        // Entries that reached the delivery limit before a restart.
+        let mut poisoned = Vec::new();
         let result = (|| -> Result<()> {
             let (sub, info, store) = self.parts(sub_id)?;
             for priority in 0..sub.cursors.len() {
@@ -67,6 +84,10 @@ impl State {
                     let taken = pull(sub, info, store, id, seq, None, false, wall, &mut batch)?;
                     sub.redeliver[priority].pop_front();
                     if let Some(message) = taken {
+                        if let Some(spent) = exhausted(sub, info, id, seq) {
+                            poisoned.push(spent);
+                            continue;
+                        }
                         out.push(deliver(
                             sub,
                             info,
@@ -76,6 +97,7 @@ impl State {
                             now,
                             &mut tag,
                             &mut new_deadlines,
+                            &mut batch,
                         ));
                     }
                 }
@@ -105,6 +127,10 @@ impl State {
                         let taken = pull(sub, info, store, id, seq, body, true, wall, &mut batch)?;
                         sub.cursors[priority] = id.position + 1;
                         if let Some(message) = taken {
+                            if let Some(spent) = exhausted(sub, info, id, seq) {
+                                poisoned.push(spent);
+                                continue;
+                            }
                             out.push(deliver(
                                 sub,
                                 info,
@@ -114,6 +140,7 @@ impl State {
                                 now,
                                 &mut tag,
                                 &mut new_deadlines,
+                                &mut batch,
                             ));
                         }
                     }
@@ -135,11 +162,33 @@ impl State {
         for d in new_deadlines {
             self.deadlines.insert(d);
         }
+        let delivered = !out.is_empty();
         if !batch.is_empty() {
             if let Some(sub) = self.subs.get(&sub_id) {
                 sub.put_counters(&mut batch);
             }
             self.store.write(batch)?;
+        }
+        if delivered {
+            // The delivery counts just written reach the OS before any
+            // consumer sees the messages, so a consumer that crashes the
+            // process (even by kill -9) has had its delivery counted. If
+            // that fails the messages still go out: at worst the crash is
+            // not counted.
+            if let Err(e) = self.store.flush() {
+                log::warn!("queue: delivery counts not flushed: {e}");
+            }
+        }
+        if !poisoned.is_empty() {
+            log::warn!(
+                "queue: {} entries had used up their deliveries before a restart; dead-lettered",
+                poisoned.len()
+            );
+            // On failure they stay stored in their queue and come back
+            // (and are dead-lettered) after the next open.
+            if let Err(e) = self.give_back(sub_id, poisoned, true) {
+                log::error!("queue: dead-lettering entries failed: {e}");
+            }
         }
         match result {
             Ok(()) => Ok(out),
@@ -492,6 +541,24 @@ fn pull(
     Ok(Some(message))
 }
 
+/// The entry as an in-flight record to dead-letter, when it was delivered
+/// `max_deliveries` times already: a consumer crashed (or the queue was
+/// reopened) while holding its last allowed delivery.
+fn exhausted(sub: &Sub, info: TopicInfo, id: EntryId, seq: u64) -> Option<(EntryId, Inflight)> {
+    let deliveries = sub.attempts.get(&id).copied().unwrap_or(0);
+    (info.max_deliveries > 0 && deliveries >= info.max_deliveries).then_some((
+        id,
+        Inflight {
+            seq,
+            deliveries,
+            deadline: None,
+            tag: 0,
+        },
+    ))
+}
+
+/// Puts the entry in flight as its next delivery, and records the count in
+/// `batch` so that it survives a restart.
 #[allow(clippy::too_many_arguments)]
 fn deliver(
     sub: &mut Sub,
@@ -502,8 +569,15 @@ fn deliver(
     now: Instant,
     tag: &mut u64,
     deadlines: &mut Vec<(Instant, u64, u32, EntryId)>,
+    batch: &mut Batch,
 ) -> Received {
     let deliveries = sub.attempts.get(&id).copied().unwrap_or(0) + 1;
+    sub.attempts.insert(id, deliveries);
+    batch.put(
+        Space::Attempts,
+        keys::queue(sub.id, id.priority, id.position),
+        deliveries.to_be_bytes().to_vec(),
+    );
     *tag += 1;
     let deadline = info.ack_timeout.map(|t| now + t);
     if let Some(d) = deadline {

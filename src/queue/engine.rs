@@ -11,8 +11,8 @@
 //! its queue again (at-least-once) without replaying anything.
 //!
 //! Recovery reads the topic records, one sequence reservation per topic, the
-//! counters and the (small) delivery-attempt records; it never scans the
-//! messages or the queues.
+//! counters and the delivery-attempt records (one per entry delivered and
+//! not yet acked); it never scans the messages or the queues.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -113,6 +113,7 @@ pub(crate) struct TopicInfo {
     pub(crate) fanout: bool,
     pub(crate) dedupe: bool,
     pub(crate) ack_timeout: Option<std::time::Duration>,
+    pub(crate) max_deliveries: u32,
 }
 
 impl Topic {
@@ -122,6 +123,7 @@ impl Topic {
             fanout: self.subs.len() > 1,
             dedupe: self.config.dedupe,
             ack_timeout: self.config.ack_timeout(),
+            max_deliveries: self.config.max_deliveries,
         }
     }
 }
@@ -177,7 +179,9 @@ pub(crate) struct Sub {
     /// Per priority: entries given back, served before the cursor's.
     pub(crate) redeliver: Vec<VecDeque<(EntryId, u64)>>,
     pub(crate) inflight: HashMap<EntryId, Inflight>,
-    /// Deliveries so far of entries that came back; mirrored in the store.
+    /// Deliveries so far of every entry delivered and not yet settled
+    /// for good; mirrored in the store (written when the entry is taken),
+    /// so that a restart counts as a delivery.
     pub(crate) attempts: HashMap<EntryId, u32>,
     pub(crate) counters: Counters,
     /// Consumers of this subscriber wait here.

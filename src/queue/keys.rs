@@ -5,7 +5,8 @@
 //! messages  topic:u32 seq:u64                 -> Message::to_bytes
 //! queue     sub:u32 priority:u8 position:u64  -> seq:u64
 //! dead      sub:u32 position:u64              -> seq:u64 deliveries:u32
-//! attempts  sub:u32 priority:u8 position:u64  -> deliveries:u32
+//! attempts  sub:u32 priority:u8 position:u64  -> deliveries:u32 (of every
+//!                                              entry taken and not yet acked)
 //! refs      topic:u32 seq:u64                 -> subscribers left:u32
 //! dedupe    topic:u32 key bytes               -> seq:u64
 //! stats     sub:u32                           -> entries, dead, expired: u64 each

@@ -24,7 +24,10 @@
 //!   subscriber, the counters. After a crash all of it is there or none.
 //! - **At-least-once**: an entry leaves the store only when acked (or
 //!   dead-lettered, or expired). Nacked, reset and timed-out deliveries come
-//!   back at the front; after a restart every unacked delivery comes back.
+//!   back at the front; after a restart every unacked delivery comes back,
+//!   counted as redelivered: delivery counts are stored when an entry is
+//!   taken, so `max_deliveries` holds across crashes (no extra delivery per
+//!   process crash; see `delivery.rs`'s docs for power loss).
 //!   An ack is written at once and made durable by the next group commit
 //!   or at close, so after a crash an acked message may come again, never
 //!   the reverse.

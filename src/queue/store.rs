@@ -38,7 +38,7 @@ pub enum Space {
     Dead,
     /// Dedupe key to message sequence, for undelivered keyed messages.
     Dedupe,
-    /// Delivery counts of entries that were delivered and came back.
+    /// Delivery counts of entries that were delivered and not yet acked.
     Attempts,
     /// How many subscribers still hold a fanned-out message.
     Refs,

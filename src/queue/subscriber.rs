@@ -75,7 +75,8 @@ pub struct Received {
     /// The message as published (the latest body, with dedupe).
     pub message: Message,
     /// How many times it was delivered, this time included; more than 1
-    /// means it came back (nack, reset, ack timeout or restart).
+    /// means it came back (nack, reset, ack timeout, or a restart while it
+    /// was in flight: the count is stored, see the queue module docs).
     pub deliveries: u32,
 }
 
