@@ -21,10 +21,29 @@
 //! found or opened, `sync` falls back to fjall's `persist(SyncData)`. Weak deletes are fjall's
 //! `remove_weak`. One process at a time may open a directory (fjall keeps a
 //! lock file); a second open is an [`Error::Storage`].
+//!
+//! # A clean close leaves nothing to replay
+//!
+//! fjall does not write its memtables to tables when the database is
+//! dropped, so every open would read back and re-apply each journal still
+//! on disk: up to 512 MiB of them, whatever is queued, 9 s after a million
+//! messages. [`Store::checkpoint`] (called by `Queue::close`) therefore
+//! seals every keyspace's memtable and waits until fjall has written them
+//! to tables. An open skips the journal entries of a keyspace up to the
+//! newest entry in its tables; a queue whose entries were all acked flushes
+//! to no table at all (the weak deletes cancel the puts), which would make
+//! the open replay all of it, so the checkpoint first writes a marker key
+//! into every keyspace (hidden from `get` and `scan`). fjall then deletes
+//! the sealed journals, and of the active one
+//! (rotated at 64 MB) the next open only reads past entries that are
+//! already in tables, applying none. After a crash, open replays what was
+//! not yet in tables: at most 128 MiB of journal (`MAX_JOURNAL_BYTES`; fjall
+//! writes the memtables that pin older journals to tables past that).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
@@ -34,6 +53,19 @@ use crate::error::{Error, Result};
 /// The memtable size of each keyspace (fjall's default is 64 MiB each):
 /// bounds the queue's memory whatever the backlog.
 const MEMTABLE_BYTES: u64 = 16 << 20;
+
+/// fjall's journals on disk (its default is 512 MiB): past this it writes
+/// the memtables that keep the oldest journal alive to tables, which bounds
+/// what an open after a crash replays.
+const MAX_JOURNAL_BYTES: u64 = 128 << 20;
+
+/// Written to every keyspace by [`Store::checkpoint`] and hidden from
+/// `get` and `scan`. The engine's keys start with a topic or subscriber id,
+/// and id `u32::MAX` is never reached.
+const CHECKPOINT_KEY: &[u8] = b"\xFF\xFF\xFF\xFFsyncmq checkpoint";
+
+/// How long [`Store::checkpoint`] waits for fjall to write its memtables.
+const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A [`Store`] on disk, in a fjall database.
 pub struct FjallStore {
@@ -65,6 +97,7 @@ impl FjallStore {
         let path = path.as_ref();
         let db = Database::builder(path)
             .manual_journal_persist(true)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()
             .map_err(|e| {
                 Error::Storage(format!("fjall: could not open {}: {e}", path.display()))
@@ -84,6 +117,14 @@ impl FjallStore {
             dir: path.to_path_buf(),
             journal: Mutex::new(None),
         })
+    }
+
+    /// Bytes in fjall's memtables, not yet written to tables: what an open
+    /// after a crash would replay from the journal. Right after
+    /// [`open`](Self::open) it is what that open replayed: 0 after a clean
+    /// `Queue::close` (see "A clean close leaves nothing to replay").
+    pub fn memtable_bytes(&self) -> u64 {
+        self.db.write_buffer_size()
     }
 
     fn space(&self, space: Space) -> &Keyspace {
@@ -154,6 +195,9 @@ fn still_linked(_file: &File) -> bool {
 
 impl Store for FjallStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if key == CHECKPOINT_KEY {
+            return Ok(None);
+        }
         Ok(self
             .space(space)
             .get(key)
@@ -166,9 +210,14 @@ impl Store for FjallStore {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
-        for guard in self.space(space).range(from..to).take(limit) {
+        for guard in self.space(space).range(from..to) {
+            if out.len() >= limit {
+                break;
+            }
             let (k, v) = guard.into_inner().map_err(storage("scan"))?;
-            out.push((k.to_vec(), v.to_vec()));
+            if &*k != CHECKPOINT_KEY {
+                out.push((k.to_vec(), v.to_vec()));
+            }
         }
         Ok(out)
     }
@@ -189,6 +238,37 @@ impl Store for FjallStore {
         self.db
             .persist(PersistMode::Buffer)
             .map_err(storage("flush journal"))
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        // See "A clean close leaves nothing to replay" in the module docs.
+        let mut wb = self.db.batch();
+        for ks in &self.spaces {
+            wb.insert(ks, CHECKPOINT_KEY, [1u8]);
+        }
+        wb.commit().map_err(storage("write checkpoint marker"))?;
+        self.sync()?;
+        for ks in &self.spaces {
+            ks.rotate_memtable().map_err(storage("rotate memtable"))?;
+        }
+        // fjall has no notice for "flushed"; its flush workers finish in
+        // milliseconds, so poll, and give up (the journal still has it all)
+        // rather than hang if they cannot.
+        let deadline = Instant::now() + CHECKPOINT_TIMEOUT;
+        while self.spaces.iter().any(|ks| ks.sealed_memtable_count() > 0) {
+            // A flush that failed poisons the database: this says why.
+            self.flush()?;
+            if Instant::now() >= deadline {
+                log::warn!(
+                    "fjall: memtables of {} not written to tables within {CHECKPOINT_TIMEOUT:?}; \
+                     the next open replays them from the journal",
+                    self.dir.display()
+                );
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     fn sync(&self) -> Result<()> {
