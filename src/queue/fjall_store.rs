@@ -22,6 +22,19 @@
 //! `remove_weak`. One process at a time may open a directory (fjall keeps a
 //! lock file); a second open is an [`Error::Storage`].
 //!
+//! # A full disk
+//!
+//! When a write fails (the disk is full, ENOSPC, or any other I/O error),
+//! fjall refuses every later write with a bare `Poisoned`, even once space
+//! is free: it cannot tell what of the failed write reached the disk. So
+//! every error from then on is an [`Error::Storage`] that says what the
+//! first failure was ("the disk under ... is full") and that the queue must
+//! be closed and opened again, after freeing space; the open recovers from
+//! the journal, and every publish that returned `Ok` before is there. When
+//! the first failure was in one of fjall's background flushes, which no
+//! caller sees, the store writes a small probe file to find out whether
+//! the disk is full.
+//!
 //! # A clean close leaves nothing to replay
 //!
 //! fjall does not write its memtables to tables when the database is
@@ -74,6 +87,9 @@ pub struct FjallStore {
     dir: PathBuf,
     /// Our own handle on the active journal file, and its id.
     journal: Mutex<Option<(u64, File)>>,
+    /// The first I/O failure, which fjall answers by refusing every later
+    /// write (`Poisoned`): said again in those later errors.
+    first_failure: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for FjallStore {
@@ -116,6 +132,7 @@ impl FjallStore {
             spaces,
             dir: path.to_path_buf(),
             journal: Mutex::new(None),
+            first_failure: Mutex::new(None),
         })
     }
 
@@ -125,6 +142,64 @@ impl FjallStore {
     /// `Queue::close` (see "A clean close leaves nothing to replay").
     pub fn memtable_bytes(&self) -> u64 {
         self.db.write_buffer_size()
+    }
+
+    /// The error for fjall's failure `e` of operation `what`. See "A full
+    /// disk" in the module docs.
+    fn fail(&self, what: &str, e: fjall::Error) -> Error {
+        if let Some(io) = io_error(&e) {
+            return self.fail_io(what, io);
+        }
+        if !matches!(e, fjall::Error::Poisoned) {
+            return Error::Storage(format!("fjall: {what}: {e}"));
+        }
+        // fjall says only `Poisoned`; the cause is an earlier failure, which
+        // a background flush may have met without any caller seeing it.
+        let mut first = self
+            .first_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            // Kept, so that later errors still say it once space is free.
+            *first = self.probe_disk_full();
+        }
+        let cause = first
+            .clone()
+            .unwrap_or_else(|| "an earlier I/O failure (see fjall's log)".to_string());
+        Error::Storage(format!(
+            "fjall: {what}: the store refuses writes since {cause}; {AFTER_FAILURE}"
+        ))
+    }
+
+    /// The error for an I/O failure; the first one is remembered.
+    fn fail_io(&self, what: &str, io: &std::io::Error) -> Error {
+        let cause = if is_disk_full(io) {
+            format!("the disk under {} is full ({io})", self.dir.display())
+        } else {
+            format!("an I/O error under {} ({io})", self.dir.display())
+        };
+        self.first_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| cause.clone());
+        Error::Storage(format!("fjall: {what}: {cause}; {AFTER_FAILURE}"))
+    }
+
+    /// Writes a small file next to the database to see whether the disk is
+    /// full: the cause of a `Poisoned` no caller saw coming.
+    fn probe_disk_full(&self) -> Option<String> {
+        let path = self.dir.join(".syncmq-space-probe");
+        let result = std::fs::write(&path, [0u8; 64 << 10]);
+        // Nothing to do if the probe cannot be removed: it is 64 KiB, and
+        // the next probe overwrites it.
+        let _ = std::fs::remove_file(&path);
+        match result {
+            Err(io) if is_disk_full(&io) => Some(format!(
+                "the disk under {} is full ({io})",
+                self.dir.display()
+            )),
+            _ => None,
+        }
     }
 
     fn space(&self, space: Space) -> &Keyspace {
@@ -172,11 +247,38 @@ impl FjallStore {
         }
         if let Some((id, file)) = cached.as_ref() {
             file.sync_data()
-                .map_err(|e| Error::Storage(format!("fjall: sync journal {id}.jnl: {e}")))?;
+                .map_err(|e| self.fail_io(&format!("sync journal {id}.jnl"), &e))?;
             return Ok(true);
         }
         Ok(false)
     }
+}
+
+/// What every error after a write failure says: fjall refuses every later
+/// write once one failed (it cannot tell what reached the disk).
+const AFTER_FAILURE: &str = "nothing more can be written until the queue is closed and opened \
+     again (free space first); every publish that returned Ok before is kept";
+
+/// The I/O error inside a fjall error, if it is one.
+fn io_error(e: &fjall::Error) -> Option<&std::io::Error> {
+    if let fjall::Error::Io(io) = e {
+        return Some(io);
+    }
+    // lsm-tree's errors (fjall::Error::Storage) carry theirs as the source.
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        source = inner.source();
+    }
+    None
+}
+
+/// ENOSPC, or a quota that ran out.
+fn is_disk_full(io: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
 }
 
 /// True while the file still has a name (fjall has not deleted it).
@@ -231,13 +333,13 @@ impl Store for FjallStore {
                 Op::DeleteWeak(space, key) => wb.remove_weak(self.space(space), key),
             }
         }
-        wb.commit().map_err(storage("write batch"))
+        wb.commit().map_err(|e| self.fail("write batch", e))
     }
 
     fn flush(&self) -> Result<()> {
         self.db
             .persist(PersistMode::Buffer)
-            .map_err(storage("flush journal"))
+            .map_err(|e| self.fail("flush journal", e))
     }
 
     fn checkpoint(&self) -> Result<()> {
@@ -246,10 +348,12 @@ impl Store for FjallStore {
         for ks in &self.spaces {
             wb.insert(ks, CHECKPOINT_KEY, [1u8]);
         }
-        wb.commit().map_err(storage("write checkpoint marker"))?;
+        wb.commit()
+            .map_err(|e| self.fail("write checkpoint marker", e))?;
         self.sync()?;
         for ks in &self.spaces {
-            ks.rotate_memtable().map_err(storage("rotate memtable"))?;
+            ks.rotate_memtable()
+                .map_err(|e| self.fail("rotate memtable", e))?;
         }
         // fjall has no notice for "flushed"; its flush workers finish in
         // milliseconds, so poll, and give up (the journal still has it all)
@@ -279,13 +383,27 @@ impl Store for FjallStore {
         }
         self.db
             .persist(PersistMode::SyncData)
-            .map_err(storage("sync journal"))
+            .map_err(|e| self.fail("sync journal", e))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_in_every_later_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(dir.path()).unwrap();
+        let enospc = std::io::Error::from_raw_os_error(28);
+        let first = store.fail("write batch", fjall::Error::Io(enospc));
+        assert!(first.to_string().contains("is full"), "{first}");
+        // fjall's later answer is a bare `Poisoned`: ours still says why.
+        let later = store.fail("flush journal", fjall::Error::Poisoned);
+        let text = later.to_string();
+        assert!(text.contains("is full"), "{text}");
+        assert!(text.contains("closed and opened again"), "{text}");
+    }
 
     #[test]
     fn sync_finds_the_active_journal_and_follows_rotation() {

@@ -29,6 +29,9 @@
 //!   or at close, so after a crash an acked message may come again, never
 //!   the reverse.
 //! - Priority 0 first, FIFO within a priority level.
+//! - **A full disk** is an [`Error::Storage`] saying so. fjall accepts no
+//!   write after a failed one, even once space is free: close the queue
+//!   and open it again (every publish that returned `Ok` is there).
 //! - Corrupt stored bytes are an [`Error::Corrupt`] naming the key; the
 //!   entry stays where it is.
 //!
@@ -179,7 +182,9 @@ impl Queue {
     /// [`Error::InvalidArgument`] for an unknown topic or a message over the
     /// size limit (nothing is written then); [`Error::Closed`];
     /// [`Error::Storage`] when the write or the sync failed (the messages
-    /// may or may not be stored).
+    /// may or may not be stored). After a failed write (a full disk, say:
+    /// the error says so) every later write fails the same way until the
+    /// queue is closed and opened again; see [`FjallStore`]'s "A full disk".
     pub fn publish(&self, topic: &str, messages: &[Message]) -> Result<()> {
         self.send(topic, messages)?.wait()
     }
