@@ -22,6 +22,27 @@
 //! `remove_weak`. One process at a time may open a directory (fjall keeps a
 //! lock file); a second open is an [`Error::Storage`].
 //!
+//! # A corrupt journal is refused, a torn tail is not
+//!
+//! fjall has one recovery mode: at the first journal entry it cannot
+//! decode it truncates the file there and opens, which is right for a torn
+//! tail (a crash in the middle of a write) and silently loses every later
+//! batch when the damage is in the middle. Every batch fjall writes ends
+//! in a trailer (end tag, checksum, the magic `FJL\x03`), so before fjall
+//! opens, [`FjallStore::open`] finds where the last complete trailer of
+//! each journal ends and keeps a copy of the file (`<id>.jnl.syncmq-check`,
+//! removed once the open succeeded). If fjall then cut a journal shorter
+//! than that, complete batches were behind the damage: the database is
+//! closed, the copy put back, and the open fails with [`Error::Corrupt`]
+//! naming the file; nothing is lost, nothing is changed. A cut after the
+//! last complete trailer is a torn tail (or fjall's preallocated zeros),
+//! and the open goes on. The cost is a copy of the journals' data (at most
+//! the 128 MiB bound below, usually one active journal) on each open. A torn write that left a stale but whole
+//! trailer after a hole (out-of-order writeback of unsynced pages at a
+//! power loss) is refused too: visibly, never a silent truncation. When no
+//! copy can be made (a full disk), the open goes on without it and a cut is
+//! still refused, but the cut bytes are then gone; the error says so.
+//!
 //! # A full disk
 //!
 //! When a write fails (the disk is full, ENOSPC, or any other I/O error),
@@ -108,16 +129,38 @@ impl FjallStore {
     /// # Errors
     ///
     /// [`Error::Storage`] when fjall cannot open it: another process has it
-    /// open, the directory is not writable, the files are damaged.
+    /// open, the directory is not writable, the files are damaged;
+    /// [`Error::Corrupt`] naming the journal file when it is damaged before
+    /// its end (see the module docs; the files are left as they were).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let db = Database::builder(path)
+        // See "A corrupt journal is refused, a torn tail is not".
+        let journals = guard_journals(path)?;
+        let opened = Database::builder(path)
             .manual_journal_persist(true)
             .max_journaling_size(MAX_JOURNAL_BYTES)
-            .open()
-            .map_err(|e| {
-                Error::Storage(format!("fjall: could not open {}: {e}", path.display()))
-            })?;
+            .open();
+        let cut = journals.iter().find(|j| j.was_cut());
+        let db = match opened {
+            Ok(db) if cut.is_none() => {
+                journals.iter().for_each(Guarded::discard);
+                db
+            }
+            opened => {
+                let error = match (cut, opened.as_ref().err()) {
+                    (Some(j), _) => j.corrupt(),
+                    (None, e) => Error::Storage(format!(
+                        "fjall: could not open {}: {}",
+                        path.display(),
+                        e.map_or_else(String::new, ToString::to_string)
+                    )),
+                };
+                // Close the database before putting back what fjall cut.
+                drop(opened);
+                journals.iter().for_each(Guarded::restore);
+                return Err(error);
+            }
+        };
         let mut spaces = Vec::with_capacity(Space::ALL.len());
         for space in Space::ALL {
             spaces.push(
@@ -252,6 +295,177 @@ impl FjallStore {
         }
         Ok(false)
     }
+}
+
+/// A journal file as it was before fjall opened it, and a copy of it.
+struct Guarded {
+    path: PathBuf,
+    /// Its length (fjall preallocates, so most of it may be zeros).
+    len: u64,
+    /// Where its last complete batch ends.
+    complete: u64,
+    copy: Option<PathBuf>,
+    /// Why no copy could be made.
+    no_copy: Option<String>,
+}
+
+impl Guarded {
+    fn len_now(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// True when fjall cut off complete batches: not a torn tail.
+    fn was_cut(&self) -> bool {
+        self.len_now() < self.complete
+    }
+
+    fn corrupt(&self) -> Error {
+        let kept = match &self.no_copy {
+            None => "the files are left as they were".to_string(),
+            Some(why) => format!("fjall cut the file there and no copy could be kept ({why})"),
+        };
+        Error::Corrupt {
+            key: format!("file {}", self.path.display()),
+            reason: format!(
+                "the journal stops decoding at byte {} but complete batches follow up to \
+                 byte {}: corruption, not a torn tail; {kept}",
+                self.len_now(),
+                self.complete
+            ),
+        }
+    }
+
+    fn restore(&self) {
+        if let Some(copy) = &self.copy {
+            // The copy holds the data; the zeros after it come back with
+            // the length.
+            let put_back = std::fs::rename(copy, &self.path).and_then(|()| {
+                let file = std::fs::OpenOptions::new().write(true).open(&self.path)?;
+                file.set_len(self.len)?;
+                file.sync_all()
+            });
+            if let Err(e) = put_back {
+                log::warn!("fjall: could not put back {}: {e}", self.path.display());
+            }
+        }
+    }
+
+    fn discard(&self) {
+        if let Some(copy) = &self.copy {
+            // A copy left behind is put back by the next open, harmlessly.
+            let _ = std::fs::remove_file(copy);
+        }
+    }
+}
+
+/// The copy of `<id>.jnl` kept while fjall opens it; fjall reads only
+/// files ending in `.jnl`.
+fn copy_path(journal: &Path) -> PathBuf {
+    let mut name = journal.as_os_str().to_os_string();
+    name.push(".syncmq-check");
+    PathBuf::from(name)
+}
+
+/// Finds every journal in `dir`, where its last complete batch ends, and
+/// copies those that have one. A copy left by an open that did not finish
+/// is put back first.
+fn guard_journals(dir: &Path) -> Result<Vec<Guarded>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new()); // a new queue
+    };
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        Error::Storage(format!("fjall: {what} {}: {e}", p.display()))
+    };
+    let mut out = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("jnl") {
+            continue;
+        }
+        let copy = copy_path(&path);
+        if copy.exists() {
+            std::fs::rename(&copy, &path).map_err(|e| io("put back", &path, e))?;
+        }
+        let (complete, data_end) = last_batch_end(&path).map_err(|e| io("read", &path, e))?;
+        let len = entry.metadata().map_err(|e| io("read", &path, e))?.len();
+        let (copy, no_copy) = if complete == 0 {
+            (None, None)
+        } else {
+            match copy_prefix(&path, &copy, data_end) {
+                Ok(()) => (Some(copy), None),
+                // A full disk, say: open without the copy; a cut is then
+                // still refused, only the cut bytes are gone.
+                Err(e) => {
+                    let _ = std::fs::remove_file(&copy);
+                    log::warn!(
+                        "fjall: no copy of {} kept for the open: {e}",
+                        path.display()
+                    );
+                    (None, Some(e.to_string()))
+                }
+            }
+        };
+        out.push(Guarded {
+            path,
+            len,
+            complete,
+            copy,
+            no_copy,
+        });
+    }
+    Ok(out)
+}
+
+/// fjall ends every batch in its journal with an end tag (3), an 8-byte
+/// checksum and the magic `FJL\x03`: where the last of them ends. fjall
+/// preallocates journals (64 MiB of zeros), so whole blocks of zeros at the
+/// end are skipped with one comparison each.
+///
+/// Also returns where the data ends: past it there are only zeros.
+fn last_batch_end(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TRAILER: usize = 1 + 8 + 4;
+    const BLOCK: u64 = 1 << 20;
+    let zeros = vec![0u8; BLOCK as usize];
+    let mut file = File::open(path)?;
+    let mut end = file.metadata()?.len();
+    let mut block = Vec::new();
+    let mut data_end = None;
+    while end >= TRAILER as u64 {
+        let start = end.saturating_sub(BLOCK);
+        block.resize((end - start) as usize, 0);
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut block)?;
+        if block[..] != zeros[..block.len()] {
+            if data_end.is_none() {
+                data_end = block
+                    .iter()
+                    .rposition(|&b| b != 0)
+                    .map(|i| start + i as u64 + 1);
+            }
+            let found = (TRAILER..=block.len())
+                .rev()
+                .find(|&i| &block[i - 4..i] == b"FJL\x03" && block[i - TRAILER] == 3);
+            if let Some(i) = found {
+                let complete = start + i as u64;
+                return Ok((complete, data_end.unwrap_or(complete)));
+            }
+        }
+        if start == 0 {
+            break;
+        }
+        // Overlap, so that a trailer across two blocks is found.
+        end = start + TRAILER as u64 - 1;
+    }
+    Ok((0, data_end.unwrap_or(0)))
+}
+
+/// Copies the first `len` bytes of `from`: its data, not fjall's zeros.
+fn copy_prefix(from: &Path, to: &Path, len: u64) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut out = File::create(to)?;
+    std::io::copy(&mut File::open(from)?.take(len), &mut out)?;
+    out.sync_all()
 }
 
 /// What every error after a write failure says: fjall refuses every later

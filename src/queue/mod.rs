@@ -109,7 +109,9 @@ impl Queue {
     ///
     /// [`Error::InvalidArgument`] naming the bad config field;
     /// [`Error::Storage`] when fjall cannot open the directory (another
-    /// process has it open, say); [`Error::Corrupt`] for unreadable records.
+    /// process has it open, say); [`Error::Corrupt`] for unreadable records,
+    /// or naming a journal file damaged before its end (a torn tail after a
+    /// crash opens; see [`FjallStore`]).
     pub fn open(path: impl AsRef<Path>, config: QueueConfig) -> Result<Self> {
         config.validate()?;
         Self::with_store(Arc::new(FjallStore::open(path)?), config)
