@@ -61,7 +61,8 @@ pub enum Error {
     /// Stored bytes under `key` are corrupt. The store is not changed; the
     /// entry stays where it is for inspection.
     Corrupt {
-        /// The store key whose value could not be read, printed readably.
+        /// The store key whose value could not be read, printed readably,
+        /// or `file <path>` for a damaged file (a fjall journal).
         key: String,
         /// What was wrong with the bytes.
         reason: String,

@@ -16,7 +16,10 @@
 //! or 100 per publish, or pipelined, one consumer taking `next_batch(100)`
 //! and acking each batch); and a backlog drained: `--backlog` messages
 //! published in batches of 1000, buffered, then taken
-//! and acked, with the process's peak RSS.
+//! and acked, with the process's peak RSS; and reopen: `--reopen`
+//! messages published, taken and acked, the queue closed, then the time of
+//! `Queue::open` plus the first (empty) `next_batch`, which a clean close
+//! keeps independent of how much was ever written.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -40,6 +43,9 @@ pub struct QueueLoad {
     /// Messages in the drained backlog (0 skips that case).
     #[arg(long, default_value_t = 1_000_000)]
     pub backlog: usize,
+    /// Messages published and acked before the reopen case (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub reopen: usize,
     /// Payload bytes per message.
     #[arg(long, default_value_t = 100)]
     pub size: usize,
@@ -183,6 +189,25 @@ pub fn run(load: QueueLoad) -> Table {
             load.backlog,
             load.size,
             &[took],
+        );
+    }
+    if load.reopen > 0 {
+        let samples: Vec<Duration> = (0..load.runs.max(1))
+            .map(|_| {
+                let dir = tempfile::Builder::new()
+                    .prefix("syncmq-bench-")
+                    .tempdir_in(&base)
+                    .expect("a bench directory");
+                reopen_after(dir.path(), &payload, load.reopen)
+            })
+            .collect();
+        table.latency(
+            &format!(
+                "engine: reopen after {} messages (all acked), open + first next_batch",
+                load.reopen
+            ),
+            None,
+            &samples,
         );
     }
     table
@@ -377,6 +402,33 @@ fn drain_backlog(dir: &Path, payload: &[u8], n: usize) -> Duration {
         sub.ack(&ids).expect("ack");
     }
     started.elapsed()
+}
+
+/// Publishes, takes and acks `n` messages, closes the queue, and times the
+/// reopen: `Queue::open` and the first `next_batch`, which finds nothing.
+fn reopen_after(dir: &Path, payload: &[u8], n: usize) -> Duration {
+    {
+        let queue = Queue::open(dir, config(Durability::Buffered)).expect("open queue");
+        let sub = queue.subscribe("bench", "a").expect("subscribe");
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(1000);
+            let messages: Vec<Message> = (0..k).map(|_| Message::new(payload.to_vec())).collect();
+            queue.publish("bench", &messages).expect("publish");
+            let batch = sub.next_batch(k, None).expect("next_batch");
+            let ids: Vec<_> = batch.iter().map(|r| r.id).collect();
+            sub.ack(&ids).expect("ack");
+            left -= k;
+        }
+        queue.close().expect("close");
+    }
+    let started = Instant::now();
+    let queue = Queue::open(dir, config(Durability::Buffered)).expect("reopen queue");
+    let sub = queue.subscribe("bench", "a").expect("subscribe");
+    let got = sub.next_batch(1, Some(Duration::ZERO)).expect("next_batch");
+    let took = started.elapsed();
+    assert!(got.is_empty(), "every message was acked before the reopen");
+    took
 }
 
 /// Runs one backlog drain in a child process; its duration and peak RSS.

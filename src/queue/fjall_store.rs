@@ -21,10 +21,63 @@
 //! found or opened, `sync` falls back to fjall's `persist(SyncData)`. Weak deletes are fjall's
 //! `remove_weak`. One process at a time may open a directory (fjall keeps a
 //! lock file); a second open is an [`Error::Storage`].
+//!
+//! # A corrupt journal is refused, a torn tail is not
+//!
+//! fjall has one recovery mode: at the first journal entry it cannot
+//! decode it truncates the file there and opens, which is right for a torn
+//! tail (a crash in the middle of a write) and silently loses every later
+//! batch when the damage is in the middle. Every batch fjall writes ends
+//! in a trailer (end tag, checksum, the magic `FJL\x03`), so before fjall
+//! opens, [`FjallStore::open`] finds where the last complete trailer of
+//! each journal ends and keeps a copy of the file (`<id>.jnl.syncmq-check`,
+//! removed once the open succeeded). If fjall then cut a journal shorter
+//! than that, complete batches were behind the damage: the database is
+//! closed, the copy put back, and the open fails with [`Error::Corrupt`]
+//! naming the file; nothing is lost, nothing is changed. A cut after the
+//! last complete trailer is a torn tail (or fjall's preallocated zeros),
+//! and the open goes on. The cost is a copy of the journals' data (at most
+//! the 128 MiB bound below, usually one active journal) on each open. A torn write that left a stale but whole
+//! trailer after a hole (out-of-order writeback of unsynced pages at a
+//! power loss) is refused too: visibly, never a silent truncation. When no
+//! copy can be made (a full disk), the open goes on without it and a cut is
+//! still refused, but the cut bytes are then gone; the error says so.
+//!
+//! # A full disk
+//!
+//! When a write fails (the disk is full, ENOSPC, or any other I/O error),
+//! fjall refuses every later write with a bare `Poisoned`, even once space
+//! is free: it cannot tell what of the failed write reached the disk. So
+//! every error from then on is an [`Error::Storage`] that says what the
+//! first failure was ("the disk under ... is full") and that the queue must
+//! be closed and opened again, after freeing space; the open recovers from
+//! the journal, and every publish that returned `Ok` before is there. When
+//! the first failure was in one of fjall's background flushes, which no
+//! caller sees, the store writes a small probe file to find out whether
+//! the disk is full.
+//!
+//! # A clean close leaves nothing to replay
+//!
+//! fjall does not write its memtables to tables when the database is
+//! dropped, so every open would read back and re-apply each journal still
+//! on disk: up to 512 MiB of them, whatever is queued, 9 s after a million
+//! messages. [`Store::checkpoint`] (called by `Queue::close`) therefore
+//! seals every keyspace's memtable and waits until fjall has written them
+//! to tables. An open skips the journal entries of a keyspace up to the
+//! newest entry in its tables; a queue whose entries were all acked flushes
+//! to no table at all (the weak deletes cancel the puts), which would make
+//! the open replay all of it, so the checkpoint first writes a marker key
+//! into every keyspace (hidden from `get` and `scan`). fjall then deletes
+//! the sealed journals, and of the active one
+//! (rotated at 64 MB) the next open only reads past entries that are
+//! already in tables, applying none. After a crash, open replays what was
+//! not yet in tables: at most 128 MiB of journal (`MAX_JOURNAL_BYTES`; fjall
+//! writes the memtables that pin older journals to tables past that).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
@@ -35,6 +88,19 @@ use crate::error::{Error, Result};
 /// bounds the queue's memory whatever the backlog.
 const MEMTABLE_BYTES: u64 = 16 << 20;
 
+/// fjall's journals on disk (its default is 512 MiB): past this it writes
+/// the memtables that keep the oldest journal alive to tables, which bounds
+/// what an open after a crash replays.
+const MAX_JOURNAL_BYTES: u64 = 128 << 20;
+
+/// Written to every keyspace by [`Store::checkpoint`] and hidden from
+/// `get` and `scan`. The engine's keys start with a topic or subscriber id,
+/// and id `u32::MAX` is never reached.
+const CHECKPOINT_KEY: &[u8] = b"\xFF\xFF\xFF\xFFsyncmq checkpoint";
+
+/// How long [`Store::checkpoint`] waits for fjall to write its memtables.
+const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A [`Store`] on disk, in a fjall database.
 pub struct FjallStore {
     db: Database,
@@ -42,6 +108,9 @@ pub struct FjallStore {
     dir: PathBuf,
     /// Our own handle on the active journal file, and its id.
     journal: Mutex<Option<(u64, File)>>,
+    /// The first I/O failure, which fjall answers by refusing every later
+    /// write (`Poisoned`): said again in those later errors.
+    first_failure: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for FjallStore {
@@ -60,15 +129,38 @@ impl FjallStore {
     /// # Errors
     ///
     /// [`Error::Storage`] when fjall cannot open it: another process has it
-    /// open, the directory is not writable, the files are damaged.
+    /// open, the directory is not writable, the files are damaged;
+    /// [`Error::Corrupt`] naming the journal file when it is damaged before
+    /// its end (see the module docs; the files are left as they were).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let db = Database::builder(path)
+        // See "A corrupt journal is refused, a torn tail is not".
+        let journals = guard_journals(path)?;
+        let opened = Database::builder(path)
             .manual_journal_persist(true)
-            .open()
-            .map_err(|e| {
-                Error::Storage(format!("fjall: could not open {}: {e}", path.display()))
-            })?;
+            .max_journaling_size(MAX_JOURNAL_BYTES)
+            .open();
+        let cut = journals.iter().find(|j| j.was_cut());
+        let db = match opened {
+            Ok(db) if cut.is_none() => {
+                journals.iter().for_each(Guarded::discard);
+                db
+            }
+            opened => {
+                let error = match (cut, opened.as_ref().err()) {
+                    (Some(j), _) => j.corrupt(),
+                    (None, e) => Error::Storage(format!(
+                        "fjall: could not open {}: {}",
+                        path.display(),
+                        e.map_or_else(String::new, ToString::to_string)
+                    )),
+                };
+                // Close the database before putting back what fjall cut.
+                drop(opened);
+                journals.iter().for_each(Guarded::restore);
+                return Err(error);
+            }
+        };
         let mut spaces = Vec::with_capacity(Space::ALL.len());
         for space in Space::ALL {
             spaces.push(
@@ -83,7 +175,74 @@ impl FjallStore {
             spaces,
             dir: path.to_path_buf(),
             journal: Mutex::new(None),
+            first_failure: Mutex::new(None),
         })
+    }
+
+    /// Bytes in fjall's memtables, not yet written to tables: what an open
+    /// after a crash would replay from the journal. Right after
+    /// [`open`](Self::open) it is what that open replayed: 0 after a clean
+    /// `Queue::close` (see "A clean close leaves nothing to replay").
+    pub fn memtable_bytes(&self) -> u64 {
+        self.db.write_buffer_size()
+    }
+
+    /// The error for fjall's failure `e` of operation `what`. See "A full
+    /// disk" in the module docs.
+    fn fail(&self, what: &str, e: fjall::Error) -> Error {
+        if let Some(io) = io_error(&e) {
+            return self.fail_io(what, io);
+        }
+        if !matches!(e, fjall::Error::Poisoned) {
+            return Error::Storage(format!("fjall: {what}: {e}"));
+        }
+        // fjall says only `Poisoned`; the cause is an earlier failure, which
+        // a background flush may have met without any caller seeing it.
+        let mut first = self
+            .first_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            // Kept, so that later errors still say it once space is free.
+            *first = self.probe_disk_full();
+        }
+        let cause = first
+            .clone()
+            .unwrap_or_else(|| "an earlier I/O failure (see fjall's log)".to_string());
+        Error::Storage(format!(
+            "fjall: {what}: the store refuses writes since {cause}; {AFTER_FAILURE}"
+        ))
+    }
+
+    /// The error for an I/O failure; the first one is remembered.
+    fn fail_io(&self, what: &str, io: &std::io::Error) -> Error {
+        let cause = if is_disk_full(io) {
+            format!("the disk under {} is full ({io})", self.dir.display())
+        } else {
+            format!("an I/O error under {} ({io})", self.dir.display())
+        };
+        self.first_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| cause.clone());
+        Error::Storage(format!("fjall: {what}: {cause}; {AFTER_FAILURE}"))
+    }
+
+    /// Writes a small file next to the database to see whether the disk is
+    /// full: the cause of a `Poisoned` no caller saw coming.
+    fn probe_disk_full(&self) -> Option<String> {
+        let path = self.dir.join(".syncmq-space-probe");
+        let result = std::fs::write(&path, [0u8; 64 << 10]);
+        // Nothing to do if the probe cannot be removed: it is 64 KiB, and
+        // the next probe overwrites it.
+        let _ = std::fs::remove_file(&path);
+        match result {
+            Err(io) if is_disk_full(&io) => Some(format!(
+                "the disk under {} is full ({io})",
+                self.dir.display()
+            )),
+            _ => None,
+        }
     }
 
     fn space(&self, space: Space) -> &Keyspace {
@@ -131,11 +290,209 @@ impl FjallStore {
         }
         if let Some((id, file)) = cached.as_ref() {
             file.sync_data()
-                .map_err(|e| Error::Storage(format!("fjall: sync journal {id}.jnl: {e}")))?;
+                .map_err(|e| self.fail_io(&format!("sync journal {id}.jnl"), &e))?;
             return Ok(true);
         }
         Ok(false)
     }
+}
+
+/// A journal file as it was before fjall opened it, and a copy of it.
+struct Guarded {
+    path: PathBuf,
+    /// Its length (fjall preallocates, so most of it may be zeros).
+    len: u64,
+    /// Where its last complete batch ends.
+    complete: u64,
+    copy: Option<PathBuf>,
+    /// Why no copy could be made.
+    no_copy: Option<String>,
+}
+
+impl Guarded {
+    fn len_now(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// True when fjall cut off complete batches: not a torn tail.
+    fn was_cut(&self) -> bool {
+        self.len_now() < self.complete
+    }
+
+    fn corrupt(&self) -> Error {
+        let kept = match &self.no_copy {
+            None => "the files are left as they were".to_string(),
+            Some(why) => format!("fjall cut the file there and no copy could be kept ({why})"),
+        };
+        Error::Corrupt {
+            key: format!("file {}", self.path.display()),
+            reason: format!(
+                "the journal stops decoding at byte {} but complete batches follow up to \
+                 byte {}: corruption, not a torn tail; {kept}",
+                self.len_now(),
+                self.complete
+            ),
+        }
+    }
+
+    fn restore(&self) {
+        if let Some(copy) = &self.copy {
+            // The copy holds the data; the zeros after it come back with
+            // the length.
+            let put_back = std::fs::rename(copy, &self.path).and_then(|()| {
+                let file = std::fs::OpenOptions::new().write(true).open(&self.path)?;
+                file.set_len(self.len)?;
+                file.sync_all()
+            });
+            if let Err(e) = put_back {
+                log::warn!("fjall: could not put back {}: {e}", self.path.display());
+            }
+        }
+    }
+
+    fn discard(&self) {
+        if let Some(copy) = &self.copy {
+            // A copy left behind is put back by the next open, harmlessly.
+            let _ = std::fs::remove_file(copy);
+        }
+    }
+}
+
+/// The copy of `<id>.jnl` kept while fjall opens it; fjall reads only
+/// files ending in `.jnl`.
+fn copy_path(journal: &Path) -> PathBuf {
+    let mut name = journal.as_os_str().to_os_string();
+    name.push(".syncmq-check");
+    PathBuf::from(name)
+}
+
+/// Finds every journal in `dir`, where its last complete batch ends, and
+/// copies those that have one. A copy left by an open that did not finish
+/// is put back first.
+fn guard_journals(dir: &Path) -> Result<Vec<Guarded>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new()); // a new queue
+    };
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        Error::Storage(format!("fjall: {what} {}: {e}", p.display()))
+    };
+    let mut out = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("jnl") {
+            continue;
+        }
+        let copy = copy_path(&path);
+        if copy.exists() {
+            std::fs::rename(&copy, &path).map_err(|e| io("put back", &path, e))?;
+        }
+        let (complete, data_end) = last_batch_end(&path).map_err(|e| io("read", &path, e))?;
+        let len = entry.metadata().map_err(|e| io("read", &path, e))?.len();
+        let (copy, no_copy) = if complete == 0 {
+            (None, None)
+        } else {
+            match copy_prefix(&path, &copy, data_end) {
+                Ok(()) => (Some(copy), None),
+                // A full disk, say: open without the copy; a cut is then
+                // still refused, only the cut bytes are gone.
+                Err(e) => {
+                    let _ = std::fs::remove_file(&copy);
+                    log::warn!(
+                        "fjall: no copy of {} kept for the open: {e}",
+                        path.display()
+                    );
+                    (None, Some(e.to_string()))
+                }
+            }
+        };
+        out.push(Guarded {
+            path,
+            len,
+            complete,
+            copy,
+            no_copy,
+        });
+    }
+    Ok(out)
+}
+
+/// fjall ends every batch in its journal with an end tag (3), an 8-byte
+/// checksum and the magic `FJL\x03`: where the last of them ends. fjall
+/// preallocates journals (64 MiB of zeros), so whole blocks of zeros at the
+/// end are skipped with one comparison each.
+///
+/// Also returns where the data ends: past it there are only zeros.
+fn last_batch_end(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TRAILER: usize = 1 + 8 + 4;
+    const BLOCK: u64 = 1 << 20;
+    let zeros = vec![0u8; BLOCK as usize];
+    let mut file = File::open(path)?;
+    let mut end = file.metadata()?.len();
+    let mut block = Vec::new();
+    let mut data_end = None;
+    while end >= TRAILER as u64 {
+        let start = end.saturating_sub(BLOCK);
+        block.resize((end - start) as usize, 0);
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut block)?;
+        if block[..] != zeros[..block.len()] {
+            if data_end.is_none() {
+                data_end = block
+                    .iter()
+                    .rposition(|&b| b != 0)
+                    .map(|i| start + i as u64 + 1);
+            }
+            let found = (TRAILER..=block.len())
+                .rev()
+                .find(|&i| &block[i - 4..i] == b"FJL\x03" && block[i - TRAILER] == 3);
+            if let Some(i) = found {
+                let complete = start + i as u64;
+                return Ok((complete, data_end.unwrap_or(complete)));
+            }
+        }
+        if start == 0 {
+            break;
+        }
+        // Overlap, so that a trailer across two blocks is found.
+        end = start + TRAILER as u64 - 1;
+    }
+    Ok((0, data_end.unwrap_or(0)))
+}
+
+/// Copies the first `len` bytes of `from`: its data, not fjall's zeros.
+fn copy_prefix(from: &Path, to: &Path, len: u64) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut out = File::create(to)?;
+    std::io::copy(&mut File::open(from)?.take(len), &mut out)?;
+    out.sync_all()
+}
+
+/// What every error after a write failure says: fjall refuses every later
+/// write once one failed (it cannot tell what reached the disk).
+const AFTER_FAILURE: &str = "nothing more can be written until the queue is closed and opened \
+     again (free space first); every publish that returned Ok before is kept";
+
+/// The I/O error inside a fjall error, if it is one.
+fn io_error(e: &fjall::Error) -> Option<&std::io::Error> {
+    if let fjall::Error::Io(io) = e {
+        return Some(io);
+    }
+    // lsm-tree's errors (fjall::Error::Storage) carry theirs as the source.
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        source = inner.source();
+    }
+    None
+}
+
+/// ENOSPC, or a quota that ran out.
+fn is_disk_full(io: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
 }
 
 /// True while the file still has a name (fjall has not deleted it).
@@ -154,6 +511,9 @@ fn still_linked(_file: &File) -> bool {
 
 impl Store for FjallStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if key == CHECKPOINT_KEY {
+            return Ok(None);
+        }
         Ok(self
             .space(space)
             .get(key)
@@ -166,9 +526,14 @@ impl Store for FjallStore {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
-        for guard in self.space(space).range(from..to).take(limit) {
+        for guard in self.space(space).range(from..to) {
+            if out.len() >= limit {
+                break;
+            }
             let (k, v) = guard.into_inner().map_err(storage("scan"))?;
-            out.push((k.to_vec(), v.to_vec()));
+            if &*k != CHECKPOINT_KEY {
+                out.push((k.to_vec(), v.to_vec()));
+            }
         }
         Ok(out)
     }
@@ -182,13 +547,46 @@ impl Store for FjallStore {
                 Op::DeleteWeak(space, key) => wb.remove_weak(self.space(space), key),
             }
         }
-        wb.commit().map_err(storage("write batch"))
+        wb.commit().map_err(|e| self.fail("write batch", e))
     }
 
     fn flush(&self) -> Result<()> {
         self.db
             .persist(PersistMode::Buffer)
-            .map_err(storage("flush journal"))
+            .map_err(|e| self.fail("flush journal", e))
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        // See "A clean close leaves nothing to replay" in the module docs.
+        let mut wb = self.db.batch();
+        for ks in &self.spaces {
+            wb.insert(ks, CHECKPOINT_KEY, [1u8]);
+        }
+        wb.commit()
+            .map_err(|e| self.fail("write checkpoint marker", e))?;
+        self.sync()?;
+        for ks in &self.spaces {
+            ks.rotate_memtable()
+                .map_err(|e| self.fail("rotate memtable", e))?;
+        }
+        // fjall has no notice for "flushed"; its flush workers finish in
+        // milliseconds, so poll, and give up (the journal still has it all)
+        // rather than hang if they cannot.
+        let deadline = Instant::now() + CHECKPOINT_TIMEOUT;
+        while self.spaces.iter().any(|ks| ks.sealed_memtable_count() > 0) {
+            // A flush that failed poisons the database: this says why.
+            self.flush()?;
+            if Instant::now() >= deadline {
+                log::warn!(
+                    "fjall: memtables of {} not written to tables within {CHECKPOINT_TIMEOUT:?}; \
+                     the next open replays them from the journal",
+                    self.dir.display()
+                );
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     fn sync(&self) -> Result<()> {
@@ -199,13 +597,27 @@ impl Store for FjallStore {
         }
         self.db
             .persist(PersistMode::SyncData)
-            .map_err(storage("sync journal"))
+            .map_err(|e| self.fail("sync journal", e))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_in_every_later_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(dir.path()).unwrap();
+        let enospc = std::io::Error::from_raw_os_error(28);
+        let first = store.fail("write batch", fjall::Error::Io(enospc));
+        assert!(first.to_string().contains("is full"), "{first}");
+        // fjall's later answer is a bare `Poisoned`: ours still says why.
+        let later = store.fail("flush journal", fjall::Error::Poisoned);
+        let text = later.to_string();
+        assert!(text.contains("is full"), "{text}");
+        assert!(text.contains("closed and opened again"), "{text}");
+    }
 
     #[test]
     fn sync_finds_the_active_journal_and_follows_rotation() {

@@ -32,6 +32,9 @@
 //!   or at close, so after a crash an acked message may come again, never
 //!   the reverse.
 //! - Priority 0 first, FIFO within a priority level.
+//! - **A full disk** is an [`Error::Storage`] saying so. fjall accepts no
+//!   write after a failed one, even once space is free: close the queue
+//!   and open it again (every publish that returned `Ok` is there).
 //! - Corrupt stored bytes are an [`Error::Corrupt`] naming the key; the
 //!   entry stays where it is.
 //!
@@ -109,7 +112,9 @@ impl Queue {
     ///
     /// [`Error::InvalidArgument`] naming the bad config field;
     /// [`Error::Storage`] when fjall cannot open the directory (another
-    /// process has it open, say); [`Error::Corrupt`] for unreadable records.
+    /// process has it open, say); [`Error::Corrupt`] for unreadable records,
+    /// or naming a journal file damaged before its end (a torn tail after a
+    /// crash opens; see [`FjallStore`]).
     pub fn open(path: impl AsRef<Path>, config: QueueConfig) -> Result<Self> {
         config.validate()?;
         Self::with_store(Arc::new(FjallStore::open(path)?), config)
@@ -183,9 +188,12 @@ impl Queue {
     /// size limit or a message key over 65,531 bytes (the most fjall
     /// stores in a key), naming the message (nothing is written then);
     /// [`Error::Closed`]; [`Error::Storage`] when the write or the sync
-    /// failed (the messages may or may not be stored);
-    /// [`Error::Panicked`] if the storage engine panicked (nothing is lost:
-    /// later publishes never reuse a sequence number).
+    /// failed (the messages may or may not be stored). After a failed write
+    /// (a full disk, say: the error says so) every later write fails the
+    /// same way until the queue is closed and opened again; see
+    /// [`FjallStore`]'s "A full disk". [`Error::Panicked`] if the storage
+    /// engine panicked (nothing is lost: later publishes never reuse a
+    /// sequence number).
     pub fn publish(&self, topic: &str, messages: &[Message]) -> Result<()> {
         self.send(topic, messages)?.wait()
     }
@@ -314,6 +322,9 @@ impl Queue {
 
     /// Stops accepting publishes and deliveries, wakes every blocked
     /// receive with [`Error::Closed`], syncs, and joins the queue's threads.
+    /// It then checkpoints the store ([`Store::checkpoint`]), so that the
+    /// next open has nothing to replay and takes the same time however
+    /// many messages were ever written.
     /// Acks and nacks of outstanding deliveries still work; the files close
     /// when the last [`Subscriber`] is dropped. Calling it again does
     /// nothing.
@@ -351,6 +362,10 @@ impl Queue {
         let synced = store.sync();
         self.shared.committer.settle_all(&synced);
         if let Err(e) = synced {
+            first_error.get_or_insert(e);
+        } else if let Err(e) = store.checkpoint() {
+            // So that the next open has nothing to replay (fjall: memtables
+            // to tables); nothing is lost if it fails, the open is slower.
             first_error.get_or_insert(e);
         }
         first_error.map_or(Ok(()), Err)

@@ -161,4 +161,17 @@ pub trait Store: Send + Sync {
     ///
     /// As [`Store::get`].
     fn sync(&self) -> Result<()>;
+
+    /// A clean close: leaves the store so that the next open has nothing
+    /// to replay (fjall writes its memtables to tables, so its journal
+    /// holds nothing newer than them). The engine calls it once, from
+    /// `Queue::close`, right after a [`Store::sync`] that succeeded; writes
+    /// after it (late acks) are still allowed. The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`].
+    fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
 }

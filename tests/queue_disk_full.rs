@@ -1,0 +1,120 @@
+//! The durable queue on a full disk: the error says the disk is full and
+//! that the queue must be closed and reopened, and after that (with space
+//! freed) every publish that returned `Ok` is there.
+//!
+//! Runs on a 6 MiB tmpfs of its own, so it needs root (`mount`); without
+//! it the test says so and passes without running.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+use syncmq::{Error, Message};
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: usize) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
+            .arg("tmpfs")
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then_some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn config() -> QueueConfig {
+    QueueConfig::new().with_topic(TopicConfig::new("t", ["s"]))
+}
+
+fn says_disk_full(e: &Error) -> bool {
+    let text = e.to_string();
+    matches!(e, Error::Storage(_))
+        && text.contains("is full")
+        && text.contains("closed and opened again")
+}
+
+#[test]
+fn a_full_disk_says_so_and_loses_nothing_published() {
+    let Some(disk) = SmallDisk::mount(6 << 20) else {
+        eprintln!("skipped: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    // Room to free once the disk is full, so that the reopen can work.
+    let spare: PathBuf = disk.path().join("spare");
+    std::fs::write(&spare, vec![0u8; 2 << 20]).unwrap();
+    let dir = disk.path().join("queue");
+    let mut published = BTreeSet::new();
+    {
+        let queue = Queue::open(&dir, config()).unwrap();
+        let body = vec![0x5Au8; 4 << 10];
+        let mut failure = None;
+        for i in 0..10_000u32 {
+            let mut b = i.to_be_bytes().to_vec();
+            b.extend_from_slice(&body);
+            match queue.publish("t", &[Message::new(b)]) {
+                Ok(()) => {
+                    published.insert(i);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let failure = failure.expect("a 6 MiB disk fills up");
+        eprintln!("first error: {failure}");
+        assert!(says_disk_full(&failure), "first error: {failure}");
+        // Every later write says the same, not a bare `Poisoned`, even
+        // with space free again.
+        std::fs::remove_file(&spare).unwrap();
+        let again = queue
+            .publish("t", &[Message::new(b"later".to_vec())])
+            .unwrap_err();
+        eprintln!("later error: {again}");
+        assert!(says_disk_full(&again), "later error: {again}");
+        // Close returns (its sync may fail the same way).
+        let _ = queue.close();
+    }
+    assert!(!published.is_empty());
+    let queue = Queue::open(&dir, config()).unwrap();
+    let sub = queue.subscribe("t", "s").unwrap();
+    let mut got = BTreeSet::new();
+    loop {
+        let batch = sub.next_batch(100, Some(Duration::ZERO)).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            let b = r.message.body();
+            got.insert(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        }
+        // No acks: the disk is nearly full again after the open.
+    }
+    let lost: Vec<_> = published.difference(&got).collect();
+    assert!(
+        lost.is_empty(),
+        "publishes that returned Ok and are gone: {lost:?}"
+    );
+}
