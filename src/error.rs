@@ -68,6 +68,11 @@ pub enum Error {
     },
     /// The message broker refused, failed or went away.
     Broker(String),
+    /// The broker refused us for good: it did not accept the credentials
+    /// (`ACCESS_REFUSED`) or the virtual host (`NOT_ALLOWED`: unknown, or no
+    /// permission). Retrying cannot help until the configuration or the
+    /// broker's users change, so this is not transient.
+    Refused(String),
     /// The storage engine (fjall, PostgreSQL, the file system) failed.
     Storage(String),
     /// A thread of ours, or code it ran for the caller, panicked. `what`
@@ -150,6 +155,7 @@ impl fmt::Display for Error {
                 write!(f, "corrupt stored value under key {key}: {reason}")
             }
             Error::Broker(reason) => write!(f, "broker error: {reason}"),
+            Error::Refused(reason) => write!(f, "refused by the broker: {reason}"),
             Error::Storage(reason) => write!(f, "storage error: {reason}"),
             Error::Panicked { what, message } => write!(f, "{what} panicked: {message}"),
             Error::Block {
@@ -206,5 +212,6 @@ mod tests {
         assert!(Error::timeout("connection", Duration::from_secs(1)).is_transient());
         assert!(!Error::Codec("truncated".into()).is_transient());
         assert!(!Error::closed("adapter").is_transient());
+        assert!(!Error::Refused("ACCESS_REFUSED".into()).is_transient());
     }
 }

@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::rabbitmq::connection::{lock, Connection, Shared};
 use crate::thread::{self, Stopper, Worker};
+use crate::waiter::describe_wait;
 
 mod engine;
 
@@ -179,6 +180,8 @@ impl PublisherConfig {
 pub struct Confirmation {
     rx: Receiver<Result<()>>,
     timeout: Duration,
+    /// To name the last connection error when the wait times out.
+    waiter: Arc<crate::waiter::ConnectionWaiter>,
 }
 
 impl Confirmation {
@@ -214,7 +217,10 @@ impl Confirmation {
         match self.rx.recv_timeout(timeout) {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(Error::timeout(
-                "the broker's confirm (the message stays buffered and may still be published)",
+                describe_wait(
+                    "the broker's confirm (the message stays buffered and may still be published)",
+                    self.waiter.last_error().as_ref(),
+                ),
                 timeout,
             )),
             Err(RecvTimeoutError::Disconnected) => Err(Error::closed("publisher")),
@@ -377,7 +383,9 @@ impl Publisher {
     /// publishing under [`BlockedPolicy::Fail`], or a mandatory message was
     /// unroutable; [`Error::Timeout`] when no confirm came within the
     /// confirm timeout (the message stays buffered and may still be
-    /// published); [`Error::Closed`] after close.
+    /// published; the error names the last connection error while not
+    /// connected); [`Error::Refused`] when the connection gave up on a
+    /// refusal of its credentials or vhost; [`Error::Closed`] after close.
     pub fn publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
         self.send(exchange, routing_key, message)?.wait()
     }
@@ -410,6 +418,7 @@ impl Publisher {
         Ok(Confirmation {
             rx,
             timeout: self.inner.config.confirm_timeout,
+            waiter: self.inner.shared.waiter.clone(),
         })
     }
 
@@ -451,7 +460,10 @@ impl Publisher {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::timeout(
-                    format!("{count} buffered messages to be confirmed"),
+                    describe_wait(
+                        &format!("{count} buffered messages to be confirmed"),
+                        self.inner.shared.last_error().as_ref(),
+                    ),
                     timeout,
                 ));
             }
@@ -488,7 +500,9 @@ impl Publisher {
     /// # Errors
     ///
     /// [`Error::Timeout`] when messages were still unconfirmed at the
-    /// deadline (each of their callers got [`Error::Closed`]).
+    /// deadline (each of their callers got [`Error::Closed`]);
+    /// [`Error::Refused`] naming how many were never published when the
+    /// connection gave up on a refusal (at once, without waiting).
     pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
@@ -503,6 +517,11 @@ impl Publisher {
         let inner = &self.inner;
         if inner.closed.load(Ordering::SeqCst) {
             return Err((Error::closed("publisher"), message));
+        }
+        // A connection that gave up (refused credentials or vhost) will
+        // never publish this: say why now rather than time out later.
+        if let Some(cause) = inner.shared.failure() {
+            return Err((cause, message));
         }
         if inner.config.blocked == BlockedPolicy::Fail {
             if let Some(reason) = inner.shared.blocked() {
@@ -550,8 +569,20 @@ impl Inner {
             let deadline = Instant::now() + self.config.close_timeout + Duration::from_secs(2);
             result = match worker.join_deadline(deadline) {
                 Ok(0) => Ok(()),
+                // Never published because the connection gave up: say why.
+                Ok(left) if self.shared.failure().is_some() => Err(match self.shared.failure() {
+                    Some(Error::Refused(reason)) => Error::Refused(format!(
+                        "{reason}; {left} buffered messages were never published"
+                    )),
+                    _ => Error::closed(format!(
+                        "connection; {left} buffered messages were never published"
+                    )),
+                }),
                 Ok(left) => Err(Error::timeout(
-                    format!("{left} buffered messages to be confirmed before close"),
+                    describe_wait(
+                        &format!("{left} buffered messages to be confirmed before close"),
+                        self.shared.last_error().as_ref(),
+                    ),
                     self.config.close_timeout,
                 )),
                 Err(e) => Err(e),

@@ -144,11 +144,13 @@ impl Engine {
         if unconfirmed > 0 {
             log::error!("publisher on {name}: closed with {unconfirmed} messages unconfirmed");
         }
+        // A connection that gave up says why to every waiting caller.
+        let failure = self.shared.failure();
         for entry in self.queue.drain(..) {
             if let Some(reply) = entry.reply {
-                let _ = reply.send(Err(Error::closed(
-                    "publisher (closed before the broker confirmed the message)",
-                )));
+                let _ = reply.send(Err(failure.clone().unwrap_or_else(|| {
+                    Error::closed("publisher (closed before the broker confirmed the message)")
+                })));
             }
             self.held.release();
         }
