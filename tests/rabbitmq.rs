@@ -647,3 +647,79 @@ fn close_during_an_outage_publishes_the_buffer_once_the_broker_is_back() {
     assert_eq!(publisher.stats().confirmed, 10);
     conn.close().unwrap();
 }
+
+#[test]
+fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("nowait-refused-q");
+    let client = Client::start(
+        ClientConfig::new(&url, unique("nowait-refused"))
+            .with_connection(ConnectionConfig::new(&url).with_name(unique("nowait-refused"))),
+    )
+    .unwrap();
+    client
+        .connection()
+        .declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let missing_exchange = unique("no-such-exchange");
+    let no_queue = unique("no-such-queue");
+    // Both return Ok: they are handed over, not yet confirmed...
+    client
+        .publish(
+            &missing_exchange,
+            &queue,
+            Message::new(b"to nowhere".to_vec()),
+        )
+        .unwrap();
+    client
+        .publish("", &no_queue, Message::new(b"unroutable".to_vec()))
+        .unwrap();
+    client
+        .publish("", &queue, Message::new(b"fine".to_vec()))
+        .unwrap();
+    // ...and flush says two of them will never be published, and why.
+    match client.flush(PATIENCE) {
+        Err(Error::Rejected { count: 2, first }) => {
+            assert!(first.contains("exchange"), "{first}")
+        }
+        other => panic!("expected two refusals, got {other:?}"),
+    }
+    // Each comes back with its message, once.
+    let refusals = client.refusals();
+    let mut back: Vec<_> = (0..2)
+        .map(|_| {
+            refusals
+                .recv_timeout(PATIENCE)
+                .expect("a refused message back")
+        })
+        .collect();
+    back.sort_by(|a, b| a.message.body().cmp(b.message.body()));
+    assert_eq!(back[0].message.body(), b"to nowhere");
+    assert_eq!(back[0].exchange, missing_exchange);
+    assert!(
+        matches!(&back[0].error, Error::Broker(r) if r.contains("NOT_FOUND")),
+        "{:?}",
+        back[0].error
+    );
+    assert_eq!(back[1].message.body(), b"unroutable");
+    assert_eq!(back[1].routing_key, no_queue);
+    assert!(
+        matches!(&back[1].error, Error::Broker(r) if r.contains("unroutable")),
+        "{:?}",
+        back[1].error
+    );
+    assert!(refusals.try_recv().is_err(), "a refusal came back twice");
+    // Reported once: the next flush is clean.
+    client.flush(PATIENCE).unwrap();
+
+    // A refusal no flush reported is reported by stop.
+    client
+        .publish(&missing_exchange, &queue, Message::new(b"again".to_vec()))
+        .unwrap();
+    eventually(PATIENCE, "the refusal back", || !refusals.is_empty());
+    match client.stop() {
+        Err(Error::Rejected { count: 1, .. }) => {}
+        other => panic!("expected stop to report the refusal, got {other:?}"),
+    }
+    delete_queues(&url, &[&queue]);
+}

@@ -43,8 +43,11 @@ use crate::thread::{self, Stopper, Worker};
 use crate::waiter::describe_wait;
 
 mod engine;
+mod refusals;
 
 use engine::Engine;
+pub use refusals::Refusal;
+use refusals::Refusals;
 
 /// What a publish does while the broker blocks publishers (a memory or
 /// disk alarm, reported with `connection.blocked`).
@@ -79,6 +82,7 @@ pub struct PublisherConfig {
     mandatory: bool,
     blocked: BlockedPolicy,
     close_timeout: Duration,
+    refusals: usize,
 }
 
 impl Default for PublisherConfig {
@@ -92,13 +96,15 @@ impl Default for PublisherConfig {
             mandatory: true,
             blocked: BlockedPolicy::Wait,
             close_timeout: Duration::from_secs(10),
+            refusals: 1_000,
         }
     }
 }
 
 impl PublisherConfig {
     /// Defaults: window 256, buffer 10,000, retry every 1 s, 30 s for a
-    /// confirm, persistent, mandatory, wait while blocked, 10 s to close.
+    /// confirm, persistent, mandatory, wait while blocked, 10 s to close,
+    /// room for 1,000 unread refusals.
     pub fn new() -> Self {
         PublisherConfig::default()
     }
@@ -156,6 +162,16 @@ impl PublisherConfig {
         self
     }
 
+    /// How many refused fire-and-retry messages
+    /// [`Publisher::refusals`] holds until read (at least 1). Beyond that a
+    /// refusal is still counted by `flush` and logged, but its message is
+    /// not kept.
+    #[must_use]
+    pub fn with_refusals_capacity(mut self, capacity: usize) -> Self {
+        self.refusals = capacity;
+        self
+    }
+
     /// How long [`Publisher::close`] keeps publishing what is buffered.
     #[must_use]
     pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
@@ -169,6 +185,9 @@ impl PublisherConfig {
         }
         if self.buffer == 0 {
             return Err(Error::invalid("buffer", "must be at least 1"));
+        }
+        if self.refusals == 0 {
+            return Err(Error::invalid("refusals_capacity", "must be at least 1"));
         }
         Ok(())
     }
@@ -290,6 +309,7 @@ struct Inner {
     requests: Sender<Entry>,
     held: Arc<Held>,
     counters: Arc<Counters>,
+    refusals: Arc<Refusals>,
     next_seq: AtomicU64,
     closed: AtomicBool,
     stopper: Mutex<Stopper>,
@@ -346,7 +366,9 @@ impl Publisher {
         let (stopper, stop) = thread::stop_signal();
         let held = Arc::new(Held::default());
         let counters = Arc::new(Counters::default());
+        let refusals = Arc::new(Refusals::new(config.refusals));
         let engine = Engine {
+            refusals: refusals.clone(),
             shared: shared.clone(),
             config: config.clone(),
             requests: request_rx,
@@ -364,6 +386,7 @@ impl Publisher {
                 requests,
                 held,
                 counters,
+                refusals,
                 next_seq: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
                 stopper: Mutex::new(stopper),
@@ -425,7 +448,10 @@ impl Publisher {
     /// gormq's publish: hands `message` over and returns at once. If it
     /// cannot be published now it waits in the retry buffer and is resent,
     /// until confirmed. Nothing reports the confirm; [`flush`](Self::flush)
-    /// waits for all of them.
+    /// waits for all of them. A message that can never be published (the
+    /// broker refused it, or it was unroutable with `mandatory`) comes back
+    /// on [`refusals`](Self::refusals), and the next `flush` or `close`
+    /// fails with [`Error::Rejected`] counting it.
     ///
     /// # Errors
     ///
@@ -443,12 +469,35 @@ impl Publisher {
     }
 
     /// Waits until every message handed over so far is settled (confirmed,
-    /// or failed to its caller).
+    /// or failed to its caller), then reports the fire-and-retry publishes
+    /// refused since the last report.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] naming how many are still buffered.
+    /// [`Error::Timeout`] naming how many are still buffered;
+    /// [`Error::Rejected`] with how many
+    /// [`publish_nowait`](Self::publish_nowait) messages the broker refused
+    /// since the last `flush` or `close` reported them, and why the first
+    /// was (each refusal is reported once; the messages are on
+    /// [`refusals`](Self::refusals)).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.wait_settled(timeout)?;
+        match self.inner.refusals.take() {
+            Some(rejected) => Err(rejected),
+            None => Ok(()),
+        }
+    }
+
+    /// The fire-and-retry messages that will never be published, each
+    /// with its message and why: refused by the broker, unroutable with
+    /// `mandatory`, or still unconfirmed when the publisher closed. The
+    /// channel is bounded ([`PublisherConfig::with_refusals_capacity`]);
+    /// all clones of the publisher share it.
+    pub fn refusals(&self) -> Receiver<Refusal> {
+        self.inner.refusals.receiver()
+    }
+
+    fn wait_settled(&self, timeout: Duration) -> Result<()> {
         let held = &self.inner.held;
         let deadline = Instant::now() + timeout;
         let mut guard = lock(&held.lock);
@@ -500,7 +549,9 @@ impl Publisher {
     /// # Errors
     ///
     /// [`Error::Timeout`] when messages were still unconfirmed at the
-    /// deadline (each of their callers got [`Error::Closed`]);
+    /// deadline (each of their callers got [`Error::Closed`]; fire-and-retry
+    /// ones go to [`refusals`](Self::refusals));
+    /// [`Error::Rejected`] for fire-and-retry refusals no `flush` reported;
     /// [`Error::Refused`] naming how many were never published when the
     /// connection gave up on a refusal (at once, without waiting).
     pub fn close(&self) -> Result<()> {
@@ -587,6 +638,10 @@ impl Inner {
                 )),
                 Err(e) => Err(e),
             };
+        }
+        // Refusals that no flush reported: close is the last chance.
+        if let Some(rejected) = self.refusals.take() {
+            result = result.and(Err(rejected));
         }
         if let Some(connection) = lock(&self.own_connection).take() {
             let closed = connection.close();
