@@ -723,3 +723,46 @@ fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
     }
     delete_queues(&url, &[&queue]);
 }
+
+#[test]
+fn close_of_a_frozen_publisher_fails_its_waiting_callers_before_it_returns() {
+    let Some(_) = broker_url() else { return };
+    let proxy = SilentProxy::start();
+    let conn = Connection::with_config(
+        ConnectionConfig::new(proxy.url())
+            .with_name(unique("frozen"))
+            .with_heartbeat(Duration::from_secs(10))
+            .with_close_timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    conn.waiter().wait_connected(PATIENCE).unwrap();
+    // The network freezes: no byte gets through and nothing is closed, so
+    // the publisher's channel open is never answered (heartbeats would
+    // tell only after about 20 s).
+    proxy.silence_existing();
+    let publisher = Publisher::new(
+        &conn,
+        PublisherConfig::new().with_close_timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let caller = {
+        let publisher = publisher.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(publisher.publish("", "q", Message::new(b"x".to_vec())));
+        })
+    };
+    eventually(PATIENCE, "the caller waiting for its confirm", || {
+        publisher.buffered() == 1
+    });
+    // Close may report the unconfirmed message; what matters is that the
+    // caller is not left waiting once it returned.
+    let _ = publisher.close();
+    match rx.recv_timeout(Duration::from_secs(1)) {
+        Ok(Err(Error::Closed(_))) => {}
+        Ok(other) => panic!("expected Closed, got {other:?}"),
+        Err(_) => panic!("the caller was still blocked after close returned"),
+    }
+    caller.join().unwrap();
+    let _ = conn.close();
+}

@@ -202,10 +202,11 @@ impl Shared {
     /// [`wake_on_connect`](Self::wake_on_connect) and try again),
     /// [`Error::Closed`] once the connection is closed, or when `stop`
     /// becomes ready first (a worker told to stop; a worker that still has
-    /// work to finish passes `never()`).
-    pub(crate) fn open_channel(
+    /// work to finish passes its deadline, `at(deadline)`: a frozen broker
+    /// may never answer).
+    pub(crate) fn open_channel<T>(
         &self,
-        stop: &Receiver<()>,
+        stop: &Receiver<T>,
     ) -> Result<(amiquip::Channel, Generation)> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.commands

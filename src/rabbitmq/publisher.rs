@@ -201,6 +201,10 @@ pub struct Confirmation {
     timeout: Duration,
     /// To name the last connection error when the wait times out.
     waiter: Arc<crate::waiter::ConnectionWaiter>,
+    /// Disconnected when [`Publisher::close`] returns: a wait must not
+    /// outlive the close even if the publishing thread is stuck in a call
+    /// to a frozen broker and never answers.
+    closed: Receiver<()>,
 }
 
 impl Confirmation {
@@ -223,8 +227,20 @@ impl Confirmation {
     ) -> std::result::Result<Result<()>, Confirmation> {
         select! {
             recv(self.rx) -> result => Ok(result.unwrap_or_else(|_| Err(Error::closed("publisher")))),
+            recv(self.closed) -> _ => Ok(self.after_close()),
             recv(stop.receiver()) -> _ => Err(self),
         }
+    }
+
+    /// The answer once the publisher closed: the one that came meanwhile,
+    /// else `Closed`.
+    fn after_close(&self) -> Result<()> {
+        self.rx.try_recv().unwrap_or_else(|_| {
+            Err(Error::closed(
+                "publisher (closed before the broker confirmed the message; \
+                 it may still have reached the broker)",
+            ))
+        })
     }
 
     /// Waits for the broker's confirm, at most `timeout`.
@@ -233,7 +249,13 @@ impl Confirmation {
     ///
     /// As [`Publisher::publish`].
     pub fn wait_timeout(self, timeout: Duration) -> Result<()> {
-        match self.rx.recv_timeout(timeout) {
+        let deadline = crossbeam_channel::after(timeout);
+        let answer = select! {
+            recv(self.rx) -> result => result.map_err(|_| RecvTimeoutError::Disconnected),
+            recv(self.closed) -> _ => return self.after_close(),
+            recv(deadline) -> _ => Err(RecvTimeoutError::Timeout),
+        };
+        match answer {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(Error::timeout(
                 describe_wait(
@@ -312,6 +334,9 @@ struct Inner {
     refusals: Arc<Refusals>,
     next_seq: AtomicU64,
     closed: AtomicBool,
+    /// Dropped at the end of close, waking every [`Confirmation`] wait.
+    closing: Mutex<Option<Sender<()>>>,
+    closed_rx: Receiver<()>,
     stopper: Mutex<Stopper>,
     worker: Mutex<Option<Worker<usize>>>,
     /// Set by [`Publisher::connect`]: a connection of its own, closed last.
@@ -367,6 +392,7 @@ impl Publisher {
         let held = Arc::new(Held::default());
         let counters = Arc::new(Counters::default());
         let refusals = Arc::new(Refusals::new(config.refusals));
+        let (closing, closed_rx) = crossbeam_channel::bounded(0);
         let engine = Engine {
             refusals: refusals.clone(),
             shared: shared.clone(),
@@ -389,6 +415,8 @@ impl Publisher {
                 refusals,
                 next_seq: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
+                closing: Mutex::new(Some(closing)),
+                closed_rx,
                 stopper: Mutex::new(stopper),
                 worker: Mutex::new(Some(worker)),
                 own_connection: Mutex::new(None),
@@ -442,6 +470,7 @@ impl Publisher {
             rx,
             timeout: self.inner.config.confirm_timeout,
             waiter: self.inner.shared.waiter.clone(),
+            closed: self.inner.closed_rx.clone(),
         })
     }
 
@@ -544,7 +573,11 @@ impl Publisher {
 
     /// Stops taking messages, keeps publishing what is buffered for up to
     /// the close timeout, and joins the thread. A publisher from
-    /// [`connect`](Self::connect) then closes its connection.
+    /// [`connect`](Self::connect) then closes its connection. By the time
+    /// it returns, every caller still waiting for a confirm (in
+    /// [`publish`](Self::publish) or [`Confirmation::wait`]) has its
+    /// answer, [`Error::Closed`] if none came, even when the publishing
+    /// thread is stuck in a call to a frozen broker.
     ///
     /// # Errors
     ///
@@ -639,6 +672,8 @@ impl Inner {
                 Err(e) => Err(e),
             };
         }
+        // Whatever the thread is stuck in, no caller waits past this close.
+        drop(lock(&self.closing).take());
         // Refusals that no flush reported: close is the last chance.
         if let Some(rejected) = self.refusals.take() {
             result = result.and(Err(rejected));
@@ -705,6 +740,25 @@ mod tests {
         let closed = waiting.close();
         assert!(matches!(closed, Err(Error::Timeout { .. })), "{closed:?}");
         failing.close().unwrap();
+        connection.close().unwrap();
+    }
+
+    #[test]
+    fn a_wait_ends_with_the_close_even_if_the_thread_never_answers() {
+        // The publishing thread stuck in a call to a frozen broker: it
+        // holds the reply sender and never sends.
+        let (_stuck_reply, rx) = crossbeam_channel::bounded(1);
+        let (closing, closed) = crossbeam_channel::bounded::<()>(0);
+        let connection = unreachable();
+        let confirmation = Confirmation {
+            rx,
+            timeout: Duration::from_secs(60),
+            waiter: connection.waiter(),
+            closed,
+        };
+        let waiting = std::thread::spawn(move || confirmation.wait());
+        drop(closing); // what the end of close does
+        assert!(matches!(waiting.join().unwrap(), Err(Error::Closed(_))));
         connection.close().unwrap();
     }
 

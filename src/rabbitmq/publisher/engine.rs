@@ -93,14 +93,13 @@ impl Engine {
                 }
             }
             // While draining, a channel is what finishing needs: the wait
-            // for it must not end at the stop signal (the deadline bounds
-            // the draining instead).
-            let stop = if draining.is_some() {
-                never()
-            } else {
-                self.stop.receiver().clone()
+            // for it must not end at the stop signal, but at the deadline
+            // (a frozen broker may never answer the channel's open).
+            let opened = match draining {
+                Some(deadline) => self.shared.open_channel(&crossbeam_channel::at(deadline)),
+                None => self.shared.open_channel(self.stop.receiver()),
             };
-            match self.shared.open_channel(&stop) {
+            match opened {
                 Ok((channel, generation)) => match self.serve(&channel, &mut draining) {
                     Served::Done => break,
                     Served::Lost(loss) => {
