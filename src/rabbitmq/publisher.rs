@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
@@ -249,11 +249,18 @@ impl Confirmation {
     ///
     /// As [`Publisher::publish`].
     pub fn wait_timeout(self, timeout: Duration) -> Result<()> {
-        let deadline = crossbeam_channel::after(timeout);
-        let answer = select! {
-            recv(self.rx) -> result => result.map_err(|_| RecvTimeoutError::Disconnected),
-            recv(self.closed) -> _ => return self.after_close(),
-            recv(deadline) -> _ => Err(RecvTimeoutError::Timeout),
+        // An answer already there wins: `select!` picks at random among
+        // ready operations, and a zero timeout is ready at once.
+        let answer = match self.rx.try_recv() {
+            Ok(result) => Ok(result),
+            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => select! {
+                recv(self.rx) -> result => result.map_err(|_| RecvTimeoutError::Disconnected),
+                recv(self.closed) -> _ => return self.after_close(),
+                recv(crossbeam_channel::after(timeout)) -> _ => {
+                    self.rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
+                }
+            },
         };
         match answer {
             Ok(result) => result,
