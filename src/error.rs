@@ -69,6 +69,21 @@ pub enum Error {
     },
     /// The message broker refused, failed or went away.
     Broker(String),
+    /// The broker refused us for good: it did not accept the credentials
+    /// (`ACCESS_REFUSED`) or the virtual host (`NOT_ALLOWED`: unknown, or no
+    /// permission). Retrying cannot help until the configuration or the
+    /// broker's users change, so this is not transient.
+    Refused(String),
+    /// The broker refused `count` fire-and-retry publishes since they were
+    /// last reported (a missing exchange, unroutable with `mandatory`):
+    /// returned by `flush` and `close` of the RabbitMQ publisher, whose
+    /// `refusals()` channel gives each message back.
+    Rejected {
+        /// How many publishes were refused.
+        count: u64,
+        /// Why the first of them was refused.
+        first: String,
+    },
     /// The storage engine (fjall, PostgreSQL, the file system) failed.
     Storage(String),
     /// A thread of ours, or code it ran for the caller, panicked. `what`
@@ -151,6 +166,12 @@ impl fmt::Display for Error {
                 write!(f, "corrupt stored value under key {key}: {reason}")
             }
             Error::Broker(reason) => write!(f, "broker error: {reason}"),
+            Error::Refused(reason) => write!(f, "refused by the broker: {reason}"),
+            Error::Rejected { count, first } => write!(
+                f,
+                "the broker refused {count} fire-and-retry publishes (the first: {first}); \
+                 the publisher's refusals() channel has the messages"
+            ),
             Error::Storage(reason) => write!(f, "storage error: {reason}"),
             Error::Panicked { what, message } => write!(f, "{what} panicked: {message}"),
             Error::Block {
@@ -207,5 +228,6 @@ mod tests {
         assert!(Error::timeout("connection", Duration::from_secs(1)).is_transient());
         assert!(!Error::Codec("truncated".into()).is_transient());
         assert!(!Error::closed("adapter").is_transient());
+        assert!(!Error::Refused("ACCESS_REFUSED".into()).is_transient());
     }
 }

@@ -16,6 +16,13 @@
 //! [`ConnectionWaiter::close`] is final: it wakes every waiter with
 //! [`Error::Closed`] and makes all later waits fail the same way, so no
 //! thread stays blocked on a connection that will never come.
+//! [`ConnectionWaiter::fail`] is the same with a cause: a connection that
+//! can never succeed (the broker refused our credentials) wakes every
+//! waiter with that error instead.
+//!
+//! The supervisor also records why its last attempt failed
+//! ([`ConnectionWaiter::set_last_error`]); a wait that times out names it,
+//! so an unreachable broker does not look like a plain timeout.
 
 use std::fmt;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -50,6 +57,11 @@ struct State {
     generation: u64,
     /// Threads blocked in `wait_connected` right now.
     waiting: usize,
+    /// Why the last connection attempt failed or the connection was lost;
+    /// cleared by a connect.
+    last_error: Option<Error>,
+    /// Why the connection can never come, once it is known (set by `fail`).
+    failure: Option<Error>,
 }
 
 /// Lets threads block until a connection is up.
@@ -84,12 +96,16 @@ impl ConnectionWaiter {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when no connect came within `timeout`;
-    /// [`Error::Closed`] when the waiter is or gets closed.
+    /// [`Error::Timeout`] when no connect came within `timeout` (naming the
+    /// [`last_error`](Self::last_error), if any); [`Error::Closed`] when the
+    /// waiter is or gets closed, or the error given to [`fail`](Self::fail).
     pub fn wait_connected(&self, timeout: Duration) -> Result<Generation> {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.lock();
         loop {
+            if let Some(failure) = &state.failure {
+                return Err(failure.clone());
+            }
             if state.closed {
                 return Err(Error::closed("connection waiter"));
             }
@@ -107,7 +123,10 @@ impl ConnectionWaiter {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         state.waiting -= 1;
-                        return Err(Error::timeout("the connection", timeout));
+                        return Err(Error::timeout(
+                            describe_wait("the connection", state.last_error.as_ref()),
+                            timeout,
+                        ));
                     }
                     self.changed
                         .wait_timeout(state, left)
@@ -129,6 +148,7 @@ impl ConnectionWaiter {
         if !state.closed {
             state.generation += 1;
             state.connected = true;
+            state.last_error = None;
             self.changed.notify_all();
         }
         Generation(state.generation)
@@ -165,6 +185,38 @@ impl ConnectionWaiter {
         self.changed.notify_all();
     }
 
+    /// Closes the waiter for good because the connection can never come:
+    /// every waiter, now and later, gets `cause` instead of
+    /// [`Error::Closed`]. The first cause given wins.
+    pub fn fail(&self, cause: Error) {
+        let mut state = self.lock();
+        if state.failure.is_none() && !state.closed {
+            state.failure = Some(cause);
+        }
+        state.closed = true;
+        state.connected = false;
+        self.changed.notify_all();
+    }
+
+    /// The error given to [`fail`](Self::fail), once it was called.
+    pub fn failure(&self) -> Option<Error> {
+        self.lock().failure.clone()
+    }
+
+    /// Records why the last connection attempt failed (or the connection
+    /// was lost). The next [`set_connected`](Self::set_connected) clears it.
+    pub fn set_last_error(&self, error: Error) {
+        self.lock().last_error = Some(error);
+    }
+
+    /// Why the last connection attempt failed or the last connection was
+    /// lost, while not connected again since; `None` when connected or
+    /// nothing failed yet.
+    pub fn last_error(&self) -> Option<Error> {
+        let state = self.lock();
+        state.failure.clone().or_else(|| state.last_error.clone())
+    }
+
     /// How many threads are blocked in
     /// [`wait_connected`](Self::wait_connected) right now: the workers that
     /// are held up by the missing connection.
@@ -182,6 +234,15 @@ impl ConnectionWaiter {
     /// to use and the waiter keeps working for everyone else.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `what` a timed-out wait was for, with the last connection error when
+/// there is one: "the connection (not connected; last error: ...)".
+pub(crate) fn describe_wait(what: &str, last_error: Option<&Error>) -> String {
+    match last_error {
+        Some(e) => format!("{what} (not connected; last connection error: {e})"),
+        None => what.to_string(),
     }
 }
 
@@ -263,6 +324,28 @@ mod tests {
         waiter.set_connected();
         assert!(!waiter.is_connected());
         assert!(matches!(waiter.wait_connected(LONG), Err(Error::Closed(_))));
+    }
+
+    #[test]
+    fn a_timeout_names_the_last_error_and_fail_wakes_with_its_cause() {
+        let waiter = Arc::new(ConnectionWaiter::new());
+        waiter.set_last_error(Error::Broker("connection refused".into()));
+        match waiter.wait_connected(Duration::from_millis(10)) {
+            Err(Error::Timeout { what, .. }) => {
+                assert!(what.contains("connection refused"), "{what}")
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        let done = blocked_waiters(&waiter, 2);
+        waiter.fail(Error::Refused("ACCESS_REFUSED".into()));
+        for result in results(&done, 2) {
+            assert!(matches!(result, Err(Error::Refused(_))), "{result:?}");
+        }
+        assert!(matches!(waiter.last_error(), Some(Error::Refused(_))));
+        assert!(matches!(
+            waiter.wait_connected(LONG),
+            Err(Error::Refused(_))
+        ));
     }
 
     #[test]

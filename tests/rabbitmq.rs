@@ -848,3 +848,122 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
         ],
     );
 }
+
+#[test]
+fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("nowait-refused-q");
+    let client = Client::start(
+        ClientConfig::new(&url, unique("nowait-refused"))
+            .with_connection(ConnectionConfig::new(&url).with_name(unique("nowait-refused"))),
+    )
+    .unwrap();
+    client
+        .connection()
+        .declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let missing_exchange = unique("no-such-exchange");
+    let no_queue = unique("no-such-queue");
+    // Both return Ok: they are handed over, not yet confirmed...
+    client
+        .publish(
+            &missing_exchange,
+            &queue,
+            Message::new(b"to nowhere".to_vec()),
+        )
+        .unwrap();
+    client
+        .publish("", &no_queue, Message::new(b"unroutable".to_vec()))
+        .unwrap();
+    client
+        .publish("", &queue, Message::new(b"fine".to_vec()))
+        .unwrap();
+    // ...and flush says two of them will never be published, and why.
+    match client.flush(PATIENCE) {
+        Err(Error::Rejected { count: 2, first }) => {
+            assert!(first.contains("exchange"), "{first}")
+        }
+        other => panic!("expected two refusals, got {other:?}"),
+    }
+    // Each comes back with its message, once.
+    let refusals = client.refusals();
+    let mut back: Vec<_> = (0..2)
+        .map(|_| {
+            refusals
+                .recv_timeout(PATIENCE)
+                .expect("a refused message back")
+        })
+        .collect();
+    back.sort_by(|a, b| a.message.body().cmp(b.message.body()));
+    assert_eq!(back[0].message.body(), b"to nowhere");
+    assert_eq!(back[0].exchange, missing_exchange);
+    assert!(
+        matches!(&back[0].error, Error::Broker(r) if r.contains("NOT_FOUND")),
+        "{:?}",
+        back[0].error
+    );
+    assert_eq!(back[1].message.body(), b"unroutable");
+    assert_eq!(back[1].routing_key, no_queue);
+    assert!(
+        matches!(&back[1].error, Error::Broker(r) if r.contains("unroutable")),
+        "{:?}",
+        back[1].error
+    );
+    assert!(refusals.try_recv().is_err(), "a refusal came back twice");
+    // Reported once: the next flush is clean.
+    client.flush(PATIENCE).unwrap();
+
+    // A refusal no flush reported is reported by stop.
+    client
+        .publish(&missing_exchange, &queue, Message::new(b"again".to_vec()))
+        .unwrap();
+    eventually(PATIENCE, "the refusal back", || !refusals.is_empty());
+    match client.stop() {
+        Err(Error::Rejected { count: 1, .. }) => {}
+        other => panic!("expected stop to report the refusal, got {other:?}"),
+    }
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn close_of_a_frozen_publisher_fails_its_waiting_callers_before_it_returns() {
+    let Some(_) = broker_url() else { return };
+    let proxy = SilentProxy::start();
+    let conn = Connection::with_config(
+        ConnectionConfig::new(proxy.url())
+            .with_name(unique("frozen"))
+            .with_heartbeat(Duration::from_secs(10))
+            .with_close_timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    conn.waiter().wait_connected(PATIENCE).unwrap();
+    // The network freezes: no byte gets through and nothing is closed, so
+    // the publisher's channel open is never answered (heartbeats would
+    // tell only after about 20 s).
+    proxy.silence_existing();
+    let publisher = Publisher::new(
+        &conn,
+        PublisherConfig::new().with_close_timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let caller = {
+        let publisher = publisher.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(publisher.publish("", "q", Message::new(b"x".to_vec())));
+        })
+    };
+    eventually(PATIENCE, "the caller waiting for its confirm", || {
+        publisher.buffered() == 1
+    });
+    // Close may report the unconfirmed message; what matters is that the
+    // caller is not left waiting once it returned.
+    let _ = publisher.close();
+    match rx.recv_timeout(Duration::from_secs(1)) {
+        Ok(Err(Error::Closed(_))) => {}
+        Ok(other) => panic!("expected Closed, got {other:?}"),
+        Err(_) => panic!("the caller was still blocked after close returned"),
+    }
+    caller.join().unwrap();
+    let _ = conn.close();
+}

@@ -11,8 +11,9 @@ use common::{
     broker_url, delete_queues, eventually, force_close_connection, queue_exists, unique,
     SilentProxy, TestVhost,
 };
-use syncmq::rabbitmq::{Connection, ConnectionConfig, Declaration};
+use syncmq::rabbitmq::{Connection, ConnectionConfig, Declaration, Publisher, PublisherConfig};
 use syncmq::Error;
+use syncmq::Message;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -98,18 +99,57 @@ fn an_unreachable_broker_is_retried_and_close_is_prompt() {
     )
     .unwrap();
     let waiter = connection.waiter();
-    assert!(matches!(
-        waiter.wait_connected(Duration::from_millis(200)),
-        Err(Error::Timeout { .. })
-    ));
+    // Each failed attempt is kept, and a wait or publish that times out
+    // names it instead of looking like a slow broker.
+    eventually(PATIENCE, "a failed attempt recorded", || {
+        connection.last_error().is_some()
+    });
+    match connection.last_error() {
+        Some(Error::Broker(reason)) => assert!(reason.contains("127.0.0.1:1"), "{reason}"),
+        other => panic!("expected the connect error, got {other:?}"),
+    }
+    match waiter.wait_connected(Duration::from_millis(200)) {
+        Err(Error::Timeout { what, .. }) => {
+            assert!(
+                what.contains("last connection error") && what.contains("127.0.0.1:1"),
+                "{what}"
+            )
+        }
+        other => panic!("expected a timeout naming the cause, got {other:?}"),
+    }
+    let publisher = Publisher::new(
+        &connection,
+        PublisherConfig::new()
+            .with_confirm_timeout(Duration::from_millis(100))
+            .with_close_timeout(Duration::ZERO),
+    )
+    .unwrap();
+    match publisher.publish("", "q", Message::new(b"x".to_vec())) {
+        Err(Error::Timeout { what, .. }) => {
+            assert!(
+                what.contains("confirm") && what.contains("127.0.0.1:1"),
+                "{what}"
+            )
+        }
+        other => panic!("expected a timeout naming the cause, got {other:?}"),
+    }
+    assert!(
+        publisher.close().is_err(),
+        "one message was never confirmed"
+    );
     let blocked = {
         let waiter = waiter.clone();
         std::thread::spawn(move || waiter.wait_connected(Duration::from_secs(60)))
     };
     eventually(PATIENCE, "the waiter blocked", || waiter.waiting() == 1);
+    // Never connected, so nothing to close on the broker: at once.
     let started = Instant::now();
     connection.close().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(matches!(blocked.join().unwrap(), Err(Error::Closed(_))));
     // A declare after close is refused, not lost silently.
     assert!(matches!(
@@ -189,4 +229,95 @@ fn a_recorded_declaration_the_broker_refuses_does_not_block_reconnects() {
     });
     assert!(queue_exists(&vhost.url(), "fine"));
     connection.close().unwrap();
+}
+
+/// A connection the broker refuses for good fails fast with the cause:
+/// every wait and publish gets [`Error::Refused`], and close is at once.
+fn assert_refused_fast(url: &str, code: &str) {
+    let connection = Connection::with_config(
+        ConnectionConfig::new(url)
+            .with_name(unique("refused"))
+            .with_backoff(Duration::from_millis(20), Duration::from_millis(500)),
+    )
+    .unwrap();
+    let publisher = Publisher::new(&connection, PublisherConfig::new()).unwrap();
+    let pending = publisher
+        .send("", "q", Message::new(b"x".to_vec()))
+        .unwrap();
+    // PATIENCE is far longer than one attempt: a result before it is fast.
+    match connection.waiter().wait_connected(PATIENCE) {
+        Err(Error::Refused(reason)) => assert!(reason.contains(code), "{reason}"),
+        other => panic!("expected {code}, got {other:?}"),
+    }
+    assert!(matches!(connection.last_error(), Some(Error::Refused(_))));
+    match pending.wait_timeout(PATIENCE) {
+        Err(Error::Refused(reason)) => assert!(reason.contains(code), "{reason}"),
+        other => panic!("expected the buffered publish to fail with {code}, got {other:?}"),
+    }
+    match publisher.publish("", "q", Message::new(b"y".to_vec())) {
+        Err(Error::Refused(reason)) => assert!(reason.contains(code), "{reason}"),
+        other => panic!("expected {code}, got {other:?}"),
+    }
+    let started = Instant::now();
+    match publisher.close() {
+        Err(Error::Refused(reason)) => assert!(reason.contains("1 buffered"), "{reason}"),
+        other => panic!("expected close to name the unpublished message, got {other:?}"),
+    }
+    connection.close().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_wrong_password_fails_fast_as_access_refused() {
+    let Some(_) = broker_url() else { return };
+    assert_refused_fast(
+        "amqp://guest:not-the-password@127.0.0.1:5672/%2f",
+        "ACCESS_REFUSED",
+    );
+}
+
+#[test]
+fn an_unknown_vhost_fails_fast_as_not_allowed() {
+    let Some(_) = broker_url() else { return };
+    let vhost = unique("syncmq-no-such-vhost");
+    assert_refused_fast(
+        &format!("amqp://guest:guest@127.0.0.1:5672/{vhost}"),
+        "NOT_ALLOWED",
+    );
+}
+
+#[test]
+fn a_refusal_is_retried_when_asked_and_the_timeout_names_it() {
+    let Some(_) = broker_url() else { return };
+    let connection = Connection::with_config(
+        ConnectionConfig::new("amqp://guest:not-the-password@127.0.0.1:5672/%2f")
+            .with_retry_refusals(true)
+            .with_backoff(Duration::from_millis(20), Duration::from_millis(200)),
+    )
+    .unwrap();
+    eventually(PATIENCE, "a refused attempt recorded", || {
+        connection.last_error().is_some()
+    });
+    match connection
+        .waiter()
+        .wait_connected(Duration::from_millis(300))
+    {
+        Err(Error::Timeout { what, .. }) => assert!(what.contains("ACCESS_REFUSED"), "{what}"),
+        other => panic!("expected a timeout naming ACCESS_REFUSED, got {other:?}"),
+    }
+    assert!(
+        !connection.waiter().is_closed(),
+        "gave up although asked to retry"
+    );
+    let started = Instant::now();
+    connection.close().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }

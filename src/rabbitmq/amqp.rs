@@ -190,8 +190,39 @@ pub(crate) fn open(
         .heartbeat(url.heartbeat.unwrap_or(heartbeat))
         .connection_timeout(Some(connect_timeout))
         .information(Some(name.to_string()));
-    amiquip::Connection::insecure_open_stream(stream, options, ConnectionTuning::default())
-        .map_err(|e| broker(&format!("could not open an AMQP connection to {target}"), e))
+    amiquip::Connection::insecure_open_stream(stream, options, ConnectionTuning::default()).map_err(
+        |e| match refusal(&e, url) {
+            Some(reason) => Error::Refused(format!("{target}: {reason}")),
+            None => broker(&format!("could not open an AMQP connection to {target}"), e),
+        },
+    )
+}
+
+/// The reason, when `e` is a refusal no retry will change: credentials
+/// (`ACCESS_REFUSED`, or amiquip's `InvalidCredentials` when the broker
+/// just drops the socket) or the vhost (`NOT_ALLOWED`: unknown, or no
+/// permission). A vhost's connection limit is also `NOT_ALLOWED`, but it
+/// lifts when others disconnect, so it stays transient.
+fn refusal(e: &amiquip::Error, url: &AmqpUrl) -> Option<String> {
+    match e {
+        amiquip::Error::InvalidCredentials => Some(format!(
+            "ACCESS_REFUSED: the credentials of user `{}` were not accepted",
+            url.username
+        )),
+        amiquip::Error::ServerClosedConnection { code: 403, message } => Some(format!(
+            "ACCESS_REFUSED for user `{}`: {message}",
+            url.username
+        )),
+        amiquip::Error::ServerClosedConnection { code: 530, message }
+            if !message.contains("limit") =>
+        {
+            Some(format!(
+                "NOT_ALLOWED on vhost `{}` for user `{}`: {message}",
+                url.vhost, url.username
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Wraps an amiquip error with what we were doing.

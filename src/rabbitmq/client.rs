@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::message::Message;
 use crate::rabbitmq::connection::{lock, Connection, ConnectionConfig};
 use crate::rabbitmq::consumer::{self, Consumer, ConsumerOptions, Consumers};
-use crate::rabbitmq::publisher::{Publisher, PublisherConfig};
+use crate::rabbitmq::publisher::{Publisher, PublisherConfig, Refusal};
 use crate::waiter::ConnectionWaiter;
 
 /// gormq's `ConnectionOptions`, plus the service name for queue names.
@@ -129,8 +129,17 @@ impl Client {
         })
     }
 
-    /// gormq's `Publish`: hands the message over at once; a publish that
-    /// fails is retried from the buffer until confirmed.
+    /// gormq's `Publish`: hands the message over and returns at once,
+    /// without waiting for the broker. `Ok` means the publisher holds the
+    /// message, not that the broker has it: while the connection is down or
+    /// the broker nacks it, it is retried from the buffer until confirmed.
+    /// A message that can never be published (the broker refuses it, say a
+    /// missing exchange, or no queue takes it with `mandatory` on) is not
+    /// retried: it comes back on [`refusals`](Self::refusals) and the next
+    /// [`flush`](Self::flush) or [`stop`](Self::stop) fails with
+    /// [`Error::Rejected`](crate::Error::Rejected) counting it. Use
+    /// [`publish_confirmed`](Self::publish_confirmed) to wait for the
+    /// confirm.
     ///
     /// # Errors
     ///
@@ -182,6 +191,25 @@ impl Client {
         Ok(())
     }
 
+    /// Waits until every message published so far is confirmed or failed,
+    /// and reports the refusals since the last report.
+    ///
+    /// # Errors
+    ///
+    /// As [`Publisher::flush`]: [`Error::Timeout`](crate::Error::Timeout)
+    /// naming how many are still buffered,
+    /// [`Error::Rejected`](crate::Error::Rejected) with how many
+    /// [`publish`](Self::publish)es were refused and why.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.publisher.flush(timeout)
+    }
+
+    /// Every [`publish`](Self::publish) that will never be published, with
+    /// its message and why (bounded; see [`Publisher::refusals`]).
+    pub fn refusals(&self) -> crossbeam_channel::Receiver<Refusal> {
+        self.publisher.refusals()
+    }
+
     /// The publisher, for confirmed and pipelined publishes.
     pub fn publisher(&self) -> &Publisher {
         &self.publisher
@@ -203,6 +231,9 @@ impl Client {
     /// # Errors
     ///
     /// The first error of the three steps; all three are always attempted.
+    /// The publisher's step fails with
+    /// [`Error::Rejected`](crate::Error::Rejected) when publishes were
+    /// refused that no [`flush`](Self::flush) reported.
     pub fn stop(&self) -> Result<()> {
         let consumers = consumer::stop_all(&self.consumers);
         let publisher = self.publisher.close();

@@ -55,6 +55,7 @@ pub struct ConnectionConfig {
     backoff_min: Duration,
     backoff_max: Duration,
     close_timeout: Duration,
+    retry_refusals: bool,
 }
 
 impl ConnectionConfig {
@@ -74,6 +75,7 @@ impl ConnectionConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
+            retry_refusals: false,
         }
     }
 
@@ -119,6 +121,18 @@ impl ConnectionConfig {
     #[must_use]
     pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// Whether to keep retrying when the broker refuses the credentials
+    /// (`ACCESS_REFUSED`) or the vhost (`NOT_ALLOWED`). By default (`false`)
+    /// such a refusal is permanent: the connection gives up at once and
+    /// [`wait_connected`](ConnectionWaiter::wait_connected), publishes and
+    /// [`Connection::last_error`] fail with [`Error::Refused`]. Turn it on
+    /// when users or vhosts may be created after the program starts.
+    #[must_use]
+    pub fn with_retry_refusals(mut self, retry: bool) -> Self {
+        self.retry_refusals = retry;
         self
     }
 
@@ -188,17 +202,18 @@ impl Shared {
     /// [`wake_on_connect`](Self::wake_on_connect) and try again),
     /// [`Error::Closed`] once the connection is closed, or when `stop`
     /// becomes ready first (a worker told to stop; a worker that still has
-    /// work to finish passes `never()`).
-    pub(crate) fn open_channel(
+    /// work to finish passes its deadline, `at(deadline)`: a frozen broker
+    /// may never answer).
+    pub(crate) fn open_channel<T>(
         &self,
-        stop: &Receiver<()>,
+        stop: &Receiver<T>,
     ) -> Result<(amiquip::Channel, Generation)> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.commands
             .send(Command::OpenChannel(tx))
-            .map_err(|_| Error::closed(format!("connection {}", self.name)))?;
+            .map_err(|_| self.gone())?;
         select! {
-            recv(rx) -> reply => reply.unwrap_or_else(|_| Err(Error::closed(format!("connection {}", self.name)))),
+            recv(rx) -> reply => reply.unwrap_or_else(|_| Err(self.gone())),
             recv(stop) -> _ => Err(Error::closed("worker")),
         }
     }
@@ -241,12 +256,39 @@ impl Shared {
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
+
+    /// The error for a request after the supervisor ended: closed, and why
+    /// when it gave up on a permanent refusal.
+    fn gone(&self) -> Error {
+        match self.waiter.failure() {
+            Some(cause) => Error::closed(format!("connection {} ({cause})", self.name)),
+            None => Error::closed(format!("connection {}", self.name)),
+        }
+    }
+
+    /// Why the connection can never come up, once the supervisor gave up.
+    pub(crate) fn failure(&self) -> Option<Error> {
+        self.waiter.failure()
+    }
+
+    /// Why the last attempt failed, while not connected.
+    pub(crate) fn last_error(&self) -> Option<Error> {
+        self.waiter.last_error()
+    }
 }
 
 /// A supervised connection to RabbitMQ.
 ///
 /// Connects in the background and keeps reconnecting until closed; use
 /// [`waiter`](Self::waiter) to block until it is up. Dropping it closes it.
+///
+/// Transient failures (a refused or unreachable port, a lost connection, a
+/// vhost's connection limit) are retried with backoff, and the latest is
+/// kept: [`last_error`](Self::last_error) returns it and a timed-out
+/// [`wait_connected`](ConnectionWaiter::wait_connected) names it. A refusal
+/// of the credentials or the vhost is permanent unless
+/// [`ConnectionConfig::with_retry_refusals`] says otherwise: the connection
+/// gives up and every wait fails with [`Error::Refused`].
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -272,7 +314,8 @@ impl Connection {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a malformed URL. An unreachable broker
-    /// is not an error: the supervisor keeps trying.
+    /// is not an error: the supervisor keeps trying (see
+    /// [`last_error`](Self::last_error)).
     pub fn open(url: &str) -> Result<Connection> {
         Connection::with_config(ConnectionConfig::new(url))
     }
@@ -329,6 +372,13 @@ impl Connection {
     /// The connection's name (its `information` client property).
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// Why the last connection attempt failed or the last connection was
+    /// lost, while not connected since; [`Error::Refused`] once the
+    /// supervisor gave up on a permanent refusal. `None` while connected.
+    pub fn last_error(&self) -> Option<Error> {
+        self.shared.last_error()
     }
 
     /// True while connected.

@@ -44,5 +44,7 @@ mod topology;
 pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{Consumer, ConsumerOptions};
-pub use publisher::{BlockedPolicy, Confirmation, Publisher, PublisherConfig, PublisherStats};
+pub use publisher::{
+    BlockedPolicy, Confirmation, Publisher, PublisherConfig, PublisherStats, Refusal,
+};
 pub use topology::{Declaration, ExchangeKind};

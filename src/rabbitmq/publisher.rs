@@ -34,16 +34,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::rabbitmq::connection::{lock, Connection, Shared};
 use crate::thread::{self, Stopper, Worker};
+use crate::waiter::describe_wait;
 
 mod engine;
+mod refusals;
 
 use engine::Engine;
+pub use refusals::Refusal;
+use refusals::Refusals;
 
 /// What a publish does while the broker blocks publishers (a memory or
 /// disk alarm, reported with `connection.blocked`).
@@ -78,6 +82,7 @@ pub struct PublisherConfig {
     mandatory: bool,
     blocked: BlockedPolicy,
     close_timeout: Duration,
+    refusals: usize,
 }
 
 impl Default for PublisherConfig {
@@ -91,13 +96,15 @@ impl Default for PublisherConfig {
             mandatory: true,
             blocked: BlockedPolicy::Wait,
             close_timeout: Duration::from_secs(10),
+            refusals: 1_000,
         }
     }
 }
 
 impl PublisherConfig {
     /// Defaults: window 256, buffer 10,000, retry every 1 s, 30 s for a
-    /// confirm, persistent, mandatory, wait while blocked, 10 s to close.
+    /// confirm, persistent, mandatory, wait while blocked, 10 s to close,
+    /// room for 1,000 unread refusals.
     pub fn new() -> Self {
         PublisherConfig::default()
     }
@@ -155,6 +162,16 @@ impl PublisherConfig {
         self
     }
 
+    /// How many refused fire-and-retry messages
+    /// [`Publisher::refusals`] holds until read (at least 1). Beyond that a
+    /// refusal is still counted by `flush` and logged, but its message is
+    /// not kept.
+    #[must_use]
+    pub fn with_refusals_capacity(mut self, capacity: usize) -> Self {
+        self.refusals = capacity;
+        self
+    }
+
     /// How long [`Publisher::close`] keeps publishing what is buffered.
     #[must_use]
     pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
@@ -169,6 +186,9 @@ impl PublisherConfig {
         if self.buffer == 0 {
             return Err(Error::invalid("buffer", "must be at least 1"));
         }
+        if self.refusals == 0 {
+            return Err(Error::invalid("refusals_capacity", "must be at least 1"));
+        }
         Ok(())
     }
 }
@@ -179,6 +199,12 @@ impl PublisherConfig {
 pub struct Confirmation {
     rx: Receiver<Result<()>>,
     timeout: Duration,
+    /// To name the last connection error when the wait times out.
+    waiter: Arc<crate::waiter::ConnectionWaiter>,
+    /// Disconnected when [`Publisher::close`] returns: a wait must not
+    /// outlive the close even if the publishing thread is stuck in a call
+    /// to a frozen broker and never answers.
+    closed: Receiver<()>,
 }
 
 impl Confirmation {
@@ -201,8 +227,20 @@ impl Confirmation {
     ) -> std::result::Result<Result<()>, Confirmation> {
         select! {
             recv(self.rx) -> result => Ok(result.unwrap_or_else(|_| Err(Error::closed("publisher")))),
+            recv(self.closed) -> _ => Ok(self.after_close()),
             recv(stop.receiver()) -> _ => Err(self),
         }
+    }
+
+    /// The answer once the publisher closed: the one that came meanwhile,
+    /// else `Closed`.
+    fn after_close(&self) -> Result<()> {
+        self.rx.try_recv().unwrap_or_else(|_| {
+            Err(Error::closed(
+                "publisher (closed before the broker confirmed the message; \
+                 it may still have reached the broker)",
+            ))
+        })
     }
 
     /// Waits for the broker's confirm, at most `timeout`.
@@ -211,10 +249,26 @@ impl Confirmation {
     ///
     /// As [`Publisher::publish`].
     pub fn wait_timeout(self, timeout: Duration) -> Result<()> {
-        match self.rx.recv_timeout(timeout) {
+        // An answer already there wins: `select!` picks at random among
+        // ready operations, and a zero timeout is ready at once.
+        let answer = match self.rx.try_recv() {
+            Ok(result) => Ok(result),
+            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => select! {
+                recv(self.rx) -> result => result.map_err(|_| RecvTimeoutError::Disconnected),
+                recv(self.closed) -> _ => return self.after_close(),
+                recv(crossbeam_channel::after(timeout)) -> _ => {
+                    self.rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
+                }
+            },
+        };
+        match answer {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(Error::timeout(
-                "the broker's confirm (the message stays buffered and may still be published)",
+                describe_wait(
+                    "the broker's confirm (the message stays buffered and may still be published)",
+                    self.waiter.last_error().as_ref(),
+                ),
                 timeout,
             )),
             Err(RecvTimeoutError::Disconnected) => Err(Error::closed("publisher")),
@@ -284,8 +338,12 @@ struct Inner {
     requests: Sender<Entry>,
     held: Arc<Held>,
     counters: Arc<Counters>,
+    refusals: Arc<Refusals>,
     next_seq: AtomicU64,
     closed: AtomicBool,
+    /// Dropped at the end of close, waking every [`Confirmation`] wait.
+    closing: Mutex<Option<Sender<()>>>,
+    closed_rx: Receiver<()>,
     stopper: Mutex<Stopper>,
     worker: Mutex<Option<Worker<usize>>>,
     /// Set by [`Publisher::connect`]: a connection of its own, closed last.
@@ -340,7 +398,10 @@ impl Publisher {
         let (stopper, stop) = thread::stop_signal();
         let held = Arc::new(Held::default());
         let counters = Arc::new(Counters::default());
+        let refusals = Arc::new(Refusals::new(config.refusals));
+        let (closing, closed_rx) = crossbeam_channel::bounded(0);
         let engine = Engine {
+            refusals: refusals.clone(),
             shared: shared.clone(),
             config: config.clone(),
             requests: request_rx,
@@ -358,8 +419,11 @@ impl Publisher {
                 requests,
                 held,
                 counters,
+                refusals,
                 next_seq: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
+                closing: Mutex::new(Some(closing)),
+                closed_rx,
                 stopper: Mutex::new(stopper),
                 worker: Mutex::new(Some(worker)),
                 own_connection: Mutex::new(None),
@@ -377,7 +441,9 @@ impl Publisher {
     /// publishing under [`BlockedPolicy::Fail`], or a mandatory message was
     /// unroutable; [`Error::Timeout`] when no confirm came within the
     /// confirm timeout (the message stays buffered and may still be
-    /// published); [`Error::Closed`] after close.
+    /// published; the error names the last connection error while not
+    /// connected); [`Error::Refused`] when the connection gave up on a
+    /// refusal of its credentials or vhost; [`Error::Closed`] after close.
     pub fn publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
         self.send(exchange, routing_key, message)?.wait()
     }
@@ -410,13 +476,18 @@ impl Publisher {
         Ok(Confirmation {
             rx,
             timeout: self.inner.config.confirm_timeout,
+            waiter: self.inner.shared.waiter.clone(),
+            closed: self.inner.closed_rx.clone(),
         })
     }
 
     /// gormq's publish: hands `message` over and returns at once. If it
     /// cannot be published now it waits in the retry buffer and is resent,
     /// until confirmed. Nothing reports the confirm; [`flush`](Self::flush)
-    /// waits for all of them.
+    /// waits for all of them. A message that can never be published (the
+    /// broker refused it, or it was unroutable with `mandatory`) comes back
+    /// on [`refusals`](Self::refusals), and the next `flush` or `close`
+    /// fails with [`Error::Rejected`] counting it.
     ///
     /// # Errors
     ///
@@ -434,12 +505,35 @@ impl Publisher {
     }
 
     /// Waits until every message handed over so far is settled (confirmed,
-    /// or failed to its caller).
+    /// or failed to its caller), then reports the fire-and-retry publishes
+    /// refused since the last report.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] naming how many are still buffered.
+    /// [`Error::Timeout`] naming how many are still buffered;
+    /// [`Error::Rejected`] with how many
+    /// [`publish_nowait`](Self::publish_nowait) messages the broker refused
+    /// since the last `flush` or `close` reported them, and why the first
+    /// was (each refusal is reported once; the messages are on
+    /// [`refusals`](Self::refusals)).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.wait_settled(timeout)?;
+        match self.inner.refusals.take() {
+            Some(rejected) => Err(rejected),
+            None => Ok(()),
+        }
+    }
+
+    /// The fire-and-retry messages that will never be published, each
+    /// with its message and why: refused by the broker, unroutable with
+    /// `mandatory`, or still unconfirmed when the publisher closed. The
+    /// channel is bounded ([`PublisherConfig::with_refusals_capacity`]);
+    /// all clones of the publisher share it.
+    pub fn refusals(&self) -> Receiver<Refusal> {
+        self.inner.refusals.receiver()
+    }
+
+    fn wait_settled(&self, timeout: Duration) -> Result<()> {
         let held = &self.inner.held;
         let deadline = Instant::now() + timeout;
         let mut guard = lock(&held.lock);
@@ -451,7 +545,10 @@ impl Publisher {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::timeout(
-                    format!("{count} buffered messages to be confirmed"),
+                    describe_wait(
+                        &format!("{count} buffered messages to be confirmed"),
+                        self.inner.shared.last_error().as_ref(),
+                    ),
                     timeout,
                 ));
             }
@@ -483,12 +580,20 @@ impl Publisher {
 
     /// Stops taking messages, keeps publishing what is buffered for up to
     /// the close timeout, and joins the thread. A publisher from
-    /// [`connect`](Self::connect) then closes its connection.
+    /// [`connect`](Self::connect) then closes its connection. By the time
+    /// it returns, every caller still waiting for a confirm (in
+    /// [`publish`](Self::publish) or [`Confirmation::wait`]) has its
+    /// answer, [`Error::Closed`] if none came, even when the publishing
+    /// thread is stuck in a call to a frozen broker.
     ///
     /// # Errors
     ///
     /// [`Error::Timeout`] when messages were still unconfirmed at the
-    /// deadline (each of their callers got [`Error::Closed`]).
+    /// deadline (each of their callers got [`Error::Closed`]; fire-and-retry
+    /// ones go to [`refusals`](Self::refusals));
+    /// [`Error::Rejected`] for fire-and-retry refusals no `flush` reported;
+    /// [`Error::Refused`] naming how many were never published when the
+    /// connection gave up on a refusal (at once, without waiting).
     pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
@@ -503,6 +608,11 @@ impl Publisher {
         let inner = &self.inner;
         if inner.closed.load(Ordering::SeqCst) {
             return Err((Error::closed("publisher"), message));
+        }
+        // A connection that gave up (refused credentials or vhost) will
+        // never publish this: say why now rather than time out later.
+        if let Some(cause) = inner.shared.failure() {
+            return Err((cause, message));
         }
         if inner.config.blocked == BlockedPolicy::Fail {
             if let Some(reason) = inner.shared.blocked() {
@@ -550,12 +660,30 @@ impl Inner {
             let deadline = Instant::now() + self.config.close_timeout + Duration::from_secs(2);
             result = match worker.join_deadline(deadline) {
                 Ok(0) => Ok(()),
+                // Never published because the connection gave up: say why.
+                Ok(left) if self.shared.failure().is_some() => Err(match self.shared.failure() {
+                    Some(Error::Refused(reason)) => Error::Refused(format!(
+                        "{reason}; {left} buffered messages were never published"
+                    )),
+                    _ => Error::closed(format!(
+                        "connection; {left} buffered messages were never published"
+                    )),
+                }),
                 Ok(left) => Err(Error::timeout(
-                    format!("{left} buffered messages to be confirmed before close"),
+                    describe_wait(
+                        &format!("{left} buffered messages to be confirmed before close"),
+                        self.shared.last_error().as_ref(),
+                    ),
                     self.config.close_timeout,
                 )),
                 Err(e) => Err(e),
             };
+        }
+        // Whatever the thread is stuck in, no caller waits past this close.
+        drop(lock(&self.closing).take());
+        // Refusals that no flush reported: close is the last chance.
+        if let Some(rejected) = self.refusals.take() {
+            result = result.and(Err(rejected));
         }
         if let Some(connection) = lock(&self.own_connection).take() {
             let closed = connection.close();
@@ -619,6 +747,25 @@ mod tests {
         let closed = waiting.close();
         assert!(matches!(closed, Err(Error::Timeout { .. })), "{closed:?}");
         failing.close().unwrap();
+        connection.close().unwrap();
+    }
+
+    #[test]
+    fn a_wait_ends_with_the_close_even_if_the_thread_never_answers() {
+        // The publishing thread stuck in a call to a frozen broker: it
+        // holds the reply sender and never sends.
+        let (_stuck_reply, rx) = crossbeam_channel::bounded(1);
+        let (closing, closed) = crossbeam_channel::bounded::<()>(0);
+        let connection = unreachable();
+        let confirmation = Confirmation {
+            rx,
+            timeout: Duration::from_secs(60),
+            waiter: connection.waiter(),
+            closed,
+        };
+        let waiting = std::thread::spawn(move || confirmation.wait());
+        drop(closing); // what the end of close does
+        assert!(matches!(waiting.join().unwrap(), Err(Error::Closed(_))));
         connection.close().unwrap();
     }
 

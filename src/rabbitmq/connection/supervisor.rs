@@ -46,13 +46,10 @@ impl Supervisor {
                 self.url.host,
                 self.url.port
             );
-            let connected = amqp::open(
-                &self.url,
-                &name,
-                self.heartbeat,
-                self.config.connect_timeout,
-            )
-            .and_then(|mut conn| {
+            let Some(attempt) = self.attempt() else {
+                break;
+            };
+            let connected = attempt.and_then(|mut conn| {
                 self.declare_all(&mut conn)?;
                 Ok(conn)
             });
@@ -84,6 +81,9 @@ impl Supervisor {
                         }
                         Outcome::Lost(reason) => {
                             log::warn!("connection {name}: lost ({generation}): {reason}");
+                            self.shared.waiter.set_last_error(Error::Broker(format!(
+                                "connection lost: {reason}"
+                            )));
                             drop(conn);
                             // A connection that dies at once (a broker that
                             // accepts and then drops us) is retried with
@@ -108,7 +108,18 @@ impl Supervisor {
                         }
                     }
                 }
+                Err(e @ Error::Refused(_)) if !self.config.retry_refusals => {
+                    // Retrying cannot help: give up now with the cause,
+                    // rather than time every caller out.
+                    log::error!("connection {name}: giving up: {e}");
+                    self.shared
+                        .closed
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    self.shared.waiter.fail(e);
+                    break;
+                }
                 Err(e) => {
+                    self.shared.waiter.set_last_error(e.clone());
                     failures = failures.saturating_add(1);
                     let delay = backoff(self.config.backoff_min, self.config.backoff_max, failures);
                     log::warn!(
@@ -122,6 +133,33 @@ impl Supervisor {
         }
         self.shared.waiter.close();
         log::info!("connection {name}: closed");
+    }
+
+    /// One connect attempt, on a thread of its own so that a stop does not
+    /// wait for it: RabbitMQ holds a refused handshake open for about 3 s,
+    /// and a connect to a silent host lasts up to the connect timeout.
+    /// `None` when stopped first; the attempt then ends by itself within
+    /// the connect timeout and drops (closes) whatever it got.
+    fn attempt(&self) -> Option<Result<amiquip::Connection>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (url, name) = (self.url.clone(), self.config.name.clone());
+        let (heartbeat, timeout) = (self.heartbeat, self.config.connect_timeout);
+        let spawned = std::thread::Builder::new()
+            .name(format!("rmq-connect:{name}"))
+            .spawn(move || {
+                let _ = tx.send(amqp::open(&url, &name, heartbeat, timeout));
+            });
+        if let Err(e) = spawned {
+            return Some(Err(Error::Broker(format!(
+                "could not start a connect attempt: {e}"
+            ))));
+        }
+        select! {
+            recv(rx) -> result => Some(result.unwrap_or_else(|_| {
+                Err(Error::Broker("the connect attempt ended without a result".into()))
+            })),
+            recv(self.stop.receiver()) -> _ => None,
+        }
     }
 
     /// Declares the whole recorded topology on a fresh channel.

@@ -16,7 +16,7 @@ use std::time::Instant;
 use amiquip::{Confirm, Publish, Return};
 use crossbeam_channel::{never, select, Receiver};
 
-use super::{Counters, Entry, Held, PublisherConfig};
+use super::{Counters, Entry, Held, PublisherConfig, Refusal, Refusals};
 use crate::error::Error;
 use crate::rabbitmq::amqp;
 use crate::rabbitmq::connection::Shared;
@@ -30,6 +30,8 @@ pub(super) struct Engine {
     pub(super) stop: StopToken,
     pub(super) held: Arc<Held>,
     pub(super) counters: Arc<Counters>,
+    /// Where fire-and-retry messages that failed for good go.
+    pub(super) refusals: Arc<Refusals>,
     /// Waiting to be published, in publish order.
     pub(super) queue: VecDeque<Entry>,
     /// After the broker closed a channel with several messages in flight,
@@ -91,14 +93,13 @@ impl Engine {
                 }
             }
             // While draining, a channel is what finishing needs: the wait
-            // for it must not end at the stop signal (the deadline bounds
-            // the draining instead).
-            let stop = if draining.is_some() {
-                never()
-            } else {
-                self.stop.receiver().clone()
+            // for it must not end at the stop signal, but at the deadline
+            // (a frozen broker may never answer the channel's open).
+            let opened = match draining {
+                Some(deadline) => self.shared.open_channel(&crossbeam_channel::at(deadline)),
+                None => self.shared.open_channel(self.stop.receiver()),
             };
-            match self.shared.open_channel(&stop) {
+            match opened {
                 Ok((channel, generation)) => match self.serve(&channel, &mut draining) {
                     Served::Done => break,
                     Served::Lost(loss) => {
@@ -144,13 +145,15 @@ impl Engine {
         if unconfirmed > 0 {
             log::error!("publisher on {name}: closed with {unconfirmed} messages unconfirmed");
         }
-        for entry in self.queue.drain(..) {
-            if let Some(reply) = entry.reply {
-                let _ = reply.send(Err(Error::closed(
-                    "publisher (closed before the broker confirmed the message)",
-                )));
-            }
-            self.held.release();
+        // A connection that gave up says why to every waiting caller.
+        let failure = self.shared.failure();
+        let entries: Vec<Entry> = self.queue.drain(..).collect();
+        for entry in entries {
+            let error = failure.clone().unwrap_or_else(|| {
+                Error::closed("publisher (closed before the broker confirmed the message)")
+            });
+            // Close reports these in its own error: not counted as refused.
+            self.fail(entry, error, false);
         }
         unconfirmed
     }
@@ -300,13 +303,11 @@ impl Engine {
                     entry.exchange,
                     entry.routing_key
                 );
-                if let Some(reply) = entry.reply {
-                    let _ = reply.send(Err(Error::Broker(format!(
-                        "refused by the broker (exchange `{}`, routing key `{}`): {reason}",
-                        entry.exchange, entry.routing_key
-                    ))));
-                }
-                self.held.release();
+                let error = Error::Broker(format!(
+                    "refused by the broker (exchange `{}`, routing key `{}`): {reason}",
+                    entry.exchange, entry.routing_key
+                ));
+                self.fail(entry, error, true);
             }
         } else if let Some(last) = inflight.values().map(|e| e.seq).max() {
             self.careful_through = Some(self.careful_through.map_or(last, |c| c.max(last)));
@@ -373,13 +374,11 @@ impl Engine {
                     entry.exchange,
                     entry.routing_key
                 );
-                if let Some(reply) = entry.reply {
-                    let _ = reply.send(Err(Error::Broker(format!(
-                        "unroutable: no queue is bound to exchange `{}` for routing key `{}`",
-                        entry.exchange, entry.routing_key
-                    ))));
-                }
-                self.held.release();
+                let error = Error::Broker(format!(
+                    "unroutable: no queue is bound to exchange `{}` for routing key `{}`",
+                    entry.exchange, entry.routing_key
+                ));
+                self.fail(entry, error, true);
             } else {
                 self.counters.confirmed.fetch_add(1, Ordering::Relaxed);
                 if let Some(reply) = entry.reply {
@@ -401,6 +400,30 @@ impl Engine {
             }
             self.merge(nacked);
         }
+    }
+
+    /// Settles `entry` as failed for good: its caller gets `error`, or, for
+    /// a fire-and-retry publish, the message goes to the refusals (counted
+    /// for the next flush when `count`).
+    fn fail(&self, entry: Entry, error: Error, count: bool) {
+        match entry.reply {
+            Some(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            None => self.refusals.refuse(
+                &self.shared.name,
+                Refusal {
+                    exchange: entry.exchange,
+                    routing_key: entry.routing_key,
+                    message: entry.message,
+                    error,
+                },
+                count,
+            ),
+        }
+        // After the refusal is recorded, so that a flush woken by this
+        // release sees it.
+        self.held.release();
     }
 
     /// Puts what was in flight back into the queue, in order, to resend.
