@@ -768,14 +768,15 @@ fn close_of_a_frozen_publisher_fails_its_waiting_callers_before_it_returns() {
 }
 
 /// Sends 401 messages (ids 0..401) pipelined in one window, the one at
-/// `odd` through `odd_send`, and checks that the other 400 each arrive
+/// 200 through `odd_send`, and checks that the other 400 each arrive
 /// exactly once while the odd one alone fails with what `expect` accepts.
+/// Returns the publisher and what its close said.
 fn one_refusal_in_a_window_of_401(
     name: &str,
     config: PublisherConfig,
     odd_send: impl Fn(&Publisher, &str, Message) -> syncmq::Result<syncmq::rabbitmq::Confirmation>,
     expect: impl Fn(&Error) -> bool,
-) -> Publisher {
+) -> (Publisher, syncmq::Result<()>) {
     let Some(url) = broker_url() else {
         unreachable!("checked by the caller")
     };
@@ -842,22 +843,23 @@ fn one_refusal_in_a_window_of_401(
         "the connection was lost"
     );
     consumer.stop().unwrap();
-    publisher.close().unwrap();
+    let closed = publisher.close();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
-    publisher
+    (publisher, closed)
 }
 
 #[test]
 fn one_missing_exchange_in_a_window_of_401_resends_nothing_else() {
     let Some(_) = broker_url() else { return };
     let missing = unique("no-such-exchange");
-    let publisher = one_refusal_in_a_window_of_401(
+    let (publisher, closed) = one_refusal_in_a_window_of_401(
         "window-missing",
         PublisherConfig::new(),
         |p, queue, m| p.send(&missing, queue, m),
         |e| matches!(e, Error::Broker(r) if r.contains("NOT_FOUND") && r.contains(&missing)),
     );
+    closed.unwrap();
     assert_eq!(publisher.stats().resent, 0, "{:?}", publisher.stats());
 }
 
@@ -865,12 +867,13 @@ fn one_missing_exchange_in_a_window_of_401_resends_nothing_else() {
 fn one_unroutable_message_in_a_window_of_401_resends_nothing_else() {
     let Some(_) = broker_url() else { return };
     let no_queue = unique("no-such-queue");
-    let publisher = one_refusal_in_a_window_of_401(
+    let (publisher, closed) = one_refusal_in_a_window_of_401(
         "window-unroutable",
         PublisherConfig::new(),
         |p, _, m| p.send("", &no_queue, m),
         |e| matches!(e, Error::Broker(r) if r.contains("unroutable")),
     );
+    closed.unwrap();
     assert_eq!(publisher.stats().resent, 0, "{:?}", publisher.stats());
     assert_eq!(publisher.stats().returned, 1);
 }
@@ -880,12 +883,13 @@ fn an_oversized_message_in_a_pipelined_window_fails_alone() {
     let Some(_) = broker_url() else { return };
     // The broker allows 128 MiB; a smaller limit on the publisher keeps the
     // test light, and the same check guards the broker's own limit.
-    let publisher = one_refusal_in_a_window_of_401(
+    let (publisher, closed) = one_refusal_in_a_window_of_401(
         "window-oversized",
         PublisherConfig::new().with_max_message_size(64 * 1024),
         |p, queue, _| p.send("", queue, Message::new(vec![7; 64 * 1024 + 1])),
         |e| matches!(e, Error::InvalidArgument { name, reason } if name == "message" && reason.contains("65537")),
     );
+    closed.unwrap();
     let stats = publisher.stats();
     assert_eq!((stats.resent, stats.published), (0, 401), "{stats:?}");
 }
@@ -897,12 +901,13 @@ fn a_message_over_the_brokers_own_limit_fails_alone_unsent() {
     // assumes unless told otherwise: one byte more closed the channel under
     // the window (and, racing amiquip's close-ok, the connection).
     let too_big = (128 << 20) + 1;
-    let publisher = one_refusal_in_a_window_of_401(
+    let (publisher, closed) = one_refusal_in_a_window_of_401(
         "window-over-broker-limit",
         PublisherConfig::new(),
         |p, queue, _| p.send("", queue, Message::new(vec![7; too_big])),
         |e| matches!(e, Error::InvalidArgument { name, reason } if name == "message" && reason.contains(&too_big.to_string())),
     );
+    closed.unwrap();
     let stats = publisher.stats();
     assert_eq!((stats.resent, stats.published), (0, 401), "{stats:?}");
 }
@@ -959,4 +964,50 @@ fn an_exchange_deleted_after_its_lookup_fails_only_its_message() {
     conn.close().unwrap();
     let _ = side.close();
     delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn one_nacked_message_in_a_window_of_401_is_the_only_one_resent() {
+    let Some(url) = broker_url() else { return };
+    // A queue that is always full and rejects publishes: the broker nacks
+    // each message routed to it.
+    let full = unique("always-full-q");
+    let mut side = amiquip::Connection::insecure_open(&url).unwrap();
+    let channel = side.open_channel(None).unwrap();
+    let mut arguments = amiquip::FieldTable::new();
+    arguments.insert("x-max-length".into(), amiquip::AmqpValue::LongInt(0));
+    arguments.insert(
+        "x-overflow".into(),
+        amiquip::AmqpValue::LongString("reject-publish".into()),
+    );
+    channel
+        .queue_declare(
+            full.as_str(),
+            amiquip::QueueDeclareOptions {
+                arguments,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let (publisher, closed) = one_refusal_in_a_window_of_401(
+        "window-nacked",
+        PublisherConfig::new()
+            .with_confirm_timeout(Duration::from_secs(2))
+            .with_retry_interval(Duration::from_millis(200))
+            .with_close_timeout(Duration::from_millis(200)),
+        |p, _, m| p.send("", &full, m),
+        // Nacks are retried (the queue may drain): the caller's wait ends
+        // with its confirm timeout.
+        |e| matches!(e, Error::Timeout { .. }),
+    );
+    // Still retried at close, and close says so.
+    assert!(matches!(closed, Err(Error::Timeout { .. })), "{closed:?}");
+    let stats = publisher.stats();
+    assert!(stats.nacked >= 1, "{stats:?}");
+    // Every resend was of the nacked message, one per nack: 401 sends and
+    // the marker, then the resends.
+    assert_eq!(stats.resent, stats.published - 402, "{stats:?}");
+    assert!(stats.resent <= stats.nacked, "{stats:?}");
+    let _ = side.close();
+    delete_queues(&url, &[&full]);
 }
