@@ -967,3 +967,248 @@ fn close_of_a_frozen_publisher_fails_its_waiting_callers_before_it_returns() {
     caller.join().unwrap();
     let _ = conn.close();
 }
+
+/// Sends 401 messages (ids 0..401) pipelined in one window, the one at
+/// 200 through `odd_send`, and checks that the other 400 each arrive
+/// exactly once while the odd one alone fails with what `expect` accepts.
+/// Returns the publisher and what its close said.
+fn one_refusal_in_a_window_of_401(
+    name: &str,
+    config: PublisherConfig,
+    odd_send: impl Fn(&Publisher, &str, Message) -> syncmq::Result<syncmq::rabbitmq::Confirmation>,
+    expect: impl Fn(&Error) -> bool,
+) -> (Publisher, syncmq::Result<()>) {
+    let Some(url) = broker_url() else {
+        unreachable!("checked by the caller")
+    };
+    let queue = unique(&format!("{name}-q"));
+    let conn = connection(&url, &unique(name));
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let generation = conn.waiter().wait_connected(PATIENCE).unwrap();
+    // One handler thread: messages are handled in queue order.
+    let seen = Arc::new(Mutex::new(HashMap::<u32, u32>::new()));
+    let record = seen.clone();
+    let mut consumer = Consumer::start(
+        &conn,
+        ConsumerOptions::new("", "")
+            .with_queue(&queue)
+            .with_prefetch(256)
+            .with_concurrency(1),
+        move |m: &Message| -> Result<(), String> {
+            let id = u32::from_be_bytes(m.body().try_into().map_err(|_| "bad body")?);
+            *record.lock().unwrap().entry(id).or_insert(0) += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
+    let publisher = Publisher::new(&conn, config.with_window(512)).unwrap();
+    const ODD: u32 = 200;
+    let mut confirmations = Vec::new();
+    for i in 0..401u32 {
+        let message = Message::new(i.to_be_bytes().to_vec());
+        let sent = if i == ODD {
+            odd_send(&publisher, &queue, message)
+        } else {
+            publisher.send("", &queue, message)
+        };
+        confirmations.push((i, sent));
+    }
+    for (i, sent) in confirmations {
+        let result = sent.and_then(|c| c.wait());
+        match (i, result) {
+            (ODD, Err(e)) => assert!(expect(&e), "the refusal: {e:?}"),
+            (ODD, Ok(())) => panic!("the odd message was confirmed"),
+            (_, result) => result.unwrap_or_else(|e| panic!("message {i}: {e:?}")),
+        }
+    }
+    // A marker confirmed after everything else: once it is consumed, every
+    // duplicate a resend could have caused is in the queue before it.
+    publisher
+        .publish("", &queue, Message::new(u32::MAX.to_be_bytes().to_vec()))
+        .unwrap();
+    eventually(PATIENCE, "the marker consumed", || {
+        seen.lock().unwrap().contains_key(&u32::MAX)
+    });
+    let seen = seen.lock().unwrap().clone();
+    let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "delivered more than once: {doubled:?}");
+    assert_eq!(seen.len(), 401, "400 messages and the marker");
+    assert!(
+        !seen.contains_key(&ODD),
+        "the refused message was delivered"
+    );
+    assert_eq!(
+        conn.waiter().current(),
+        Some(generation),
+        "the connection was lost"
+    );
+    consumer.stop().unwrap();
+    let closed = publisher.close();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+    (publisher, closed)
+}
+
+#[test]
+fn one_missing_exchange_in_a_window_of_401_resends_nothing_else() {
+    let Some(_) = broker_url() else { return };
+    let missing = unique("no-such-exchange");
+    let (publisher, closed) = one_refusal_in_a_window_of_401(
+        "window-missing",
+        PublisherConfig::new(),
+        |p, queue, m| p.send(&missing, queue, m),
+        |e| matches!(e, Error::Broker(r) if r.contains("NOT_FOUND") && r.contains(&missing)),
+    );
+    closed.unwrap();
+    assert_eq!(publisher.stats().resent, 0, "{:?}", publisher.stats());
+}
+
+#[test]
+fn one_unroutable_message_in_a_window_of_401_resends_nothing_else() {
+    let Some(_) = broker_url() else { return };
+    let no_queue = unique("no-such-queue");
+    let (publisher, closed) = one_refusal_in_a_window_of_401(
+        "window-unroutable",
+        PublisherConfig::new(),
+        |p, _, m| p.send("", &no_queue, m),
+        |e| matches!(e, Error::Broker(r) if r.contains("unroutable")),
+    );
+    closed.unwrap();
+    assert_eq!(publisher.stats().resent, 0, "{:?}", publisher.stats());
+    assert_eq!(publisher.stats().returned, 1);
+}
+
+#[test]
+fn an_oversized_message_in_a_pipelined_window_fails_alone() {
+    let Some(_) = broker_url() else { return };
+    // The broker allows 128 MiB; a smaller limit on the publisher keeps the
+    // test light, and the same check guards the broker's own limit.
+    let (publisher, closed) = one_refusal_in_a_window_of_401(
+        "window-oversized",
+        PublisherConfig::new().with_max_message_size(64 * 1024),
+        |p, queue, _| p.send("", queue, Message::new(vec![7; 64 * 1024 + 1])),
+        |e| matches!(e, Error::InvalidArgument { name, reason } if name == "message" && reason.contains("65537")),
+    );
+    closed.unwrap();
+    let stats = publisher.stats();
+    assert_eq!((stats.resent, stats.published), (0, 401), "{stats:?}");
+}
+
+#[test]
+fn a_message_over_the_brokers_own_limit_fails_alone_unsent() {
+    let Some(_) = broker_url() else { return };
+    // RabbitMQ's default max_message_size, 128 MiB, which the publisher
+    // assumes unless told otherwise: one byte more closed the channel under
+    // the window (and, racing amiquip's close-ok, the connection).
+    let too_big = (128 << 20) + 1;
+    let (publisher, closed) = one_refusal_in_a_window_of_401(
+        "window-over-broker-limit",
+        PublisherConfig::new(),
+        |p, queue, _| p.send("", queue, Message::new(vec![7; too_big])),
+        |e| matches!(e, Error::InvalidArgument { name, reason } if name == "message" && reason.contains(&too_big.to_string())),
+    );
+    closed.unwrap();
+    let stats = publisher.stats();
+    assert_eq!((stats.resent, stats.published), (0, 401), "{stats:?}");
+}
+
+#[test]
+fn an_exchange_deleted_after_its_lookup_fails_only_its_message() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("deleted-ex-q");
+    let exchange = unique("deleted-ex");
+    let conn = connection(&url, &unique("deleted-ex"));
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    // The exchange comes and goes behind the publisher's back, on a
+    // connection of the test's own.
+    let mut side = amiquip::Connection::insecure_open(&url).unwrap();
+    let channel = side.open_channel(None).unwrap();
+    let declared = channel
+        .exchange_declare(
+            amiquip::ExchangeType::Direct,
+            exchange.as_str(),
+            amiquip::ExchangeDeclareOptions::default(),
+        )
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.as_str(),
+            exchange.as_str(),
+            queue.as_str(),
+            Default::default(),
+        )
+        .unwrap();
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    publisher
+        .publish(&exchange, &queue, Message::new(b"known".to_vec()))
+        .unwrap();
+    declared.delete(false).unwrap();
+    // The publisher still believes in it: the broker closes the channel,
+    // and the fallback still fails that message alone.
+    let mut confirmations = Vec::new();
+    for i in 0..101u32 {
+        let to = if i == 50 { exchange.as_str() } else { "" };
+        let message = Message::new(i.to_be_bytes().to_vec());
+        confirmations.push((i, publisher.send(to, &queue, message).unwrap()));
+    }
+    for (i, confirmation) in confirmations {
+        match (i, confirmation.wait()) {
+            (50, Err(Error::Broker(reason))) => assert!(reason.contains("NOT_FOUND"), "{reason}"),
+            (50, other) => panic!("expected the refusal, got {other:?}"),
+            (_, result) => result.unwrap_or_else(|e| panic!("message {i}: {e:?}")),
+        }
+    }
+    assert_eq!(publisher.stats().rejected, 1);
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    let _ = side.close();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn one_nacked_message_in_a_window_of_401_is_the_only_one_resent() {
+    let Some(url) = broker_url() else { return };
+    // A queue that is always full and rejects publishes: the broker nacks
+    // each message routed to it.
+    let full = unique("always-full-q");
+    let mut side = amiquip::Connection::insecure_open(&url).unwrap();
+    let channel = side.open_channel(None).unwrap();
+    let mut arguments = amiquip::FieldTable::new();
+    arguments.insert("x-max-length".into(), amiquip::AmqpValue::LongInt(0));
+    arguments.insert(
+        "x-overflow".into(),
+        amiquip::AmqpValue::LongString("reject-publish".into()),
+    );
+    channel
+        .queue_declare(
+            full.as_str(),
+            amiquip::QueueDeclareOptions {
+                arguments,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let (publisher, closed) = one_refusal_in_a_window_of_401(
+        "window-nacked",
+        PublisherConfig::new()
+            .with_confirm_timeout(Duration::from_secs(2))
+            .with_retry_interval(Duration::from_millis(200))
+            .with_close_timeout(Duration::from_millis(200)),
+        |p, _, m| p.send("", &full, m),
+        // Nacks are retried (the queue may drain): the caller's wait ends
+        // with its confirm timeout.
+        |e| matches!(e, Error::Timeout { .. }),
+    );
+    // Still retried at close, and close says so.
+    assert!(matches!(closed, Err(Error::Timeout { .. })), "{closed:?}");
+    let stats = publisher.stats();
+    assert!(stats.nacked >= 1, "{stats:?}");
+    // Every resend was of the nacked message, one per nack: 401 sends and
+    // the marker, then the resends.
+    assert_eq!(stats.resent, stats.published - 402, "{stats:?}");
+    assert!(stats.resent <= stats.nacked, "{stats:?}");
+    let _ = side.close();
+    delete_queues(&url, &[&full]);
+}

@@ -268,6 +268,87 @@ pub(crate) fn properties(message: &Message, persistent: bool, seq: Option<u64>) 
     props
 }
 
+/// RabbitMQ's default `max_message_size` (its `rabbit.max_message_size`):
+/// the largest body it takes before it closes the channel.
+pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 128 << 20;
+/// RabbitMQ's default `frame_max`, which amiquip accepts as offered: a
+/// message's properties travel in one frame, and a larger one makes the
+/// broker close the whole connection (`frame_too_large`).
+pub(crate) const DEFAULT_FRAME_MAX: usize = 128 << 10;
+/// The longest AMQP short string (names, routing keys, `message_id`).
+const MAX_SHORT_STRING: usize = 255;
+
+/// Checks, before anything is sent, that the broker can take this publish
+/// at all. Sending one it cannot take makes the broker close the channel
+/// (every message in flight on it then loses its confirm and is resent)
+/// or, for a malformed frame, the whole connection.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] naming what is too long: the body beyond
+/// `max_message_size`, the properties beyond one frame, or a name, routing
+/// key or key beyond an AMQP short string.
+pub(crate) fn check_publishable(
+    exchange: &str,
+    routing_key: &str,
+    message: &Message,
+    max_message_size: usize,
+) -> Result<()> {
+    let short = |name: &str, value: &str| {
+        if value.len() > MAX_SHORT_STRING {
+            Err(Error::invalid(
+                name,
+                format!(
+                    "{} bytes, AMQP allows at most {MAX_SHORT_STRING}",
+                    value.len()
+                ),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    short("exchange", exchange)?;
+    short("routing_key", routing_key)?;
+    if let Some(key) = message.key() {
+        short("key (AMQP message_id)", key)?;
+    }
+    for name in message.headers().keys() {
+        short("header name", name)?;
+    }
+    let body = message.body().len();
+    if body > max_message_size {
+        return Err(Error::invalid(
+            "message",
+            format!(
+                "the body has {body} bytes, more than the broker's maximum message size \
+                 of {max_message_size} (PublisherConfig::with_max_message_size; \
+                 RabbitMQ's max_message_size)"
+            ),
+        ));
+    }
+    // Frame and content header overhead, our own headers and the other
+    // properties: generously, so that the estimate is never below the
+    // encoded size.
+    let fixed = 256;
+    let key = message.key().map_or(0, |k| 1 + k.len());
+    let headers: usize = message
+        .headers()
+        .iter()
+        .map(|(name, value)| 1 + name.len() + 1 + 4 + value.len())
+        .sum();
+    let properties = fixed + key + headers;
+    if properties > DEFAULT_FRAME_MAX {
+        return Err(Error::invalid(
+            "message",
+            format!(
+                "its key and headers need about {properties} bytes, more than one frame \
+                 of {DEFAULT_FRAME_MAX} bytes (the broker's frame_max) can carry"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The sequence number a returned message was published with.
 pub(crate) fn seq_of(props: &AmqpProperties) -> Option<u64> {
     match props.headers().as_ref()?.get(SEQ_HEADER)? {
@@ -379,5 +460,37 @@ mod tests {
         let left: u32 = props.expiration().as_ref().unwrap().parse().unwrap();
         assert!(left > 50_000 && left <= 60_000, "{left}");
         assert_eq!(props.delivery_mode(), &None);
+    }
+
+    #[test]
+    fn what_the_broker_cannot_take_is_refused_naming_the_part() {
+        let fine = Message::new(vec![0; 100])
+            .with_key("k")
+            .with_header("h", "v");
+        check_publishable("ex", "rk", &fine, 100).unwrap();
+        let refused = |exchange: &str, routing_key: &str, message: &Message, name: &str| {
+            match check_publishable(exchange, routing_key, message, 100) {
+                Err(Error::InvalidArgument { name: n, .. }) => assert_eq!(n, name),
+                other => panic!("expected {name} refused, got {other:?}"),
+            }
+        };
+        refused("ex", "rk", &Message::new(vec![0; 101]), "message");
+        let long = "x".repeat(256);
+        refused(&long, "rk", &fine, "exchange");
+        refused("ex", &long, &fine, "routing_key");
+        refused(
+            "ex",
+            "rk",
+            &fine.clone().with_key(long.clone()),
+            "key (AMQP message_id)",
+        );
+        refused(
+            "ex",
+            "rk",
+            &fine.clone().with_header(long, "v"),
+            "header name",
+        );
+        let huge_header = fine.with_header("big", "v".repeat(DEFAULT_FRAME_MAX));
+        refused("ex", "rk", &huge_header, "message");
     }
 }

@@ -38,6 +38,7 @@ use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender, TryRecvError
 
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::rabbitmq::amqp;
 use crate::rabbitmq::connection::{lock, Connection, Shared};
 use crate::thread::{self, Stopper, Worker};
 use crate::waiter::describe_wait;
@@ -83,6 +84,7 @@ pub struct PublisherConfig {
     blocked: BlockedPolicy,
     close_timeout: Duration,
     refusals: usize,
+    max_message_size: usize,
 }
 
 impl Default for PublisherConfig {
@@ -97,6 +99,7 @@ impl Default for PublisherConfig {
             blocked: BlockedPolicy::Wait,
             close_timeout: Duration::from_secs(10),
             refusals: 1_000,
+            max_message_size: amqp::DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -104,7 +107,7 @@ impl Default for PublisherConfig {
 impl PublisherConfig {
     /// Defaults: window 256, buffer 10,000, retry every 1 s, 30 s for a
     /// confirm, persistent, mandatory, wait while blocked, 10 s to close,
-    /// room for 1,000 unread refusals.
+    /// room for 1,000 unread refusals, bodies up to 128 MiB.
     pub fn new() -> Self {
         PublisherConfig::default()
     }
@@ -172,6 +175,20 @@ impl PublisherConfig {
         self
     }
 
+    /// The largest body the broker takes: RabbitMQ's `max_message_size`,
+    /// 128 MiB unless its configuration says otherwise
+    /// (`rabbitmqctl eval 'application:get_env(rabbit, max_message_size).'`).
+    /// AMQP does not announce it, so set it here when the broker's is
+    /// smaller. A larger message is refused by `send`/`publish` with
+    /// [`Error::InvalidArgument`] and never sent: sent, it would make the
+    /// broker close the channel, and every message in flight on it would
+    /// lose its confirm and be sent again.
+    #[must_use]
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
     /// How long [`Publisher::close`] keeps publishing what is buffered.
     #[must_use]
     pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
@@ -185,6 +202,9 @@ impl PublisherConfig {
         }
         if self.buffer == 0 {
             return Err(Error::invalid("buffer", "must be at least 1"));
+        }
+        if self.max_message_size == 0 {
+            return Err(Error::invalid("max_message_size", "must be at least 1"));
         }
         if self.refusals == 0 {
             return Err(Error::invalid("refusals_capacity", "must be at least 1"));
@@ -443,7 +463,11 @@ impl Publisher {
     /// confirm timeout (the message stays buffered and may still be
     /// published; the error names the last connection error while not
     /// connected); [`Error::Refused`] when the connection gave up on a
-    /// refusal of its credentials or vhost; [`Error::Closed`] after close.
+    /// refusal of its credentials or vhost; [`Error::Closed`] after close;
+    /// [`Error::InvalidArgument`], at once and without sending anything,
+    /// for a message the broker cannot take: a body beyond
+    /// [`PublisherConfig::with_max_message_size`], key and headers beyond
+    /// one frame, or a name or routing key beyond 255 bytes.
     pub fn publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
         self.send(exchange, routing_key, message)?.wait()
     }
@@ -493,7 +517,9 @@ impl Publisher {
     ///
     /// [`Error::Broker`] when the buffer is full (the message was not
     /// taken) or the broker blocks under [`BlockedPolicy::Fail`];
-    /// [`Error::Closed`] after close.
+    /// [`Error::InvalidArgument`] for a message the broker cannot take (as
+    /// for [`publish`](Self::publish); not taken); [`Error::Closed`] after
+    /// close.
     pub fn publish_nowait(
         &self,
         exchange: &str,
@@ -608,6 +634,16 @@ impl Publisher {
         let inner = &self.inner;
         if inner.closed.load(Ordering::SeqCst) {
             return Err((Error::closed("publisher"), message));
+        }
+        // What the broker cannot take is refused here, for this message
+        // alone: sent, it would close the channel under the whole window.
+        if let Err(e) = amqp::check_publishable(
+            exchange,
+            routing_key,
+            &message,
+            inner.config.max_message_size,
+        ) {
+            return Err((e, message));
         }
         // A connection that gave up (refused credentials or vhost) will
         // never publish this: say why now rather than time out later.

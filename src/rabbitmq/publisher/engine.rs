@@ -3,10 +3,30 @@
 //! matches acks, nacks and returns to messages, and puts whatever a lost
 //! channel left unconfirmed back into the retry buffer, in order.
 //!
-//! A broker that closes the channel on a message (an exchange that does not
-//! exist, say) does not wedge the buffer: the messages that were in flight
-//! are sent again one at a time, and the one the broker refuses fails to its
-//! caller alone.
+//! # Refusals affect the refused message alone
+//!
+//! The broker answers a message it cannot take in one of two ways. Some it
+//! refuses on its own: a mandatory message no queue takes comes back as a
+//! `basic.return` (then its ack), a nack is for the tags it names; both are
+//! matched to their messages by tag (or, for a return, by our sequence
+//! header) and touch nothing else in the window. Others make it close the
+//! channel: a missing exchange, a body over its `max_message_size`. Then
+//! every message in flight on that channel loses its confirm, though the
+//! broker may well have queued it, and would be sent again: one refusal in
+//! a window of 401 duplicated the 200 before it. Worse, amiquip answers the
+//! close at once, possibly between the frames of a message we are still
+//! sending on that channel, and the broker then closes the whole connection
+//! (`unexpected_frame`).
+//!
+//! So a publish that would close the channel is refused before it is sent:
+//! sizes and name lengths are checked by the publisher's `send`, and an
+//! exchange other than the default one is looked up once per channel with a
+//! passive declare on a probe channel of its own (a refusal closes the
+//! probe, not the publishing channel). A message to a missing exchange fails
+//! alone, unsent. If the broker still closes the channel (an exchange
+//! deleted after its lookup), the messages that were in flight are sent
+//! again one at a time, and the one the broker refuses fails to its caller
+//! alone; the others may then be duplicated (at least once).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -38,6 +58,14 @@ pub(super) struct Engine {
     /// the messages up to this sequence number are sent one at a time, so
     /// that the one it refuses is known and failed to its caller alone.
     pub(super) careful_through: Option<u64>,
+}
+
+/// The exchanges known to exist on the current channel's connection, and
+/// the channel that looks them up.
+#[derive(Default)]
+struct Exchanges {
+    known: HashSet<String>,
+    probe: Option<amiquip::Channel>,
 }
 
 enum Served {
@@ -179,6 +207,7 @@ impl Engine {
         }
         let mut inflight: BTreeMap<u64, Entry> = BTreeMap::new();
         let mut returned: HashSet<u64> = HashSet::new();
+        let mut exchanges = Exchanges::default();
         let mut next_tag: u64 = 1;
         let lost = loop {
             // Publish what the window allows, in order.
@@ -204,6 +233,18 @@ impl Engine {
                 let Some(mut entry) = self.queue.pop_front() else {
                     break;
                 };
+                match self.look_up(&mut exchanges, &entry.exchange, *draining) {
+                    Ok(None) => {}
+                    Ok(Some(reason)) => {
+                        self.refuse(entry, &reason);
+                        continue;
+                    }
+                    Err(e) => {
+                        self.queue.push_front(entry);
+                        failed = Some(e);
+                        break;
+                    }
+                }
                 if let Err(e) = self.publish(channel, &entry) {
                     self.queue.push_front(entry);
                     failed = Some(e);
@@ -296,21 +337,69 @@ impl Engine {
     fn blame(&mut self, inflight: &mut BTreeMap<u64, Entry>, reason: &str) {
         if self.careful_through.is_some() && inflight.len() == 1 {
             if let Some((_, entry)) = inflight.pop_first() {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                log::error!(
-                    "publisher on {}: the broker refused a message to exchange `{}` with routing key `{}`: {reason}",
-                    self.shared.name,
-                    entry.exchange,
-                    entry.routing_key
-                );
-                let error = Error::Broker(format!(
-                    "refused by the broker (exchange `{}`, routing key `{}`): {reason}",
-                    entry.exchange, entry.routing_key
-                ));
-                self.fail(entry, error, true);
+                self.refuse(entry, reason);
             }
         } else if let Some(last) = inflight.values().map(|e| e.seq).max() {
             self.careful_through = Some(self.careful_through.map_or(last, |c| c.max(last)));
+        }
+    }
+
+    /// Fails `entry`, which the broker refused for `reason`, to its caller.
+    fn refuse(&self, entry: Entry, reason: &str) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        log::error!(
+            "publisher on {}: the broker refused a message to exchange `{}` with routing key `{}`: {reason}",
+            self.shared.name,
+            entry.exchange,
+            entry.routing_key
+        );
+        let error = Error::Broker(format!(
+            "refused by the broker (exchange `{}`, routing key `{}`): {reason}",
+            entry.exchange, entry.routing_key
+        ));
+        self.fail(entry, error, true);
+    }
+
+    /// Whether `exchange` exists: `Ok(None)` when it does (the default
+    /// exchange always does), `Ok(Some(reason))` when the broker refused
+    /// the lookup (the exchange is missing or forbidden), `Err` when the
+    /// connection failed. A passive declare on the probe channel, once per
+    /// exchange and channel: a refusal closes the probe channel only.
+    fn look_up(
+        &self,
+        exchanges: &mut Exchanges,
+        exchange: &str,
+        draining: Option<Instant>,
+    ) -> std::result::Result<Option<String>, Loss> {
+        if exchange.is_empty() || exchanges.known.contains(exchange) {
+            return Ok(None);
+        }
+        let probe = match exchanges.probe.take() {
+            Some(probe) => probe,
+            None => {
+                // While draining, the stop signal is already there: wait
+                // for the channel until the close deadline instead.
+                let opened = match draining {
+                    Some(deadline) => self.shared.open_channel(&crossbeam_channel::at(deadline)),
+                    None => self.shared.open_channel(self.stop.receiver()),
+                };
+                opened
+                    .map_err(|e| Loss::other(format!("opening the exchange probe channel: {e}")))?
+                    .0
+            }
+        };
+        match probe.exchange_declare_passive(exchange) {
+            Ok(_) => {
+                exchanges.known.insert(exchange.to_string());
+                exchanges.probe = Some(probe);
+                Ok(None)
+            }
+            // The probe channel is gone with the refusal; the next lookup
+            // opens another.
+            Err(amiquip::Error::ServerClosedChannel { code, message, .. }) => Ok(Some(format!(
+                "the broker closed the channel ({code}: {message})"
+            ))),
+            Err(other) => Err(Loss::from(other)),
         }
     }
 
