@@ -496,3 +496,55 @@ fn close_during_a_hanging_connect_attempt_joins_the_attempt() {
         common::threads_named("amiquip-io").is_empty()
     });
 }
+
+/// As above, while the TCP connect itself hangs: a listener whose accept
+/// queue is full drops the SYN, like a silent host. Close cuts the connect
+/// short and joins the attempt.
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn close_during_a_hanging_tcp_connect_joins_the_attempt() {
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Instant;
+    use syncmq::rabbitmq::{Connection, ConnectionConfig};
+
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let addr = full.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue (never accepted) until a connect hangs.
+    let mut queued = Vec::new();
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => queued.push(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => {
+                eprintln!("skipped: a connect to a full accept queue failed with {e}");
+                return;
+            }
+        }
+        assert!(queued.len() < 100, "the accept queue never filled");
+    }
+    let connection = Connection::with_config(
+        ConnectionConfig::new(format!("amqp://guest:guest@{addr}/%2f"))
+            .with_name(unique("syn"))
+            .with_connect_timeout(Duration::from_secs(60)),
+    )
+    .unwrap();
+    // The supervisor and the attempt (`syncmq-rmq-connect:`, which Linux
+    // cuts to the same 15 bytes).
+    eventually(Duration::from_secs(5), "the attempt's named thread", || {
+        let ours = syncmq_threads()
+            .iter()
+            .filter(|n| n.starts_with("syncmq-rmq-conn"))
+            .count();
+        ours >= 2
+    });
+    let started = Instant::now();
+    connection.close().unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "close took {took:?}");
+    no_threads_left();
+}
