@@ -447,3 +447,104 @@ fn an_outbox_on_a_rabbit_stream_of_its_own_joins_every_thread() {
     }
     common::delete_queues(&url, &[&queue]);
 }
+
+/// Close during a connect attempt that hangs (a peer that accepts and never
+/// answers the AMQP handshake, as RabbitMQ does for about 3 s with a wrong
+/// password) returns at once and joins the attempt's thread: none of ours,
+/// nor amiquip's I/O thread for that handshake, is left running. The
+/// connect timeout is a minute, so an attempt left to finish on its own
+/// would still be there.
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn close_during_a_hanging_connect_attempt_joins_the_attempt() {
+    use std::net::TcpListener;
+    use std::time::Instant;
+    use syncmq::rabbitmq::{Connection, ConnectionConfig};
+
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let connection = Connection::with_config(
+        ConnectionConfig::new(format!("amqp://guest:guest@127.0.0.1:{port}/%2f"))
+            .with_name(unique("hang"))
+            .with_connect_timeout(Duration::from_secs(60)),
+    )
+    .unwrap();
+    // Once accepted and amiquip's I/O thread runs, the attempt is in the
+    // handshake, waiting for a Connection.Start that never comes.
+    let (_peer, _) = silent.accept().unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "the attempt's named thread and its handshake",
+        || {
+            // The supervisor and the attempt (`syncmq-rmq-connect:`, which
+            // Linux cuts to the same 15 bytes).
+            let ours = syncmq_threads()
+                .iter()
+                .filter(|n| n.starts_with("syncmq-rmq-conn"))
+                .count();
+            ours >= 2 && !common::threads_named("amiquip-io").is_empty()
+        },
+    );
+    let started = Instant::now();
+    connection.close().unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "close took {took:?}");
+    no_threads_left();
+    eventually(Duration::from_secs(5), "amiquip's I/O thread gone", || {
+        common::threads_named("amiquip-io").is_empty()
+    });
+}
+
+/// As above, while the TCP connect itself hangs: a listener whose accept
+/// queue is full drops the SYN, like a silent host. Close cuts the connect
+/// short and joins the attempt.
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn close_during_a_hanging_tcp_connect_joins_the_attempt() {
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Instant;
+    use syncmq::rabbitmq::{Connection, ConnectionConfig};
+
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_threads_left();
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let addr = full.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue (never accepted) until a connect hangs.
+    let mut queued = Vec::new();
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => queued.push(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => {
+                eprintln!("skipped: a connect to a full accept queue failed with {e}");
+                return;
+            }
+        }
+        assert!(queued.len() < 100, "the accept queue never filled");
+    }
+    let connection = Connection::with_config(
+        ConnectionConfig::new(format!("amqp://guest:guest@{addr}/%2f"))
+            .with_name(unique("syn"))
+            .with_connect_timeout(Duration::from_secs(60)),
+    )
+    .unwrap();
+    // The supervisor and the attempt (`syncmq-rmq-connect:`, which Linux
+    // cuts to the same 15 bytes).
+    eventually(Duration::from_secs(5), "the attempt's named thread", || {
+        let ours = syncmq_threads()
+            .iter()
+            .filter(|n| n.starts_with("syncmq-rmq-conn"))
+            .count();
+        ours >= 2
+    });
+    let started = Instant::now();
+    connection.close().unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "close took {took:?}");
+    no_threads_left();
+}

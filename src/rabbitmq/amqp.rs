@@ -6,7 +6,8 @@
 //! for two reasons: the connection then carries a name (the `information`
 //! client property, shown by `rabbitmqctl list_connections
 //! client_properties` and the management UI), so an operator or a test can
-//! find and close exactly one connection; and the connect gets a timeout.
+//! find and close exactly one connection; the connect gets a timeout; and
+//! an attempt can be cut short from another thread ([`Abort`]).
 //!
 //! # Message mapping
 //!
@@ -23,8 +24,11 @@
 //! delivery is turned back into a `Message`.
 
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 use amiquip::{AmqpProperties, AmqpValue, Auth, ConnectionOptions, ConnectionTuning, FieldTable};
 
@@ -149,29 +153,120 @@ fn percent_decode(s: &str) -> Result<String> {
     String::from_utf8(out).map_err(|_| Error::invalid("url", format!("`{s}` is not UTF-8")))
 }
 
+/// A way to cut a connect attempt short from another thread.
+///
+/// Neither a TCP connect nor amiquip's handshake watches a stop signal, and
+/// RabbitMQ holds a refused handshake open for about 3 s. So the attempt
+/// keeps a duplicate of its socket here, and [`abort`](Self::abort) shuts
+/// that socket down: the connect's poll or the handshake's read then fails
+/// at once, and the attempt's thread (and amiquip's I/O thread, which
+/// amiquip joins when the handshake fails) ends and can be joined.
+#[derive(Debug, Default)]
+pub(crate) struct Abort {
+    state: Mutex<AbortState>,
+}
+
+#[derive(Debug, Default)]
+struct AbortState {
+    aborted: bool,
+    /// A duplicate of the socket of the attempt under way.
+    socket: Option<Socket>,
+}
+
+impl Abort {
+    /// Ends the attempt under way and any later one: shuts its socket down.
+    pub(crate) fn abort(&self) {
+        let mut state = self.lock();
+        state.aborted = true;
+        if let Some(socket) = state.socket.take() {
+            // Fails only when the socket is not connected yet and has no
+            // peer; the attempt then fails on its own check below.
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Keeps a duplicate of `socket` for [`abort`](Self::abort).
+    fn watch(&self, socket: &Socket) -> Result<()> {
+        let mut state = self.lock();
+        if state.aborted {
+            return Err(aborted());
+        }
+        state.socket = Some(
+            socket
+                .try_clone()
+                .map_err(|e| Error::Broker(format!("could not duplicate a socket: {e}")))?,
+        );
+        Ok(())
+    }
+
+    /// Forgets the socket: from now on it belongs to the connection alone,
+    /// and closes when amiquip closes it.
+    fn unwatch(&self) {
+        self.lock().socket = None;
+    }
+
+    /// `Err` once aborted.
+    fn check(&self) -> Result<()> {
+        if self.lock().aborted {
+            Err(aborted())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, AbortState> {
+        // The state is a flag and an optional socket: valid even after a
+        // panic elsewhere.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn aborted() -> Error {
+    Error::closed("the connection (during a connect attempt)")
+}
+
+/// Forgets the watched socket however the attempt ends.
+struct Unwatch<'a>(&'a Abort);
+
+impl Drop for Unwatch<'_> {
+    fn drop(&mut self) {
+        self.0.unwatch();
+    }
+}
+
 /// Opens a connection named `name` with the given heartbeat (seconds; the
-/// URL's `heartbeat` wins) and TCP connect timeout.
+/// URL's `heartbeat` wins) and TCP connect timeout, which also bounds the
+/// AMQP handshake. [`Abort::abort`] ends it at once from another thread,
+/// with [`Error::Closed`]; only the name lookup cannot be cut short.
 pub(crate) fn open(
     url: &AmqpUrl,
     name: &str,
     heartbeat: u16,
     connect_timeout: Duration,
+    abort: &Abort,
 ) -> Result<amiquip::Connection> {
     let target = format!("{}:{}", url.host, url.port);
     let addrs = (url.host.as_str(), url.port)
         .to_socket_addrs()
         .map_err(|e| Error::Broker(format!("could not resolve {target}: {e}")))?;
+    let _unwatch = Unwatch(abort);
     let mut last: Option<io::Error> = None;
     let mut stream = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, connect_timeout) {
+        match connect(addr, connect_timeout, abort) {
             Ok(s) => {
                 stream = Some(s);
                 break;
             }
-            Err(e) => last = Some(e),
+            Err(e) => {
+                abort.check()?;
+                last = Some(e);
+            }
         }
     }
+    // A connect that "succeeded" on a socket shut down by abort is no
+    // connection.
+    abort.check()?;
     let stream = stream.ok_or_else(|| {
         Error::Broker(format!(
             "could not connect to {target}: {}",
@@ -190,12 +285,25 @@ pub(crate) fn open(
         .heartbeat(url.heartbeat.unwrap_or(heartbeat))
         .connection_timeout(Some(connect_timeout))
         .information(Some(name.to_string()));
-    amiquip::Connection::insecure_open_stream(stream, options, ConnectionTuning::default()).map_err(
-        |e| match refusal(&e, url) {
-            Some(reason) => Error::Refused(format!("{target}: {reason}")),
-            None => broker(&format!("could not open an AMQP connection to {target}"), e),
-        },
-    )
+    let opened =
+        amiquip::Connection::insecure_open_stream(stream, options, ConnectionTuning::default());
+    // An abort makes the handshake fail however it fails: say why.
+    abort.check()?;
+    opened.map_err(|e| match refusal(&e, url) {
+        Some(reason) => Error::Refused(format!("{target}: {reason}")),
+        None => broker(&format!("could not open an AMQP connection to {target}"), e),
+    })
+}
+
+/// A TCP connect to `addr` on a socket that `abort` can shut down while the
+/// connect (and then the handshake) is under way.
+fn connect(addr: SocketAddr, timeout: Duration, abort: &Abort) -> io::Result<std::net::TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    abort
+        .watch(&socket)
+        .map_err(|e| io::Error::new(io::ErrorKind::Interrupted, e.to_string()))?;
+    socket.connect_timeout(&addr.into(), timeout)?;
+    Ok(socket.into())
 }
 
 /// The reason, when `e` is a refusal no retry will change: credentials

@@ -411,6 +411,10 @@ impl Connection {
     /// configured close timeout. Every thread blocked on the waiter wakes
     /// with [`Error::Closed`]. Calling it again does nothing.
     ///
+    /// A connect attempt under way is cut short (its socket is shut down,
+    /// which ends a TCP connect or a handshake at once) and its thread
+    /// joined, so close of a connection that never came up returns at once.
+    ///
     /// # Errors
     ///
     /// [`Error::Timeout`] when the supervisor did not end in time (the

@@ -22,13 +22,19 @@ pub fn unique(base: &str) -> String {
 /// The names of this process's threads that syncmq started, as the kernel
 /// shows them (the first 15 bytes of the name).
 pub fn syncmq_threads() -> Vec<String> {
+    threads_named("syncmq-")
+}
+
+/// The names of this process's threads whose name starts with `prefix`, as
+/// the kernel shows them (the first 15 bytes of the name).
+pub fn threads_named(prefix: &str) -> Vec<String> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir("/proc/self/task").expect("read /proc/self/task") {
         let Ok(entry) = entry else { continue };
         // A thread that just ended may vanish between the listing and the read.
         if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
             let comm = comm.trim_end().to_string();
-            if comm.starts_with("syncmq-") {
+            if comm.starts_with(prefix) {
                 names.push(comm);
             }
         }

@@ -13,7 +13,7 @@ use super::{lock, Command, ConnectionConfig, Shared};
 use crate::error::{Error, Result};
 use crate::rabbitmq::amqp::{self, broker, AmqpUrl};
 use crate::rabbitmq::topology::Declaration;
-use crate::thread::StopToken;
+use crate::thread::{self, StopToken};
 use crate::waiter::Generation;
 
 pub(super) struct Supervisor {
@@ -138,28 +138,48 @@ impl Supervisor {
     /// One connect attempt, on a thread of its own so that a stop does not
     /// wait for it: RabbitMQ holds a refused handshake open for about 3 s,
     /// and a connect to a silent host lasts up to the connect timeout.
-    /// `None` when stopped first; the attempt then ends by itself within
-    /// the connect timeout and drops (closes) whatever it got.
+    /// `None` when stopped first: the attempt is then aborted (its socket
+    /// shut down, which fails the connect or handshake at once) and its
+    /// thread joined, so that no thread outlives the connection's close.
     fn attempt(&self) -> Option<Result<amiquip::Connection>> {
         let (tx, rx) = crossbeam_channel::bounded(1);
+        let abort = Arc::new(amqp::Abort::default());
         let (url, name) = (self.url.clone(), self.config.name.clone());
         let (heartbeat, timeout) = (self.heartbeat, self.config.connect_timeout);
-        let spawned = std::thread::Builder::new()
-            .name(format!("rmq-connect:{name}"))
-            .spawn(move || {
-                let _ = tx.send(amqp::open(&url, &name, heartbeat, timeout));
-            });
-        if let Err(e) = spawned {
-            return Some(Err(Error::Broker(format!(
-                "could not start a connect attempt: {e}"
-            ))));
-        }
-        select! {
+        let worker = {
+            let abort = abort.clone();
+            // `rmq-connect:`: Linux shows the first 15 bytes, `syncmq-rmq-conn`
+            // like the supervisor's, and so do amiquip's timer threads that
+            // this thread starts and that live on with the connection.
+            thread::spawn(format!("rmq-connect:{name}"), move || {
+                let _ = tx.send(amqp::open(&url, &name, heartbeat, timeout, &abort));
+            })
+        };
+        let worker = match worker {
+            Ok(worker) => worker,
+            Err(e) => {
+                return Some(Err(Error::Broker(format!(
+                    "could not start a connect attempt: {e}"
+                ))))
+            }
+        };
+        let result = select! {
             recv(rx) -> result => Some(result.unwrap_or_else(|_| {
                 Err(Error::Broker("the connect attempt ended without a result".into()))
             })),
-            recv(self.stop.receiver()) -> _ => None,
+            recv(self.stop.receiver()) -> _ => {
+                abort.abort();
+                None
+            }
+        };
+        // Ending by now (it sent its result, or its socket is shut down);
+        // the bound leaves the rest of the close deadline to us. A
+        // connection it made anyway is dropped (closed) with `rx`.
+        let deadline = Instant::now() + self.config.close_timeout / 2;
+        if let Err(e) = worker.join_deadline(deadline) {
+            log::error!("connection {}: connect attempt: {e}", self.config.name);
         }
+        result
     }
 
     /// Declares the whole recorded topology on a fresh channel.
