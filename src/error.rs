@@ -61,8 +61,10 @@ pub enum Error {
     /// Stored bytes under `key` are corrupt. The store is not changed; the
     /// entry stays where it is for inspection.
     Corrupt {
-        /// The store key whose value could not be read, printed readably,
-        /// or `file <path>` for a damaged file (a fjall journal).
+        /// The store key whose value could not be read, printed readably
+        /// (`<space>/<hex>`), a key range (`<space>/<hex>..<space>/<hex>`)
+        /// when a scan met a damaged table block, or `file <path>` for a
+        /// damaged file (a fjall journal).
         key: String,
         /// What was wrong with the bytes.
         reason: String,

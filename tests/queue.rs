@@ -313,14 +313,11 @@ fn corrupt_bytes_are_errors_naming_the_key(fx: Fixture) {
     fx.put_raw(Space::Messages, vec![0; 12], vec![1, 0xC1, 0xFF]);
     let q = fx.open(QueueConfig::new()).unwrap();
     let a = q.subscribe("t", "a").unwrap();
-    for _ in 0..2 {
-        match a.next_batch(1, Some(PATIENCE)) {
-            Err(Error::Corrupt { key, .. }) => {
-                assert_eq!(key, "messages/000000000000000000000000")
-            }
-            other => panic!("expected Corrupt, got {other:?}"),
-        }
-    }
+    // An undecodable message does not stop the queue: its entry is set
+    // aside (an ERROR log names messages/000000000000000000000000), not
+    // delivered, and not deleted either: repaired, it comes back below.
+    assert!(a.next_batch(1, Some(Duration::ZERO)).unwrap().is_empty());
+    assert_eq!(q.stats("t").unwrap()[0].depth, 0, "nothing ready");
     q.close().unwrap();
     drop((a, q));
     // A queue entry that points nowhere, then counters of the wrong size.

@@ -23,6 +23,22 @@
 //! group commit, or close): then at most the deliveries made since that
 //! fsync are not counted.
 //! Priority 0 is served first, FIFO within a level.
+//!
+//! # A corrupt message is set aside
+//!
+//! When the message of an entry being taken cannot be read (its bytes do
+//! not decode, it is missing, or the table block holding it is damaged,
+//! which `FjallStore` reports as an [`Error::Corrupt`] naming the key and
+//! the table file), the entry is set aside: it is not delivered, an ERROR
+//! log names the entry, the subscriber and the error, and the batch goes
+//! on with the next entry, so one damaged block does not stop the queue.
+//! The entry stays in the store as it is (nothing is deleted on account of
+//! a read that failed; a repaired file brings it back), `depth` no longer
+//! counts it, and the next open meets it again and says so again. It is
+//! not dead-lettered: the dead-letter queue would then fail to list it
+//! too. A damaged block of queue entries themselves cannot be stepped
+//! over (the positions after it are unknown): `next_batch` fails with that
+//! `Error::Corrupt`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime};
@@ -81,8 +97,11 @@ impl State {
                     let Some(&(id, seq)) = sub.redeliver[priority].front() else {
                         break;
                     };
-                    let taken = pull(sub, info, store, id, seq, None, false, wall, &mut batch)?;
+                    let taken = pull(sub, info, store, id, seq, None, false, wall, &mut batch);
                     sub.redeliver[priority].pop_front();
+                    let Some(taken) = readable(sub, id, taken)? else {
+                        continue;
+                    };
                     if let Some(message) = taken {
                         if let Some(spent) = exhausted(sub, info, id, seq) {
                             poisoned.push(spent);
@@ -114,18 +133,27 @@ impl State {
                     }
                     let parsed: Vec<Result<(EntryId, u64)>> =
                         entries.iter().map(|(k, v)| parse_entry(k, v)).collect();
-                    let mut bodies = prefetch(
-                        store,
-                        info.id,
-                        parsed
-                            .iter()
-                            .filter_map(|r| r.as_ref().ok().map(|(_, seq)| *seq)),
-                    )?;
+                    let seqs = parsed
+                        .iter()
+                        .filter_map(|r| r.as_ref().ok().map(|(_, seq)| *seq));
+                    let mut bodies = match prefetch(store, info.id, seqs) {
+                        Ok(bodies) => bodies,
+                        // A damaged block among them: read each on its
+                        // own, so that only its messages are set aside.
+                        Err(e @ Error::Corrupt { .. }) => {
+                            log::warn!("queue: {e}; reading these messages one by one");
+                            HashMap::new()
+                        }
+                        Err(e) => return Err(e),
+                    };
                     for entry in parsed {
                         let (id, seq) = entry?;
                         let body = bodies.remove(&seq);
-                        let taken = pull(sub, info, store, id, seq, body, true, wall, &mut batch)?;
+                        let taken = pull(sub, info, store, id, seq, body, true, wall, &mut batch);
                         sub.cursors[priority] = id.position + 1;
+                        let Some(taken) = readable(sub, id, taken)? else {
+                            continue;
+                        };
                         if let Some(message) = taken {
                             if let Some(spent) = exhausted(sub, info, id, seq) {
                                 poisoned.push(spent);
@@ -524,21 +552,54 @@ fn pull(
         Some(bytes) => decode_message(info.id, seq, &bytes)?,
         None => read_message(store, info.id, seq, Space::Queue, &qkey)?,
     };
+    // Every read that can fail comes before anything is added to `batch`:
+    // an entry set aside for a failed read (see `readable`) changes nothing.
+    let mut delivered_key = None;
     if fresh && info.dedupe {
         if let Some(key) = message.key() {
             // Delivered now: a later message with this key is a new one.
             let dkey = keys::dedupe(info.id, key);
             if store.get(Space::Dedupe, &dkey)?.as_deref() == Some(&seq.to_be_bytes()[..]) {
-                batch.delete(Space::Dedupe, dkey);
+                delivered_key = Some(dkey);
             }
         }
     }
-    if message.is_expired_at(now) {
+    let expired = message.is_expired_at(now);
+    if expired {
         drop_entry(sub, info, store, id, seq, batch)?;
         sub.counters.expired += 1;
-        return Ok(None);
     }
-    Ok(Some(message))
+    if let Some(dkey) = delivered_key {
+        batch.delete(Space::Dedupe, dkey);
+    }
+    Ok((!expired).then_some(message))
+}
+
+/// `pulled` as [`pull`] returned it for entry `id`; `None` when its
+/// message is corrupt (unreadable bytes, a damaged table block, missing):
+/// then the entry is set aside, reported at ERROR, and the caller goes on
+/// with the next one. See "A corrupt message is set aside" in the module
+/// docs.
+fn readable(
+    sub: &mut Sub,
+    id: EntryId,
+    pulled: Result<Option<Message>>,
+) -> Result<Option<Option<Message>>> {
+    match pulled {
+        Ok(taken) => Ok(Some(taken)),
+        Err(e @ Error::Corrupt { .. }) => {
+            sub.unreadable += 1;
+            log::error!(
+                "queue: entry {id} of subscriber `{}` of topic `{}` set aside, not delivered: \
+                 {e}. It stays in the store as it is; the queue goes on without it until it is \
+                 reopened",
+                sub.name,
+                sub.topic
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The entry as an in-flight record to dead-letter, when it was delivered
@@ -654,13 +715,16 @@ fn drop_entry(
     seq: u64,
     batch: &mut Batch,
 ) -> Result<()> {
+    // The read that can fail first, so that a failure leaves neither
+    // `batch` nor the counters half changed.
+    release_message(info, store, seq, batch)?;
     let qkey = keys::queue(sub.id, id.priority, id.position);
     if sub.attempts.remove(&id).is_some() {
         batch.delete(Space::Attempts, qkey.clone());
     }
     batch.delete_weak(Space::Queue, qkey);
     sub.counters.entries = sub.counters.entries.saturating_sub(1);
-    release_message(info, store, seq, batch)
+    Ok(())
 }
 
 /// One subscriber is done with message `seq`: delete it when it was the

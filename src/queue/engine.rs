@@ -184,6 +184,10 @@ pub(crate) struct Sub {
     /// so that a restart counts as a delivery.
     pub(crate) attempts: HashMap<EntryId, u32>,
     pub(crate) counters: Counters,
+    /// Entries set aside since the open because their message is corrupt
+    /// (see `delivery.rs`): stored, counted in `counters.entries`, never
+    /// delivered.
+    pub(crate) unreadable: u64,
     /// Consumers of this subscriber wait here.
     pub(crate) cond: Arc<Condvar>,
     /// How many consumers wait on `cond`: a publish notifies only then,
@@ -202,6 +206,7 @@ impl Sub {
             inflight: HashMap::new(),
             attempts: HashMap::new(),
             counters: Counters::default(),
+            unreadable: 0,
             cond: Arc::new(Condvar::new()),
             waiters: 0,
         }
@@ -220,6 +225,7 @@ impl Sub {
         self.counters
             .entries
             .saturating_sub(self.inflight.len() as u64)
+            .saturating_sub(self.unreadable)
     }
 
     pub(crate) fn put_counters(&self, batch: &mut Batch) {

@@ -35,8 +35,10 @@
 //! - **A full disk** is an [`Error::Storage`] saying so. fjall accepts no
 //!   write after a failed one, even once space is free: close the queue
 //!   and open it again (every publish that returned `Ok` is there).
-//! - Corrupt stored bytes are an [`Error::Corrupt`] naming the key; the
-//!   entry stays where it is.
+//! - Corrupt stored bytes are an [`Error::Corrupt`] naming the key (and
+//!   the table file, for a damaged fjall block); the entry stays where it
+//!   is. An entry whose message cannot be read is set aside with an ERROR
+//!   log and the rest of the queue is still served (see `next_batch`).
 //!
 //! ```
 //! use syncmq::queue::{Queue, QueueConfig, TopicConfig};

@@ -98,7 +98,8 @@ pub struct SubscriberStats {
     pub topic: String,
     /// The subscriber.
     pub subscriber: String,
-    /// Entries waiting to be delivered.
+    /// Entries waiting to be delivered (not those set aside because their
+    /// message is corrupt: see `next_batch`).
     pub depth: u64,
     /// Entries delivered and not yet acked.
     pub in_flight: u64,
@@ -170,8 +171,13 @@ impl Subscriber {
     /// # Errors
     ///
     /// [`Error::Closed`] when the queue closed or the handle was
-    /// interrupted; [`Error::Corrupt`] when the next entry's stored bytes
-    /// are corrupt (it stays where it is); [`Error::Storage`].
+    /// interrupted; [`Error::Corrupt`] naming the key when the next queue
+    /// entry itself is unreadable (it stays where it is); [`Error::Storage`].
+    /// An entry whose *message* is corrupt (undecodable, missing, in a
+    /// damaged table block) is no error: it is set aside, not delivered,
+    /// logged at ERROR with the key and file, and the call goes on with the
+    /// entries after it; it stays in the store and is met again after a
+    /// reopen.
     pub fn next_batch(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<Received>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut state = self.shared.lock();
