@@ -59,9 +59,12 @@ fn says_disk_full(e: &Error) -> bool {
 fn a_full_disk_says_so_and_loses_nothing_published() {
     let Some(disk) = SmallDisk::mount(6 << 20) else {
         // CI runs as root: there a skip would hide the test, so it fails.
-        let required = std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some()
-            || std::env::var_os("CI").is_some();
-        assert!(!required, "cannot mount a tmpfs (the test script runs as root)");
+        let required =
+            std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some() || std::env::var_os("CI").is_some();
+        assert!(
+            !required,
+            "cannot mount a tmpfs (the test script runs as root)"
+        );
         eprintln!("skipped: cannot mount a tmpfs (needs root)");
         return;
     };
