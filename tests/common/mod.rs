@@ -55,6 +55,12 @@ pub fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bo
     }
 }
 
+/// Whether a test that cannot run here must fail rather than skip: under
+/// the test script (`SYNCMQ_REQUIRE_BROKER`) and in CI (`CI`).
+pub fn required() -> bool {
+    std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some() || std::env::var_os("CI").is_some()
+}
+
 /// The AMQP URL of the test broker (`SYNCMQ_AMQP_URL`, by default the local
 /// RabbitMQ), or `None` when no broker answers there.
 ///
@@ -72,10 +78,8 @@ pub fn broker_url() -> Option<String> {
     if answers {
         return Some(url);
     }
-    let required =
-        std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some() || std::env::var_os("CI").is_some();
     assert!(
-        !required,
+        !required(),
         "no RabbitMQ answers at 127.0.0.1:5672, and broker tests are required here"
     );
     eprintln!("NOTICE: skipping a broker test: no RabbitMQ answers at 127.0.0.1:5672");
@@ -98,10 +102,8 @@ pub fn postgres_params() -> Option<String> {
     if answers {
         return Some(params);
     }
-    let required =
-        std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some() || std::env::var_os("CI").is_some();
     assert!(
-        !required,
+        !required(),
         "no PostgreSQL answers at 127.0.0.1:5432, and database tests are required here"
     );
     eprintln!("NOTICE: skipping a PostgreSQL test: nothing answers at 127.0.0.1:5432");
