@@ -31,6 +31,30 @@
 //!    RabbitMQ supervisor too) and signal shutdown; its publishers return
 //!    once the queue engine or the broker has the message.
 //!
+//! # Timeouts
+//!
+//! Every blocking call that takes a timeout follows one rule, so that `?`
+//! passes up failures and nothing else:
+//!
+//! - A **receive**, waiting for something to arrive (a delivery, a batch,
+//!   an event), does not report the timeout as an error: nothing arriving
+//!   in time is an ordinary answer. One item is `Result<Option<T>>`,
+//!   `Ok(None)` when the time ran out ([`queue::Subscriber::recv_timeout`],
+//!   [`server::Subscription::recv_timeout`]); a batch is `Result<Vec<T>>`,
+//!   empty when the time ran out ([`queue::Subscriber::next_batch`]). `Err`
+//!   means the caller must act: the queue closed, the connection ended.
+//! - An **action** that must complete (a publish waiting for durability or
+//!   a confirm, a connect, [`ConnectionWaiter::wait_connected`],
+//!   [`block::Server::wait_connected`], a close, a flush, a request and its
+//!   reply) fails with [`Error::Timeout`] `{ what, after }` when it did not
+//!   complete in time: `what` names what did not happen (with the last
+//!   connection error when there is one), `after` how long it waited.
+//! - The crossbeam [`Receiver`](crossbeam_channel::Receiver)s the crate
+//!   hands out (channel outputs from [`Adapter::output`], outbox events,
+//!   publisher refusals) are crossbeam's own: their `recv_timeout` answers
+//!   with crossbeam's [`RecvTimeoutError`](crossbeam_channel::RecvTimeoutError)
+//!   (`Timeout` or `Disconnected`).
+//!
 //! ```
 //! use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
 //!

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use syncmq::queue::{
     Batch, Durability, FjallStore, MemoryStore, Op, Queue, QueueConfig, Space, Store, TopicConfig,
@@ -153,7 +153,10 @@ fn nack_reset_and_dead_letters(fx: Fixture) {
     a.nack(&[again[0].id], true).unwrap();
     a.nack(&[again[1].id], false).unwrap();
     assert_eq!(a.reset().unwrap(), 1);
-    let z = a.recv_timeout(PATIENCE).unwrap();
+    let z = a
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message in time");
     assert_eq!((body(&z).as_str(), z.deliveries), ("z", 2));
     a.ack(&[z.id]).unwrap();
     let stats = &q.stats("t").unwrap()[0];
@@ -202,7 +205,10 @@ fn ack_timeout_redelivers_at_the_front(fx: Fixture) {
     common::eventually(PATIENCE, "the ack deadline passes", || {
         q.stats("t").unwrap()[0].in_flight == 0
     });
-    let again = a.recv_timeout(PATIENCE).unwrap();
+    let again = a
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message in time");
     assert_eq!((body(&again).as_str(), again.deliveries), ("first", 2));
     assert_eq!(
         (again.id.priority, again.id.position, again.id.delivery),
@@ -218,7 +224,10 @@ fn ack_timeout_redelivers_at_the_front(fx: Fixture) {
         1,
         "the redelivery is in flight"
     );
-    let third = a.recv_timeout(PATIENCE).unwrap();
+    let third = a
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message in time");
     assert_eq!(body(&third), "third");
     a.ack(&[third.id]).unwrap();
 }
@@ -237,7 +246,10 @@ fn dedupe_latest_wins_while_undelivered(fx: Fixture) {
     assert_eq!(got.iter().map(body).collect::<Vec<_>>(), ["v4", "other"]);
     // Delivered: the next message with the key is a new one.
     q.publish("t", &[msg("v5").with_key("k")]).unwrap();
-    let next = a.recv_timeout(PATIENCE).unwrap();
+    let next = a
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message in time");
     assert_eq!(body(&next), "v5");
     a.ack(&[got[0].id, got[1].id, next.id]).unwrap();
     if let Fixture::Memory(store) = &fx {
@@ -334,7 +346,10 @@ fn corrupt_bytes_are_errors_naming_the_key(fx: Fixture) {
     fx.put_raw(Space::Stats, vec![0, 0, 0, 0], counters);
     let q = fx.open(QueueConfig::new()).unwrap();
     let a = q.subscribe("t", "a").unwrap();
-    let first = a.recv_timeout(PATIENCE).unwrap();
+    let first = a
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message in time");
     assert_eq!(body(&first), "good");
     match a.next_batch(1, Some(PATIENCE)) {
         Err(Error::Corrupt { key, .. }) => assert_eq!(key, "queue/00000000000000000000000007"),
@@ -388,7 +403,14 @@ fn bad_input_is_a_clear_error(fx: Fixture) {
         .unwrap();
     q.publish("t", &[msg("for both")]).unwrap();
     let b = q.subscribe("t", "b").unwrap();
-    assert_eq!(body(&b.recv_timeout(PATIENCE).unwrap()), "for both");
+    assert_eq!(
+        body(
+            &b.recv_timeout(PATIENCE)
+                .unwrap()
+                .expect("a message in time")
+        ),
+        "for both"
+    );
 }
 
 fn close_wakes_blocked_consumers(fx: Fixture) {
@@ -471,6 +493,27 @@ fn single_nacks_and_releases_keep_queue_order(fx: Fixture) {
     );
 }
 
+/// A receive that times out is no error: `recv_timeout` says `Ok(None)`,
+/// `next_batch` gives an empty batch, each after the full timeout, and a
+/// message published later is still there for the next receive.
+fn a_receive_that_times_out_is_none_or_empty(fx: Fixture) {
+    let q = fx.open(config(topic("t", &["a"]))).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let timeout = Duration::from_millis(50);
+
+    let started = Instant::now();
+    assert!(a.recv_timeout(timeout).unwrap().is_none());
+    assert!(started.elapsed() >= timeout, "returned before the timeout");
+
+    let started = Instant::now();
+    assert!(a.next_batch(10, Some(timeout)).unwrap().is_empty());
+    assert!(started.elapsed() >= timeout, "returned before the timeout");
+
+    q.publish("t", &[msg("late")]).unwrap();
+    let got = a.recv_timeout(PATIENCE).unwrap().expect("the late message");
+    assert_eq!(body(&got), "late");
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -495,6 +538,7 @@ on_both_stores!(
     close_wakes_blocked_consumers,
     a_blocked_consumer_wakes_on_publish,
     single_nacks_and_releases_keep_queue_order,
+    a_receive_that_times_out_is_none_or_empty,
 );
 
 /// A store that counts syncs and makes each one slow, as an fsync is.

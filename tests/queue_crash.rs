@@ -53,7 +53,10 @@ fn child() {
         // Take the poison message and die holding it (the parent kills us).
         let queue = Queue::open(dir, poison_config()).unwrap();
         let sub = queue.subscribe("poison", "a").unwrap();
-        let got = sub.recv_timeout(PATIENCE).unwrap();
+        let got = sub
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .expect("a message in time");
         println!("holding delivery {}", got.deliveries);
         loop {
             std::thread::park();

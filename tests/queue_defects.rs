@@ -241,9 +241,15 @@ fn a_late_ack_of_an_earlier_delivery_is_refused_and_acks_nothing() {
         queue.subscribe("t", "a").unwrap(),
         queue.subscribe("t", "a").unwrap(),
     );
-    let first = one.recv_timeout(Duration::from_secs(20)).unwrap();
+    let first = one
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap()
+        .expect("a message in time");
     // Blocks until the sweeper gives the entry back after its deadline.
-    let second = two.recv_timeout(Duration::from_secs(20)).unwrap();
+    let second = two
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap()
+        .expect("a message in time");
     assert_eq!(second.deliveries, 2);
     assert_ne!(first.id, second.id, "a new delivery has a new id");
     match one.ack(&[first.id]) {

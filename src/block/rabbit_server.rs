@@ -208,8 +208,18 @@ impl Server for RabbitServer {
         self.waiter()?.connection()
     }
 
-    fn wait_connected(&self, timeout: Duration) -> Option<u64> {
-        self.waiter()?.wait_connected(timeout)
+    fn wait_connected(&self, timeout: Duration) -> Result<u64> {
+        match self.waiter() {
+            Some(waiter) => waiter.wait_connected(timeout),
+            // Nothing to wait on before `connect` starts the supervisor.
+            None => Err(Error::timeout(
+                format!(
+                    "RabbitMQ server `{}` to connect (its supervisor is not started)",
+                    self.name
+                ),
+                Duration::ZERO,
+            )),
+        }
     }
 }
 
@@ -263,7 +273,15 @@ mod tests {
         assert!(server.waiter().is_none(), "not started yet");
         assert!(matches!(server.connect(), Err(Error::Broker(_))));
         assert!(server.waiter().is_some(), "started by connect");
-        assert_eq!(server.wait_connected(Duration::from_millis(10)), None);
+        // A connect that does not come in time is an error, after the
+        // full timeout.
+        let timeout = Duration::from_millis(50);
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            server.wait_connected(timeout),
+            Err(Error::Timeout { after, .. }) if after == timeout
+        ));
+        assert!(started.elapsed() >= timeout, "returned before the timeout");
         assert_eq!(
             server.configuration().get("url").and_then(Value::as_str),
             Some("amqp://guest@127.0.0.1:1/%2f")

@@ -63,12 +63,26 @@ pub trait Server: Send + Sync + 'static {
     }
 
     /// Blocks up to `timeout` for a connection and returns its epoch. The
-    /// default returns [`connection`](Self::connection) at once; a server
-    /// that can be woken (a [`WaiterServer`]) overrides it, so the monitor
-    /// sees a connect the moment it happens.
-    fn wait_connected(&self, timeout: Duration) -> Option<u64> {
+    /// default answers from [`connection`](Self::connection) at once; a
+    /// server that can be woken (a [`WaiterServer`]) overrides it, so the
+    /// monitor sees a connect the moment it happens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no connection came within `timeout` (a
+    /// connect is an action that must complete: see the crate docs on
+    /// timeouts); the default, which cannot wait, says so at once with
+    /// `after` zero. A server may also return why it will not connect (a
+    /// [`WaiterServer`] passes on its waiter's [`Error::Closed`] or
+    /// failure).
+    fn wait_connected(&self, timeout: Duration) -> Result<u64> {
         let _ = timeout;
-        self.connection()
+        self.connection().ok_or_else(|| {
+            Error::timeout(
+                format!("`{}` to connect (it cannot be waited on)", self.name()),
+                Duration::ZERO,
+            )
+        })
     }
 }
 
@@ -166,8 +180,8 @@ impl Server for WaiterServer {
         self.waiter.current().map(|g| g.get())
     }
 
-    fn wait_connected(&self, timeout: Duration) -> Option<u64> {
-        self.waiter.wait_connected(timeout).ok().map(|g| g.get())
+    fn wait_connected(&self, timeout: Duration) -> Result<u64> {
+        self.waiter.wait_connected(timeout).map(|g| g.get())
     }
 }
 
@@ -315,7 +329,7 @@ fn watch(server: &Arc<dyn Server>, hub: &Hub, heartbeat: Duration, token: &StopT
         } else {
             let slice = heartbeat.min(WAIT_SLICE);
             let started = Instant::now();
-            if server.wait_connected(slice).is_none()
+            if server.wait_connected(slice).is_err()
                 && token.sleep(slice.saturating_sub(started.elapsed()))
             {
                 break;
@@ -373,10 +387,41 @@ mod tests {
         assert!(matches!(server.connect(), Err(Error::Broker(_))));
         waiter.set_connected();
         assert_eq!(server.connect().unwrap(), 1);
-        assert_eq!(server.wait_connected(Duration::from_secs(1)), Some(1));
+        assert_eq!(server.wait_connected(Duration::from_secs(1)).unwrap(), 1);
         waiter.set_disconnected();
         waiter.set_connected();
         assert_eq!(server.connection(), Some(2));
+    }
+
+    #[test]
+    fn a_connect_that_does_not_come_in_time_is_a_timeout() {
+        let waiter = Arc::new(ConnectionWaiter::new());
+        let server = WaiterServer::new("broker", waiter.clone());
+        let timeout = Duration::from_millis(50);
+        let started = Instant::now();
+        match server.wait_connected(timeout) {
+            Err(Error::Timeout { after, .. }) => assert_eq!(after, timeout),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(started.elapsed() >= timeout, "returned before the timeout");
+        waiter.close();
+        assert!(matches!(
+            server.wait_connected(timeout),
+            Err(Error::Closed(_))
+        ));
+
+        // A server that cannot be waited on says so at once.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpServer::new("tcp", listener.local_addr().unwrap());
+        match tcp.wait_connected(Duration::from_secs(60)) {
+            Err(Error::Timeout { what, after }) => {
+                assert_eq!(after, Duration::ZERO);
+                assert!(what.contains("`tcp`"), "{what}");
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert_eq!(tcp.connect().unwrap(), 1);
+        assert_eq!(tcp.wait_connected(Duration::ZERO).unwrap(), 1);
     }
 
     #[test]

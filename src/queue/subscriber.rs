@@ -166,7 +166,8 @@ impl Subscriber {
     }
 
     /// Takes up to `max` messages, waiting up to `timeout` (`None`: without
-    /// limit) for the first; an empty vector means the time ran out.
+    /// limit) for the first; an empty vector means the time ran out (no
+    /// error: see the crate docs on timeouts).
     ///
     /// # Errors
     ///
@@ -242,16 +243,15 @@ impl Subscriber {
         }
     }
 
-    /// Takes one message, waiting at most `timeout`.
+    /// Takes one message, waiting at most `timeout`; `Ok(None)` when none
+    /// came in time (a receive that times out is no error: see the crate
+    /// docs on timeouts).
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when none came in time; otherwise as
-    /// [`next_batch`](Self::next_batch).
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Received> {
-        self.next_batch(1, Some(timeout))?
-            .pop()
-            .ok_or_else(|| Error::timeout(format!("a message for `{}`", self.name), timeout))
+    /// As [`next_batch`](Self::next_batch).
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Received>> {
+        Ok(self.next_batch(1, Some(timeout))?.pop())
     }
 
     /// Acks deliveries: each entry is deleted, and its message once every

@@ -64,7 +64,8 @@ impl Subscription {
             .ok_or_else(|| Error::Broker("no delivery".into()))
     }
 
-    /// The next delivery, or `None` when none came within `timeout`.
+    /// The next delivery, or `Ok(None)` when none came within `timeout` (a
+    /// receive that times out is no error: see the crate docs on timeouts).
     ///
     /// # Errors
     ///
