@@ -75,6 +75,25 @@ impl BlockConfig {
     pub fn config(&self) -> &Value {
         &self.config
     }
+
+    /// Checks the name and the responsibility, as
+    /// [`RuntimeConfig::validate`] does for each block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming `name` or `responsibility` when it
+    /// is empty, longer than [`RuntimeConfig::MAX_NAME_LEN`] or has control
+    /// characters.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_as("block")
+    }
+
+    /// As [`validate`](Self::validate); `field` is how errors name the
+    /// block (`"blocks[2]"`).
+    fn validate_as(&self, field: &str) -> Result<()> {
+        check_name(&format!("{field}.name"), self.name())?;
+        check_name(&format!("{field}.responsibility"), self.responsibility())
+    }
 }
 
 /// Which blocks make up the process, and the runtime's deadlines.
@@ -186,9 +205,8 @@ impl RuntimeConfig {
     pub fn validate(&self) -> Result<()> {
         let mut seen = HashSet::new();
         for (i, block) in self.blocks.iter().enumerate() {
-            check_name(&format!("blocks[{i}].name"), block.name())?;
+            block.validate_as(&format!("blocks[{i}]"))?;
             let resp = block.responsibility();
-            check_name(&format!("blocks[{i}].responsibility"), resp)?;
             if !seen.insert(resp) {
                 return Err(Error::invalid(
                     format!("blocks[{i}].responsibility"),

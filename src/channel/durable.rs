@@ -109,6 +109,26 @@ impl DurableConfig {
         self.max_deliveries = max;
         self
     }
+
+    /// Checks every setting; [`DurableAdapter::open_with`] calls it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming `ack_timeout` when it is set below
+    /// 1 ms: the queue counts it in whole milliseconds, where 0 means no
+    /// ack timeout at all (leave it `None` for that).
+    pub fn validate(&self) -> Result<()> {
+        if self
+            .ack_timeout
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
+            return Err(Error::invalid(
+                "ack_timeout",
+                "must be at least 1 ms, or None for no ack timeout",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A channel spec as stored.
@@ -197,8 +217,10 @@ impl DurableAdapter {
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open).
+    /// As [`open`](Self::open); [`Error::InvalidArgument`] from
+    /// [`DurableConfig::validate`].
     pub fn open_with(path: impl AsRef<Path>, config: DurableConfig) -> Result<Self> {
+        config.validate()?;
         let queue = Queue::open(path, QueueConfig::new().with_durability(config.durability))?;
         Self::on_queue(queue, config)
     }

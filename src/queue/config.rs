@@ -127,12 +127,21 @@ impl TopicConfig {
         (self.ack_timeout_ms > 0).then(|| Duration::from_millis(self.ack_timeout_ms))
     }
 
-    /// Checks the topic; `field` is how errors name it (`"topics[2]"`).
+    /// Checks the topic, as [`Queue::declare_topic`](super::Queue::declare_topic)
+    /// does.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] naming the field, as `topics[2].priorities`.
-    pub fn validate(&self, field: &str) -> Result<()> {
+    /// [`Error::InvalidArgument`] naming the field, as `topic.priorities`:
+    /// a bad topic or subscriber name, no subscriber, one listed twice,
+    /// priority levels outside 1 to 16.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_as("topic")
+    }
+
+    /// As [`validate`](Self::validate); `field` is how errors name the
+    /// topic (`"topics[2]"`).
+    pub(crate) fn validate_as(&self, field: &str) -> Result<()> {
         check_name(&format!("{field}.name"), &self.name, "topic")?;
         if self.subscribers.is_empty() {
             return Err(Error::invalid(
@@ -259,7 +268,7 @@ impl QueueConfig {
         let mut names = HashSet::new();
         for (i, topic) in self.topics.iter().enumerate() {
             let field = format!("topics[{i}]");
-            topic.validate(&field)?;
+            topic.validate_as(&field)?;
             if !names.insert(&topic.name) {
                 return Err(Error::invalid(
                     format!("{field}.name"),

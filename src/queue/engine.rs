@@ -326,7 +326,7 @@ impl State {
     /// Creates `config`'s topic, or updates it: subscribers may be added and
     /// priority levels raised, never removed or lowered.
     pub(crate) fn declare(&mut self, config: TopicConfig, field: &str) -> Result<()> {
-        config.validate(field)?;
+        config.validate_as(field)?;
         let mut batch = Batch::new();
         let (id, mut subscribers) = match self.topics.get(&config.name) {
             Some(topic) => {

@@ -81,6 +81,25 @@ impl ClientConfig {
         self.publisher = publisher;
         self
     }
+
+    /// Checks every setting; [`Client::start`] calls it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming the
+    /// setting: an empty service name (it begins every queue name), or what
+    /// [`ConnectionConfig::validate`] and [`PublisherConfig::validate`]
+    /// refuse.
+    pub fn validate(&self) -> Result<()> {
+        if self.service.is_empty() {
+            return Err(crate::Error::invalid(
+                "service",
+                "must not be empty: it begins every queue name",
+            ));
+        }
+        self.connection.validate()?;
+        self.publisher.validate()
+    }
 }
 
 /// A RabbitMQ pub/sub client in the manner of gormq.
@@ -119,6 +138,7 @@ impl Client {
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a bad
     /// configuration.
     pub fn start(config: ClientConfig) -> Result<Client> {
+        config.validate()?;
         let connection = Connection::with_config(config.connection)?;
         let publisher = Publisher::new(&connection, config.publisher)?;
         Ok(Client {

@@ -141,7 +141,20 @@ impl ConnectionConfig {
         &self.name
     }
 
-    fn validate(&self) -> Result<(AmqpUrl, u16)> {
+    /// Checks every setting; [`Connection::with_config`] calls it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the setting: a malformed URL, a
+    /// heartbeat outside 1 s to 65535 s, a zero minimum backoff or a
+    /// maximum below it, an empty name.
+    pub fn validate(&self) -> Result<()> {
+        self.checked().map(|_| ())
+    }
+
+    /// As [`validate`](Self::validate), with the parsed URL and the
+    /// heartbeat in seconds that the supervisor needs.
+    fn checked(&self) -> Result<(AmqpUrl, u16)> {
         let url = amqp::parse_url(&self.url)?;
         let heartbeat = u16::try_from(self.heartbeat.as_secs())
             .ok()
@@ -326,7 +339,7 @@ impl Connection {
     ///
     /// [`Error::InvalidArgument`] for a malformed URL or setting.
     pub fn with_config(config: ConnectionConfig) -> Result<Connection> {
-        let (url, heartbeat) = config.validate()?;
+        let (url, heartbeat) = config.checked()?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             name: config.name.clone(),

@@ -208,7 +208,14 @@ impl ConsumerOptions {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks every option; starting a consumer calls it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the option: a zero prefetch, a
+    /// concurrency outside 1 to 256, a queue name outside 1 to 255 bytes,
+    /// no routing key to name the queue by when no queue is given.
+    pub fn validate(&self) -> Result<()> {
         if self.prefetch == 0 {
             return Err(Error::invalid(
                 "prefetch",

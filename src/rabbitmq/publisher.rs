@@ -196,7 +196,13 @@ impl PublisherConfig {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks every setting; [`Publisher::new`] calls it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the setting: a window outside 1 to
+    /// 65535, a zero buffer, message size limit or refusals capacity.
+    pub fn validate(&self) -> Result<()> {
         if self.window == 0 || self.window > usize::from(u16::MAX) {
             return Err(Error::invalid("window", "must be between 1 and 65535"));
         }

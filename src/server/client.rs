@@ -100,6 +100,32 @@ impl ClientConfig {
         self.batch = batch;
         self
     }
+
+    /// Checks every setting; [`Client::connect_with`] calls it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the setting: a connect or request
+    /// timeout below 1 ms (the OS refuses a zero socket timeout, and a
+    /// request could never be answered in time), a zero batch.
+    pub fn validate(&self) -> Result<()> {
+        if self.connect_timeout < Duration::from_millis(1) {
+            return Err(Error::invalid("connect_timeout", "must be at least 1 ms"));
+        }
+        if self
+            .request_timeout
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
+            return Err(Error::invalid(
+                "request_timeout",
+                "must be at least 1 ms, or None to wait as long as the connection lives",
+            ));
+        }
+        if self.batch == 0 {
+            return Err(Error::invalid("batch", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 type Reply = Result<Response>;
@@ -238,8 +264,10 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`connect`](Self::connect).
+    /// As [`connect`](Self::connect); [`Error::InvalidArgument`] from
+    /// [`ClientConfig::validate`].
     pub fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Self> {
+        config.validate()?;
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(|e| Error::invalid("addr", format!("not a socket address: {e}")))?

@@ -173,7 +173,14 @@ impl ServerConfig {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks every setting; [`Server::start`] calls it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the setting: a frame limit below
+    /// 1024 bytes or above 4 GiB, zero connections or subscriptions, an
+    /// idle timeout below 1 ms.
+    pub fn validate(&self) -> Result<()> {
         if self.max_frame < 1024 || self.max_frame > u32::MAX as usize {
             return Err(Error::invalid(
                 "max_frame",

@@ -1,0 +1,164 @@
+//! Every configuration type has a public `validate()`: the defaults pass,
+//! a bad setting is an `InvalidArgument` naming that setting, and the call
+//! that takes the configuration refuses it the same way before it opens,
+//! dials or starts anything.
+
+use std::time::Duration;
+
+use syncmq::block::{BlockConfig, RuntimeConfig};
+use syncmq::{ChannelSpec, Error, Mode, OutboxConfig, Result};
+
+/// The setting a validation error names; panics on anything else.
+fn field(result: Result<()>) -> String {
+    match result {
+        Err(Error::InvalidArgument { name, .. }) => name,
+        other => panic!("expected an InvalidArgument, got {other:?}"),
+    }
+}
+
+#[test]
+fn channel_block_and_outbox_configs() {
+    ChannelSpec::new("events", Mode::Both).validate().unwrap();
+    assert_eq!(field(ChannelSpec::new("", Mode::Both).validate()), "name");
+
+    BlockConfig::new("reader").validate().unwrap();
+    assert_eq!(field(BlockConfig::new("").validate()), "block.name");
+    assert_eq!(
+        field(
+            BlockConfig::new("reader")
+                .with_responsibility("a\nb")
+                .validate()
+        ),
+        "block.responsibility"
+    );
+    RuntimeConfig::new().validate().unwrap();
+
+    OutboxConfig::default().validate().unwrap();
+    assert_eq!(
+        field(OutboxConfig::default().with_batch_size(0).validate()),
+        "batch_size"
+    );
+}
+
+#[cfg(feature = "durable")]
+#[test]
+fn queue_durable_and_server_configs() {
+    use syncmq::queue::{QueueConfig, TopicConfig};
+    use syncmq::server::{Client, ClientConfig, ServerConfig};
+    use syncmq::{DurableAdapter, DurableConfig};
+
+    TopicConfig::new("t", ["a"]).validate().unwrap();
+    assert_eq!(
+        field(TopicConfig::new("t", ["a"]).with_priorities(0).validate()),
+        "topic.priorities"
+    );
+    assert_eq!(
+        field(
+            QueueConfig::new()
+                .with_topic(TopicConfig::new("t", ["a", "a"]))
+                .validate()
+        ),
+        "topics[0].subscribers[1]"
+    );
+
+    // Below 1 ms an ack timeout would be stored as 0 ms: no ack timeout.
+    DurableConfig::new().validate().unwrap();
+    let sub_ms = DurableConfig::new().with_ack_timeout(Duration::from_micros(500));
+    assert_eq!(field(sub_ms.validate()), "ack_timeout");
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        field(DurableAdapter::open_with(dir.path(), sub_ms).map(drop)),
+        "ack_timeout"
+    );
+
+    ServerConfig::new().validate().unwrap();
+    assert_eq!(
+        field(ServerConfig::new().with_max_connections(0).validate()),
+        "max_connections"
+    );
+
+    ClientConfig::new().validate().unwrap();
+    for (config, name) in [
+        (
+            ClientConfig::new().with_connect_timeout(Duration::ZERO),
+            "connect_timeout",
+        ),
+        (
+            ClientConfig::new().with_request_timeout(Duration::ZERO),
+            "request_timeout",
+        ),
+        (ClientConfig::new().with_batch(0), "batch"),
+    ] {
+        assert_eq!(field(config.validate()), name);
+        // Refused before dialling: nothing listens on port 1.
+        assert_eq!(
+            field(Client::connect_with("127.0.0.1:1", config).map(drop)),
+            name
+        );
+    }
+}
+
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn rabbitmq_configs() {
+    use syncmq::rabbitmq::{
+        Client, ClientConfig, ConnectionConfig, ConsumerOptions, PublisherConfig,
+    };
+
+    // Nothing listens on port 1; no test here gets as far as dialling.
+    const URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+
+    ConnectionConfig::new(URL).validate().unwrap();
+    assert_eq!(field(ConnectionConfig::new("not a url").validate()), "url");
+    assert_eq!(
+        field(
+            ConnectionConfig::new(URL)
+                .with_heartbeat(Duration::ZERO)
+                .validate()
+        ),
+        "heartbeat"
+    );
+
+    PublisherConfig::new().validate().unwrap();
+    assert_eq!(
+        field(PublisherConfig::new().with_window(0).validate()),
+        "window"
+    );
+
+    ConsumerOptions::new("orders", "order.created")
+        .validate()
+        .unwrap();
+    assert_eq!(
+        field(
+            ConsumerOptions::new("orders", "order.created")
+                .with_prefetch(0)
+                .validate()
+        ),
+        "prefetch"
+    );
+
+    ClientConfig::new(URL, "billing").validate().unwrap();
+    assert_eq!(field(ClientConfig::new(URL, "").validate()), "service");
+    let bad_window =
+        ClientConfig::new(URL, "billing").with_publisher(PublisherConfig::new().with_window(0));
+    assert_eq!(field(bad_window.validate()), "window");
+    assert_eq!(field(Client::start(bad_window).map(drop)), "window");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_store_config() {
+    use syncmq::outbox::PostgresStoreConfig;
+
+    PostgresStoreConfig::new("host=localhost")
+        .validate()
+        .unwrap();
+    assert_eq!(
+        field(
+            PostgresStoreConfig::new("host=localhost")
+                .with_table("drop table x;")
+                .validate()
+        ),
+        "table"
+    );
+}
