@@ -2,7 +2,7 @@
 //! threads block until a connection is up, and wake all of them the moment
 //! it is.
 //!
-//! The Go seed this comes from (ormus' Channel module) has its workers sleep
+//! ormus' Go Channel module, where this design comes from, has its workers sleep
 //! ten seconds and check again; here a worker that needs the broker calls
 //! [`ConnectionWaiter::wait_connected`] and the supervisor's
 //! [`ConnectionWaiter::set_connected`] wakes it at once.

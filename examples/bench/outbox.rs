@@ -21,7 +21,7 @@
 //!   from fjall against calling that stream directly.
 //! - **latency**: from the store's commit returning to the stream's `send`
 //!   being called (commit-to-send; the bench wraps the store to stamp the
-//!   commit), with wake-on-add against interval-only polling (the Go seed's
+//!   commit), with wake-on-add against interval-only polling (the Go outboxer's
 //!   design: a row waits for the next tick; adds here come right after a
 //!   tick, so the wait is about a whole interval).
 

@@ -1,7 +1,7 @@
 //! Bags and their values: what blocks send each other, and what a block's
 //! configuration is made of.
 //!
-//! A [`Bag`] is a string-keyed map of [`Value`]s, the seed's
+//! A [`Bag`] is a string-keyed map of [`Value`]s, the Go adapter's
 //! `map[string]any`. Blocks agree among themselves on what a bag holds; the
 //! runtime forces one rule: **keys starting with `__` are the runtime's**.
 //! A bag carrying such a key is refused by
@@ -393,7 +393,7 @@ pub struct Bag {
 }
 
 impl Bag {
-    /// An empty bag. The seed allows enqueueing a nil bag; here that is an
+    /// An empty bag. The Go adapter allows enqueueing a nil bag; here that is an
     /// empty one, which arrives holding only `__from`.
     pub fn new() -> Self {
         Bag::default()

@@ -7,7 +7,7 @@
 //! another target with the same sender. Every bag sent through it arrives
 //! with `__from` set to the sender's responsibility.
 //!
-//! Every call is asynchronous, as in the seed: it queues an event on the
+//! Every call is asynchronous, as in the Go adapter: it queues an event on the
 //! target's event thread and returns. Sends never block (the queues are
 //! unbounded), so a block may enqueue to itself from inside its own
 //! callback. A send to a block that is finishing or finished fails.
@@ -145,7 +145,7 @@ impl Controller {
         self.hub.request(Control::Finish(self.target));
     }
 
-    /// Asks the runtime for the ordered shutdown of every block (the seed's
+    /// Asks the runtime for the ordered shutdown of every block (the Go adapter's
     /// `Controller(InitiatorBlock).Finish()`). Returns at once.
     pub fn shutdown(&self) {
         let who = match self.sender {

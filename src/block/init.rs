@@ -7,7 +7,7 @@
 //! reverse order, and the error names the block that failed and the stage.
 //!
 //! The result, [`Initialized`], is what the runtime starts; it is also the
-//! seed's "Init/Finish blocks per test": a test initialises just the blocks
+//! Go adapter's "Init/Finish blocks per test": a test initialises just the blocks
 //! it needs, uses them, and finishes them in reverse with
 //! [`Initialized::finish`] (or by dropping it), without starting a thread.
 

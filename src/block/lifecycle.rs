@@ -11,7 +11,7 @@
 //! ```
 //!
 //! After `run` starts, the order of the callbacks across blocks is whatever
-//! the blocks and the server make it, as in the seed. Within one block the
+//! the blocks and the server make it, as in the Go adapter. Within one block the
 //! callbacks never overlap; they may run at the same time as that block's
 //! own `run`, so a block keeps its state behind a `Mutex` or atomics
 //! (`Block` methods take `&self`).
@@ -66,7 +66,7 @@ impl BitOr for Callbacks {
     }
 }
 
-/// One block of a process: the seed's `Block` with its callbacks as
+/// One block of a process: the Go adapter's `Block` with its callbacks as
 /// methods.
 ///
 /// A block's *name* (its kind, the key of its factory in the

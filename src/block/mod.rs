@@ -1,5 +1,5 @@
-//! The block runtime: a process made of blocks (the memphis adapter of
-//! seed 002).
+//! The block runtime: a process made of blocks (the design of
+//! Memphis' Go adapter).
 //!
 //! A process is a list of blocks, each with a name (its kind) and a
 //! responsibility (its instance). The pieces, one file each:

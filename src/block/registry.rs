@@ -1,4 +1,4 @@
-//! Block factories by name: the seed's `RegisterBlockFactory`, without the
+//! Block factories by name: the Go adapter's `RegisterBlockFactory`, without the
 //! global.
 //!
 //! A [`Registry`] maps a block's name (its kind) to a factory that makes a
@@ -6,7 +6,7 @@
 //! configuration lists. It is a value, not a process-wide table, so tests
 //! build their own and never see each other's blocks. [`Registry::new`]
 //! comes with the runtime's own blocks: the signal block, under
-//! [`SIGNAL_BLOCK`] (`"finisher"`, the seed's
+//! [`SIGNAL_BLOCK`] (`"finisher"`, the Go adapter's
 //! name for it).
 
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! The server a process depends on, and the monitor that tells every block
 //! when it comes and goes.
 //!
-//! [`Server`] is the seed's interface (configuration, connect,
+//! [`Server`] is the Go adapter's interface (configuration, connect,
 //! is-connected), with one addition: an *epoch* that is raised on every new
 //! connection, so a disconnect and reconnect between two heartbeats is still
 //! seen. Two implementations come with the runtime:
@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::thread::{self, stop_signal, StopToken, Stopper, Worker};
 use crate::waiter::ConnectionWaiter;
 
-/// The server a process depends on (the seed's `Server` and
+/// The server a process depends on (the Go adapter's `Server` and
 /// `Configurator`).
 pub trait Server: Send + Sync + 'static {
     /// A name for logs and callbacks.

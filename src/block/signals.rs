@@ -1,6 +1,6 @@
 //! The signal block: SIGINT and SIGTERM start the ordered shutdown.
 //!
-//! The seed's `finisher` block. Its `init` registers for both signals with
+//! The Go adapter's `finisher` block. Its `init` registers for both signals with
 //! signal-hook (from then on they no longer kill the process), its `run`
 //! waits for one and asks the runtime for the ordered shutdown, and its
 //! `finish` ends the wait. A second signal while the shutdown runs is the
@@ -22,7 +22,7 @@ use crate::block::lifecycle::Block;
 use crate::error::{Error, Result};
 
 /// The name the signal block is registered under in
-/// [`Registry::new`](crate::block::Registry::new): the seed's.
+/// [`Registry::new`](crate::block::Registry::new): the Go adapter's.
 pub const SIGNAL_BLOCK: &str = "finisher";
 
 /// Turns SIGINT and SIGTERM into the ordered shutdown. See the

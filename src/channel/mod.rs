@@ -13,7 +13,7 @@
 //! 3. `DurableAdapter` (feature `durable`): each channel is a topic of the
 //!    embedded fjall queue engine; the default when no broker is wanted.
 //!
-//! The Go seed (ormus' Channel module) hands out raw Go channels; crossbeam
+//! ormus' Go Channel module hands out raw Go channels; crossbeam
 //! channels are the same idea with blocking, `select!` and timeouts that
 //! work from any thread.
 

@@ -7,7 +7,7 @@
 //! input Sender ─▶ bounded(buffer) ─▶ `instances` forwarding threads ─▶ bounded(buffer) ─▶ output Receiver
 //! ```
 //!
-//! as in the Go seed, where data pushed to the input is written to the
+//! as in ormus' Go Channel module, where data pushed to the input is written to the
 //! output. One instance keeps the input's order; several may reorder.
 //!
 //! # Guarantees

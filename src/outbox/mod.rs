@@ -44,7 +44,7 @@
 //!   with `try_send`; when nobody reads it, events are dropped and counted,
 //!   and dispatching goes on.
 //!
-//! The Go seed (outboxer) dispatches only on a ticker, reads rows without
+//! The Go outboxer dispatches only on a ticker, reads rows without
 //! `ORDER BY` and without claiming them, keeps no attempt count, and blocks
 //! on unbuffered result channels; none of that is copied here.
 
