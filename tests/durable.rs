@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use syncmq::channel::OUTPUT_SUBSCRIBER;
-use syncmq::{Adapter, ChannelSpec, DurableAdapter, DurableConfig, Error, Mode};
+use syncmq::{Adapter, ChannelSpec, DurableAdapter, Error, Mode};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -23,7 +23,7 @@ fn messages_and_channels_survive_a_restart() {
         .unwrap();
     let input = adapter.input("jobs").unwrap();
     for i in 0..100u32 {
-        input.send(i.to_be_bytes().to_vec()).unwrap();
+        input.send(i.to_be_bytes().to_vec().into()).unwrap();
     }
     // Take some without settling: they come back after the restart.
     let output = adapter.output("jobs").unwrap();
@@ -64,11 +64,7 @@ fn a_nack_without_requeue_is_a_dead_letter_that_can_be_replayed() {
     adapter
         .new_channel(ChannelSpec::new("jobs", Mode::Both))
         .unwrap();
-    adapter
-        .input("jobs")
-        .unwrap()
-        .send(b"bad".to_vec())
-        .unwrap();
+    adapter.input("jobs").unwrap().send(b"bad".into()).unwrap();
     let output = adapter.output("jobs").unwrap();
     output.recv_timeout(PATIENCE).unwrap().nack(false).unwrap();
     let queue = adapter.queue().unwrap();
@@ -85,18 +81,15 @@ fn a_nack_without_requeue_is_a_dead_letter_that_can_be_replayed() {
 #[test]
 fn ack_timeout_and_max_deliveries_apply_to_channels() {
     let dir = tempfile::tempdir().unwrap();
-    let config = DurableConfig::new()
-        .with_ack_timeout(Duration::from_millis(50))
-        .with_max_deliveries(2);
-    let adapter = DurableAdapter::open_with(dir.path(), config).unwrap();
+    let adapter = DurableAdapter::open(dir.path()).unwrap();
     adapter
-        .new_channel(ChannelSpec::new("jobs", Mode::Both))
+        .new_channel(
+            ChannelSpec::new("jobs", Mode::Both)
+                .with_ack_timeout(Duration::from_millis(50))
+                .with_max_deliveries(2),
+        )
         .unwrap();
-    adapter
-        .input("jobs")
-        .unwrap()
-        .send(b"slow".to_vec())
-        .unwrap();
+    adapter.input("jobs").unwrap().send(b"slow".into()).unwrap();
     let output = adapter.output("jobs").unwrap();
     let first = output.recv_timeout(PATIENCE).unwrap();
     // Held past its deadline: delivered again, flagged.
