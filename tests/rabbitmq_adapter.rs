@@ -145,3 +145,34 @@ fn close_without_a_broker_is_prompt_and_says_what_was_not_confirmed() {
         b"late"
     );
 }
+
+#[test]
+fn a_full_publisher_makes_send_block_instead_of_failing() {
+    // Nothing listens on port 1: the publisher keeps what it took, and
+    // takes no more than its buffer of 2.
+    let adapter = RabbitAdapter::with_config(
+        ConnectionConfig::new("amqp://guest:guest@127.0.0.1:1/%2f"),
+        PublisherConfig::new()
+            .with_buffer(2)
+            .with_close_timeout(Duration::from_millis(100)),
+    )
+    .unwrap();
+    adapter
+        .new_channel(ChannelSpec::new("held", Mode::Input).with_buffer(1))
+        .unwrap();
+    let input = adapter.input("held").unwrap();
+    // The second and third sends return only once the publisher took the
+    // ones before: two in its buffer, one in the input.
+    for i in 0..3u8 {
+        input.send(vec![i].into()).unwrap();
+    }
+    // Both full: a send waits (here until its timeout) rather than fail.
+    assert!(matches!(
+        input.send_timeout("fourth".into(), Duration::from_millis(200)),
+        Err(crossbeam_channel::SendTimeoutError::Timeout(_))
+    ));
+    match adapter.close() {
+        Err(Error::Timeout { what, .. }) => assert!(what.contains("3 buffered"), "{what}"),
+        other => panic!("expected a timeout naming 3 messages, got {other:?}"),
+    }
+}
