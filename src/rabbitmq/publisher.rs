@@ -2,7 +2,8 @@
 //! window, and a bounded retry buffer resent in order after reconnects.
 //!
 //! One thread (`syncmq-rmq-pub:<connection>`) owns the amiquip channel. It
-//! takes messages from callers over a crossbeam channel, publishes up to
+//! takes messages from callers over a crossbeam channel (and, for the
+//! `RabbitAdapter`, straight from each channel's input), publishes up to
 //! `window` of them before waiting for confirms (never one round trip per
 //! message), and matches the broker's acks and nacks to them by delivery
 //! tag. Confirm mode is switched on for every new channel, after the

@@ -191,8 +191,8 @@ impl Engine {
                     } else if ready >= feeds_at {
                         self.take_feed(ready - feeds_at, self.config.buffer);
                     }
-                    // Anything else (the wake, the stop, the retry timer)
-                    // only needs the loop to run again.
+                    // Anything else (the stop, the retry timer) only needs
+                    // the loop to run again.
                 }
             }
         }
