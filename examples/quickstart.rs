@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let order: Order = delivery.decode()?;
                 total += order.cents;
                 receipts_in
-                    .send(format!("order {} paid", order.id).into_bytes())
+                    .send(format!("order {} paid", order.id).into())
                     .map_err(|_| syncmq::Error::closed("receipts channel"))?;
                 delivery.ack()?;
             }
@@ -84,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for id in 0..ORDERS {
                 let order = Message::encode(&Order { id, cents: 250 })?;
                 orders_in
-                    .send(order.into_body())
+                    .send(order)
                     .map_err(|_| syncmq::Error::closed("orders channel"))?;
             }
             Ok(())
@@ -101,7 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     adapter.new_channel(ChannelSpec::new("survivor", Mode::Both))?;
     adapter
         .input("survivor")?
-        .send(b"sent before the restart".to_vec())
+        .send(b"sent before the restart".into())
         .map_err(|_| "survivor channel closed")?;
     adapter.close()?; // publishes and syncs what was sent, joins every thread
     let total = worker.join().map_err(|_| "the worker panicked")??;

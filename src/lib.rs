@@ -61,7 +61,7 @@
 //! # fn main() -> syncmq::Result<()> {
 //! let adapter = SimpleAdapter::new();
 //! adapter.new_channel(ChannelSpec::new("events", Mode::Both))?;
-//! adapter.input("events")?.send(b"started".to_vec()).unwrap();
+//! adapter.input("events")?.send("started".into()).unwrap();
 //! let delivery = adapter.output("events")?.recv().unwrap();
 //! assert_eq!(delivery.body(), b"started");
 //! delivery.ack()?;

@@ -265,6 +265,42 @@ impl Message {
     }
 }
 
+/// A message with this body and nothing else set, so that the plain bytes
+/// case stays one line: `input.send("resize".into())`.
+impl From<Vec<u8>> for Message {
+    fn from(body: Vec<u8>) -> Self {
+        Message::new(body)
+    }
+}
+
+/// A message with a copy of these bytes as its body.
+impl From<&[u8]> for Message {
+    fn from(body: &[u8]) -> Self {
+        Message::new(body)
+    }
+}
+
+/// A message with a copy of these bytes as its body.
+impl<const N: usize> From<&[u8; N]> for Message {
+    fn from(body: &[u8; N]) -> Self {
+        Message::new(body.as_slice())
+    }
+}
+
+/// A message whose body is the string's UTF-8 bytes.
+impl From<&str> for Message {
+    fn from(body: &str) -> Self {
+        Message::new(body.as_bytes())
+    }
+}
+
+/// A message whose body is the string's UTF-8 bytes, without a copy.
+impl From<String> for Message {
+    fn from(body: String) -> Self {
+        Message::new(body.into_bytes())
+    }
+}
+
 /// Version 1 of the stored form, borrowed for writing.
 #[derive(Serialize)]
 struct StoredV1Ref<'a> {
@@ -507,6 +543,20 @@ mod tests {
                 "truncated to {len} bytes decoded"
             );
         }
+    }
+
+    #[test]
+    fn bytes_and_strings_convert_to_plain_messages() {
+        let plain = Message::new(b"job".to_vec());
+        assert_eq!(Message::from(b"job".to_vec()), plain);
+        assert_eq!(Message::from(&b"job"[..]), plain);
+        assert_eq!(Message::from(b"job"), plain);
+        assert_eq!(Message::from("job"), plain);
+        assert_eq!(Message::from(String::from("job")), plain);
+        assert_eq!(plain.key(), None);
+        assert!(plain.headers().is_empty());
+        assert_eq!(plain.priority(), 0);
+        assert_eq!(plain.expires_at(), None);
     }
 
     #[test]

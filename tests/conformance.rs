@@ -1,16 +1,29 @@
 //! One conformance suite for every adapter: send, receive, ack, nack, modes,
-//! close. Each adapter is a [`Subject`]; the `conformance!` macro at the end
-//! instantiates every case for each subject, so the adapters stay
-//! interchangeable. An adapter added to the crate adds one subject here.
+//! close, and what a message keeps on the way. Each adapter is a
+//! [`Subject`]; the `conformance!` macro at the end instantiates every case
+//! for each subject, so the adapters stay interchangeable. An adapter added
+//! to the crate adds one subject here.
+//!
+//! What each adapter carries, as these cases check it:
+//!
+//! | | key | headers | priority value | priority order | expiry |
+//! |---|---|---|---|---|---|
+//! | simple | kept | kept | kept | no (one FIFO: `with_priorities` is refused) | dropped once passed |
+//! | durable | kept | kept | kept | by the topic's levels | dropped once passed |
+//! | rabbitmq | kept (`message_id`) | kept | kept (0 to 9) | by `x-max-priority` | dropped once passed |
+//!
+//! Acks are no-ops on the simple adapter. The topic settings an adapter
+//! cannot do are refused by `new_channel` ([`Subject::settings`] lists the
+//! ones it takes).
 
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use common::unique;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use syncmq::{Adapter, ChannelSpec, Delivery, Error, Mode};
+use syncmq::{Adapter, ChannelSpec, Delivery, Error, Message, Mode};
 
 /// Long enough for any adapter on a loaded CI machine; a passing test never
 /// waits this long.
@@ -30,9 +43,22 @@ trait Subject {
     /// whose messages outlive a close (`None` for the others).
     fn reopen(&mut self) -> Option<Box<dyn Adapter>>;
 
+    /// An adapter over the same storage as the last `open`, with none of
+    /// its channels declared in this session, as a program started after
+    /// another one would have (`None` for adapters whose messages do not
+    /// outlive a close).
+    fn fresh(&mut self) -> Option<Box<dyn Adapter>>;
+
+    /// True when messages outlive a close: `reopen` and `fresh` are `Some`.
+    fn keeps_messages(&self) -> bool;
+
     /// True when a nack with requeue, or a dropped delivery, is delivered
     /// again.
     fn redelivers(&self) -> bool;
+
+    /// The topic settings `new_channel` takes beyond the defaults; it
+    /// refuses the others.
+    fn settings(&self) -> &'static [Setting];
 
     /// False when what the adapter needs is missing here (a broker outside
     /// CI): the cases then skip.
@@ -50,8 +76,17 @@ impl Subject for Simple {
     fn reopen(&mut self) -> Option<Box<dyn Adapter>> {
         None
     }
+    fn fresh(&mut self) -> Option<Box<dyn Adapter>> {
+        None
+    }
+    fn keeps_messages(&self) -> bool {
+        false
+    }
     fn redelivers(&self) -> bool {
         false
+    }
+    fn settings(&self) -> &'static [Setting] {
+        &[]
     }
 }
 
@@ -78,8 +113,17 @@ impl Subject for Durable {
     fn reopen(&mut self) -> Option<Box<dyn Adapter>> {
         Some(self.open())
     }
+    fn fresh(&mut self) -> Option<Box<dyn Adapter>> {
+        Some(self.open())
+    }
+    fn keeps_messages(&self) -> bool {
+        true
+    }
     fn redelivers(&self) -> bool {
         true
+    }
+    fn settings(&self) -> &'static [Setting] {
+        &Setting::ALL
     }
 }
 
@@ -100,7 +144,7 @@ fn assert_nothing_arrives(output: &Receiver<Delivery>) {
 fn both(
     adapter: &dyn Adapter,
     spec: ChannelSpec,
-) -> (crossbeam_channel::Sender<Vec<u8>>, Receiver<Delivery>) {
+) -> (crossbeam_channel::Sender<Message>, Receiver<Delivery>) {
     let name = spec.name().to_string();
     adapter.new_channel(spec).expect("new_channel");
     (
@@ -113,7 +157,7 @@ fn send_and_receive_in_order(subject: &mut dyn Subject) {
     let adapter = subject.open();
     let (input, output) = both(&*adapter, ChannelSpec::new(unique("order"), Mode::Both));
     for i in 0..200u32 {
-        input.send(i.to_be_bytes().to_vec()).unwrap();
+        input.send(i.to_be_bytes().to_vec().into()).unwrap();
     }
     for i in 0..200u32 {
         let d = recv(&output);
@@ -130,7 +174,7 @@ fn many_instances_lose_and_duplicate_nothing(subject: &mut dyn Subject) {
     let total = 2_000u32;
     let sender = std::thread::spawn(move || {
         for i in 0..total {
-            input.send(i.to_be_bytes().to_vec()).unwrap();
+            input.send(i.to_be_bytes().to_vec().into()).unwrap();
         }
     });
     let mut seen = HashSet::new();
@@ -150,7 +194,7 @@ fn acks_and_nacks_settle(subject: &mut dyn Subject) {
     let adapter = subject.open();
     let (input, output) = both(&*adapter, ChannelSpec::new(unique("settle"), Mode::Both));
     for body in [b"a", b"b", b"c"] {
-        input.send(body.to_vec()).unwrap();
+        input.send(body.into()).unwrap();
     }
     recv(&output).ack().unwrap();
     recv(&output).ack_multiple().unwrap();
@@ -163,7 +207,7 @@ fn acks_and_nacks_settle(subject: &mut dyn Subject) {
 fn nack_with_requeue_and_drop(subject: &mut dyn Subject) {
     let adapter = subject.open();
     let (input, output) = both(&*adapter, ChannelSpec::new(unique("requeue"), Mode::Both));
-    input.send(b"again".to_vec()).unwrap();
+    input.send("again".into()).unwrap();
     let first = recv(&output);
     assert!(!first.is_redelivered());
     first.nack(true).unwrap();
@@ -273,7 +317,7 @@ fn close_hands_on_what_was_sent(subject: &mut dyn Subject) {
     );
     let total = 500u32;
     for i in 0..total {
-        input.send(i.to_be_bytes().to_vec()).unwrap();
+        input.send(i.to_be_bytes().to_vec().into()).unwrap();
     }
     // Read concurrently, as a consumer thread would while the program shuts
     // down; the output ends once close has handed everything on.
@@ -315,13 +359,202 @@ fn calls_after_close_fail(subject: &mut dyn Subject) {
     assert!(matches!(adapter.output(&name), Err(Error::Closed(_))));
     assert!(matches!(adapter.mode(&name), Err(Error::Closed(_))));
     // The bytes of a send after close come back to the caller.
-    let err = input.send(b"late".to_vec()).unwrap_err();
-    assert_eq!(err.into_inner(), b"late");
+    let err = input.send("late".into()).unwrap_err();
+    assert_eq!(err.into_inner().body(), b"late");
     // The output has ended.
     assert!(matches!(
         output.recv_timeout(PATIENCE),
         Err(RecvTimeoutError::Disconnected)
     ));
+}
+
+/// A topic setting beyond the defaults, and a spec that asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setting {
+    Priorities,
+    Dedupe,
+    AckTimeout,
+    MaxDeliveries,
+}
+
+impl Setting {
+    const ALL: [Setting; 4] = [
+        Setting::Priorities,
+        Setting::Dedupe,
+        Setting::AckTimeout,
+        Setting::MaxDeliveries,
+    ];
+
+    /// The field an `InvalidArgument` names.
+    fn field(self) -> &'static str {
+        match self {
+            Setting::Priorities => "priorities",
+            Setting::Dedupe => "dedupe",
+            Setting::AckTimeout => "ack_timeout",
+            Setting::MaxDeliveries => "max_deliveries",
+        }
+    }
+
+    fn apply(self, spec: ChannelSpec) -> ChannelSpec {
+        match self {
+            Setting::Priorities => spec.with_priorities(3),
+            Setting::Dedupe => spec.with_dedupe(true),
+            Setting::AckTimeout => spec.with_ack_timeout(Duration::from_secs(60)),
+            Setting::MaxDeliveries => spec.with_max_deliveries(3),
+        }
+    }
+}
+
+/// A message with every field set; the expiry is an hour away, kept to the
+/// millisecond.
+fn full_message(body: &str, priority: u8) -> Message {
+    let hour_from_now = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let ms = hour_from_now
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    Message::new(body.as_bytes())
+        .with_key(format!("key-{body}"))
+        .with_header("content-type", "text/plain")
+        .with_header("trace", body)
+        .with_priority(priority)
+        .with_expiry(UNIX_EPOCH + Duration::from_millis(ms as u64))
+}
+
+/// Sends `messages` into a channel made from `spec`, then receives `n`
+/// deliveries, with the adapter they came from (keep it to settle them).
+/// Where messages outlive a close, they are all sent and the
+/// sending adapter closed before a fresh one reads them, so that the
+/// receiving side sees them all queued at once (which is where priorities
+/// and expiry show); elsewhere one adapter does both.
+fn send_then_receive(
+    subject: &mut dyn Subject,
+    spec: impl Fn(Mode) -> ChannelSpec,
+    messages: Vec<Message>,
+    n: usize,
+) -> (Box<dyn Adapter>, Vec<Delivery>) {
+    let adapter = subject.open();
+    let name = spec(Mode::Both).name().to_string();
+    let mode = if subject.keeps_messages() {
+        Mode::Input
+    } else {
+        Mode::Both
+    };
+    adapter.new_channel(spec(mode)).expect("new_channel");
+    let input = adapter.input(&name).expect("input");
+    for m in messages {
+        input.send(m).unwrap();
+    }
+    drop(input);
+    if mode == Mode::Both {
+        let output = adapter.output(&name).expect("output");
+        let got: Vec<Delivery> = (0..n).map(|_| recv(&output)).collect();
+        assert_nothing_arrives(&output);
+        return (adapter, got);
+    }
+    adapter.close().expect("close hands everything on");
+    let reader = subject.fresh().expect("a fresh adapter");
+    reader.new_channel(spec(Mode::Output)).expect("new_channel");
+    let output = reader.output(&name).expect("output");
+    let got: Vec<Delivery> = (0..n).map(|_| recv(&output)).collect();
+    assert_nothing_arrives(&output);
+    (reader, got)
+}
+
+fn every_field_of_a_message_arrives(subject: &mut dyn Subject) {
+    let name = unique("fields");
+    let sent = vec![full_message("one", 3), full_message("two", 0)];
+    let (adapter, got) = send_then_receive(
+        subject,
+        |mode| ChannelSpec::new(&name, mode),
+        sent.clone(),
+        2,
+    );
+    for (sent, d) in sent.iter().zip(got) {
+        let m = d.message();
+        assert_eq!(m.body(), sent.body());
+        assert_eq!(m.key(), sent.key(), "key of {:?}", sent.body());
+        assert_eq!(m.headers(), sent.headers(), "headers of {:?}", sent.body());
+        assert_eq!(
+            m.priority(),
+            sent.priority(),
+            "priority of {:?}",
+            sent.body()
+        );
+        assert_eq!(
+            m.expires_at(),
+            sent.expires_at(),
+            "expiry of {:?}",
+            sent.body()
+        );
+        d.ack().unwrap();
+    }
+    adapter.close().unwrap();
+}
+
+fn an_expired_message_is_dropped(subject: &mut dyn Subject) {
+    let name = unique("expiry");
+    let expired = Message::new(b"stale".to_vec()).with_expiry(UNIX_EPOCH + Duration::from_secs(1));
+    let (adapter, got) = send_then_receive(
+        subject,
+        |mode| ChannelSpec::new(&name, mode),
+        vec![expired, Message::from("fresh")],
+        1,
+    );
+    assert_eq!(got[0].body(), b"fresh");
+    drop(got);
+    adapter.close().unwrap();
+}
+
+fn priorities_order_deliveries(subject: &mut dyn Subject) {
+    if !subject.settings().contains(&Setting::Priorities) {
+        return; // refused: see unsupported_settings_are_refused
+    }
+    let name = unique("priority");
+    // Sent lowest first; 7 is beyond the last of the 3 levels.
+    let sent = [("low", 2), ("beyond", 7), ("mid", 1), ("high", 0)];
+    let (adapter, got) = send_then_receive(
+        subject,
+        |mode| ChannelSpec::new(&name, mode).with_priorities(3),
+        sent.iter()
+            .map(|(body, p)| Message::from(*body).with_priority(*p))
+            .collect(),
+        sent.len(),
+    );
+    let order: Vec<(String, u8)> = got
+        .into_iter()
+        .map(|d| {
+            let item = (
+                String::from_utf8_lossy(d.body()).into_owned(),
+                d.message().priority(),
+            );
+            d.ack().unwrap();
+            item
+        })
+        .collect();
+    let expected: Vec<(String, u8)> = [("high", 0), ("mid", 1), ("low", 2), ("beyond", 7)]
+        .iter()
+        .map(|(b, p)| ((*b).to_string(), *p))
+        .collect();
+    assert_eq!(order, expected);
+    adapter.close().unwrap();
+}
+
+fn unsupported_settings_are_refused(subject: &mut dyn Subject) {
+    let adapter = subject.open();
+    for setting in Setting::ALL {
+        let spec = setting.apply(ChannelSpec::new(unique("setting"), Mode::Both));
+        let result = adapter.new_channel(spec);
+        if subject.settings().contains(&setting) {
+            result.unwrap_or_else(|e| panic!("{setting:?} refused: {e}"));
+        } else {
+            match result {
+                Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, setting.field()),
+                other => panic!("{setting:?}: expected InvalidArgument, got {other:?}"),
+            }
+        }
+    }
+    adapter.close().unwrap();
 }
 
 macro_rules! conformance {
@@ -385,6 +618,34 @@ macro_rules! conformance {
                     super::calls_after_close_fail(&mut subject);
                 }
             }
+            #[test]
+            fn every_field_of_a_message_arrives() {
+                let mut subject = $subject;
+                if subject.available() {
+                    super::every_field_of_a_message_arrives(&mut subject);
+                }
+            }
+            #[test]
+            fn an_expired_message_is_dropped() {
+                let mut subject = $subject;
+                if subject.available() {
+                    super::an_expired_message_is_dropped(&mut subject);
+                }
+            }
+            #[test]
+            fn priorities_order_deliveries() {
+                let mut subject = $subject;
+                if subject.available() {
+                    super::priorities_order_deliveries(&mut subject);
+                }
+            }
+            #[test]
+            fn unsupported_settings_are_refused() {
+                let mut subject = $subject;
+                if subject.available() {
+                    super::unsupported_settings_are_refused(&mut subject);
+                }
+            }
         }
     };
 }
@@ -403,10 +664,10 @@ mod rabbit {
     use std::sync::{Arc, Mutex};
 
     use crossbeam_channel::{Receiver, Sender};
-    use syncmq::{Adapter, ChannelSpec, Delivery, Mode, RabbitAdapter, Result};
+    use syncmq::{Adapter, ChannelSpec, Delivery, Message, Mode, RabbitAdapter, Result};
 
     use super::common::{broker_url, delete_queues};
-    use super::Subject;
+    use super::{Setting, Subject};
 
     pub struct Rabbit {
         url: Option<String>,
@@ -437,7 +698,7 @@ mod rabbit {
             self.specs.lock().unwrap().push(spec);
             Ok(())
         }
-        fn input(&self, name: &str) -> Result<Sender<Vec<u8>>> {
+        fn input(&self, name: &str) -> Result<Sender<Message>> {
             self.inner.input(name)
         }
         fn output(&self, name: &str) -> Result<Receiver<Delivery>> {
@@ -465,8 +726,17 @@ mod rabbit {
             }
             Some(Box::new(adapter))
         }
+        fn fresh(&mut self) -> Option<Box<dyn Adapter>> {
+            Some(self.open())
+        }
+        fn keeps_messages(&self) -> bool {
+            true
+        }
         fn redelivers(&self) -> bool {
             true
+        }
+        fn settings(&self) -> &'static [Setting] {
+            &[Setting::Priorities]
         }
         fn available(&self) -> bool {
             self.url.is_some()

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use syncmq::channel::OUTPUT_SUBSCRIBER;
-use syncmq::{Adapter, ChannelSpec, DurableAdapter, DurableConfig, Error, Mode};
+use syncmq::{Adapter, ChannelSpec, DurableAdapter, Error, Message, Mode};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -23,7 +23,7 @@ fn messages_and_channels_survive_a_restart() {
         .unwrap();
     let input = adapter.input("jobs").unwrap();
     for i in 0..100u32 {
-        input.send(i.to_be_bytes().to_vec()).unwrap();
+        input.send(i.to_be_bytes().to_vec().into()).unwrap();
     }
     // Take some without settling: they come back after the restart.
     let output = adapter.output("jobs").unwrap();
@@ -64,11 +64,7 @@ fn a_nack_without_requeue_is_a_dead_letter_that_can_be_replayed() {
     adapter
         .new_channel(ChannelSpec::new("jobs", Mode::Both))
         .unwrap();
-    adapter
-        .input("jobs")
-        .unwrap()
-        .send(b"bad".to_vec())
-        .unwrap();
+    adapter.input("jobs").unwrap().send(b"bad".into()).unwrap();
     let output = adapter.output("jobs").unwrap();
     output.recv_timeout(PATIENCE).unwrap().nack(false).unwrap();
     let queue = adapter.queue().unwrap();
@@ -85,18 +81,15 @@ fn a_nack_without_requeue_is_a_dead_letter_that_can_be_replayed() {
 #[test]
 fn ack_timeout_and_max_deliveries_apply_to_channels() {
     let dir = tempfile::tempdir().unwrap();
-    let config = DurableConfig::new()
-        .with_ack_timeout(Duration::from_millis(50))
-        .with_max_deliveries(2);
-    let adapter = DurableAdapter::open_with(dir.path(), config).unwrap();
+    let adapter = DurableAdapter::open(dir.path()).unwrap();
     adapter
-        .new_channel(ChannelSpec::new("jobs", Mode::Both))
+        .new_channel(
+            ChannelSpec::new("jobs", Mode::Both)
+                .with_ack_timeout(Duration::from_millis(50))
+                .with_max_deliveries(2),
+        )
         .unwrap();
-    adapter
-        .input("jobs")
-        .unwrap()
-        .send(b"slow".to_vec())
-        .unwrap();
+    adapter.input("jobs").unwrap().send(b"slow".into()).unwrap();
     let output = adapter.output("jobs").unwrap();
     let first = output.recv_timeout(PATIENCE).unwrap();
     // Held past its deadline: delivered again, flagged.
@@ -112,6 +105,75 @@ fn ack_timeout_and_max_deliveries_apply_to_channels() {
     assert!(matches!(first.ack(), Err(Error::InvalidArgument { .. })));
     assert!(matches!(second.ack(), Err(Error::InvalidArgument { .. })));
     assert_eq!(queue.stats("jobs").unwrap()[0].dead_lettered, 1);
+    adapter.close().unwrap();
+}
+
+#[test]
+fn each_topic_setting_is_its_own_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = DurableAdapter::open(dir.path()).unwrap();
+    // Priorities alone: the ack timeout stays off, the limit stays 0.
+    adapter
+        .new_channel(ChannelSpec::new("ranked", Mode::Both).with_priorities(4))
+        .unwrap();
+    adapter
+        .new_channel(ChannelSpec::new("timed", Mode::Both).with_ack_timeout(Duration::from_secs(7)))
+        .unwrap();
+    let check = |adapter: &DurableAdapter| {
+        let topics = adapter.queue().unwrap().topics();
+        let ranked = topics.iter().find(|t| t.name == "ranked").unwrap();
+        assert_eq!(ranked.priorities, 4);
+        assert_eq!(
+            ranked.ack_timeout(),
+            None,
+            "priorities turned the ack timeout on"
+        );
+        assert_eq!((ranked.dedupe, ranked.max_deliveries), (false, 0));
+        let timed = topics.iter().find(|t| t.name == "timed").unwrap();
+        assert_eq!(timed.ack_timeout(), Some(Duration::from_secs(7)));
+        assert_eq!(timed.priorities, 1);
+    };
+    check(&adapter);
+    adapter.close().unwrap();
+    drop(adapter);
+    // Restored from the stored specs, not from the queue's defaults.
+    check(&DurableAdapter::open(dir.path()).unwrap());
+}
+
+#[test]
+fn a_channel_with_dedupe_keeps_the_latest_message_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = DurableAdapter::open(dir.path()).unwrap();
+    let spec = |mode| ChannelSpec::new("prices", mode).with_dedupe(true);
+    adapter.new_channel(spec(Mode::Input)).unwrap();
+    let input = adapter.input("prices").unwrap();
+    for (key, body) in [("tea", "1.00"), ("milk", "0.80"), ("tea", "1.20")] {
+        input.send(Message::from(body).with_key(key)).unwrap();
+    }
+    // Stored before anyone reads, so the second tea replaces the first.
+    adapter.close().unwrap();
+    drop(adapter);
+    let adapter = DurableAdapter::open(dir.path()).unwrap();
+    adapter.new_channel(spec(Mode::Output)).unwrap();
+    let output = adapter.output("prices").unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let d = output.recv_timeout(PATIENCE).unwrap();
+        got.push((
+            d.message().key().unwrap().to_string(),
+            String::from_utf8_lossy(d.body()).into_owned(),
+        ));
+        d.ack().unwrap();
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("milk".to_string(), "0.80".to_string()),
+            ("tea".to_string(), "1.20".to_string())
+        ]
+    );
+    assert!(output.recv_timeout(Duration::from_millis(300)).is_err());
     adapter.close().unwrap();
 }
 

@@ -37,7 +37,7 @@ fn an_ack_from_before_a_reconnect_is_an_error_and_the_message_returns() {
         adapter.input(&queue).unwrap(),
         adapter.output(&queue).unwrap(),
     );
-    input.send(b"once".to_vec()).unwrap();
+    input.send(b"once".into()).unwrap();
     let first = output.recv_timeout(PATIENCE).unwrap();
     assert!(!first.is_redelivered());
 
@@ -77,7 +77,7 @@ fn an_input_loses_nothing_across_forced_closes() {
     let waiter = adapter.waiter();
     let sender = std::thread::spawn(move || {
         for id in 0..total {
-            input.send(id.to_be_bytes().to_vec()).unwrap();
+            input.send(id.to_be_bytes().to_vec().into()).unwrap();
             if id.is_multiple_of(100) {
                 // Paced so that the closes below land mid-stream.
                 std::thread::sleep(Duration::from_millis(10));
@@ -127,7 +127,7 @@ fn close_without_a_broker_is_prompt_and_says_what_was_not_confirmed() {
         .unwrap();
     let input = adapter.input("nowhere").unwrap();
     for i in 0..10u8 {
-        input.send(vec![i]).unwrap();
+        input.send(vec![i].into()).unwrap();
     }
     let started = std::time::Instant::now();
     match adapter.close() {
@@ -139,9 +139,40 @@ fn close_without_a_broker_is_prompt_and_says_what_was_not_confirmed() {
         "{:?}",
         started.elapsed()
     );
-    // The input is closed: a send gives the bytes back.
+    // The input is closed: a send gives the message back.
     assert_eq!(
-        input.send(b"late".to_vec()).unwrap_err().into_inner(),
+        input.send("late".into()).unwrap_err().into_inner().body(),
         b"late"
     );
+}
+
+#[test]
+fn a_full_publisher_makes_send_block_instead_of_failing() {
+    // Nothing listens on port 1: the publisher keeps what it took, and
+    // takes no more than its buffer of 2.
+    let adapter = RabbitAdapter::with_config(
+        ConnectionConfig::new("amqp://guest:guest@127.0.0.1:1/%2f"),
+        PublisherConfig::new()
+            .with_buffer(2)
+            .with_close_timeout(Duration::from_millis(100)),
+    )
+    .unwrap();
+    adapter
+        .new_channel(ChannelSpec::new("held", Mode::Input).with_buffer(1))
+        .unwrap();
+    let input = adapter.input("held").unwrap();
+    // The second and third sends return only once the publisher took the
+    // ones before: two in its buffer, one in the input.
+    for i in 0..3u8 {
+        input.send(vec![i].into()).unwrap();
+    }
+    // Both full: a send waits (here until its timeout) rather than fail.
+    assert!(matches!(
+        input.send_timeout("fourth".into(), Duration::from_millis(200)),
+        Err(crossbeam_channel::SendTimeoutError::Timeout(_))
+    ));
+    match adapter.close() {
+        Err(Error::Timeout { what, .. }) => assert!(what.contains("3 buffered"), "{what}"),
+        other => panic!("expected a timeout naming 3 messages, got {other:?}"),
+    }
 }

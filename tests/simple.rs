@@ -20,19 +20,14 @@ fn buffer_zero_is_a_rendezvous() {
     let output = adapter.output(&name).unwrap();
     // The one forwarding thread takes one message and then waits for a
     // reader; with no buffer anywhere, the second send cannot complete.
-    input.send(b"first".to_vec()).unwrap();
+    input.send(b"first".into()).unwrap();
     common::eventually(
         Duration::from_secs(10),
         "the forwarder holds the first message",
-        || {
-            matches!(
-                input.try_send(b"probe".to_vec()),
-                Err(TrySendError::Full(_))
-            )
-        },
+        || matches!(input.try_send(b"probe".into()), Err(TrySendError::Full(_))),
     );
     assert_eq!(output.recv().unwrap().body(), b"first");
-    input.send(b"second".to_vec()).unwrap();
+    input.send(b"second".into()).unwrap();
     assert_eq!(output.recv().unwrap().body(), b"second");
 }
 
@@ -47,7 +42,7 @@ fn close_times_out_when_readers_do_not_read_and_says_how_much_was_left() {
     let input = adapter.input(&name).unwrap();
     let output = adapter.output(&name).unwrap(); // held, never read
     for i in 0..8u8 {
-        input.send(vec![i]).unwrap(); // 4 in the output, 4 in the input
+        input.send(vec![i].into()).unwrap(); // 4 in the output, 4 in the input
     }
     let started = Instant::now();
     match adapter.close() {
@@ -73,7 +68,7 @@ fn close_without_a_reader_does_not_wait() {
         .unwrap();
     let input = adapter.input(&name).unwrap();
     for i in 0..4u8 {
-        input.send(vec![i]).unwrap();
+        input.send(vec![i].into()).unwrap();
     }
     // Nobody took an output receiver: nobody can read these, so close
     // drops them (with a warning) instead of waiting a minute.
@@ -91,11 +86,11 @@ fn dropping_the_adapter_closes_it() {
         .unwrap();
     let input = adapter.input(&name).unwrap();
     let output = adapter.output(&name).unwrap();
-    input.send(b"kept".to_vec()).unwrap();
+    input.send(b"kept".into()).unwrap();
     drop(adapter);
     assert_eq!(output.recv().unwrap().body(), b"kept");
     assert!(output.recv().is_err(), "the output ends after the drop");
-    assert!(input.send(b"late".to_vec()).is_err());
+    assert!(input.send(b"late".into()).is_err());
 }
 
 #[test]
@@ -108,7 +103,7 @@ fn acks_are_no_ops_that_succeed() {
     let input = adapter.input(&name).unwrap();
     let output = adapter.output(&name).unwrap();
     for _ in 0..4 {
-        input.send(b"x".to_vec()).unwrap();
+        input.send(b"x".into()).unwrap();
     }
     output.recv().unwrap().ack().unwrap();
     output.recv().unwrap().ack_multiple().unwrap();

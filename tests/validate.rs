@@ -45,7 +45,7 @@ fn channel_block_and_outbox_configs() {
 fn queue_durable_and_server_configs() {
     use syncmq::queue::{QueueConfig, TopicConfig};
     use syncmq::server::{Client, ClientConfig, ServerConfig};
-    use syncmq::{DurableAdapter, DurableConfig};
+    use syncmq::{Adapter, ChannelSpec, DurableAdapter, Mode};
 
     TopicConfig::new("t", ["a"]).validate().unwrap();
     assert_eq!(
@@ -62,14 +62,12 @@ fn queue_durable_and_server_configs() {
     );
 
     // Below 1 ms an ack timeout would be stored as 0 ms: no ack timeout.
-    DurableConfig::new().validate().unwrap();
-    let sub_ms = DurableConfig::new().with_ack_timeout(Duration::from_micros(500));
+    let sub_ms = ChannelSpec::new("jobs", Mode::Both).with_ack_timeout(Duration::from_micros(500));
     assert_eq!(field(sub_ms.validate()), "ack_timeout");
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(
-        field(DurableAdapter::open_with(dir.path(), sub_ms).map(drop)),
-        "ack_timeout"
-    );
+    let adapter = DurableAdapter::open(dir.path()).unwrap();
+    assert_eq!(field(adapter.new_channel(sub_ms)), "ack_timeout");
+    adapter.close().unwrap();
 
     ServerConfig::new().validate().unwrap();
     assert_eq!(

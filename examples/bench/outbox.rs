@@ -265,7 +265,7 @@ fn add(payload: &[u8], n: usize, mode: PersistMode) -> Duration {
 }
 
 /// A consumer that takes `n` messages and returns when it took the last.
-pub fn consumer(rx: Receiver<Vec<u8>>, n: usize) -> thread::JoinHandle<Instant> {
+pub fn consumer(rx: Receiver<Message>, n: usize) -> thread::JoinHandle<Instant> {
     thread::spawn(move || {
         for _ in 0..n {
             drop(rx.recv().expect("producer alive"));

@@ -252,7 +252,7 @@ fn ours_adapter_input(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration
     let input = adapter.input(queue).expect("input");
     let started = Instant::now();
     for _ in 0..load.messages {
-        input.send(payload.to_vec()).expect("send");
+        input.send(payload.into()).expect("send");
     }
     drop(input);
     adapter.close().expect("close: every message confirmed");

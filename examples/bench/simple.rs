@@ -80,7 +80,7 @@ fn adapter(payload: &[u8], load: Load, instances: usize) -> Duration {
         let payload = payload.to_vec();
         thread::spawn(move || {
             for _ in 0..load.messages {
-                input.send(payload.clone()).expect("adapter open");
+                input.send(payload.clone().into()).expect("adapter open");
             }
         })
     };

@@ -31,6 +31,7 @@ use crate::block::controller::Controller;
 use crate::block::lifecycle::{Block, Callbacks};
 use crate::channel::Adapter;
 use crate::error::{Error, Result};
+use crate::message::Message;
 
 /// The key of the bytes to publish (bytes or a string).
 pub const BODY: &str = "body";
@@ -63,7 +64,7 @@ impl<P: Publish + ?Sized> Publish for Arc<P> {
 #[derive(Debug, Clone)]
 pub struct AdapterPublisher {
     channel: String,
-    input: Sender<Vec<u8>>,
+    input: Sender<Message>,
 }
 
 impl AdapterPublisher {
@@ -84,7 +85,7 @@ impl AdapterPublisher {
 impl Publish for AdapterPublisher {
     fn publish(&self, body: &[u8]) -> Result<()> {
         self.input
-            .send(body.to_vec())
+            .send(body.into())
             .map_err(|_| Error::closed(format!("channel `{}`", self.channel)))
     }
 }

@@ -32,6 +32,12 @@
 //!   can still be settled after `close`; the directory stays open (and
 //!   locked against a new adapter) until the last of them is settled or
 //!   dropped.
+//! - Every field of a [`Message`] is stored and delivered: key, headers,
+//!   priority and expiry. The channel's
+//!   [topic settings](crate::ChannelSpec#topic-settings) are its topic's:
+//!   priority levels, dedupe by key, ack timeout and delivery limit, each
+//!   off by default, none implying another. An expired message is dropped,
+//!   not delivered, and counted in the queue's stats.
 //! - Channels survive a restart: an adapter opened on the same directory
 //!   has them again (calling `new_channel` once more for such a channel is
 //!   allowed and updates its spec; a second call in one session is
@@ -60,31 +66,17 @@ const CHANNELS_META: &str = "durable-adapter/channels";
 /// The most messages a publishing thread puts in one batch.
 const MAX_BATCH: usize = 512;
 
-/// Settings of a [`DurableAdapter`], with `#[must_use]` builders.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Settings of a [`DurableAdapter`], with `#[must_use]` builders. What a
+/// channel's topic does (priorities, dedupe, ack timeout, delivery limit)
+/// is in its [`ChannelSpec`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DurableConfig {
     /// When a publish is done; [`Durability::Durable`] (fsync) by default.
     pub durability: Durability,
-    /// How long a delivery may stay unsettled before it is delivered again;
-    /// `None` (the default) waits for the ack, nack or drop.
-    pub ack_timeout: Option<Duration>,
-    /// Deliveries after which a message goes to the dead-letter queue
-    /// instead of coming back; 0 (the default) never.
-    pub max_deliveries: u32,
-}
-
-impl Default for DurableConfig {
-    fn default() -> Self {
-        DurableConfig {
-            durability: Durability::Durable,
-            ack_timeout: None,
-            max_deliveries: 0,
-        }
-    }
 }
 
 impl DurableConfig {
-    /// Durable publishes, no ack timeout, no delivery limit.
+    /// Durable publishes.
     pub fn new() -> Self {
         DurableConfig::default()
     }
@@ -95,56 +87,65 @@ impl DurableConfig {
         self.durability = durability;
         self
     }
-
-    /// Redelivers deliveries not settled within `timeout`.
-    #[must_use]
-    pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
-        self.ack_timeout = Some(timeout);
-        self
-    }
-
-    /// Dead-letters a message after `max` deliveries; 0 never.
-    #[must_use]
-    pub fn with_max_deliveries(mut self, max: u32) -> Self {
-        self.max_deliveries = max;
-        self
-    }
-
-    /// Checks every setting; [`DurableAdapter::open_with`] calls it too.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] naming `ack_timeout` when it is set below
-    /// 1 ms: the queue counts it in whole milliseconds, where 0 means no
-    /// ack timeout at all (leave it `None` for that).
-    pub fn validate(&self) -> Result<()> {
-        if self
-            .ack_timeout
-            .is_some_and(|t| t < Duration::from_millis(1))
-        {
-            return Err(Error::invalid(
-                "ack_timeout",
-                "must be at least 1 ms, or None for no ack timeout",
-            ));
-        }
-        Ok(())
-    }
 }
 
-/// A channel spec as stored.
+/// A channel spec as stored. The topic settings came later: a spec stored
+/// without them reads as the defaults, which is what it had.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct StoredSpec {
     name: String,
     mode: Mode,
     buffer: usize,
     instances: usize,
+    #[serde(default = "one")]
+    priorities: u8,
+    #[serde(default)]
+    dedupe: bool,
+    /// Milliseconds; 0 is off.
+    #[serde(default)]
+    ack_timeout_ms: u64,
+    #[serde(default)]
+    max_deliveries: u32,
+}
+
+fn one() -> u8 {
+    1
 }
 
 impl StoredSpec {
+    fn of(spec: &ChannelSpec) -> Self {
+        StoredSpec {
+            name: spec.name().to_string(),
+            mode: spec.mode(),
+            buffer: spec.buffer(),
+            instances: spec.instances(),
+            priorities: spec.priorities(),
+            dedupe: spec.dedupe(),
+            ack_timeout_ms: spec
+                .ack_timeout()
+                .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            max_deliveries: spec.max_deliveries(),
+        }
+    }
+
     fn spec(&self) -> ChannelSpec {
         ChannelSpec::new(&self.name, self.mode)
             .with_buffer(self.buffer)
             .with_instances(self.instances)
+            .with_priorities(self.priorities)
+            .with_dedupe(self.dedupe)
+            .with_ack_timeout(Duration::from_millis(self.ack_timeout_ms))
+            .with_max_deliveries(self.max_deliveries)
+    }
+
+    /// The channel's topic: every setting from the spec, so that none takes
+    /// the queue's own default (a 30 s ack timeout) behind the spec's back.
+    fn topic(&self) -> TopicConfig {
+        TopicConfig::new(&self.name, [OUTPUT_SUBSCRIBER])
+            .with_priorities(self.priorities)
+            .with_dedupe(self.dedupe)
+            .with_ack_timeout(Duration::from_millis(self.ack_timeout_ms))
+            .with_max_deliveries(self.max_deliveries)
     }
 }
 
@@ -158,7 +159,7 @@ impl StoredSpec {
 /// let dir = tempfile::tempdir().unwrap();
 /// let adapter = DurableAdapter::open(dir.path())?;
 /// adapter.new_channel(ChannelSpec::new("jobs", Mode::Both))?;
-/// adapter.input("jobs")?.send(b"resize photo 7".to_vec()).unwrap();
+/// adapter.input("jobs")?.send("resize photo 7".into()).unwrap();
 /// adapter.close()?; // published and synced: it survives the restart
 ///
 /// let adapter = DurableAdapter::open(dir.path())?;
@@ -170,7 +171,6 @@ impl StoredSpec {
 /// ```
 pub struct DurableAdapter {
     state: Mutex<State>,
-    config: DurableConfig,
 }
 
 impl std::fmt::Debug for DurableAdapter {
@@ -186,7 +186,7 @@ struct State {
 }
 
 /// The adapter's own ends of a channel's input.
-type InputEnds = (Sender<Vec<u8>>, Receiver<Vec<u8>>);
+type InputEnds = (Sender<Message>, Receiver<Message>);
 
 struct Channel {
     stored: StoredSpec,
@@ -217,12 +217,10 @@ impl DurableAdapter {
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open); [`Error::InvalidArgument`] from
-    /// [`DurableConfig::validate`].
+    /// As [`open`](Self::open).
     pub fn open_with(path: impl AsRef<Path>, config: DurableConfig) -> Result<Self> {
-        config.validate()?;
         let queue = Queue::open(path, QueueConfig::new().with_durability(config.durability))?;
-        Self::on_queue(queue, config)
+        Self::on_queue(queue)
     }
 
     /// An adapter on a queue in memory: the same behaviour, nothing on
@@ -232,10 +230,10 @@ impl DurableAdapter {
     ///
     /// [`Error::Storage`] when the OS refuses a thread.
     pub fn memory() -> Result<Self> {
-        Self::on_queue(Queue::memory(QueueConfig::new())?, DurableConfig::default())
+        Self::on_queue(Queue::memory(QueueConfig::new())?)
     }
 
-    fn on_queue(queue: Queue, config: DurableConfig) -> Result<Self> {
+    fn on_queue(queue: Queue) -> Result<Self> {
         let queue = Arc::new(queue);
         let stored: Vec<StoredSpec> = match queue.meta(CHANNELS_META)? {
             Some(bytes) => rmp_serde::from_slice(&bytes).map_err(|e| Error::Corrupt {
@@ -249,7 +247,6 @@ impl DurableAdapter {
                 queue: Some(queue.clone()),
                 channels: HashMap::new(),
             }),
-            config,
         };
         for spec in stored {
             spec.spec().validate().map_err(|e| Error::Corrupt {
@@ -284,15 +281,9 @@ impl DurableAdapter {
             .ok_or_else(|| Error::closed("durable adapter"))
     }
 
-    fn topic(&self, name: &str) -> TopicConfig {
-        TopicConfig::new(name, [OUTPUT_SUBSCRIBER])
-            .with_ack_timeout(self.config.ack_timeout.unwrap_or(Duration::ZERO))
-            .with_max_deliveries(self.config.max_deliveries)
-    }
-
     /// Declares the channel's topic and starts its threads.
     fn start(&self, queue: &Arc<Queue>, stored: StoredSpec, declared: bool) -> Result<Channel> {
-        queue.declare_topic(self.topic(&stored.name))?;
+        queue.declare_topic(stored.topic())?;
         let (stopper, stop) = thread::stop_signal();
         let mut channel = Channel {
             declared,
@@ -372,18 +363,13 @@ impl Adapter for DurableAdapter {
                 log::warn!("durable adapter: restarting channel `{}`: {e}", spec.name());
             }
         }
-        let stored = StoredSpec {
-            name: spec.name().to_string(),
-            mode: spec.mode(),
-            buffer: spec.buffer(),
-            instances: spec.instances(),
-        };
+        let stored = StoredSpec::of(&spec);
         let channel = self.start(&queue, stored, true)?;
         state.channels.insert(spec.name().to_string(), channel);
         Self::save_specs(&queue, &state.channels)
     }
 
-    fn input(&self, name: &str) -> Result<Sender<Vec<u8>>> {
+    fn input(&self, name: &str) -> Result<Sender<Message>> {
         self.with_channel(name, |ch| match &ch.input {
             Some((tx, _)) => Ok(tx.clone()),
             None => Err(wrong_mode(name, ch.stored.mode, "input")),
@@ -495,12 +481,12 @@ fn wrong_mode(name: &str, mode: Mode, operation: &'static str) -> Error {
 /// A publishing thread: input to queue, a batch of whatever is waiting at a
 /// time, until told to stop; then what is left in the input. Returns how
 /// many messages it could not store.
-fn pump(queue: &Queue, topic: &str, input: &Receiver<Vec<u8>>, stop: &StopToken) -> usize {
+fn pump(queue: &Queue, topic: &str, input: &Receiver<Message>, stop: &StopToken) -> usize {
     let mut lost = 0;
     loop {
         let first = select! {
-            recv(input) -> body => match body {
-                Ok(body) => body,
+            recv(input) -> message => match message {
+                Ok(message) => message,
                 Err(_) => return lost,
             },
             recv(stop.receiver()) -> _ => break,
@@ -519,13 +505,13 @@ fn pump(queue: &Queue, topic: &str, input: &Receiver<Vec<u8>>, stop: &StopToken)
 fn publish_waiting(
     queue: &Queue,
     topic: &str,
-    input: &Receiver<Vec<u8>>,
-    first: Option<Vec<u8>>,
+    input: &Receiver<Message>,
+    first: Option<Message>,
 ) -> usize {
-    let mut batch: Vec<Message> = first.into_iter().map(Message::new).collect();
+    let mut batch: Vec<Message> = first.into_iter().collect();
     while batch.len() < MAX_BATCH {
         match input.try_recv() {
-            Ok(body) => batch.push(Message::new(body)),
+            Ok(message) => batch.push(message),
             Err(_) => break,
         }
     }

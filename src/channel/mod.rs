@@ -1,8 +1,8 @@
 //! Named channels behind one [`Adapter`] trait.
 //!
-//! A program makes named channels, writes bytes into a channel's input
-//! (a crossbeam [`Sender`]) and reads [`Delivery`] values from its output (a
-//! crossbeam [`Receiver`]). What carries the bytes in between is the
+//! A program makes named channels, writes [`Message`]s into a channel's
+//! input (a crossbeam [`Sender`]) and reads [`Delivery`] values from its output (a
+//! crossbeam [`Receiver`]). What carries the messages in between is the
 //! adapter's business, so the same program runs on any of them by swapping
 //! one constructor:
 //!
@@ -18,12 +18,13 @@
 //! work from any thread.
 
 use std::fmt;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::message::Delivery;
+use crate::message::{Delivery, Message};
 
 #[cfg(feature = "durable")]
 mod durable;
@@ -74,9 +75,12 @@ impl fmt::Display for Mode {
     }
 }
 
-/// What to create: a channel's name, mode, buffer size and instances.
+/// What to create: a channel's name, mode, buffer size and instances, and
+/// how its topic treats messages (priorities, dedupe, ack timeout, max
+/// deliveries).
 ///
 /// ```
+/// use std::time::Duration;
 /// use syncmq::{ChannelSpec, Mode};
 ///
 /// let spec = ChannelSpec::new("orders", Mode::Both)
@@ -84,6 +88,14 @@ impl fmt::Display for Mode {
 ///     .with_instances(4);
 /// assert!(spec.validate().is_ok());
 /// assert!(ChannelSpec::new("", Mode::Both).validate().is_err());
+///
+/// // What a topic needs, on the adapters that have it:
+/// let jobs = ChannelSpec::new("jobs", Mode::Both)
+///     .with_priorities(3)
+///     .with_dedupe(true)
+///     .with_ack_timeout(Duration::from_secs(30))
+///     .with_max_deliveries(5);
+/// assert_eq!(jobs.ack_timeout(), Some(Duration::from_secs(30)));
 /// ```
 ///
 /// # Buffer size
@@ -101,6 +113,28 @@ impl fmt::Display for Mode {
 /// How many threads move messages from the input to the output (for
 /// RabbitMQ, how many consumers). One keeps the order of the input; more
 /// than one spreads the work and may reorder messages.
+///
+/// # Topic settings
+///
+/// One set of defaults for every adapter, each off: **1 priority level, no
+/// dedupe, no ack timeout, no delivery limit**. Each setting is its own:
+/// raising one never changes another (an ack timeout is never switched on
+/// by asking for priorities). An adapter that cannot do what a setting asks
+/// refuses the spec in `new_channel` with [`Error::InvalidArgument`] naming
+/// the setting, rather than ignore it:
+///
+/// | setting | `SimpleAdapter` | `DurableAdapter` | `RabbitAdapter` |
+/// |---|---|---|---|
+/// | [`priorities`](Self::with_priorities) | 1 only (a FIFO) | the topic's levels | `x-max-priority` 9 on the queue when above 1 |
+/// | [`dedupe`](Self::with_dedupe) | refused | by message key | refused |
+/// | [`ack_timeout`](Self::with_ack_timeout) | refused (acks are no-ops) | redelivered after it | refused (the broker's own `consumer_timeout` applies) |
+/// | [`max_deliveries`](Self::with_max_deliveries) | refused | dead-lettered after it | refused |
+///
+/// With `priorities` n, priority 0 is delivered first and priorities n − 1
+/// and above share the last level in the durable queue. RabbitMQ maps
+/// priority p to AMQP priority 9 − min(p, 9) and keeps all ten AMQP levels
+/// apart, so there priorities from n − 1 to 9 are still ordered among
+/// themselves. Every message keeps its own priority value either way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelSpec {
     name: String,
@@ -109,6 +143,15 @@ pub struct ChannelSpec {
     buffer: usize,
     #[serde(default = "default_instances")]
     instances: usize,
+    #[serde(default = "default_priorities")]
+    priorities: u8,
+    #[serde(default)]
+    dedupe: bool,
+    /// Milliseconds at the serde boundary; 0 (the default) is off.
+    #[serde(default, rename = "ack_timeout_ms", with = "millis_or_off")]
+    ack_timeout: Option<Duration>,
+    #[serde(default)]
+    max_deliveries: u32,
 }
 
 fn default_buffer() -> usize {
@@ -117,6 +160,33 @@ fn default_buffer() -> usize {
 
 fn default_instances() -> usize {
     1
+}
+
+fn default_priorities() -> u8 {
+    1
+}
+
+/// `Option<Duration>` as whole milliseconds, 0 meaning `None`, as every
+/// other millisecond field in the crate's configuration files.
+mod millis_or_off {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let ms = value.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        serializer.serialize_u64(ms)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let ms = u64::deserialize(deserializer)?;
+        Ok((ms > 0).then(|| Duration::from_millis(ms)))
+    }
 }
 
 impl ChannelSpec {
@@ -130,14 +200,23 @@ impl ChannelSpec {
     /// The longest name accepted, in bytes: AMQP's limit for a queue name, so
     /// a name that works on one adapter works on all of them.
     pub const MAX_NAME_LEN: usize = 255;
+    /// The most priority levels accepted: the ten AMQP priorities that
+    /// RabbitMQ orders, so a spec means the same on every adapter that has
+    /// priorities.
+    pub const MAX_PRIORITIES: u8 = 10;
 
-    /// A spec with [`DEFAULT_BUFFER`](Self::DEFAULT_BUFFER) and one instance.
+    /// A spec with [`DEFAULT_BUFFER`](Self::DEFAULT_BUFFER), one instance
+    /// and the default [topic settings](Self#topic-settings), all off.
     pub fn new(name: impl Into<String>, mode: Mode) -> Self {
         ChannelSpec {
             name: name.into(),
             mode,
             buffer: Self::DEFAULT_BUFFER,
             instances: 1,
+            priorities: 1,
+            dedupe: false,
+            ack_timeout: None,
+            max_deliveries: 0,
         }
     }
 
@@ -152,6 +231,41 @@ impl ChannelSpec {
     #[must_use]
     pub fn with_instances(mut self, instances: usize) -> Self {
         self.instances = instances;
+        self
+    }
+
+    /// Sets the number of priority levels, 1 (the default: one FIFO) to
+    /// [`MAX_PRIORITIES`](Self::MAX_PRIORITIES); see
+    /// [Topic settings](Self#topic-settings).
+    #[must_use]
+    pub fn with_priorities(mut self, priorities: u8) -> Self {
+        self.priorities = priorities;
+        self
+    }
+
+    /// Turns dedupe by [message key](crate::Message::with_key) on or off
+    /// (off by default): a message whose key matches an undelivered one
+    /// replaces it.
+    #[must_use]
+    pub fn with_dedupe(mut self, dedupe: bool) -> Self {
+        self.dedupe = dedupe;
+        self
+    }
+
+    /// Delivers again a delivery not settled within `timeout` (off by
+    /// default: a delivery waits for its ack, nack or drop).
+    /// `Duration::ZERO` turns it off again.
+    #[must_use]
+    pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// Dead-letters a message after `max` deliveries; 0 (the default)
+    /// never.
+    #[must_use]
+    pub fn with_max_deliveries(mut self, max: u32) -> Self {
+        self.max_deliveries = max;
         self
     }
 
@@ -175,6 +289,35 @@ impl ChannelSpec {
         self.instances
     }
 
+    /// The number of priority levels.
+    pub fn priorities(&self) -> u8 {
+        self.priorities
+    }
+
+    /// True when messages are deduped by key.
+    pub fn dedupe(&self) -> bool {
+        self.dedupe
+    }
+
+    /// The ack timeout, `None` when off.
+    pub fn ack_timeout(&self) -> Option<Duration> {
+        self.ack_timeout
+    }
+
+    /// The deliveries after which a message is dead-lettered; 0 never.
+    pub fn max_deliveries(&self) -> u32 {
+        self.max_deliveries
+    }
+
+    /// The error of an adapter that cannot do what `setting` asks: the spec
+    /// is refused rather than the setting ignored.
+    pub(crate) fn unsupported(&self, setting: &str, adapter: &str, why: &str) -> Error {
+        Error::invalid(
+            setting,
+            format!("channel `{}`: the {adapter} {why}", self.name),
+        )
+    }
+
     /// Checks the spec. Adapters call this in `new_channel`.
     ///
     /// # Errors
@@ -183,7 +326,8 @@ impl ChannelSpec {
     /// over [`MAX_NAME_LEN`](Self::MAX_NAME_LEN) bytes or with control
     /// characters, zero instances or more than
     /// [`MAX_INSTANCES`](Self::MAX_INSTANCES), a buffer over
-    /// [`MAX_BUFFER`](Self::MAX_BUFFER).
+    /// [`MAX_BUFFER`](Self::MAX_BUFFER), priorities outside 1 to
+    /// [`MAX_PRIORITIES`](Self::MAX_PRIORITIES), an ack timeout under 1 ms.
     pub fn validate(&self) -> Result<()> {
         if self.name.is_empty() {
             return Err(Error::invalid("name", "a channel name must not be empty"));
@@ -233,11 +377,36 @@ impl ChannelSpec {
                 ),
             ));
         }
+        if self.priorities == 0 || self.priorities > Self::MAX_PRIORITIES {
+            return Err(Error::invalid(
+                "priorities",
+                format!(
+                    "channel `{}` asks for {} priority levels; 1 to {} are allowed",
+                    self.name,
+                    self.priorities,
+                    Self::MAX_PRIORITIES
+                ),
+            ));
+        }
+        // Stored in whole milliseconds, where 0 means "off": a shorter
+        // timeout would silently turn the timeout off.
+        if self
+            .ack_timeout
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
+            return Err(Error::invalid(
+                "ack_timeout",
+                format!(
+                    "channel `{}`: an ack timeout is at least 1 ms (Duration::ZERO turns it off)",
+                    self.name
+                ),
+            ));
+        }
         Ok(())
     }
 }
 
-/// Named channels of bytes in, deliveries out.
+/// Named channels of messages in, deliveries out.
 ///
 /// Every adapter keeps these rules, checked by one conformance suite
 /// (`tests/conformance.rs`) that runs against each of them:
@@ -252,7 +421,11 @@ impl ChannelSpec {
 ///   says), stops and joins the adapter's threads, and may be called more
 ///   than once. Dropping an adapter closes it.
 /// - Sending on an input after `close` fails, and the `SendError` gives the
-///   bytes back.
+///   message back.
+/// - A message's key, headers, priority and expiry reach the output as
+///   sent; an expired message is dropped, not delivered. The
+///   [topic settings](ChannelSpec#topic-settings) say what each adapter
+///   does with them.
 ///
 /// ```
 /// use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
@@ -260,7 +433,7 @@ impl ChannelSpec {
 /// # fn main() -> syncmq::Result<()> {
 /// let adapter = SimpleAdapter::new();
 /// adapter.new_channel(ChannelSpec::new("greetings", Mode::Both))?;
-/// adapter.input("greetings")?.send(b"hello".to_vec()).unwrap();
+/// adapter.input("greetings")?.send("hello".into()).unwrap();
 /// let delivery = adapter.output("greetings")?.recv().unwrap();
 /// assert_eq!(delivery.body(), b"hello");
 /// delivery.ack()?;
@@ -278,12 +451,14 @@ pub trait Adapter: Send + Sync {
     /// own errors (broker, storage).
     fn new_channel(&self, spec: ChannelSpec) -> Result<()>;
 
-    /// A sender into the channel's input. Clone it freely.
+    /// A sender into the channel's input. Clone it freely. Plain bytes and
+    /// strings convert: `input.send("resize".into())`; a [`Message`] with
+    /// key, headers, priority or expiry goes as it is.
     ///
     /// # Errors
     ///
     /// [`Error::UnknownChannel`], [`Error::WrongMode`] or [`Error::Closed`].
-    fn input(&self, name: &str) -> Result<Sender<Vec<u8>>>;
+    fn input(&self, name: &str) -> Result<Sender<Message>>;
 
     /// A receiver of the channel's deliveries. Clones share the deliveries:
     /// each delivery goes to one of them.

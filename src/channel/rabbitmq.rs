@@ -3,49 +3,70 @@
 //! connection.
 //!
 //! ```text
-//! input Sender ─▶ bounded(buffer) ─▶ forwarder ─▶ Publisher (confirms, retry buffer) ─▶ queue `name`
+//! input Sender ─▶ bounded(buffer) ─▶ Publisher thread (confirm window, retry buffer) ─▶ queue `name`
 //! queue `name` ─▶ `instances` consumers (prefetch = buffer) ─▶ bounded(buffer) ─▶ output Receiver
 //! ```
 //!
+//! The publisher's own thread takes messages from every channel's input:
+//! there is no thread per channel between the two. It takes from an input
+//! only while its confirm window and retry buffer
+//! ([`PublisherConfig::with_buffer`]) have room; otherwise messages wait in
+//! the input, and once that is full `send` blocks. That is the
+//! back-pressure, and nothing polls.
+//!
 //! # Guarantees
 //!
-//! At least once. What the forwarder took from the input stays in the
-//! publisher until the broker confirmed it, through reconnects. A delivery
-//! that is neither acked nor nacked (dropped, or outstanding when the
-//! connection died) is delivered again; [`Delivery::is_redelivered`] says so.
-//! An ack for a delivery from before a reconnect returns [`Error::Broker`]
-//! naming it stale (its channel is gone; the broker redelivers it), never a
-//! panic and never an ack of some other delivery.
+//! At least once. A `send` returns when the message is in the input; what
+//! the publisher took from an input stays in its retry buffer until the
+//! broker confirmed it, through reconnects (duplicates are possible after
+//! a reconnect). A message the broker refuses for good (unroutable: its
+//! queue was deleted) is logged, and counted in the [`Error::Rejected`]
+//! that `close` returns. A delivery that is neither acked nor nacked
+//! (dropped, or outstanding when the connection died) is delivered again;
+//! [`Delivery::is_redelivered`] says so. An ack for a delivery from before
+//! a reconnect returns [`Error::Broker`] naming it stale (its channel is
+//! gone; the broker redelivers it), never a panic and never an ack of some
+//! other delivery.
+//!
+//! # What a message keeps
+//!
+//! Key (as `message_id`), headers, priority and expiry travel as AMQP
+//! properties and come back in the delivery; an expired message is dropped
+//! by the broker. A spec with more than one priority level declares the
+//! queue with `x-max-priority` 9 (a queue that exists without it, or the
+//! other way round, is refused by the broker: [`Error::Broker`] from
+//! `new_channel`). Dedupe, an ack timeout and a delivery limit are not
+//! RabbitMQ queue features for a classic queue, so `new_channel` refuses a
+//! spec asking for them.
 //!
 //! # Close
 //!
-//! [`close`](Adapter::close) stops the forwarders after they handed what is
-//! in the inputs to the publisher (within 10 s, should its buffer be full),
-//! flushes the publisher (every message confirmed, within its close
-//! timeout, even when the connection only comes up during the close), stops
-//! the consumers (deliveries not yet taken from the output go back to the
-//! queue; those a reader holds get the consumer's grace period to be
-//! settled) and closes the connection. What could not be confirmed in time
-//! is counted in the [`Error::Timeout`] that `close` returns. What is left in
-//! a queue is there for the next program that opens the channel. While the
-//! broker is away, the inputs push back: a full input blocks `send`.
+//! [`close`](Adapter::close) drops the adapter's own senders, closes the
+//! publisher (it takes what is still in the inputs and gets everything
+//! confirmed within its close timeout, even when the connection only comes
+//! up during the close), stops the consumers (deliveries not yet taken
+//! from the output go back to the queue; those a reader holds get the
+//! consumer's grace period to be settled) and closes the connection. What
+//! could not be confirmed in time is counted in the [`Error::Timeout`] that
+//! `close` returns; a message sent while `close` runs may or may not be
+//! published. What is left in a queue is there for the next program that
+//! opens the channel.
 //!
 //! [`Delivery::is_redelivered`]: crate::Delivery::is_redelivered
+//! [`PublisherConfig::with_buffer`]: crate::rabbitmq::PublisherConfig::with_buffer
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::channel::{Adapter, ChannelSpec, Mode};
 use crate::error::{Error, Result};
 use crate::message::{Delivery, Message};
 use crate::rabbitmq::consumer::{Counters, Owner};
-use crate::rabbitmq::{
-    Confirmation, Connection, ConnectionConfig, Declaration, Publisher, PublisherConfig,
-};
-use crate::thread::{self, StopToken, Stopper, Worker};
+use crate::rabbitmq::{Connection, ConnectionConfig, Declaration, Publisher, PublisherConfig};
+use crate::thread::{self, Stopper, Worker};
 use crate::waiter::ConnectionWaiter;
 
 /// Channels as durable RabbitMQ queues.
@@ -56,7 +77,7 @@ use crate::waiter::ConnectionWaiter;
 /// # fn main() -> syncmq::Result<()> {
 /// let adapter = RabbitAdapter::connect("amqp://guest:guest@127.0.0.1:5672/%2f")?;
 /// adapter.new_channel(ChannelSpec::new("jobs", Mode::Both))?;
-/// adapter.input("jobs")?.send(b"job 1".to_vec()).unwrap();
+/// adapter.input("jobs")?.send("job 1".into()).unwrap();
 /// let delivery = adapter.output("jobs")?.recv().unwrap();
 /// delivery.ack()?;
 /// adapter.close()?;
@@ -76,12 +97,10 @@ struct State {
 }
 
 struct Channel {
-    name: String,
     mode: Mode,
-    input: Option<Sender<Vec<u8>>>,
+    input: Option<Sender<Message>>,
     output: Option<Receiver<Delivery>>,
     stopper: Stopper,
-    forwarder: Option<Worker<usize>>,
     consumers: Vec<Worker<()>>,
 }
 
@@ -146,6 +165,7 @@ impl RabbitAdapter {
 impl Adapter for RabbitAdapter {
     fn new_channel(&self, spec: ChannelSpec) -> Result<()> {
         spec.validate()?;
+        refuse_topic_settings(&spec)?;
         let mut state = self.lock();
         if state.closed {
             return Err(Error::closed("rabbitmq adapter"));
@@ -154,30 +174,22 @@ impl Adapter for RabbitAdapter {
             return Err(Error::ChannelExists(spec.name().to_string()));
         }
         let name = spec.name().to_string();
-        self.connection.declare(vec![Declaration::queue(&name)])?;
+        self.connection.declare(vec![Declaration::Queue {
+            name: name.clone(),
+            // Ours map priority p to AMQP 9 - min(p, 9): all ten levels.
+            max_priority: (spec.priorities() > 1).then_some(9),
+        }])?;
         let (stopper, stop) = thread::stop_signal();
         let mut channel = Channel {
-            name: name.clone(),
             mode: spec.mode(),
             input: None,
             output: None,
             stopper,
-            forwarder: None,
             consumers: Vec::new(),
         };
         if spec.mode().allows_input() {
             let (input, input_rx) = crossbeam_channel::bounded(spec.buffer());
-            let forwarder = Forwarder {
-                queue: name.clone(),
-                input: input_rx,
-                publisher: self.publisher.clone(),
-                stop: stop.clone(),
-                window: spec.buffer().clamp(1, 1024),
-            };
-            // On failure `channel` drops, and its stopper ends what started.
-            channel.forwarder = Some(thread::spawn(format!("rmq-in:{name}"), move || {
-                forwarder.run()
-            })?);
+            self.publisher.feed("", &name, input_rx)?;
             channel.input = Some(input);
         }
         if spec.mode().allows_output() {
@@ -197,6 +209,8 @@ impl Adapter for RabbitAdapter {
                 };
                 channel
                     .consumers
+                    // On failure `channel` drops, and its stopper ends what
+                    // started.
                     .push(thread::spawn(format!("rmq-out-{i}:{name}"), move || {
                         owner.run()
                     })?);
@@ -207,7 +221,7 @@ impl Adapter for RabbitAdapter {
         Ok(())
     }
 
-    fn input(&self, name: &str) -> Result<Sender<Vec<u8>>> {
+    fn input(&self, name: &str) -> Result<Sender<Message>> {
         self.with_channel(name, |ch| {
             ch.input
                 .clone()
@@ -237,30 +251,16 @@ impl Adapter for RabbitAdapter {
             state.channels.drain().map(|(_, ch)| ch).collect()
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut result = Ok(());
         let mut channels = channels;
-        // 1. Forwarders hand what is in the inputs to the publisher.
+        // 1. Our senders go, so that an input ends once its users' do; the
+        // consumers are told to stop.
         for ch in &mut channels {
             ch.input = None;
             ch.stopper.stop();
         }
-        for ch in &mut channels {
-            if let Some(forwarder) = ch.forwarder.take() {
-                result = result.and(match forwarder.join_deadline(deadline) {
-                    Ok(0) => Ok(()),
-                    Ok(dropped) => Err(Error::timeout(
-                        format!(
-                            "{dropped} messages of channel `{}` to reach the publisher",
-                            ch.name
-                        ),
-                        Forwarder::CLOSE_WAIT,
-                    )),
-                    Err(e) => Err(e),
-                });
-            }
-        }
-        // 2. The publisher gets it all confirmed.
-        result = result.and(self.publisher.close());
+        // 2. The publisher takes what is left in the inputs and gets it all
+        // confirmed.
+        let mut result = self.publisher.close();
         // 3. Consumers stop; undelivered messages stay in their queues.
         for ch in &mut channels {
             ch.output = None;
@@ -296,127 +296,30 @@ fn wrong_mode(name: &str, mode: Mode, operation: &'static str) -> Error {
     }
 }
 
-/// Moves bytes from a channel's input to the publisher, keeping up to
-/// `window` confirmations outstanding.
-struct Forwarder {
-    queue: String,
-    input: Receiver<Vec<u8>>,
-    publisher: Publisher,
-    stop: StopToken,
-    window: usize,
-}
-
-impl Forwarder {
-    /// How long a closing forwarder keeps trying to hand the rest of its
-    /// input to the publisher.
-    const CLOSE_WAIT: Duration = Duration::from_secs(10);
-
-    /// Forwards until stopped, then hands on what is left in the input.
-    /// Returns how many messages it could not hand on before its deadline.
-    fn run(self) -> usize {
-        let mut pending: VecDeque<Confirmation> = VecDeque::new();
-        loop {
-            let bytes = select! {
-                recv(self.input) -> bytes => match bytes { Ok(b) => b, Err(_) => break },
-                recv(self.stop.receiver()) -> _ => break,
-            };
-            self.forward(bytes, &mut pending, None);
-        }
-        // Closing: what is still in the input goes out too, within a
-        // deadline (a broker that stays away cannot hold close for ever).
-        let deadline = Instant::now() + Self::CLOSE_WAIT;
-        let mut dropped = 0;
-        while let Ok(bytes) = self.input.try_recv() {
-            if !self.forward(bytes, &mut pending, Some(deadline)) {
-                dropped += 1;
-            }
-        }
-        // The confirms themselves are the publisher's business now: its
-        // close waits for them (within its own close timeout).
-        drop(pending);
-        if dropped > 0 {
-            log::error!(
-                "channel `{}`: {dropped} messages could not be handed to the publisher before close",
-                self.queue
-            );
-        }
-        dropped
+/// Dedupe, an ack timeout and a delivery limit are not features of a
+/// classic RabbitMQ queue: a spec asking for them is refused, not ignored.
+fn refuse_topic_settings(spec: &ChannelSpec) -> Result<()> {
+    const ADAPTER: &str = "rabbitmq adapter";
+    if spec.dedupe() {
+        return Err(spec.unsupported(
+            "dedupe",
+            ADAPTER,
+            "does not dedupe (the key travels as `message_id` for consumers to dedupe)",
+        ));
     }
-
-    /// Hands `bytes` to the publisher, waiting while its buffer is full.
-    /// False when it could not (a permanent error, or the deadline).
-    fn forward(
-        &self,
-        bytes: Vec<u8>,
-        pending: &mut VecDeque<Confirmation>,
-        deadline: Option<Instant>,
-    ) -> bool {
-        let mut message = Message::new(bytes);
-        let mut deadline = deadline;
-        let handed = loop {
-            match self.publisher.try_send("", &self.queue, message) {
-                Ok(confirmation) => {
-                    pending.push_back(confirmation);
-                    break true;
-                }
-                Err((e, back)) if e.is_transient() => {
-                    if deadline.is_none() && self.stop.is_stopped() {
-                        // Told to close while waiting for room.
-                        deadline = Some(Instant::now() + Self::CLOSE_WAIT);
-                    }
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        log::error!("channel `{}`: {e}", self.queue);
-                        break false;
-                    }
-                    // A full buffer (or a blocked broker): wait for our own
-                    // oldest confirm, or a moment when other channels fill
-                    // it, and try again with the same message.
-                    log::debug!("channel `{}`: retrying a send: {e}", self.queue);
-                    match pending.pop_front() {
-                        Some(oldest) => self.check(oldest, deadline, pending),
-                        None => std::thread::sleep(Duration::from_millis(20)),
-                    }
-                    message = back;
-                }
-                Err((e, _)) => {
-                    log::error!(
-                        "channel `{}`: a message could not be published: {e}",
-                        self.queue
-                    );
-                    break false;
-                }
-            }
-        };
-        while pending.len() > self.window && !(deadline.is_none() && self.stop.is_stopped()) {
-            if let Some(oldest) = pending.pop_front() {
-                self.check(oldest, deadline, pending);
-            }
-        }
-        handed
+    if spec.ack_timeout().is_some() {
+        return Err(spec.unsupported(
+            "ack_timeout",
+            ADAPTER,
+            "has no ack timeout per queue (the broker's `consumer_timeout` applies)",
+        ));
     }
-
-    /// Waits for one confirm: until it comes or the forwarder is told to
-    /// stop (the confirmation then goes back to `pending` for the closing
-    /// phase), or when closing until `deadline`. A message not confirmed
-    /// yet stays in the publisher's buffer either way.
-    fn check(
-        &self,
-        confirmation: Confirmation,
-        deadline: Option<Instant>,
-        pending: &mut VecDeque<Confirmation>,
-    ) {
-        let result = match deadline {
-            Some(d) => confirmation.wait_timeout(d.saturating_duration_since(Instant::now())),
-            None => match confirmation.wait_or_stop(&self.stop) {
-                Ok(result) => result,
-                Err(unconfirmed) => {
-                    pending.push_front(unconfirmed);
-                    return;
-                }
-            },
-        };
-        if let Err(e) = result {
-            log::warn!("channel `{}`: publish not confirmed: {e}", self.queue);
-        }
+    if spec.max_deliveries() > 0 {
+        return Err(spec.unsupported(
+            "max_deliveries",
+            ADAPTER,
+            "has no delivery limit on a classic queue",
+        ));
     }
+    Ok(())
 }

@@ -16,20 +16,30 @@
 //! always succeed, a dropped delivery is gone, and nothing survives a
 //! restart. Use the durable adapter for more.
 //!
+//! # What a message keeps
+//!
+//! Everything: the [`Message`] sent is the one delivered, with its key,
+//! headers, priority and expiry. A message whose expiry has passed when a
+//! forwarding thread takes it is dropped, not delivered. The channel is one
+//! FIFO, so of the [topic settings](crate::ChannelSpec#topic-settings) it
+//! takes only the defaults: more than one priority level, dedupe, an ack
+//! timeout or a delivery limit are refused by `new_channel`, since acks are
+//! no-ops and nothing is ever delivered twice.
+//!
 //! # Close
 //!
 //! [`close`](crate::Adapter::close) first drops the adapter's own handles,
 //! then tells the forwarding threads to stop. Each one hands what is still in
 //! the input on to the output, waiting for readers up to the close timeout,
 //! and ends. `close` joins them all and then the input's receiving side is
-//! gone, so a later `send` fails and gives the bytes back. A consumer
+//! gone, so a later `send` fails and gives the message back. A consumer
 //! iterating the output sees every delivery that was handed on and then the
 //! end of the channel. Messages still sent *while* `close` runs may or may
 //! not be handed on; `close` says how many it had to drop.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{
     select, Receiver, Select, SendTimeoutError, Sender, TryRecvError, TrySendError,
@@ -51,7 +61,7 @@ use crate::thread::{self, StopToken, Stopper, Worker};
 /// let input = adapter.input("jobs")?;
 /// let output = adapter.output("jobs")?;
 /// for i in 0..10u8 {
-///     input.send(vec![i]).unwrap();
+///     input.send(vec![i].into()).unwrap();
 /// }
 /// adapter.close()?; // hands the ten messages on, then ends the output
 /// assert_eq!(output.iter().count(), 10);
@@ -73,10 +83,10 @@ struct State {
 #[derive(Debug)]
 struct Channel {
     mode: Mode,
-    input: Sender<Vec<u8>>,
+    input: Sender<Message>,
     /// Kept until close has joined the forwarders, so that what they left
     /// in the input can be counted.
-    input_receiver: Receiver<Vec<u8>>,
+    input_receiver: Receiver<Message>,
     output: Receiver<Delivery>,
     stopper: Stopper,
     forwarders: Vec<Worker<Leftover>>,
@@ -139,6 +149,7 @@ impl Default for SimpleAdapter {
 impl Adapter for SimpleAdapter {
     fn new_channel(&self, spec: ChannelSpec) -> Result<()> {
         spec.validate()?;
+        refuse_topic_settings(&spec)?;
         let mut state = self.lock();
         if state.closed {
             return Err(Error::closed("simple adapter"));
@@ -175,7 +186,7 @@ impl Adapter for SimpleAdapter {
         Ok(())
     }
 
-    fn input(&self, name: &str) -> Result<Sender<Vec<u8>>> {
+    fn input(&self, name: &str) -> Result<Sender<Message>> {
         self.with_channel(name, |ch| {
             if !ch.mode.allows_input() {
                 return Err(wrong_mode(name, ch.mode, "input"));
@@ -274,6 +285,36 @@ impl Drop for SimpleAdapter {
     }
 }
 
+/// A FIFO of deliveries whose acks are no-ops can do the defaults only.
+fn refuse_topic_settings(spec: &ChannelSpec) -> Result<()> {
+    const ADAPTER: &str = "simple adapter";
+    if spec.priorities() > 1 {
+        return Err(spec.unsupported(
+            "priorities",
+            ADAPTER,
+            "has one FIFO per channel, no priority levels",
+        ));
+    }
+    if spec.dedupe() {
+        return Err(spec.unsupported("dedupe", ADAPTER, "does not dedupe"));
+    }
+    if spec.ack_timeout().is_some() {
+        return Err(spec.unsupported(
+            "ack_timeout",
+            ADAPTER,
+            "never delivers twice (acks are no-ops)",
+        ));
+    }
+    if spec.max_deliveries() > 0 {
+        return Err(spec.unsupported(
+            "max_deliveries",
+            ADAPTER,
+            "never delivers twice (acks are no-ops)",
+        ));
+    }
+    Ok(())
+}
+
 fn wrong_mode(name: &str, mode: Mode, operation: &'static str) -> Error {
     Error::WrongMode {
         channel: name.to_string(),
@@ -290,23 +331,25 @@ fn wrong_mode(name: &str, mode: Mode, operation: &'static str) -> Error {
 /// can interrupt. That keeps the per-message cost close to a bare channel
 /// hop.
 fn forward(
-    input: &Receiver<Vec<u8>>,
+    input: &Receiver<Message>,
     output: &Sender<Delivery>,
     stop: &StopToken,
     close_timeout: Duration,
 ) -> Leftover {
     let mut pending = None;
     while !stop.is_stopped() {
-        let body = match input.try_recv() {
-            Ok(body) => body,
+        let message = match input.try_recv() {
+            Ok(message) => message,
             Err(TryRecvError::Empty) => match recv_or_stop(input, stop) {
-                Some(body) => body,
+                Some(message) => message,
                 None => break,
             },
             Err(TryRecvError::Disconnected) => break,
         };
-        if let Err(unsent) = send_or_stop(output, Delivery::without_acker(Message::new(body)), stop)
-        {
+        let Some(delivery) = deliverable(message) else {
+            continue;
+        };
+        if let Err(unsent) = send_or_stop(output, delivery, stop) {
             pending = Some(unsent);
             break;
         }
@@ -314,10 +357,21 @@ fn forward(
     drain(pending, input, output, Instant::now() + close_timeout)
 }
 
+/// The delivery of `message`, or `None` when it expired: it is dropped, not
+/// delivered, as every adapter does. The clock is read only for messages
+/// that have an expiry.
+fn deliverable(message: Message) -> Option<Delivery> {
+    if message.expires_at().is_some() && message.is_expired_at(SystemTime::now()) {
+        log::debug!("simple adapter: dropped an expired message");
+        return None;
+    }
+    Some(Delivery::without_acker(message))
+}
+
 /// Blocks until the input has a message (`Some`) or the owner says stop.
-fn recv_or_stop(input: &Receiver<Vec<u8>>, stop: &StopToken) -> Option<Vec<u8>> {
+fn recv_or_stop(input: &Receiver<Message>, stop: &StopToken) -> Option<Message> {
     select! {
-        recv(input) -> body => body.ok(),
+        recv(input) -> message => message.ok(),
         recv(stop.receiver()) -> _ => None,
     }
 }
@@ -350,7 +404,7 @@ fn send_or_stop(
 /// empty, the deadline passes or no reader is left.
 fn drain(
     mut pending: Option<Delivery>,
-    input: &Receiver<Vec<u8>>,
+    input: &Receiver<Message>,
     output: &Sender<Delivery>,
     deadline: Instant,
 ) -> Leftover {
@@ -359,7 +413,10 @@ fn drain(
         let delivery = match pending.take() {
             Some(d) => d,
             None => match input.try_recv() {
-                Ok(body) => Delivery::without_acker(Message::new(body)),
+                Ok(message) => match deliverable(message) {
+                    Some(delivery) => delivery,
+                    None => continue,
+                },
                 Err(_) => return left,
             },
         };

@@ -32,6 +32,7 @@ use crossbeam_channel::{SendTimeoutError, Sender};
 
 use crate::channel::Adapter;
 use crate::error::{Error, Result};
+use crate::message::Message;
 use crate::outbox::OutboxRecord;
 
 /// A destination for outbox rows. See the [module docs](self) for what
@@ -110,23 +111,12 @@ where
     }
 }
 
-/// What a [`ChannelStream`] writes into the channel for each row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Payload {
-    Body,
-    StoredMessage,
-}
-
 /// Sends each row into the input of an [`Adapter`] channel.
 ///
-/// By default the message's body goes in (a channel carries bytes; the
-/// consumer sees the body as its delivery's body).
-/// [`with_stored_messages`](Self::with_stored_messages) sends the whole
-/// message in its stored form instead ([`Message::to_bytes`]), for
-/// consumers that want the key and headers back with
-/// [`Message::from_bytes`].
+/// The row's whole message goes in: the consumer's delivery has its body,
+/// key, headers, priority and expiry.
 ///
-/// **What "sent" means here**: the bytes were taken by the channel's
+/// **What "sent" means here**: the message was taken by the channel's
 /// input. For the simple adapter that is the whole delivery. The RabbitMQ
 /// and durable adapters store or publish what their input takes a moment
 /// later, on their own threads: a crash in between loses a message the
@@ -138,9 +128,6 @@ enum Payload {
 /// then the send fails as a timeout and the dispatcher retries it; a closed
 /// adapter is [`Error::Closed`]. Both are stream-down errors, so neither
 /// makes rows go dead.
-///
-/// [`Message::to_bytes`]: crate::Message::to_bytes
-/// [`Message::from_bytes`]: crate::Message::from_bytes
 ///
 /// ```
 /// use syncmq::outbox::{ChannelStream, MemoryOutboxStore, Outbox};
@@ -160,8 +147,7 @@ enum Payload {
 #[derive(Debug)]
 pub struct ChannelStream {
     channel: String,
-    input: Sender<Vec<u8>>,
-    payload: Payload,
+    input: Sender<Message>,
     send_timeout: Duration,
 }
 
@@ -180,21 +166,12 @@ impl ChannelStream {
 
     /// A stream into a channel input the caller already holds; `channel`
     /// names it in errors.
-    pub fn from_sender(channel: impl Into<String>, input: Sender<Vec<u8>>) -> Self {
+    pub fn from_sender(channel: impl Into<String>, input: Sender<Message>) -> Self {
         ChannelStream {
             channel: channel.into(),
             input,
-            payload: Payload::Body,
             send_timeout: Self::DEFAULT_SEND_TIMEOUT,
         }
-    }
-
-    /// Sends each message in its stored form (with key, headers, priority
-    /// and expiry) instead of its body alone.
-    #[must_use]
-    pub fn with_stored_messages(mut self) -> Self {
-        self.payload = Payload::StoredMessage;
-        self
     }
 
     /// How long a send waits for room in a full input before it fails as a
@@ -208,11 +185,10 @@ impl ChannelStream {
 
 impl EventStream for ChannelStream {
     fn send(&mut self, record: &OutboxRecord) -> Result<()> {
-        let bytes = match self.payload {
-            Payload::Body => record.message.body().to_vec(),
-            Payload::StoredMessage => record.message.to_bytes()?,
-        };
-        match self.input.send_timeout(bytes, self.send_timeout) {
+        match self
+            .input
+            .send_timeout(record.message.clone(), self.send_timeout)
+        {
             Ok(()) => Ok(()),
             Err(SendTimeoutError::Timeout(_)) => Err(Error::timeout(
                 format!("room in the input of channel `{}`", self.channel),
@@ -229,7 +205,6 @@ impl EventStream for ChannelStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Message;
     use crate::outbox::now_ms;
 
     fn record(body: &[u8]) -> OutboxRecord {
@@ -250,7 +225,7 @@ mod tests {
         stream.send(&record(b"a")).unwrap();
         let err = stream.send(&record(b"b")).unwrap_err();
         assert!(err.is_transient(), "{err:?}");
-        assert_eq!(rx.recv().unwrap(), b"a");
+        assert_eq!(rx.recv().unwrap().body(), b"a");
         drop(rx);
         assert!(matches!(
             stream.send(&record(b"c")).unwrap_err(),
@@ -259,12 +234,11 @@ mod tests {
     }
 
     #[test]
-    fn stored_messages_keep_the_key() {
+    fn the_whole_message_goes_in() {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let mut stream = ChannelStream::from_sender("c", tx).with_stored_messages();
-        stream.send(&record(b"a")).unwrap();
-        let message = Message::from_bytes(&rx.recv().unwrap()).unwrap();
-        assert_eq!(message.key(), Some("k"));
-        assert_eq!(message.body(), b"a");
+        let mut stream = ChannelStream::from_sender("c", tx);
+        let row = record(b"a");
+        stream.send(&row).unwrap();
+        assert_eq!(rx.recv().unwrap(), row.message);
     }
 }

@@ -2,7 +2,8 @@
 //! window, and a bounded retry buffer resent in order after reconnects.
 //!
 //! One thread (`syncmq-rmq-pub:<connection>`) owns the amiquip channel. It
-//! takes messages from callers over a crossbeam channel, publishes up to
+//! takes messages from callers over a crossbeam channel (and, for the
+//! `RabbitAdapter`, straight from each channel's input), publishes up to
 //! `window` of them before waiting for confirms (never one round trip per
 //! message), and matches the broker's acks and nacks to them by delivery
 //! tag. Confirm mode is switched on for every new channel, after the
@@ -245,19 +246,6 @@ impl Confirmation {
         self.wait_timeout(timeout)
     }
 
-    /// Waits for the confirm or for `stop`, whichever comes first; gives
-    /// the confirmation back when stopped.
-    pub(crate) fn wait_or_stop(
-        self,
-        stop: &crate::thread::StopToken,
-    ) -> std::result::Result<Result<()>, Confirmation> {
-        select! {
-            recv(self.rx) -> result => Ok(result.unwrap_or_else(|_| Err(Error::closed("publisher")))),
-            recv(self.closed) -> _ => Ok(self.after_close()),
-            recv(stop.receiver()) -> _ => Err(self),
-        }
-    }
-
     /// The answer once the publisher closed: the one that came meanwhile,
     /// else `Closed`.
     fn after_close(&self) -> Result<()> {
@@ -341,6 +329,14 @@ struct Entry {
     attempts: u32,
 }
 
+/// A channel input the publishing thread takes messages from itself: see
+/// [`Publisher::feed`].
+struct Feed {
+    exchange: String,
+    routing_key: String,
+    input: Receiver<Message>,
+}
+
 /// Messages accepted and not yet settled; `flush` waits for zero.
 #[derive(Default)]
 struct Held {
@@ -362,10 +358,13 @@ struct Inner {
     config: PublisherConfig,
     shared: Arc<Shared>,
     requests: Sender<Entry>,
+    /// Channel inputs for the publishing thread to take messages from.
+    feeds: Sender<Feed>,
     held: Arc<Held>,
     counters: Arc<Counters>,
     refusals: Arc<Refusals>,
-    next_seq: AtomicU64,
+    /// Shared with the publishing thread, which numbers fed messages.
+    next_seq: Arc<AtomicU64>,
     closed: AtomicBool,
     /// Dropped at the end of close, waking every [`Confirmation`] wait.
     closing: Mutex<Option<Sender<()>>>,
@@ -421,6 +420,8 @@ impl Publisher {
     pub(crate) fn on(shared: Arc<Shared>, config: PublisherConfig) -> Result<Publisher> {
         config.validate()?;
         let (requests, request_rx) = crossbeam_channel::unbounded();
+        let (feeds, new_feeds) = crossbeam_channel::unbounded();
+        let next_seq = Arc::new(AtomicU64::new(1));
         let (stopper, stop) = thread::stop_signal();
         let held = Arc::new(Held::default());
         let counters = Arc::new(Counters::default());
@@ -431,6 +432,9 @@ impl Publisher {
             shared: shared.clone(),
             config: config.clone(),
             requests: request_rx,
+            new_feeds,
+            feeds: Vec::new(),
+            next_seq: next_seq.clone(),
             stop,
             held: held.clone(),
             counters: counters.clone(),
@@ -443,10 +447,11 @@ impl Publisher {
                 config,
                 shared,
                 requests,
+                feeds,
                 held,
                 counters,
                 refusals,
-                next_seq: AtomicU64::new(1),
+                next_seq,
                 closed: AtomicBool::new(false),
                 closing: Mutex::new(Some(closing)),
                 closed_rx,
@@ -534,6 +539,40 @@ impl Publisher {
     ) -> Result<()> {
         self.submit(exchange, routing_key, message, None)
             .map_err(|(e, _)| e)
+    }
+
+    /// Has the publishing thread take messages from `input` itself and
+    /// publish each to `exchange` with `routing_key`, fire and retry as
+    /// [`publish_nowait`](Self::publish_nowait): a message taken stays in
+    /// the retry buffer until confirmed, and one refused for good goes to
+    /// [`refusals`](Self::refusals).
+    ///
+    /// The thread takes from `input` only while its confirm window and its
+    /// buffer have room, so a bounded `input` pushes back: its senders
+    /// block while the broker is slow or away, and nothing polls. Close
+    /// publishes what is still in `input` within the close timeout; the
+    /// feed ends when every sender of `input` is gone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after close.
+    pub(crate) fn feed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        input: Receiver<Message>,
+    ) -> Result<()> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(Error::closed("publisher"));
+        }
+        self.inner
+            .feeds
+            .send(Feed {
+                exchange: exchange.to_string(),
+                routing_key: routing_key.to_string(),
+                input,
+            })
+            .map_err(|_| Error::closed("publisher"))
     }
 
     /// Waits until every message handed over so far is settled (confirmed,

@@ -29,15 +29,16 @@
 //! alone; the others may then be duplicated (at least once).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use amiquip::{Confirm, Publish, Return};
-use crossbeam_channel::{never, select, Receiver};
+use crossbeam_channel::{never, Receiver, Select, TryRecvError};
 
-use super::{Counters, Entry, Held, PublisherConfig, Refusal, Refusals};
+use super::{Counters, Entry, Feed, Held, PublisherConfig, Refusal, Refusals};
 use crate::error::Error;
+use crate::message::Message;
 use crate::rabbitmq::amqp;
 use crate::rabbitmq::connection::Shared;
 use crate::thread::StopToken;
@@ -47,6 +48,14 @@ pub(super) struct Engine {
     pub(super) shared: Arc<Shared>,
     pub(super) config: PublisherConfig,
     pub(super) requests: Receiver<Entry>,
+    /// New channel inputs to take messages from ([`Publisher::feed`]).
+    ///
+    /// [`Publisher::feed`]: super::Publisher::feed
+    pub(super) new_feeds: Receiver<Feed>,
+    /// The inputs taken from; one is dropped when all its senders are.
+    pub(super) feeds: Vec<Feed>,
+    /// The sequence numbers, shared with the callers' `send`.
+    pub(super) next_seq: Arc<AtomicU64>,
     pub(super) stop: StopToken,
     pub(super) held: Arc<Held>,
     pub(super) counters: Arc<Counters>,
@@ -111,11 +120,15 @@ impl Engine {
         let wake = self.shared.wake_on_connect();
         let mut draining: Option<Instant> = None;
         loop {
+            // Feeds registered while the thread waited for a channel count
+            // for the drain below.
+            self.adopt_feeds();
             if self.stop.is_stopped() && draining.is_none() {
                 draining = Some(Instant::now() + self.config.close_timeout);
             }
             if let Some(deadline) = draining {
-                let drained = self.queue.is_empty() && self.requests.is_empty();
+                let drained =
+                    self.queue.is_empty() && self.requests.is_empty() && self.feeds_empty();
                 if drained || Instant::now() >= deadline {
                     break;
                 }
@@ -154,20 +167,45 @@ impl Engine {
                     };
                     // The retry timer covers a channel refused on a live
                     // connection, which no reconnect will announce.
-                    select! {
-                        recv(wake) -> _ => {}
-                        recv(self.requests) -> entry => {
-                            if let Ok(entry) = entry { self.queue.push_back(entry) }
+                    let retry = crossbeam_channel::after(self.config.retry_interval);
+                    let requests = self.requests.clone();
+                    let mut select = Select::new();
+                    let wake_at = select.recv(&wake);
+                    let requests_at = select.recv(&requests);
+                    select.recv(&stop);
+                    let deadline_at = select.recv(&deadline);
+                    select.recv(&retry);
+                    let feeds_at = self.select_feeds(&mut select, self.has_room());
+                    let ready = select.ready();
+                    drop(select);
+                    if ready == wake_at {
+                        let _ = wake.try_recv();
+                    } else if ready == requests_at {
+                        if let Ok(entry) = requests.try_recv() {
+                            self.queue.push_back(entry);
                         }
-                        recv(stop) -> _ => {}
-                        recv(deadline) -> _ => break,
-                        recv(crossbeam_channel::after(self.config.retry_interval)) -> _ => {}
+                    } else if ready == deadline_at {
+                        if deadline.try_recv().is_ok() {
+                            break;
+                        }
+                    } else if ready >= feeds_at {
+                        self.take_feed(ready - feeds_at, self.config.buffer);
                     }
+                    // Anything else (the stop, the retry timer) only needs
+                    // the loop to run again.
                 }
             }
         }
         while let Ok(entry) = self.requests.try_recv() {
             self.queue.push_back(entry);
+        }
+        // What is left in the channel inputs was never taken: it is
+        // unconfirmed too, and reported as such.
+        self.adopt_feeds();
+        for feed in std::mem::take(&mut self.feeds) {
+            while let Ok(message) = feed.input.try_recv() {
+                self.accept_fed(&feed, message);
+            }
         }
         let unconfirmed = self.queue.len();
         if unconfirmed > 0 {
@@ -261,7 +299,12 @@ impl Engine {
                 break failed;
             }
             if let Some(deadline) = *draining {
-                if self.queue.is_empty() && inflight.is_empty() && self.requests.is_empty() {
+                self.adopt_feeds();
+                if self.queue.is_empty()
+                    && inflight.is_empty()
+                    && self.requests.is_empty()
+                    && self.feeds_empty()
+                {
                     break None;
                 }
                 if Instant::now() >= deadline {
@@ -279,39 +322,55 @@ impl Engine {
                 self.stop.receiver().clone()
             };
             // New messages only while the window has room: they queue behind
-            // anything waiting anyway, and this keeps the order.
-            let requests = if inflight.len() < self.config.window {
+            // anything waiting anyway, and this keeps the order. The feeds
+            // also wait for room in the buffer: their senders block
+            // meanwhile, which is the channels' back-pressure.
+            let window_has_room = inflight.len() < self.config.window;
+            let requests = if window_has_room {
                 self.requests.clone()
             } else {
                 never()
             };
-            select! {
-                recv(requests) -> entry => {
-                    if let Ok(entry) = entry {
-                        self.queue.push_back(entry);
-                        while self.queue.len() < self.config.window {
-                            match self.requests.try_recv() {
-                                Ok(entry) => self.queue.push_back(entry),
-                                Err(_) => break,
-                            }
-                        }
+            let mut select = Select::new();
+            let requests_at = select.recv(&requests);
+            let confirms_at = select.recv(&confirms);
+            let returns_at = select.recv(&returns);
+            let stop_at = select.recv(&stop);
+            select.recv(&timer);
+            let feeds_at = self.select_feeds(&mut select, window_has_room && self.has_room());
+            let ready = select.ready();
+            drop(select);
+            if ready == requests_at {
+                while self.queue.len() < self.config.window {
+                    match requests.try_recv() {
+                        Ok(entry) => self.queue.push_back(entry),
+                        Err(_) => break,
                     }
                 }
-                recv(confirms) -> confirm => match confirm {
+            } else if ready == confirms_at {
+                match confirms.try_recv() {
                     Ok(confirm) => self.settle(confirm, &mut inflight, &mut returned, &returns),
+                    Err(TryRecvError::Empty) => {}
                     // The channel is gone; a call on it says why.
-                    Err(_) => break Some(match channel.qos(0, 0, false) {
-                        Err(e) => Loss::from(e),
-                        Ok(()) => Loss::other("the confirm listener ended"),
-                    }),
-                },
-                recv(returns) -> ret => {
-                    if let Ok(ret) = ret { note_return(&ret, &mut returned) }
+                    Err(TryRecvError::Disconnected) => {
+                        break Some(match channel.qos(0, 0, false) {
+                            Err(e) => Loss::from(e),
+                            Ok(()) => Loss::other("the confirm listener ended"),
+                        })
+                    }
                 }
-                recv(stop) -> _ => {
+            } else if ready == returns_at {
+                if let Ok(ret) = returns.try_recv() {
+                    note_return(&ret, &mut returned);
+                }
+            } else if ready == stop_at {
+                // The stop signal is a disconnect; `ready` may wake early.
+                if !matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
                     *draining = Some(Instant::now() + self.config.close_timeout);
                 }
-                recv(timer) -> _ => {}
+            } else if ready >= feeds_at {
+                let room = self.config.window.saturating_sub(self.queue.len()).max(1);
+                self.take_feed(ready - feeds_at, room);
             }
         };
         match lost {
@@ -327,6 +386,110 @@ impl Engine {
                 }
                 self.requeue(inflight);
                 Served::Lost(loss)
+            }
+        }
+    }
+
+    /// True while the buffer may take another fed message.
+    fn has_room(&self) -> bool {
+        self.held.count.load(Ordering::SeqCst) < self.config.buffer
+    }
+
+    /// Takes the feeds registered since the last call.
+    fn adopt_feeds(&mut self) {
+        while let Ok(feed) = self.new_feeds.try_recv() {
+            self.feeds.push(feed);
+        }
+    }
+
+    /// True when no channel input holds a message.
+    /// Call [`adopt_feeds`](Self::adopt_feeds) first.
+    fn feeds_empty(&self) -> bool {
+        self.feeds.iter().all(|f| f.input.is_empty())
+    }
+
+    /// Adds the feeds to `select`: the receiver of new feeds always, the
+    /// inputs when `open`. Returns the index of the first one added; index
+    /// `first + 1 + i` is feed `i`.
+    fn select_feeds<'a>(&'a self, select: &mut Select<'a>, open: bool) -> usize {
+        let first = select.recv(&self.new_feeds);
+        if open {
+            for feed in &self.feeds {
+                select.recv(&feed.input);
+            }
+        }
+        first
+    }
+
+    /// Acts on the feed operation `k` of [`select_feeds`](Self::select_feeds)
+    /// being ready: takes the new feeds, or up to `limit` messages from
+    /// that input while the buffer has room.
+    fn take_feed(&mut self, k: usize, limit: usize) {
+        let Some(i) = k.checked_sub(1) else {
+            self.adopt_feeds();
+            return;
+        };
+        let mut taken = 0;
+        while taken < limit && self.has_room() {
+            let Some(feed) = self.feeds.get(i) else {
+                return;
+            };
+            match feed.input.try_recv() {
+                Ok(message) => {
+                    let feed = &self.feeds[i];
+                    let entry = self.entry_for(feed, message);
+                    self.enqueue_fed(entry);
+                    taken += 1;
+                }
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.feeds.remove(i);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes `message` from `feed` into the queue (or, when the broker
+    /// could never take it, straight to the refusals).
+    fn accept_fed(&mut self, feed: &Feed, message: Message) {
+        let entry = self.entry_for(feed, message);
+        self.enqueue_fed(entry);
+    }
+
+    /// A fed message as a fire-and-retry entry, counted as held.
+    fn entry_for(&self, feed: &Feed, message: Message) -> Entry {
+        self.held.count.fetch_add(1, Ordering::SeqCst);
+        Entry {
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            exchange: feed.exchange.clone(),
+            routing_key: feed.routing_key.clone(),
+            message,
+            reply: None,
+            not_before: None,
+            attempts: 0,
+        }
+    }
+
+    /// Queues a fed entry. What the broker cannot take (too large, say) is
+    /// refused here, as `send` refuses it to its caller: sent, it would
+    /// close the channel under the whole window.
+    fn enqueue_fed(&mut self, entry: Entry) {
+        match amqp::check_publishable(
+            &entry.exchange,
+            &entry.routing_key,
+            &entry.message,
+            self.config.max_message_size,
+        ) {
+            Ok(()) => self.queue.push_back(entry),
+            Err(e) => {
+                log::error!(
+                    "publisher on {}: a message for routing key `{}` cannot be published: {e}",
+                    self.shared.name,
+                    entry.routing_key
+                );
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                self.fail(entry, e, true);
             }
         }
     }
