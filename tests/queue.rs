@@ -587,6 +587,6 @@ fn fjall_refuses_a_second_open_of_the_same_directory() {
     let _q = Queue::open(dir.path(), QueueConfig::new()).unwrap();
     assert!(matches!(
         Queue::open(dir.path(), QueueConfig::new()),
-        Err(Error::Storage(_))
+        Err(Error::Storage { .. })
     ));
 }

@@ -13,8 +13,8 @@
 //! publisher until the broker confirmed it, through reconnects. A delivery
 //! that is neither acked nor nacked (dropped, or outstanding when the
 //! connection died) is delivered again; [`Delivery::is_redelivered`] says so.
-//! An ack for a delivery from before a reconnect returns [`Error::Broker`]
-//! naming it stale (its channel is gone; the broker redelivers it), never a
+//! An ack for a delivery from before a reconnect returns
+//! [`Error::StaleDelivery`] (its channel is gone; the broker redelivers it), never a
 //! panic and never an ack of some other delivery.
 //!
 //! # Close
@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::channel::{Adapter, ChannelSpec, Mode};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Delivery, Message};
 use crate::rabbitmq::consumer::{Counters, Owner};
 use crate::rabbitmq::{
@@ -138,7 +138,7 @@ impl RabbitAdapter {
         let channel = state
             .channels
             .get(name)
-            .ok_or_else(|| Error::UnknownChannel(name.to_string()))?;
+            .ok_or_else(|| Error::not_found(ObjectKind::Channel, name))?;
         f(channel)
     }
 }
@@ -151,7 +151,7 @@ impl Adapter for RabbitAdapter {
             return Err(Error::closed("rabbitmq adapter"));
         }
         if state.channels.contains_key(spec.name()) {
-            return Err(Error::ChannelExists(spec.name().to_string()));
+            return Err(Error::already_exists(ObjectKind::Channel, spec.name()));
         }
         let name = spec.name().to_string();
         self.connection.declare(vec![Declaration::queue(&name)])?;

@@ -80,7 +80,7 @@ impl<S: OutboxStore> Outbox<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] when the OS refuses a thread.
+    /// [`Error::Io`] when the OS refuses a thread.
     pub fn start(store: S, stream: impl EventStream) -> Result<Self> {
         Self::start_with(store, stream, OutboxConfig::default())
     }
@@ -89,7 +89,7 @@ impl<S: OutboxStore> Outbox<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a bad config, [`Error::Storage`] when
+    /// [`Error::InvalidArgument`] for a bad config, [`Error::Io`] when
     /// the OS refuses a thread.
     pub fn start_with(store: S, stream: impl EventStream, config: OutboxConfig) -> Result<Self> {
         config.validate()?;

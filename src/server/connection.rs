@@ -260,7 +260,7 @@ impl Connection<'_> {
         let message = message.into();
         log::info!("server: closing a connection: {kind}: {message}");
         let _ = self.writer.send(&Response::fatal(kind, message.clone()));
-        Err(Error::Codec(format!("{kind}: {message}")))
+        Err(Error::codec_reason(format!("serve a connection ({kind})"), message))
     }
 
     /// Answers one request. An `Err` ends the connection.
