@@ -316,7 +316,10 @@ impl Error {
     }
 
     /// [`Error::Codec`] for encoding or decoding `what` failing with `e`.
-    pub fn codec(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub fn codec(
+        what: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         Error::Codec {
             what: what.into(),
             source: source(e),
@@ -419,7 +422,10 @@ impl Error {
 
 /// Writes `cause` and its own causes, `: `-separated, skipping a cause whose
 /// text the one before it already printed (many libraries include it).
-fn write_chain(f: &mut fmt::Formatter<'_>, cause: &(dyn std::error::Error + 'static)) -> fmt::Result {
+fn write_chain(
+    f: &mut fmt::Formatter<'_>,
+    cause: &(dyn std::error::Error + 'static),
+) -> fmt::Result {
     let mut printed = cause.to_string();
     f.write_str(&printed)?;
     let mut next = cause.source();
@@ -585,7 +591,9 @@ mod tests {
     fn the_cause_is_kept_as_the_source() {
         let e = Error::io("listen on 127.0.0.1:1", io_error());
         let cause = e.source().expect("a source");
-        let io = cause.downcast_ref::<std::io::Error>().expect("an io::Error");
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
         assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
         // Clone shares the cause.
         assert!(e.clone().source().is_some());
@@ -601,7 +609,10 @@ mod tests {
             stage: "run",
             error: Box::new(inner),
         };
-        assert!(block.source().and_then(|s| s.downcast_ref::<Error>()).is_some());
+        assert!(block
+            .source()
+            .and_then(|s| s.downcast_ref::<Error>())
+            .is_some());
         assert!(Error::closed("x").source().is_none());
     }
 

@@ -295,13 +295,15 @@ struct StoredV1 {
 /// random length cannot make it allocate gigabytes.
 fn decode_exact<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     let mut de = rmp_serde::Deserializer::new(Cursor::new(bytes));
-    let value = T::deserialize(&mut de)
-        .map_err(|e| Error::codec(format!("decode {what}"), e))?;
+    let value = T::deserialize(&mut de).map_err(|e| Error::codec(format!("decode {what}"), e))?;
     let read = de.position();
     if read != bytes.len() as u64 {
         return Err(Error::codec_reason(
             format!("decode {what}"),
-            format!("{} trailing bytes after the value", bytes.len() as u64 - read),
+            format!(
+                "{} trailing bytes after the value",
+                bytes.len() as u64 - read
+            ),
         ));
     }
     Ok(value)
@@ -496,7 +498,10 @@ mod tests {
         assert!(matches!(Message::from_bytes(&[]), Err(Error::Codec { .. })));
         let mut bytes = full_message().to_bytes().unwrap();
         bytes.push(0);
-        assert!(matches!(Message::from_bytes(&bytes), Err(Error::Codec { .. })));
+        assert!(matches!(
+            Message::from_bytes(&bytes),
+            Err(Error::Codec { .. })
+        ));
     }
 
     #[test]
@@ -538,7 +543,10 @@ mod tests {
         let msg = Message::encode(&order).unwrap();
         let delivery = Delivery::without_acker(msg);
         assert_eq!(delivery.decode::<Order>().unwrap(), order);
-        assert!(matches!(delivery.decode::<String>(), Err(Error::Codec { .. })));
+        assert!(matches!(
+            delivery.decode::<String>(),
+            Err(Error::Codec { .. })
+        ));
     }
 
     /// Records what happened to each delivery it settles.

@@ -191,7 +191,10 @@ fn the_rabbit_publisher_answers_ok_once_the_broker_confirmed() {
     assert_eq!(oks(&replies), [true, false, true]);
     // Mandatory: a queue that does not exist is an error, not a confirm.
     let nowhere = RabbitPublisher::to_queue(rabbit.clone(), common::unique("blk-none"));
-    assert!(matches!(nowhere.publish(b"lost"), Err(Error::Refused { code: 312, .. })));
+    assert!(matches!(
+        nowhere.publish(b"lost"),
+        Err(Error::Refused { code: 312, .. })
+    ));
     rabbit.close().unwrap();
     connection.close().unwrap();
 

@@ -126,7 +126,10 @@ fn a_poison_row_goes_dead_and_the_rows_behind_it_are_sent() {
     let (sent, mut inner) = recorder();
     let stream = move |r: &OutboxRecord| {
         if r.message.body() == b"poison" {
-            return Err(Error::codec_reason("encode for the stream", "cannot encode for the wire"));
+            return Err(Error::codec_reason(
+                "encode for the stream",
+                "cannot encode for the wire",
+            ));
         }
         inner(r)
     };
@@ -238,7 +241,10 @@ fn cleanup_removes_dispatched_rows_and_keeps_pending_and_dead_ones() {
     let stream = move |r: &OutboxRecord| match r.message.body() {
         b"poison" => Err(Error::codec_reason("encode for the stream", "bad")),
         // "The stream is down" for this row, for ever: never counted.
-        b"stuck" => Err(Error::disconnected_reason("the stream", "down for this one")),
+        b"stuck" => Err(Error::disconnected_reason(
+            "the stream",
+            "down for this one",
+        )),
         _ => inner(r),
     };
     let config = quick()
@@ -453,7 +459,10 @@ impl EventStream for Pipelined {
         self.flushes += 1;
         if self.flushes == 1 {
             self.handed.clear(); // the connection died before the confirms
-            return Err(Error::disconnected_reason("the stream", "connection lost before the confirms"));
+            return Err(Error::disconnected_reason(
+                "the stream",
+                "connection lost before the confirms",
+            ));
         }
         self.confirmed.lock().unwrap().append(&mut self.handed);
         Ok(())
@@ -510,7 +519,10 @@ fn a_requeued_dead_row_is_sent_once_the_stream_takes_it() {
         let fixed = fixed.clone();
         move |r: &OutboxRecord| {
             if !fixed.load(Ordering::SeqCst) {
-                return Err(Error::codec_reason("encode for the stream", "the consumer's schema rejects it"));
+                return Err(Error::codec_reason(
+                    "encode for the stream",
+                    "the consumer's schema rejects it",
+                ));
             }
             inner(r)
         }

@@ -239,7 +239,7 @@ fn bad_input_to_send_writes_nothing() {
     let q = Queue::memory(config()).unwrap();
     assert!(matches!(
         q.send("nope", &[msg("x")]),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::NotFound { .. })
     ));
     assert_eq!(q.stats("t").unwrap()[0].depth, 0);
 }

@@ -480,7 +480,9 @@ fn a_message_the_broker_refuses_fails_alone() {
     }
     for (i, confirmation) in confirmations {
         match (i, confirmation.wait()) {
-            (50, Err(Error::Refused { code: 404, text })) => assert!(text.contains("NOT_FOUND"), "{text}"),
+            (50, Err(Error::Refused { code: 404, text })) => {
+                assert!(text.contains("NOT_FOUND"), "{text}")
+            }
             (50, other) => panic!("expected the refusal, got {other:?}"),
             (_, result) => result.unwrap(),
         }
@@ -1158,7 +1160,9 @@ fn an_exchange_deleted_after_its_lookup_fails_only_its_message() {
     }
     for (i, confirmation) in confirmations {
         match (i, confirmation.wait()) {
-            (50, Err(Error::Refused { code: 404, text })) => assert!(text.contains("NOT_FOUND"), "{text}"),
+            (50, Err(Error::Refused { code: 404, text })) => {
+                assert!(text.contains("NOT_FOUND"), "{text}")
+            }
             (50, other) => panic!("expected the refusal, got {other:?}"),
             (_, result) => result.unwrap_or_else(|e| panic!("message {i}: {e:?}")),
         }

@@ -105,7 +105,9 @@ fn an_unreachable_broker_is_retried_and_close_is_prompt() {
         connection.last_error().is_some()
     });
     match connection.last_error() {
-        Some(e @ Error::Disconnected { .. }) => assert!(e.to_string().contains("127.0.0.1:1"), "{e}"),
+        Some(e @ Error::Disconnected { .. }) => {
+            assert!(e.to_string().contains("127.0.0.1:1"), "{e}")
+        }
         other => panic!("expected the connect error, got {other:?}"),
     }
     match waiter.wait_connected(Duration::from_millis(200)) {
@@ -249,7 +251,10 @@ fn assert_refused_fast(url: &str, code: &str) {
         Err(Error::Refused { text, .. }) => assert!(text.contains(code), "{text}"),
         other => panic!("expected {code}, got {other:?}"),
     }
-    assert!(matches!(connection.last_error(), Some(Error::Refused { .. })));
+    assert!(matches!(
+        connection.last_error(),
+        Some(Error::Refused { .. })
+    ));
     match pending.wait_timeout(PATIENCE) {
         Err(Error::Refused { text, .. }) => assert!(text.contains(code), "{text}"),
         other => panic!("expected the buffered publish to fail with {code}, got {other:?}"),

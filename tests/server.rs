@@ -17,7 +17,7 @@ use syncmq::server::protocol::{
     Request, Response, WireEntry, WireMessage, MAGIC, PROTOCOL_VERSION,
 };
 use syncmq::server::{Client, ClientConfig, Server, ServerConfig};
-use syncmq::{Error, Message};
+use syncmq::{Error, Message, ObjectKind};
 
 fn topic() -> TopicConfig {
     TopicConfig::new("orders", ["billing", "shipping"])
@@ -173,13 +173,17 @@ fn end_to_end_publish_consume_ack_nack_reset_stats() {
         .is_empty());
 
     // Errors are clear and leave the connection usable.
+    // An unknown topic crosses the wire as itself.
     match client.publish("nope", &bodies(1, "x")) {
-        Err(Error::InvalidArgument { .. }) => {}
-        other => panic!("expected InvalidArgument, got {other:?}"),
+        Err(Error::NotFound {
+            kind: ObjectKind::Topic,
+            name,
+        }) => assert_eq!(name, "nope"),
+        other => panic!("expected NotFound, got {other:?}"),
     }
     assert!(matches!(
         client.subscribe("orders", "nobody"),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::NotFound { kind: ObjectKind::Subscriber, name }) if name == "orders/nobody"
     ));
     client.publish("orders", &bodies(1, "after")).unwrap();
     server.shutdown().unwrap();

@@ -495,11 +495,10 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
             })
             .collect();
         for h in handles {
-            h.join()
-                .map_err(|_| Error::Panicked {
-                    what: "a bench publisher".into(),
-                    message: "see its output".into(),
-                })??;
+            h.join().map_err(|_| Error::Panicked {
+                what: "a bench publisher".into(),
+                message: "see its output".into(),
+            })??;
         }
         Ok(())
     })?;

@@ -235,8 +235,9 @@ impl Server for TcpServer {
         if let Some(epoch) = self.connection() {
             return Ok(epoch);
         }
-        let stream = TcpStream::connect_timeout(&self.addr, self.connect_timeout)
-            .map_err(|e| Error::disconnected(format!("connect `{}` at {}", self.name, self.addr), e))?;
+        let stream = TcpStream::connect_timeout(&self.addr, self.connect_timeout).map_err(|e| {
+            Error::disconnected(format!("connect `{}` at {}", self.name, self.addr), e)
+        })?;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.epoch += 1;
         state.stream = Some(stream);

@@ -341,7 +341,9 @@ impl Adapter for DurableAdapter {
             .clone()
             .ok_or_else(|| Error::closed("durable adapter"))?;
         let restored = match state.channels.get(spec.name()) {
-            Some(c) if c.declared => return Err(Error::already_exists(ObjectKind::Channel, spec.name())),
+            Some(c) if c.declared => {
+                return Err(Error::already_exists(ObjectKind::Channel, spec.name()))
+            }
             Some(_) => state.channels.remove(spec.name()),
             None => None,
         };

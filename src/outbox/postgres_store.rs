@@ -523,9 +523,9 @@ impl OutboxStore for PostgresOutboxStore {
 
     fn counts(&self) -> Result<OutboxCounts> {
         let rows = self.query(&self.sql.counts, &[])?;
-        let row = rows
-            .first()
-            .ok_or_else(|| Error::storage_reason("postgres outbox: count rows", "no row returned"))?;
+        let row = rows.first().ok_or_else(|| {
+            Error::storage_reason("postgres outbox: count rows", "no row returned")
+        })?;
         let get = |i: usize| -> Result<u64> {
             let n: i64 = row.try_get(i).map_err(pg("reading counts"))?;
             Ok(u64::try_from(n).unwrap_or(0))

@@ -489,9 +489,8 @@ fn guard_journals(dir: &Path) -> Result<Vec<Guarded>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(Vec::new()); // a new queue
     };
-    let io = |what: &str, p: &Path, e: std::io::Error| {
-        Error::io(format!("{what} {}", p.display()), e)
-    };
+    let io =
+        |what: &str, p: &Path, e: std::io::Error| Error::io(format!("{what} {}", p.display()), e);
     let mut out = Vec::new();
     for entry in entries.filter_map(|e| e.ok()) {
         let path = entry.path();

@@ -169,7 +169,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     if read != bytes.len() as u64 {
         return Err(Error::codec_reason(
             "decode a frame",
-            format!("{} trailing bytes after the value", bytes.len() as u64 - read),
+            format!(
+                "{} trailing bytes after the value",
+                bytes.len() as u64 - read
+            ),
         ));
     }
     Ok(value)

@@ -456,9 +456,10 @@ impl Response {
         let text = |name: Option<&String>| (name.cloned(), err.cause_text());
         let ((name, message), object) = match err {
             Error::InvalidArgument { name, reason } => ((Some(name.clone()), reason.clone()), None),
-            Error::NotFound { kind, name } | Error::AlreadyExists { kind, name } => {
-                ((Some(name.clone()), err.to_string()), Some(kind.as_str().to_string()))
-            }
+            Error::NotFound { kind, name } | Error::AlreadyExists { kind, name } => (
+                (Some(name.clone()), err.to_string()),
+                Some(kind.as_str().to_string()),
+            ),
             Error::Closed(what) => ((None, what.clone()), None),
             Error::Corrupt { key, reason } => ((Some(key.clone()), reason.clone()), None),
             Error::Busy { what, reason } => ((Some(what.clone()), reason.clone()), None),
@@ -530,7 +531,10 @@ pub fn error_from_wire(
         ("closed", _) => Error::Closed(format!("server: {message}")),
         ("timeout", _) => Error::timeout(format!("server: {message}"), Duration::ZERO),
         ("codec" | "protocol" | "frame_too_large", _) => Error::codec_reason("server", message),
-        ("corrupt", _) => Error::Corrupt { key: name, reason: message },
+        ("corrupt", _) => Error::Corrupt {
+            key: name,
+            reason: message,
+        },
         ("io", _) => Error::Io {
             what: "server".into(),
             source: crate::error::reason(message),
@@ -539,7 +543,11 @@ pub fn error_from_wire(
         ("disconnected", _) => Error::disconnected_reason("server", message),
         ("idle", _) => Error::disconnected_reason("server", format!("idle: {message}")),
         ("busy", _) => Error::Busy {
-            what: if name.is_empty() { "server".into() } else { format!("server: {name}") },
+            what: if name.is_empty() {
+                "server".into()
+            } else {
+                format!("server: {name}")
+            },
             reason: message,
         },
         ("refused", _) => Error::refused(0, format!("server: {message}")),
@@ -564,6 +572,77 @@ mod tests {
             .with_ttl(Duration::from_secs(60));
         let back: Message = WireMessage::from(&m).into();
         assert_eq!(back, m);
+    }
+
+    /// `err` through an error frame and back, as the client sees it.
+    fn over_the_wire(err: &Error) -> Error {
+        let frame = Response::error(7, err);
+        let bytes = rmp_serde::to_vec_named(&frame).unwrap();
+        match rmp_serde::from_slice::<Response>(&bytes).unwrap() {
+            Response::Error {
+                id: 7,
+                kind,
+                name,
+                object,
+                message,
+            } => error_from_wire(&kind, name, object, message),
+            other => panic!("not an error frame: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_round_trip_the_wire_as_their_variant() {
+        let io = || std::io::Error::other("no space");
+        let cases = [
+            Error::invalid("batch", "must be at least 1"),
+            Error::not_found(ObjectKind::Topic, "orders"),
+            Error::already_exists(ObjectKind::Subscriber, "orders/billing"),
+            Error::closed("queue"),
+            Error::timeout("sync", Duration::from_secs(1)),
+            Error::codec_reason("decode a frame", "truncated"),
+            Error::Corrupt {
+                key: "queue/00".into(),
+                reason: "short".into(),
+            },
+            Error::io("start thread x", io()),
+            Error::storage("fjall: write batch", io()),
+            Error::disconnected("connect", io()),
+            Error::Busy {
+                what: "server".into(),
+                reason: "64 connections".into(),
+            },
+            Error::refused(0, "no"),
+            Error::Panicked {
+                what: "request".into(),
+                message: "boom".into(),
+            },
+        ];
+        for err in cases {
+            let back = over_the_wire(&err);
+            assert_eq!(
+                std::mem::discriminant(&back),
+                std::mem::discriminant(&err),
+                "{err:?} came back as {back:?}"
+            );
+            assert_eq!(back.is_transient(), err.is_transient(), "{err:?}");
+        }
+        // What identifies the error survives, and the cause's text.
+        match over_the_wire(&Error::not_found(ObjectKind::Subscriber, "t/s")) {
+            Error::NotFound { kind, name } => {
+                assert_eq!((kind, name.as_str()), (ObjectKind::Subscriber, "t/s"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let back = over_the_wire(&Error::storage("fjall: write batch", io()));
+        assert!(
+            back.to_string().contains("fjall: write batch: no space"),
+            "{back}"
+        );
+        // A kind this build does not know is a refusal, never a panic.
+        let unknown = error_from_wire("martian", None, None, "hello".into());
+        assert!(
+            matches!(unknown, Error::Refused { code: 0, ref text } if text.contains("martian"))
+        );
     }
 
     #[test]

@@ -81,10 +81,12 @@ impl Supervisor {
                         }
                         Outcome::Lost(reason) => {
                             log::warn!("connection {name}: lost ({generation}): {reason}");
-                            self.shared.waiter.set_last_error(Error::disconnected_reason(
-                                format!("connection {name}"),
-                                format!("lost: {reason}"),
-                            ));
+                            self.shared
+                                .waiter
+                                .set_last_error(Error::disconnected_reason(
+                                    format!("connection {name}"),
+                                    format!("lost: {reason}"),
+                                ));
                             drop(conn);
                             // A connection that dies at once (a broker that
                             // accepts and then drops us) is retried with
@@ -158,9 +160,7 @@ impl Supervisor {
         };
         let worker = match worker {
             Ok(worker) => worker,
-            Err(e) => {
-return Some(Err(e))
-            }
+            Err(e) => return Some(Err(e)),
         };
         let result = select! {
             recv(rx) -> result => Some(result.unwrap_or_else(|_| {
