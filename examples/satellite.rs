@@ -419,7 +419,7 @@ impl Block for Reader {
             .map_err(|e| Error::invalid("listen", format!("{}: {e}", conf.listen)))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| Error::Storage(format!("listener address: {e}")))?;
+            .map_err(|e| Error::io("read the listener's address", e))?;
         println!("listening on {addr}");
         *lock(&self.listener) = Some(listener);
         *lock(&self.addr) = Some(addr);

@@ -1,26 +1,86 @@
 //! The one error type of the crate.
 //!
 //! Every fallible call in syncmq returns [`Result<T>`]. The variants say what
-//! went wrong *and with what*: the argument that was out of range, the channel
-//! name nobody created, the key whose stored bytes are corrupt. An error is
+//! went wrong *and with what*: the argument that was out of range, the topic
+//! nobody declared, the key whose stored bytes are corrupt. An error is
 //! never a substitute for data: a call that fails hands back or keeps what it
 //! was given, so bad input loses nothing.
 //!
-//! Errors from the libraries underneath (amiquip, fjall, rmp-serde) are turned
-//! into text at the boundary, so this type does not change with their
-//! versions and stays `Clone`, `Send` and `Sync`.
+//! Errors from the libraries underneath (fjall, amiquip, postgres, std::io,
+//! rmp-serde) are kept, not turned into text: [`Error::Io`],
+//! [`Error::Storage`], [`Error::Codec`] and [`Error::Disconnected`] hold
+//! them as a [`Source`] (an `Arc`, so `Error` stays `Clone`, `Send` and
+//! `Sync`), [`std::error::Error::source`] returns them for downcasting, and
+//! [`Error::sqlstate`] reads a PostgreSQL error's code. `Display` prints the
+//! operation and the whole cause chain on one line, so `{e}` alone is enough
+//! for a log line.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The cause kept inside an [`Error`]: the library's own error, shared so
+/// that `Error` stays `Clone`.
+pub type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What [`Error::NotFound`] and [`Error::AlreadyExists`] are about.
+///
+/// An enum rather than a string so that a caller can match "no such topic"
+/// without comparing text; `#[non_exhaustive]` so that a new kind of named
+/// object is not a breaking change. `Display` prints the lower-case word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ObjectKind {
+    /// A channel of an [`Adapter`](crate::Adapter).
+    Channel,
+    /// A topic of the durable queue.
+    Topic,
+    /// A subscriber of a topic of the durable queue.
+    Subscriber,
+    /// A RabbitMQ queue or a queue of the queue server.
+    Queue,
+}
+
+impl ObjectKind {
+    /// The lower-case word (`"channel"`, `"topic"`, ...), also the wire form
+    /// of the queue server.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Channel => "channel",
+            ObjectKind::Topic => "topic",
+            ObjectKind::Subscriber => "subscriber",
+            ObjectKind::Queue => "queue",
+        }
+    }
+
+    /// The kind whose [`as_str`](Self::as_str) is `word`.
+    pub fn from_word(word: &str) -> Option<Self> {
+        [
+            ObjectKind::Channel,
+            ObjectKind::Topic,
+            ObjectKind::Subscriber,
+            ObjectKind::Queue,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == word)
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything that can go wrong in syncmq.
 ///
 /// The enum is `#[non_exhaustive]`: match the variants you handle and keep a
-/// catch-all arm.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// catch-all arm. [`is_transient`](Error::is_transient) says which are
+/// worth retrying.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// An argument or configuration field was empty, out of range or
@@ -32,10 +92,20 @@ pub enum Error {
         /// What was wrong with it and what is accepted.
         reason: String,
     },
-    /// No channel of this name was created with `new_channel`.
-    UnknownChannel(String),
-    /// A channel of this name already exists on the adapter.
-    ChannelExists(String),
+    /// No channel, topic, subscriber or queue of this name exists.
+    NotFound {
+        /// What kind of object was looked up.
+        kind: ObjectKind,
+        /// The name looked up.
+        name: String,
+    },
+    /// A channel, topic, subscriber or queue of this name already exists.
+    AlreadyExists {
+        /// What kind of object was to be created.
+        kind: ObjectKind,
+        /// The name already taken.
+        name: String,
+    },
     /// The channel exists but its mode does not allow this operation, for
     /// example `input()` on an output-only channel.
     WrongMode {
@@ -57,7 +127,12 @@ pub enum Error {
     },
     /// Bytes could not be encoded or decoded: random, truncated, or written
     /// in a format this build does not read.
-    Codec(String),
+    Codec {
+        /// What was being encoded or decoded (`"decode a stored message"`).
+        what: String,
+        /// Why: rmp-serde's error, or the check that failed.
+        source: Source,
+    },
     /// Stored bytes under `key` are corrupt. The store is not changed; the
     /// entry stays where it is for inspection.
     Corrupt {
@@ -69,13 +144,59 @@ pub enum Error {
         /// What was wrong with the bytes.
         reason: String,
     },
-    /// The message broker refused, failed or went away.
-    Broker(String),
-    /// The broker refused us for good: it did not accept the credentials
-    /// (`ACCESS_REFUSED`) or the virtual host (`NOT_ALLOWED`: unknown, or no
-    /// permission). Retrying cannot help until the configuration or the
-    /// broker's users change, so this is not transient.
-    Refused(String),
+    /// The operating system refused: a socket, a file, stdin or stdout,
+    /// signal registration, a new thread.
+    Io {
+        /// The operation and its object (`"start thread syncmq-commit"`).
+        what: String,
+        /// The `std::io::Error`.
+        source: Source,
+    },
+    /// The storage engine (fjall, PostgreSQL) failed. A PostgreSQL error
+    /// keeps its SQLSTATE: see [`Error::sqlstate`].
+    Storage {
+        /// The operation (`"postgres outbox: insert a row"`).
+        what: String,
+        /// fjall's or postgres' error (or the check that failed).
+        source: Source,
+    },
+    /// The RabbitMQ broker or the queue server went away or could not be
+    /// reached. Transient: the same call may succeed once it is back.
+    Disconnected {
+        /// The peer and what was being done (`"connect to 127.0.0.1:5672"`).
+        what: String,
+        /// The socket's, amiquip's or the frame reader's error.
+        source: Source,
+    },
+    /// A bounded buffer, or the peer, cannot take more right now: the
+    /// publisher's buffer is full of messages awaiting confirms, the broker
+    /// blocks publishing (a resource alarm), the queue server is at its
+    /// connection limit. Transient: retry once it drains.
+    Busy {
+        /// What is full (`"publisher buffer"`, `"queue server"`).
+        what: String,
+        /// How full, or the peer's reason.
+        reason: String,
+    },
+    /// The broker or the queue server said no: a reply code and its text.
+    /// For RabbitMQ `code` is the AMQP reply code (403 `ACCESS_REFUSED`,
+    /// 404 `NOT_FOUND` for a missing exchange, 312 `NO_ROUTE` for an
+    /// unroutable mandatory publish, 530 `NOT_ALLOWED`); a queue server's
+    /// error reply of a kind this build does not know is code 0. Retrying
+    /// cannot help until the configuration or the peer changes.
+    Refused {
+        /// The AMQP reply code, or 0 when the peer gave none.
+        code: u16,
+        /// The peer's reply text, with what was refused.
+        text: String,
+    },
+    /// An ack, nack or reject of a delivery the connection that delivered it
+    /// no longer carries (it reconnected since): the message is redelivered,
+    /// nothing was sent to the broker.
+    StaleDelivery {
+        /// The delivery (tag and connection generation).
+        what: String,
+    },
     /// The broker refused `count` fire-and-retry publishes since they were
     /// last reported (a missing exchange, unroutable with `mandatory`):
     /// returned by `flush` and `close` of the RabbitMQ publisher, whose
@@ -86,8 +207,6 @@ pub enum Error {
         /// Why the first of them was refused.
         first: String,
     },
-    /// The storage engine (fjall, PostgreSQL, the file system) failed.
-    Storage(String),
     /// A thread of ours, or code it ran for the caller, panicked. `what`
     /// names the thread or the handler; `message` is the panic's text.
     Panicked {
@@ -107,12 +226,52 @@ pub enum Error {
     },
 }
 
+/// A cause that is only text: a check of ours that failed, or an error that
+/// crossed the queue server's wire.
+#[derive(Debug, Clone)]
+struct Reason(String);
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Reason {}
+
+/// `e` as a [`Source`].
+fn source(e: impl std::error::Error + Send + Sync + 'static) -> Source {
+    Arc::new(e)
+}
+
+/// `text` as a [`Source`], for causes that are a check of ours (or text
+/// from the queue server's wire).
+pub(crate) fn reason(text: impl Into<String>) -> Source {
+    Arc::new(Reason(text.into()))
+}
+
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             name: name.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(kind: ObjectKind, name: impl Into<String>) -> Self {
+        Error::NotFound {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::AlreadyExists`].
+    pub fn already_exists(kind: ObjectKind, name: impl Into<String>) -> Self {
+        Error::AlreadyExists {
+            kind,
+            name: name.into(),
         }
     }
 
@@ -129,12 +288,156 @@ impl Error {
         Error::Closed(what.into())
     }
 
-    /// True for errors that may go away if the same call is made again later
-    /// (a broker that went away, a timeout), false for errors that will
-    /// repeat until the input or the program changes.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Timeout { .. } | Error::Broker(_))
+    /// [`Error::Io`] for `what` failing with `e`.
+    pub fn io(what: impl Into<String>, e: std::io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source: source(e),
+        }
     }
+
+    /// [`Error::Storage`] for `what` failing with the storage engine's `e`.
+    pub fn storage(
+        what: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Storage {
+            what: what.into(),
+            source: source(e),
+        }
+    }
+
+    /// [`Error::Storage`] for `what` failing a check of ours: `why` says which.
+    pub fn storage_reason(what: impl Into<String>, why: impl Into<String>) -> Self {
+        Error::Storage {
+            what: what.into(),
+            source: reason(why),
+        }
+    }
+
+    /// [`Error::Codec`] for encoding or decoding `what` failing with `e`.
+    pub fn codec(
+        what: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Codec {
+            what: what.into(),
+            source: source(e),
+        }
+    }
+
+    /// [`Error::Codec`] for `what` failing a check of ours: `why` says which.
+    pub fn codec_reason(what: impl Into<String>, why: impl Into<String>) -> Self {
+        Error::Codec {
+            what: what.into(),
+            source: reason(why),
+        }
+    }
+
+    /// [`Error::Disconnected`] for `what` failing with `e`.
+    pub fn disconnected(
+        what: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Disconnected {
+            what: what.into(),
+            source: source(e),
+        }
+    }
+
+    /// [`Error::Disconnected`] whose cause is only known as text: `why`.
+    pub fn disconnected_reason(what: impl Into<String>, why: impl Into<String>) -> Self {
+        Error::Disconnected {
+            what: what.into(),
+            source: reason(why),
+        }
+    }
+
+    /// Shorthand for [`Error::Refused`].
+    pub fn refused(code: u16, text: impl Into<String>) -> Self {
+        Error::Refused {
+            code,
+            text: text.into(),
+        }
+    }
+
+    /// True for errors that may go away if the same call is made again later
+    /// (the peer went away, a timeout), false for errors that will repeat
+    /// until the input, the configuration or the program changes. A
+    /// [`Block`](Error::Block) error is transient when its cause is.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Disconnected { .. } | Error::Busy { .. } => true,
+            Error::Block { error, .. } => error.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// The PostgreSQL SQLSTATE of the error's cause (`"23505"` for a unique
+    /// violation), when the cause is a PostgreSQL error that has one; looked
+    /// up through [`Block`](Error::Block) errors too.
+    pub fn sqlstate(&self) -> Option<&str> {
+        #[cfg(feature = "postgres")]
+        {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = match self {
+                Error::Block { error, .. } => return error.sqlstate(),
+                other => std::error::Error::source(other),
+            };
+            while let Some(e) = cause {
+                if let Some(pg) = e.downcast_ref::<postgres::Error>() {
+                    return pg.code().map(|c| c.code());
+                }
+                cause = e.source();
+            }
+        }
+        None
+    }
+}
+
+/// `what: cause chain` of a variant with a source; `Display` would add the
+/// variant's own prefix.
+struct CauseText<'a>(&'a str, &'a Source);
+
+impl fmt::Display for CauseText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.0)?;
+        write_chain(f, self.1.as_ref())
+    }
+}
+
+impl Error {
+    /// The error's text without the variant's prefix (`fjall: write
+    /// batch: ...` rather than `storage error: fjall: ...`), for the queue
+    /// server's wire, which names the variant on its own.
+    pub(crate) fn cause_text(&self) -> String {
+        match self {
+            Error::Codec { what, source }
+            | Error::Io { what, source }
+            | Error::Storage { what, source }
+            | Error::Disconnected { what, source } => CauseText(what, source).to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Writes `cause` and its own causes, `: `-separated, skipping a cause whose
+/// text the one before it already printed (many libraries include it).
+fn write_chain(
+    f: &mut fmt::Formatter<'_>,
+    cause: &(dyn std::error::Error + 'static),
+) -> fmt::Result {
+    let mut printed = cause.to_string();
+    f.write_str(&printed)?;
+    let mut next = cause.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !printed.contains(&text) {
+            write!(f, ": {text}")?;
+        }
+        printed = text;
+        next = e.source();
+    }
+    Ok(())
 }
 
 impl fmt::Display for Error {
@@ -143,14 +446,8 @@ impl fmt::Display for Error {
             Error::InvalidArgument { name, reason } => {
                 write!(f, "invalid argument `{name}`: {reason}")
             }
-            Error::UnknownChannel(name) => write!(
-                f,
-                "unknown channel `{name}`: create it with `new_channel` first"
-            ),
-            Error::ChannelExists(name) => write!(
-                f,
-                "channel `{name}` already exists: channel names are unique per adapter"
-            ),
+            Error::NotFound { kind, name } => write!(f, "no {kind} named `{name}`"),
+            Error::AlreadyExists { kind, name } => write!(f, "{kind} `{name}` already exists"),
             Error::WrongMode {
                 channel,
                 mode,
@@ -163,18 +460,36 @@ impl fmt::Display for Error {
             Error::Timeout { what, after } => {
                 write!(f, "timed out after {after:?} waiting for {what}")
             }
-            Error::Codec(reason) => write!(f, "codec error: {reason}"),
+            Error::Codec { what, source } => {
+                write!(f, "codec error: {what}: ")?;
+                write_chain(f, source.as_ref())
+            }
             Error::Corrupt { key, reason } => {
                 write!(f, "corrupt stored value under key {key}: {reason}")
             }
-            Error::Broker(reason) => write!(f, "broker error: {reason}"),
-            Error::Refused(reason) => write!(f, "refused by the broker: {reason}"),
+            Error::Io { what, source } => {
+                write!(f, "I/O error: {what}: ")?;
+                write_chain(f, source.as_ref())
+            }
+            Error::Storage { what, source } => {
+                write!(f, "storage error: {what}: ")?;
+                write_chain(f, source.as_ref())
+            }
+            Error::Disconnected { what, source } => {
+                write!(f, "disconnected: {what}: ")?;
+                write_chain(f, source.as_ref())
+            }
+            Error::Busy { what, reason } => write!(f, "{what} is busy: {reason}"),
+            Error::Refused { code, text } => write!(f, "refused ({code}): {text}"),
+            Error::StaleDelivery { what } => write!(
+                f,
+                "stale delivery {what}: its connection is gone, the broker redelivers it"
+            ),
             Error::Rejected { count, first } => write!(
                 f,
                 "the broker refused {count} fire-and-retry publishes (the first: {first}); \
                  the publisher's refusals() channel has the messages"
             ),
-            Error::Storage(reason) => write!(f, "storage error: {reason}"),
             Error::Panicked { what, message } => write!(f, "{what} panicked: {message}"),
             Error::Block {
                 block,
@@ -185,23 +500,58 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Codec { source, .. }
+            | Error::Io { source, .. }
+            | Error::Storage { source, .. }
+            | Error::Disconnected { source, .. } => Some(source.as_ref()),
+            Error::Block { error, .. } => Some(error.as_ref()),
+            _ => None,
+        }
+    }
+}
 
 impl From<rmp_serde::encode::Error> for Error {
     fn from(e: rmp_serde::encode::Error) -> Self {
-        Error::Codec(format!("could not encode: {e}"))
+        Error::codec("encode MessagePack", e)
     }
 }
 
 impl From<rmp_serde::decode::Error> for Error {
     fn from(e: rmp_serde::decode::Error) -> Self {
-        Error::Codec(format!("could not decode: {e}"))
+        Error::codec("decode MessagePack", e)
+    }
+}
+
+/// So that `?` works on fjall calls inside
+/// [`Outbox::add_within_tx`](crate::Outbox::add_within_tx).
+#[cfg(feature = "durable")]
+impl From<fjall::Error> for Error {
+    fn from(e: fjall::Error) -> Self {
+        Error::storage("fjall", e)
+    }
+}
+
+/// So that `?` works on PostgreSQL calls inside
+/// [`Outbox::add_within_tx`](crate::Outbox::add_within_tx); the SQLSTATE
+/// stays readable through [`Error::sqlstate`].
+#[cfg(feature = "postgres")]
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        Error::storage("postgres", e)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
+
+    fn io_error() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused")
+    }
 
     #[test]
     fn messages_name_what_went_wrong() {
@@ -210,9 +560,14 @@ mod tests {
             e.to_string(),
             "invalid argument `instances`: must be at least 1"
         );
-        assert!(Error::UnknownChannel("orders".into())
-            .to_string()
-            .contains("`orders`"));
+        assert_eq!(
+            Error::not_found(ObjectKind::Topic, "orders").to_string(),
+            "no topic named `orders`"
+        );
+        assert_eq!(
+            Error::already_exists(ObjectKind::Channel, "orders").to_string(),
+            "channel `orders` already exists"
+        );
         let e = Error::WrongMode {
             channel: "orders".into(),
             mode: "Output".into(),
@@ -222,14 +577,141 @@ mod tests {
             e.to_string(),
             "channel `orders` has mode Output, which does not allow `input()`"
         );
+        assert_eq!(
+            Error::io("start thread x", io_error()).to_string(),
+            "I/O error: start thread x: connection refused"
+        );
+        assert_eq!(
+            Error::refused(403, "ACCESS_REFUSED").to_string(),
+            "refused (403): ACCESS_REFUSED"
+        );
+    }
+
+    #[test]
+    fn the_cause_is_kept_as_the_source() {
+        let e = Error::io("listen on 127.0.0.1:1", io_error());
+        let cause = e.source().expect("a source");
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        // Clone shares the cause.
+        assert!(e.clone().source().is_some());
+        let decode = rmp_serde::from_slice::<u32>(b"").unwrap_err();
+        let e = Error::from(decode);
+        assert!(e
+            .source()
+            .and_then(|s| s.downcast_ref::<rmp_serde::decode::Error>())
+            .is_some());
+        let inner = Error::disconnected("connect", io_error());
+        let block = Error::Block {
+            block: "b".into(),
+            stage: "run",
+            error: Box::new(inner),
+        };
+        assert!(block
+            .source()
+            .and_then(|s| s.downcast_ref::<Error>())
+            .is_some());
+        assert!(Error::closed("x").source().is_none());
+    }
+
+    #[test]
+    fn display_prints_the_cause_chain_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("db error")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Error::storage("insert a row", Outer(io_error()));
+        assert_eq!(
+            e.to_string(),
+            "storage error: insert a row: db error: connection refused"
+        );
     }
 
     #[test]
     fn transient_errors_are_told_apart() {
-        assert!(Error::Broker("connection reset".into()).is_transient());
-        assert!(Error::timeout("connection", Duration::from_secs(1)).is_transient());
-        assert!(!Error::Codec("truncated".into()).is_transient());
-        assert!(!Error::closed("adapter").is_transient());
-        assert!(!Error::Refused("ACCESS_REFUSED".into()).is_transient());
+        let transient = [
+            Error::timeout("connection", Duration::from_secs(1)),
+            Error::disconnected("connect to 127.0.0.1:1", io_error()),
+            Error::disconnected_reason("server", "closed the connection"),
+            Error::Busy {
+                what: "publisher buffer".into(),
+                reason: "full".into(),
+            },
+            Error::Block {
+                block: "b".into(),
+                stage: "run",
+                error: Box::new(Error::disconnected_reason("x", "gone")),
+            },
+        ];
+        for e in transient {
+            assert!(e.is_transient(), "{e}");
+        }
+        let lasting = [
+            Error::invalid("instances", "must be at least 1"),
+            Error::not_found(ObjectKind::Topic, "t"),
+            Error::already_exists(ObjectKind::Channel, "c"),
+            Error::WrongMode {
+                channel: "c".into(),
+                mode: "Output".into(),
+                operation: "input",
+            },
+            Error::closed("adapter"),
+            Error::codec_reason("decode a stored message", "truncated"),
+            Error::Corrupt {
+                key: "k".into(),
+                reason: "r".into(),
+            },
+            Error::io("stdout", io_error()),
+            Error::storage_reason("fjall", "disk full"),
+            Error::refused(403, "ACCESS_REFUSED"),
+            Error::StaleDelivery {
+                what: "tag 1".into(),
+            },
+            Error::Rejected {
+                count: 1,
+                first: "NOT_FOUND".into(),
+            },
+            Error::Panicked {
+                what: "handler".into(),
+                message: "boom".into(),
+            },
+            Error::Block {
+                block: "b".into(),
+                stage: "init",
+                error: Box::new(Error::closed("x")),
+            },
+        ];
+        for e in lasting {
+            assert!(!e.is_transient(), "{e}");
+        }
+    }
+
+    #[test]
+    fn object_kinds_round_trip_their_word() {
+        for k in [
+            ObjectKind::Channel,
+            ObjectKind::Topic,
+            ObjectKind::Subscriber,
+            ObjectKind::Queue,
+        ] {
+            assert_eq!(ObjectKind::from_word(k.as_str()), Some(k));
+        }
+        assert_eq!(ObjectKind::from_word("table"), None);
+    }
+
+    #[test]
+    fn errors_are_clone_send_sync() {
+        fn check<T: Clone + Send + Sync + 'static>() {}
+        check::<Error>();
     }
 }

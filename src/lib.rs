@@ -92,7 +92,7 @@ pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
 #[cfg(feature = "durable")]
 pub use channel::{DurableAdapter, DurableConfig};
 
-pub use error::{Error, Result};
+pub use error::{Error, ObjectKind, Result};
 pub use message::{Acker, Delivery, Message};
 pub use outbox::{Outbox, OutboxConfig, OutboxEvent};
 pub use waiter::{ConnectionWaiter, Generation};

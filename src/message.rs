@@ -243,7 +243,7 @@ impl Message {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let (&version, rest) = bytes
             .split_first()
-            .ok_or_else(|| Error::Codec("stored message is empty".into()))?;
+            .ok_or_else(|| Error::codec_reason("decode a stored message", "no bytes"))?;
         match version {
             STORED_FORMAT_VERSION => {
                 let v1: StoredV1 = decode_exact(rest, "stored message")?;
@@ -258,9 +258,10 @@ impl Message {
                     extras: (extras != Extras::default()).then(|| Box::new(extras)),
                 })
             }
-            other => Err(Error::Codec(format!(
-                "stored message has format version {other}; this build reads version {STORED_FORMAT_VERSION}"
-            ))),
+            other => Err(Error::codec_reason(
+                "decode a stored message",
+                format!("format version {other}; this build reads version {STORED_FORMAT_VERSION}"),
+            )),
         }
     }
 }
@@ -330,14 +331,16 @@ struct StoredV1 {
 /// random length cannot make it allocate gigabytes.
 fn decode_exact<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     let mut de = rmp_serde::Deserializer::new(Cursor::new(bytes));
-    let value = T::deserialize(&mut de)
-        .map_err(|e| Error::Codec(format!("could not decode {what}: {e}")))?;
+    let value = T::deserialize(&mut de).map_err(|e| Error::codec(format!("decode {what}"), e))?;
     let read = de.position();
     if read != bytes.len() as u64 {
-        return Err(Error::Codec(format!(
-            "could not decode {what}: {} trailing bytes after the value",
-            bytes.len() as u64 - read
-        )));
+        return Err(Error::codec_reason(
+            format!("decode {what}"),
+            format!(
+                "{} trailing bytes after the value",
+                bytes.len() as u64 - read
+            ),
+        ));
     }
     Ok(value)
 }
@@ -358,7 +361,7 @@ pub trait Acker: Send {
     ///
     /// # Errors
     ///
-    /// Adapter-specific, for example [`Error::Broker`] when the connection
+    /// Adapter-specific, for example [`Error::StaleDelivery`] when the connection
     /// that delivered the message is gone (the message is then redelivered).
     fn ack(self: Box<Self>, multiple: bool) -> Result<()>;
 
@@ -521,17 +524,20 @@ mod tests {
         let mut bytes = full_message().to_bytes().unwrap();
         bytes[0] = 9;
         match Message::from_bytes(&bytes) {
-            Err(Error::Codec(reason)) => assert!(reason.contains("version 9"), "{reason}"),
+            Err(e @ Error::Codec { .. }) => assert!(e.to_string().contains("version 9"), "{e}"),
             other => panic!("expected a codec error, got {other:?}"),
         }
     }
 
     #[test]
     fn empty_and_trailing_bytes_are_codec_errors() {
-        assert!(matches!(Message::from_bytes(&[]), Err(Error::Codec(_))));
+        assert!(matches!(Message::from_bytes(&[]), Err(Error::Codec { .. })));
         let mut bytes = full_message().to_bytes().unwrap();
         bytes.push(0);
-        assert!(matches!(Message::from_bytes(&bytes), Err(Error::Codec(_))));
+        assert!(matches!(
+            Message::from_bytes(&bytes),
+            Err(Error::Codec { .. })
+        ));
     }
 
     #[test]
@@ -539,7 +545,7 @@ mod tests {
         let bytes = full_message().to_bytes().unwrap();
         for len in 0..bytes.len() {
             assert!(
-                matches!(Message::from_bytes(&bytes[..len]), Err(Error::Codec(_))),
+                matches!(Message::from_bytes(&bytes[..len]), Err(Error::Codec { .. })),
                 "truncated to {len} bytes decoded"
             );
         }
@@ -587,7 +593,10 @@ mod tests {
         let msg = Message::encode(&order).unwrap();
         let delivery = Delivery::without_acker(msg);
         assert_eq!(delivery.decode::<Order>().unwrap(), order);
-        assert!(matches!(delivery.decode::<String>(), Err(Error::Codec(_))));
+        assert!(matches!(
+            delivery.decode::<String>(),
+            Err(Error::Codec { .. })
+        ));
     }
 
     /// Records what happened to each delivery it settles.
@@ -633,11 +642,11 @@ mod tests {
             // Ok is possible for bytes that happen to be valid; the point is
             // that anything else is a codec error rather than a panic.
             if let Err(e) = Message::from_bytes(&bytes) {
-                prop_assert!(matches!(e, Error::Codec(_)));
+                prop_assert!(matches!(e, Error::Codec { .. }), "{}", e);
             }
             let delivery = Delivery::without_acker(Message::new(bytes));
             if let Err(e) = delivery.decode::<Order>() {
-                prop_assert!(matches!(e, Error::Codec(_)));
+                prop_assert!(matches!(e, Error::Codec { .. }), "{}", e);
             }
         }
 
@@ -646,7 +655,7 @@ mod tests {
             let mut stored = vec![STORED_FORMAT_VERSION];
             stored.extend(bytes);
             if let Err(e) = Message::from_bytes(&stored) {
-                prop_assert!(matches!(e, Error::Codec(_)));
+                prop_assert!(matches!(e, Error::Codec { .. }), "{}", e);
             }
         }
 

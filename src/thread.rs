@@ -38,7 +38,7 @@ pub struct Worker<T> {
 ///
 /// # Errors
 ///
-/// [`Error::Storage`] when the OS refuses a new thread (out of memory or
+/// [`Error::Io`] when the OS refuses a new thread (out of memory or
 /// over the process's thread limit).
 pub fn spawn<T, F>(name: impl AsRef<str>, f: F) -> Result<Worker<T>>
 where
@@ -54,7 +54,7 @@ where
             let _finished = finished_tx;
             f()
         })
-        .map_err(|e| Error::Storage(format!("could not start thread {name}: {e}")))?;
+        .map_err(|e| Error::io(format!("start thread {name}"), e))?;
     Ok(Worker {
         name,
         handle,

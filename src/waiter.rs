@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn a_timeout_names_the_last_error_and_fail_wakes_with_its_cause() {
         let waiter = Arc::new(ConnectionWaiter::new());
-        waiter.set_last_error(Error::Broker("connection refused".into()));
+        waiter.set_last_error(Error::disconnected_reason("connect", "connection refused"));
         match waiter.wait_connected(Duration::from_millis(10)) {
             Err(Error::Timeout { what, .. }) => {
                 assert!(what.contains("connection refused"), "{what}")
@@ -337,14 +337,14 @@ mod tests {
             other => panic!("expected a timeout, got {other:?}"),
         }
         let done = blocked_waiters(&waiter, 2);
-        waiter.fail(Error::Refused("ACCESS_REFUSED".into()));
+        waiter.fail(Error::refused(403, "ACCESS_REFUSED"));
         for result in results(&done, 2) {
-            assert!(matches!(result, Err(Error::Refused(_))), "{result:?}");
+            assert!(matches!(result, Err(Error::Refused { .. })), "{result:?}");
         }
-        assert!(matches!(waiter.last_error(), Some(Error::Refused(_))));
+        assert!(matches!(waiter.last_error(), Some(Error::Refused { .. })));
         assert!(matches!(
             waiter.wait_connected(LONG),
-            Err(Error::Refused(_))
+            Err(Error::Refused { .. })
         ));
     }
 

@@ -284,7 +284,7 @@ fn a_block_that_overruns_its_deadline_is_reported_and_the_others_finish() {
             error,
         } => {
             assert_eq!((block.as_str(), *stage), ("`broken` (plain)", "finish"));
-            assert!(matches!(**error, Error::Storage(_)));
+            assert!(matches!(**error, Error::Storage { .. }));
         }
         other => panic!("{other:?}"),
     }

@@ -51,7 +51,7 @@ struct Picky(Arc<Mutex<Vec<Vec<u8>>>>);
 impl Publish for Picky {
     fn publish(&self, body: &[u8]) -> syncmq::Result<()> {
         if body == b"three" {
-            return Err(Error::Broker("nacked".into()));
+            return Err(Error::refused(0, "nacked"));
         }
         self.0.lock().unwrap().push(body.to_vec());
         Ok(())
@@ -191,7 +191,10 @@ fn the_rabbit_publisher_answers_ok_once_the_broker_confirmed() {
     assert_eq!(oks(&replies), [true, false, true]);
     // Mandatory: a queue that does not exist is an error, not a confirm.
     let nowhere = RabbitPublisher::to_queue(rabbit.clone(), common::unique("blk-none"));
-    assert!(matches!(nowhere.publish(b"lost"), Err(Error::Broker(_))));
+    assert!(matches!(
+        nowhere.publish(b"lost"),
+        Err(Error::Refused { code: 312, .. })
+    ));
     rabbit.close().unwrap();
     connection.close().unwrap();
 

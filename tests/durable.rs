@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use syncmq::channel::OUTPUT_SUBSCRIBER;
-use syncmq::{Adapter, ChannelSpec, DurableAdapter, Error, Message, Mode};
+use syncmq::{Adapter, ChannelSpec, DurableAdapter, Error, Message, Mode, ObjectKind};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -40,11 +40,12 @@ fn messages_and_channels_survive_a_restart() {
     adapter
         .new_channel(ChannelSpec::new("jobs", Mode::Both))
         .unwrap();
-    assert_eq!(
-        adapter
-            .new_channel(ChannelSpec::new("jobs", Mode::Both))
-            .unwrap_err(),
-        Error::ChannelExists("jobs".into())
+    let err = adapter
+        .new_channel(ChannelSpec::new("jobs", Mode::Both))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyExists { kind: ObjectKind::Channel, name } if name == "jobs"),
+        "{err:?}"
     );
     let output = adapter.output("jobs").unwrap();
     for i in 0..100u32 {
@@ -183,6 +184,6 @@ fn a_second_adapter_on_the_same_directory_is_refused() {
     let _first = DurableAdapter::open(dir.path()).unwrap();
     assert!(matches!(
         DurableAdapter::open(dir.path()),
-        Err(Error::Storage(_))
+        Err(Error::Storage { .. })
     ));
 }

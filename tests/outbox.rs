@@ -93,8 +93,8 @@ fn a_stream_that_fails_is_retried_without_losing_order() {
     let stream = move |r: &OutboxRecord| {
         calls += 1;
         match calls {
-            1 | 2 => Err(Error::Broker("connection reset".into())),
-            3 | 4 => Err(Error::Codec("refused once".into())),
+            1 | 2 => Err(Error::disconnected_reason("the stream", "connection reset")),
+            3 | 4 => Err(Error::codec_reason("encode for the stream", "refused once")),
             _ => inner(r),
         }
     };
@@ -126,7 +126,10 @@ fn a_poison_row_goes_dead_and_the_rows_behind_it_are_sent() {
     let (sent, mut inner) = recorder();
     let stream = move |r: &OutboxRecord| {
         if r.message.body() == b"poison" {
-            return Err(Error::Codec("cannot encode for the wire".into()));
+            return Err(Error::codec_reason(
+                "encode for the stream",
+                "cannot encode for the wire",
+            ));
         }
         inner(r)
     };
@@ -149,7 +152,9 @@ fn a_poison_row_goes_dead_and_the_rows_behind_it_are_sent() {
         .contains("cannot encode"));
     let events: Vec<OutboxEvent> = outbox.events().try_iter().collect();
     assert!(
-        events.contains(&OutboxEvent::Dead { id: poison }),
+        events
+            .iter()
+            .any(|e| matches!(e, OutboxEvent::Dead { id } if *id == poison)),
         "{events:?}"
     );
     outbox.stop().unwrap();
@@ -234,9 +239,12 @@ fn nobody_reading_events_does_not_stall_dispatch() {
 fn cleanup_removes_dispatched_rows_and_keeps_pending_and_dead_ones() {
     let (sent, mut inner) = recorder();
     let stream = move |r: &OutboxRecord| match r.message.body() {
-        b"poison" => Err(Error::Codec("bad".into())),
+        b"poison" => Err(Error::codec_reason("encode for the stream", "bad")),
         // "The stream is down" for this row, for ever: never counted.
-        b"stuck" => Err(Error::Broker("down for this one".into())),
+        b"stuck" => Err(Error::disconnected_reason(
+            "the stream",
+            "down for this one",
+        )),
         _ => inner(r),
     };
     let config = quick()
@@ -354,7 +362,7 @@ fn stop_joins_refuses_adds_and_ends_the_events() {
 
 #[test]
 fn stop_interrupts_a_long_backoff() {
-    let stream = |_: &OutboxRecord| Err(Error::Broker("down".into()));
+    let stream = |_: &OutboxRecord| Err(Error::disconnected_reason("the stream", "down"));
     let config = OutboxConfig::default()
         .with_backoff(Duration::from_secs(3600), Duration::from_secs(3600))
         .with_stop_timeout(Duration::from_secs(5));
@@ -451,7 +459,10 @@ impl EventStream for Pipelined {
         self.flushes += 1;
         if self.flushes == 1 {
             self.handed.clear(); // the connection died before the confirms
-            return Err(Error::Broker("connection lost before the confirms".into()));
+            return Err(Error::disconnected_reason(
+                "the stream",
+                "connection lost before the confirms",
+            ));
         }
         self.confirmed.lock().unwrap().append(&mut self.handed);
         Ok(())
@@ -508,7 +519,10 @@ fn a_requeued_dead_row_is_sent_once_the_stream_takes_it() {
         let fixed = fixed.clone();
         move |r: &OutboxRecord| {
             if !fixed.load(Ordering::SeqCst) {
-                return Err(Error::Codec("the consumer's schema rejects it".into()));
+                return Err(Error::codec_reason(
+                    "encode for the stream",
+                    "the consumer's schema rejects it",
+                ));
             }
             inner(r)
         }

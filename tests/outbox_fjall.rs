@@ -196,7 +196,7 @@ fn the_outbox_dispatches_fjall_rows_in_order_and_sets_poison_aside() {
     let (sent, mut inner) = recorder();
     let stream = move |r: &OutboxRecord| {
         if r.message.body() == b"poison" {
-            return Err(Error::Codec("unsendable".into()));
+            return Err(Error::codec_reason("encode for the stream", "unsendable"));
         }
         inner(r)
     };
@@ -282,7 +282,7 @@ fn crash_child() {
         std::thread::sleep(Duration::from_millis(20));
         let line = format!("{} {}\n", r.id, String::from_utf8_lossy(r.message.body()));
         sent.write_all(line.as_bytes())
-            .map_err(|e| Error::Broker(e.to_string()))
+            .map_err(|e| Error::io("write the sent file", e))
     };
     let outbox = Outbox::start(store, stream).unwrap();
     let mut committed = std::fs::OpenOptions::new()

@@ -65,10 +65,6 @@ fn msg(body: impl Into<Vec<u8>>) -> Message {
     Message::new(body)
 }
 
-fn pg_err(e: syncmq::outbox::postgres::Error) -> Error {
-    Error::Storage(e.to_string())
-}
-
 #[test]
 fn the_postgres_store_keeps_the_store_contract() {
     let Some(params) = postgres_params() else {
@@ -93,13 +89,13 @@ fn app_writes_and_the_row_commit_together_or_not_at_all() {
         ))
         .unwrap();
 
+    // `?` turns the postgres error into ours (`From<postgres::Error>`).
     let (id, inserted) = store
-        .add_within_tx(&msg("order 1 placed"), |tx| {
-            tx.execute(
+        .add_within_tx(&msg("order 1 placed"), |tx| -> Result<u64, Error> {
+            Ok(tx.execute(
                 &format!("INSERT INTO {orders} (id, state) VALUES (1, 'placed')"),
                 &[],
-            )
-            .map_err(pg_err)
+            )?)
         })
         .unwrap();
     assert_eq!(inserted, 1);
@@ -110,23 +106,29 @@ fn app_writes_and_the_row_commit_together_or_not_at_all() {
             tx.execute(
                 &format!("INSERT INTO {orders} (id, state) VALUES (2, 'placed')"),
                 &[],
-            )
-            .map_err(pg_err)?;
+            )?;
             Err(Error::invalid("order", "card declined"))
         })
         .unwrap_err();
     assert!(err.to_string().contains("card declined"));
     // A statement that fails in the database rolls back the same way.
     let err = store
-        .add_within_tx(&msg("order 1 again"), |tx| {
-            tx.execute(
+        .add_within_tx(&msg("order 1 again"), |tx| -> Result<u64, Error> {
+            Ok(tx.execute(
                 &format!("INSERT INTO {orders} (id, state) VALUES (1, 'duplicate')"),
                 &[],
-            )
-            .map_err(pg_err)
+            )?)
         })
         .unwrap_err();
-    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    // The unique violation keeps its SQLSTATE and the server's message,
+    // and the postgres error itself is the source.
+    assert_eq!(err.sqlstate(), Some("23505"), "{err:?}");
+    assert!(err.to_string().contains("duplicate key"), "{err}");
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(source
+        .downcast_ref::<syncmq::outbox::postgres::Error>()
+        .is_some());
 
     let order_ids: Vec<i64> = client
         .query(&format!("SELECT id FROM {orders} ORDER BY id"), &[])
@@ -325,7 +327,8 @@ fn bad_configs_and_unreachable_servers_are_clear_errors() {
     let err = PostgresOutboxStore::connect("host=127.0.0.1 port=1 user=postgres connect_timeout=2")
         .unwrap_err();
     assert!(
-        matches!(err, Error::Storage(ref m) if m.contains("connecting")),
+        matches!(err, Error::Storage { ref what, .. } if what.contains("connect")),
         "{err:?}"
     );
+    assert_eq!(err.sqlstate(), None, "{err:?}");
 }

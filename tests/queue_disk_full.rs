@@ -53,7 +53,7 @@ fn config() -> QueueConfig {
 
 fn says_disk_full(e: &Error) -> bool {
     let text = e.to_string();
-    matches!(e, Error::Storage(_))
+    matches!(e, Error::Storage { .. })
         && text.contains("is full")
         && text.contains("closed and opened again")
 }

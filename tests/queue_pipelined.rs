@@ -87,7 +87,7 @@ impl Store for Syncs {
         self.count.fetch_add(1, Ordering::SeqCst);
         thread::sleep(Duration::from_millis(self.delay_ms));
         if self.fail.load(Ordering::SeqCst) {
-            return Err(Error::Storage("disk on fire".into()));
+            return Err(Error::storage_reason("test store", "disk on fire"));
         }
         Ok(())
     }
@@ -226,11 +226,11 @@ fn a_failed_sync_fails_this_and_every_later_wait() {
     store.fail.store(true, Ordering::SeqCst);
     let first = q.send("t", &[msg("lost?")]).unwrap();
     let second = q.send("t", &[msg("lost too?")]).unwrap();
-    assert!(matches!(first.wait(), Err(Error::Storage(_))));
-    assert!(matches!(second.wait(), Err(Error::Storage(_))));
+    assert!(matches!(first.wait(), Err(Error::Storage { .. })));
+    assert!(matches!(second.wait(), Err(Error::Storage { .. })));
     assert!(matches!(
         q.publish("t", &[msg("later")]),
-        Err(Error::Storage(_))
+        Err(Error::Storage { .. })
     ));
 }
 
@@ -239,7 +239,7 @@ fn bad_input_to_send_writes_nothing() {
     let q = Queue::memory(config()).unwrap();
     assert!(matches!(
         q.send("nope", &[msg("x")]),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::NotFound { .. })
     ));
     assert_eq!(q.stats("t").unwrap()[0].depth, 0);
 }

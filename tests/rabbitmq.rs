@@ -87,7 +87,7 @@ fn an_unroutable_mandatory_publish_is_an_error() {
     let conn = connection(&url, &unique("unroutable"));
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     match publisher.publish("", &unique("no-such-queue"), Message::new(b"x".to_vec())) {
-        Err(Error::Broker(reason)) => assert!(reason.contains("unroutable"), "{reason}"),
+        Err(Error::Refused { code: 312, text }) => assert!(text.contains("unroutable"), "{text}"),
         other => panic!("expected an unroutable error, got {other:?}"),
     }
     assert_eq!(publisher.stats().returned, 1);
@@ -419,7 +419,10 @@ fn publishes_during_an_outage_are_buffered_bounded_and_resent_in_order() {
     }
     // The buffer is full: the caller is told, nothing is dropped silently.
     match publisher.publish_nowait("", queue, Message::new(b"one too many".to_vec())) {
-        Err(Error::Broker(reason)) => assert!(reason.contains("buffer full"), "{reason}"),
+        Err(Error::Busy { what, reason }) => {
+            assert_eq!(what, "publisher buffer");
+            assert!(reason.contains("full"), "{reason}");
+        }
         other => panic!("expected a full buffer, got {other:?}"),
     }
     assert_eq!(publisher.buffered(), 100);
@@ -477,7 +480,9 @@ fn a_message_the_broker_refuses_fails_alone() {
     }
     for (i, confirmation) in confirmations {
         match (i, confirmation.wait()) {
-            (50, Err(Error::Broker(reason))) => assert!(reason.contains("NOT_FOUND"), "{reason}"),
+            (50, Err(Error::Refused { code: 404, text })) => {
+                assert!(text.contains("NOT_FOUND"), "{text}")
+            }
             (50, other) => panic!("expected the refusal, got {other:?}"),
             (_, result) => result.unwrap(),
         }
@@ -898,14 +903,14 @@ fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
     assert_eq!(back[0].message.body(), b"to nowhere");
     assert_eq!(back[0].exchange, missing_exchange);
     assert!(
-        matches!(&back[0].error, Error::Broker(r) if r.contains("NOT_FOUND")),
+        matches!(&back[0].error, Error::Refused { code: 404, text } if text.contains("NOT_FOUND")),
         "{:?}",
         back[0].error
     );
     assert_eq!(back[1].message.body(), b"unroutable");
     assert_eq!(back[1].routing_key, no_queue);
     assert!(
-        matches!(&back[1].error, Error::Broker(r) if r.contains("unroutable")),
+        matches!(&back[1].error, Error::Refused { code: 312, text } if text.contains("unroutable")),
         "{:?}",
         back[1].error
     );
@@ -1058,7 +1063,7 @@ fn one_missing_exchange_in_a_window_of_401_resends_nothing_else() {
         "window-missing",
         PublisherConfig::new(),
         |p, queue, m| p.send(&missing, queue, m),
-        |e| matches!(e, Error::Broker(r) if r.contains("NOT_FOUND") && r.contains(&missing)),
+        |e| matches!(e, Error::Refused { code: 404, text } if text.contains("NOT_FOUND") && text.contains(&missing)),
     );
     closed.unwrap();
     assert_eq!(publisher.stats().resent, 0, "{:?}", publisher.stats());
@@ -1072,7 +1077,7 @@ fn one_unroutable_message_in_a_window_of_401_resends_nothing_else() {
         "window-unroutable",
         PublisherConfig::new(),
         |p, _, m| p.send("", &no_queue, m),
-        |e| matches!(e, Error::Broker(r) if r.contains("unroutable")),
+        |e| matches!(e, Error::Refused { code: 312, text } if text.contains("unroutable")),
     );
     closed.unwrap();
     assert_eq!(publisher.stats().resent, 0, "{:?}", publisher.stats());
@@ -1155,7 +1160,9 @@ fn an_exchange_deleted_after_its_lookup_fails_only_its_message() {
     }
     for (i, confirmation) in confirmations {
         match (i, confirmation.wait()) {
-            (50, Err(Error::Broker(reason))) => assert!(reason.contains("NOT_FOUND"), "{reason}"),
+            (50, Err(Error::Refused { code: 404, text })) => {
+                assert!(text.contains("NOT_FOUND"), "{text}")
+            }
             (50, other) => panic!("expected the refusal, got {other:?}"),
             (_, result) => result.unwrap_or_else(|e| panic!("message {i}: {e:?}")),
         }

@@ -105,7 +105,9 @@ fn an_unreachable_broker_is_retried_and_close_is_prompt() {
         connection.last_error().is_some()
     });
     match connection.last_error() {
-        Some(Error::Broker(reason)) => assert!(reason.contains("127.0.0.1:1"), "{reason}"),
+        Some(e @ Error::Disconnected { .. }) => {
+            assert!(e.to_string().contains("127.0.0.1:1"), "{e}")
+        }
         other => panic!("expected the connect error, got {other:?}"),
     }
     match waiter.wait_connected(Duration::from_millis(200)) {
@@ -246,21 +248,24 @@ fn assert_refused_fast(url: &str, code: &str) {
         .unwrap();
     // PATIENCE is far longer than one attempt: a result before it is fast.
     match connection.waiter().wait_connected(PATIENCE) {
-        Err(Error::Refused(reason)) => assert!(reason.contains(code), "{reason}"),
+        Err(Error::Refused { text, .. }) => assert!(text.contains(code), "{text}"),
         other => panic!("expected {code}, got {other:?}"),
     }
-    assert!(matches!(connection.last_error(), Some(Error::Refused(_))));
+    assert!(matches!(
+        connection.last_error(),
+        Some(Error::Refused { .. })
+    ));
     match pending.wait_timeout(PATIENCE) {
-        Err(Error::Refused(reason)) => assert!(reason.contains(code), "{reason}"),
+        Err(Error::Refused { text, .. }) => assert!(text.contains(code), "{text}"),
         other => panic!("expected the buffered publish to fail with {code}, got {other:?}"),
     }
     match publisher.publish("", "q", Message::new(b"y".to_vec())) {
-        Err(Error::Refused(reason)) => assert!(reason.contains(code), "{reason}"),
+        Err(Error::Refused { text, .. }) => assert!(text.contains(code), "{text}"),
         other => panic!("expected {code}, got {other:?}"),
     }
     let started = Instant::now();
     match publisher.close() {
-        Err(Error::Refused(reason)) => assert!(reason.contains("1 buffered"), "{reason}"),
+        Err(Error::Refused { text, .. }) => assert!(text.contains("1 buffered"), "{text}"),
         other => panic!("expected close to name the unpublished message, got {other:?}"),
     }
     connection.close().unwrap();

@@ -363,7 +363,7 @@ impl EventStream for FjallStream {
     fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
         self.keyspace
             .insert(record.id.to_be_bytes(), record.message.body())
-            .map_err(|e| syncmq::Error::Storage(e.to_string()))?;
+            .map_err(syncmq::Error::from)?;
         self.sent += 1;
         if self.sent == self.n {
             if let Some(done) = self.done.take() {

@@ -102,7 +102,7 @@ mod amqp {
                     "",
                     Publish::with_properties(record.message.body(), self.queue.clone(), properties),
                 )
-                .map_err(|e| Error::Broker(e.to_string()))?;
+                .map_err(|e| Error::disconnected("publish to RabbitMQ", e))?;
             self.published += 1;
             Ok(())
         }
@@ -114,8 +114,10 @@ mod amqp {
                         // Tags here are confirmed in order on one channel.
                         self.confirmed = self.confirmed.max(c.delivery_tag);
                     }
-                    Ok(Confirm::Nack(_)) => return Err(Error::Broker("nacked".into())),
-                    Err(_) => return Err(Error::Broker("connection lost".into())),
+                    Ok(Confirm::Nack(_)) => return Err(Error::refused(0, "nacked")),
+                    Err(_) => {
+                        return Err(Error::disconnected_reason("RabbitMQ", "connection lost"))
+                    }
                 }
             }
             if let Some((target, done)) = &self.done {
@@ -367,7 +369,7 @@ mod pg {
             store
                 .add_within_tx(&message, |tx| {
                     tx.execute(&insert, &[&i, &payload])
-                        .map_err(|e| syncmq::Error::Storage(e.to_string()))
+                        .map_err(syncmq::Error::from)
                 })
                 .expect("add");
         }

@@ -213,12 +213,12 @@ fn emit(line: impl std::fmt::Display) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
-        .map_err(|e| Error::Storage(format!("stdout: {e}")))
+        .map_err(|e| Error::io("write to stdout", e))
 }
 
 fn load_config(path: &Path) -> Result<QueueConfig> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::invalid("config", format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| Error::io(format!("read the config file {}", path.display()), e))?;
     let is_toml = path.extension().is_some_and(|e| e == "toml");
     let config: QueueConfig = if is_toml {
         toml::from_str(&text).map_err(|e| {
@@ -245,7 +245,7 @@ fn serve(s: &Serve, json: bool) -> Result<()> {
     // Registered before anything starts, so a signal during start-up is
     // not lost (and does not kill the process halfway).
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| Error::Storage(format!("cannot register for signals: {e}")))?;
+        .map_err(|e| Error::io("register for SIGINT and SIGTERM", e))?;
     let topics = config.topics.len();
     let queue = Arc::new(Queue::open(&s.data, config)?);
     let server = Server::start(
@@ -311,7 +311,7 @@ fn publish(client: &Client, p: &Publish, json: bool) -> Result<()> {
     };
     if p.messages.is_empty() {
         for line in std::io::stdin().lock().lines() {
-            let line = line.map_err(|e| Error::Storage(format!("stdin: {e}")))?;
+            let line = line.map_err(|e| Error::io("read stdin", e))?;
             batch.push(make(line));
             if batch.len() == p.batch {
                 flush(&mut batch, &mut total)?;
@@ -495,8 +495,10 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
             })
             .collect();
         for h in handles {
-            h.join()
-                .map_err(|_| Error::Storage("a bench publisher panicked".into()))??;
+            h.join().map_err(|_| Error::Panicked {
+                what: "a bench publisher".into(),
+                message: "see its output".into(),
+            })??;
         }
         Ok(())
     })?;

@@ -159,7 +159,7 @@ impl Value {
                 return Ok(value);
             }
         }
-        decoded.map_err(|e| Error::Codec(format!("configuration: {e}")))
+        decoded.map_err(|e| Error::codec("decode a configuration", e))
     }
 
     /// The value of any `Serialize` type, for building configurations in
@@ -496,7 +496,7 @@ mod tests {
         }
         assert!(matches!(
             Value::Null.decode::<Required>(),
-            Err(Error::Codec(_))
+            Err(Error::Codec { .. })
         ));
     }
 
@@ -508,7 +508,7 @@ mod tests {
             port: u16,
         }
         let v = Value::from("not a map");
-        assert!(matches!(v.decode::<Conf>(), Err(Error::Codec(_))));
+        assert!(matches!(v.decode::<Conf>(), Err(Error::Codec { .. })));
         let too_big: std::result::Result<Value, _> = serde_json::from_str("18446744073709551615");
         assert!(too_big.is_err());
     }
@@ -521,7 +521,7 @@ mod tests {
         assert!(v.shared::<String>().is_none());
         assert_eq!(v.clone(), v);
         assert!(serde_json::to_string(&v).is_err());
-        assert!(matches!(v.decode::<u32>(), Err(Error::Codec(_))));
+        assert!(matches!(v.decode::<u32>(), Err(Error::Codec { .. })));
     }
 
     #[test]

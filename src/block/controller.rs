@@ -189,7 +189,7 @@ impl Controller {
     /// # Errors
     ///
     /// [`Error::Closed`] when the target already finished (the thread is
-    /// then not started); [`Error::Storage`] when the OS refuses a thread.
+    /// then not started); [`Error::Io`] when the OS refuses a thread.
     pub fn spawn<F>(&self, name: &str, f: F) -> Result<()>
     where
         F: FnOnce() + Send + 'static,

@@ -187,7 +187,7 @@ impl Hub {
     /// # Errors
     ///
     /// [`Error::Closed`] once the block's helpers were collected (nothing is
-    /// started then); [`Error::Storage`] when the OS refuses a thread.
+    /// started then); [`Error::Io`] when the OS refuses a thread.
     pub(crate) fn spawn_helper<F>(&self, target: usize, name: String, f: F) -> Result<()>
     where
         F: FnOnce() + Send + 'static,

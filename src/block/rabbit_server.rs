@@ -8,7 +8,7 @@
 //!
 //! - `connect` starts the supervisor the first time (when built with
 //!   [`RabbitServer::new`]), then returns the live connection's generation
-//!   or [`Error::Broker`] while it is down;
+//!   or [`Error::Disconnected`] while it is down;
 //! - `connection` and `is_connected` read the waiter, and the epoch is the
 //!   waiter's generation, so a loss and a reconnect between two heartbeats
 //!   is still seen as a disconnect and a connect;
@@ -195,7 +195,7 @@ impl Server for RabbitServer {
     }
 
     /// Starts the supervisor if needed; the live generation, or
-    /// [`Error::Broker`] while it reconnects.
+    /// [`Error::Disconnected`] while it reconnects.
     fn connect(&self) -> Result<u64> {
         let started = self.started()?;
         if started.connection.waiter().is_closed() {
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(server.name(), "lazy");
         assert_eq!(server.connection(), None);
         assert!(server.waiter().is_none(), "not started yet");
-        assert!(matches!(server.connect(), Err(Error::Broker(_))));
+        assert!(matches!(server.connect(), Err(Error::Disconnected { .. })));
         assert!(server.waiter().is_some(), "started by connect");
         // A connect that does not come in time is an error, after the
         // full timeout.

@@ -129,7 +129,7 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// As [`init_blocks`]; [`Error::Storage`] when the OS refuses a thread
+    /// As [`init_blocks`]; [`Error::Io`] when the OS refuses a thread
     /// (the blocks are then finished in reverse order).
     pub fn start(config: &RuntimeConfig, registry: &Registry) -> Result<Runtime> {
         let initialized = init_blocks(config, registry)?;
@@ -153,7 +153,7 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] when the OS refuses a thread; every block is then
+    /// [`Error::Io`] when the OS refuses a thread; every block is then
     /// finished in reverse order.
     pub fn start_initialized(initialized: Initialized, config: &RuntimeConfig) -> Result<Runtime> {
         let entries = initialized.into_entries();
@@ -223,7 +223,7 @@ impl Runtime {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] when a monitor already runs;
-    /// [`Error::Storage`] when the OS refuses the thread.
+    /// [`Error::Io`] when the OS refuses the thread.
     pub fn monitor<S: Server>(&mut self, server: S) -> Result<()> {
         self.monitor_shared(Arc::new(server))
     }

@@ -50,7 +50,7 @@ pub trait Server: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// Why there is no connection (typically [`Error::Broker`]).
+    /// Why there is no connection (typically [`Error::Disconnected`]).
     fn connect(&self) -> Result<u64>;
 
     /// The live connection's epoch, or `None` when there is none (never
@@ -169,10 +169,10 @@ impl Server for WaiterServer {
     /// The waiter's owner connects; this only reports.
     fn connect(&self) -> Result<u64> {
         self.connection().ok_or_else(|| {
-            Error::Broker(format!(
-                "`{}` is not connected; its supervisor reconnects on its own",
-                self.name
-            ))
+            Error::disconnected_reason(
+                format!("`{}`", self.name),
+                "not connected; its supervisor reconnects on its own",
+            )
         })
     }
 
@@ -249,8 +249,9 @@ impl Server for TcpServer {
         if let Some(epoch) = self.connection() {
             return Ok(epoch);
         }
-        let stream = TcpStream::connect_timeout(&self.addr, self.connect_timeout)
-            .map_err(|e| Error::Broker(format!("`{}` at {}: {e}", self.name, self.addr)))?;
+        let stream = TcpStream::connect_timeout(&self.addr, self.connect_timeout).map_err(|e| {
+            Error::disconnected(format!("connect `{}` at {}", self.name, self.addr), e)
+        })?;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.epoch += 1;
         state.stream = Some(stream);
@@ -384,7 +385,7 @@ mod tests {
         let waiter = Arc::new(ConnectionWaiter::new());
         let server = WaiterServer::new("broker", waiter.clone());
         assert_eq!(server.connection(), None);
-        assert!(matches!(server.connect(), Err(Error::Broker(_))));
+        assert!(matches!(server.connect(), Err(Error::Disconnected { .. })));
         waiter.set_connected();
         assert_eq!(server.connect().unwrap(), 1);
         assert_eq!(server.wait_connected(Duration::from_secs(1)).unwrap(), 1);

@@ -50,9 +50,8 @@ fn signal_name(signal: i32) -> &'static str {
 
 impl Block for SignalBlock {
     fn init(&self, _conf: &Value) -> Result<()> {
-        let signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| {
-            Error::Storage(format!("could not register for SIGINT and SIGTERM: {e}"))
-        })?;
+        let signals = Signals::new([SIGINT, SIGTERM])
+            .map_err(|e| Error::io("register for SIGINT and SIGTERM", e))?;
         *self.handle.lock().unwrap_or_else(PoisonError::into_inner) = Some(signals.handle());
         *self.signals.lock().unwrap_or_else(PoisonError::into_inner) = Some(signals);
         Ok(())

@@ -61,7 +61,7 @@ impl Supervised {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] when the OS refuses a thread; nothing is left
+    /// [`Error::Io`] when the OS refuses a thread; nothing is left
     /// running then. The flag says whether the block was finished already
     /// (its event thread had started, and finished it on the way out).
     pub(crate) fn start(

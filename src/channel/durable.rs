@@ -41,7 +41,7 @@
 //! - Channels survive a restart: an adapter opened on the same directory
 //!   has them again (calling `new_channel` once more for such a channel is
 //!   allowed and updates its spec; a second call in one session is
-//!   [`Error::ChannelExists`]).
+//!   [`Error::AlreadyExists`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -52,7 +52,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::{Adapter, ChannelSpec, Mode};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Acker, Delivery, Message};
 use crate::queue::{Durability, EntryId, Interrupter, Queue, QueueConfig, Subscriber, TopicConfig};
 use crate::thread::{self, StopToken, Stopper, Worker};
@@ -228,7 +228,7 @@ impl DurableAdapter {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] when the OS refuses a thread.
+    /// [`Error::Io`] when the OS refuses a thread.
     pub fn memory() -> Result<Self> {
         Self::on_queue(Queue::memory(QueueConfig::new())?)
     }
@@ -340,7 +340,7 @@ impl DurableAdapter {
         let channel = state
             .channels
             .get(name)
-            .ok_or_else(|| Error::UnknownChannel(name.to_string()))?;
+            .ok_or_else(|| Error::not_found(ObjectKind::Channel, name))?;
         f(channel)
     }
 }
@@ -354,7 +354,9 @@ impl Adapter for DurableAdapter {
             .clone()
             .ok_or_else(|| Error::closed("durable adapter"))?;
         let restored = match state.channels.get(spec.name()) {
-            Some(c) if c.declared => return Err(Error::ChannelExists(spec.name().to_string())),
+            Some(c) if c.declared => {
+                return Err(Error::already_exists(ObjectKind::Channel, spec.name()))
+            }
             Some(_) => state.channels.remove(spec.name()),
             None => None,
         };
@@ -451,10 +453,10 @@ impl Channel {
             }
         }
         if lost > 0 {
-            first_error.get_or_insert(Error::Storage(format!(
-                "channel `{}`: {lost} messages could not be stored (see the log)",
-                self.stored.name
-            )));
+            first_error.get_or_insert(Error::storage_reason(
+                format!("channel `{}`", self.stored.name),
+                format!("{lost} messages could not be stored (see the log)"),
+            ));
         }
         first_error.map_or(Ok(()), Err)
     }

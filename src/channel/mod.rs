@@ -412,9 +412,9 @@ impl ChannelSpec {
 /// (`tests/conformance.rs`) that runs against each of them:
 ///
 /// - `new_channel` validates the spec and refuses a name already in use
-///   ([`Error::ChannelExists`]).
+///   ([`Error::AlreadyExists`]).
 /// - `input`, `output` and `mode` on a name never created are
-///   [`Error::UnknownChannel`]; `input` on an `Output` channel and `output`
+///   [`Error::NotFound`]; `input` on an `Output` channel and `output`
 ///   on an `Input` channel are [`Error::WrongMode`].
 /// - Every call after `close` is [`Error::Closed`]. `close` hands on what was
 ///   already sent (to the output, the broker or the disk, as the adapter
@@ -446,7 +446,7 @@ pub trait Adapter: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a bad spec, [`Error::ChannelExists`]
+    /// [`Error::InvalidArgument`] for a bad spec, [`Error::AlreadyExists`]
     /// for a name in use, [`Error::Closed`] after `close`, or the adapter's
     /// own errors (broker, storage).
     fn new_channel(&self, spec: ChannelSpec) -> Result<()>;
@@ -457,7 +457,7 @@ pub trait Adapter: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownChannel`], [`Error::WrongMode`] or [`Error::Closed`].
+    /// [`Error::NotFound`], [`Error::WrongMode`] or [`Error::Closed`].
     fn input(&self, name: &str) -> Result<Sender<Message>>;
 
     /// A receiver of the channel's deliveries. Clones share the deliveries:
@@ -465,14 +465,14 @@ pub trait Adapter: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownChannel`], [`Error::WrongMode`] or [`Error::Closed`].
+    /// [`Error::NotFound`], [`Error::WrongMode`] or [`Error::Closed`].
     fn output(&self, name: &str) -> Result<Receiver<Delivery>>;
 
     /// The channel's mode.
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownChannel`] or [`Error::Closed`].
+    /// [`Error::NotFound`] or [`Error::Closed`].
     fn mode(&self, name: &str) -> Result<Mode>;
 
     /// Hands on what was sent, then stops and joins every thread of the

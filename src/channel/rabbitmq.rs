@@ -24,8 +24,8 @@
 //! that `close` returns. A delivery that is neither acked nor nacked
 //! (dropped, or outstanding when the connection died) is delivered again;
 //! [`Delivery::is_redelivered`] says so. An ack for a delivery from before
-//! a reconnect returns [`Error::Broker`] naming it stale (its channel is
-//! gone; the broker redelivers it), never a panic and never an ack of some
+//! a reconnect returns [`Error::StaleDelivery`] (its channel is gone; the
+//! broker redelivers it), never a panic and never an ack of some
 //! other delivery.
 //!
 //! # What a message keeps
@@ -34,7 +34,7 @@
 //! properties and come back in the delivery; an expired message is dropped
 //! by the broker. A spec with more than one priority level declares the
 //! queue with `x-max-priority` 9 (a queue that exists without it, or the
-//! other way round, is refused by the broker: [`Error::Broker`] from
+//! other way round, is refused by the broker: [`Error::Refused`] from
 //! `new_channel`). Dedupe, an ack timeout and a delivery limit are not
 //! RabbitMQ queue features for a classic queue, so `new_channel` refuses a
 //! spec asking for them.
@@ -62,7 +62,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::channel::{Adapter, ChannelSpec, Mode};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Delivery, Message};
 use crate::rabbitmq::consumer::{Counters, Owner};
 use crate::rabbitmq::{Connection, ConnectionConfig, Declaration, Publisher, PublisherConfig};
@@ -157,7 +157,7 @@ impl RabbitAdapter {
         let channel = state
             .channels
             .get(name)
-            .ok_or_else(|| Error::UnknownChannel(name.to_string()))?;
+            .ok_or_else(|| Error::not_found(ObjectKind::Channel, name))?;
         f(channel)
     }
 }
@@ -171,7 +171,7 @@ impl Adapter for RabbitAdapter {
             return Err(Error::closed("rabbitmq adapter"));
         }
         if state.channels.contains_key(spec.name()) {
-            return Err(Error::ChannelExists(spec.name().to_string()));
+            return Err(Error::already_exists(ObjectKind::Channel, spec.name()));
         }
         let name = spec.name().to_string();
         self.connection.declare(vec![Declaration::Queue {

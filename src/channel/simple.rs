@@ -46,7 +46,7 @@ use crossbeam_channel::{
 };
 
 use crate::channel::{Adapter, ChannelSpec, Mode};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Delivery, Message};
 use crate::thread::{self, StopToken, Stopper, Worker};
 
@@ -135,7 +135,7 @@ impl SimpleAdapter {
         let channel = state
             .channels
             .get(name)
-            .ok_or_else(|| Error::UnknownChannel(name.to_string()))?;
+            .ok_or_else(|| Error::not_found(ObjectKind::Channel, name))?;
         f(channel)
     }
 }
@@ -155,7 +155,7 @@ impl Adapter for SimpleAdapter {
             return Err(Error::closed("simple adapter"));
         }
         if state.channels.contains_key(spec.name()) {
-            return Err(Error::ChannelExists(spec.name().to_string()));
+            return Err(Error::already_exists(ObjectKind::Channel, spec.name()));
         }
         let (input, input_receiver) = crossbeam_channel::bounded(spec.buffer());
         let (output_sender, output) = crossbeam_channel::bounded(spec.buffer());

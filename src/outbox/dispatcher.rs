@@ -51,7 +51,8 @@ use crate::thread::{self, Worker};
 ///     Ok(())
 /// })?;
 /// let id = outbox.add(&Message::new(b"invoice 7 paid".to_vec()))?;
-/// assert_eq!(outbox.events().recv().unwrap(), OutboxEvent::Dispatched { id });
+/// let event = outbox.events().recv().unwrap();
+/// assert!(matches!(event, OutboxEvent::Dispatched { id: sent } if sent == id));
 /// outbox.stop()?;
 /// # Ok(())
 /// # }
@@ -80,7 +81,7 @@ impl<S: OutboxStore> Outbox<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] when the OS refuses a thread.
+    /// [`Error::Io`] when the OS refuses a thread.
     pub fn start(store: S, stream: impl EventStream) -> Result<Self> {
         Self::start_with(store, stream, OutboxConfig::default())
     }
@@ -89,7 +90,7 @@ impl<S: OutboxStore> Outbox<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a bad config, [`Error::Storage`] when
+    /// [`Error::InvalidArgument`] for a bad config, [`Error::Io`] when
     /// the OS refuses a thread.
     pub fn start_with(store: S, stream: impl EventStream, config: OutboxConfig) -> Result<Self> {
         config.validate()?;

@@ -102,7 +102,7 @@ impl std::fmt::Debug for FjallOutboxStore {
 
 /// A fjall error as ours, saying what we were doing.
 fn storage(doing: &str) -> impl FnOnce(fjall::Error) -> Error + '_ {
-    move |e| Error::Storage(format!("fjall outbox: {doing}: {e}"))
+    move |e| Error::storage(format!("fjall outbox: {doing}"), e)
 }
 
 impl FjallOutboxStore {

@@ -128,7 +128,7 @@ pub struct OutboxCounts {
 }
 
 /// What the dispatcher and cleanup threads report on [`Outbox::events`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum OutboxEvent {
     /// The row was accepted by the stream and marked dispatched.
@@ -207,7 +207,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     ///
     /// When `f` fails its error is returned and the transaction rolled back:
     /// neither the application's writes nor the row exist. A failed write or
-    /// commit of the store is an [`Error::Storage`] turned into `E`.
+    /// commit of the store is an [`Error::Storage`] turned into `E`. `Error`
+    /// has `From` for `fjall::Error` and `postgres::Error`, so with
+    /// `E = Error` the closure can use `?` on the store's own calls.
     fn add_within_tx<T, E, F>(&self, message: &Message, f: F) -> Result<(u64, T), E>
     where
         F: for<'t> FnOnce(&mut Self::Tx<'t>) -> Result<T, E>,

@@ -71,8 +71,9 @@ use crate::outbox::{check_batch, now_ms, OutboxCounts, OutboxRecord, OutboxStore
 /// # fn main() -> syncmq::Result<()> {
 /// let store = PostgresOutboxStore::connect("host=127.0.0.1 user=postgres dbname=app")?;
 /// store.add_within_tx(&Message::new(b"order 1 placed".to_vec()), |tx| {
-///     tx.execute("INSERT INTO orders (id, state) VALUES (1, 'placed')", &[])
-///         .map_err(|e| syncmq::Error::Storage(e.to_string()))
+///     // `?` turns the postgres error into `Error::Storage`.
+///     tx.execute("INSERT INTO orders (id, state) VALUES (1, 'placed')", &[])?;
+///     Ok::<_, syncmq::Error>(())
 /// })?;
 /// # Ok(())
 /// # }
@@ -176,15 +177,11 @@ impl Sql {
     }
 }
 
-/// A postgres error as ours, with the server's message when there is one.
+/// A postgres error as ours, saying what we were doing. The error is kept
+/// as the source: `Display` prints the server's message, and
+/// [`Error::sqlstate`] its code.
 fn pg(doing: &str) -> impl FnOnce(postgres::Error) -> Error + '_ {
-    move |e| {
-        let detail = match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.severity(), db.message()),
-            None => e.to_string(),
-        };
-        Error::Storage(format!("postgres outbox: {doing}: {detail}"))
-    }
+    move |e| Error::storage(format!("postgres outbox: {doing}"), e)
 }
 
 /// A connection taken from the store; it goes back when dropped, unless it
@@ -526,9 +523,9 @@ impl OutboxStore for PostgresOutboxStore {
 
     fn counts(&self) -> Result<OutboxCounts> {
         let rows = self.query(&self.sql.counts, &[])?;
-        let row = rows
-            .first()
-            .ok_or_else(|| Error::Storage("postgres outbox: counting returned no row".into()))?;
+        let row = rows.first().ok_or_else(|| {
+            Error::storage_reason("postgres outbox: count rows", "no row returned")
+        })?;
         let get = |i: usize| -> Result<u64> {
             let n: i64 = row.try_get(i).map_err(pg("reading counts"))?;
             Ok(u64::try_from(n).unwrap_or(0))

@@ -30,7 +30,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::message::Message;
 use crate::outbox::stream::EventStream;
 use crate::outbox::OutboxRecord;
@@ -51,7 +51,8 @@ use crate::queue::Queue;
 /// )?);
 /// let outbox = Outbox::start(MemoryOutboxStore::new(), QueueStream::new(queue.clone(), "orders")?)?;
 /// let id = outbox.add(&Message::new(b"order 1 placed".to_vec()))?;
-/// assert_eq!(outbox.events().recv().unwrap(), OutboxEvent::Dispatched { id });
+/// let event = outbox.events().recv().unwrap();
+/// assert!(matches!(event, OutboxEvent::Dispatched { id: sent } if sent == id));
 /// let got = queue.subscribe("orders", "billing")?.recv()?;
 /// assert_eq!(got.message.body(), b"order 1 placed");
 /// outbox.stop()?;
@@ -75,15 +76,12 @@ impl QueueStream {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] when the queue has no such topic (declare
-    /// it first).
+    /// [`Error::NotFound`] when the queue has no such topic (declare it
+    /// first).
     pub fn new(queue: Arc<Queue>, topic: impl Into<String>) -> Result<Self> {
         let topic = topic.into();
         if !queue.topics().iter().any(|t| t.name == topic) {
-            return Err(Error::invalid(
-                "topic",
-                format!("the queue has no topic `{topic}`: declare it before streaming to it"),
-            ));
+            return Err(Error::not_found(ObjectKind::Topic, topic));
         }
         Ok(QueueStream {
             queue,
@@ -163,7 +161,10 @@ mod tests {
     #[test]
     fn an_unknown_topic_is_refused_at_once() {
         let err = QueueStream::new(queue(), "nope").unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+        assert!(
+            matches!(&err, Error::NotFound { kind: ObjectKind::Topic, name } if name == "nope"),
+            "{err:?}"
+        );
     }
 
     #[test]

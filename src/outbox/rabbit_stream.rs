@@ -34,7 +34,7 @@
 //!   cause (a message it stored but whose confirm the dropped connection
 //!   lost is resent by the publisher: at least once).
 //! - A full publisher buffer or a broker that blocks publishing are
-//!   [`Error::Broker`] at `send`: stream down, retried.
+//!   [`Error::Busy`] at `send`: stream down, retried.
 //! - **Unroutable** messages (mandatory publish, no queue bound): with
 //!   [`RabbitRoute::Exchange`] the route came from the row's own key, so
 //!   after the failed flush the next `send` of that row fails with
@@ -337,7 +337,8 @@ impl EventStream for RabbitStream {
 
 /// The publisher's error for a mandatory message no queue took.
 fn is_unroutable(error: &Error) -> bool {
-    matches!(error, Error::Broker(reason) if reason.starts_with("unroutable"))
+    // 312 is AMQP's NO_ROUTE.
+    matches!(error, Error::Refused { code: 312, .. })
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@
 //!
 //! Errors of `send` tell the dispatcher what to do next:
 //!
-//! - a *stream-down* error ([`Error::is_transient`]: broker, timeout; or
-//!   [`Error::Closed`]) is retried with backoff for as long as it takes and
+//! - a *stream-down* error ([`Error::is_transient`]: disconnected, busy,
+//!   timeout; or [`Error::Closed`] or [`Error::Refused`]) is retried with backoff for as long as it takes and
 //!   is not counted against the row;
 //! - any other error is the row's own: it counts as an attempt, and after
 //!   `max_attempts` the row goes dead.

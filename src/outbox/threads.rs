@@ -36,9 +36,10 @@ impl Reporter {
 }
 
 /// True for errors that say the destination is down, not that the row is
-/// bad: they are retried without counting against the row.
+/// bad: they are retried without counting against the row. A refusal (a
+/// missing exchange or queue, no permission) is about the destination too.
 fn stream_is_down(error: &Error) -> bool {
-    error.is_transient() || matches!(error, Error::Closed(_))
+    error.is_transient() || matches!(error, Error::Closed(_) | Error::Refused { .. })
 }
 
 pub(crate) struct Dispatcher<S, T> {

@@ -84,8 +84,10 @@ impl Drop for Round<'_> {
                 c.failed.get_or_insert(e);
             }
             None => {
-                c.failed
-                    .get_or_insert(Error::Storage("queue: the store's sync panicked".into()));
+                c.failed.get_or_insert(Error::storage_reason(
+                    "queue: sync",
+                    "the store's sync panicked",
+                ));
             }
         }
         c.syncing = false;

@@ -25,7 +25,7 @@ use super::config::{Durability, TopicConfig};
 use super::keys;
 use super::store::{Batch, Space, Store};
 use super::subscriber::EntryId;
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::message::Message;
 
 /// Sequence numbers are reserved in blocks of this size, with one meta
@@ -429,12 +429,7 @@ impl State {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, id)| *id)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "subscriber",
-                    format!("topic `{topic}` has no subscriber `{name}`"),
-                )
-            })
+            .ok_or_else(|| Error::not_found(ObjectKind::Subscriber, format!("{topic}/{name}")))
     }
 
     /// Writes `messages` to `topic` in one batch: each message once, an
@@ -606,13 +601,11 @@ fn existing_undelivered(store: &dyn Store, topic: u32, key: &str) -> Result<Opti
         .map(|_| seq))
 }
 
+/// The queue config or `declare_topic` declares topics.
 pub(crate) fn unknown_topic(name: &str) -> Error {
-    Error::invalid(
-        "topic",
-        format!("no topic `{name}`: declare it in the queue config or with declare_topic"),
-    )
+    Error::not_found(ObjectKind::Topic, name)
 }
 
 pub(crate) fn missing_sub(id: u32) -> Error {
-    Error::Storage(format!("queue: subscriber id {id} has no state"))
+    Error::storage_reason("queue", format!("subscriber id {id} has no state"))
 }

@@ -134,7 +134,7 @@ impl std::fmt::Debug for FjallStore {
 }
 
 fn storage(what: &str) -> impl Fn(fjall::Error) -> Error + '_ {
-    move |e| Error::Storage(format!("fjall: {what}: {e}"))
+    move |e| Error::storage(format!("fjall: {what}"), e)
 }
 
 impl FjallStore {
@@ -161,16 +161,17 @@ impl FjallStore {
                 db
             }
             opened => {
-                let error = match (cut, opened.as_ref().err()) {
+                // Close the database before putting back what fjall cut
+                // (every arm drops it).
+                let error = match (cut, opened) {
                     (Some(j), _) => j.corrupt(),
-                    (None, e) => Error::Storage(format!(
-                        "fjall: could not open {}: {}",
-                        path.display(),
-                        e.map_or_else(String::new, ToString::to_string)
-                    )),
+                    (None, Err(e)) => Error::storage(format!("fjall: open {}", path.display()), e),
+                    // Not reached: the arm above took an open without a cut.
+                    (None, Ok(_)) => Error::storage_reason(
+                        format!("fjall: open {}", path.display()),
+                        "opened, yet refused",
+                    ),
                 };
-                // Close the database before putting back what fjall cut.
-                drop(opened);
                 journals.iter().for_each(Guarded::restore);
                 return Err(error);
             }
@@ -205,10 +206,11 @@ impl FjallStore {
     /// disk" in the module docs.
     fn fail(&self, what: &str, e: fjall::Error) -> Error {
         if let Some(io) = io_error(&e) {
-            return self.fail_io(what, io);
+            let cause = self.note_io(io);
+            return Error::storage(format!("fjall: {what}: {cause}; {AFTER_FAILURE}"), e);
         }
         if !matches!(e, fjall::Error::Poisoned) {
-            return Error::Storage(format!("fjall: {what}: {e}"));
+            return Error::storage(format!("fjall: {what}"), e);
         }
         // fjall says only `Poisoned`; the cause is an earlier failure, which
         // a background flush may have met without any caller seeing it.
@@ -223,13 +225,20 @@ impl FjallStore {
         let cause = first
             .clone()
             .unwrap_or_else(|| "an earlier I/O failure (see fjall's log)".to_string());
-        Error::Storage(format!(
-            "fjall: {what}: the store refuses writes since {cause}; {AFTER_FAILURE}"
-        ))
+        Error::storage(
+            format!("fjall: {what}: the store refuses writes since {cause}; {AFTER_FAILURE}"),
+            e,
+        )
     }
 
-    /// The error for an I/O failure; the first one is remembered.
-    fn fail_io(&self, what: &str, io: &std::io::Error) -> Error {
+    /// The error for an I/O failure of ours on the store's files.
+    fn fail_io(&self, what: &str, io: std::io::Error) -> Error {
+        let cause = self.note_io(&io);
+        Error::storage(format!("fjall: {what}: {cause}; {AFTER_FAILURE}"), io)
+    }
+
+    /// What an I/O failure means for the store; the first one is remembered.
+    fn note_io(&self, io: &std::io::Error) -> String {
         let cause = if is_disk_full(io) {
             format!("the disk under {} is full ({io})", self.dir.display())
         } else {
@@ -239,7 +248,7 @@ impl FjallStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_or_insert_with(|| cause.clone());
-        Error::Storage(format!("fjall: {what}: {cause}; {AFTER_FAILURE}"))
+        cause
     }
 
     /// Writes a small file next to the database to see whether the disk is
@@ -304,7 +313,7 @@ impl FjallStore {
         }
         if let Some((id, file)) = cached.as_ref() {
             file.sync_data()
-                .map_err(|e| self.fail_io(&format!("sync journal {id}.jnl"), &e))?;
+                .map_err(|e| self.fail_io(&format!("sync journal {id}.jnl"), e))?;
             return Ok(true);
         }
         Ok(false)
@@ -332,7 +341,7 @@ impl FjallStore {
             format!("{}{end}{}", keys::show(space, lo), keys::show(space, hi))
         };
         if !is_damage(&e) {
-            return Error::Storage(format!("fjall: read {what}: {e}"));
+            return Error::storage(format!("fjall: read {what}"), e);
         }
         let tables = self.tables_holding(space, lo, hi, inclusive);
         let files = if tables.is_empty() {
@@ -480,9 +489,8 @@ fn guard_journals(dir: &Path) -> Result<Vec<Guarded>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(Vec::new()); // a new queue
     };
-    let io = |what: &str, p: &Path, e: std::io::Error| {
-        Error::Storage(format!("fjall: {what} {}: {e}", p.display()))
-    };
+    let io =
+        |what: &str, p: &Path, e: std::io::Error| Error::io(format!("{what} {}", p.display()), e);
     let mut out = Vec::new();
     for entry in entries.filter_map(|e| e.ok()) {
         let path = entry.path();

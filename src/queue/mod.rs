@@ -186,7 +186,8 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for an unknown topic, a message over the
+    /// [`Error::NotFound`] for an unknown topic; [`Error::InvalidArgument`]
+    /// for a message over the
     /// size limit or a message key over 65,531 bytes (the most fjall
     /// stores in a key), naming the message (nothing is written then);
     /// [`Error::Closed`]; [`Error::Storage`] when the write or the sync
@@ -263,7 +264,7 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for an unknown topic or subscriber;
+    /// [`Error::NotFound`] for an unknown topic or subscriber;
     /// [`Error::Closed`].
     pub fn subscribe(&self, topic: &str, name: &str) -> Result<Subscriber> {
         let state = self.shared.lock();
@@ -284,7 +285,7 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for an unknown topic.
+    /// [`Error::NotFound`] for an unknown topic.
     pub fn stats(&self, topic: &str) -> Result<Vec<SubscriberStats>> {
         let state = self.shared.lock();
         let ids: Vec<u32> = state.topic(topic)?.subs.iter().map(|(_, id)| *id).collect();

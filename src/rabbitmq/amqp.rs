@@ -194,7 +194,7 @@ impl Abort {
         state.socket = Some(
             socket
                 .try_clone()
-                .map_err(|e| Error::Broker(format!("could not duplicate a socket: {e}")))?,
+                .map_err(|e| Error::io("duplicate a socket", e))?,
         );
         Ok(())
     }
@@ -248,7 +248,7 @@ pub(crate) fn open(
     let target = format!("{}:{}", url.host, url.port);
     let addrs = (url.host.as_str(), url.port)
         .to_socket_addrs()
-        .map_err(|e| Error::Broker(format!("could not resolve {target}: {e}")))?;
+        .map_err(|e| Error::disconnected(format!("resolve {target}"), e))?;
     let _unwatch = Unwatch(abort);
     let mut last: Option<io::Error> = None;
     let mut stream = None;
@@ -267,15 +267,13 @@ pub(crate) fn open(
     // A connect that "succeeded" on a socket shut down by abort is no
     // connection.
     abort.check()?;
-    let stream = stream.ok_or_else(|| {
-        Error::Broker(format!(
-            "could not connect to {target}: {}",
-            last.map_or("no address".to_string(), |e| e.to_string())
-        ))
+    let stream = stream.ok_or_else(|| match last {
+        Some(e) => Error::disconnected(format!("connect to {target}"), e),
+        None => Error::disconnected_reason(format!("connect to {target}"), "no address"),
     })?;
     let _ = stream.set_nodelay(true);
     let stream = mio::net::TcpStream::from_stream(stream)
-        .map_err(|e| Error::Broker(format!("could not set up the socket to {target}: {e}")))?;
+        .map_err(|e| Error::io(format!("set up the socket to {target}"), e))?;
     let options = ConnectionOptions::<Auth>::default()
         .auth(Auth::Plain {
             username: url.username.clone(),
@@ -290,8 +288,8 @@ pub(crate) fn open(
     // An abort makes the handshake fail however it fails: say why.
     abort.check()?;
     opened.map_err(|e| match refusal(&e, url) {
-        Some(reason) => Error::Refused(format!("{target}: {reason}")),
-        None => broker(&format!("could not open an AMQP connection to {target}"), e),
+        Some((code, reason)) => Error::refused(code, format!("{target}: {reason}")),
+        None => broker(&format!("open an AMQP connection to {target}"), e),
     })
 }
 
@@ -311,31 +309,53 @@ fn connect(addr: SocketAddr, timeout: Duration, abort: &Abort) -> io::Result<std
 /// just drops the socket) or the vhost (`NOT_ALLOWED`: unknown, or no
 /// permission). A vhost's connection limit is also `NOT_ALLOWED`, but it
 /// lifts when others disconnect, so it stays transient.
-fn refusal(e: &amiquip::Error, url: &AmqpUrl) -> Option<String> {
+fn refusal(e: &amiquip::Error, url: &AmqpUrl) -> Option<(u16, String)> {
     match e {
-        amiquip::Error::InvalidCredentials => Some(format!(
-            "ACCESS_REFUSED: the credentials of user `{}` were not accepted",
-            url.username
+        amiquip::Error::InvalidCredentials => Some((
+            ACCESS_REFUSED,
+            format!(
+                "ACCESS_REFUSED: the credentials of user `{}` were not accepted",
+                url.username
+            ),
         )),
-        amiquip::Error::ServerClosedConnection { code: 403, message } => Some(format!(
-            "ACCESS_REFUSED for user `{}`: {message}",
-            url.username
+        amiquip::Error::ServerClosedConnection { code: 403, message } => Some((
+            ACCESS_REFUSED,
+            format!("ACCESS_REFUSED for user `{}`: {message}", url.username),
         )),
         amiquip::Error::ServerClosedConnection { code: 530, message }
             if !message.contains("limit") =>
         {
-            Some(format!(
-                "NOT_ALLOWED on vhost `{}` for user `{}`: {message}",
-                url.vhost, url.username
+            Some((
+                NOT_ALLOWED,
+                format!(
+                    "NOT_ALLOWED on vhost `{}` for user `{}`: {message}",
+                    url.vhost, url.username
+                ),
             ))
         }
         _ => None,
     }
 }
 
-/// Wraps an amiquip error with what we were doing.
+/// AMQP reply code 403.
+pub(crate) const ACCESS_REFUSED: u16 = 403;
+/// AMQP reply code 312, of a mandatory publish that no queue took.
+pub(crate) const NO_ROUTE: u16 = 312;
+/// AMQP reply code 530.
+pub(crate) const NOT_ALLOWED: u16 = 530;
+
+/// Wraps an amiquip error with what we were doing (`context`). A channel
+/// the broker closed with a reply code (a missing exchange or queue, no
+/// permission) is [`Error::Refused`] with that code; everything else
+/// (sockets, heartbeats, a connection the broker or we closed) is
+/// [`Error::Disconnected`] keeping amiquip's error.
 pub(crate) fn broker(context: &str, e: amiquip::Error) -> Error {
-    Error::Broker(format!("{context}: {e}"))
+    match e {
+        amiquip::Error::ServerClosedChannel { code, message, .. } => {
+            Error::refused(code, format!("{context}: {message}"))
+        }
+        e => Error::disconnected(context, e),
+    }
 }
 
 /// The AMQP properties for `message`. `seq` goes in a header when set (the

@@ -211,7 +211,7 @@ impl Shared {
     ///
     /// # Errors
     ///
-    /// [`Error::Broker`] when not connected (wait on
+    /// [`Error::Disconnected`] when not connected (wait on
     /// [`wake_on_connect`](Self::wake_on_connect) and try again),
     /// [`Error::Closed`] once the connection is closed, or when `stop`
     /// becomes ready first (a worker told to stop; a worker that still has
@@ -236,7 +236,7 @@ impl Shared {
     ///
     /// # Errors
     ///
-    /// [`Error::Broker`] when the broker refused one (the record is kept
+    /// [`Error::Refused`] when the broker refused one (the record is kept
     /// only when all were accepted or the connection is down).
     pub(crate) fn declare(&self, declarations: Vec<Declaration>) -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded(1);
@@ -251,7 +251,8 @@ impl Shared {
     ///
     /// # Errors
     ///
-    /// [`Error::Broker`] when not connected or refused.
+    /// [`Error::Disconnected`] when not connected, [`Error::Refused`] when
+    /// refused.
     pub(crate) fn redeclare(&self) -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.commands
@@ -410,7 +411,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`Error::Broker`] when the broker refused one, say a queue that
+    /// [`Error::Refused`] when the broker refused one, say a queue that
     /// exists with other arguments; [`Error::Closed`] after close.
     pub fn declare(&self, declarations: Vec<Declaration>) -> Result<()> {
         self.shared.declare(declarations)

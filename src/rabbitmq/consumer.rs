@@ -288,7 +288,7 @@ impl Consumer {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for bad options; [`Error::Broker`] when
+    /// [`Error::InvalidArgument`] for bad options; [`Error::Refused`] when
     /// the broker refused a declaration.
     pub fn start<F, E>(
         connection: &Connection,

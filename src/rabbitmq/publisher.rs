@@ -58,7 +58,7 @@ pub enum BlockedPolicy {
     /// Accept the message and send it once the broker unblocks (the
     /// default; the buffer bound still applies).
     Wait,
-    /// Refuse at once with [`Error::Broker`] naming the broker's reason.
+    /// Refuse at once with [`Error::Busy`] naming the broker's reason.
     Fail,
 }
 
@@ -468,9 +468,10 @@ impl Publisher {
     ///
     /// # Errors
     ///
-    /// [`Error::Broker`] when the buffer is full, the broker blocks
-    /// publishing under [`BlockedPolicy::Fail`], or a mandatory message was
-    /// unroutable; [`Error::Timeout`] when no confirm came within the
+    /// [`Error::Busy`] when the buffer is full or the broker blocks
+    /// publishing under [`BlockedPolicy::Fail`]; [`Error::Refused`] when the
+    /// broker refused the message (code 404 for a missing exchange, 312 for
+    /// a mandatory message no queue took); [`Error::Timeout`] when no confirm came within the
     /// confirm timeout (the message stays buffered and may still be
     /// published; the error names the last connection error while not
     /// connected); [`Error::Refused`] when the connection gave up on a
@@ -526,7 +527,7 @@ impl Publisher {
     ///
     /// # Errors
     ///
-    /// [`Error::Broker`] when the buffer is full (the message was not
+    /// [`Error::Busy`] when the buffer is full (the message was not
     /// taken) or the broker blocks under [`BlockedPolicy::Fail`];
     /// [`Error::InvalidArgument`] for a message the broker cannot take (as
     /// for [`publish`](Self::publish); not taken); [`Error::Closed`] after
@@ -698,7 +699,10 @@ impl Publisher {
         if inner.config.blocked == BlockedPolicy::Fail {
             if let Some(reason) = inner.shared.blocked() {
                 return Err((
-                    Error::Broker(format!("the broker blocks publishing: {reason}")),
+                    Error::Busy {
+                        what: "the broker".into(),
+                        reason: format!("it blocks publishing: {reason}"),
+                    },
                     message,
                 ));
             }
@@ -707,10 +711,13 @@ impl Publisher {
         if held >= inner.config.buffer {
             inner.held.release();
             return Err((
-                Error::Broker(format!(
-                    "publisher buffer full: {held} messages await the broker's confirm (buffer {})",
-                    inner.config.buffer
-                )),
+                Error::Busy {
+                    what: "publisher buffer".into(),
+                    reason: format!(
+                        "full: {held} messages await the broker's confirm (buffer {})",
+                        inner.config.buffer
+                    ),
+                },
                 message,
             ));
         }
@@ -743,9 +750,10 @@ impl Inner {
                 Ok(0) => Ok(()),
                 // Never published because the connection gave up: say why.
                 Ok(left) if self.shared.failure().is_some() => Err(match self.shared.failure() {
-                    Some(Error::Refused(reason)) => Error::Refused(format!(
-                        "{reason}; {left} buffered messages were never published"
-                    )),
+                    Some(Error::Refused { code, text }) => Error::refused(
+                        code,
+                        format!("{text}; {left} buffered messages were never published"),
+                    ),
                     _ => Error::closed(format!(
                         "connection; {left} buffered messages were never published"
                     )),
@@ -811,7 +819,7 @@ mod tests {
         )
         .unwrap();
         match failing.publish_nowait("", "q", Message::new(b"x".to_vec())) {
-            Err(Error::Broker(reason)) => assert!(reason.contains("memory alarm"), "{reason}"),
+            Err(Error::Busy { reason, .. }) => assert!(reason.contains("memory alarm"), "{reason}"),
             other => panic!("expected a refusal, got {other:?}"),
         }
         assert_eq!(failing.buffered(), 0);

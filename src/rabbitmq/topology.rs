@@ -88,11 +88,13 @@ impl Declaration {
     ///
     /// # Errors
     ///
-    /// [`Error::Broker`](crate::Error::Broker) when the broker refuses (say
-    /// a queue exists with other settings) or the connection is gone.
+    /// [`Error::Refused`](crate::Error::Refused) when the broker refuses (say
+    /// a queue exists with other settings, code 406);
+    /// [`Error::Disconnected`](crate::Error::Disconnected) when the
+    /// connection is gone.
     pub(crate) fn declare(&self, channel: &Channel) -> Result<()> {
         self.declare_raw(channel)
-            .map_err(|e| broker(&format!("could not declare {self}"), e))
+            .map_err(|e| broker(&format!("declare {self}"), e))
     }
 
     /// As [`declare`](Self::declare), with amiquip's error, to tell a

@@ -166,7 +166,7 @@ impl Inner {
         frame::write_encoded(stream, buf).map_err(|e| {
             // Part of a frame may have gone out: the stream is unusable.
             let _ = self.raw.shutdown(Shutdown::Both);
-            Error::Broker(format!("server connection failed: {e}"))
+            Error::disconnected("send to the queue server", e)
         })?;
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_sent_ms.store(now, Ordering::Relaxed);
@@ -217,9 +217,10 @@ impl Inner {
             Ok(Response::Error {
                 kind,
                 name,
+                object,
                 message,
                 ..
-            }) => Err(error_from_wire(&kind, name, message)),
+            }) => Err(error_from_wire(&kind, name, object, message)),
             other => other,
         }
     }
@@ -227,7 +228,7 @@ impl Inner {
     pub(super) fn end_error(&self) -> Error {
         lock(&self.ended)
             .clone()
-            .unwrap_or_else(|| Error::Broker("server connection closed".into()))
+            .unwrap_or_else(|| Error::disconnected_reason("queue server", "the connection closed"))
     }
 }
 
@@ -245,7 +246,10 @@ impl std::fmt::Debug for Client {
 }
 
 fn unexpected(r: &Response) -> Error {
-    Error::Broker(format!("server sent an unexpected reply: {r:?}"))
+    Error::codec_reason(
+        "read a queue server reply",
+        format!("unexpected reply {r:?}"),
+    )
 }
 
 impl Client {
@@ -253,7 +257,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Broker`] when nothing answers or the handshake fails
+    /// [`Error::Disconnected`] when nothing answers or the handshake fails
     /// (naming the address); [`Error::Codec`] when the server speaks another
     /// protocol version.
     pub fn connect(addr: impl ToSocketAddrs) -> Result<Self> {
@@ -283,7 +287,7 @@ impl Client {
     }
 
     fn connect_one(addr: SocketAddr, config: &ClientConfig) -> Result<Self> {
-        let fail = |e: std::io::Error| Error::Broker(format!("cannot connect to {addr}: {e}"));
+        let fail = |e: std::io::Error| Error::disconnected(format!("connect to {addr}"), e);
         let stream = TcpStream::connect_timeout(&addr, config.connect_timeout).map_err(fail)?;
         let _ = stream.set_nodelay(true);
         stream
@@ -303,7 +307,7 @@ impl Client {
         frame::write_encoded(&mut writer, &buf).map_err(fail)?;
         let mut frame_buf = Vec::new();
         frame::read_frame(&mut reader, &mut frame_buf, DEFAULT_CLIENT_MAX_FRAME)
-            .map_err(|e| Error::Broker(format!("handshake with {addr} failed: {e}")))?;
+            .map_err(|e| Error::disconnected(format!("handshake with {addr}"), e))?;
         let (max_frame, idle_timeout_ms) = match frame::decode::<Response>(&frame_buf)? {
             Response::Welcome {
                 version,
@@ -314,16 +318,18 @@ impl Client {
                 idle_timeout_ms,
             ),
             Response::Welcome { version, .. } => {
-                return Err(Error::Codec(format!(
-                    "server at {addr} speaks protocol {version}, this client {PROTOCOL_VERSION}"
-                )))
+                return Err(Error::codec_reason(
+                    format!("handshake with {addr}"),
+                    format!("the server speaks protocol {version}, this client {PROTOCOL_VERSION}"),
+                ))
             }
             Response::Error {
                 kind,
                 name,
+                object,
                 message,
                 ..
-            } => return Err(error_from_wire(&kind, name, message)),
+            } => return Err(error_from_wire(&kind, name, object, message)),
             other => return Err(unexpected(&other)),
         };
         // The reader wakes at the keep-alive interval to ping if need be.
@@ -360,9 +366,10 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] from the server (unknown topic, message
-    /// over the size limit; nothing was stored); [`Error::Codec`] when the
-    /// batch is over the frame limit (split it); [`Error::Broker`] when the
+    /// [`Error::NotFound`] from the server for an unknown topic,
+    /// [`Error::InvalidArgument`] for a message over the size limit
+    /// (nothing was stored either way); [`Error::Codec`] when the
+    /// batch is over the frame limit (split it); [`Error::Disconnected`] when the
     /// connection failed (the messages may or may not be stored).
     pub fn publish(&self, topic: &str, messages: &[Message]) -> Result<()> {
         if messages.is_empty() {
@@ -385,8 +392,8 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for an unknown topic or subscriber;
-    /// [`Error::Broker`] when the connection failed.
+    /// [`Error::NotFound`] for an unknown topic or subscriber;
+    /// [`Error::Disconnected`] when the connection failed.
     pub fn subscribe(&self, topic: &str, subscriber: &str) -> Result<Subscription> {
         self.subscribe_with(topic, subscriber, self.config.batch)
     }
@@ -456,11 +463,12 @@ impl Client {
             Ok(Response::Error {
                 kind,
                 name,
+                object,
                 message,
                 ..
             }) => {
                 drop(placeholder);
-                Err(error_from_wire(&kind, name, message))
+                Err(error_from_wire(&kind, name, object, message))
             }
             Ok(other) => Err(unexpected(&other)),
             Err(e) => Err(e),
@@ -485,7 +493,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for an unknown topic; [`Error::Broker`].
+    /// [`Error::NotFound`] for an unknown topic; [`Error::Disconnected`].
     pub fn stats(&self, topic: Option<&str>) -> Result<Vec<SubscriberStats>> {
         match self
             .inner
@@ -579,12 +587,15 @@ fn read_loop(inner: &Inner, reader: BufReader<TcpStream>, limit: usize) {
     let why = loop {
         match frame::read_frame(&mut reader, &mut buf, limit) {
             Ok(()) => {}
-            Err(FrameError::Eof) => break Error::Broker("server closed the connection".into()),
-            Err(e) => break Error::Broker(format!("server connection failed: {e}")),
+            Err(FrameError::Eof) => {
+                break Error::disconnected_reason("queue server", "closed the connection")
+            }
+            Err(e) => break Error::disconnected("read from the queue server", e),
         }
         let response = match frame::decode::<Response>(&buf) {
             Ok(r) => r,
-            Err(e) => break Error::Broker(format!("server sent a bad frame: {e}")),
+            // The connection ends: the stream is out of step.
+            Err(e) => break e,
         };
         match response {
             Response::Deliver { sub, deliveries } => {
@@ -600,8 +611,9 @@ fn read_loop(inner: &Inner, reader: BufReader<TcpStream>, limit: usize) {
                 id: 0,
                 kind,
                 name,
+                object,
                 message,
-            } => break error_from_wire(&kind, name, message),
+            } => break error_from_wire(&kind, name, object, message),
             Response::Subscribed { id, sub } => {
                 // Move the subscription's channel under its number before
                 // any delivery for it is read.

@@ -65,8 +65,8 @@ impl Writer {
     ///
     /// # Errors
     ///
-    /// [`Error::Codec`] if it does not encode; [`Error::Closed`] when the
-    /// socket failed.
+    /// [`Error::Codec`] if it does not encode; [`Error::Disconnected`] when
+    /// the socket failed.
     pub fn send(&self, response: &Response) -> Result<()> {
         let mut guard = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
         let (stream, buf) = &mut *guard;
@@ -75,7 +75,7 @@ impl Writer {
             // A write that failed (or timed out) part way leaves the stream
             // mid-frame: nothing more may be written, so end the connection.
             let _ = self.raw.shutdown(Shutdown::Both);
-            Error::closed(format!("client connection ({e})"))
+            Error::disconnected("write to a client connection", e)
         })
     }
 
@@ -96,7 +96,7 @@ impl Writer {
         let written = frame::encode_frame(response, buf, u32::MAX as usize).and_then(|()| {
             frame::write_encoded(stream, buf).map_err(|e| {
                 let _ = self.raw.shutdown(Shutdown::Both);
-                Error::closed(format!("client connection ({e})"))
+                Error::disconnected("write to a client connection", e)
             })
         });
         // Unlocked before `value` can be dropped: dropping a subscription
@@ -247,7 +247,9 @@ impl Connection<'_> {
             Err(e @ FrameError::TooLarge { .. }) => {
                 return self.fatal("frame_too_large", e.to_string()).map(|()| None)
             }
-            Err(FrameError::Io(e)) => return Err(Error::closed(format!("connection ({e})"))),
+            Err(FrameError::Io(e)) => {
+                return Err(Error::disconnected("read from a client connection", e))
+            }
         }
         match frame::decode::<Request>(buf) {
             Ok(r) => Ok(Some(r)),
@@ -260,7 +262,10 @@ impl Connection<'_> {
         let message = message.into();
         log::info!("server: closing a connection: {kind}: {message}");
         let _ = self.writer.send(&Response::fatal(kind, message.clone()));
-        Err(Error::Codec(format!("{kind}: {message}")))
+        Err(Error::codec_reason(
+            format!("serve a connection ({kind})"),
+            message,
+        ))
     }
 
     /// Answers one request. An `Err` ends the connection.

@@ -58,10 +58,10 @@ impl Subscription {
     ///
     /// # Errors
     ///
-    /// [`Error::Broker`] (or the server's error) when the connection ended.
+    /// [`Error::Disconnected`] (or the server's error) when the connection ended.
     pub fn recv(&mut self) -> Result<Delivery> {
         self.next_deadline(None)?
-            .ok_or_else(|| Error::Broker("no delivery".into()))
+            .ok_or_else(|| Error::disconnected_reason("queue server subscription", "ended"))
     }
 
     /// The next delivery, or `Ok(None)` when none came within `timeout` (a

@@ -49,6 +49,17 @@ impl std::fmt::Display for FrameError {
     }
 }
 
+/// The socket's error is the source, so it survives into
+/// [`Error::Disconnected`].
+impl std::error::Error for FrameError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FrameError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// How much of a buffer is kept between frames; a larger one (left by a
 /// large frame) is shrunk to this, so an idle connection holds little.
 const KEPT_CAPACITY: usize = 64 << 10;
@@ -127,9 +138,10 @@ pub fn encode_frame<T: Serialize>(value: &T, out: &mut Vec<u8>, max: usize) -> R
     rmp_serde::encode::write_named(out, value)?;
     let len = out.len() - 4;
     if len > max {
-        return Err(Error::Codec(format!(
-            "a frame of {len} bytes is over the limit of {max} bytes"
-        )));
+        return Err(Error::codec_reason(
+            "encode a frame",
+            format!("{len} bytes is over the limit of {max} bytes"),
+        ));
     }
     out[..4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())
@@ -152,13 +164,16 @@ pub fn write_encoded(w: &mut impl Write, frame: &[u8]) -> io::Result<()> {
 /// [`Error::Codec`] for random, truncated or trailing bytes.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let mut de = rmp_serde::Deserializer::new(io::Cursor::new(bytes));
-    let value = T::deserialize(&mut de).map_err(|e| Error::Codec(format!("bad frame: {e}")))?;
+    let value = T::deserialize(&mut de).map_err(|e| Error::codec("decode a frame", e))?;
     let read = de.position();
     if read != bytes.len() as u64 {
-        return Err(Error::Codec(format!(
-            "bad frame: {} trailing bytes after the value",
-            bytes.len() as u64 - read
-        )));
+        return Err(Error::codec_reason(
+            "decode a frame",
+            format!(
+                "{} trailing bytes after the value",
+                bytes.len() as u64 - read
+            ),
+        ));
     }
     Ok(value)
 }

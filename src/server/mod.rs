@@ -246,16 +246,15 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a bad config field or an address that
-    /// cannot be bound (naming it).
+    /// [`Error::InvalidArgument`] for a bad config field; [`Error::Io`] for
+    /// an address that cannot be bound (naming it).
     pub fn start(queue: Arc<Queue>, config: ServerConfig) -> Result<Self> {
         config.validate()?;
-        let listener = TcpListener::bind(&config.addr).map_err(|e| {
-            Error::invalid("addr", format!("cannot listen on {}: {e}", config.addr))
-        })?;
+        let listener = TcpListener::bind(&config.addr)
+            .map_err(|e| Error::io(format!("listen on {}", config.addr), e))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| Error::Storage(format!("listening socket: {e}")))?;
+            .map_err(|e| Error::io("read the listening socket's address", e))?;
         let inner = Arc::new(Inner {
             queue,
             config,

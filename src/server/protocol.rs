@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, ObjectKind};
 use crate::message::Message;
 use crate::queue::{DeadLetter, EntryId, SubscriberStats};
 
@@ -428,37 +428,50 @@ pub enum Response {
     Error {
         /// Request id, or 0 for the connection.
         id: u64,
-        /// `invalid_argument`, `closed`, `timeout`, `codec`, `corrupt`,
-        /// `storage`, `protocol`, `frame_too_large`, `busy`, `idle` or
-        /// `internal`.
+        /// What kind of error, one word per [`Error`] variant:
+        /// `invalid_argument`, `not_found`, `already_exists`, `closed`,
+        /// `timeout`, `codec`, `corrupt`, `io`, `storage`, `disconnected`,
+        /// `busy`, `refused`, `panicked`; and for the connection `protocol`,
+        /// `frame_too_large` and `idle`. `internal` for the rest. See
+        /// [`error_from_wire`] for the [`Error`] each becomes.
         kind: String,
-        /// The argument or key concerned, when there is one.
+        /// The argument, key, object name or thread concerned, when there is
+        /// one.
         #[serde(default)]
         name: Option<String>,
+        /// For `not_found` and `already_exists`: `topic`, `subscriber`,
+        /// `channel` or `queue` (an [`ObjectKind`]'s word).
+        #[serde(default)]
+        object: Option<String>,
         /// What went wrong, for people.
         message: String,
     },
 }
 
 impl Response {
-    /// The error frame for `err` in answer to request `id`.
+    /// The error frame for `err` in answer to request `id`. Causes kept as
+    /// sources travel as text: the client gets the variant back with the
+    /// server's text as its cause (see [`error_from_wire`]).
     pub fn error(id: u64, err: &Error) -> Self {
-        let (kind, name, message) = match err {
-            Error::InvalidArgument { name, reason } => {
-                ("invalid_argument", Some(name.clone()), reason.clone())
-            }
-            Error::Closed(what) => ("closed", None, format!("{what} is closed")),
-            Error::Timeout { .. } => ("timeout", None, err.to_string()),
-            Error::Codec(m) => ("codec", None, m.clone()),
-            Error::Corrupt { key, reason } => ("corrupt", Some(key.clone()), reason.clone()),
-            Error::Storage(m) => ("storage", None, m.clone()),
-            Error::Panicked { what, message } => ("panicked", Some(what.clone()), message.clone()),
-            other => ("internal", None, other.to_string()),
+        let text = |name: Option<&String>| (name.cloned(), err.cause_text());
+        let ((name, message), object) = match err {
+            Error::InvalidArgument { name, reason } => ((Some(name.clone()), reason.clone()), None),
+            Error::NotFound { kind, name } | Error::AlreadyExists { kind, name } => (
+                (Some(name.clone()), err.to_string()),
+                Some(kind.as_str().to_string()),
+            ),
+            Error::Closed(what) => ((None, what.clone()), None),
+            Error::Corrupt { key, reason } => ((Some(key.clone()), reason.clone()), None),
+            Error::Busy { what, reason } => ((Some(what.clone()), reason.clone()), None),
+            Error::Refused { text, .. } => ((None, text.clone()), None),
+            Error::Panicked { what, message } => ((Some(what.clone()), message.clone()), None),
+            _ => (text(None), None),
         };
         Response::Error {
             id,
-            kind: kind.into(),
+            kind: wire_kind(err).into(),
             name,
+            object,
             message,
         }
     }
@@ -469,28 +482,80 @@ impl Response {
             id: 0,
             kind: kind.into(),
             name: None,
+            object: None,
             message: message.into(),
         }
     }
 }
 
+/// The wire's word for `err`'s variant.
+fn wire_kind(err: &Error) -> &'static str {
+    match err {
+        Error::InvalidArgument { .. } => "invalid_argument",
+        Error::NotFound { .. } => "not_found",
+        Error::AlreadyExists { .. } => "already_exists",
+        Error::Closed(_) => "closed",
+        Error::Timeout { .. } => "timeout",
+        Error::Codec { .. } => "codec",
+        Error::Corrupt { .. } => "corrupt",
+        Error::Io { .. } => "io",
+        Error::Storage { .. } => "storage",
+        Error::Disconnected { .. } => "disconnected",
+        Error::Busy { .. } => "busy",
+        Error::Refused { .. } => "refused",
+        Error::Panicked { .. } => "panicked",
+        _ => "internal",
+    }
+}
+
 /// Turns an error frame back into an [`Error`] on the client side.
-pub fn error_from_wire(kind: &str, name: Option<String>, message: String) -> Error {
-    match kind {
-        "invalid_argument" => Error::invalid(name.unwrap_or_default(), message),
-        "closed" => Error::Closed(format!("server: {message}")),
-        "timeout" => Error::timeout(format!("server: {message}"), Duration::ZERO),
-        "codec" | "protocol" | "frame_too_large" => Error::Codec(format!("server: {message}")),
-        "corrupt" => Error::Corrupt {
-            key: name.unwrap_or_default(),
+///
+/// Each `kind` becomes its variant again; causes come back as the server's
+/// text (`what` is `server`), and a timeout's `after` is zero (the client
+/// did not wait it). `protocol` and `frame_too_large` are
+/// [`Error::Codec`]; `idle` (the server closed an idle connection) is
+/// [`Error::Disconnected`]; `internal` and kinds this build does not know
+/// are [`Error::Refused`] with code 0.
+pub fn error_from_wire(
+    kind: &str,
+    name: Option<String>,
+    object: Option<String>,
+    message: String,
+) -> Error {
+    let name = name.unwrap_or_default();
+    let object = object.as_deref().and_then(ObjectKind::from_word);
+    match (kind, object) {
+        ("invalid_argument", _) => Error::invalid(name, message),
+        ("not_found", Some(object)) => Error::not_found(object, name),
+        ("already_exists", Some(object)) => Error::already_exists(object, name),
+        ("closed", _) => Error::Closed(format!("server: {message}")),
+        ("timeout", _) => Error::timeout(format!("server: {message}"), Duration::ZERO),
+        ("codec" | "protocol" | "frame_too_large", _) => Error::codec_reason("server", message),
+        ("corrupt", _) => Error::Corrupt {
+            key: name,
             reason: message,
         },
-        "storage" => Error::Storage(format!("server: {message}")),
-        "panicked" => Error::Panicked {
-            what: format!("server: {}", name.unwrap_or_default()),
+        ("io", _) => Error::Io {
+            what: "server".into(),
+            source: crate::error::reason(message),
+        },
+        ("storage", _) => Error::storage_reason("server", message),
+        ("disconnected", _) => Error::disconnected_reason("server", message),
+        ("idle", _) => Error::disconnected_reason("server", format!("idle: {message}")),
+        ("busy", _) => Error::Busy {
+            what: if name.is_empty() {
+                "server".into()
+            } else {
+                format!("server: {name}")
+            },
+            reason: message,
+        },
+        ("refused", _) => Error::refused(0, format!("server: {message}")),
+        ("panicked", _) => Error::Panicked {
+            what: format!("server: {name}"),
             message,
         },
-        _ => Error::Broker(format!("server ({kind}): {message}")),
+        (other, _) => Error::refused(0, format!("server ({other}): {message}")),
     }
 }
 
@@ -507,6 +572,77 @@ mod tests {
             .with_ttl(Duration::from_secs(60));
         let back: Message = WireMessage::from(&m).into();
         assert_eq!(back, m);
+    }
+
+    /// `err` through an error frame and back, as the client sees it.
+    fn over_the_wire(err: &Error) -> Error {
+        let frame = Response::error(7, err);
+        let bytes = rmp_serde::to_vec_named(&frame).unwrap();
+        match rmp_serde::from_slice::<Response>(&bytes).unwrap() {
+            Response::Error {
+                id: 7,
+                kind,
+                name,
+                object,
+                message,
+            } => error_from_wire(&kind, name, object, message),
+            other => panic!("not an error frame: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_round_trip_the_wire_as_their_variant() {
+        let io = || std::io::Error::other("no space");
+        let cases = [
+            Error::invalid("batch", "must be at least 1"),
+            Error::not_found(ObjectKind::Topic, "orders"),
+            Error::already_exists(ObjectKind::Subscriber, "orders/billing"),
+            Error::closed("queue"),
+            Error::timeout("sync", Duration::from_secs(1)),
+            Error::codec_reason("decode a frame", "truncated"),
+            Error::Corrupt {
+                key: "queue/00".into(),
+                reason: "short".into(),
+            },
+            Error::io("start thread x", io()),
+            Error::storage("fjall: write batch", io()),
+            Error::disconnected("connect", io()),
+            Error::Busy {
+                what: "server".into(),
+                reason: "64 connections".into(),
+            },
+            Error::refused(0, "no"),
+            Error::Panicked {
+                what: "request".into(),
+                message: "boom".into(),
+            },
+        ];
+        for err in cases {
+            let back = over_the_wire(&err);
+            assert_eq!(
+                std::mem::discriminant(&back),
+                std::mem::discriminant(&err),
+                "{err:?} came back as {back:?}"
+            );
+            assert_eq!(back.is_transient(), err.is_transient(), "{err:?}");
+        }
+        // What identifies the error survives, and the cause's text.
+        match over_the_wire(&Error::not_found(ObjectKind::Subscriber, "t/s")) {
+            Error::NotFound { kind, name } => {
+                assert_eq!((kind, name.as_str()), (ObjectKind::Subscriber, "t/s"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let back = over_the_wire(&Error::storage("fjall: write batch", io()));
+        assert!(
+            back.to_string().contains("fjall: write batch: no space"),
+            "{back}"
+        );
+        // A kind this build does not know is a refusal, never a panic.
+        let unknown = error_from_wire("martian", None, None, "hello".into());
+        assert!(
+            matches!(unknown, Error::Refused { code: 0, ref text } if text.contains("martian"))
+        );
     }
 
     #[test]

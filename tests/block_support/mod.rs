@@ -95,7 +95,7 @@ impl Block for Recorder {
             let _ = self.release.recv();
         }
         if self.flag("fail_finish") {
-            return Err(Error::Storage("disk gone".into()));
+            return Err(Error::storage_reason("test store", "disk gone"));
         }
         Ok(())
     }

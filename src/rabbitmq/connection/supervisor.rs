@@ -81,9 +81,12 @@ impl Supervisor {
                         }
                         Outcome::Lost(reason) => {
                             log::warn!("connection {name}: lost ({generation}): {reason}");
-                            self.shared.waiter.set_last_error(Error::Broker(format!(
-                                "connection lost: {reason}"
-                            )));
+                            self.shared
+                                .waiter
+                                .set_last_error(Error::disconnected_reason(
+                                    format!("connection {name}"),
+                                    format!("lost: {reason}"),
+                                ));
                             drop(conn);
                             // A connection that dies at once (a broker that
                             // accepts and then drops us) is retried with
@@ -108,7 +111,7 @@ impl Supervisor {
                         }
                     }
                 }
-                Err(e @ Error::Refused(_)) if !self.config.retry_refusals => {
+                Err(e @ Error::Refused { .. }) if !self.config.retry_refusals => {
                     // Retrying cannot help: give up now with the cause,
                     // rather than time every caller out.
                     log::error!("connection {name}: giving up: {e}");
@@ -157,15 +160,14 @@ impl Supervisor {
         };
         let worker = match worker {
             Ok(worker) => worker,
-            Err(e) => {
-                return Some(Err(Error::Broker(format!(
-                    "could not start a connect attempt: {e}"
-                ))))
-            }
+            Err(e) => return Some(Err(e)),
         };
         let result = select! {
             recv(rx) -> result => Some(result.unwrap_or_else(|_| {
-                Err(Error::Broker("the connect attempt ended without a result".into()))
+                Err(Error::disconnected_reason(
+                    "connect attempt",
+                    "ended without a result",
+                ))
             })),
             recv(self.stop.receiver()) -> _ => {
                 abort.abort();
@@ -189,7 +191,7 @@ impl Supervisor {
         }
         let open = |conn: &mut amiquip::Connection| {
             conn.open_channel(None)
-                .map_err(|e| broker("could not open a channel to declare the topology", e))
+                .map_err(|e| broker("open a channel to declare the topology", e))
         };
         let mut channel = open(conn)?;
         let mut refused = Vec::new();
@@ -208,7 +210,7 @@ impl Supervisor {
                     refused.push(i);
                     channel = open(conn)?;
                 }
-                Err(e) => return Err(broker(&format!("could not declare {declaration}"), e)),
+                Err(e) => return Err(broker(&format!("declare {declaration}"), e)),
             }
         }
         for i in refused.into_iter().rev() {
@@ -245,7 +247,7 @@ impl Supervisor {
                         let result = conn
                             .open_channel(None)
                             .map(|channel| (channel, generation))
-                            .map_err(|e| broker("could not open a channel", e));
+                            .map_err(|e| broker("open a channel", e));
                         // On failure the worker waits for the next connect;
                         // if the connection died, `blocked` says so next.
                         let _ = reply.send(result);
@@ -253,7 +255,7 @@ impl Supervisor {
                     Ok(Command::Declare(declarations, reply)) => {
                         let result = conn
                             .open_channel(None)
-                            .map_err(|e| broker("could not open a channel to declare", e))
+                            .map_err(|e| broker("open a channel to declare", e))
                             .and_then(|channel| {
                                 for d in &declarations {
                                     d.declare(&channel)?;
@@ -286,18 +288,20 @@ impl Supervisor {
                 recv(self.stop.receiver()) -> _ => return true,
                 recv(self.commands) -> command => match command {
                     Ok(Command::OpenChannel(reply)) => {
-                        let _ = reply.send(Err(Error::Broker(format!(
-                            "connection {} is down; reconnecting", self.config.name
-                        ))));
+                        let _ = reply.send(Err(Error::disconnected_reason(
+                            format!("connection {}", self.config.name),
+                            "down; reconnecting",
+                        )));
                     }
                     Ok(Command::Declare(declarations, reply)) => {
                         self.record(declarations);
                         let _ = reply.send(Ok(()));
                     }
                     Ok(Command::Redeclare(reply)) => {
-                        let _ = reply.send(Err(Error::Broker(format!(
-                            "connection {} is down; reconnecting", self.config.name
-                        ))));
+                        let _ = reply.send(Err(Error::disconnected_reason(
+                            format!("connection {}", self.config.name),
+                            "down; reconnecting",
+                        )));
                     }
                     Err(_) => return true,
                 },

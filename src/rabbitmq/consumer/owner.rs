@@ -50,11 +50,12 @@ struct RabbitAcker {
 impl RabbitAcker {
     fn send(self, action: Action) -> Result<()> {
         if self.current.load(Ordering::SeqCst) != self.epoch {
-            return Err(Error::Broker(format!(
-                "stale delivery from queue `{}`: the channel it came on was lost (reconnect); \
-                 the broker delivers the message again",
-                self.queue
-            )));
+            return Err(Error::StaleDelivery {
+                what: format!(
+                    "{} from queue `{}` (channel {})",
+                    self.tag, self.queue, self.epoch
+                ),
+            });
         }
         self.settles
             .send(Settle {

@@ -88,6 +88,8 @@ struct Loss {
     /// The broker closed the channel (the connection is fine): something we
     /// sent was refused.
     by_server: bool,
+    /// The broker's reply code when it closed the channel.
+    code: u16,
 }
 
 impl Loss {
@@ -96,10 +98,12 @@ impl Loss {
             amiquip::Error::ServerClosedChannel { code, message, .. } => Loss {
                 reason: format!("the broker closed the channel ({code}: {message})"),
                 by_server: true,
+                code,
             },
             other => Loss {
                 reason: other.to_string(),
                 by_server: false,
+                code: 0,
             },
         }
     }
@@ -108,6 +112,7 @@ impl Loss {
         Loss {
             reason: reason.into(),
             by_server: false,
+            code: 0,
         }
     }
 }
@@ -273,8 +278,8 @@ impl Engine {
                 };
                 match self.look_up(&mut exchanges, &entry.exchange, *draining) {
                     Ok(None) => {}
-                    Ok(Some(reason)) => {
-                        self.refuse(entry, &reason);
+                    Ok(Some((code, reason))) => {
+                        self.refuse(entry, code, &reason);
                         continue;
                     }
                     Err(e) => {
@@ -382,7 +387,7 @@ impl Engine {
             }
             Some(loss) => {
                 if loss.by_server {
-                    self.blame(&mut inflight, &loss.reason);
+                    self.blame(&mut inflight, loss.code, &loss.reason);
                 }
                 self.requeue(inflight);
                 Served::Lost(loss)
@@ -497,18 +502,19 @@ impl Engine {
     /// The broker closed the channel: with one message in flight in
     /// careful mode, that message is the one refused and fails to its
     /// caller; otherwise the messages in flight are resent carefully.
-    fn blame(&mut self, inflight: &mut BTreeMap<u64, Entry>, reason: &str) {
+    fn blame(&mut self, inflight: &mut BTreeMap<u64, Entry>, code: u16, reason: &str) {
         if self.careful_through.is_some() && inflight.len() == 1 {
             if let Some((_, entry)) = inflight.pop_first() {
-                self.refuse(entry, reason);
+                self.refuse(entry, code, reason);
             }
         } else if let Some(last) = inflight.values().map(|e| e.seq).max() {
             self.careful_through = Some(self.careful_through.map_or(last, |c| c.max(last)));
         }
     }
 
-    /// Fails `entry`, which the broker refused for `reason`, to its caller.
-    fn refuse(&self, entry: Entry, reason: &str) {
+    /// Fails `entry`, which the broker refused with reply `code` for
+    /// `reason`, to its caller.
+    fn refuse(&self, entry: Entry, code: u16, reason: &str) {
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
         log::error!(
             "publisher on {}: the broker refused a message to exchange `{}` with routing key `{}`: {reason}",
@@ -516,15 +522,18 @@ impl Engine {
             entry.exchange,
             entry.routing_key
         );
-        let error = Error::Broker(format!(
-            "refused by the broker (exchange `{}`, routing key `{}`): {reason}",
-            entry.exchange, entry.routing_key
-        ));
+        let error = Error::refused(
+            code,
+            format!(
+                "publish to exchange `{}` with routing key `{}`: {reason}",
+                entry.exchange, entry.routing_key
+            ),
+        );
         self.fail(entry, error, true);
     }
 
     /// Whether `exchange` exists: `Ok(None)` when it does (the default
-    /// exchange always does), `Ok(Some(reason))` when the broker refused
+    /// exchange always does), `Ok(Some((code, reason)))` when the broker refused
     /// the lookup (the exchange is missing or forbidden), `Err` when the
     /// connection failed. A passive declare on the probe channel, once per
     /// exchange and channel: a refusal closes the probe channel only.
@@ -533,7 +542,7 @@ impl Engine {
         exchanges: &mut Exchanges,
         exchange: &str,
         draining: Option<Instant>,
-    ) -> std::result::Result<Option<String>, Loss> {
+    ) -> std::result::Result<Option<(u16, String)>, Loss> {
         if exchange.is_empty() || exchanges.known.contains(exchange) {
             return Ok(None);
         }
@@ -559,8 +568,9 @@ impl Engine {
             }
             // The probe channel is gone with the refusal; the next lookup
             // opens another.
-            Err(amiquip::Error::ServerClosedChannel { code, message, .. }) => Ok(Some(format!(
-                "the broker closed the channel ({code}: {message})"
+            Err(amiquip::Error::ServerClosedChannel { code, message, .. }) => Ok(Some((
+                code,
+                format!("the broker closed the channel ({code}: {message})"),
             ))),
             Err(other) => Err(Loss::from(other)),
         }
@@ -626,10 +636,13 @@ impl Engine {
                     entry.exchange,
                     entry.routing_key
                 );
-                let error = Error::Broker(format!(
-                    "unroutable: no queue is bound to exchange `{}` for routing key `{}`",
-                    entry.exchange, entry.routing_key
-                ));
+                let error = Error::refused(
+                    amqp::NO_ROUTE,
+                    format!(
+                        "unroutable: no queue is bound to exchange `{}` for routing key `{}`",
+                        entry.exchange, entry.routing_key
+                    ),
+                );
                 self.fail(entry, error, true);
             } else {
                 self.counters.confirmed.fetch_add(1, Ordering::Relaxed);

@@ -107,7 +107,7 @@ mod tests {
             exchange: "x".into(),
             routing_key: "k".into(),
             message: Message::new(body.to_vec()),
-            error: Error::Broker("NOT_FOUND".into()),
+            error: Error::refused(404, "NOT_FOUND"),
         }
     }
 
