@@ -84,6 +84,9 @@ pub mod rabbitmq;
 pub mod server;
 pub mod waiter;
 
+mod millis;
+mod receipt;
+mod sink;
 mod thread;
 
 #[cfg(feature = "rabbitmq")]
@@ -95,6 +98,8 @@ pub use channel::{DurableAdapter, DurableConfig};
 pub use error::{Error, ObjectKind, Result};
 pub use message::{Acker, Delivery, Message};
 pub use outbox::{Outbox, OutboxConfig, OutboxEvent};
+pub use receipt::Receipt;
+pub use sink::Sink;
 pub use waiter::{ConnectionWaiter, Generation};
 
 /// Every code block of the README, compiled (and, unless marked `no_run`,

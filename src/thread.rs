@@ -15,7 +15,7 @@
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -278,5 +278,132 @@ mod tests {
             other => panic!("expected Timeout, got {other:?}"),
         }
         drop(tx); // lets the thread end
+    }
+}
+
+/// Joins every worker by one shared `deadline` and keeps the first error.
+///
+/// Every worker is joined (or given up on at the deadline) even after one
+/// failed, so no thread is left unjoined because another panicked.
+///
+/// # Errors
+///
+/// The first worker's [`Error::Panicked`] or [`Error::Timeout`].
+#[allow(dead_code)] // until every module uses it (API redesign in progress)
+pub fn join_all<T>(workers: impl IntoIterator<Item = Worker<T>>, deadline: Instant) -> Result<()> {
+    let mut first = Ok(());
+    for worker in workers {
+        if let Err(e) = worker.join_deadline(deadline) {
+            if first.is_ok() {
+                first = Err(e);
+            }
+        }
+    }
+    first
+}
+
+/// Locks `mutex`, taking the data even if a thread panicked while holding
+/// it.
+///
+/// Every lock in syncmq guards state that each critical section leaves
+/// consistent before anything can panic, and a panicking thread is reported
+/// through its [`Worker`]; refusing the lock afterwards would turn one
+/// failure into a cascade of them.
+#[allow(dead_code)] // until every module uses it (API redesign in progress)
+pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The wait before retry number `failures` (1 for the first retry):
+/// `initial * 2^(failures-1)`, at most `max`, less up to a quarter of
+/// random jitter so that many clients retrying the same broker spread out.
+/// `failures == 0` waits `initial`, less jitter.
+#[allow(dead_code)] // until every module uses it (API redesign in progress)
+pub fn backoff(failures: u32, initial: Duration, max: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(31);
+    let full = initial.saturating_mul(1u32 << doublings).min(max);
+    full.saturating_sub(full.mul_f64(random_fraction() * 0.25))
+}
+
+/// A number in [0, 1) that differs between calls and processes; enough for
+/// jitter, not for anything that needs real randomness.
+#[allow(dead_code)]
+fn random_fraction() -> f64 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish() | 1
+        });
+    }
+    STATE.with(|s| {
+        // xorshift64
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        #[allow(clippy::cast_precision_loss)] // 53 bits fit an f64 exactly
+        let fraction = (x >> 11) as f64 / (1u64 << 53) as f64;
+        fraction
+    })
+}
+
+#[cfg(test)]
+mod helper_tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_less_a_quarter_of_jitter() {
+        let (initial, max) = (Duration::from_millis(100), Duration::from_secs(1));
+        for (failures, full) in [
+            (0, 100),
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (40, 1000),
+        ] {
+            let full = Duration::from_millis(full);
+            let wait = backoff(failures, initial, max);
+            assert!(
+                wait <= full && wait >= full * 3 / 4,
+                "{failures}: {wait:?} vs {full:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn join_all_joins_every_worker_and_keeps_the_first_error() {
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let tx = done_tx.clone();
+        let workers = vec![
+            spawn("join-all-panics", || panic!("first")).unwrap(),
+            spawn("join-all-ok", move || tx.send(()).unwrap()).unwrap(),
+        ];
+        let error = join_all(workers, Instant::now() + Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(error, Error::Panicked { .. }), "{error:?}");
+        drop(done_tx);
+        assert_eq!(done_rx.iter().count(), 1, "the second worker was joined");
+    }
+
+    #[test]
+    fn lock_takes_a_poisoned_mutex() {
+        let mutex = Arc::new(Mutex::new(1));
+        let m = mutex.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = m.lock().unwrap();
+            panic!("poison");
+        })
+        .join();
+        assert!(mutex.is_poisoned());
+        assert_eq!(*lock(&mutex), 1);
     }
 }

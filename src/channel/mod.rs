@@ -148,7 +148,7 @@ pub struct ChannelSpec {
     #[serde(default)]
     dedupe: bool,
     /// Milliseconds at the serde boundary; 0 (the default) is off.
-    #[serde(default, rename = "ack_timeout_ms", with = "millis_or_off")]
+    #[serde(default, rename = "ack_timeout_ms", with = "crate::millis::or_off")]
     ack_timeout: Option<Duration>,
     #[serde(default)]
     max_deliveries: u32,
@@ -164,29 +164,6 @@ fn default_instances() -> usize {
 
 fn default_priorities() -> u8 {
     1
-}
-
-/// `Option<Duration>` as whole milliseconds, 0 meaning `None`, as every
-/// other millisecond field in the crate's configuration files.
-mod millis_or_off {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(
-        value: &Option<Duration>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        let ms = value.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        serializer.serialize_u64(ms)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        let ms = u64::deserialize(deserializer)?;
-        Ok((ms > 0).then(|| Duration::from_millis(ms)))
-    }
 }
 
 impl ChannelSpec {
