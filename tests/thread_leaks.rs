@@ -2,6 +2,7 @@
 //!
 //! This binary holds only these tests, and they take turns (a shared lock),
 //! so every `syncmq-` thread in the process belongs to the test that runs.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -67,12 +68,12 @@ mod block_runtime {
     use std::sync::Arc;
     use syncmq::block::{
         Bag, Block, BlockConfig, Callbacks, Controller, Registry, Runtime, RuntimeConfig, Value,
-        WaiterServer,
+        WaiterDependency,
     };
     use syncmq::ConnectionWaiter;
 
     /// Keeps its run thread and one helper busy until finished, and takes
-    /// bags and server events.
+    /// bags and dependency events.
     struct Busy;
 
     impl Block for Busy {
@@ -104,10 +105,10 @@ mod block_runtime {
         let config = RuntimeConfig::new()
             .with_block(BlockConfig::new("busy").with_responsibility("one"))
             .with_block(BlockConfig::new("busy").with_responsibility("two"));
-        let mut runtime = Runtime::start(&config, &registry).unwrap();
+        let runtime = Runtime::start(&config, &registry).unwrap();
         let waiter = Arc::new(ConnectionWaiter::new());
         runtime
-            .monitor(WaiterServer::new("broker", waiter.clone()))
+            .monitor(Arc::new(WaiterDependency::new("broker", waiter.clone())))
             .unwrap();
         waiter.set_connected();
         runtime.controller("two").unwrap().enqueue(Bag::new());
@@ -123,11 +124,11 @@ mod block_runtime {
     }
 
     #[test]
-    fn shutdown_joins_every_block_thread() {
+    fn close_joins_every_block_thread() {
         let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         no_threads_left();
         let (runtime, _waiter) = start();
-        runtime.shutdown().unwrap();
+        runtime.close().unwrap();
         no_threads_left();
     }
 
@@ -362,9 +363,11 @@ fn server_shutdown_and_drop_join_every_thread() {
 
 #[cfg(feature = "rabbitmq")]
 #[test]
-fn a_monitored_rabbit_server_leaves_no_thread() {
+fn a_monitored_rabbit_dependency_leaves_no_thread() {
     use std::sync::Arc;
-    use syncmq::block::{BlockConfig, RabbitServer, Registry, Runtime, RuntimeConfig, Server};
+    use syncmq::block::{
+        BlockConfig, Dependency, RabbitDependency, Registry, Runtime, RuntimeConfig,
+    };
 
     let Some(url) = common::broker_url() else {
         return;
@@ -374,13 +377,13 @@ fn a_monitored_rabbit_server_leaves_no_thread() {
     let config = RuntimeConfig::new()
         .with_block(BlockConfig::new("finisher"))
         .with_heartbeat(Duration::from_millis(10));
-    // Closed: the runtime's shutdown stops the monitor, close the
-    // supervisor.
-    let mut runtime = Runtime::start(&config, &Registry::new()).unwrap();
-    let server = Arc::new(RabbitServer::new(&url).with_name(unique("leak-blk")));
-    runtime.monitor_shared(server.clone()).unwrap();
+    // Closed: the runtime's close stops the monitor, the dependency's
+    // close the supervisor.
+    let runtime = Runtime::start(&config, &Registry::new()).unwrap();
+    let broker = Arc::new(RabbitDependency::new(&url).with_name(unique("leak-blk")));
+    runtime.monitor(broker.clone()).unwrap();
     eventually(Duration::from_secs(10), "connected", || {
-        server.is_connected()
+        broker.is_connected()
     });
     let threads = syncmq_threads();
     assert!(
@@ -388,19 +391,19 @@ fn a_monitored_rabbit_server_leaves_no_thread() {
             && threads.iter().any(|n| n.starts_with("syncmq-rmq-conn")),
         "{threads:?}"
     );
-    runtime.shutdown().unwrap();
-    server.close().unwrap();
+    runtime.close().unwrap();
+    broker.close().unwrap();
     no_threads_left();
 
     // Dropped without a close: the supervisor goes with the last handle.
-    let mut runtime = Runtime::start(&config, &Registry::new()).unwrap();
-    let server = Arc::new(RabbitServer::new(&url).with_name(unique("leak-blk")));
-    runtime.monitor_shared(server.clone()).unwrap();
+    let runtime = Runtime::start(&config, &Registry::new()).unwrap();
+    let broker = Arc::new(RabbitDependency::new(&url).with_name(unique("leak-blk")));
+    runtime.monitor(broker.clone()).unwrap();
     eventually(Duration::from_secs(10), "connected", || {
-        server.is_connected()
+        broker.is_connected()
     });
     drop(runtime);
-    drop(server);
+    drop(broker);
     no_threads_left();
 }
 

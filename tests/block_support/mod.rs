@@ -1,4 +1,4 @@
-//! The test blocks shared by `tests/block.rs` and `tests/block_server.rs`:
+//! The test blocks shared by `tests/block.rs` and `tests/block_dependency.rs`:
 //! a [`Recorder`] that logs its life cycle and callbacks, and a fixture
 //! registry with two kinds of it.
 #![allow(dead_code)] // each test binary uses a different part
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use syncmq::block::{
-    Bag, Block, BlockConfig, Callbacks, Controller, Registry, RuntimeConfig, ServerEvent, Value,
+    Bag, Block, BlockConfig, Callbacks, Controller, DependencyEvent, Registry, RuntimeConfig, Value,
 };
 use syncmq::Error;
 
@@ -116,12 +116,14 @@ impl Block for Recorder {
         ));
     }
 
-    fn on_connect(&self, _ctl: &Controller, server: &ServerEvent) {
-        self.callback(format!("connect:{}:{}", self.resp, server.epoch()));
+    fn on_connect(&self, _ctl: &Controller, event: &DependencyEvent) {
+        let generation = event.generation().get();
+        self.callback(format!("connect:{}:{generation}", self.resp));
     }
 
-    fn on_disconnect(&self, _ctl: &Controller, server: &ServerEvent) {
-        self.callback(format!("disconnect:{}:{}", self.resp, server.epoch()));
+    fn on_disconnect(&self, _ctl: &Controller, event: &DependencyEvent) {
+        let generation = event.generation().get();
+        self.callback(format!("disconnect:{}:{generation}", self.resp));
     }
 }
 
