@@ -237,7 +237,7 @@ impl<B: Block> Block for Traced<B> {
         self.inner.init(conf)
     }
     fn run(&self, ctl: Controller) {
-        self.inner.run(ctl)
+        self.inner.run(ctl);
     }
     fn finish(&self) -> Result<()> {
         let result = self.inner.finish();
@@ -248,13 +248,13 @@ impl<B: Block> Block for Traced<B> {
         self.inner.callbacks()
     }
     fn on_enqueue(&self, ctl: &Controller, bag: Bag) {
-        self.inner.on_enqueue(ctl, bag)
+        self.inner.on_enqueue(ctl, bag);
     }
     fn on_connect(&self, ctl: &Controller, event: &DependencyEvent) {
-        self.inner.on_connect(ctl, event)
+        self.inner.on_connect(ctl, event);
     }
     fn on_disconnect(&self, ctl: &Controller, event: &DependencyEvent) {
-        self.inner.on_disconnect(ctl, event)
+        self.inner.on_disconnect(ctl, event);
     }
 }
 
@@ -510,12 +510,11 @@ impl Block for Reader {
         let (Ok(conn), Ok(seq)) = (conn.parse::<u64>(), seq.parse::<u64>()) else {
             return;
         };
-        let answer = match bag.get(block::OK).and_then(Value::as_bool) {
-            Some(true) => format!("ok {seq}\n"),
-            _ => {
-                let why = bag.get(block::ERROR).and_then(Value::as_str);
-                format!("err {seq} {}\n", why.unwrap_or("not published"))
-            }
+        let answer = if bag.get(block::OK).and_then(Value::as_bool) == Some(true) {
+            format!("ok {seq}\n")
+        } else {
+            let why = bag.get(block::ERROR).and_then(Value::as_str);
+            format!("err {seq} {}\n", why.unwrap_or("not published"))
         };
         let mut conns = lock(&self.conns.map);
         if let Some(c) = conns.get_mut(&conn) {

@@ -333,7 +333,7 @@ mod tests {
         waiter.set_last_error(Error::disconnected_reason("connect", "connection refused"));
         match waiter.wait_connected(Duration::from_millis(10)) {
             Err(Error::Timeout { what, .. }) => {
-                assert!(what.contains("connection refused"), "{what}")
+                assert!(what.contains("connection refused"), "{what}");
             }
             other => panic!("expected a timeout, got {other:?}"),
         }

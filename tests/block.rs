@@ -93,7 +93,7 @@ fn a_failing_init_unwinds_the_blocks_before_it_and_names_the_block() {
                 match (failure, &**error) {
                     ("fail_init", Error::InvalidArgument { name, .. }) => assert_eq!(name, "port"),
                     ("panic_init", Error::Panicked { message, .. }) => {
-                        assert_eq!(message, "init of c panics")
+                        assert_eq!(message, "init of c panics");
                     }
                     other => panic!("{other:?}"),
                 }

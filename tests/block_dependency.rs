@@ -86,12 +86,7 @@ fn a_flap_between_heartbeats_is_still_a_disconnect_and_a_connect() {
         f.log.entries().contains(&"connect:l:6".into())
     });
     runtime.close().unwrap();
-    let events: Vec<String> = f
-        .log
-        .entries()
-        .into_iter()
-        .filter(|e| e.contains("connect:"))
-        .collect();
+    let events = f.log.dependency_events();
     // Strictly alternating, starting with a connect, and the generations
     // rise.
     for (i, e) in events.iter().enumerate() {
@@ -146,12 +141,7 @@ fn a_block_can_drive_dependency_callbacks_itself() {
     );
     runtime.close().unwrap();
     assert!(!to_listener.dependency_connected(&event), "finished");
-    let events: Vec<String> = f
-        .log
-        .entries()
-        .into_iter()
-        .filter(|e| e.contains("connect:"))
-        .collect();
+    let events = f.log.dependency_events();
     assert_eq!(events, ["connect:l:7", "disconnect:l:7"]);
 }
 
@@ -192,12 +182,7 @@ fn a_rabbit_connection_closed_by_the_broker_is_a_disconnect_then_a_connect() {
     eventually(LIMIT, "reconnect", || {
         f.log.entries().contains(&"connect:l:2".into())
     });
-    let events: Vec<String> = f
-        .log
-        .entries()
-        .into_iter()
-        .filter(|e| e.contains("connect:"))
-        .collect();
+    let events = f.log.dependency_events();
     assert_eq!(events, ["connect:l:1", "disconnect:l:1", "connect:l:2"]);
     runtime.close().unwrap();
     broker.close().unwrap();

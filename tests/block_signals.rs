@@ -52,10 +52,10 @@ type Case = (&'static str, fn());
 fn run_cases() {
     let cases: [Case; 6] = [
         ("sigterm_finishes_blocks_in_reverse_order", || {
-            ordered_close_on("TERM")
+            ordered_close_on("TERM");
         }),
         ("sigint_finishes_blocks_in_reverse_order", || {
-            ordered_close_on("INT")
+            ordered_close_on("INT");
         }),
         (
             "a_second_signal_during_the_close_exits_at_once",
@@ -526,6 +526,13 @@ fn drain_broker_queue(url: &str, queue: &str) -> Vec<String> {
 }
 
 fn satellite_amqp_survives_a_broker_close_and_keeps_every_acknowledged_line() {
+    // Deletes the broker queue whatever the outcome.
+    struct Cleanup<'a>(&'a str, &'a str);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            common::delete_queues(self.0, &[self.1]);
+        }
+    }
     let Some(url) = common::broker_url() else {
         return;
     };
@@ -544,13 +551,6 @@ fn satellite_amqp_survives_a_broker_close_and_keeps_every_acknowledged_line() {
             &name,
         ],
     );
-    // Deletes the broker queue whatever the outcome.
-    struct Cleanup<'a>(&'a str, &'a str);
-    impl Drop for Cleanup<'_> {
-        fn drop(&mut self) {
-            common::delete_queues(self.0, &[self.1]);
-        }
-    }
     let cleanup = Cleanup(&url, &queue);
     let listening = child.wait_for(|l| l.starts_with("listening on "));
     let addr = listening.trim_start_matches("listening on ").to_string();

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use common::{eventually, syncmq_threads, unique};
@@ -25,7 +25,7 @@ fn no_threads_left() {
 
 #[test]
 fn simple_adapter_close_joins_every_thread() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let adapter = SimpleAdapter::new();
     for instances in [1, 4] {
@@ -50,7 +50,7 @@ fn simple_adapter_close_joins_every_thread() {
 
 #[test]
 fn simple_adapter_drop_joins_every_thread() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let adapter = SimpleAdapter::new();
     adapter
@@ -125,7 +125,7 @@ mod block_runtime {
 
     #[test]
     fn close_joins_every_block_thread() {
-        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
         no_threads_left();
         let (runtime, _waiter) = start();
         runtime.close().unwrap();
@@ -134,7 +134,7 @@ mod block_runtime {
 
     #[test]
     fn dropping_the_runtime_joins_every_block_thread() {
-        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
         no_threads_left();
         let (runtime, waiter) = start();
         drop(runtime);
@@ -147,7 +147,7 @@ mod block_runtime {
 #[test]
 fn queue_close_and_drop_join_every_thread() {
     use syncmq::queue::{Queue, QueueConfig, TopicConfig};
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let dir = tempfile::tempdir().unwrap();
     let config = QueueConfig::new().with_topic(TopicConfig::new("t", ["a"]));
@@ -174,7 +174,7 @@ fn queue_close_and_drop_join_every_thread() {
 #[test]
 fn durable_adapter_close_and_drop_join_every_thread() {
     use syncmq::DurableAdapter;
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let dir = tempfile::tempdir().unwrap();
     let adapter = DurableAdapter::open(dir.path()).unwrap();
@@ -202,7 +202,7 @@ fn durable_adapter_close_and_drop_join_every_thread() {
 
 #[test]
 fn outbox_stop_and_drop_join_both_threads() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let stream = |_: &OutboxRecord| Ok(());
     let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
@@ -232,7 +232,7 @@ fn rabbitmq_client_and_adapter_close_join_every_thread() {
     let Some(url) = common::broker_url() else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let service = unique("leak");
     let client = Client::start(ClientConfig::new(&url, &service)).unwrap();
@@ -300,7 +300,7 @@ fn server_shutdown_and_drop_join_every_thread() {
     use syncmq::queue::{Queue, QueueConfig, TopicConfig};
     use syncmq::server::{Client, Server, ServerConfig};
 
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let queue = std::sync::Arc::new(
         Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["a", "b"]))).unwrap(),
@@ -372,7 +372,7 @@ fn a_monitored_rabbit_dependency_leaves_no_thread() {
     let Some(url) = common::broker_url() else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let config = RuntimeConfig::new()
         .with_block(BlockConfig::new("finisher"))
@@ -416,7 +416,7 @@ fn an_outbox_on_a_rabbit_stream_of_its_own_joins_every_thread() {
     let Some(url) = common::broker_url() else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let queue = unique("leak-obx");
     for stop in [true, false] {
@@ -465,7 +465,7 @@ fn close_during_a_hanging_connect_attempt_joins_the_attempt() {
     use std::time::Instant;
     use syncmq::rabbitmq::{Connection, ConnectionConfig};
 
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
@@ -511,7 +511,7 @@ fn close_during_a_hanging_tcp_connect_joins_the_attempt() {
     use std::time::Instant;
     use syncmq::rabbitmq::{Connection, ConnectionConfig};
 
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())

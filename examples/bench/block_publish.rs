@@ -98,9 +98,10 @@ impl Block for Source {
         let target = ctl.controller("publisher").expect("publisher block");
         *self.started.lock().expect("lock") = Some(Instant::now());
         for i in 0..self.messages {
-            let bag = Bag::new()
-                .with(block::BODY, self.body.as_slice())
-                .with(block::ID, i as i64);
+            let bag = Bag::new().with(block::BODY, self.body.as_slice()).with(
+                block::ID,
+                i64::try_from(i).expect("fewer than 2^63 messages"),
+            );
             assert!(target.enqueue(bag));
         }
     }

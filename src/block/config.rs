@@ -302,7 +302,7 @@ mod tests {
             .with_block(BlockConfig::new("b").with_responsibility("a"));
         match dup.validate() {
             Err(Error::InvalidArgument { name, .. }) => {
-                assert_eq!(name, "blocks[1].responsibility")
+                assert_eq!(name, "blocks[1].responsibility");
             }
             other => panic!("{other:?}"),
         }

@@ -113,7 +113,7 @@ impl fmt::Debug for Runtime {
             )
             .field("monitoring", &state.monitor.is_some())
             .field("closed", &state.closed)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

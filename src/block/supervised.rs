@@ -130,7 +130,7 @@ fn event_loop(
 ) -> Result<()> {
     // Ends on `Finish`, or when every sender is gone (the runtime was torn
     // down without finishing, say by a panic): finish then too.
-    for event in events.iter() {
+    for event in events {
         let (stage, result) = match event {
             Event::Finish => break,
             Event::Enqueue(bag) => (

@@ -391,14 +391,14 @@ mod tests {
             #[serde(default)]
             port: u16,
         }
-        assert_eq!(Value::Null.decode::<Conf>().unwrap(), Conf { port: 0 });
-        assert_eq!(Value::Null.decode::<Option<u16>>().unwrap(), None);
-        assert_eq!(Value::Null.decode::<Option<Conf>>().unwrap(), None);
         #[derive(Deserialize, Debug)]
         #[allow(dead_code)]
         struct Required {
             port: u16,
         }
+        assert_eq!(Value::Null.decode::<Conf>().unwrap(), Conf { port: 0 });
+        assert_eq!(Value::Null.decode::<Option<u16>>().unwrap(), None);
+        assert_eq!(Value::Null.decode::<Option<Conf>>().unwrap(), None);
         assert!(matches!(
             Value::Null.decode::<Required>(),
             Err(Error::Codec { .. })

@@ -26,6 +26,13 @@ impl Log {
     pub fn entries(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
+    /// The `connect:` and `disconnect:` entries, in order.
+    pub fn dependency_events(&self) -> Vec<String> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.contains("connect:"))
+            .collect()
+    }
     /// The entries starting with `prefix`, without it.
     pub fn with_prefix(&self, prefix: &str) -> Vec<String> {
         self.entries()
@@ -72,9 +79,7 @@ impl Block for Recorder {
     fn init(&self, conf: &Value) -> syncmq::Result<()> {
         *self.conf.lock().unwrap() = conf.clone();
         self.log.push(format!("init:{}", self.resp));
-        if self.flag("panic_init") {
-            panic!("init of {} panics", self.resp);
-        }
+        assert!(!self.flag("panic_init"), "init of {} panics", self.resp);
         if self.flag("fail_init") {
             return Err(Error::invalid("port", "is taken"));
         }
@@ -84,9 +89,7 @@ impl Block for Recorder {
     fn run(&self, ctl: Controller) {
         self.log.push(format!("run:{}", self.resp));
         assert_eq!(ctl.responsibility(), self.resp);
-        if self.flag("panic_run") {
-            panic!("run of {} panics", self.resp);
-        }
+        assert!(!self.flag("panic_run"), "run of {} panics", self.resp);
     }
 
     fn finish(&self) -> syncmq::Result<()> {
@@ -106,9 +109,7 @@ impl Block for Recorder {
 
     fn on_enqueue(&self, _ctl: &Controller, bag: Bag) {
         let seq = bag.get("seq").and_then(Value::as_i64).unwrap_or(-1);
-        if bag.get("panic").is_some() {
-            panic!("bad bag {seq}");
-        }
+        assert!(bag.get("panic").is_none(), "bad bag {seq}");
         self.callback(format!(
             "bag:{}:{}:{seq}",
             self.resp,
