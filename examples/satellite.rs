@@ -15,16 +15,16 @@
 //! - with `--amqp URL`, the durable RabbitMQ queue `--amqp-queue NAME`
 //!   (default `satellite-lines`): a line is acknowledged after the broker
 //!   confirmed it. The connection (named `--name`, default
-//!   `satellite-<pid>`) is monitored: every block with server callbacks
-//!   hears when the broker goes away and comes back, and the reader logs
+//!   `satellite-<pid>`) is monitored: every block with dependency
+//!   callbacks hears when the broker goes away and comes back, and the reader logs
 //!   it. Lines published while the broker is away wait in the publisher's
 //!   retry buffer; one that is not confirmed within 5 s is answered
 //!   `err <n> ...` (it may still arrive: at least once).
 //!
 //! Blocks, in init order (finish goes the other way):
 //!
-//! 1. `finisher`: the signal block; Ctrl-C or SIGTERM starts the ordered
-//!    shutdown, a second one exits at once.
+//! 1. `finisher`: the signal block; Ctrl-C or SIGTERM closes the runtime
+//!    in order, a second one exits at once.
 //! 2. `store`: opens the queue (or the RabbitMQ connection, its queue
 //!    declaration and a confirmed publisher); at finish, after the
 //!    publisher block, closes it (the queue syncs; the RabbitMQ publisher
@@ -44,20 +44,21 @@
 //!
 //! Every life-cycle step is printed to stdout as `step <what> <block>`,
 //! which is what `tests/block_signals.rs` checks.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::Deserialize;
 use syncmq::block::{
-    publisher, Bag, Block, BlockConfig, Callbacks, Controller, Publish, PublisherBlock,
-    QueuePublisher, RabbitPublisher, RabbitServer, Registry, Runtime, RuntimeConfig, Server,
-    ServerEvent, SignalBlock, TcpServer, Value, SIGNAL_BLOCK,
+    self, Bag, Block, BlockConfig, Callbacks, Controller, Dependency, DependencyEvent, Publish,
+    PublisherBlock, QueuePublisher, RabbitDependency, RabbitPublisher, Registry, Runtime,
+    RuntimeConfig, SignalBlock, TcpDependency, Value, SIGNAL_BLOCK,
 };
 use syncmq::queue::{Queue, QueueConfig, TopicConfig};
 use syncmq::rabbitmq::{Declaration, Publisher, PublisherConfig};
@@ -136,7 +137,7 @@ fn parse(args: Vec<String>) -> Result<Args> {
     if amqp.is_some() && server.is_some() {
         return Err(Error::invalid(
             "--server",
-            "with --amqp the broker connection is the monitored server",
+            "with --amqp the broker connection is the monitored dependency",
         ));
     }
     let target = match amqp {
@@ -202,15 +203,15 @@ fn satellite(args: Vec<String>) -> Result<()> {
                 publisher: "publisher".into(),
             })?),
         );
-    let mut runtime = Runtime::start(&config, &registry)?;
-    if let Some(server) = backend.server() {
-        runtime.monitor_shared(server)?;
+    let runtime = Runtime::start(&config, &registry)?;
+    if let Some(broker) = backend.broker() {
+        runtime.monitor(broker)?;
     } else if let Some(addr) = args.server {
-        runtime.monitor(TcpServer::new(addr.to_string(), addr))?;
+        runtime.monitor(Arc::new(TcpDependency::new(addr.to_string(), addr)))?;
     }
     step("running", "all");
-    let result = runtime.run_until_shutdown();
-    step("stopped", "all");
+    let result = runtime.run_until_closed();
+    step("closed", "all");
     result
 }
 
@@ -236,7 +237,7 @@ impl<B: Block> Block for Traced<B> {
         self.inner.init(conf)
     }
     fn run(&self, ctl: Controller) {
-        self.inner.run(ctl)
+        self.inner.run(ctl);
     }
     fn finish(&self) -> Result<()> {
         let result = self.inner.finish();
@@ -247,17 +248,19 @@ impl<B: Block> Block for Traced<B> {
         self.inner.callbacks()
     }
     fn on_enqueue(&self, ctl: &Controller, bag: Bag) {
-        self.inner.on_enqueue(ctl, bag)
+        self.inner.on_enqueue(ctl, bag);
     }
-    fn on_connect(&self, ctl: &Controller, server: &ServerEvent) {
-        self.inner.on_connect(ctl, server)
+    fn on_connect(&self, ctl: &Controller, event: &DependencyEvent) {
+        self.inner.on_connect(ctl, event);
     }
-    fn on_disconnect(&self, ctl: &Controller, server: &ServerEvent) {
-        self.inner.on_disconnect(ctl, server)
+    fn on_disconnect(&self, ctl: &Controller, event: &DependencyEvent) {
+        self.inner.on_disconnect(ctl, event);
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Every lock here guards state that each critical section leaves whole,
+/// so a poisoned one is still safe to take.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -271,7 +274,7 @@ struct Backend {
 enum Sink {
     Queue(Arc<Queue>),
     Rabbit {
-        server: Arc<RabbitServer>,
+        broker: Arc<RabbitDependency>,
         publisher: Publisher,
         queue: String,
     },
@@ -291,9 +294,9 @@ impl Backend {
     }
 
     /// The broker connection to monitor, if any.
-    fn server(&self) -> Option<Arc<dyn Server>> {
+    fn broker(&self) -> Option<Arc<dyn Dependency>> {
         match lock(&self.sink).as_ref()? {
-            Sink::Rabbit { server, .. } => Some(server.clone() as Arc<dyn Server>),
+            Sink::Rabbit { broker, .. } => Some(broker.clone()),
             Sink::Queue(_) => None,
         }
     }
@@ -314,13 +317,13 @@ impl Block for Store {
                 Sink::Queue(Arc::new(queue))
             }
             Target::Rabbit { url, queue, name } => {
-                let server = RabbitServer::new(url).with_name(name).configure(|c| {
+                let broker = RabbitDependency::new(url).with_name(name).configure(|c| {
                     c.with_backoff(Duration::from_millis(100), Duration::from_secs(2))
                         .with_heartbeat(Duration::from_secs(5))
                         .with_close_timeout(Duration::from_secs(5))
                 });
-                let server = Arc::new(server.start()?);
-                let connection = server.supervisor()?;
+                let broker = Arc::new(broker.start()?);
+                let connection = broker.supervisor()?;
                 // Declared now if connected, and again on every reconnect.
                 connection.declare(vec![Declaration::queue(queue.clone())])?;
                 let publisher = Publisher::new(
@@ -329,11 +332,11 @@ impl Block for Store {
                         .with_confirm_timeout(Duration::from_secs(5))
                         .with_close_timeout(Duration::from_secs(5)),
                 )?;
-                let shown = server.configuration();
+                let shown = broker.configuration();
                 let shown = shown.get("url").and_then(Value::as_str).unwrap_or("?");
                 log::info!("store: RabbitMQ queue {queue} at {shown}");
                 Sink::Rabbit {
-                    server,
+                    broker,
                     publisher,
                     queue: queue.clone(),
                 }
@@ -350,10 +353,10 @@ impl Block for Store {
         match lock(&self.backend.sink).take() {
             Some(Sink::Queue(queue)) => queue.close(),
             Some(Sink::Rabbit {
-                server, publisher, ..
+                broker, publisher, ..
             }) => {
                 let flushed = publisher.close();
-                server.close().and(flushed)
+                broker.close().and(flushed)
             }
             None => Ok(()),
         }
@@ -492,13 +495,13 @@ impl Block for Reader {
     }
 
     fn callbacks(&self) -> Callbacks {
-        Callbacks::ENQUEUE | Callbacks::SERVER
+        Callbacks::ENQUEUE | Callbacks::DEPENDENCY
     }
 
     /// A reply from the publisher: `ok <n>` to the client once published.
     fn on_enqueue(&self, _ctl: &Controller, bag: Bag) {
         let Some((conn, seq)) = bag
-            .get(publisher::ID)
+            .get(block::ID)
             .and_then(Value::as_str)
             .and_then(|id| id.split_once(':'))
         else {
@@ -507,12 +510,11 @@ impl Block for Reader {
         let (Ok(conn), Ok(seq)) = (conn.parse::<u64>(), seq.parse::<u64>()) else {
             return;
         };
-        let answer = match bag.get(publisher::OK).and_then(Value::as_bool) {
-            Some(true) => format!("ok {seq}\n"),
-            _ => {
-                let why = bag.get(publisher::ERROR).and_then(Value::as_str);
-                format!("err {seq} {}\n", why.unwrap_or("not published"))
-            }
+        let answer = if bag.get(block::OK).and_then(Value::as_bool) == Some(true) {
+            format!("ok {seq}\n")
+        } else {
+            let why = bag.get(block::ERROR).and_then(Value::as_str);
+            format!("err {seq} {}\n", why.unwrap_or("not published"))
         };
         let mut conns = lock(&self.conns.map);
         if let Some(c) = conns.get_mut(&conn) {
@@ -525,18 +527,22 @@ impl Block for Reader {
         }
     }
 
-    fn on_connect(&self, _ctl: &Controller, server: &ServerEvent) {
+    fn on_connect(&self, _ctl: &Controller, event: &DependencyEvent) {
         log::info!(
-            "reader: server {} connected (epoch {})",
-            server.name(),
-            server.epoch()
+            "reader: dependency {} connected ({})",
+            event.name(),
+            event.generation()
         );
-        step("server-connected", "reader");
+        step("dependency-connected", "reader");
     }
 
-    fn on_disconnect(&self, _ctl: &Controller, server: &ServerEvent) {
-        log::warn!("reader: server {} disconnected", server.name());
-        step("server-disconnected", "reader");
+    fn on_disconnect(&self, _ctl: &Controller, event: &DependencyEvent) {
+        log::warn!(
+            "reader: dependency {} disconnected ({})",
+            event.name(),
+            event.generation()
+        );
+        step("dependency-disconnected", "reader");
     }
 }
 
@@ -566,8 +572,8 @@ fn read_lines(conn: u64, stream: TcpStream, publisher: &Controller, conns: &Conn
             }
         }
         let bag = Bag::new()
-            .with(publisher::BODY, line)
-            .with(publisher::ID, format!("{conn}:{seq}"));
+            .with(block::BODY, line)
+            .with(block::ID, format!("{conn}:{seq}"));
         if !publisher.enqueue(bag) {
             // The publisher is finishing: no answer will come for this line.
             if let Some(c) = lock(&conns.map).get_mut(&conn) {

@@ -18,12 +18,10 @@ pub(crate) fn to_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-#[allow(dead_code)] // until every config holds Durations (API redesign in progress)
 pub(crate) fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_u64(to_ms(*value))
 }
 
-#[allow(dead_code)]
 pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Duration, D::Error> {

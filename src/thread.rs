@@ -289,7 +289,6 @@ mod tests {
 /// # Errors
 ///
 /// The first worker's [`Error::Panicked`] or [`Error::Timeout`].
-#[allow(dead_code)] // until every module uses it (API redesign in progress)
 pub fn join_all<T>(workers: impl IntoIterator<Item = Worker<T>>, deadline: Instant) -> Result<()> {
     let mut first = Ok(());
     for worker in workers {
@@ -309,7 +308,6 @@ pub fn join_all<T>(workers: impl IntoIterator<Item = Worker<T>>, deadline: Insta
 /// consistent before anything can panic, and a panicking thread is reported
 /// through its [`Worker`]; refusing the lock afterwards would turn one
 /// failure into a cascade of them.
-#[allow(dead_code)] // until every module uses it (API redesign in progress)
 pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

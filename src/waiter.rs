@@ -25,10 +25,11 @@
 //! so an unreachable broker does not look like a plain timeout.
 
 use std::fmt;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::thread::lock;
 
 /// Which connection a worker is on: raised by one on every connect, so a
 /// newer connection always has a larger generation. Generation 1 is the
@@ -37,6 +38,13 @@ use crate::error::{Error, Result};
 pub struct Generation(u64);
 
 impl Generation {
+    /// Generation `n`: for a [`Dependency`](crate::block::Dependency) that
+    /// counts its own connections (raise it on every new one), and for
+    /// tests. The waiter counts its own.
+    pub const fn new(n: u64) -> Self {
+        Generation(n)
+    }
+
     /// The number, for logs and metrics.
     pub fn get(self) -> u64 {
         self.0
@@ -101,7 +109,7 @@ impl ConnectionWaiter {
     /// waiter is or gets closed, or the error given to [`fail`](Self::fail).
     pub fn wait_connected(&self, timeout: Duration) -> Result<Generation> {
         let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         loop {
             if let Some(failure) = &state.failure {
                 return Err(failure.clone());
@@ -144,7 +152,7 @@ impl ConnectionWaiter {
     /// After [`close`](Self::close) this changes nothing and returns the last
     /// generation: a closed waiter stays closed.
     pub fn set_connected(&self) -> Generation {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         if !state.closed {
             state.generation += 1;
             state.connected = true;
@@ -157,14 +165,14 @@ impl ConnectionWaiter {
     /// Records that the connection is gone; later waits block until the next
     /// [`set_connected`](Self::set_connected).
     pub fn set_disconnected(&self) {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         state.connected = false;
         self.changed.notify_all();
     }
 
     /// True while the connection is up and the waiter is open.
     pub fn is_connected(&self) -> bool {
-        let state = self.lock();
+        let state = lock(&self.state);
         state.connected && !state.closed
     }
 
@@ -172,14 +180,14 @@ impl ConnectionWaiter {
     /// closed. Compare it with a remembered one to tell whether that
     /// connection is still the live one.
     pub fn current(&self) -> Option<Generation> {
-        let state = self.lock();
+        let state = lock(&self.state);
         (state.connected && !state.closed).then_some(Generation(state.generation))
     }
 
     /// Closes the waiter for good: wakes every waiter with [`Error::Closed`]
     /// and fails every later wait the same way.
     pub fn close(&self) {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         state.closed = true;
         state.connected = false;
         self.changed.notify_all();
@@ -189,7 +197,7 @@ impl ConnectionWaiter {
     /// every waiter, now and later, gets `cause` instead of
     /// [`Error::Closed`]. The first cause given wins.
     pub fn fail(&self, cause: Error) {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         if state.failure.is_none() && !state.closed {
             state.failure = Some(cause);
         }
@@ -200,20 +208,20 @@ impl ConnectionWaiter {
 
     /// The error given to [`fail`](Self::fail), once it was called.
     pub fn failure(&self) -> Option<Error> {
-        self.lock().failure.clone()
+        lock(&self.state).failure.clone()
     }
 
     /// Records why the last connection attempt failed (or the connection
     /// was lost). The next [`set_connected`](Self::set_connected) clears it.
     pub fn set_last_error(&self, error: Error) {
-        self.lock().last_error = Some(error);
+        lock(&self.state).last_error = Some(error);
     }
 
     /// Why the last connection attempt failed or the last connection was
     /// lost, while not connected again since; `None` when connected or
     /// nothing failed yet.
     pub fn last_error(&self) -> Option<Error> {
-        let state = self.lock();
+        let state = lock(&self.state);
         state.failure.clone().or_else(|| state.last_error.clone())
     }
 
@@ -221,19 +229,12 @@ impl ConnectionWaiter {
     /// [`wait_connected`](Self::wait_connected) right now: the workers that
     /// are held up by the missing connection.
     pub fn waiting(&self) -> usize {
-        self.lock().waiting
+        lock(&self.state).waiting
     }
 
     /// True once [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
-    /// The state stays consistent whatever a panicking thread was doing (each
-    /// update is a few plain field writes), so a poisoned lock is still safe
-    /// to use and the waiter keeps working for everyone else.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state).closed
     }
 }
 
@@ -332,7 +333,7 @@ mod tests {
         waiter.set_last_error(Error::disconnected_reason("connect", "connection refused"));
         match waiter.wait_connected(Duration::from_millis(10)) {
             Err(Error::Timeout { what, .. }) => {
-                assert!(what.contains("connection refused"), "{what}")
+                assert!(what.contains("connection refused"), "{what}");
             }
             other => panic!("expected a timeout, got {other:?}"),
         }

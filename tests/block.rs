@@ -1,4 +1,5 @@
 //! The block runtime: ordered init and finish, bags, callbacks, deadlines.
+#![allow(clippy::unwrap_used)]
 
 mod block_support;
 mod common;
@@ -23,8 +24,8 @@ fn init_runs_in_order_and_finish_in_reverse() {
     eventually(LIMIT, "every block runs", || {
         f.log.with_prefix("run:").len() == 3
     });
-    runtime.handle().shutdown();
-    runtime.run_until_shutdown().unwrap();
+    runtime.close_handle().close_runtime();
+    runtime.run_until_closed().unwrap();
     assert_eq!(f.log.with_prefix("finish:"), ["c", "b", "a"]);
     // Nothing was initialised after anything ran, nor finished before.
     let entries = f.log.entries();
@@ -34,6 +35,37 @@ fn init_runs_in_order_and_finish_in_reverse() {
         .unwrap();
     let first_run = entries.iter().position(|e| e.starts_with("run:")).unwrap();
     assert!(last_init < first_run, "{entries:?}");
+}
+
+#[test]
+fn close_is_idempotent_and_says_so_to_the_blocks() {
+    let f = fixture();
+    let runtime = Runtime::start(&config(&[("plain", "a"), ("plain", "b")]), &f.registry).unwrap();
+    let ctl = runtime.controller("a").unwrap();
+    assert!(!ctl.is_closing());
+    // `close` takes `&self`: another thread may close a shared runtime.
+    std::thread::scope(|s| {
+        s.spawn(|| runtime.close().unwrap());
+    });
+    assert!(ctl.is_closing());
+    assert!(ctl.is_finishing());
+    assert_eq!(f.log.with_prefix("finish:"), ["b", "a"]);
+    runtime.close().unwrap();
+    drop(runtime);
+    assert_eq!(f.log.with_prefix("finish:"), ["b", "a"], "finished once");
+}
+
+#[test]
+fn a_close_handle_or_a_block_asks_and_run_until_closed_closes() {
+    let f = fixture();
+    let runtime = Runtime::start(&config(&[("listener", "l")]), &f.registry).unwrap();
+    let ctl = runtime.controller("l").unwrap();
+    ctl.close_runtime();
+    assert!(ctl.is_closing(), "asking is seen at once");
+    assert!(!ctl.is_finishing(), "the work is run_until_closed's");
+    runtime.run_until_closed().unwrap();
+    assert!(ctl.is_finishing());
+    assert_eq!(f.log.with_prefix("finish:"), ["l"]);
 }
 
 #[test]
@@ -61,7 +93,7 @@ fn a_failing_init_unwinds_the_blocks_before_it_and_names_the_block() {
                 match (failure, &**error) {
                     ("fail_init", Error::InvalidArgument { name, .. }) => assert_eq!(name, "port"),
                     ("panic_init", Error::Panicked { message, .. }) => {
-                        assert_eq!(message, "init of c panics")
+                        assert_eq!(message, "init of c panics");
                     }
                     other => panic!("{other:?}"),
                 }
@@ -152,7 +184,7 @@ fn bags_arrive_in_order_with_the_sender_and_never_overlap() {
     eventually(LIMIT, "700 bags", || {
         f.log.with_prefix("bag:sink:").len() == 700
     });
-    runtime.shutdown().unwrap();
+    runtime.close().unwrap();
     let bags = f.log.with_prefix("bag:sink:");
     for sender in ["s1", "s2", "s3"] {
         let seqs: Vec<i64> = bags
@@ -188,7 +220,7 @@ fn enqueue_says_when_a_bag_cannot_go() {
     // From outside the blocks, `__from` is unset.
     assert!(to_listener.enqueue(Bag::new().with("seq", 1)));
     eventually(LIMIT, "the bag", || f.log.with_prefix("bag:l:") == ["-:1"]);
-    runtime.shutdown().unwrap();
+    runtime.close().unwrap();
     assert!(
         !to_listener.enqueue(Bag::new()),
         "finished blocks take nothing"
@@ -236,12 +268,12 @@ fn a_block_may_enqueue_to_itself_even_from_its_callback() {
         .unwrap();
     let runtime = Runtime::start(&config(&[("echo", "me")]), &registry).unwrap();
     eventually(LIMIT, "three hops", || log.entries().len() == 3);
-    runtime.shutdown().unwrap();
+    runtime.close().unwrap();
     assert_eq!(log.entries(), ["me:1", "me:2", "me:3"]);
 }
 
 #[test]
-fn every_bag_queued_before_the_shutdown_is_delivered_before_finish() {
+fn every_bag_queued_before_the_close_is_delivered_before_finish() {
     let f = fixture();
     let runtime = Runtime::start(&config(&[("listener", "l")]), &f.registry).unwrap();
     let ctl = runtime.controller("l").unwrap();
@@ -249,7 +281,7 @@ fn every_bag_queued_before_the_shutdown_is_delivered_before_finish() {
         assert!(ctl.enqueue(Bag::new().with("seq", seq)));
     }
     assert!(ctl.queued() <= 500);
-    runtime.shutdown().unwrap();
+    runtime.close().unwrap();
     assert_eq!(ctl.queued(), 0);
     let entries = f.log.entries();
     assert_eq!(entries.last().map(String::as_str), Some("finish:l"));
@@ -274,7 +306,7 @@ fn a_block_that_overruns_its_deadline_is_reported_and_the_others_finish() {
         .with_finish_timeout(Duration::from_millis(200));
     let runtime = Runtime::start(&config, &f.registry).unwrap();
     let started = Instant::now();
-    let err = runtime.shutdown().unwrap_err();
+    let err = runtime.close().unwrap_err();
     assert!(started.elapsed() < LIMIT);
     // The first failure in finishing order: `broken` finishes first.
     match &err {
@@ -303,7 +335,7 @@ fn a_stuck_finish_is_a_timeout_naming_the_block() {
         )
         .with_finish_timeout(Duration::from_millis(100));
     let runtime = Runtime::start(&config, &f.registry).unwrap();
-    match runtime.shutdown().unwrap_err() {
+    match runtime.close().unwrap_err() {
         Error::Block {
             block,
             stage,
@@ -318,7 +350,7 @@ fn a_stuck_finish_is_a_timeout_naming_the_block() {
 }
 
 #[test]
-fn a_panicking_run_is_reported_at_shutdown() {
+fn a_panicking_run_is_reported_at_close() {
     let f = fixture();
     let config = RuntimeConfig::new().with_block(
         BlockConfig::new("plain")
@@ -326,7 +358,7 @@ fn a_panicking_run_is_reported_at_shutdown() {
             .with_config(flag("panic_run")),
     );
     let runtime = Runtime::start(&config, &f.registry).unwrap();
-    match runtime.shutdown().unwrap_err() {
+    match runtime.close().unwrap_err() {
         Error::Block { stage, error, .. } => {
             assert_eq!(stage, "run");
             assert!(matches!(*error, Error::Panicked { .. }));
@@ -334,10 +366,14 @@ fn a_panicking_run_is_reported_at_shutdown() {
         other => panic!("{other:?}"),
     }
     assert_eq!(f.log.with_prefix("finish:"), ["p"], "finished anyway");
+    assert!(
+        runtime.close().is_ok(),
+        "a second close reports nothing again"
+    );
 }
 
-/// Finishes the block `target` early from its run, then asks for the
-/// shutdown once it saw that block finish.
+/// Finishes the block `target` early from its run, then asks the runtime
+/// to close once it saw that block finish.
 struct Finisher {
     log: Log,
 }
@@ -355,7 +391,7 @@ impl Block for Finisher {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(target.is_finishing());
-        ctl.shutdown();
+        ctl.close_runtime();
     }
     fn finish(&self) -> syncmq::Result<()> {
         self.log.push("finish:boss");
@@ -376,7 +412,7 @@ fn a_block_finished_early_is_finished_once() {
         ("boss", "boss"),
     ]);
     let runtime = Runtime::start(&config, &f.registry).unwrap();
-    runtime.run_until_shutdown().unwrap();
+    runtime.run_until_closed().unwrap();
     assert_eq!(f.log.with_prefix("finish:"), ["early", "boss", "late"]);
 }
 
@@ -420,7 +456,7 @@ fn helper_threads_are_named_and_joined_when_their_block_finishes() {
             .any(|t| t.starts_with("syncmq-blk-h-w"))
     });
     let ctl = runtime.controller("h").unwrap();
-    runtime.shutdown().unwrap();
+    runtime.close().unwrap();
     assert_eq!(log.entries(), ["run:started helper", "helper:done"]);
     assert!(
         ctl.spawn("late", || {}).is_err(),
@@ -452,7 +488,7 @@ fn a_panicking_callback_is_logged_and_the_next_event_delivered() {
     assert!(ctl.enqueue(Bag::new().with("seq", 1)));
     assert!(ctl.enqueue(Bag::new().with("seq", 2).with("panic", true)));
     assert!(ctl.enqueue(Bag::new().with("seq", 3)));
-    runtime.shutdown().unwrap();
+    runtime.close().unwrap();
     assert_eq!(f.log.with_prefix("bag:l:"), ["-:1", "-:3"]);
     assert_eq!(f.log.with_prefix("finish:"), ["l"]);
 }

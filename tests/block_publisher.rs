@@ -1,5 +1,6 @@
 //! The publisher block: publishes each bag's body, then replies to the
 //! sender with its id and the outcome.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use common::eventually;
 use syncmq::block::{
-    publisher, AdapterPublisher, Bag, Block, BlockConfig, Callbacks, Controller, Publish,
+    self, AdapterPublisher, Bag, Block, BlockConfig, Callbacks, Controller, Publish,
     PublisherBlock, Registry, Runtime, RuntimeConfig, Value,
 };
 use syncmq::{Adapter, ChannelSpec, Error, Mode, SimpleAdapter};
@@ -27,9 +28,9 @@ impl Block for Client {
     fn run(&self, ctl: Controller) {
         let publisher = ctl.controller("publisher").unwrap();
         for (id, body) in [(1, Some("one")), (2, None), (3, Some("three"))] {
-            let mut bag = Bag::new().with(publisher::ID, id);
+            let mut bag = Bag::new().with(block::ID, id);
             if let Some(body) = body {
-                bag.insert(publisher::BODY, body);
+                bag.insert(block::BODY, body);
             }
             assert!(publisher.enqueue(bag));
         }
@@ -78,7 +79,7 @@ fn run_with<P: Publish>(make: impl Fn() -> P + Send + Sync + Clone + 'static) ->
     eventually(LIMIT, "three replies", || {
         replies.lock().unwrap().len() == 3
     });
-    runtime.shutdown().unwrap();
+    runtime.close().unwrap();
     let replies = replies.lock().unwrap().clone();
     replies
 }
@@ -92,9 +93,9 @@ fn replies_say_which_bag_was_published_and_why_not() {
         .iter()
         .map(|b| {
             (
-                b.get(publisher::ID).and_then(Value::as_i64).unwrap(),
-                b.get(publisher::OK).and_then(Value::as_bool).unwrap(),
-                b.get(publisher::ERROR)
+                b.get(block::ID).and_then(Value::as_i64).unwrap(),
+                b.get(block::OK).and_then(Value::as_bool).unwrap(),
+                b.get(block::ERROR)
                     .and_then(Value::as_str)
                     .map(String::from),
                 b.from().map(String::from),
@@ -133,7 +134,7 @@ fn the_adapter_publisher_publishes_into_the_channel() {
 fn oks(replies: &[Bag]) -> Vec<bool> {
     replies
         .iter()
-        .map(|b| b.get(publisher::OK).and_then(Value::as_bool).unwrap())
+        .map(|b| b.get(block::OK).and_then(Value::as_bool).unwrap())
         .collect()
 }
 

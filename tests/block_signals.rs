@@ -1,4 +1,4 @@
-//! SIGTERM and SIGINT to a child process running blocks: the shutdown is
+//! SIGTERM and SIGINT to a child process running blocks: the close is
 //! ordered, the exit code is 0, and the satellite keeps every line it
 //! acknowledged: in its durable queue (read out after the exit) and, with
 //! `--amqp`, on the real broker, across a broker-side close of its
@@ -9,6 +9,7 @@
 //! process (`ordered`) or the satellite example (`satellite`, whose source
 //! is compiled in from `examples/satellite.rs`). It has its own `main`
 //! (`harness = false`): a test that is not a child runs the cases.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -51,22 +52,22 @@ type Case = (&'static str, fn());
 fn run_cases() {
     let cases: [Case; 6] = [
         ("sigterm_finishes_blocks_in_reverse_order", || {
-            ordered_shutdown_on("TERM")
+            ordered_close_on("TERM");
         }),
         ("sigint_finishes_blocks_in_reverse_order", || {
-            ordered_shutdown_on("INT")
+            ordered_close_on("INT");
         }),
         (
-            "a_second_signal_during_the_shutdown_exits_at_once",
-            a_second_signal_during_the_shutdown_exits_at_once,
+            "a_second_signal_during_the_close_exits_at_once",
+            a_second_signal_during_the_close_exits_at_once,
         ),
         (
             "satellite_sigterm_keeps_every_acknowledged_line",
             satellite_sigterm_keeps_every_acknowledged_line,
         ),
         (
-            "satellite_logs_a_server_that_goes_away_and_comes_back",
-            satellite_logs_a_server_that_goes_away_and_comes_back,
+            "satellite_logs_a_dependency_that_goes_away_and_comes_back",
+            satellite_logs_a_dependency_that_goes_away_and_comes_back,
         ),
         (
             "satellite_amqp_survives_a_broker_close_and_keeps_every_acknowledged_line",
@@ -140,9 +141,9 @@ fn ordered_child(stuck: bool) -> i32 {
         }
     };
     satellite::step("ready", "all");
-    match runtime.run_until_shutdown() {
+    match runtime.run_until_closed() {
         Ok(()) => {
-            satellite::step("stopped", "all");
+            satellite::step("closed", "all");
             0
         }
         Err(e) => {
@@ -270,7 +271,7 @@ fn steps(lines: &[String]) -> Vec<&str> {
         .collect()
 }
 
-fn ordered_shutdown_on(signal: &str) {
+fn ordered_close_on(signal: &str) {
     let mut child = spawn_child("ordered", &[]);
     child.wait_for(|l| l == "step ready all");
     child.signal(signal);
@@ -292,13 +293,13 @@ fn ordered_shutdown_on(signal: &str) {
             "finished b",
             "finished a",
             "finished finisher",
-            "stopped all",
+            "closed all",
         ],
         "after SIG{signal}"
     );
 }
 
-fn a_second_signal_during_the_shutdown_exits_at_once() {
+fn a_second_signal_during_the_close_exits_at_once() {
     use std::os::unix::process::ExitStatusExt;
     let mut child = spawn_child("stuck", &[]);
     child.wait_for(|l| l == "step ready all");
@@ -403,7 +404,7 @@ fn assert_ordered_finish(lines: &[String]) {
         ],
         "printed {lines:?}"
     );
-    assert_eq!(steps(lines).last(), Some(&"stopped all"), "{lines:?}");
+    assert_eq!(steps(lines).last(), Some(&"closed all"), "{lines:?}");
 }
 
 /// Every line the satellite's queue directory holds, in queue order.
@@ -466,7 +467,7 @@ fn satellite_sigterm_keeps_every_acknowledged_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn satellite_logs_a_server_that_goes_away_and_comes_back() {
+fn satellite_logs_a_dependency_that_goes_away_and_comes_back() {
     let dir = std::env::temp_dir().join(common::unique("satellite-server"));
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr().unwrap().to_string();
@@ -483,28 +484,28 @@ fn satellite_logs_a_server_that_goes_away_and_comes_back() {
     );
     // The satellite dials the server: accept, and it reports a connect.
     let (peer, _) = server.accept().unwrap();
-    child.wait_for(|l| l == "step server-connected reader");
+    child.wait_for(|l| l == "step dependency-connected reader");
     // The server goes away...
     drop(peer);
     drop(server);
-    child.wait_for(|l| l == "step server-disconnected reader");
+    child.wait_for(|l| l == "step dependency-disconnected reader");
     // ...and comes back on the same address.
     let server = std::net::TcpListener::bind(&addr).unwrap();
     let (_peer, _) = server.accept().unwrap();
-    child.wait_for(|l| l == "step server-connected reader");
+    child.wait_for(|l| l == "step dependency-connected reader");
     child.signal("TERM");
     let (code, lines) = child.wait_exit();
     assert_eq!(code, Some(0), "printed {lines:?}");
-    let server_steps: Vec<&str> = steps(&lines)
+    let dependency_steps: Vec<&str> = steps(&lines)
         .into_iter()
-        .filter(|s| s.starts_with("server-"))
+        .filter(|s| s.starts_with("dependency-"))
         .collect();
     assert_eq!(
-        server_steps,
+        dependency_steps,
         [
-            "server-connected reader",
-            "server-disconnected reader",
-            "server-connected reader"
+            "dependency-connected reader",
+            "dependency-disconnected reader",
+            "dependency-connected reader"
         ]
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -525,6 +526,13 @@ fn drain_broker_queue(url: &str, queue: &str) -> Vec<String> {
 }
 
 fn satellite_amqp_survives_a_broker_close_and_keeps_every_acknowledged_line() {
+    // Deletes the broker queue whatever the outcome.
+    struct Cleanup<'a>(&'a str, &'a str);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            common::delete_queues(self.0, &[self.1]);
+        }
+    }
     let Some(url) = common::broker_url() else {
         return;
     };
@@ -543,17 +551,10 @@ fn satellite_amqp_survives_a_broker_close_and_keeps_every_acknowledged_line() {
             &name,
         ],
     );
-    // Deletes the broker queue whatever the outcome.
-    struct Cleanup<'a>(&'a str, &'a str);
-    impl Drop for Cleanup<'_> {
-        fn drop(&mut self) {
-            common::delete_queues(self.0, &[self.1]);
-        }
-    }
     let cleanup = Cleanup(&url, &queue);
     let listening = child.wait_for(|l| l.starts_with("listening on "));
     let addr = listening.trim_start_matches("listening on ").to_string();
-    child.wait_for(|l| l == "step server-connected reader");
+    child.wait_for(|l| l == "step dependency-connected reader");
 
     let mut client = LineClient::connect(&addr);
     client.send_acked(100);
@@ -563,8 +564,8 @@ fn satellite_amqp_survives_a_broker_close_and_keeps_every_acknowledged_line() {
     while common::force_close_connection(&name) == 0 {
         assert!(Instant::now() < deadline, "connection {name} never listed");
     }
-    child.wait_for(|l| l == "step server-disconnected reader");
-    child.wait_for(|l| l == "step server-connected reader");
+    child.wait_for(|l| l == "step dependency-disconnected reader");
+    child.wait_for(|l| l == "step dependency-connected reader");
     client.send_acked(100);
     let (sent, acked) = client.stream_until_closed(100, || child.signal("TERM"));
     let (code, lines) = child.wait_exit();

@@ -2,10 +2,11 @@
 //!
 //! This binary holds only these tests, and they take turns (a shared lock),
 //! so every `syncmq-` thread in the process belongs to the test that runs.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use common::{eventually, syncmq_threads, unique};
@@ -24,7 +25,7 @@ fn no_threads_left() {
 
 #[test]
 fn simple_adapter_close_joins_every_thread() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let adapter = SimpleAdapter::new();
     for instances in [1, 4] {
@@ -49,7 +50,7 @@ fn simple_adapter_close_joins_every_thread() {
 
 #[test]
 fn simple_adapter_drop_joins_every_thread() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let adapter = SimpleAdapter::new();
     adapter
@@ -67,12 +68,12 @@ mod block_runtime {
     use std::sync::Arc;
     use syncmq::block::{
         Bag, Block, BlockConfig, Callbacks, Controller, Registry, Runtime, RuntimeConfig, Value,
-        WaiterServer,
+        WaiterDependency,
     };
     use syncmq::ConnectionWaiter;
 
     /// Keeps its run thread and one helper busy until finished, and takes
-    /// bags and server events.
+    /// bags and dependency events.
     struct Busy;
 
     impl Block for Busy {
@@ -104,10 +105,10 @@ mod block_runtime {
         let config = RuntimeConfig::new()
             .with_block(BlockConfig::new("busy").with_responsibility("one"))
             .with_block(BlockConfig::new("busy").with_responsibility("two"));
-        let mut runtime = Runtime::start(&config, &registry).unwrap();
+        let runtime = Runtime::start(&config, &registry).unwrap();
         let waiter = Arc::new(ConnectionWaiter::new());
         runtime
-            .monitor(WaiterServer::new("broker", waiter.clone()))
+            .monitor(Arc::new(WaiterDependency::new("broker", waiter.clone())))
             .unwrap();
         waiter.set_connected();
         runtime.controller("two").unwrap().enqueue(Bag::new());
@@ -123,17 +124,17 @@ mod block_runtime {
     }
 
     #[test]
-    fn shutdown_joins_every_block_thread() {
-        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    fn close_joins_every_block_thread() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
         no_threads_left();
         let (runtime, _waiter) = start();
-        runtime.shutdown().unwrap();
+        runtime.close().unwrap();
         no_threads_left();
     }
 
     #[test]
     fn dropping_the_runtime_joins_every_block_thread() {
-        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
         no_threads_left();
         let (runtime, waiter) = start();
         drop(runtime);
@@ -146,7 +147,7 @@ mod block_runtime {
 #[test]
 fn queue_close_and_drop_join_every_thread() {
     use syncmq::queue::{Queue, QueueConfig, TopicConfig};
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let dir = tempfile::tempdir().unwrap();
     let config = QueueConfig::new().with_topic(TopicConfig::new("t", ["a"]));
@@ -173,7 +174,7 @@ fn queue_close_and_drop_join_every_thread() {
 #[test]
 fn durable_adapter_close_and_drop_join_every_thread() {
     use syncmq::DurableAdapter;
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let dir = tempfile::tempdir().unwrap();
     let adapter = DurableAdapter::open(dir.path()).unwrap();
@@ -201,7 +202,7 @@ fn durable_adapter_close_and_drop_join_every_thread() {
 
 #[test]
 fn outbox_stop_and_drop_join_both_threads() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let stream = |_: &OutboxRecord| Ok(());
     let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
@@ -231,7 +232,7 @@ fn rabbitmq_client_and_adapter_close_join_every_thread() {
     let Some(url) = common::broker_url() else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let service = unique("leak");
     let client = Client::start(ClientConfig::new(&url, &service)).unwrap();
@@ -299,7 +300,7 @@ fn server_shutdown_and_drop_join_every_thread() {
     use syncmq::queue::{Queue, QueueConfig, TopicConfig};
     use syncmq::server::{Client, Server, ServerConfig};
 
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let queue = std::sync::Arc::new(
         Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["a", "b"]))).unwrap(),
@@ -362,25 +363,27 @@ fn server_shutdown_and_drop_join_every_thread() {
 
 #[cfg(feature = "rabbitmq")]
 #[test]
-fn a_monitored_rabbit_server_leaves_no_thread() {
+fn a_monitored_rabbit_dependency_leaves_no_thread() {
     use std::sync::Arc;
-    use syncmq::block::{BlockConfig, RabbitServer, Registry, Runtime, RuntimeConfig, Server};
+    use syncmq::block::{
+        BlockConfig, Dependency, RabbitDependency, Registry, Runtime, RuntimeConfig,
+    };
 
     let Some(url) = common::broker_url() else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let config = RuntimeConfig::new()
         .with_block(BlockConfig::new("finisher"))
         .with_heartbeat(Duration::from_millis(10));
-    // Closed: the runtime's shutdown stops the monitor, close the
-    // supervisor.
-    let mut runtime = Runtime::start(&config, &Registry::new()).unwrap();
-    let server = Arc::new(RabbitServer::new(&url).with_name(unique("leak-blk")));
-    runtime.monitor_shared(server.clone()).unwrap();
+    // Closed: the runtime's close stops the monitor, the dependency's
+    // close the supervisor.
+    let runtime = Runtime::start(&config, &Registry::new()).unwrap();
+    let broker = Arc::new(RabbitDependency::new(&url).with_name(unique("leak-blk")));
+    runtime.monitor(broker.clone()).unwrap();
     eventually(Duration::from_secs(10), "connected", || {
-        server.is_connected()
+        broker.is_connected()
     });
     let threads = syncmq_threads();
     assert!(
@@ -388,19 +391,19 @@ fn a_monitored_rabbit_server_leaves_no_thread() {
             && threads.iter().any(|n| n.starts_with("syncmq-rmq-conn")),
         "{threads:?}"
     );
-    runtime.shutdown().unwrap();
-    server.close().unwrap();
+    runtime.close().unwrap();
+    broker.close().unwrap();
     no_threads_left();
 
     // Dropped without a close: the supervisor goes with the last handle.
-    let mut runtime = Runtime::start(&config, &Registry::new()).unwrap();
-    let server = Arc::new(RabbitServer::new(&url).with_name(unique("leak-blk")));
-    runtime.monitor_shared(server.clone()).unwrap();
+    let runtime = Runtime::start(&config, &Registry::new()).unwrap();
+    let broker = Arc::new(RabbitDependency::new(&url).with_name(unique("leak-blk")));
+    runtime.monitor(broker.clone()).unwrap();
     eventually(Duration::from_secs(10), "connected", || {
-        server.is_connected()
+        broker.is_connected()
     });
     drop(runtime);
-    drop(server);
+    drop(broker);
     no_threads_left();
 }
 
@@ -413,7 +416,7 @@ fn an_outbox_on_a_rabbit_stream_of_its_own_joins_every_thread() {
     let Some(url) = common::broker_url() else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let queue = unique("leak-obx");
     for stop in [true, false] {
@@ -462,7 +465,7 @@ fn close_during_a_hanging_connect_attempt_joins_the_attempt() {
     use std::time::Instant;
     use syncmq::rabbitmq::{Connection, ConnectionConfig};
 
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
@@ -508,7 +511,7 @@ fn close_during_a_hanging_tcp_connect_joins_the_attempt() {
     use std::time::Instant;
     use syncmq::rabbitmq::{Connection, ConnectionConfig};
 
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())

@@ -140,7 +140,7 @@ fn blocks(body: &[u8], messages: usize) -> Duration {
         .with_block(BlockConfig::new("source"));
     let runtime = Runtime::start(&config, &registry).expect("start");
     let finished = done_rx.recv().expect("every bag handled");
-    runtime.shutdown().expect("shutdown");
+    runtime.close().expect("close");
     let started = started.lock().expect("lock").expect("source ran");
     finished - started
 }

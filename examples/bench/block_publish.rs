@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use crossbeam_channel::Sender;
 use syncmq::block::{
-    publisher, Bag, Block, BlockConfig, Callbacks, Controller, PublisherBlock, QueuePublisher,
-    Registry, Runtime, RuntimeConfig, Value,
+    self, Bag, Block, BlockConfig, Callbacks, Controller, PublisherBlock, QueuePublisher, Registry,
+    Runtime, RuntimeConfig, Value,
 };
 use syncmq::queue::{Queue, QueueConfig, TopicConfig};
 use syncmq::Message;
@@ -98,9 +98,10 @@ impl Block for Source {
         let target = ctl.controller("publisher").expect("publisher block");
         *self.started.lock().expect("lock") = Some(Instant::now());
         for i in 0..self.messages {
-            let bag = Bag::new()
-                .with(publisher::BODY, self.body.as_slice())
-                .with(publisher::ID, i as i64);
+            let bag = Bag::new().with(block::BODY, self.body.as_slice()).with(
+                block::ID,
+                i64::try_from(i).expect("fewer than 2^63 messages"),
+            );
             assert!(target.enqueue(bag));
         }
     }
@@ -112,7 +113,7 @@ impl Block for Source {
     }
     fn on_enqueue(&self, _: &Controller, reply: Bag) {
         assert_eq!(
-            reply.get(publisher::OK).and_then(Value::as_bool),
+            reply.get(block::OK).and_then(Value::as_bool),
             Some(true),
             "{reply:?}"
         );
@@ -157,7 +158,7 @@ fn blocks(body: &[u8], messages: usize) -> Duration {
         .with_block(BlockConfig::new("source"));
     let runtime = Runtime::start(&config, &registry).expect("start");
     let finished = done_rx.recv().expect("every bag answered");
-    runtime.shutdown().expect("shutdown");
+    runtime.close().expect("close");
     queue.close().expect("close");
     let started = started.lock().expect("lock").expect("source ran");
     finished - started

@@ -1,33 +1,23 @@
-//! The runtime's configuration: which blocks, in which order, each with its
-//! own configuration, and the runtime's deadlines.
-//!
-//! It deserialises from any serde format, so a process can be described in
-//! a file:
-//!
-//! ```json
-//! { "blocks": [
-//!     { "name": "finisher" },
-//!     { "name": "publisher", "responsibility": "events", "config": { "channel": "lines" } },
-//!     { "name": "tcp-reader", "config": { "listen": "127.0.0.1:7000" } }
-//!   ],
-//!   "finish_timeout_ms": 5000 }
-//! ```
-//!
-//! The order of `blocks` is the order of `init`; `finish` goes the other
-//! way. A block's responsibility defaults to its name, and responsibilities
-//! are unique.
+//! The runtime's configuration: [`RuntimeConfig`], the blocks in their
+//! order and the runtime's deadlines, and [`BlockConfig`], one block.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::bag::Value;
+use crate::block::value::Value;
 use crate::error::{Error, Result};
 
 /// One block of the configuration: its factory's name, its
 /// responsibility, its own configuration.
+///
+/// A block's responsibility defaults to its name; responsibilities are
+/// unique in a process. In a file: `{"name": "publisher",
+/// "responsibility": "events", "config": {"channel": "lines"}}`, where only
+/// `name` is required.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BlockConfig {
     name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +88,22 @@ impl BlockConfig {
 
 /// Which blocks make up the process, and the runtime's deadlines.
 ///
+/// The order of the blocks is the order of `init`; `finish` goes the other
+/// way. It deserialises from any serde format, so a process can be
+/// described in a file (durations in whole milliseconds):
+///
+/// ```json
+/// { "blocks": [
+///     { "name": "finisher" },
+///     { "name": "publisher", "responsibility": "events", "config": { "channel": "lines" } },
+///     { "name": "tcp-reader", "config": { "listen": "127.0.0.1:7000" } }
+///   ],
+///   "finish_timeout_ms": 5000,
+///   "heartbeat_ms": 1000 }
+/// ```
+///
+/// In code:
+///
 /// ```
 /// use std::time::Duration;
 /// use syncmq::block::{BlockConfig, RuntimeConfig};
@@ -110,21 +116,13 @@ impl BlockConfig {
 /// assert!(config.validate().is_ok());
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
-    #[serde(default)]
     blocks: Vec<BlockConfig>,
-    #[serde(default = "default_finish_ms")]
-    finish_timeout_ms: u64,
-    #[serde(default = "default_heartbeat_ms")]
-    heartbeat_ms: u64,
-}
-
-fn default_finish_ms() -> u64 {
-    RuntimeConfig::DEFAULT_FINISH_TIMEOUT.as_millis() as u64
-}
-
-fn default_heartbeat_ms() -> u64 {
-    RuntimeConfig::DEFAULT_HEARTBEAT.as_millis() as u64
+    #[serde(rename = "finish_timeout_ms", with = "crate::millis")]
+    finish_timeout: Duration,
+    #[serde(rename = "heartbeat_ms", with = "crate::millis")]
+    heartbeat: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -137,7 +135,7 @@ impl RuntimeConfig {
     /// How long one block may take to finish (its queued events, `finish`,
     /// the end of `run` and of its helper threads), by default.
     pub const DEFAULT_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
-    /// How often the server monitor checks the server, by default.
+    /// How often the monitor checks the dependency, by default.
     pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
     /// The longest name or responsibility accepted, in bytes.
     pub const MAX_NAME_LEN: usize = 128;
@@ -146,8 +144,8 @@ impl RuntimeConfig {
     pub fn new() -> Self {
         RuntimeConfig {
             blocks: Vec::new(),
-            finish_timeout_ms: default_finish_ms(),
-            heartbeat_ms: default_heartbeat_ms(),
+            finish_timeout: RuntimeConfig::DEFAULT_FINISH_TIMEOUT,
+            heartbeat: RuntimeConfig::DEFAULT_HEARTBEAT,
         }
     }
 
@@ -159,23 +157,27 @@ impl RuntimeConfig {
         self
     }
 
-    /// Sets how long each block may take to finish. The recommended setting
-    /// is the default, 5 s; a block that takes longer is reported as an
+    /// Sets how long each block may take to finish, when the runtime
+    /// closes or finishes it early: its queued events, its `finish`, the
+    /// end of its `run` and of its helper threads. The runtime's
+    /// [`close`](crate::block::Runtime::close) takes at most this once per
+    /// block, plus once for the monitor. The recommended setting is the
+    /// default, 5 s; a block that takes longer is reported as an
     /// [`Error::Timeout`] and left behind, and the others are finished.
     #[must_use]
     pub fn with_finish_timeout(mut self, timeout: Duration) -> Self {
-        self.finish_timeout_ms = timeout.as_millis().try_into().unwrap_or(u64::MAX);
+        self.finish_timeout = timeout;
         self
     }
 
-    /// Sets how often the server monitor checks a connected server, and
-    /// tries to connect a disconnected one. The default is 1 s. A server
-    /// that can wake the monitor (one over a
+    /// Sets how often the monitor checks a connected dependency, and tries
+    /// to connect a disconnected one. The default is 1 s. A dependency that
+    /// can wake the monitor (one over a
     /// [`ConnectionWaiter`](crate::ConnectionWaiter)) is seen connecting at
     /// once whatever this is.
     #[must_use]
     pub fn with_heartbeat(mut self, heartbeat: Duration) -> Self {
-        self.heartbeat_ms = heartbeat.as_millis().try_into().unwrap_or(u64::MAX);
+        self.heartbeat = heartbeat;
         self
     }
 
@@ -186,15 +188,16 @@ impl RuntimeConfig {
 
     /// The finish deadline per block.
     pub fn finish_timeout(&self) -> Duration {
-        Duration::from_millis(self.finish_timeout_ms)
+        self.finish_timeout
     }
 
-    /// The server monitor's heartbeat.
+    /// The monitor's heartbeat.
     pub fn heartbeat(&self) -> Duration {
-        Duration::from_millis(self.heartbeat_ms)
+        self.heartbeat
     }
 
-    /// Checks the configuration. `Runtime::start` calls this.
+    /// Checks the configuration. [`Runtime::start`](crate::block::Runtime::start)
+    /// and [`init_blocks`](crate::block::init_blocks) call this.
     ///
     /// # Errors
     ///
@@ -214,11 +217,11 @@ impl RuntimeConfig {
                 ));
             }
         }
-        if self.finish_timeout_ms == 0 {
-            return Err(Error::invalid("finish_timeout_ms", "must be at least 1 ms"));
+        if self.finish_timeout < Duration::from_millis(1) {
+            return Err(Error::invalid("finish_timeout", "must be at least 1 ms"));
         }
-        if self.heartbeat_ms == 0 {
-            return Err(Error::invalid("heartbeat_ms", "must be at least 1 ms"));
+        if self.heartbeat < Duration::from_millis(1) {
+            return Err(Error::invalid("heartbeat", "must be at least 1 ms"));
         }
         Ok(())
     }
@@ -273,13 +276,33 @@ mod tests {
     }
 
     #[test]
+    fn durations_are_milliseconds_in_files_and_unknown_fields_are_refused() {
+        let config = RuntimeConfig::new()
+            .with_block(BlockConfig::new("a"))
+            .with_finish_timeout(Duration::from_millis(1500))
+            .with_heartbeat(Duration::from_millis(20));
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["finish_timeout_ms"], 1500);
+        assert_eq!(json["heartbeat_ms"], 20);
+        let back: RuntimeConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, config);
+        for typo in [
+            r#"{"finish_timeout": 10}"#,
+            r#"{"blocks": [{"name": "a", "responsibilty": "b"}]}"#,
+        ] {
+            let err = serde_json::from_str::<RuntimeConfig>(typo).unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{typo}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_configurations_name_the_field() {
         let dup = RuntimeConfig::new()
             .with_block(BlockConfig::new("a"))
             .with_block(BlockConfig::new("b").with_responsibility("a"));
         match dup.validate() {
             Err(Error::InvalidArgument { name, .. }) => {
-                assert_eq!(name, "blocks[1].responsibility")
+                assert_eq!(name, "blocks[1].responsibility");
             }
             other => panic!("{other:?}"),
         }
@@ -288,7 +311,13 @@ mod tests {
             matches!(empty.validate(), Err(Error::InvalidArgument { name, .. }) if name == "blocks[0].name")
         );
         let zero = RuntimeConfig::new().with_finish_timeout(Duration::ZERO);
-        assert!(zero.validate().is_err());
+        assert!(
+            matches!(zero.validate(), Err(Error::InvalidArgument { name, .. }) if name == "finish_timeout")
+        );
+        let zero = RuntimeConfig::new().with_heartbeat(Duration::from_micros(999));
+        assert!(
+            matches!(zero.validate(), Err(Error::InvalidArgument { name, .. }) if name == "heartbeat")
+        );
         let control = RuntimeConfig::new().with_block(BlockConfig::new("a\nb"));
         assert!(control.validate().is_err());
     }

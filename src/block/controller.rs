@@ -1,16 +1,5 @@
-//! The [`Controller`]: how a block reaches another block (or itself).
-//!
-//! A controller points at one block, its *target*, and remembers who holds
-//! it, its *sender*: `run` gets the block's own controller (target and
-//! sender are the block itself), and
-//! [`controller(responsibility)`](Controller::controller) gives one for
-//! another target with the same sender. Every bag sent through it arrives
-//! with `__from` set to the sender's responsibility.
-//!
-//! Every call is asynchronous, as in the Go adapter: it queues an event on the
-//! target's event thread and returns. Sends never block (the queues are
-//! unbounded), so a block may enqueue to itself from inside its own
-//! callback. A send to a block that is finishing or finished fails.
+//! [`Controller`]: how a block reaches another block (or itself), and
+//! asks the runtime to finish one or to close.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,12 +7,24 @@ use std::sync::Arc;
 use crossbeam_channel::Receiver;
 
 use crate::block::bag::Bag;
-use crate::block::hub::{Control, Event, Hub};
-use crate::block::lifecycle::Callbacks;
-use crate::block::server::ServerEvent;
+use crate::block::callbacks::Callbacks;
+use crate::block::event::{DependencyEvent, Event};
+use crate::block::hub::{Control, Hub};
 use crate::error::{Error, Result};
 
 /// A handle on one block, held by a block or by the runtime's owner.
+///
+/// A controller points at one block, its *target*, and remembers who holds
+/// it, its *sender*: `run` gets the block's own controller (target and
+/// sender are the block itself), and
+/// [`controller(responsibility)`](Controller::controller) gives one for
+/// another target with the same sender. Every bag sent through it arrives
+/// with `__from` set to the sender's responsibility.
+///
+/// Every call is asynchronous, as in the memphis Go adapter: it queues an
+/// event on the target's event thread and returns. Sends never block (the
+/// queues are unbounded), so a block may enqueue to itself from inside its
+/// own callback. A send to a block that is finishing or finished fails.
 ///
 /// Cheap to clone and `Send + Sync`: keep it in the block, pass it to
 /// helper threads.
@@ -114,48 +115,50 @@ impl Controller {
         self.hub.send(self.target, Event::Enqueue(bag))
     }
 
-    /// Tells the target the server connected: its `on_connect` runs on its
-    /// event thread. True when queued; false when the target has no
+    /// Tells the target a dependency connected: its `on_connect` runs on
+    /// its event thread. True when queued; false when the target has no
     /// `on_connect` or is finishing.
-    pub fn server_connected(&self, server: &ServerEvent) -> bool {
+    pub fn dependency_connected(&self, event: &DependencyEvent) -> bool {
         self.check(Callbacks::CONNECT, "on_connect").is_ok()
             && self
                 .hub
-                .send(self.target, Event::Connect(server.clone()))
+                .send(self.target, Event::Connect(event.clone()))
                 .is_ok()
     }
 
-    /// Tells the target the server went away: its `on_disconnect` runs on
+    /// Tells the target a dependency went away: its `on_disconnect` runs on
     /// its event thread. True when queued; false when the target has no
     /// `on_disconnect` or is finishing.
-    pub fn server_disconnected(&self, server: &ServerEvent) -> bool {
+    pub fn dependency_disconnected(&self, event: &DependencyEvent) -> bool {
         self.check(Callbacks::DISCONNECT, "on_disconnect").is_ok()
             && self
                 .hub
-                .send(self.target, Event::Disconnect(server.clone()))
+                .send(self.target, Event::Disconnect(event.clone()))
                 .is_ok()
     }
 
     /// Asks the runtime to finish the target now, out of order: its queued
     /// events, then its `finish`, then the end of its `run`. Returns at
     /// once; the runtime's owner thread (in
-    /// [`Runtime::run_until_shutdown`](crate::block::Runtime::run_until_shutdown))
+    /// [`Runtime::run_until_closed`](crate::block::Runtime::run_until_closed))
     /// does the work.
     pub fn finish(&self) {
         self.hub.request(Control::Finish(self.target));
     }
 
-    /// Asks the runtime for the ordered shutdown of every block (the Go adapter's
-    /// `Controller(InitiatorBlock).Finish()`). Returns at once.
-    pub fn shutdown(&self) {
+    /// Asks the runtime to close: to finish every block in reverse order
+    /// (the Go adapter's `Controller(InitiatorBlock).Finish()`). Returns at
+    /// once; [`Runtime::run_until_closed`](crate::block::Runtime::run_until_closed)
+    /// does the work.
+    pub fn close_runtime(&self) {
         let who = match self.sender {
             Some(s) => format!("block `{}`", self.hub.slots[s].responsibility),
             None => "the runtime's owner".to_string(),
         };
-        self.hub.request(Control::Shutdown(who));
+        self.hub.request(Control::Close(who));
     }
 
-    /// How many events (bags, server events) wait in the target's queue.
+    /// How many events (bags, dependency events) wait in the target's queue.
     /// The queues are unbounded so that no send ever blocks; a sender that
     /// can outrun its target watches this, or better, waits for replies as
     /// the satellite example's reader does.
@@ -168,9 +171,9 @@ impl Controller {
         self.hub.token(self.target).is_stopped()
     }
 
-    /// True once anyone asked for the shutdown of the whole runtime.
-    pub fn is_shutting_down(&self) -> bool {
-        self.hub.is_shutting_down()
+    /// True once anyone asked the runtime to close, or it is closing.
+    pub fn is_closing(&self) -> bool {
+        self.hub.is_closing()
     }
 
     /// A receiver that becomes ready (disconnected) when the runtime starts

@@ -16,30 +16,21 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::block::bag::Bag;
-use crate::block::lifecycle::Callbacks;
-use crate::block::server::ServerEvent;
+use crate::block::callbacks::Callbacks;
+use crate::block::event::Event;
 use crate::error::{Error, Result};
-use crate::thread::{stop_signal, StopToken, Stopper, Worker};
-
-/// What a block's event thread receives.
-pub(crate) enum Event {
-    Enqueue(Bag),
-    Connect(ServerEvent),
-    Disconnect(ServerEvent),
-    /// The last event: call `finish` and end.
-    Finish,
-}
+use crate::thread::{lock, stop_signal, StopToken, Stopper, Worker};
 
 /// What the runtime's owner thread receives from controllers and handles.
 #[derive(Debug)]
 pub(crate) enum Control {
-    /// Finish every block in reverse order; the text says who asked.
-    Shutdown(String),
+    /// Close the runtime: finish every block in reverse order; the text
+    /// says who asked.
+    Close(String),
     /// Finish this one block now, out of order.
     Finish(usize),
 }
@@ -64,7 +55,7 @@ pub(crate) struct Hub {
     pub(crate) slots: Vec<Slot>,
     index: HashMap<String, usize>,
     control: Sender<Control>,
-    shutting_down: AtomicBool,
+    closing: AtomicBool,
 }
 
 /// What a new hub hands back to the runtime.
@@ -72,10 +63,6 @@ pub(crate) struct Wiring {
     pub(crate) hub: Arc<Hub>,
     pub(crate) events: Vec<Receiver<Event>>,
     pub(crate) control: Receiver<Control>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Hub {
@@ -106,7 +93,7 @@ impl Hub {
                 slots,
                 index,
                 control: control_tx,
-                shutting_down: AtomicBool::new(false),
+                closing: AtomicBool::new(false),
             }),
             events,
             control: control_rx,
@@ -175,7 +162,7 @@ impl Hub {
 
     /// Fires `target`'s stop signal: its `Controller::finishing` becomes
     /// ready.
-    pub(crate) fn stop(&self, target: usize) {
+    pub(crate) fn signal_finishing(&self, target: usize) {
         if let Some(mut stopper) = lock(&self.slots[target].stopper).take() {
             stopper.stop();
         }
@@ -216,7 +203,7 @@ impl Hub {
         Ok(())
     }
 
-    /// Takes `target`'s helper threads; later `add_helper` calls fail.
+    /// Takes `target`'s helper threads; later `spawn_helper` calls fail.
     pub(crate) fn take_helpers(&self, target: usize) -> Vec<Worker<()>> {
         let mut helpers = lock(&self.slots[target].helpers);
         helpers.closed = true;
@@ -224,15 +211,20 @@ impl Hub {
     }
 
     pub(crate) fn request(&self, control: Control) {
-        if let Control::Shutdown(_) = control {
-            self.shutting_down.store(true, Ordering::SeqCst);
+        if let Control::Close(_) = control {
+            self.set_closing();
         }
         // The receiver lives as long as the runtime; after it is gone there
         // is nobody left to ask.
         let _ = self.control.send(control);
     }
 
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
+    /// Marks the runtime as closing, for `Controller::is_closing`.
+    pub(crate) fn set_closing(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 }

@@ -1,24 +1,14 @@
-//! Ordered initialisation, and its unwinding when a block fails.
-//!
-//! [`init_blocks`] makes every block of a configuration from the registry
-//! (so an unknown name fails before any block is touched), then calls
-//! `init` on each in configuration order, on the calling thread. When one
-//! fails or panics, the blocks initialised before it are finished in
-//! reverse order, and the error names the block that failed and the stage.
-//!
-//! The result, [`Initialized`], is what the runtime starts; it is also the
-//! Go adapter's "Init/Finish blocks per test": a test initialises just the blocks
-//! it needs, uses them, and finishes them in reverse with
-//! [`Initialized::finish`] (or by dropping it), without starting a thread.
+//! Ordered initialisation ([`init_blocks`]) and its unwinding when a block
+//! fails; [`Initialized`], the blocks it made.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::block::config::RuntimeConfig;
+use crate::block::label::{block_error, label};
 use crate::block::lifecycle::Block;
 use crate::block::registry::Registry;
-use crate::block::supervised::{block_error, label};
 use crate::error::{Error, Result};
 use crate::thread::panicked;
 
@@ -37,6 +27,12 @@ impl Entry {
 
 /// Blocks whose `init` succeeded, in configuration order, not yet running.
 /// Dropping it finishes them in reverse order.
+///
+/// It is what [`Runtime::start_initialized`](crate::block::Runtime::start_initialized)
+/// starts, and also the memphis Go adapter's "Init/Finish blocks per
+/// test": a test initialises just the blocks it needs with
+/// [`init_blocks`], uses them, and finishes them in reverse with
+/// [`Initialized::finish`] (or by dropping it), without starting a thread.
 pub struct Initialized {
     entries: Vec<Entry>,
 }
@@ -50,6 +46,12 @@ impl fmt::Debug for Initialized {
 }
 
 /// Makes and initialises every block of `config`, in order.
+///
+/// Every block is made from the registry first (so an unknown name fails
+/// before any block is touched), then `init` runs on each in configuration
+/// order, on the calling thread. When one fails or panics, the blocks
+/// initialised before it are finished in reverse order, and the error
+/// names the block that failed and the stage.
 ///
 /// # Errors
 ///

@@ -26,9 +26,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crossbeam_channel::Sender;
 
-use crate::block::bag::{Bag, Value};
+use crate::block::bag::Bag;
+use crate::block::callbacks::Callbacks;
 use crate::block::controller::Controller;
-use crate::block::lifecycle::{Block, Callbacks};
+use crate::block::lifecycle::Block;
+use crate::block::value::Value;
 use crate::channel::Adapter;
 use crate::error::{Error, Result};
 use crate::message::Message;

@@ -1,13 +1,4 @@
-//! Block factories by name: the Go adapter's `RegisterBlockFactory`, without the
-//! global.
-//!
-//! A [`Registry`] maps a block's name (its kind) to a factory that makes a
-//! new block for a responsibility. The runtime asks it for every block the
-//! configuration lists. It is a value, not a process-wide table, so tests
-//! build their own and never see each other's blocks. [`Registry::new`]
-//! comes with the runtime's own blocks: the signal block, under
-//! [`SIGNAL_BLOCK`] (`"finisher"`, the Go adapter's
-//! name for it).
+//! [`Registry`]: block factories by name.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,7 +10,15 @@ use crate::error::{Error, Result};
 
 type Factory = dyn Fn(&str) -> Arc<dyn Block> + Send + Sync;
 
-/// Block factories by name.
+/// Block factories by name: the memphis Go adapter's
+/// `RegisterBlockFactory`, without the global.
+///
+/// A registry maps a block's name (its kind) to a factory that makes a new
+/// block for a responsibility; the runtime asks it for every block the
+/// configuration lists. It is a value, not a process-wide table, so tests
+/// build their own and never see each other's blocks. [`Registry::new`]
+/// comes with the runtime's own blocks: the signal block, under
+/// [`SIGNAL_BLOCK`] (`"finisher"`, the Go adapter's name for it).
 ///
 /// ```
 /// use syncmq::block::{Block, Controller, Registry, Value};

@@ -1,47 +1,53 @@
-//! The [`Runtime`]: a process made of blocks, from ordered start to ordered
-//! shutdown.
-//!
-//! [`Runtime::start`] initialises every block in configuration order (see
-//! [`init_blocks`]), then starts each block's event thread and run thread.
-//! [`Runtime::monitor`] adds the server monitor. The owner then calls
-//! [`Runtime::run_until_shutdown`], which blocks until someone asks for the
-//! shutdown (a block through its controller, the signal block on SIGINT or
-//! SIGTERM, a [`ShutdownHandle`]) and then finishes every block in reverse
-//! order, each within the finish deadline; requests to finish single blocks
-//! early are carried out on the same thread as they come.
-//!
-//! # Guarantees
-//!
-//! - `init` runs in configuration order; `finish` in the reverse, also when
-//!   an `init` fails part way.
-//! - A block's events are delivered in order, one at a time, and every
-//!   event whose send succeeded is delivered before the block's `finish`.
-//! - Every thread (`syncmq-blk-*`) is joined by its block's deadline; a
-//!   block that overruns is reported as [`Error::Block`] with a
-//!   [`Error::Timeout`] inside, left behind, and the others are finished
-//!   regardless. Dropping the runtime shuts it down the same way.
+//! [`Runtime`]: a process made of blocks, from ordered start to ordered
+//! close, and [`CloseHandle`], which asks it to close from elsewhere.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
 use crate::block::config::RuntimeConfig;
 use crate::block::controller::Controller;
+use crate::block::dependency::Dependency;
 use crate::block::hub::{Control, Hub};
 use crate::block::init::{init_blocks, Initialized};
+use crate::block::label::{block_error, label};
+use crate::block::monitor::Monitor;
 use crate::block::registry::Registry;
-use crate::block::server::{Monitor, Server};
-use crate::block::supervised::{block_error, label, Supervised};
+use crate::block::supervised::Supervised;
 use crate::error::{Error, Result};
+use crate::thread::lock;
 
-/// A running process of blocks. See the [module docs](self).
+/// A running process of blocks (the design of memphis' Go adapter).
+///
+/// [`Runtime::start`] initialises every block in configuration order (see
+/// [`init_blocks`]), then starts each block's event thread and run thread.
+/// [`Runtime::monitor`] adds the dependency monitor. The owner then calls
+/// [`Runtime::run_until_closed`], which blocks until someone asks the
+/// runtime to close (a block through [`Controller::close_runtime`], the
+/// [`SignalBlock`](crate::block::SignalBlock) on SIGINT or SIGTERM, a
+/// [`CloseHandle`]) and then finishes every block in reverse order, each
+/// within the finish deadline; requests to finish single blocks early
+/// ([`Controller::finish`]) are carried out on the same thread as they
+/// come. [`Runtime::close`] closes at once, and dropping the runtime closes
+/// it too.
+///
+/// # Guarantees
+///
+/// - `init` runs in configuration order; `finish` in the reverse, also when
+///   an `init` fails part way.
+/// - A block's events are delivered in order, one at a time, and every
+///   event whose send succeeded is delivered before the block's `finish`.
+/// - Every thread (`syncmq-blk-*`) is joined by its block's deadline
+///   ([`RuntimeConfig::with_finish_timeout`]); a block that overruns is
+///   reported as [`Error::Block`] with an [`Error::Timeout`] inside, left
+///   behind, and the others are finished regardless.
 ///
 /// ```
 /// use syncmq::block::{Bag, Block, BlockConfig, Callbacks, Controller, Registry, Runtime, RuntimeConfig, Value};
 ///
-/// /// Sends one bag to `printer`, then asks for the shutdown.
+/// /// Sends one bag to `printer`.
 /// struct Greeter;
 /// impl Block for Greeter {
 ///     fn init(&self, _: &Value) -> syncmq::Result<()> { Ok(()) }
@@ -51,7 +57,7 @@ use crate::error::{Error, Result};
 ///     fn finish(&self) -> syncmq::Result<()> { Ok(()) }
 /// }
 ///
-/// /// Prints what it gets; the first bag ends the process.
+/// /// Prints what it gets; the first bag closes the runtime.
 /// struct Printer;
 /// impl Block for Printer {
 ///     fn init(&self, _: &Value) -> syncmq::Result<()> { Ok(()) }
@@ -60,7 +66,7 @@ use crate::error::{Error, Result};
 ///     fn callbacks(&self) -> Callbacks { Callbacks::ENQUEUE }
 ///     fn on_enqueue(&self, ctl: &Controller, bag: Bag) {
 ///         println!("{:?} from {:?}", bag.get("text"), bag.from());
-///         ctl.shutdown();
+///         ctl.close_runtime();
 ///     }
 /// }
 ///
@@ -71,23 +77,30 @@ use crate::error::{Error, Result};
 /// let config = RuntimeConfig::new()
 ///     .with_block(BlockConfig::new("printer"))
 ///     .with_block(BlockConfig::new("greeter"));
-/// Runtime::run(&config, &registry) // start, then run until the shutdown
+/// Runtime::run(&config, &registry) // start, then run until closed
 /// # }
 /// ```
 pub struct Runtime {
     hub: Arc<Hub>,
     control: Receiver<Control>,
+    finish_timeout: Duration,
+    heartbeat: Duration,
+    state: Mutex<State>,
+}
+
+/// What closing changes; behind one lock so that `close` takes `&self`.
+struct State {
     /// By configuration index; `None` once finished.
     running: Vec<Option<Supervised>>,
     monitor: Option<Monitor>,
-    finish_timeout: Duration,
-    heartbeat: Duration,
+    /// Every failure so far (early finishes included), in order.
     errors: Vec<Error>,
-    shut_down: bool,
+    closed: bool,
 }
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.state);
         f.debug_struct("Runtime")
             .field(
                 "blocks",
@@ -98,29 +111,31 @@ impl fmt::Debug for Runtime {
                     .map(|s| &s.responsibility)
                     .collect::<Vec<_>>(),
             )
-            .field("monitoring", &self.monitor.is_some())
-            .finish()
+            .field("monitoring", &state.monitor.is_some())
+            .field("closed", &state.closed)
+            .finish_non_exhaustive()
     }
 }
 
-/// Asks a runtime for its ordered shutdown from anywhere: another thread,
-/// a test. Cheap to clone.
+/// Asks a runtime to close from anywhere: another thread, a test. Cheap to
+/// clone; it does not keep the runtime open.
 #[derive(Clone)]
-pub struct ShutdownHandle {
+pub struct CloseHandle {
     hub: Arc<Hub>,
 }
 
-impl fmt::Debug for ShutdownHandle {
+impl fmt::Debug for CloseHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShutdownHandle").finish_non_exhaustive()
+        f.debug_struct("CloseHandle").finish_non_exhaustive()
     }
 }
 
-impl ShutdownHandle {
-    /// Asks for the ordered shutdown; returns at once.
-    pub fn shutdown(&self) {
+impl CloseHandle {
+    /// Asks the runtime to close, as [`Controller::close_runtime`] does;
+    /// returns at once, and [`Runtime::run_until_closed`] does the work.
+    pub fn close_runtime(&self) {
         self.hub
-            .request(Control::Shutdown("a shutdown handle".to_string()));
+            .request(Control::Close("a close handle".to_string()));
     }
 }
 
@@ -137,15 +152,15 @@ impl Runtime {
     }
 
     /// The common call in one line: [`start`](Self::start), then
-    /// [`run_until_shutdown`](Self::run_until_shutdown). With the signal
-    /// block in `config`, this is a whole process's `main`.
+    /// [`run_until_closed`](Self::run_until_closed). With the signal block
+    /// in `config`, this is a whole process's `main`.
     ///
     /// # Errors
     ///
     /// As [`start`](Self::start) and
-    /// [`run_until_shutdown`](Self::run_until_shutdown).
+    /// [`run_until_closed`](Self::run_until_closed).
     pub fn run(config: &RuntimeConfig, registry: &Registry) -> Result<()> {
-        Runtime::start(config, registry)?.run_until_shutdown()
+        Runtime::start(config, registry)?.run_until_closed()
     }
 
     /// Starts blocks initialised with [`init_blocks`], with the deadlines of
@@ -153,9 +168,11 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the OS refuses a thread; every block is then
-    /// finished in reverse order.
+    /// [`Error::InvalidArgument`] when `config` is not valid (see
+    /// [`RuntimeConfig::validate`]); [`Error::Io`] when the OS refuses a
+    /// thread. Every block is then finished in reverse order.
     pub fn start_initialized(initialized: Initialized, config: &RuntimeConfig) -> Result<Runtime> {
+        config.validate()?;
         let entries = initialized.into_entries();
         let wiring = Hub::wire(
             entries
@@ -169,20 +186,22 @@ impl Runtime {
                 })
                 .collect(),
         );
-        let mut runtime = Runtime {
+        let runtime = Runtime {
             hub: wiring.hub,
             control: wiring.control,
-            running: Vec::with_capacity(entries.len()),
-            monitor: None,
             finish_timeout: config.finish_timeout(),
             heartbeat: config.heartbeat(),
-            errors: Vec::new(),
-            shut_down: false,
+            state: Mutex::new(State {
+                running: Vec::with_capacity(entries.len()),
+                monitor: None,
+                errors: Vec::new(),
+                closed: false,
+            }),
         };
         let mut entries = entries.into_iter().zip(wiring.events).enumerate();
         while let Some((i, (entry, events))) = entries.next() {
             match Supervised::start(entry.block.clone(), &runtime.hub, i, events) {
-                Ok(s) => runtime.running.push(Some(s)),
+                Ok(s) => lock(&runtime.state).running.push(Some(s)),
                 Err((e, finished)) => {
                     log::error!("could not start block {}: {e}", entry.label());
                     // This block (unless its event thread finished it) and
@@ -197,8 +216,10 @@ impl Runtime {
                             log::error!("{}", block_error(&entry.label(), "finish", fe));
                         }
                     }
-                    let _ = runtime.shutdown_all();
-                    return Err(block_error(&entry_label(&runtime, i), "run", e));
+                    // Logged as they happen; the start's own error is the
+                    // one to return.
+                    let _ = runtime.close();
+                    return Err(block_error(&runtime.label(i), "run", e));
                 }
             }
         }
@@ -215,32 +236,36 @@ impl Runtime {
         Ok(runtime)
     }
 
-    /// Starts the server monitor: on every transition of `server`, each
-    /// block with `on_connect` / `on_disconnect` is told, in configuration
-    /// order. It checks every heartbeat (see
-    /// [`RuntimeConfig::with_heartbeat`]) and is stopped first at shutdown.
+    /// Starts the dependency monitor: on every transition of `dependency`,
+    /// each block with `on_connect` / `on_disconnect` is told, in
+    /// configuration order. It checks every heartbeat (see
+    /// [`RuntimeConfig::with_heartbeat`]) and is closed first when the
+    /// runtime closes.
+    ///
+    /// `dependency` is shared: keep a clone to use it yourself, or pass
+    /// `Arc::new(dependency)`.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] when a monitor already runs;
-    /// [`Error::Io`] when the OS refuses the thread.
-    pub fn monitor<S: Server>(&mut self, server: S) -> Result<()> {
-        self.monitor_shared(Arc::new(server))
-    }
-
-    /// As [`monitor`](Self::monitor), for a server that is shared.
-    ///
-    /// # Errors
-    ///
-    /// As [`monitor`](Self::monitor).
-    pub fn monitor_shared(&mut self, server: Arc<dyn Server>) -> Result<()> {
-        if self.monitor.is_some() {
+    /// [`Error::Closed`] once the runtime closed; [`Error::Io`] when the OS
+    /// refuses the thread.
+    pub fn monitor(&self, dependency: Arc<dyn Dependency>) -> Result<()> {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Err(Error::closed("block runtime"));
+        }
+        if state.monitor.is_some() {
             return Err(Error::invalid(
-                "server",
-                "this runtime already monitors a server",
+                "dependency",
+                "this runtime already monitors a dependency",
             ));
         }
-        self.monitor = Some(Monitor::start(server, self.hub.clone(), self.heartbeat)?);
+        state.monitor = Some(Monitor::start(
+            dependency,
+            self.hub.clone(),
+            self.heartbeat,
+        )?);
         Ok(())
     }
 
@@ -251,89 +276,87 @@ impl Runtime {
         Some(Controller::new(self.hub.clone(), target, None))
     }
 
-    /// A handle that asks for the shutdown from elsewhere.
-    pub fn handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
+    /// A handle that asks the runtime to close from elsewhere.
+    pub fn close_handle(&self) -> CloseHandle {
+        CloseHandle {
             hub: self.hub.clone(),
         }
     }
 
-    /// Blocks until someone asks for the shutdown, then finishes every
-    /// block in reverse order. Requests to finish one block early are
+    /// Blocks until someone asks the runtime to close, then closes it (see
+    /// [`close`](Self::close)). Requests to finish one block early are
     /// carried out as they come.
     ///
     /// # Errors
     ///
-    /// The first failure of any block (early finishes included), as
-    /// [`Error::Block`]; every failure is logged.
-    pub fn run_until_shutdown(mut self) -> Result<()> {
+    /// As [`close`](Self::close).
+    pub fn run_until_closed(self) -> Result<()> {
         while let Ok(control) = self.control.recv() {
             match control {
-                Control::Shutdown(who) => {
-                    log::info!("shutdown asked by {who}: finishing blocks in reverse order");
+                Control::Close(who) => {
+                    log::info!("close asked by {who}: finishing blocks in reverse order");
                     break;
                 }
                 Control::Finish(index) => self.finish_one(index),
             }
         }
-        self.shutdown_all()
+        self.close()
     }
 
-    /// Finishes every block in reverse order now.
+    /// Closes the runtime now: stops the monitor, then finishes every block
+    /// in reverse order, each within the finish deadline. A second call
+    /// returns `Ok` at once.
     ///
     /// # Errors
     ///
-    /// As [`run_until_shutdown`](Self::run_until_shutdown).
-    pub fn shutdown(mut self) -> Result<()> {
-        self.shutdown_all()
-    }
-
-    fn finish_one(&mut self, index: usize) {
-        if let Some(block) = self.running.get_mut(index).and_then(Option::take) {
-            log::info!("finishing block {} early", entry_label(self, index));
-            let deadline = Instant::now() + self.finish_timeout;
-            let errors = block.finish(&self.hub, deadline);
-            self.errors.extend(errors);
-        }
-    }
-
-    fn shutdown_all(&mut self) -> Result<()> {
-        if self.shut_down {
+    /// The first failure of any block (early finishes included), as
+    /// [`Error::Block`]; every failure is logged.
+    pub fn close(&self) -> Result<()> {
+        let mut state = lock(&self.state);
+        if state.closed {
             return Ok(());
         }
-        self.shut_down = true;
-        if let Some(monitor) = self.monitor.take() {
-            if let Err(e) = monitor.stop(Instant::now() + self.finish_timeout) {
-                log::error!("server monitor: {e}");
-                self.errors.push(e);
+        state.closed = true;
+        self.hub.set_closing();
+        if let Some(monitor) = state.monitor.take() {
+            if let Err(e) = monitor.close(Instant::now() + self.finish_timeout) {
+                log::error!("dependency monitor: {e}");
+                state.errors.push(e);
             }
         }
-        for slot in self.running.iter_mut().rev() {
-            if let Some(block) = slot.take() {
-                let deadline = Instant::now() + self.finish_timeout;
-                debug_assert!(block.index() < self.hub.slots.len());
-                self.errors.extend(block.finish(&self.hub, deadline));
-            }
+        let running = std::mem::take(&mut state.running);
+        for block in running.into_iter().rev().flatten() {
+            let deadline = Instant::now() + self.finish_timeout;
+            let errors = block.finish(&self.hub, deadline);
+            state.errors.extend(errors);
         }
-        log::info!("block runtime stopped");
-        match self.errors.first() {
+        log::info!("block runtime closed");
+        match state.errors.first() {
             None => Ok(()),
             Some(first) => Err(first.clone()),
         }
     }
-}
 
-fn entry_label(runtime: &Runtime, index: usize) -> String {
-    let slot = &runtime.hub.slots[index];
-    label(&slot.name, &slot.responsibility)
+    fn finish_one(&self, index: usize) {
+        let mut state = lock(&self.state);
+        if let Some(block) = state.running.get_mut(index).and_then(Option::take) {
+            log::info!("finishing block {} early", self.label(index));
+            let deadline = Instant::now() + self.finish_timeout;
+            let errors = block.finish(&self.hub, deadline);
+            state.errors.extend(errors);
+        }
+    }
+
+    fn label(&self, index: usize) -> String {
+        let slot = &self.hub.slots[index];
+        label(&slot.name, &slot.responsibility)
+    }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        if !self.shut_down {
-            if let Err(e) = self.shutdown_all() {
-                log::error!("shutting the block runtime down on drop: {e}");
-            }
+        if let Err(e) = self.close() {
+            log::error!("closing the block runtime on drop: {e}");
         }
     }
 }
@@ -343,13 +366,12 @@ mod tests {
     use super::*;
 
     fn send_and_sync<T: Send + Sync>() {}
-    fn send<T: Send>() {}
 
     #[test]
     fn handles_cross_threads() {
-        send::<Runtime>();
+        send_and_sync::<Runtime>();
         send_and_sync::<Controller>();
-        send_and_sync::<ShutdownHandle>();
+        send_and_sync::<CloseHandle>();
         send_and_sync::<crate::block::Bag>();
     }
 }

@@ -1,32 +1,33 @@
-//! The signal block: SIGINT and SIGTERM start the ordered shutdown.
-//!
-//! The Go adapter's `finisher` block. Its `init` registers for both signals with
-//! signal-hook (from then on they no longer kill the process), its `run`
-//! waits for one and asks the runtime for the ordered shutdown, and its
-//! `finish` ends the wait. A second signal while the shutdown runs is the
-//! user insisting: the block then lets the signal's default action happen,
-//! which ends the process at once.
-//!
-//! Put it first in the configuration, so that it is initialised before any
-//! block that must not be cut short and finished after all of them.
-//! Signals are process-wide: run one signal block per process.
+//! [`SignalBlock`]: SIGINT and SIGTERM close the runtime in order.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::block::bag::Value;
 use crate::block::controller::Controller;
 use crate::block::lifecycle::Block;
+use crate::block::value::Value;
 use crate::error::{Error, Result};
+use crate::thread::lock;
 
 /// The name the signal block is registered under in
 /// [`Registry::new`](crate::block::Registry::new): the Go adapter's.
 pub const SIGNAL_BLOCK: &str = "finisher";
 
-/// Turns SIGINT and SIGTERM into the ordered shutdown. See the
-/// [module docs](self).
+/// Turns SIGINT and SIGTERM into the runtime's ordered close: the memphis
+/// Go adapter's `finisher` block.
+///
+/// Its `init` registers for both signals with signal-hook (from then on
+/// they no longer kill the process), its `run` waits for one and asks the
+/// runtime to close ([`Controller::close_runtime`]), and its `finish` ends
+/// the wait. A second signal while the runtime closes is the user
+/// insisting: the block then lets the signal's default action happen, which
+/// ends the process at once.
+///
+/// Put it first in the configuration, so that it is initialised before any
+/// block that must not be cut short and finished after all of them.
+/// Signals are process-wide: run one signal block per process.
 #[derive(Debug, Default)]
 pub struct SignalBlock {
     signals: Mutex<Option<Signals>>,
@@ -52,17 +53,13 @@ impl Block for SignalBlock {
     fn init(&self, _conf: &Value) -> Result<()> {
         let signals = Signals::new([SIGINT, SIGTERM])
             .map_err(|e| Error::io("register for SIGINT and SIGTERM", e))?;
-        *self.handle.lock().unwrap_or_else(PoisonError::into_inner) = Some(signals.handle());
-        *self.signals.lock().unwrap_or_else(PoisonError::into_inner) = Some(signals);
+        *lock(&self.handle) = Some(signals.handle());
+        *lock(&self.signals) = Some(signals);
         Ok(())
     }
 
     fn run(&self, ctl: Controller) {
-        let taken = self
-            .signals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let taken = lock(&self.signals).take();
         let Some(mut signals) = taken else {
             return;
         };
@@ -72,10 +69,10 @@ impl Block for SignalBlock {
             seen += 1;
             let name = signal_name(signal);
             if seen == 1 {
-                log::info!("{name} received: shutting down in order");
-                ctl.shutdown();
+                log::info!("{name} received: closing the blocks in order");
+                ctl.close_runtime();
             } else {
-                log::warn!("{name} received again during the shutdown: exiting now");
+                log::warn!("{name} received again while closing: exiting now");
                 if let Err(e) = signal_hook::low_level::emulate_default_handler(signal) {
                     log::error!("could not exit on {name}: {e}");
                 }
@@ -84,21 +81,11 @@ impl Block for SignalBlock {
     }
 
     fn finish(&self) -> Result<()> {
-        if let Some(handle) = self
-            .handle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        if let Some(handle) = lock(&self.handle).take() {
             handle.close();
         }
         // Not taken when `run` never started: dropping unregisters.
-        drop(
-            self.signals
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
+        drop(lock(&self.signals).take());
         Ok(())
     }
 }

@@ -25,10 +25,12 @@ use std::time::Instant;
 use crossbeam_channel::Receiver;
 
 use crate::block::controller::Controller;
-use crate::block::hub::{Event, Hub};
+use crate::block::event::Event;
+use crate::block::hub::Hub;
+use crate::block::label::{block_error, label};
 use crate::block::lifecycle::Block;
 use crate::error::{Error, Result};
-use crate::thread::{self, panicked, Worker};
+use crate::thread::{self, join_all, panicked, Worker};
 
 /// A block whose threads run.
 pub(crate) struct Supervised {
@@ -36,24 +38,6 @@ pub(crate) struct Supervised {
     label: String,
     run: Worker<Result<()>>,
     events: Worker<Result<()>>,
-}
-
-/// `responsibility (kind)`, or just the responsibility when they are the
-/// same: how errors and logs name a block.
-pub(crate) fn label(name: &str, responsibility: &str) -> String {
-    if name == responsibility {
-        format!("`{responsibility}`")
-    } else {
-        format!("`{responsibility}` ({name})")
-    }
-}
-
-pub(crate) fn block_error(label: &str, stage: &'static str, error: Error) -> Error {
-    Error::Block {
-        block: label.to_string(),
-        stage,
-        error: Box::new(error),
-    }
 }
 
 impl Supervised {
@@ -112,18 +96,13 @@ impl Supervised {
         })
     }
 
-    /// The block's position in the configuration.
-    pub(crate) fn index(&self) -> usize {
-        self.index
-    }
-
     /// Finishes the block: stop signal, queued events, `finish`, the end of
     /// `run` and of its helpers, all by `deadline`. Returns every failure,
     /// each as [`Error::Block`].
     pub(crate) fn finish(self, hub: &Hub, deadline: Instant) -> Vec<Error> {
         log::debug!("finishing block {}", self.label);
         let mut errors = Vec::new();
-        hub.stop(self.index);
+        hub.signal_finishing(self.index);
         hub.close_events(self.index);
         match self.events.join_deadline(deadline) {
             Ok(Ok(())) => {}
@@ -133,10 +112,8 @@ impl Supervised {
             Ok(Ok(())) => {}
             Ok(Err(e)) | Err(e) => errors.push(block_error(&self.label, "run", e)),
         }
-        for helper in hub.take_helpers(self.index) {
-            if let Err(e) = helper.join_deadline(deadline) {
-                errors.push(block_error(&self.label, "helper", e));
-            }
+        if let Err(e) = join_all(hub.take_helpers(self.index), deadline) {
+            errors.push(block_error(&self.label, "helper", e));
         }
         for e in &errors {
             log::error!("{e}");
@@ -153,20 +130,20 @@ fn event_loop(
 ) -> Result<()> {
     // Ends on `Finish`, or when every sender is gone (the runtime was torn
     // down without finishing, say by a panic): finish then too.
-    for event in events.iter() {
+    for event in events {
         let (stage, result) = match event {
             Event::Finish => break,
             Event::Enqueue(bag) => (
                 "on_enqueue",
                 catch_unwind(AssertUnwindSafe(|| block.on_enqueue(ctl, bag))),
             ),
-            Event::Connect(server) => (
+            Event::Connect(dependency) => (
                 "on_connect",
-                catch_unwind(AssertUnwindSafe(|| block.on_connect(ctl, &server))),
+                catch_unwind(AssertUnwindSafe(|| block.on_connect(ctl, &dependency))),
             ),
-            Event::Disconnect(server) => (
+            Event::Disconnect(dependency) => (
                 "on_disconnect",
-                catch_unwind(AssertUnwindSafe(|| block.on_disconnect(ctl, &server))),
+                catch_unwind(AssertUnwindSafe(|| block.on_disconnect(ctl, &dependency))),
             ),
         };
         if let Err(payload) = result {

@@ -1,4 +1,4 @@
-//! The test blocks shared by `tests/block.rs` and `tests/block_server.rs`:
+//! The test blocks shared by `tests/block.rs` and `tests/block_dependency.rs`:
 //! a [`Recorder`] that logs its life cycle and callbacks, and a fixture
 //! registry with two kinds of it.
 #![allow(dead_code)] // each test binary uses a different part
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use syncmq::block::{
-    Bag, Block, BlockConfig, Callbacks, Controller, Registry, RuntimeConfig, ServerEvent, Value,
+    Bag, Block, BlockConfig, Callbacks, Controller, DependencyEvent, Registry, RuntimeConfig, Value,
 };
 use syncmq::Error;
 
@@ -25,6 +25,13 @@ impl Log {
     }
     pub fn entries(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
+    }
+    /// The `connect:` and `disconnect:` entries, in order.
+    pub fn dependency_events(&self) -> Vec<String> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.contains("connect:"))
+            .collect()
     }
     /// The entries starting with `prefix`, without it.
     pub fn with_prefix(&self, prefix: &str) -> Vec<String> {
@@ -72,9 +79,7 @@ impl Block for Recorder {
     fn init(&self, conf: &Value) -> syncmq::Result<()> {
         *self.conf.lock().unwrap() = conf.clone();
         self.log.push(format!("init:{}", self.resp));
-        if self.flag("panic_init") {
-            panic!("init of {} panics", self.resp);
-        }
+        assert!(!self.flag("panic_init"), "init of {} panics", self.resp);
         if self.flag("fail_init") {
             return Err(Error::invalid("port", "is taken"));
         }
@@ -84,9 +89,7 @@ impl Block for Recorder {
     fn run(&self, ctl: Controller) {
         self.log.push(format!("run:{}", self.resp));
         assert_eq!(ctl.responsibility(), self.resp);
-        if self.flag("panic_run") {
-            panic!("run of {} panics", self.resp);
-        }
+        assert!(!self.flag("panic_run"), "run of {} panics", self.resp);
     }
 
     fn finish(&self) -> syncmq::Result<()> {
@@ -106,9 +109,7 @@ impl Block for Recorder {
 
     fn on_enqueue(&self, _ctl: &Controller, bag: Bag) {
         let seq = bag.get("seq").and_then(Value::as_i64).unwrap_or(-1);
-        if bag.get("panic").is_some() {
-            panic!("bad bag {seq}");
-        }
+        assert!(bag.get("panic").is_none(), "bad bag {seq}");
         self.callback(format!(
             "bag:{}:{}:{seq}",
             self.resp,
@@ -116,12 +117,14 @@ impl Block for Recorder {
         ));
     }
 
-    fn on_connect(&self, _ctl: &Controller, server: &ServerEvent) {
-        self.callback(format!("connect:{}:{}", self.resp, server.epoch()));
+    fn on_connect(&self, _ctl: &Controller, event: &DependencyEvent) {
+        let generation = event.generation().get();
+        self.callback(format!("connect:{}:{generation}", self.resp));
     }
 
-    fn on_disconnect(&self, _ctl: &Controller, server: &ServerEvent) {
-        self.callback(format!("disconnect:{}:{}", self.resp, server.epoch()));
+    fn on_disconnect(&self, _ctl: &Controller, event: &DependencyEvent) {
+        let generation = event.generation().get();
+        self.callback(format!("disconnect:{}:{generation}", self.resp));
     }
 }
 

@@ -1,6 +1,7 @@
-//! The server monitor: `on_connect` / `on_disconnect` driven by a
-//! `ConnectionWaiter` (as the RabbitMQ supervisor keeps) and by a TCP
-//! endpoint.
+//! The dependency monitor: `on_connect` / `on_disconnect` driven by a
+//! `ConnectionWaiter` (as the RabbitMQ supervisor keeps), by a TCP
+//! endpoint and by the RabbitMQ supervisor itself.
+#![allow(clippy::unwrap_used)]
 
 mod block_support;
 mod common;
@@ -12,22 +13,23 @@ use std::time::Duration;
 
 use block_support::{config, fixture, LIMIT};
 use common::eventually;
-use syncmq::block::{Runtime, TcpServer, WaiterServer};
-use syncmq::ConnectionWaiter;
+use syncmq::block::{DependencyEvent, Runtime, TcpDependency, WaiterDependency};
+use syncmq::{ConnectionWaiter, Error, Generation};
 
 #[test]
-fn a_flapping_server_drives_connect_and_disconnect_in_order() {
+fn a_flapping_dependency_drives_connect_and_disconnect_in_order() {
     let f = fixture();
     let config = config(&[("listener", "one"), ("plain", "deaf"), ("listener", "two")])
         .with_heartbeat(Duration::from_millis(5));
-    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let runtime = Runtime::start(&config, &f.registry).unwrap();
     let waiter = Arc::new(ConnectionWaiter::new());
     runtime
-        .monitor(WaiterServer::new("broker", waiter.clone()))
+        .monitor(Arc::new(WaiterDependency::new("broker", waiter.clone())))
         .unwrap();
-    assert!(runtime
-        .monitor(WaiterServer::new("again", waiter.clone()))
-        .is_err());
+    assert!(matches!(
+        runtime.monitor(Arc::new(WaiterDependency::new("again", waiter.clone()))),
+        Err(Error::InvalidArgument { .. })
+    ));
     let events = |resp: &str| -> Vec<String> {
         f.log
             .entries()
@@ -50,8 +52,15 @@ fn a_flapping_server_drives_connect_and_disconnect_in_order() {
         .flat_map(|r| [format!("connect:one:{r}"), format!("disconnect:one:{r}")])
         .collect();
     assert_eq!(events("one"), want);
-    runtime.shutdown().unwrap();
+    runtime.close().unwrap();
     assert_eq!(f.overlaps.load(Ordering::SeqCst), 0);
+    assert!(
+        matches!(
+            runtime.monitor(Arc::new(WaiterDependency::new("late", waiter))),
+            Err(Error::Closed(_))
+        ),
+        "a closed runtime monitors nothing"
+    );
 }
 
 #[test]
@@ -60,10 +69,10 @@ fn a_flap_between_heartbeats_is_still_a_disconnect_and_a_connect() {
     // A long heartbeat: the monitor sees the first connect at once (it waits
     // on the waiter), then checks again only after the flaps.
     let config = config(&[("listener", "l")]).with_heartbeat(Duration::from_millis(300));
-    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let runtime = Runtime::start(&config, &f.registry).unwrap();
     let waiter = Arc::new(ConnectionWaiter::new());
     runtime
-        .monitor(WaiterServer::new("broker", waiter.clone()))
+        .monitor(Arc::new(WaiterDependency::new("broker", waiter.clone())))
         .unwrap();
     waiter.set_connected();
     eventually(LIMIT, "first connect", || {
@@ -76,14 +85,10 @@ fn a_flap_between_heartbeats_is_still_a_disconnect_and_a_connect() {
     eventually(LIMIT, "the last connect", || {
         f.log.entries().contains(&"connect:l:6".into())
     });
-    runtime.shutdown().unwrap();
-    let events: Vec<String> = f
-        .log
-        .entries()
-        .into_iter()
-        .filter(|e| e.contains("connect:"))
-        .collect();
-    // Strictly alternating, starting with a connect, and the epochs rise.
+    runtime.close().unwrap();
+    let events = f.log.dependency_events();
+    // Strictly alternating, starting with a connect, and the generations
+    // rise.
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.starts_with("connect:"), i % 2 == 0, "{events:?}");
     }
@@ -91,13 +96,15 @@ fn a_flap_between_heartbeats_is_still_a_disconnect_and_a_connect() {
 }
 
 #[test]
-fn a_tcp_server_that_goes_away_and_comes_back_is_seen() {
+fn a_tcp_dependency_that_goes_away_and_comes_back_is_seen() {
     let f = fixture();
     let config = config(&[("listener", "l")]).with_heartbeat(Duration::from_millis(10));
-    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let runtime = Runtime::start(&config, &f.registry).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    runtime.monitor(TcpServer::new("tcp", addr)).unwrap();
+    runtime
+        .monitor(Arc::new(TcpDependency::new("tcp", addr)))
+        .unwrap();
     let (peer, _) = listener.accept().unwrap();
     eventually(LIMIT, "connect", || {
         f.log.entries().contains(&"connect:l:1".into())
@@ -112,62 +119,62 @@ fn a_tcp_server_that_goes_away_and_comes_back_is_seen() {
     eventually(LIMIT, "reconnect", || {
         f.log.entries().contains(&"connect:l:2".into())
     });
-    runtime.shutdown().unwrap();
+    runtime.close().unwrap();
 }
 
 #[test]
-fn a_block_can_drive_server_callbacks_itself() {
+fn a_block_can_drive_dependency_callbacks_itself() {
     let f = fixture();
     let runtime =
         Runtime::start(&config(&[("listener", "l"), ("plain", "p")]), &f.registry).unwrap();
-    let event = syncmq::block::ServerEvent::new("memphis", 7);
+    let event = DependencyEvent::new("memphis", Generation::new(7));
+    assert_eq!(event.name(), "memphis");
+    assert!(event.dependency().is_none(), "not sent by the monitor");
     let to_listener = runtime.controller("l").unwrap();
-    assert!(to_listener.server_connected(&event));
-    assert!(to_listener.server_disconnected(&event));
+    assert!(to_listener.dependency_connected(&event));
+    assert!(to_listener.dependency_disconnected(&event));
     let to_plain = runtime.controller("p").unwrap();
-    assert!(!to_plain.server_connected(&event), "no on_connect");
-    assert!(!to_plain.server_disconnected(&event), "no on_disconnect");
-    runtime.shutdown().unwrap();
-    assert!(!to_listener.server_connected(&event), "finished");
-    let events: Vec<String> = f
-        .log
-        .entries()
-        .into_iter()
-        .filter(|e| e.contains("connect:"))
-        .collect();
+    assert!(!to_plain.dependency_connected(&event), "no on_connect");
+    assert!(
+        !to_plain.dependency_disconnected(&event),
+        "no on_disconnect"
+    );
+    runtime.close().unwrap();
+    assert!(!to_listener.dependency_connected(&event), "finished");
+    let events = f.log.dependency_events();
     assert_eq!(events, ["connect:l:7", "disconnect:l:7"]);
 }
 
-/// The RabbitMQ supervisor as the server: a connection the broker closes
-/// is a disconnect, and the supervisor's reconnect is a connect with the
-/// next epoch.
+/// The RabbitMQ supervisor as the dependency: a connection the broker
+/// closes is a disconnect, and the supervisor's reconnect is a connect with
+/// the next generation.
 #[cfg(feature = "rabbitmq")]
 #[test]
 fn a_rabbit_connection_closed_by_the_broker_is_a_disconnect_then_a_connect() {
-    use syncmq::block::{RabbitServer, Server, Value};
+    use syncmq::block::{Dependency, RabbitDependency, Value};
     let Some(url) = common::broker_url() else {
         return;
     };
     let f = fixture();
     let config = config(&[("listener", "l")]).with_heartbeat(Duration::from_millis(10));
-    let mut runtime = Runtime::start(&config, &f.registry).unwrap();
+    let runtime = Runtime::start(&config, &f.registry).unwrap();
     let name = common::unique("blk-rabbit");
-    let server = Arc::new(
-        RabbitServer::new(&url)
+    let broker = Arc::new(
+        RabbitDependency::new(&url)
             .with_name(&name)
             .configure(|c| c.with_backoff(Duration::from_millis(20), Duration::from_millis(200))),
     );
     assert_eq!(
-        server.configuration().get("url").and_then(Value::as_str),
+        broker.configuration().get("url").and_then(Value::as_str),
         Some(url.replacen(":guest@", "@", 1).as_str()),
         "the password is not shown"
     );
-    assert!(!server.is_connected(), "lazy: nothing started yet");
-    runtime.monitor_shared(server.clone()).unwrap();
+    assert!(!broker.is_connected(), "lazy: nothing started yet");
+    runtime.monitor(broker.clone()).unwrap();
     eventually(LIMIT, "first connect", || {
         f.log.entries().contains(&"connect:l:1".into())
     });
-    assert!(server.is_connected());
+    assert!(broker.is_connected());
     // rabbitmqctl may list a new connection a moment late.
     eventually(LIMIT, "the broker closed our connection", || {
         common::force_close_connection(&name) > 0
@@ -175,14 +182,9 @@ fn a_rabbit_connection_closed_by_the_broker_is_a_disconnect_then_a_connect() {
     eventually(LIMIT, "reconnect", || {
         f.log.entries().contains(&"connect:l:2".into())
     });
-    let events: Vec<String> = f
-        .log
-        .entries()
-        .into_iter()
-        .filter(|e| e.contains("connect:"))
-        .collect();
+    let events = f.log.dependency_events();
     assert_eq!(events, ["connect:l:1", "disconnect:l:1", "connect:l:2"]);
-    runtime.shutdown().unwrap();
-    server.close().unwrap();
-    assert!(!server.is_connected());
+    runtime.close().unwrap();
+    broker.close().unwrap();
+    assert!(!broker.is_connected());
 }

@@ -1,53 +1,56 @@
-//! [`RabbitServer`]: the block runtime's [`Server`] over the RabbitMQ
-//! connection supervisor ([`crate::rabbitmq::Connection`]).
-//!
-//! The supervisor does all the connecting: it dials in the background,
-//! reconnects with backoff after every loss, and raises its
-//! [`ConnectionWaiter`](crate::ConnectionWaiter)'s generation on each new
-//! connection. This server only reports what the supervisor knows:
-//!
-//! - `connect` starts the supervisor the first time (when built with
-//!   [`RabbitServer::new`]), then returns the live connection's generation
-//!   or [`Error::Disconnected`] while it is down;
-//! - `connection` and `is_connected` read the waiter, and the epoch is the
-//!   waiter's generation, so a loss and a reconnect between two heartbeats
-//!   is still seen as a disconnect and a connect;
-//! - `wait_connected` blocks on the waiter, so the monitor hears of a
-//!   reconnect the moment it happens;
-//! - `configuration` is the URL *without its password* and the connection
-//!   name (safe to log).
-//!
-//! ```no_run
-//! use syncmq::block::{RabbitServer, Runtime, RuntimeConfig, BlockConfig, Registry};
-//! use std::time::Duration;
-//!
-//! # fn main() -> syncmq::Result<()> {
-//! let config = RuntimeConfig::new().with_block(BlockConfig::new("finisher"));
-//! let mut runtime = Runtime::start(&config, &Registry::new())?;
-//! let server = RabbitServer::new("amqp://guest:guest@127.0.0.1:5672/%2f")
-//!     .with_name("satellite")
-//!     .configure(|c| c.with_heartbeat(Duration::from_secs(5)))
-//!     .start()?;
-//! runtime.monitor(server)?; // every block with on_connect/on_disconnect hears of it
-//! runtime.run_until_shutdown()
-//! # }
-//! ```
+//! [`RabbitDependency`]: the block runtime's [`Dependency`] over the
+//! RabbitMQ connection supervisor ([`crate::rabbitmq::Connection`]).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::block::bag::Value;
-use crate::block::server::{Server, WaiterServer};
+use crate::block::dependency::Dependency;
+use crate::block::value::Value;
+use crate::block::waiter_dependency::WaiterDependency;
 use crate::error::{Error, Result};
 use crate::rabbitmq::{Connection, ConnectionConfig};
+use crate::thread::lock;
+use crate::waiter::Generation;
 
-/// A [`Server`] that follows a RabbitMQ [`Connection`] supervisor. See the
-/// [module docs](self).
-pub struct RabbitServer {
+/// A [`Dependency`] that follows a RabbitMQ [`Connection`] supervisor.
+///
+/// The supervisor does all the connecting: it dials in the background,
+/// reconnects with backoff after every loss, and raises its
+/// [`ConnectionWaiter`](crate::ConnectionWaiter)'s [`Generation`] on each
+/// new connection. This dependency only reports what the supervisor knows:
+///
+/// - `connect` starts the supervisor the first time (when built with
+///   [`RabbitDependency::new`]), then returns the live connection's
+///   generation or [`Error::Disconnected`] while it is down;
+/// - `connection` and `is_connected` read the waiter, so a loss and a
+///   reconnect between two heartbeats is still seen as a disconnect and a
+///   connect;
+/// - `wait_connected` blocks on the waiter, so the monitor hears of a
+///   reconnect the moment it happens;
+/// - `configuration` is the URL *without its password* and the connection
+///   name (safe to log).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use syncmq::block::{BlockConfig, RabbitDependency, Registry, Runtime, RuntimeConfig};
+///
+/// # fn main() -> syncmq::Result<()> {
+/// let config = RuntimeConfig::new().with_block(BlockConfig::new("finisher"));
+/// let runtime = Runtime::start(&config, &Registry::new())?;
+/// let broker = RabbitDependency::new("amqp://guest:guest@127.0.0.1:5672/%2f")
+///     .with_name("satellite")
+///     .configure(|c| c.with_heartbeat(Duration::from_secs(5)))
+///     .start()?;
+/// runtime.monitor(Arc::new(broker))?; // every block with on_connect/on_disconnect hears of it
+/// runtime.run_until_closed()
+/// # }
+/// ```
+pub struct RabbitDependency {
     name: String,
     url: String,
-    /// Set until the supervisor is started (lazy servers only).
+    /// Set until the supervisor is started (lazy dependencies only).
     pending: Mutex<Option<ConnectionConfig>>,
     started: Mutex<Option<Started>>,
 }
@@ -55,26 +58,26 @@ pub struct RabbitServer {
 #[derive(Clone)]
 struct Started {
     connection: Arc<Connection>,
-    waiter: WaiterServer,
+    waiter: WaiterDependency,
 }
 
-impl std::fmt::Debug for RabbitServer {
+impl std::fmt::Debug for RabbitDependency {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RabbitServer")
+        f.debug_struct("RabbitDependency")
             .field("name", &self.name)
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
 }
 
-impl RabbitServer {
-    /// A server on `url` with the default [`ConnectionConfig`]; its
-    /// supervisor is started by the first [`connect`](Server::connect)
+impl RabbitDependency {
+    /// A dependency on `url` with the default [`ConnectionConfig`]; its
+    /// supervisor is started by the first [`connect`](Dependency::connect)
     /// (the monitor's first heartbeat), [`supervisor`](Self::supervisor)
     /// or [`start`](Self::start).
     pub fn new(url: &str) -> Self {
         let config = ConnectionConfig::new(url);
-        RabbitServer {
+        RabbitDependency {
             name: config.name().to_string(),
             url: without_password(url),
             pending: Mutex::new(Some(config)),
@@ -83,24 +86,21 @@ impl RabbitServer {
     }
 
     /// Names the connection (see [`ConnectionConfig::with_name`]): the
-    /// server's name too.
+    /// dependency's name too.
     #[must_use]
     pub fn with_name(self, name: impl Into<String>) -> Self {
         self.configure(|c| c.with_name(name))
     }
 
     /// Changes anything else of the connection's configuration, before it
-    /// starts: `server.configure(|c| c.with_heartbeat(Duration::from_secs(5)))`.
+    /// starts: `broker.configure(|c| c.with_heartbeat(Duration::from_secs(5)))`.
     #[must_use]
     pub fn configure(mut self, f: impl FnOnce(ConnectionConfig) -> ConnectionConfig) -> Self {
-        let pending = self
-            .pending
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(config) = pending.take() {
+        let pending = lock(&self.pending).take();
+        if let Some(config) = pending {
             let config = f(config);
             self.name = config.name().to_string();
-            *pending = Some(config);
+            *lock(&self.pending) = Some(config);
         }
         self
     }
@@ -115,10 +115,10 @@ impl RabbitServer {
         Ok(self)
     }
 
-    /// A server that follows a supervisor someone else started (and
+    /// A dependency that follows a supervisor someone else started (and
     /// closes); `url` is only reported.
     pub fn on(url: &str, connection: Arc<Connection>) -> Self {
-        RabbitServer {
+        RabbitDependency {
             name: connection.name().to_string(),
             url: without_password(url),
             pending: Mutex::new(None),
@@ -160,14 +160,14 @@ impl RabbitServer {
         }
         let config = lock(&self.pending)
             .take()
-            .ok_or_else(|| Error::closed(format!("RabbitMQ server `{}`", self.name)))?;
+            .ok_or_else(|| Error::closed(format!("RabbitMQ connection `{}`", self.name)))?;
         let s = Started::of(Arc::new(Connection::with_config(config)?));
         *started = Some(s.clone());
         Ok(s)
     }
 
     /// The waiter view, once the supervisor runs.
-    fn waiter(&self) -> Option<WaiterServer> {
+    fn waiter(&self) -> Option<WaiterDependency> {
         lock(&self.started).as_ref().map(|s| s.waiter.clone())
     }
 }
@@ -175,13 +175,13 @@ impl RabbitServer {
 impl Started {
     fn of(connection: Arc<Connection>) -> Self {
         Started {
-            waiter: WaiterServer::new(connection.name(), connection.waiter()),
+            waiter: WaiterDependency::new(connection.name(), connection.waiter()),
             connection,
         }
     }
 }
 
-impl Server for RabbitServer {
+impl Dependency for RabbitDependency {
     fn name(&self) -> &str {
         &self.name
     }
@@ -196,25 +196,28 @@ impl Server for RabbitServer {
 
     /// Starts the supervisor if needed; the live generation, or
     /// [`Error::Disconnected`] while it reconnects.
-    fn connect(&self) -> Result<u64> {
+    fn connect(&self) -> Result<Generation> {
         let started = self.started()?;
         if started.connection.waiter().is_closed() {
-            return Err(Error::closed(format!("RabbitMQ server `{}`", self.name)));
+            return Err(Error::closed(format!(
+                "RabbitMQ connection `{}`",
+                self.name
+            )));
         }
         started.waiter.connect()
     }
 
-    fn connection(&self) -> Option<u64> {
+    fn connection(&self) -> Option<Generation> {
         self.waiter()?.connection()
     }
 
-    fn wait_connected(&self, timeout: Duration) -> Result<u64> {
+    fn wait_connected(&self, timeout: Duration) -> Result<Generation> {
         match self.waiter() {
             Some(waiter) => waiter.wait_connected(timeout),
             // Nothing to wait on before `connect` starts the supervisor.
             None => Err(Error::timeout(
                 format!(
-                    "RabbitMQ server `{}` to connect (its supervisor is not started)",
+                    "RabbitMQ connection `{}` to connect (its supervisor is not started)",
                     self.name
                 ),
                 Duration::ZERO,
@@ -223,13 +226,9 @@ impl Server for RabbitServer {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// `url` with the password of its user info removed:
 /// `amqp://guest:secret@host/vh` becomes `amqp://guest@host/vh`.
-pub(crate) fn without_password(url: &str) -> String {
+fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -263,37 +262,37 @@ mod tests {
     }
 
     #[test]
-    fn a_lazy_server_starts_its_supervisor_on_connect() {
+    fn a_lazy_dependency_starts_its_supervisor_on_connect() {
         // Nothing listens on port 1: the supervisor keeps trying.
-        let server = RabbitServer::new("amqp://guest:guest@127.0.0.1:1/%2f")
+        let broker = RabbitDependency::new("amqp://guest:guest@127.0.0.1:1/%2f")
             .with_name("lazy")
             .configure(|c| c.with_connect_timeout(Duration::from_millis(100)));
-        assert_eq!(server.name(), "lazy");
-        assert_eq!(server.connection(), None);
-        assert!(server.waiter().is_none(), "not started yet");
-        assert!(matches!(server.connect(), Err(Error::Disconnected { .. })));
-        assert!(server.waiter().is_some(), "started by connect");
+        assert_eq!(broker.name(), "lazy");
+        assert_eq!(broker.connection(), None);
+        assert!(broker.waiter().is_none(), "not started yet");
+        assert!(matches!(broker.connect(), Err(Error::Disconnected { .. })));
+        assert!(broker.waiter().is_some(), "started by connect");
         // A connect that does not come in time is an error, after the
         // full timeout.
         let timeout = Duration::from_millis(50);
         let started = std::time::Instant::now();
         assert!(matches!(
-            server.wait_connected(timeout),
+            broker.wait_connected(timeout),
             Err(Error::Timeout { after, .. }) if after == timeout
         ));
         assert!(started.elapsed() >= timeout, "returned before the timeout");
         assert_eq!(
-            server.configuration().get("url").and_then(Value::as_str),
+            broker.configuration().get("url").and_then(Value::as_str),
             Some("amqp://guest@127.0.0.1:1/%2f")
         );
-        server.close().unwrap();
-        assert!(matches!(server.connect(), Err(Error::Closed(_))));
+        broker.close().unwrap();
+        assert!(matches!(broker.connect(), Err(Error::Closed(_))));
     }
 
     #[test]
     fn a_bad_url_is_refused_when_opened() {
         assert!(matches!(
-            RabbitServer::new("http://nope").start(),
+            RabbitDependency::new("http://nope").start(),
             Err(Error::InvalidArgument { .. })
         ));
     }
