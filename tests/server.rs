@@ -16,7 +16,7 @@ use syncmq::queue::{Queue, QueueConfig, TopicConfig};
 use syncmq::server::protocol::{
     Request, Response, WireEntry, WireMessage, MAGIC, PROTOCOL_VERSION,
 };
-use syncmq::server::{Client, ClientConfig, Server, ServerConfig};
+use syncmq::server::{QueueClient, QueueClientConfig, QueueServer, QueueServerConfig};
 use syncmq::{Error, Message, ObjectKind};
 
 fn topic() -> TopicConfig {
@@ -106,8 +106,8 @@ fn is_fatal(r: &Response, want: &str) -> bool {
 fn end_to_end_publish_consume_ack_nack_reset_stats() {
     let dir = tempfile::tempdir().unwrap();
     let queue = durable_queue(dir.path(), topic().with_max_deliveries(0));
-    let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
 
     client.publish("orders", &bodies(5, "o")).unwrap();
     // Durable when publish returned: the engine has it for both subscribers.
@@ -186,8 +186,8 @@ fn end_to_end_publish_consume_ack_nack_reset_stats() {
         Err(Error::NotFound { kind: ObjectKind::Subscriber, name }) if name == "orders/nobody"
     ));
     client.publish("orders", &bodies(1, "after")).unwrap();
-    server.shutdown().unwrap();
-    // After shutdown calls fail, the iterator ends with the error.
+    server.close().unwrap();
+    // After close calls fail, the iterator ends with the error.
     assert!(client.publish("orders", &bodies(1, "late")).is_err());
     let rest: Vec<_> = shipping.by_ref().collect();
     assert!(matches!(rest.last(), Some(Err(_))), "{rest:?}");
@@ -198,15 +198,15 @@ fn a_published_reply_means_durable_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let queue = durable_queue(dir.path(), topic());
-        let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
-        let client = Client::connect(server.local_addr()).unwrap();
+        let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+        let client = QueueClient::connect(server.local_addr()).unwrap();
         client.publish("orders", &bodies(3, "d")).unwrap();
-        server.shutdown().unwrap();
+        server.close().unwrap();
         queue.close().unwrap();
     }
     let queue = durable_queue(dir.path(), topic());
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     let mut sub = client.subscribe("orders", "billing").unwrap();
     for i in 0..3 {
         let d = sub.recv().unwrap();
@@ -218,7 +218,7 @@ fn a_published_reply_means_durable_across_a_restart() {
 #[test]
 fn handshake_errors_close_the_connection() {
     let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
     let addr = server.local_addr();
 
     let mut raw = Raw::connect(addr);
@@ -242,14 +242,14 @@ fn handshake_errors_close_the_connection() {
         "{got:?}"
     );
 
-    assert!(Client::connect(addr).is_ok());
+    assert!(QueueClient::connect(addr).is_ok());
 }
 
 #[test]
 fn the_frame_limit_is_enforced_and_request_errors_keep_the_connection() {
     let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
-    let server = Server::start(queue, ServerConfig::new().with_max_frame(4096)).unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new().with_max_frame(4096)).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     // Over the limit the client refuses to send (it knows the limit).
     let big = Message::new(vec![7u8; 8192]);
     assert!(matches!(
@@ -300,10 +300,11 @@ impl Rng {
 fn ten_thousand_random_and_truncated_frames_crash_nothing_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
-    let server = Server::start(queue, ServerConfig::new().with_max_frame(64 << 10)).unwrap();
+    let server =
+        QueueServer::start(queue, QueueServerConfig::new().with_max_frame(64 << 10)).unwrap();
     let addr = server.local_addr();
     // A well-behaved client that stays connected through the storm.
-    let good = Client::connect(addr).unwrap();
+    let good = QueueClient::connect(addr).unwrap();
     let mut published = Vec::new();
     let valid = rmp_serde::to_vec_named(&Request::Publish {
         id: 9,
@@ -403,7 +404,7 @@ fn ten_thousand_random_and_truncated_frames_crash_nothing_and_lose_nothing() {
 fn fifty_concurrent_clients_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
     let addr = server.local_addr();
     const PUBLISHERS: usize = 25;
     const CONSUMERS: usize = 25;
@@ -413,7 +414,7 @@ fn fifty_concurrent_clients_lose_nothing() {
     let mut threads = Vec::new();
     for p in 0..PUBLISHERS {
         threads.push(std::thread::spawn(move || {
-            let client = Client::connect(addr).unwrap();
+            let client = QueueClient::connect(addr).unwrap();
             for b in 0..PER_PUBLISHER / 5 {
                 let batch: Vec<Message> = (0..5)
                     .map(|i| Message::new(format!("p{p}-{}", b * 5 + i).into_bytes()))
@@ -425,7 +426,8 @@ fn fifty_concurrent_clients_lose_nothing() {
     for _ in 0..CONSUMERS {
         let received = received.clone();
         threads.push(std::thread::spawn(move || {
-            let client = Client::connect_with(addr, ClientConfig::new().with_batch(8)).unwrap();
+            let client =
+                QueueClient::connect_with(addr, QueueClientConfig::new().with_batch(8)).unwrap();
             let mut sub = client.subscribe("orders", "billing").unwrap();
             loop {
                 if received.lock().unwrap().len() >= total {
@@ -448,7 +450,7 @@ fn fifty_concurrent_clients_lose_nothing() {
     let unique: HashSet<&String> = received.iter().collect();
     assert_eq!(unique.len(), total, "some messages never came");
     assert_eq!(received.len(), total, "some messages came twice");
-    let client = Client::connect(addr).unwrap();
+    let client = QueueClient::connect(addr).unwrap();
     common::eventually(Duration::from_secs(5), "every ack applied", || {
         let s = &client.stats(Some("orders")).unwrap()[0];
         s.depth == 0 && s.in_flight == 0
@@ -459,9 +461,9 @@ fn fifty_concurrent_clients_lose_nothing() {
 fn a_consumer_killed_mid_batch_has_its_messages_redelivered_to_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
     let addr = server.local_addr();
-    let client = Client::connect(addr).unwrap();
+    let client = QueueClient::connect(addr).unwrap();
     client.publish("orders", &bodies(10, "m")).unwrap();
 
     // The doomed consumer speaks raw frames so that nothing settles its
@@ -545,8 +547,8 @@ fn deliveries_come_in_queue_order_and_the_window_holds() {
     let queue = Arc::new(
         Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["s"]))).unwrap(),
     );
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     client.publish("t", &bodies(50, "n")).unwrap();
     let mut sub = client.subscribe_with("t", "s", 5).unwrap();
     let mut held = Vec::new();
@@ -582,10 +584,11 @@ fn deliveries_come_in_queue_order_and_the_window_holds() {
 #[test]
 fn connections_over_the_limit_are_refused_with_busy() {
     let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
-    let server = Server::start(queue, ServerConfig::new().with_max_connections(2)).unwrap();
-    let a = Client::connect(server.local_addr()).unwrap();
-    let b = Client::connect(server.local_addr()).unwrap();
-    match Client::connect(server.local_addr()) {
+    let server =
+        QueueServer::start(queue, QueueServerConfig::new().with_max_connections(2)).unwrap();
+    let a = QueueClient::connect(server.local_addr()).unwrap();
+    let b = QueueClient::connect(server.local_addr()).unwrap();
+    match QueueClient::connect(server.local_addr()) {
         Err(e @ Error::Busy { .. }) => assert!(e.is_transient(), "{e}"),
         other => panic!("expected a busy refusal, got {other:?}"),
     }
@@ -594,7 +597,7 @@ fn connections_over_the_limit_are_refused_with_busy() {
     common::eventually(Duration::from_secs(5), "one connection left", || {
         server.connections() == 1
     });
-    let c = Client::connect(server.local_addr()).unwrap();
+    let c = QueueClient::connect(server.local_addr()).unwrap();
     a.publish("orders", &bodies(1, "a")).unwrap();
     c.publish("orders", &bodies(1, "c")).unwrap();
 }
@@ -604,12 +607,12 @@ fn a_consumer_that_stops_reading_is_dropped_and_others_go_on() {
     let queue = Arc::new(
         Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["s"]))).unwrap(),
     );
-    let server = Server::start(
+    let server = QueueServer::start(
         queue,
-        ServerConfig::new().with_write_timeout(Duration::from_millis(300)),
+        QueueServerConfig::new().with_write_timeout(Duration::from_millis(300)),
     )
     .unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     // 32 MB: more than the loopback socket buffers hold.
     let big: Vec<Message> = (0..512)
         .map(|_| Message::new(vec![1u8; 64 << 10]))
@@ -648,8 +651,8 @@ fn an_unacked_delivery_comes_again_after_the_ack_timeout_and_can_be_acked() {
             ))
             .unwrap(),
         );
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     client.publish("t", &bodies(1, "slow")).unwrap();
     let mut sub = client.subscribe_with("t", "s", 10).unwrap();
     let first = sub.recv().unwrap();
@@ -676,7 +679,7 @@ fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
         dir.path(),
         TopicConfig::new("t", ["s"]).with_ack_timeout(Duration::from_millis(100)),
     );
-    let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
     queue
         .publish("t", &[Message::new(b"slow".to_vec())])
         .unwrap();
@@ -739,5 +742,5 @@ fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
     ));
     assert_eq!(queue.stats("t").unwrap()[0].in_flight, 0);
     drop(raw);
-    server.shutdown().unwrap();
+    server.close().unwrap();
 }

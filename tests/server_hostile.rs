@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use syncmq::queue::{Queue, QueueConfig, TopicConfig};
 use syncmq::server::protocol::{Request, Response, MAGIC, PROTOCOL_VERSION};
-use syncmq::server::{Client, Server, ServerConfig};
+use syncmq::server::{QueueClient, QueueServer, QueueServerConfig};
 use syncmq::{Error, Message};
 
 /// The tests run one at a time: the memory test measures the whole
@@ -103,7 +103,7 @@ impl Raw {
 fn frames_announcing_16_mib_and_sending_one_byte_do_not_grow_the_servers_memory() {
     let _serial = serial();
     let queue = memory_queue(&["billing"]);
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
     let before = rss_bytes();
 
     // 32 connections each announce a 16 MiB frame and send one byte of
@@ -121,7 +121,7 @@ fn frames_announcing_16_mib_and_sending_one_byte_do_not_grow_the_servers_memory(
     // Meanwhile a well-behaved client publishes and consumes 10,000
     // messages: every one arrives, exactly once.
     const N: usize = 10_000;
-    let client = Client::connect(server.local_addr()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     for batch in 0..N / 100 {
         let messages: Vec<Message> = (0..100)
             .map(|i| Message::new(format!("m-{}", batch * 100 + i).into_bytes()))
@@ -159,7 +159,7 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let queue = memory_queue(&["billing"]);
     let timeout = Duration::from_millis(300);
     let server =
-        Server::start(queue, ServerConfig::new().with_idle_timeout(Some(timeout))).unwrap();
+        QueueServer::start(queue, QueueServerConfig::new().with_idle_timeout(timeout)).unwrap();
     let (mut raw, announced) = Raw::hello(server.local_addr());
     assert_eq!(announced, Some(300));
 
@@ -194,15 +194,15 @@ fn a_quiet_client_with_a_subscription_is_kept_alive_by_its_pings() {
     let queue = memory_queue(&["billing"]);
     let timeout = Duration::from_millis(200);
     let server =
-        Server::start(queue, ServerConfig::new().with_idle_timeout(Some(timeout))).unwrap();
-    let consumer = Client::connect(server.local_addr()).unwrap();
+        QueueServer::start(queue, QueueServerConfig::new().with_idle_timeout(timeout)).unwrap();
+    let consumer = QueueClient::connect(server.local_addr()).unwrap();
     let mut billing = consumer.subscribe("orders", "billing").unwrap();
 
     // Nothing to deliver for five idle timeouts: the connection stays.
     assert!(billing.recv_timeout(timeout * 5).unwrap().is_none());
     assert_eq!(server.connections(), 1);
 
-    let producer = Client::connect(server.local_addr()).unwrap();
+    let producer = QueueClient::connect(server.local_addr()).unwrap();
     producer
         .publish("orders", &[Message::new(b"late".to_vec())])
         .unwrap();
@@ -219,10 +219,11 @@ fn subscriptions_past_the_cap_are_refused_and_the_connection_goes_on() {
     let subscribers = ["a", "b", "c", "d"];
     let _serial = serial();
     let queue = memory_queue(&subscribers);
-    let server = Server::start(queue, ServerConfig::new().with_max_subscriptions(3)).unwrap();
+    let server =
+        QueueServer::start(queue, QueueServerConfig::new().with_max_subscriptions(3)).unwrap();
 
     // Through the client: the fourth is an error naming the limit.
-    let client = Client::connect(server.local_addr()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     let mut subs: Vec<_> = subscribers[..3]
         .iter()
         .map(|s| client.subscribe("orders", s).unwrap())

@@ -18,15 +18,15 @@
 //!
 //! - Idle timeout: after the handshake, a connection that sends no frame
 //!   for the `idle_timeout_ms` announced in [`Response::Welcome`] (60 s by
-//!   default, [`ServerConfig::idle_timeout`](super::ServerConfig::idle_timeout))
+//!   default, [`QueueServerConfig::idle_timeout`](super::QueueServerConfig::idle_timeout))
 //!   gets a fatal `idle` error and is closed; a subscription does not
 //!   count as activity, so a client waiting for deliveries keeps its
 //!   connection alive with [`Request::Ping`] (id 0: no reply), as the
-//!   [`Client`](super::Client) does every third of the timeout. A frame
+//!   [`QueueClient`](super::QueueClient) does every third of the timeout. A frame
 //!   begun must go on arriving: a pause of the idle timeout inside a frame
 //!   also closes the connection.
 //! - Subscriptions: at most
-//!   [`ServerConfig::max_subscriptions`](super::ServerConfig::max_subscriptions)
+//!   [`QueueServerConfig::max_subscriptions`](super::QueueServerConfig::max_subscriptions)
 //!   (64 by default) at once per connection. One more is refused with an
 //!   `invalid_argument` error naming `max_subscriptions`, for that request
 //!   only; the connection and its other subscriptions go on.
@@ -55,7 +55,8 @@ pub struct WireMessage {
     /// The body (MessagePack `bin`).
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
-    /// The dedupe key, if any.
+    /// The message's identity ([`Message::key`]), if any: what a topic
+    /// with dedupe compares.
     #[serde(default)]
     pub key: Option<String>,
     /// String headers.
@@ -76,10 +77,10 @@ impl From<&Message> for WireMessage {
             key: m.key().map(str::to_string),
             headers: m.headers().clone(),
             priority: m.priority(),
+            // An expiry before the epoch has passed already: 0 says so.
             expires_at_ms: m.expires_at().map(|at| {
                 at.duration_since(UNIX_EPOCH)
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-                    .unwrap_or(0)
+                    .map_or(0, crate::millis::to_ms)
             }),
         }
     }
