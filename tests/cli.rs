@@ -2,6 +2,7 @@
 //! stats, dlq, errors, a consumer process killed mid-batch, and SIGTERM.
 
 #![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! deliveries in flight.
 
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -17,7 +18,7 @@ use syncmq::server::protocol::{
     Request, Response, WireEntry, WireMessage, MAGIC, PROTOCOL_VERSION,
 };
 use syncmq::server::{QueueClient, QueueClientConfig, QueueServer, QueueServerConfig};
-use syncmq::{Error, Message, ObjectKind};
+use syncmq::{Delivery, Error, Message, ObjectKind};
 
 fn topic() -> TopicConfig {
     TopicConfig::new("orders", ["billing", "shipping"])
@@ -743,4 +744,86 @@ fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
     assert_eq!(queue.stats("t").unwrap()[0].in_flight, 0);
     drop(raw);
     server.close().unwrap();
+}
+
+/// Acks go out without a reply; `close` is where the client waits for the
+/// server to have applied them. After that, an ack has no connection to go
+/// over: the delivery is stale (the server gives it back).
+#[test]
+fn close_returns_once_every_ack_is_applied_and_a_later_ack_is_stale() {
+    // On disk, where an ack costs the server a write: enough of them are
+    // still being applied when the last one has been sent.
+    let dir = tempfile::tempdir().unwrap();
+    let queue = durable_queue(dir.path(), TopicConfig::new("t", ["s"]));
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
+    const N: usize = 2001;
+    client.publish("t", &bodies(N, "a")).unwrap();
+    let mut sub = client.subscribe_with("t", "s", N as u32).unwrap();
+    let mut deliveries: Vec<Delivery> = (0..N).map(|_| sub.recv().unwrap()).collect();
+    let kept = deliveries.pop().unwrap();
+    for d in deliveries {
+        d.ack().unwrap();
+    }
+    client.close().unwrap();
+    // No waiting here: every ack was applied when close returned; only the
+    // kept delivery is left (in flight, or given back already).
+    let s = &queue.stats("t").unwrap()[0];
+    assert_eq!(s.depth + s.in_flight, 1, "{s:?}");
+    match kept.ack() {
+        Err(Error::StaleDelivery { what }) => assert!(what.contains("subscription"), "{what}"),
+        other => panic!("expected a stale delivery, got {other:?}"),
+    }
+    client.close().unwrap(); // a second close does nothing
+    drop(sub);
+    server.close().unwrap();
+    server.close().unwrap();
+}
+
+#[test]
+fn a_socket_timeout_below_a_millisecond_is_refused_naming_it() {
+    let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
+    for (config, want) in [
+        (
+            QueueServerConfig::new().with_handshake_timeout(Duration::ZERO),
+            "handshake_timeout",
+        ),
+        (
+            QueueServerConfig::new().with_idle_timeout(Duration::from_micros(500)),
+            "idle_timeout",
+        ),
+        (
+            QueueServerConfig::new().with_write_timeout(Duration::ZERO),
+            "write_timeout",
+        ),
+    ] {
+        match QueueServer::start(queue.clone(), config) {
+            Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, want),
+            other => panic!("expected {want} refused, got {other:?}"),
+        }
+    }
+    let server =
+        QueueServer::start(queue, QueueServerConfig::new().without_idle_timeout()).unwrap();
+    // Without an idle timeout the welcome announces none.
+    let mut raw = Raw::connect(server.local_addr());
+    raw.send(&Request::Hello {
+        magic: MAGIC.into(),
+        version: PROTOCOL_VERSION,
+    });
+    let welcome = raw.recv();
+    assert!(
+        matches!(
+            welcome,
+            Some(Response::Welcome {
+                idle_timeout_ms: None,
+                ..
+            })
+        ),
+        "{welcome:?}"
+    );
+    raw.send(&Request::Ping { id: 1 });
+    assert!(matches!(
+        raw.recv(),
+        Some(Response::Done { id: 1, count: 0 })
+    ));
 }

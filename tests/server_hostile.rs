@@ -3,6 +3,7 @@
 //! more subscriptions than a connection may hold.
 
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
