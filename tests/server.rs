@@ -94,7 +94,7 @@ impl Raw {
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
     out.extend_from_slice(body);
     out
 }
@@ -288,12 +288,16 @@ impl Rng {
         self.0
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap()
+    }
+
+    fn byte(&mut self) -> u8 {
+        self.next().to_le_bytes()[0]
     }
 
     fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
+        (0..n).map(|_| self.byte()).collect()
     }
 }
 
@@ -326,33 +330,33 @@ fn ten_thousand_random_and_truncated_frames_crash_nothing_and_lose_nothing() {
         match case {
             // Random bytes, with a length prefix that matches them.
             0 => {
-                let n = rng.below(64) as usize;
+                let n = rng.below(64);
                 let body = rng.bytes(n);
                 raw.send_bytes(&frame(&body));
             }
             // Raw noise, length prefix included.
             1 => {
-                let n = rng.below(64) as usize + 1;
+                let n = rng.below(64) + 1;
                 let noise = rng.bytes(n);
                 raw.send_bytes(&noise);
             }
             // A valid publish, truncated, announced at its truncated length.
             2 => {
-                let keep = rng.below(valid.len() as u64) as usize;
+                let keep = rng.below(valid.len());
                 raw.send_bytes(&frame(&valid[..keep]));
             }
             // A valid publish, cut off inside the frame.
             3 => {
                 let whole = frame(&valid);
-                let keep = rng.below(whole.len() as u64) as usize;
+                let keep = rng.below(whole.len());
                 raw.send_bytes(&whole[..keep]);
             }
             // A valid publish with random bytes flipped.
             _ => {
                 let mut body = valid.clone();
                 for _ in 0..=rng.below(4) {
-                    let at = rng.below(body.len() as u64) as usize;
-                    body[at] = rng.next() as u8;
+                    let at = rng.below(body.len());
+                    body[at] = rng.byte();
                 }
                 raw.send_bytes(&frame(&body));
             }
@@ -377,7 +381,7 @@ fn ten_thousand_random_and_truncated_frames_crash_nothing_and_lose_nothing() {
         if i % 1000 == 0 {
             let batch = bodies(3, &format!("good-{i}"));
             good.publish("orders", &batch).unwrap();
-            published.extend(batch.into_iter().map(|m| m.into_body()));
+            published.extend(batch.into_iter().map(Message::into_body));
         }
     }
     assert!(
@@ -403,13 +407,13 @@ fn ten_thousand_random_and_truncated_frames_crash_nothing_and_lose_nothing() {
 
 #[test]
 fn fifty_concurrent_clients_lose_nothing() {
+    const PUBLISHERS: usize = 25;
+    const CONSUMERS: usize = 25;
+    const PER_PUBLISHER: usize = 40;
     let dir = tempfile::tempdir().unwrap();
     let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
     let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
     let addr = server.local_addr();
-    const PUBLISHERS: usize = 25;
-    const CONSUMERS: usize = 25;
-    const PER_PUBLISHER: usize = 40;
     let total = PUBLISHERS * PER_PUBLISHER;
     let received = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut threads = Vec::new();
@@ -484,7 +488,7 @@ fn a_consumer_killed_mid_batch_has_its_messages_redelivered_to_the_next() {
     while entries.len() < 6 {
         match doomed.recv() {
             Some(Response::Deliver { deliveries, .. }) => {
-                entries.extend(deliveries.iter().map(|d| d.entry))
+                entries.extend(deliveries.iter().map(|d| d.entry));
             }
             other => panic!("expected deliveries, got {other:?}"),
         }
@@ -505,7 +509,7 @@ fn a_consumer_killed_mid_batch_has_its_messages_redelivered_to_the_next() {
                 replied = true;
             }
             Some(Response::Deliver { deliveries, .. }) => {
-                entries.extend(deliveries.iter().map(|d| d.entry))
+                entries.extend(deliveries.iter().map(|d| d.entry));
             }
             other => panic!("expected the ack's reply, got {other:?}"),
         }
@@ -699,7 +703,7 @@ fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
         match raw.recv() {
             Some(Response::Subscribed { sub: n, .. }) => sub = n,
             Some(Response::Deliver { deliveries, .. }) => {
-                entries.extend(deliveries.into_iter().map(|d| (d.entry, d.deliveries)))
+                entries.extend(deliveries.into_iter().map(|d| (d.entry, d.deliveries)));
             }
             other => panic!("expected a delivery, got {other:?}"),
         }
@@ -753,13 +757,13 @@ fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
 fn close_returns_once_every_ack_is_applied_and_a_later_ack_is_stale() {
     // On disk, where an ack costs the server a write: enough of them are
     // still being applied when the last one has been sent.
+    const N: u32 = 2001;
     let dir = tempfile::tempdir().unwrap();
     let queue = durable_queue(dir.path(), TopicConfig::new("t", ["s"]));
     let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
     let client = QueueClient::connect(server.local_addr()).unwrap();
-    const N: usize = 2001;
-    client.publish("t", &bodies(N, "a")).unwrap();
-    let mut sub = client.subscribe_with("t", "s", N as u32).unwrap();
+    client.publish("t", &bodies(N as usize, "a")).unwrap();
+    let mut sub = client.subscribe_with("t", "s", N).unwrap();
     let mut deliveries: Vec<Delivery> = (0..N).map(|_| sub.recv().unwrap()).collect();
     let kept = deliveries.pop().unwrap();
     for d in deliveries {

@@ -77,7 +77,7 @@ impl Raw {
 
     fn send(&mut self, request: &Request) {
         let body = rmp_serde::to_vec_named(request).unwrap();
-        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        let mut frame = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
         frame.extend_from_slice(&body);
         self.stream.write_all(&frame).unwrap();
     }
@@ -102,14 +102,16 @@ impl Raw {
 
 #[test]
 fn frames_announcing_16_mib_and_sending_one_byte_do_not_grow_the_servers_memory() {
+    // 32 connections each announce a 16 MiB frame and send one byte of
+    // it. Today's main resized its buffer to the announced length: 512 MiB.
+    const HOSTILE: usize = 32;
+    // Messages a well-behaved client publishes and consumes meanwhile.
+    const N: usize = 10_000;
     let _serial = serial();
     let queue = memory_queue(&["billing"]);
     let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
     let before = rss_bytes();
 
-    // 32 connections each announce a 16 MiB frame and send one byte of
-    // it. Today's main resized its buffer to the announced length: 512 MiB.
-    const HOSTILE: usize = 32;
     let mut hostile = Vec::new();
     for _ in 0..HOSTILE {
         let (mut raw, _) = Raw::hello(server.local_addr());
@@ -119,9 +121,8 @@ fn frames_announcing_16_mib_and_sending_one_byte_do_not_grow_the_servers_memory(
         hostile.push(raw);
     }
 
-    // Meanwhile a well-behaved client publishes and consumes 10,000
-    // messages: every one arrives, exactly once.
-    const N: usize = 10_000;
+    // Meanwhile the well-behaved client: every message arrives, exactly
+    // once.
     let client = QueueClient::connect(server.local_addr()).unwrap();
     for batch in 0..N / 100 {
         let messages: Vec<Message> = (0..100)

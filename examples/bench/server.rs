@@ -76,7 +76,7 @@ pub fn run(load: ServerLoad) -> Table {
             server_consume,
         ),
     ];
-    let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let base = load.dir.unwrap_or_else(std::env::temp_dir);
     let mut durations = vec![Vec::new(); cases.len()];
     for run in 0..load.runs.max(1) {
         // Each pair (baseline, server case) runs in one order on even runs

@@ -75,7 +75,7 @@ struct Serve {
     #[arg(long)]
     data: PathBuf,
     /// The topics config: JSON (`.json`) or TOML (`.toml`), the fields of
-    /// `QueueConfig` (durability, max_message_bytes, topics).
+    /// `QueueConfig` (`durability`, `max_message_bytes`, `topics`).
     #[arg(long)]
     config: PathBuf,
     /// The address to listen on (port 0: any free port, printed).
@@ -513,6 +513,7 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
         sub.recv()?.ack()?;
     }
     let consume_s = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)] // a rate to print: 52 bits are plenty
     let rate = |s: f64| b.messages as f64 / s;
     if cli.json {
         emit(

@@ -1,4 +1,4 @@
-//! Frames: a 4-byte big-endian length, then that many bytes of MessagePack.
+//! Frames: a 4-byte big-endian length, then that many bytes of `MessagePack`.
 //!
 //! Both ends of a connection read with [`read_frame`] and write through one
 //! [`FrameWriter`], so the server and the client frame bytes the same way

@@ -2,7 +2,7 @@
 //! served over TCP, a thread per connection ([`QueueServer`]), and the
 //! blocking [`QueueClient`] that speaks to it.
 //!
-//! The wire protocol ([`protocol`]) is length-prefixed MessagePack frames
+//! The wire protocol ([`protocol`]) is length-prefixed `MessagePack` frames
 //! with a version handshake: publish (a batch, answered once durable),
 //! subscribe (deliveries pushed in queue order, at most `batch`
 //! unacknowledged), ack, nack, reset (ppmq's reconnect), stats and dead

@@ -2,7 +2,7 @@
 //! ([`Request`]) and what the server sends back ([`Response`]).
 //!
 //! Every frame is a 4-byte big-endian length followed by that many bytes of
-//! MessagePack (rmp-serde with named fields, so every struct is a map keyed
+//! `MessagePack` (rmp-serde with named fields, so every struct is a map keyed
 //! by field name). An enum value is a map with one entry: the variant's name
 //! in snake case, then its fields. The README's "Queue server" section
 //! spells out every frame for implementers in other languages.
@@ -52,7 +52,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// A message on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireMessage {
-    /// The body (MessagePack `bin`).
+    /// The body (`MessagePack` `bin`).
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
     /// The message's identity ([`Message::key`]), if any: what a topic
@@ -524,7 +524,7 @@ pub fn error_from_wire(
     message: String,
 ) -> Error {
     let name = name.unwrap_or_default();
-    let object = object.as_deref().and_then(ObjectKind::from_word);
+    let object = object.and_then(|word| ObjectKind::from_word(&word));
     match (kind, object) {
         ("invalid_argument", _) => Error::invalid(name, message),
         ("not_found", Some(object)) => Error::not_found(object, name),
@@ -630,7 +630,7 @@ mod tests {
         // What identifies the error survives, and the cause's text.
         match over_the_wire(&Error::not_found(ObjectKind::Subscriber, "t/s")) {
             Error::NotFound { kind, name } => {
-                assert_eq!((kind, name.as_str()), (ObjectKind::Subscriber, "t/s"))
+                assert_eq!((kind, name.as_str()), (ObjectKind::Subscriber, "t/s"));
             }
             other => panic!("{other:?}"),
         }
@@ -670,7 +670,7 @@ mod tests {
         assert_eq!(rmp_serde::from_slice::<Request>(&bytes).unwrap(), req);
     }
 
-    /// Just enough of a dynamic MessagePack value to check the shape.
+    /// Just enough of a dynamic `MessagePack` value to check the shape.
     mod rmpv_like {
         use std::collections::BTreeMap;
 

@@ -78,24 +78,21 @@ impl QueueClient {
             .collect();
         let mut last = Error::invalid("addr", "resolves to no address");
         for a in addrs {
-            match Self::connect_one(a, &config) {
-                Ok(c) => return Ok(c),
+            match ClientConnection::open(a, config.connect_timeout()) {
+                Ok((connection, reader)) => {
+                    let connection = Arc::new(connection);
+                    let reading = connection.clone();
+                    let worker = thread::spawn("client", move || reading.read_loop(reader))?;
+                    return Ok(QueueClient {
+                        connection,
+                        config,
+                        reader: Mutex::new(Some(worker)),
+                    });
+                }
                 Err(e) => last = e,
             }
         }
         Err(last)
-    }
-
-    fn connect_one(addr: SocketAddr, config: &QueueClientConfig) -> Result<Self> {
-        let (connection, reader) = ClientConnection::open(addr, config.connect_timeout())?;
-        let connection = Arc::new(connection);
-        let reading = connection.clone();
-        let worker = thread::spawn("client", move || reading.read_loop(reader))?;
-        Ok(QueueClient {
-            connection,
-            config: config.clone(),
-            reader: Mutex::new(Some(worker)),
-        })
     }
 
     /// Publishes `messages` to `topic` in one atomic batch and returns once
