@@ -63,7 +63,7 @@ impl QueueServerConfig {
     }
 
     /// The largest frame accepted, in bytes (length prefix excluded);
-    /// [`DEFAULT_MAX_FRAME`](super::DEFAULT_MAX_FRAME) by default. A larger
+    /// [`DEFAULT_MAX_FRAME`] by default. A larger
     /// one gets a fatal `frame_too_large` error before it is read.
     pub fn max_frame(&self) -> usize {
         self.max_frame
