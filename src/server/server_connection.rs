@@ -40,7 +40,7 @@ use crate::queue::Queue;
 use crate::thread;
 
 /// Serves one connection until the peer leaves, breaks the protocol, or
-/// the server stops (which shuts the socket down under the reader).
+/// the server closes (which shuts the socket down under the reader).
 pub(super) fn serve(queue: &Queue, stream: TcpStream, config: &QueueServerConfig, number: u64) {
     let peer = stream
         .peer_addr()
@@ -235,10 +235,7 @@ impl Connection<'_> {
                 entries,
                 multiple,
             } => {
-                let r = match self.feeds.get(&sub) {
-                    Some(feed) => feed.ack(&entries, multiple),
-                    None => Err(unknown_sub(sub)),
-                };
+                let r = self.feed(sub).and_then(|feed| feed.ack(&entries, multiple));
                 (id, r.map(|count| Response::Done { id, count }))
             }
             Request::Nack {
@@ -247,10 +244,7 @@ impl Connection<'_> {
                 entries,
                 requeue,
             } => {
-                let r = match self.feeds.get(&sub) {
-                    Some(feed) => feed.nack(&entries, requeue),
-                    None => Err(unknown_sub(sub)),
-                };
+                let r = self.feed(sub).and_then(|feed| feed.nack(&entries, requeue));
                 (id, r.map(|count| Response::Done { id, count }))
             }
             Request::Reset {
@@ -363,6 +357,11 @@ impl Connection<'_> {
             })?;
         self.feeds.insert(number, feed);
         Ok(())
+    }
+
+    /// Subscription `sub` of this connection.
+    fn feed(&self, sub: u64) -> Result<&Feed> {
+        self.feeds.get(&sub).ok_or_else(|| unknown_sub(sub))
     }
 
     fn stats(&self, id: u64, topic: Option<String>) -> Result<Response> {
