@@ -2,6 +2,7 @@
 //! stats, dlq, errors, a consumer process killed mid-batch, and SIGTERM.
 
 #![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use syncmq::server::Client;
+use syncmq::server::QueueClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncmq");
 
@@ -221,7 +222,7 @@ fn a_consumer_process_killed_mid_batch_loses_nothing() {
         seen.insert(line.unwrap());
     }
 
-    let client = Client::connect(addr.as_str()).unwrap();
+    let client = QueueClient::connect(addr.as_str()).unwrap();
     common::eventually(
         Duration::from_secs(10),
         "the dead consumer's batch back",

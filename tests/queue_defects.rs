@@ -13,7 +13,7 @@ use std::time::Duration;
 use syncmq::queue::{
     store::Entry, Batch, MemoryStore, Op, Queue, QueueConfig, Space, Store, TopicConfig,
 };
-use syncmq::server::{Client, ClientConfig, Server, ServerConfig, DEFAULT_REQUEST_TIMEOUT};
+use syncmq::server::{QueueClient, QueueClientConfig, QueueServer, QueueServerConfig, DEFAULT_REQUEST_TIMEOUT};
 use syncmq::{Error, Message};
 
 /// A memory store that panics, once armed, on the next write of a message
@@ -156,10 +156,10 @@ fn a_panic_inside_a_server_request_is_an_error_reply_and_the_connection_lives() 
         )
         .unwrap(),
     );
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
-    let client = Client::connect_with(
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect_with(
         server.local_addr(),
-        ClientConfig::new().with_request_timeout(Duration::from_secs(20)),
+        QueueClientConfig::new().with_request_timeout(Duration::from_secs(20)),
     )
     .unwrap();
     store.panic_on_dead_scan.store(true, Ordering::SeqCst);
@@ -174,7 +174,7 @@ fn a_panic_inside_a_server_request_is_an_error_reply_and_the_connection_lives() 
     assert!(client.dead_letters("t", "a", 10).unwrap().is_empty());
     assert_eq!(client.stats(Some("t")).unwrap()[0].depth, 1);
     client.close().unwrap();
-    server.shutdown().unwrap();
+    server.close().unwrap();
 }
 
 /// Issue 11, item 1: by default a client request gives up after a bounded
@@ -182,7 +182,7 @@ fn a_panic_inside_a_server_request_is_an_error_reply_and_the_connection_lives() 
 #[test]
 fn client_requests_have_a_default_timeout_and_subscribe_honours_it() {
     assert_eq!(
-        ClientConfig::default().request_timeout,
+        QueueClientConfig::default().request_timeout(),
         Some(DEFAULT_REQUEST_TIMEOUT)
     );
     // A server that completes the handshake and then never answers.
@@ -208,9 +208,9 @@ fn client_requests_have_a_default_timeout_and_subscribe_honours_it() {
         let mut sink = [0u8; 1024];
         while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
     });
-    let client = Client::connect_with(
+    let client = QueueClient::connect_with(
         addr,
-        ClientConfig::new().with_request_timeout(Duration::from_millis(200)),
+        QueueClientConfig::new().with_request_timeout(Duration::from_millis(200)),
     )
     .unwrap();
     assert!(matches!(

@@ -3,6 +3,7 @@
 //! deliveries in flight.
 
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -16,8 +17,8 @@ use syncmq::queue::{Queue, QueueConfig, TopicConfig};
 use syncmq::server::protocol::{
     Request, Response, WireEntry, WireMessage, MAGIC, PROTOCOL_VERSION,
 };
-use syncmq::server::{Client, ClientConfig, Server, ServerConfig};
-use syncmq::{Error, Message, ObjectKind};
+use syncmq::server::{QueueClient, QueueClientConfig, QueueServer, QueueServerConfig};
+use syncmq::{Delivery, Error, Message, ObjectKind};
 
 fn topic() -> TopicConfig {
     TopicConfig::new("orders", ["billing", "shipping"])
@@ -93,7 +94,7 @@ impl Raw {
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
     out.extend_from_slice(body);
     out
 }
@@ -106,8 +107,8 @@ fn is_fatal(r: &Response, want: &str) -> bool {
 fn end_to_end_publish_consume_ack_nack_reset_stats() {
     let dir = tempfile::tempdir().unwrap();
     let queue = durable_queue(dir.path(), topic().with_max_deliveries(0));
-    let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
 
     client.publish("orders", &bodies(5, "o")).unwrap();
     // Durable when publish returned: the engine has it for both subscribers.
@@ -186,8 +187,8 @@ fn end_to_end_publish_consume_ack_nack_reset_stats() {
         Err(Error::NotFound { kind: ObjectKind::Subscriber, name }) if name == "orders/nobody"
     ));
     client.publish("orders", &bodies(1, "after")).unwrap();
-    server.shutdown().unwrap();
-    // After shutdown calls fail, the iterator ends with the error.
+    server.close().unwrap();
+    // After close calls fail, the iterator ends with the error.
     assert!(client.publish("orders", &bodies(1, "late")).is_err());
     let rest: Vec<_> = shipping.by_ref().collect();
     assert!(matches!(rest.last(), Some(Err(_))), "{rest:?}");
@@ -198,15 +199,15 @@ fn a_published_reply_means_durable_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let queue = durable_queue(dir.path(), topic());
-        let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
-        let client = Client::connect(server.local_addr()).unwrap();
+        let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+        let client = QueueClient::connect(server.local_addr()).unwrap();
         client.publish("orders", &bodies(3, "d")).unwrap();
-        server.shutdown().unwrap();
+        server.close().unwrap();
         queue.close().unwrap();
     }
     let queue = durable_queue(dir.path(), topic());
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     let mut sub = client.subscribe("orders", "billing").unwrap();
     for i in 0..3 {
         let d = sub.recv().unwrap();
@@ -218,7 +219,7 @@ fn a_published_reply_means_durable_across_a_restart() {
 #[test]
 fn handshake_errors_close_the_connection() {
     let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
     let addr = server.local_addr();
 
     let mut raw = Raw::connect(addr);
@@ -242,14 +243,14 @@ fn handshake_errors_close_the_connection() {
         "{got:?}"
     );
 
-    assert!(Client::connect(addr).is_ok());
+    assert!(QueueClient::connect(addr).is_ok());
 }
 
 #[test]
 fn the_frame_limit_is_enforced_and_request_errors_keep_the_connection() {
     let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
-    let server = Server::start(queue, ServerConfig::new().with_max_frame(4096)).unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new().with_max_frame(4096)).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     // Over the limit the client refuses to send (it knows the limit).
     let big = Message::new(vec![7u8; 8192]);
     assert!(matches!(
@@ -287,12 +288,16 @@ impl Rng {
         self.0
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap()
+    }
+
+    fn byte(&mut self) -> u8 {
+        self.next().to_le_bytes()[0]
     }
 
     fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
+        (0..n).map(|_| self.byte()).collect()
     }
 }
 
@@ -300,10 +305,11 @@ impl Rng {
 fn ten_thousand_random_and_truncated_frames_crash_nothing_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
-    let server = Server::start(queue, ServerConfig::new().with_max_frame(64 << 10)).unwrap();
+    let server =
+        QueueServer::start(queue, QueueServerConfig::new().with_max_frame(64 << 10)).unwrap();
     let addr = server.local_addr();
     // A well-behaved client that stays connected through the storm.
-    let good = Client::connect(addr).unwrap();
+    let good = QueueClient::connect(addr).unwrap();
     let mut published = Vec::new();
     let valid = rmp_serde::to_vec_named(&Request::Publish {
         id: 9,
@@ -324,33 +330,33 @@ fn ten_thousand_random_and_truncated_frames_crash_nothing_and_lose_nothing() {
         match case {
             // Random bytes, with a length prefix that matches them.
             0 => {
-                let n = rng.below(64) as usize;
+                let n = rng.below(64);
                 let body = rng.bytes(n);
                 raw.send_bytes(&frame(&body));
             }
             // Raw noise, length prefix included.
             1 => {
-                let n = rng.below(64) as usize + 1;
+                let n = rng.below(64) + 1;
                 let noise = rng.bytes(n);
                 raw.send_bytes(&noise);
             }
             // A valid publish, truncated, announced at its truncated length.
             2 => {
-                let keep = rng.below(valid.len() as u64) as usize;
+                let keep = rng.below(valid.len());
                 raw.send_bytes(&frame(&valid[..keep]));
             }
             // A valid publish, cut off inside the frame.
             3 => {
                 let whole = frame(&valid);
-                let keep = rng.below(whole.len() as u64) as usize;
+                let keep = rng.below(whole.len());
                 raw.send_bytes(&whole[..keep]);
             }
             // A valid publish with random bytes flipped.
             _ => {
                 let mut body = valid.clone();
                 for _ in 0..=rng.below(4) {
-                    let at = rng.below(body.len() as u64) as usize;
-                    body[at] = rng.next() as u8;
+                    let at = rng.below(body.len());
+                    body[at] = rng.byte();
                 }
                 raw.send_bytes(&frame(&body));
             }
@@ -375,7 +381,7 @@ fn ten_thousand_random_and_truncated_frames_crash_nothing_and_lose_nothing() {
         if i % 1000 == 0 {
             let batch = bodies(3, &format!("good-{i}"));
             good.publish("orders", &batch).unwrap();
-            published.extend(batch.into_iter().map(|m| m.into_body()));
+            published.extend(batch.into_iter().map(Message::into_body));
         }
     }
     assert!(
@@ -401,19 +407,19 @@ fn ten_thousand_random_and_truncated_frames_crash_nothing_and_lose_nothing() {
 
 #[test]
 fn fifty_concurrent_clients_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
-    let addr = server.local_addr();
     const PUBLISHERS: usize = 25;
     const CONSUMERS: usize = 25;
     const PER_PUBLISHER: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
+    let addr = server.local_addr();
     let total = PUBLISHERS * PER_PUBLISHER;
     let received = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut threads = Vec::new();
     for p in 0..PUBLISHERS {
         threads.push(std::thread::spawn(move || {
-            let client = Client::connect(addr).unwrap();
+            let client = QueueClient::connect(addr).unwrap();
             for b in 0..PER_PUBLISHER / 5 {
                 let batch: Vec<Message> = (0..5)
                     .map(|i| Message::new(format!("p{p}-{}", b * 5 + i).into_bytes()))
@@ -425,7 +431,8 @@ fn fifty_concurrent_clients_lose_nothing() {
     for _ in 0..CONSUMERS {
         let received = received.clone();
         threads.push(std::thread::spawn(move || {
-            let client = Client::connect_with(addr, ClientConfig::new().with_batch(8)).unwrap();
+            let client =
+                QueueClient::connect_with(addr, QueueClientConfig::new().with_batch(8)).unwrap();
             let mut sub = client.subscribe("orders", "billing").unwrap();
             loop {
                 if received.lock().unwrap().len() >= total {
@@ -448,7 +455,7 @@ fn fifty_concurrent_clients_lose_nothing() {
     let unique: HashSet<&String> = received.iter().collect();
     assert_eq!(unique.len(), total, "some messages never came");
     assert_eq!(received.len(), total, "some messages came twice");
-    let client = Client::connect(addr).unwrap();
+    let client = QueueClient::connect(addr).unwrap();
     common::eventually(Duration::from_secs(5), "every ack applied", || {
         let s = &client.stats(Some("orders")).unwrap()[0];
         s.depth == 0 && s.in_flight == 0
@@ -459,9 +466,9 @@ fn fifty_concurrent_clients_lose_nothing() {
 fn a_consumer_killed_mid_batch_has_its_messages_redelivered_to_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let queue = durable_queue(dir.path(), TopicConfig::new("orders", ["billing"]));
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
     let addr = server.local_addr();
-    let client = Client::connect(addr).unwrap();
+    let client = QueueClient::connect(addr).unwrap();
     client.publish("orders", &bodies(10, "m")).unwrap();
 
     // The doomed consumer speaks raw frames so that nothing settles its
@@ -481,7 +488,7 @@ fn a_consumer_killed_mid_batch_has_its_messages_redelivered_to_the_next() {
     while entries.len() < 6 {
         match doomed.recv() {
             Some(Response::Deliver { deliveries, .. }) => {
-                entries.extend(deliveries.iter().map(|d| d.entry))
+                entries.extend(deliveries.iter().map(|d| d.entry));
             }
             other => panic!("expected deliveries, got {other:?}"),
         }
@@ -502,7 +509,7 @@ fn a_consumer_killed_mid_batch_has_its_messages_redelivered_to_the_next() {
                 replied = true;
             }
             Some(Response::Deliver { deliveries, .. }) => {
-                entries.extend(deliveries.iter().map(|d| d.entry))
+                entries.extend(deliveries.iter().map(|d| d.entry));
             }
             other => panic!("expected the ack's reply, got {other:?}"),
         }
@@ -545,8 +552,8 @@ fn deliveries_come_in_queue_order_and_the_window_holds() {
     let queue = Arc::new(
         Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["s"]))).unwrap(),
     );
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     client.publish("t", &bodies(50, "n")).unwrap();
     let mut sub = client.subscribe_with("t", "s", 5).unwrap();
     let mut held = Vec::new();
@@ -582,10 +589,11 @@ fn deliveries_come_in_queue_order_and_the_window_holds() {
 #[test]
 fn connections_over_the_limit_are_refused_with_busy() {
     let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
-    let server = Server::start(queue, ServerConfig::new().with_max_connections(2)).unwrap();
-    let a = Client::connect(server.local_addr()).unwrap();
-    let b = Client::connect(server.local_addr()).unwrap();
-    match Client::connect(server.local_addr()) {
+    let server =
+        QueueServer::start(queue, QueueServerConfig::new().with_max_connections(2)).unwrap();
+    let a = QueueClient::connect(server.local_addr()).unwrap();
+    let b = QueueClient::connect(server.local_addr()).unwrap();
+    match QueueClient::connect(server.local_addr()) {
         Err(e @ Error::Busy { .. }) => assert!(e.is_transient(), "{e}"),
         other => panic!("expected a busy refusal, got {other:?}"),
     }
@@ -594,7 +602,7 @@ fn connections_over_the_limit_are_refused_with_busy() {
     common::eventually(Duration::from_secs(5), "one connection left", || {
         server.connections() == 1
     });
-    let c = Client::connect(server.local_addr()).unwrap();
+    let c = QueueClient::connect(server.local_addr()).unwrap();
     a.publish("orders", &bodies(1, "a")).unwrap();
     c.publish("orders", &bodies(1, "c")).unwrap();
 }
@@ -604,12 +612,12 @@ fn a_consumer_that_stops_reading_is_dropped_and_others_go_on() {
     let queue = Arc::new(
         Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["s"]))).unwrap(),
     );
-    let server = Server::start(
+    let server = QueueServer::start(
         queue,
-        ServerConfig::new().with_write_timeout(Duration::from_millis(300)),
+        QueueServerConfig::new().with_write_timeout(Duration::from_millis(300)),
     )
     .unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     // 32 MB: more than the loopback socket buffers hold.
     let big: Vec<Message> = (0..512)
         .map(|_| Message::new(vec![1u8; 64 << 10]))
@@ -648,8 +656,8 @@ fn an_unacked_delivery_comes_again_after_the_ack_timeout_and_can_be_acked() {
             ))
             .unwrap(),
         );
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
-    let client = Client::connect(server.local_addr()).unwrap();
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     client.publish("t", &bodies(1, "slow")).unwrap();
     let mut sub = client.subscribe_with("t", "s", 10).unwrap();
     let first = sub.recv().unwrap();
@@ -676,7 +684,7 @@ fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
         dir.path(),
         TopicConfig::new("t", ["s"]).with_ack_timeout(Duration::from_millis(100)),
     );
-    let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
     queue
         .publish("t", &[Message::new(b"slow".to_vec())])
         .unwrap();
@@ -695,7 +703,7 @@ fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
         match raw.recv() {
             Some(Response::Subscribed { sub: n, .. }) => sub = n,
             Some(Response::Deliver { deliveries, .. }) => {
-                entries.extend(deliveries.into_iter().map(|d| (d.entry, d.deliveries)))
+                entries.extend(deliveries.into_iter().map(|d| (d.entry, d.deliveries)));
             }
             other => panic!("expected a delivery, got {other:?}"),
         }
@@ -739,5 +747,87 @@ fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
     ));
     assert_eq!(queue.stats("t").unwrap()[0].in_flight, 0);
     drop(raw);
-    server.shutdown().unwrap();
+    server.close().unwrap();
+}
+
+/// Acks go out without a reply; `close` is where the client waits for the
+/// server to have applied them. After that, an ack has no connection to go
+/// over: the delivery is stale (the server gives it back).
+#[test]
+fn close_returns_once_every_ack_is_applied_and_a_later_ack_is_stale() {
+    // On disk, where an ack costs the server a write: enough of them are
+    // still being applied when the last one has been sent.
+    const N: u32 = 2001;
+    let dir = tempfile::tempdir().unwrap();
+    let queue = durable_queue(dir.path(), TopicConfig::new("t", ["s"]));
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
+    client.publish("t", &bodies(N as usize, "a")).unwrap();
+    let mut sub = client.subscribe_with("t", "s", N).unwrap();
+    let mut deliveries: Vec<Delivery> = (0..N).map(|_| sub.recv().unwrap()).collect();
+    let kept = deliveries.pop().unwrap();
+    for d in deliveries {
+        d.ack().unwrap();
+    }
+    client.close().unwrap();
+    // No waiting here: every ack was applied when close returned; only the
+    // kept delivery is left (in flight, or given back already).
+    let s = &queue.stats("t").unwrap()[0];
+    assert_eq!(s.depth + s.in_flight, 1, "{s:?}");
+    match kept.ack() {
+        Err(Error::StaleDelivery { what }) => assert!(what.contains("subscription"), "{what}"),
+        other => panic!("expected a stale delivery, got {other:?}"),
+    }
+    client.close().unwrap(); // a second close does nothing
+    drop(sub);
+    server.close().unwrap();
+    server.close().unwrap();
+}
+
+#[test]
+fn a_socket_timeout_below_a_millisecond_is_refused_naming_it() {
+    let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
+    for (config, want) in [
+        (
+            QueueServerConfig::new().with_handshake_timeout(Duration::ZERO),
+            "handshake_timeout",
+        ),
+        (
+            QueueServerConfig::new().with_idle_timeout(Duration::from_micros(500)),
+            "idle_timeout",
+        ),
+        (
+            QueueServerConfig::new().with_write_timeout(Duration::ZERO),
+            "write_timeout",
+        ),
+    ] {
+        match QueueServer::start(queue.clone(), config) {
+            Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, want),
+            other => panic!("expected {want} refused, got {other:?}"),
+        }
+    }
+    let server =
+        QueueServer::start(queue, QueueServerConfig::new().without_idle_timeout()).unwrap();
+    // Without an idle timeout the welcome announces none.
+    let mut raw = Raw::connect(server.local_addr());
+    raw.send(&Request::Hello {
+        magic: MAGIC.into(),
+        version: PROTOCOL_VERSION,
+    });
+    let welcome = raw.recv();
+    assert!(
+        matches!(
+            welcome,
+            Some(Response::Welcome {
+                idle_timeout_ms: None,
+                ..
+            })
+        ),
+        "{welcome:?}"
+    );
+    raw.send(&Request::Ping { id: 1 });
+    assert!(matches!(
+        raw.recv(),
+        Some(Response::Done { id: 1, count: 0 })
+    ));
 }

@@ -3,6 +3,7 @@
 //! more subscriptions than a connection may hold.
 
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use syncmq::queue::{Queue, QueueConfig, TopicConfig};
 use syncmq::server::protocol::{Request, Response, MAGIC, PROTOCOL_VERSION};
-use syncmq::server::{Client, Server, ServerConfig};
+use syncmq::server::{QueueClient, QueueServer, QueueServerConfig};
 use syncmq::{Error, Message};
 
 /// The tests run one at a time: the memory test measures the whole
@@ -76,7 +77,7 @@ impl Raw {
 
     fn send(&mut self, request: &Request) {
         let body = rmp_serde::to_vec_named(request).unwrap();
-        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        let mut frame = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
         frame.extend_from_slice(&body);
         self.stream.write_all(&frame).unwrap();
     }
@@ -101,14 +102,16 @@ impl Raw {
 
 #[test]
 fn frames_announcing_16_mib_and_sending_one_byte_do_not_grow_the_servers_memory() {
-    let _serial = serial();
-    let queue = memory_queue(&["billing"]);
-    let server = Server::start(queue, ServerConfig::new()).unwrap();
-    let before = rss_bytes();
-
     // 32 connections each announce a 16 MiB frame and send one byte of
     // it. Today's main resized its buffer to the announced length: 512 MiB.
     const HOSTILE: usize = 32;
+    // Messages a well-behaved client publishes and consumes meanwhile.
+    const N: usize = 10_000;
+    let _serial = serial();
+    let queue = memory_queue(&["billing"]);
+    let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
+    let before = rss_bytes();
+
     let mut hostile = Vec::new();
     for _ in 0..HOSTILE {
         let (mut raw, _) = Raw::hello(server.local_addr());
@@ -118,10 +121,9 @@ fn frames_announcing_16_mib_and_sending_one_byte_do_not_grow_the_servers_memory(
         hostile.push(raw);
     }
 
-    // Meanwhile a well-behaved client publishes and consumes 10,000
-    // messages: every one arrives, exactly once.
-    const N: usize = 10_000;
-    let client = Client::connect(server.local_addr()).unwrap();
+    // Meanwhile the well-behaved client: every message arrives, exactly
+    // once.
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     for batch in 0..N / 100 {
         let messages: Vec<Message> = (0..100)
             .map(|i| Message::new(format!("m-{}", batch * 100 + i).into_bytes()))
@@ -159,7 +161,7 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let queue = memory_queue(&["billing"]);
     let timeout = Duration::from_millis(300);
     let server =
-        Server::start(queue, ServerConfig::new().with_idle_timeout(Some(timeout))).unwrap();
+        QueueServer::start(queue, QueueServerConfig::new().with_idle_timeout(timeout)).unwrap();
     let (mut raw, announced) = Raw::hello(server.local_addr());
     assert_eq!(announced, Some(300));
 
@@ -194,15 +196,15 @@ fn a_quiet_client_with_a_subscription_is_kept_alive_by_its_pings() {
     let queue = memory_queue(&["billing"]);
     let timeout = Duration::from_millis(200);
     let server =
-        Server::start(queue, ServerConfig::new().with_idle_timeout(Some(timeout))).unwrap();
-    let consumer = Client::connect(server.local_addr()).unwrap();
+        QueueServer::start(queue, QueueServerConfig::new().with_idle_timeout(timeout)).unwrap();
+    let consumer = QueueClient::connect(server.local_addr()).unwrap();
     let mut billing = consumer.subscribe("orders", "billing").unwrap();
 
     // Nothing to deliver for five idle timeouts: the connection stays.
     assert!(billing.recv_timeout(timeout * 5).unwrap().is_none());
     assert_eq!(server.connections(), 1);
 
-    let producer = Client::connect(server.local_addr()).unwrap();
+    let producer = QueueClient::connect(server.local_addr()).unwrap();
     producer
         .publish("orders", &[Message::new(b"late".to_vec())])
         .unwrap();
@@ -219,10 +221,11 @@ fn subscriptions_past_the_cap_are_refused_and_the_connection_goes_on() {
     let subscribers = ["a", "b", "c", "d"];
     let _serial = serial();
     let queue = memory_queue(&subscribers);
-    let server = Server::start(queue, ServerConfig::new().with_max_subscriptions(3)).unwrap();
+    let server =
+        QueueServer::start(queue, QueueServerConfig::new().with_max_subscriptions(3)).unwrap();
 
     // Through the client: the fourth is an error naming the limit.
-    let client = Client::connect(server.local_addr()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
     let mut subs: Vec<_> = subscribers[..3]
         .iter()
         .map(|s| client.subscribe("orders", s).unwrap())

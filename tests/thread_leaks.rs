@@ -296,19 +296,19 @@ fn rabbitmq_client_and_adapter_close_join_every_thread() {
 
 #[cfg(feature = "durable")]
 #[test]
-fn server_shutdown_and_drop_join_every_thread() {
+fn server_close_and_drop_join_every_thread() {
     use syncmq::queue::{Queue, QueueConfig, TopicConfig};
-    use syncmq::server::{Client, Server, ServerConfig};
+    use syncmq::server::{QueueClient, QueueServer, QueueServerConfig};
 
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let queue = std::sync::Arc::new(
         Queue::memory(QueueConfig::new().with_topic(TopicConfig::new("t", ["a", "b"]))).unwrap(),
     );
-    for (round, shut_down) in [true, false].into_iter().enumerate() {
-        let server = Server::start(queue.clone(), ServerConfig::new()).unwrap();
-        let clients: Vec<Client> = (0..3)
-            .map(|_| Client::connect(server.local_addr()).unwrap())
+    for (round, close) in [true, false].into_iter().enumerate() {
+        let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+        let clients: Vec<QueueClient> = (0..3)
+            .map(|_| QueueClient::connect(server.local_addr()).unwrap())
             .collect();
         clients[0]
             .publish("t", &[Message::new(b"x".to_vec())])
@@ -333,15 +333,15 @@ fn server_shutdown_and_drop_join_every_thread() {
                 && ours("syncmq-srv-push") == 2
                 && ours("syncmq-client") == 3
         });
-        if shut_down {
-            server.shutdown().unwrap();
+        if close {
+            server.close().unwrap();
         } else {
             drop(server);
         }
         eventually(Duration::from_secs(5), "server threads gone", || {
             ours("syncmq-srv") == 0
         });
-        // The deliveries held over the shutdown went back to the queue.
+        // The deliveries held over the close went back to the queue.
         let stats = queue.stats("t").unwrap();
         assert!(
             stats

@@ -44,7 +44,7 @@ fn channel_block_and_outbox_configs() {
 #[test]
 fn queue_durable_and_server_configs() {
     use syncmq::queue::{QueueConfig, TopicConfig};
-    use syncmq::server::{Client, ClientConfig, ServerConfig};
+    use syncmq::server::{QueueClient, QueueClientConfig, QueueServerConfig};
     use syncmq::{Adapter, ChannelSpec, DurableAdapter, Mode};
 
     TopicConfig::new("t", ["a"]).validate().unwrap();
@@ -69,28 +69,28 @@ fn queue_durable_and_server_configs() {
     assert_eq!(field(adapter.new_channel(sub_ms)), "ack_timeout");
     adapter.close().unwrap();
 
-    ServerConfig::new().validate().unwrap();
+    QueueServerConfig::new().validate().unwrap();
     assert_eq!(
-        field(ServerConfig::new().with_max_connections(0).validate()),
+        field(QueueServerConfig::new().with_max_connections(0).validate()),
         "max_connections"
     );
 
-    ClientConfig::new().validate().unwrap();
+    QueueClientConfig::new().validate().unwrap();
     for (config, name) in [
         (
-            ClientConfig::new().with_connect_timeout(Duration::ZERO),
+            QueueClientConfig::new().with_connect_timeout(Duration::ZERO),
             "connect_timeout",
         ),
         (
-            ClientConfig::new().with_request_timeout(Duration::ZERO),
+            QueueClientConfig::new().with_request_timeout(Duration::ZERO),
             "request_timeout",
         ),
-        (ClientConfig::new().with_batch(0), "batch"),
+        (QueueClientConfig::new().with_batch(0), "batch"),
     ] {
         assert_eq!(field(config.validate()), name);
         // Refused before dialling: nothing listens on port 1.
         assert_eq!(
-            field(Client::connect_with("127.0.0.1:1", config).map(drop)),
+            field(QueueClient::connect_with("127.0.0.1:1", config).map(drop)),
             name
         );
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use syncmq::queue::{Durability, Queue, QueueConfig, TopicConfig};
-use syncmq::server::{Client, Server, ServerConfig};
+use syncmq::server::{QueueClient, QueueServer, QueueServerConfig};
 use syncmq::Message;
 
 use crate::report::Table;
@@ -76,7 +76,7 @@ pub fn run(load: ServerLoad) -> Table {
             server_consume,
         ),
     ];
-    let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let base = load.dir.unwrap_or_else(std::env::temp_dir);
     let mut durations = vec![Vec::new(); cases.len()];
     for run in 0..load.runs.max(1) {
         // Each pair (baseline, server case) runs in one order on even runs
@@ -159,9 +159,9 @@ fn server_publish(
     batch: usize,
 ) -> Duration {
     let queue = open(dir, Durability::Durable);
-    let server = Server::start(queue, ServerConfig::new()).expect("start server");
-    let clients: Vec<Client> = (0..connections)
-        .map(|_| Client::connect(server.local_addr()).expect("connect"))
+    let server = QueueServer::start(queue, QueueServerConfig::new()).expect("start server");
+    let clients: Vec<QueueClient> = (0..connections)
+        .map(|_| QueueClient::connect(server.local_addr()).expect("connect"))
         .collect();
     let started = Instant::now();
     thread::scope(|s| {
@@ -199,15 +199,16 @@ fn engine_consume(dir: &Path, payload: &[u8], n: usize) -> Duration {
 
 fn server_consume(dir: &Path, payload: &[u8], n: usize) -> Duration {
     let queue = backlog(dir, payload, n);
-    let server = Server::start(queue, ServerConfig::new()).expect("start server");
-    let client = Client::connect(server.local_addr()).expect("connect");
+    let server = QueueServer::start(queue, QueueServerConfig::new()).expect("start server");
+    let client = QueueClient::connect(server.local_addr()).expect("connect");
     let started = Instant::now();
     let mut sub = client.subscribe_with("bench", "a", 100).expect("subscribe");
     for _ in 0..n {
         sub.recv().expect("recv").ack().expect("ack");
     }
-    // Acks go out without a reply: one round trip makes sure the server
-    // has applied them all.
-    client.stats(Some("bench")).expect("stats");
+    // Acks go out without a reply: close returns once the server has
+    // applied them all.
+    drop(sub);
+    client.close().expect("close");
     started.elapsed()
 }

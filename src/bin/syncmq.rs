@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use syncmq::queue::{Queue, QueueConfig};
-use syncmq::server::{Client, ClientConfig, Server, ServerConfig};
+use syncmq::server::{QueueClient, QueueServer, QueueServerConfig};
 use syncmq::{Error, Message, Result};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7450";
@@ -60,9 +60,10 @@ enum Command {
         topic: Option<String>,
     },
     /// A subscriber's dead-letter queue.
-    Dlq {
+    #[command(name = "dlq")]
+    DeadLetters {
         #[command(subcommand)]
-        action: Dlq,
+        action: DeadLetterAction,
     },
     /// Measure publish and consume throughput against the server.
     Bench(Bench),
@@ -74,7 +75,7 @@ struct Serve {
     #[arg(long)]
     data: PathBuf,
     /// The topics config: JSON (`.json`) or TOML (`.toml`), the fields of
-    /// `QueueConfig` (durability, max_message_bytes, topics).
+    /// `QueueConfig` (`durability`, `max_message_bytes`, `topics`).
     #[arg(long)]
     config: PathBuf,
     /// The address to listen on (port 0: any free port, printed).
@@ -134,7 +135,7 @@ struct Consume {
 }
 
 #[derive(Subcommand)]
-enum Dlq {
+enum DeadLetterAction {
     /// Print the dead letters, oldest first.
     List {
         /// The topic.
@@ -199,13 +200,13 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Publish(p) => publish(&connect(cli)?, p, cli.json),
         Command::Consume(c) => consume(cli, c),
         Command::Stats { topic } => stats(&connect(cli)?, topic.as_deref(), cli.json),
-        Command::Dlq { action } => dlq(&connect(cli)?, action, cli.json),
+        Command::DeadLetters { action } => dead_letters(&connect(cli)?, action, cli.json),
         Command::Bench(b) => bench(cli, b),
     }
 }
 
-fn connect(cli: &Cli) -> Result<Client> {
-    Client::connect(cli.addr.as_str())
+fn connect(cli: &Cli) -> Result<QueueClient> {
+    QueueClient::connect(cli.addr.as_str())
 }
 
 /// Prints a line and flushes, so a reader of a pipe sees it at once.
@@ -246,18 +247,17 @@ fn serve(s: &Serve, json: bool) -> Result<()> {
     // not lost (and does not kill the process halfway).
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .map_err(|e| Error::io("register for SIGINT and SIGTERM", e))?;
-    let topics = config.topics.len();
     let queue = Arc::new(Queue::open(&s.data, config)?);
-    let server = Server::start(
-        queue.clone(),
-        ServerConfig::new()
-            .with_addr(&s.listen)
-            .with_max_connections(s.max_connections)
-            .with_idle_timeout(
-                (s.idle_timeout_ms > 0).then(|| Duration::from_millis(s.idle_timeout_ms)),
-            )
-            .with_max_subscriptions(s.max_subscriptions),
-    )?;
+    let topics = queue.topics().len();
+    let server_config = QueueServerConfig::new()
+        .with_addr(&s.listen)
+        .with_max_connections(s.max_connections)
+        .with_max_subscriptions(s.max_subscriptions);
+    let server_config = match s.idle_timeout_ms {
+        0 => server_config.without_idle_timeout(),
+        ms => server_config.with_idle_timeout(Duration::from_millis(ms)),
+    };
+    let server = QueueServer::start(queue.clone(), server_config)?;
     let addr = server.local_addr();
     if json {
         emit(
@@ -265,15 +265,15 @@ fn serve(s: &Serve, json: bool) -> Result<()> {
         )?;
     } else {
         emit(format_args!(
-            "listening on {addr} (data {}, {topics} topics from the config); stop with Ctrl-C",
+            "listening on {addr} (data {}, {topics} topics); stop with Ctrl-C",
             s.data.display()
         ))?;
     }
     let signal = signals.forever().next();
-    log::info!("serve: signal {signal:?}, shutting down");
-    let stopped = server.shutdown();
-    let closed = queue.close();
-    stopped.and(closed)?;
+    log::info!("serve: signal {signal:?}, closing");
+    let server_closed = server.close();
+    let queue_closed = queue.close();
+    server_closed.and(queue_closed)?;
     if json {
         emit(json!({"stopped": addr.to_string()}))
     } else {
@@ -281,7 +281,7 @@ fn serve(s: &Serve, json: bool) -> Result<()> {
     }
 }
 
-fn publish(client: &Client, p: &Publish, json: bool) -> Result<()> {
+fn publish(client: &QueueClient, p: &Publish, json: bool) -> Result<()> {
     if p.batch == 0 {
         return Err(Error::invalid("batch", "must be at least 1"));
     }
@@ -340,7 +340,7 @@ fn publish(client: &Client, p: &Publish, json: bool) -> Result<()> {
 }
 
 fn consume(cli: &Cli, c: &Consume) -> Result<()> {
-    let client = Client::connect_with(cli.addr.as_str(), ClientConfig::new())?;
+    let client = connect(cli)?;
     // Never take more than asked for: what is taken and not acked when we
     // stop comes back marked as redelivered.
     let window = c
@@ -383,12 +383,13 @@ fn consume(cli: &Cli, c: &Consume) -> Result<()> {
     if !cli.json {
         eprintln!("consumed {got} messages from {}/{}", c.topic, c.subscriber);
     }
-    // Acks are sent without waiting; a request round trip makes sure the
-    // server has read them before the connection closes.
-    client.stats(Some(&c.topic)).map(|_| ())
+    // Acks are sent without waiting; close returns once the server has
+    // read them.
+    drop(sub);
+    client.close()
 }
 
-fn stats(client: &Client, topic: Option<&str>, json: bool) -> Result<()> {
+fn stats(client: &QueueClient, topic: Option<&str>, json: bool) -> Result<()> {
     let rows = client.stats(topic)?;
     if json {
         let rows: Vec<_> = rows
@@ -402,21 +403,21 @@ fn stats(client: &Client, topic: Option<&str>, json: bool) -> Result<()> {
         return emit(serde_json::Value::Array(rows));
     }
     emit(format_args!(
-        "{:<24} {:<24} {:>10} {:>10} {:>10} {:>10}",
-        "topic", "subscriber", "depth", "in_flight", "dead", "expired"
+        "{:<24} {:<24} {:>10} {:>10} {:>13} {:>10}",
+        "topic", "subscriber", "depth", "in_flight", "dead_lettered", "expired"
     ))?;
     for s in rows {
         emit(format_args!(
-            "{:<24} {:<24} {:>10} {:>10} {:>10} {:>10}",
+            "{:<24} {:<24} {:>10} {:>10} {:>13} {:>10}",
             s.topic, s.subscriber, s.depth, s.in_flight, s.dead_lettered, s.expired
         ))?;
     }
     Ok(())
 }
 
-fn dlq(client: &Client, action: &Dlq, json: bool) -> Result<()> {
+fn dead_letters(client: &QueueClient, action: &DeadLetterAction, json: bool) -> Result<()> {
     match action {
-        Dlq::List {
+        DeadLetterAction::List {
             topic,
             subscriber,
             limit,
@@ -439,7 +440,7 @@ fn dlq(client: &Client, action: &Dlq, json: bool) -> Result<()> {
             }
             Ok(())
         }
-        Dlq::Replay { topic, subscriber } => {
+        DeadLetterAction::Replay { topic, subscriber } => {
             let n = client.replay_dead_letters(topic, subscriber)?;
             if json {
                 emit(json!({"replayed": n}))
@@ -512,6 +513,7 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
         sub.recv()?.ack()?;
     }
     let consume_s = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)] // a rate to print: 52 bits are plenty
     let rate = |s: f64| b.messages as f64 / s;
     if cli.json {
         emit(
@@ -537,6 +539,8 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use syncmq::queue::{Durability, TopicConfig};
+
     use super::*;
 
     #[test]
@@ -557,7 +561,10 @@ mod tests {
         .unwrap();
         let from_json = load_config(&json).unwrap();
         assert_eq!(from_json, load_config(&toml).unwrap());
-        assert_eq!(from_json.topics[0].subscribers, ["x", "y"]);
+        let built = QueueConfig::new()
+            .with_durability(Durability::Buffered)
+            .with_topic(TopicConfig::new("a", ["x", "y"]).with_priorities(2));
+        assert_eq!(from_json, built);
 
         let bad = dir.join("bad.json");
         std::fs::write(&bad, r#"{"topics":[{"name":"a","subscriberz":["x"]}]}"#).unwrap();

@@ -1,4 +1,8 @@
-//! Frames: a 4-byte big-endian length, then that many bytes of MessagePack.
+//! Frames: a 4-byte big-endian length, then that many bytes of `MessagePack`.
+//!
+//! Both ends of a connection read with [`read_frame`] and write through one
+//! [`FrameWriter`], so the server and the client frame bytes the same way
+//! and no second copy of the writing rules exists.
 //!
 //! [`read_frame`] refuses a length over the limit before reading the body,
 //! and grows its buffer only as the body's bytes arrive: a peer that
@@ -7,19 +11,27 @@
 //! before the next one. [`decode`] returns [`Error::Codec`] for random,
 //! truncated or trailing bytes and never panics.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, TryLockError};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::thread::lock;
 
 /// The default largest frame: a 16 MiB message plus room for its envelope.
 pub const DEFAULT_MAX_FRAME: usize = (16 << 20) + (64 << 10);
 
+/// The largest body a length prefix can announce.
+pub(super) const MAX_FRAME_LEN: usize = u32::MAX as usize;
+
 /// Why a frame could not be read.
 #[derive(Debug)]
-pub enum FrameError {
+pub(super) enum FrameError {
     /// The peer closed the connection cleanly, between frames.
     Eof,
     /// The socket failed, or closed in the middle of a frame.
@@ -74,7 +86,11 @@ const KEPT_CAPACITY: usize = 64 << 10;
 /// See [`FrameError`]: [`FrameError::Idle`] when the read timeout passed
 /// before any byte of the frame; a timeout inside a frame is
 /// [`FrameError::Io`].
-pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> Result<(), FrameError> {
+pub(super) fn read_frame(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), FrameError> {
     buf.clear();
     if buf.capacity() > KEPT_CAPACITY {
         buf.shrink_to(KEPT_CAPACITY);
@@ -120,7 +136,7 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> Result<()
 
 /// Whether `e` is a socket read timeout (`WouldBlock` on Unix, `TimedOut`
 /// on Windows).
-fn is_timeout(e: &io::Error) -> bool {
+pub(super) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -131,30 +147,152 @@ fn is_timeout(e: &io::Error) -> bool {
 ///
 /// # Errors
 ///
-/// [`Error::Codec`] when it does not encode, or is over `max` bytes.
-pub fn encode_frame<T: Serialize>(value: &T, out: &mut Vec<u8>, max: usize) -> Result<()> {
+/// [`Error::Codec`] when it does not encode, or is over `max` bytes (or
+/// over what a length prefix can say).
+fn encode_frame<T: Serialize>(value: &T, out: &mut Vec<u8>, max: usize) -> Result<()> {
     out.clear();
     out.extend_from_slice(&[0; 4]);
     rmp_serde::encode::write_named(out, value)?;
     let len = out.len() - 4;
-    if len > max {
-        return Err(Error::codec_reason(
-            "encode a frame",
-            format!("{len} bytes is over the limit of {max} bytes"),
-        ));
-    }
-    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    let max = max.min(MAX_FRAME_LEN);
+    let prefix = u32::try_from(len)
+        .ok()
+        .filter(|_| len <= max)
+        .ok_or_else(|| {
+            Error::codec_reason(
+                "encode a frame",
+                format!("{len} bytes is over the limit of {max} bytes"),
+            )
+        })?;
+    out[..4].copy_from_slice(&prefix.to_be_bytes());
     Ok(())
 }
 
-/// Writes one encoded frame and flushes.
+/// The sending half of a connection, shared by every thread that writes to
+/// it (the server's connection and feed threads; the client's callers,
+/// subscribers and reader): one whole frame at a time, so frames never
+/// interleave.
 ///
-/// # Errors
-///
-/// The socket's error.
-pub fn write_encoded(w: &mut impl Write, frame: &[u8]) -> io::Result<()> {
-    w.write_all(frame)?;
-    w.flush()
+/// A write that fails, or times out, part way leaves the stream mid-frame:
+/// nothing more may be written, so the writer shuts the socket down, which
+/// also wakes the connection's reader.
+pub(super) struct FrameWriter {
+    out: Mutex<Out>,
+    /// The same socket, for shutting it down without the lock.
+    socket: TcpStream,
+    /// The largest body this side may send.
+    limit: usize,
+    /// What a write failure says, e.g. "send to the queue server".
+    what: &'static str,
+    opened: Instant,
+    /// When a frame last went out, in milliseconds since `opened`.
+    last_write_ms: AtomicU64,
+}
+
+struct Out {
+    stream: BufWriter<TcpStream>,
+    /// The encoding buffer, kept between frames.
+    buf: Vec<u8>,
+}
+
+impl FrameWriter {
+    /// A writer on `socket` sending bodies of at most `limit` bytes; a
+    /// failed write is [`Error::Disconnected`] saying `what`.
+    ///
+    /// # Errors
+    ///
+    /// The OS's error when the socket cannot be cloned.
+    pub(super) fn new(socket: &TcpStream, limit: usize, what: &'static str) -> io::Result<Self> {
+        Ok(FrameWriter {
+            out: Mutex::new(Out {
+                stream: BufWriter::new(socket.try_clone()?),
+                buf: Vec::new(),
+            }),
+            socket: socket.try_clone()?,
+            limit,
+            what,
+            opened: Instant::now(),
+            last_write_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// The same writer with another body limit (the client learns the
+    /// server's in the handshake).
+    #[must_use]
+    pub(super) fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Encodes and writes one frame.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Codec`] if it does not encode or is over the limit (nothing
+    /// is written then); [`Error::Disconnected`] when the socket failed.
+    pub(super) fn send<T: Serialize>(&self, value: &T) -> Result<()> {
+        self.write(&mut lock(&self.out), value)
+    }
+
+    /// As [`send`](Self::send), unless another thread is writing: then
+    /// `None`, and nothing is sent.
+    pub(super) fn try_send<T: Serialize>(&self, value: &T) -> Option<Result<()>> {
+        let mut out = match self.out.try_lock() {
+            Ok(out) => out,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(self.write(&mut out, value))
+    }
+
+    /// Runs `first` with the writer locked, then, if it succeeded, writes
+    /// `value` before anything else can be written.
+    ///
+    /// The lock is released before the result is returned, so dropping
+    /// what `first` made (a feed, which joins a thread that may be waiting
+    /// for this writer) cannot deadlock.
+    ///
+    /// # Errors
+    ///
+    /// `first`'s error (nothing is written then), or as [`send`](Self::send).
+    pub(super) fn send_after<T: Serialize, V>(
+        &self,
+        value: &T,
+        first: impl FnOnce() -> Result<V>,
+    ) -> Result<V> {
+        let mut out = lock(&self.out);
+        let made = first()?;
+        let written = self.write(&mut out, value);
+        drop(out);
+        written.map(|()| made)
+    }
+
+    /// How long since the last frame went out (since the writer was made,
+    /// when none has).
+    pub(super) fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_write_ms.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(last)
+    }
+
+    /// Shuts both directions of the socket down, waking its reader.
+    pub(super) fn disconnect(&self) {
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+
+    fn write<T: Serialize>(&self, out: &mut Out, value: &T) -> Result<()> {
+        let Out { stream, buf } = out;
+        encode_frame(value, buf, self.limit)?;
+        stream
+            .write_all(buf)
+            .and_then(|()| stream.flush())
+            .map_err(|e| {
+                self.disconnect();
+                Error::disconnected(self.what, e)
+            })?;
+        let now = crate::millis::to_ms(self.opened.elapsed());
+        self.last_write_ms.store(now, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// Decodes exactly one `T` from a frame's body.
@@ -162,7 +300,7 @@ pub fn write_encoded(w: &mut impl Write, frame: &[u8]) -> io::Result<()> {
 /// # Errors
 ///
 /// [`Error::Codec`] for random, truncated or trailing bytes.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let mut de = rmp_serde::Deserializer::new(io::Cursor::new(bytes));
     let value = T::deserialize(&mut de).map_err(|e| Error::codec("decode a frame", e))?;
     let read = de.position();
@@ -223,5 +361,37 @@ mod tests {
         encode_frame(&1u8, &mut small, 100).unwrap();
         read_frame(&mut &small[..], &mut buf, 100).unwrap();
         assert!(buf.capacity() <= KEPT_CAPACITY, "{}", buf.capacity());
+    }
+
+    #[test]
+    fn the_writer_sends_whole_frames_and_refuses_one_over_its_limit() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let writer = FrameWriter::new(&socket, 64, "send to the test peer").unwrap();
+        assert!(matches!(
+            writer.send(&vec![0u8; 100]),
+            Err(Error::Codec { .. })
+        ));
+        // Another thread writing (here: the lock held by send_after) makes
+        // try_send give up instead of waiting.
+        let inside = writer.send_after(&"second", || Ok(writer.try_send(&"never").is_none()));
+        assert!(inside.unwrap());
+        writer.send(&"third").unwrap();
+        let mut buf = Vec::new();
+        for want in ["second", "third"] {
+            read_frame(&mut peer, &mut buf, 64).unwrap();
+            assert_eq!(decode::<String>(&buf).unwrap(), want);
+        }
+        // Nothing of the refused frames went out.
+        writer.disconnect();
+        assert!(matches!(
+            read_frame(&mut peer, &mut buf, 64),
+            Err(FrameError::Eof)
+        ));
+        assert!(matches!(
+            writer.send(&"after"),
+            Err(Error::Disconnected { .. })
+        ));
     }
 }

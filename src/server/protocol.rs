@@ -2,7 +2,7 @@
 //! ([`Request`]) and what the server sends back ([`Response`]).
 //!
 //! Every frame is a 4-byte big-endian length followed by that many bytes of
-//! MessagePack (rmp-serde with named fields, so every struct is a map keyed
+//! `MessagePack` (rmp-serde with named fields, so every struct is a map keyed
 //! by field name). An enum value is a map with one entry: the variant's name
 //! in snake case, then its fields. The README's "Queue server" section
 //! spells out every frame for implementers in other languages.
@@ -18,15 +18,15 @@
 //!
 //! - Idle timeout: after the handshake, a connection that sends no frame
 //!   for the `idle_timeout_ms` announced in [`Response::Welcome`] (60 s by
-//!   default, [`ServerConfig::idle_timeout`](super::ServerConfig::idle_timeout))
+//!   default, [`QueueServerConfig::idle_timeout`](super::QueueServerConfig::idle_timeout))
 //!   gets a fatal `idle` error and is closed; a subscription does not
 //!   count as activity, so a client waiting for deliveries keeps its
 //!   connection alive with [`Request::Ping`] (id 0: no reply), as the
-//!   [`Client`](super::Client) does every third of the timeout. A frame
+//!   [`QueueClient`](super::QueueClient) does every third of the timeout. A frame
 //!   begun must go on arriving: a pause of the idle timeout inside a frame
 //!   also closes the connection.
 //! - Subscriptions: at most
-//!   [`ServerConfig::max_subscriptions`](super::ServerConfig::max_subscriptions)
+//!   [`QueueServerConfig::max_subscriptions`](super::QueueServerConfig::max_subscriptions)
 //!   (64 by default) at once per connection. One more is refused with an
 //!   `invalid_argument` error naming `max_subscriptions`, for that request
 //!   only; the connection and its other subscriptions go on.
@@ -52,10 +52,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// A message on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireMessage {
-    /// The body (MessagePack `bin`).
+    /// The body (`MessagePack` `bin`).
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
-    /// The dedupe key, if any.
+    /// The message's identity ([`Message::key`]), if any: what a topic
+    /// with dedupe compares.
     #[serde(default)]
     pub key: Option<String>,
     /// String headers.
@@ -76,10 +77,10 @@ impl From<&Message> for WireMessage {
             key: m.key().map(str::to_string),
             headers: m.headers().clone(),
             priority: m.priority(),
+            // An expiry before the epoch has passed already: 0 says so.
             expires_at_ms: m.expires_at().map(|at| {
                 at.duration_since(UNIX_EPOCH)
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-                    .unwrap_or(0)
+                    .map_or(0, crate::millis::to_ms)
             }),
         }
     }
@@ -523,7 +524,7 @@ pub fn error_from_wire(
     message: String,
 ) -> Error {
     let name = name.unwrap_or_default();
-    let object = object.as_deref().and_then(ObjectKind::from_word);
+    let object = object.and_then(|word| ObjectKind::from_word(&word));
     match (kind, object) {
         ("invalid_argument", _) => Error::invalid(name, message),
         ("not_found", Some(object)) => Error::not_found(object, name),
@@ -629,7 +630,7 @@ mod tests {
         // What identifies the error survives, and the cause's text.
         match over_the_wire(&Error::not_found(ObjectKind::Subscriber, "t/s")) {
             Error::NotFound { kind, name } => {
-                assert_eq!((kind, name.as_str()), (ObjectKind::Subscriber, "t/s"))
+                assert_eq!((kind, name.as_str()), (ObjectKind::Subscriber, "t/s"));
             }
             other => panic!("{other:?}"),
         }
@@ -669,7 +670,7 @@ mod tests {
         assert_eq!(rmp_serde::from_slice::<Request>(&bytes).unwrap(), req);
     }
 
-    /// Just enough of a dynamic MessagePack value to check the shape.
+    /// Just enough of a dynamic `MessagePack` value to check the shape.
     mod rmpv_like {
         use std::collections::BTreeMap;
 

@@ -1,5 +1,6 @@
-//! One client connection on the server: the handshake, then a loop that
-//! reads request frames and answers them, on the connection's own thread.
+//! One client connection on the server ([`serve`]): the handshake, then a
+//! loop that reads request frames and answers them, on the connection's
+//! own thread.
 //!
 //! # Guarantees
 //!
@@ -23,107 +24,33 @@
 //!   with nobody reading it.
 
 use std::collections::HashMap;
-use std::io::{BufReader, BufWriter};
-use std::net::{Shutdown, TcpStream};
+use std::io::BufReader;
+use std::net::TcpStream;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::frame::{self, FrameError};
+use super::feed::{Feed, FeedSpec};
+use super::frame::{self, FrameError, FrameWriter, MAX_FRAME_LEN};
 use super::protocol::{Request, Response, WireDeadLetter, WireStats, MAGIC, PROTOCOL_VERSION};
-use super::subscription::Subscription;
-use super::ServerConfig;
+use super::server_config::QueueServerConfig;
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::queue::Queue;
 use crate::thread;
 
-/// The sending half of a connection, shared by the reader (replies) and the
-/// pushers (deliveries): one whole frame at a time.
-pub struct Writer {
-    stream: Mutex<(BufWriter<TcpStream>, Vec<u8>)>,
-    raw: TcpStream,
-    max_frame: usize,
-}
-
-impl Writer {
-    fn new(stream: TcpStream, max_frame: usize) -> std::io::Result<Self> {
-        let raw = stream.try_clone()?;
-        Ok(Writer {
-            stream: Mutex::new((BufWriter::new(stream), Vec::new())),
-            raw,
-            max_frame,
-        })
-    }
-
-    /// The frame limit announced to the client.
-    pub fn max_frame(&self) -> usize {
-        self.max_frame
-    }
-
-    /// Encodes and writes one frame.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Codec`] if it does not encode; [`Error::Disconnected`] when
-    /// the socket failed.
-    pub fn send(&self, response: &Response) -> Result<()> {
-        let mut guard = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
-        let (stream, buf) = &mut *guard;
-        frame::encode_frame(response, buf, u32::MAX as usize)?;
-        frame::write_encoded(stream, buf).map_err(|e| {
-            // A write that failed (or timed out) part way leaves the stream
-            // mid-frame: nothing more may be written, so end the connection.
-            let _ = self.raw.shutdown(Shutdown::Both);
-            Error::disconnected("write to a client connection", e)
-        })
-    }
-
-    /// Runs `first` with the writer locked, then, if it succeeded, writes
-    /// `response` before anything else can be written.
-    ///
-    /// # Errors
-    ///
-    /// `first`'s error (nothing is written then), or as [`send`](Self::send).
-    pub fn send_after<T>(
-        &self,
-        response: &Response,
-        first: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
-        let mut guard = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
-        let value = first()?;
-        let (stream, buf) = &mut *guard;
-        let written = frame::encode_frame(response, buf, u32::MAX as usize).and_then(|()| {
-            frame::write_encoded(stream, buf).map_err(|e| {
-                let _ = self.raw.shutdown(Shutdown::Both);
-                Error::disconnected("write to a client connection", e)
-            })
-        });
-        // Unlocked before `value` can be dropped: dropping a subscription
-        // joins its pusher, which may be waiting for this lock.
-        drop(guard);
-        written.map(|()| value)
-    }
-
-    /// Closes both directions of the socket, waking the reader.
-    pub fn shutdown(&self) {
-        let _ = self.raw.shutdown(Shutdown::Both);
-    }
-}
-
 /// Serves one connection until the peer leaves, breaks the protocol, or
-/// the server stops (which shuts the socket down under the reader).
-pub fn serve(queue: &Queue, stream: TcpStream, config: &ServerConfig, number: u64) {
+/// the server closes (which shuts the socket down under the reader).
+pub(super) fn serve(queue: &Queue, stream: TcpStream, config: &QueueServerConfig, number: u64) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     log::debug!("server: connection {number} from {peer}");
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(config.write_timeout));
-    let writer = match stream
-        .try_clone()
-        .and_then(|s| Writer::new(s, config.max_frame))
-    {
+    let _ = stream.set_write_timeout(Some(config.write_timeout()));
+    // The server's own frames are not held to the limit it sets clients;
+    // its deliveries are split to stay under it (see `FeedSpec`).
+    let writer = match FrameWriter::new(&stream, MAX_FRAME_LEN, "write to a client connection") {
         Ok(w) => Arc::new(w),
         Err(e) => {
             log::warn!("server: connection {number}: {e}");
@@ -133,16 +60,15 @@ pub fn serve(queue: &Queue, stream: TcpStream, config: &ServerConfig, number: u6
     let mut conn = Connection {
         queue,
         writer,
-        subs: HashMap::new(),
+        feeds: HashMap::new(),
         next_sub: 1,
-        max_subscriptions: config.max_subscriptions,
-        shutdown_timeout: config.shutdown_timeout,
+        config,
     };
     let reader = BufReader::new(stream);
     // Even a panic outside a request ends the connection properly: its
     // subscriptions stop and the client sees the socket close.
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| conn.run(reader, config)))
-        .unwrap_or_else(|payload| {
+    let outcome =
+        std::panic::catch_unwind(AssertUnwindSafe(|| conn.run(reader))).unwrap_or_else(|payload| {
             Err(thread::panicked(
                 format!("server connection {number}"),
                 payload,
@@ -157,23 +83,24 @@ pub fn serve(queue: &Queue, stream: TcpStream, config: &ServerConfig, number: u6
 
 struct Connection<'a> {
     queue: &'a Queue,
-    writer: Arc<Writer>,
-    subs: HashMap<u64, Subscription>,
+    writer: Arc<FrameWriter>,
+    /// The connection's subscriptions, by number.
+    feeds: HashMap<u64, Feed>,
     next_sub: u64,
-    max_subscriptions: usize,
-    shutdown_timeout: Duration,
+    config: &'a QueueServerConfig,
 }
 
 impl Connection<'_> {
-    fn run(&mut self, mut reader: BufReader<TcpStream>, config: &ServerConfig) -> Result<()> {
+    fn run(&mut self, mut reader: BufReader<TcpStream>) -> Result<()> {
+        let config = self.config;
         let mut buf = Vec::new();
         // The handshake, with a deadline so a silent peer cannot hold a
         // connection slot forever.
         let _ = reader
             .get_ref()
-            .set_read_timeout(Some(config.handshake_timeout));
-        let hello_wait = Wait::Hello(config.handshake_timeout);
-        match self.read(&mut reader, &mut buf, config.max_frame, hello_wait)? {
+            .set_read_timeout(Some(config.handshake_timeout()));
+        let hello_wait = Wait::Hello(config.handshake_timeout());
+        match self.read(&mut reader, &mut buf, config.max_frame(), hello_wait)? {
             None => return Ok(()),
             Some(Request::Hello { magic, version }) => {
                 if magic != MAGIC {
@@ -189,20 +116,18 @@ impl Connection<'_> {
                 }
                 self.writer.send(&Response::Welcome {
                     version: PROTOCOL_VERSION,
-                    max_frame: config.max_frame as u64,
-                    idle_timeout_ms: config
-                        .idle_timeout
-                        .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                    max_frame: config.max_frame() as u64,
+                    idle_timeout_ms: config.idle_timeout().map(crate::millis::to_ms),
                 })?;
             }
             Some(_) => return self.fatal("protocol", "the first frame must be hello"),
         }
         // From here on the idle timeout: a peer that sends nothing, not
         // even a ping, is closed rather than holding its slot for ever.
-        let _ = reader.get_ref().set_read_timeout(config.idle_timeout);
-        let wait = Wait::Request(config.idle_timeout.unwrap_or(Duration::MAX));
+        let _ = reader.get_ref().set_read_timeout(config.idle_timeout());
+        let wait = Wait::Request(config.idle_timeout().unwrap_or(Duration::MAX));
         loop {
-            let Some(request) = self.read(&mut reader, &mut buf, config.max_frame, wait)? else {
+            let Some(request) = self.read(&mut reader, &mut buf, config.max_frame(), wait)? else {
                 return Ok(());
             };
             let id = request.id();
@@ -296,9 +221,9 @@ impl Connection<'_> {
                 Err(e) => (id, Err(e)),
             },
             Request::Unsubscribe { id, sub } => {
-                let r = match self.subs.remove(&sub) {
-                    Some(s) => s
-                        .stop(Instant::now() + self.shutdown_timeout)
+                let r = match self.feeds.remove(&sub) {
+                    Some(feed) => feed
+                        .close(Instant::now() + self.config.close_timeout())
                         .map(|()| Response::Done { id, count: 1 }),
                     None => Err(unknown_sub(sub)),
                 };
@@ -310,10 +235,7 @@ impl Connection<'_> {
                 entries,
                 multiple,
             } => {
-                let r = match self.subs.get(&sub) {
-                    Some(s) => s.ack(&entries, multiple),
-                    None => Err(unknown_sub(sub)),
-                };
+                let r = self.feed(sub).and_then(|feed| feed.ack(&entries, multiple));
                 (id, r.map(|count| Response::Done { id, count }))
             }
             Request::Nack {
@@ -322,10 +244,7 @@ impl Connection<'_> {
                 entries,
                 requeue,
             } => {
-                let r = match self.subs.get(&sub) {
-                    Some(s) => s.nack(&entries, requeue),
-                    None => Err(unknown_sub(sub)),
-                };
+                let r = self.feed(sub).and_then(|feed| feed.nack(&entries, requeue));
                 (id, r.map(|count| Response::Done { id, count }))
             }
             Request::Reset {
@@ -335,9 +254,9 @@ impl Connection<'_> {
             } => {
                 let r = self.queue.subscribe(&topic, &subscriber).and_then(|s| {
                     let n = s.reset()?;
-                    for sub in self.subs.values() {
-                        if sub.names() == (topic.as_str(), subscriber.as_str()) {
-                            sub.forget_in_flight();
+                    for feed in self.feeds.values() {
+                        if feed.names() == (topic.as_str(), subscriber.as_str()) {
+                            feed.forget_in_flight();
                         }
                     }
                     Ok(n)
@@ -410,28 +329,39 @@ impl Connection<'_> {
         }
         // Each subscription is a thread: the cap keeps one connection from
         // taking the server's threads.
-        if self.subs.len() >= self.max_subscriptions {
+        if self.feeds.len() >= self.config.max_subscriptions() {
             return Err(Error::invalid(
                 "max_subscriptions",
                 format!(
                     "this connection has {} subscriptions, the most the server allows; unsubscribe one or open another connection",
-                    self.subs.len()
+                    self.feeds.len()
                 ),
             ));
         }
         let sub = self.queue.subscribe(topic, subscriber)?;
         let number = self.next_sub;
         self.next_sub += 1;
+        let spec = FeedSpec {
+            number,
+            window: batch as usize,
+            max,
+            frame_budget: self.config.max_frame() / 2,
+        };
         let writer = self.writer.clone();
         // The writer stays locked from the start of the pusher until the
         // reply is written, so the reply goes out before any delivery.
-        let s = self
+        let feed = self
             .writer
             .send_after(&Response::Subscribed { id, sub: number }, || {
-                Subscription::start(sub, number, batch as usize, max, writer)
+                Feed::start(sub, spec, writer)
             })?;
-        self.subs.insert(number, s);
+        self.feeds.insert(number, feed);
         Ok(())
+    }
+
+    /// Subscription `sub` of this connection.
+    fn feed(&self, sub: u64) -> Result<&Feed> {
+        self.feeds.get(&sub).ok_or_else(|| unknown_sub(sub))
     }
 
     fn stats(&self, id: u64, topic: Option<String>) -> Result<Response> {
@@ -449,13 +379,13 @@ impl Connection<'_> {
     /// Stops every subscription (their deliveries go back) and closes the
     /// socket.
     fn end(&mut self) {
-        let deadline = Instant::now() + self.shutdown_timeout;
-        for (number, s) in self.subs.drain() {
-            if let Err(e) = s.stop(deadline) {
+        let deadline = Instant::now() + self.config.close_timeout();
+        for (number, feed) in self.feeds.drain() {
+            if let Err(e) = feed.close(deadline) {
                 log::warn!("server: ending subscription {number}: {e}");
             }
         }
-        self.writer.shutdown();
+        self.writer.disconnect();
     }
 }
 

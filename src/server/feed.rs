@@ -1,7 +1,7 @@
-//! A subscription on a server connection: a pusher thread that takes
-//! messages from the engine and pushes them to the client, at most `batch`
-//! unacknowledged at a time, and the in-flight set that acks, nacks and the
-//! end of the connection settle.
+//! [`Feed`]: one subscription on a server connection: a pusher thread that
+//! takes messages from the engine and pushes them to the client, at most
+//! `batch` unacknowledged at a time, and the in-flight set that acks, nacks
+//! and the end of the connection settle.
 //!
 //! # Guarantees
 //!
@@ -12,7 +12,7 @@
 //!   order), one [`Response::Deliver`] frame per batch.
 //! - An entry is in this subscription's in-flight set from the moment it is
 //!   taken until it is acked or nacked here. When the subscription ends
-//!   (unsubscribe, disconnect, server shutdown) every entry still in the set
+//!   (unsubscribe, disconnect, server close) every entry still in the set
 //!   goes back to the queue: entries the client was sent are nacked with
 //!   requeue (the delivery counts toward the topic's dead-letter limit),
 //!   entries never sent are released (it does not).
@@ -23,14 +23,14 @@
 //!   `invalid_argument` error, never applied to the newer delivery.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use super::connection::Writer;
+use super::frame::FrameWriter;
 use super::protocol::{Response, WireDelivery, WireEntry, WireMessage};
 use crate::error::{Error, Result};
 use crate::queue::{EntryId, Interrupter, Subscriber};
-use crate::thread::{self, Worker};
+use crate::thread::{self, lock, Worker};
 
 /// One entry of the in-flight set.
 struct Flight {
@@ -57,41 +57,49 @@ struct Shared {
     room: Condvar,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// What a [`Feed`] pushes and how.
+pub(super) struct FeedSpec {
+    /// The subscription's number on its connection.
+    pub(super) number: u64,
+    /// Unacknowledged deliveries allowed at once.
+    pub(super) window: usize,
+    /// Deliveries after which the feed stops taking; `None` for no limit.
+    pub(super) max: Option<u64>,
+    /// The most message bytes per `deliver` frame (a larger batch goes
+    /// out in several), so frames stay under the limit the client knows.
+    pub(super) frame_budget: usize,
 }
 
-/// A running subscription. [`stop`](Subscription::stop) ends it.
-pub struct Subscription {
+/// A running subscription on a server connection. [`close`](Feed::close)
+/// ends it; so does dropping it.
+pub(super) struct Feed {
     shared: Arc<Shared>,
     interrupter: Interrupter,
     worker: Option<Worker<()>>,
 }
 
-impl Subscription {
-    /// Starts pushing `sub`'s messages as subscription `number` through
-    /// `writer`, at most `window` unacknowledged.
-    pub fn start(
-        sub: Subscriber,
-        number: u64,
-        window: usize,
-        max: Option<u64>,
-        writer: Arc<Writer>,
-    ) -> Result<Self> {
+/// How long a dropped feed waits for its pusher. The connection closes its
+/// feeds with the server's close timeout; a drop only happens when that
+/// path was skipped (a panic).
+const DROP_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Feed {
+    /// Starts pushing `sub`'s messages through `writer`, as `spec` says.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the pusher thread cannot start.
+    pub(super) fn start(sub: Subscriber, spec: FeedSpec, writer: Arc<FrameWriter>) -> Result<Self> {
         let interrupter = sub.interrupter();
         let shared = Arc::new(Shared {
             sub,
-            window: window.max(1),
+            window: spec.window.max(1),
             state: Mutex::new(State::default()),
             room: Condvar::new(),
         });
         let pusher = shared.clone();
-        let worker = thread::spawn("srv-push", move || {
-            push(&pusher, number, max.unwrap_or(u64::MAX), &writer);
-        })?;
-        Ok(Subscription {
+        let worker = thread::spawn("srv-push", move || push(&pusher, &spec, &writer))?;
+        Ok(Feed {
             shared,
             interrupter,
             worker: Some(worker),
@@ -99,7 +107,7 @@ impl Subscription {
     }
 
     /// The topic and subscriber names.
-    pub fn names(&self) -> (&str, &str) {
+    pub(super) fn names(&self) -> (&str, &str) {
         (self.shared.sub.topic(), self.shared.sub.name())
     }
 
@@ -113,7 +121,7 @@ impl Subscription {
     /// an earlier delivery, or never pushed here): nothing is settled
     /// then. Also an error when the engine had meanwhile redelivered some
     /// of them elsewhere (ack timeout): the others are settled.
-    pub fn ack(&self, entries: &[WireEntry], multiple: bool) -> Result<u64> {
+    pub(super) fn ack(&self, entries: &[WireEntry], multiple: bool) -> Result<u64> {
         let ids = self.take(entries, multiple)?;
         let n = self.shared.sub.ack_current(&ids);
         self.shared.room.notify_all();
@@ -125,7 +133,7 @@ impl Subscription {
     /// # Errors
     ///
     /// As [`ack`](Self::ack).
-    pub fn nack(&self, entries: &[WireEntry], requeue: bool) -> Result<u64> {
+    pub(super) fn nack(&self, entries: &[WireEntry], requeue: bool) -> Result<u64> {
         let ids = self.take(entries, false)?;
         // The pusher is woken only after the engine has the entries back,
         // so a requeued entry is the next one it takes.
@@ -136,8 +144,8 @@ impl Subscription {
 
     /// Forgets every in-flight entry without settling it: after a reset
     /// the engine has put them back already.
-    pub fn forget_in_flight(&self) {
-        let mut state = self.shared.lock();
+    pub(super) fn forget_in_flight(&self) {
+        let mut state = lock(&self.shared.state);
         state.by_id.clear();
         state.by_seq.clear();
         drop(state);
@@ -149,7 +157,7 @@ impl Subscription {
     /// be an unsettled delivery of this subscription, else nothing is
     /// removed.
     fn take(&self, entries: &[WireEntry], multiple: bool) -> Result<Vec<EntryId>> {
-        let mut state = self.shared.lock();
+        let mut state = lock(&self.shared.state);
         for (i, e) in entries.iter().enumerate() {
             let id = EntryId::from(*e);
             let reason = match state.by_id.get(&id.slot()) {
@@ -192,12 +200,17 @@ impl Subscription {
 
     /// Stops the pusher, joins it by `deadline`, and gives every entry
     /// still in flight back to the queue.
-    pub fn stop(mut self, deadline: Instant) -> Result<()> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] or [`Error::Panicked`] from the pusher; the
+    /// engine's error when it could not take an entry back.
+    pub(super) fn close(mut self, deadline: Instant) -> Result<()> {
         self.finish(deadline)
     }
 
     fn finish(&mut self, deadline: Instant) -> Result<()> {
-        self.shared.lock().stopped = true;
+        lock(&self.shared.state).stopped = true;
         self.shared.room.notify_all();
         self.interrupter.interrupt();
         let joined = match self.worker.take() {
@@ -205,7 +218,7 @@ impl Subscription {
             None => Ok(()),
         };
         let (sent, unsent): (Vec<_>, Vec<_>) = {
-            let mut state = self.shared.lock();
+            let mut state = lock(&self.shared.state);
             state.by_seq.clear();
             state.by_id.drain().partition(|(_, f)| f.sent)
         };
@@ -244,11 +257,10 @@ fn settled(n: usize, asked: usize) -> Result<u64> {
     Ok(n as u64)
 }
 
-impl Drop for Subscription {
+impl Drop for Feed {
     fn drop(&mut self) {
         if self.worker.is_some() {
-            let deadline = Instant::now() + std::time::Duration::from_secs(10);
-            if let Err(e) = self.finish(deadline) {
+            if let Err(e) = self.finish(Instant::now() + DROP_TIMEOUT) {
                 log::warn!("server: dropping a subscription: {e}");
             }
         }
@@ -256,11 +268,13 @@ impl Drop for Subscription {
 }
 
 /// The pusher thread.
-fn push(shared: &Shared, number: u64, max: u64, writer: &Writer) {
+fn push(shared: &Shared, spec: &FeedSpec, writer: &FrameWriter) {
+    let number = spec.number;
+    let max = spec.max.unwrap_or(u64::MAX);
     let mut pushed = 0u64;
     loop {
         let room = {
-            let mut state = shared.lock();
+            let mut state = lock(&shared.state);
             while !state.stopped && (state.by_id.len() >= shared.window || pushed >= max) {
                 state = shared
                     .room
@@ -283,7 +297,7 @@ fn push(shared: &Shared, number: u64, max: u64, writer: &Writer) {
                     shared.sub.name()
                 );
                 let _ = writer.send(&Response::error(0, &e));
-                writer.shutdown();
+                writer.disconnect();
                 return;
             }
         };
@@ -294,7 +308,7 @@ fn push(shared: &Shared, number: u64, max: u64, writer: &Writer) {
         let mut deliveries = Vec::with_capacity(got.len());
         let mut ids = Vec::with_capacity(got.len());
         {
-            let mut state = shared.lock();
+            let mut state = lock(&shared.state);
             if state.stopped {
                 drop(state);
                 let ids: Vec<EntryId> = got.iter().map(|r| r.id).collect();
@@ -321,7 +335,7 @@ fn push(shared: &Shared, number: u64, max: u64, writer: &Writer) {
         }
         // A batch of large messages goes out in several frames, each under
         // the frame limit the client was told about.
-        let budget = writer.max_frame() / 2;
+        let budget = spec.frame_budget;
         let mut bytes = 0;
         let mut got = got.into_iter().peekable();
         while let Some(r) = got.next() {
@@ -348,7 +362,7 @@ fn push(shared: &Shared, number: u64, max: u64, writer: &Writer) {
                 log::debug!("server: subscription {number}: push failed: {e}");
                 return;
             }
-            let mut state = shared.lock();
+            let mut state = lock(&shared.state);
             for id in ids.drain(..) {
                 if let Some(f) = state.by_id.get_mut(&id.slot()).filter(|f| f.id == id) {
                     f.sent = true;

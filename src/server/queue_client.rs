@@ -1,0 +1,299 @@
+//! [`QueueClient`]: the blocking client of the queue server.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+
+use super::client_config::QueueClientConfig;
+use super::client_connection::{unexpected, ClientConnection};
+use super::protocol::{Request, Response, WireMessage};
+use super::remote_subscriber::RemoteSubscriber;
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::queue::{DeadLetter, SubscriberStats};
+use crate::thread::{self, lock, Worker};
+
+/// A connection to a queue server.
+///
+/// One TCP connection with one reader thread (`syncmq-client`) that routes
+/// replies to the callers waiting for them and deliveries to their
+/// [`RemoteSubscriber`]. It is `Send + Sync`: threads may share one
+/// client, and their requests go out one after the other on the
+/// connection (the server answers them in order, one at a time; open more
+/// clients for more parallel publishes).
+///
+/// # Guarantees
+///
+/// - [`publish`](Self::publish) returns `Ok` only after the server said the
+///   messages are durable. An error means they may or may not be stored
+///   (the connection may have died after the write): publish again, and
+///   use a dedupe key if duplicates matter.
+/// - Deliveries come in queue order; see [`RemoteSubscriber`] for how they
+///   are settled. Deliveries not settled when the client or the connection
+///   goes away are redelivered by the server.
+/// - [`close`](Self::close), or dropping the client, waits until the
+///   server has read every ack sent before, then closes the connection and
+///   joins the reader thread.
+/// - A quiet client is not closed by the server's idle timeout: when the
+///   server announces one, the reader thread sends a `ping` whenever
+///   nothing went out for a third of it (subscriptions waiting for
+///   deliveries included).
+pub struct QueueClient {
+    connection: Arc<ClientConnection>,
+    config: QueueClientConfig,
+    reader: Mutex<Option<Worker<()>>>,
+}
+
+impl fmt::Debug for QueueClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueClient").finish_non_exhaustive()
+    }
+}
+
+impl QueueClient {
+    /// Connects to the server at `addr` (`host:port`) with the defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Disconnected`] when nothing answers or the handshake fails
+    /// (naming the address); [`Error::Codec`] when the server speaks another
+    /// protocol version; [`Error::Busy`] when it has all the connections it
+    /// allows.
+    pub fn connect(addr: impl ToSocketAddrs) -> Result<Self> {
+        Self::connect_with(addr, QueueClientConfig::default())
+    }
+
+    /// Connects with `config`, trying each address `addr` resolves to.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect) (the last address's error);
+    /// [`Error::InvalidArgument`] from [`QueueClientConfig::validate`], or
+    /// naming `addr` when it resolves to nothing.
+    pub fn connect_with(addr: impl ToSocketAddrs, config: QueueClientConfig) -> Result<Self> {
+        config.validate()?;
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| Error::invalid("addr", format!("not a socket address: {e}")))?
+            .collect();
+        let mut last = Error::invalid("addr", "resolves to no address");
+        for a in addrs {
+            match ClientConnection::open(a, config.connect_timeout()) {
+                Ok((connection, reader)) => {
+                    let connection = Arc::new(connection);
+                    let reading = connection.clone();
+                    let worker = thread::spawn("client", move || reading.read_loop(reader))?;
+                    return Ok(QueueClient {
+                        connection,
+                        config,
+                        reader: Mutex::new(Some(worker)),
+                    });
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Publishes `messages` to `topic` in one atomic batch and returns once
+    /// the server says they are durable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] from the server for an unknown topic,
+    /// [`Error::InvalidArgument`] for a message over the size limit
+    /// (nothing was stored either way); [`Error::Codec`] when the batch is
+    /// over the frame limit (split it); [`Error::Disconnected`] when the
+    /// connection failed, [`Error::Timeout`] when no reply came within the
+    /// request timeout (the messages may or may not be stored).
+    pub fn publish(&self, topic: &str, messages: &[Message]) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let wire: Vec<WireMessage> = messages.iter().map(WireMessage::from).collect();
+        match self
+            .connection
+            .call(self.config.request_timeout(), |id| Request::Publish {
+                id,
+                topic: topic.to_string(),
+                messages: wire,
+            })? {
+            Response::Published { .. } => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Subscribes as `subscriber` of `topic`, with the configured batch.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown topic or subscriber;
+    /// [`Error::InvalidArgument`] naming `max_subscriptions` when the
+    /// connection holds as many as the server allows;
+    /// [`Error::Disconnected`] when the connection failed.
+    pub fn subscribe(&self, topic: &str, subscriber: &str) -> Result<RemoteSubscriber> {
+        self.subscribe_with(topic, subscriber, self.config.batch())
+    }
+
+    /// Subscribes with at most `batch` unacknowledged deliveries at a time.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe); [`Error::InvalidArgument`] for a
+    /// zero batch.
+    pub fn subscribe_with(
+        &self,
+        topic: &str,
+        subscriber: &str,
+        batch: u32,
+    ) -> Result<RemoteSubscriber> {
+        self.subscribe_limited(topic, subscriber, batch, None)
+    }
+
+    /// Subscribes for at most `max` deliveries in all (redeliveries
+    /// included), `batch` unacknowledged at a time: for a consumer that
+    /// wants N messages and must not be sent more (what it was sent and
+    /// did not settle when it leaves counts as a delivery).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe_with`](Self::subscribe_with).
+    pub fn subscribe_limited(
+        &self,
+        topic: &str,
+        subscriber: &str,
+        batch: u32,
+        max: Option<u64>,
+    ) -> Result<RemoteSubscriber> {
+        if batch == 0 {
+            return Err(Error::invalid("batch", "must be at least 1"));
+        }
+        let (sub, rx) = self
+            .connection
+            .subscribe(self.config.request_timeout(), |id| Request::Subscribe {
+                id,
+                topic: topic.into(),
+                subscriber: subscriber.into(),
+                batch,
+                max,
+            })?;
+        Ok(RemoteSubscriber::new(self.connection.clone(), sub, rx))
+    }
+
+    /// ppmq's reconnect: every in-flight delivery of `subscriber` goes back
+    /// to the front of its queue. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe).
+    pub fn reset(&self, topic: &str, subscriber: &str) -> Result<u64> {
+        self.count(|id| Request::Reset {
+            id,
+            topic: topic.into(),
+            subscriber: subscriber.into(),
+        })
+    }
+
+    /// The counters of every subscriber of `topic`, or of every topic.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown topic; [`Error::Disconnected`].
+    pub fn stats(&self, topic: Option<&str>) -> Result<Vec<SubscriberStats>> {
+        match self
+            .connection
+            .call(self.config.request_timeout(), |id| Request::Stats {
+                id,
+                topic: topic.map(str::to_string),
+            })? {
+            Response::Stats { stats, .. } => Ok(stats.into_iter().map(Into::into).collect()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Up to `limit` dead letters of `subscriber`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe).
+    pub fn dead_letters(
+        &self,
+        topic: &str,
+        subscriber: &str,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>> {
+        match self
+            .connection
+            .call(self.config.request_timeout(), |id| Request::DeadLetters {
+                id,
+                topic: topic.into(),
+                subscriber: subscriber.into(),
+                limit,
+            })? {
+            Response::DeadLetters { letters, .. } => {
+                Ok(letters.into_iter().map(Into::into).collect())
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Moves every dead letter of `subscriber` back to its queue. Returns
+    /// how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe).
+    pub fn replay_dead_letters(&self, topic: &str, subscriber: &str) -> Result<u64> {
+        self.count(|id| Request::ReplayDeadLetters {
+            id,
+            topic: topic.into(),
+            subscriber: subscriber.into(),
+        })
+    }
+
+    fn count(&self, make: impl FnOnce(u64) -> Request) -> Result<u64> {
+        match self.connection.call(self.config.request_timeout(), make)? {
+            Response::Done { count, .. } => Ok(count),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Waits until the server has read every ack and nack sent so far,
+    /// then closes the connection and joins the reader thread (each at most
+    /// the [close timeout](QueueClientConfig::close_timeout)). Deliveries not settled yet are redelivered by the
+    /// server. Calling it again does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if the reader thread did not stop in time. A
+    /// server that does not answer in time is logged, not an error: what it
+    /// did not read comes again (at least once).
+    pub fn close(&self) -> Result<()> {
+        let Some(worker) = lock(&self.reader).take() else {
+            return Ok(());
+        };
+        let timeout = self.config.close_timeout();
+        if !self.connection.has_ended() {
+            // The server answers in order: its reply to this ping means it
+            // has applied every ack and nack written before it.
+            match self
+                .connection
+                .call(Some(timeout), |id| Request::Ping { id })
+            {
+                Ok(_) => {}
+                Err(e @ Error::Timeout { .. }) => log::warn!("client: close: {e}"),
+                Err(e) => log::debug!("client: close: {e}"),
+            }
+        }
+        self.connection.disconnect();
+        worker.join_timeout(timeout)
+    }
+}
+
+impl Drop for QueueClient {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            log::warn!("client: close on drop: {e}");
+        }
+    }
+}
