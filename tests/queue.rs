@@ -184,7 +184,7 @@ fn nack_reset_and_dead_letters(fx: Fixture) {
     assert_eq!(q.stats("t").unwrap()[0].dead_lettered, 0);
     if let Fixture::Memory(store) = &fx {
         assert!(store.keys(Space::Messages).is_empty());
-        assert!(store.keys(Space::Dead).is_empty());
+        assert!(store.keys(Space::DeadLetters).is_empty());
         assert!(store.keys(Space::Attempts).is_empty());
     }
 }
@@ -298,7 +298,7 @@ fn restart_brings_back_in_flight_and_keeps_counting(fx: Fixture) {
 
     // The declared topics come back even without the config.
     let q = fx.open(QueueConfig::new()).unwrap();
-    assert_eq!(q.topics(), cfg.topics);
+    assert_eq!(q.topics(), cfg.topics());
     let stats = &q.stats("t").unwrap()[0];
     assert_eq!((stats.depth, stats.in_flight), (2, 0));
     q.publish("t", &[msg("m3")]).unwrap();

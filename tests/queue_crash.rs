@@ -95,7 +95,7 @@ fn child() {
                         let mut outstanding = std::collections::VecDeque::new();
                         for i in 0.. {
                             if outstanding.len() == WINDOW {
-                                let (id, receipt): (String, syncmq::queue::Receipt) =
+                                let (id, receipt): (String, syncmq::Receipt) =
                                     outstanding.pop_front().unwrap();
                                 receipt.wait().unwrap();
                                 println!("published {id}");

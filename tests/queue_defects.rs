@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use syncmq::queue::{
-    store::Entry, Batch, MemoryStore, Op, Queue, QueueConfig, Space, Store, TopicConfig,
-};
+use syncmq::queue::{Batch, MemoryStore, Op, Queue, QueueConfig, Space, Store, TopicConfig};
 use syncmq::server::{Client, ClientConfig, Server, ServerConfig, DEFAULT_REQUEST_TIMEOUT};
 use syncmq::{Error, Message};
 
@@ -36,8 +34,8 @@ impl Store for PanickingStore {
         from: &[u8],
         to: &[u8],
         limit: usize,
-    ) -> syncmq::Result<Vec<Entry>> {
-        if space == Space::Dead && self.panic_on_dead_scan.swap(false, Ordering::SeqCst) {
+    ) -> syncmq::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if space == Space::DeadLetters && self.panic_on_dead_scan.swap(false, Ordering::SeqCst) {
             panic!("test store: scan of dead letters");
         }
         self.inner.scan(space, from, to, limit)

@@ -186,7 +186,7 @@ fn run(ops: Vec<Op>) {
     for space in [
         Space::Messages,
         Space::Queue,
-        Space::Dead,
+        Space::DeadLetters,
         Space::Attempts,
         Space::Refs,
     ] {

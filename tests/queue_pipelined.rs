@@ -8,14 +8,14 @@ mod common;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use syncmq::queue::{
-    Batch, Durability, MemoryStore, Queue, QueueConfig, Receipt, Space, Store, TopicConfig,
+    Batch, Durability, MemoryStore, Queue, QueueConfig, Space, Store, TopicConfig,
 };
-use syncmq::{Error, Message};
+use syncmq::{Error, Message, Receipt};
 
 fn config() -> QueueConfig {
     QueueConfig::new().with_topic(TopicConfig::new("t", ["a"]).with_ack_timeout(Duration::ZERO))
@@ -89,6 +89,43 @@ impl Store for Syncs {
         if self.fail.load(Ordering::SeqCst) {
             return Err(Error::storage_reason("test store", "disk on fire"));
         }
+        Ok(())
+    }
+}
+
+/// A memory store whose every sync says that it started and then waits
+/// until the test lets it go (or drops its sender): a sync that takes as
+/// long as the test wants.
+struct HeldSyncs {
+    inner: MemoryStore,
+    started: Mutex<mpsc::Sender<()>>,
+    release: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Store for HeldSyncs {
+    fn get(&self, space: Space, key: &[u8]) -> syncmq::Result<Option<Vec<u8>>> {
+        self.inner.get(space, key)
+    }
+    fn scan(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> syncmq::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.scan(space, from, to, limit)
+    }
+    fn write(&self, batch: Batch) -> syncmq::Result<()> {
+        self.inner.write(batch)
+    }
+    fn flush(&self) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn sync(&self) -> syncmq::Result<()> {
+        // Nobody listening any more is fine: the test is past that point.
+        let _ = self.started.lock().unwrap().send(());
+        // Released, or the test dropped its sender: go on either way.
+        let _ = self.release.lock().unwrap().recv();
         Ok(())
     }
 }
@@ -257,4 +294,53 @@ fn buffered_receipts_do_not_sync() {
     }
     assert_eq!(store.count(), 0);
     assert_eq!(drain(&q).len(), 20);
+}
+
+#[test]
+fn wait_timeout_gives_up_while_another_publishers_sync_runs() {
+    let (started_tx, started) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let store = Arc::new(HeldSyncs {
+        inner: MemoryStore::new(),
+        started: Mutex::new(started_tx),
+        release: Mutex::new(release_rx),
+    });
+    let q = Queue::with_store(store, config()).unwrap();
+    let first = q.send("t", &[msg("first")]).unwrap();
+    let leader = thread::spawn(move || first.wait());
+    started.recv().unwrap(); // the leader is inside its sync, held
+    let second = q.send("t", &[msg("second")]).unwrap();
+    let waited = Instant::now();
+    let timeout = Duration::from_millis(50);
+    match second.wait_timeout(timeout) {
+        Err(Error::Timeout { after, .. }) => assert!(after >= timeout, "{after:?}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(waited.elapsed() >= timeout, "gave up early");
+    release.send(()).unwrap();
+    leader.join().unwrap().unwrap();
+    // The timed-out send was written all the same; a later wait (this one
+    // leads its own sync) covers it, well within its time.
+    let third = q.send("t", &[msg("third")]).unwrap();
+    release.send(()).unwrap();
+    third.wait_timeout(Duration::from_secs(60)).unwrap();
+    started.recv().unwrap();
+    drop(release); // close's sync goes through unheld
+    assert_eq!(drain(&q), ["first", "second", "third"]);
+    q.close().unwrap();
+}
+
+#[test]
+fn wait_timeout_returns_ok_once_durable_and_a_settled_receipt_at_once() {
+    let store = Syncs::new(1);
+    let q = Queue::with_store(store.clone(), config()).unwrap();
+    let receipt = q.send("t", &[msg("x")]).unwrap();
+    assert_eq!(receipt.ticket(), 1);
+    receipt.wait_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(store.count(), 1, "the timed wait led the sync");
+    // Nothing to wait for: no sync, and no timeout even at zero.
+    let empty = q.send("t", &[]).unwrap();
+    assert_eq!(empty.ticket(), 0);
+    empty.wait_timeout(Duration::ZERO).unwrap();
+    assert_eq!(store.count(), 1);
 }

@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use fjall::{Database, KeyspaceCreateOptions, PersistMode};
-use syncmq::queue::{Durability, Queue, QueueConfig, Receipt, TopicConfig};
+use syncmq::queue::{Durability, Queue, QueueConfig, TopicConfig};
 use syncmq::Message;
+use syncmq::Receipt;
 
 use crate::report::Table;
 

@@ -1,77 +1,31 @@
-//! Consuming: taking entries, acks and nacks, redelivery at the front,
-//! dead letters and expiry.
+//! Taking: [`State::take`] hands out entries, redeliveries first, then
+//! each queue from its cursor, priority 0 first, FIFO within a level.
 //!
 //! An entry taken by a consumer stays in the store and moves, in memory, to
-//! the subscriber's in-flight set with an ack deadline. `ack` deletes it
-//! (and the message, once no subscriber holds it); `nack` with requeue,
-//! `reset` and a passed deadline put it back at the front of its priority
-//! level, in queue order; after `max_deliveries` deliveries, or on `nack`
-//! without requeue, it moves to the subscriber's dead-letter queue instead.
-//!
-//! # Delivery counts survive restarts
-//!
-//! Taking an entry writes its new delivery count (the `attempts` space)
-//! in the take's batch, and the batch is flushed to the OS before the
-//! messages are handed out. So a delivery that reached a consumer counts
-//! even if the process then dies (`kill -9` included): after a reopen the
-//! entry comes back as delivery n + 1 (`deliveries` > 1, redelivered), and
-//! an entry that had used up `max_deliveries` goes to the dead-letter queue
-//! when it is next taken instead of being delivered again. A poison message
-//! that crashes its consumer is thus dead-lettered after `max_deliveries`
-//! crashes, with no extra delivery per crash. Only a crash of the machine
-//! (power loss) can forget counts written since the last fsync (the next
-//! group commit, or close): then at most the deliveries made since that
-//! fsync are not counted.
-//! Priority 0 is served first, FIFO within a level.
-//!
-//! # A corrupt message is set aside
-//!
-//! When the message of an entry being taken cannot be read (its bytes do
-//! not decode, it is missing, or the table block holding it is damaged,
-//! which `FjallStore` reports as an [`Error::Corrupt`] naming the key and
-//! the table file), the entry is set aside: it is not delivered, an ERROR
-//! log names the entry, the subscriber and the error, and the batch goes
-//! on with the next entry, so one damaged block does not stop the queue.
-//! The entry stays in the store as it is (nothing is deleted on account of
-//! a read that failed; a repaired file brings it back), `depth` no longer
-//! counts it, and the next open meets it again and says so again. It is
-//! not dead-lettered: the dead-letter queue would then fail to list it
-//! too. A damaged block of queue entries themselves cannot be stepped
-//! over (the positions after it are unknown): `next_batch` fails with that
-//! `Error::Corrupt`.
+//! the subscriber's in-flight set with an ack deadline (`settle.rs` takes it
+//! out again). Taking writes the entry's new delivery count (the
+//! `attempts` space) in the take's batch, and the batch is flushed to the
+//! OS before the messages are handed out, so that a delivery that reached
+//! a consumer counts even if the process then dies; an entry that had used
+//! up `max_deliveries` before a restart is dead-lettered when it is next
+//! taken. An entry whose message cannot be read is set aside, not
+//! delivered. What this means for users is on
+//! [`Subscriber::next_batch`](super::Subscriber::next_batch).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime};
 
-use super::engine::{missing_sub, Inflight, State, Sub, TopicInfo};
+use super::entry::{EntryId, Received};
 use super::keys;
+use super::settle::drop_entry;
+use super::state::State;
 use super::store::{Batch, Space, Store};
-use super::subscriber::{DeadLetter, EntryId, Received, SubscriberStats};
+use super::subscriber_state::{Inflight, SubscriberState};
+use super::topic::TopicInfo;
 use crate::error::{Error, Result};
 use crate::message::Message;
 
 impl State {
-    fn parts(&mut self, sub_id: u32) -> Result<(&mut Sub, TopicInfo, &dyn Store)> {
-        let sub = self
-            .subs
-            .get_mut(&sub_id)
-            .ok_or_else(|| missing_sub(sub_id))?;
-        let topic = self
-            .topics
-            .get(&sub.topic)
-            .ok_or_else(|| missing_sub(sub_id))?;
-        Ok((sub, topic.info(), &*self.store))
-    }
-
-    fn sub_topic(&self, sub_id: u32) -> Result<String> {
-        Ok(self
-            .subs
-            .get(&sub_id)
-            .ok_or_else(|| missing_sub(sub_id))?
-            .topic
-            .clone())
-    }
-
     /// Takes up to `max` entries for `sub_id`: redeliveries first, then the
     /// queue from its cursor, priority 0 first. Expired messages are dropped
     /// and counted on the way. Returns an error only when nothing could be
@@ -227,309 +181,6 @@ impl State {
             }
         }
     }
-
-    /// Acks deliveries; returns how many. `strict`: a stale or unknown id
-    /// is an error and nothing is acked; otherwise such ids are skipped.
-    pub(crate) fn ack(&mut self, sub_id: u32, ids: &[EntryId], strict: bool) -> Result<usize> {
-        let mut batch = Batch::new();
-        let mut removed = Vec::new();
-        let (sub, info, store) = self.parts(sub_id)?;
-        for id in current(sub, ids, strict)? {
-            if let Some(inflight) = sub.inflight.remove(&id) {
-                drop_entry(sub, info, store, id, inflight.seq, &mut batch)?;
-                removed.push((id, inflight));
-            }
-        }
-        if !removed.is_empty() {
-            sub.put_counters(&mut batch);
-        }
-        self.forget_deadlines(sub_id, &removed);
-        self.store.write(batch)?;
-        Ok(removed.len())
-    }
-
-    /// Acks `id` and every entry of the subscriber delivered before it.
-    pub(crate) fn ack_through(&mut self, sub_id: u32, id: EntryId) -> Result<usize> {
-        let sub = self.subs.get(&sub_id).ok_or_else(|| missing_sub(sub_id))?;
-        let slot = current(sub, &[id], true)?[0];
-        let Some(last) = sub.inflight.get(&slot).map(|i| i.tag) else {
-            return Ok(0);
-        };
-        let ids: Vec<EntryId> = sub
-            .inflight
-            .iter()
-            .filter(|(_, i)| i.tag <= last)
-            .map(|(slot, i)| current_id(*slot, i))
-            .collect();
-        self.ack(sub_id, &ids, true)
-    }
-
-    /// Gives deliveries back (`requeue`) or dead-letters them; `strict` as
-    /// for `ack`.
-    pub(crate) fn nack(
-        &mut self,
-        sub_id: u32,
-        ids: &[EntryId],
-        requeue: bool,
-        strict: bool,
-    ) -> Result<usize> {
-        self.give_back_ids(sub_id, ids, requeue, false, strict)
-    }
-
-    /// Gives deliveries that never reached a consumer back to the front,
-    /// without counting the delivery; `strict` as for `ack`.
-    pub(crate) fn release(&mut self, sub_id: u32, ids: &[EntryId], strict: bool) -> Result<usize> {
-        self.give_back_ids(sub_id, ids, true, true, strict)
-    }
-
-    fn give_back_ids(
-        &mut self,
-        sub_id: u32,
-        ids: &[EntryId],
-        requeue: bool,
-        uncount: bool,
-        strict: bool,
-    ) -> Result<usize> {
-        let sub = self
-            .subs
-            .get_mut(&sub_id)
-            .ok_or_else(|| missing_sub(sub_id))?;
-        let slots = current(sub, ids, strict)?;
-        let taken: Vec<(EntryId, Inflight)> = slots
-            .iter()
-            .filter_map(|id| sub.inflight.remove(id).map(|i| (*id, i)))
-            .map(|(id, mut i)| {
-                if uncount {
-                    i.deliveries = i.deliveries.saturating_sub(1);
-                }
-                (id, i)
-            })
-            .collect();
-        self.forget_deadlines(sub_id, &taken);
-        let n = taken.len();
-        self.give_back(sub_id, taken, !requeue)?;
-        Ok(n)
-    }
-
-    /// Every in-flight entry of the subscriber back to the front (ppmq's
-    /// ResetAck, for a consumer that reconnects).
-    pub(crate) fn reset(&mut self, sub_id: u32) -> Result<usize> {
-        let sub = self
-            .subs
-            .get_mut(&sub_id)
-            .ok_or_else(|| missing_sub(sub_id))?;
-        let taken: Vec<(EntryId, Inflight)> = sub.inflight.drain().collect();
-        self.forget_deadlines(sub_id, &taken);
-        let n = taken.len();
-        self.give_back(sub_id, taken, false)?;
-        Ok(n)
-    }
-
-    /// Redelivers every entry whose ack deadline is at or before `now`.
-    /// Returns the subscribers that got entries back and the next deadline.
-    pub(crate) fn sweep(&mut self, now: Instant) -> (Vec<u32>, Option<Instant>) {
-        let mut expired: std::collections::BTreeMap<u32, Vec<(EntryId, Inflight)>> =
-            Default::default();
-        while let Some(&first) = self.deadlines.first() {
-            if first.0 > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            let (_, tag, sub_id, id) = first;
-            if let Some(sub) = self.subs.get_mut(&sub_id) {
-                if sub.inflight.get(&id).is_some_and(|i| i.tag == tag) {
-                    if let Some(i) = sub.inflight.remove(&id) {
-                        expired.entry(sub_id).or_default().push((id, i));
-                    }
-                }
-            }
-        }
-        let mut woken = Vec::new();
-        for (sub_id, taken) in expired {
-            log::debug!("queue: {} deliveries timed out; redelivering", taken.len());
-            if let Err(e) = self.give_back(sub_id, taken, false) {
-                log::error!("queue: redelivery after an ack timeout failed: {e}");
-            }
-            woken.push(sub_id);
-        }
-        (woken, self.deadlines.first().map(|d| d.0))
-    }
-
-    fn forget_deadlines(&mut self, sub_id: u32, taken: &[(EntryId, Inflight)]) {
-        for (id, i) in taken {
-            if let Some(d) = i.deadline {
-                self.deadlines.remove(&(d, i.tag, sub_id, *id));
-            }
-        }
-    }
-
-    /// Puts entries taken out of flight back at the front, in queue order,
-    /// or into the dead-letter queue (`dead`, or when they reached the
-    /// topic's delivery limit).
-    fn give_back(
-        &mut self,
-        sub_id: u32,
-        taken: Vec<(EntryId, Inflight)>,
-        dead: bool,
-    ) -> Result<()> {
-        if taken.is_empty() {
-            return Ok(());
-        }
-        // Dead-lettering reserves positions.
-        let topic = self.sub_topic(sub_id)?;
-        self.reserving(&topic, |state| state.give_back_batch(sub_id, taken, dead))
-    }
-
-    fn give_back_batch(
-        &mut self,
-        sub_id: u32,
-        taken: Vec<(EntryId, Inflight)>,
-        dead: bool,
-    ) -> Result<()> {
-        let State {
-            topics,
-            subs,
-            store,
-            ..
-        } = self;
-        let sub = subs.get_mut(&sub_id).ok_or_else(|| missing_sub(sub_id))?;
-        let topic = topics
-            .get_mut(&sub.topic)
-            .ok_or_else(|| missing_sub(sub_id))?;
-        let max = topic.config.max_deliveries;
-        let mut batch = Batch::new();
-        let mut front = Vec::new();
-        for (id, i) in taken {
-            let qkey = keys::queue(sub.id, id.priority, id.position);
-            if dead || (max > 0 && i.deliveries >= max) {
-                let position = topic.alloc_seq(&mut batch);
-                let value = [i.seq.to_be_bytes().as_slice(), &i.deliveries.to_be_bytes()].concat();
-                batch.put(Space::Dead, keys::dead(sub.id, position), value);
-                batch.delete_weak(Space::Queue, qkey.clone());
-                if sub.attempts.remove(&id).is_some() {
-                    batch.delete(Space::Attempts, qkey);
-                }
-                sub.counters.entries = sub.counters.entries.saturating_sub(1);
-                sub.counters.dead += 1;
-            } else {
-                if i.deliveries == 0 {
-                    if sub.attempts.remove(&id).is_some() {
-                        batch.delete(Space::Attempts, qkey);
-                    }
-                } else {
-                    sub.attempts.insert(id, i.deliveries);
-                    batch.put(Space::Attempts, qkey, i.deliveries.to_be_bytes().to_vec());
-                }
-                front.push((id, i.seq));
-            }
-        }
-        // The redelivery list stays in queue order, whatever order entries
-        // come back in: it is served before the rest of the level.
-        for (id, seq) in front {
-            let list = &mut sub.redeliver[usize::from(id.priority)];
-            let at = list.partition_point(|(other, _)| other.position < id.position);
-            list.insert(at, (id, seq));
-        }
-        sub.put_counters(&mut batch);
-        store.write(batch)?;
-        sub.cond.notify_all();
-        Ok(())
-    }
-
-    /// Up to `limit` dead letters of the subscriber, oldest first.
-    pub(crate) fn dead_letters(&mut self, sub_id: u32, limit: usize) -> Result<Vec<DeadLetter>> {
-        let (sub, info, store) = self.parts(sub_id)?;
-        let entries = store.scan(
-            Space::Dead,
-            &keys::sub_start(sub.id),
-            &keys::sub_end(sub.id),
-            limit,
-        )?;
-        let mut out = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            let position = keys::read_u64(&key, 4, Space::Dead, &key)?;
-            let seq = keys::read_u64(&value, 0, Space::Dead, &key)?;
-            let deliveries = keys::read_u32(&value, 8, Space::Dead, &key)?;
-            out.push(DeadLetter {
-                position,
-                message: read_message(store, info.id, seq, Space::Dead, &key)?,
-                deliveries,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Moves every dead letter back to the end of its queue (`replay`), or
-    /// deletes them all. Returns how many.
-    pub(crate) fn drain_dead(&mut self, sub_id: u32, replay: bool) -> Result<usize> {
-        // Replaying reserves positions.
-        let topic = self.sub_topic(sub_id)?;
-        self.reserving(&topic, |state| state.drain_dead_batches(sub_id, replay))
-    }
-
-    fn drain_dead_batches(&mut self, sub_id: u32, replay: bool) -> Result<usize> {
-        let mut n = 0;
-        loop {
-            let State {
-                topics,
-                subs,
-                store,
-                ..
-            } = &mut *self;
-            let sub = subs.get_mut(&sub_id).ok_or_else(|| missing_sub(sub_id))?;
-            let topic = topics
-                .get_mut(&sub.topic)
-                .ok_or_else(|| missing_sub(sub_id))?;
-            let info = topic.info();
-            let last_priority = topic.config.priorities - 1;
-            let entries = store.scan(
-                Space::Dead,
-                &keys::sub_start(sub.id),
-                &keys::sub_end(sub.id),
-                1024,
-            )?;
-            if entries.is_empty() {
-                if n > 0 {
-                    sub.cond.notify_all();
-                }
-                return Ok(n);
-            }
-            let mut batch = Batch::new();
-            for (key, value) in entries {
-                let seq = keys::read_u64(&value, 0, Space::Dead, &key)?;
-                if replay {
-                    let message = read_message(&**store, info.id, seq, Space::Dead, &key)?;
-                    let position = topic.alloc_seq(&mut batch);
-                    let priority = message.priority().min(last_priority);
-                    batch.put(
-                        Space::Queue,
-                        keys::queue(sub.id, priority, position),
-                        seq.to_be_bytes().to_vec(),
-                    );
-                    sub.counters.entries += 1;
-                } else {
-                    release_message(info, &**store, seq, &mut batch)?;
-                }
-                batch.delete_weak(Space::Dead, key);
-                sub.counters.dead = sub.counters.dead.saturating_sub(1);
-                n += 1;
-            }
-            sub.put_counters(&mut batch);
-            store.write(batch)?;
-        }
-    }
-
-    pub(crate) fn stats(&self, sub_id: u32) -> Result<SubscriberStats> {
-        let sub = self.subs.get(&sub_id).ok_or_else(|| missing_sub(sub_id))?;
-        Ok(SubscriberStats {
-            topic: sub.topic.clone(),
-            subscriber: sub.name.clone(),
-            depth: sub.ready(),
-            in_flight: sub.inflight.len() as u64,
-            dead_lettered: sub.counters.dead,
-            expired: sub.counters.expired,
-        })
-    }
 }
 
 /// Reads the message of entry `(id, seq)`. `None` when it expired: then the
@@ -537,7 +188,7 @@ impl State {
 /// any subscriber takes the entry from the store.
 #[allow(clippy::too_many_arguments)]
 fn pull(
-    sub: &mut Sub,
+    sub: &mut SubscriberState,
     info: TopicInfo,
     store: &dyn Store,
     id: EntryId,
@@ -578,10 +229,10 @@ fn pull(
 /// `pulled` as [`pull`] returned it for entry `id`; `None` when its
 /// message is corrupt (unreadable bytes, a damaged table block, missing):
 /// then the entry is set aside, reported at ERROR, and the caller goes on
-/// with the next one. See "A corrupt message is set aside" in the module
-/// docs.
+/// with the next one. See "A corrupt message is set aside" on
+/// [`Subscriber::next_batch`](super::Subscriber::next_batch).
 fn readable(
-    sub: &mut Sub,
+    sub: &mut SubscriberState,
     id: EntryId,
     pulled: Result<Option<Message>>,
 ) -> Result<Option<Option<Message>>> {
@@ -605,7 +256,12 @@ fn readable(
 /// The entry as an in-flight record to dead-letter, when it was delivered
 /// `max_deliveries` times already: a consumer crashed (or the queue was
 /// reopened) while holding its last allowed delivery.
-fn exhausted(sub: &Sub, info: TopicInfo, id: EntryId, seq: u64) -> Option<(EntryId, Inflight)> {
+fn exhausted(
+    sub: &SubscriberState,
+    info: TopicInfo,
+    id: EntryId,
+    seq: u64,
+) -> Option<(EntryId, Inflight)> {
     let deliveries = sub.attempts.get(&id).copied().unwrap_or(0);
     (info.max_deliveries > 0 && deliveries >= info.max_deliveries).then_some((
         id,
@@ -622,7 +278,7 @@ fn exhausted(sub: &Sub, info: TopicInfo, id: EntryId, seq: u64) -> Option<(Entry
 /// `batch` so that it survives a restart.
 #[allow(clippy::too_many_arguments)]
 fn deliver(
-    sub: &mut Sub,
+    sub: &mut SubscriberState,
     info: TopicInfo,
     id: EntryId,
     seq: u64,
@@ -663,96 +319,8 @@ fn deliver(
     }
 }
 
-/// The id of the current delivery of in-flight entry `slot`.
-fn current_id(slot: EntryId, inflight: &Inflight) -> EntryId {
-    EntryId {
-        delivery: inflight.deliveries,
-        ..slot
-    }
-}
-
-/// The slots of `ids` that name the current delivery of an in-flight entry.
-/// `strict`: any other id is an [`Error::InvalidArgument`] naming it, so
-/// that an ack of an earlier delivery never settles a later one (which
-/// another consumer may hold); otherwise such ids are skipped.
-fn current(sub: &Sub, ids: &[EntryId], strict: bool) -> Result<Vec<EntryId>> {
-    let mut slots = Vec::with_capacity(ids.len());
-    for (i, id) in ids.iter().enumerate() {
-        let slot = id.slot();
-        let reason = match sub.inflight.get(&slot) {
-            Some(f) if f.deliveries == id.delivery => {
-                slots.push(slot);
-                continue;
-            }
-            _ if !strict => continue,
-            Some(f) if id.delivery < f.deliveries => format!(
-                "delivery {} of entry {slot} of subscriber `{}` is stale: the entry came back \
-                 (ack timeout, nack or reset) and is now out as delivery {}; only the newest \
-                 delivery can be settled",
-                id.delivery, sub.name, f.deliveries
-            ),
-            Some(f) => format!(
-                "entry {slot} of subscriber `{}` has no delivery {} (the current one is {})",
-                sub.name, id.delivery, f.deliveries
-            ),
-            None => format!(
-                "entry {slot} of subscriber `{}` is not in flight: already acked, nacked or \
-                 dead-lettered, or never delivered",
-                sub.name
-            ),
-        };
-        return Err(Error::invalid(format!("ids[{i}]"), reason));
-    }
-    Ok(slots)
-}
-
-/// Deletes the entry and lets go of its message.
-fn drop_entry(
-    sub: &mut Sub,
-    info: TopicInfo,
-    store: &dyn Store,
-    id: EntryId,
-    seq: u64,
-    batch: &mut Batch,
-) -> Result<()> {
-    // The read that can fail first, so that a failure leaves neither
-    // `batch` nor the counters half changed.
-    release_message(info, store, seq, batch)?;
-    let qkey = keys::queue(sub.id, id.priority, id.position);
-    if sub.attempts.remove(&id).is_some() {
-        batch.delete(Space::Attempts, qkey.clone());
-    }
-    batch.delete_weak(Space::Queue, qkey);
-    sub.counters.entries = sub.counters.entries.saturating_sub(1);
-    Ok(())
-}
-
-/// One subscriber is done with message `seq`: delete it when it was the
-/// last one holding it.
-fn release_message(info: TopicInfo, store: &dyn Store, seq: u64, batch: &mut Batch) -> Result<()> {
-    let mkey = keys::message(info.id, seq);
-    if info.fanout {
-        if let Some(v) = store.get(Space::Refs, &mkey)? {
-            let left = keys::read_u32(&v, 0, Space::Refs, &mkey)?;
-            if left > 1 {
-                batch.put(Space::Refs, mkey, (left - 1).to_be_bytes().to_vec());
-                return Ok(());
-            }
-            batch.delete(Space::Refs, mkey.clone());
-        }
-    }
-    if info.dedupe {
-        // Dedupe may have rewritten the message: a weak delete could bring
-        // an older body back.
-        batch.delete(Space::Messages, mkey);
-    } else {
-        batch.delete_weak(Space::Messages, mkey);
-    }
-    Ok(())
-}
-
 /// Reads and decodes message `seq`; errors name the key at fault.
-fn read_message(
+pub(crate) fn read_message(
     store: &dyn Store,
     topic: u32,
     seq: u64,
@@ -777,8 +345,8 @@ fn decode_message(topic: u32, seq: u64, bytes: &[u8]) -> Result<Message> {
 
 /// A queue entry's id and message sequence.
 fn parse_entry(key: &[u8], value: &[u8]) -> Result<(EntryId, u64)> {
-    let id = EntryId::from_queue_key(key)
-        .ok_or_else(|| keys::corrupt(Space::Queue, key, "not a queue key"))?;
+    let id =
+        keys::entry_id(key).ok_or_else(|| keys::corrupt(Space::Queue, key, "not a queue key"))?;
     Ok((id, keys::read_u64(value, 0, Space::Queue, key)?))
 }
 
