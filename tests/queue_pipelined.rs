@@ -3,6 +3,7 @@
 //! where the number of syncs is the point. The kill -9 test is in
 //! `queue_crash.rs`.
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -43,13 +44,21 @@ fn drain(q: &Queue) -> Vec<String> {
 }
 
 /// A memory store that counts syncs, makes each one slow (as an fsync is)
-/// and fails them on demand.
+/// and fails them on demand; or holds each one until the test lets it go.
 #[derive(Default)]
 struct Syncs {
     inner: MemoryStore,
     count: AtomicUsize,
     fail: AtomicBool,
     delay_ms: u64,
+    hold: Option<Hold>,
+}
+
+/// Every sync says that it started and then waits until the test lets it
+/// go (or drops its sender): a sync that takes as long as the test wants.
+struct Hold {
+    started: Mutex<mpsc::Sender<()>>,
+    release: Mutex<mpsc::Receiver<()>>,
 }
 
 impl Syncs {
@@ -58,6 +67,20 @@ impl Syncs {
             delay_ms,
             ..Syncs::default()
         })
+    }
+    /// A store whose syncs are held: a sync sends on the first receiver
+    /// when it starts and ends when the second sender sends.
+    fn held() -> (Arc<Self>, mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let store = Arc::new(Syncs {
+            hold: Some(Hold {
+                started: Mutex::new(started_tx),
+                release: Mutex::new(release_rx),
+            }),
+            ..Syncs::default()
+        });
+        (store, started, release)
     }
     fn count(&self) -> usize {
         self.count.load(Ordering::SeqCst)
@@ -85,47 +108,16 @@ impl Store for Syncs {
     }
     fn sync(&self) -> syncmq::Result<()> {
         self.count.fetch_add(1, Ordering::SeqCst);
+        if let Some(hold) = &self.hold {
+            // Nobody listening any more is fine: the test is past that.
+            let _ = hold.started.lock().unwrap().send(());
+            // Released, or the test dropped its sender: go on either way.
+            let _ = hold.release.lock().unwrap().recv();
+        }
         thread::sleep(Duration::from_millis(self.delay_ms));
         if self.fail.load(Ordering::SeqCst) {
             return Err(Error::storage_reason("test store", "disk on fire"));
         }
-        Ok(())
-    }
-}
-
-/// A memory store whose every sync says that it started and then waits
-/// until the test lets it go (or drops its sender): a sync that takes as
-/// long as the test wants.
-struct HeldSyncs {
-    inner: MemoryStore,
-    started: Mutex<mpsc::Sender<()>>,
-    release: Mutex<mpsc::Receiver<()>>,
-}
-
-impl Store for HeldSyncs {
-    fn get(&self, space: Space, key: &[u8]) -> syncmq::Result<Option<Vec<u8>>> {
-        self.inner.get(space, key)
-    }
-    fn scan(
-        &self,
-        space: Space,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> syncmq::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.inner.scan(space, from, to, limit)
-    }
-    fn write(&self, batch: Batch) -> syncmq::Result<()> {
-        self.inner.write(batch)
-    }
-    fn flush(&self) -> syncmq::Result<()> {
-        Ok(())
-    }
-    fn sync(&self) -> syncmq::Result<()> {
-        // Nobody listening any more is fine: the test is past that point.
-        let _ = self.started.lock().unwrap().send(());
-        // Released, or the test dropped its sender: go on either way.
-        let _ = self.release.lock().unwrap().recv();
         Ok(())
     }
 }
@@ -298,14 +290,8 @@ fn buffered_receipts_do_not_sync() {
 
 #[test]
 fn wait_timeout_gives_up_while_another_publishers_sync_runs() {
-    let (started_tx, started) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel();
-    let store = Arc::new(HeldSyncs {
-        inner: MemoryStore::new(),
-        started: Mutex::new(started_tx),
-        release: Mutex::new(release_rx),
-    });
-    let q = Queue::with_store(store, config()).unwrap();
+    let (store, started, release) = Syncs::held();
+    let q = Queue::with_store(store.clone(), config()).unwrap();
     let first = q.send("t", &[msg("first")]).unwrap();
     let leader = thread::spawn(move || first.wait());
     started.recv().unwrap(); // the leader is inside its sync, held
@@ -325,6 +311,11 @@ fn wait_timeout_gives_up_while_another_publishers_sync_runs() {
     release.send(()).unwrap();
     third.wait_timeout(Duration::from_secs(60)).unwrap();
     started.recv().unwrap();
+    assert_eq!(
+        store.count(),
+        2,
+        "one sync each for the leader and the third"
+    );
     drop(release); // close's sync goes through unheld
     assert_eq!(drain(&q), ["first", "second", "third"]);
     q.close().unwrap();

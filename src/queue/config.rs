@@ -358,6 +358,11 @@ impl QueueConfig {
         self.close_timeout
     }
 
+    /// The topics, for the queue that declares them.
+    pub(crate) fn into_topics(self) -> Vec<TopicConfig> {
+        self.topics
+    }
+
     /// Checks every field.
     ///
     /// # Errors
@@ -412,7 +417,7 @@ mod tests {
         let cfg = QueueConfig::new().with_topic(TopicConfig::new("a", ["x", "x"]));
         match cfg.validate() {
             Err(Error::InvalidArgument { name, .. }) => {
-                assert_eq!(name, "topics[0].subscribers[1]")
+                assert_eq!(name, "topics[0].subscribers[1]");
             }
             other => panic!("{other:?}"),
         }

@@ -32,55 +32,37 @@ impl State {
     /// taken; an error after some entries were taken is left for the next
     /// call (the entry at fault stays where it is).
     pub(crate) fn take(&mut self, sub_id: u32, max: usize) -> Result<Vec<Received>> {
-        let mut out = Vec::new();
         if max == 0 || self.subs.get(&sub_id).is_none_or(|s| s.ready() == 0) {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        let now = Instant::now();
-        let wall = SystemTime::now();
-        let mut batch = Batch::new();
-        let mut tag = self.next_tag;
-        let mut new_deadlines = Vec::new();
-        // Entries that reached the delivery limit before a restart.
-        let mut poisoned = Vec::new();
+        let mut taking = Taking {
+            now: Instant::now(),
+            wall: SystemTime::now(),
+            tag: self.next_tag,
+            batch: Batch::new(),
+            out: Vec::new(),
+            deadlines: Vec::new(),
+            poisoned: Vec::new(),
+        };
         let result = (|| -> Result<()> {
             let (sub, info, store) = self.parts(sub_id)?;
-            for priority in 0..sub.cursors.len() {
-                let p = priority as u8;
-                while out.len() < max {
+            let levels = (0..sub.cursors.len()).zip(0u8..);
+            for (priority, p) in levels {
+                while taking.out.len() < max {
                     let Some(&(id, seq)) = sub.redeliver[priority].front() else {
                         break;
                     };
-                    let taken = pull(sub, info, store, id, seq, None, false, wall, &mut batch);
+                    let taken = taking.entry(sub, info, store, (id, seq), None, false);
                     sub.redeliver[priority].pop_front();
-                    let Some(taken) = readable(sub, id, taken)? else {
-                        continue;
-                    };
-                    if let Some(message) = taken {
-                        if let Some(spent) = exhausted(sub, info, id, seq) {
-                            poisoned.push(spent);
-                            continue;
-                        }
-                        out.push(deliver(
-                            sub,
-                            info,
-                            id,
-                            seq,
-                            message,
-                            now,
-                            &mut tag,
-                            &mut new_deadlines,
-                            &mut batch,
-                        ));
-                    }
+                    taken?;
                 }
-                while out.len() < max {
+                while taking.out.len() < max {
                     let from = keys::queue(sub.id, p, sub.cursors[priority]);
                     let entries = store.scan(
                         Space::Queue,
                         &from,
                         &keys::queue_end(sub.id, p),
-                        max - out.len(),
+                        max - taking.out.len(),
                     )?;
                     if entries.is_empty() {
                         break;
@@ -103,55 +85,38 @@ impl State {
                     for entry in parsed {
                         let (id, seq) = entry?;
                         let body = bodies.remove(&seq);
-                        let taken = pull(sub, info, store, id, seq, body, true, wall, &mut batch);
+                        let taken = taking.entry(sub, info, store, (id, seq), body, true);
                         sub.cursors[priority] = id.position + 1;
-                        let Some(taken) = readable(sub, id, taken)? else {
-                            continue;
-                        };
-                        if let Some(message) = taken {
-                            if let Some(spent) = exhausted(sub, info, id, seq) {
-                                poisoned.push(spent);
-                                continue;
-                            }
-                            out.push(deliver(
-                                sub,
-                                info,
-                                id,
-                                seq,
-                                message,
-                                now,
-                                &mut tag,
-                                &mut new_deadlines,
-                                &mut batch,
-                            ));
-                        }
+                        taken?;
                     }
                 }
-                if out.len() >= max {
+                if taking.out.len() >= max {
                     break;
                 }
             }
             Ok(())
         })();
+        let Taking {
+            tag,
+            mut batch,
+            out,
+            deadlines,
+            poisoned,
+            ..
+        } = taking;
         self.next_tag = tag;
         let earliest = self.deadlines.first().map(|d| d.0);
-        if new_deadlines
-            .iter()
-            .any(|d| earliest.is_none_or(|e| d.0 < e))
-        {
+        if deadlines.iter().any(|d| earliest.is_none_or(|e| d.0 < e)) {
             self.wake_sweeper = true;
         }
-        for d in new_deadlines {
-            self.deadlines.insert(d);
-        }
-        let delivered = !out.is_empty();
+        self.deadlines.extend(deadlines);
         if !batch.is_empty() {
             if let Some(sub) = self.subs.get(&sub_id) {
                 sub.put_counters(&mut batch);
             }
             self.store.write(batch)?;
         }
-        if delivered {
+        if !out.is_empty() {
             // The delivery counts just written reach the OS before any
             // consumer sees the messages, so a consumer that crashes the
             // process (even by kill -9) has had its delivery counted. If
@@ -183,140 +148,149 @@ impl State {
     }
 }
 
-/// Reads the message of entry `(id, seq)`. `None` when it expired: then the
-/// entry is dropped in `batch` and counted. `fresh` is true the first time
-/// any subscriber takes the entry from the store.
-#[allow(clippy::too_many_arguments)]
-fn pull(
-    sub: &mut SubscriberState,
-    info: TopicInfo,
-    store: &dyn Store,
-    id: EntryId,
-    seq: u64,
-    body: Option<Vec<u8>>,
-    fresh: bool,
-    now: SystemTime,
-    batch: &mut Batch,
-) -> Result<Option<Message>> {
-    let qkey = keys::queue(sub.id, id.priority, id.position);
-    let message = match body {
-        Some(bytes) => decode_message(info.id, seq, &bytes)?,
-        None => read_message(store, info.id, seq, Space::Queue, &qkey)?,
-    };
-    // Every read that can fail comes before anything is added to `batch`:
-    // an entry set aside for a failed read (see `readable`) changes nothing.
-    let mut delivered_key = None;
-    if fresh && info.dedupe {
-        if let Some(key) = message.key() {
-            // Delivered now: a later message with this key is a new one.
-            let dkey = keys::dedupe(info.id, key);
-            if store.get(Space::Dedupe, &dkey)?.as_deref() == Some(&seq.to_be_bytes()[..]) {
-                delivered_key = Some(dkey);
-            }
-        }
-    }
-    let expired = message.is_expired_at(now);
-    if expired {
-        drop_entry(sub, info, store, id, seq, batch)?;
-        sub.counters.expired += 1;
-    }
-    if let Some(dkey) = delivered_key {
-        batch.delete(Space::Dedupe, dkey);
-    }
-    Ok((!expired).then_some(message))
-}
-
-/// `pulled` as [`pull`] returned it for entry `id`; `None` when its
-/// message is corrupt (unreadable bytes, a damaged table block, missing):
-/// then the entry is set aside, reported at ERROR, and the caller goes on
-/// with the next one. See "A corrupt message is set aside" on
-/// [`Subscriber::next_batch`](super::Subscriber::next_batch).
-fn readable(
-    sub: &mut SubscriberState,
-    id: EntryId,
-    pulled: Result<Option<Message>>,
-) -> Result<Option<Option<Message>>> {
-    match pulled {
-        Ok(taken) => Ok(Some(taken)),
-        Err(e @ Error::Corrupt { .. }) => {
-            sub.unreadable += 1;
-            log::error!(
-                "queue: entry {id} of subscriber `{}` of topic `{}` set aside, not delivered: \
-                 {e}. It stays in the store as it is; the queue goes on without it until it is \
-                 reopened",
-                sub.name,
-                sub.topic
-            );
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// The entry as an in-flight record to dead-letter, when it was delivered
-/// `max_deliveries` times already: a consumer crashed (or the queue was
-/// reopened) while holding its last allowed delivery.
-fn exhausted(
-    sub: &SubscriberState,
-    info: TopicInfo,
-    id: EntryId,
-    seq: u64,
-) -> Option<(EntryId, Inflight)> {
-    let deliveries = sub.attempts.get(&id).copied().unwrap_or(0);
-    (info.max_deliveries > 0 && deliveries >= info.max_deliveries).then_some((
-        id,
-        Inflight {
-            seq,
-            deliveries,
-            deadline: None,
-            tag: 0,
-        },
-    ))
-}
-
-/// Puts the entry in flight as its next delivery, and records the count in
-/// `batch` so that it survives a restart.
-#[allow(clippy::too_many_arguments)]
-fn deliver(
-    sub: &mut SubscriberState,
-    info: TopicInfo,
-    id: EntryId,
-    seq: u64,
-    message: Message,
+/// One call of [`State::take`]: what it hands out and writes so far.
+struct Taking {
     now: Instant,
-    tag: &mut u64,
-    deadlines: &mut Vec<(Instant, u64, u32, EntryId)>,
-    batch: &mut Batch,
-) -> Received {
-    let deliveries = sub.attempts.get(&id).copied().unwrap_or(0) + 1;
-    sub.attempts.insert(id, deliveries);
-    batch.put(
-        Space::Attempts,
-        keys::queue(sub.id, id.priority, id.position),
-        deliveries.to_be_bytes().to_vec(),
-    );
-    *tag += 1;
-    let deadline = info.ack_timeout.map(|t| now + t);
-    if let Some(d) = deadline {
-        deadlines.push((d, *tag, sub.id, id));
+    wall: SystemTime,
+    /// The tag of the last delivery made.
+    tag: u64,
+    /// The delivery counts, expiries and dedupe releases, written at the
+    /// end in one batch.
+    batch: Batch,
+    out: Vec<Received>,
+    /// The ack deadlines of the deliveries in `out`.
+    deadlines: Vec<(Instant, u64, u32, EntryId)>,
+    /// Entries that reached the delivery limit before a restart, to
+    /// dead-letter.
+    poisoned: Vec<(EntryId, Inflight)>,
+}
+
+impl Taking {
+    /// Takes entry `(id, seq)` of `sub`: delivers it, or drops it when it
+    /// expired, or dead-letters it when it used up its deliveries before a
+    /// restart, or sets it aside when its message cannot be read. `body`
+    /// is the message's bytes when prefetched; `fresh` is true the first
+    /// time any subscriber takes the entry from the store.
+    fn entry(
+        &mut self,
+        sub: &mut SubscriberState,
+        info: TopicInfo,
+        store: &dyn Store,
+        (id, seq): (EntryId, u64),
+        body: Option<Vec<u8>>,
+        fresh: bool,
+    ) -> Result<()> {
+        // Reads the message; `None` when it expired: then the entry is
+        // dropped in the batch and counted.
+        let pull = || -> Result<Option<Message>> {
+            let qkey = keys::queue(sub.id, id.priority, id.position);
+            let message = match body {
+                Some(bytes) => decode_message(info.id, seq, &bytes)?,
+                None => read_message(store, info.id, seq, Space::Queue, &qkey)?,
+            };
+            // Every read that can fail comes before anything is added to the
+            // batch: an entry set aside for a failed read changes nothing.
+            let mut delivered_key = None;
+            if fresh && info.dedupe {
+                if let Some(key) = message.key() {
+                    // Delivered now: a later message with this key is a new one.
+                    let dkey = keys::dedupe(info.id, key);
+                    if store.get(Space::Dedupe, &dkey)?.as_deref() == Some(&seq.to_be_bytes()[..]) {
+                        delivered_key = Some(dkey);
+                    }
+                }
+            }
+            let expired = message.is_expired_at(self.wall);
+            if expired {
+                drop_entry(sub, info, store, id, seq, &mut self.batch)?;
+                sub.counters.expired += 1;
+            }
+            if let Some(dkey) = delivered_key {
+                self.batch.delete(Space::Dedupe, dkey);
+            }
+            Ok((!expired).then_some(message))
+        };
+        let message = match pull() {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(()), // expired
+            Err(e @ Error::Corrupt { .. }) => {
+                set_aside(sub, id, &e);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let deliveries = sub.attempts.get(&id).copied().unwrap_or(0);
+        if info.max_deliveries > 0 && deliveries >= info.max_deliveries {
+            // A consumer crashed (or the queue was reopened) while holding
+            // its last allowed delivery.
+            self.poisoned.push((
+                id,
+                Inflight {
+                    seq,
+                    deliveries,
+                    deadline: None,
+                    tag: 0,
+                },
+            ));
+            return Ok(());
+        }
+        self.deliver(sub, info, (id, seq), message, deliveries + 1);
+        Ok(())
     }
-    sub.inflight.insert(
-        id,
-        Inflight {
-            seq,
+
+    /// Puts the entry in flight as delivery number `deliveries`, and
+    /// records the count in the batch so that it survives a restart.
+    fn deliver(
+        &mut self,
+        sub: &mut SubscriberState,
+        info: TopicInfo,
+        (id, seq): (EntryId, u64),
+        message: Message,
+        deliveries: u32,
+    ) {
+        sub.attempts.insert(id, deliveries);
+        self.batch.put(
+            Space::Attempts,
+            keys::queue(sub.id, id.priority, id.position),
+            deliveries.to_be_bytes().to_vec(),
+        );
+        self.tag += 1;
+        let deadline = info.ack_timeout.map(|t| self.now + t);
+        if let Some(d) = deadline {
+            self.deadlines.push((d, self.tag, sub.id, id));
+        }
+        sub.inflight.insert(
+            id,
+            Inflight {
+                seq,
+                deliveries,
+                deadline,
+                tag: self.tag,
+            },
+        );
+        self.out.push(Received {
+            id: EntryId {
+                delivery: deliveries,
+                ..id
+            },
+            message,
             deliveries,
-            deadline,
-            tag: *tag,
-        },
-    );
-    Received {
-        id: EntryId {
-            delivery: deliveries,
-            ..id
-        },
-        message,
-        deliveries,
+        });
     }
+}
+
+/// Sets aside entry `id`, whose message is corrupt (unreadable bytes, a
+/// damaged table block, missing): it is not delivered, reported at ERROR,
+/// and the take goes on with the next one. See "A corrupt message is set
+/// aside" on [`Subscriber::next_batch`](super::Subscriber::next_batch).
+fn set_aside(sub: &mut SubscriberState, id: EntryId, e: &Error) {
+    sub.unreadable += 1;
+    log::error!(
+        "queue: entry {id} of subscriber `{}` of topic `{}` set aside, not delivered: {e}. It \
+         stays in the store as it is; the queue goes on without it until it is reopened",
+        sub.name,
+        sub.topic
+    );
 }
 
 /// Reads and decodes message `seq`; errors name the key at fault.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::keys;
-use super::store::{Batch, Op, Space, Store};
+use super::store::{Batch, KeyValue, Op, Space, Store};
 use crate::error::{Error, Result};
 use crate::thread::lock;
 
@@ -258,7 +258,7 @@ impl FjallStore {
     /// full: the cause of a `Poisoned` no caller saw coming.
     fn probe_disk_full(&self) -> Option<String> {
         let path = self.dir.join(".syncmq-space-probe");
-        let result = std::fs::write(&path, [0u8; 64 << 10]);
+        let result = std::fs::write(&path, vec![0u8; 64 << 10]);
         // Nothing to do if the probe cannot be removed: it is 64 KiB, and
         // the next probe overwrites it.
         let _ = std::fs::remove_file(&path);
@@ -280,7 +280,7 @@ impl FjallStore {
     fn active_journal_id(&self) -> Option<u64> {
         std::fs::read_dir(&self.dir)
             .ok()?
-            .filter_map(|e| e.ok())
+            .filter_map(Result::ok)
             .filter_map(|e| {
                 e.file_name()
                     .to_str()?
@@ -495,7 +495,7 @@ fn guard_journals(dir: &Path) -> Result<Vec<Guarded>> {
     let io =
         |what: &str, p: &Path, e: std::io::Error| Error::io(format!("{what} {}", p.display()), e);
     let mut out = Vec::new();
-    for entry in entries.filter_map(|e| e.ok()) {
+    for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("jnl") {
             continue;
@@ -543,15 +543,16 @@ fn guard_journals(dir: &Path) -> Result<Vec<Guarded>> {
 fn last_batch_end(path: &Path) -> std::io::Result<(u64, u64)> {
     use std::io::{Read, Seek, SeekFrom};
     const TRAILER: usize = 1 + 8 + 4;
-    const BLOCK: u64 = 1 << 20;
-    let zeros = vec![0u8; BLOCK as usize];
+    const BLOCK: usize = 1 << 20;
+    let zeros = vec![0u8; BLOCK];
     let mut file = File::open(path)?;
     let mut end = file.metadata()?.len();
     let mut block = Vec::new();
     let mut data_end = None;
     while end >= TRAILER as u64 {
-        let start = end.saturating_sub(BLOCK);
-        block.resize((end - start) as usize, 0);
+        let start = end.saturating_sub(BLOCK as u64);
+        // At most BLOCK bytes, so it fits in a usize.
+        block.resize(usize::try_from(end - start).unwrap_or(BLOCK), 0);
         file.seek(SeekFrom::Start(start))?;
         file.read_exact(&mut block)?;
         if block[..] != zeros[..block.len()] {
@@ -639,17 +640,11 @@ impl Store for FjallStore {
             .map(|v| v.to_vec()))
     }
 
-    fn scan(
-        &self,
-        space: Space,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
         if from >= to {
             return Ok(Vec::new());
         }
-        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut out: Vec<KeyValue> = Vec::new();
         for guard in self.space(space).range(from..to) {
             if out.len() >= limit {
                 break;

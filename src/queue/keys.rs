@@ -135,8 +135,13 @@ pub fn meta_app(key: &str) -> Vec<u8> {
 
 /// Prints a key readably for errors: the space and the bytes in hex.
 pub fn show(space: Space, key: &[u8]) -> String {
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}/{hex}", space.name())
+    use std::fmt::Write;
+    let mut shown = format!("{}/", space.name());
+    for b in key {
+        // Writing to a String cannot fail.
+        let _ = write!(shown, "{b:02x}");
+    }
+    shown
 }
 
 /// Reads a big-endian `u64` at `at` in `bytes`, or says which key is corrupt.

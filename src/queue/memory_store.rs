@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::store::{Batch, Op, Space, Store};
+use super::store::{Batch, KeyValue, Op, Space, Store};
 use crate::error::Result;
 use crate::thread::lock;
 
@@ -52,13 +52,7 @@ impl Store for MemoryStore {
             .and_then(|m| m.get(key).cloned()))
     }
 
-    fn scan(
-        &self,
-        space: Space,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
         if from >= to {
             return Ok(Vec::new());
         }

@@ -9,7 +9,7 @@
 //! - [`Subscriber`]: a consumer's handle: receives ([`Received`]), acks by
 //!   [`EntryId`], nacks, [`DeadLetter`]s, [`SubscriberStats`].
 //! - [`Queue::send`]: pipelined publishing, returning a
-//!   [`Receipt`](crate::Receipt).
+//!   [`Receipt`].
 //!
 //! # Guarantees
 //!
@@ -19,8 +19,8 @@
 //!   [`Durability::Buffered`] it is in the OS and survives `kill -9`.
 //!   Concurrent publishers share one fsync (group commit).
 //! - **Pipelined**: [`Queue::send`] writes without waiting and returns a
-//!   [`Receipt`](crate::Receipt); nothing sent is durable until the
-//!   receipt's [`wait`](crate::Receipt::wait) returned `Ok` (then it, and
+//!   [`Receipt`]; nothing sent is durable until the
+//!   receipt's [`wait`](Receipt::wait) returned `Ok` (then it, and
 //!   every earlier send, is never lost). After a crash, sends not waited
 //!   for may be lost.
 //! - Each `publish` is **one atomic batch**: the message once, an entry per
@@ -83,7 +83,7 @@ pub use config::{Durability, QueueConfig, TopicConfig};
 pub use entry::{DeadLetter, EntryId, Received, SubscriberStats};
 pub use fjall_store::FjallStore;
 pub use memory_store::MemoryStore;
-pub use store::{Batch, Op, Space, Store};
+pub use store::{Batch, KeyValue, Op, Space, Store};
 pub use subscriber::{Interrupter, Subscriber};
 
 use std::path::Path;
@@ -99,7 +99,7 @@ use receipt::CommitTicket;
 use state::{Shared, State};
 
 /// The queue engine: topics, publishing, subscribers. See the
-/// [module docs](self) for its guarantees.
+/// [module docs](crate::queue) for its guarantees.
 ///
 /// Owns one thread, `syncmq-queue-sweep` (ack deadlines), which
 /// [`close`](Queue::close) or drop stops and joins within
@@ -150,14 +150,15 @@ impl Queue {
     pub fn with_store(store: Arc<dyn Store>, config: QueueConfig) -> Result<Self> {
         config.validate()?;
         let mut state = State::load(store)?;
-        for (i, topic) in config.topics().iter().enumerate() {
-            state.declare(topic.clone(), &format!("topics[{i}]"))?;
-        }
-        let shared = Arc::new(Shared::new(
-            state,
+        let (durability, max_message_bytes, close_timeout) = (
             config.durability(),
             config.max_message_bytes(),
-        ));
+            config.close_timeout(),
+        );
+        for (i, topic) in config.into_topics().into_iter().enumerate() {
+            state.declare(topic, &format!("topics[{i}]"))?;
+        }
+        let shared = Arc::new(Shared::new(state, durability, max_message_bytes));
         let sweeper_shared = shared.clone();
         let workers = vec![thread::spawn("queue-sweep", move || {
             sweeper::run(&sweeper_shared);
@@ -165,7 +166,7 @@ impl Queue {
         Ok(Queue {
             shared,
             workers: Mutex::new(workers),
-            close_timeout: config.close_timeout(),
+            close_timeout,
         })
     }
 
@@ -222,7 +223,7 @@ impl Queue {
     ///
     /// A producer keeping up to W receipts outstanding (waiting for the
     /// oldest when the window is full) shares each fsync among up to W of
-    /// its messages, like RabbitMQ publisher confirms: the receipt's `wait`
+    /// its messages, like `RabbitMQ` publisher confirms: the receipt's `wait`
     /// blocks until a group-commit round has synced the batch, and leads
     /// that round itself when no other publisher is.
     ///

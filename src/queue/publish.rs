@@ -74,6 +74,8 @@ impl State {
         let mut added = vec![0u64; topic.subs.len()];
         let mut keyed: HashMap<&str, u64> = HashMap::new();
         let last_priority = topic.config.priorities() - 1;
+        // Subscriber ids are u32s, so no topic has more subscribers.
+        let holders = u32::try_from(topic.subs.len()).unwrap_or(u32::MAX);
         let result = (|| -> Result<()> {
             for (m, bytes) in messages.iter().zip(encoded) {
                 let dedupe_key = if topic.config.dedupe() { m.key() } else { None };
@@ -94,7 +96,7 @@ impl State {
                     batch.put(
                         Space::Refs,
                         keys::message(topic.id, seq),
-                        (topic.subs.len() as u32).to_be_bytes().to_vec(),
+                        holders.to_be_bytes().to_vec(),
                     );
                 }
                 let priority = m.priority().min(last_priority);

@@ -98,7 +98,7 @@ impl State {
     }
 
     /// Every in-flight entry of the subscriber back to the front (ppmq's
-    /// ResetAck, for a consumer that reconnects).
+    /// `ResetAck`, for a consumer that reconnects).
     pub(crate) fn reset(&mut self, sub_id: u32) -> Result<usize> {
         let sub = self
             .subs

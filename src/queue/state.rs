@@ -80,17 +80,8 @@ impl State {
             ),
             None => (0, 0),
         };
-        let mut state = State {
-            closed: false,
-            store: store.clone(),
-            topics: HashMap::new(),
-            subs: HashMap::new(),
-            next_topic_id,
-            next_sub_id,
-            deadlines: BTreeSet::new(),
-            next_tag: 0,
-            wake_sweeper: false,
-        };
+        let mut topics = HashMap::new();
+        let mut subs = HashMap::new();
         let records = store.scan(
             Space::Meta,
             keys::META_TOPIC_PREFIX,
@@ -127,14 +118,24 @@ impl State {
                     sub.attempts
                         .insert(id, keys::read_u32(&v, 0, Space::Attempts, &k)?);
                 }
-                state.subs.insert(*sub_id, sub);
+                subs.insert(*sub_id, sub);
             }
-            state.topics.insert(
+            topics.insert(
                 record.config.name().to_string(),
                 Topic::new(record, reserved),
             );
         }
-        Ok(state)
+        Ok(State {
+            closed: false,
+            store,
+            topics,
+            subs,
+            next_topic_id,
+            next_sub_id,
+            deadlines: BTreeSet::new(),
+            next_tag: 0,
+            wake_sweeper: false,
+        })
     }
 
     /// Creates `config`'s topic, or updates it: subscribers may be added and
@@ -142,39 +143,36 @@ impl State {
     pub(crate) fn declare(&mut self, config: TopicConfig, field: &str) -> Result<()> {
         config.validate_as(field)?;
         let mut batch = Batch::new();
-        let (id, mut subscribers) = match self.topics.get(config.name()) {
-            Some(topic) => {
-                if config.priorities() < topic.config.priorities() {
-                    return Err(Error::invalid(
-                        format!("{field}.priorities"),
-                        format!(
-                            "topic `{}` has {} priority levels; they cannot go down to {}",
-                            config.name(),
-                            topic.config.priorities(),
-                            config.priorities()
-                        ),
-                    ));
-                }
-                if let Some((gone, _)) = topic
-                    .subs
-                    .iter()
-                    .find(|(name, _)| !config.subscribers().contains(name))
-                {
-                    return Err(Error::invalid(
-                        format!("{field}.subscribers"),
-                        format!(
-                            "topic `{}` has subscriber `{gone}`, which cannot be removed",
-                            config.name()
-                        ),
-                    ));
-                }
-                (topic.id, topic.subs.clone())
+        let (id, mut subscribers) = if let Some(topic) = self.topics.get(config.name()) {
+            if config.priorities() < topic.config.priorities() {
+                return Err(Error::invalid(
+                    format!("{field}.priorities"),
+                    format!(
+                        "topic `{}` has {} priority levels; they cannot go down to {}",
+                        config.name(),
+                        topic.config.priorities(),
+                        config.priorities()
+                    ),
+                ));
             }
-            None => {
-                let id = self.next_topic_id;
-                self.next_topic_id += 1;
-                (id, Vec::new())
+            if let Some((gone, _)) = topic
+                .subs
+                .iter()
+                .find(|(name, _)| !config.subscribers().contains(name))
+            {
+                return Err(Error::invalid(
+                    format!("{field}.subscribers"),
+                    format!(
+                        "topic `{}` has subscriber `{gone}`, which cannot be removed",
+                        config.name()
+                    ),
+                ));
             }
+            (topic.id, topic.subs.clone())
+        } else {
+            let id = self.next_topic_id;
+            self.next_topic_id += 1;
+            (id, Vec::new())
         };
         let mut new_subs = Vec::new();
         for name in config.subscribers() {

@@ -101,6 +101,9 @@ impl Batch {
     }
 }
 
+/// A key and its value, as [`Store::scan`] returns them.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// A sorted key-value store with atomic batches, split into a few named
 /// [`Space`]s: what the queue engine runs on.
 ///
@@ -138,13 +141,7 @@ pub trait Store: Send + Sync {
     /// # Errors
     ///
     /// As [`Store::get`].
-    fn scan(
-        &self,
-        space: Space,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KeyValue>>;
 
     /// Applies `batch` atomically; visible at once, durable after the next
     /// [`Store::sync`].

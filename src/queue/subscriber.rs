@@ -266,7 +266,7 @@ impl Subscriber {
     }
 
     /// Puts every in-flight entry of this subscriber back at the front, as a
-    /// consumer that reconnects wants (ppmq's ResetAck).
+    /// consumer that reconnects wants (ppmq's `ResetAck`).
     ///
     /// # Errors
     ///

@@ -13,7 +13,7 @@ use crate::error::Result;
 /// write per block, so a restart resumes after the block without scanning.
 const SEQ_BLOCK: u64 = 1 << 16;
 
-/// A topic as stored under `meta/topic/<name>`, in MessagePack with field
+/// A topic as stored under `meta/topic/<name>`, in `MessagePack` with field
 /// names, so fields added later (with defaults) still read old records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TopicRecord {
