@@ -2,6 +2,7 @@
 //! store and fjall in a temporary directory. A [`Fixture`] opens a queue
 //! and can reopen one on the same data, as a restart would.
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -70,7 +71,7 @@ fn body(r: &syncmq::queue::Received) -> String {
     String::from_utf8(r.message.body().to_vec()).unwrap()
 }
 
-fn fifo_and_priorities(fx: Fixture) {
+fn fifo_and_priorities(fx: &Fixture) {
     let q = fx
         .open(config(topic("t", &["a"]).with_priorities(3)))
         .unwrap();
@@ -98,7 +99,7 @@ fn fifo_and_priorities(fx: Fixture) {
     assert_eq!(got, ["high-1", "high-2", "mid-1", "low-1", "low-2"]);
 }
 
-fn fanout_and_ack_frees_the_message(fx: Fixture) {
+fn fanout_and_ack_frees_the_message(fx: &Fixture) {
     let q = fx.open(config(topic("t", &["a", "b"]))).unwrap();
     q.publish("t", &[msg("one"), msg("two")]).unwrap();
     let (a, b) = (
@@ -115,12 +116,12 @@ fn fanout_and_ack_frees_the_message(fx: Fixture) {
         matches!(a.ack(&ids), Err(Error::InvalidArgument { .. })),
         "a second ack finds nothing in flight and says so"
     );
-    if let Fixture::Memory(store) = &fx {
+    if let Fixture::Memory(store) = fx {
         assert_eq!(store.keys(Space::Messages).len(), 2, "b still holds them");
     }
     let ids: Vec<_> = got_b.iter().map(|r| r.id).collect();
     b.ack(&ids).unwrap();
-    if let Fixture::Memory(store) = &fx {
+    if let Fixture::Memory(store) = fx {
         assert!(
             store.keys(Space::Messages).is_empty(),
             "freed after every ack"
@@ -132,7 +133,7 @@ fn fanout_and_ack_frees_the_message(fx: Fixture) {
     assert!(stats.iter().all(|s| s.depth == 0 && s.in_flight == 0));
 }
 
-fn nack_reset_and_dead_letters(fx: Fixture) {
+fn nack_reset_and_dead_letters(fx: &Fixture) {
     let q = fx
         .open(config(topic("t", &["a"]).with_max_deliveries(2)))
         .unwrap();
@@ -182,14 +183,14 @@ fn nack_reset_and_dead_letters(fx: Fixture) {
         .unwrap();
     assert_eq!(a.purge_dead_letters().unwrap(), 2);
     assert_eq!(q.stats("t").unwrap()[0].dead_lettered, 0);
-    if let Fixture::Memory(store) = &fx {
+    if let Fixture::Memory(store) = fx {
         assert!(store.keys(Space::Messages).is_empty());
-        assert!(store.keys(Space::Dead).is_empty());
+        assert!(store.keys(Space::DeadLetters).is_empty());
         assert!(store.keys(Space::Attempts).is_empty());
     }
 }
 
-fn ack_timeout_redelivers_at_the_front(fx: Fixture) {
+fn ack_timeout_redelivers_at_the_front(fx: &Fixture) {
     let q = fx
         .open(config(
             // Long enough that a loaded machine acks "second" in time.
@@ -232,7 +233,7 @@ fn ack_timeout_redelivers_at_the_front(fx: Fixture) {
     a.ack(&[third.id]).unwrap();
 }
 
-fn dedupe_latest_wins_while_undelivered(fx: Fixture) {
+fn dedupe_latest_wins_while_undelivered(fx: &Fixture) {
     let q = fx
         .open(config(topic("t", &["a"]).with_dedupe(true)))
         .unwrap();
@@ -252,13 +253,13 @@ fn dedupe_latest_wins_while_undelivered(fx: Fixture) {
         .expect("a message in time");
     assert_eq!(body(&next), "v5");
     a.ack(&[got[0].id, got[1].id, next.id]).unwrap();
-    if let Fixture::Memory(store) = &fx {
+    if let Fixture::Memory(store) = fx {
         assert!(store.keys(Space::Messages).is_empty());
         assert!(store.keys(Space::Dedupe).is_empty());
     }
 }
 
-fn expired_messages_are_dropped_and_counted(fx: Fixture) {
+fn expired_messages_are_dropped_and_counted(fx: &Fixture) {
     let q = fx
         .open(config(
             topic("t", &["a"]).with_default_ttl(Duration::from_millis(1)),
@@ -283,7 +284,7 @@ fn expired_messages_are_dropped_and_counted(fx: Fixture) {
     assert_eq!(q.stats("t").unwrap()[0].expired, 2);
 }
 
-fn restart_brings_back_in_flight_and_keeps_counting(fx: Fixture) {
+fn restart_brings_back_in_flight_and_keeps_counting(fx: &Fixture) {
     let cfg = config(topic("t", &["a"]).with_priorities(2));
     let q = fx.open(cfg.clone()).unwrap();
     q.publish("t", &[msg("m0"), msg("m1"), msg("m2").with_priority(1)])
@@ -298,7 +299,7 @@ fn restart_brings_back_in_flight_and_keeps_counting(fx: Fixture) {
 
     // The declared topics come back even without the config.
     let q = fx.open(QueueConfig::new()).unwrap();
-    assert_eq!(q.topics(), cfg.topics);
+    assert_eq!(q.topics(), cfg.topics());
     let stats = &q.stats("t").unwrap()[0];
     assert_eq!((stats.depth, stats.in_flight), (2, 0));
     q.publish("t", &[msg("m3")]).unwrap();
@@ -316,7 +317,7 @@ fn restart_brings_back_in_flight_and_keeps_counting(fx: Fixture) {
     assert!(got[1].id.position > before.position);
 }
 
-fn corrupt_bytes_are_errors_naming_the_key(fx: Fixture) {
+fn corrupt_bytes_are_errors_naming_the_key(fx: &Fixture) {
     let q = fx.open(config(topic("t", &["a"]))).unwrap();
     q.publish("t", &[msg("good")]).unwrap();
     q.close().unwrap();
@@ -369,7 +370,7 @@ fn corrupt_bytes_are_errors_naming_the_key(fx: Fixture) {
     }
 }
 
-fn bad_input_is_a_clear_error(fx: Fixture) {
+fn bad_input_is_a_clear_error(fx: &Fixture) {
     let cfg = config(topic("t", &["a"]).with_priorities(2)).with_max_message_bytes(1000);
     let q = fx.open(cfg).unwrap();
     let big = Message::new(vec![0; 2000]);
@@ -413,7 +414,7 @@ fn bad_input_is_a_clear_error(fx: Fixture) {
     );
 }
 
-fn close_wakes_blocked_consumers(fx: Fixture) {
+fn close_wakes_blocked_consumers(fx: &Fixture) {
     let q = fx.open(config(topic("t", &["a"]))).unwrap();
     let a = q.subscribe("t", "a").unwrap();
     let a2 = q.subscribe("t", "a").unwrap();
@@ -431,7 +432,7 @@ fn close_wakes_blocked_consumers(fx: Fixture) {
     q.close().unwrap();
 }
 
-fn a_blocked_consumer_wakes_on_publish(fx: Fixture) {
+fn a_blocked_consumer_wakes_on_publish(fx: &Fixture) {
     let q = Arc::new(fx.open(config(topic("t", &["a"]))).unwrap());
     let a = q.subscribe("t", "a").unwrap();
     let consumer = thread::spawn(move || {
@@ -473,7 +474,7 @@ fn a_blocked_consumer_wakes_on_publish(fx: Fixture) {
     }
 }
 
-fn single_nacks_and_releases_keep_queue_order(fx: Fixture) {
+fn single_nacks_and_releases_keep_queue_order(fx: &Fixture) {
     let q = fx.open(config(topic("t", &["a"]))).unwrap();
     q.publish("t", &[msg("0"), msg("1"), msg("2"), msg("3")])
         .unwrap();
@@ -496,7 +497,7 @@ fn single_nacks_and_releases_keep_queue_order(fx: Fixture) {
 /// A receive that times out is no error: `recv_timeout` says `Ok(None)`,
 /// `next_batch` gives an empty batch, each after the full timeout, and a
 /// message published later is still there for the next receive.
-fn a_receive_that_times_out_is_none_or_empty(fx: Fixture) {
+fn a_receive_that_times_out_is_none_or_empty(fx: &Fixture) {
     let q = fx.open(config(topic("t", &["a"]))).unwrap();
     let a = q.subscribe("t", "a").unwrap();
     let timeout = Duration::from_millis(50);
@@ -517,10 +518,10 @@ fn a_receive_that_times_out_is_none_or_empty(fx: Fixture) {
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod memory {
-            $(#[test] fn $case() { super::$case(super::Fixture::memory()); })*
+            $(#[test] fn $case() { super::$case(&super::Fixture::memory()); })*
         }
         mod fjall {
-            $(#[test] fn $case() { super::$case(super::Fixture::fjall()); })*
+            $(#[test] fn $case() { super::$case(&super::Fixture::fjall()); })*
         }
     };
 }

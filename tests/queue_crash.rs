@@ -7,6 +7,7 @@
 //! checks that every printed step is on disk. Without the variable, `child`
 //! does nothing.
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -95,7 +96,7 @@ fn child() {
                         let mut outstanding = std::collections::VecDeque::new();
                         for i in 0.. {
                             if outstanding.len() == WINDOW {
-                                let (id, receipt): (String, syncmq::queue::Receipt) =
+                                let (id, receipt): (String, syncmq::Receipt) =
                                     outstanding.pop_front().unwrap();
                                 receipt.wait().unwrap();
                                 println!("published {id}");
@@ -158,7 +159,7 @@ fn random_below(n: usize) -> usize {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos() as usize;
-    nanos.wrapping_mul(2654435761) % n
+    nanos.wrapping_mul(2_654_435_761) % n
 }
 
 /// Every body the queue holds (subscriber `a`), each taken once.

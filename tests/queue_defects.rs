@@ -3,6 +3,7 @@
 //! client requests that could block for ever, stale acks, and delivery
 //! counts that a restart forgot.
 #![cfg(all(feature = "durable", feature = "cli"))]
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use syncmq::queue::{
-    store::Entry, Batch, MemoryStore, Op, Queue, QueueConfig, Space, Store, TopicConfig,
+    Batch, KeyValue, MemoryStore, Op, Queue, QueueConfig, Space, Store, TopicConfig,
 };
 use syncmq::server::{QueueClient, QueueClientConfig, QueueServer, QueueServerConfig, DEFAULT_REQUEST_TIMEOUT};
 use syncmq::{Error, Message};
@@ -36,10 +37,10 @@ impl Store for PanickingStore {
         from: &[u8],
         to: &[u8],
         limit: usize,
-    ) -> syncmq::Result<Vec<Entry>> {
-        if space == Space::Dead && self.panic_on_dead_scan.swap(false, Ordering::SeqCst) {
-            panic!("test store: scan of dead letters");
-        }
+    ) -> syncmq::Result<Vec<KeyValue>> {
+        let armed =
+            space == Space::DeadLetters && self.panic_on_dead_scan.swap(false, Ordering::SeqCst);
+        assert!(!armed, "test store: scan of dead letters");
         self.inner.scan(space, from, to, limit)
     }
     fn write(&self, batch: Batch) -> syncmq::Result<()> {
@@ -47,9 +48,8 @@ impl Store for PanickingStore {
             .ops
             .iter()
             .any(|op| matches!(op, Op::Put(Space::Messages, ..)));
-        if has_message && self.panic_on_write.swap(false, Ordering::SeqCst) {
-            panic!("test store: write of a message");
-        }
+        let armed = has_message && self.panic_on_write.swap(false, Ordering::SeqCst);
+        assert!(!armed, "test store: write of a message");
         self.inner.write(batch)
     }
     fn flush(&self) -> syncmq::Result<()> {
@@ -126,7 +126,7 @@ fn a_panic_in_the_store_fails_one_publish_and_never_reuses_sequence_numbers() {
         store.panic_on_write.store(true, Ordering::SeqCst);
         match queue.publish("t", &[body(0)]) {
             Err(Error::Panicked { message, .. }) => {
-                assert!(message.contains("write of a message"), "{message}")
+                assert!(message.contains("write of a message"), "{message}");
             }
             other => panic!("expected Panicked, got {other:?}"),
         }
@@ -165,7 +165,7 @@ fn a_panic_inside_a_server_request_is_an_error_reply_and_the_connection_lives() 
     store.panic_on_dead_scan.store(true, Ordering::SeqCst);
     match client.dead_letters("t", "a", 10) {
         Err(Error::Panicked { message, .. }) => {
-            assert!(message.contains("scan of dead letters"), "{message}")
+            assert!(message.contains("scan of dead letters"), "{message}");
         }
         other => panic!("expected Panicked, got {other:?}"),
     }
@@ -201,7 +201,7 @@ fn client_requests_have_a_default_timeout_and_subscribe_honours_it() {
         })
         .unwrap();
         stream
-            .write_all(&(welcome.len() as u32).to_be_bytes())
+            .write_all(&u32::try_from(welcome.len()).unwrap().to_be_bytes())
             .unwrap();
         stream.write_all(&welcome).unwrap();
         // Read (and ignore) until the client hangs up.

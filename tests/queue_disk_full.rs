@@ -5,6 +5,7 @@
 //! Runs on a 6 MiB tmpfs of its own, so it needs root (`mount`); without
 //! it the test says so and passes without running, except under the test
 //! script and in CI, where it fails.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

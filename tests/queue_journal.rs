@@ -1,6 +1,7 @@
 //! A damaged journal: corruption in the middle is an `Error::Corrupt`
 //! naming the file, with the files left as they were; a torn tail (a
 //! crash in the middle of a write) still opens.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,7 @@
 //! acked comes back, the counters match, and once everything is acked and
 //! purged the store holds no message, entry or side record.
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -186,7 +187,7 @@ fn run(ops: Vec<Op>) {
     for space in [
         Space::Messages,
         Space::Queue,
-        Space::Dead,
+        Space::DeadLetters,
         Space::Attempts,
         Space::Refs,
     ] {

@@ -3,19 +3,20 @@
 //! where the number of syncs is the point. The kill -9 test is in
 //! `queue_crash.rs`.
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use syncmq::queue::{
-    Batch, Durability, MemoryStore, Queue, QueueConfig, Receipt, Space, Store, TopicConfig,
+    Batch, Durability, MemoryStore, Queue, QueueConfig, Space, Store, TopicConfig,
 };
-use syncmq::{Error, Message};
+use syncmq::{Error, Message, Receipt};
 
 fn config() -> QueueConfig {
     QueueConfig::new().with_topic(TopicConfig::new("t", ["a"]).with_ack_timeout(Duration::ZERO))
@@ -43,13 +44,21 @@ fn drain(q: &Queue) -> Vec<String> {
 }
 
 /// A memory store that counts syncs, makes each one slow (as an fsync is)
-/// and fails them on demand.
+/// and fails them on demand; or holds each one until the test lets it go.
 #[derive(Default)]
 struct Syncs {
     inner: MemoryStore,
     count: AtomicUsize,
     fail: AtomicBool,
     delay_ms: u64,
+    hold: Option<Hold>,
+}
+
+/// Every sync says that it started and then waits until the test lets it
+/// go (or drops its sender): a sync that takes as long as the test wants.
+struct Hold {
+    started: Mutex<mpsc::Sender<()>>,
+    release: Mutex<mpsc::Receiver<()>>,
 }
 
 impl Syncs {
@@ -58,6 +67,20 @@ impl Syncs {
             delay_ms,
             ..Syncs::default()
         })
+    }
+    /// A store whose syncs are held: a sync sends on the first receiver
+    /// when it starts and ends when the second sender sends.
+    fn held() -> (Arc<Self>, mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let store = Arc::new(Syncs {
+            hold: Some(Hold {
+                started: Mutex::new(started_tx),
+                release: Mutex::new(release_rx),
+            }),
+            ..Syncs::default()
+        });
+        (store, started, release)
     }
     fn count(&self) -> usize {
         self.count.load(Ordering::SeqCst)
@@ -85,6 +108,12 @@ impl Store for Syncs {
     }
     fn sync(&self) -> syncmq::Result<()> {
         self.count.fetch_add(1, Ordering::SeqCst);
+        if let Some(hold) = &self.hold {
+            // Nobody listening any more is fine: the test is past that.
+            let _ = hold.started.lock().unwrap().send(());
+            // Released, or the test dropped its sender: go on either way.
+            let _ = hold.release.lock().unwrap().recv();
+        }
         thread::sleep(Duration::from_millis(self.delay_ms));
         if self.fail.load(Ordering::SeqCst) {
             return Err(Error::storage_reason("test store", "disk on fire"));
@@ -257,4 +286,52 @@ fn buffered_receipts_do_not_sync() {
     }
     assert_eq!(store.count(), 0);
     assert_eq!(drain(&q).len(), 20);
+}
+
+#[test]
+fn wait_timeout_gives_up_while_another_publishers_sync_runs() {
+    let (store, started, release) = Syncs::held();
+    let q = Queue::with_store(store.clone(), config()).unwrap();
+    let first = q.send("t", &[msg("first")]).unwrap();
+    let leader = thread::spawn(move || first.wait());
+    started.recv().unwrap(); // the leader is inside its sync, held
+    let second = q.send("t", &[msg("second")]).unwrap();
+    let waited = Instant::now();
+    let timeout = Duration::from_millis(50);
+    match second.wait_timeout(timeout) {
+        Err(Error::Timeout { after, .. }) => assert!(after >= timeout, "{after:?}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(waited.elapsed() >= timeout, "gave up early");
+    release.send(()).unwrap();
+    leader.join().unwrap().unwrap();
+    // The timed-out send was written all the same; a later wait (this one
+    // leads its own sync) covers it, well within its time.
+    let third = q.send("t", &[msg("third")]).unwrap();
+    release.send(()).unwrap();
+    third.wait_timeout(Duration::from_secs(60)).unwrap();
+    started.recv().unwrap();
+    assert_eq!(
+        store.count(),
+        2,
+        "one sync each for the leader and the third"
+    );
+    drop(release); // close's sync goes through unheld
+    assert_eq!(drain(&q), ["first", "second", "third"]);
+    q.close().unwrap();
+}
+
+#[test]
+fn wait_timeout_returns_ok_once_durable_and_a_settled_receipt_at_once() {
+    let store = Syncs::new(1);
+    let q = Queue::with_store(store.clone(), config()).unwrap();
+    let receipt = q.send("t", &[msg("x")]).unwrap();
+    assert_eq!(receipt.ticket(), 1);
+    receipt.wait_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(store.count(), 1, "the timed wait led the sync");
+    // Nothing to wait for: no sync, and no timeout even at zero.
+    let empty = q.send("t", &[]).unwrap();
+    assert_eq!(empty.ticket(), 0);
+    empty.wait_timeout(Duration::ZERO).unwrap();
+    assert_eq!(store.count(), 1);
 }

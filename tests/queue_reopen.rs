@@ -1,5 +1,6 @@
 //! Reopening the durable queue: a clean close leaves nothing for the next
 //! open to replay, so open time does not grow with what was ever written.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 //! which key and file are corrupt (not a bare `ChecksumMismatch`), and the
 //! queue sets aside only the entries whose messages were in that block and
 //! goes on serving the rest, logging each one lost at ERROR.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -37,9 +38,14 @@ static ERRORS: Errors = Errors(Mutex::new(Vec::new()));
 
 fn body(i: usize) -> Vec<u8> {
     // Distinct, poorly compressible bodies: many data blocks per table.
-    let noise: String = (0..24)
-        .map(|j| format!("{:02x}", (i * 131 + j * 17) % 251))
-        .collect();
+    let noise: String =
+        (0..24)
+            .map(|j| (i * 131 + j * 17) % 251)
+            .fold(String::new(), |mut s, b| {
+                use std::fmt::Write;
+                write!(s, "{b:02x}").unwrap();
+                s
+            });
     format!("message {i:05} {noise}").into_bytes()
 }
 

@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use fjall::{Database, KeyspaceCreateOptions, PersistMode};
-use syncmq::queue::{Durability, Queue, QueueConfig, Receipt, TopicConfig};
+use syncmq::queue::{Durability, Queue, QueueConfig, TopicConfig};
 use syncmq::Message;
+use syncmq::Receipt;
 
 use crate::report::Table;
 
@@ -79,7 +80,7 @@ const BACKLOG_CHILD: &str = "SYNCMQ_BENCH_BACKLOG_CHILD";
 
 pub fn run(load: QueueLoad) -> Table {
     if let Ok(which) = std::env::var(BACKLOG_CHILD) {
-        let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
+        let base = load.dir.unwrap_or_else(std::env::temp_dir);
         let dir = tempfile::Builder::new()
             .prefix("syncmq-bench-")
             .tempdir_in(&base)
@@ -148,7 +149,7 @@ pub fn run(load: QueueLoad) -> Table {
             |d, p, n, _| end_to_end(d, p, n, 1, 0, Durability::Buffered),
         ),
     ];
-    let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let base = load.dir.unwrap_or_else(std::env::temp_dir);
     let mut durations = vec![Vec::new(); cases.len()];
     for _ in 0..load.runs.max(1) {
         for (i, (_, _, f)) in cases.iter().enumerate() {

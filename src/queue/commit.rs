@@ -11,19 +11,24 @@
 //! about one fsync per round instead of N, and a lone publisher syncs on its
 //! own thread with no hand-off to another one (a committer thread costs two
 //! wake-ups per publish, about 8% of a fast fsync).
-//! A pipelined publisher ([`Receipt`](super::Receipt)) takes its ticket at
+//! A pipelined publisher (`Queue::send`, whose `crate::Receipt` holds a
+//! [`CommitTicket`](super::receipt::CommitTicket)) takes its ticket at
 //! `send` and waits later, so one round can cover many of its batches.
+//! With [`Durability::Buffered`] there are no rounds: a wait hands the
+//! written batches to the OS and returns.
 //!
 //! Before syncing, a leader waits up to half the last sync's duration (at
 //! most 1 ms) for as many batches as the last round had, so that N
 //! publishers keep sharing rounds instead of splitting into alternating
 //! large and small ones. A lone publisher never waits there.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::config::Durability;
 use super::store::Store;
 use crate::error::{Error, Result};
+use crate::thread::lock;
 
 /// The longest a round waits for more publishers to join it.
 const MAX_GATHER: Duration = Duration::from_millis(1);
@@ -51,6 +56,7 @@ struct Counts {
 /// Makes written batches durable, one sync per group of waiting publishers.
 pub struct Committer {
     store: Arc<dyn Store>,
+    durability: Durability,
     counts: Mutex<Counts>,
     /// A gathering leader waits here for more writes.
     work: Condvar,
@@ -75,7 +81,7 @@ struct Round<'a> {
 
 impl Drop for Round<'_> {
     fn drop(&mut self) {
-        let mut c = self.committer.lock();
+        let mut c = lock(&self.committer.counts);
         c.last_sync = self.started.elapsed();
         match self.result.take() {
             Some(Ok(())) => c.synced = c.synced.max(self.target),
@@ -98,10 +104,12 @@ impl Drop for Round<'_> {
 }
 
 impl Committer {
-    /// A committer for `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// A committer for `store`, making batches as durable as `durability`
+    /// says.
+    pub fn new(store: Arc<dyn Store>, durability: Durability) -> Self {
         Committer {
             store,
+            durability,
             counts: Mutex::new(Counts {
                 last_group: 1,
                 ..Counts::default()
@@ -111,14 +119,10 @@ impl Committer {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Records one more written batch and returns its ticket. Call it right
     /// after the write, in write order.
     pub fn written(&self) -> u64 {
-        let mut c = self.lock();
+        let mut c = lock(&self.counts);
         c.written += 1;
         if c.gathering {
             self.work.notify_one();
@@ -127,13 +131,26 @@ impl Committer {
     }
 
     /// Blocks until the batch with `ticket` is durable, leading the round
-    /// that syncs it when no other publisher is.
+    /// that syncs it when no other publisher is; with
+    /// [`Durability::Buffered`], hands the written batches to the OS.
+    ///
+    /// With a `deadline`, a wait that follows another publisher's round
+    /// gives up at the deadline; a wait that leads a round gathers no
+    /// longer than the deadline, and then lets its sync (which cannot be
+    /// interrupted) run to its end, so that the publishers following it
+    /// are not left without a leader.
     ///
     /// # Errors
     ///
-    /// The sync's [`Error::Storage`], for this and every later wait.
-    pub fn wait(&self, ticket: u64) -> Result<()> {
-        let mut c = self.lock();
+    /// The sync's [`Error::Storage`], for this and every later wait;
+    /// [`Error::Timeout`] when the deadline passed before the batch was
+    /// durable (it may still become durable later).
+    pub fn wait(&self, ticket: u64, deadline: Option<Instant>) -> Result<()> {
+        if self.durability == Durability::Buffered {
+            return self.store.flush();
+        }
+        let started = Instant::now();
+        let mut c = lock(&self.counts);
         loop {
             if let Some(e) = &c.failed {
                 return Err(e.clone());
@@ -141,14 +158,35 @@ impl Committer {
             if c.synced >= ticket {
                 return Ok(());
             }
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => {
+                        return Err(Error::timeout(
+                            format!("queue: the sync of send {ticket}"),
+                            started.elapsed(),
+                        ))
+                    }
+                },
+            };
             if c.syncing {
                 c.waiting += 1;
-                c = self.done.wait(c).unwrap_or_else(PoisonError::into_inner);
+                c = match left {
+                    None => self.done.wait(c).unwrap_or_else(PoisonError::into_inner),
+                    Some(left) => {
+                        self.done
+                            .wait_timeout(c, left)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0
+                    }
+                };
                 c.waiting -= 1;
                 continue;
             }
             c.syncing = true;
-            let until = Instant::now() + (c.last_sync / 2).min(MAX_GATHER);
+            let gather = Instant::now() + (c.last_sync / 2).min(MAX_GATHER);
+            let until = deadline.map_or(gather, |d| d.min(gather));
             while c.written - c.synced < c.last_group {
                 let now = Instant::now();
                 if now >= until {
@@ -174,7 +212,7 @@ impl Committer {
             };
             round.result = Some(self.store.sync());
             drop(round);
-            c = self.lock();
+            c = lock(&self.counts);
         }
     }
 
@@ -182,7 +220,7 @@ impl Committer {
     /// sync that started after the last write (the queue's final sync at
     /// close): waits return `Ok` without syncing again, or that error.
     pub fn settle_all(&self, result: &Result<()>) {
-        let mut c = self.lock();
+        let mut c = lock(&self.counts);
         match result {
             Ok(()) => c.synced = c.synced.max(c.written),
             Err(e) => {
@@ -196,7 +234,7 @@ impl Committer {
 
     /// How many syncs covered how many batches so far, for the log.
     pub fn summary(&self) -> (u64, u64) {
-        let c = self.lock();
+        let c = lock(&self.counts);
         (c.rounds, c.written)
     }
 }

@@ -1,10 +1,6 @@
-//! Queue and topic configuration: serde structs, loadable from any serde
-//! format, with `#[must_use]` builders and validation that names the field
-//! at fault.
-//!
-//! A topic has named subscribers, each with its own queue per priority
-//! level (0 is the highest). Times are whole milliseconds so that every
-//! format spells them the same way; 0 means "off".
+//! [`QueueConfig`], [`TopicConfig`] and [`Durability`]: how a queue is
+//! opened and how its topics behave. Serde structs, so that a file can hold
+//! them; milliseconds only at that boundary (`crate::millis`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -27,33 +23,33 @@ pub enum Durability {
 }
 
 /// One topic: its subscribers and how their queues behave.
+///
+/// A topic has named subscribers; each gets every message, in its own queue
+/// per priority level (0 is the highest). A serde struct, loadable from any
+/// serde format (the `syncmq` CLI reads JSON or TOML): times are whole
+/// milliseconds there, in fields ending in `_ms`, 0 meaning off.
+///
+/// | field | default | setter |
+/// |---|---|---|
+/// | `name` | (required) | [`new`](Self::new) |
+/// | `subscribers` | (required, at least one) | [`new`](Self::new) |
+/// | `priorities` | 1 | [`with_priorities`](Self::with_priorities) |
+/// | `ack_timeout_ms` | 30000 | [`with_ack_timeout`](Self::with_ack_timeout) |
+/// | `dedupe` | false | [`with_dedupe`](Self::with_dedupe) |
+/// | `default_ttl_ms` | 0 (off) | [`with_default_ttl`](Self::with_default_ttl) |
+/// | `max_deliveries` | 0 (off) | [`with_max_deliveries`](Self::with_max_deliveries) |
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopicConfig {
-    /// The topic's name: 1 to 255 bytes, no control characters.
-    pub name: String,
-    /// The subscribers; each gets every message. At least one; names are
-    /// unique, non-empty, without control characters. Re-declaring a topic
-    /// may add subscribers, never remove one.
-    pub subscribers: Vec<String>,
-    /// Priority levels, 1 to 16. A message's priority above the last level
-    /// counts as the last level.
-    pub priorities: u8,
-    /// Milliseconds a delivery may stay unacknowledged before it is
-    /// delivered again, at the front; 0 never redelivers on time.
-    pub ack_timeout_ms: u64,
-    /// When true, a message whose key matches an undelivered message's key
-    /// replaces that message's body in place (the latest wins).
-    pub dedupe: bool,
-    /// Milliseconds to live for messages that have no expiry of their own;
-    /// 0 keeps them until delivered. Expired messages are dropped, not
-    /// delivered, and counted.
-    pub default_ttl_ms: u64,
-    /// Deliveries after which a message that keeps coming back goes to the
-    /// subscriber's dead-letter queue; 0 never dead-letters on count.
-    /// Deliveries before a restart or crash count (a poison message that
-    /// kills its consumer is dead-lettered after this many crashes).
-    pub max_deliveries: u32,
+    name: String,
+    subscribers: Vec<String>,
+    priorities: u8,
+    #[serde(rename = "ack_timeout_ms", with = "crate::millis::or_off")]
+    ack_timeout: Option<Duration>,
+    dedupe: bool,
+    #[serde(rename = "default_ttl_ms", with = "crate::millis::or_off")]
+    default_ttl: Option<Duration>,
+    max_deliveries: u32,
 }
 
 impl Default for TopicConfig {
@@ -62,9 +58,9 @@ impl Default for TopicConfig {
             name: String::new(),
             subscribers: Vec::new(),
             priorities: 1,
-            ack_timeout_ms: 30_000,
+            ack_timeout: Some(Self::DEFAULT_ACK_TIMEOUT),
             dedupe: false,
-            default_ttl_ms: 0,
+            default_ttl: None,
             max_deliveries: 0,
         }
     }
@@ -74,8 +70,15 @@ impl TopicConfig {
     /// The most priority levels a topic may have.
     pub const MAX_PRIORITIES: u8 = 16;
 
+    /// The ack timeout of a topic that sets none.
+    pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
     /// A topic with these subscribers, one priority level, a 30 s ack
     /// timeout, no dedupe, no default expiry and no dead-lettering.
+    ///
+    /// The name is 1 to 255 bytes without control characters; so is each
+    /// subscriber's, and a subscriber is listed once. Re-declaring a topic
+    /// may add subscribers, never remove one.
     pub fn new<S: Into<String>>(
         name: impl Into<String>,
         subscribers: impl IntoIterator<Item = S>,
@@ -87,44 +90,87 @@ impl TopicConfig {
         }
     }
 
-    /// Sets the number of priority levels (1 to 16).
+    /// Sets the number of priority levels, 1 to
+    /// [`MAX_PRIORITIES`](Self::MAX_PRIORITIES). A message's priority above
+    /// the last level counts as the last level. Re-declaring a topic may
+    /// raise it, never lower it.
     #[must_use]
     pub fn with_priorities(mut self, priorities: u8) -> Self {
         self.priorities = priorities;
         self
     }
 
-    /// Sets the ack timeout; `Duration::ZERO` never redelivers on time.
+    /// Sets how long a delivery may stay unacknowledged before it is
+    /// delivered again, at the front; `Duration::ZERO` never redelivers on
+    /// time. At least 1 ms (the file stores whole milliseconds).
     #[must_use]
     pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
-        self.ack_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.ack_timeout = (!timeout.is_zero()).then_some(timeout);
         self
     }
 
-    /// Turns dedupe by message key on or off.
+    /// Turns dedupe by message key on or off: when on, a message whose key
+    /// matches an undelivered message's key replaces that message's body in
+    /// place (the latest wins).
     #[must_use]
     pub fn with_dedupe(mut self, dedupe: bool) -> Self {
         self.dedupe = dedupe;
         self
     }
 
-    /// Sets the time to live of messages without an expiry of their own.
+    /// Sets the time to live of messages that have no expiry of their own;
+    /// `Duration::ZERO` (the default) keeps them until delivered. Expired
+    /// messages are dropped, not delivered, and counted. At least 1 ms.
     #[must_use]
     pub fn with_default_ttl(mut self, ttl: Duration) -> Self {
-        self.default_ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.default_ttl = (!ttl.is_zero()).then_some(ttl);
         self
     }
 
-    /// Sets the deliveries after which a message is dead-lettered; 0 never.
+    /// Sets the deliveries after which a message that keeps coming back is
+    /// dead-lettered; 0 (the default) never dead-letters on count.
+    /// Deliveries before a restart or crash count (a poison message that
+    /// kills its consumer is dead-lettered after this many crashes).
     #[must_use]
     pub fn with_max_deliveries(mut self, max: u32) -> Self {
         self.max_deliveries = max;
         self
     }
 
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The subscribers, in the order given.
+    pub fn subscribers(&self) -> &[String] {
+        &self.subscribers
+    }
+
+    /// The number of priority levels.
+    pub fn priorities(&self) -> u8 {
+        self.priorities
+    }
+
     /// The ack timeout, `None` when off.
     pub fn ack_timeout(&self) -> Option<Duration> {
-        (self.ack_timeout_ms > 0).then(|| Duration::from_millis(self.ack_timeout_ms))
+        self.ack_timeout
+    }
+
+    /// True when messages are deduped by key.
+    pub fn dedupe(&self) -> bool {
+        self.dedupe
+    }
+
+    /// The time to live of messages without an expiry of their own, `None`
+    /// when off.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.default_ttl
+    }
+
+    /// The deliveries after which a message is dead-lettered; 0 never.
+    pub fn max_deliveries(&self) -> u32 {
+        self.max_deliveries
     }
 
     /// Checks the topic, as [`Queue::declare_topic`](super::Queue::declare_topic)
@@ -134,7 +180,8 @@ impl TopicConfig {
     ///
     /// [`Error::InvalidArgument`] naming the field, as `topic.priorities`:
     /// a bad topic or subscriber name, no subscriber, one listed twice,
-    /// priority levels outside 1 to 16.
+    /// priority levels outside 1 to 16, an ack timeout or time to live
+    /// below 1 ms.
     pub fn validate(&self) -> Result<()> {
         self.validate_as("topic")
     }
@@ -171,7 +218,20 @@ impl TopicConfig {
                 ),
             ));
         }
-        Ok(())
+        check_millis(&format!("{field}.ack_timeout"), self.ack_timeout)?;
+        check_millis(&format!("{field}.default_ttl"), self.default_ttl)
+    }
+}
+
+/// Refuses a time that is on but below 1 ms: the topic is stored in whole
+/// milliseconds, where it would turn into 0, off, at the next open.
+fn check_millis(field: &str, value: Option<Duration>) -> Result<()> {
+    match value {
+        Some(d) if d < Duration::from_millis(1) => Err(Error::invalid(
+            field,
+            format!("{d:?} is below 1 ms; times are stored in whole milliseconds (zero is off)"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -200,16 +260,27 @@ fn check_name(field: &str, name: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// How a queue is opened: durability, limits, and the topics to declare.
+/// How a queue is opened: durability, limits, the topics to declare and
+/// how long [`Queue::close`](super::Queue::close) waits for its thread.
+///
+/// A serde struct (the `syncmq` CLI's `--config`, JSON or TOML), with
+/// `#[must_use]` builders; [`validate`](Self::validate) names the field at
+/// fault, as `topics[1].priorities`.
+///
+/// | field | default | setter |
+/// |---|---|---|
+/// | `durability` | `"durable"` | [`with_durability`](Self::with_durability) |
+/// | `max_message_bytes` | 16 MiB | [`with_max_message_bytes`](Self::with_max_message_bytes) |
+/// | `topics` | none | [`with_topic`](Self::with_topic) |
+/// | `close_timeout_ms` | 10000 | [`with_close_timeout`](Self::with_close_timeout) |
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
-    /// When a publish counts as done; [`Durability::Durable`] by default.
-    pub durability: Durability,
-    /// The largest stored message (body, key and headers), in bytes.
-    pub max_message_bytes: usize,
-    /// Topics declared at open: created, or updated when they exist.
-    pub topics: Vec<TopicConfig>,
+    durability: Durability,
+    max_message_bytes: usize,
+    topics: Vec<TopicConfig>,
+    #[serde(rename = "close_timeout_ms", with = "crate::millis")]
+    close_timeout: Duration,
 }
 
 impl Default for QueueConfig {
@@ -218,6 +289,7 @@ impl Default for QueueConfig {
             durability: Durability::Durable,
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             topics: Vec::new(),
+            close_timeout: Self::DEFAULT_CLOSE_TIMEOUT,
         }
     }
 }
@@ -226,7 +298,11 @@ impl QueueConfig {
     /// The default message size limit: 16 MiB.
     pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 
-    /// Durable publishes, a 16 MiB message limit, no topics yet.
+    /// How long `close` waits for the queue's thread by default.
+    pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Durable publishes, a 16 MiB message limit, no topics yet, a 10 s
+    /// close timeout.
     pub fn new() -> Self {
         QueueConfig::default()
     }
@@ -239,18 +315,52 @@ impl QueueConfig {
         self
     }
 
-    /// Sets the largest stored message, in bytes.
+    /// Sets the largest stored message (body, key and headers), in bytes:
+    /// 1 to 4,294,967,295.
     #[must_use]
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
         self
     }
 
-    /// Adds a topic to declare at open.
+    /// Adds a topic to declare at open: created, or updated when it exists.
     #[must_use]
     pub fn with_topic(mut self, topic: TopicConfig) -> Self {
         self.topics.push(topic);
         self
+    }
+
+    /// Sets how long [`Queue::close`](super::Queue::close) waits for the
+    /// queue's thread to stop (at least 1 ms).
+    #[must_use]
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// When a publish counts as done.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The largest stored message, in bytes.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    /// The topics declared at open.
+    pub fn topics(&self) -> &[TopicConfig] {
+        &self.topics
+    }
+
+    /// How long `close` waits for the queue's thread.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// The topics, for the queue that declares them.
+    pub(crate) fn into_topics(self) -> Vec<TopicConfig> {
+        self.topics
     }
 
     /// Checks every field.
@@ -259,10 +369,16 @@ impl QueueConfig {
     ///
     /// [`Error::InvalidArgument`] naming the field, as `topics[1].priorities`.
     pub fn validate(&self) -> Result<()> {
-        if self.max_message_bytes == 0 || self.max_message_bytes > u32::MAX as usize {
+        if self.max_message_bytes == 0 || u32::try_from(self.max_message_bytes).is_err() {
             return Err(Error::invalid(
                 "max_message_bytes",
                 "must be between 1 and 4294967295",
+            ));
+        }
+        if self.close_timeout < Duration::from_millis(1) {
+            return Err(Error::invalid(
+                "close_timeout",
+                format!("{:?} is below 1 ms", self.close_timeout),
             ));
         }
         let mut names = HashSet::new();
@@ -301,7 +417,7 @@ mod tests {
         let cfg = QueueConfig::new().with_topic(TopicConfig::new("a", ["x", "x"]));
         match cfg.validate() {
             Err(Error::InvalidArgument { name, .. }) => {
-                assert_eq!(name, "topics[0].subscribers[1]")
+                assert_eq!(name, "topics[0].subscribers[1]");
             }
             other => panic!("{other:?}"),
         }
@@ -311,10 +427,53 @@ mod tests {
     fn loads_from_a_serde_format() {
         let json = r#"{"durability":"buffered","topics":[{"name":"t","subscribers":["a","b"],"priorities":3,"dedupe":true}]}"#;
         let cfg: QueueConfig = serde_json::from_str(json).unwrap();
-        assert_eq!(cfg.durability, Durability::Buffered);
-        assert_eq!(cfg.topics[0].priorities, 3);
-        assert_eq!(cfg.topics[0].ack_timeout_ms, 30_000);
+        assert_eq!(cfg.durability(), Durability::Buffered);
+        assert_eq!(cfg.topics()[0].priorities(), 3);
+        assert_eq!(cfg.topics()[0].ack_timeout(), Some(Duration::from_secs(30)));
         cfg.validate().unwrap();
         assert!(serde_json::from_str::<QueueConfig>(r#"{"topicz":[]}"#).is_err());
+    }
+
+    #[test]
+    fn times_are_milliseconds_in_fields_ending_in_ms_and_zero_is_off() {
+        let json = r#"{"close_timeout_ms":2500,"topics":[{"name":"t","subscribers":["a"],"ack_timeout_ms":0,"default_ttl_ms":1500}]}"#;
+        let cfg: QueueConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(cfg.close_timeout(), Duration::from_millis(2500));
+        let topic = &cfg.topics()[0];
+        assert_eq!(topic.ack_timeout(), None);
+        assert_eq!(topic.default_ttl(), Some(Duration::from_millis(1500)));
+        let written = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(written["close_timeout_ms"], 2500);
+        assert_eq!(written["topics"][0]["ack_timeout_ms"], 0);
+        assert_eq!(written["topics"][0]["default_ttl_ms"], 1500);
+        assert_eq!(serde_json::from_value::<QueueConfig>(written).unwrap(), cfg);
+    }
+
+    #[test]
+    fn times_below_a_millisecond_are_refused_not_turned_off() {
+        let field = |r: Result<()>| match r {
+            Err(Error::InvalidArgument { name, .. }) => name,
+            other => panic!("{other:?}"),
+        };
+        let short = Duration::from_micros(500);
+        let topic = TopicConfig::new("t", ["a"]);
+        assert_eq!(
+            field(topic.clone().with_ack_timeout(short).validate()),
+            "topic.ack_timeout"
+        );
+        assert_eq!(
+            field(topic.clone().with_default_ttl(short).validate()),
+            "topic.default_ttl"
+        );
+        assert_eq!(
+            field(QueueConfig::new().with_close_timeout(short).validate()),
+            "close_timeout"
+        );
+        // Zero is off, not too short.
+        topic
+            .with_ack_timeout(Duration::ZERO)
+            .with_default_ttl(Duration::ZERO)
+            .validate()
+            .unwrap();
     }
 }

@@ -1,102 +1,20 @@
 //! [`FjallStore`]: the [`Store`] trait on a fjall 3 database, one keyspace
-//! per [`Space`].
-//!
-//! A [`Batch`] becomes one fjall `WriteBatch`, so it is atomic across
-//! keyspaces. The database is opened with manual journal persistence:
-//! `write` only appends to fjall's journal buffer, `flush` hands it to the
-//! OS and `sync` calls `fdatasync`, so the engine decides when to pay for
-//! durability (once per group commit).
-//!
-//! # Syncing without blocking writers
-//!
-//! fjall's own `persist(SyncData)` holds the journal's write lock for the
-//! whole fsync, so every publisher that arrives meanwhile waits, and a group
-//! commit round gathers almost nobody. `sync` therefore flushes the journal
-//! buffer to the OS under that lock (`persist(Buffer)`, microseconds) and
-//! then calls `fdatasync` on its own handle of the active journal file
-//! (`<dir>/<id>.jnl`, the highest id), outside the lock, while writers go
-//! on appending. That covers every batch written before the call: they are
-//! in that file's page cache, or in an older journal, which fjall synced
-//! (`SyncAll`) when it rotated away from it. If no journal file can be
-//! found or opened, `sync` falls back to fjall's `persist(SyncData)`. Weak deletes are fjall's
-//! `remove_weak`. One process at a time may open a directory (fjall keeps a
-//! lock file); a second open is an [`Error::Storage`].
-//!
-//! # A corrupt journal is refused, a torn tail is not
-//!
-//! fjall has one recovery mode: at the first journal entry it cannot
-//! decode it truncates the file there and opens, which is right for a torn
-//! tail (a crash in the middle of a write) and silently loses every later
-//! batch when the damage is in the middle. Every batch fjall writes ends
-//! in a trailer (end tag, checksum, the magic `FJL\x03`), so before fjall
-//! opens, [`FjallStore::open`] finds where the last complete trailer of
-//! each journal ends and keeps a copy of the file (`<id>.jnl.syncmq-check`,
-//! removed once the open succeeded). If fjall then cut a journal shorter
-//! than that, complete batches were behind the damage: the database is
-//! closed, the copy put back, and the open fails with [`Error::Corrupt`]
-//! naming the file; nothing is lost, nothing is changed. A cut after the
-//! last complete trailer is a torn tail (or fjall's preallocated zeros),
-//! and the open goes on. The cost is a copy of the journals' data (at most
-//! the 128 MiB bound below, usually one active journal) on each open. A torn write that left a stale but whole
-//! trailer after a hole (out-of-order writeback of unsynced pages at a
-//! power loss) is refused too: visibly, never a silent truncation. When no
-//! copy can be made (a full disk), the open goes on without it and a cut is
-//! still refused, but the cut bytes are then gone; the error says so.
-//!
-//! # A corrupt table block
-//!
-//! fjall checks every block it reads from a table file against its
-//! checksum and answers a damaged one with a bare `ChecksumMismatch`
-//! (or a bad header, a failed decompression), naming neither key nor file.
-//! `get` and `scan` turn that into an [`Error::Corrupt`] naming the space
-//! and key (`messages/<hex>`) or the key range still to be read, and the
-//! table files whose key range covers them (fjall does not say which block
-//! of which file failed). Nothing is changed on disk. Keys in the file's
-//! other blocks are still read, so the engine sets aside only the entries
-//! whose messages were in the damaged block (see `delivery.rs`). Other
-//! read failures are an [`Error::Storage`] naming the key.
-//!
-//! # A full disk
-//!
-//! When a write fails (the disk is full, ENOSPC, or any other I/O error),
-//! fjall refuses every later write with a bare `Poisoned`, even once space
-//! is free: it cannot tell what of the failed write reached the disk. So
-//! every error from then on is an [`Error::Storage`] that says what the
-//! first failure was ("the disk under ... is full") and that the queue must
-//! be closed and opened again, after freeing space; the open recovers from
-//! the journal, and every publish that returned `Ok` before is there. When
-//! the first failure was in one of fjall's background flushes, which no
-//! caller sees, the store writes a small probe file to find out whether
-//! the disk is full.
-//!
-//! # A clean close leaves nothing to replay
-//!
-//! fjall does not write its memtables to tables when the database is
-//! dropped, so every open would read back and re-apply each journal still
-//! on disk: up to 512 MiB of them, whatever is queued, 9 s after a million
-//! messages. [`Store::checkpoint`] (called by `Queue::close`) therefore
-//! seals every keyspace's memtable and waits until fjall has written them
-//! to tables. An open skips the journal entries of a keyspace up to the
-//! newest entry in its tables; a queue whose entries were all acked flushes
-//! to no table at all (the weak deletes cancel the puts), which would make
-//! the open replay all of it, so the checkpoint first writes a marker key
-//! into every keyspace (hidden from `get` and `scan`). fjall then deletes
-//! the sealed journals, and of the active one
-//! (rotated at 64 MB) the next open only reads past entries that are
-//! already in tables, applying none. After a crash, open replays what was
-//! not yet in tables: at most 128 MiB of journal (`MAX_JOURNAL_BYTES`; fjall
-//! writes the memtables that pin older journals to tables past that).
+//! per [`Space`], with what fjall leaves to its user: syncing without
+//! blocking writers, refusing a journal damaged before its end, naming a
+//! damaged table block, saying that the disk is full, and a close that
+//! leaves nothing to replay.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::keys;
-use super::store::{Batch, Entry, Op, Space, Store};
+use super::store::{Batch, KeyValue, Op, Space, Store};
 use crate::error::{Error, Result};
+use crate::thread::lock;
 
 /// The memtable size of each keyspace (fjall's default is 64 MiB each):
 /// bounds the queue's memory whatever the backlog.
@@ -115,7 +33,98 @@ const CHECKPOINT_KEY: &[u8] = b"\xFF\xFF\xFF\xFFsyncmq checkpoint";
 /// How long [`Store::checkpoint`] waits for fjall to write its memtables.
 const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A [`Store`] on disk, in a fjall database.
+/// A [`Store`] on disk, in a fjall 3 database, one keyspace per [`Space`]:
+/// the store of [`Queue::open`](super::Queue::open).
+///
+/// A [`Batch`] becomes one fjall `WriteBatch`, so it is atomic across
+/// keyspaces. The database is opened with manual journal persistence:
+/// `write` only appends to fjall's journal buffer, `flush` hands it to the
+/// OS and `sync` calls `fdatasync`, so the engine decides when to pay for
+/// durability (once per group commit).
+///
+/// # Syncing without blocking writers
+///
+/// fjall's own `persist(SyncData)` holds the journal's write lock for the
+/// whole fsync, so every publisher that arrives meanwhile waits, and a group
+/// commit round gathers almost nobody. `sync` therefore flushes the journal
+/// buffer to the OS under that lock (`persist(Buffer)`, microseconds) and
+/// then calls `fdatasync` on its own handle of the active journal file
+/// (`<dir>/<id>.jnl`, the highest id), outside the lock, while writers go
+/// on appending. That covers every batch written before the call: they are
+/// in that file's page cache, or in an older journal, which fjall synced
+/// (`SyncAll`) when it rotated away from it. If no journal file can be
+/// found or opened, `sync` falls back to fjall's `persist(SyncData)`.
+/// Weak deletes are fjall's `remove_weak`. One process at a time may open
+/// a directory (fjall keeps a lock file); a second open is an
+/// [`Error::Storage`].
+///
+/// # A corrupt journal is refused, a torn tail is not
+///
+/// fjall has one recovery mode: at the first journal entry it cannot
+/// decode it truncates the file there and opens, which is right for a torn
+/// tail (a crash in the middle of a write) and silently loses every later
+/// batch when the damage is in the middle. Every batch fjall writes ends
+/// in a trailer (end tag, checksum, the magic `FJL\x03`), so before fjall
+/// opens, [`FjallStore::open`] finds where the last complete trailer of
+/// each journal ends and keeps a copy of the file (`<id>.jnl.syncmq-check`,
+/// removed once the open succeeded). If fjall then cut a journal shorter
+/// than that, complete batches were behind the damage: the database is
+/// closed, the copy put back, and the open fails with [`Error::Corrupt`]
+/// naming the file; nothing is lost, nothing is changed. A cut after the
+/// last complete trailer is a torn tail (or fjall's preallocated zeros),
+/// and the open goes on. The cost is a copy of the journals' data (at most
+/// the 128 MiB bound below, usually one active journal) on each open. A
+/// torn write that left a stale but whole trailer after a hole
+/// (out-of-order writeback of unsynced pages at a power loss) is refused
+/// too: visibly, never a silent truncation. When no
+/// copy can be made (a full disk), the open goes on without it and a cut is
+/// still refused, but the cut bytes are then gone; the error says so.
+///
+/// # A corrupt table block
+///
+/// fjall checks every block it reads from a table file against its
+/// checksum and answers a damaged one with a bare `ChecksumMismatch`
+/// (or a bad header, a failed decompression), naming neither key nor file.
+/// `get` and `scan` turn that into an [`Error::Corrupt`] naming the space
+/// and key (`messages/<hex>`) or the key range still to be read, and the
+/// table files whose key range covers them (fjall does not say which block
+/// of which file failed). Nothing is changed on disk. Keys in the file's
+/// other blocks are still read, so the engine sets aside only the entries
+/// whose messages were in the damaged block (see
+/// [`Subscriber::next_batch`](super::Subscriber::next_batch)). Other
+/// read failures are an [`Error::Storage`] naming the key.
+///
+/// # A full disk
+///
+/// When a write fails (the disk is full, ENOSPC, or any other I/O error),
+/// fjall refuses every later write with a bare `Poisoned`, even once space
+/// is free: it cannot tell what of the failed write reached the disk. So
+/// every error from then on is an [`Error::Storage`] that says what the
+/// first failure was ("the disk under ... is full") and that the queue must
+/// be closed and opened again, after freeing space; the open recovers from
+/// the journal, and every publish that returned `Ok` before is there. When
+/// the first failure was in one of fjall's background flushes, which no
+/// caller sees, the store writes a small probe file to find out whether
+/// the disk is full.
+///
+/// # A clean close leaves nothing to replay
+///
+/// fjall does not write its memtables to tables when the database is
+/// dropped, so every open would read back and re-apply each journal still
+/// on disk: up to 512 MiB of them, whatever is queued, 9 s after a million
+/// messages. [`Store::checkpoint`] (called by
+/// [`Queue::close`](super::Queue::close)) therefore seals every keyspace's
+/// memtable and waits until fjall has written them
+/// to tables. An open skips the journal entries of a keyspace up to the
+/// newest entry in its tables; a queue whose entries were all acked flushes
+/// to no table at all (the weak deletes cancel the puts), which would make
+/// the open replay all of it, so the checkpoint first writes a marker key
+/// into every keyspace (hidden from `get` and `scan`). fjall then deletes
+/// the sealed journals, and of the active one
+/// (rotated at 64 MB) the next open only reads past entries that are
+/// already in tables, applying none. After a crash, open replays what was
+/// not yet in tables: at most 128 MiB of journal (`MAX_JOURNAL_BYTES`; fjall
+/// writes the memtables that pin older journals to tables past that).
 pub struct FjallStore {
     db: Database,
     spaces: Vec<Keyspace>,
@@ -145,7 +154,7 @@ impl FjallStore {
     /// [`Error::Storage`] when fjall cannot open it: another process has it
     /// open, the directory is not writable, the files are damaged;
     /// [`Error::Corrupt`] naming the journal file when it is damaged before
-    /// its end (see the module docs; the files are left as they were).
+    /// its end (see the type's docs; the files are left as they were).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         // See "A corrupt journal is refused, a torn tail is not".
@@ -203,7 +212,7 @@ impl FjallStore {
     }
 
     /// The error for fjall's failure `e` of operation `what`. See "A full
-    /// disk" in the module docs.
+    /// disk" in the type's docs.
     fn fail(&self, what: &str, e: fjall::Error) -> Error {
         if let Some(io) = io_error(&e) {
             let cause = self.note_io(io);
@@ -214,10 +223,7 @@ impl FjallStore {
         }
         // fjall says only `Poisoned`; the cause is an earlier failure, which
         // a background flush may have met without any caller seeing it.
-        let mut first = self
-            .first_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut first = lock(&self.first_failure);
         if first.is_none() {
             // Kept, so that later errors still say it once space is free.
             *first = self.probe_disk_full();
@@ -244,10 +250,7 @@ impl FjallStore {
         } else {
             format!("an I/O error under {} ({io})", self.dir.display())
         };
-        self.first_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert_with(|| cause.clone());
+        lock(&self.first_failure).get_or_insert_with(|| cause.clone());
         cause
     }
 
@@ -255,7 +258,7 @@ impl FjallStore {
     /// full: the cause of a `Poisoned` no caller saw coming.
     fn probe_disk_full(&self) -> Option<String> {
         let path = self.dir.join(".syncmq-space-probe");
-        let result = std::fs::write(&path, [0u8; 64 << 10]);
+        let result = std::fs::write(&path, vec![0u8; 64 << 10]);
         // Nothing to do if the probe cannot be removed: it is 64 KiB, and
         // the next probe overwrites it.
         let _ = std::fs::remove_file(&path);
@@ -277,7 +280,7 @@ impl FjallStore {
     fn active_journal_id(&self) -> Option<u64> {
         std::fs::read_dir(&self.dir)
             .ok()?
-            .filter_map(|e| e.ok())
+            .filter_map(Result::ok)
             .filter_map(|e| {
                 e.file_name()
                     .to_str()?
@@ -297,7 +300,7 @@ impl FjallStore {
     /// ours is still linked, no rotation happened. Two cheap `stat`s instead
     /// of listing the directory on every sync.
     fn sync_active_journal(&self) -> Result<bool> {
-        let mut cached = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cached = lock(&self.journal);
         let still_active = cached.as_ref().is_some_and(|(id, file)| {
             let next = self.dir.join(format!("{}.jnl", id + 1));
             std::fs::symlink_metadata(next).is_err() && still_linked(file)
@@ -325,7 +328,7 @@ impl FjallStore {
     /// (`lo..hi` unless `inclusive`) of `space`: an [`Error::Corrupt`]
     /// naming them and the table files that hold them when the stored bytes
     /// are damaged, an [`Error::Storage`] naming them otherwise. See "A
-    /// corrupt table block" in the module docs.
+    /// corrupt table block" in the type's docs.
     fn read_failure(
         &self,
         space: Space,
@@ -492,7 +495,7 @@ fn guard_journals(dir: &Path) -> Result<Vec<Guarded>> {
     let io =
         |what: &str, p: &Path, e: std::io::Error| Error::io(format!("{what} {}", p.display()), e);
     let mut out = Vec::new();
-    for entry in entries.filter_map(|e| e.ok()) {
+    for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("jnl") {
             continue;
@@ -540,15 +543,16 @@ fn guard_journals(dir: &Path) -> Result<Vec<Guarded>> {
 fn last_batch_end(path: &Path) -> std::io::Result<(u64, u64)> {
     use std::io::{Read, Seek, SeekFrom};
     const TRAILER: usize = 1 + 8 + 4;
-    const BLOCK: u64 = 1 << 20;
-    let zeros = vec![0u8; BLOCK as usize];
+    const BLOCK: usize = 1 << 20;
+    let zeros = vec![0u8; BLOCK];
     let mut file = File::open(path)?;
     let mut end = file.metadata()?.len();
     let mut block = Vec::new();
     let mut data_end = None;
     while end >= TRAILER as u64 {
-        let start = end.saturating_sub(BLOCK);
-        block.resize((end - start) as usize, 0);
+        let start = end.saturating_sub(BLOCK as u64);
+        // At most BLOCK bytes, so it fits in a usize.
+        block.resize(usize::try_from(end - start).unwrap_or(BLOCK), 0);
         file.seek(SeekFrom::Start(start))?;
         file.read_exact(&mut block)?;
         if block[..] != zeros[..block.len()] {
@@ -636,11 +640,11 @@ impl Store for FjallStore {
             .map(|v| v.to_vec()))
     }
 
-    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Entry>> {
+    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
         if from >= to {
             return Ok(Vec::new());
         }
-        let mut out: Vec<Entry> = Vec::new();
+        let mut out: Vec<KeyValue> = Vec::new();
         for guard in self.space(space).range(from..to) {
             if out.len() >= limit {
                 break;
@@ -676,7 +680,7 @@ impl Store for FjallStore {
     }
 
     fn checkpoint(&self) -> Result<()> {
-        // See "A clean close leaves nothing to replay" in the module docs.
+        // See "A clean close leaves nothing to replay" in the type's docs.
         let mut wb = self.db.batch();
         for ks in &self.spaces {
             wb.insert(ks, CHECKPOINT_KEY, [1u8]);
@@ -709,7 +713,7 @@ impl Store for FjallStore {
     }
 
     fn sync(&self) -> Result<()> {
-        // See "Syncing without blocking writers" in the module docs.
+        // See "Syncing without blocking writers" in the type's docs.
         self.flush()?;
         if self.sync_active_journal()? {
             return Ok(());

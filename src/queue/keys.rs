@@ -5,11 +5,13 @@
 //! messages  topic:u32 seq:u64                 -> Message::to_bytes
 //! queue     sub:u32 priority:u8 position:u64  -> seq:u64
 //! dead      sub:u32 position:u64              -> seq:u64 deliveries:u32
+//!           (the dead letters)
 //! attempts  sub:u32 priority:u8 position:u64  -> deliveries:u32 (of every
 //!                                              entry taken and not yet acked)
 //! refs      topic:u32 seq:u64                 -> subscribers left:u32
 //! dedupe    topic:u32 key bytes               -> seq:u64
-//! stats     sub:u32                           -> entries, dead, expired: u64 each
+//! stats     sub:u32                           -> entries, dead letters,
+//!                                              expired: u64 each
 //! meta      "topic/" name                     -> TopicRecord (MessagePack)
 //!           "ids"                             -> next topic id, next subscriber id
 //!           "seq/" topic:u32                  -> reserved sequence high-water mark
@@ -17,9 +19,11 @@
 //! ```
 //!
 //! Positions and message sequences come from one counter per topic, which
-//! is never reused (see `reserve` in the engine), so a key deleted with a
+//! is never reused (see `Topic::alloc_seq`), so a key deleted with a
 //! weak delete is never written again.
 
+use super::entry::EntryId;
+use super::store::Space;
 use crate::error::{Error, Result};
 
 /// The longest key fjall stores (lsm-tree panics on a longer one).
@@ -64,6 +68,17 @@ pub fn queue(sub: u32, priority: u8, position: u64) -> Vec<u8> {
     k
 }
 
+/// The entry a queue key names (with no delivery), `None` when `key` is
+/// not one.
+pub fn entry_id(key: &[u8]) -> Option<EntryId> {
+    let (&priority, position) = key.get(4..)?.split_first()?;
+    Some(EntryId {
+        priority,
+        position: u64::from_be_bytes(position.try_into().ok()?),
+        delivery: 0,
+    })
+}
+
 /// The first key after every queue key of `(sub, priority)`.
 pub fn queue_end(sub: u32, priority: u8) -> Vec<u8> {
     match priority.checked_add(1) {
@@ -72,7 +87,7 @@ pub fn queue_end(sub: u32, priority: u8) -> Vec<u8> {
     }
 }
 
-pub fn dead(sub: u32, position: u64) -> Vec<u8> {
+pub fn dead_letter(sub: u32, position: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(12);
     k.extend_from_slice(&sub.to_be_bytes());
     k.extend_from_slice(&position.to_be_bytes());
@@ -119,13 +134,18 @@ pub fn meta_app(key: &str) -> Vec<u8> {
 }
 
 /// Prints a key readably for errors: the space and the bytes in hex.
-pub fn show(space: super::store::Space, key: &[u8]) -> String {
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}/{hex}", space.name())
+pub fn show(space: Space, key: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut shown = format!("{}/", space.name());
+    for b in key {
+        // Writing to a String cannot fail.
+        let _ = write!(shown, "{b:02x}");
+    }
+    shown
 }
 
 /// Reads a big-endian `u64` at `at` in `bytes`, or says which key is corrupt.
-pub fn read_u64(bytes: &[u8], at: usize, space: super::store::Space, key: &[u8]) -> Result<u64> {
+pub fn read_u64(bytes: &[u8], at: usize, space: Space, key: &[u8]) -> Result<u64> {
     bytes
         .get(at..at + 8)
         .and_then(|b| b.try_into().ok())
@@ -143,7 +163,7 @@ pub fn read_u64(bytes: &[u8], at: usize, space: super::store::Space, key: &[u8])
 }
 
 /// Reads a big-endian `u32` at `at` in `bytes`, or says which key is corrupt.
-pub fn read_u32(bytes: &[u8], at: usize, space: super::store::Space, key: &[u8]) -> Result<u32> {
+pub fn read_u32(bytes: &[u8], at: usize, space: Space, key: &[u8]) -> Result<u32> {
     bytes
         .get(at..at + 4)
         .and_then(|b| b.try_into().ok())
@@ -160,7 +180,7 @@ pub fn read_u32(bytes: &[u8], at: usize, space: super::store::Space, key: &[u8])
         })
 }
 
-pub fn corrupt(space: super::store::Space, key: &[u8], reason: impl Into<String>) -> Error {
+pub fn corrupt(space: Space, key: &[u8], reason: impl Into<String>) -> Error {
     Error::Corrupt {
         key: show(space, key),
         reason: reason.into(),
@@ -179,7 +199,15 @@ mod tests {
         assert!(queue(1, 255, u64::MAX) < queue_end(1, 255));
         assert!(queue_end(1, 255) < queue(2, 0, 0));
         assert!(message(1, 9) < message(1, 10));
-        assert!(dead(3, u64::MAX) < sub_end(3));
+        assert!(dead_letter(3, u64::MAX) < sub_end(3));
         assert!(sub_end(3) < sub_start(4));
+    }
+
+    #[test]
+    fn a_queue_key_names_its_entry() {
+        let id = entry_id(&queue(7, 2, 300)).unwrap();
+        assert_eq!((id.priority, id.position, id.delivery), (2, 300, 0));
+        assert!(entry_id(&queue(7, 2, 300)[..12]).is_none());
+        assert!(entry_id(&[queue(7, 2, 300), vec![0]].concat()).is_none());
     }
 }

@@ -1,19 +1,21 @@
 //! [`MemoryStore`]: the [`Store`] trait on `BTreeMap`s, for tests and for
 //! queues that need not outlive the process.
-//!
-//! Batches are applied under one lock, so they are atomic; `flush` and
-//! `sync` do nothing, because there is nothing to make durable. A clone
-//! shares the maps, which lets a test "reopen" a queue on the same data.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
-use super::store::{Batch, Entry, Op, Space, Store};
+use super::store::{Batch, KeyValue, Op, Space, Store};
 use crate::error::Result;
+use crate::thread::lock;
 
 type Maps = BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>;
 
-/// An in-memory [`Store`]. Clones share the same data.
+/// An in-memory [`Store`], for tests and for queues that need not outlive
+/// the process.
+///
+/// Batches are applied under one lock, so they are atomic; `flush` and
+/// `sync` do nothing, because there is nothing to make durable. A clone
+/// shares the maps, which lets a test "reopen" a queue on the same data.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     maps: Arc<Mutex<Maps>>,
@@ -25,15 +27,10 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Maps> {
-        // Every batch is applied whole before the guard drops.
-        self.maps.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Overwrites the raw bytes under `key`, bypassing the engine: for
     /// tests that need corrupt data.
     pub fn put_raw(&self, space: Space, key: &[u8], value: &[u8]) {
-        self.lock()
+        lock(&self.maps)
             .entry(space)
             .or_default()
             .insert(key.to_vec(), value.to_vec());
@@ -41,7 +38,7 @@ impl MemoryStore {
 
     /// Every key in `space`, for tests that inspect the layout.
     pub fn keys(&self, space: Space) -> Vec<Vec<u8>> {
-        self.lock()
+        lock(&self.maps)
             .get(&space)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default()
@@ -50,15 +47,16 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.lock().get(&space).and_then(|m| m.get(key).cloned()))
+        Ok(lock(&self.maps)
+            .get(&space)
+            .and_then(|m| m.get(key).cloned()))
     }
 
-    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Entry>> {
+    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
         if from >= to {
             return Ok(Vec::new());
         }
-        Ok(self
-            .lock()
+        Ok(lock(&self.maps)
             .get(&space)
             .map(|m| {
                 m.range(from.to_vec()..to.to_vec())
@@ -70,7 +68,7 @@ impl Store for MemoryStore {
     }
 
     fn write(&self, batch: Batch) -> Result<()> {
-        let mut maps = self.lock();
+        let mut maps = lock(&self.maps);
         for op in batch.ops {
             match op {
                 Op::Put(space, key, value) => {

@@ -2,12 +2,14 @@
 //! subscribers, a queue per subscriber and priority, acks with deadlines,
 //! redelivery, dead letters, dedupe and expiry.
 //!
-//! 1. [`store`]: the [`Store`] trait, with [`FjallStore`] (on disk, the
-//!    default) and [`MemoryStore`] (tests) under it.
-//! 2. [`config`]: [`QueueConfig`] and [`TopicConfig`], serde structs.
-//! 3. the engine: publishing, recovery and bookkeeping (`engine.rs`),
-//!    consuming (`delivery.rs`), group commit (`commit.rs`).
-//! 4. [`Subscriber`]: a consumer's handle.
+//! - [`Queue`]: opens a directory ([`FjallStore`]) or any [`Store`]
+//!   ([`MemoryStore`] for tests), publishes, and hands out
+//!   [`Subscriber`]s.
+//! - [`QueueConfig`] and [`TopicConfig`]: serde structs with builders.
+//! - [`Subscriber`]: a consumer's handle: receives ([`Received`]), acks by
+//!   [`EntryId`], nacks, [`DeadLetter`]s, [`SubscriberStats`].
+//! - [`Queue::send`]: pipelined publishing, returning a
+//!   [`Receipt`].
 //!
 //! # Guarantees
 //!
@@ -17,9 +19,10 @@
 //!   [`Durability::Buffered`] it is in the OS and survives `kill -9`.
 //!   Concurrent publishers share one fsync (group commit).
 //! - **Pipelined**: [`Queue::send`] writes without waiting and returns a
-//!   [`Receipt`]; nothing sent is durable until the receipt's
-//!   [`wait`](Receipt::wait) returned `Ok` (then it, and every earlier send,
-//!   is never lost). After a crash, sends not waited for may be lost.
+//!   [`Receipt`]; nothing sent is durable until the
+//!   receipt's [`wait`](Receipt::wait) returned `Ok` (then it, and
+//!   every earlier send, is never lost). After a crash, sends not waited
+//!   for may be lost.
 //! - Each `publish` is **one atomic batch**: the message once, an entry per
 //!   subscriber, the counters. After a crash all of it is there or none.
 //! - **At-least-once**: an entry leaves the store only when acked (or
@@ -27,7 +30,7 @@
 //!   back at the front; after a restart every unacked delivery comes back,
 //!   counted as redelivered: delivery counts are stored when an entry is
 //!   taken, so `max_deliveries` holds across crashes (no extra delivery per
-//!   process crash; see `delivery.rs`'s docs for power loss).
+//!   process crash; see [`Subscriber::next_batch`] for power loss).
 //!   An ack is written at once and made durable by the next group commit
 //!   or at close, so after a crash an acked message may come again, never
 //!   the reverse.
@@ -38,7 +41,8 @@
 //! - Corrupt stored bytes are an [`Error::Corrupt`] naming the key (and
 //!   the table file, for a damaged fjall block); the entry stays where it
 //!   is. An entry whose message cannot be read is set aside with an ERROR
-//!   log and the rest of the queue is still served (see `next_batch`).
+//!   log and the rest of the queue is still served (see
+//!   [`Subscriber::next_batch`]).
 //!
 //! ```
 //! use syncmq::queue::{Queue, QueueConfig, TopicConfig};
@@ -57,47 +61,54 @@
 //! # }
 //! ```
 
-pub mod config;
-pub mod store;
-
 mod commit;
+mod config;
+mod dead_letter;
 mod delivery;
-mod engine;
+mod entry;
 mod fjall_store;
 mod keys;
 mod memory_store;
+mod publish;
 mod receipt;
+mod settle;
+mod state;
+mod store;
 mod subscriber;
+mod subscriber_state;
+mod sweeper;
+mod topic;
+
+pub use config::{Durability, QueueConfig, TopicConfig};
+pub use entry::{DeadLetter, EntryId, Received, SubscriberStats};
+pub use fjall_store::FjallStore;
+pub use memory_store::MemoryStore;
+pub use store::{Batch, KeyValue, Op, Space, Store};
+pub use subscriber::{Interrupter, Subscriber};
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-pub use config::{Durability, QueueConfig, TopicConfig};
-pub use fjall_store::FjallStore;
-pub use memory_store::MemoryStore;
-pub use receipt::Receipt;
-pub use store::{Batch, Op, Space, Store};
-pub use subscriber::{DeadLetter, EntryId, Interrupter, Received, Subscriber, SubscriberStats};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::thread::{self, Worker};
-use engine::{Shared, State};
+use crate::receipt::Receipt;
+use crate::thread::{self, lock, Worker};
+use receipt::CommitTicket;
+use state::{Shared, State};
 
-/// How long `close` waits for the sweeper to end.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The queue engine. See the module docs.
+/// The queue engine: topics, publishing, subscribers. See the
+/// [module docs](crate::queue) for its guarantees.
 ///
 /// Owns one thread, `syncmq-queue-sweep` (ack deadlines), which
-/// [`close`](Queue::close) or drop stops and joins; group commit runs on
-/// the publishers' own threads. Share a queue between threads with an
-/// `Arc`.
+/// [`close`](Queue::close) or drop stops and joins within
+/// [`QueueConfig::with_close_timeout`]; group commit runs on the
+/// publishers' own threads. Share a queue between threads with an `Arc`.
 pub struct Queue {
     shared: Arc<Shared>,
     workers: Mutex<Vec<Worker<()>>>,
+    close_timeout: Duration,
 }
 
 impl std::fmt::Debug for Queue {
@@ -139,21 +150,23 @@ impl Queue {
     pub fn with_store(store: Arc<dyn Store>, config: QueueConfig) -> Result<Self> {
         config.validate()?;
         let mut state = State::load(store)?;
-        for (i, topic) in config.topics.iter().enumerate() {
-            state.declare(topic.clone(), &format!("topics[{i}]"))?;
+        let (durability, max_message_bytes, close_timeout) = (
+            config.durability(),
+            config.max_message_bytes(),
+            config.close_timeout(),
+        );
+        for (i, topic) in config.into_topics().into_iter().enumerate() {
+            state.declare(topic, &format!("topics[{i}]"))?;
         }
-        let shared = Arc::new(Shared::new(
-            state,
-            config.durability,
-            config.max_message_bytes,
-        ));
+        let shared = Arc::new(Shared::new(state, durability, max_message_bytes));
         let sweeper_shared = shared.clone();
         let workers = vec![thread::spawn("queue-sweep", move || {
-            sweep(&sweeper_shared)
+            sweeper::run(&sweeper_shared);
         })?];
         Ok(Queue {
             shared,
             workers: Mutex::new(workers),
+            close_timeout,
         })
     }
 
@@ -164,7 +177,7 @@ impl Queue {
     ///
     /// [`Error::InvalidArgument`] naming the field; [`Error::Closed`].
     pub fn declare_topic(&self, topic: TopicConfig) -> Result<()> {
-        let mut state = self.shared.lock();
+        let mut state = lock(&self.shared.state);
         if state.closed {
             return Err(Error::closed("queue"));
         }
@@ -173,9 +186,9 @@ impl Queue {
 
     /// The configuration of every topic, sorted by name.
     pub fn topics(&self) -> Vec<TopicConfig> {
-        let state = self.shared.lock();
+        let state = lock(&self.shared.state);
         let mut topics: Vec<_> = state.topics.values().map(|t| t.config.clone()).collect();
-        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics.sort_by(|a, b| a.name().cmp(b.name()));
         topics
     }
 
@@ -205,19 +218,50 @@ impl Queue {
     /// in one atomic batch now, **without** waiting for the sync, and
     /// returns a [`Receipt`] whose [`wait`](Receipt::wait) returns once the
     /// batch is durable (fsynced with [`Durability::Durable`], in the OS
-    /// with [`Durability::Buffered`]).
+    /// with [`Durability::Buffered`]). The messages are visible to
+    /// subscribers as soon as `send` returns.
     ///
-    /// Nothing sent is durable until its receipt's `wait` returned `Ok`:
-    /// after a crash, sends not waited for may be lost, waited ones never
-    /// are. Waiting for a receipt also covers every earlier send. A
-    /// producer keeping up to W receipts outstanding (waiting for the
+    /// A producer keeping up to W receipts outstanding (waiting for the
     /// oldest when the window is full) shares each fsync among up to W of
-    /// its messages, like RabbitMQ publisher confirms. The messages are
-    /// visible to subscribers as soon as `send` returns.
+    /// its messages, like `RabbitMQ` publisher confirms: the receipt's `wait`
+    /// blocks until a group-commit round has synced the batch, and leads
+    /// that round itself when no other publisher is.
+    ///
+    /// # Guarantees
+    ///
+    /// - **Nothing sent is durable until its receipt's `wait` returned
+    ///   `Ok`.** After a crash a send whose receipt was not waited for (or
+    ///   whose wait had not returned yet) may be lost; one whose `wait`
+    ///   returned `Ok` never is.
+    /// - Syncs cover **prefixes**: batches are written and ticketed in one
+    ///   order, and a sync covers everything written before it started, so
+    ///   once a receipt's `wait` returned `Ok`, every batch sent before it
+    ///   (by any thread) is durable too. Waiting for the newest of a window
+    ///   covers the whole window. [`Receipt::ticket`] is the send's place in
+    ///   that order (1 for the first send since the queue was opened; 0 for
+    ///   an empty send, which has nothing to wait for).
+    /// - Each send is one atomic batch, as `publish`: after a crash all of
+    ///   it is there or none.
+    /// - Order: the messages of sends made one after another are queued in
+    ///   that order (FIFO within a priority), whether or not anything waited
+    ///   in between.
+    /// - A failed sync fails this and every later wait with the same
+    ///   [`Error::Storage`]: the store cannot say what it lost.
+    /// - A receipt stays valid after [`close`](Self::close): close syncs
+    ///   everything that was sent, so waiting afterwards returns `Ok`
+    ///   without another sync (or close's sync error). A receipt keeps the
+    ///   store's files open until it is dropped, as a [`Subscriber`] does.
+    /// - [`Receipt::wait_timeout`] gives up with [`Error::Timeout`] when the
+    ///   time ran out while another publisher's sync was under way (the
+    ///   send may still become durable); a wait that leads the sync itself
+    ///   lets it end, however long the fsync takes, so that the publishers
+    ///   waiting on it are not left without a leader. With
+    ///   [`Durability::Buffered`] there is nothing to wait for but a flush
+    ///   to the OS.
     ///
     /// ```
     /// use syncmq::queue::{Queue, QueueConfig, TopicConfig};
-    /// use syncmq::Message;
+    /// use syncmq::{Message, Receipt};
     /// use std::collections::VecDeque;
     ///
     /// # fn main() -> syncmq::Result<()> {
@@ -225,12 +269,12 @@ impl Queue {
     /// let mut window = VecDeque::new();
     /// for i in 0..1000u32 {
     ///     if window.len() == 64 {
-    ///         window.pop_front().map(syncmq::queue::Receipt::wait).transpose()?;
+    ///         window.pop_front().map(Receipt::wait).transpose()?;
     ///     }
     ///     window.push_back(queue.send("t", &[Message::new(i.to_be_bytes().to_vec())])?);
     /// }
     /// // Durable once the newest is: it covers every earlier send.
-    /// window.pop_back().map(syncmq::queue::Receipt::wait).transpose()?;
+    /// window.pop_back().map(Receipt::wait).transpose()?;
     /// # Ok(())
     /// # }
     /// ```
@@ -240,24 +284,28 @@ impl Queue {
     /// As [`publish`](Self::publish), less the sync's errors, which
     /// [`Receipt::wait`] returns.
     pub fn send(&self, topic: &str, messages: &[Message]) -> Result<Receipt> {
-        let ticket = if messages.is_empty() {
-            0
-        } else {
-            let mut state = self.shared.lock();
-            if state.closed {
-                return Err(Error::closed("queue"));
-            }
-            let woken = state.publish(topic, messages, self.shared.max_message_bytes)?;
-            for cond in woken {
-                cond.notify_all();
-            }
-            // Under the state lock, so that tickets follow the write order.
-            self.shared.committer.written()
-        };
-        Ok(Receipt {
-            shared: self.shared.clone(),
+        if messages.is_empty() {
+            return Ok(Receipt::settled("queue"));
+        }
+        let mut state = lock(&self.shared.state);
+        if state.closed {
+            return Err(Error::closed("queue"));
+        }
+        let woken = state.publish(topic, messages, self.shared.max_message_bytes)?;
+        for cond in woken {
+            cond.notify_all();
+        }
+        // Under the state lock, so that tickets follow the write order.
+        let ticket = self.shared.committer.written();
+        drop(state);
+        Ok(Receipt::new(
+            "queue",
             ticket,
-        })
+            CommitTicket {
+                committer: self.shared.committer.clone(),
+                ticket,
+            },
+        ))
     }
 
     /// A handle on subscriber `name` of `topic`.
@@ -267,7 +315,7 @@ impl Queue {
     /// [`Error::NotFound`] for an unknown topic or subscriber;
     /// [`Error::Closed`].
     pub fn subscribe(&self, topic: &str, name: &str) -> Result<Subscriber> {
-        let state = self.shared.lock();
+        let state = lock(&self.shared.state);
         if state.closed {
             return Err(Error::closed("queue"));
         }
@@ -287,7 +335,7 @@ impl Queue {
     ///
     /// [`Error::NotFound`] for an unknown topic.
     pub fn stats(&self, topic: &str) -> Result<Vec<SubscriberStats>> {
-        let state = self.shared.lock();
+        let state = lock(&self.shared.state);
         let ids: Vec<u32> = state.topic(topic)?.subs.iter().map(|(_, id)| *id).collect();
         ids.into_iter().map(|id| state.stats(id)).collect()
     }
@@ -300,7 +348,7 @@ impl Queue {
     /// [`Error::InvalidArgument`] for a key over 65,531 bytes;
     /// [`Error::Closed`]; [`Error::Storage`].
     pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
-        let state = self.shared.lock();
+        let state = lock(&self.shared.state);
         if state.closed {
             return Err(Error::closed("queue"));
         }
@@ -319,7 +367,7 @@ impl Queue {
     /// [`Error::Storage`].
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         keys::check_len("key", "metadata key", key, keys::MAX_META_KEY)?;
-        let state = self.shared.lock();
+        let state = lock(&self.shared.state);
         state.store.get(Space::Meta, &keys::meta_app(key))
     }
 
@@ -337,13 +385,12 @@ impl Queue {
     /// [`Error::Storage`] when the final sync failed; [`Error::Timeout`]
     /// when a thread did not stop in time.
     pub fn close(&self) -> Result<()> {
-        let workers =
-            std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
+        let workers = std::mem::take(&mut *lock(&self.workers));
         if workers.is_empty() {
             return Ok(());
         }
         let store = {
-            let mut state = self.shared.lock();
+            let mut state = lock(&self.shared.state);
             state.closed = true;
             for sub in state.subs.values() {
                 sub.cond.notify_all();
@@ -353,25 +400,16 @@ impl Queue {
         self.shared.sweeper.notify_all();
         let (syncs, batches) = self.shared.committer.summary();
         log::debug!("queue: closing; {syncs} syncs covered {batches} durable publishes");
-        let deadline = Instant::now() + CLOSE_TIMEOUT;
-        let mut first_error = None;
-        for w in workers {
-            if let Err(e) = w.join_deadline(deadline) {
-                first_error.get_or_insert(e);
-            }
-        }
+        let joined = thread::join_all(workers, Instant::now() + self.close_timeout);
         // Every send is written by now and none comes after `closed`: this
         // sync settles the receipts still outstanding.
         let synced = store.sync();
         self.shared.committer.settle_all(&synced);
-        if let Err(e) = synced {
-            first_error.get_or_insert(e);
-        } else if let Err(e) = store.checkpoint() {
-            // So that the next open has nothing to replay (fjall: memtables
-            // to tables); nothing is lost if it fails, the open is slower.
-            first_error.get_or_insert(e);
-        }
-        first_error.map_or(Ok(()), Err)
+        // The checkpoint, after a sync that succeeded, is so that the next
+        // open has nothing to replay (fjall: memtables to tables); nothing
+        // is lost if it fails, the open is slower.
+        let stored = synced.and_then(|()| store.checkpoint());
+        joined.and(stored)
     }
 }
 
@@ -380,38 +418,5 @@ impl Drop for Queue {
         if let Err(e) = self.close() {
             log::warn!("queue: close on drop: {e}");
         }
-    }
-}
-
-/// The sweeper thread: sleeps on a Condvar until the earliest ack deadline
-/// (or until woken because an earlier one appeared), redelivers what timed
-/// out, and ends when the queue closes.
-fn sweep(shared: &Shared) {
-    let mut state = shared.lock();
-    loop {
-        if state.closed {
-            return;
-        }
-        let now = Instant::now();
-        let (woken, next) = state.sweep(now);
-        for id in woken {
-            if let Some(sub) = state.subs.get(&id) {
-                sub.cond.notify_all();
-            }
-        }
-        state.wake_sweeper = false;
-        state = match next {
-            Some(at) => {
-                shared
-                    .sweeper
-                    .wait_timeout(state, at.saturating_duration_since(now))
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
-            }
-            None => shared
-                .sweeper
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner),
-        };
     }
 }

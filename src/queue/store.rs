@@ -1,25 +1,6 @@
-//! The storage seam under the queue engine: a sorted key-value store with
-//! atomic batches, split into a few named spaces.
-//!
-//! The engine never talks to fjall directly; it writes [`Batch`]es and reads
-//! ranges through the [`Store`] trait, so the same engine runs on
-//! [`FjallStore`](super::FjallStore) (on disk, the default) and on
-//! [`MemoryStore`](super::MemoryStore) (tests, throwaway queues).
-//!
-//! # What an implementation promises
-//!
-//! - Keys sort as bytes, so the engine's big-endian integer keys come back
-//!   in queue order.
-//! - [`Store::write`] applies a whole batch atomically: after a crash either
-//!   every operation of the batch is there or none is. It is visible to
-//!   readers as soon as it returns; it need not be on disk yet.
-//! - [`Store::sync`] makes every batch written before it durable; the
-//!   engine calls it once per group-commit round, for many publishers.
-//!   [`Store::flush`] hands written batches to the OS, which is enough to
-//!   survive a crash of the process but not of the machine.
-//! - [`Op::DeleteWeak`] deletes a key that was written exactly once: the
-//!   store may drop the delete marker as soon as it meets the value (fjall's
-//!   `remove_weak`), so a drained queue leaves no tombstones behind.
+//! The storage seam under the queue engine: the [`Store`] trait, the
+//! [`Batch`]es it applies and the [`Space`]s it keeps keys in. The engine
+//! never talks to fjall directly.
 
 use crate::error::Result;
 
@@ -35,7 +16,7 @@ pub enum Space {
     /// Queue entries, by subscriber id, priority and position.
     Queue,
     /// Dead-lettered entries, by subscriber id and position.
-    Dead,
+    DeadLetters,
     /// Dedupe key to message sequence, for undelivered keyed messages.
     Dedupe,
     /// Delivery counts of entries that were delivered and not yet acked.
@@ -52,20 +33,21 @@ impl Space {
         Space::Meta,
         Space::Messages,
         Space::Queue,
-        Space::Dead,
+        Space::DeadLetters,
         Space::Dedupe,
         Space::Attempts,
         Space::Refs,
         Space::Stats,
     ];
 
-    /// The space's name: the fjall keyspace name.
+    /// The space's name: the fjall keyspace name (stored on disk, so it
+    /// never changes).
     pub fn name(self) -> &'static str {
         match self {
             Space::Meta => "meta",
             Space::Messages => "messages",
             Space::Queue => "queue",
-            Space::Dead => "dead",
+            Space::DeadLetters => "dead",
             Space::Dedupe => "dedupe",
             Space::Attempts => "attempts",
             Space::Refs => "refs",
@@ -81,7 +63,7 @@ pub enum Op {
     Put(Space, Vec<u8>, Vec<u8>),
     /// Deletes `key`, whatever was written under it before.
     Delete(Space, Vec<u8>),
-    /// Deletes a key that was written exactly once (see the module docs).
+    /// Deletes a key that was written exactly once (see [`Store`]).
     DeleteWeak(Space, Vec<u8>),
 }
 
@@ -120,10 +102,32 @@ impl Batch {
 }
 
 /// A key and its value, as [`Store::scan`] returns them.
-pub type Entry = (Vec<u8>, Vec<u8>);
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
-/// A sorted key-value store with atomic batches. See the module docs for
-/// what implementations promise.
+/// A sorted key-value store with atomic batches, split into a few named
+/// [`Space`]s: what the queue engine runs on.
+///
+/// The engine writes [`Batch`]es and reads ranges through this trait, so
+/// the same engine runs on [`FjallStore`](super::FjallStore) (on disk, the
+/// default) and on [`MemoryStore`](super::MemoryStore) (tests, throwaway
+/// queues), or on a store of your own
+/// ([`Queue::with_store`](super::Queue::with_store)).
+///
+/// # What an implementation promises
+///
+/// - Keys sort as bytes, so the engine's big-endian integer keys come back
+///   in queue order.
+/// - [`write`](Store::write) applies a whole batch atomically: after a
+///   crash either every operation of the batch is there or none is. It is
+///   visible to readers as soon as it returns; it need not be on disk yet.
+/// - [`sync`](Store::sync) makes every batch written before it durable;
+///   the engine calls it once per group-commit round, for many publishers.
+///   [`flush`](Store::flush) hands written batches to the OS, which is
+///   enough to survive a crash of the process but not of the machine.
+/// - [`Op::DeleteWeak`] deletes a key that was written exactly once: the
+///   store may drop the delete marker as soon as it meets the value
+///   (fjall's `remove_weak`), so a drained queue leaves no tombstones
+///   behind.
 pub trait Store: Send + Sync {
     /// The value under `key`.
     ///
@@ -137,7 +141,7 @@ pub trait Store: Send + Sync {
     /// # Errors
     ///
     /// As [`Store::get`].
-    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Entry>>;
+    fn scan(&self, space: Space, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KeyValue>>;
 
     /// Applies `batch` atomically; visible at once, durable after the next
     /// [`Store::sync`].
@@ -165,7 +169,7 @@ pub trait Store: Send + Sync {
     /// A clean close: leaves the store so that the next open has nothing
     /// to replay (fjall writes its memtables to tables, so its journal
     /// holds nothing newer than them). The engine calls it once, from
-    /// `Queue::close`, right after a [`Store::sync`] that succeeded; writes
+    /// [`Queue::close`](super::Queue::close), right after a [`Store::sync`] that succeeded; writes
     /// after it (late acks) are still allowed. The default does nothing.
     ///
     /// # Errors

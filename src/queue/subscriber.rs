@@ -1,115 +1,27 @@
-//! A subscriber's handle: blocking receives, acks, nacks, reset, and its
-//! dead-letter queue.
-//!
-//! Consumers block on the subscriber's Condvar and are woken by the publish,
-//! nack, reset or redelivery that gives them something to take, by
-//! [`Interrupter::interrupt`], or by the queue closing; they never poll.
-//! Several handles (on several threads) for one subscriber compete for its
-//! entries: each entry goes to one of them.
+//! [`Subscriber`]: a consumer's handle on one subscriber of one topic, and
+//! its [`Interrupter`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::engine::Shared;
+use super::entry::{DeadLetter, EntryId, Received, SubscriberStats};
+use super::state::Shared;
 use crate::error::{Error, Result};
-use crate::message::Message;
+use crate::thread::lock;
 
-/// One delivery of an entry: where the entry sits in a subscriber's queue
-/// (its priority level and position) and which delivery of it this is.
-/// Acks and nacks are addressed by it.
+/// A handle on one subscriber of one topic: blocking receives, acks, nacks,
+/// reset, and its dead-letter queue. From
+/// [`Queue::subscribe`](super::Queue::subscribe).
 ///
-/// An entry that comes back (ack timeout, nack, reset, restart) and is
-/// delivered again gets a new `delivery` generation, so the id of an
-/// earlier delivery no longer settles it: acking it is an error, never an
-/// ack of someone else's copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntryId {
-    /// The priority level, 0 the highest.
-    pub priority: u8,
-    /// The position within the level; later entries have higher positions.
-    pub position: u64,
-    /// The delivery generation: [`Received::deliveries`] of the delivery
-    /// this id came with (1 for the first). 0 names no delivery.
-    pub delivery: u32,
-}
-
-impl EntryId {
-    pub(crate) fn from_queue_key(key: &[u8]) -> Option<Self> {
-        if key.len() != 13 {
-            return None;
-        }
-        Some(EntryId {
-            priority: key[4],
-            position: u64::from_be_bytes(key[5..13].try_into().ok()?),
-            delivery: 0,
-        })
-    }
-
-    /// The entry without the delivery: what the engine's maps are keyed
-    /// by, whichever delivery is current.
-    pub(crate) fn slot(self) -> Self {
-        EntryId {
-            delivery: 0,
-            ..self
-        }
-    }
-}
-
-impl fmt::Display for EntryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "p{}#{}", self.priority, self.position)?;
-        if self.delivery > 0 {
-            write!(f, " (delivery {})", self.delivery)?;
-        }
-        Ok(())
-    }
-}
-
-/// A message taken from a subscriber's queue, in flight until acked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    /// What to ack or nack: this delivery of the entry.
-    pub id: EntryId,
-    /// The message as published (the latest body, with dedupe).
-    pub message: Message,
-    /// How many times it was delivered, this time included; more than 1
-    /// means it came back (nack, reset, ack timeout, or a restart while it
-    /// was in flight: the count is stored, see the queue module docs).
-    pub deliveries: u32,
-}
-
-/// A message in a subscriber's dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// Its position in the dead-letter queue.
-    pub position: u64,
-    /// The message.
-    pub message: Message,
-    /// How many times it was delivered before it was dead-lettered.
-    pub deliveries: u32,
-}
-
-/// Counters of one subscriber.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriberStats {
-    /// The topic.
-    pub topic: String,
-    /// The subscriber.
-    pub subscriber: String,
-    /// Entries waiting to be delivered (not those set aside because their
-    /// message is corrupt: see `next_batch`).
-    pub depth: u64,
-    /// Entries delivered and not yet acked.
-    pub in_flight: u64,
-    /// Entries in the dead-letter queue.
-    pub dead_lettered: u64,
-    /// Messages dropped because they expired before delivery, ever.
-    pub expired: u64,
-}
-
-/// A handle on one subscriber of one topic. See the module docs.
+/// Consumers block on the subscriber's Condvar and are woken by the publish,
+/// nack, reset or redelivery that gives them something to take, by
+/// [`Interrupter::interrupt`], or by the queue closing; they never poll.
+/// Several handles (on several threads) for one subscriber compete for its
+/// entries: each entry goes to one of them. A handle keeps the store's
+/// files open until it is dropped, so acks still work after
+/// [`Queue::close`](super::Queue::close).
 pub struct Subscriber {
     pub(crate) shared: Arc<Shared>,
     pub(crate) id: u32,
@@ -147,7 +59,7 @@ impl Interrupter {
     /// Interrupts the handle it came from.
     pub fn interrupt(&self) {
         self.flag.store(true, Ordering::SeqCst);
-        let state = self.shared.lock();
+        let state = lock(&self.shared.state);
         if let Some(sub) = state.subs.get(&self.id) {
             sub.cond.notify_all();
         }
@@ -167,21 +79,51 @@ impl Subscriber {
 
     /// Takes up to `max` messages, waiting up to `timeout` (`None`: without
     /// limit) for the first; an empty vector means the time ran out (no
-    /// error: see the crate docs on timeouts).
+    /// error: see the crate docs on timeouts). Redeliveries come first, then
+    /// the queue; priority 0 first, FIFO within a level.
+    ///
+    /// # Delivery counts survive restarts
+    ///
+    /// Taking an entry stores its new delivery count, and hands it to the OS
+    /// before the messages are returned. So a delivery that reached a
+    /// consumer counts even if the process then dies (`kill -9` included):
+    /// after a reopen the entry comes back as delivery n + 1
+    /// ([`Received::deliveries`] > 1), and an entry that had used up the
+    /// topic's `max_deliveries` goes to the dead-letter queue when it is
+    /// next taken instead of being delivered again. A poison message that
+    /// crashes its consumer is thus dead-lettered after `max_deliveries`
+    /// crashes, with no extra delivery per crash. Only a crash of the
+    /// machine (power loss) can forget counts written since the last fsync
+    /// (the next group commit, or close): then at most the deliveries made
+    /// since that fsync are not counted.
+    ///
+    /// # A corrupt message is set aside
+    ///
+    /// When the message of an entry being taken cannot be read (its bytes do
+    /// not decode, it is missing, or the table block holding it is damaged,
+    /// which [`FjallStore`](super::FjallStore) reports as an
+    /// [`Error::Corrupt`] naming the key and the table file), the entry is
+    /// set aside: it is not delivered, an ERROR log names the entry, the
+    /// subscriber and the error, and the call goes on with the next entry,
+    /// so one damaged block does not stop the queue. The entry stays in the
+    /// store as it is (nothing is deleted on account of a read that failed;
+    /// a repaired file brings it back), [`SubscriberStats::depth`] no longer
+    /// counts it, and the next open meets it again and says so again. It is
+    /// not dead-lettered: the dead-letter queue would then fail to list it
+    /// too.
     ///
     /// # Errors
     ///
     /// [`Error::Closed`] when the queue closed or the handle was
     /// interrupted; [`Error::Corrupt`] naming the key when the next queue
-    /// entry itself is unreadable (it stays where it is); [`Error::Storage`].
-    /// An entry whose *message* is corrupt (undecodable, missing, in a
-    /// damaged table block) is no error: it is set aside, not delivered,
-    /// logged at ERROR with the key and file, and the call goes on with the
-    /// entries after it; it stays in the store and is met again after a
-    /// reopen.
+    /// entry itself is unreadable (the positions after a damaged block of
+    /// queue entries are unknown, so it cannot be stepped over; it stays
+    /// where it is); [`Error::Storage`]. An entry whose *message* is corrupt
+    /// is no error (see above).
     pub fn next_batch(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<Received>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.shared.lock();
+        // A timeout too long to add to the clock waits without limit.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut state = lock(&self.shared.state);
         loop {
             if state.closed {
                 return Err(Error::closed(format!(
@@ -217,10 +159,10 @@ impl Subscriber {
                 None => return Err(Error::closed("subscriber")),
             };
             state = match wait {
-                None => cond.wait(state).unwrap_or_else(|e| e.into_inner()),
+                None => cond.wait(state).unwrap_or_else(PoisonError::into_inner),
                 Some(t) => {
                     cond.wait_timeout(state, t)
-                        .unwrap_or_else(|e| e.into_inner())
+                        .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }
             };
@@ -269,7 +211,7 @@ impl Subscriber {
     /// flight (already acked, nacked, dead-lettered, or never delivered);
     /// [`Error::Storage`].
     pub fn ack(&self, ids: &[EntryId]) -> Result<usize> {
-        self.shared.lock().ack(self.id, ids, true)
+        lock(&self.shared.state).ack(self.id, ids, true)
     }
 
     /// Acks `id` and every entry this subscriber had delivered before it
@@ -279,7 +221,7 @@ impl Subscriber {
     ///
     /// As [`ack`](Self::ack), for `id`.
     pub fn ack_through(&self, id: EntryId) -> Result<usize> {
-        self.shared.lock().ack_through(self.id, id)
+        lock(&self.shared.state).ack_through(self.id, id)
     }
 
     /// Rejects deliveries: with `requeue` the entries go back to the front
@@ -291,7 +233,7 @@ impl Subscriber {
     ///
     /// As [`ack`](Self::ack): a stale or unknown id rejects nothing.
     pub fn nack(&self, ids: &[EntryId], requeue: bool) -> Result<usize> {
-        self.shared.lock().nack(self.id, ids, requeue, true)
+        lock(&self.shared.state).nack(self.id, ids, requeue, true)
     }
 
     /// Gives deliveries that never reached a consumer back to the front
@@ -302,35 +244,35 @@ impl Subscriber {
     ///
     /// As [`ack`](Self::ack).
     pub fn release(&self, ids: &[EntryId]) -> Result<usize> {
-        self.shared.lock().release(self.id, ids, true)
+        lock(&self.shared.state).release(self.id, ids, true)
     }
 
     /// As [`ack`](Self::ack), but ids that are stale or not in flight are
     /// skipped instead of refused: for owners (the server) that already
     /// checked them and must settle what is still theirs.
     pub(crate) fn ack_current(&self, ids: &[EntryId]) -> Result<usize> {
-        self.shared.lock().ack(self.id, ids, false)
+        lock(&self.shared.state).ack(self.id, ids, false)
     }
 
     /// As [`nack`](Self::nack), skipping stale ids (see `ack_current`).
     pub(crate) fn nack_current(&self, ids: &[EntryId], requeue: bool) -> Result<usize> {
-        self.shared.lock().nack(self.id, ids, requeue, false)
+        lock(&self.shared.state).nack(self.id, ids, requeue, false)
     }
 
     /// As [`release`](Self::release), skipping stale ids (see
     /// `ack_current`).
     pub(crate) fn release_current(&self, ids: &[EntryId]) -> Result<usize> {
-        self.shared.lock().release(self.id, ids, false)
+        lock(&self.shared.state).release(self.id, ids, false)
     }
 
     /// Puts every in-flight entry of this subscriber back at the front, as a
-    /// consumer that reconnects wants (ppmq's ResetAck).
+    /// consumer that reconnects wants (ppmq's `ResetAck`).
     ///
     /// # Errors
     ///
     /// [`Error::Storage`].
     pub fn reset(&self) -> Result<usize> {
-        self.shared.lock().reset(self.id)
+        lock(&self.shared.state).reset(self.id)
     }
 
     /// The subscriber's counters.
@@ -339,7 +281,7 @@ impl Subscriber {
     ///
     /// [`Error::Storage`] when the subscriber's state is missing.
     pub fn stats(&self) -> Result<SubscriberStats> {
-        self.shared.lock().stats(self.id)
+        lock(&self.shared.state).stats(self.id)
     }
 
     /// Up to `limit` dead letters, oldest first.
@@ -349,7 +291,7 @@ impl Subscriber {
     /// [`Error::Corrupt`] naming the key of an unreadable entry;
     /// [`Error::Storage`].
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
-        self.shared.lock().dead_letters(self.id, limit)
+        lock(&self.shared.state).dead_letters(self.id, limit)
     }
 
     /// Moves every dead letter back to the end of its queue, with a fresh
@@ -359,7 +301,7 @@ impl Subscriber {
     ///
     /// As [`dead_letters`](Self::dead_letters).
     pub fn replay_dead_letters(&self) -> Result<usize> {
-        self.shared.lock().drain_dead(self.id, true)
+        lock(&self.shared.state).drain_dead_letters(self.id, true)
     }
 
     /// Deletes every dead letter. Returns how many.
@@ -368,7 +310,7 @@ impl Subscriber {
     ///
     /// As [`dead_letters`](Self::dead_letters).
     pub fn purge_dead_letters(&self) -> Result<usize> {
-        self.shared.lock().drain_dead(self.id, false)
+        lock(&self.shared.state).drain_dead_letters(self.id, false)
     }
 
     /// A handle that interrupts this one's receives from another thread.

@@ -1,0 +1,75 @@
+//! Ack deadlines: the sweeper thread (`syncmq-queue-sweep`) sleeps on a
+//! Condvar until the earliest deadline, or until a take sets an earlier one,
+//! and gives what timed out back to the front of its queue.
+
+use std::collections::BTreeMap;
+use std::sync::PoisonError;
+use std::time::Instant;
+
+use super::entry::EntryId;
+use super::state::{Shared, State};
+use super::subscriber_state::Inflight;
+use crate::thread::lock;
+
+/// The sweeper thread's body: redelivers what timed out and ends when the
+/// queue closes.
+pub(crate) fn run(shared: &Shared) {
+    let mut state = lock(&shared.state);
+    loop {
+        if state.closed {
+            return;
+        }
+        let now = Instant::now();
+        let (woken, next) = state.sweep(now);
+        for id in woken {
+            if let Some(sub) = state.subs.get(&id) {
+                sub.cond.notify_all();
+            }
+        }
+        state.wake_sweeper = false;
+        state = match next {
+            Some(at) => {
+                shared
+                    .sweeper
+                    .wait_timeout(state, at.saturating_duration_since(now))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            None => shared
+                .sweeper
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner),
+        };
+    }
+}
+
+impl State {
+    /// Redelivers every entry whose ack deadline is at or before `now`.
+    /// Returns the subscribers that got entries back and the next deadline.
+    pub(crate) fn sweep(&mut self, now: Instant) -> (Vec<u32>, Option<Instant>) {
+        let mut expired: BTreeMap<u32, Vec<(EntryId, Inflight)>> = BTreeMap::new();
+        while let Some(&first) = self.deadlines.first() {
+            if first.0 > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let (_, tag, sub_id, id) = first;
+            if let Some(sub) = self.subs.get_mut(&sub_id) {
+                if sub.inflight.get(&id).is_some_and(|i| i.tag == tag) {
+                    if let Some(i) = sub.inflight.remove(&id) {
+                        expired.entry(sub_id).or_default().push((id, i));
+                    }
+                }
+            }
+        }
+        let mut woken = Vec::new();
+        for (sub_id, taken) in expired {
+            log::debug!("queue: {} deliveries timed out; redelivering", taken.len());
+            if let Err(e) = self.give_back(sub_id, taken, false) {
+                log::error!("queue: redelivery after an ack timeout failed: {e}");
+            }
+            woken.push(sub_id);
+        }
+        (woken, self.deadlines.first().map(|d| d.0))
+    }
+}
