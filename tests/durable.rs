@@ -122,17 +122,17 @@ fn each_topic_setting_is_its_own_and_survives_a_restart() {
         .unwrap();
     let check = |adapter: &DurableAdapter| {
         let topics = adapter.queue().unwrap().topics();
-        let ranked = topics.iter().find(|t| t.name == "ranked").unwrap();
-        assert_eq!(ranked.priorities, 4);
+        let ranked = topics.iter().find(|t| t.name() == "ranked").unwrap();
+        assert_eq!(ranked.priorities(), 4);
         assert_eq!(
             ranked.ack_timeout(),
             None,
             "priorities turned the ack timeout on"
         );
-        assert_eq!((ranked.dedupe, ranked.max_deliveries), (false, 0));
-        let timed = topics.iter().find(|t| t.name == "timed").unwrap();
+        assert_eq!((ranked.dedupe(), ranked.max_deliveries()), (false, 0));
+        let timed = topics.iter().find(|t| t.name() == "timed").unwrap();
         assert_eq!(timed.ack_timeout(), Some(Duration::from_secs(7)));
-        assert_eq!(timed.priorities, 1);
+        assert_eq!(timed.priorities(), 1);
     };
     check(&adapter);
     adapter.close().unwrap();

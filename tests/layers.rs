@@ -36,7 +36,11 @@ fn no_module_uses_a_layer_above_it() {
             }
         }
     }
-    assert!(violations.is_empty(), "layer order broken:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "layer order broken:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]
@@ -51,7 +55,10 @@ fn every_top_level_module_has_a_layer() {
             missing.push(name);
         }
     }
-    assert!(missing.is_empty(), "modules missing from LAYERS: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "modules missing from LAYERS: {missing:?}"
+    );
 }
 
 /// The sources of top-level module `layer`.

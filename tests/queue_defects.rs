@@ -14,7 +14,9 @@ use std::time::Duration;
 use syncmq::queue::{
     Batch, KeyValue, MemoryStore, Op, Queue, QueueConfig, Space, Store, TopicConfig,
 };
-use syncmq::server::{QueueClient, QueueClientConfig, QueueServer, QueueServerConfig, DEFAULT_REQUEST_TIMEOUT};
+use syncmq::server::{
+    QueueClient, QueueClientConfig, QueueServer, QueueServerConfig, DEFAULT_REQUEST_TIMEOUT,
+};
 use syncmq::{Error, Message};
 
 /// A memory store that panics, once armed, on the next write of a message

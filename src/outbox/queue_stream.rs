@@ -80,7 +80,7 @@ impl QueueStream {
     /// first).
     pub fn new(queue: Arc<Queue>, topic: impl Into<String>) -> Result<Self> {
         let topic = topic.into();
-        if !queue.topics().iter().any(|t| t.name == topic) {
+        if !queue.topics().iter().any(|t| t.name() == topic) {
             return Err(Error::not_found(ObjectKind::Topic, topic));
         }
         Ok(QueueStream {

@@ -367,7 +367,12 @@ impl Connection<'_> {
     fn stats(&self, id: u64, topic: Option<String>) -> Result<Response> {
         let topics = match topic {
             Some(t) => vec![t],
-            None => self.queue.topics().into_iter().map(|t| t.name).collect(),
+            None => self
+                .queue
+                .topics()
+                .into_iter()
+                .map(|t| t.name().to_string())
+                .collect(),
         };
         let mut stats = Vec::new();
         for t in topics {
