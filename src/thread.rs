@@ -15,7 +15,7 @@
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -310,6 +310,26 @@ pub fn join_all<T>(workers: impl IntoIterator<Item = Worker<T>>, deadline: Insta
 /// failure into a cascade of them.
 pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Waits on `condvar` with `guard`, at most `timeout` when one is given,
+/// and takes the data back even if a thread panicked meanwhile (see
+/// [`lock`]). Spurious and timed-out wake-ups both just return: callers
+/// re-check their condition and their deadline in a loop.
+pub fn wait<'a, T>(
+    condvar: &Condvar,
+    guard: MutexGuard<'a, T>,
+    timeout: Option<Duration>,
+) -> MutexGuard<'a, T> {
+    match timeout {
+        None => condvar.wait(guard).unwrap_or_else(PoisonError::into_inner),
+        Some(timeout) => {
+            condvar
+                .wait_timeout(guard, timeout)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0
+        }
+    }
 }
 
 /// The wait before retry number `failures` (1 for the first retry):

@@ -25,11 +25,11 @@
 //! so an unreachable broker does not look like a plain timeout.
 
 use std::fmt;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::thread::lock;
+use crate::thread::{lock, wait};
 
 /// Which connection a worker is on: raised by one on every connect, so a
 /// newer connection always has a larger generation. Generation 1 is the
@@ -122,26 +122,15 @@ impl ConnectionWaiter {
             }
             // A timeout too large to add to now is a wait without end.
             state.waiting += 1;
-            state = match deadline {
-                None => self
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        state.waiting -= 1;
-                        return Err(Error::timeout(
-                            describe_wait("the connection", state.last_error.as_ref()),
-                            timeout,
-                        ));
-                    }
-                    self.changed
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-            };
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                state.waiting -= 1;
+                return Err(Error::timeout(
+                    describe_wait("the connection", state.last_error.as_ref()),
+                    timeout,
+                ));
+            }
+            state = wait(&self.changed, state, left);
             state.waiting -= 1;
         }
     }

@@ -117,8 +117,7 @@ fn group_heads(text: &str) -> Vec<String> {
     let mut heads = Vec::new();
     let mut depth = 1;
     let mut expect_head = true;
-    let mut chars = text.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
+    for (at, c) in text.char_indices() {
         match c {
             '{' => depth += 1,
             '}' => {

@@ -22,13 +22,13 @@
 //! publishers keep sharing rounds instead of splitting into alternating
 //! large and small ones. A lone publisher never waits there.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::config::Durability;
 use super::store::Store;
 use crate::error::{Error, Result};
-use crate::thread::lock;
+use crate::thread::{lock, wait};
 
 /// The longest a round waits for more publishers to join it.
 const MAX_GATHER: Duration = Duration::from_millis(1);
@@ -172,15 +172,7 @@ impl Committer {
             };
             if c.syncing {
                 c.waiting += 1;
-                c = match left {
-                    None => self.done.wait(c).unwrap_or_else(PoisonError::into_inner),
-                    Some(left) => {
-                        self.done
-                            .wait_timeout(c, left)
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .0
-                    }
-                };
+                c = wait(&self.done, c, left);
                 c.waiting -= 1;
                 continue;
             }
@@ -193,11 +185,7 @@ impl Committer {
                     break;
                 }
                 c.gathering = true;
-                c = self
-                    .work
-                    .wait_timeout(c, until - now)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
+                c = wait(&self.work, c, Some(until - now));
                 c.gathering = false;
             }
             let target = c.written;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::entry::{DeadLetter, EntryId, Received, SubscriberStats};
@@ -158,14 +158,7 @@ impl Subscriber {
                 }
                 None => return Err(Error::closed("subscriber")),
             };
-            state = match wait {
-                None => cond.wait(state).unwrap_or_else(PoisonError::into_inner),
-                Some(t) => {
-                    cond.wait_timeout(state, t)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-            };
+            state = crate::thread::wait(&cond, state, wait);
             if let Some(sub) = state.subs.get_mut(&self.id) {
                 sub.waiters -= 1;
             }

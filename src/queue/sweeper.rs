@@ -3,13 +3,12 @@
 //! and gives what timed out back to the front of its queue.
 
 use std::collections::BTreeMap;
-use std::sync::PoisonError;
 use std::time::Instant;
 
 use super::entry::EntryId;
 use super::state::{Shared, State};
 use super::subscriber_state::Inflight;
-use crate::thread::lock;
+use crate::thread::{lock, wait};
 
 /// The sweeper thread's body: redelivers what timed out and ends when the
 /// queue closes.
@@ -27,19 +26,8 @@ pub(crate) fn run(shared: &Shared) {
             }
         }
         state.wake_sweeper = false;
-        state = match next {
-            Some(at) => {
-                shared
-                    .sweeper
-                    .wait_timeout(state, at.saturating_duration_since(now))
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
-            }
-            None => shared
-                .sweeper
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner),
-        };
+        let timeout = next.map(|at| at.saturating_duration_since(now));
+        state = wait(&shared.sweeper, state, timeout);
     }
 }
 

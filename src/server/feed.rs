@@ -23,14 +23,14 @@
 //!   `invalid_argument` error, never applied to the newer delivery.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::frame::FrameWriter;
 use super::protocol::{Response, WireDelivery, WireEntry, WireMessage};
 use crate::error::{Error, Result};
 use crate::queue::{EntryId, Interrupter, Subscriber};
-use crate::thread::{self, lock, Worker};
+use crate::thread::{self, lock, wait, Worker};
 
 /// One entry of the in-flight set.
 struct Flight {
@@ -276,10 +276,7 @@ fn push(shared: &Shared, spec: &FeedSpec, writer: &FrameWriter) {
         let room = {
             let mut state = lock(&shared.state);
             while !state.stopped && (state.by_id.len() >= shared.window || pushed >= max) {
-                state = shared
-                    .room
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
+                state = wait(&shared.room, state, None);
             }
             if state.stopped {
                 return;
