@@ -16,14 +16,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::block::callbacks::Callbacks;
 use crate::block::event::Event;
 use crate::error::{Error, Result};
-use crate::thread::{lock, stop_signal, StopToken, Stopper, Worker};
+use crate::thread::{lock, read, stop_signal, write, StopToken, Stopper, Worker};
 
 /// What the runtime's owner thread receives from controllers and handles.
 #[derive(Debug)]
@@ -111,7 +111,7 @@ impl Hub {
     /// [`Error::Closed`] once the block is finishing.
     pub(crate) fn send(&self, target: usize, event: Event) -> Result<()> {
         let slot = &self.slots[target];
-        let guard = slot.events.read().unwrap_or_else(PoisonError::into_inner);
+        let guard = read(&slot.events);
         match guard.as_ref() {
             Some(tx) if tx.send(event).is_ok() => Ok(()),
             _ => Err(Error::closed(format!(
@@ -125,7 +125,7 @@ impl Hub {
     /// closes its queue. False when that was done before.
     pub(crate) fn close_events(&self, target: usize) -> bool {
         let slot = &self.slots[target];
-        let mut guard = slot.events.write().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = write(&slot.events);
         match guard.take() {
             Some(tx) => {
                 // The event thread may be gone (it panicked outside a
@@ -139,21 +139,14 @@ impl Hub {
 
     /// Events waiting in `target`'s queue.
     pub(crate) fn queued(&self, target: usize) -> usize {
-        self.slots[target]
-            .events
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        read(&self.slots[target].events)
             .as_ref()
             .map_or(0, Sender::len)
     }
 
     /// True while `target` still takes events.
     pub(crate) fn is_open(&self, target: usize) -> bool {
-        self.slots[target]
-            .events
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
+        read(&self.slots[target].events).is_some()
     }
 
     pub(crate) fn token(&self, target: usize) -> &StopToken {
