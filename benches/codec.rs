@@ -1,6 +1,7 @@
 //! Micro-benchmark of the stored message format against bare rmp-serde of
 //! the same fields, so the cost of the version byte and the strict decoder
 //! is visible. Run with `cargo bench --bench codec`.
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 
 use std::hint::black_box;
 

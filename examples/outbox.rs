@@ -9,6 +9,7 @@
 //! "order placed" message to the outbox in one transaction; an order that
 //! fails validation writes neither. The dispatcher sends each committed
 //! message to the `order-events` channel the moment it commits.
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 
 use std::time::Duration;
 

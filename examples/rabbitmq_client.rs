@@ -7,6 +7,7 @@
 //! # in another shell, to watch it reconnect and lose nothing:
 //! rabbitmqctl close_all_connections "testing reconnects"
 //! ```
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -15,6 +15,7 @@
 //! Acks are no-ops on the simple adapter. The topic settings an adapter
 //! cannot do are refused by `new_channel` ([`Subject::settings`] lists the
 //! ones it takes).
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 
 mod common;
 

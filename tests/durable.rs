@@ -1,5 +1,7 @@
 //! The durable adapter beyond the conformance suite: restarts, dead
 //! letters, redelivery flags, ack timeouts.
+
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "durable")]
 
 mod common;

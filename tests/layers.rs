@@ -2,6 +2,7 @@
 //! module may use the modules before it in [`LAYERS`], never one after it.
 //! This test reads every source file and fails on a `crate::` path that
 //! reaches up, so the order in the docs stays the order in the code.
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! The outbox's dispatcher and cleanup threads on the memory store: order,
 //! retries, dead rows, no loss, no stall, cleanup, wake-up and stop.
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 
 mod common;
 mod outbox_contract;

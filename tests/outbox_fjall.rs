@@ -1,6 +1,8 @@
 //! The fjall outbox store: the store contract, atomic commits with the
 //! application's writes, restarts, corrupt rows, and a child process killed
 //! with `kill -9` in the middle of adding and dispatching.
+
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "durable")]
 
 mod common;

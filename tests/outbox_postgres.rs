@@ -2,6 +2,8 @@
 //! atomic commits in the application's transaction, claims that keep two
 //! dispatchers from sending one row twice, lapsed claims, corrupt rows.
 //! Each test uses its own table and drops it at the end.
+
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "postgres")]
 
 mod common;

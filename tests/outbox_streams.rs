@@ -3,6 +3,8 @@
 //! only after the destination confirmed, no loss through a forced close of
 //! the stream's connection, poison rows set aside, and no second copy after
 //! a restart that follows a failed flush.
+
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(all(feature = "rabbitmq", feature = "durable"))]
 
 mod common;

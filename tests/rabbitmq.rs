@@ -1,6 +1,8 @@
 //! The publisher, consumer and client against the real broker: round trip,
 //! DLQ, prefetch, unroutable publishes, buffering through an outage, and no
 //! loss while our connections are force-closed mid-stream.
+
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "rabbitmq")]
 
 mod common;

@@ -1,6 +1,8 @@
 //! The connection supervisor against the real broker: reconnects after a
 //! broker-side close with a new generation, re-declares the topology, wakes
 //! waiters, and closes within its deadline.
+
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "rabbitmq")]
 
 mod common;

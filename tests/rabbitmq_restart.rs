@@ -4,6 +4,8 @@
 //! This is a test binary of its own on purpose: cargo runs test binaries one
 //! after another, so stopping the broker here never disturbs another test's
 //! connections. A guard starts the broker again even when the test fails.
+
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "rabbitmq")]
 
 mod common;

@@ -2,6 +2,7 @@
 //! a bad setting is an `InvalidArgument` naming that setting, and the call
 //! that takes the configuration refuses it the same way before it opens,
 //! dials or starts anything.
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 
 use std::time::Duration;
 

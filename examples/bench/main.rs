@@ -16,6 +16,7 @@
 //! Each case runs `--runs` times, interleaved with its baseline so that a
 //! machine that speeds up or slows down during the run affects both alike;
 //! the table shows the median run.
+#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 
 mod block;
 mod block_publish;
