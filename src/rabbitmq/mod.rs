@@ -35,16 +35,16 @@
 //! [`Message::key`]: crate::Message::key
 
 mod amqp;
-mod client;
 mod connection;
 pub(crate) mod consumer;
 mod publisher;
+mod rabbit_client;
 mod topology;
 
-pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{Consumer, ConsumerOptions};
 pub use publisher::{
     BlockedPolicy, Confirmation, Publisher, PublisherConfig, PublisherStats, Refusal,
 };
+pub use rabbit_client::{Client, ClientConfig};
 pub use topology::{Declaration, ExchangeKind};
