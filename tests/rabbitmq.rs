@@ -14,8 +14,8 @@ use common::{
     broker_url, delete_queues, eventually, force_close_connection, unique, SilentProxy, TestVhost,
 };
 use syncmq::rabbitmq::{
-    Client, ClientConfig, Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher,
-    PublisherConfig,
+    Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher, PublisherConfig,
+    RabbitClient, RabbitClientConfig,
 };
 use syncmq::{Error, Message};
 
@@ -57,7 +57,7 @@ fn a_confirmed_publish_arrives_with_its_properties() {
     let Some(url) = broker_url() else { return };
     let queue = unique("rt");
     let conn = connection(&url, &unique("rt-conn"));
-    let (mut consumer, seen) = recording_consumer(&conn, &queue, 8);
+    let (consumer, seen) = recording_consumer(&conn, &queue, 8);
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     let sent = Message::new(b"hello".to_vec())
         .with_key("order-1")
@@ -75,7 +75,7 @@ fn a_confirmed_publish_arrives_with_its_properties() {
     assert_eq!(got.priority(), 3);
     assert_eq!(got.expires_at(), sent.expires_at());
     assert_eq!(publisher.stats().confirmed, 1);
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -108,8 +108,8 @@ fn a_failing_handler_sends_to_the_dlq_and_acks() {
     let Some(url) = broker_url() else { return };
     let service = unique("svc");
     let exchange = unique("ex");
-    let client = Client::start(
-        ClientConfig::new(&url, &service)
+    let client = RabbitClient::start(
+        RabbitClientConfig::new(&url, &service)
             .with_connection(ConnectionConfig::new(&url).with_name(unique("dlq-conn"))),
     )
     .unwrap();
@@ -117,7 +117,7 @@ fn a_failing_handler_sends_to_the_dlq_and_acks() {
     let ok2 = ok.clone();
     client
         .add_consumer(
-            ConsumerOptions::new(&exchange, "job").with_dlq(true),
+            ConsumerOptions::new(&exchange, "job").with_dead_letters(true),
             move |m: &Message| -> Result<(), String> {
                 match m.body() {
                     b"bad" => Err("cannot do bad jobs".into()),
@@ -143,7 +143,7 @@ fn a_failing_handler_sends_to_the_dlq_and_acks() {
         .unwrap();
     for body in [&b"good"[..], b"bad", b"good", b"panic"] {
         client
-            .publish_confirmed(&exchange, "job", Message::new(body.to_vec()))
+            .publish(&exchange, "job", Message::new(body.to_vec()))
             .unwrap();
     }
     eventually(PATIENCE, "two dead letters", || {
@@ -157,7 +157,7 @@ fn a_failing_handler_sends_to_the_dlq_and_acks() {
     assert!(dead.iter().any(|m| m
         .header("x-failure-reason")
         .is_some_and(|r| r.contains("cannot do bad jobs"))));
-    client.stop().unwrap();
+    client.close().unwrap();
     delete_queues(
         &url,
         &[
@@ -187,7 +187,7 @@ fn never_more_unacked_than_prefetch() {
     let most = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let (h, m, d) = (holding.clone(), most.clone(), done.clone());
-    let mut consumer = Consumer::start(
+    let consumer = Consumer::start(
         &conn,
         ConsumerOptions::new("", "")
             .with_queue(&queue)
@@ -219,7 +219,7 @@ fn never_more_unacked_than_prefetch() {
         3,
         "more than prefetch in flight"
     );
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -285,7 +285,7 @@ fn nothing_confirmed_is_lost_while_connections_are_force_closed() {
     let conn = connection(&url, &name);
     conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
         .unwrap();
-    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let (consumer, seen) = counting_consumer(&conn, &queue);
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
 
     // Another thread force-closes our connection five times, spread over
@@ -352,7 +352,7 @@ fn nothing_confirmed_is_lost_while_connections_are_force_closed() {
     );
     assert!((0..total).all(|id| seen.contains_key(&id)));
     drop(seen);
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -366,7 +366,7 @@ fn confirms_are_back_on_after_a_reconnect_and_nothing_doubles() {
     let conn = connection(&url, &name);
     conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
         .unwrap();
-    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let (consumer, seen) = counting_consumer(&conn, &queue);
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     publisher
         .publish("", &queue, Message::new(1u32.to_be_bytes().to_vec()))
@@ -390,7 +390,7 @@ fn confirms_are_back_on_after_a_reconnect_and_nothing_doubles() {
     });
     publisher.flush(PATIENCE).unwrap();
     assert_eq!(seen.lock().unwrap().get(&2), Some(&1));
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -431,7 +431,7 @@ fn publishes_during_an_outage_are_buffered_bounded_and_resent_in_order() {
     publisher.flush(PATIENCE).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let mut consumer = Consumer::start(
+    let consumer = Consumer::start(
         &conn,
         ConsumerOptions::new("", "")
             .with_queue(queue)
@@ -453,7 +453,7 @@ fn publishes_during_an_outage_are_buffered_bounded_and_resent_in_order() {
         (0..100).collect::<Vec<u32>>(),
         "not in order"
     );
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
 }
@@ -501,7 +501,7 @@ fn a_consumer_whose_queue_is_deleted_declares_it_again() {
     let Some(url) = broker_url() else { return };
     let queue = unique("deleted-q");
     let conn = connection(&url, &unique("deleted"));
-    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let (consumer, seen) = counting_consumer(&conn, &queue);
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     publisher
         .publish("", &queue, Message::new(1u32.to_be_bytes().to_vec()))
@@ -520,7 +520,7 @@ fn a_consumer_whose_queue_is_deleted_declares_it_again() {
     eventually(PATIENCE, "the second consumed", || {
         seen.lock().unwrap().len() == 2
     });
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -537,7 +537,7 @@ fn nothing_confirmed_is_lost_when_the_connection_goes_silent() {
     direct
         .declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
         .unwrap();
-    let (mut consumer, seen) = counting_consumer(&direct, &queue);
+    let (consumer, seen) = counting_consumer(&direct, &queue);
     let proxied = Connection::with_config(
         ConnectionConfig::new(proxy.url())
             .with_name(unique("silent-pub"))
@@ -572,7 +572,7 @@ fn nothing_confirmed_is_lost_when_the_connection_goes_silent() {
         stats.resent > 0,
         "nothing was in flight when the connection went silent: {stats:?}"
     );
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     proxied.close().unwrap();
     direct.close().unwrap();
@@ -586,7 +586,7 @@ fn many_threads_publish_through_one_publisher() {
     let conn = connection(&url, &unique("threads"));
     conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
         .unwrap();
-    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let (consumer, seen) = counting_consumer(&conn, &queue);
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     let threads: Vec<_> = (0..8u32)
         .map(|t| {
@@ -613,7 +613,7 @@ fn many_threads_publish_through_one_publisher() {
         seen.lock().unwrap().values().all(|&n| n == 1),
         "a duplicate without any fault"
     );
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -703,7 +703,7 @@ fn stopping_a_consumer_never_kills_the_shared_connection() {
         let record = seen.clone();
         let handled = Arc::new(AtomicUsize::new(0));
         let count = handled.clone();
-        let mut consumer = Consumer::start(
+        let consumer = Consumer::start(
             &conn,
             ConsumerOptions::new("", "")
                 .with_queue(&queue)
@@ -720,7 +720,7 @@ fn stopping_a_consumer_never_kills_the_shared_connection() {
         eventually(PATIENCE, "the cycle's consumer handled a message", || {
             handled.load(Ordering::SeqCst) > 0
         });
-        consumer.stop().unwrap();
+        consumer.close().unwrap();
         assert_eq!(
             conn.waiter().current(),
             Some(first),
@@ -733,11 +733,11 @@ fn stopping_a_consumer_never_kills_the_shared_connection() {
         .flat_map(|h| h.join().unwrap())
         .collect();
     // A last consumer takes what is left.
-    let (mut rest, rest_seen) = counting_consumer(&conn, &queue);
+    let (rest, rest_seen) = counting_consumer(&conn, &queue);
     eventually(PATIENCE, "every published message handled", || {
         seen.lock().unwrap().len() + rest_seen.lock().unwrap().len() >= sent.len()
     });
-    rest.stop().unwrap();
+    rest.close().unwrap();
     publisher.close().unwrap();
     assert_eq!(
         conn.waiter().current(),
@@ -786,7 +786,7 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
             &conn,
             ConsumerOptions::new(&exchange, route)
                 .with_service(&service)
-                .with_dlq(true),
+                .with_dead_letters(true),
             |m: &Message| -> Result<(), String> {
                 match m.body() {
                     b"bad" => Err("cannot do bad jobs".into()),
@@ -796,8 +796,8 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
         )
         .unwrap()
     };
-    let mut a = consumer("route.a");
-    let mut b = consumer("route.b");
+    let a = consumer("route.a");
+    let b = consumer("route.b");
     // A queue that sees everything published on the exchange.
     conn.declare(vec![
         syncmq::rabbitmq::Declaration::queue(&tap),
@@ -822,8 +822,8 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
         a.dead_lettered() == failures
     });
     eventually(PATIENCE, "b's messages handled", || b.handled() == 5);
-    a.stop().unwrap();
-    b.stop().unwrap();
+    a.close().unwrap();
+    b.close().unwrap();
     publisher.close().unwrap();
     let (a_dlq, b_dlq) = (
         format!("{service}:route.a:dlq"),
@@ -858,8 +858,8 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
 fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
     let Some(url) = broker_url() else { return };
     let queue = unique("nowait-refused-q");
-    let client = Client::start(
-        ClientConfig::new(&url, unique("nowait-refused"))
+    let client = RabbitClient::start(
+        RabbitClientConfig::new(&url, unique("nowait-refused"))
             .with_connection(ConnectionConfig::new(&url).with_name(unique("nowait-refused"))),
     )
     .unwrap();
@@ -871,17 +871,17 @@ fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
     let no_queue = unique("no-such-queue");
     // Both return Ok: they are handed over, not yet confirmed...
     client
-        .publish(
+        .publish_nowait(
             &missing_exchange,
             &queue,
             Message::new(b"to nowhere".to_vec()),
         )
         .unwrap();
     client
-        .publish("", &no_queue, Message::new(b"unroutable".to_vec()))
+        .publish_nowait("", &no_queue, Message::new(b"unroutable".to_vec()))
         .unwrap();
     client
-        .publish("", &queue, Message::new(b"fine".to_vec()))
+        .publish_nowait("", &queue, Message::new(b"fine".to_vec()))
         .unwrap();
     // ...and flush says two of them will never be published, and why.
     match client.flush(PATIENCE) {
@@ -920,10 +920,10 @@ fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
 
     // A refusal no flush reported is reported by stop.
     client
-        .publish(&missing_exchange, &queue, Message::new(b"again".to_vec()))
+        .publish_nowait(&missing_exchange, &queue, Message::new(b"again".to_vec()))
         .unwrap();
     eventually(PATIENCE, "the refusal back", || !refusals.is_empty());
-    match client.stop() {
+    match client.close() {
         Err(Error::Rejected { count: 1, .. }) => {}
         other => panic!("expected stop to report the refusal, got {other:?}"),
     }
@@ -980,7 +980,7 @@ fn close_of_a_frozen_publisher_fails_its_waiting_callers_before_it_returns() {
 fn one_refusal_in_a_window_of_401(
     name: &str,
     config: PublisherConfig,
-    odd_send: impl Fn(&Publisher, &str, Message) -> syncmq::Result<syncmq::rabbitmq::Confirmation>,
+    odd_send: impl Fn(&Publisher, &str, Message) -> syncmq::Result<syncmq::Receipt>,
     expect: impl Fn(&Error) -> bool,
 ) -> (Publisher, syncmq::Result<()>) {
     let Some(url) = broker_url() else {
@@ -994,7 +994,7 @@ fn one_refusal_in_a_window_of_401(
     // One handler thread: messages are handled in queue order.
     let seen = Arc::new(Mutex::new(HashMap::<u32, u32>::new()));
     let record = seen.clone();
-    let mut consumer = Consumer::start(
+    let consumer = Consumer::start(
         &conn,
         ConsumerOptions::new("", "")
             .with_queue(&queue)
@@ -1048,7 +1048,7 @@ fn one_refusal_in_a_window_of_401(
         Some(generation),
         "the connection was lost"
     );
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     let closed = publisher.close();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);

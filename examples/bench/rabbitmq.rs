@@ -294,7 +294,7 @@ fn ours_consumer(load: RabbitLoad, queue: &str) -> Duration {
     let counter = count.clone();
     let total = load.messages;
     let started = Instant::now();
-    let mut consumer = syncmq::rabbitmq::Consumer::start(
+    let consumer = syncmq::rabbitmq::Consumer::start(
         &connection,
         ConsumerOptions::new("", "")
             .with_queue(queue)
@@ -309,7 +309,7 @@ fn ours_consumer(load: RabbitLoad, queue: &str) -> Duration {
     .expect("consumer");
     done.recv().expect("all handled");
     let took = started.elapsed();
-    consumer.stop().expect("stop");
+    consumer.close().expect("close");
     connection.close().expect("close");
     took
 }

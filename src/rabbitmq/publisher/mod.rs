@@ -31,328 +31,37 @@
 //! but not yet confirmed: at least once, never at most once.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::rabbitmq::amqp;
-use crate::rabbitmq::connection::{lock, Connection, Shared};
-use crate::thread::{self, Stopper, Worker};
+use crate::rabbitmq::connection::{Connection, Shared};
+use crate::receipt::Receipt;
+use crate::thread::{self, lock, Stopper, Worker};
 use crate::waiter::describe_wait;
 
+mod config;
 mod engine;
+mod entry;
+mod held;
+mod pending_confirm;
 mod refusals;
+mod stats;
 
+pub use config::{BlockedPolicy, PublisherConfig};
 use engine::Engine;
+use entry::{Entry, Feed};
+use held::Held;
+use pending_confirm::PendingConfirm;
 pub use refusals::Refusal;
 use refusals::Refusals;
-
-/// What a publish does while the broker blocks publishers (a memory or
-/// disk alarm, reported with `connection.blocked`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockedPolicy {
-    /// Accept the message and send it once the broker unblocks (the
-    /// default; the buffer bound still applies).
-    Wait,
-    /// Refuse at once with [`Error::Busy`] naming the broker's reason.
-    Fail,
-}
-
-/// How a [`Publisher`] publishes.
-///
-/// ```
-/// use std::time::Duration;
-/// use syncmq::rabbitmq::{BlockedPolicy, PublisherConfig};
-///
-/// let config = PublisherConfig::new()
-///     .with_window(512)
-///     .with_buffer(100_000)
-///     .with_retry_interval(Duration::from_millis(500))
-///     .with_blocked(BlockedPolicy::Fail);
-/// ```
-#[derive(Debug, Clone)]
-pub struct PublisherConfig {
-    window: usize,
-    buffer: usize,
-    retry_interval: Duration,
-    confirm_timeout: Duration,
-    persistent: bool,
-    mandatory: bool,
-    blocked: BlockedPolicy,
-    close_timeout: Duration,
-    refusals: usize,
-    max_message_size: usize,
-}
-
-impl Default for PublisherConfig {
-    fn default() -> Self {
-        PublisherConfig {
-            window: 256,
-            buffer: 10_000,
-            retry_interval: Duration::from_secs(1),
-            confirm_timeout: Duration::from_secs(30),
-            persistent: true,
-            mandatory: true,
-            blocked: BlockedPolicy::Wait,
-            close_timeout: Duration::from_secs(10),
-            refusals: 1_000,
-            max_message_size: amqp::DEFAULT_MAX_MESSAGE_SIZE,
-        }
-    }
-}
-
-impl PublisherConfig {
-    /// Defaults: window 256, buffer 10,000, retry every 1 s, 30 s for a
-    /// confirm, persistent, mandatory, wait while blocked, 10 s to close,
-    /// room for 1,000 unread refusals, bodies up to 128 MiB.
-    pub fn new() -> Self {
-        PublisherConfig::default()
-    }
-
-    /// How many messages may await their confirm at once (1 to 65,535).
-    /// Recommended: 128 to 1024; 1 is one round trip per message.
-    #[must_use]
-    pub fn with_window(mut self, window: usize) -> Self {
-        self.window = window;
-        self
-    }
-
-    /// How many messages the publisher holds until confirmed, at most: the
-    /// bound of the retry buffer. A publish beyond it is an error.
-    #[must_use]
-    pub fn with_buffer(mut self, buffer: usize) -> Self {
-        self.buffer = buffer;
-        self
-    }
-
-    /// How long a nacked message waits before it is sent again.
-    #[must_use]
-    pub fn with_retry_interval(mut self, interval: Duration) -> Self {
-        self.retry_interval = interval;
-        self
-    }
-
-    /// How long [`Publisher::publish`] waits for the confirm. A message
-    /// whose wait timed out stays in the buffer and may still be published.
-    #[must_use]
-    pub fn with_confirm_timeout(mut self, timeout: Duration) -> Self {
-        self.confirm_timeout = timeout;
-        self
-    }
-
-    /// Persistent (delivery mode 2, the default) or transient messages.
-    #[must_use]
-    pub fn with_persistent(mut self, persistent: bool) -> Self {
-        self.persistent = persistent;
-        self
-    }
-
-    /// With `mandatory` (the default) a message no queue takes is returned
-    /// by the broker and its publish fails; without, the broker drops it.
-    #[must_use]
-    pub fn with_mandatory(mut self, mandatory: bool) -> Self {
-        self.mandatory = mandatory;
-        self
-    }
-
-    /// What to do while the broker blocks publishing.
-    #[must_use]
-    pub fn with_blocked(mut self, policy: BlockedPolicy) -> Self {
-        self.blocked = policy;
-        self
-    }
-
-    /// How many refused fire-and-retry messages
-    /// [`Publisher::refusals`] holds until read (at least 1). Beyond that a
-    /// refusal is still counted by `flush` and logged, but its message is
-    /// not kept.
-    #[must_use]
-    pub fn with_refusals_capacity(mut self, capacity: usize) -> Self {
-        self.refusals = capacity;
-        self
-    }
-
-    /// The largest body the broker takes: RabbitMQ's `max_message_size`,
-    /// 128 MiB unless its configuration says otherwise
-    /// (`rabbitmqctl eval 'application:get_env(rabbit, max_message_size).'`).
-    /// AMQP does not announce it, so set it here when the broker's is
-    /// smaller. A larger message is refused by `send`/`publish` with
-    /// [`Error::InvalidArgument`] and never sent: sent, it would make the
-    /// broker close the channel, and every message in flight on it would
-    /// lose its confirm and be sent again.
-    #[must_use]
-    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = bytes;
-        self
-    }
-
-    /// How long [`Publisher::close`] keeps publishing what is buffered.
-    #[must_use]
-    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
-        self.close_timeout = timeout;
-        self
-    }
-
-    /// Checks every setting; [`Publisher::new`] calls it too.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] naming the setting: a window outside 1 to
-    /// 65535, a zero buffer, message size limit or refusals capacity.
-    pub fn validate(&self) -> Result<()> {
-        if self.window == 0 || self.window > usize::from(u16::MAX) {
-            return Err(Error::invalid("window", "must be between 1 and 65535"));
-        }
-        if self.buffer == 0 {
-            return Err(Error::invalid("buffer", "must be at least 1"));
-        }
-        if self.max_message_size == 0 {
-            return Err(Error::invalid("max_message_size", "must be at least 1"));
-        }
-        if self.refusals == 0 {
-            return Err(Error::invalid("refusals_capacity", "must be at least 1"));
-        }
-        Ok(())
-    }
-}
-
-/// The confirm of one message sent with [`Publisher::send`].
-#[derive(Debug)]
-#[must_use = "a confirmation says whether the broker took the message"]
-pub struct Confirmation {
-    rx: Receiver<Result<()>>,
-    timeout: Duration,
-    /// To name the last connection error when the wait times out.
-    waiter: Arc<crate::waiter::ConnectionWaiter>,
-    /// Disconnected when [`Publisher::close`] returns: a wait must not
-    /// outlive the close even if the publishing thread is stuck in a call
-    /// to a frozen broker and never answers.
-    closed: Receiver<()>,
-}
-
-impl Confirmation {
-    /// Waits for the broker's confirm, at most the configured confirm
-    /// timeout.
-    ///
-    /// # Errors
-    ///
-    /// As [`Publisher::publish`].
-    pub fn wait(self) -> Result<()> {
-        let timeout = self.timeout;
-        self.wait_timeout(timeout)
-    }
-
-    /// The answer once the publisher closed: the one that came meanwhile,
-    /// else `Closed`.
-    fn after_close(&self) -> Result<()> {
-        self.rx.try_recv().unwrap_or_else(|_| {
-            Err(Error::closed(
-                "publisher (closed before the broker confirmed the message; \
-                 it may still have reached the broker)",
-            ))
-        })
-    }
-
-    /// Waits for the broker's confirm, at most `timeout`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Publisher::publish`].
-    pub fn wait_timeout(self, timeout: Duration) -> Result<()> {
-        // An answer already there wins: `select!` picks at random among
-        // ready operations, and a zero timeout is ready at once.
-        let answer = match self.rx.try_recv() {
-            Ok(result) => Ok(result),
-            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) => select! {
-                recv(self.rx) -> result => result.map_err(|_| RecvTimeoutError::Disconnected),
-                recv(self.closed) -> _ => return self.after_close(),
-                recv(crossbeam_channel::after(timeout)) -> _ => {
-                    self.rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
-                }
-            },
-        };
-        match answer {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => Err(Error::timeout(
-                describe_wait(
-                    "the broker's confirm (the message stays buffered and may still be published)",
-                    self.waiter.last_error().as_ref(),
-                ),
-                timeout,
-            )),
-            Err(RecvTimeoutError::Disconnected) => Err(Error::closed("publisher")),
-        }
-    }
-}
-
-/// Counters, for tests and metrics.
-#[derive(Debug, Default)]
-struct Counters {
-    published: AtomicU64,
-    confirmed: AtomicU64,
-    nacked: AtomicU64,
-    returned: AtomicU64,
-    resent: AtomicU64,
-    rejected: AtomicU64,
-}
-
-/// A snapshot of a publisher's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PublisherStats {
-    /// `basic.publish` calls, resends included.
-    pub published: u64,
-    /// Messages the broker confirmed.
-    pub confirmed: u64,
-    /// Nacks received (each message nacked is retried).
-    pub nacked: u64,
-    /// Mandatory messages returned as unroutable.
-    pub returned: u64,
-    /// Messages sent again after a connection loss or a nack.
-    pub resent: u64,
-    /// Messages the broker refused by closing the channel on them (say an
-    /// exchange that does not exist); each failed to its caller.
-    pub rejected: u64,
-}
-
-struct Entry {
-    seq: u64,
-    exchange: String,
-    routing_key: String,
-    message: Message,
-    reply: Option<Sender<Result<()>>>,
-    not_before: Option<Instant>,
-    attempts: u32,
-}
-
-/// A channel input the publishing thread takes messages from itself: see
-/// [`Publisher::feed`].
-struct Feed {
-    exchange: String,
-    routing_key: String,
-    input: Receiver<Message>,
-}
-
-/// Messages accepted and not yet settled; `flush` waits for zero.
-#[derive(Default)]
-struct Held {
-    count: AtomicUsize,
-    zero: Condvar,
-    lock: Mutex<()>,
-}
-
-impl Held {
-    fn release(&self) {
-        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let _guard = lock(&self.lock);
-            self.zero.notify_all();
-        }
-    }
-}
+use stats::Counters;
+pub use stats::PublisherStats;
 
 struct Inner {
     config: PublisherConfig,
@@ -366,7 +75,7 @@ struct Inner {
     /// Shared with the publishing thread, which numbers fed messages.
     next_seq: Arc<AtomicU64>,
     closed: AtomicBool,
-    /// Dropped at the end of close, waking every [`Confirmation`] wait.
+    /// Dropped at the end of close, waking every receipt's wait.
     closing: Mutex<Option<Sender<()>>>,
     closed_rx: Receiver<()>,
     stopper: Mutex<Stopper>,
@@ -425,7 +134,7 @@ impl Publisher {
         let (stopper, stop) = thread::stop_signal();
         let held = Arc::new(Held::default());
         let counters = Arc::new(Counters::default());
-        let refusals = Arc::new(Refusals::new(config.refusals));
+        let refusals = Arc::new(Refusals::new(config.refusals_capacity()));
         let (closing, closed_rx) = crossbeam_channel::bounded(0);
         let engine = Engine {
             refusals: refusals.clone(),
@@ -484,37 +193,27 @@ impl Publisher {
         self.send(exchange, routing_key, message)?.wait()
     }
 
-    /// Hands `message` over and returns at once with a [`Confirmation`] to
+    /// Hands `message` over and returns at once with a [`Receipt`] to
     /// wait on: many sends in a row are pipelined in the confirm window.
+    /// The receipt's `wait` returns once the broker confirmed the message,
+    /// waiting at most the confirm timeout
+    /// ([`PublisherConfig::with_confirm_timeout`]); its ticket is the
+    /// message's place in this publisher's write order.
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish), for what can be known at once.
-    pub fn send(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        message: Message,
-    ) -> Result<Confirmation> {
-        self.try_send(exchange, routing_key, message)
-            .map_err(|(e, _)| e)
-    }
-
-    /// As [`send`](Self::send), giving the message back with the error.
-    pub(crate) fn try_send(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        message: Message,
-    ) -> std::result::Result<Confirmation, (Error, Message)> {
+    /// As [`publish`](Self::publish), for what can be known at once; the
+    /// receipt's `wait` fails as `publish` does for the rest.
+    pub fn send(&self, exchange: &str, routing_key: &str, message: Message) -> Result<Receipt> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.submit(exchange, routing_key, message, Some(tx))?;
-        Ok(Confirmation {
+        let ticket = self.submit(exchange, routing_key, message, Some(tx))?;
+        let pending = PendingConfirm {
             rx,
-            timeout: self.inner.config.confirm_timeout,
+            timeout: self.inner.config.confirm_timeout(),
             waiter: self.inner.shared.waiter.clone(),
             closed: self.inner.closed_rx.clone(),
-        })
+        };
+        Ok(Receipt::new("rabbitmq publisher", ticket, pending))
     }
 
     /// gormq's publish: hands `message` over and returns at once. If it
@@ -538,8 +237,7 @@ impl Publisher {
         routing_key: &str,
         message: Message,
     ) -> Result<()> {
-        self.submit(exchange, routing_key, message, None)
-            .map_err(|(e, _)| e)
+        self.submit(exchange, routing_key, message, None).map(drop)
     }
 
     /// Has the publishing thread take messages from `input` itself and
@@ -606,55 +304,33 @@ impl Publisher {
     }
 
     fn wait_settled(&self, timeout: Duration) -> Result<()> {
-        let held = &self.inner.held;
-        let deadline = Instant::now() + timeout;
-        let mut guard = lock(&held.lock);
-        loop {
-            let count = held.count.load(Ordering::SeqCst);
-            if count == 0 {
-                return Ok(());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Error::timeout(
-                    describe_wait(
-                        &format!("{count} buffered messages to be confirmed"),
-                        self.inner.shared.last_error().as_ref(),
-                    ),
-                    timeout,
-                ));
-            }
-            guard = held
-                .zero
-                .wait_timeout(guard, left)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
+        match self.inner.held.wait_settled(Instant::now() + timeout) {
+            0 => Ok(()),
+            count => Err(Error::timeout(
+                describe_wait(
+                    &format!("{count} buffered messages to be confirmed"),
+                    self.inner.shared.last_error().as_ref(),
+                ),
+                timeout,
+            )),
         }
     }
 
     /// How many messages are held until confirmed right now.
     pub fn buffered(&self) -> usize {
-        self.inner.held.count.load(Ordering::SeqCst)
+        self.inner.held.count()
     }
 
     /// The publisher's counters.
     pub fn stats(&self) -> PublisherStats {
-        let c = &self.inner.counters;
-        PublisherStats {
-            published: c.published.load(Ordering::Relaxed),
-            confirmed: c.confirmed.load(Ordering::Relaxed),
-            nacked: c.nacked.load(Ordering::Relaxed),
-            returned: c.returned.load(Ordering::Relaxed),
-            resent: c.resent.load(Ordering::Relaxed),
-            rejected: c.rejected.load(Ordering::Relaxed),
-        }
+        self.inner.counters.snapshot()
     }
 
     /// Stops taking messages, keeps publishing what is buffered for up to
     /// the close timeout, and joins the thread. A publisher from
     /// [`connect`](Self::connect) then closes its connection. By the time
     /// it returns, every caller still waiting for a confirm (in
-    /// [`publish`](Self::publish) or [`Confirmation::wait`]) has its
+    /// [`publish`](Self::publish) or a [`Receipt`]'s `wait`) has its
     /// answer, [`Error::Closed`] if none came, even when the publishing
     /// thread is stuck in a call to a frozen broker.
     ///
@@ -670,71 +346,57 @@ impl Publisher {
         self.inner.close()
     }
 
+    /// Hands `message` to the publishing thread; its sequence number.
     fn submit(
         &self,
         exchange: &str,
         routing_key: &str,
         message: Message,
         reply: Option<Sender<Result<()>>>,
-    ) -> std::result::Result<(), (Error, Message)> {
+    ) -> Result<u64> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::SeqCst) {
-            return Err((Error::closed("publisher"), message));
+            return Err(Error::closed("publisher"));
         }
         // What the broker cannot take is refused here, for this message
         // alone: sent, it would close the channel under the whole window.
-        if let Err(e) = amqp::check_publishable(
+        amqp::check_publishable(
             exchange,
             routing_key,
             &message,
-            inner.config.max_message_size,
-        ) {
-            return Err((e, message));
-        }
+            inner.config.max_message_size(),
+        )?;
         // A connection that gave up (refused credentials or vhost) will
         // never publish this: say why now rather than time out later.
         if let Some(cause) = inner.shared.failure() {
-            return Err((cause, message));
+            return Err(cause);
         }
-        if inner.config.blocked == BlockedPolicy::Fail {
+        if inner.config.blocked() == BlockedPolicy::Fail {
             if let Some(reason) = inner.shared.blocked() {
-                return Err((
-                    Error::Busy {
-                        what: "the broker".into(),
-                        reason: format!("it blocks publishing: {reason}"),
-                    },
-                    message,
-                ));
+                return Err(Error::Busy {
+                    what: "the broker".into(),
+                    reason: format!("it blocks publishing: {reason}"),
+                });
             }
         }
-        let held = inner.held.count.fetch_add(1, Ordering::SeqCst);
-        if held >= inner.config.buffer {
+        let held = inner.held.hold();
+        if held >= inner.config.buffer() {
             inner.held.release();
-            return Err((
-                Error::Busy {
-                    what: "publisher buffer".into(),
-                    reason: format!(
-                        "full: {held} messages await the broker's confirm (buffer {})",
-                        inner.config.buffer
-                    ),
-                },
-                message,
-            ));
+            return Err(Error::Busy {
+                what: "publisher buffer".into(),
+                reason: format!(
+                    "full: {held} messages await the broker's confirm (buffer {})",
+                    inner.config.buffer()
+                ),
+            });
         }
-        let entry = Entry {
-            seq: inner.next_seq.fetch_add(1, Ordering::Relaxed),
-            exchange: exchange.to_string(),
-            routing_key: routing_key.to_string(),
-            message,
-            reply,
-            not_before: None,
-            attempts: 0,
-        };
-        if let Err(returned) = inner.requests.send(entry) {
+        let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        let entry = Entry::new(seq, exchange, routing_key, message, reply);
+        if inner.requests.send(entry).is_err() {
             inner.held.release();
-            return Err((Error::closed("publisher"), returned.into_inner().message));
+            return Err(Error::closed("publisher"));
         }
-        Ok(())
+        Ok(seq)
     }
 }
 
@@ -745,26 +407,26 @@ impl Inner {
         let worker = lock(&self.worker).take();
         let mut result = Ok(());
         if let Some(worker) = worker {
-            let deadline = Instant::now() + self.config.close_timeout + Duration::from_secs(2);
+            let deadline = Instant::now() + self.config.close_timeout() + Duration::from_secs(2);
             result = match worker.join_deadline(deadline) {
                 Ok(0) => Ok(()),
                 // Never published because the connection gave up: say why.
-                Ok(left) if self.shared.failure().is_some() => Err(match self.shared.failure() {
+                Ok(left) => Err(match self.shared.failure() {
                     Some(Error::Refused { code, text }) => Error::refused(
                         code,
                         format!("{text}; {left} buffered messages were never published"),
                     ),
-                    _ => Error::closed(format!(
+                    Some(_) => Error::closed(format!(
                         "connection; {left} buffered messages were never published"
                     )),
-                }),
-                Ok(left) => Err(Error::timeout(
-                    describe_wait(
-                        &format!("{left} buffered messages to be confirmed before close"),
-                        self.shared.last_error().as_ref(),
+                    None => Error::timeout(
+                        describe_wait(
+                            &format!("{left} buffered messages to be confirmed before close"),
+                            self.shared.last_error().as_ref(),
+                        ),
+                        self.config.close_timeout(),
                     ),
-                    self.config.close_timeout,
-                )),
+                }),
                 Err(e) => Err(e),
             };
         }
@@ -795,7 +457,7 @@ impl std::fmt::Debug for Publisher {
         f.debug_struct("Publisher")
             .field("connection", &self.inner.shared.name)
             .field("buffered", &self.buffered())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -812,7 +474,7 @@ mod tests {
     #[test]
     fn while_the_broker_blocks_fail_refuses_and_wait_buffers() {
         let connection = unreachable();
-        *lock(&connection.shared().blocked) = Some("memory alarm".into());
+        connection.shared().set_blocked(Some("memory alarm".into()));
         let failing = Publisher::new(
             &connection,
             PublisherConfig::new().with_blocked(BlockedPolicy::Fail),
@@ -846,13 +508,14 @@ mod tests {
         let (_stuck_reply, rx) = crossbeam_channel::bounded(1);
         let (closing, closed) = crossbeam_channel::bounded::<()>(0);
         let connection = unreachable();
-        let confirmation = Confirmation {
+        let pending = PendingConfirm {
             rx,
             timeout: Duration::from_secs(60),
             waiter: connection.waiter(),
             closed,
         };
-        let waiting = std::thread::spawn(move || confirmation.wait());
+        let receipt = Receipt::new("rabbitmq publisher", 1, pending);
+        let waiting = std::thread::spawn(move || receipt.wait());
         drop(closing); // what the end of close does
         assert!(matches!(waiting.join().unwrap(), Err(Error::Closed(_))));
         connection.close().unwrap();
@@ -866,14 +529,16 @@ mod tests {
             PublisherConfig::new().with_close_timeout(Duration::from_millis(50)),
         )
         .unwrap();
-        let confirmation = publisher
+        let first = publisher
             .send("", "q", Message::new(b"x".to_vec()))
             .unwrap();
-        let pending = publisher
+        let second = publisher
             .send("", "q", Message::new(b"y".to_vec()))
             .unwrap();
+        // Tickets follow the write order.
+        assert_eq!((first.ticket(), second.ticket()), (1, 2));
         assert!(matches!(
-            confirmation.wait_timeout(Duration::from_millis(20)),
+            first.wait_timeout(Duration::from_millis(20)),
             Err(Error::Timeout { .. })
         ));
         assert!(matches!(
@@ -882,7 +547,7 @@ mod tests {
         ));
         assert!(publisher.close().is_err());
         assert!(matches!(
-            pending.wait_timeout(Duration::from_secs(5)),
+            second.wait_timeout(Duration::from_secs(5)),
             Err(Error::Closed(_))
         ));
         assert!(matches!(
