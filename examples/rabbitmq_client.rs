@@ -1,4 +1,4 @@
-//! The gormq-style client against a local RabbitMQ: a consumer with a
+//! The gormq-style client against a local broker: a consumer with a
 //! dead-letter queue, confirmed and fire-and-retry publishes, and the
 //! reconnect behaviour in the log.
 //!

@@ -2,6 +2,7 @@
 //! DLQ, prefetch, unroutable publishes, buffering through an outage, and no
 //! loss while our connections are force-closed mid-stream.
 #![cfg(feature = "rabbitmq")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -151,7 +152,7 @@ fn a_failing_handler_sends_to_the_dlq_and_acks() {
     });
     eventually(PATIENCE, "two good jobs", || ok.load(Ordering::SeqCst) == 2);
     let dead = dead.lock().unwrap().clone();
-    let mut bodies: Vec<&[u8]> = dead.iter().map(|m| m.body()).collect();
+    let mut bodies: Vec<&[u8]> = dead.iter().map(Message::body).collect();
     bodies.sort();
     assert_eq!(bodies, vec![&b"bad"[..], b"panic"]);
     assert!(dead.iter().any(|m| m
@@ -334,8 +335,8 @@ fn nothing_confirmed_is_lost_while_connections_are_force_closed() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    for confirmation in window {
-        confirmation.wait().unwrap();
+    for receipt in window {
+        receipt.wait().unwrap();
     }
     let total = sent;
     assert_eq!(killer.join().unwrap(), 5);
@@ -468,20 +469,20 @@ fn a_message_the_broker_refuses_fails_alone() {
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     // A publish to an exchange that does not exist makes the broker close
     // the channel; the messages around it in the window must not suffer.
-    let mut confirmations = Vec::new();
+    let mut receipts = Vec::new();
     for i in 0..100u32 {
         let exchange = if i == 50 { "no-such-exchange" } else { "" };
-        confirmations.push((
+        receipts.push((
             i,
             publisher
                 .send(exchange, &queue, Message::new(i.to_be_bytes().to_vec()))
                 .unwrap(),
         ));
     }
-    for (i, confirmation) in confirmations {
-        match (i, confirmation.wait()) {
+    for (i, receipt) in receipts {
+        match (i, receipt.wait()) {
             (50, Err(Error::Refused { code: 404, text })) => {
-                assert!(text.contains("NOT_FOUND"), "{text}")
+                assert!(text.contains("NOT_FOUND"), "{text}");
             }
             (50, other) => panic!("expected the refusal, got {other:?}"),
             (_, result) => result.unwrap(),
@@ -561,8 +562,8 @@ fn nothing_confirmed_is_lost_when_the_connection_goes_silent() {
             window.pop_front().unwrap().wait().unwrap();
         }
     }
-    for confirmation in window {
-        confirmation.wait().unwrap();
+    for receipt in window {
+        receipt.wait().unwrap();
     }
     eventually(PATIENCE, "every id consumed", || {
         seen.lock().unwrap().len() == total as usize
@@ -886,7 +887,7 @@ fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
     // ...and flush says two of them will never be published, and why.
     match client.flush(PATIENCE) {
         Err(Error::Rejected { count: 2, first }) => {
-            assert!(first.contains("exchange"), "{first}")
+            assert!(first.contains("exchange"), "{first}");
         }
         other => panic!("expected two refusals, got {other:?}"),
     }
@@ -967,7 +968,7 @@ fn close_of_a_frozen_publisher_fails_its_waiting_callers_before_it_returns() {
     match rx.recv_timeout(Duration::from_secs(1)) {
         Ok(Err(Error::Closed(_))) => {}
         Ok(other) => panic!("expected Closed, got {other:?}"),
-        Err(_) => panic!("the caller was still blocked after close returned"),
+        Err(e) => panic!("the caller was still blocked after close returned: {e}"),
     }
     caller.join().unwrap();
     let _ = conn.close();
@@ -983,6 +984,7 @@ fn one_refusal_in_a_window_of_401(
     odd_send: impl Fn(&Publisher, &str, Message) -> syncmq::Result<syncmq::Receipt>,
     expect: impl Fn(&Error) -> bool,
 ) -> (Publisher, syncmq::Result<()>) {
+    const ODD: u32 = 200;
     let Some(url) = broker_url() else {
         unreachable!("checked by the caller")
     };
@@ -1008,8 +1010,7 @@ fn one_refusal_in_a_window_of_401(
     )
     .unwrap();
     let publisher = Publisher::new(&conn, config.with_window(512)).unwrap();
-    const ODD: u32 = 200;
-    let mut confirmations = Vec::new();
+    let mut receipts = Vec::new();
     for i in 0..401u32 {
         let message = Message::new(i.to_be_bytes().to_vec());
         let sent = if i == ODD {
@@ -1017,10 +1018,10 @@ fn one_refusal_in_a_window_of_401(
         } else {
             publisher.send("", &queue, message)
         };
-        confirmations.push((i, sent));
+        receipts.push((i, sent));
     }
-    for (i, sent) in confirmations {
-        let result = sent.and_then(|c| c.wait());
+    for (i, sent) in receipts {
+        let result = sent.and_then(syncmq::Receipt::wait);
         match (i, result) {
             (ODD, Err(e)) => assert!(expect(&e), "the refusal: {e:?}"),
             (ODD, Ok(())) => panic!("the odd message was confirmed"),
@@ -1142,7 +1143,7 @@ fn an_exchange_deleted_after_its_lookup_fails_only_its_message() {
             queue.as_str(),
             exchange.as_str(),
             queue.as_str(),
-            Default::default(),
+            amiquip::FieldTable::default(),
         )
         .unwrap();
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
@@ -1152,16 +1153,16 @@ fn an_exchange_deleted_after_its_lookup_fails_only_its_message() {
     declared.delete(false).unwrap();
     // The publisher still believes in it: the broker closes the channel,
     // and the fallback still fails that message alone.
-    let mut confirmations = Vec::new();
+    let mut receipts = Vec::new();
     for i in 0..101u32 {
         let to = if i == 50 { exchange.as_str() } else { "" };
         let message = Message::new(i.to_be_bytes().to_vec());
-        confirmations.push((i, publisher.send(to, &queue, message).unwrap()));
+        receipts.push((i, publisher.send(to, &queue, message).unwrap()));
     }
-    for (i, confirmation) in confirmations {
-        match (i, confirmation.wait()) {
+    for (i, receipt) in receipts {
+        match (i, receipt.wait()) {
             (50, Err(Error::Refused { code: 404, text })) => {
-                assert!(text.contains("NOT_FOUND"), "{text}")
+                assert!(text.contains("NOT_FOUND"), "{text}");
             }
             (50, other) => panic!("expected the refusal, got {other:?}"),
             (_, result) => result.unwrap_or_else(|e| panic!("message {i}: {e:?}")),

@@ -2,6 +2,7 @@
 //! broker-side close with a new generation, re-declares the topology, wakes
 //! waiters, and closes within its deadline.
 #![cfg(feature = "rabbitmq")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -106,7 +107,7 @@ fn an_unreachable_broker_is_retried_and_close_is_prompt() {
     });
     match connection.last_error() {
         Some(e @ Error::Disconnected { .. }) => {
-            assert!(e.to_string().contains("127.0.0.1:1"), "{e}")
+            assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
         }
         other => panic!("expected the connect error, got {other:?}"),
     }
@@ -115,7 +116,7 @@ fn an_unreachable_broker_is_retried_and_close_is_prompt() {
             assert!(
                 what.contains("last connection error") && what.contains("127.0.0.1:1"),
                 "{what}"
-            )
+            );
         }
         other => panic!("expected a timeout naming the cause, got {other:?}"),
     }
@@ -131,7 +132,7 @@ fn an_unreachable_broker_is_retried_and_close_is_prompt() {
             assert!(
                 what.contains("confirm") && what.contains("127.0.0.1:1"),
                 "{what}"
-            )
+            );
         }
         other => panic!("expected a timeout naming the cause, got {other:?}"),
     }

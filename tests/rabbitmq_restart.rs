@@ -5,6 +5,7 @@
 //! after another, so stopping the broker here never disturbs another test's
 //! connections. A guard starts the broker again even when the test fails.
 #![cfg(feature = "rabbitmq")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! `bench rabbitmq`: our publisher and consumers against raw amiquip, on the
-//! broker at `SYNCMQ_AMQP_URL` (default the local RabbitMQ).
+//! broker at `SYNCMQ_AMQP_URL` (default the local one).
 //!
 //! Publishing: `messages` persistent messages of `size` bytes into a durable
 //! queue, confirmed. The raw baseline keeps `window` publishes awaiting

@@ -112,7 +112,7 @@ pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
                     bad(format!(
                         "`{url}`: heartbeat `{v}` is not a number of seconds"
                     ))
-                })?)
+                })?);
             }
             _ => {
                 return Err(bad(format!(
@@ -158,7 +158,7 @@ fn percent_decode(s: &str) -> Result<String> {
 /// A way to cut a connect attempt short from another thread.
 ///
 /// Neither a TCP connect nor amiquip's handshake watches a stop signal, and
-/// RabbitMQ holds a refused handshake open for about 3 s. So the attempt
+/// the broker holds a refused handshake open for about 3 s. So the attempt
 /// keeps a duplicate of its socket here, and [`abort`](Self::abort) shuts
 /// that socket down: the connect's poll or the handshake's read then fails
 /// at once, and the attempt's thread (and amiquip's I/O thread, which
@@ -392,10 +392,10 @@ pub(crate) fn properties(message: &Message, persistent: bool, seq: Option<u64>) 
     props
 }
 
-/// RabbitMQ's default `max_message_size` (its `rabbit.max_message_size`):
+/// The broker's default `max_message_size` (`rabbit.max_message_size`):
 /// the largest body it takes before it closes the channel.
 pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 128 << 20;
-/// RabbitMQ's default `frame_max`, which amiquip accepts as offered: a
+/// The broker's default `frame_max`, which amiquip accepts as offered: a
 /// message's properties travel in one frame, and a larger one makes the
 /// broker close the whole connection (`frame_too_large`).
 pub(crate) const DEFAULT_FRAME_MAX: usize = 128 << 10;
@@ -564,7 +564,7 @@ mod tests {
 
     #[test]
     fn messages_map_to_properties_and_back() {
-        let at = UNIX_EPOCH + Duration::from_millis(4_000_000_000_000);
+        let at = UNIX_EPOCH + Duration::from_secs(4_000_000_000);
         let msg = Message::new(b"x".to_vec())
             .with_key("k")
             .with_header("h", "v")

@@ -1,4 +1,4 @@
-//! RabbitMQ that loses nothing, on amiquip and OS threads.
+//! `RabbitMQ` that loses nothing, on amiquip and OS threads.
 //!
 //! 1. [`Connection`]: the supervisor. One thread owns the amiquip
 //!    connection, reconnects forever with capped exponential backoff and

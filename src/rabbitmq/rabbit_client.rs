@@ -128,7 +128,7 @@ impl RabbitClientConfig {
     }
 }
 
-/// A RabbitMQ pub/sub client in the manner of gormq.
+/// A pub/sub client of the broker in the manner of gormq.
 ///
 /// gormq's `Init`/`Start` become [`start`](Self::start); its `Publish`,
 /// which never fails (a failed publish is queued for retry), becomes
@@ -239,7 +239,7 @@ impl RabbitClient {
         let consumer = Consumer::on(
             self.connection.shared(),
             Some(self.publisher.clone()),
-            &options,
+            options,
             handler,
         )?;
         lock(&self.consumers).push(consumer);

@@ -34,10 +34,18 @@ pub use config::ConnectionConfig;
 pub(crate) use shared::Shared;
 use supervisor::Supervisor;
 
-/// A supervised connection to RabbitMQ.
+/// A supervised connection to the broker.
 ///
 /// Connects in the background and keeps reconnecting until closed; use
-/// [`waiter`](Self::waiter) to block until it is up. Dropping it closes it.
+/// [`waiter`](Self::waiter) to block until it is up. One thread
+/// (`syncmq-rmq-conn:<name>`) owns the amiquip connection. It notices a
+/// lost connection at once, whatever the cause (a broker-side close, a
+/// broker restart, or missed heartbeats on a silent network, within two
+/// heartbeat intervals), reconnects with capped exponential backoff and
+/// jitter, and after every connect declares the recorded topology
+/// ([`declare`](Self::declare)) again, sets the waiter with a new
+/// [`Generation`](crate::Generation) and wakes the publishers and consumers
+/// on it. [`close`](Self::close) stops it; dropping it closes it too.
 ///
 /// Transient failures (a refused or unreachable port, a lost connection, a
 /// vhost's connection limit) are retried with backoff, and the latest is

@@ -140,7 +140,7 @@ impl Supervisor {
     }
 
     /// One connect attempt, on a thread of its own so that a stop does not
-    /// wait for it: RabbitMQ holds a refused handshake open for about 3 s,
+    /// wait for it: the broker holds a refused handshake open for about 3 s,
     /// and a connect to a silent host lasts up to the connect timeout.
     /// `None` when stopped first: the attempt is then aborted (its socket
     /// shut down, which fails the connect or handshake at once) and its

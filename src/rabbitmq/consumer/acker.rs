@@ -1,4 +1,5 @@
-//! [`RabbitAcker`]: the acker behind a RabbitMQ [`Delivery`](crate::Delivery).
+//! [`RabbitAcker`]: the acker behind a [`Delivery`](crate::Delivery) from
+//! the broker.
 //! An ack or nack travels as a [`Settle`] to the channel owner, the one
 //! thread that may touch the amiquip channel the delivery came on.
 //!
@@ -31,7 +32,7 @@ pub(super) enum Action {
     Nack { requeue: bool },
 }
 
-/// The acker behind a RabbitMQ delivery.
+/// The acker behind a delivery from the broker.
 pub(super) struct RabbitAcker {
     /// The owner's channel the delivery came on: the owner counts its
     /// channels from 1, one more each time it consumes on a new one (after

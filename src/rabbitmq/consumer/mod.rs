@@ -39,7 +39,7 @@ const JOIN_MARGIN: Duration = Duration::from_secs(5);
 ///
 /// Each consumer has one channel-owner thread (`syncmq-rmq-consume:<queue>`)
 /// that alone touches its amiquip channel: it sets the prefetch (`qos`,
-/// before `basic_consume`, as RabbitMQ applies it to consumers created
+/// before `basic_consume`, as the broker applies it to consumers created
 /// after), turns each AMQP delivery into a [`Delivery`] whose ack and nack
 /// come back to it as commands, and applies them. Never more than
 /// `prefetch` messages are unacked at once. A delivery is acked on the
@@ -64,12 +64,12 @@ const JOIN_MARGIN: Duration = Duration::from_secs(5);
 ///
 /// [`Error::StaleDelivery`]: crate::Error::StaleDelivery
 pub struct Consumer {
+    options: ConsumerOptions,
     queue: String,
     stopper: Mutex<Stopper>,
     /// The handler threads, then the channel owner; empty once closed.
     workers: Mutex<Vec<Worker<()>>>,
     counters: Arc<ConsumerCounters>,
-    close_timeout: Duration,
     /// A dead-letter publisher of its own when not given one.
     own_publisher: Mutex<Option<Publisher>>,
 }
@@ -96,7 +96,7 @@ impl Consumer {
         F: Fn(&Message) -> std::result::Result<(), E> + Send + Sync + 'static,
         E: Display,
     {
-        Consumer::on(connection.shared(), None, &options, handler)
+        Consumer::on(connection.shared(), None, options, handler)
     }
 
     /// As [`start`](Self::start) on the connection `shared`, dead-lettering
@@ -104,7 +104,7 @@ impl Consumer {
     pub(crate) fn on<F, E>(
         shared: Arc<Shared>,
         publisher: Option<Publisher>,
-        options: &ConsumerOptions,
+        options: ConsumerOptions,
         handler: F,
     ) -> Result<Self>
     where
@@ -115,13 +115,12 @@ impl Consumer {
         shared.declare(options.declarations())?;
         let mut own_publisher = None;
         let dead_letters = if options.dead_letters() {
-            let publisher = match publisher {
-                Some(p) => p,
-                None => {
-                    let p = Publisher::on(shared.clone(), PublisherConfig::default())?;
-                    own_publisher = Some(p.clone());
-                    p
-                }
+            let publisher = if let Some(publisher) = publisher {
+                publisher
+            } else {
+                let publisher = Publisher::on(shared.clone(), PublisherConfig::default())?;
+                own_publisher = Some(publisher.clone());
+                publisher
             };
             let (exchange, routing_key) = options.dead_letter_target();
             Some(DeadLetters {
@@ -178,11 +177,11 @@ impl Consumer {
             owner.run();
         })?);
         Ok(Consumer {
+            options,
             queue,
             stopper: Mutex::new(stopper),
             workers: Mutex::new(workers),
             counters,
-            close_timeout: options.close_timeout(),
             own_publisher: Mutex::new(own_publisher),
         })
     }
@@ -190,6 +189,12 @@ impl Consumer {
     /// The queue consumed.
     pub fn queue(&self) -> &str {
         &self.queue
+    }
+
+    /// The options it was started with (the service filled in by a
+    /// [`RabbitClient`](crate::rabbitmq::RabbitClient)).
+    pub fn options(&self) -> &ConsumerOptions {
+        &self.options
     }
 
     /// Messages delivered to this consumer so far (redeliveries included).
@@ -225,25 +230,27 @@ impl Consumer {
     /// [`Error::Panicked`](crate::Error::Panicked) when one panicked; what
     /// closing its own dead-letter publisher returned.
     pub fn close(&self) -> Result<()> {
-        self.begin_close();
-        self.finish_close()
-    }
-
-    /// Tells every thread to stop, without waiting.
-    fn begin_close(&self) {
         lock(&self.stopper).stop();
+        let joined = join_all(self.take_workers(), self.join_deadline());
+        joined.and(self.close_own_publisher())
     }
 
-    /// Joins the threads told to stop by [`begin_close`](Self::begin_close)
-    /// and closes the dead-letter publisher of its own.
-    fn finish_close(&self) -> Result<()> {
-        let workers = std::mem::take(&mut *lock(&self.workers));
-        let deadline = Instant::now() + self.close_timeout + JOIN_MARGIN;
-        let mut result = join_all(workers, deadline);
-        if let Some(publisher) = lock(&self.own_publisher).take() {
-            result = result.and(publisher.close());
+    /// When a consumer told to stop now must have ended.
+    fn join_deadline(&self) -> Instant {
+        Instant::now() + self.options.close_timeout() + JOIN_MARGIN
+    }
+
+    /// Its threads, to join; none the second time.
+    fn take_workers(&self) -> Vec<Worker<()>> {
+        std::mem::take(&mut *lock(&self.workers))
+    }
+
+    /// Closes the dead-letter publisher of its own, if it has one.
+    fn close_own_publisher(&self) -> Result<()> {
+        match lock(&self.own_publisher).take() {
+            Some(publisher) => publisher.close(),
+            None => Ok(()),
         }
-        result
     }
 }
 
@@ -266,19 +273,27 @@ impl std::fmt::Debug for Consumer {
 /// The handler consumers of a [`RabbitClient`](crate::rabbitmq::RabbitClient).
 pub(crate) type Consumers = Mutex<Vec<Consumer>>;
 
-/// Closes every consumer in `consumers`: all are told to stop first, so
-/// that they wind down together within one close timeout rather than one
-/// after another.
+/// Closes every consumer in `consumers`: all are told to stop first, and
+/// then all their threads are joined by one deadline, so that they wind
+/// down together rather than one after another.
 ///
 /// # Errors
 ///
-/// The first consumer's error; every consumer is closed regardless.
+/// The first error; every consumer is closed regardless.
 pub(crate) fn close_all(consumers: &Consumers) -> Result<()> {
     let consumers: Vec<Consumer> = lock(consumers).drain(..).collect();
     for consumer in &consumers {
-        consumer.begin_close();
+        lock(&consumer.stopper).stop();
     }
-    consumers.iter().fold(Ok(()), |result, consumer| {
-        result.and(consumer.finish_close())
-    })
+    let deadline = consumers
+        .iter()
+        .map(Consumer::join_deadline)
+        .max()
+        .unwrap_or_else(Instant::now);
+    let workers = consumers.iter().flat_map(Consumer::take_workers);
+    let mut result = join_all(workers, deadline);
+    for consumer in &consumers {
+        result = result.and(consumer.close_own_publisher());
+    }
+    result
 }

@@ -132,7 +132,7 @@ impl PublisherConfig {
         self
     }
 
-    /// The largest body the broker takes: RabbitMQ's `max_message_size`,
+    /// The largest body the broker takes: its `max_message_size`,
     /// 128 MiB unless its configuration says otherwise
     /// (`rabbitmqctl eval 'application:get_env(rabbit, max_message_size).'`).
     /// AMQP does not announce it, so set it here when the broker's is

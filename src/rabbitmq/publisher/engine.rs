@@ -543,19 +543,18 @@ impl Engine {
         if exchange.is_empty() || exchanges.known.contains(exchange) {
             return Ok(None);
         }
-        let probe = match exchanges.probe.take() {
-            Some(probe) => probe,
-            None => {
-                // While draining, the stop signal is already there: wait
-                // for the channel until the close deadline instead.
-                let opened = match draining {
-                    Some(deadline) => self.shared.open_channel(&crossbeam_channel::at(deadline)),
-                    None => self.shared.open_channel(self.stop.receiver()),
-                };
-                opened
-                    .map_err(|e| Loss::other(format!("opening the exchange probe channel: {e}")))?
-                    .0
-            }
+        let probe = if let Some(probe) = exchanges.probe.take() {
+            probe
+        } else {
+            // While draining, the stop signal is already there: wait for
+            // the channel until the close deadline instead.
+            let opened = match draining {
+                Some(deadline) => self.shared.open_channel(&crossbeam_channel::at(deadline)),
+                None => self.shared.open_channel(self.stop.receiver()),
+            };
+            opened
+                .map_err(|e| Loss::other(format!("opening the exchange probe channel: {e}")))?
+                .0
         };
         match probe.exchange_declare_passive(exchange) {
             Ok(_) => {

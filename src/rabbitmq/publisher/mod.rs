@@ -1,34 +1,6 @@
-//! The confirmed publisher: persistent messages, publisher confirms in a
-//! window, and a bounded retry buffer resent in order after reconnects.
-//!
-//! One thread (`syncmq-rmq-pub:<connection>`) owns the amiquip channel. It
-//! takes messages from callers over a crossbeam channel (and, for the
-//! `RabbitAdapter`, straight from each channel's input), publishes up to
-//! `window` of them before waiting for confirms (never one round trip per
-//! message), and matches the broker's acks and nacks to them by delivery
-//! tag. Confirm mode is switched on for every new channel, after the
-//! confirm listener is installed, so a reconnect never leaves us publishing
-//! unconfirmed.
-//!
-//! # The retry buffer (gormq's failed-publish queue)
-//!
-//! Every message a caller handed over stays in the publisher until the
-//! broker confirmed it: while it waits its turn, while it is in flight, and
-//! after a failure. A message that failed to publish, was nacked, or was
-//! unconfirmed when the connection died goes back into the buffer, in
-//! publish order, and is resent: at once on the next connection, or after
-//! the retry interval for a nack. The buffer is bounded (`buffer`): a
-//! publish into a full buffer is an error to the caller, never a silent
-//! drop.
-//!
-//! # Guarantees
-//!
-//! [`Publisher::publish`] returns `Ok` only once the broker confirmed the
-//! message, and a persistent message confirmed into a durable queue
-//! survives a broker restart. With `mandatory` on (the default), a message
-//! that no queue took comes back as an error instead of a confirm. Resends
-//! after a connection loss can duplicate a message the broker had received
-//! but not yet confirmed: at least once, never at most once.
+//! [`Publisher`]: persistent messages, publisher confirms in a window, and
+//! a bounded retry buffer resent in order after reconnects. The publishing
+//! thread is in `engine.rs`; what it works on in `entry.rs` and `held.rs`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -85,7 +57,35 @@ struct Inner {
 }
 
 /// A confirmed publisher. Clones share one publishing thread; the last one
-/// dropped closes it.
+/// dropped closes it, and [`close`](Self::close) closes it for all.
+///
+/// One thread (`syncmq-rmq-pub:<connection>`) owns the amiquip channel. It
+/// takes messages from callers (and, for the `RabbitAdapter`, straight from
+/// each channel's input), publishes up to `window` of them before waiting
+/// for confirms (never one round trip per message), and matches the
+/// broker's acks and nacks to them. Confirm mode is switched on for every
+/// new channel, so a reconnect never leaves it publishing unconfirmed.
+///
+/// # The retry buffer (gormq's failed-publish queue)
+///
+/// Every message handed over stays in the publisher until the broker
+/// confirmed it: while it waits its turn, while it is in flight, and after
+/// a failure. A message that failed to publish, was nacked, or was
+/// unconfirmed when the connection died goes back into the buffer, in
+/// publish order, and is resent: at once on the next connection, or after
+/// the retry interval for a nack. The buffer is bounded
+/// ([`PublisherConfig::with_buffer`]): a publish into a full buffer is an
+/// error to the caller, never a silent drop.
+///
+/// # Guarantees
+///
+/// [`publish`](Self::publish) returns `Ok` only once the broker confirmed
+/// the message, and a persistent message confirmed into a durable queue
+/// survives a broker restart. With `mandatory` on (the default), a message
+/// that no queue took comes back as an error instead of a confirm. A
+/// refusal touches only the refused message, not the rest of the window.
+/// Resends after a connection loss can duplicate a message the broker had
+/// received but not yet confirmed: at least once, never at most once.
 ///
 /// ```no_run
 /// use syncmq::rabbitmq::Publisher;
