@@ -1,5 +1,5 @@
 //! The publisher, consumer and client against the real broker: round trip,
-//! DLQ, prefetch, unroutable publishes, buffering through an outage, and no
+//! dead letters, prefetch, unroutable publishes, buffering through an outage, and no
 //! loss while our connections are force-closed mid-stream.
 #![cfg(feature = "rabbitmq")]
 #![allow(clippy::unwrap_used)]
@@ -79,6 +79,10 @@ fn a_confirmed_publish_arrives_with_its_properties() {
     consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
+    // Each close may be called again: it does nothing.
+    consumer.close().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
 
@@ -105,13 +109,13 @@ fn an_unroutable_mandatory_publish_is_an_error() {
 }
 
 #[test]
-fn a_failing_handler_sends_to_the_dlq_and_acks() {
+fn a_failing_handler_dead_letters_and_acks() {
     let Some(url) = broker_url() else { return };
     let service = unique("svc");
     let exchange = unique("ex");
     let client = RabbitClient::start(
         RabbitClientConfig::new(&url, &service)
-            .with_connection(ConnectionConfig::new(&url).with_name(unique("dlq-conn"))),
+            .with_connection(ConnectionConfig::new(&url).with_name(unique("dead-letter-conn"))),
     )
     .unwrap();
     let ok = Arc::new(AtomicUsize::new(0));
@@ -131,13 +135,13 @@ fn a_failing_handler_sends_to_the_dlq_and_acks() {
             },
         )
         .unwrap();
-    let dead = Arc::new(Mutex::new(Vec::new()));
-    let dead2 = dead.clone();
+    let dead_letters = Arc::new(Mutex::new(Vec::new()));
+    let record = dead_letters.clone();
     client
         .add_consumer(
             ConsumerOptions::new("", "").with_queue(format!("{service}:job:dlq")),
             move |m: &Message| -> Result<(), String> {
-                dead2.lock().unwrap().push(m.clone());
+                record.lock().unwrap().push(m.clone());
                 Ok(())
             },
         )
@@ -148,17 +152,18 @@ fn a_failing_handler_sends_to_the_dlq_and_acks() {
             .unwrap();
     }
     eventually(PATIENCE, "two dead letters", || {
-        dead.lock().unwrap().len() == 2
+        dead_letters.lock().unwrap().len() == 2
     });
     eventually(PATIENCE, "two good jobs", || ok.load(Ordering::SeqCst) == 2);
-    let dead = dead.lock().unwrap().clone();
-    let mut bodies: Vec<&[u8]> = dead.iter().map(Message::body).collect();
+    let dead_letters = dead_letters.lock().unwrap().clone();
+    let mut bodies: Vec<&[u8]> = dead_letters.iter().map(Message::body).collect();
     bodies.sort();
     assert_eq!(bodies, vec![&b"bad"[..], b"panic"]);
-    assert!(dead.iter().any(|m| m
+    assert!(dead_letters.iter().any(|m| m
         .header("x-failure-reason")
         .is_some_and(|r| r.contains("cannot do bad jobs"))));
     client.close().unwrap();
+    client.close().unwrap(); // a second close does nothing
     delete_queues(
         &url,
         &[
@@ -654,15 +659,15 @@ fn close_during_an_outage_publishes_the_buffer_once_the_broker_is_back() {
     conn.close().unwrap();
 }
 
-/// Issue 11 item 8: stopping a consumer must not kill the connection it
+/// Issue 11 item 8: closing a consumer must not kill the connection it
 /// shares. amiquip sends `ClientCancelled` to the consumer's receiver after
 /// the cancel is answered; a receiver dropped before that makes its I/O
 /// loop fail, and every channel of the connection goes with it (the
-/// publisher then resends: duplicates). 100 start/stop cycles beside a
+/// publisher then resends: duplicates). 100 start/close cycles beside a
 /// busy publisher on the same connection: still the first connection
 /// generation at the end, and every message handled exactly once.
 #[test]
-fn stopping_a_consumer_never_kills_the_shared_connection() {
+fn closing_a_consumer_never_kills_the_shared_connection() {
     let Some(url) = broker_url() else { return };
     let _ = env_logger::builder().is_test(true).try_init();
     let queue = unique("cycle-q");
@@ -717,7 +722,7 @@ fn stopping_a_consumer_never_kills_the_shared_connection() {
             },
         )
         .unwrap();
-        // Stop while deliveries are flowing, the case that raced.
+        // Close while deliveries are flowing, the case that raced.
         eventually(PATIENCE, "the cycle's consumer handled a message", || {
             handled.load(Ordering::SeqCst) > 0
         });
@@ -725,7 +730,7 @@ fn stopping_a_consumer_never_kills_the_shared_connection() {
         assert_eq!(
             conn.waiter().current(),
             Some(first),
-            "cycle {cycle}: stopping a consumer cost the shared connection"
+            "cycle {cycle}: closing a consumer cost the shared connection"
         );
     }
     stop.store(true, Ordering::SeqCst);
@@ -776,12 +781,12 @@ fn queue_depth(url: &str, queue: &str) -> u32 {
 /// dead letter. (On main every DLQ of the service was bound on one shared
 /// `service:dlq-route` key: each failure landed in both DLQs and in `#`.)
 #[test]
-fn each_consumer_dead_letters_into_its_own_dlq_only() {
+fn each_consumer_dead_letters_into_its_own_queue_only() {
     let Some(url) = broker_url() else { return };
     let service = unique("svc");
-    let exchange = unique("dlq-ex");
-    let tap = unique("dlq-tap");
-    let conn = connection(&url, &unique("dlq-own-conn"));
+    let exchange = unique("dead-letter-ex");
+    let tap = unique("dead-letter-tap");
+    let conn = connection(&url, &unique("dead-letter-own-conn"));
     let consumer = |route: &str| {
         Consumer::start(
             &conn,
@@ -826,17 +831,21 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
     a.close().unwrap();
     b.close().unwrap();
     publisher.close().unwrap();
-    let (a_dlq, b_dlq) = (
+    let (a_dead_letters, b_dead_letters) = (
         format!("{service}:route.a:dlq"),
         format!("{service}:route.b:dlq"),
     );
     assert_eq!(a.failed(), failures);
     assert_eq!(
-        queue_depth(&url, &a_dlq),
+        queue_depth(&url, &a_dead_letters),
         u32::try_from(failures).unwrap(),
         "each failure lands in a's DLQ exactly once"
     );
-    assert_eq!(queue_depth(&url, &b_dlq), 0, "b's DLQ got a's failures");
+    assert_eq!(
+        queue_depth(&url, &b_dead_letters),
+        0,
+        "b's DLQ got a's failures"
+    );
     assert_eq!(
         queue_depth(&url, &tap),
         u32::try_from(failures).unwrap() + 5,
@@ -848,8 +857,8 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
         &[
             &format!("{service}:route.a:queue"),
             &format!("{service}:route.b:queue"),
-            &a_dlq,
-            &b_dlq,
+            &a_dead_letters,
+            &b_dead_letters,
             &tap,
         ],
     );
@@ -919,14 +928,14 @@ fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
     // Reported once: the next flush is clean.
     client.flush(PATIENCE).unwrap();
 
-    // A refusal no flush reported is reported by stop.
+    // A refusal no flush reported is reported by close.
     client
         .publish_nowait(&missing_exchange, &queue, Message::new(b"again".to_vec()))
         .unwrap();
     eventually(PATIENCE, "the refusal back", || !refusals.is_empty());
     match client.close() {
         Err(Error::Rejected { count: 1, .. }) => {}
-        other => panic!("expected stop to report the refusal, got {other:?}"),
+        other => panic!("expected close to report the refusal, got {other:?}"),
     }
     delete_queues(&url, &[&queue]);
 }

@@ -3,6 +3,7 @@
 //! publish to the consumer's dead-letter queue, then an ack) or, without a
 //! dead-letter queue or when that publish fails, nacks it with requeue.
 
+use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,7 +16,17 @@ use crate::rabbitmq::publisher::Publisher;
 use crate::thread::StopToken;
 
 /// A consumer's handler, its error turned into text.
-pub(super) type Handler = dyn Fn(&Message) -> std::result::Result<(), String> + Send + Sync;
+pub(crate) type Handler = dyn Fn(&Message) -> std::result::Result<(), String> + Send + Sync;
+
+/// `handler` as a [`Handler`]: one type for every handler, so that what
+/// runs it is not generic.
+pub(crate) fn boxed_handler<F, E>(handler: F) -> Arc<Handler>
+where
+    F: Fn(&Message) -> std::result::Result<(), E> + Send + Sync + 'static,
+    E: Display,
+{
+    Arc::new(move |m: &Message| handler(m).map_err(|e| e.to_string()))
+}
 
 /// Where dead letters go: the publisher and the exchange and routing key.
 #[derive(Clone)]

@@ -26,6 +26,7 @@ mod options;
 mod owner;
 
 pub(crate) use counters::ConsumerCounters;
+pub(super) use handler::boxed_handler;
 use handler::{DeadLetters, Handler, HandlerWorker};
 pub use options::ConsumerOptions;
 pub(crate) use owner::Owner;
@@ -96,21 +97,17 @@ impl Consumer {
         F: Fn(&Message) -> std::result::Result<(), E> + Send + Sync + 'static,
         E: Display,
     {
-        Consumer::on(connection.shared(), None, options, handler)
+        Consumer::on(connection.shared(), None, options, boxed_handler(handler))
     }
 
     /// As [`start`](Self::start) on the connection `shared`, dead-lettering
     /// through `publisher` when given one (else through one of its own).
-    pub(crate) fn on<F, E>(
+    pub(crate) fn on(
         shared: Arc<Shared>,
         publisher: Option<Publisher>,
         options: ConsumerOptions,
-        handler: F,
-    ) -> Result<Self>
-    where
-        F: Fn(&Message) -> std::result::Result<(), E> + Send + Sync + 'static,
-        E: Display,
-    {
+        handler: Arc<Handler>,
+    ) -> Result<Self> {
         options.validate()?;
         shared.declare(options.declarations())?;
         let mut own_publisher = None;
@@ -131,8 +128,6 @@ impl Consumer {
         } else {
             None
         };
-        let handler: Arc<Handler> =
-            Arc::new(move |m: &Message| handler(m).map_err(|e| e.to_string()));
         let queue = options.queue();
         let (stopper, stop) = thread::stop_signal();
         let counters = Arc::new(ConsumerCounters::default());

@@ -72,6 +72,7 @@ fn lost(context: &str, e: amiquip::Error) -> Served {
 }
 
 impl Owner {
+    /// Consumes until told to stop or the connection is closed.
     pub(crate) fn run(self) {
         let wake = self.shared.wake_on_connect();
         let current = Arc::new(AtomicU64::new(0));
