@@ -1,4 +1,4 @@
-//! The gormq-style client against a local RabbitMQ: a consumer with a
+//! The gormq-style client against a local broker: a consumer with a
 //! dead-letter queue, confirmed and fire-and-retry publishes, and the
 //! reconnect behaviour in the log.
 //!
@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use syncmq::rabbitmq::{Client, ClientConfig, ConsumerOptions};
+use syncmq::rabbitmq::{ConsumerOptions, RabbitClient, RabbitClientConfig};
 use syncmq::Message;
 
 fn main() -> syncmq::Result<()> {
     env_logger::init();
     let url = std::env::var("SYNCMQ_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string());
-    let client = Client::start(ClientConfig::new(url, "example"))?;
+    let client = RabbitClient::start(RabbitClientConfig::new(url, "example"))?;
     client.waiter().wait_connected(Duration::from_secs(10))?;
 
     let handled = Arc::new(AtomicUsize::new(0));
@@ -29,7 +29,7 @@ fn main() -> syncmq::Result<()> {
         ConsumerOptions::new("example-events", "order.created")
             .with_prefetch(32)
             .with_concurrency(2)
-            .with_dlq(true), // failures go to example:order.created:dlq
+            .with_dead_letters(true), // failures go to example:order.created:dlq
         move |message: &Message| -> Result<(), String> {
             if message.body().starts_with(b"poison") {
                 return Err("cannot handle poison".into());
@@ -40,19 +40,19 @@ fn main() -> syncmq::Result<()> {
     )?;
 
     // Confirmed: returns once the broker has it.
-    client.publish_confirmed(
+    client.publish(
         "example-events",
         "order.created",
         Message::new(b"order 1".to_vec()),
     )?;
-    client.publish_confirmed(
+    client.publish(
         "example-events",
         "order.created",
         Message::new(b"poison".to_vec()),
     )?;
     // Fire and retry: buffered and resent until confirmed.
     for i in 0..1_000 {
-        client.publish(
+        client.publish_nowait(
             "example-events",
             "order.created",
             Message::new(format!("order {i}").into_bytes()),
@@ -65,5 +65,5 @@ fn main() -> syncmq::Result<()> {
     );
     std::thread::sleep(Duration::from_secs(1));
     println!("handled {}", handled.load(Ordering::Relaxed));
-    client.stop()
+    client.close()
 }

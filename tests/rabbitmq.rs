@@ -1,9 +1,10 @@
 //! The publisher, consumer and client against the real broker: round trip,
-//! DLQ, prefetch, unroutable publishes, buffering through an outage, and no
+//! dead letters, prefetch, unroutable publishes, buffering through an outage, and no
 //! loss while our connections are force-closed mid-stream.
 
 #![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "rabbitmq")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -16,8 +17,8 @@ use common::{
     broker_url, delete_queues, eventually, force_close_connection, unique, SilentProxy, TestVhost,
 };
 use syncmq::rabbitmq::{
-    Client, ClientConfig, Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher,
-    PublisherConfig,
+    Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher, PublisherConfig,
+    RabbitClient, RabbitClientConfig,
 };
 use syncmq::{Error, Message};
 
@@ -59,7 +60,7 @@ fn a_confirmed_publish_arrives_with_its_properties() {
     let Some(url) = broker_url() else { return };
     let queue = unique("rt");
     let conn = connection(&url, &unique("rt-conn"));
-    let (mut consumer, seen) = recording_consumer(&conn, &queue, 8);
+    let (consumer, seen) = recording_consumer(&conn, &queue, 8);
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     let sent = Message::new(b"hello".to_vec())
         .with_key("order-1")
@@ -77,7 +78,11 @@ fn a_confirmed_publish_arrives_with_its_properties() {
     assert_eq!(got.priority(), 3);
     assert_eq!(got.expires_at(), sent.expires_at());
     assert_eq!(publisher.stats().confirmed, 1);
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    // Each close may be called again: it does nothing.
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -106,20 +111,20 @@ fn an_unroutable_mandatory_publish_is_an_error() {
 }
 
 #[test]
-fn a_failing_handler_sends_to_the_dlq_and_acks() {
+fn a_failing_handler_dead_letters_and_acks() {
     let Some(url) = broker_url() else { return };
     let service = unique("svc");
     let exchange = unique("ex");
-    let client = Client::start(
-        ClientConfig::new(&url, &service)
-            .with_connection(ConnectionConfig::new(&url).with_name(unique("dlq-conn"))),
+    let client = RabbitClient::start(
+        RabbitClientConfig::new(&url, &service)
+            .with_connection(ConnectionConfig::new(&url).with_name(unique("dead-letter-conn"))),
     )
     .unwrap();
     let ok = Arc::new(AtomicUsize::new(0));
     let ok2 = ok.clone();
     client
         .add_consumer(
-            ConsumerOptions::new(&exchange, "job").with_dlq(true),
+            ConsumerOptions::new(&exchange, "job").with_dead_letters(true),
             move |m: &Message| -> Result<(), String> {
                 match m.body() {
                     b"bad" => Err("cannot do bad jobs".into()),
@@ -132,34 +137,35 @@ fn a_failing_handler_sends_to_the_dlq_and_acks() {
             },
         )
         .unwrap();
-    let dead = Arc::new(Mutex::new(Vec::new()));
-    let dead2 = dead.clone();
+    let dead_letters = Arc::new(Mutex::new(Vec::new()));
+    let record = dead_letters.clone();
     client
         .add_consumer(
             ConsumerOptions::new("", "").with_queue(format!("{service}:job:dlq")),
             move |m: &Message| -> Result<(), String> {
-                dead2.lock().unwrap().push(m.clone());
+                record.lock().unwrap().push(m.clone());
                 Ok(())
             },
         )
         .unwrap();
     for body in [&b"good"[..], b"bad", b"good", b"panic"] {
         client
-            .publish_confirmed(&exchange, "job", Message::new(body.to_vec()))
+            .publish(&exchange, "job", Message::new(body.to_vec()))
             .unwrap();
     }
     eventually(PATIENCE, "two dead letters", || {
-        dead.lock().unwrap().len() == 2
+        dead_letters.lock().unwrap().len() == 2
     });
     eventually(PATIENCE, "two good jobs", || ok.load(Ordering::SeqCst) == 2);
-    let dead = dead.lock().unwrap().clone();
-    let mut bodies: Vec<&[u8]> = dead.iter().map(|m| m.body()).collect();
+    let dead_letters = dead_letters.lock().unwrap().clone();
+    let mut bodies: Vec<&[u8]> = dead_letters.iter().map(Message::body).collect();
     bodies.sort();
     assert_eq!(bodies, vec![&b"bad"[..], b"panic"]);
-    assert!(dead.iter().any(|m| m
+    assert!(dead_letters.iter().any(|m| m
         .header("x-failure-reason")
         .is_some_and(|r| r.contains("cannot do bad jobs"))));
-    client.stop().unwrap();
+    client.close().unwrap();
+    client.close().unwrap(); // a second close does nothing
     delete_queues(
         &url,
         &[
@@ -189,7 +195,7 @@ fn never_more_unacked_than_prefetch() {
     let most = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let (h, m, d) = (holding.clone(), most.clone(), done.clone());
-    let mut consumer = Consumer::start(
+    let consumer = Consumer::start(
         &conn,
         ConsumerOptions::new("", "")
             .with_queue(&queue)
@@ -221,7 +227,7 @@ fn never_more_unacked_than_prefetch() {
         3,
         "more than prefetch in flight"
     );
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -287,7 +293,7 @@ fn nothing_confirmed_is_lost_while_connections_are_force_closed() {
     let conn = connection(&url, &name);
     conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
         .unwrap();
-    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let (consumer, seen) = counting_consumer(&conn, &queue);
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
 
     // Another thread force-closes our connection five times, spread over
@@ -336,8 +342,8 @@ fn nothing_confirmed_is_lost_while_connections_are_force_closed() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    for confirmation in window {
-        confirmation.wait().unwrap();
+    for receipt in window {
+        receipt.wait().unwrap();
     }
     let total = sent;
     assert_eq!(killer.join().unwrap(), 5);
@@ -354,7 +360,7 @@ fn nothing_confirmed_is_lost_while_connections_are_force_closed() {
     );
     assert!((0..total).all(|id| seen.contains_key(&id)));
     drop(seen);
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -368,7 +374,7 @@ fn confirms_are_back_on_after_a_reconnect_and_nothing_doubles() {
     let conn = connection(&url, &name);
     conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
         .unwrap();
-    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let (consumer, seen) = counting_consumer(&conn, &queue);
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     publisher
         .publish("", &queue, Message::new(1u32.to_be_bytes().to_vec()))
@@ -392,7 +398,7 @@ fn confirms_are_back_on_after_a_reconnect_and_nothing_doubles() {
     });
     publisher.flush(PATIENCE).unwrap();
     assert_eq!(seen.lock().unwrap().get(&2), Some(&1));
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -433,7 +439,7 @@ fn publishes_during_an_outage_are_buffered_bounded_and_resent_in_order() {
     publisher.flush(PATIENCE).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let mut consumer = Consumer::start(
+    let consumer = Consumer::start(
         &conn,
         ConsumerOptions::new("", "")
             .with_queue(queue)
@@ -455,7 +461,7 @@ fn publishes_during_an_outage_are_buffered_bounded_and_resent_in_order() {
         (0..100).collect::<Vec<u32>>(),
         "not in order"
     );
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
 }
@@ -470,20 +476,20 @@ fn a_message_the_broker_refuses_fails_alone() {
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     // A publish to an exchange that does not exist makes the broker close
     // the channel; the messages around it in the window must not suffer.
-    let mut confirmations = Vec::new();
+    let mut receipts = Vec::new();
     for i in 0..100u32 {
         let exchange = if i == 50 { "no-such-exchange" } else { "" };
-        confirmations.push((
+        receipts.push((
             i,
             publisher
                 .send(exchange, &queue, Message::new(i.to_be_bytes().to_vec()))
                 .unwrap(),
         ));
     }
-    for (i, confirmation) in confirmations {
-        match (i, confirmation.wait()) {
+    for (i, receipt) in receipts {
+        match (i, receipt.wait()) {
             (50, Err(Error::Refused { code: 404, text })) => {
-                assert!(text.contains("NOT_FOUND"), "{text}")
+                assert!(text.contains("NOT_FOUND"), "{text}");
             }
             (50, other) => panic!("expected the refusal, got {other:?}"),
             (_, result) => result.unwrap(),
@@ -503,7 +509,7 @@ fn a_consumer_whose_queue_is_deleted_declares_it_again() {
     let Some(url) = broker_url() else { return };
     let queue = unique("deleted-q");
     let conn = connection(&url, &unique("deleted"));
-    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let (consumer, seen) = counting_consumer(&conn, &queue);
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     publisher
         .publish("", &queue, Message::new(1u32.to_be_bytes().to_vec()))
@@ -522,7 +528,7 @@ fn a_consumer_whose_queue_is_deleted_declares_it_again() {
     eventually(PATIENCE, "the second consumed", || {
         seen.lock().unwrap().len() == 2
     });
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -539,7 +545,7 @@ fn nothing_confirmed_is_lost_when_the_connection_goes_silent() {
     direct
         .declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
         .unwrap();
-    let (mut consumer, seen) = counting_consumer(&direct, &queue);
+    let (consumer, seen) = counting_consumer(&direct, &queue);
     let proxied = Connection::with_config(
         ConnectionConfig::new(proxy.url())
             .with_name(unique("silent-pub"))
@@ -563,8 +569,8 @@ fn nothing_confirmed_is_lost_when_the_connection_goes_silent() {
             window.pop_front().unwrap().wait().unwrap();
         }
     }
-    for confirmation in window {
-        confirmation.wait().unwrap();
+    for receipt in window {
+        receipt.wait().unwrap();
     }
     eventually(PATIENCE, "every id consumed", || {
         seen.lock().unwrap().len() == total as usize
@@ -574,7 +580,7 @@ fn nothing_confirmed_is_lost_when_the_connection_goes_silent() {
         stats.resent > 0,
         "nothing was in flight when the connection went silent: {stats:?}"
     );
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     proxied.close().unwrap();
     direct.close().unwrap();
@@ -588,7 +594,7 @@ fn many_threads_publish_through_one_publisher() {
     let conn = connection(&url, &unique("threads"));
     conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
         .unwrap();
-    let (mut consumer, seen) = counting_consumer(&conn, &queue);
+    let (consumer, seen) = counting_consumer(&conn, &queue);
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
     let threads: Vec<_> = (0..8u32)
         .map(|t| {
@@ -615,7 +621,7 @@ fn many_threads_publish_through_one_publisher() {
         seen.lock().unwrap().values().all(|&n| n == 1),
         "a duplicate without any fault"
     );
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -655,15 +661,15 @@ fn close_during_an_outage_publishes_the_buffer_once_the_broker_is_back() {
     conn.close().unwrap();
 }
 
-/// Issue 11 item 8: stopping a consumer must not kill the connection it
+/// Issue 11 item 8: closing a consumer must not kill the connection it
 /// shares. amiquip sends `ClientCancelled` to the consumer's receiver after
 /// the cancel is answered; a receiver dropped before that makes its I/O
 /// loop fail, and every channel of the connection goes with it (the
-/// publisher then resends: duplicates). 100 start/stop cycles beside a
+/// publisher then resends: duplicates). 100 start/close cycles beside a
 /// busy publisher on the same connection: still the first connection
 /// generation at the end, and every message handled exactly once.
 #[test]
-fn stopping_a_consumer_never_kills_the_shared_connection() {
+fn closing_a_consumer_never_kills_the_shared_connection() {
     let Some(url) = broker_url() else { return };
     let _ = env_logger::builder().is_test(true).try_init();
     let queue = unique("cycle-q");
@@ -705,7 +711,7 @@ fn stopping_a_consumer_never_kills_the_shared_connection() {
         let record = seen.clone();
         let handled = Arc::new(AtomicUsize::new(0));
         let count = handled.clone();
-        let mut consumer = Consumer::start(
+        let consumer = Consumer::start(
             &conn,
             ConsumerOptions::new("", "")
                 .with_queue(&queue)
@@ -718,15 +724,15 @@ fn stopping_a_consumer_never_kills_the_shared_connection() {
             },
         )
         .unwrap();
-        // Stop while deliveries are flowing, the case that raced.
+        // Close while deliveries are flowing, the case that raced.
         eventually(PATIENCE, "the cycle's consumer handled a message", || {
             handled.load(Ordering::SeqCst) > 0
         });
-        consumer.stop().unwrap();
+        consumer.close().unwrap();
         assert_eq!(
             conn.waiter().current(),
             Some(first),
-            "cycle {cycle}: stopping a consumer cost the shared connection"
+            "cycle {cycle}: closing a consumer cost the shared connection"
         );
     }
     stop.store(true, Ordering::SeqCst);
@@ -735,11 +741,11 @@ fn stopping_a_consumer_never_kills_the_shared_connection() {
         .flat_map(|h| h.join().unwrap())
         .collect();
     // A last consumer takes what is left.
-    let (mut rest, rest_seen) = counting_consumer(&conn, &queue);
+    let (rest, rest_seen) = counting_consumer(&conn, &queue);
     eventually(PATIENCE, "every published message handled", || {
         seen.lock().unwrap().len() + rest_seen.lock().unwrap().len() >= sent.len()
     });
-    rest.stop().unwrap();
+    rest.close().unwrap();
     publisher.close().unwrap();
     assert_eq!(
         conn.waiter().current(),
@@ -777,18 +783,18 @@ fn queue_depth(url: &str, queue: &str) -> u32 {
 /// dead letter. (On main every DLQ of the service was bound on one shared
 /// `service:dlq-route` key: each failure landed in both DLQs and in `#`.)
 #[test]
-fn each_consumer_dead_letters_into_its_own_dlq_only() {
+fn each_consumer_dead_letters_into_its_own_queue_only() {
     let Some(url) = broker_url() else { return };
     let service = unique("svc");
-    let exchange = unique("dlq-ex");
-    let tap = unique("dlq-tap");
-    let conn = connection(&url, &unique("dlq-own-conn"));
+    let exchange = unique("dead-letter-ex");
+    let tap = unique("dead-letter-tap");
+    let conn = connection(&url, &unique("dead-letter-own-conn"));
     let consumer = |route: &str| {
         Consumer::start(
             &conn,
             ConsumerOptions::new(&exchange, route)
                 .with_service(&service)
-                .with_dlq(true),
+                .with_dead_letters(true),
             |m: &Message| -> Result<(), String> {
                 match m.body() {
                     b"bad" => Err("cannot do bad jobs".into()),
@@ -798,8 +804,8 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
         )
         .unwrap()
     };
-    let mut a = consumer("route.a");
-    let mut b = consumer("route.b");
+    let a = consumer("route.a");
+    let b = consumer("route.b");
     // A queue that sees everything published on the exchange.
     conn.declare(vec![
         syncmq::rabbitmq::Declaration::queue(&tap),
@@ -824,20 +830,24 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
         a.dead_lettered() == failures
     });
     eventually(PATIENCE, "b's messages handled", || b.handled() == 5);
-    a.stop().unwrap();
-    b.stop().unwrap();
+    a.close().unwrap();
+    b.close().unwrap();
     publisher.close().unwrap();
-    let (a_dlq, b_dlq) = (
+    let (a_dead_letters, b_dead_letters) = (
         format!("{service}:route.a:dlq"),
         format!("{service}:route.b:dlq"),
     );
     assert_eq!(a.failed(), failures);
     assert_eq!(
-        queue_depth(&url, &a_dlq),
+        queue_depth(&url, &a_dead_letters),
         u32::try_from(failures).unwrap(),
         "each failure lands in a's DLQ exactly once"
     );
-    assert_eq!(queue_depth(&url, &b_dlq), 0, "b's DLQ got a's failures");
+    assert_eq!(
+        queue_depth(&url, &b_dead_letters),
+        0,
+        "b's DLQ got a's failures"
+    );
     assert_eq!(
         queue_depth(&url, &tap),
         u32::try_from(failures).unwrap() + 5,
@@ -849,8 +859,8 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
         &[
             &format!("{service}:route.a:queue"),
             &format!("{service}:route.b:queue"),
-            &a_dlq,
-            &b_dlq,
+            &a_dead_letters,
+            &b_dead_letters,
             &tap,
         ],
     );
@@ -860,8 +870,8 @@ fn each_consumer_dead_letters_into_its_own_dlq_only() {
 fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
     let Some(url) = broker_url() else { return };
     let queue = unique("nowait-refused-q");
-    let client = Client::start(
-        ClientConfig::new(&url, unique("nowait-refused"))
+    let client = RabbitClient::start(
+        RabbitClientConfig::new(&url, unique("nowait-refused"))
             .with_connection(ConnectionConfig::new(&url).with_name(unique("nowait-refused"))),
     )
     .unwrap();
@@ -873,22 +883,22 @@ fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
     let no_queue = unique("no-such-queue");
     // Both return Ok: they are handed over, not yet confirmed...
     client
-        .publish(
+        .publish_nowait(
             &missing_exchange,
             &queue,
             Message::new(b"to nowhere".to_vec()),
         )
         .unwrap();
     client
-        .publish("", &no_queue, Message::new(b"unroutable".to_vec()))
+        .publish_nowait("", &no_queue, Message::new(b"unroutable".to_vec()))
         .unwrap();
     client
-        .publish("", &queue, Message::new(b"fine".to_vec()))
+        .publish_nowait("", &queue, Message::new(b"fine".to_vec()))
         .unwrap();
     // ...and flush says two of them will never be published, and why.
     match client.flush(PATIENCE) {
         Err(Error::Rejected { count: 2, first }) => {
-            assert!(first.contains("exchange"), "{first}")
+            assert!(first.contains("exchange"), "{first}");
         }
         other => panic!("expected two refusals, got {other:?}"),
     }
@@ -920,14 +930,14 @@ fn fire_and_retry_refusals_are_reported_by_flush_and_come_back() {
     // Reported once: the next flush is clean.
     client.flush(PATIENCE).unwrap();
 
-    // A refusal no flush reported is reported by stop.
+    // A refusal no flush reported is reported by close.
     client
-        .publish(&missing_exchange, &queue, Message::new(b"again".to_vec()))
+        .publish_nowait(&missing_exchange, &queue, Message::new(b"again".to_vec()))
         .unwrap();
     eventually(PATIENCE, "the refusal back", || !refusals.is_empty());
-    match client.stop() {
+    match client.close() {
         Err(Error::Rejected { count: 1, .. }) => {}
-        other => panic!("expected stop to report the refusal, got {other:?}"),
+        other => panic!("expected close to report the refusal, got {other:?}"),
     }
     delete_queues(&url, &[&queue]);
 }
@@ -969,7 +979,7 @@ fn close_of_a_frozen_publisher_fails_its_waiting_callers_before_it_returns() {
     match rx.recv_timeout(Duration::from_secs(1)) {
         Ok(Err(Error::Closed(_))) => {}
         Ok(other) => panic!("expected Closed, got {other:?}"),
-        Err(_) => panic!("the caller was still blocked after close returned"),
+        Err(e) => panic!("the caller was still blocked after close returned: {e}"),
     }
     caller.join().unwrap();
     let _ = conn.close();
@@ -982,9 +992,10 @@ fn close_of_a_frozen_publisher_fails_its_waiting_callers_before_it_returns() {
 fn one_refusal_in_a_window_of_401(
     name: &str,
     config: PublisherConfig,
-    odd_send: impl Fn(&Publisher, &str, Message) -> syncmq::Result<syncmq::rabbitmq::Confirmation>,
+    odd_send: impl Fn(&Publisher, &str, Message) -> syncmq::Result<syncmq::Receipt>,
     expect: impl Fn(&Error) -> bool,
 ) -> (Publisher, syncmq::Result<()>) {
+    const ODD: u32 = 200;
     let Some(url) = broker_url() else {
         unreachable!("checked by the caller")
     };
@@ -996,7 +1007,7 @@ fn one_refusal_in_a_window_of_401(
     // One handler thread: messages are handled in queue order.
     let seen = Arc::new(Mutex::new(HashMap::<u32, u32>::new()));
     let record = seen.clone();
-    let mut consumer = Consumer::start(
+    let consumer = Consumer::start(
         &conn,
         ConsumerOptions::new("", "")
             .with_queue(&queue)
@@ -1010,8 +1021,7 @@ fn one_refusal_in_a_window_of_401(
     )
     .unwrap();
     let publisher = Publisher::new(&conn, config.with_window(512)).unwrap();
-    const ODD: u32 = 200;
-    let mut confirmations = Vec::new();
+    let mut receipts = Vec::new();
     for i in 0..401u32 {
         let message = Message::new(i.to_be_bytes().to_vec());
         let sent = if i == ODD {
@@ -1019,10 +1029,10 @@ fn one_refusal_in_a_window_of_401(
         } else {
             publisher.send("", &queue, message)
         };
-        confirmations.push((i, sent));
+        receipts.push((i, sent));
     }
-    for (i, sent) in confirmations {
-        let result = sent.and_then(|c| c.wait());
+    for (i, sent) in receipts {
+        let result = sent.and_then(syncmq::Receipt::wait);
         match (i, result) {
             (ODD, Err(e)) => assert!(expect(&e), "the refusal: {e:?}"),
             (ODD, Ok(())) => panic!("the odd message was confirmed"),
@@ -1050,7 +1060,7 @@ fn one_refusal_in_a_window_of_401(
         Some(generation),
         "the connection was lost"
     );
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     let closed = publisher.close();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -1144,7 +1154,7 @@ fn an_exchange_deleted_after_its_lookup_fails_only_its_message() {
             queue.as_str(),
             exchange.as_str(),
             queue.as_str(),
-            Default::default(),
+            amiquip::FieldTable::default(),
         )
         .unwrap();
     let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
@@ -1154,16 +1164,16 @@ fn an_exchange_deleted_after_its_lookup_fails_only_its_message() {
     declared.delete(false).unwrap();
     // The publisher still believes in it: the broker closes the channel,
     // and the fallback still fails that message alone.
-    let mut confirmations = Vec::new();
+    let mut receipts = Vec::new();
     for i in 0..101u32 {
         let to = if i == 50 { exchange.as_str() } else { "" };
         let message = Message::new(i.to_be_bytes().to_vec());
-        confirmations.push((i, publisher.send(to, &queue, message).unwrap()));
+        receipts.push((i, publisher.send(to, &queue, message).unwrap()));
     }
-    for (i, confirmation) in confirmations {
-        match (i, confirmation.wait()) {
+    for (i, receipt) in receipts {
+        match (i, receipt.wait()) {
             (50, Err(Error::Refused { code: 404, text })) => {
-                assert!(text.contains("NOT_FOUND"), "{text}")
+                assert!(text.contains("NOT_FOUND"), "{text}");
             }
             (50, other) => panic!("expected the refusal, got {other:?}"),
             (_, result) => result.unwrap_or_else(|e| panic!("message {i}: {e:?}")),

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "rabbitmq")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -108,7 +109,7 @@ fn an_unreachable_broker_is_retried_and_close_is_prompt() {
     });
     match connection.last_error() {
         Some(e @ Error::Disconnected { .. }) => {
-            assert!(e.to_string().contains("127.0.0.1:1"), "{e}")
+            assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
         }
         other => panic!("expected the connect error, got {other:?}"),
     }
@@ -117,7 +118,7 @@ fn an_unreachable_broker_is_retried_and_close_is_prompt() {
             assert!(
                 what.contains("last connection error") && what.contains("127.0.0.1:1"),
                 "{what}"
-            )
+            );
         }
         other => panic!("expected a timeout naming the cause, got {other:?}"),
     }
@@ -133,7 +134,7 @@ fn an_unreachable_broker_is_retried_and_close_is_prompt() {
             assert!(
                 what.contains("confirm") && what.contains("127.0.0.1:1"),
                 "{what}"
-            )
+            );
         }
         other => panic!("expected a timeout naming the cause, got {other:?}"),
     }

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "rabbitmq")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -60,7 +61,7 @@ fn nothing_confirmed_is_lost_when_the_broker_restarts() {
 
     let seen: Arc<Mutex<HashMap<u32, u32>>> = Arc::default();
     let record = seen.clone();
-    let mut consumer = Consumer::start(
+    let consumer = Consumer::start(
         &conn,
         ConsumerOptions::new("", "")
             .with_queue(&queue)
@@ -132,7 +133,7 @@ fn nothing_confirmed_is_lost_when_the_broker_restarts() {
         stats.resent
     );
     drop(seen);
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);

@@ -1,5 +1,5 @@
 //! `bench rabbitmq`: our publisher and consumers against raw amiquip, on the
-//! broker at `SYNCMQ_AMQP_URL` (default the local RabbitMQ).
+//! broker at `SYNCMQ_AMQP_URL` (default the local one).
 //!
 //! Publishing: `messages` persistent messages of `size` bytes into a durable
 //! queue, confirmed. The raw baseline keeps `window` publishes awaiting
@@ -294,7 +294,7 @@ fn ours_consumer(load: RabbitLoad, queue: &str) -> Duration {
     let counter = count.clone();
     let total = load.messages;
     let started = Instant::now();
-    let mut consumer = syncmq::rabbitmq::Consumer::start(
+    let consumer = syncmq::rabbitmq::Consumer::start(
         &connection,
         ConsumerOptions::new("", "")
             .with_queue(queue)
@@ -309,7 +309,7 @@ fn ours_consumer(load: RabbitLoad, queue: &str) -> Duration {
     .expect("consumer");
     done.recv().expect("all handled");
     let took = started.elapsed();
-    consumer.stop().expect("stop");
+    consumer.close().expect("close");
     connection.close().expect("close");
     took
 }

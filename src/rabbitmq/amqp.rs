@@ -25,7 +25,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -34,6 +34,8 @@ use amiquip::{AmqpProperties, AmqpValue, Auth, ConnectionOptions, ConnectionTuni
 
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::millis::to_ms;
+use crate::thread::lock;
 
 /// The header holding a message's absolute expiry, in ms since the epoch.
 pub(crate) const EXPIRES_AT_HEADER: &str = "x-syncmq-expires-at";
@@ -110,7 +112,7 @@ pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
                     bad(format!(
                         "`{url}`: heartbeat `{v}` is not a number of seconds"
                     ))
-                })?)
+                })?);
             }
             _ => {
                 return Err(bad(format!(
@@ -156,7 +158,7 @@ fn percent_decode(s: &str) -> Result<String> {
 /// A way to cut a connect attempt short from another thread.
 ///
 /// Neither a TCP connect nor amiquip's handshake watches a stop signal, and
-/// RabbitMQ holds a refused handshake open for about 3 s. So the attempt
+/// the broker holds a refused handshake open for about 3 s. So the attempt
 /// keeps a duplicate of its socket here, and [`abort`](Self::abort) shuts
 /// that socket down: the connect's poll or the handshake's read then fails
 /// at once, and the attempt's thread (and amiquip's I/O thread, which
@@ -176,7 +178,7 @@ struct AbortState {
 impl Abort {
     /// Ends the attempt under way and any later one: shuts its socket down.
     pub(crate) fn abort(&self) {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         state.aborted = true;
         if let Some(socket) = state.socket.take() {
             // Fails only when the socket is not connected yet and has no
@@ -187,7 +189,7 @@ impl Abort {
 
     /// Keeps a duplicate of `socket` for [`abort`](Self::abort).
     fn watch(&self, socket: &Socket) -> Result<()> {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         if state.aborted {
             return Err(aborted());
         }
@@ -202,22 +204,16 @@ impl Abort {
     /// Forgets the socket: from now on it belongs to the connection alone,
     /// and closes when amiquip closes it.
     fn unwatch(&self) {
-        self.lock().socket = None;
+        lock(&self.state).socket = None;
     }
 
     /// `Err` once aborted.
     fn check(&self) -> Result<()> {
-        if self.lock().aborted {
+        if lock(&self.state).aborted {
             Err(aborted())
         } else {
             Ok(())
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, AbortState> {
-        // The state is a flag and an optional socket: valid even after a
-        // panic elsewhere.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -374,12 +370,12 @@ pub(crate) fn properties(message: &Message, persistent: bool, seq: Option<u64>) 
         headers.insert(name.clone(), AmqpValue::LongString(value.clone()));
     }
     if let Some(at) = message.expires_at() {
-        let at_ms = millis(at);
+        let at_ms = unix_ms(at);
         headers.insert(
             EXPIRES_AT_HEADER.to_string(),
             AmqpValue::LongLongInt(i64::try_from(at_ms).unwrap_or(i64::MAX)),
         );
-        let left = at_ms.saturating_sub(millis(SystemTime::now()));
+        let left = at_ms.saturating_sub(unix_ms(SystemTime::now()));
         if let Ok(left) = u32::try_from(left) {
             props = props.with_expiration(left.to_string());
         }
@@ -396,10 +392,10 @@ pub(crate) fn properties(message: &Message, persistent: bool, seq: Option<u64>) 
     props
 }
 
-/// RabbitMQ's default `max_message_size` (its `rabbit.max_message_size`):
+/// The broker's default `max_message_size` (`rabbit.max_message_size`):
 /// the largest body it takes before it closes the channel.
 pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 128 << 20;
-/// RabbitMQ's default `frame_max`, which amiquip accepts as offered: a
+/// The broker's default `frame_max`, which amiquip accepts as offered: a
 /// message's properties travel in one frame, and a larger one makes the
 /// broker close the whole connection (`frame_too_large`).
 pub(crate) const DEFAULT_FRAME_MAX: usize = 128 << 10;
@@ -517,10 +513,9 @@ fn header_text(value: &AmqpValue) -> String {
     }
 }
 
-fn millis(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+/// `at` in whole milliseconds since the Unix epoch (0 before it).
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, to_ms)
 }
 
 #[cfg(test)]
@@ -569,7 +564,7 @@ mod tests {
 
     #[test]
     fn messages_map_to_properties_and_back() {
-        let at = UNIX_EPOCH + Duration::from_millis(4_000_000_000_000);
+        let at = UNIX_EPOCH + Duration::from_secs(4_000_000_000);
         let msg = Message::new(b"x".to_vec())
             .with_key("k")
             .with_header("h", "v")

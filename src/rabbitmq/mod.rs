@@ -1,4 +1,4 @@
-//! RabbitMQ that loses nothing, on amiquip and OS threads.
+//! `RabbitMQ` that loses nothing, on amiquip and OS threads.
 //!
 //! 1. [`Connection`]: the supervisor. One thread owns the amiquip
 //!    connection, reconnects forever with capped exponential backoff and
@@ -8,12 +8,19 @@
 //! 2. [`Publisher`]: persistent messages, publisher confirms pipelined in a
 //!    window, and a bounded retry buffer for what failed, was nacked or was
 //!    unconfirmed when the connection died, resent in order after the
-//!    reconnect. [`Publisher::publish`] returns once the broker confirmed.
+//!    reconnect. [`Publisher::publish`] returns once the broker confirmed,
+//!    [`Publisher::send`] returns a [`Receipt`] at once, and
+//!    [`Publisher::publish_nowait`] is fire and retry.
 //! 3. [`Consumer`]: prefetch, durable `service:route:queue` queues, a
 //!    `service:route:dlq` dead-letter queue for messages whose handler
 //!    failed, handlers on our own threads; back by itself after a reconnect.
-//! 4. [`Client`]: the gormq surface (`start`, `publish`, `add_consumer`,
-//!    `stop`) over the three.
+//! 4. [`RabbitClient`]: the gormq surface (`start`, `publish_nowait`,
+//!    `add_consumer`, `close`) over the three.
+//!
+//! Every owner of threads here ([`Connection`], [`Publisher`], [`Consumer`],
+//! [`RabbitClient`]) has a `close(&self)` that joins them within its
+//! configured close timeout (`with_close_timeout`) and may be called again,
+//! and closes on drop too.
 //!
 //! amiquip has no recovery, its `Channel` is `Send` but not `Sync`, and an
 //! ack needs the channel that delivered. So each amiquip channel is owned by
@@ -33,18 +40,21 @@
 //!
 //! [`ConnectionWaiter`]: crate::ConnectionWaiter
 //! [`Message::key`]: crate::Message::key
+//! [`Receipt`]: crate::Receipt
 
 mod amqp;
-mod client;
 mod connection;
-pub(crate) mod consumer;
+mod consumer;
 mod publisher;
+mod rabbit_client;
 mod topology;
 
-pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{Consumer, ConsumerOptions};
-pub use publisher::{
-    BlockedPolicy, Confirmation, Publisher, PublisherConfig, PublisherStats, Refusal,
-};
+pub use publisher::{BlockedPolicy, Publisher, PublisherConfig, PublisherStats, Refusal};
+pub use rabbit_client::{RabbitClient, RabbitClientConfig};
 pub use topology::{Declaration, ExchangeKind};
+
+// For the `RabbitAdapter` (crate::channel), which runs consumer channel
+// owners of its own on a connection's shared state.
+pub(crate) use consumer::{ConsumerCounters, Owner};

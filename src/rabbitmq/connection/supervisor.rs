@@ -4,16 +4,17 @@
 //! jitter; all of it logged.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use amiquip::ConnectionBlockedNotification;
 use crossbeam_channel::{select, Receiver};
 
-use super::{lock, Command, ConnectionConfig, Shared};
+use super::config::ConnectionConfig;
+use super::shared::{Command, Shared};
 use crate::error::{Error, Result};
 use crate::rabbitmq::amqp::{self, broker, AmqpUrl};
 use crate::rabbitmq::topology::Declaration;
-use crate::thread::{self, StopToken};
+use crate::thread::{self, backoff, StopToken};
 use crate::waiter::Generation;
 
 pub(super) struct Supervisor {
@@ -38,7 +39,7 @@ enum Outcome {
 
 impl Supervisor {
     pub(super) fn run(mut self) {
-        let name = self.config.name.clone();
+        let name = self.config.name().to_string();
         let mut failures: u32 = 0;
         while !self.stop.is_stopped() {
             log::info!(
@@ -65,12 +66,10 @@ impl Supervisor {
                     };
                     let generation = self.shared.waiter.set_connected();
                     log::info!("connection {name}: connected ({generation})");
-                    for waker in lock(&self.shared.wakers).iter() {
-                        let _ = waker.try_send(generation);
-                    }
+                    self.shared.wake_all(generation);
                     let outcome = self.serve(&mut conn, &blocked, generation);
                     self.shared.waiter.set_disconnected();
-                    *lock(&self.shared.blocked) = None;
+                    self.shared.set_blocked(None);
                     match outcome {
                         Outcome::Stop => {
                             log::info!("connection {name}: closing ({generation})");
@@ -96,9 +95,9 @@ impl Supervisor {
                             } else {
                                 failures = failures.saturating_add(1);
                                 let delay = backoff(
-                                    self.config.backoff_min,
-                                    self.config.backoff_max,
                                     failures,
+                                    self.config.backoff_min(),
+                                    self.config.backoff_max(),
                                 );
                                 log::warn!(
                                     "connection {name}: lived only {:?}; retrying in {delay:?}",
@@ -111,20 +110,22 @@ impl Supervisor {
                         }
                     }
                 }
-                Err(e @ Error::Refused { .. }) if !self.config.retry_refusals => {
+                Err(e @ Error::Refused { .. }) if !self.config.retry_refusals() => {
                     // Retrying cannot help: give up now with the cause,
                     // rather than time every caller out.
                     log::error!("connection {name}: giving up: {e}");
-                    self.shared
-                        .closed
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    self.shared.set_closed();
                     self.shared.waiter.fail(e);
                     break;
                 }
                 Err(e) => {
                     self.shared.waiter.set_last_error(e.clone());
                     failures = failures.saturating_add(1);
-                    let delay = backoff(self.config.backoff_min, self.config.backoff_max, failures);
+                    let delay = backoff(
+                        failures,
+                        self.config.backoff_min(),
+                        self.config.backoff_max(),
+                    );
                     log::warn!(
                         "connection {name}: attempt {failures} failed: {e}; retrying in {delay:?}"
                     );
@@ -139,7 +140,7 @@ impl Supervisor {
     }
 
     /// One connect attempt, on a thread of its own so that a stop does not
-    /// wait for it: RabbitMQ holds a refused handshake open for about 3 s,
+    /// wait for it: the broker holds a refused handshake open for about 3 s,
     /// and a connect to a silent host lasts up to the connect timeout.
     /// `None` when stopped first: the attempt is then aborted (its socket
     /// shut down, which fails the connect or handshake at once) and its
@@ -147,8 +148,8 @@ impl Supervisor {
     fn attempt(&self) -> Option<Result<amiquip::Connection>> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let abort = Arc::new(amqp::Abort::default());
-        let (url, name) = (self.url.clone(), self.config.name.clone());
-        let (heartbeat, timeout) = (self.heartbeat, self.config.connect_timeout);
+        let (url, name) = (self.url.clone(), self.config.name().to_string());
+        let (heartbeat, timeout) = (self.heartbeat, self.config.connect_timeout());
         let worker = {
             let abort = abort.clone();
             // `rmq-connect:`: Linux shows the first 15 bytes, `syncmq-rmq-conn`
@@ -177,9 +178,9 @@ impl Supervisor {
         // Ending by now (it sent its result, or its socket is shut down);
         // the bound leaves the rest of the close deadline to us. A
         // connection it made anyway is dropped (closed) with `rx`.
-        let deadline = Instant::now() + self.config.close_timeout / 2;
+        let deadline = Instant::now() + self.config.close_timeout() / 2;
         if let Err(e) = worker.join_deadline(deadline) {
-            log::error!("connection {}: connect attempt: {e}", self.config.name);
+            log::error!("connection {}: connect attempt: {e}", self.config.name());
         }
         result
     }
@@ -205,7 +206,7 @@ impl Supervisor {
                     log::error!(
                         "connection {}: the broker refused {declaration} ({code}: {message}); \
                          no longer declared on reconnect",
-                        self.config.name
+                        self.config.name()
                     );
                     refused.push(i);
                     channel = open(conn)?;
@@ -227,18 +228,18 @@ impl Supervisor {
         blocked: &Receiver<ConnectionBlockedNotification>,
         generation: Generation,
     ) -> Outcome {
-        let name = self.config.name.clone();
+        let name = self.config.name().to_string();
         loop {
             select! {
                 recv(self.stop.receiver()) -> _ => return Outcome::Stop,
                 recv(blocked) -> note => match note {
                     Ok(ConnectionBlockedNotification::Blocked(reason)) => {
                         log::warn!("connection {name}: the broker blocks publishing: {reason}");
-                        *lock(&self.shared.blocked) = Some(reason);
+                        self.shared.set_blocked(Some(reason));
                     }
                     Ok(ConnectionBlockedNotification::Unblocked) => {
                         log::info!("connection {name}: the broker unblocked publishing");
-                        *lock(&self.shared.blocked) = None;
+                        self.shared.set_blocked(None);
                     }
                     Err(_) => return Outcome::Lost("the connection's I/O thread ended".into()),
                 },
@@ -289,7 +290,7 @@ impl Supervisor {
                 recv(self.commands) -> command => match command {
                     Ok(Command::OpenChannel(reply)) => {
                         let _ = reply.send(Err(Error::disconnected_reason(
-                            format!("connection {}", self.config.name),
+                            format!("connection {}", self.config.name()),
                             "down; reconnecting",
                         )));
                     }
@@ -299,7 +300,7 @@ impl Supervisor {
                     }
                     Ok(Command::Redeclare(reply)) => {
                         let _ = reply.send(Err(Error::disconnected_reason(
-                            format!("connection {}", self.config.name),
+                            format!("connection {}", self.config.name()),
                             "down; reconnecting",
                         )));
                     }
@@ -317,36 +318,4 @@ impl Supervisor {
             }
         }
     }
-}
-
-/// The wait before attempt `failures + 1`: `min * 2^(failures-1)` capped at
-/// `max`, minus up to a quarter of random jitter.
-pub(super) fn backoff(min: Duration, max: Duration, failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(31);
-    let full = min.saturating_mul(1u32 << exp).min(max);
-    let jitter = full.mul_f64(random_fraction() * 0.25);
-    full.saturating_sub(jitter)
-}
-
-/// A number in [0, 1) that differs between calls and processes; enough for
-/// jitter, not for anything that needs real randomness.
-fn random_fraction() -> f64 {
-    use std::cell::Cell;
-    use std::hash::{BuildHasher, Hasher};
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new({
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-            h.finish() | 1
-        });
-    }
-    STATE.with(|s| {
-        // xorshift64
-        let mut x = s.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    })
 }

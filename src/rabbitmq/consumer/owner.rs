@@ -18,73 +18,13 @@ use std::time::{Duration, Instant};
 use amiquip::ConsumerMessage;
 use crossbeam_channel::{never, select, Receiver, RecvTimeoutError, Sender};
 
-use crate::error::{Error, Result};
-use crate::message::{Acker, Delivery};
+use super::acker::{Action, RabbitAcker, Settle};
+use super::counters::ConsumerCounters;
+use crate::error::Error;
+use crate::message::Delivery;
 use crate::rabbitmq::amqp;
 use crate::rabbitmq::connection::Shared;
 use crate::thread::StopToken;
-
-/// A settle command from a delivery to its channel's owner.
-struct Settle {
-    epoch: u64,
-    tag: u64,
-    action: Action,
-}
-
-#[derive(Clone, Copy)]
-enum Action {
-    Ack { multiple: bool },
-    Nack { requeue: bool },
-}
-
-/// The acker behind a RabbitMQ delivery.
-struct RabbitAcker {
-    epoch: u64,
-    tag: u64,
-    /// The owner's current channel epoch; 0 while it has none.
-    current: Arc<AtomicU64>,
-    settles: Sender<Settle>,
-    queue: Arc<str>,
-}
-
-impl RabbitAcker {
-    fn send(self, action: Action) -> Result<()> {
-        if self.current.load(Ordering::SeqCst) != self.epoch {
-            return Err(Error::StaleDelivery {
-                what: format!(
-                    "{} from queue `{}` (channel {})",
-                    self.tag, self.queue, self.epoch
-                ),
-            });
-        }
-        self.settles
-            .send(Settle {
-                epoch: self.epoch,
-                tag: self.tag,
-                action,
-            })
-            .map_err(|_| Error::closed(format!("consumer of queue `{}`", self.queue)))
-    }
-}
-
-impl Acker for RabbitAcker {
-    fn ack(self: Box<Self>, multiple: bool) -> Result<()> {
-        (*self).send(Action::Ack { multiple })
-    }
-
-    fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
-        (*self).send(Action::Nack { requeue })
-    }
-}
-
-/// Counters, for tests and metrics.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) delivered: AtomicU64,
-    pub(crate) handled: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) dead_lettered: AtomicU64,
-}
 
 /// The channel-owner side of one consumer: consumes `queue` on fresh
 /// channels for ever, hands [`Delivery`] values to `output`.
@@ -92,7 +32,9 @@ pub(crate) struct Owner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) queue: String,
     pub(crate) prefetch: u16,
-    pub(crate) grace: Duration,
+    /// How long a closing owner waits for what handlers hold to be
+    /// settled.
+    pub(crate) close_timeout: Duration,
     pub(crate) output: Sender<Delivery>,
     /// A receiver of `output`, to take back undelivered messages on stop.
     pub(crate) output_rx: Receiver<Delivery>,
@@ -100,7 +42,7 @@ pub(crate) struct Owner {
     /// `output` (a handler consumer with concurrency 1: no hand-offs).
     pub(crate) inline: Option<Box<dyn Fn(Delivery) + Send>>,
     pub(crate) stop: StopToken,
-    pub(crate) counters: Arc<Counters>,
+    pub(crate) counters: Arc<ConsumerCounters>,
 }
 
 /// How long a stopping consumer waits, after the broker answered its
@@ -130,18 +72,25 @@ fn lost(context: &str, e: amiquip::Error) -> Served {
 }
 
 impl Owner {
+    /// Consumes until told to stop or the connection is closed.
     pub(crate) fn run(self) {
         let wake = self.shared.wake_on_connect();
         let current = Arc::new(AtomicU64::new(0));
         let (settle_tx, settles) = crossbeam_channel::unbounded::<Settle>();
         let queue: Arc<str> = self.queue.as_str().into();
-        let mut epoch = 0;
+        let mut channel_number = 0;
         while !self.stop.is_stopped() {
             match self.shared.open_channel(self.stop.receiver()) {
                 Ok((channel, generation)) => {
-                    epoch += 1;
-                    let served =
-                        self.consume_on(&channel, epoch, &current, &settle_tx, &settles, &queue);
+                    channel_number += 1;
+                    let served = self.consume_on(
+                        &channel,
+                        channel_number,
+                        &current,
+                        &settle_tx,
+                        &settles,
+                        &queue,
+                    );
                     current.store(0, Ordering::SeqCst);
                     if !matches!(served, Served::Stop) {
                         // Deliveries of the lost channel that no reader took
@@ -194,7 +143,7 @@ impl Owner {
     fn consume_on(
         &self,
         channel: &amiquip::Channel,
-        epoch: u64,
+        channel_number: u64,
         current: &Arc<AtomicU64>,
         settle_tx: &Sender<Settle>,
         settles: &Receiver<Settle>,
@@ -203,11 +152,12 @@ impl Owner {
         if let Err(e) = channel.qos(0, self.prefetch, false) {
             return lost("qos", e);
         }
-        let consumer = match channel.basic_consume(self.queue.as_str(), Default::default()) {
-            Ok(c) => c,
-            Err(e) => return lost("basic_consume", e),
-        };
-        current.store(epoch, Ordering::SeqCst);
+        let consumer =
+            match channel.basic_consume(self.queue.as_str(), amiquip::ConsumerOptions::default()) {
+                Ok(c) => c,
+                Err(e) => return lost("basic_consume", e),
+            };
+        current.store(channel_number, Ordering::SeqCst);
         log::info!(
             "consumer of `{}`: consuming (prefetch {})",
             self.queue,
@@ -218,7 +168,7 @@ impl Owner {
             channel,
             &consumer,
             &mut cancel,
-            epoch,
+            channel_number,
             current,
             settle_tx,
             settles,
@@ -277,7 +227,7 @@ impl Owner {
         channel: &amiquip::Channel,
         consumer: &amiquip::Consumer,
         cancel: &mut Cancel,
-        epoch: u64,
+        channel_number: u64,
         current: &Arc<AtomicU64>,
         settle_tx: &Sender<Settle>,
         settles: &Receiver<Settle>,
@@ -320,7 +270,7 @@ impl Owner {
                         pending.insert(tag, raw);
                         self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                         let acker = RabbitAcker {
-                            epoch,
+                            channel: channel_number,
                             tag,
                             current: current.clone(),
                             settles: settle_tx.clone(),
@@ -336,7 +286,7 @@ impl Owner {
                             select! {
                                 send(self.output, delivery) -> _ => {}
                                 recv(self.stop.receiver()) -> _ => {
-                                    stopping = Some(Instant::now() + self.grace);
+                                    stopping = Some(Instant::now() + self.close_timeout);
                                     *cancel = self.send_cancel(consumer);
                                     while self.output_rx.try_recv().is_ok() {}
                                 }
@@ -346,7 +296,7 @@ impl Owner {
                         // handler's own, at least) now, as a plain consumer
                         // would, rather than after the next delivery.
                         if let Ok(settle) = settles.try_recv() {
-                            if let Err(e) = apply_batch(channel, &mut pending, settle, settles, epoch) {
+                            if let Err(e) = apply_batch(channel, &mut pending, settle, settles, channel_number) {
                                 return Served::Lost(e);
                             }
                         }
@@ -371,13 +321,13 @@ impl Owner {
                 },
                 recv(settles) -> settle => {
                     if let Ok(settle) = settle {
-                        if let Err(e) = apply_batch(channel, &mut pending, settle, settles, epoch) {
+                        if let Err(e) = apply_batch(channel, &mut pending, settle, settles, channel_number) {
                             return Served::Lost(e);
                         }
                     }
                 }
                 recv(stop) -> _ => {
-                    stopping = Some(Instant::now() + self.grace);
+                    stopping = Some(Instant::now() + self.close_timeout);
                     *cancel = self.send_cancel(consumer);
                     while self.output_rx.try_recv().is_ok() {}
                 }
@@ -422,16 +372,16 @@ fn apply_batch(
     pending: &mut BTreeMap<u64, amiquip::Delivery>,
     first: Settle,
     settles: &Receiver<Settle>,
-    epoch: u64,
+    channel_number: u64,
 ) -> std::result::Result<(), String> {
     let mut acks = BTreeSet::new();
     let mut settle = Some(first);
     while let Some(s) = settle.take().or_else(|| settles.try_recv().ok()) {
         match s.action {
-            Action::Ack { multiple: false } if s.epoch == epoch => {
+            Action::Ack { multiple: false } if s.channel == channel_number => {
                 acks.insert(s.tag);
             }
-            _ => apply(channel, pending, s, epoch)?,
+            _ => apply(channel, pending, s, channel_number)?,
         }
         if acks.len() >= 4096 {
             break;
@@ -460,11 +410,11 @@ fn apply_batch(
     }
     for tag in acks {
         let settle = Settle {
-            epoch,
+            channel: channel_number,
             tag,
             action: Action::Ack { multiple: false },
         };
-        apply(channel, pending, settle, epoch)?;
+        apply(channel, pending, settle, channel_number)?;
     }
     Ok(())
 }
@@ -473,9 +423,9 @@ fn apply(
     channel: &amiquip::Channel,
     pending: &mut BTreeMap<u64, amiquip::Delivery>,
     settle: Settle,
-    epoch: u64,
+    channel_number: u64,
 ) -> std::result::Result<(), String> {
-    if settle.epoch != epoch {
+    if settle.channel != channel_number {
         log::debug!("dropping a settle for a delivery of an older channel");
         return Ok(());
     }

@@ -36,7 +36,11 @@ use std::time::Instant;
 use amiquip::{Confirm, Publish, Return};
 use crossbeam_channel::{never, Receiver, Select, TryRecvError};
 
-use super::{Counters, Entry, Feed, Held, PublisherConfig, Refusal, Refusals};
+use super::config::PublisherConfig;
+use super::entry::{Entry, Feed};
+use super::held::Held;
+use super::refusals::{Refusal, Refusals};
+use super::stats::Counters;
 use crate::error::Error;
 use crate::message::Message;
 use crate::rabbitmq::amqp;
@@ -129,7 +133,7 @@ impl Engine {
             // for the drain below.
             self.adopt_feeds();
             if self.stop.is_stopped() && draining.is_none() {
-                draining = Some(Instant::now() + self.config.close_timeout);
+                draining = Some(Instant::now() + self.config.close_timeout());
             }
             if let Some(deadline) = draining {
                 let drained =
@@ -156,7 +160,7 @@ impl Engine {
                         );
                         if loss.by_server && self.careful_through.is_none() {
                             // Refused with nothing to blame: do not spin.
-                            let _ = self.stop.sleep(self.config.retry_interval);
+                            let _ = self.stop.sleep(self.config.retry_interval());
                         }
                     }
                 },
@@ -172,7 +176,7 @@ impl Engine {
                     };
                     // The retry timer covers a channel refused on a live
                     // connection, which no reconnect will announce.
-                    let retry = crossbeam_channel::after(self.config.retry_interval);
+                    let retry = crossbeam_channel::after(self.config.retry_interval());
                     let requests = self.requests.clone();
                     let mut select = Select::new();
                     let wake_at = select.recv(&wake);
@@ -194,7 +198,7 @@ impl Engine {
                             break;
                         }
                     } else if ready >= feeds_at {
-                        self.take_feed(ready - feeds_at, self.config.buffer);
+                        self.take_feed(ready - feeds_at, self.config.buffer());
                     }
                     // Anything else (the stop, the retry timer) only needs
                     // the loop to run again.
@@ -237,7 +241,7 @@ impl Engine {
             Ok(rx) => rx,
             Err(e) => return Served::Lost(Loss::from(e)),
         };
-        let returns = if self.config.mandatory {
+        let returns = if self.config.mandatory() {
             match channel.listen_for_returns() {
                 Ok(rx) => rx,
                 Err(e) => return Served::Lost(Loss::from(e)),
@@ -266,7 +270,7 @@ impl Engine {
             let limit = if self.careful_through.is_some() {
                 1
             } else {
-                self.config.window
+                self.config.window()
             };
             while inflight.len() < limit {
                 match self.queue.front() {
@@ -330,7 +334,7 @@ impl Engine {
             // anything waiting anyway, and this keeps the order. The feeds
             // also wait for room in the buffer: their senders block
             // meanwhile, which is the channels' back-pressure.
-            let window_has_room = inflight.len() < self.config.window;
+            let window_has_room = inflight.len() < self.config.window();
             let requests = if window_has_room {
                 self.requests.clone()
             } else {
@@ -346,7 +350,7 @@ impl Engine {
             let ready = select.ready();
             drop(select);
             if ready == requests_at {
-                while self.queue.len() < self.config.window {
+                while self.queue.len() < self.config.window() {
                     match requests.try_recv() {
                         Ok(entry) => self.queue.push_back(entry),
                         Err(_) => break,
@@ -371,10 +375,10 @@ impl Engine {
             } else if ready == stop_at {
                 // The stop signal is a disconnect; `ready` may wake early.
                 if !matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
-                    *draining = Some(Instant::now() + self.config.close_timeout);
+                    *draining = Some(Instant::now() + self.config.close_timeout());
                 }
             } else if ready >= feeds_at {
-                let room = self.config.window.saturating_sub(self.queue.len()).max(1);
+                let room = self.config.window().saturating_sub(self.queue.len()).max(1);
                 self.take_feed(ready - feeds_at, room);
             }
         };
@@ -397,7 +401,7 @@ impl Engine {
 
     /// True while the buffer may take another fed message.
     fn has_room(&self) -> bool {
-        self.held.count.load(Ordering::SeqCst) < self.config.buffer
+        self.held.count() < self.config.buffer()
     }
 
     /// Takes the feeds registered since the last call.
@@ -464,16 +468,9 @@ impl Engine {
 
     /// A fed message as a fire-and-retry entry, counted as held.
     fn entry_for(&self, feed: &Feed, message: Message) -> Entry {
-        self.held.count.fetch_add(1, Ordering::SeqCst);
-        Entry {
-            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-            exchange: feed.exchange.clone(),
-            routing_key: feed.routing_key.clone(),
-            message,
-            reply: None,
-            not_before: None,
-            attempts: 0,
-        }
+        self.held.hold();
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        Entry::new(seq, &feed.exchange, &feed.routing_key, message, None)
     }
 
     /// Queues a fed entry. What the broker cannot take (too large, say) is
@@ -484,7 +481,7 @@ impl Engine {
             &entry.exchange,
             &entry.routing_key,
             &entry.message,
-            self.config.max_message_size,
+            self.config.max_message_size(),
         ) {
             Ok(()) => self.queue.push_back(entry),
             Err(e) => {
@@ -546,19 +543,18 @@ impl Engine {
         if exchange.is_empty() || exchanges.known.contains(exchange) {
             return Ok(None);
         }
-        let probe = match exchanges.probe.take() {
-            Some(probe) => probe,
-            None => {
-                // While draining, the stop signal is already there: wait
-                // for the channel until the close deadline instead.
-                let opened = match draining {
-                    Some(deadline) => self.shared.open_channel(&crossbeam_channel::at(deadline)),
-                    None => self.shared.open_channel(self.stop.receiver()),
-                };
-                opened
-                    .map_err(|e| Loss::other(format!("opening the exchange probe channel: {e}")))?
-                    .0
-            }
+        let probe = if let Some(probe) = exchanges.probe.take() {
+            probe
+        } else {
+            // While draining, the stop signal is already there: wait for
+            // the channel until the close deadline instead.
+            let opened = match draining {
+                Some(deadline) => self.shared.open_channel(&crossbeam_channel::at(deadline)),
+                None => self.shared.open_channel(self.stop.receiver()),
+            };
+            opened
+                .map_err(|e| Loss::other(format!("opening the exchange probe channel: {e}")))?
+                .0
         };
         match probe.exchange_declare_passive(exchange) {
             Ok(_) => {
@@ -577,15 +573,15 @@ impl Engine {
     }
 
     fn publish(&self, channel: &amiquip::Channel, entry: &Entry) -> std::result::Result<(), Loss> {
-        let seq = self.config.mandatory.then_some(entry.seq);
-        let properties = amqp::properties(&entry.message, self.config.persistent, seq);
+        let seq = self.config.mandatory().then_some(entry.seq);
+        let properties = amqp::properties(&entry.message, self.config.persistent(), seq);
         channel
             .basic_publish(
                 entry.exchange.as_str(),
                 Publish {
                     body: entry.message.body(),
                     routing_key: entry.routing_key.clone(),
-                    mandatory: self.config.mandatory,
+                    mandatory: self.config.mandatory(),
                     immediate: false,
                     properties,
                 },
@@ -657,9 +653,9 @@ impl Engine {
                 "publisher on {}: the broker nacked {} messages; retrying in {:?}",
                 self.shared.name,
                 nacked.len(),
-                self.config.retry_interval
+                self.config.retry_interval()
             );
-            let at = Instant::now() + self.config.retry_interval;
+            let at = Instant::now() + self.config.retry_interval();
             for entry in &mut nacked {
                 entry.not_before = Some(at);
             }

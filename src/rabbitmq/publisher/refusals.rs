@@ -2,7 +2,7 @@
 //! [`Refusal`] carrying the message back, on a bounded channel the caller
 //! receives from, and a count that the next `flush` or `close` reports.
 //!
-//! A publish with a [`Confirmation`](super::Confirmation) gets its error
+//! A publish with a [`Receipt`](crate::Receipt) gets its error
 //! there; a [`publish_nowait`](super::Publisher::publish_nowait) has no one
 //! to tell, so without this the message would be gone with only a log line.
 //! The channel is bounded so that a caller who never reads it cannot make
@@ -15,16 +15,16 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::error::Error;
 use crate::message::Message;
-use crate::rabbitmq::connection::lock;
+use crate::thread::lock;
 
 /// A fire-and-retry publish ([`Publisher::publish_nowait`],
-/// [`Client::publish`]) that will never be published, with its message
+/// [`RabbitClient::publish_nowait`]) that will never be published, with its message
 /// back: the broker refused it (say an exchange that does not exist), it
 /// was unroutable with `mandatory` on, or the publisher closed before it
 /// was confirmed.
 ///
 /// [`Publisher::publish_nowait`]: super::Publisher::publish_nowait
-/// [`Client::publish`]: crate::rabbitmq::Client::publish
+/// [`RabbitClient::publish_nowait`]: crate::rabbitmq::RabbitClient::publish_nowait
 #[derive(Debug, Clone)]
 pub struct Refusal {
     /// The exchange it was published to.
@@ -71,18 +71,16 @@ impl Refusals {
                 .1
                 .get_or_insert_with(|| refusal.error.to_string());
         }
-        match self.tx.try_send(refusal) {
-            Ok(()) => {}
-            Err(TrySendError::Full(refusal)) => log::error!(
+        // Disconnected cannot happen: we hold a receiver ourselves.
+        if let Err(TrySendError::Full(refusal)) = self.tx.try_send(refusal) {
+            log::error!(
                 "publisher on {publisher}: the refusals channel is full (nobody reads \
                  Publisher::refusals?); a message to exchange `{}` with routing key `{}` \
                  is dropped: {}",
                 refusal.exchange,
                 refusal.routing_key,
                 refusal.error
-            ),
-            // We hold a receiver ourselves: never disconnected.
-            Err(TrySendError::Disconnected(_)) => {}
+            );
         }
     }
 

@@ -1,50 +1,50 @@
-//! The gormq surface: one [`Client`] with a supervised connection, a
-//! confirmed publisher whose failed publishes are retried from a buffer, and
-//! handler consumers that come back after every reconnect.
-//!
-//! gormq's `Init`/`Start` become [`Client::start`], `Publish` (which never
-//! fails: a failed publish is queued for retry) becomes
-//! [`Client::publish`] (which says when the retry buffer is full instead of
-//! growing without bound), `AddConsumer` becomes [`Client::add_consumer`],
-//! and `Stop` becomes [`Client::stop`], which stops the consumers, flushes
-//! the publisher and closes the connection, in that order.
+//! [`RabbitClient`] and [`RabbitClientConfig`]: the gormq surface, one
+//! client with a supervised connection, a confirmed publisher whose failed
+//! publishes are retried from a buffer, and handler consumers that come
+//! back after every reconnect.
 
 use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::rabbitmq::connection::{lock, Connection, ConnectionConfig};
+use crate::rabbitmq::connection::{Connection, ConnectionConfig};
 use crate::rabbitmq::consumer::{self, Consumer, ConsumerOptions, Consumers};
 use crate::rabbitmq::publisher::{Publisher, PublisherConfig, Refusal};
+use crate::thread::lock;
 use crate::waiter::ConnectionWaiter;
 
 /// gormq's `ConnectionOptions`, plus the service name for queue names.
 ///
 /// ```
 /// use std::time::Duration;
-/// use syncmq::rabbitmq::ClientConfig;
+/// use syncmq::rabbitmq::RabbitClientConfig;
 ///
-/// let config = ClientConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", "billing")
+/// let config = RabbitClientConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", "billing")
 ///     .with_reconnect_interval(Duration::from_millis(200))
-///     .with_retry_interval(Duration::from_secs(2));
+///     .with_retry_interval(Duration::from_secs(2))
+///     .with_close_timeout(Duration::from_secs(3));
+/// assert_eq!(config.service(), "billing");
+/// assert_eq!(config.publisher().close_timeout(), Duration::from_secs(3));
+/// config.validate()?;
+/// # Ok::<(), syncmq::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct ClientConfig {
+pub struct RabbitClientConfig {
     service: String,
     connection: ConnectionConfig,
     publisher: PublisherConfig,
 }
 
-impl ClientConfig {
-    /// A client for `service` (the prefix of its queue names) on `url`.
+impl RabbitClientConfig {
+    /// A client for `service` (the prefix of its queue names) on `url`,
+    /// with the default [`ConnectionConfig`] and [`PublisherConfig`].
     pub fn new(url: impl Into<String>, service: impl Into<String>) -> Self {
-        let service = service.into();
-        ClientConfig {
+        RabbitClientConfig {
+            service: service.into(),
             connection: ConnectionConfig::new(url),
             publisher: PublisherConfig::default(),
-            service,
         }
     }
 
@@ -68,6 +68,17 @@ impl ClientConfig {
         self
     }
 
+    /// How long [`RabbitClient::close`] keeps publishing what is buffered,
+    /// and then waits for the connection to close: the close timeout of
+    /// both the publisher and the connection. Each consumer has its own
+    /// ([`ConsumerOptions::with_close_timeout`]).
+    #[must_use]
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        self.publisher = self.publisher.with_close_timeout(timeout);
+        self.connection = self.connection.with_close_timeout(timeout);
+        self
+    }
+
     /// Replaces the whole connection configuration.
     #[must_use]
     pub fn with_connection(mut self, connection: ConnectionConfig) -> Self {
@@ -82,17 +93,32 @@ impl ClientConfig {
         self
     }
 
-    /// Checks every setting; [`Client::start`] calls it too.
+    /// The service name that prefixes the queue names.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The connection configuration.
+    pub fn connection(&self) -> &ConnectionConfig {
+        &self.connection
+    }
+
+    /// The publisher configuration.
+    pub fn publisher(&self) -> &PublisherConfig {
+        &self.publisher
+    }
+
+    /// Checks every setting; [`RabbitClient::start`] calls it too.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming the
-    /// setting: an empty service name (it begins every queue name), or what
+    /// [`Error::InvalidArgument`] naming the setting: an empty service name
+    /// (it begins every queue name), or what
     /// [`ConnectionConfig::validate`] and [`PublisherConfig::validate`]
     /// refuse.
     pub fn validate(&self) -> Result<()> {
         if self.service.is_empty() {
-            return Err(crate::Error::invalid(
+            return Err(Error::invalid(
                 "service",
                 "must not be empty: it begins every queue name",
             ));
@@ -102,51 +128,71 @@ impl ClientConfig {
     }
 }
 
-/// A RabbitMQ pub/sub client in the manner of gormq.
+/// A pub/sub client of the broker in the manner of gormq.
+///
+/// gormq's `Init`/`Start` become [`start`](Self::start); its `Publish`,
+/// which never fails (a failed publish is queued for retry), becomes
+/// [`publish_nowait`](Self::publish_nowait), which says when the retry
+/// buffer is full instead of growing without bound; [`publish`](Self::publish)
+/// waits for the broker's confirm. `AddConsumer` becomes
+/// [`add_consumer`](Self::add_consumer), and `Stop` becomes
+/// [`close`](Self::close), which closes the consumers, flushes the
+/// publisher and closes the connection, in that order. Dropping the client
+/// closes it too.
 ///
 /// ```no_run
-/// use syncmq::rabbitmq::{Client, ClientConfig, ConsumerOptions};
+/// use syncmq::rabbitmq::{ConsumerOptions, RabbitClient, RabbitClientConfig};
 /// use syncmq::Message;
 ///
 /// # fn main() -> syncmq::Result<()> {
-/// let client = Client::start(ClientConfig::new("amqp://127.0.0.1", "billing"))?;
+/// let client = RabbitClient::start(RabbitClientConfig::new("amqp://127.0.0.1", "billing"))?;
 /// client.add_consumer(
-///     ConsumerOptions::new("orders", "order.created").with_dlq(true),
+///     ConsumerOptions::new("orders", "order.created").with_dead_letters(true),
 ///     |message: &Message| -> Result<(), String> {
 ///         println!("{} bytes", message.body().len());
 ///         Ok(())
 ///     },
 /// )?;
-/// client.publish("orders", "order.created", Message::new(b"{}".to_vec()))?;
-/// client.stop()?;
+/// client.publish("orders", "order.created", Message::new(b"{}".to_vec()))?; // confirmed
+/// client.close()?;
 /// # Ok(())
 /// # }
 /// ```
-pub struct Client {
+pub struct RabbitClient {
     service: String,
     connection: Connection,
     publisher: Publisher,
-    consumers: Arc<Consumers>,
+    consumers: Consumers,
 }
 
-impl Client {
+impl RabbitClient {
     /// Connects (in the background: an unreachable broker is retried) and
     /// starts the publisher and its retry loop.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a bad
-    /// configuration.
-    pub fn start(config: ClientConfig) -> Result<Client> {
+    /// [`Error::InvalidArgument`] for a bad configuration (see
+    /// [`RabbitClientConfig::validate`]); [`Error::Io`] when a thread
+    /// cannot start.
+    pub fn start(config: RabbitClientConfig) -> Result<RabbitClient> {
         config.validate()?;
         let connection = Connection::with_config(config.connection)?;
         let publisher = Publisher::new(&connection, config.publisher)?;
-        Ok(Client {
+        Ok(RabbitClient {
             service: config.service,
             connection,
             publisher,
-            consumers: Arc::default(),
+            consumers: Consumers::default(),
         })
+    }
+
+    /// Publishes and returns once the broker confirmed the message.
+    ///
+    /// # Errors
+    ///
+    /// As [`Publisher::publish`].
+    pub fn publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
+        self.publisher.publish(exchange, routing_key, message)
     }
 
     /// gormq's `Publish`: hands the message over and returns at once,
@@ -156,36 +202,25 @@ impl Client {
     /// A message that can never be published (the broker refuses it, say a
     /// missing exchange, or no queue takes it with `mandatory` on) is not
     /// retried: it comes back on [`refusals`](Self::refusals) and the next
-    /// [`flush`](Self::flush) or [`stop`](Self::stop) fails with
-    /// [`Error::Rejected`](crate::Error::Rejected) counting it. Use
-    /// [`publish_confirmed`](Self::publish_confirmed) to wait for the
-    /// confirm.
+    /// [`flush`](Self::flush) or [`close`](Self::close) fails with
+    /// [`Error::Rejected`] counting it.
     ///
     /// # Errors
     ///
     /// As [`Publisher::publish_nowait`]: a full buffer, never a silent drop.
-    pub fn publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
-        self.publisher
-            .publish_nowait(exchange, routing_key, message)
-    }
-
-    /// Publishes and waits for the broker's confirm.
-    ///
-    /// # Errors
-    ///
-    /// As [`Publisher::publish`].
-    pub fn publish_confirmed(
+    pub fn publish_nowait(
         &self,
         exchange: &str,
         routing_key: &str,
         message: Message,
     ) -> Result<()> {
-        self.publisher.publish(exchange, routing_key, message)
+        self.publisher
+            .publish_nowait(exchange, routing_key, message)
     }
 
-    /// gormq's `AddConsumer`: declares the queues (and DLQ) under this
-    /// client's service name unless the options name one, and starts
-    /// consuming. Failed messages go to the DLQ through this client's
+    /// gormq's `AddConsumer`: declares the queues (and the dead-letter
+    /// queue) under this client's service name unless the options name
+    /// one, and starts consuming. Dead letters go through this client's
     /// publisher.
     ///
     /// # Errors
@@ -205,7 +240,7 @@ impl Client {
             self.connection.shared(),
             Some(self.publisher.clone()),
             options,
-            handler,
+            consumer::boxed_handler(handler),
         )?;
         lock(&self.consumers).push(consumer);
         Ok(())
@@ -216,21 +251,22 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`Publisher::flush`]: [`Error::Timeout`](crate::Error::Timeout)
-    /// naming how many are still buffered,
-    /// [`Error::Rejected`](crate::Error::Rejected) with how many
-    /// [`publish`](Self::publish)es were refused and why.
+    /// As [`Publisher::flush`]: [`Error::Timeout`] naming how many are
+    /// still buffered, [`Error::Rejected`] with how many
+    /// [`publish_nowait`](Self::publish_nowait)es were refused and why.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         self.publisher.flush(timeout)
     }
 
-    /// Every [`publish`](Self::publish) that will never be published, with
-    /// its message and why (bounded; see [`Publisher::refusals`]).
+    /// Every [`publish_nowait`](Self::publish_nowait) that will never be
+    /// published, with its message and why (bounded; see
+    /// [`Publisher::refusals`]).
     pub fn refusals(&self) -> crossbeam_channel::Receiver<Refusal> {
         self.publisher.refusals()
     }
 
-    /// The publisher, for confirmed and pipelined publishes.
+    /// The publisher, for pipelined publishes
+    /// ([`send`](Publisher::send)).
     pub fn publisher(&self) -> &Publisher {
         &self.publisher
     }
@@ -245,36 +281,36 @@ impl Client {
         self.connection.waiter()
     }
 
-    /// gormq's `Stop`: stops the consumers, publishes what is buffered
+    /// gormq's `Stop`: closes the consumers, publishes what is buffered
     /// (within the publisher's close timeout), closes the connection.
+    /// Calling it again does nothing.
     ///
     /// # Errors
     ///
     /// The first error of the three steps; all three are always attempted.
-    /// The publisher's step fails with
-    /// [`Error::Rejected`](crate::Error::Rejected) when publishes were
-    /// refused that no [`flush`](Self::flush) reported.
-    pub fn stop(&self) -> Result<()> {
-        let consumers = consumer::stop_all(&self.consumers);
+    /// The publisher's step fails with [`Error::Rejected`] when publishes
+    /// were refused that no [`flush`](Self::flush) reported.
+    pub fn close(&self) -> Result<()> {
+        let consumers = consumer::close_all(&self.consumers);
         let publisher = self.publisher.close();
         let connection = self.connection.close();
         consumers.and(publisher).and(connection)
     }
 }
 
-impl Drop for Client {
+impl Drop for RabbitClient {
     fn drop(&mut self) {
-        if let Err(e) = self.stop() {
-            log::error!("stopping the client of service `{}`: {e}", self.service);
+        if let Err(e) = self.close() {
+            log::error!("closing the client of service `{}`: {e}", self.service);
         }
     }
 }
 
-impl std::fmt::Debug for Client {
+impl std::fmt::Debug for RabbitClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("RabbitClient")
             .field("service", &self.service)
             .field("connection", &self.connection)
-            .finish()
+            .finish_non_exhaustive()
     }
 }

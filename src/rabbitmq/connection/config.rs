@@ -1,0 +1,222 @@
+//! [`ConnectionConfig`]: how a supervised connection connects and
+//! reconnects, checked before the supervisor starts.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::rabbitmq::amqp::{self, AmqpUrl};
+
+/// How a [`Connection`](crate::rabbitmq::Connection) connects and
+/// reconnects.
+///
+/// ```
+/// use std::time::Duration;
+/// use syncmq::rabbitmq::ConnectionConfig;
+///
+/// let config = ConnectionConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f")
+///     .with_name("billing")
+///     .with_heartbeat(Duration::from_secs(5))
+///     .with_backoff(Duration::from_millis(50), Duration::from_secs(5));
+/// assert_eq!(config.name(), "billing");
+/// config.validate()?;
+/// # Ok::<(), syncmq::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    url: String,
+    name: String,
+    heartbeat: Duration,
+    connect_timeout: Duration,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    close_timeout: Duration,
+    retry_refusals: bool,
+}
+
+impl ConnectionConfig {
+    /// Defaults: a generated unique name, 10 s heartbeats, a 5 s connect
+    /// timeout, backoff from 100 ms doubling up to 10 s, 10 s to close.
+    pub fn new(url: impl Into<String>) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        ConnectionConfig {
+            url: url.into(),
+            name: format!(
+                "syncmq-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
+            heartbeat: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(10),
+            retry_refusals: false,
+        }
+    }
+
+    /// Names the connection. The name is sent as the `information` client
+    /// property, so `rabbitmqctl list_connections name client_properties`
+    /// and the management UI show it. Make it unique per process to be able
+    /// to close one connection from outside.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The heartbeat interval, in whole seconds (at least 1; heartbeats
+    /// cannot be turned off). A dead peer is noticed within about twice
+    /// this. Recommended: 5 to 30 s.
+    #[must_use]
+    pub fn with_heartbeat(mut self, heartbeat: Duration) -> Self {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// How long one TCP connect may take; it also bounds the AMQP
+    /// handshake.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The reconnect backoff: the first retry waits about `min`, each later
+    /// one twice as long, never more than `max`; each wait is shortened by
+    /// a random jitter of up to a quarter so that many clients do not
+    /// reconnect in step.
+    #[must_use]
+    pub fn with_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min;
+        self.backoff_max = max;
+        self
+    }
+
+    /// How long [`Connection::close`](crate::rabbitmq::Connection::close)
+    /// waits for the supervisor to close the connection and end.
+    #[must_use]
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Whether to keep retrying when the broker refuses the credentials
+    /// (`ACCESS_REFUSED`) or the vhost (`NOT_ALLOWED`). By default (`false`)
+    /// such a refusal is permanent: the connection gives up at once and
+    /// [`wait_connected`](crate::ConnectionWaiter::wait_connected),
+    /// publishes and
+    /// [`Connection::last_error`](crate::rabbitmq::Connection::last_error)
+    /// fail with [`Error::Refused`]. Turn it on when users or vhosts may be
+    /// created after the program starts.
+    #[must_use]
+    pub fn with_retry_refusals(mut self, retry: bool) -> Self {
+        self.retry_refusals = retry;
+        self
+    }
+
+    /// The broker's `amqp://` URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The connection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    /// How long one TCP connect may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The first reconnect backoff.
+    pub fn backoff_min(&self) -> Duration {
+        self.backoff_min
+    }
+
+    /// The longest reconnect backoff.
+    pub fn backoff_max(&self) -> Duration {
+        self.backoff_max
+    }
+
+    /// How long close waits for the supervisor.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// Whether refused credentials or vhosts are retried.
+    pub fn retry_refusals(&self) -> bool {
+        self.retry_refusals
+    }
+
+    /// Checks every setting;
+    /// [`Connection::with_config`](crate::rabbitmq::Connection::with_config)
+    /// calls it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the setting: a malformed URL, a
+    /// heartbeat outside 1 s to 65535 s, a zero minimum backoff or a
+    /// maximum below it, an empty name.
+    pub fn validate(&self) -> Result<()> {
+        self.checked().map(|_| ())
+    }
+
+    /// As [`validate`](Self::validate), with the parsed URL and the
+    /// heartbeat in seconds that the supervisor needs.
+    pub(super) fn checked(&self) -> Result<(AmqpUrl, u16)> {
+        let url = amqp::parse_url(&self.url)?;
+        let heartbeat = u16::try_from(self.heartbeat.as_secs())
+            .ok()
+            .filter(|s| *s >= 1)
+            .ok_or_else(|| Error::invalid("heartbeat", "must be between 1 s and 65535 s"))?;
+        if self.backoff_min.is_zero() || self.backoff_max < self.backoff_min {
+            return Err(Error::invalid(
+                "backoff",
+                "min must be above zero and max at least min",
+            ));
+        }
+        if self.name.is_empty() {
+            return Err(Error::invalid(
+                "name",
+                "a connection name must not be empty",
+            ));
+        }
+        Ok((url, heartbeat))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_configs_are_refused_naming_the_setting() {
+        let base = || ConnectionConfig::new("amqp://localhost");
+        for (config, field) in [
+            (ConnectionConfig::new("http://x"), "url"),
+            (base().with_heartbeat(Duration::ZERO), "heartbeat"),
+            (
+                base().with_backoff(Duration::ZERO, Duration::ZERO),
+                "backoff",
+            ),
+            (
+                base().with_backoff(Duration::from_secs(2), Duration::from_secs(1)),
+                "backoff",
+            ),
+            (base().with_name(""), "name"),
+        ] {
+            match config.validate() {
+                Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, field),
+                other => panic!("expected InvalidArgument({field}), got {other:?}"),
+            }
+        }
+        base().validate().unwrap();
+    }
+}

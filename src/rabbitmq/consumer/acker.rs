@@ -1,0 +1,77 @@
+//! [`RabbitAcker`]: the acker behind a [`Delivery`](crate::Delivery) from
+//! the broker.
+//! An ack or nack travels as a [`Settle`] to the channel owner, the one
+//! thread that may touch the amiquip channel the delivery came on.
+//!
+//! Delivery tags restart on every channel, so a settle carries the number
+//! of the owner's channel it belongs to; one for an older channel is
+//! refused at the delivery ([`Error::StaleDelivery`]) and never applied to
+//! another delivery.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use crate::error::{Error, Result};
+use crate::message::Acker;
+
+/// A settle command from a delivery to its channel's owner.
+#[derive(Clone, Copy)]
+pub(super) struct Settle {
+    /// The owner's channel the delivery came on.
+    pub(super) channel: u64,
+    pub(super) tag: u64,
+    pub(super) action: Action,
+}
+
+/// What to do with a delivery.
+#[derive(Clone, Copy)]
+pub(super) enum Action {
+    Ack { multiple: bool },
+    Nack { requeue: bool },
+}
+
+/// The acker behind a delivery from the broker.
+pub(super) struct RabbitAcker {
+    /// The owner's channel the delivery came on: the owner counts its
+    /// channels from 1, one more each time it consumes on a new one (after
+    /// a reconnect, or after the broker closed the channel on a live
+    /// connection, which is why the connection's generation is not enough).
+    pub(super) channel: u64,
+    pub(super) tag: u64,
+    /// The owner's current channel; 0 while it has none.
+    pub(super) current: Arc<AtomicU64>,
+    pub(super) settles: Sender<Settle>,
+    pub(super) queue: Arc<str>,
+}
+
+impl RabbitAcker {
+    fn send(self, action: Action) -> Result<()> {
+        if self.current.load(Ordering::SeqCst) != self.channel {
+            return Err(Error::StaleDelivery {
+                what: format!(
+                    "{} from queue `{}` (channel {})",
+                    self.tag, self.queue, self.channel
+                ),
+            });
+        }
+        self.settles
+            .send(Settle {
+                channel: self.channel,
+                tag: self.tag,
+                action,
+            })
+            .map_err(|_| Error::closed(format!("consumer of queue `{}`", self.queue)))
+    }
+}
+
+impl Acker for RabbitAcker {
+    fn ack(self: Box<Self>, multiple: bool) -> Result<()> {
+        (*self).send(Action::Ack { multiple })
+    }
+
+    fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
+        (*self).send(Action::Nack { requeue })
+    }
+}

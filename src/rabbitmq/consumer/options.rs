@@ -1,0 +1,283 @@
+//! [`ConsumerOptions`]: what a consumer consumes and how (gormq's
+//! `ConsumerOption`), the queue names derived from them, and what they
+//! need declared on the broker.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::rabbitmq::topology::{Declaration, ExchangeKind};
+
+/// What to consume and how: gormq's `ConsumerOption`.
+///
+/// The queue is durable and named `service:route:queue` unless set; with
+/// dead letters on, a handler's failures go to the durable
+/// `service:route:dlq` queue (gormq's names; both can be set).
+///
+/// ```
+/// use syncmq::rabbitmq::ConsumerOptions;
+///
+/// let options = ConsumerOptions::new("orders", "order.created")
+///     .with_service("billing")
+///     .with_prefetch(64)
+///     .with_concurrency(4)
+///     .with_dead_letters(true);
+/// assert_eq!(options.queue(), "billing:order.created:queue");
+/// assert_eq!(options.dead_letter_queue(), "billing:order.created:dlq");
+/// // Dead letters go straight to their queue through the default exchange.
+/// assert_eq!(options.dead_letter_routing_key(), "billing:order.created:dlq");
+/// options.validate()?;
+/// # Ok::<(), syncmq::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerOptions {
+    service: Option<String>,
+    exchange: String,
+    exchange_kind: ExchangeKind,
+    routing_key: String,
+    queue: Option<String>,
+    prefetch: u16,
+    concurrency: usize,
+    dead_letters: bool,
+    dead_letter_queue: Option<String>,
+    dead_letter_routing_key: Option<String>,
+    close_timeout: Duration,
+}
+
+impl ConsumerOptions {
+    /// Consume what `exchange` routes with `routing_key`. An empty exchange
+    /// is the default exchange: the queue then gets what is published to
+    /// `""` with its name as the routing key. Defaults: service `syncmq`,
+    /// a durable topic exchange, prefetch 32, one handler thread, no dead
+    /// letters, 5 s to close.
+    pub fn new(exchange: impl Into<String>, routing_key: impl Into<String>) -> Self {
+        ConsumerOptions {
+            service: None,
+            exchange: exchange.into(),
+            exchange_kind: ExchangeKind::Topic,
+            routing_key: routing_key.into(),
+            queue: None,
+            prefetch: 32,
+            concurrency: 1,
+            dead_letters: false,
+            dead_letter_queue: None,
+            dead_letter_routing_key: None,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The service name that prefixes the queue names.
+    #[must_use]
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        self.service = Some(service.into());
+        self
+    }
+
+    /// The exchange's type, used to declare it (default: topic).
+    #[must_use]
+    pub fn with_exchange_kind(mut self, kind: ExchangeKind) -> Self {
+        self.exchange_kind = kind;
+        self
+    }
+
+    /// A queue name instead of `service:route:queue`.
+    #[must_use]
+    pub fn with_queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// How many messages may be delivered and not yet acked (at least 1).
+    /// Recommended: a few times `concurrency`.
+    #[must_use]
+    pub fn with_prefetch(mut self, prefetch: u16) -> Self {
+        self.prefetch = prefetch;
+        self
+    }
+
+    /// How many handler threads run (1 to 256).
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Whether the messages whose handler failed are dead-lettered: sent to
+    /// the [`dead_letter_queue`](Self::dead_letter_queue) (declared durable)
+    /// and acked, instead of requeued.
+    #[must_use]
+    pub fn with_dead_letters(mut self, on: bool) -> Self {
+        self.dead_letters = on;
+        self
+    }
+
+    /// A dead-letter queue name instead of `service:route:dlq`.
+    #[must_use]
+    pub fn with_dead_letter_queue(mut self, name: impl Into<String>) -> Self {
+        self.dead_letter_queue = Some(name.into());
+        self
+    }
+
+    /// Publish dead letters on the consumer's exchange with this routing
+    /// key (the dead-letter queue is bound to the exchange on it) instead
+    /// of straight to the dead-letter queue through the default exchange.
+    /// Every queue whose binding matches the key gets them too (a `#`
+    /// binding, another consumer's dead-letter queue bound on the same
+    /// key): give each consumer a key of its own.
+    #[must_use]
+    pub fn with_dead_letter_routing_key(mut self, key: impl Into<String>) -> Self {
+        self.dead_letter_routing_key = Some(key.into());
+        self
+    }
+
+    /// How long a closing consumer waits for handlers to settle what they
+    /// hold before it closes the channel (the broker requeues the rest).
+    #[must_use]
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// The service name: as set, or the client's, or `syncmq`.
+    pub fn service(&self) -> &str {
+        self.service.as_deref().unwrap_or("syncmq")
+    }
+
+    pub(crate) fn has_service(&self) -> bool {
+        self.service.is_some()
+    }
+
+    /// The exchange consumed from (`""`: the default exchange).
+    pub fn exchange(&self) -> &str {
+        &self.exchange
+    }
+
+    /// The exchange's type.
+    pub fn exchange_kind(&self) -> ExchangeKind {
+        self.exchange_kind
+    }
+
+    /// The routing key the queue is bound with.
+    pub fn routing_key(&self) -> &str {
+        &self.routing_key
+    }
+
+    /// The queue consumed: `service:route:queue` unless set.
+    pub fn queue(&self) -> String {
+        self.queue
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}:queue", self.service(), self.routing_key))
+    }
+
+    /// How many messages may be unacked at once.
+    pub fn prefetch(&self) -> u16 {
+        self.prefetch
+    }
+
+    /// How many handler threads run.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Whether failed messages are dead-lettered.
+    pub fn dead_letters(&self) -> bool {
+        self.dead_letters
+    }
+
+    /// The dead-letter queue: `service:route:dlq` unless set.
+    pub fn dead_letter_queue(&self) -> String {
+        self.dead_letter_queue
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}:dlq", self.service(), self.routing_key))
+    }
+
+    /// The routing key dead letters are published with: the dead-letter
+    /// queue's name (on the default exchange) unless set with
+    /// [`with_dead_letter_routing_key`](Self::with_dead_letter_routing_key).
+    ///
+    /// Until issue 11 every dead-letter queue of a service was bound to the
+    /// consumer's exchange on one shared `service:dlq-route` key, so each
+    /// failure landed in every dead-letter queue of the service and in any
+    /// `#` binding. A queue bound that way by an older version keeps its
+    /// binding on the broker; nothing publishes on that key any more.
+    pub fn dead_letter_routing_key(&self) -> String {
+        self.dead_letter_routing_key
+            .clone()
+            .unwrap_or_else(|| self.dead_letter_queue())
+    }
+
+    /// How long a closing consumer waits for handlers to settle.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// Where failed messages are published: the exchange and routing key.
+    /// By default the default exchange and the dead-letter queue's name,
+    /// which reaches this consumer's dead-letter queue and no other queue.
+    pub(super) fn dead_letter_target(&self) -> (String, String) {
+        match &self.dead_letter_routing_key {
+            Some(key) if !self.exchange.is_empty() => (self.exchange.clone(), key.clone()),
+            _ => (String::new(), self.dead_letter_queue()),
+        }
+    }
+
+    /// Checks every option; starting a consumer calls it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the option: a zero prefetch, a
+    /// concurrency outside 1 to 256, a queue name outside 1 to 255 bytes,
+    /// no routing key to name the queue by when no queue is given.
+    pub fn validate(&self) -> Result<()> {
+        if self.prefetch == 0 {
+            return Err(Error::invalid(
+                "prefetch",
+                "must be at least 1 (0 would mean no limit at all)",
+            ));
+        }
+        if self.concurrency == 0 || self.concurrency > 256 {
+            return Err(Error::invalid("concurrency", "must be between 1 and 256"));
+        }
+        let queue = self.queue();
+        if queue.is_empty() || queue.len() > 255 {
+            return Err(Error::invalid("queue", "a queue name has 1 to 255 bytes"));
+        }
+        if self.exchange.is_empty() && self.queue.is_none() && self.routing_key.is_empty() {
+            return Err(Error::invalid(
+                "routing_key",
+                "needed to name the queue when no queue is given",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Everything this consumer needs on the broker.
+    pub(super) fn declarations(&self) -> Vec<Declaration> {
+        let mut out = Vec::new();
+        let queue = self.queue();
+        if !self.exchange.is_empty() {
+            out.push(Declaration::exchange(&self.exchange, self.exchange_kind));
+        }
+        out.push(Declaration::queue(&queue));
+        if !self.exchange.is_empty() {
+            out.push(Declaration::binding(
+                &queue,
+                &self.exchange,
+                &self.routing_key,
+            ));
+        }
+        if self.dead_letters {
+            let dead_letter_queue = self.dead_letter_queue();
+            out.push(Declaration::queue(&dead_letter_queue));
+            // Only a key of the user's own needs a binding: by default dead
+            // letters reach their queue by its name on the default exchange.
+            if let (Some(key), false) = (&self.dead_letter_routing_key, self.exchange.is_empty()) {
+                out.push(Declaration::binding(
+                    &dead_letter_queue,
+                    &self.exchange,
+                    key,
+                ));
+            }
+        }
+        out
+    }
+}

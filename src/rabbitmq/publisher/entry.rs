@@ -1,0 +1,54 @@
+//! What the publishing thread works on: an [`Entry`] per message held until
+//! confirmed, and a [`Feed`], a channel input it takes messages from itself.
+
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::error::Result;
+use crate::message::Message;
+
+/// One message held by the publisher until the broker confirmed it.
+pub(super) struct Entry {
+    /// Its place in the publisher's write order; also its receipt's ticket.
+    pub(super) seq: u64,
+    pub(super) exchange: String,
+    pub(super) routing_key: String,
+    pub(super) message: Message,
+    /// Where its caller waits for the confirm; `None` for fire and retry.
+    pub(super) reply: Option<Sender<Result<()>>>,
+    /// Not to be sent before this (a nacked message waits the retry
+    /// interval).
+    pub(super) not_before: Option<Instant>,
+    /// How many times it was published.
+    pub(super) attempts: u32,
+}
+
+impl Entry {
+    /// Message number `seq`, not yet published.
+    pub(super) fn new(
+        seq: u64,
+        exchange: &str,
+        routing_key: &str,
+        message: Message,
+        reply: Option<Sender<Result<()>>>,
+    ) -> Self {
+        Entry {
+            seq,
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            message,
+            reply,
+            not_before: None,
+            attempts: 0,
+        }
+    }
+}
+
+/// A channel input the publishing thread takes messages from itself: see
+/// [`Publisher::feed`](super::Publisher::feed).
+pub(super) struct Feed {
+    pub(super) exchange: String,
+    pub(super) routing_key: String,
+    pub(super) input: Receiver<Message>,
+}

@@ -1,0 +1,54 @@
+//! [`Held`]: how many messages the publisher holds until they are settled,
+//! which bounds the retry buffer and is what `flush` waits on.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use crate::thread::lock;
+
+/// Messages accepted and not yet settled (confirmed, or failed for good).
+#[derive(Default)]
+pub(super) struct Held {
+    count: AtomicUsize,
+    zero: Condvar,
+    lock: Mutex<()>,
+}
+
+impl Held {
+    /// How many are held now.
+    pub(super) fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Counts one more message held; returns how many were held before.
+    pub(super) fn hold(&self) -> usize {
+        self.count.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// One message is settled; wakes the waiters when none is left.
+    pub(super) fn release(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _guard = lock(&self.lock);
+            self.zero.notify_all();
+        }
+    }
+
+    /// Waits until none is held or `deadline` passes; returns how many are
+    /// still held (0 when all were settled in time).
+    pub(super) fn wait_settled(&self, deadline: Instant) -> usize {
+        let mut guard = lock(&self.lock);
+        loop {
+            let count = self.count();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if count == 0 || left.is_zero() {
+                return count;
+            }
+            guard = self
+                .zero
+                .wait_timeout(guard, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+}
