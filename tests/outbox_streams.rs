@@ -110,7 +110,7 @@ fn rabbit_rows_are_marked_only_once_confirmed_and_arrive_in_order_once() {
     assert_eq!((before.dispatched, before.dead), (0, 0), "{before:?}");
     assert_eq!(before.pending, N as u64);
     // The queue appears: everything goes, once and in order.
-    let (mut consumer, seen) = recording_consumer(&conn, &queue);
+    let (consumer, seen) = recording_consumer(&conn, &queue);
     eventually(PATIENCE, "every row dispatched", || {
         counts(&outbox).dispatched == N as u64
     });
@@ -119,7 +119,7 @@ fn rabbit_rows_are_marked_only_once_confirmed_and_arrive_in_order_once() {
     });
     assert_eq!(*seen.lock().unwrap(), (0..N).collect::<Vec<_>>());
     outbox.stop().unwrap();
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
@@ -130,7 +130,7 @@ fn rabbit_a_forced_close_of_the_streams_connection_loses_nothing() {
     let queue = unique("obx-close");
     let stream_name = unique("obx-close-stream");
     let conn = Connection::with_config(connection_config(&url, &unique("obx-close-cons"))).unwrap();
-    let (mut consumer, seen) = recording_consumer(&conn, &queue);
+    let (consumer, seen) = recording_consumer(&conn, &queue);
     let stream = RabbitStream::connect(
         connection_config(&url, &stream_name),
         RabbitRoute::Queue(queue.clone()),
@@ -185,7 +185,7 @@ fn rabbit_a_forced_close_of_the_streams_connection_loses_nothing() {
     );
     eprintln!("forced closes: {closed}; {total} rows, {duplicates} duplicates");
     outbox.stop().unwrap();
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
@@ -202,7 +202,7 @@ fn rabbit_a_key_that_routes_nowhere_goes_dead_and_the_rest_go_on() {
         Declaration::binding(&queue, &exchange, "order.placed"),
     ])
     .unwrap();
-    let (mut consumer, seen) = recording_consumer(&conn, &queue);
+    let (consumer, seen) = recording_consumer(&conn, &queue);
     let stream = RabbitStream::to_exchange(&conn, &exchange).unwrap();
     let outbox = Outbox::start_with(
         MemoryOutboxStore::new(),
@@ -233,7 +233,7 @@ fn rabbit_a_key_that_routes_nowhere_goes_dead_and_the_rest_go_on() {
     });
     assert_eq!(*seen.lock().unwrap(), vec![0, 2]);
     outbox.stop().unwrap();
-    consumer.stop().unwrap();
+    consumer.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
     let mut raw = amiquip::Connection::insecure_open(&url).unwrap();

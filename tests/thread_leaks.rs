@@ -226,7 +226,7 @@ fn outbox_stop_and_drop_join_both_threads() {
 #[cfg(feature = "rabbitmq")]
 #[test]
 fn rabbitmq_client_and_adapter_close_join_every_thread() {
-    use syncmq::rabbitmq::{Client, ClientConfig, ConsumerOptions};
+    use syncmq::rabbitmq::{ConsumerOptions, RabbitClient, RabbitClientConfig};
     use syncmq::{Message, RabbitAdapter};
 
     let Some(url) = common::broker_url() else {
@@ -235,12 +235,12 @@ fn rabbitmq_client_and_adapter_close_join_every_thread() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
     let service = unique("leak");
-    let client = Client::start(ClientConfig::new(&url, &service)).unwrap();
+    let client = RabbitClient::start(RabbitClientConfig::new(&url, &service)).unwrap();
     client
         .add_consumer(
             ConsumerOptions::new("", "jobs")
                 .with_concurrency(2)
-                .with_dlq(true),
+                .with_dead_letters(true),
             |_: &Message| -> Result<(), String> { Ok(()) },
         )
         .unwrap();
@@ -270,7 +270,7 @@ fn rabbitmq_client_and_adapter_close_join_every_thread() {
         running.iter().all(|n| n.starts_with("syncmq-rmq-")),
         "{running:?}"
     );
-    client.stop().unwrap();
+    client.close().unwrap();
     adapter.close().unwrap();
     no_threads_left();
 

@@ -101,7 +101,7 @@ fn queue_durable_and_server_configs() {
 #[test]
 fn rabbitmq_configs() {
     use syncmq::rabbitmq::{
-        Client, ClientConfig, ConnectionConfig, ConsumerOptions, PublisherConfig,
+        ConnectionConfig, ConsumerOptions, PublisherConfig, RabbitClient, RabbitClientConfig,
     };
 
     // Nothing listens on port 1; no test here gets as far as dialling.
@@ -136,12 +136,15 @@ fn rabbitmq_configs() {
         "prefetch"
     );
 
-    ClientConfig::new(URL, "billing").validate().unwrap();
-    assert_eq!(field(ClientConfig::new(URL, "").validate()), "service");
-    let bad_window =
-        ClientConfig::new(URL, "billing").with_publisher(PublisherConfig::new().with_window(0));
+    RabbitClientConfig::new(URL, "billing").validate().unwrap();
+    assert_eq!(
+        field(RabbitClientConfig::new(URL, "").validate()),
+        "service"
+    );
+    let bad_window = RabbitClientConfig::new(URL, "billing")
+        .with_publisher(PublisherConfig::new().with_window(0));
     assert_eq!(field(bad_window.validate()), "window");
-    assert_eq!(field(Client::start(bad_window).map(drop)), "window");
+    assert_eq!(field(RabbitClient::start(bad_window).map(drop)), "window");
 }
 
 #[cfg(feature = "postgres")]

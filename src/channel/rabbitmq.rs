@@ -64,8 +64,9 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::channel::{Adapter, ChannelSpec, Mode};
 use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Delivery, Message};
-use crate::rabbitmq::consumer::{Counters, Owner};
-use crate::rabbitmq::{Connection, ConnectionConfig, Declaration, Publisher, PublisherConfig};
+use crate::rabbitmq::{
+    Connection, ConnectionConfig, ConsumerCounters, Declaration, Owner, Publisher, PublisherConfig,
+};
 use crate::thread::{self, Stopper, Worker};
 use crate::waiter::ConnectionWaiter;
 
@@ -200,12 +201,12 @@ impl Adapter for RabbitAdapter {
                     shared: self.connection.shared(),
                     queue: name.clone(),
                     prefetch,
-                    grace: Self::CLOSE_GRACE,
+                    close_timeout: Self::CLOSE_GRACE,
                     output: output.clone(),
                     output_rx: output_rx.clone(),
                     inline: None,
                     stop: stop.clone(),
-                    counters: Arc::new(Counters::default()),
+                    counters: Arc::new(ConsumerCounters::default()),
                 };
                 channel
                     .consumers

@@ -55,7 +55,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::outbox::stream::EventStream;
 use crate::outbox::OutboxRecord;
-use crate::rabbitmq::{Confirmation, Connection, ConnectionConfig, Publisher, PublisherConfig};
+use crate::rabbitmq::{Connection, ConnectionConfig, Publisher, PublisherConfig};
+use crate::Receipt;
 
 /// How many confirmed-but-unmarked rows the stream remembers at most; past
 /// it the memory is dropped (those rows are then published again).
@@ -96,7 +97,7 @@ impl RabbitRoute {
 /// A sent row waiting for its confirm.
 #[derive(Debug)]
 struct Unsettled {
-    confirmation: Confirmation,
+    confirmation: Receipt,
     /// The route came from the row's key: unroutable is the row's fault.
     keyed: bool,
 }
