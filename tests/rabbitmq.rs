@@ -2,7 +2,6 @@
 //! dead letters, prefetch, unroutable publishes, buffering through an outage, and no
 //! loss while our connections are force-closed mid-stream.
 
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "rabbitmq")]
 #![allow(clippy::unwrap_used)]
 

@@ -2,7 +2,6 @@
 //! broker-side close with a new generation, re-declares the topology, wakes
 //! waiters, and closes within its deadline.
 
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "rabbitmq")]
 #![allow(clippy::unwrap_used)]
 

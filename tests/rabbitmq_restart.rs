@@ -5,7 +5,6 @@
 //! after another, so stopping the broker here never disturbs another test's
 //! connections. A guard starts the broker again even when the test fails.
 
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "rabbitmq")]
 #![allow(clippy::unwrap_used)]
 
