@@ -14,6 +14,7 @@
 //! adapter, opens it again on the same directory and gets the message back.
 //! Swap `DurableAdapter::open(dir)` for `SimpleAdapter::new()` and the same
 //! program runs in memory.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::thread;

@@ -6,15 +6,16 @@
 //!
 //! What each adapter carries, as these cases check it:
 //!
-//! | | key | headers | priority value | priority order | expiry |
-//! |---|---|---|---|---|---|
-//! | simple | kept | kept | kept | no (one FIFO: `with_priorities` is refused) | dropped once passed |
-//! | durable | kept | kept | kept | by the topic's levels | dropped once passed |
-//! | rabbitmq | kept (`message_id`) | kept | kept (0 to 9) | by `x-max-priority` | dropped once passed |
+//! | | key | routing key | headers | priority value | priority order | expiry |
+//! |---|---|---|---|---|---|---|
+//! | simple | kept | kept | kept | kept | no (one FIFO: `with_priorities` is refused) | dropped once passed |
+//! | durable | kept | kept | kept | kept | by the topic's levels | dropped once passed |
+//! | rabbitmq | kept (`message_id`) | not carried (the queue name routes) | kept | kept (0 to 9) | by `x-max-priority` | dropped once passed |
 //!
 //! Acks are no-ops on the simple adapter. The topic settings an adapter
 //! cannot do are refused by `new_channel` ([`Subject::settings`] lists the
 //! ones it takes).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -56,6 +57,9 @@ trait Subject {
     /// again.
     fn redelivers(&self) -> bool;
 
+    /// True when a message's routing key reaches the output.
+    fn carries_routing_key(&self) -> bool;
+
     /// The topic settings `new_channel` takes beyond the defaults; it
     /// refuses the others.
     fn settings(&self) -> &'static [Setting];
@@ -84,6 +88,9 @@ impl Subject for Simple {
     }
     fn redelivers(&self) -> bool {
         false
+    }
+    fn carries_routing_key(&self) -> bool {
+        true
     }
     fn settings(&self) -> &'static [Setting] {
         &[]
@@ -120,6 +127,9 @@ impl Subject for Durable {
         true
     }
     fn redelivers(&self) -> bool {
+        true
+    }
+    fn carries_routing_key(&self) -> bool {
         true
     }
     fn settings(&self) -> &'static [Setting] {
@@ -413,6 +423,7 @@ fn full_message(body: &str, priority: u8) -> Message {
         .as_millis();
     Message::new(body.as_bytes())
         .with_key(format!("key-{body}"))
+        .with_routing_key(format!("route.{body}"))
         .with_header("content-type", "text/plain")
         .with_header("trace", body)
         .with_priority(priority)
@@ -461,6 +472,7 @@ fn send_then_receive(
 
 fn every_field_of_a_message_arrives(subject: &mut dyn Subject) {
     let name = unique("fields");
+    let carries_routing_key = subject.carries_routing_key();
     let sent = vec![full_message("one", 3), full_message("two", 0)];
     let (adapter, got) = send_then_receive(
         subject,
@@ -472,6 +484,13 @@ fn every_field_of_a_message_arrives(subject: &mut dyn Subject) {
         let m = d.message();
         assert_eq!(m.body(), sent.body());
         assert_eq!(m.key(), sent.key(), "key of {:?}", sent.body());
+        let routing_key = carries_routing_key.then(|| sent.routing_key()).flatten();
+        assert_eq!(
+            m.routing_key(),
+            routing_key,
+            "routing key of {:?}",
+            sent.body()
+        );
         assert_eq!(m.headers(), sent.headers(), "headers of {:?}", sent.body());
         assert_eq!(
             m.priority(),
@@ -732,6 +751,9 @@ mod rabbit {
         }
         fn redelivers(&self) -> bool {
             true
+        }
+        fn carries_routing_key(&self) -> bool {
+            false
         }
         fn settings(&self) -> &'static [Setting] {
             &[Setting::Priorities]

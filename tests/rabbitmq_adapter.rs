@@ -2,6 +2,7 @@
 //! a reconnect are errors and the message comes back; what goes into an
 //! input while the connection is force-closed all comes out.
 #![cfg(feature = "rabbitmq")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
