@@ -381,8 +381,7 @@ fn decode_exact<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
 
 fn millis_since_epoch(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+        .map_or(0, crate::millis::to_ms)
 }
 
 /// Settles a delivery with whoever delivered it. Each adapter implements it.

@@ -331,7 +331,7 @@ fn close_hands_on_what_was_sent(subject: &mut dyn Subject) {
     // down; the output ends once close has handed everything on.
     let reader = std::thread::spawn(move || {
         let mut ids = HashSet::new();
-        for d in output.iter() {
+        for d in &output {
             ids.insert(u32::from_be_bytes(d.body().try_into().unwrap()));
             d.ack().unwrap();
         }
@@ -427,7 +427,7 @@ fn full_message(body: &str, priority: u8) -> Message {
         .with_header("content-type", "text/plain")
         .with_header("trace", body)
         .with_priority(priority)
-        .with_expiry(UNIX_EPOCH + Duration::from_millis(ms as u64))
+        .with_expiry(UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap()))
 }
 
 /// Sends `messages` into a channel made from `spec`, then receives `n`
@@ -678,7 +678,7 @@ conformance!(rabbitmq, rabbit::Rabbit::new());
 /// program would) and the test's queues can be deleted at the end.
 #[cfg(feature = "rabbitmq")]
 mod rabbit {
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, Mutex, PoisonError};
 
     use crossbeam_channel::{Receiver, Sender};
     use syncmq::{Adapter, ChannelSpec, Delivery, Message, Mode, RabbitAdapter, Result};
@@ -766,8 +766,8 @@ mod rabbit {
     impl Drop for Rabbit {
         fn drop(&mut self) {
             if let Some(url) = &self.url {
-                let specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
-                let names: Vec<&str> = specs.iter().map(|s| s.name()).collect();
+                let specs = self.specs.lock().unwrap_or_else(PoisonError::into_inner);
+                let names: Vec<&str> = specs.iter().map(ChannelSpec::name).collect();
                 delete_queues(url, &names);
             }
         }

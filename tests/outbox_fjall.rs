@@ -47,6 +47,20 @@ fn the_fjall_store_keeps_the_store_contract() {
     outbox_contract::check_all(&store);
 }
 
+/// An application's own error type, which takes ours.
+#[derive(Debug)]
+enum AppError {
+    #[allow(dead_code)] // shown through Debug
+    Store(Error),
+    OutOfStock,
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        AppError::Store(e)
+    }
+}
+
 #[test]
 fn app_writes_and_the_row_commit_together_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,17 +92,6 @@ fn app_writes_and_the_row_commit_together_or_not_at_all() {
     assert_eq!(store.counts().unwrap().pending, 1);
 
     // The caller's own error type works too, as long as it takes ours.
-    #[derive(Debug)]
-    enum AppError {
-        #[allow(dead_code)] // shown through Debug
-        Store(Error),
-        OutOfStock,
-    }
-    impl From<Error> for AppError {
-        fn from(e: Error) -> Self {
-            AppError::Store(e)
-        }
-    }
     let err = store
         .add_within_tx(&msg("order 3 placed"), |tx| -> Result<(), AppError> {
             tx.insert(&orders, "order:3", "placed");

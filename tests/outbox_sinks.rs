@@ -79,6 +79,7 @@ fn counts<S: OutboxStore>(outbox: &Outbox<S>) -> OutboxCounts {
 
 #[test]
 fn rabbit_rows_are_marked_only_once_confirmed_and_arrive_in_order_once() {
+    const N: usize = 300;
     let Some(url) = broker_url() else { return };
     let queue = unique("obx-rabbit");
     let conn =
@@ -87,7 +88,6 @@ fn rabbit_rows_are_marked_only_once_confirmed_and_arrive_in_order_once() {
     // may be marked.
     let sink = RabbitSink::to_queue(&conn, &queue).unwrap();
     let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, quick()).unwrap();
-    const N: usize = 300;
     for i in 0..N {
         outbox.add(&Message::new(body(i))).unwrap();
     }
@@ -272,6 +272,7 @@ fn drain(subscriber: &Subscriber) -> Vec<usize> {
 
 #[test]
 fn queue_rows_arrive_in_the_topic_in_order_once() {
+    const N: usize = 1000;
     let dir = tempfile::tempdir().unwrap();
     let queue = Arc::new(Queue::open(dir.path().join("queue"), topic_config()).unwrap());
     let sink = QueueSink::new(queue.clone(), "events").unwrap();
@@ -281,7 +282,6 @@ fn queue_rows_arrive_in_the_topic_in_order_once() {
         quick(),
     )
     .unwrap();
-    const N: usize = 1000;
     for i in 0..N {
         outbox
             .add(&Message::new(body(i)).with_key(format!("k{i}")))
@@ -297,10 +297,10 @@ fn queue_rows_arrive_in_the_topic_in_order_once() {
 
 #[test]
 fn queue_a_restart_after_a_failed_flush_sends_nothing_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue_dir, outbox_dir) = (dir.path().join("queue"), dir.path().join("outbox"));
     const FIRST: usize = 600;
     const SECOND: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let (queue_dir, outbox_dir) = (dir.path().join("queue"), dir.path().join("outbox"));
     {
         let queue = Arc::new(Queue::open(&queue_dir, topic_config()).unwrap());
         let sink = QueueSink::new(queue.clone(), "events").unwrap();

@@ -1,4 +1,4 @@
-//! The RabbitAdapter under faults, against the real broker: stale acks after
+//! The `RabbitAdapter` under faults, against the real broker: stale acks after
 //! a reconnect are errors and the message comes back; what goes into an
 //! input while the connection is force-closed all comes out.
 #![cfg(feature = "rabbitmq")]

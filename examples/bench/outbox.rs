@@ -102,6 +102,7 @@ const FJ_FJS: &str = "dispatch: fjall store -> fjall insert";
 /// One throughput case: (payload, messages, batch) to the run's duration.
 type Case = fn(&[u8], usize, usize) -> Duration;
 
+#[allow(clippy::needless_pass_by_value)] // `main` hands each component its own load
 pub fn run(load: OutboxLoad) -> Table {
     let payload = vec![0xA5u8; load.size];
     let mut table = Table::new(format!(

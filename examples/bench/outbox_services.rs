@@ -38,7 +38,10 @@ const FJ_RSINK: &str = "dispatch: fjall store -> RabbitSink";
 /// message, `flush` waits for the broker's confirms of everything sent.
 #[cfg(feature = "rabbitmq")]
 mod amqp {
-    use amiquip::{AmqpProperties, Channel, Confirm, Connection, Publish, QueueDeclareOptions};
+    use amiquip::{
+        AmqpProperties, Channel, Confirm, Connection, Publish, QueueDeclareOptions,
+        QueueDeleteOptions,
+    };
     use crossbeam_channel::{Receiver, Sender};
     use syncmq::{Error, Message, Sink};
 
@@ -131,7 +134,7 @@ mod amqp {
     impl Drop for AmqpSink {
         fn drop(&mut self) {
             if let Some(channel) = self.channel.take() {
-                let _ = channel.queue_delete(self.queue.clone(), Default::default());
+                let _ = channel.queue_delete(self.queue.clone(), QueueDeleteOptions::default());
                 let _ = channel.close();
             }
             if let Some(connection) = self.connection.take() {
@@ -348,7 +351,7 @@ mod pg {
         let app = tables.app_table(&mut client);
         let insert = format!("INSERT INTO {app} (id, body) VALUES ($1, $2)");
         let started = Instant::now();
-        for i in 0..n as i64 {
+        for i in 0..i64::try_from(n).expect("a row count fits an i64") {
             let mut tx = client.transaction().expect("begin");
             tx.execute(&insert, &[&i, &payload]).expect("insert");
             tx.commit().expect("commit");
@@ -364,7 +367,7 @@ mod pg {
         let insert = format!("INSERT INTO {app} (id, body) VALUES ($1, $2)");
         let message = crate::outbox::message(payload);
         let started = Instant::now();
-        for i in 0..n as i64 {
+        for i in 0..i64::try_from(n).expect("a row count fits an i64") {
             store
                 .add_within_tx(&message, |tx| {
                     tx.execute(&insert, &[&i, &payload])

@@ -155,12 +155,14 @@ impl DurableConfig {
 /// ```
 pub struct DurableAdapter {
     state: Mutex<State>,
-    close_timeout: Duration,
+    config: DurableConfig,
 }
 
 impl std::fmt::Debug for DurableAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DurableAdapter").finish_non_exhaustive()
+        f.debug_struct("DurableAdapter")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -217,7 +219,7 @@ impl DurableAdapter {
             path,
             QueueConfig::new().with_durability(config.durability()),
         )?;
-        Self::on_queue(queue, &config)
+        Self::on_queue(queue, config)
     }
 
     /// An adapter on a queue in memory: the same behaviour, nothing on
@@ -227,10 +229,10 @@ impl DurableAdapter {
     ///
     /// [`Error::Io`] when the OS refuses a thread.
     pub fn memory() -> Result<Self> {
-        Self::on_queue(Queue::memory(QueueConfig::new())?, &DurableConfig::new())
+        Self::on_queue(Queue::memory(QueueConfig::new())?, DurableConfig::new())
     }
 
-    fn on_queue(queue: Queue, config: &DurableConfig) -> Result<Self> {
+    fn on_queue(queue: Queue, config: DurableConfig) -> Result<Self> {
         let queue = Arc::new(queue);
         let corrupt = |reason: String| Error::Corrupt {
             key: format!("meta/app/{CHANNELS_META}"),
@@ -247,7 +249,7 @@ impl DurableAdapter {
                 queue: Some(queue.clone()),
                 channels: HashMap::new(),
             }),
-            close_timeout: config.close_timeout(),
+            config,
         };
         for spec in stored {
             spec.validate()
@@ -278,7 +280,10 @@ impl DurableAdapter {
     fn start(&self, queue: &Arc<Queue>, spec: ChannelSpec, declared: bool) -> Result<Channel> {
         queue.declare_topic(topic(&spec))?;
         let (stopper, stop) = thread::stop_signal();
+        let (name, mode, buffer) = (spec.name().to_string(), spec.mode(), spec.buffer());
+        let instances = spec.instances();
         let mut channel = Channel {
+            spec,
             declared,
             input: None,
             output: None,
@@ -287,20 +292,18 @@ impl DurableAdapter {
             lost: Arc::new(AtomicUsize::new(0)),
             consumers: Vec::new(),
             interrupters: Vec::new(),
-            close_timeout: self.close_timeout,
-            spec: spec.clone(),
+            close_timeout: self.config.close_timeout(),
         };
-        let name = spec.name();
         // On an error below, dropping `channel` stops what was started.
-        if spec.mode().allows_input() {
-            let (tx, rx) = crossbeam_channel::bounded(spec.buffer());
-            for i in 0..spec.instances() {
+        if mode.allows_input() {
+            let (tx, rx) = crossbeam_channel::bounded(buffer);
+            for i in 0..instances {
                 let (queue, rx, stop, lost, topic) = (
                     queue.clone(),
                     rx.clone(),
                     stop.clone(),
                     channel.lost.clone(),
-                    name.to_string(),
+                    name.clone(),
                 );
                 channel.pumps.push(thread::spawn(
                     format!("durable-in-{i}:{name}"),
@@ -309,11 +312,11 @@ impl DurableAdapter {
             }
             channel.input = Some((tx, rx));
         }
-        if spec.mode().allows_output() {
-            let (tx, rx) = crossbeam_channel::bounded(spec.buffer());
-            let prefetch = spec.buffer().clamp(1, 256);
-            for i in 0..spec.instances() {
-                let sub = Arc::new(queue.subscribe(name, Self::OUTPUT_SUBSCRIBER)?);
+        if mode.allows_output() {
+            let (tx, rx) = crossbeam_channel::bounded(buffer);
+            let prefetch = buffer.clamp(1, 256);
+            for i in 0..instances {
+                let sub = Arc::new(queue.subscribe(&name, Self::OUTPUT_SUBSCRIBER)?);
                 channel.interrupters.push(sub.interrupter());
                 let (tx, stop) = (tx.clone(), stop.clone());
                 channel.consumers.push(thread::spawn(
@@ -371,7 +374,7 @@ impl Adapter for DurableAdapter {
             None => None,
         };
         if let Some(mut old) = restored {
-            if let Err(e) = old.close(Instant::now() + self.close_timeout) {
+            if let Err(e) = old.close(Instant::now() + self.config.close_timeout()) {
                 log::warn!("durable adapter: restarting channel `{}`: {e}", spec.name());
             }
         }
@@ -407,12 +410,12 @@ impl Adapter for DurableAdapter {
         let Some(queue) = queue else {
             return Ok(());
         };
-        let deadline = Instant::now() + self.close_timeout;
-        let mut first_error = Ok(());
+        let deadline = Instant::now() + self.config.close_timeout();
+        let mut result = Ok(());
         for (_, mut channel) in channels {
-            first_error = first_error.and(channel.close(deadline));
+            result = result.and(channel.close(deadline));
         }
-        first_error.and(queue.close())
+        result.and(queue.close())
     }
 }
 

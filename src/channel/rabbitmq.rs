@@ -208,7 +208,7 @@ impl Adapter for RabbitAdapter {
                     // On failure `channel` drops, and its stopper ends what
                     // started.
                     .push(thread::spawn(format!("rmq-out-{i}:{name}"), move || {
-                        owner.run()
+                        owner.run();
                     })?);
             }
             channel.output = Some(output_rx);
@@ -280,7 +280,7 @@ impl std::fmt::Debug for RabbitAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RabbitAdapter")
             .field("connection", &self.connection)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{
-    select, Receiver, Select, SendTimeoutError, Sender, TryRecvError, TrySendError,
+    select, Receiver, Select, SendError, SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 
 use crate::channel::{Adapter, ChannelSpec, Mode};
@@ -383,7 +383,9 @@ fn send_or_stop(
     select.recv(stop.receiver());
     let operation = select.select();
     if operation.index() == send_index {
-        operation.send(output, delivery).map_err(|e| e.into_inner())
+        operation
+            .send(output, delivery)
+            .map_err(SendError::into_inner)
     } else {
         // Completing the operation is required; it reports the disconnect.
         let _ = operation.recv(stop.receiver());

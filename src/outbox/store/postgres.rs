@@ -236,12 +236,11 @@ impl PostgresOutboxStore {
     /// [`Error::InvalidArgument`] for a bad config, [`Error::Storage`] when
     /// the server cannot be reached or refuses.
     pub fn connect_with(config: PostgresStoreConfig) -> Result<Self> {
-        config.validate()?;
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        config.validate()?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+            .map_or(0, |d| d.as_nanos());
         let claim = format!(
             "{}-{nanos}-{}",
             std::process::id(),
@@ -255,14 +254,14 @@ impl PostgresOutboxStore {
         };
         store
             .client()?
-            .batch_execute(&Sql::create(&store.config.table()))
+            .batch_execute(&Sql::create(store.config.table()))
             .map_err(pg("creating the outbox table"))?;
         Ok(store)
     }
 
     /// The table's name.
     pub fn table(&self) -> &str {
-        &self.config.table()
+        self.config.table()
     }
 
     /// Inserts a row with the caller's client or transaction, which the
@@ -514,7 +513,7 @@ impl OutboxStore for PostgresOutboxStore {
                 Ok(record) => records.push(record),
                 // Kept in the table as it is, for inspection.
                 Err((id, e)) => {
-                    log::error!("postgres outbox: skipping corrupt dead letter {id}: {e}")
+                    log::error!("postgres outbox: skipping corrupt dead letter {id}: {e}");
                 }
             }
         }
