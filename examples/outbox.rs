@@ -9,13 +9,15 @@
 //! "order placed" message to the outbox in one transaction; an order that
 //! fails validation writes neither. The dispatcher sends each committed
 //! message to the `order-events` channel the moment it commits.
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use syncmq::outbox::fjall::KeyspaceCreateOptions;
-use syncmq::outbox::{ChannelStream, FjallOutboxStore};
-use syncmq::{Adapter, ChannelSpec, Error, Message, Mode, Outbox, OutboxEvent, SimpleAdapter};
+use syncmq::outbox::FjallOutboxStore;
+use syncmq::{
+    Adapter, ChannelSink, ChannelSpec, Error, Message, Mode, Outbox, OutboxEvent, SimpleAdapter,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
@@ -29,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let orders = store
         .database()
         .keyspace("orders", KeyspaceCreateOptions::default)?;
-    let outbox = Outbox::start(store, ChannelStream::new(&adapter, "order-events")?)?;
+    let outbox = Outbox::start(store, ChannelSink::new(&adapter, "order-events")?)?;
 
     for (order, quantity) in [(1, 2), (2, 0), (3, 5)] {
         let message = Message::new(format!("order {order} placed").into_bytes())
@@ -64,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             dispatched += 1;
         }
     }
-    outbox.stop()?;
+    outbox.close()?;
     adapter.close()?;
     Ok(())
 }

@@ -14,7 +14,7 @@
 //! adapter, opens it again on the same directory and gets the message back.
 //! Swap `DurableAdapter::open(dir)` for `SimpleAdapter::new()` and the same
 //! program runs in memory.
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::thread;
@@ -39,16 +39,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     // A fresh directory unless SYNCMQ_DATA names one; the temporary one is
     // deleted when `_temp` is dropped at the end.
-    let (_temp, dir): (Option<tempfile::TempDir>, PathBuf) = match std::env::var_os("SYNCMQ_DATA") {
-        Some(dir) => (None, dir.into()),
-        None => {
+    let (_temp, dir): (Option<tempfile::TempDir>, PathBuf) =
+        if let Some(dir) = std::env::var_os("SYNCMQ_DATA") {
+            (None, dir.into())
+        } else {
             let temp = tempfile::Builder::new()
                 .prefix("syncmq-quickstart-")
                 .tempdir()?;
             let dir = temp.path().to_path_buf();
             (Some(temp), dir)
-        }
-    };
+        };
 
     let adapter = DurableAdapter::open(&dir)?;
     // `new_channel` on a channel restored from an earlier run re-declares it.
@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .name("quickstart-worker".into())
         .spawn(move || -> syncmq::Result<u64> {
             let mut total = 0;
-            for delivery in orders_out.iter() {
+            for delivery in &orders_out {
                 let order: Order = delivery.decode()?;
                 total += order.cents;
                 receipts_in
@@ -118,7 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("adapter:   durable (fjall in {})", dir.display());
     println!("orders:    {ORDERS} sent, {receipts} receipts received and acknowledged");
-    println!("revenue:   {:.2}", total as f64 / 100.0);
+    println!("revenue:   {}.{:02}", total / 100, total % 100);
     println!("restart:   {survived:?} came back after close and reopen");
     println!("took:      {:?}", started.elapsed());
     Ok(())

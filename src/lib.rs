@@ -99,7 +99,11 @@ pub use error::{Error, ObjectKind, Result};
 pub use message::{Acker, Delivery, Message};
 pub use outbox::{Outbox, OutboxConfig, OutboxEvent};
 pub use receipt::Receipt;
-pub use sink::Sink;
+#[cfg(feature = "durable")]
+pub use sink::QueueSink;
+pub use sink::{ChannelSink, Sink};
+#[cfg(feature = "rabbitmq")]
+pub use sink::{RabbitRoute, RabbitSink};
 pub use waiter::{ConnectionWaiter, Generation};
 
 /// Every code block of the README, compiled (and, unless marked `no_run`,

@@ -1,8 +1,10 @@
 //! Messages, deliveries and acknowledgements: the vocabulary every adapter
 //! speaks.
 //!
-//! A [`Message`] is what a producer sends: body bytes plus an optional dedupe
-//! key, string headers, a priority (0 is the highest) and an optional expiry.
+//! A [`Message`] is what a producer sends: body bytes plus an optional key
+//! (its identity: dedupe, AMQP `message_id`), an optional routing key (where
+//! a router sends it), string headers, a priority (0 is the highest) and an
+//! optional expiry.
 //! A [`Delivery`] is what a consumer receives: the message and an [`Acker`]
 //! that reports the outcome back to whoever delivered it.
 //!
@@ -45,10 +47,12 @@ pub const STORED_FORMAT_VERSION: u8 = 1;
 ///
 /// let msg = Message::new(b"order 42 shipped".to_vec())
 ///     .with_key("order-42")
+///     .with_routing_key("order.shipped")
 ///     .with_header("content-type", "text/plain")
 ///     .with_priority(1)
 ///     .with_ttl(Duration::from_secs(60));
 /// assert_eq!(msg.key(), Some("order-42"));
+/// assert_eq!(msg.routing_key(), Some("order.shipped"));
 /// assert_eq!(msg.body(), b"order 42 shipped");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -65,6 +69,7 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct Extras {
     key: Option<String>,
+    routing_key: Option<String>,
     headers: BTreeMap<String, String>,
     /// Milliseconds since the Unix epoch; kept in this form because it is
     /// the form that is stored, so a message compares equal after a round
@@ -111,11 +116,24 @@ impl Message {
         decode_exact(&self.body, "message body")
     }
 
-    /// Sets the dedupe key: where the adapter dedupes (the durable queue), a
-    /// newer message with the same key replaces an undelivered older one.
+    /// Sets the key: the message's identity, and nothing else. Where the
+    /// adapter dedupes (the durable queue with `dedupe` on), a newer message
+    /// with the same key replaces an undelivered older one; on RabbitMQ it
+    /// travels as the AMQP `message_id`, for consumers to dedupe. It never
+    /// picks a route: that is the [routing key](Self::with_routing_key).
     #[must_use]
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
         self.extras_mut().key = Some(key.into());
+        self
+    }
+
+    /// Sets the routing key: where a router sends the message. A
+    /// [`RabbitSink`](crate::RabbitSink) to an exchange publishes with it as
+    /// the AMQP routing key (`order.placed` to a topic exchange, say).
+    /// Channels and queue topics carry it along unread.
+    #[must_use]
+    pub fn with_routing_key(mut self, routing_key: impl Into<String>) -> Self {
+        self.extras_mut().routing_key = Some(routing_key.into());
         self
     }
 
@@ -171,9 +189,14 @@ impl Message {
         self.body
     }
 
-    /// The dedupe key, if one was set.
+    /// The key (the message's identity), if one was set.
     pub fn key(&self) -> Option<&str> {
         self.extras().and_then(|e| e.key.as_deref())
+    }
+
+    /// The routing key, if one was set.
+    pub fn routing_key(&self) -> Option<&str> {
+        self.extras().and_then(|e| e.routing_key.as_deref())
     }
 
     /// The headers, ordered by name.
@@ -229,6 +252,7 @@ impl Message {
             headers: self.headers(),
             priority: self.priority,
             expires_at_ms: self.expires_at_ms(),
+            routing_key: self.routing_key(),
         };
         rmp_serde::encode::write(out, &stored)?;
         Ok(())
@@ -249,6 +273,7 @@ impl Message {
                 let v1: StoredV1 = decode_exact(rest, "stored message")?;
                 let extras = Extras {
                     key: v1.key,
+                    routing_key: v1.routing_key,
                     headers: v1.headers,
                     expires_at_ms: v1.expires_at_ms,
                 };
@@ -302,7 +327,12 @@ impl From<String> for Message {
     }
 }
 
-/// Version 1 of the stored form, borrowed for writing.
+/// Version 1 of the stored form, borrowed for writing: a MessagePack array
+/// of the fields in this order.
+///
+/// The routing key came later, as a last element written only when set: a
+/// message without one is stored byte for byte as before, and what was
+/// stored before reads with none (`default`).
 #[derive(Serialize)]
 struct StoredV1Ref<'a> {
     #[serde(with = "serde_bytes")]
@@ -311,6 +341,8 @@ struct StoredV1Ref<'a> {
     headers: &'a BTreeMap<String, String>,
     priority: u8,
     expires_at_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routing_key: Option<&'a str>,
 }
 
 /// Version 1 of the stored form, owned for reading.
@@ -322,6 +354,8 @@ struct StoredV1 {
     headers: BTreeMap<String, String>,
     priority: u8,
     expires_at_ms: Option<u64>,
+    #[serde(default)]
+    routing_key: Option<String>,
 }
 
 /// Decodes exactly one `T` from `bytes`: trailing bytes are an error too,
@@ -347,8 +381,7 @@ fn decode_exact<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
 
 fn millis_since_epoch(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+        .map_or(0, crate::millis::to_ms)
 }
 
 /// Settles a delivery with whoever delivered it. Each adapter implements it.
@@ -505,6 +538,7 @@ mod tests {
     fn full_message() -> Message {
         Message::new(vec![1, 2, 3, 255])
             .with_key("k-1")
+            .with_routing_key("order.placed")
             .with_header("a", "1")
             .with_header("b", "two")
             .with_priority(3)
@@ -517,6 +551,43 @@ mod tests {
         let bytes = msg.to_bytes().unwrap();
         assert_eq!(bytes[0], STORED_FORMAT_VERSION);
         assert_eq!(Message::from_bytes(&bytes).unwrap(), msg);
+    }
+
+    /// The stored form as it was before the routing key: the array of the
+    /// five fields it had, for the test that old data stays readable.
+    fn stored_before_routing_key(msg: &Message) -> Vec<u8> {
+        let mut out = vec![STORED_FORMAT_VERSION];
+        let old = (
+            serde_bytes::Bytes::new(msg.body()),
+            msg.key(),
+            msg.headers(),
+            msg.priority(),
+            msg.expires_at_ms(),
+        );
+        rmp_serde::encode::write(&mut out, &old).unwrap();
+        out
+    }
+
+    #[test]
+    fn messages_stored_before_the_routing_key_read_without_one() {
+        let msg = Message::new(b"old".to_vec())
+            .with_key("k")
+            .with_header("a", "1");
+        let old = stored_before_routing_key(&msg);
+        let read = Message::from_bytes(&old).unwrap();
+        assert_eq!(read, msg);
+        assert_eq!(read.routing_key(), None);
+        // And a message without one is still stored exactly as before, so
+        // an older build reads it too.
+        assert_eq!(msg.to_bytes().unwrap(), old);
+        let routed = msg.with_routing_key("r");
+        assert_ne!(routed.to_bytes().unwrap(), old);
+        assert_eq!(
+            Message::from_bytes(&routed.to_bytes().unwrap())
+                .unwrap()
+                .routing_key(),
+            Some("r")
+        );
     }
 
     #[test]
@@ -560,6 +631,7 @@ mod tests {
         assert_eq!(Message::from("job"), plain);
         assert_eq!(Message::from(String::from("job")), plain);
         assert_eq!(plain.key(), None);
+        assert_eq!(plain.routing_key(), None);
         assert!(plain.headers().is_empty());
         assert_eq!(plain.priority(), 0);
         assert_eq!(plain.expires_at(), None);
@@ -663,6 +735,7 @@ mod tests {
         fn any_message_round_trips(
             body in proptest::collection::vec(any::<u8>(), 0..256),
             key in proptest::option::of(".{0,20}"),
+            routing_key in proptest::option::of(".{0,20}"),
             headers in proptest::collection::btree_map(".{0,8}", ".{0,8}", 0..4),
             priority in any::<u8>(),
             expiry in proptest::option::of(any::<u64>()),
@@ -670,6 +743,9 @@ mod tests {
             let mut msg = Message::new(body).with_priority(priority);
             if let Some(key) = key {
                 msg = msg.with_key(key);
+            }
+            if let Some(routing_key) = routing_key {
+                msg = msg.with_routing_key(routing_key);
             }
             for (name, value) in headers {
                 msg = msg.with_header(name, value);

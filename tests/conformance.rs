@@ -6,16 +6,16 @@
 //!
 //! What each adapter carries, as these cases check it:
 //!
-//! | | key | headers | priority value | priority order | expiry |
-//! |---|---|---|---|---|---|
-//! | simple | kept | kept | kept | no (one FIFO: `with_priorities` is refused) | dropped once passed |
-//! | durable | kept | kept | kept | by the topic's levels | dropped once passed |
-//! | rabbitmq | kept (`message_id`) | kept | kept (0 to 9) | by `x-max-priority` | dropped once passed |
+//! | | key | routing key | headers | priority value | priority order | expiry |
+//! |---|---|---|---|---|---|---|
+//! | simple | kept | kept | kept | kept | no (one FIFO: `with_priorities` is refused) | dropped once passed |
+//! | durable | kept | kept | kept | kept | by the topic's levels | dropped once passed |
+//! | rabbitmq | kept (`message_id`) | not carried (the queue name routes) | kept | kept (0 to 9) | by `x-max-priority` | dropped once passed |
 //!
 //! Acks are no-ops on the simple adapter. The topic settings an adapter
 //! cannot do are refused by `new_channel` ([`Subject::settings`] lists the
 //! ones it takes).
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -57,6 +57,9 @@ trait Subject {
     /// again.
     fn redelivers(&self) -> bool;
 
+    /// True when a message's routing key reaches the output.
+    fn carries_routing_key(&self) -> bool;
+
     /// The topic settings `new_channel` takes beyond the defaults; it
     /// refuses the others.
     fn settings(&self) -> &'static [Setting];
@@ -85,6 +88,9 @@ impl Subject for Simple {
     }
     fn redelivers(&self) -> bool {
         false
+    }
+    fn carries_routing_key(&self) -> bool {
+        true
     }
     fn settings(&self) -> &'static [Setting] {
         &[]
@@ -121,6 +127,9 @@ impl Subject for Durable {
         true
     }
     fn redelivers(&self) -> bool {
+        true
+    }
+    fn carries_routing_key(&self) -> bool {
         true
     }
     fn settings(&self) -> &'static [Setting] {
@@ -322,7 +331,7 @@ fn close_hands_on_what_was_sent(subject: &mut dyn Subject) {
     // down; the output ends once close has handed everything on.
     let reader = std::thread::spawn(move || {
         let mut ids = HashSet::new();
-        for d in output.iter() {
+        for d in &output {
             ids.insert(u32::from_be_bytes(d.body().try_into().unwrap()));
             d.ack().unwrap();
         }
@@ -414,10 +423,11 @@ fn full_message(body: &str, priority: u8) -> Message {
         .as_millis();
     Message::new(body.as_bytes())
         .with_key(format!("key-{body}"))
+        .with_routing_key(format!("route.{body}"))
         .with_header("content-type", "text/plain")
         .with_header("trace", body)
         .with_priority(priority)
-        .with_expiry(UNIX_EPOCH + Duration::from_millis(ms as u64))
+        .with_expiry(UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap()))
 }
 
 /// Sends `messages` into a channel made from `spec`, then receives `n`
@@ -462,6 +472,7 @@ fn send_then_receive(
 
 fn every_field_of_a_message_arrives(subject: &mut dyn Subject) {
     let name = unique("fields");
+    let carries_routing_key = subject.carries_routing_key();
     let sent = vec![full_message("one", 3), full_message("two", 0)];
     let (adapter, got) = send_then_receive(
         subject,
@@ -473,6 +484,13 @@ fn every_field_of_a_message_arrives(subject: &mut dyn Subject) {
         let m = d.message();
         assert_eq!(m.body(), sent.body());
         assert_eq!(m.key(), sent.key(), "key of {:?}", sent.body());
+        let routing_key = carries_routing_key.then(|| sent.routing_key()).flatten();
+        assert_eq!(
+            m.routing_key(),
+            routing_key,
+            "routing key of {:?}",
+            sent.body()
+        );
         assert_eq!(m.headers(), sent.headers(), "headers of {:?}", sent.body());
         assert_eq!(
             m.priority(),
@@ -660,7 +678,7 @@ conformance!(rabbitmq, rabbit::Rabbit::new());
 /// program would) and the test's queues can be deleted at the end.
 #[cfg(feature = "rabbitmq")]
 mod rabbit {
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, Mutex, PoisonError};
 
     use crossbeam_channel::{Receiver, Sender};
     use syncmq::{Adapter, ChannelSpec, Delivery, Message, Mode, RabbitAdapter, Result};
@@ -734,6 +752,9 @@ mod rabbit {
         fn redelivers(&self) -> bool {
             true
         }
+        fn carries_routing_key(&self) -> bool {
+            false
+        }
         fn settings(&self) -> &'static [Setting] {
             &[Setting::Priorities]
         }
@@ -745,8 +766,8 @@ mod rabbit {
     impl Drop for Rabbit {
         fn drop(&mut self) {
             if let Some(url) = &self.url {
-                let specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
-                let names: Vec<&str> = specs.iter().map(|s| s.name()).collect();
+                let specs = self.specs.lock().unwrap_or_else(PoisonError::into_inner);
+                let names: Vec<&str> = specs.iter().map(ChannelSpec::name).collect();
                 delete_queues(url, &names);
             }
         }

@@ -1,14 +1,13 @@
 //! The durable adapter beyond the conformance suite: restarts, dead
 //! letters, redelivery flags, ack timeouts.
 
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::time::Duration;
 
-use syncmq::channel::OUTPUT_SUBSCRIBER;
 use syncmq::{Adapter, ChannelSpec, DurableAdapter, Error, Message, Mode, ObjectKind};
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -71,7 +70,9 @@ fn a_nack_without_requeue_is_a_dead_letter_that_can_be_replayed() {
     let output = adapter.output("jobs").unwrap();
     output.recv_timeout(PATIENCE).unwrap().nack(false).unwrap();
     let queue = adapter.queue().unwrap();
-    let sub = queue.subscribe("jobs", OUTPUT_SUBSCRIBER).unwrap();
+    let sub = queue
+        .subscribe("jobs", DurableAdapter::OUTPUT_SUBSCRIBER)
+        .unwrap();
     let dead = sub.dead_letters(10).unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].message.body(), b"bad");

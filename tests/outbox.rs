@@ -1,6 +1,6 @@
 //! The outbox's dispatcher and cleanup threads on the memory store: order,
-//! retries, dead rows, no loss, no stall, cleanup, wake-up and stop.
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
+//! retries, dead letters, no loss, no stall, cleanup, wake-up and close.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 mod outbox_contract;
@@ -9,11 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::eventually;
-use syncmq::outbox::{
-    ChannelStream, EventStream, MemoryOutboxStore, OutboxCounts, OutboxRecord, OutboxStore,
-};
+use syncmq::outbox::{MemoryOutboxStore, OutboxCounts, OutboxStore};
 use syncmq::{
-    Adapter, ChannelSpec, Error, Message, Mode, Outbox, OutboxConfig, OutboxEvent, SimpleAdapter,
+    Adapter, ChannelSink, ChannelSpec, Error, Message, Mode, Outbox, OutboxConfig, OutboxEvent,
+    SimpleAdapter, Sink,
 };
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -27,24 +26,29 @@ fn quick() -> OutboxConfig {
     OutboxConfig::default().with_backoff(Duration::from_millis(1), Duration::from_millis(5))
 }
 
-/// What a recording stream saw: (id, body) of every accepted send.
-type Sent = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+/// What a recording sink saw: the body of every accepted send. Every test
+/// gives its rows distinct bodies, so the bodies say which rows went.
+type Sent = Arc<Mutex<Vec<Vec<u8>>>>;
 
-/// A stream that records (id, body) of every accepted send.
+/// A sink that records the body of every accepted send.
 fn recorder() -> (
     Sent,
-    impl FnMut(&OutboxRecord) -> syncmq::Result<()> + Send + 'static,
+    impl FnMut(&Message) -> syncmq::Result<()> + Send + 'static,
 ) {
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let sink = sent.clone();
-    (sent, move |r: &OutboxRecord| {
-        sink.lock().unwrap().push((r.id, r.message.body().to_vec()));
+    let seen = sent.clone();
+    (sent, move |m: &Message| {
+        seen.lock().unwrap().push(m.body().to_vec());
         Ok(())
     })
 }
 
-fn ids(sent: &Mutex<Vec<(u64, Vec<u8>)>>) -> Vec<u64> {
-    sent.lock().unwrap().iter().map(|(id, _)| *id).collect()
+fn bodies(sent: &Mutex<Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
+    sent.lock().unwrap().clone()
+}
+
+fn strings(bodies: &[&str]) -> Vec<Vec<u8>> {
+    bodies.iter().map(|b| b.as_bytes().to_vec()).collect()
 }
 
 #[test]
@@ -54,21 +58,14 @@ fn the_memory_store_keeps_the_store_contract() {
 
 #[test]
 fn rows_are_sent_in_order_and_reported() {
-    let (sent, stream) = recorder();
-    let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
+    let (sent, sink) = recorder();
+    let outbox = Outbox::start(MemoryOutboxStore::new(), sink).unwrap();
     let added: Vec<u64> = (0..200)
         .map(|i| outbox.add(&msg(format!("m{i}"))).unwrap())
         .collect();
     eventually(LIMIT, "200 rows sent", || sent.lock().unwrap().len() == 200);
-    assert_eq!(ids(&sent), added);
-    let bodies: Vec<Vec<u8>> = sent
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, b)| b.clone())
-        .collect();
     let expected: Vec<Vec<u8>> = (0..200).map(|i| format!("m{i}").into_bytes()).collect();
-    assert_eq!(bodies, expected);
+    assert_eq!(bodies(&sent), expected);
     let reported: Vec<u64> = outbox
         .events()
         .iter()
@@ -82,7 +79,7 @@ fn rows_are_sent_in_order_and_reported() {
     eventually(LIMIT, "every row marked dispatched", || {
         outbox.store().counts().unwrap().dispatched == 200
     });
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
 }
 
 #[test]
@@ -91,20 +88,20 @@ fn a_stream_that_fails_is_retried_without_losing_order() {
     // then works.
     let (sent, mut inner) = recorder();
     let mut calls = 0;
-    let stream = move |r: &OutboxRecord| {
+    let sink = move |m: &Message| {
         calls += 1;
         match calls {
-            1 | 2 => Err(Error::disconnected_reason("the stream", "connection reset")),
-            3 | 4 => Err(Error::codec_reason("encode for the stream", "refused once")),
-            _ => inner(r),
+            1 | 2 => Err(Error::disconnected_reason("the sink", "connection reset")),
+            3 | 4 => Err(Error::codec_reason("encode for the sink", "refused once")),
+            _ => inner(m),
         }
     };
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, quick()).unwrap();
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, quick()).unwrap();
     let added: Vec<u64> = (0..20)
         .map(|i| outbox.add(&msg(vec![i])).unwrap())
         .collect();
     eventually(LIMIT, "20 rows sent", || sent.lock().unwrap().len() == 20);
-    assert_eq!(ids(&sent), added);
+    assert_eq!(bodies(&sent), (0..20).map(|i| vec![i]).collect::<Vec<_>>());
     let failures: Vec<(u64, u32)> = outbox
         .events()
         .try_iter()
@@ -118,35 +115,35 @@ fn a_stream_that_fails_is_retried_without_losing_order() {
         failures,
         vec![(added[0], 0), (added[0], 0), (added[0], 1), (added[0], 2)]
     );
-    assert_eq!(outbox.store().counts().unwrap().dead, 0);
-    outbox.stop().unwrap();
+    assert_eq!(outbox.store().counts().unwrap().dead_letters, 0);
+    outbox.close().unwrap();
 }
 
 #[test]
-fn a_poison_row_goes_dead_and_the_rows_behind_it_are_sent() {
+fn a_poison_row_is_dead_lettered_and_the_rows_behind_it_are_sent() {
     let (sent, mut inner) = recorder();
-    let stream = move |r: &OutboxRecord| {
-        if r.message.body() == b"poison" {
+    let sink = move |m: &Message| {
+        if m.body() == b"poison" {
             return Err(Error::codec_reason(
-                "encode for the stream",
+                "encode for the sink",
                 "cannot encode for the wire",
             ));
         }
-        inner(r)
+        inner(m)
     };
     let config = quick().with_max_attempts(3);
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, config).unwrap();
-    let a = outbox.add(&msg("a")).unwrap();
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
+    outbox.add(&msg("a")).unwrap();
     let poison = outbox.add(&msg("poison")).unwrap();
-    let b = outbox.add(&msg("b")).unwrap();
-    let c = outbox.add(&msg("c")).unwrap();
+    outbox.add(&msg("b")).unwrap();
+    outbox.add(&msg("c")).unwrap();
     eventually(LIMIT, "a, b and c sent", || sent.lock().unwrap().len() == 3);
-    assert_eq!(ids(&sent), vec![a, b, c]);
-    let dead = outbox.store().dead(10).unwrap();
-    assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].id, poison);
-    assert_eq!(dead[0].attempts, 3);
-    assert!(dead[0]
+    assert_eq!(bodies(&sent), strings(&["a", "b", "c"]));
+    let dead_letters = outbox.store().dead_letters(10).unwrap();
+    assert_eq!(dead_letters.len(), 1);
+    assert_eq!(dead_letters[0].id, poison);
+    assert_eq!(dead_letters[0].attempts, 3);
+    assert!(dead_letters[0]
         .last_error
         .as_deref()
         .unwrap()
@@ -155,39 +152,37 @@ fn a_poison_row_goes_dead_and_the_rows_behind_it_are_sent() {
     assert!(
         events
             .iter()
-            .any(|e| matches!(e, OutboxEvent::Dead { id } if *id == poison)),
+            .any(|e| matches!(e, OutboxEvent::DeadLettered { id } if *id == poison)),
         "{events:?}"
     );
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
 }
 
 #[test]
-fn a_panicking_stream_is_a_failed_row_not_a_dead_dispatcher() {
+fn a_panicking_sink_is_a_failed_row_not_a_dead_dispatcher() {
     let (sent, mut inner) = recorder();
-    let stream = move |r: &OutboxRecord| {
-        if r.message.body() == b"boom" {
-            panic!("stream bug");
-        }
-        inner(r)
+    let sink = move |m: &Message| {
+        assert!(m.body() != b"boom", "sink bug");
+        inner(m)
     };
     let config = quick().with_max_attempts(1);
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, config).unwrap();
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
     let boom = outbox.add(&msg("boom")).unwrap();
-    let fine = outbox.add(&msg("fine")).unwrap();
+    outbox.add(&msg("fine")).unwrap();
     eventually(LIMIT, "the row after the panic sent", || {
-        ids(&sent) == vec![fine]
+        bodies(&sent) == strings(&["fine"])
     });
-    assert_eq!(outbox.store().dead(10).unwrap()[0].id, boom);
-    outbox.stop().unwrap();
+    assert_eq!(outbox.store().dead_letters(10).unwrap()[0].id, boom);
+    outbox.close().unwrap();
 }
 
 #[test]
 fn concurrent_adds_lose_nothing_and_keep_id_order() {
-    let (sent, stream) = recorder();
+    let (sent, sink) = recorder();
     let outbox = Arc::new(
         Outbox::start_with(
             MemoryOutboxStore::new(),
-            stream,
+            sink,
             OutboxConfig::default().with_batch_size(7),
         )
         .unwrap(),
@@ -197,12 +192,15 @@ fn concurrent_adds_lose_nothing_and_keep_id_order() {
             let outbox = outbox.clone();
             std::thread::spawn(move || {
                 (0..250)
-                    .map(|i| outbox.add(&msg(format!("{w}-{i}"))).unwrap())
-                    .collect::<Vec<u64>>()
+                    .map(|i| {
+                        let body = format!("{w}-{i}");
+                        (outbox.add(&msg(body.clone())).unwrap(), body.into_bytes())
+                    })
+                    .collect::<Vec<(u64, Vec<u8>)>>()
             })
         })
         .collect();
-    let mut added: Vec<u64> = writers
+    let mut added: Vec<(u64, Vec<u8>)> = writers
         .into_iter()
         .flat_map(|w| w.join().unwrap())
         .collect();
@@ -210,15 +208,16 @@ fn concurrent_adds_lose_nothing_and_keep_id_order() {
     eventually(LIMIT, "1000 rows sent", || {
         sent.lock().unwrap().len() >= 1000
     });
-    assert_eq!(ids(&sent), added, "each row once, in id order");
-    outbox.stop().unwrap();
+    let in_id_order: Vec<Vec<u8>> = added.into_iter().map(|(_, body)| body).collect();
+    assert_eq!(bodies(&sent), in_id_order, "each row once, in id order");
+    outbox.close().unwrap();
 }
 
 #[test]
 fn nobody_reading_events_does_not_stall_dispatch() {
-    let (sent, stream) = recorder();
+    let (sent, sink) = recorder();
     let config = OutboxConfig::default().with_events_capacity(4);
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, config).unwrap();
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
     for i in 0..500u32 {
         outbox.add(&msg(i.to_be_bytes().to_vec())).unwrap();
     }
@@ -233,26 +232,23 @@ fn nobody_reading_events_does_not_stall_dispatch() {
         outbox.dropped_events() == 496
     });
     assert_eq!(outbox.events().len(), 4);
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
 }
 
 #[test]
-fn cleanup_removes_dispatched_rows_and_keeps_pending_and_dead_ones() {
+fn cleanup_removes_dispatched_rows_and_keeps_pending_ones_and_dead_letters() {
     let (sent, mut inner) = recorder();
-    let stream = move |r: &OutboxRecord| match r.message.body() {
-        b"poison" => Err(Error::codec_reason("encode for the stream", "bad")),
-        // "The stream is down" for this row, for ever: never counted.
-        b"stuck" => Err(Error::disconnected_reason(
-            "the stream",
-            "down for this one",
-        )),
-        _ => inner(r),
+    let sink = move |m: &Message| match m.body() {
+        b"poison" => Err(Error::codec_reason("encode for the sink", "bad")),
+        // "The sink is down" for this row, for ever: never counted.
+        b"stuck" => Err(Error::disconnected_reason("the sink", "down for this one")),
+        _ => inner(m),
     };
     let config = quick()
         .with_max_attempts(2)
         .with_retention(Duration::ZERO)
         .with_cleanup_interval(Duration::from_millis(5));
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, config).unwrap();
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
     outbox.add(&msg("a")).unwrap();
     outbox.add(&msg("b")).unwrap();
     outbox.add(&msg("poison")).unwrap();
@@ -264,7 +260,7 @@ fn cleanup_removes_dispatched_rows_and_keeps_pending_and_dead_ones() {
             == OutboxCounts {
                 pending: 1,
                 dispatched: 0,
-                dead: 1,
+                dead_letters: 1,
             }
     });
     assert_eq!(outbox.store().pending(10).unwrap()[0].id, stuck);
@@ -274,54 +270,54 @@ fn cleanup_removes_dispatched_rows_and_keeps_pending_and_dead_ones() {
             .try_iter()
             .any(|e| matches!(e, OutboxEvent::Cleaned { .. }))
     });
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
 }
 
 #[test]
 fn an_add_wakes_the_dispatcher_without_waiting_for_the_interval() {
-    let (sent, stream) = recorder();
+    let (sent, sink) = recorder();
     // With an hour between checks, only the wake-up can send these.
     let config = OutboxConfig::default().with_check_interval(Duration::from_secs(3600));
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, config).unwrap();
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
     for i in 0..3u8 {
         outbox.add(&msg(vec![i])).unwrap();
         eventually(LIMIT, "the row sent on its add", || {
             sent.lock().unwrap().len() == usize::from(i) + 1
         });
     }
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
 }
 
 #[test]
 fn rows_written_straight_into_the_store_are_found_on_the_interval_or_a_notify() {
-    let (sent, stream) = recorder();
+    let (sent, sink) = recorder();
     let config = OutboxConfig::default().with_check_interval(Duration::from_millis(10));
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, config).unwrap();
-    let id = outbox.store().add(&msg("from elsewhere")).unwrap();
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
+    outbox.store().add(&msg("from elsewhere")).unwrap();
     eventually(LIMIT, "the row found by the fallback check", || {
-        ids(&sent) == vec![id]
+        bodies(&sent) == strings(&["from elsewhere"])
     });
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
 
-    let (sent, stream) = recorder();
+    let (sent, sink) = recorder();
     let config = OutboxConfig::default().with_check_interval(Duration::from_secs(3600));
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, config).unwrap();
-    let id = outbox
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
+    outbox
         .store()
         .add(&msg("from a caller's own transaction"))
         .unwrap();
     outbox.notify();
     eventually(LIMIT, "the row found after notify", || {
-        ids(&sent) == vec![id]
+        bodies(&sent) == strings(&["from a caller's own transaction"])
     });
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
 }
 
 #[test]
 fn add_within_tx_commits_both_or_neither() {
-    let (sent, stream) = recorder();
-    let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
-    let (id, value) = outbox
+    let (sent, sink) = recorder();
+    let outbox = Outbox::start(MemoryOutboxStore::new(), sink).unwrap();
+    let (_, value) = outbox
         .add_within_tx(&msg("order 1 placed"), |tx| {
             tx.put("order:1", b"placed".to_vec());
             Ok::<_, Error>(41 + 1)
@@ -337,20 +333,22 @@ fn add_within_tx_commits_both_or_neither() {
         .unwrap_err();
     assert!(err.to_string().contains("out of stock"));
     assert_eq!(outbox.store().app_value("order:2"), None);
-    eventually(LIMIT, "the committed row sent", || ids(&sent) == vec![id]);
+    eventually(LIMIT, "the committed row sent", || {
+        bodies(&sent) == strings(&["order 1 placed"])
+    });
     eventually(LIMIT, "the committed row marked", || {
         outbox.store().counts().unwrap().pending == 0
     });
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
 }
 
 #[test]
-fn stop_joins_refuses_adds_and_ends_the_events() {
-    let (_sent, stream) = recorder();
-    let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
+fn close_joins_refuses_adds_and_ends_the_events() {
+    let (_sent, sink) = recorder();
+    let outbox = Outbox::start(MemoryOutboxStore::new(), sink).unwrap();
     outbox.add(&msg("a")).unwrap();
-    outbox.stop().unwrap();
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
+    outbox.close().unwrap();
     assert!(matches!(outbox.add(&msg("b")), Err(Error::Closed(_))));
     // The threads are gone, and with them the events' senders.
     let events: Vec<OutboxEvent> = outbox.events().iter().collect();
@@ -362,12 +360,12 @@ fn stop_joins_refuses_adds_and_ends_the_events() {
 }
 
 #[test]
-fn stop_interrupts_a_long_backoff() {
-    let stream = |_: &OutboxRecord| Err(Error::disconnected_reason("the stream", "down"));
+fn close_interrupts_a_long_backoff() {
+    let sink = |_: &Message| Err(Error::disconnected_reason("the sink", "down"));
     let config = OutboxConfig::default()
         .with_backoff(Duration::from_secs(3600), Duration::from_secs(3600))
-        .with_stop_timeout(Duration::from_secs(5));
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, config).unwrap();
+        .with_close_timeout(Duration::from_secs(5));
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
     outbox.add(&msg("a")).unwrap();
     eventually(LIMIT, "the first failure", || {
         outbox
@@ -375,17 +373,17 @@ fn stop_interrupts_a_long_backoff() {
             .try_iter()
             .any(|e| matches!(e, OutboxEvent::Failed { .. }))
     });
-    // The dispatcher now sleeps out an hour's backoff; stop must wake it.
-    outbox.stop().unwrap();
+    // The dispatcher now sleeps out an hour's backoff; close must wake it.
+    outbox.close().unwrap();
     assert_eq!(outbox.store().counts().unwrap().pending, 1);
 }
 
 #[test]
 fn a_bad_config_is_refused_before_any_thread_starts() {
-    let (_sent, stream) = recorder();
+    let (_sent, sink) = recorder();
     let err = Outbox::start_with(
         MemoryOutboxStore::new(),
-        stream,
+        sink,
         OutboxConfig::default().with_batch_size(0),
     )
     .unwrap_err();
@@ -393,18 +391,18 @@ fn a_bad_config_is_refused_before_any_thread_starts() {
 }
 
 #[test]
-fn a_channel_stream_feeds_a_simple_adapter_in_order() {
+fn a_channel_sink_feeds_a_simple_adapter_in_order() {
     let adapter = SimpleAdapter::new();
     adapter
         .new_channel(ChannelSpec::new("outbox-orders", Mode::Both).with_buffer(8))
         .unwrap();
     let output = adapter.output("outbox-orders").unwrap();
-    let stream = ChannelStream::new(&adapter, "outbox-orders").unwrap();
-    let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
+    let sink = ChannelSink::new(&adapter, "outbox-orders").unwrap();
+    let outbox = Outbox::start(MemoryOutboxStore::new(), sink).unwrap();
     for i in 0..100u32 {
         outbox.add(&msg(i.to_be_bytes().to_vec())).unwrap();
     }
-    // The buffer is smaller than the rows: the stream waits for room.
+    // The buffer is smaller than the rows: the sink waits for room.
     for i in 0..100u32 {
         let delivery = output.recv_timeout(LIMIT).unwrap();
         assert_eq!(delivery.body(), i.to_be_bytes());
@@ -413,20 +411,20 @@ fn a_channel_stream_feeds_a_simple_adapter_in_order() {
     eventually(LIMIT, "all marked dispatched", || {
         outbox.store().counts().unwrap().dispatched == 100
     });
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
     adapter.close().unwrap();
 }
 
 #[test]
-fn a_closed_adapter_is_waited_out_not_a_dead_row() {
+fn a_closed_adapter_is_waited_out_not_a_dead_letter() {
     let adapter = SimpleAdapter::new();
     adapter
         .new_channel(ChannelSpec::new("outbox-closed", Mode::Both))
         .unwrap();
-    let stream = ChannelStream::new(&adapter, "outbox-closed").unwrap();
+    let sink = ChannelSink::new(&adapter, "outbox-closed").unwrap();
     adapter.close().unwrap();
     let config = quick().with_max_attempts(1);
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, config).unwrap();
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
     let id = outbox.add(&msg("kept")).unwrap();
     eventually(LIMIT, "a failed send", || {
         outbox
@@ -436,23 +434,23 @@ fn a_closed_adapter_is_waited_out_not_a_dead_row() {
             .count()
             >= 1
     });
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
     let counts = outbox.store().counts().unwrap();
-    assert_eq!((counts.pending, counts.dead), (1, 0));
+    assert_eq!((counts.pending, counts.dead_letters), (1, 0));
     assert_eq!(outbox.store().pending(1).unwrap()[0].id, id);
 }
 
-/// A stream that hands messages on in `send` and confirms them in `flush`,
+/// A sink that hands messages on in `send` and confirms them in `flush`,
 /// as a publisher with confirms does; its first flush fails.
 struct Pipelined {
-    handed: Vec<u64>,
-    confirmed: Arc<Mutex<Vec<u64>>>,
+    handed: Vec<Vec<u8>>,
+    confirmed: Arc<Mutex<Vec<Vec<u8>>>>,
     flushes: usize,
 }
 
-impl EventStream for Pipelined {
-    fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
-        self.handed.push(record.id);
+impl Sink for Pipelined {
+    fn send(&mut self, message: &Message) -> syncmq::Result<()> {
+        self.handed.push(message.body().to_vec());
         Ok(())
     }
 
@@ -461,7 +459,7 @@ impl EventStream for Pipelined {
         if self.flushes == 1 {
             self.handed.clear(); // the connection died before the confirms
             return Err(Error::disconnected_reason(
-                "the stream",
+                "the sink",
                 "connection lost before the confirms",
             ));
         }
@@ -471,9 +469,9 @@ impl EventStream for Pipelined {
 }
 
 #[test]
-fn rows_are_marked_only_after_the_stream_confirms_them() {
+fn rows_are_marked_only_after_the_sink_confirms_them() {
     let confirmed = Arc::new(Mutex::new(Vec::new()));
-    let stream = Pipelined {
+    let sink = Pipelined {
         handed: Vec::new(),
         confirmed: confirmed.clone(),
         flushes: 0,
@@ -482,16 +480,20 @@ fn rows_are_marked_only_after_the_stream_confirms_them() {
     let added: Vec<u64> = (0..50u8)
         .map(|i| store.add(&msg(vec![i])).unwrap())
         .collect();
-    let outbox = Outbox::start_with(store, stream, quick().with_batch_size(20)).unwrap();
+    let outbox = Outbox::start_with(store, sink, quick().with_batch_size(20)).unwrap();
     eventually(LIMIT, "every row confirmed", || {
         confirmed.lock().unwrap().len() == 50
     });
-    assert_eq!(*confirmed.lock().unwrap(), added, "each once, in order");
+    assert_eq!(
+        *confirmed.lock().unwrap(),
+        (0..50u8).map(|i| vec![i]).collect::<Vec<_>>(),
+        "each once, in order"
+    );
     eventually(LIMIT, "every row marked", || {
         outbox.store().counts().unwrap().dispatched == 50
     });
     // Stopped, the dispatcher has reported everything it did.
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
     let events: Vec<OutboxEvent> = outbox.events().try_iter().collect();
     let first_batch = added[..20].to_vec();
     assert!(
@@ -512,36 +514,102 @@ fn rows_are_marked_only_after_the_stream_confirms_them() {
 }
 
 #[test]
-fn a_requeued_dead_row_is_sent_once_the_stream_takes_it() {
+fn a_requeued_dead_letter_is_sent_once_the_sink_takes_it() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let fixed = Arc::new(AtomicBool::new(false));
     let (sent, mut inner) = recorder();
-    let stream = {
+    let sink = {
         let fixed = fixed.clone();
-        move |r: &OutboxRecord| {
+        move |m: &Message| {
             if !fixed.load(Ordering::SeqCst) {
                 return Err(Error::codec_reason(
-                    "encode for the stream",
+                    "encode for the sink",
                     "the consumer's schema rejects it",
                 ));
             }
-            inner(r)
+            inner(m)
         }
     };
-    let outbox = Outbox::start_with(
-        MemoryOutboxStore::new(),
-        stream,
-        quick().with_max_attempts(1),
-    )
-    .unwrap();
+    let outbox =
+        Outbox::start_with(MemoryOutboxStore::new(), sink, quick().with_max_attempts(1)).unwrap();
     let id = outbox.add(&msg("v2 event")).unwrap();
-    eventually(LIMIT, "the row dead", || {
-        outbox.store().counts().unwrap().dead == 1
+    eventually(LIMIT, "the row dead-lettered", || {
+        outbox.store().counts().unwrap().dead_letters == 1
     });
     fixed.store(true, Ordering::SeqCst); // the consumer was upgraded
-    let again = outbox.requeue_dead(id).unwrap();
+    let again = outbox.requeue_dead_letter(id).unwrap();
     assert!(again > id);
-    eventually(LIMIT, "the requeued row sent", || ids(&sent) == vec![again]);
-    assert!(outbox.store().dead(10).unwrap().is_empty());
-    outbox.stop().unwrap();
+    eventually(LIMIT, "the requeued row sent", || {
+        bodies(&sent) == strings(&["v2 event"])
+    });
+    assert!(outbox.store().dead_letters(10).unwrap().is_empty());
+    outbox.close().unwrap();
+}
+
+/// A sink that stores a batch at each flush, all of it or none: a flush
+/// holding a `poison` message fails as that message's own fault, without
+/// saying which message it was (as a queue publish of a too-large message
+/// does).
+struct AllOrNothing {
+    batch: Vec<Vec<u8>>,
+    stored: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Sink for AllOrNothing {
+    fn send(&mut self, message: &Message) -> syncmq::Result<()> {
+        self.batch.push(message.body().to_vec());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> syncmq::Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.iter().any(|b| b == b"poison") {
+            return Err(Error::invalid("message", "one of the batch is too large"));
+        }
+        self.stored.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_flush_failing_for_one_message_finds_it_and_dead_letters_it_alone() {
+    let stored = Arc::new(Mutex::new(Vec::new()));
+    let all_or_nothing = AllOrNothing {
+        batch: Vec::new(),
+        stored: stored.clone(),
+    };
+    // Written before the start: the first pass holds them all.
+    let store = MemoryOutboxStore::new();
+    let ids: Vec<u64> = ["a", "b", "poison", "c", "d"]
+        .iter()
+        .map(|b| store.add(&msg(*b)).unwrap())
+        .collect();
+    let outbox = Outbox::start_with(store, all_or_nothing, quick().with_max_attempts(2)).unwrap();
+    eventually(LIMIT, "four rows dispatched, one dead-lettered", || {
+        outbox.store().counts().unwrap()
+            == OutboxCounts {
+                pending: 0,
+                dispatched: 4,
+                dead_letters: 1,
+            }
+    });
+    // Each good row stored once and in order; the flush failures that did
+    // not know which row was at fault were not counted against any row.
+    assert_eq!(*stored.lock().unwrap(), strings(&["a", "b", "c", "d"]));
+    let dead_letters = outbox.store().dead_letters(10).unwrap();
+    assert_eq!((dead_letters[0].id, dead_letters[0].attempts), (ids[2], 2));
+    outbox.close().unwrap();
+    let events: Vec<OutboxEvent> = outbox.events().try_iter().collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, OutboxEvent::FlushFailed { ids: failed, .. } if *failed == ids)),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, OutboxEvent::DeadLettered { id } if *id == ids[2])),
+        "{events:?}"
+    );
 }

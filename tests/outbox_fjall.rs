@@ -2,8 +2,8 @@
 //! application's writes, restarts, corrupt rows, and a child process killed
 //! with `kill -9` in the middle of adding and dispatching.
 
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "durable")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 mod outbox_contract;
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::eventually;
 use syncmq::outbox::fjall::{KeyspaceCreateOptions, PersistMode};
-use syncmq::outbox::{FjallOutboxStore, OutboxRecord, OutboxStore};
+use syncmq::outbox::{FjallOutboxStore, OutboxStore};
 use syncmq::{Error, Message, Outbox, OutboxConfig, OutboxEvent};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -26,16 +26,17 @@ fn msg(body: impl Into<Vec<u8>>) -> Message {
     Message::new(body)
 }
 
-type Sent = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+/// The bodies a recording sink took, in order.
+type Sent = Arc<Mutex<Vec<Vec<u8>>>>;
 
 fn recorder() -> (
     Sent,
-    impl FnMut(&OutboxRecord) -> syncmq::Result<()> + Send + 'static,
+    impl FnMut(&Message) -> syncmq::Result<()> + Send + 'static,
 ) {
     let sent: Sent = Arc::default();
-    let sink = sent.clone();
-    (sent, move |r: &OutboxRecord| {
-        sink.lock().unwrap().push((r.id, r.message.body().to_vec()));
+    let seen = sent.clone();
+    (sent, move |m: &Message| {
+        seen.lock().unwrap().push(m.body().to_vec());
         Ok(())
     })
 }
@@ -45,6 +46,20 @@ fn the_fjall_store_keeps_the_store_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = FjallOutboxStore::open(dir.path()).unwrap();
     outbox_contract::check_all(&store);
+}
+
+/// An application's own error type, which takes ours.
+#[derive(Debug)]
+enum AppError {
+    #[allow(dead_code)] // shown through Debug
+    Store(Error),
+    OutOfStock,
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        AppError::Store(e)
+    }
 }
 
 #[test]
@@ -78,17 +93,6 @@ fn app_writes_and_the_row_commit_together_or_not_at_all() {
     assert_eq!(store.counts().unwrap().pending, 1);
 
     // The caller's own error type works too, as long as it takes ours.
-    #[derive(Debug)]
-    enum AppError {
-        #[allow(dead_code)] // shown through Debug
-        Store(Error),
-        OutOfStock,
-    }
-    impl From<Error> for AppError {
-        fn from(e: Error) -> Self {
-            AppError::Store(e)
-        }
-    }
     let err = store
         .add_within_tx(&msg("order 3 placed"), |tx| -> Result<(), AppError> {
             tx.insert(&orders, "order:3", "placed");
@@ -169,7 +173,7 @@ fn a_corrupt_pending_row_is_set_aside_and_does_not_block_the_rest() {
     let rows = store.pending(10).unwrap();
     assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [good]);
     let counts = store.counts().unwrap();
-    assert_eq!((counts.pending, counts.dead), (1, 1));
+    assert_eq!((counts.pending, counts.dead_letters), (1, 1));
 }
 
 #[test]
@@ -190,23 +194,23 @@ fn a_bad_prefix_is_refused() {
 }
 
 #[test]
-fn the_outbox_dispatches_fjall_rows_in_order_and_sets_poison_aside() {
+fn the_outbox_dispatches_fjall_rows_in_order_and_dead_letters_poison() {
     let dir = tempfile::tempdir().unwrap();
     let store = FjallOutboxStore::open(dir.path())
         .unwrap()
         .with_durability(PersistMode::Buffer);
     let (sent, mut inner) = recorder();
-    let stream = move |r: &OutboxRecord| {
-        if r.message.body() == b"poison" {
-            return Err(Error::codec_reason("encode for the stream", "unsendable"));
+    let sink = move |m: &Message| {
+        if m.body() == b"poison" {
+            return Err(Error::codec_reason("encode for the sink", "unsendable"));
         }
-        inner(r)
+        inner(m)
     };
     let config = OutboxConfig::default()
         .with_backoff(Duration::from_millis(1), Duration::from_millis(5))
         .with_max_attempts(2)
         .with_batch_size(16);
-    let outbox = Outbox::start_with(store, stream, config).unwrap();
+    let outbox = Outbox::start_with(store, sink, config).unwrap();
     let mut expected = Vec::new();
     for i in 0..300u32 {
         let body = if i == 100 {
@@ -214,23 +218,22 @@ fn the_outbox_dispatches_fjall_rows_in_order_and_sets_poison_aside() {
         } else {
             i.to_be_bytes().to_vec()
         };
-        let id = outbox.add(&msg(body)).unwrap();
+        outbox.add(&msg(body.clone())).unwrap();
         if i != 100 {
-            expected.push(id);
+            expected.push(body);
         }
     }
     eventually(LIMIT, "299 rows sent", || sent.lock().unwrap().len() == 299);
-    let ids: Vec<u64> = sent.lock().unwrap().iter().map(|(id, _)| *id).collect();
-    assert_eq!(ids, expected);
+    assert_eq!(*sent.lock().unwrap(), expected);
     eventually(LIMIT, "every row marked", || {
         let c = outbox.store().counts().unwrap();
-        (c.pending, c.dispatched, c.dead) == (0, 299, 1)
+        (c.pending, c.dispatched, c.dead_letters) == (0, 299, 1)
     });
     assert!(outbox
         .events()
         .try_iter()
-        .any(|e| matches!(e, OutboxEvent::Dead { .. })));
-    outbox.stop().unwrap();
+        .any(|e| matches!(e, OutboxEvent::DeadLettered { .. })));
+    outbox.close().unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -280,13 +283,14 @@ fn crash_child() {
         .unwrap();
     // A destination slower than the adds, so rows are still pending when
     // the kill comes. Each line is one write(2): the kill cannot lose it.
-    let stream = move |r: &OutboxRecord| {
+    // Bodies are unique, so the body says which row went.
+    let sink = move |m: &Message| {
         std::thread::sleep(Duration::from_millis(20));
-        let line = format!("{} {}\n", r.id, String::from_utf8_lossy(r.message.body()));
+        let line = format!("{}\n", String::from_utf8_lossy(m.body()));
         sent.write_all(line.as_bytes())
             .map_err(|e| Error::io("write the sent file", e))
     };
-    let outbox = Outbox::start(store, stream).unwrap();
+    let outbox = Outbox::start(store, sink).unwrap();
     let mut committed = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -343,7 +347,7 @@ fn a_kill_9_loses_no_committed_row_and_sends_no_rolled_back_one() {
     child.wait().unwrap();
 
     let committed = rows(&committed_path);
-    let sent_before = rows(&sent_path);
+    let sent_before = lines(&sent_path);
     let store = FjallOutboxStore::open(dir.path().join("db")).unwrap();
     let app = store
         .database()
@@ -360,47 +364,50 @@ fn a_kill_9_loses_no_committed_row_and_sends_no_rolled_back_one() {
         "the kill came with rows still to send"
     );
 
-    let (sent, stream) = recorder();
-    let outbox = Outbox::start(store, stream).unwrap();
+    let (sent, sink) = recorder();
+    let outbox = Outbox::start(store, sink).unwrap();
     eventually(LIMIT, "every pending row sent after the restart", || {
         outbox.store().counts().unwrap().pending == 0
     });
-    outbox.stop().unwrap();
-    let sent_after: BTreeMap<u64, String> = sent
+    outbox.close().unwrap();
+    let sent_after: Vec<String> = sent
         .lock()
         .unwrap()
         .iter()
-        .map(|(id, body)| (*id, String::from_utf8(body.clone()).unwrap()))
+        .map(|body| String::from_utf8(body.clone()).unwrap())
         .collect();
-    let resent = sent.lock().unwrap().len();
+    let resent = sent_after.len();
     eprintln!(
         "crash test: {} adds committed (as far as the child wrote down), {} sends before the kill, {} rows pending at the restart, {resent} sent after it",
         committed.len(),
         sent_before.len(),
         pending_at_restart
     );
-    assert_eq!(sent_after.len(), resent, "the restart sends each row once");
+    // Every body sent is `ok-{i}` (never a rolled-back one), and `i` grows
+    // with the id (one thread added them in turn).
+    let number = |body: &str| -> u64 {
+        body.strip_prefix("ok-")
+            .and_then(|i| i.parse().ok())
+            .unwrap_or_else(|| panic!("a rolled-back or strange row was sent: {body:?}"))
+    };
+    let after: Vec<u64> = sent_after.iter().map(|b| number(b)).collect();
     assert!(
-        sent_after
-            .keys()
-            .zip(sent_after.keys().skip(1))
-            .all(|(a, b)| a < b),
-        "in id order"
+        after.iter().zip(after.iter().skip(1)).all(|(a, b)| a < b),
+        "the restart sends each row once, in id order: {after:?}"
     );
 
-    let mut all_sent = sent_before.clone();
-    all_sent.extend(sent_after.clone());
+    let all_sent: BTreeSet<String> = sent_before.iter().chain(&sent_after).cloned().collect();
     // Every add that returned Ok was sent, before or after the kill.
     for (id, body) in &committed {
-        assert_eq!(all_sent.get(id), Some(body), "committed row {id} was sent");
+        assert!(all_sent.contains(body), "committed row {id} was sent");
     }
-    // Nothing rolled back was ever sent, and every sent row's app write
-    // exists; every app write that exists had its row sent (atomicity).
-    assert!(
-        all_sent.values().all(|b| b.starts_with("ok-")),
-        "{all_sent:?}"
-    );
-    let sent_bodies: BTreeSet<String> = all_sent.values().cloned().collect();
+    // Nothing rolled back was sent before the kill either (`number`
+    // refuses it); every sent row's app write exists, and every app write
+    // that exists had its row sent (atomicity).
+    for body in &all_sent {
+        number(body);
+    }
+    let sent_bodies = all_sent;
     assert!(app_bodies.iter().all(|b| b.starts_with("ok-")));
     assert_eq!(sent_bodies, app_bodies);
 }

@@ -3,8 +3,8 @@
 //! dispatchers from sending one row twice, lapsed claims, corrupt rows.
 //! Each test uses its own table and drops it at the end.
 
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 mod outbox_contract;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{eventually, postgres_params, unique};
 use syncmq::outbox::postgres::{Client, NoTls};
-use syncmq::outbox::{OutboxRecord, OutboxStore, PostgresOutboxStore, PostgresStoreConfig};
+use syncmq::outbox::{OutboxStore, PostgresOutboxStore, PostgresStoreConfig};
 use syncmq::{Error, Message, Outbox, OutboxConfig};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -149,20 +149,22 @@ fn a_row_added_in_the_callers_own_transaction_is_sent_after_notify() {
     };
     let table = Table::new(&params);
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let sink = sent.clone();
-    let stream = move |r: &OutboxRecord| {
-        sink.lock().unwrap().push(r.id);
+    let seen = sent.clone();
+    let sink = move |m: &Message| {
+        seen.lock().unwrap().push(m.body().to_vec());
         Ok(())
     };
     let config = OutboxConfig::default().with_check_interval(Duration::from_secs(3600));
-    let outbox = Outbox::start_with(table.store(), stream, config).unwrap();
+    let outbox = Outbox::start_with(table.store(), sink, config).unwrap();
     let mut client = table.client();
     let mut tx = client.transaction().unwrap();
-    let id = outbox.store().add_in(&mut tx, &msg("mine")).unwrap();
+    outbox.store().add_in(&mut tx, &msg("mine")).unwrap();
     tx.commit().unwrap();
     outbox.notify();
-    eventually(LIMIT, "the row sent", || *sent.lock().unwrap() == [id]);
-    outbox.stop().unwrap();
+    eventually(LIMIT, "the row sent", || {
+        *sent.lock().unwrap() == [b"mine".to_vec()]
+    });
+    outbox.close().unwrap();
 }
 
 #[test]
@@ -172,22 +174,23 @@ fn the_outbox_dispatches_postgres_rows_in_order() {
     };
     let table = Table::new(&params);
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let sink = sent.clone();
-    let stream = move |r: &OutboxRecord| {
-        sink.lock().unwrap().push(r.id);
+    let seen = sent.clone();
+    let sink = move |m: &Message| {
+        seen.lock().unwrap().push(m.body().to_vec());
         Ok(())
     };
     let config = OutboxConfig::default().with_batch_size(8);
-    let outbox = Outbox::start_with(table.store(), stream, config).unwrap();
-    let added: Vec<u64> = (0..100u32)
-        .map(|i| outbox.add(&msg(i.to_be_bytes().to_vec())).unwrap())
-        .collect();
+    let outbox = Outbox::start_with(table.store(), sink, config).unwrap();
+    let added: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_be_bytes().to_vec()).collect();
+    for body in &added {
+        outbox.add(&msg(body.clone())).unwrap();
+    }
     eventually(LIMIT, "100 rows sent", || sent.lock().unwrap().len() == 100);
     assert_eq!(*sent.lock().unwrap(), added);
     eventually(LIMIT, "100 rows marked", || {
         outbox.store().counts().unwrap().dispatched == 100
     });
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
 }
 
 #[test]
@@ -200,29 +203,30 @@ fn two_dispatchers_on_one_table_never_send_a_row_twice() {
     let added: Vec<u64> = (0..300u32)
         .map(|i| writer.add(&msg(i.to_be_bytes().to_vec())).unwrap())
         .collect();
-    // (dispatcher, id) of every send.
+    // (dispatcher, id) of every send; the body `i` is the row `added[i]`.
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let stream = |who: u8| {
-        let sink = sent.clone();
-        move |r: &OutboxRecord| {
+    let sink = |who: u8| {
+        let (seen, added) = (sent.clone(), added.clone());
+        move |m: &Message| {
             // A destination that takes a moment, so both claim batches
             // while the other is still sending.
             std::thread::sleep(Duration::from_millis(2));
-            sink.lock().unwrap().push((who, r.id));
+            let i = u32::from_be_bytes(m.body().try_into().unwrap());
+            seen.lock().unwrap().push((who, added[i as usize]));
             Ok(())
         }
     };
     let config = OutboxConfig::default()
         .with_batch_size(10)
         .with_check_interval(Duration::from_millis(20));
-    let a = Outbox::start_with(table.store(), stream(0), config.clone()).unwrap();
-    let b = Outbox::start_with(table.store(), stream(1), config).unwrap();
+    let a = Outbox::start_with(table.store(), sink(0), config.clone()).unwrap();
+    let b = Outbox::start_with(table.store(), sink(1), config).unwrap();
     eventually(LIMIT, "every row dispatched", || {
         let counts = writer.counts().unwrap();
         counts.pending == 0 && counts.dispatched == 300
     });
-    a.stop().unwrap();
-    b.stop().unwrap();
+    a.close().unwrap();
+    b.close().unwrap();
     let sent = sent.lock().unwrap();
     let mut per_row: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     for (who, id) in sent.iter() {
@@ -292,7 +296,7 @@ fn a_corrupt_row_is_set_aside_and_does_not_block_the_rest() {
     let pending: Vec<u64> = store.pending(10).unwrap().iter().map(|r| r.id).collect();
     assert_eq!(pending, [good]);
     let counts = store.counts().unwrap();
-    assert_eq!((counts.pending, counts.dead), (1, 1));
+    assert_eq!((counts.pending, counts.dead_letters), (1, 1));
     let reason: Option<String> = client
         .query_one(
             &format!(

@@ -1,9 +1,9 @@
-//! The RabbitAdapter under faults, against the real broker: stale acks after
+//! The `RabbitAdapter` under faults, against the real broker: stale acks after
 //! a reconnect are errors and the message comes back; what goes into an
 //! input while the connection is force-closed all comes out.
 
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
 #![cfg(feature = "rabbitmq")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Behaviour of the simple adapter beyond the conformance suite: buffer 0,
 //! close with readers that do not read, close with no reader, drop.
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use common::{eventually, syncmq_threads, unique};
-use syncmq::outbox::{MemoryOutboxStore, OutboxRecord};
+use syncmq::outbox::MemoryOutboxStore;
 use syncmq::{Adapter, ChannelSpec, Message, Mode, Outbox, SimpleAdapter};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -204,18 +204,18 @@ fn durable_adapter_close_and_drop_join_every_thread() {
 fn outbox_stop_and_drop_join_both_threads() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     no_threads_left();
-    let stream = |_: &OutboxRecord| Ok(());
-    let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
+    let sink = |_: &Message| Ok(());
+    let outbox = Outbox::start(MemoryOutboxStore::new(), sink).unwrap();
     outbox.add(&Message::new(b"x".to_vec())).unwrap();
     eventually(
         Duration::from_secs(5),
         "the two named outbox threads",
         || syncmq_threads() == ["syncmq-outbox-c", "syncmq-outbox-s"],
     );
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
     no_threads_left();
 
-    let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
+    let outbox = Outbox::start(MemoryOutboxStore::new(), sink).unwrap();
     eventually(Duration::from_secs(5), "two outbox threads again", || {
         syncmq_threads().len() == 2
     });
@@ -409,9 +409,9 @@ fn a_monitored_rabbit_dependency_leaves_no_thread() {
 
 #[cfg(feature = "rabbitmq")]
 #[test]
-fn an_outbox_on_a_rabbit_stream_of_its_own_joins_every_thread() {
-    use syncmq::outbox::{RabbitRoute, RabbitStream};
+fn an_outbox_on_a_rabbit_sink_of_its_own_joins_every_thread() {
     use syncmq::rabbitmq::ConnectionConfig;
+    use syncmq::{RabbitRoute, RabbitSink};
 
     let Some(url) = common::broker_url() else {
         return;
@@ -420,14 +420,14 @@ fn an_outbox_on_a_rabbit_stream_of_its_own_joins_every_thread() {
     no_threads_left();
     let queue = unique("leak-obx");
     for stop in [true, false] {
-        let stream = RabbitStream::connect(
+        let sink = RabbitSink::connect(
             ConnectionConfig::new(&url).with_name(unique("leak-obx-conn")),
             RabbitRoute::Queue(queue.clone()),
         )
         .unwrap();
-        let outbox = Outbox::start(MemoryOutboxStore::new(), stream).unwrap();
+        let outbox = Outbox::start(MemoryOutboxStore::new(), sink).unwrap();
         outbox.add(&Message::new(b"x".to_vec())).unwrap();
-        // The outbox's two threads, the stream's supervisor (and amiquip's
+        // The outbox's two threads, the sink's supervisor (and amiquip's
         // I/O thread under its name) and its publisher.
         eventually(
             Duration::from_secs(10),
@@ -443,7 +443,7 @@ fn an_outbox_on_a_rabbit_stream_of_its_own_joins_every_thread() {
         // The outbox owns the stream: stopping or dropping it closes the
         // publisher and the connection too.
         if stop {
-            outbox.stop().unwrap();
+            outbox.close().unwrap();
         } else {
             drop(outbox);
         }

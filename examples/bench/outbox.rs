@@ -5,21 +5,20 @@
 //!   fjall transaction) against a raw fjall write transaction that commits
 //!   the application row alone, synced (`SyncData`, the store's default)
 //!   and buffered (`Buffer`).
-//! - **dispatch**: rows already in the store sent to a stream, against
-//!   calling the same stream directly in a loop. Two streams: a
-//!   `ChannelStream` into a crossbeam channel (the cheapest possible
-//!   destination, so the ratio is the outbox's whole overhead), and a
-//!   stream that inserts each message into a fjall keyspace (a stand-in for
-//!   the queue engine). Plus add→dispatched: a producer adding while the
-//!   dispatcher sends.
-//! - **queue engine**: rows dispatched through `QueueStream` (one durable
+//! - **dispatch**: rows already in the store sent to a sink, against
+//!   calling the same sink directly in a loop. Two sinks: a `ChannelSink`
+//!   into a crossbeam channel (the cheapest possible destination, so the
+//!   ratio is the outbox's whole overhead), and a sink that inserts each
+//!   message into a fjall keyspace (a stand-in for the queue engine). Plus
+//!   add→dispatched: a producer adding while the dispatcher sends.
+//! - **queue engine**: rows dispatched through `QueueSink` (one durable
 //!   `Queue::publish` per batch) against `Queue::publish` called directly
 //!   with batches of the same size (`outbox_queue.rs`).
 //! - **RabbitMQ** (when a broker answers on 127.0.0.1:5672): a realistic
 //!   destination, persistent messages into a durable queue, published in
 //!   `send` and confirmed in `flush` once per batch; the outbox dispatching
-//!   from fjall against calling that stream directly.
-//! - **latency**: from the store's commit returning to the stream's `send`
+//!   from fjall against calling that sink directly.
+//! - **latency**: from the store's commit returning to the sink's `send`
 //!   being called (commit-to-send; the bench wraps the store to stamp the
 //!   commit), with wake-on-add against interval-only polling (the Go outboxer's
 //!   design: a row waits for the next tick; adds here come right after a
@@ -35,17 +34,16 @@ use syncmq::outbox::fjall::{
     Database, Keyspace, KeyspaceCreateOptions, PersistMode, SingleWriterTxDatabase,
 };
 use syncmq::outbox::{
-    ChannelStream, EventStream, FjallOutboxStore, MemoryOutboxStore, OutboxCounts, OutboxRecord,
-    OutboxStore,
+    FjallOutboxStore, MemoryOutboxStore, OutboxCounts, OutboxRecord, OutboxStore,
 };
-use syncmq::{Message, Outbox, OutboxConfig};
+use syncmq::{ChannelSink, Message, Outbox, OutboxConfig, Sink};
 
 use crate::report::Table;
 
 // The cases that need RabbitMQ or PostgreSQL.
 #[path = "outbox_services.rs"]
 mod services;
-// Dispatch to the queue engine through `QueueStream`.
+// Dispatch to the queue engine through `QueueSink`.
 #[path = "outbox_queue.rs"]
 pub mod queue_case;
 
@@ -94,16 +92,17 @@ const RAW_SYNC: &str = "raw fjall commit, app row (SyncData)";
 const ADD_SYNC: &str = "add_within_tx, app+outbox row (SyncData)";
 const RAW_BUF: &str = "raw fjall commit, app row (Buffer)";
 const ADD_BUF: &str = "add_within_tx, app+outbox row (Buffer)";
-pub const RAW_CHAN: &str = "direct ChannelStream sends -> crossbeam";
+pub const RAW_CHAN: &str = "direct ChannelSink sends -> crossbeam";
 const MEM_CHAN: &str = "dispatch: memory store -> crossbeam";
 const FJ_CHAN: &str = "dispatch: fjall store -> crossbeam";
 const E2E_CHAN: &str = "add->dispatched: fjall -> crossbeam";
-const RAW_FJS: &str = "direct sends -> fjall insert stream";
+const RAW_FJS: &str = "direct sends -> fjall insert sink";
 const FJ_FJS: &str = "dispatch: fjall store -> fjall insert";
 
 /// One throughput case: (payload, messages, batch) to the run's duration.
 type Case = fn(&[u8], usize, usize) -> Duration;
 
+#[allow(clippy::needless_pass_by_value)] // `main` hands each component its own load
 pub fn run(load: OutboxLoad) -> Table {
     let payload = vec![0xA5u8; load.size];
     let mut table = Table::new(format!(
@@ -133,8 +132,8 @@ pub fn run(load: OutboxLoad) -> Table {
             dispatch_channel(fjall_store(dir.path()), p, n, b)
         }),
         (E2E_CHAN, load.messages, add_to_dispatched),
-        (RAW_FJS, load.messages, |p, n, _| direct_fjall_stream(p, n)),
-        (FJ_FJS, load.messages, dispatch_fjall_stream),
+        (RAW_FJS, load.messages, |p, n, _| direct_fjall_sink(p, n)),
+        (FJ_FJS, load.messages, dispatch_fjall_sink),
     ];
     let mut durations = vec![Vec::new(); cases.len()];
     for _ in 0..load.runs.max(1) {
@@ -215,16 +214,6 @@ pub fn message(payload: &[u8]) -> Message {
     Message::new(payload.to_vec())
 }
 
-pub fn record(id: u64, payload: &[u8]) -> OutboxRecord {
-    OutboxRecord {
-        id,
-        message: message(payload),
-        created_at: SystemTime::now(),
-        attempts: 0,
-        last_error: None,
-    }
-}
-
 fn raw_commit(payload: &[u8], n: usize, mode: PersistMode) -> Duration {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = SingleWriterTxDatabase::builder(dir.path())
@@ -275,13 +264,13 @@ pub fn consumer(rx: Receiver<Message>, n: usize) -> thread::JoinHandle<Instant> 
 }
 
 pub fn direct_channel(payload: &[u8], n: usize) -> Duration {
-    let records: Vec<OutboxRecord> = (0..n as u64).map(|id| record(id, payload)).collect();
+    let messages = vec![message(payload); n];
     let (tx, rx) = bounded(1024);
-    let mut stream = ChannelStream::from_sender("bench", tx);
+    let mut sink = ChannelSink::from_sender("bench", tx);
     let done = consumer(rx, n);
     let started = Instant::now();
-    for r in &records {
-        stream.send(r).expect("send");
+    for m in &messages {
+        sink.send(m).expect("send");
     }
     done.join().expect("consumer") - started
 }
@@ -298,14 +287,10 @@ fn dispatch_channel<S: OutboxStore>(store: S, payload: &[u8], n: usize, batch: u
     let (tx, rx) = bounded(1024);
     let done = consumer(rx, n);
     let started = Instant::now();
-    let outbox = Outbox::start_with(
-        store,
-        ChannelStream::from_sender("bench", tx),
-        config(batch),
-    )
-    .expect("start");
+    let outbox = Outbox::start_with(store, ChannelSink::from_sender("bench", tx), config(batch))
+        .expect("start");
     let took = done.join().expect("consumer") - started;
-    outbox.stop().expect("stop");
+    outbox.close().expect("close");
     took
 }
 
@@ -316,7 +301,7 @@ fn add_to_dispatched(payload: &[u8], n: usize, batch: usize) -> Duration {
     let outbox = Arc::new(
         Outbox::start_with(
             fjall_store(dir.path()),
-            ChannelStream::from_sender("bench", tx),
+            ChannelSink::from_sender("bench", tx),
             config(batch),
         )
         .expect("start"),
@@ -327,13 +312,13 @@ fn add_to_dispatched(payload: &[u8], n: usize, batch: usize) -> Duration {
         outbox.add(&message).expect("add");
     }
     let took = done.join().expect("consumer") - started;
-    outbox.stop().expect("stop");
+    outbox.close().expect("close");
     took
 }
 
-/// A stream that inserts each message into a fjall keyspace, as a queue
-/// engine's publish would.
-struct FjallStream {
+/// A sink that inserts each message into a fjall keyspace, as a queue
+/// engine's publish would, under the number of the send.
+struct FjallSink {
     _db: Database,
     keyspace: Keyspace,
     sent: u64,
@@ -341,30 +326,30 @@ struct FjallStream {
     n: u64,
 }
 
-impl FjallStream {
+impl FjallSink {
     fn open(path: &std::path::Path, n: usize) -> (Self, Receiver<()>) {
         let db = Database::builder(path).open().expect("open fjall");
         let keyspace = db
             .keyspace("queue", KeyspaceCreateOptions::default)
             .expect("keyspace");
         let (tx, rx) = bounded(1);
-        let stream = FjallStream {
+        let sink = FjallSink {
             _db: db,
             keyspace,
             sent: 0,
             done: Some(tx),
             n: n as u64,
         };
-        (stream, rx)
+        (sink, rx)
     }
 }
 
-impl EventStream for FjallStream {
-    fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
-        self.keyspace
-            .insert(record.id.to_be_bytes(), record.message.body())
-            .map_err(syncmq::Error::from)?;
+impl Sink for FjallSink {
+    fn send(&mut self, message: &Message) -> syncmq::Result<()> {
         self.sent += 1;
+        self.keyspace
+            .insert(self.sent.to_be_bytes(), message.body())
+            .map_err(syncmq::Error::from)?;
         if self.sent == self.n {
             if let Some(done) = self.done.take() {
                 let _ = done.send(());
@@ -372,32 +357,36 @@ impl EventStream for FjallStream {
         }
         Ok(())
     }
+
+    fn flush(&mut self) -> syncmq::Result<()> {
+        Ok(())
+    }
 }
 
-fn direct_fjall_stream(payload: &[u8], n: usize) -> Duration {
+fn direct_fjall_sink(payload: &[u8], n: usize) -> Duration {
     let dir = tempfile::tempdir().expect("tempdir");
-    let records: Vec<OutboxRecord> = (0..n as u64).map(|id| record(id, payload)).collect();
-    let (mut stream, _done) = FjallStream::open(dir.path(), n);
+    let messages = vec![message(payload); n];
+    let (mut sink, _done) = FjallSink::open(dir.path(), n);
     let started = Instant::now();
-    for r in &records {
-        stream.send(r).expect("send");
+    for m in &messages {
+        sink.send(m).expect("send");
     }
     started.elapsed()
 }
 
-fn dispatch_fjall_stream(payload: &[u8], n: usize, batch: usize) -> Duration {
+fn dispatch_fjall_sink(payload: &[u8], n: usize, batch: usize) -> Duration {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = fjall_store(&dir.path().join("outbox"));
     let message = message(payload);
     for _ in 0..n {
         store.add(&message).expect("add");
     }
-    let (stream, done) = FjallStream::open(&dir.path().join("queue"), n);
+    let (sink, done) = FjallSink::open(&dir.path().join("queue"), n);
     let started = Instant::now();
-    let outbox = Outbox::start_with(store, stream, config(batch)).expect("start");
+    let outbox = Outbox::start_with(store, sink, config(batch)).expect("start");
     done.recv().expect("all sent");
     let took = started.elapsed();
-    outbox.stop().expect("stop");
+    outbox.close().expect("close");
     took
 }
 
@@ -439,24 +428,24 @@ impl<S: OutboxStore> OutboxStore for Stamped<S> {
         self.inner.record_failure(id, error)
     }
 
-    fn mark_dead(&self, id: u64) -> syncmq::Result<()> {
-        self.inner.mark_dead(id)
+    fn dead_letter(&self, id: u64) -> syncmq::Result<()> {
+        self.inner.dead_letter(id)
     }
 
     fn remove_dispatched(&self, older_than: SystemTime, batch: usize) -> syncmq::Result<u64> {
         self.inner.remove_dispatched(older_than, batch)
     }
 
-    fn requeue_dead(&self, id: u64) -> syncmq::Result<u64> {
-        self.inner.requeue_dead(id)
+    fn requeue_dead_letter(&self, id: u64) -> syncmq::Result<u64> {
+        self.inner.requeue_dead_letter(id)
     }
 
-    fn remove_dead(&self, id: u64) -> syncmq::Result<()> {
-        self.inner.remove_dead(id)
+    fn remove_dead_letter(&self, id: u64) -> syncmq::Result<()> {
+        self.inner.remove_dead_letter(id)
     }
 
-    fn dead(&self, limit: usize) -> syncmq::Result<Vec<OutboxRecord>> {
-        self.inner.dead(limit)
+    fn dead_letters(&self, limit: usize) -> syncmq::Result<Vec<OutboxRecord>> {
+        self.inner.dead_letters(limit)
     }
 
     fn counts(&self) -> syncmq::Result<OutboxCounts> {
@@ -475,7 +464,7 @@ fn latency<S: OutboxStore>(
     wake: bool,
 ) -> Vec<Duration> {
     let (tx, rx) = unbounded::<Instant>();
-    let stream = move |_: &OutboxRecord| {
+    let sink = move |_: &Message| {
         let _ = tx.send(Instant::now());
         Ok(())
     };
@@ -484,7 +473,7 @@ fn latency<S: OutboxStore>(
         inner: store,
         committed: Mutex::new(None),
     };
-    let outbox = Outbox::start_with(store, stream, config).expect("start");
+    let outbox = Outbox::start_with(store, sink, config).expect("start");
     let message = message(payload);
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
@@ -504,6 +493,6 @@ fn latency<S: OutboxStore>(
         // The dispatcher may find the row before the stamp is taken: zero.
         samples.push(sent.saturating_duration_since(committed));
     }
-    outbox.stop().expect("stop");
+    outbox.close().expect("close");
     samples
 }

@@ -1,6 +1,6 @@
 //! `bench outbox`, the queue-engine case: rows dispatched from the fjall
 //! outbox to a topic of a durable (fsync per publish) queue through
-//! `QueueStream`, one `Queue::publish` per batch, against calling
+//! `QueueSink`, one `Queue::publish` per batch, against calling
 //! `Queue::publish` directly with batches of the same size, measured in
 //! the same run.
 
@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
-use syncmq::outbox::{EventStream, OutboxRecord, OutboxStore, QueueStream};
+use syncmq::outbox::OutboxStore;
 use syncmq::queue::{Queue, QueueConfig, TopicConfig};
-use syncmq::Outbox;
+use syncmq::{Message, Outbox, QueueSink, Sink};
 
 use super::{config, fjall_store, message, OutboxLoad};
 use crate::report::Table;
 
 const RAW: &str = "raw Queue::publish, batches (durable)";
-const OUTBOX: &str = "dispatch: fjall store -> QueueStream (durable)";
+const OUTBOX: &str = "dispatch: fjall store -> QueueSink (durable)";
 
 fn open_queue(path: &std::path::Path) -> Arc<Queue> {
     let config = QueueConfig::new().with_topic(TopicConfig::new("events", ["reader"]));
@@ -38,7 +38,7 @@ fn raw(payload: &[u8], n: usize, batch: usize) -> Duration {
     started.elapsed()
 }
 
-/// A stream that says when `n` rows were flushed (published, confirmed).
+/// A sink that says when `n` rows were flushed (published, confirmed).
 pub struct Counting<T> {
     inner: T,
     unflushed: usize,
@@ -60,9 +60,9 @@ impl<T> Counting<T> {
     }
 }
 
-impl<T: EventStream> EventStream for Counting<T> {
-    fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
-        self.inner.send(record)?;
+impl<T: Sink> Sink for Counting<T> {
+    fn send(&mut self, message: &Message) -> syncmq::Result<()> {
+        self.inner.send(message)?;
         self.unflushed += 1;
         Ok(())
     }
@@ -92,12 +92,12 @@ fn dispatched(payload: &[u8], n: usize, batch: usize) -> Duration {
     }
     let queue = open_queue(&dir.path().join("queue"));
     let (tx, rx) = bounded(1);
-    let stream = Counting::new(QueueStream::new(queue, "events").expect("stream"), n, tx);
+    let sink = Counting::new(QueueSink::new(queue, "events").expect("sink"), n, tx);
     let started = Instant::now();
-    let outbox = Outbox::start_with(store, stream, config(batch)).expect("start");
+    let outbox = Outbox::start_with(store, sink, config(batch)).expect("start");
     rx.recv().expect("all published");
     let took = started.elapsed();
-    outbox.stop().expect("stop");
+    outbox.close().expect("close");
     took
 }
 

@@ -1,5 +1,5 @@
 //! The `bench outbox` cases that need a service: RabbitMQ (a realistic
-//! stream: persistent messages, publisher confirms once per batch) and
+//! sink: persistent messages, publisher confirms once per batch) and
 //! PostgreSQL (the store most outbox users already have). Each is skipped,
 //! with a note on stderr, when its service does not answer.
 
@@ -12,10 +12,10 @@
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
-use syncmq::outbox::{EventStream, OutboxRecord, OutboxStore};
-use syncmq::Outbox;
+use syncmq::outbox::OutboxStore;
+use syncmq::{Outbox, Sink};
 
-use crate::outbox::{config, fjall_store, message, record, OutboxLoad, RAW_CHAN};
+use crate::outbox::{config, fjall_store, message, OutboxLoad, RAW_CHAN};
 use crate::report::Table;
 
 #[cfg(feature = "postgres")]
@@ -29,23 +29,25 @@ const RAW_AMQP: &str = "direct sends -> RabbitMQ, confirm per batch";
 #[cfg(feature = "rabbitmq")]
 const FJ_AMQP: &str = "dispatch: fjall store -> RabbitMQ";
 #[cfg(feature = "rabbitmq")]
-const FJ_RSTREAM: &str = "dispatch: fjall store -> RabbitStream";
+const FJ_RSINK: &str = "dispatch: fjall store -> RabbitSink";
 
 // ---------------------------------------------------------------------------
 // A realistic destination: RabbitMQ with publisher confirms, raw amiquip.
 
-/// A stream into a durable RabbitMQ queue: `send` publishes a persistent
+/// A sink into a durable RabbitMQ queue: `send` publishes a persistent
 /// message, `flush` waits for the broker's confirms of everything sent.
 #[cfg(feature = "rabbitmq")]
 mod amqp {
-    use amiquip::{AmqpProperties, Channel, Confirm, Connection, Publish, QueueDeclareOptions};
+    use amiquip::{
+        AmqpProperties, Channel, Confirm, Connection, Publish, QueueDeclareOptions,
+        QueueDeleteOptions,
+    };
     use crossbeam_channel::{Receiver, Sender};
-    use syncmq::outbox::{EventStream, OutboxRecord};
-    use syncmq::Error;
+    use syncmq::{Error, Message, Sink};
 
     pub const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-    pub struct AmqpStream {
+    pub struct AmqpSink {
         connection: Option<Connection>,
         channel: Option<Channel>,
         confirms: Receiver<Confirm>,
@@ -56,9 +58,9 @@ mod amqp {
         done: Option<(u64, Sender<()>)>,
     }
 
-    impl AmqpStream {
+    impl AmqpSink {
         /// None when no broker answers.
-        pub fn connect(queue: &str) -> Option<AmqpStream> {
+        pub fn connect(queue: &str) -> Option<AmqpSink> {
             let mut connection = Connection::insecure_open(URL).ok()?;
             let channel = connection.open_channel(None).expect("channel");
             channel
@@ -72,7 +74,7 @@ mod amqp {
                 .expect("declare");
             let confirms = channel.listen_for_publisher_confirms().expect("confirms");
             channel.enable_publisher_confirms().expect("confirm mode");
-            Some(AmqpStream {
+            Some(AmqpSink {
                 connection: Some(connection),
                 channel: Some(channel),
                 confirms,
@@ -94,13 +96,13 @@ mod amqp {
         }
     }
 
-    impl EventStream for AmqpStream {
-        fn send(&mut self, record: &OutboxRecord) -> syncmq::Result<()> {
+    impl Sink for AmqpSink {
+        fn send(&mut self, message: &Message) -> syncmq::Result<()> {
             let properties = AmqpProperties::default().with_delivery_mode(2);
             self.channel()
                 .basic_publish(
                     "",
-                    Publish::with_properties(record.message.body(), self.queue.clone(), properties),
+                    Publish::with_properties(message.body(), self.queue.clone(), properties),
                 )
                 .map_err(|e| Error::disconnected("publish to RabbitMQ", e))?;
             self.published += 1;
@@ -129,10 +131,10 @@ mod amqp {
         }
     }
 
-    impl Drop for AmqpStream {
+    impl Drop for AmqpSink {
         fn drop(&mut self) {
             if let Some(channel) = self.channel.take() {
-                let _ = channel.queue_delete(self.queue.clone(), Default::default());
+                let _ = channel.queue_delete(self.queue.clone(), QueueDeleteOptions::default());
                 let _ = channel.close();
             }
             if let Some(connection) = self.connection.take() {
@@ -173,10 +175,10 @@ pub fn postgres(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
 pub fn rabbitmq(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
     let n = load.amqp_messages;
     match rabbitmq_runs(payload, n, load.batch, load.runs) {
-        Some([raw, outbox, rabbit_stream]) => {
+        Some([raw, outbox, rabbit_sink]) => {
             table.baseline(RAW_AMQP, n, load.size, &raw);
             table.compared(FJ_AMQP, RAW_AMQP, n, load.size, &outbox);
-            table.compared(FJ_RSTREAM, RAW_AMQP, n, load.size, &rabbit_stream);
+            table.compared(FJ_RSINK, RAW_AMQP, n, load.size, &rabbit_sink);
         }
         None => eprintln!(
             "bench outbox: no RabbitMQ at {}; skipping its cases",
@@ -186,8 +188,8 @@ pub fn rabbitmq(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
 }
 
 /// Rows sent to RabbitMQ in batches: directly (send × batch, then flush),
-/// by the outbox from a fjall store through the raw stream above, and
-/// through `RabbitStream` (our confirmed publisher); the order rotates.
+/// by the outbox from a fjall store through the raw sink above, and
+/// through `RabbitSink` (our confirmed publisher); the order rotates.
 /// None without a broker.
 #[cfg(feature = "rabbitmq")]
 fn rabbitmq_runs(
@@ -205,7 +207,7 @@ fn rabbitmq_runs(
             let took = match case {
                 0 => amqp_direct(&format!("{queue}-direct"), payload, n, batch)?,
                 1 => amqp_outbox(&format!("{queue}-outbox"), payload, n, batch)?,
-                _ => rabbit_stream_outbox(&format!("{queue}-stream"), payload, n, batch)?,
+                _ => rabbit_sink_outbox(&format!("{queue}-sink"), payload, n, batch)?,
             };
             durations[case].push(took);
         }
@@ -215,14 +217,14 @@ fn rabbitmq_runs(
 
 #[cfg(feature = "rabbitmq")]
 fn amqp_direct(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Duration> {
-    let records: Vec<OutboxRecord> = (0..n as u64).map(|id| record(id, payload)).collect();
-    let mut stream = amqp::AmqpStream::connect(queue)?;
+    let messages = vec![message(payload); n];
+    let mut sink = amqp::AmqpSink::connect(queue)?;
     let started = Instant::now();
-    for chunk in records.chunks(batch) {
-        for r in chunk {
-            stream.send(r).expect("publish");
+    for chunk in messages.chunks(batch) {
+        for m in chunk {
+            sink.send(m).expect("publish");
         }
-        stream.flush().expect("confirms");
+        sink.flush().expect("confirms");
     }
     Some(started.elapsed())
 }
@@ -236,22 +238,22 @@ fn amqp_outbox(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Du
         store.add(&message).expect("add");
     }
     let (done_tx, done) = bounded(1);
-    let stream = amqp::AmqpStream::connect(queue)?.notify_at(n as u64, done_tx);
+    let sink = amqp::AmqpSink::connect(queue)?.notify_at(n as u64, done_tx);
     let started = Instant::now();
-    let outbox = Outbox::start_with(store, stream, config(batch)).expect("start");
+    let outbox = Outbox::start_with(store, sink, config(batch)).expect("start");
     done.recv().expect("all confirmed");
     let took = started.elapsed();
-    outbox.stop().expect("stop");
+    outbox.close().expect("close");
     Some(took)
 }
 
 #[cfg(feature = "rabbitmq")]
-fn rabbit_stream_outbox(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Duration> {
-    use syncmq::outbox::RabbitStream;
+fn rabbit_sink_outbox(queue: &str, payload: &[u8], n: usize, batch: usize) -> Option<Duration> {
     use syncmq::rabbitmq::Connection;
+    use syncmq::RabbitSink;
 
     // Declares the queue now and deletes it when dropped.
-    let _queue = amqp::AmqpStream::connect(queue)?;
+    let _queue = amqp::AmqpSink::connect(queue)?;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = fjall_store(dir.path());
     let message = message(payload);
@@ -260,16 +262,16 @@ fn rabbit_stream_outbox(queue: &str, payload: &[u8], n: usize, batch: usize) -> 
     }
     let connection = Connection::open(amqp::URL).expect("connection");
     let (done_tx, done) = bounded(1);
-    let stream = crate::outbox::queue_case::Counting::new(
-        RabbitStream::to_queue(&connection, queue).expect("stream"),
+    let sink = crate::outbox::queue_case::Counting::new(
+        RabbitSink::to_queue(&connection, queue).expect("sink"),
         n,
         done_tx,
     );
     let started = Instant::now();
-    let outbox = Outbox::start_with(store, stream, config(batch)).expect("start");
+    let outbox = Outbox::start_with(store, sink, config(batch)).expect("start");
     done.recv().expect("all confirmed");
     let took = started.elapsed();
-    outbox.stop().expect("stop");
+    outbox.close().expect("close");
     let _ = connection.close();
     Some(took)
 }
@@ -283,8 +285,8 @@ mod pg {
 
     use crossbeam_channel::bounded;
     use syncmq::outbox::postgres::{Client, NoTls};
-    use syncmq::outbox::{ChannelStream, OutboxStore, PostgresOutboxStore, PostgresStoreConfig};
-    use syncmq::Outbox;
+    use syncmq::outbox::{OutboxStore, PostgresOutboxStore, PostgresStoreConfig};
+    use syncmq::{ChannelSink, Outbox};
 
     /// A table pair of this run's own, dropped at the end.
     struct Tables {
@@ -349,7 +351,7 @@ mod pg {
         let app = tables.app_table(&mut client);
         let insert = format!("INSERT INTO {app} (id, body) VALUES ($1, $2)");
         let started = Instant::now();
-        for i in 0..n as i64 {
+        for i in 0..i64::try_from(n).expect("a row count fits an i64") {
             let mut tx = client.transaction().expect("begin");
             tx.execute(&insert, &[&i, &payload]).expect("insert");
             tx.commit().expect("commit");
@@ -365,7 +367,7 @@ mod pg {
         let insert = format!("INSERT INTO {app} (id, body) VALUES ($1, $2)");
         let message = crate::outbox::message(payload);
         let started = Instant::now();
-        for i in 0..n as i64 {
+        for i in 0..i64::try_from(n).expect("a row count fits an i64") {
             store
                 .add_within_tx(&message, |tx| {
                     tx.execute(&insert, &[&i, &payload])
@@ -392,12 +394,12 @@ mod pg {
         let started = Instant::now();
         let outbox = Outbox::start_with(
             store,
-            ChannelStream::from_sender("bench", sender),
+            ChannelSink::from_sender("bench", sender),
             crate::outbox::config(batch),
         )
         .expect("start");
         let took = done.join().expect("consumer") - started;
-        outbox.stop().expect("stop");
+        outbox.close().expect("close");
         took
     }
 }

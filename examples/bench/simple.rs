@@ -1,4 +1,4 @@
-//! `bench simple`: the SimpleAdapter against raw crossbeam.
+//! `bench simple`: the `SimpleAdapter` against raw crossbeam.
 //!
 //! The baseline is one producer thread sending `messages` payloads of
 //! `size` bytes through a crossbeam `bounded(buffer)` channel to one

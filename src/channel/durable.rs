@@ -1,64 +1,18 @@
-//! The durable adapter: each channel is a topic of the embedded queue engine
-//! ([`crate::queue`]) with one subscriber, on fjall in a directory of your
-//! choice. The default adapter when no broker is wanted.
-//!
-//! ```text
-//! input Sender ─▶ bounded(buffer) ─▶ `instances` publishing threads ─▶ queue (fsync, group commit)
-//! queue ─▶ `instances` consuming threads ─▶ bounded(buffer) ─▶ output Receiver
-//! ```
-//!
-//! The publishing threads take whatever is waiting in the input and publish
-//! it as one batch, so a busy channel pays one fsync for many messages.
-//!
-//! # Guarantees
-//!
-//! - A message is durable once a publishing thread has published it, which
-//!   `close` waits for: everything sent before `close` survives a restart.
-//!   (A `send` returns when the message is in the input buffer; for "`Ok`
-//!   means on disk" call [`Queue::publish`] directly.)
-//! - At-least-once: a delivery stays in the queue until acked. `nack(true)`
-//!   and a dropped, unsettled delivery come back at the front; `nack(false)`
-//!   moves it to the channel's dead-letter queue (see
-//!   [`DurableAdapter::queue`]); deliveries unsettled at a crash or close
-//!   come back after the next open. `ack_multiple` acks every earlier
-//!   unsettled delivery of the channel too.
-//! - Settling a delivery whose ack timeout passed (it was redelivered, or
-//!   dead-lettered) is an [`Error::InvalidArgument`] saying it is stale,
-//!   never an ack of the newer delivery, as on RabbitMQ after a reconnect.
-//! - One instance keeps the order; more may reorder.
-//! - `close` publishes what is in the inputs, syncs, gives the deliveries
-//!   still waiting in the outputs back to the queue (they come first after
-//!   the next open), and joins every thread. Deliveries a consumer holds
-//!   can still be settled after `close`; the directory stays open (and
-//!   locked against a new adapter) until the last of them is settled or
-//!   dropped.
-//! - Every field of a [`Message`] is stored and delivered: key, headers,
-//!   priority and expiry. The channel's
-//!   [topic settings](crate::ChannelSpec#topic-settings) are its topic's:
-//!   priority levels, dedupe by key, ack timeout and delivery limit, each
-//!   off by default, none implying another. An expired message is dropped,
-//!   not delivered, and counted in the queue's stats.
-//! - Channels survive a restart: an adapter opened on the same directory
-//!   has them again (calling `new_channel` once more for such a channel is
-//!   allowed and updates its spec; a second call in one session is
-//!   [`Error::AlreadyExists`]).
+//! [`DurableAdapter`]: channels as topics of the embedded queue engine, and
+//! its [`DurableConfig`].
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{select, Receiver, Sender};
-use serde::{Deserialize, Serialize};
 
 use crate::channel::{Adapter, ChannelSpec, Mode};
 use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Acker, Delivery, Message};
 use crate::queue::{Durability, EntryId, Interrupter, Queue, QueueConfig, Subscriber, TopicConfig};
-use crate::thread::{self, StopToken, Stopper, Worker};
-
-/// The subscriber name every channel's topic has.
-pub const OUTPUT_SUBSCRIBER: &str = "output";
+use crate::thread::{self, join_all, lock, StopToken, Stopper, Worker};
+use crossbeam_channel::{select, Receiver, Sender};
 
 /// Where the adapter keeps its channel specs, in the queue's metadata.
 const CHANNELS_META: &str = "durable-adapter/channels";
@@ -66,94 +20,124 @@ const CHANNELS_META: &str = "durable-adapter/channels";
 /// The most messages a publishing thread puts in one batch.
 const MAX_BATCH: usize = 512;
 
-/// Settings of a [`DurableAdapter`], with `#[must_use]` builders. What a
-/// channel's topic does (priorities, dedupe, ack timeout, delivery limit)
-/// is in its [`ChannelSpec`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Settings of a [`DurableAdapter`]. What a channel's topic does
+/// (priorities, dedupe, ack timeout, delivery limit) is in its
+/// [`ChannelSpec`].
+///
+/// ```
+/// use std::time::Duration;
+/// use syncmq::DurableConfig;
+///
+/// let config = DurableConfig::new().with_close_timeout(Duration::from_secs(2));
+/// assert!(config.validate().is_ok());
+/// assert_eq!(config.close_timeout(), Duration::from_secs(2));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DurableConfig {
-    /// When a publish is done; [`Durability::Durable`] (fsync) by default.
-    pub durability: Durability,
+    durability: Durability,
+    close_timeout: Duration,
+}
+
+impl Default for DurableConfig {
+    fn default() -> Self {
+        DurableConfig {
+            durability: Durability::default(),
+            close_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl DurableConfig {
-    /// Durable publishes.
+    /// Durable publishes, 10 s to close.
     pub fn new() -> Self {
         DurableConfig::default()
     }
 
-    /// Sets the durability; the recommended setting is the default.
+    /// Sets when a publish is done; [`Durability::Durable`] (fsync), the
+    /// default, is the recommended setting.
     #[must_use]
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
-}
 
-/// A channel spec as stored. The topic settings came later: a spec stored
-/// without them reads as the defaults, which is what it had.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct StoredSpec {
-    name: String,
-    mode: Mode,
-    buffer: usize,
-    instances: usize,
-    #[serde(default = "one")]
-    priorities: u8,
-    #[serde(default)]
-    dedupe: bool,
-    /// Milliseconds; 0 is off.
-    #[serde(default)]
-    ack_timeout_ms: u64,
-    #[serde(default)]
-    max_deliveries: u32,
-}
-
-fn one() -> u8 {
-    1
-}
-
-impl StoredSpec {
-    fn of(spec: &ChannelSpec) -> Self {
-        StoredSpec {
-            name: spec.name().to_string(),
-            mode: spec.mode(),
-            buffer: spec.buffer(),
-            instances: spec.instances(),
-            priorities: spec.priorities(),
-            dedupe: spec.dedupe(),
-            ack_timeout_ms: spec
-                .ack_timeout()
-                .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-            max_deliveries: spec.max_deliveries(),
-        }
+    /// How long [`close`](Adapter::close) waits for the channels' threads
+    /// to store what is in the inputs and stop. Default 10 s.
+    #[must_use]
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
     }
 
-    fn spec(&self) -> ChannelSpec {
-        ChannelSpec::new(&self.name, self.mode)
-            .with_buffer(self.buffer)
-            .with_instances(self.instances)
-            .with_priorities(self.priorities)
-            .with_dedupe(self.dedupe)
-            .with_ack_timeout(Duration::from_millis(self.ack_timeout_ms))
-            .with_max_deliveries(self.max_deliveries)
+    /// When a publish is done.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
-    /// The channel's topic: every setting from the spec, so that none takes
-    /// the queue's own default (a 30 s ack timeout) behind the spec's back.
-    fn topic(&self) -> TopicConfig {
-        TopicConfig::new(&self.name, [OUTPUT_SUBSCRIBER])
-            .with_priorities(self.priorities)
-            .with_dedupe(self.dedupe)
-            .with_ack_timeout(Duration::from_millis(self.ack_timeout_ms))
-            .with_max_deliveries(self.max_deliveries)
+    /// How long `close` waits for the channels' threads.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// Checks the settings. [`DurableAdapter::open_with`] calls this.
+    ///
+    /// # Errors
+    ///
+    /// None today: every durability and close timeout is valid. Kept so
+    /// that a setting added later is checked where the others are.
+    pub fn validate(&self) -> Result<()> {
+        Ok(())
     }
 }
 
-/// Channels on the embedded durable queue. See the module docs.
+/// Channels on the embedded durable queue: each channel is a topic of the
+/// queue engine ([`crate::queue`]) with one subscriber,
+/// [`OUTPUT_SUBSCRIBER`](Self::OUTPUT_SUBSCRIBER), on fjall in a directory
+/// of your choice. The default adapter when no broker is wanted.
+///
+/// ```text
+/// input Sender ─▶ bounded(buffer) ─▶ `instances` publishing threads ─▶ queue (fsync, group commit)
+/// queue ─▶ `instances` consuming threads ─▶ bounded(buffer) ─▶ output Receiver
+/// ```
+///
+/// The publishing threads take whatever is waiting in the input and publish
+/// it as one batch, so a busy channel pays one fsync for many messages.
+///
+/// # Guarantees
+///
+/// - A message is durable once a publishing thread has published it, which
+///   `close` waits for: everything sent before `close` survives a restart.
+///   (A `send` returns when the message is in the input buffer; for "`Ok`
+///   means on disk" call [`Queue::publish`](crate::queue::Queue::publish) directly.)
+/// - At-least-once: a delivery stays in the queue until acked. `nack(true)`
+///   and a dropped, unsettled delivery come back at the front; `nack(false)`
+///   moves it to the channel's dead-letter queue (see
+///   [`queue`](Self::queue)); deliveries unsettled at a crash or close
+///   come back after the next open. `ack_multiple` acks every earlier
+///   unsettled delivery of the channel too.
+/// - Settling a delivery whose ack timeout passed (it was redelivered, or
+///   dead-lettered) is an [`Error::StaleDelivery`],
+///   never an ack of the newer delivery, as on RabbitMQ after a reconnect.
+/// - One instance keeps the order; more may reorder.
+/// - `close` publishes what is in the inputs, syncs, gives the deliveries
+///   still waiting in the outputs back to the queue (they come first after
+///   the next open), and joins every thread. Deliveries a consumer holds
+///   can still be settled after `close`; the directory stays open (and
+///   locked against a new adapter) until the last of them is settled or
+///   dropped.
+/// - Every field of a [`Message`] is stored and delivered: key, headers,
+///   priority and expiry. The channel's
+///   [topic settings](crate::ChannelSpec#topic-settings) are its topic's:
+///   priority levels, dedupe by key, ack timeout and delivery limit, each
+///   off by default, none implying another. An expired message is dropped,
+///   not delivered, and counted in the queue's stats.
+/// - Channels survive a restart: an adapter opened on the same directory
+///   has them again (calling `new_channel` once more for such a channel is
+///   allowed and updates its spec; a second call in one session is
+///   [`Error::AlreadyExists`]).
 ///
 /// ```
-/// use syncmq::channel::DurableAdapter;
-/// use syncmq::{Adapter, ChannelSpec, Mode};
+/// use syncmq::{Adapter, ChannelSpec, DurableAdapter, Mode};
 ///
 /// # fn main() -> syncmq::Result<()> {
 /// let dir = tempfile::tempdir().unwrap();
@@ -171,11 +155,14 @@ impl StoredSpec {
 /// ```
 pub struct DurableAdapter {
     state: Mutex<State>,
+    config: DurableConfig,
 }
 
 impl std::fmt::Debug for DurableAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DurableAdapter").finish_non_exhaustive()
+        f.debug_struct("DurableAdapter")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -189,19 +176,26 @@ struct State {
 type InputEnds = (Sender<Message>, Receiver<Message>);
 
 struct Channel {
-    stored: StoredSpec,
+    spec: ChannelSpec,
     /// False for a channel restored from disk that `new_channel` has not
     /// declared in this session yet.
     declared: bool,
     input: Option<InputEnds>,
     output: Option<Receiver<Delivery>>,
     stopper: Stopper,
-    pumps: Vec<Worker<usize>>,
+    pumps: Vec<Worker<()>>,
+    /// How many messages the pumps could not store.
+    lost: Arc<AtomicUsize>,
     consumers: Vec<Worker<()>>,
     interrupters: Vec<Interrupter>,
+    close_timeout: Duration,
 }
 
 impl DurableAdapter {
+    /// The subscriber every channel's topic has: read the channel's queue
+    /// through it (see [`queue`](Self::queue)).
+    pub const OUTPUT_SUBSCRIBER: &'static str = "output";
+
     /// Opens (or creates) the adapter's queue in directory `path`, with
     /// durable publishes, and restores the channels made there before.
     ///
@@ -217,10 +211,15 @@ impl DurableAdapter {
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open).
+    /// As [`open`](Self::open), and [`Error::InvalidArgument`] for a bad
+    /// config.
     pub fn open_with(path: impl AsRef<Path>, config: DurableConfig) -> Result<Self> {
-        let queue = Queue::open(path, QueueConfig::new().with_durability(config.durability))?;
-        Self::on_queue(queue)
+        config.validate()?;
+        let queue = Queue::open(
+            path,
+            QueueConfig::new().with_durability(config.durability()),
+        )?;
+        Self::on_queue(queue, config)
     }
 
     /// An adapter on a queue in memory: the same behaviour, nothing on
@@ -230,16 +229,19 @@ impl DurableAdapter {
     ///
     /// [`Error::Io`] when the OS refuses a thread.
     pub fn memory() -> Result<Self> {
-        Self::on_queue(Queue::memory(QueueConfig::new())?)
+        Self::on_queue(Queue::memory(QueueConfig::new())?, DurableConfig::new())
     }
 
-    fn on_queue(queue: Queue) -> Result<Self> {
+    fn on_queue(queue: Queue, config: DurableConfig) -> Result<Self> {
         let queue = Arc::new(queue);
-        let stored: Vec<StoredSpec> = match queue.meta(CHANNELS_META)? {
-            Some(bytes) => rmp_serde::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                key: format!("meta/app/{CHANNELS_META}"),
-                reason: e.to_string(),
-            })?,
+        let corrupt = |reason: String| Error::Corrupt {
+            key: format!("meta/app/{CHANNELS_META}"),
+            reason,
+        };
+        // Specs are stored in their serde form, which reads what earlier
+        // builds stored (every topic setting defaults to off).
+        let stored: Vec<ChannelSpec> = match queue.meta(CHANNELS_META)? {
+            Some(bytes) => rmp_serde::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?,
             None => Vec::new(),
         };
         let adapter = DurableAdapter {
@@ -247,73 +249,74 @@ impl DurableAdapter {
                 queue: Some(queue.clone()),
                 channels: HashMap::new(),
             }),
+            config,
         };
         for spec in stored {
-            spec.spec().validate().map_err(|e| Error::Corrupt {
-                key: format!("meta/app/{CHANNELS_META}"),
-                reason: format!("stored channel `{}`: {e}", spec.name),
-            })?;
+            spec.validate()
+                .map_err(|e| corrupt(format!("stored channel `{}`: {e}", spec.name())))?;
             let channel = adapter.start(&queue, spec, false)?;
-            adapter
-                .lock()
+            lock(&adapter.state)
                 .channels
-                .insert(channel.stored.name.clone(), channel);
+                .insert(channel.spec.name().to_string(), channel);
         }
         Ok(adapter)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every update is a single insert or take.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The queue under the adapter, for what channels do not show: stats,
     /// dead letters, replays. Each channel is a topic of the same name with
-    /// one subscriber, [`OUTPUT_SUBSCRIBER`].
+    /// one subscriber, [`OUTPUT_SUBSCRIBER`](Self::OUTPUT_SUBSCRIBER).
     ///
     /// # Errors
     ///
     /// [`Error::Closed`] after `close`.
     pub fn queue(&self) -> Result<Arc<Queue>> {
-        self.lock()
+        lock(&self.state)
             .queue
             .clone()
             .ok_or_else(|| Error::closed("durable adapter"))
     }
 
     /// Declares the channel's topic and starts its threads.
-    fn start(&self, queue: &Arc<Queue>, stored: StoredSpec, declared: bool) -> Result<Channel> {
-        queue.declare_topic(stored.topic())?;
+    fn start(&self, queue: &Arc<Queue>, spec: ChannelSpec, declared: bool) -> Result<Channel> {
+        queue.declare_topic(topic(&spec))?;
         let (stopper, stop) = thread::stop_signal();
+        let (name, mode, buffer) = (spec.name().to_string(), spec.mode(), spec.buffer());
+        let instances = spec.instances();
         let mut channel = Channel {
+            spec,
             declared,
             input: None,
             output: None,
             stopper,
             pumps: Vec::new(),
+            lost: Arc::new(AtomicUsize::new(0)),
             consumers: Vec::new(),
             interrupters: Vec::new(),
-            stored: stored.clone(),
+            close_timeout: self.config.close_timeout(),
         };
-        let name = &stored.name;
         // On an error below, dropping `channel` stops what was started.
-        if stored.mode.allows_input() {
-            let (tx, rx) = crossbeam_channel::bounded(stored.buffer);
-            for i in 0..stored.instances {
-                let (queue, rx, stop, topic) =
-                    (queue.clone(), rx.clone(), stop.clone(), name.clone());
+        if mode.allows_input() {
+            let (tx, rx) = crossbeam_channel::bounded(buffer);
+            for i in 0..instances {
+                let (queue, rx, stop, lost, topic) = (
+                    queue.clone(),
+                    rx.clone(),
+                    stop.clone(),
+                    channel.lost.clone(),
+                    name.clone(),
+                );
                 channel.pumps.push(thread::spawn(
                     format!("durable-in-{i}:{name}"),
-                    move || pump(&queue, &topic, &rx, &stop),
+                    move || pump(&queue, &topic, &rx, &stop, &lost),
                 )?);
             }
             channel.input = Some((tx, rx));
         }
-        if stored.mode.allows_output() {
-            let (tx, rx) = crossbeam_channel::bounded(stored.buffer);
-            let prefetch = stored.buffer.clamp(1, 256);
-            for i in 0..stored.instances {
-                let sub = Arc::new(queue.subscribe(name, OUTPUT_SUBSCRIBER)?);
+        if mode.allows_output() {
+            let (tx, rx) = crossbeam_channel::bounded(buffer);
+            let prefetch = buffer.clamp(1, 256);
+            for i in 0..instances {
+                let sub = Arc::new(queue.subscribe(&name, Self::OUTPUT_SUBSCRIBER)?);
                 channel.interrupters.push(sub.interrupter());
                 let (tx, stop) = (tx.clone(), stop.clone());
                 channel.consumers.push(thread::spawn(
@@ -327,13 +330,13 @@ impl DurableAdapter {
     }
 
     fn save_specs(queue: &Queue, channels: &HashMap<String, Channel>) -> Result<()> {
-        let mut specs: Vec<&StoredSpec> = channels.values().map(|c| &c.stored).collect();
-        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut specs: Vec<&ChannelSpec> = channels.values().map(|c| &c.spec).collect();
+        specs.sort_by(|a, b| a.name().cmp(b.name()));
         queue.set_meta(CHANNELS_META, &rmp_serde::to_vec_named(&specs)?)
     }
 
     fn with_channel<T>(&self, name: &str, f: impl FnOnce(&Channel) -> Result<T>) -> Result<T> {
-        let state = self.lock();
+        let state = lock(&self.state);
         if state.queue.is_none() {
             return Err(Error::closed("durable adapter"));
         }
@@ -345,10 +348,20 @@ impl DurableAdapter {
     }
 }
 
+/// The channel's topic: every setting from the spec, so that none takes
+/// the queue's own default (a 30 s ack timeout) behind the spec's back.
+fn topic(spec: &ChannelSpec) -> TopicConfig {
+    TopicConfig::new(spec.name(), [DurableAdapter::OUTPUT_SUBSCRIBER])
+        .with_priorities(spec.priorities())
+        .with_dedupe(spec.dedupe())
+        .with_ack_timeout(spec.ack_timeout().unwrap_or(Duration::ZERO))
+        .with_max_deliveries(spec.max_deliveries())
+}
+
 impl Adapter for DurableAdapter {
     fn new_channel(&self, spec: ChannelSpec) -> Result<()> {
         spec.validate()?;
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         let queue = state
             .queue
             .clone()
@@ -361,53 +374,48 @@ impl Adapter for DurableAdapter {
             None => None,
         };
         if let Some(mut old) = restored {
-            if let Err(e) = old.stop(Instant::now() + Duration::from_secs(10)) {
+            if let Err(e) = old.close(Instant::now() + self.config.close_timeout()) {
                 log::warn!("durable adapter: restarting channel `{}`: {e}", spec.name());
             }
         }
-        let stored = StoredSpec::of(&spec);
-        let channel = self.start(&queue, stored, true)?;
-        state.channels.insert(spec.name().to_string(), channel);
+        let name = spec.name().to_string();
+        let channel = self.start(&queue, spec, true)?;
+        state.channels.insert(name, channel);
         Self::save_specs(&queue, &state.channels)
     }
 
     fn input(&self, name: &str) -> Result<Sender<Message>> {
         self.with_channel(name, |ch| match &ch.input {
             Some((tx, _)) => Ok(tx.clone()),
-            None => Err(wrong_mode(name, ch.stored.mode, "input")),
+            None => Err(wrong_mode(name, ch.spec.mode(), "input")),
         })
     }
 
     fn output(&self, name: &str) -> Result<Receiver<Delivery>> {
         self.with_channel(name, |ch| match &ch.output {
             Some(rx) => Ok(rx.clone()),
-            None => Err(wrong_mode(name, ch.stored.mode, "output")),
+            None => Err(wrong_mode(name, ch.spec.mode(), "output")),
         })
     }
 
     fn mode(&self, name: &str) -> Result<Mode> {
-        self.with_channel(name, |ch| Ok(ch.stored.mode))
+        self.with_channel(name, |ch| Ok(ch.spec.mode()))
     }
 
     fn close(&self) -> Result<()> {
         let (queue, channels) = {
-            let mut state = self.lock();
+            let mut state = lock(&self.state);
             (state.queue.take(), std::mem::take(&mut state.channels))
         };
         let Some(queue) = queue else {
             return Ok(());
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut first_error = None;
+        let deadline = Instant::now() + self.config.close_timeout();
+        let mut result = Ok(());
         for (_, mut channel) in channels {
-            if let Err(e) = channel.stop(deadline) {
-                first_error.get_or_insert(e);
-            }
+            result = result.and(channel.close(deadline));
         }
-        if let Err(e) = queue.close() {
-            first_error.get_or_insert(e);
-        }
-        first_error.map_or(Ok(()), Err)
+        result.and(queue.close())
     }
 }
 
@@ -421,29 +429,20 @@ impl Drop for DurableAdapter {
 
 impl Channel {
     /// Publishes what is in the input, stops the channel's threads and
-    /// joins them. The output ends once the consumers are joined. Calling it
-    /// again does nothing.
-    fn stop(&mut self, deadline: Instant) -> Result<()> {
+    /// joins them by `deadline`. The output ends once the consumers are
+    /// joined. Calling it again does nothing.
+    fn close(&mut self, deadline: Instant) -> Result<()> {
         self.input = None;
         self.stopper.stop();
         for i in &self.interrupters {
             i.interrupt();
         }
-        let mut first_error = None;
-        let mut lost = 0;
-        for w in std::mem::take(&mut self.pumps) {
-            match w.join_deadline(deadline) {
-                Ok(n) => lost += n,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        for w in std::mem::take(&mut self.consumers) {
-            if let Err(e) = w.join_deadline(deadline) {
-                first_error.get_or_insert(e);
-            }
-        }
+        let joined = join_all(
+            std::mem::take(&mut self.pumps)
+                .into_iter()
+                .chain(std::mem::take(&mut self.consumers)),
+            deadline,
+        );
         // Deliveries nobody took from the output go back to the queue
         // (dropping them requeues them), so they do not keep it open after
         // close.
@@ -452,22 +451,24 @@ impl Channel {
                 drop(delivery);
             }
         }
-        if lost > 0 {
-            first_error.get_or_insert(Error::storage_reason(
-                format!("channel `{}`", self.stored.name),
+        let lost = self.lost.swap(0, Ordering::SeqCst);
+        joined.and(if lost > 0 {
+            Err(Error::storage_reason(
+                format!("channel `{}`", self.spec.name()),
                 format!("{lost} messages could not be stored (see the log)"),
-            ));
-        }
-        first_error.map_or(Ok(()), Err)
+            ))
+        } else {
+            Ok(())
+        })
     }
 }
 
 impl Drop for Channel {
-    /// Only does something for a channel dropped without `stop`, as when
+    /// Only does something for a channel dropped without `close`, as when
     /// starting it failed half way.
     fn drop(&mut self) {
-        if let Err(e) = self.stop(Instant::now() + Duration::from_secs(10)) {
-            log::warn!("durable adapter: channel `{}`: {e}", self.stored.name);
+        if let Err(e) = self.close(Instant::now() + self.close_timeout) {
+            log::warn!("durable adapter: channel `{}`: {e}", self.spec.name());
         }
     }
 }
@@ -481,25 +482,32 @@ fn wrong_mode(name: &str, mode: Mode, operation: &'static str) -> Error {
 }
 
 /// A publishing thread: input to queue, a batch of whatever is waiting at a
-/// time, until told to stop; then what is left in the input. Returns how
-/// many messages it could not store.
-fn pump(queue: &Queue, topic: &str, input: &Receiver<Message>, stop: &StopToken) -> usize {
-    let mut lost = 0;
+/// time, until told to stop; then what is left in the input. Counts in
+/// `lost` the messages it could not store.
+fn pump(
+    queue: &Queue,
+    topic: &str,
+    input: &Receiver<Message>,
+    stop: &StopToken,
+    lost: &AtomicUsize,
+) {
     loop {
         let first = select! {
             recv(input) -> message => match message {
                 Ok(message) => message,
-                Err(_) => return lost,
+                Err(_) => return,
             },
             recv(stop.receiver()) -> _ => break,
         };
-        lost += publish_waiting(queue, topic, input, Some(first));
+        lost.fetch_add(
+            publish_waiting(queue, topic, input, Some(first)),
+            Ordering::SeqCst,
+        );
     }
     // Stopped: whatever was sent before the input's last handle went.
     while !input.is_empty() {
-        lost += publish_waiting(queue, topic, input, None);
+        lost.fetch_add(publish_waiting(queue, topic, input, None), Ordering::SeqCst);
     }
-    lost
 }
 
 /// Publishes `first` and up to a batch of what waits behind it; returns how

@@ -33,7 +33,7 @@ mod rabbitmq;
 mod simple;
 
 #[cfg(feature = "durable")]
-pub use durable::{DurableAdapter, DurableConfig, OUTPUT_SUBSCRIBER};
+pub use durable::{DurableAdapter, DurableConfig};
 #[cfg(feature = "rabbitmq")]
 pub use rabbitmq::RabbitAdapter;
 pub use simple::SimpleAdapter;
@@ -136,6 +136,7 @@ impl fmt::Display for Mode {
 /// apart, so there priorities from n − 1 to 9 are still ordered among
 /// themselves. Every message keeps its own priority value either way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChannelSpec {
     name: String,
     mode: Mode,

@@ -1,62 +1,8 @@
-//! The RabbitMQ adapter: each channel is a durable queue of the same name,
-//! published with confirms and consumed with acks, over one supervised
-//! connection.
-//!
-//! ```text
-//! input Sender ─▶ bounded(buffer) ─▶ Publisher thread (confirm window, retry buffer) ─▶ queue `name`
-//! queue `name` ─▶ `instances` consumers (prefetch = buffer) ─▶ bounded(buffer) ─▶ output Receiver
-//! ```
-//!
-//! The publisher's own thread takes messages from every channel's input:
-//! there is no thread per channel between the two. It takes from an input
-//! only while its confirm window and retry buffer
-//! ([`PublisherConfig::with_buffer`]) have room; otherwise messages wait in
-//! the input, and once that is full `send` blocks. That is the
-//! back-pressure, and nothing polls.
-//!
-//! # Guarantees
-//!
-//! At least once. A `send` returns when the message is in the input; what
-//! the publisher took from an input stays in its retry buffer until the
-//! broker confirmed it, through reconnects (duplicates are possible after
-//! a reconnect). A message the broker refuses for good (unroutable: its
-//! queue was deleted) is logged, and counted in the [`Error::Rejected`]
-//! that `close` returns. A delivery that is neither acked nor nacked
-//! (dropped, or outstanding when the connection died) is delivered again;
-//! [`Delivery::is_redelivered`] says so. An ack for a delivery from before
-//! a reconnect returns [`Error::StaleDelivery`] (its channel is gone; the
-//! broker redelivers it), never a panic and never an ack of some
-//! other delivery.
-//!
-//! # What a message keeps
-//!
-//! Key (as `message_id`), headers, priority and expiry travel as AMQP
-//! properties and come back in the delivery; an expired message is dropped
-//! by the broker. A spec with more than one priority level declares the
-//! queue with `x-max-priority` 9 (a queue that exists without it, or the
-//! other way round, is refused by the broker: [`Error::Refused`] from
-//! `new_channel`). Dedupe, an ack timeout and a delivery limit are not
-//! RabbitMQ queue features for a classic queue, so `new_channel` refuses a
-//! spec asking for them.
-//!
-//! # Close
-//!
-//! [`close`](Adapter::close) drops the adapter's own senders, closes the
-//! publisher (it takes what is still in the inputs and gets everything
-//! confirmed within its close timeout, even when the connection only comes
-//! up during the close), stops the consumers (deliveries not yet taken
-//! from the output go back to the queue; those a reader holds get the
-//! consumer's grace period to be settled) and closes the connection. What
-//! could not be confirmed in time is counted in the [`Error::Timeout`] that
-//! `close` returns; a message sent while `close` runs may or may not be
-//! published. What is left in a queue is there for the next program that
-//! opens the channel.
-//!
-//! [`Delivery::is_redelivered`]: crate::Delivery::is_redelivered
-//! [`PublisherConfig::with_buffer`]: crate::rabbitmq::PublisherConfig::with_buffer
+//! [`RabbitAdapter`]: channels as durable RabbitMQ queues over one
+//! supervised connection.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -67,10 +13,64 @@ use crate::message::{Delivery, Message};
 use crate::rabbitmq::{
     Connection, ConnectionConfig, ConsumerCounters, Declaration, Owner, Publisher, PublisherConfig,
 };
-use crate::thread::{self, Stopper, Worker};
+use crate::thread::{self, join_all, lock, Stopper, Worker};
 use crate::waiter::ConnectionWaiter;
 
-/// Channels as durable RabbitMQ queues.
+/// Channels as durable RabbitMQ queues: each channel is a durable queue of
+/// the same name, published with confirms and consumed with acks, over one
+/// supervised connection.
+///
+/// ```text
+/// input Sender ─▶ bounded(buffer) ─▶ Publisher thread (confirm window, retry buffer) ─▶ queue `name`
+/// queue `name` ─▶ `instances` consumers (prefetch = buffer) ─▶ bounded(buffer) ─▶ output Receiver
+/// ```
+///
+/// The publisher's own thread takes messages from every channel's input:
+/// there is no thread per channel between the two. It takes from an input
+/// only while its confirm window and retry buffer
+/// ([`PublisherConfig::with_buffer`]) have room; otherwise messages wait in
+/// the input, and once that is full `send` blocks. That is the
+/// back-pressure, and nothing polls.
+///
+/// # Guarantees
+///
+/// At least once. A `send` returns when the message is in the input; what
+/// the publisher took from an input stays in its retry buffer until the
+/// broker confirmed it, through reconnects (duplicates are possible after
+/// a reconnect). A message the broker refuses for good (unroutable: its
+/// queue was deleted) is logged, and counted in the [`Error::Rejected`]
+/// that `close` returns. A delivery that is neither acked nor nacked
+/// (dropped, or outstanding when the connection died) is delivered again;
+/// [`Delivery::is_redelivered`] says so. An ack for a delivery from before
+/// a reconnect returns [`Error::StaleDelivery`] (its channel is gone; the
+/// broker redelivers it), never a panic and never an ack of some
+/// other delivery.
+///
+/// # What a message keeps
+///
+/// Key (as `message_id`), headers, priority and expiry travel as AMQP
+/// properties and come back in the delivery (the routing key does not: the
+/// channel's queue name routes every message); an expired message is dropped
+/// by the broker. A spec with more than one priority level declares the
+/// queue with `x-max-priority` 9 (a queue that exists without it, or the
+/// other way round, is refused by the broker: [`Error::Refused`] from
+/// `new_channel`). Dedupe, an ack timeout and a delivery limit are not
+/// RabbitMQ queue features for a classic queue, so `new_channel` refuses a
+/// spec asking for them.
+///
+/// # Close
+///
+/// [`close`](Adapter::close) drops the adapter's own senders, closes the
+/// publisher (it takes what is still in the inputs and gets everything
+/// confirmed within its close timeout, even when the connection only comes
+/// up during the close), stops the consumers (deliveries not yet taken
+/// from the output go back to the queue; those a reader holds get the
+/// consumers' close timeout
+/// ([`CONSUMER_CLOSE_TIMEOUT`](Self::CONSUMER_CLOSE_TIMEOUT)) to be settled) and closes the connection. What
+/// could not be confirmed in time is counted in the [`Error::Timeout`] that
+/// `close` returns; a message sent while `close` runs may or may not be
+/// published. What is left in a queue is there for the next program that
+/// opens the channel.
 ///
 /// ```no_run
 /// use syncmq::{Adapter, ChannelSpec, Mode, RabbitAdapter};
@@ -106,9 +106,9 @@ struct Channel {
 }
 
 impl RabbitAdapter {
-    /// How long a stopping consumer waits for a reader to settle what it
+    /// How long a closing consumer waits for a reader to settle what it
     /// holds.
-    pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+    pub const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// An adapter on a supervised connection to `url`, with default
     /// settings.
@@ -146,12 +146,8 @@ impl RabbitAdapter {
         &self.connection
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn with_channel<T>(&self, name: &str, f: impl FnOnce(&Channel) -> Result<T>) -> Result<T> {
-        let state = self.lock();
+        let state = lock(&self.state);
         if state.closed {
             return Err(Error::closed("rabbitmq adapter"));
         }
@@ -167,7 +163,7 @@ impl Adapter for RabbitAdapter {
     fn new_channel(&self, spec: ChannelSpec) -> Result<()> {
         spec.validate()?;
         refuse_topic_settings(&spec)?;
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         if state.closed {
             return Err(Error::closed("rabbitmq adapter"));
         }
@@ -201,7 +197,7 @@ impl Adapter for RabbitAdapter {
                     shared: self.connection.shared(),
                     queue: name.clone(),
                     prefetch,
-                    close_timeout: Self::CLOSE_GRACE,
+                    close_timeout: Self::CONSUMER_CLOSE_TIMEOUT,
                     output: output.clone(),
                     output_rx: output_rx.clone(),
                     inline: None,
@@ -213,7 +209,7 @@ impl Adapter for RabbitAdapter {
                     // On failure `channel` drops, and its stopper ends what
                     // started.
                     .push(thread::spawn(format!("rmq-out-{i}:{name}"), move || {
-                        owner.run()
+                        owner.run();
                     })?);
             }
             channel.output = Some(output_rx);
@@ -244,7 +240,7 @@ impl Adapter for RabbitAdapter {
 
     fn close(&self) -> Result<()> {
         let channels: Vec<Channel> = {
-            let mut state = self.lock();
+            let mut state = lock(&self.state);
             if state.closed {
                 return Ok(());
             }
@@ -261,15 +257,15 @@ impl Adapter for RabbitAdapter {
         }
         // 2. The publisher takes what is left in the inputs and gets it all
         // confirmed.
-        let mut result = self.publisher.close();
+        let result = self.publisher.close();
         // 3. Consumers stop; undelivered messages stay in their queues.
-        for ch in &mut channels {
+        let consumers = channels.iter_mut().flat_map(|ch| {
             ch.output = None;
-            for consumer in ch.consumers.drain(..) {
-                result = result.and(consumer.join_deadline(deadline));
-            }
-        }
-        result.and(self.connection.close())
+            ch.consumers.drain(..)
+        });
+        result
+            .and(join_all(consumers, deadline))
+            .and(self.connection.close())
     }
 }
 
@@ -285,7 +281,7 @@ impl std::fmt::Debug for RabbitAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RabbitAdapter")
             .field("connection", &self.connection)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,56 +1,56 @@
-//! The simple adapter: crossbeam channels and forwarding threads, all in
-//! process.
-//!
-//! Each channel is
-//!
-//! ```text
-//! input Sender ─▶ bounded(buffer) ─▶ `instances` forwarding threads ─▶ bounded(buffer) ─▶ output Receiver
-//! ```
-//!
-//! as in ormus' Go Channel module, where data pushed to the input is written to the
-//! output. One instance keeps the input's order; several may reorder.
-//!
-//! # Guarantees
-//!
-//! None beyond the process: a delivery's `ack` and `nack` are no-ops that
-//! always succeed, a dropped delivery is gone, and nothing survives a
-//! restart. Use the durable adapter for more.
-//!
-//! # What a message keeps
-//!
-//! Everything: the [`Message`] sent is the one delivered, with its key,
-//! headers, priority and expiry. A message whose expiry has passed when a
-//! forwarding thread takes it is dropped, not delivered. The channel is one
-//! FIFO, so of the [topic settings](crate::ChannelSpec#topic-settings) it
-//! takes only the defaults: more than one priority level, dedupe, an ack
-//! timeout or a delivery limit are refused by `new_channel`, since acks are
-//! no-ops and nothing is ever delivered twice.
-//!
-//! # Close
-//!
-//! [`close`](crate::Adapter::close) first drops the adapter's own handles,
-//! then tells the forwarding threads to stop. Each one hands what is still in
-//! the input on to the output, waiting for readers up to the close timeout,
-//! and ends. `close` joins them all and then the input's receiving side is
-//! gone, so a later `send` fails and gives the message back. A consumer
-//! iterating the output sees every delivery that was handed on and then the
-//! end of the channel. Messages still sent *while* `close` runs may or may
-//! not be handed on; `close` says how many it had to drop.
+//! [`SimpleAdapter`]: in-process channels on crossbeam and forwarding
+//! threads.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{
-    select, Receiver, Select, SendTimeoutError, Sender, TryRecvError, TrySendError,
+    select, Receiver, Select, SendError, SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 
 use crate::channel::{Adapter, ChannelSpec, Mode};
 use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Delivery, Message};
-use crate::thread::{self, StopToken, Stopper, Worker};
+use crate::thread::{self, join_all, lock, StopToken, Stopper, Worker};
 
-/// In-process channels on crossbeam.
+/// In-process channels on crossbeam: forwarding threads, all in process.
+/// Each channel is
+///
+/// ```text
+/// input Sender ─▶ bounded(buffer) ─▶ `instances` forwarding threads ─▶ bounded(buffer) ─▶ output Receiver
+/// ```
+///
+/// as in ormus' Go Channel module, where data pushed to the input is written to the
+/// output. One instance keeps the input's order; several may reorder.
+///
+/// # Guarantees
+///
+/// None beyond the process: a delivery's `ack` and `nack` are no-ops that
+/// always succeed, a dropped delivery is gone, and nothing survives a
+/// restart. Use the durable adapter for more.
+///
+/// # What a message keeps
+///
+/// Everything: the [`Message`] sent is the one delivered, with its key,
+/// headers, priority and expiry. A message whose expiry has passed when a
+/// forwarding thread takes it is dropped, not delivered. The channel is one
+/// FIFO, so of the [topic settings](crate::ChannelSpec#topic-settings) it
+/// takes only the defaults: more than one priority level, dedupe, an ack
+/// timeout or a delivery limit are refused by `new_channel`, since acks are
+/// no-ops and nothing is ever delivered twice.
+///
+/// # Close
+///
+/// [`close`](crate::Adapter::close) first drops the adapter's own handles,
+/// then tells the forwarding threads to stop. Each one hands what is still in
+/// the input on to the output, waiting for readers up to the close timeout,
+/// and ends. `close` joins them all and then the input's receiving side is
+/// gone, so a later `send` fails and gives the message back. A consumer
+/// iterating the output sees every delivery that was handed on and then the
+/// end of the channel. Messages still sent *while* `close` runs may or may
+/// not be handed on; `close` says how many it had to drop.
 ///
 /// ```
 /// use syncmq::{Adapter, ChannelSpec, Mode, SimpleAdapter};
@@ -89,16 +89,17 @@ struct Channel {
     input_receiver: Receiver<Message>,
     output: Receiver<Delivery>,
     stopper: Stopper,
-    forwarders: Vec<Worker<Leftover>>,
+    forwarders: Vec<Worker<()>>,
+    left: Arc<Leftover>,
 }
 
-/// What a forwarding thread could not hand on when it stopped.
-#[derive(Debug, Default, Clone, Copy)]
+/// What the forwarding threads could not hand on when they stopped.
+#[derive(Debug, Default)]
 struct Leftover {
     /// Readers existed but did not take these before the deadline.
-    timed_out: usize,
+    timed_out: AtomicUsize,
     /// No reader was left to take these.
-    unread: usize,
+    unread: AtomicUsize,
 }
 
 impl SimpleAdapter {
@@ -120,15 +121,9 @@ impl SimpleAdapter {
         }
     }
 
-    /// Every update of the state is a single insert or take, so it is
-    /// consistent even if a thread panicked while holding the lock.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Runs `f` on the named channel, or says why it cannot.
     fn with_channel<T>(&self, name: &str, f: impl FnOnce(&Channel) -> Result<T>) -> Result<T> {
-        let state = self.lock();
+        let state = lock(&self.state);
         if state.closed {
             return Err(Error::closed("simple adapter"));
         }
@@ -150,7 +145,7 @@ impl Adapter for SimpleAdapter {
     fn new_channel(&self, spec: ChannelSpec) -> Result<()> {
         spec.validate()?;
         refuse_topic_settings(&spec)?;
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         if state.closed {
             return Err(Error::closed("simple adapter"));
         }
@@ -160,16 +155,21 @@ impl Adapter for SimpleAdapter {
         let (input, input_receiver) = crossbeam_channel::bounded(spec.buffer());
         let (output_sender, output) = crossbeam_channel::bounded(spec.buffer());
         let (stopper, stop) = thread::stop_signal();
+        let left = Arc::new(Leftover::default());
         let mut forwarders = Vec::with_capacity(spec.instances());
         for i in 0..spec.instances() {
-            let (input, output, stop) =
-                (input_receiver.clone(), output_sender.clone(), stop.clone());
+            let (input, output, stop, left) = (
+                input_receiver.clone(),
+                output_sender.clone(),
+                stop.clone(),
+                left.clone(),
+            );
             let close_timeout = self.close_timeout;
             // If the OS refuses a thread, the `?` drops `stopper`, which
             // stops the forwarders started so far.
             forwarders.push(thread::spawn(
                 format!("simple-{i}:{}", spec.name()),
-                move || forward(&input, &output, &stop, close_timeout),
+                move || forward(&input, &output, &stop, close_timeout, &left),
             )?);
         }
         state.channels.insert(
@@ -181,6 +181,7 @@ impl Adapter for SimpleAdapter {
                 output,
                 stopper,
                 forwarders,
+                left,
             },
         );
         Ok(())
@@ -210,70 +211,59 @@ impl Adapter for SimpleAdapter {
 
     fn close(&self) -> Result<()> {
         let channels = {
-            let mut state = self.lock();
+            let mut state = lock(&self.state);
             state.closed = true;
             std::mem::take(&mut state.channels)
         };
         // Tell every channel first, so they all drain in parallel.
-        let stopping: Vec<_> = channels
-            .into_iter()
-            .map(|(name, ch)| {
-                let Channel {
-                    input,
-                    input_receiver,
-                    output,
-                    mut stopper,
-                    forwarders,
-                    ..
-                } = ch;
-                // Without our own receiver, a channel whose readers are all
-                // gone fails fast instead of waiting out the deadline.
-                drop((input, output));
-                stopper.stop();
-                (name, input_receiver, forwarders)
-            })
-            .collect();
+        let mut stopping = Vec::with_capacity(channels.len());
+        let mut forwarders = Vec::new();
+        for (name, ch) in channels {
+            let Channel {
+                input,
+                input_receiver,
+                output,
+                mut stopper,
+                forwarders: these,
+                left,
+                ..
+            } = ch;
+            // Without our own receiver, a channel whose readers are all
+            // gone fails fast instead of waiting out the deadline.
+            drop((input, output));
+            stopper.stop();
+            forwarders.extend(these);
+            stopping.push((name, input_receiver, left));
+        }
         // The forwarders give up at the close timeout; the extra second only
         // covers the scheduling of their last steps.
         let deadline = Instant::now() + self.close_timeout + Duration::from_secs(1);
-        let mut first_error = None;
-        for (name, input_receiver, forwarders) in stopping {
-            let mut left = Leftover::default();
-            for worker in forwarders {
-                match worker.join_deadline(deadline) {
-                    Ok(l) => {
-                        left.timed_out += l.timed_out;
-                        left.unread += l.unread;
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
+        let mut result = join_all(forwarders, deadline);
+        for (name, input_receiver, left) in stopping {
+            let (mut timed_out, mut unread) = (
+                left.timed_out.load(Ordering::SeqCst),
+                left.unread.load(Ordering::SeqCst),
+            );
             // What no forwarder took goes where the timed-out ones went.
             let never_taken = input_receiver.len();
-            if left.timed_out > 0 {
-                left.timed_out += never_taken;
+            if timed_out > 0 {
+                timed_out += never_taken;
             } else {
-                left.unread += never_taken;
+                unread += never_taken;
             }
-            if left.unread > 0 {
+            if unread > 0 {
                 log::warn!(
-                    "simple adapter: channel `{name}` dropped {} messages at close: no output receiver was left to take them",
-                    left.unread
+                    "simple adapter: channel `{name}` dropped {unread} messages at close: no output receiver was left to take them"
                 );
             }
-            if left.timed_out > 0 {
-                first_error.get_or_insert(Error::timeout(
-                    format!(
-                        "the readers of channel `{name}` to take {} more messages",
-                        left.timed_out
-                    ),
+            if timed_out > 0 {
+                result = result.and(Err(Error::timeout(
+                    format!("the readers of channel `{name}` to take {timed_out} more messages"),
                     self.close_timeout,
-                ));
+                )));
             }
         }
-        first_error.map_or(Ok(()), Err)
+        result
     }
 }
 
@@ -335,7 +325,8 @@ fn forward(
     output: &Sender<Delivery>,
     stop: &StopToken,
     close_timeout: Duration,
-) -> Leftover {
+    left: &Leftover,
+) {
     let mut pending = None;
     while !stop.is_stopped() {
         let message = match input.try_recv() {
@@ -354,7 +345,7 @@ fn forward(
             break;
         }
     }
-    drain(pending, input, output, Instant::now() + close_timeout)
+    drain(pending, input, output, Instant::now() + close_timeout, left);
 }
 
 /// The delivery of `message`, or `None` when it expired: it is dropped, not
@@ -392,7 +383,9 @@ fn send_or_stop(
     select.recv(stop.receiver());
     let operation = select.select();
     if operation.index() == send_index {
-        operation.send(output, delivery).map_err(|e| e.into_inner())
+        operation
+            .send(output, delivery)
+            .map_err(SendError::into_inner)
     } else {
         // Completing the operation is required; it reports the disconnect.
         let _ = operation.recv(stop.receiver());
@@ -401,14 +394,15 @@ fn send_or_stop(
 }
 
 /// Hands `pending` and then the rest of the input on, until the input is
-/// empty, the deadline passes or no reader is left.
+/// empty, the deadline passes or no reader is left; counts in `left` what
+/// it could not hand on.
 fn drain(
     mut pending: Option<Delivery>,
     input: &Receiver<Message>,
     output: &Sender<Delivery>,
     deadline: Instant,
-) -> Leftover {
-    let mut left = Leftover::default();
+    left: &Leftover,
+) {
     loop {
         let delivery = match pending.take() {
             Some(d) => d,
@@ -417,18 +411,18 @@ fn drain(
                     Some(delivery) => delivery,
                     None => continue,
                 },
-                Err(_) => return left,
+                Err(_) => return,
             },
         };
         match output.send_deadline(delivery, deadline) {
             Ok(()) => {}
             Err(SendTimeoutError::Timeout(_)) => {
-                left.timed_out += 1;
-                return left;
+                left.timed_out.fetch_add(1, Ordering::SeqCst);
+                return;
             }
             Err(SendTimeoutError::Disconnected(_)) => {
-                left.unread += 1;
-                return left;
+                left.unread.fetch_add(1, Ordering::SeqCst);
+                return;
             }
         }
     }

@@ -1,39 +1,39 @@
-//! [`OutboxConfig`]: how an [`Outbox`](crate::outbox::Outbox) dispatches,
-//! retries and cleans up.
-//!
-//! Every knob has a default that suits most programs; [`OutboxConfig::validate`]
-//! (called by [`Outbox::start_with`](crate::outbox::Outbox::start_with))
-//! refuses zero sizes and intervals and names the field at fault.
+//! [`OutboxConfig`]: how an [`Outbox`](crate::Outbox) dispatches, retries,
+//! cleans up and closes.
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// How an [`Outbox`](crate::outbox::Outbox) dispatches and cleans up. Every field has a default
-/// that suits most programs; change the few that matter.
+/// How an [`Outbox`](crate::Outbox) dispatches, retries, cleans up and
+/// closes. Every knob has a default that suits most programs; change the
+/// few that matter. [`validate`](Self::validate) (called by
+/// [`Outbox::start_with`](crate::Outbox::start_with)) refuses zero sizes
+/// and intervals and names the field at fault.
 ///
 /// ```
 /// use std::time::Duration;
 /// use syncmq::outbox::OutboxConfig;
 ///
-/// let config = OutboxConfig::default()
+/// let config = OutboxConfig::new()
 ///     .with_retention(Duration::from_secs(3600))
 ///     .with_max_attempts(5);
 /// assert!(config.validate().is_ok());
-/// assert!(OutboxConfig::default().with_batch_size(0).validate().is_err());
+/// assert_eq!(config.max_attempts(), 5);
+/// assert!(OutboxConfig::new().with_batch_size(0).validate().is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxConfig {
-    pub(crate) check_interval: Duration,
-    pub(crate) batch_size: usize,
-    pub(crate) initial_backoff: Duration,
-    pub(crate) max_backoff: Duration,
-    pub(crate) max_attempts: u32,
-    pub(crate) cleanup_interval: Duration,
-    pub(crate) retention: Duration,
-    pub(crate) cleanup_batch_size: usize,
-    pub(crate) events_capacity: usize,
-    pub(crate) stop_timeout: Duration,
+    check_interval: Duration,
+    batch_size: usize,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    max_attempts: u32,
+    cleanup_interval: Duration,
+    retention: Duration,
+    cleanup_batch_size: usize,
+    events_capacity: usize,
+    close_timeout: Duration,
 }
 
 impl Default for OutboxConfig {
@@ -48,7 +48,7 @@ impl Default for OutboxConfig {
             retention: Duration::from_secs(24 * 3600),
             cleanup_batch_size: 1000,
             events_capacity: 1024,
-            stop_timeout: Duration::from_secs(5),
+            close_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -58,10 +58,15 @@ impl OutboxConfig {
     /// channel's slots up front.
     pub const MAX_EVENTS_CAPACITY: usize = 1 << 20;
 
+    /// The defaults, as [`Default`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// How often the dispatcher looks for pending rows when nothing wakes it
     /// (rows added by another process or straight into the store).
-    /// Default 1 s. Adds through the [`Outbox`](crate::outbox::Outbox) wake
-    /// it at once regardless.
+    /// Default 1 s. Adds through the [`Outbox`](crate::Outbox) wake it at
+    /// once regardless.
     #[must_use]
     pub fn with_check_interval(mut self, interval: Duration) -> Self {
         self.check_interval = interval;
@@ -85,8 +90,8 @@ impl OutboxConfig {
         self
     }
 
-    /// How many failed sends (for reasons of the row's own) make a row dead.
-    /// Default 10.
+    /// How many failed sends (for reasons of the row's own) dead-letter a
+    /// row. Default 10.
     #[must_use]
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
@@ -124,14 +129,67 @@ impl OutboxConfig {
         self
     }
 
-    /// How long [`Outbox::stop`](crate::outbox::Outbox::stop) waits for the threads. Default 5 s.
+    /// How long [`Outbox::close`](crate::Outbox::close) waits for the
+    /// threads. Default 5 s.
     #[must_use]
-    pub fn with_stop_timeout(mut self, timeout: Duration) -> Self {
-        self.stop_timeout = timeout;
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
         self
     }
 
-    /// Checks the configuration. [`Outbox::start_with`](crate::outbox::Outbox::start_with) calls this.
+    /// How often the dispatcher looks for pending rows when nothing wakes
+    /// it.
+    pub fn check_interval(&self) -> Duration {
+        self.check_interval
+    }
+
+    /// How many pending rows the dispatcher reads at a time.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The wait after the first failure in a row of failures.
+    pub fn initial_backoff(&self) -> Duration {
+        self.initial_backoff
+    }
+
+    /// The longest wait between retries.
+    pub fn max_backoff(&self) -> Duration {
+        self.max_backoff
+    }
+
+    /// How many failed sends dead-letter a row.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// How often the cleanup thread runs.
+    pub fn cleanup_interval(&self) -> Duration {
+        self.cleanup_interval
+    }
+
+    /// How long dispatched rows are kept.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    /// How many rows one cleanup call removes.
+    pub fn cleanup_batch_size(&self) -> usize {
+        self.cleanup_batch_size
+    }
+
+    /// The capacity of the events channel.
+    pub fn events_capacity(&self) -> usize {
+        self.events_capacity
+    }
+
+    /// How long [`Outbox::close`](crate::Outbox::close) waits for the
+    /// threads.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// Checks the configuration. [`Outbox::start_with`](crate::Outbox::start_with) calls this.
     ///
     /// # Errors
     ///
@@ -154,7 +212,10 @@ impl OutboxConfig {
             ("batch_size", self.batch_size),
             ("cleanup_batch_size", self.cleanup_batch_size),
             ("events_capacity", self.events_capacity),
-            ("max_attempts", self.max_attempts as usize),
+            (
+                "max_attempts",
+                usize::try_from(self.max_attempts).unwrap_or(usize::MAX),
+            ),
         ];
         for (name, value) in counts {
             if value == 0 {

@@ -1,248 +1,242 @@
-//! [`Outbox`]: the owner of the dispatcher and cleanup threads, and the
-//! [`OutboxConfig`] that tunes them.
-//!
-//! The **dispatcher** (`syncmq-outbox-send`) reads up to `batch_size` pending
-//! rows, sends them one by one in id order, flushes the stream (which
-//! confirms them all, for streams that pipeline) and marks the sent ones
-//! dispatched in one store call. It sleeps on a `Condvar` that every add
-//! through the [`Outbox`] signals, so a row is on its way the moment its
-//! transaction commits; the check interval is only a fallback for rows
-//! written by another process or straight into the store. A failed send
-//! stops the batch (so order holds), backs off (doubling from
-//! `initial_backoff` to `max_backoff`) and starts again from the first
-//! unsent row. A row that failed `max_attempts` times for a reason of its
-//! own goes dead and the rows behind it go on; a stream that is down is
-//! waited out without counting against any row.
-//!
-//! The **cleanup** thread (`syncmq-outbox-clean`) wakes every
-//! `cleanup_interval` and removes dispatched rows older than `retention`, in
-//! batches of `cleanup_batch_size`.
-//!
-//! Outcomes go to a bounded channel ([`Outbox::events`]) with `try_send`:
-//! when nobody reads, events are dropped and counted
-//! ([`Outbox::dropped_events`]), never waited on. [`Outbox::stop`] (or
-//! dropping the outbox) wakes both threads and joins them within
-//! `stop_timeout`.
+//! The dispatcher thread's loop: pending rows to the sink, in id order,
+//! marked dispatched once the sink's flush confirmed them. See
+//! [`Outbox`](crate::Outbox) for what it does.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
-
-use crossbeam_channel::Receiver;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::message::Message;
 use crate::outbox::config::OutboxConfig;
-use crate::outbox::signal::Signal;
-use crate::outbox::stream::EventStream;
-use crate::outbox::threads::{Cleaner, Dispatcher, Reporter};
-use crate::outbox::{OutboxEvent, OutboxStore};
-use crate::thread::{self, Worker};
-/// The transactional outbox: adds rows to its store and dispatches them to
-/// its stream on its own threads. See the [module docs](self).
-///
-/// ```
-/// use syncmq::outbox::{MemoryOutboxStore, Outbox, OutboxEvent, OutboxRecord};
-/// use syncmq::Message;
-///
-/// # fn main() -> syncmq::Result<()> {
-/// let outbox = Outbox::start(MemoryOutboxStore::new(), |r: &OutboxRecord| {
-///     println!("sending {}", r.id);
-///     Ok(())
-/// })?;
-/// let id = outbox.add(&Message::new(b"invoice 7 paid".to_vec()))?;
-/// let event = outbox.events().recv().unwrap();
-/// assert!(matches!(event, OutboxEvent::Dispatched { id: sent } if sent == id));
-/// outbox.stop()?;
-/// # Ok(())
-/// # }
-/// ```
-pub struct Outbox<S: OutboxStore> {
+use crate::outbox::event::OutboxEvent;
+use crate::outbox::record::OutboxRecord;
+use crate::outbox::reporter::Reporter;
+use crate::outbox::store::OutboxStore;
+use crate::outbox::wake::Wake;
+use crate::sink::{destination_is_down, Sink};
+use crate::thread::{backoff, panicked};
+
+pub(crate) struct Dispatcher<S, K> {
     store: Arc<S>,
-    signal: Arc<Signal>,
-    events: Receiver<OutboxEvent>,
-    dropped: Arc<AtomicU64>,
-    workers: Mutex<Vec<Worker<()>>>,
-    stop_timeout: Duration,
+    sink: K,
+    wake: Arc<Wake>,
+    reporter: Reporter,
+    config: OutboxConfig,
+    /// Failures in a row, for the backoff; reset by every success.
+    failures: u32,
+    /// Flush after every row. Set when a flush of several rows failed for
+    /// a reason of one message's own (the sink cannot say which), so that
+    /// the next pass finds the row and counts the failure against it alone;
+    /// cleared by a pass that went through.
+    one_by_one: bool,
 }
 
-impl<S: OutboxStore> std::fmt::Debug for Outbox<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox")
-            .field("stopped", &self.signal.is_stopped())
-            .field("dropped_events", &self.dropped_events())
-            .finish_non_exhaustive()
-    }
+/// What one pass over a batch came to.
+enum Pass {
+    /// Every row was handled; read the next batch at once if it was full.
+    Done { full: bool },
+    /// Something failed: back off, then start again.
+    Failed,
 }
 
-impl<S: OutboxStore> Outbox<S> {
-    /// Starts dispatching the rows of `store` to `stream` with the default
-    /// [`OutboxConfig`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`] when the OS refuses a thread.
-    pub fn start(store: S, stream: impl EventStream) -> Result<Self> {
-        Self::start_with(store, stream, OutboxConfig::default())
-    }
-
-    /// Starts dispatching the rows of `store` to `stream` with `config`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] for a bad config, [`Error::Io`] when
-    /// the OS refuses a thread.
-    pub fn start_with(store: S, stream: impl EventStream, config: OutboxConfig) -> Result<Self> {
-        config.validate()?;
-        let store = Arc::new(store);
-        let signal = Arc::new(Signal::default());
-        let (events_tx, events) = crossbeam_channel::bounded(config.events_capacity);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let reporter = Reporter {
-            events: events_tx,
-            dropped: dropped.clone(),
-        };
-        let dispatcher = Dispatcher {
-            store: store.clone(),
-            stream,
-            signal: signal.clone(),
-            reporter: reporter.clone(),
-            config: config.clone(),
-            failures: 0,
-        };
-        let mut workers = vec![thread::spawn("outbox-send", move || dispatcher.run())?];
-        let cleaner = Cleaner {
-            store: store.clone(),
-            signal: signal.clone(),
-            reporter,
-            config: config.clone(),
-        };
-        match thread::spawn("outbox-clean", move || cleaner.run()) {
-            Ok(worker) => workers.push(worker),
-            Err(e) => {
-                signal.stop();
-                for worker in workers {
-                    let _ = worker.join_timeout(config.stop_timeout);
-                }
-                return Err(e);
-            }
-        }
-        Ok(Outbox {
+impl<S: OutboxStore, K: Sink> Dispatcher<S, K> {
+    pub(crate) fn new(
+        store: Arc<S>,
+        sink: K,
+        wake: Arc<Wake>,
+        reporter: Reporter,
+        config: OutboxConfig,
+    ) -> Self {
+        Dispatcher {
             store,
-            signal,
-            events,
-            dropped,
-            workers: Mutex::new(workers),
-            stop_timeout: config.stop_timeout,
-        })
+            sink,
+            wake,
+            reporter,
+            config,
+            failures: 0,
+            one_by_one: false,
+        }
     }
 
-    /// Adds a message in a transaction of its own and wakes the dispatcher.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] after [`stop`](Self::stop) (nothing is written),
-    /// or the store's errors (then no row was added).
-    pub fn add(&self, message: &Message) -> Result<u64> {
-        self.check_open()?;
-        let id = self.store.add(message)?;
-        self.signal.notify();
-        Ok(id)
-    }
-
-    /// Runs `f` in a store transaction, adds the message in the same
-    /// transaction, commits both and wakes the dispatcher. Returns the row's
-    /// id and what `f` returned.
-    ///
-    /// # Errors
-    ///
-    /// What `f` returned (then neither its writes nor the row exist),
-    /// [`Error::Closed`] after [`stop`](Self::stop), or the store's errors,
-    /// all as `E`.
-    pub fn add_within_tx<T, E, F>(&self, message: &Message, f: F) -> Result<(u64, T), E>
-    where
-        F: for<'t> FnOnce(&mut S::Tx<'t>) -> Result<T, E>,
-        E: From<Error>,
-    {
-        self.check_open()?;
-        let added = self.store.add_within_tx(message, f)?;
-        self.signal.notify();
-        Ok(added)
-    }
-
-    /// Gives a dead row another chance as a new row at the end of the
-    /// queue (see [`OutboxStore::requeue_dead`]) and wakes the dispatcher.
-    /// Returns the new id.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] after [`stop`](Self::stop), or the store's errors.
-    pub fn requeue_dead(&self, id: u64) -> Result<u64> {
-        self.check_open()?;
-        let new_id = self.store.requeue_dead(id)?;
-        self.signal.notify();
-        Ok(new_id)
-    }
-
-    /// Wakes the dispatcher, for rows written straight into the store (for
-    /// example in a transaction the caller manages).
-    pub fn notify(&self) {
-        self.signal.notify();
-    }
-
-    /// The store, for reads (counts, dead rows) and for rows the caller
-    /// writes itself.
-    pub fn store(&self) -> &Arc<S> {
-        &self.store
-    }
-
-    /// The outcomes of sends and cleanups. The channel is bounded; when it
-    /// is full, new events are dropped, never waited for. Clones share the
-    /// events. It ends (disconnects) after [`stop`](Self::stop).
-    pub fn events(&self) -> &Receiver<OutboxEvent> {
-        &self.events
-    }
-
-    /// How many events were dropped because the events channel was full.
-    pub fn dropped_events(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Stops the dispatcher and cleanup threads and joins them. A send in
-    /// progress finishes first; rows not yet sent stay pending for the next
-    /// start. Calling it again does nothing.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Timeout`] when a thread did not stop within the stop
-    /// timeout (a stream whose `send` does not return),
-    /// [`Error::Panicked`] when one panicked.
-    pub fn stop(&self) -> Result<()> {
-        self.signal.stop();
-        let workers =
-            std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
-        let deadline = Instant::now() + self.stop_timeout;
-        let mut first_error = None;
-        for worker in workers {
-            if let Err(e) = worker.join_deadline(deadline) {
-                first_error.get_or_insert(e);
+    pub(crate) fn run(mut self) {
+        log::debug!("outbox dispatcher started");
+        while !self.wake.is_closed() {
+            // Read the count before the store: an add that commits after the
+            // read below bumps it, and the wait returns at once.
+            let seen = self.wake.adds();
+            let batch = match self.store.pending(self.config.batch_size()) {
+                Ok(batch) => batch,
+                Err(error) => {
+                    log::warn!("outbox: reading pending rows failed: {error}");
+                    self.reporter.report(OutboxEvent::StoreFailed { error });
+                    if self.back_off() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let closed = match self.pass(&batch) {
+                Pass::Done { full: true } => false,
+                Pass::Done { full: false } => {
+                    self.wake.wait_for_add(seen, self.config.check_interval())
+                }
+                Pass::Failed => self.back_off(),
+            };
+            if closed {
+                break;
             }
         }
-        first_error.map_or(Ok(()), Err)
+        log::debug!("outbox dispatcher stopped");
     }
 
-    fn check_open(&self) -> Result<()> {
-        if self.signal.is_stopped() {
-            return Err(Error::closed("outbox"));
+    /// Sends the batch in order and marks what the sink confirmed. Stops at
+    /// the first failure so that no row overtakes one still to be retried;
+    /// a dead-lettered row is out of the way, so the rows behind it go on.
+    fn pass(&mut self, batch: &[OutboxRecord]) -> Pass {
+        let mut sent = Vec::with_capacity(batch.len());
+        for record in batch {
+            if self.wake.is_closed() {
+                break;
+            }
+            if let Err(error) = self.send(record) {
+                // What was sent before this row is settled first.
+                if !self.settle(&mut sent) || !self.handle_failure(record, error) {
+                    return Pass::Failed;
+                }
+                continue;
+            }
+            sent.push(record);
+            if self.one_by_one && !self.settle(&mut sent) {
+                return Pass::Failed;
+            }
         }
-        Ok(())
+        if !self.settle(&mut sent) {
+            return Pass::Failed;
+        }
+        self.failures = 0;
+        self.one_by_one = false;
+        Pass::Done {
+            full: batch.len() >= self.config.batch_size(),
+        }
     }
-}
 
-impl<S: OutboxStore> Drop for Outbox<S> {
-    fn drop(&mut self) {
-        if let Err(e) = self.stop() {
-            log::error!("outbox did not stop cleanly: {e}");
+    /// Flushes the sink and marks the rows `sent` since the last flush
+    /// dispatched. Returns true when the pass may go on.
+    fn settle(&mut self, sent: &mut Vec<&OutboxRecord>) -> bool {
+        if sent.is_empty() {
+            return true;
         }
+        let rows = std::mem::take(sent);
+        if let Err(error) = self.flush() {
+            if let ([row], false) = (rows.as_slice(), destination_is_down(&error)) {
+                // Only this row can be at fault.
+                return self.handle_failure(row, error);
+            }
+            if !destination_is_down(&error) {
+                self.one_by_one = true;
+            }
+            // Not confirmed: the rows stay pending and are sent again.
+            log::warn!(
+                "outbox: the sink did not confirm {} rows: {error}",
+                rows.len()
+            );
+            let ids = rows.iter().map(|r| r.id).collect();
+            self.reporter
+                .report(OutboxEvent::FlushFailed { ids, error });
+            return false;
+        }
+        let ids: Vec<u64> = rows.iter().map(|r| r.id).collect();
+        if let Err(error) = self.store.mark_dispatched(&ids) {
+            // The rows stay pending and are sent again: at least once.
+            log::warn!(
+                "outbox: marking {} rows dispatched failed: {error}",
+                ids.len()
+            );
+            self.reporter.report(OutboxEvent::StoreFailed { error });
+            return false;
+        }
+        for id in ids {
+            self.reporter.report(OutboxEvent::Dispatched { id });
+        }
+        true
+    }
+
+    /// One send; a panicking sink is a failure of that row, not the end of
+    /// the dispatcher.
+    fn send(&mut self, record: &OutboxRecord) -> Result<()> {
+        catch_unwind(AssertUnwindSafe(|| self.sink.send(&record.message))).unwrap_or_else(
+            |payload| {
+                Err(panicked(
+                    format!("outbox sink sending row {}", record.id),
+                    payload,
+                ))
+            },
+        )
+    }
+
+    /// The sink's flush, panics caught as in [`send`](Self::send).
+    fn flush(&mut self) -> Result<()> {
+        catch_unwind(AssertUnwindSafe(|| self.sink.flush()))
+            .unwrap_or_else(|payload| Err(panicked("outbox sink flush".into(), payload)))
+    }
+
+    /// Counts a failed send of `record`. Returns true when the row was
+    /// dead-lettered, so the pass may go on with the rows behind it.
+    fn handle_failure(&mut self, record: &OutboxRecord, error: Error) -> bool {
+        if destination_is_down(&error) {
+            log::debug!("outbox: sink down sending row {}: {error}", record.id);
+            self.reporter.report(OutboxEvent::Failed {
+                id: record.id,
+                attempts: record.attempts,
+                error,
+            });
+            return false;
+        }
+        let attempts = match self.store.record_failure(record.id, &error.to_string()) {
+            Ok(attempts) => attempts,
+            Err(store_error) => {
+                self.reporter
+                    .report(OutboxEvent::StoreFailed { error: store_error });
+                record.attempts.saturating_add(1)
+            }
+        };
+        log::warn!(
+            "outbox: sending row {} failed (attempt {attempts} of {}): {error}",
+            record.id,
+            self.config.max_attempts()
+        );
+        self.reporter.report(OutboxEvent::Failed {
+            id: record.id,
+            attempts,
+            error,
+        });
+        if attempts < self.config.max_attempts() {
+            return false;
+        }
+        match self.store.dead_letter(record.id) {
+            Ok(()) => {
+                log::error!(
+                    "outbox: row {} dead-lettered after {attempts} attempts",
+                    record.id
+                );
+                self.reporter
+                    .report(OutboxEvent::DeadLettered { id: record.id });
+                true
+            }
+            Err(error) => {
+                self.reporter.report(OutboxEvent::StoreFailed { error });
+                false
+            }
+        }
+    }
+
+    /// Sleeps out the backoff for the failures so far. True when closed.
+    fn back_off(&mut self) -> bool {
+        self.failures = self.failures.saturating_add(1);
+        let wait = backoff(
+            self.failures,
+            self.config.initial_backoff(),
+            self.config.max_backoff(),
+        );
+        self.wake.sleep(wait)
     }
 }

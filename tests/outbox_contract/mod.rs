@@ -13,11 +13,11 @@ fn msg(body: &str) -> Message {
         .with_header("h", body)
 }
 
-fn counts(pending: u64, dispatched: u64, dead: u64) -> OutboxCounts {
+fn counts(pending: u64, dispatched: u64, dead_letters: u64) -> OutboxCounts {
     OutboxCounts {
         pending,
         dispatched,
-        dead,
+        dead_letters,
     }
 }
 
@@ -25,10 +25,10 @@ fn counts(pending: u64, dispatched: u64, dead: u64) -> OutboxCounts {
 pub fn check_all<S: OutboxStore>(store: &S) {
     pending_in_id_order_with_the_message_intact(store);
     dispatched_rows_leave_pending(store);
-    failures_are_counted_and_dead_rows_step_aside(store);
+    failures_are_counted_and_dead_letters_step_aside(store);
     cleanup_removes_only_old_dispatched_rows(store);
     bad_arguments_are_errors(store);
-    dead_rows_can_be_requeued_or_removed(store);
+    dead_letters_can_be_requeued_or_removed(store);
 }
 
 pub fn pending_in_id_order_with_the_message_intact<S: OutboxStore>(store: &S) {
@@ -72,7 +72,7 @@ pub fn dispatched_rows_leave_pending<S: OutboxStore>(store: &S) {
         .unwrap();
 }
 
-pub fn failures_are_counted_and_dead_rows_step_aside<S: OutboxStore>(store: &S) {
+pub fn failures_are_counted_and_dead_letters_step_aside<S: OutboxStore>(store: &S) {
     let a = store.add(&msg("poison")).unwrap();
     let b = store.add(&msg("fine")).unwrap();
     assert_eq!(store.record_failure(a, "first").unwrap(), 1);
@@ -80,23 +80,23 @@ pub fn failures_are_counted_and_dead_rows_step_aside<S: OutboxStore>(store: &S) 
     let head = &store.pending(1).unwrap()[0];
     assert_eq!((head.id, head.attempts), (a, 2));
     assert_eq!(head.last_error.as_deref(), Some("second"));
-    store.mark_dead(a).unwrap();
+    store.dead_letter(a).unwrap();
     assert_eq!(store.pending(10).unwrap()[0].id, b);
-    let dead = store.dead(10).unwrap();
-    assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].id, dead[0].attempts), (a, 2));
-    assert_eq!(dead[0].message, msg("poison"));
-    assert_eq!(dead[0].last_error.as_deref(), Some("second"));
-    // A dead row is no longer pending: it cannot fail or die again.
+    let dead_letters = store.dead_letters(10).unwrap();
+    assert_eq!(dead_letters.len(), 1);
+    assert_eq!((dead_letters[0].id, dead_letters[0].attempts), (a, 2));
+    assert_eq!(dead_letters[0].message, msg("poison"));
+    assert_eq!(dead_letters[0].last_error.as_deref(), Some("second"));
+    // A dead letter is no longer pending: it cannot fail or be dead-lettered again.
     assert!(matches!(
         store.record_failure(a, "x"),
         Err(Error::InvalidArgument { .. })
     ));
     assert!(matches!(
-        store.mark_dead(a),
+        store.dead_letter(a),
         Err(Error::InvalidArgument { .. })
     ));
-    // Cleanup leaves dead rows alone.
+    // Cleanup leaves dead letters alone.
     store.mark_dispatched(&[b]).unwrap();
     store
         .remove_dispatched(SystemTime::now() + Duration::from_secs(3600), 100)
@@ -122,7 +122,7 @@ pub fn cleanup_removes_only_old_dispatched_rows<S: OutboxStore>(store: &S) {
     let after = store.counts().unwrap();
     assert_eq!(after.pending, before.pending + 1);
     assert_eq!(after.dispatched, 0);
-    assert_eq!(after.dead, before.dead);
+    assert_eq!(after.dead_letters, before.dead_letters);
     store.mark_dispatched(&[kept]).unwrap();
     store.remove_dispatched(later, 100).unwrap();
 }
@@ -142,36 +142,36 @@ pub fn bad_arguments_are_errors<S: OutboxStore>(store: &S) {
     ));
 }
 
-pub fn dead_rows_can_be_requeued_or_removed<S: OutboxStore>(store: &S) {
+pub fn dead_letters_can_be_requeued_or_removed<S: OutboxStore>(store: &S) {
     let before = store.counts().unwrap();
     let a = store.add(&msg("second chance")).unwrap();
     let b = store.add(&msg("behind it")).unwrap();
     store.record_failure(a, "nope").unwrap();
-    store.mark_dead(a).unwrap();
-    // Not dead: refused, nothing changes.
+    store.dead_letter(a).unwrap();
+    // Not a dead letter: refused, nothing changes.
     assert!(matches!(
-        store.requeue_dead(b),
+        store.requeue_dead_letter(b),
         Err(Error::InvalidArgument { .. })
     ));
     assert!(matches!(
-        store.remove_dead(b),
+        store.remove_dead_letter(b),
         Err(Error::InvalidArgument { .. })
     ));
-    let again = store.requeue_dead(a).unwrap();
+    let again = store.requeue_dead_letter(a).unwrap();
     assert!(again > b, "a new id at the end: {again} after {b}");
     let pending = store.pending(10).unwrap();
     assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), [b, again]);
     assert_eq!(pending[1].message, msg("second chance"));
     assert_eq!(pending[1].attempts, 0);
-    assert!(store.dead(100).unwrap().iter().all(|r| r.id != a));
+    assert!(store.dead_letters(100).unwrap().iter().all(|r| r.id != a));
     assert!(matches!(
-        store.requeue_dead(a),
+        store.requeue_dead_letter(a),
         Err(Error::InvalidArgument { .. })
     ));
-    store.mark_dead(again).unwrap();
-    store.remove_dead(again).unwrap();
+    store.dead_letter(again).unwrap();
+    store.remove_dead_letter(again).unwrap();
     assert!(matches!(
-        store.remove_dead(again),
+        store.remove_dead_letter(again),
         Err(Error::InvalidArgument { .. })
     ));
     store.mark_dispatched(&[b]).unwrap();

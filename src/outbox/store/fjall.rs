@@ -1,43 +1,11 @@
-//! The fjall outbox store: the outbox lives in the same fjall database as
-//! the application's keyspaces, so one write transaction commits both.
-//!
-//! The database is a `SingleWriterTxDatabase` (fjall's serialized write
-//! transactions). `add_within_tx` opens a write transaction, hands it to the
-//! caller's closure for the application's writes, adds the outbox row and
-//! commits everything with one journal write, synced to disk
-//! (`PersistMode::SyncData` by default): a row whose add returned `Ok`
-//! survives `kill -9` and power loss, and a row whose transaction did not
-//! commit never appears, nor do the application's writes. Ids are taken
-//! under the transaction lock, so they increase in commit order.
-//!
-//! Keyspaces, each named `{prefix}.{part}` (prefix `outbox` by default):
-//!
-//! - `pending`: id (big-endian) → row. Written once, removed once with
-//!   `remove_weak`, so a drained outbox leaves no tombstones in front of
-//!   the next pending row.
-//! - `attempts`: id → failed attempts and the last error, only for rows that
-//!   failed.
-//! - `dispatched`: dispatched-at millis ++ id → row, oldest first, for
-//!   cleanup by age.
-//! - `dead`: id → row with its attempts, kept until the application removes
-//!   it.
-//! - `meta`: the last id given out, so ids never repeat after a restart.
-//!
-//! One [`Outbox`](crate::outbox::Outbox) dispatches from a fjall store:
-//! fjall lets one process open a database, and this store does not claim
-//! rows (there is nobody to claim them from), so two outboxes on one store
-//! would send every row twice.
-//!
-//! Marking rows dispatched is written without a sync: if the machine loses
-//! it, the rows are sent again after the restart (at least once). A pending
-//! row whose bytes are corrupt is moved to `dead` unchanged, logged, and
-//! skipped, so it cannot block the rows behind it.
+//! [`FjallOutboxStore`]: the outbox in the application's own fjall
+//! database.
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use fjall::{
@@ -47,13 +15,47 @@ use fjall::{
 
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::outbox::record::{self, id_key, key_id};
-use crate::outbox::{check_batch, millis, now_ms, OutboxCounts, OutboxRecord, OutboxStore};
+use crate::outbox::record::{millis, now_ms, OutboxRecord};
+use crate::outbox::store::fjall_row::{self, id_key, key_id};
+use crate::outbox::store::{check_batch, OutboxCounts, OutboxStore};
+use crate::thread::lock;
 
 const LAST_ID: &[u8] = b"last_id";
 
-/// An outbox in a fjall database shared with the application. See the
-/// [module docs](self).
+/// An outbox in a fjall database shared with the application: one write
+/// transaction commits the application's writes and the outbox row.
+///
+/// The database is a `SingleWriterTxDatabase` (fjall's serialized write
+/// transactions). `add_within_tx` opens a write transaction, hands it to the
+/// caller's closure for the application's writes, adds the outbox row and
+/// commits everything with one journal write, synced to disk
+/// (`PersistMode::SyncData` by default): a row whose add returned `Ok`
+/// survives `kill -9` and power loss, and a row whose transaction did not
+/// commit never appears, nor do the application's writes. Ids are taken
+/// under the transaction lock, so they increase in commit order.
+///
+/// Keyspaces, each named `{prefix}.{part}` (prefix `outbox` by default):
+///
+/// - `pending`: id (big-endian) → row. Written once, removed once with
+///   `remove_weak`, so a drained outbox leaves no tombstones in front of
+///   the next pending row.
+/// - `attempts`: id → failed attempts and the last error, only for rows that
+///   failed.
+/// - `dispatched`: dispatched-at millis ++ id → row, oldest first, for
+///   cleanup by age.
+/// - `dead`: id → dead letter (the row with its attempts), kept until the
+///   application removes it.
+/// - `meta`: the last id given out, so ids never repeat after a restart.
+///
+/// One [`Outbox`](crate::Outbox) dispatches from a fjall store:
+/// fjall lets one process open a database, and this store does not claim
+/// rows (there is nobody to claim them from), so two outboxes on one store
+/// would send every row twice.
+///
+/// Marking rows dispatched is written without a sync: if the machine loses
+/// it, the rows are sent again after the restart (at least once). A pending
+/// row whose bytes are corrupt is dead-lettered unchanged, logged, and
+/// skipped, so it cannot block the rows behind it.
 ///
 /// ```
 /// use syncmq::outbox::fjall::KeyspaceCreateOptions;
@@ -78,7 +80,7 @@ pub struct FjallOutboxStore {
     pending: SingleWriterTxKeyspace,
     attempts: SingleWriterTxKeyspace,
     dispatched: SingleWriterTxKeyspace,
-    dead: SingleWriterTxKeyspace,
+    dead_letters: SingleWriterTxKeyspace,
     meta: SingleWriterTxKeyspace,
     last_id: AtomicU64,
     /// No row below this id is pending: `pending` starts its scan here, so
@@ -150,7 +152,8 @@ impl FjallOutboxStore {
             pending: keyspace("pending")?,
             attempts: keyspace("attempts")?,
             dispatched: keyspace("dispatched")?,
-            dead: keyspace("dead")?,
+            // "dead" on disk: the name is data, kept as written.
+            dead_letters: keyspace("dead")?,
             meta: keyspace("meta")?,
             db,
             last_id: AtomicU64::new(0),
@@ -165,7 +168,7 @@ impl FjallOutboxStore {
         for guard in store.attempts.inner().iter() {
             failing.insert(key_id(&guard.key().map_err(storage("reading attempts"))?)?);
         }
-        *store.failing() = failing;
+        *lock(&store.failing) = failing;
         Ok(store)
     }
 
@@ -183,7 +186,7 @@ impl FjallOutboxStore {
         &self.db
     }
 
-    /// The highest id in use: the meta record, or a pending or dead row
+    /// The highest id in use: the meta record, or a pending row or dead letter
     /// written after it (ids are never reused).
     fn recover_last_id(&self) -> Result<u64> {
         let mut last = match self.meta.get(LAST_ID).map_err(storage("reading meta"))? {
@@ -195,7 +198,7 @@ impl FjallOutboxStore {
             }
             None => 0,
         };
-        for keyspace in [&self.pending, &self.dead] {
+        for keyspace in [&self.pending, &self.dead_letters] {
             if let Some(guard) = keyspace.last_key_value() {
                 let key = guard.key().map_err(storage("reading the last row"))?;
                 last = last.max(key_id(&key)?);
@@ -210,7 +213,7 @@ impl FjallOutboxStore {
         // are taken in commit order. An id of a transaction that does not
         // commit is skipped, never reused.
         let id = self.last_id.fetch_add(1, Ordering::SeqCst) + 1;
-        let row = record::encode(&OutboxRecord {
+        let row = fjall_row::encode(&OutboxRecord {
             id,
             message: message.clone(),
             created_at: now_ms(),
@@ -222,14 +225,9 @@ impl FjallOutboxStore {
         Ok(id)
     }
 
-    fn failing(&self) -> MutexGuard<'_, BTreeSet<u64>> {
-        // A set of ids: a panic cannot leave it half-changed.
-        self.failing.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The attempts and last error recorded for `id`.
     fn failures(&self, id: u64) -> Result<(u32, Option<String>)> {
-        if !self.failing().contains(&id) {
+        if !lock(&self.failing).contains(&id) {
             return Ok((0, None));
         }
         match self
@@ -242,18 +240,18 @@ impl FjallOutboxStore {
         }
     }
 
-    /// Moves a pending row whose bytes cannot be read into `dead` as it is.
+    /// Dead-letters a pending row whose bytes cannot be read, as it is.
     fn set_aside_corrupt(&self, key: &[u8], bytes: &[u8], error: &Error) -> Result<()> {
-        log::error!("outbox: moving a corrupt pending row to dead: {error}");
+        log::error!("outbox: dead-lettering a corrupt pending row: {error}");
         let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
         tx.remove_weak(&self.pending, key.to_vec());
-        tx.insert(&self.dead, key.to_vec(), bytes.to_vec());
+        tx.insert(&self.dead_letters, key.to_vec(), bytes.to_vec());
         tx.commit().map_err(storage("setting a corrupt row aside"))
     }
 }
 
-fn not_dead(id: u64) -> Error {
-    Error::invalid("id", format!("outbox row {id} is not dead"))
+fn not_a_dead_letter(id: u64) -> Error {
+    Error::invalid("id", format!("outbox row {id} is not a dead letter"))
 }
 
 fn encode_failures(attempts: u32, error: &str) -> Vec<u8> {
@@ -326,7 +324,7 @@ impl OutboxStore for FjallOutboxStore {
                 .map_err(storage("reading pending rows"))?;
             let id = key_id(&key)?;
             first.get_or_insert(id);
-            match record::decode(id, &value) {
+            match fjall_row::decode(id, &value) {
                 Ok(mut row) => {
                     (row.attempts, row.last_error) = self.failures(id)?;
                     rows.push(row);
@@ -350,7 +348,7 @@ impl OutboxStore for FjallOutboxStore {
         // A failed commit leaves ids out of the set whose attempts are
         // still stored; those rows read as never failed, which only gives
         // them more attempts.
-        let mut failing = self.failing();
+        let mut failing = lock(&self.failing);
         for &id in ids {
             let key = id_key(id);
             let Some(row) = tx
@@ -389,13 +387,13 @@ impl OutboxStore for FjallOutboxStore {
         };
         let attempts = previous.saturating_add(1);
         tx.insert(&self.attempts, key, encode_failures(attempts, error));
-        let mut failing = self.failing();
+        let mut failing = lock(&self.failing);
         tx.commit().map_err(storage("recording a failure"))?;
         failing.insert(id);
         Ok(attempts)
     }
 
-    fn mark_dead(&self, id: u64) -> Result<()> {
+    fn dead_letter(&self, id: u64) -> Result<()> {
         let key = id_key(id);
         let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
         let Some(bytes) = tx
@@ -407,8 +405,8 @@ impl OutboxStore for FjallOutboxStore {
                 format!("outbox row {id} is not pending"),
             ));
         };
-        let mut row = record::decode(id, &bytes)?;
-        let mut failing = self.failing();
+        let mut row = fjall_row::decode(id, &bytes)?;
+        let mut failing = lock(&self.failing);
         failing.remove(&id);
         if let Some(failures) = tx
             .get(&self.attempts, key)
@@ -417,9 +415,9 @@ impl OutboxStore for FjallOutboxStore {
             (row.attempts, row.last_error) = decode_failures(id, &failures)?;
             tx.remove(&self.attempts, key);
         }
-        tx.insert(&self.dead, key, record::encode(&row)?);
+        tx.insert(&self.dead_letters, key, fjall_row::encode(&row)?);
         tx.remove_weak(&self.pending, key);
-        tx.commit().map_err(storage("marking a row dead"))
+        tx.commit().map_err(storage("dead-lettering a row"))
     }
 
     fn remove_dispatched(&self, older_than: SystemTime, batch: usize) -> Result<u64> {
@@ -440,44 +438,46 @@ impl OutboxStore for FjallOutboxStore {
         Ok(keys.len() as u64)
     }
 
-    fn requeue_dead(&self, id: u64) -> Result<u64> {
+    fn requeue_dead_letter(&self, id: u64) -> Result<u64> {
         let key = id_key(id);
         let mut tx = self.db.write_tx().durability(Some(self.durability));
         let Some(bytes) = tx
-            .get(&self.dead, key)
-            .map_err(storage("reading a dead row"))?
+            .get(&self.dead_letters, key)
+            .map_err(storage("reading a dead letter"))?
         else {
-            return Err(not_dead(id));
+            return Err(not_a_dead_letter(id));
         };
-        let row = record::decode(id, &bytes)?;
-        tx.remove_weak(&self.dead, key);
+        let row = fjall_row::decode(id, &bytes)?;
+        tx.remove_weak(&self.dead_letters, key);
         let new_id = self.insert(&mut tx, &row.message)?;
-        tx.commit().map_err(storage("requeueing a dead row"))?;
+        tx.commit().map_err(storage("requeueing a dead letter"))?;
         Ok(new_id)
     }
 
-    fn remove_dead(&self, id: u64) -> Result<()> {
+    fn remove_dead_letter(&self, id: u64) -> Result<()> {
         let key = id_key(id);
         let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
         if !tx
-            .contains_key(&self.dead, key)
-            .map_err(storage("reading a dead row"))?
+            .contains_key(&self.dead_letters, key)
+            .map_err(storage("reading a dead letter"))?
         {
-            return Err(not_dead(id));
+            return Err(not_a_dead_letter(id));
         }
-        tx.remove_weak(&self.dead, key);
-        tx.commit().map_err(storage("removing a dead row"))
+        tx.remove_weak(&self.dead_letters, key);
+        tx.commit().map_err(storage("removing a dead letter"))
     }
 
-    fn dead(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+    fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
         let mut rows = Vec::new();
-        for guard in self.dead.inner().iter().take(limit) {
-            let (key, value) = guard.into_inner().map_err(storage("reading dead rows"))?;
+        for guard in self.dead_letters.inner().iter().take(limit) {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(storage("reading dead letters"))?;
             let id = key_id(&key)?;
-            match record::decode(id, &value) {
+            match fjall_row::decode(id, &value) {
                 Ok(row) => rows.push(row),
                 // Kept in the store as it is, for inspection.
-                Err(e) => log::error!("outbox: skipping a corrupt dead row: {e}"),
+                Err(e) => log::error!("outbox: skipping a corrupt dead letter: {e}"),
             }
         }
         Ok(rows)
@@ -494,7 +494,7 @@ impl OutboxStore for FjallOutboxStore {
         Ok(OutboxCounts {
             pending: count(&self.pending)?,
             dispatched: count(&self.dispatched)?,
-            dead: count(&self.dead)?,
+            dead_letters: count(&self.dead_letters)?,
         })
     }
 }

@@ -1,11 +1,10 @@
-//! The outbox's RabbitMQ and queue-engine streams against the real broker
+//! The outbox on the RabbitMQ and queue-engine sinks against the real broker
 //! and the real (fjall) queue: order, exactly once without faults, marks
 //! only after the destination confirmed, no loss through a forced close of
-//! the stream's connection, poison rows set aside, and no second copy after
-//! a restart that follows a failed flush.
-
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
+//! the sink's connection, poison rows dead-lettered, and no second copy
+//! after a restart that follows a failed flush.
 #![cfg(all(feature = "rabbitmq", feature = "durable"))]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -15,15 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{broker_url, delete_queues, eventually, force_close_connection, unique};
-use syncmq::outbox::{
-    FjallOutboxStore, MemoryOutboxStore, OutboxCounts, OutboxStore, QueueStream, RabbitRoute,
-    RabbitStream,
-};
+use syncmq::outbox::{FjallOutboxStore, MemoryOutboxStore, OutboxCounts, OutboxStore};
 use syncmq::queue::{Queue, QueueConfig, Subscriber, TopicConfig};
 use syncmq::rabbitmq::{
     Connection, ConnectionConfig, Consumer, ConsumerOptions, Declaration, ExchangeKind,
 };
-use syncmq::{Message, Outbox, OutboxConfig, OutboxEvent};
+use syncmq::{Message, Outbox, OutboxConfig, OutboxEvent, QueueSink, RabbitRoute, RabbitSink};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -83,15 +79,15 @@ fn counts<S: OutboxStore>(outbox: &Outbox<S>) -> OutboxCounts {
 
 #[test]
 fn rabbit_rows_are_marked_only_once_confirmed_and_arrive_in_order_once() {
+    const N: usize = 300;
     let Some(url) = broker_url() else { return };
     let queue = unique("obx-rabbit");
     let conn =
         Connection::with_config(connection_config(&url, &unique("obx-rabbit-conn"))).unwrap();
     // The queue does not exist yet: every publish is unroutable, so no row
     // may be marked.
-    let stream = RabbitStream::to_queue(&conn, &queue).unwrap();
-    let outbox = Outbox::start_with(MemoryOutboxStore::new(), stream, quick()).unwrap();
-    const N: usize = 300;
+    let sink = RabbitSink::to_queue(&conn, &queue).unwrap();
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, quick()).unwrap();
     for i in 0..N {
         outbox.add(&Message::new(body(i))).unwrap();
     }
@@ -107,7 +103,11 @@ fn rabbit_rows_are_marked_only_once_confirmed_and_arrive_in_order_once() {
         }
     }
     let before = counts(&outbox);
-    assert_eq!((before.dispatched, before.dead), (0, 0), "{before:?}");
+    assert_eq!(
+        (before.dispatched, before.dead_letters),
+        (0, 0),
+        "{before:?}"
+    );
     assert_eq!(before.pending, N as u64);
     // The queue appears: everything goes, once and in order.
     let (consumer, seen) = recording_consumer(&conn, &queue);
@@ -118,26 +118,26 @@ fn rabbit_rows_are_marked_only_once_confirmed_and_arrive_in_order_once() {
         seen.lock().unwrap().len() >= N
     });
     assert_eq!(*seen.lock().unwrap(), (0..N).collect::<Vec<_>>());
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
     consumer.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
 
 #[test]
-fn rabbit_a_forced_close_of_the_streams_connection_loses_nothing() {
+fn rabbit_a_forced_close_of_the_sinks_connection_loses_nothing() {
     let Some(url) = broker_url() else { return };
     let queue = unique("obx-close");
-    let stream_name = unique("obx-close-stream");
+    let sink_name = unique("obx-close-sink");
     let conn = Connection::with_config(connection_config(&url, &unique("obx-close-cons"))).unwrap();
     let (consumer, seen) = recording_consumer(&conn, &queue);
-    let stream = RabbitStream::connect(
-        connection_config(&url, &stream_name),
+    let sink = RabbitSink::connect(
+        connection_config(&url, &sink_name),
         RabbitRoute::Queue(queue.clone()),
     )
     .unwrap();
-    let outbox = Arc::new(Outbox::start_with(MemoryOutboxStore::new(), stream, quick()).unwrap());
-    // Rows keep coming while the connection is closed under the stream.
+    let outbox = Arc::new(Outbox::start_with(MemoryOutboxStore::new(), sink, quick()).unwrap());
+    // Rows keep coming while the connection is closed under the sink.
     let done = Arc::new(AtomicBool::new(false));
     let adder = {
         let (outbox, done) = (outbox.clone(), done.clone());
@@ -162,8 +162,8 @@ fn rabbit_a_forced_close_of_the_streams_connection_loses_nothing() {
             counts(&outbox).dispatched > dispatched_at_close
         });
         let before = closed;
-        eventually(PATIENCE, "the stream's connection to close", || {
-            closed += force_close_connection(&stream_name);
+        eventually(PATIENCE, "the sink's connection to close", || {
+            closed += force_close_connection(&sink_name);
             closed > before
         });
         dispatched_at_close = counts(&outbox).dispatched;
@@ -184,14 +184,14 @@ fn rabbit_a_forced_close_of_the_streams_connection_loses_nothing() {
         "first copies in order"
     );
     eprintln!("forced closes: {closed}; {total} rows, {duplicates} duplicates");
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
     consumer.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
 
 #[test]
-fn rabbit_a_key_that_routes_nowhere_goes_dead_and_the_rest_go_on() {
+fn rabbit_a_routing_key_that_routes_nowhere_is_dead_lettered_and_the_rest_go_on() {
     let Some(url) = broker_url() else { return };
     let exchange = unique("obx-ex");
     let queue = unique("obx-bound");
@@ -203,36 +203,44 @@ fn rabbit_a_key_that_routes_nowhere_goes_dead_and_the_rest_go_on() {
     ])
     .unwrap();
     let (consumer, seen) = recording_consumer(&conn, &queue);
-    let stream = RabbitStream::to_exchange(&conn, &exchange).unwrap();
-    let outbox = Outbox::start_with(
-        MemoryOutboxStore::new(),
-        stream,
-        quick().with_max_attempts(2),
-    )
-    .unwrap();
+    let sink = RabbitSink::to_exchange(&conn, &exchange).unwrap();
+    let outbox =
+        Outbox::start_with(MemoryOutboxStore::new(), sink, quick().with_max_attempts(2)).unwrap();
     outbox
-        .add(&Message::new(body(0)).with_key("order.placed"))
+        .add(&Message::new(body(0)).with_routing_key("order.placed"))
         .unwrap();
     let poison = outbox
-        .add(&Message::new(body(1)).with_key("nobody.listens"))
+        .add(&Message::new(body(1)).with_routing_key("nobody.listens"))
         .unwrap();
     outbox
-        .add(&Message::new(body(2)).with_key("order.placed"))
+        .add(&Message::new(body(2)).with_routing_key("order.placed"))
         .unwrap();
-    eventually(PATIENCE, "two rows dispatched and one dead", || {
-        counts(&outbox)
-            == OutboxCounts {
-                pending: 0,
-                dispatched: 2,
-                dead: 1,
-            }
-    });
-    assert_eq!(outbox.store().dead(10).unwrap()[0].id, poison);
+    eventually(
+        PATIENCE,
+        "two rows dispatched and one dead-lettered",
+        || {
+            counts(&outbox)
+                == OutboxCounts {
+                    pending: 0,
+                    dispatched: 2,
+                    dead_letters: 1,
+                }
+        },
+    );
+    let dead_letters = outbox.store().dead_letters(10).unwrap();
+    assert_eq!(dead_letters[0].id, poison);
+    assert!(
+        dead_letters[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("routing_key")),
+        "{dead_letters:?}"
+    );
     eventually(PATIENCE, "both good rows consumed", || {
         seen.lock().unwrap().len() >= 2
     });
     assert_eq!(*seen.lock().unwrap(), vec![0, 2]);
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
     consumer.close().unwrap();
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
@@ -264,16 +272,16 @@ fn drain(subscriber: &Subscriber) -> Vec<usize> {
 
 #[test]
 fn queue_rows_arrive_in_the_topic_in_order_once() {
+    const N: usize = 1000;
     let dir = tempfile::tempdir().unwrap();
     let queue = Arc::new(Queue::open(dir.path().join("queue"), topic_config()).unwrap());
-    let stream = QueueStream::new(queue.clone(), "events").unwrap();
+    let sink = QueueSink::new(queue.clone(), "events").unwrap();
     let outbox = Outbox::start_with(
         FjallOutboxStore::open(dir.path().join("outbox")).unwrap(),
-        stream,
+        sink,
         quick(),
     )
     .unwrap();
-    const N: usize = 1000;
     for i in 0..N {
         outbox
             .add(&Message::new(body(i)).with_key(format!("k{i}")))
@@ -282,23 +290,23 @@ fn queue_rows_arrive_in_the_topic_in_order_once() {
     eventually(PATIENCE, "every row dispatched", || {
         counts(&outbox).dispatched == N as u64
     });
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
     let reader = queue.subscribe("events", "reader").unwrap();
     assert_eq!(drain(&reader), (0..N).collect::<Vec<_>>());
 }
 
 #[test]
 fn queue_a_restart_after_a_failed_flush_sends_nothing_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue_dir, outbox_dir) = (dir.path().join("queue"), dir.path().join("outbox"));
     const FIRST: usize = 600;
     const SECOND: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let (queue_dir, outbox_dir) = (dir.path().join("queue"), dir.path().join("outbox"));
     {
         let queue = Arc::new(Queue::open(&queue_dir, topic_config()).unwrap());
-        let stream = QueueStream::new(queue.clone(), "events").unwrap();
+        let sink = QueueSink::new(queue.clone(), "events").unwrap();
         let outbox = Outbox::start_with(
             FjallOutboxStore::open(&outbox_dir).unwrap(),
-            stream,
+            sink,
             quick().with_batch_size(50),
         )
         .unwrap();
@@ -321,29 +329,25 @@ fn queue_a_restart_after_a_failed_flush_sends_nothing_twice() {
                     assert!(matches!(error, syncmq::Error::Closed(_)), "{error:?}");
                     failed = true;
                 }
-                OutboxEvent::Dead { id } => panic!("row {id} went dead"),
+                OutboxEvent::DeadLettered { id } => panic!("row {id} was dead-lettered"),
                 _ => {}
             }
         }
         let left = counts(&outbox);
         assert!(left.pending >= SECOND as u64, "{left:?}");
-        assert_eq!(left.dead, 0);
-        outbox.stop().unwrap();
+        assert_eq!(left.dead_letters, 0);
+        outbox.close().unwrap();
     }
     // After the restart the rest goes, and no row is in the topic twice.
     let queue = Arc::new(Queue::open(&queue_dir, topic_config()).unwrap());
-    let stream = QueueStream::new(queue.clone(), "events").unwrap();
-    let outbox = Outbox::start_with(
-        FjallOutboxStore::open(&outbox_dir).unwrap(),
-        stream,
-        quick(),
-    )
-    .unwrap();
+    let sink = QueueSink::new(queue.clone(), "events").unwrap();
+    let outbox =
+        Outbox::start_with(FjallOutboxStore::open(&outbox_dir).unwrap(), sink, quick()).unwrap();
     let total = (FIRST + SECOND) as u64;
     eventually(PATIENCE, "every row dispatched", || {
         counts(&outbox).dispatched == total
     });
-    outbox.stop().unwrap();
+    outbox.close().unwrap();
     let reader = queue.subscribe("events", "reader").unwrap();
     let got = drain(&reader);
     let mut times: HashMap<usize, usize> = HashMap::new();

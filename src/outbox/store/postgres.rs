@@ -1,57 +1,8 @@
-//! The PostgreSQL outbox store: a table next to the application's, written
-//! in the application's own transaction.
-//!
-//! `add_within_tx` begins a transaction, hands the `postgres::Transaction`
-//! to the caller's closure for its own statements, inserts the outbox row
-//! and commits: both or neither. A caller that runs its transactions itself
-//! inserts the row with [`PostgresOutboxStore::add_in`] and then calls
-//! [`Outbox::notify`](crate::outbox::Outbox::notify).
-//!
-//! # Schema
-//!
-//! Created when missing (table `syncmq_outbox` unless configured):
-//!
-//! ```sql
-//! CREATE TABLE IF NOT EXISTS syncmq_outbox (
-//!     id            BIGSERIAL PRIMARY KEY,
-//!     message       BYTEA NOT NULL,        -- Message::to_bytes
-//!     created_at    TIMESTAMPTZ NOT NULL,
-//!     attempts      INTEGER NOT NULL DEFAULT 0,
-//!     last_error    TEXT,
-//!     claimed_by    TEXT,                  -- the dispatcher holding the row
-//!     claimed_until TIMESTAMPTZ,           -- until its claim lapses
-//!     dispatched_at TIMESTAMPTZ,
-//!     dead_at       TIMESTAMPTZ
-//! );
-//! CREATE INDEX IF NOT EXISTS syncmq_outbox_pending ON syncmq_outbox (id)
-//!     WHERE dispatched_at IS NULL AND dead_at IS NULL;
-//! CREATE INDEX IF NOT EXISTS syncmq_outbox_dispatched ON syncmq_outbox (dispatched_at)
-//!     WHERE dispatched_at IS NOT NULL;
-//! ```
-//!
-//! # Several dispatchers
-//!
-//! `pending` claims the rows it returns: it picks them `ORDER BY id ... FOR
-//! UPDATE SKIP LOCKED` and stamps them with this store's claim (unique per
-//! store value) for the lease (60 s by default). Dispatchers in other
-//! processes skip rows under another's live claim, so no two send one row
-//! at the same time. A dispatcher that dies leaves its claims to lapse;
-//! then another takes the rows over (and sends them again if the dead one
-//! had sent them: at least once). Keep the lease well above the time a
-//! batch takes to send.
-//!
-//! The dispatcher's own writes (claims, marks, attempts, cleanup) commit
-//! with `synchronous_commit` off for their transaction: they do not wait
-//! for a WAL flush, and a database crash may lose the last of them, which
-//! only sends rows again. Adds always commit as the server is configured.
-//!
-//! Ids come from a sequence, which hands them out when rows are inserted,
-//! not when they commit; so with concurrent writers a row can become
-//! visible after one with a higher id was already sent. Order is id order
-//! among the rows committed at the time of each read.
+//! [`PostgresOutboxStore`]: the outbox as a table in the application's
+//! PostgreSQL database.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use postgres::types::{ToSql, Type};
@@ -59,10 +10,62 @@ use postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::outbox::postgres_config::PostgresStoreConfig;
-use crate::outbox::{check_batch, now_ms, OutboxCounts, OutboxRecord, OutboxStore};
+use crate::outbox::record::{now_ms, OutboxRecord};
+use crate::outbox::store::postgres_config::PostgresStoreConfig;
+use crate::outbox::store::{check_batch, OutboxCounts, OutboxStore};
+use crate::thread::lock;
 
-/// An outbox table in PostgreSQL. See the [module docs](self).
+/// An outbox table in PostgreSQL, next to the application's, written in the
+/// application's own transaction.
+///
+/// `add_within_tx` begins a transaction, hands the `postgres::Transaction`
+/// to the caller's closure for its own statements, inserts the outbox row
+/// and commits: both or neither. A caller that runs its transactions itself
+/// inserts the row with [`PostgresOutboxStore::add_in`] and then calls
+/// [`Outbox::notify`](crate::Outbox::notify).
+///
+/// # Schema
+///
+/// Created when missing (table `syncmq_outbox` unless configured):
+///
+/// ```sql
+/// CREATE TABLE IF NOT EXISTS syncmq_outbox (
+///     id            BIGSERIAL PRIMARY KEY,
+///     message       BYTEA NOT NULL,        -- Message::to_bytes
+///     created_at    TIMESTAMPTZ NOT NULL,
+///     attempts      INTEGER NOT NULL DEFAULT 0,
+///     last_error    TEXT,
+///     claimed_by    TEXT,                  -- the dispatcher holding the row
+///     claimed_until TIMESTAMPTZ,           -- until its claim lapses
+///     dispatched_at TIMESTAMPTZ,
+///     dead_at       TIMESTAMPTZ
+/// );
+/// CREATE INDEX IF NOT EXISTS syncmq_outbox_pending ON syncmq_outbox (id)
+///     WHERE dispatched_at IS NULL AND dead_at IS NULL;
+/// CREATE INDEX IF NOT EXISTS syncmq_outbox_dispatched ON syncmq_outbox (dispatched_at)
+///     WHERE dispatched_at IS NOT NULL;
+/// ```
+///
+/// # Several dispatchers
+///
+/// `pending` claims the rows it returns: it picks them `ORDER BY id ... FOR
+/// UPDATE SKIP LOCKED` and stamps them with this store's claim (unique per
+/// store value) for the lease (60 s by default). Dispatchers in other
+/// processes skip rows under another's live claim, so no two send one row
+/// at the same time. A dispatcher that dies leaves its claims to lapse;
+/// then another takes the rows over (and sends them again if the one that died
+/// had sent them: at least once). Keep the lease well above the time a
+/// batch takes to send.
+///
+/// The dispatcher's own writes (claims, marks, attempts, cleanup) commit
+/// with `synchronous_commit` off for their transaction: they do not wait
+/// for a WAL flush, and a database crash may lose the last of them, which
+/// only sends rows again. Adds always commit as the server is configured.
+///
+/// Ids come from a sequence, which hands them out when rows are inserted,
+/// not when they commit; so with concurrent writers a row can become
+/// visible after one with a higher id was already sent. Order is id order
+/// among the rows committed at the time of each read.
 ///
 /// ```no_run
 /// use syncmq::outbox::{OutboxStore, PostgresOutboxStore};
@@ -89,7 +92,7 @@ pub struct PostgresOutboxStore {
 impl std::fmt::Debug for PostgresOutboxStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresOutboxStore")
-            .field("table", &self.config.table)
+            .field("table", &self.config.table())
             .field("claim", &self.claim)
             .finish_non_exhaustive()
     }
@@ -101,10 +104,10 @@ struct Sql {
     claim: String,
     mark_dispatched: String,
     record_failure: String,
-    mark_dead: String,
+    dead_letter: String,
     remove_dispatched: String,
-    dead: String,
-    take_dead: String,
+    dead_letters: String,
+    take_dead_letter: String,
     insert_bytes: String,
     counts: String,
 }
@@ -130,7 +133,7 @@ impl Sql {
                 "UPDATE {t} SET attempts = attempts + 1, last_error = $2 \
                  WHERE id = $1 AND {pending} RETURNING attempts"
             ),
-            mark_dead: format!(
+            dead_letter: format!(
                 "UPDATE {t} SET dead_at = now(), claimed_by = NULL, claimed_until = NULL, \
                    last_error = COALESCE($2, last_error) \
                  WHERE id = $1 AND {pending} RETURNING id"
@@ -139,13 +142,13 @@ impl Sql {
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE dispatched_at < $1 \
                    ORDER BY dispatched_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id"
             ),
-            take_dead: format!(
+            take_dead_letter: format!(
                 "DELETE FROM {t} WHERE id = $1 AND dead_at IS NOT NULL RETURNING message"
             ),
             insert_bytes: format!(
                 "INSERT INTO {t} (message, created_at) VALUES ($1, $2) RETURNING id"
             ),
-            dead: format!(
+            dead_letters: format!(
                 "SELECT {columns} FROM {t} WHERE dead_at IS NOT NULL ORDER BY id LIMIT $1"
             ),
             counts: format!(
@@ -207,8 +210,8 @@ impl std::ops::DerefMut for Pooled<'_> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            let mut idle = self.store.idle();
-            if !client.is_closed() && idle.len() < self.store.config.max_idle {
+            let mut idle = lock(&self.store.idle);
+            if !client.is_closed() && idle.len() < self.store.config.max_idle() {
                 idle.push(client);
             }
         }
@@ -233,33 +236,32 @@ impl PostgresOutboxStore {
     /// [`Error::InvalidArgument`] for a bad config, [`Error::Storage`] when
     /// the server cannot be reached or refuses.
     pub fn connect_with(config: PostgresStoreConfig) -> Result<Self> {
-        config.validate()?;
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        config.validate()?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+            .map_or(0, |d| d.as_nanos());
         let claim = format!(
             "{}-{nanos}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let store = PostgresOutboxStore {
-            sql: Sql::new(&config.table),
+            sql: Sql::new(config.table()),
             config,
             idle: Mutex::new(Vec::new()),
             claim,
         };
         store
             .client()?
-            .batch_execute(&Sql::create(&store.config.table))
+            .batch_execute(&Sql::create(store.config.table()))
             .map_err(pg("creating the outbox table"))?;
         Ok(store)
     }
 
     /// The table's name.
     pub fn table(&self) -> &str {
-        &self.config.table
+        self.config.table()
     }
 
     /// Inserts a row with the caller's client or transaction, which the
@@ -282,16 +284,11 @@ impl PostgresOutboxStore {
         id_of(&row)
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<Client>> {
-        // A Vec of clients: a panic cannot leave it half-changed.
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn client(&self) -> Result<Pooled<'_>> {
-        let reused = self.idle().pop();
+        let reused = lock(&self.idle).pop();
         let client = match reused {
             Some(client) => client,
-            None => Client::connect(&self.config.params, NoTls).map_err(pg("connecting"))?,
+            None => Client::connect(self.config.params(), NoTls).map_err(pg("connecting"))?,
         };
         Ok(Pooled {
             store: self,
@@ -323,8 +320,8 @@ impl PostgresOutboxStore {
         Ok(rows)
     }
 
-    /// Decodes a claimed row; a row whose message cannot be read is set
-    /// aside as dead with the reason, so it cannot block the rest.
+    /// Decodes a claimed row; a row whose message cannot be read is
+    /// dead-lettered with the reason, so it cannot block the rest.
     fn decode_pending(&self, row: &Row) -> Result<Option<OutboxRecord>> {
         match parse(row)? {
             Ok(record) => Ok(Some(record)),
@@ -333,7 +330,7 @@ impl PostgresOutboxStore {
                 let reason = Some(format!("corrupt message: {e}"));
                 let id = db_id(id)?;
                 self.relaxed(
-                    &self.sql.mark_dead,
+                    &self.sql.dead_letter,
                     &[(&id, Type::INT8), (&reason, Type::TEXT)],
                 )?;
                 Ok(None)
@@ -369,8 +366,8 @@ fn id_of(row: &Row) -> Result<u64> {
     })
 }
 
-fn not_dead(id: u64) -> Error {
-    Error::invalid("id", format!("outbox row {id} is not dead"))
+fn not_a_dead_letter(id: u64) -> Error {
+    Error::invalid("id", format!("outbox row {id} is not a dead letter"))
 }
 
 fn db_id(id: u64) -> Result<i64> {
@@ -402,7 +399,7 @@ impl OutboxStore for PostgresOutboxStore {
 
     fn pending(&self, batch: usize) -> Result<Vec<OutboxRecord>> {
         check_batch("batch", batch)?;
-        let lease = self.config.lease.as_secs_f64();
+        let lease = self.config.lease().as_secs_f64();
         let limit = i64::try_from(batch).unwrap_or(i64::MAX);
         let rows = self.relaxed(
             &self.sql.claim,
@@ -449,11 +446,11 @@ impl OutboxStore for PostgresOutboxStore {
         Ok(u32::try_from(attempts).unwrap_or(0))
     }
 
-    fn mark_dead(&self, id: u64) -> Result<()> {
+    fn dead_letter(&self, id: u64) -> Result<()> {
         let db_id = db_id(id)?;
         let no_reason: Option<String> = None;
         let changed = self.relaxed(
-            &self.sql.mark_dead,
+            &self.sql.dead_letter,
             &[(&db_id, Type::INT8), (&no_reason, Type::TEXT)],
         )?;
         if changed.is_empty() {
@@ -475,47 +472,49 @@ impl OutboxStore for PostgresOutboxStore {
         Ok(removed.len() as u64)
     }
 
-    fn requeue_dead(&self, id: u64) -> Result<u64> {
+    fn requeue_dead_letter(&self, id: u64) -> Result<u64> {
         let db_id = db_id(id)?;
         let mut client = self.client()?;
         let mut tx = client
             .transaction()
             .map_err(pg("beginning a transaction"))?;
         let taken = tx
-            .query_typed(&self.sql.take_dead, &[(&db_id, Type::INT8)])
-            .map_err(pg("taking a dead row"))?;
-        let row = taken.first().ok_or_else(|| not_dead(id))?;
-        let bytes: Vec<u8> = row.try_get(0).map_err(pg("reading a dead row"))?;
+            .query_typed(&self.sql.take_dead_letter, &[(&db_id, Type::INT8)])
+            .map_err(pg("taking a dead letter"))?;
+        let row = taken.first().ok_or_else(|| not_a_dead_letter(id))?;
+        let bytes: Vec<u8> = row.try_get(0).map_err(pg("reading a dead letter"))?;
         let created_at = now_ms();
         let inserted = tx
             .query_typed_one(
                 &self.sql.insert_bytes,
                 &[(&bytes, Type::BYTEA), (&created_at, Type::TIMESTAMPTZ)],
             )
-            .map_err(pg("requeueing a dead row"))?;
+            .map_err(pg("requeueing a dead letter"))?;
         let new_id = id_of(&inserted)?;
         tx.commit().map_err(pg("committing a requeue"))?;
         Ok(new_id)
     }
 
-    fn remove_dead(&self, id: u64) -> Result<()> {
+    fn remove_dead_letter(&self, id: u64) -> Result<()> {
         let db_id = db_id(id)?;
-        let taken = self.query(&self.sql.take_dead, &[(&db_id, Type::INT8)])?;
+        let taken = self.query(&self.sql.take_dead_letter, &[(&db_id, Type::INT8)])?;
         if taken.is_empty() {
-            return Err(not_dead(id));
+            return Err(not_a_dead_letter(id));
         }
         Ok(())
     }
 
-    fn dead(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+    fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.query(&self.sql.dead, &[(&limit, Type::INT8)])?;
+        let rows = self.query(&self.sql.dead_letters, &[(&limit, Type::INT8)])?;
         let mut records = Vec::with_capacity(rows.len());
         for row in &rows {
             match parse(row)? {
                 Ok(record) => records.push(record),
                 // Kept in the table as it is, for inspection.
-                Err((id, e)) => log::error!("postgres outbox: skipping corrupt dead row {id}: {e}"),
+                Err((id, e)) => {
+                    log::error!("postgres outbox: skipping corrupt dead letter {id}: {e}");
+                }
             }
         }
         Ok(records)
@@ -533,7 +532,7 @@ impl OutboxStore for PostgresOutboxStore {
         Ok(OutboxCounts {
             pending: get(0)?,
             dispatched: get(1)?,
-            dead: get(2)?,
+            dead_letters: get(2)?,
         })
     }
 }

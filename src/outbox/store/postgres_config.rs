@@ -1,14 +1,15 @@
 //! [`PostgresStoreConfig`]: where the PostgreSQL outbox store connects,
 //! which table it uses and how long its claims on rows last.
-//!
-//! The table name goes into SQL text, so it is checked strictly: lowercase
-//! ASCII letters, digits and `_`, which needs no quoting and cannot inject.
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
 /// How a [`PostgresOutboxStore`](crate::outbox::PostgresOutboxStore) connects and claims rows.
+///
+/// The table name goes into SQL text, so [`validate`](Self::validate)
+/// checks it strictly: lowercase ASCII letters, digits and `_`, which needs
+/// no quoting and cannot inject.
 ///
 /// ```
 /// use std::time::Duration;
@@ -22,10 +23,10 @@ use crate::error::{Error, Result};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresStoreConfig {
-    pub(crate) params: String,
-    pub(crate) table: String,
-    pub(crate) lease: Duration,
-    pub(crate) max_idle: usize,
+    params: String,
+    table: String,
+    lease: Duration,
+    max_idle: usize,
 }
 
 impl PostgresStoreConfig {
@@ -68,7 +69,29 @@ impl PostgresStoreConfig {
         self
     }
 
+    /// The connection string.
+    pub fn params(&self) -> &str {
+        &self.params
+    }
+
+    /// The outbox table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// How long a claim on pending rows lasts.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// How many idle connections the store keeps for reuse.
+    pub fn max_idle(&self) -> usize {
+        self.max_idle
+    }
+
     /// Checks the table name and the lease.
+    /// [`PostgresOutboxStore::connect_with`](crate::outbox::PostgresOutboxStore::connect_with)
+    /// calls this.
     ///
     /// # Errors
     ///

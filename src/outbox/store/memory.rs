@@ -1,22 +1,25 @@
-//! The memory outbox store: every row in a `Mutex`-guarded map, for tests
-//! and for programs whose outbox need not outlive the process.
-//!
-//! Its "transaction" is a [`MemoryTx`]: a scratch set of key/value writes
-//! that `add_within_tx` applies to the store's application map together
-//! with the outbox row, under one lock, or drops when the closure fails. So
-//! the atomicity rule of [`OutboxStore`] can be exercised without a
-//! database. Nothing survives the process. As with fjall, one
-//! [`Outbox`](crate::outbox::Outbox) dispatches from a store.
+//! [`MemoryOutboxStore`]: every row in a `Mutex`-guarded map, and the
+//! [`MemoryTx`] its `add_within_tx` hands out.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::outbox::{check_batch, millis, now_ms, OutboxCounts, OutboxRecord, OutboxStore};
+use crate::outbox::record::{millis, now_ms, OutboxRecord};
+use crate::outbox::store::{check_batch, OutboxCounts, OutboxStore};
+use crate::thread::lock;
 
-/// An outbox store in memory. See the [module docs](self).
+/// An outbox store in memory, for tests and for programs whose outbox need
+/// not outlive the process.
+///
+/// Its "transaction" is a [`MemoryTx`]: a scratch set of key/value writes
+/// that `add_within_tx` applies to the store's application map together
+/// with the outbox row, under one lock, or drops when the closure fails. So
+/// the atomicity rule of [`OutboxStore`] can be exercised without a
+/// database. Nothing survives the process. As with fjall, one
+/// [`Outbox`](crate::Outbox) dispatches from a store.
 ///
 /// ```
 /// use syncmq::outbox::{MemoryOutboxStore, OutboxStore};
@@ -44,7 +47,7 @@ struct State {
     pending: BTreeMap<u64, OutboxRecord>,
     /// Keyed by (dispatched at, id) so cleanup reads the oldest first.
     dispatched: BTreeMap<(u64, u64), OutboxRecord>,
-    dead: BTreeMap<u64, OutboxRecord>,
+    dead_letters: BTreeMap<u64, OutboxRecord>,
     app: BTreeMap<String, Vec<u8>>,
 }
 
@@ -73,14 +76,9 @@ impl MemoryOutboxStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every method leaves the maps consistent before it can panic.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The application value committed under `key` by `add_within_tx`.
     pub fn app_value(&self, key: &str) -> Option<Vec<u8>> {
-        self.lock().app.get(key).cloned()
+        lock(&self.state).app.get(key).cloned()
     }
 }
 
@@ -108,15 +106,15 @@ impl State {
     }
 }
 
-fn not_dead(id: u64) -> Error {
-    Error::invalid("id", format!("outbox row {id} is not dead"))
+fn not_a_dead_letter(id: u64) -> Error {
+    Error::invalid("id", format!("outbox row {id} is not a dead letter"))
 }
 
 impl OutboxStore for MemoryOutboxStore {
     type Tx<'t> = MemoryTx;
 
     fn add(&self, message: &Message) -> Result<u64> {
-        Ok(self.lock().insert(message))
+        Ok(lock(&self.state).insert(message))
     }
 
     fn add_within_tx<T, E, F>(&self, message: &Message, f: F) -> Result<(u64, T), E>
@@ -128,7 +126,7 @@ impl OutboxStore for MemoryOutboxStore {
         // `f` runs outside the lock, as a database transaction's statements
         // run while other transactions go on; only the commit is atomic.
         let value = f(&mut tx)?;
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         for (key, value) in tx.writes {
             match value {
                 Some(value) => state.app.insert(key, value),
@@ -140,11 +138,16 @@ impl OutboxStore for MemoryOutboxStore {
 
     fn pending(&self, batch: usize) -> Result<Vec<OutboxRecord>> {
         check_batch("batch", batch)?;
-        Ok(self.lock().pending.values().take(batch).cloned().collect())
+        Ok(lock(&self.state)
+            .pending
+            .values()
+            .take(batch)
+            .cloned()
+            .collect())
     }
 
     fn mark_dispatched(&self, ids: &[u64]) -> Result<()> {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         let at = millis(SystemTime::now());
         for id in ids {
             if let Some(record) = state.pending.remove(id) {
@@ -155,25 +158,25 @@ impl OutboxStore for MemoryOutboxStore {
     }
 
     fn record_failure(&self, id: u64, error: &str) -> Result<u32> {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         let record = state.pending_mut(id)?;
         record.attempts = record.attempts.saturating_add(1);
         record.last_error = Some(error.to_string());
         Ok(record.attempts)
     }
 
-    fn mark_dead(&self, id: u64) -> Result<()> {
-        let mut state = self.lock();
+    fn dead_letter(&self, id: u64) -> Result<()> {
+        let mut state = lock(&self.state);
         state.pending_mut(id)?;
         if let Some(record) = state.pending.remove(&id) {
-            state.dead.insert(id, record);
+            state.dead_letters.insert(id, record);
         }
         Ok(())
     }
 
     fn remove_dispatched(&self, older_than: SystemTime, batch: usize) -> Result<u64> {
         check_batch("batch", batch)?;
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         let before = millis(older_than);
         let old: Vec<(u64, u64)> = state
             .dispatched
@@ -187,30 +190,38 @@ impl OutboxStore for MemoryOutboxStore {
         Ok(old.len() as u64)
     }
 
-    fn requeue_dead(&self, id: u64) -> Result<u64> {
-        let mut state = self.lock();
-        let record = state.dead.remove(&id).ok_or_else(|| not_dead(id))?;
+    fn requeue_dead_letter(&self, id: u64) -> Result<u64> {
+        let mut state = lock(&self.state);
+        let record = state
+            .dead_letters
+            .remove(&id)
+            .ok_or_else(|| not_a_dead_letter(id))?;
         Ok(state.insert(&record.message))
     }
 
-    fn remove_dead(&self, id: u64) -> Result<()> {
-        self.lock()
-            .dead
+    fn remove_dead_letter(&self, id: u64) -> Result<()> {
+        lock(&self.state)
+            .dead_letters
             .remove(&id)
             .map(drop)
-            .ok_or_else(|| not_dead(id))
+            .ok_or_else(|| not_a_dead_letter(id))
     }
 
-    fn dead(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
-        Ok(self.lock().dead.values().take(limit).cloned().collect())
+    fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+        Ok(lock(&self.state)
+            .dead_letters
+            .values()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     fn counts(&self) -> Result<OutboxCounts> {
-        let state = self.lock();
+        let state = lock(&self.state);
         Ok(OutboxCounts {
             pending: state.pending.len() as u64,
             dispatched: state.dispatched.len() as u64,
-            dead: state.dead.len() as u64,
+            dead_letters: state.dead_letters.len() as u64,
         })
     }
 }
@@ -240,7 +251,7 @@ mod tests {
             OutboxCounts {
                 pending: 3,
                 dispatched: 2,
-                dead: 0
+                dead_letters: 0
             }
         );
     }
@@ -260,19 +271,19 @@ mod tests {
     }
 
     #[test]
-    fn failures_count_and_dead_rows_step_aside() {
+    fn failures_count_and_dead_letters_step_aside() {
         let store = MemoryOutboxStore::new();
         let a = store.add(&msg("a")).unwrap();
         let b = store.add(&msg("b")).unwrap();
         assert_eq!(store.record_failure(a, "boom").unwrap(), 1);
         assert_eq!(store.record_failure(a, "boom again").unwrap(), 2);
-        store.mark_dead(a).unwrap();
+        store.dead_letter(a).unwrap();
         assert_eq!(store.pending(10).unwrap()[0].id, b);
-        let dead = store.dead(10).unwrap();
-        assert_eq!(dead[0].attempts, 2);
-        assert_eq!(dead[0].last_error.as_deref(), Some("boom again"));
+        let dead_letters = store.dead_letters(10).unwrap();
+        assert_eq!(dead_letters[0].attempts, 2);
+        assert_eq!(dead_letters[0].last_error.as_deref(), Some("boom again"));
         assert!(store.record_failure(a, "x").is_err());
-        assert!(store.mark_dead(a).is_err());
+        assert!(store.dead_letter(a).is_err());
     }
 
     #[test]
