@@ -29,8 +29,8 @@
 //!    declaration and a confirmed publisher); at finish, after the
 //!    publisher block, closes it (the queue syncs; the RabbitMQ publisher
 //!    waits for the confirms still due).
-//! 3. `publisher`: the library's publisher block over a `Publish` that
-//!    returns once durable ([`QueuePublisher`] or [`RabbitPublisher`]).
+//! 3. `publisher`: the library's publisher block over a sink that flushes
+//!    once durable ([`QueueSink`] or [`RabbitSink`]).
 //! 4. `reader`: listens on TCP; each line becomes a bag to `publisher`, and
 //!    the reply (`ok: true`) becomes `ok <n>` to the client. A line the
 //!    client got no `ok` for may or may not be stored; a line it got `ok`
@@ -56,13 +56,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use syncmq::block::{
-    self, Bag, Block, BlockConfig, Callbacks, Controller, Dependency, DependencyEvent, Publish,
-    PublisherBlock, QueuePublisher, RabbitDependency, RabbitPublisher, Registry, Runtime,
-    RuntimeConfig, SignalBlock, TcpDependency, Value, SIGNAL_BLOCK,
+    self, Bag, Block, BlockConfig, Callbacks, Controller, Dependency, DependencyEvent,
+    PublisherBlock, RabbitDependency, Registry, Runtime, RuntimeConfig, SignalBlock, TcpDependency,
+    Value, SIGNAL_BLOCK,
 };
 use syncmq::queue::{Queue, QueueConfig, TopicConfig};
-use syncmq::rabbitmq::{Declaration, Publisher, PublisherConfig};
-use syncmq::{Error, Result};
+use syncmq::rabbitmq::{Connection, Declaration};
+use syncmq::{Error, QueueSink, RabbitRoute, RabbitSink, Result, Sink};
 
 /// The queue topic the lines go to.
 pub const TOPIC: &str = "lines";
@@ -188,7 +188,7 @@ fn satellite(args: Vec<String>) -> Result<()> {
         let backend = backend.clone();
         registry.register("publisher", move |resp| {
             let backend = backend.clone();
-            Traced::new(resp, PublisherBlock::new(move |_| backend.publisher()))
+            Traced::new(resp, PublisherBlock::new(move |_| backend.sink()))
         })?;
     }
     registry.register("reader", |resp| Traced::new(resp, Reader::default()))?;
@@ -267,37 +267,45 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What the store block opened, for the publisher block and the monitor.
 #[derive(Default)]
 struct Backend {
-    sink: Mutex<Option<Sink>>,
+    opened: Mutex<Option<Opened>>,
 }
 
 #[derive(Clone)]
-enum Sink {
+enum Opened {
     Queue(Arc<Queue>),
     Rabbit {
         broker: Arc<RabbitDependency>,
-        publisher: Publisher,
+        connection: Arc<Connection>,
         queue: String,
     },
 }
 
 impl Backend {
-    /// The durable publish for the publisher block; the store block's
-    /// `init` (earlier in the order) opened what it publishes to.
-    fn publisher(&self) -> Result<Arc<dyn Publish>> {
-        match lock(&self.sink).clone() {
-            Some(Sink::Queue(queue)) => Ok(Arc::new(QueuePublisher::new(queue, TOPIC))),
-            Some(Sink::Rabbit {
-                publisher, queue, ..
-            }) => Ok(Arc::new(RabbitPublisher::to_queue(publisher, queue))),
+    /// The sink for the publisher block, which flushes it after each line:
+    /// the queue's fsync, or the broker's confirm. The store block's `init`
+    /// (earlier in the order) opened what it publishes to.
+    fn sink(&self) -> Result<Box<dyn Sink>> {
+        match lock(&self.opened).clone() {
+            Some(Opened::Queue(queue)) => Ok(Box::new(QueueSink::new(queue, TOPIC)?)),
+            Some(Opened::Rabbit {
+                connection, queue, ..
+            }) => {
+                let config = RabbitSink::default_publisher_config()
+                    .with_confirm_timeout(Duration::from_secs(5))
+                    .with_close_timeout(Duration::from_secs(5));
+                let sink = RabbitSink::new(&connection, RabbitRoute::Queue(queue), config)?
+                    .with_flush_timeout(Duration::from_secs(5));
+                Ok(Box::new(sink))
+            }
             None => Err(Error::closed("store (not initialised)")),
         }
     }
 
     /// The broker connection to monitor, if any.
     fn broker(&self) -> Option<Arc<dyn Dependency>> {
-        match lock(&self.sink).as_ref()? {
-            Sink::Rabbit { broker, .. } => Some(broker.clone()),
-            Sink::Queue(_) => None,
+        match lock(&self.opened).as_ref()? {
+            Opened::Rabbit { broker, .. } => Some(broker.clone()),
+            Opened::Queue(_) => None,
         }
     }
 }
@@ -310,11 +318,11 @@ struct Store {
 
 impl Block for Store {
     fn init(&self, _conf: &Value) -> Result<()> {
-        let sink = match &self.target {
+        let opened = match &self.target {
             Target::Queue(dir) => {
                 let queue = Queue::open(dir, queue_config())?;
                 log::info!("store: durable queue in {}", dir.display());
-                Sink::Queue(Arc::new(queue))
+                Opened::Queue(Arc::new(queue))
             }
             Target::Rabbit { url, queue, name } => {
                 let broker = RabbitDependency::new(url).with_name(name).configure(|c| {
@@ -326,38 +334,28 @@ impl Block for Store {
                 let connection = broker.supervisor()?;
                 // Declared now if connected, and again on every reconnect.
                 connection.declare(vec![Declaration::queue(queue.clone())])?;
-                let publisher = Publisher::new(
-                    &connection,
-                    PublisherConfig::new()
-                        .with_confirm_timeout(Duration::from_secs(5))
-                        .with_close_timeout(Duration::from_secs(5)),
-                )?;
                 let shown = broker.configuration();
                 let shown = shown.get("url").and_then(Value::as_str).unwrap_or("?");
                 log::info!("store: RabbitMQ queue {queue} at {shown}");
-                Sink::Rabbit {
+                Opened::Rabbit {
                     broker,
-                    publisher,
+                    connection,
                     queue: queue.clone(),
                 }
             }
         };
-        *lock(&self.backend.sink) = Some(sink);
+        *lock(&self.backend.opened) = Some(opened);
         Ok(())
     }
 
     fn run(&self, _ctl: Controller) {}
 
-    /// After the publisher block finished: every publish it made is done.
+    /// After the publisher block finished (and dropped its sink, closing
+    /// its publisher): every publish it made is done.
     fn finish(&self) -> Result<()> {
-        match lock(&self.backend.sink).take() {
-            Some(Sink::Queue(queue)) => queue.close(),
-            Some(Sink::Rabbit {
-                broker, publisher, ..
-            }) => {
-                let flushed = publisher.close();
-                broker.close().and(flushed)
-            }
+        match lock(&self.backend.opened).take() {
+            Some(Opened::Queue(queue)) => queue.close(),
+            Some(Opened::Rabbit { broker, .. }) => broker.close(),
             None => Ok(()),
         }
     }

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use common::eventually;
 use syncmq::block::{
-    self, AdapterPublisher, Bag, Block, BlockConfig, Callbacks, Controller, Publish,
-    PublisherBlock, Registry, Runtime, RuntimeConfig, Value,
+    self, Bag, Block, BlockConfig, Callbacks, Controller, PublisherBlock, Registry, Runtime,
+    RuntimeConfig, Value,
 };
-use syncmq::{Adapter, ChannelSpec, Error, Mode, SimpleAdapter};
+use syncmq::{Adapter, ChannelSink, ChannelSpec, Error, Message, Mode, SimpleAdapter, Sink};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -46,20 +46,30 @@ impl Block for Client {
     }
 }
 
-/// Refuses the body "three".
-struct Picky(Arc<Mutex<Vec<Vec<u8>>>>);
+/// Refuses the body "three" at the flush, as a broker's nack would; keeps
+/// what it flushed.
+struct Picky {
+    sent: Vec<Vec<u8>>,
+    flushed: Arc<Mutex<Vec<Vec<u8>>>>,
+}
 
-impl Publish for Picky {
-    fn publish(&self, body: &[u8]) -> syncmq::Result<()> {
-        if body == b"three" {
+impl Sink for Picky {
+    fn send(&mut self, message: &Message) -> syncmq::Result<()> {
+        self.sent.push(message.body().to_vec());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> syncmq::Result<()> {
+        let sent = std::mem::take(&mut self.sent);
+        if sent.iter().any(|b| b == b"three") {
             return Err(Error::refused(0, "nacked"));
         }
-        self.0.lock().unwrap().push(body.to_vec());
+        self.flushed.lock().unwrap().extend(sent);
         Ok(())
     }
 }
 
-fn run_with<P: Publish>(make: impl Fn() -> P + Send + Sync + Clone + 'static) -> Vec<Bag> {
+fn run_with<S: Sink>(make: impl Fn() -> S + Send + Sync + Clone + 'static) -> Vec<Bag> {
     let replies = Arc::new(Mutex::new(Vec::new()));
     let mut registry = Registry::new();
     registry
@@ -88,7 +98,10 @@ fn run_with<P: Publish>(make: impl Fn() -> P + Send + Sync + Clone + 'static) ->
 fn replies_say_which_bag_was_published_and_why_not() {
     let published = Arc::new(Mutex::new(Vec::new()));
     let p = published.clone();
-    let replies = run_with(move || Picky(p.clone()));
+    let replies = run_with(move || Picky {
+        sent: Vec::new(),
+        flushed: p.clone(),
+    });
     let summary: Vec<(i64, bool, Option<String>, Option<String>)> = replies
         .iter()
         .map(|b| {
@@ -111,14 +124,14 @@ fn replies_say_which_bag_was_published_and_why_not() {
 }
 
 #[test]
-fn the_adapter_publisher_publishes_into_the_channel() {
+fn a_channel_sink_publishes_into_the_channel() {
     let adapter = Arc::new(SimpleAdapter::new());
     adapter
         .new_channel(ChannelSpec::new("lines", Mode::Both))
         .unwrap();
     let output = adapter.output("lines").unwrap();
     let a = adapter.clone();
-    let replies = run_with(move || AdapterPublisher::new(&*a, "lines").unwrap());
+    let replies = run_with(move || ChannelSink::new(&*a, "lines").unwrap());
     assert_eq!(oks(&replies), [true, false, true]);
     let bodies: Vec<Vec<u8>> = (0..2)
         .map(|_| output.recv_timeout(LIMIT).unwrap().body().to_vec())
@@ -126,7 +139,7 @@ fn the_adapter_publisher_publishes_into_the_channel() {
     assert_eq!(bodies, [b"one".to_vec(), b"three".to_vec()]);
     adapter.close().unwrap();
     assert!(matches!(
-        AdapterPublisher::new(&*adapter, "lines"),
+        ChannelSink::new(&*adapter, "lines"),
         Err(Error::Closed(_))
     ));
 }
@@ -140,19 +153,22 @@ fn oks(replies: &[Bag]) -> Vec<bool> {
 
 #[cfg(feature = "durable")]
 #[test]
-fn the_queue_publisher_answers_ok_once_the_body_is_in_the_queue() {
-    use syncmq::block::QueuePublisher;
+fn a_queue_sink_answers_ok_once_the_body_is_in_the_queue() {
     use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+    use syncmq::QueueSink;
 
     let dir = tempfile::tempdir().unwrap();
     let config = || QueueConfig::new().with_topic(TopicConfig::new("lines", ["store"]));
     let queue = Arc::new(Queue::open(dir.path(), config()).unwrap());
     let q = queue.clone();
-    let replies = run_with(move || QueuePublisher::new(q.clone(), "lines"));
+    let replies = run_with(move || QueueSink::new(q.clone(), "lines").unwrap());
     assert_eq!(oks(&replies), [true, false, true]);
     // A closed queue is an error, not a silent drop.
     queue.close().unwrap();
-    let closed = QueuePublisher::new(queue.clone(), "lines").publish(b"late");
+    let closed = QueueSink::new(queue.clone(), "lines").and_then(|mut sink| {
+        sink.send(&Message::new(b"late".to_vec()))?;
+        sink.flush()
+    });
     assert!(matches!(closed, Err(Error::Closed(_))), "{closed:?}");
     drop(queue);
     // Opened again: what was answered `ok` is there, in order.
@@ -171,9 +187,9 @@ fn the_queue_publisher_answers_ok_once_the_body_is_in_the_queue() {
 
 #[cfg(feature = "rabbitmq")]
 #[test]
-fn the_rabbit_publisher_answers_ok_once_the_broker_confirmed() {
-    use syncmq::block::RabbitPublisher;
-    use syncmq::rabbitmq::{Connection, ConnectionConfig, Declaration, Publisher, PublisherConfig};
+fn a_rabbit_sink_answers_ok_once_the_broker_confirmed() {
+    use syncmq::rabbitmq::{Connection, ConnectionConfig, Declaration};
+    use syncmq::RabbitSink;
 
     let Some(url) = common::broker_url() else {
         return;
@@ -186,17 +202,19 @@ fn the_rabbit_publisher_answers_ok_once_the_broker_confirmed() {
     connection
         .declare(vec![Declaration::queue(queue.clone())])
         .unwrap();
-    let rabbit = Publisher::new(&connection, PublisherConfig::new()).unwrap();
-    let (p, q) = (rabbit.clone(), queue.clone());
-    let replies = run_with(move || RabbitPublisher::to_queue(p.clone(), q.clone()));
+    let connection = Arc::new(connection);
+    let (c, q) = (connection.clone(), queue.clone());
+    let replies = run_with(move || RabbitSink::to_queue(&c, q.clone()).unwrap());
     assert_eq!(oks(&replies), [true, false, true]);
     // Mandatory: a queue that does not exist is an error, not a confirm.
-    let nowhere = RabbitPublisher::to_queue(rabbit.clone(), common::unique("blk-none"));
-    assert!(matches!(
-        nowhere.publish(b"lost"),
-        Err(Error::Refused { code: 312, .. })
-    ));
-    rabbit.close().unwrap();
+    let mut nowhere = RabbitSink::to_queue(&connection, common::unique("blk-none")).unwrap();
+    nowhere.send(&Message::new(b"lost".to_vec())).unwrap();
+    let lost = nowhere.flush();
+    assert!(
+        matches!(lost, Err(Error::Refused { code: 312, .. })),
+        "{lost:?}"
+    );
+    drop(nowhere);
     connection.close().unwrap();
 
     let mut conn = amiquip::Connection::insecure_open(&url).unwrap();

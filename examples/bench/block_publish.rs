@@ -6,7 +6,7 @@
 //! the next, as the satellite does for each TCP line. The baseline is one
 //! thread calling [`Queue::publish`] `messages` times; the block case sends
 //! `messages` bags from a source block to a [`PublisherBlock`] over a
-//! [`QueuePublisher`], and the clock stops when the source has received
+//! [`QueueSink`](syncmq::QueueSink), and the clock stops when the source has received
 //! the last `ok` reply. The ratio is what the runtime (routing, the event
 //! threads, the reply bag) adds on top of the fsync.
 
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use crossbeam_channel::Sender;
 use syncmq::block::{
-    self, Bag, Block, BlockConfig, Callbacks, Controller, PublisherBlock, QueuePublisher, Registry,
-    Runtime, RuntimeConfig, Value,
+    self, Bag, Block, BlockConfig, Callbacks, Controller, PublisherBlock, Registry, Runtime,
+    RuntimeConfig, Value,
 };
 use syncmq::queue::{Queue, QueueConfig, TopicConfig};
 use syncmq::Message;
@@ -26,7 +26,7 @@ use crate::report::Table;
 
 const TOPIC: &str = "lines";
 const RAW: &str = "raw Queue::publish, 1 message per call (fsync each)";
-const BLOCKS: &str = "bag -> PublisherBlock(QueuePublisher) -> ok reply";
+const BLOCKS: &str = "bag -> PublisherBlock(QueueSink) -> ok reply";
 
 /// The load of `bench block-publish`: few messages, each costs an fsync.
 #[derive(Args, Clone, Copy)]
@@ -136,7 +136,7 @@ fn blocks(body: &[u8], messages: usize) -> Duration {
         registry
             .register("publisher", move |_| {
                 let queue = queue.clone();
-                PublisherBlock::new(move |_| Ok(QueuePublisher::new(queue.clone(), TOPIC)))
+                PublisherBlock::new(move |_| syncmq::QueueSink::new(queue.clone(), TOPIC))
             })
             .expect("register");
     }

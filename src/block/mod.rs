@@ -23,10 +23,10 @@
 //!   a [`DependencyEvent`]: [`WaiterDependency`], [`TcpDependency`] and
 //!   (feature `rabbitmq`) [`RabbitDependency`].
 //! - [`SignalBlock`]: SIGINT and SIGTERM to the ordered close.
-//! - [`PublisherBlock`]: bags to publishes through a [`Publish`]
-//!   implementation: [`AdapterPublisher`], [`QueuePublisher`] (feature
-//!   `durable`, after the queue's fsync) and [`RabbitPublisher`] (feature
-//!   `rabbitmq`, after the broker's confirm).
+//! - [`PublisherBlock`]: bags to messages on any [`Sink`](crate::Sink),
+//!   answered once the sink has them safe: after the queue's fsync with a
+//!   [`QueueSink`](crate::QueueSink), after the broker's confirm with a
+//!   [`RabbitSink`](crate::RabbitSink).
 //!
 //! Each block's `run` has its own thread and its callbacks their own event
 //! thread, so a block's callbacks run in order and never overlap. `init`
@@ -62,7 +62,6 @@ mod rabbit_dependency;
 mod registry;
 mod runtime;
 mod signals;
-mod sinks;
 mod supervised;
 mod tcp_dependency;
 mod value;
@@ -76,16 +75,12 @@ pub use dependency::Dependency;
 pub use event::DependencyEvent;
 pub use init::{init_blocks, Initialized};
 pub use lifecycle::Block;
-pub use publisher::{AdapterPublisher, Publish, PublisherBlock, BODY, ERROR, ID, OK};
+pub use publisher::{PublisherBlock, BODY, ERROR, ID, OK};
 #[cfg(feature = "rabbitmq")]
 pub use rabbit_dependency::RabbitDependency;
 pub use registry::Registry;
 pub use runtime::{CloseHandle, Runtime};
 pub use signals::{SignalBlock, SIGNAL_BLOCK};
-#[cfg(feature = "durable")]
-pub use sinks::QueuePublisher;
-#[cfg(feature = "rabbitmq")]
-pub use sinks::RabbitPublisher;
 pub use tcp_dependency::TcpDependency;
 pub use value::Value;
 pub use waiter_dependency::WaiterDependency;

@@ -68,6 +68,10 @@ pub struct WireMessage {
     /// The expiry, in milliseconds since the Unix epoch.
     #[serde(default)]
     pub expires_at_ms: Option<u64>,
+    /// Where the message is headed ([`Message::routing_key`]), if anywhere;
+    /// left out of the frame when unset, so older peers read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
 }
 
 impl From<&Message> for WireMessage {
@@ -82,6 +86,7 @@ impl From<&Message> for WireMessage {
                 at.duration_since(UNIX_EPOCH)
                     .map_or(0, crate::millis::to_ms)
             }),
+            routing_key: m.routing_key().map(str::to_string),
         }
     }
 }
@@ -91,6 +96,9 @@ impl From<WireMessage> for Message {
         let mut m = Message::new(w.body).with_priority(w.priority);
         if let Some(key) = w.key {
             m = m.with_key(key);
+        }
+        if let Some(routing_key) = w.routing_key {
+            m = m.with_routing_key(routing_key);
         }
         for (name, value) in w.headers {
             m = m.with_header(name, value);
