@@ -7,10 +7,10 @@
 //! reads again instead of sleeping). A close wakes every sleeper, whether it
 //! waits for an add or sits out a backoff.
 
-use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::thread::lock;
+use crate::thread::{lock, wait};
 
 #[derive(Debug, Default)]
 pub(crate) struct Wake {
@@ -49,24 +49,28 @@ impl Wake {
     /// Sleeps until the add count moves past `seen`, a close, or `timeout`.
     /// Returns true when closed.
     pub(crate) fn wait_for_add(&self, seen: u64, timeout: Duration) -> bool {
-        let guard = lock(&self.state);
-        // The state is two plain fields that no panic can leave half-written.
-        let (guard, _) = self
-            .cond
-            .wait_timeout_while(guard, timeout, |s| s.adds == seen && !s.closed)
-            .unwrap_or_else(PoisonError::into_inner);
-        guard.closed
+        self.wait_until(timeout, |s| s.adds != seen)
     }
 
     /// Sleeps until a close or `timeout`, whatever is added meanwhile (a
     /// backoff). Returns true when closed.
     pub(crate) fn sleep(&self, timeout: Duration) -> bool {
-        let guard = lock(&self.state);
-        let (guard, _) = self
-            .cond
-            .wait_timeout_while(guard, timeout, |s| !s.closed)
-            .unwrap_or_else(PoisonError::into_inner);
-        guard.closed
+        self.wait_until(timeout, |_| false)
+    }
+
+    /// Sleeps until `done`, a close, or `timeout`. Returns true when closed.
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> bool {
+        // A timeout too large to add to now is a wait without end.
+        let deadline = Instant::now().checked_add(timeout);
+        let mut state = lock(&self.state);
+        while !state.closed && !done(&state) {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                break;
+            }
+            state = wait(&self.cond, state, left);
+        }
+        state.closed
     }
 }
 

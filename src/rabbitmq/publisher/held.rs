@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
-use crate::thread::lock;
+use crate::thread::{lock, wait};
 
 /// Messages accepted and not yet settled (confirmed, or failed for good).
 #[derive(Default)]
@@ -44,11 +44,7 @@ impl Held {
             if count == 0 || left.is_zero() {
                 return count;
             }
-            guard = self
-                .zero
-                .wait_timeout(guard, left)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
+            guard = wait(&self.zero, guard, Some(left));
         }
     }
 }
