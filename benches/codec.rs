@@ -1,7 +1,8 @@
 //! Micro-benchmark of the stored message format against bare rmp-serde of
 //! the same fields, so the cost of the version byte and the strict decoder
 //! is visible. Run with `cargo bench --bench codec`.
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
+#![allow(clippy::unwrap_used)]
+#![allow(missing_docs)] // criterion_main! makes a public main // a test or example fails loudly on purpose
 
 use std::hint::black_box;
 
@@ -29,16 +30,16 @@ fn codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("message-100B");
     group.throughput(Throughput::Elements(1));
     group.bench_function("raw rmp-serde encode", |b| {
-        b.iter(|| rmp_serde::to_vec(black_box(&bare)))
+        b.iter(|| rmp_serde::to_vec(black_box(&bare)));
     });
     group.bench_function("Message::to_bytes", |b| {
-        b.iter(|| black_box(&msg).to_bytes())
+        b.iter(|| black_box(&msg).to_bytes());
     });
     group.bench_function("raw rmp-serde decode", |b| {
-        b.iter(|| rmp_serde::from_slice::<Bare>(black_box(&bare_bytes)))
+        b.iter(|| rmp_serde::from_slice::<Bare>(black_box(&bare_bytes)));
     });
     group.bench_function("Message::from_bytes", |b| {
-        b.iter(|| Message::from_bytes(black_box(&stored)))
+        b.iter(|| Message::from_bytes(black_box(&stored)));
     });
     group.finish();
 }

@@ -15,9 +15,8 @@ use std::time::Duration;
 
 use syncmq::outbox::fjall::KeyspaceCreateOptions;
 use syncmq::outbox::FjallOutboxStore;
-use syncmq::{
-    Adapter, ChannelSink, ChannelSpec, Error, Message, Mode, Outbox, OutboxEvent, SimpleAdapter,
-};
+use syncmq::outbox::{Outbox, OutboxEvent};
+use syncmq::{Adapter, ChannelSink, ChannelSpec, Error, Message, Mode, SimpleAdapter};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();

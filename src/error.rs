@@ -1,19 +1,4 @@
 //! The one error type of the crate.
-//!
-//! Every fallible call in syncmq returns [`Result<T>`]. The variants say what
-//! went wrong *and with what*: the argument that was out of range, the topic
-//! nobody declared, the key whose stored bytes are corrupt. An error is
-//! never a substitute for data: a call that fails hands back or keeps what it
-//! was given, so bad input loses nothing.
-//!
-//! Errors from the libraries underneath (fjall, amiquip, postgres, std::io,
-//! rmp-serde) are kept, not turned into text: [`Error::Io`],
-//! [`Error::Storage`], [`Error::Codec`] and [`Error::Disconnected`] hold
-//! them as a [`Source`] (an `Arc`, so `Error` stays `Clone`, `Send` and
-//! `Sync`), [`std::error::Error::source`] returns them for downcasting, and
-//! [`Error::sqlstate`] reads a PostgreSQL error's code. `Display` prints the
-//! operation and the whole cause chain on one line, so `{e}` alone is enough
-//! for a log line.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,7 +9,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The cause kept inside an [`Error`]: the library's own error, shared so
 /// that `Error` stays `Clone`.
-pub type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What [`Error::NotFound`] and [`Error::AlreadyExists`] are about.
 ///
@@ -80,6 +65,21 @@ impl fmt::Display for ObjectKind {
 /// The enum is `#[non_exhaustive]`: match the variants you handle and keep a
 /// catch-all arm. [`is_transient`](Error::is_transient) says which are
 /// worth retrying.
+///
+/// Every fallible call in syncmq returns [`Result<T>`]. The variants say what
+/// went wrong *and with what*: the argument that was out of range, the topic
+/// nobody declared, the key whose stored bytes are corrupt. An error is
+/// never a substitute for data: a call that fails hands back or keeps what it
+/// was given, so bad input loses nothing.
+///
+/// Errors from the libraries underneath (fjall, amiquip, postgres, `std::io`,
+/// rmp-serde) are kept, not turned into text: [`Error::Io`],
+/// [`Error::Storage`], [`Error::Codec`] and [`Error::Disconnected`] hold
+/// them as a [`ErrorSource`] (an `Arc`, so `Error` stays `Clone`, `Send` and
+/// `Sync`), [`std::error::Error::source`] returns them for downcasting, and
+/// [`Error::sqlstate`] reads a PostgreSQL error's code. `Display` prints the
+/// operation and the whole cause chain on one line, so `{e}` alone is enough
+/// for a log line.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
@@ -131,7 +131,7 @@ pub enum Error {
         /// What was being encoded or decoded (`"decode a stored message"`).
         what: String,
         /// Why: rmp-serde's error, or the check that failed.
-        source: Source,
+        source: ErrorSource,
     },
     /// Stored bytes under `key` are corrupt. The store is not changed; the
     /// entry stays where it is for inspection.
@@ -150,7 +150,7 @@ pub enum Error {
         /// The operation and its object (`"start thread syncmq-commit"`).
         what: String,
         /// The `std::io::Error`.
-        source: Source,
+        source: ErrorSource,
     },
     /// The storage engine (fjall, PostgreSQL) failed. A PostgreSQL error
     /// keeps its SQLSTATE: see [`Error::sqlstate`].
@@ -158,7 +158,7 @@ pub enum Error {
         /// The operation (`"postgres outbox: insert a row"`).
         what: String,
         /// fjall's or postgres' error (or the check that failed).
-        source: Source,
+        source: ErrorSource,
     },
     /// The RabbitMQ broker or the queue server went away or could not be
     /// reached. Transient: the same call may succeed once it is back.
@@ -166,7 +166,7 @@ pub enum Error {
         /// The peer and what was being done (`"connect to 127.0.0.1:5672"`).
         what: String,
         /// The socket's, amiquip's or the frame reader's error.
-        source: Source,
+        source: ErrorSource,
     },
     /// A bounded buffer, or the peer, cannot take more right now: the
     /// publisher's buffer is full of messages awaiting confirms, the broker
@@ -239,14 +239,14 @@ impl fmt::Display for Reason {
 
 impl std::error::Error for Reason {}
 
-/// `e` as a [`Source`].
-fn source(e: impl std::error::Error + Send + Sync + 'static) -> Source {
+/// `e` as a [`ErrorSource`].
+fn source(e: impl std::error::Error + Send + Sync + 'static) -> ErrorSource {
     Arc::new(e)
 }
 
-/// `text` as a [`Source`], for causes that are a check of ours (or text
+/// `text` as a [`ErrorSource`], for causes that are a check of ours (or text
 /// from the queue server's wire).
-pub(crate) fn reason(text: impl Into<String>) -> Source {
+pub(crate) fn reason(text: impl Into<String>) -> ErrorSource {
     Arc::new(Reason(text.into()))
 }
 
@@ -385,7 +385,7 @@ impl Error {
             };
             while let Some(e) = cause {
                 if let Some(pg) = e.downcast_ref::<postgres::Error>() {
-                    return pg.code().map(|c| c.code());
+                    return pg.code().map(postgres::error::SqlState::code);
                 }
                 cause = e.source();
             }
@@ -396,8 +396,10 @@ impl Error {
 
 /// `what: cause chain` of a variant with a source; `Display` would add the
 /// variant's own prefix.
-struct CauseText<'a>(&'a str, &'a Source);
+#[cfg(feature = "durable")]
+struct CauseText<'a>(&'a str, &'a ErrorSource);
 
+#[cfg(feature = "durable")]
 impl fmt::Display for CauseText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.0)?;
@@ -409,6 +411,7 @@ impl Error {
     /// The error's text without the variant's prefix (`fjall: write
     /// batch: ...` rather than `storage error: fjall: ...`), for the queue
     /// server's wire, which names the variant on its own.
+    #[cfg(feature = "durable")]
     pub(crate) fn cause_text(&self) -> String {
         match self {
             Error::Codec { what, source }
@@ -526,7 +529,7 @@ impl From<rmp_serde::decode::Error> for Error {
 }
 
 /// So that `?` works on fjall calls inside
-/// [`Outbox::add_within_tx`](crate::Outbox::add_within_tx).
+/// [`Outbox::add_within_tx`](crate::outbox::Outbox::add_within_tx).
 #[cfg(feature = "durable")]
 impl From<fjall::Error> for Error {
     fn from(e: fjall::Error) -> Self {
@@ -535,7 +538,7 @@ impl From<fjall::Error> for Error {
 }
 
 /// So that `?` works on PostgreSQL calls inside
-/// [`Outbox::add_within_tx`](crate::Outbox::add_within_tx); the SQLSTATE
+/// [`Outbox::add_within_tx`](crate::outbox::Outbox::add_within_tx); the SQLSTATE
 /// stays readable through [`Error::sqlstate`].
 #[cfg(feature = "postgres")]
 impl From<postgres::Error> for Error {

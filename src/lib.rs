@@ -4,32 +4,66 @@
 //! command-line tools, codebases that call through FFI. Blocking calls on OS
 //! threads and crossbeam channels, and no async runtime anywhere.
 //!
-//! The layers, lowest first (a layer never uses one above it):
+//! # Where things are
 //!
-//! 1. [`error`]: one [`Error`] enum and the [`Result`] alias.
-//! 2. [`message`]: [`Message`], [`Delivery`] and the [`Acker`] behind acks.
-//! 3. [`waiter`]: [`ConnectionWaiter`], which wakes every thread waiting for
-//!    a connection the moment it is up.
-//! 4. [`queue`] (feature `durable`): the fjall-backed queue engine: topics,
+//! The items every part shares live at the crate root: [`Message`],
+//! [`Delivery`], [`Error`], [`Receipt`], [`Sink`], [`Generation`], the
+//! [`ConnectionWaiter`], and the named channels ([`Adapter`],
+//! [`ChannelSpec`], [`SimpleAdapter`], `DurableAdapter`, `RabbitAdapter`)
+//! and the sinks ([`ChannelSink`], `QueueSink`, `RabbitSink`). Each larger
+//! part has one module: `queue`, `rabbitmq`,
+//! `server`, [`outbox`], [`block`]. Every item has exactly one path;
+//! [`prelude`] gathers the ones most programs use, and
+//! [`crossbeam_channel`] is re-exported so that `select!` over our
+//! receivers needs no crossbeam of your own.
+//!
+//! # Layers
+//!
+//! Lowest first; a layer uses only the layers above it in this list
+//! (`tests/layers.rs` fails the build's tests otherwise):
+//!
+//! 1. errors ([`Error`], [`Result`]), threads (named, joined by a
+//!    deadline), durations at the serde boundary;
+//! 2. [`Message`] and [`Delivery`], [`Receipt`], the [`ConnectionWaiter`];
+//! 3. `queue` (feature `durable`): the fjall-backed queue engine: topics,
 //!    subscribers, priorities, acks with redelivery, dead letters, dedupe,
-//!    expiry and group commit.
-//! 5. [`channel`]: named channels behind the [`Adapter`] trait: the
-//!    in-process [`SimpleAdapter`], with the `durable` feature the
-//!    [`DurableAdapter`] on the queue engine, and with the `rabbitmq` feature
-//!    the `RabbitAdapter`.
-//! 6. [`outbox`]: the transactional outbox; an [`Outbox`] commits messages
-//!    with the application's data (memory, fjall or PostgreSQL store) and
-//!    dispatches them on its own threads to any [`outbox::EventStream`].
-//! 7. [`rabbitmq`] (feature `rabbitmq`): the supervised connection, the
-//!    confirmed publisher with its retry buffer, consumers with prefetch and
-//!    dead-letter queues, and the gormq-style `Client`.
-//! 8. [`server`] (feature `durable`): the queue engine served over TCP
-//!    (length-prefixed MessagePack frames), its blocking `Client`, and the
-//!    `syncmq` command-line tool on top.
-//! 9. [`block`]: the block runtime: a process made of blocks with ordered
-//!    init and finish, bags between them, server callbacks (over the
-//!    RabbitMQ supervisor too) and signal shutdown; its publishers return
-//!    once the queue engine or the broker has the message.
+//!    expiry and group commit;
+//! 4. `rabbitmq` (feature `rabbitmq`): the supervised connection, the
+//!    confirmed publisher with its retry buffer, consumers with prefetch
+//!    and dead letters, and the gormq-style `RabbitClient`;
+//! 5. `server` (feature `durable`): the queue engine over TCP
+//!    (length-prefixed MessagePack frames) and its blocking `QueueClient`,
+//!    under the `syncmq` command-line tool;
+//! 6. channels: the [`Adapter`] trait and its three adapters, on the queue
+//!    engine and RabbitMQ;
+//! 7. sinks: the [`Sink`] trait and one sink per destination (channel,
+//!    queue topic, RabbitMQ);
+//! 8. [`outbox`]: the transactional outbox, dispatching to any sink;
+//! 9. [`block`]: the block runtime, whose publisher block sends to any sink.
+//!
+//! # Vocabulary
+//!
+//! One word per idea, in every module:
+//!
+//! | word | means |
+//! |---|---|
+//! | **publish** | returns once the message is safe: fsynced (queue) or confirmed (RabbitMQ) |
+//! | **send** | pipelined: hands the message on and returns a [`Receipt`] to wait on later |
+//! | **`_nowait`** | fire and forget: nothing to wait on, retried in the background |
+//! | **[`Receipt`]** | the proof of a send; `wait` returns once that message is safe |
+//! | **[`Sink`]** | a destination: `send` then `flush` |
+//! | **receive** (`recv`, `recv_timeout`, `next_batch`) | waits for something to arrive; a timeout is `Ok(None)` or an empty batch, not an error |
+//! | **ack / nack** | settle a [`Delivery`]: done, or give it back (requeue) or dead-letter it |
+//! | **dead letter** | a message set aside after too many deliveries or a nack without requeue |
+//! | **[`Generation`]** | how many times a connection has come up; a reconnect is a new generation |
+//! | **dependency** | something the block runtime watches connect and disconnect |
+//! | **close** | `close(&self)` stops an owner's threads within its `with_close_timeout`; dropping closes too |
+//! | **key** | a message's identity (dedupe key, AMQP `message_id`); **routing key** is where it goes |
+//!
+//! Features: `durable` (fjall: the queue engine, the `DurableAdapter`, the
+//! queue server) and `rabbitmq` (amiquip), both on by default; `postgres`
+//! for the outbox's PostgreSQL store; `cli` for the `syncmq` binary. On
+//! docs.rs each item says which feature it needs.
 //!
 //! # Timeouts
 //!
@@ -40,12 +74,12 @@
 //!   an event), does not report the timeout as an error: nothing arriving
 //!   in time is an ordinary answer. One item is `Result<Option<T>>`,
 //!   `Ok(None)` when the time ran out ([`queue::Subscriber::recv_timeout`],
-//!   [`server::Subscription::recv_timeout`]); a batch is `Result<Vec<T>>`,
+//!   [`server::RemoteSubscriber::recv_timeout`]); a batch is `Result<Vec<T>>`,
 //!   empty when the time ran out ([`queue::Subscriber::next_batch`]). `Err`
 //!   means the caller must act: the queue closed, the connection ended.
 //! - An **action** that must complete (a publish waiting for durability or
 //!   a confirm, a connect, [`ConnectionWaiter::wait_connected`],
-//!   [`block::Server::wait_connected`], a close, a flush, a request and its
+//!   [`block::Dependency::wait_connected`], a close, a flush, a request and its
 //!   reply) fails with [`Error::Timeout`] `{ what, after }` when it did not
 //!   complete in time: `what` names what did not happen (with the last
 //!   connection error when there is one), `after` how long it waited.
@@ -69,35 +103,40 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod channel;
+mod error;
+mod message;
+mod millis;
+mod receipt;
+mod sink;
+mod thread;
+mod waiter;
 
 pub mod block;
-pub mod channel;
-pub mod error;
-pub mod message;
 pub mod outbox;
+pub mod prelude;
 #[cfg(feature = "durable")]
 pub mod queue;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 #[cfg(feature = "durable")]
 pub mod server;
-pub mod waiter;
 
-mod millis;
-mod receipt;
-mod sink;
-mod thread;
+/// The crossbeam channels every channel input, output and event stream of
+/// the crate is made of, re-exported so that `select!` over them, and
+/// their error types, need no crossbeam of your own (and never a second,
+/// incompatible version of it).
+pub use crossbeam_channel;
 
 #[cfg(feature = "rabbitmq")]
 pub use channel::RabbitAdapter;
 pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
 #[cfg(feature = "durable")]
 pub use channel::{DurableAdapter, DurableConfig};
-
-pub use error::{Error, ObjectKind, Result};
+pub use error::{Error, ErrorSource, ObjectKind, Result};
 pub use message::{Acker, Delivery, Message};
-pub use outbox::{Outbox, OutboxConfig, OutboxEvent};
 pub use receipt::Receipt;
 #[cfg(feature = "durable")]
 pub use sink::QueueSink;

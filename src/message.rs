@@ -1,30 +1,5 @@
 //! Messages, deliveries and acknowledgements: the vocabulary every adapter
 //! speaks.
-//!
-//! A [`Message`] is what a producer sends: body bytes plus an optional key
-//! (its identity: dedupe, AMQP `message_id`), an optional routing key (where
-//! a router sends it), string headers, a priority (0 is the highest) and an
-//! optional expiry.
-//! A [`Delivery`] is what a consumer receives: the message and an [`Acker`]
-//! that reports the outcome back to whoever delivered it.
-//!
-//! # Acknowledgement
-//!
-//! `ack`, `ack_multiple` and `nack` consume the delivery, so a delivery is
-//! settled at most once by construction. A delivery dropped without being
-//! settled calls [`Acker::release`]; each adapter documents what that means
-//! (the RabbitMQ and durable adapters give the message back to be delivered
-//! again, the simple adapter has nothing to give back).
-//!
-//! # Formats
-//!
-//! Typed payloads go through [`Message::encode`] and [`Delivery::decode`],
-//! which use MessagePack with named fields (rmp-serde), so a reader in another
-//! language sees a map. Where a whole message is stored or crosses a wire,
-//! [`Message::to_bytes`] writes one version byte followed by the MessagePack
-//! of its fields; [`Message::from_bytes`] checks that byte first, so formats
-//! added later stay readable next to old data. Every decoder returns
-//! [`Error::Codec`] for random, truncated or trailing bytes; none panics.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// The version byte that starts every stored message written by this build.
-pub const STORED_FORMAT_VERSION: u8 = 1;
+pub(crate) const STORED_FORMAT_VERSION: u8 = 1;
 
 /// What a producer sends.
 ///
@@ -55,6 +30,31 @@ pub const STORED_FORMAT_VERSION: u8 = 1;
 /// assert_eq!(msg.routing_key(), Some("order.shipped"));
 /// assert_eq!(msg.body(), b"order 42 shipped");
 /// ```
+///
+/// A [`Message`] is what a producer sends: body bytes plus an optional key
+/// (its identity: dedupe, AMQP `message_id`), an optional routing key (where
+/// a router sends it), string headers, a priority (0 is the highest) and an
+/// optional expiry.
+/// A [`Delivery`] is what a consumer receives: the message and an [`Acker`]
+/// that reports the outcome back to whoever delivered it.
+///
+/// # Acknowledgement
+///
+/// `ack`, `ack_multiple` and `nack` consume the delivery, so a delivery is
+/// settled at most once by construction. A delivery dropped without being
+/// settled calls [`Acker::release`]; each adapter documents what that means
+/// (the RabbitMQ and durable adapters give the message back to be delivered
+/// again, the simple adapter has nothing to give back).
+///
+/// # Formats
+///
+/// Typed payloads go through [`Message::encode`] and [`Delivery::decode`],
+/// which use MessagePack with named fields (rmp-serde), so a reader in another
+/// language sees a map. Where a whole message is stored or crosses a wire,
+/// [`Message::to_bytes`] writes one version byte followed by the MessagePack
+/// of its fields; [`Message::from_bytes`] checks that byte first, so formats
+/// added later stay readable next to old data. Every decoder returns
+/// [`Error::Codec`] for random, truncated or trailing bytes; none panics.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Message {
     body: Vec<u8>,
@@ -226,7 +226,8 @@ impl Message {
             .is_some_and(|at| millis_since_epoch(now) >= at)
     }
 
-    /// The stored form: [`STORED_FORMAT_VERSION`], then the fields in
+    /// The stored form: one format version byte (1, written by this build),
+    /// then the fields in
     /// MessagePack.
     ///
     /// # Errors
@@ -639,7 +640,7 @@ mod tests {
 
     #[test]
     fn expiry_is_compared_to_the_millisecond() {
-        let at = UNIX_EPOCH + Duration::from_millis(5_000);
+        let at = UNIX_EPOCH + Duration::from_secs(5);
         let msg = Message::new(vec![]).with_expiry(at);
         assert!(!msg.is_expired_at(at - Duration::from_millis(1)));
         assert!(msg.is_expired_at(at));

@@ -34,6 +34,7 @@ pub(crate) mod or_off {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
+    #[allow(clippy::ref_option)] // the signature serde's `with` calls
     pub(crate) fn serialize<S: Serializer>(
         value: &Option<Duration>,
         serializer: S,

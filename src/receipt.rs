@@ -36,7 +36,8 @@ pub(crate) trait Pending: Send {
     fn wait(self: Box<Self>, timeout: Option<Duration>) -> Result<()>;
 }
 
-#[allow(dead_code)] // until the queue and rabbitmq use it (API redesign in progress)
+// Made by the queue and RabbitMQ publishers only.
+#[cfg_attr(not(any(feature = "durable", feature = "rabbitmq")), allow(dead_code))]
 impl Receipt {
     /// A receipt for publish number `ticket` (in the publisher's own write
     /// order) that `pending` settles.

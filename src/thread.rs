@@ -201,6 +201,7 @@ impl StopToken {
 }
 
 /// [`Error::Panicked`] for `what`, with the panic's message.
+#[allow(clippy::needless_pass_by_value)] // takes over the payload `catch_unwind` hands out
 pub(crate) fn panicked(what: String, payload: Box<dyn Any + Send>) -> Error {
     Error::Panicked {
         what,
@@ -213,7 +214,7 @@ pub(crate) fn panicked(what: String, payload: Box<dyn Any + Send>) -> Error {
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
 }
@@ -275,7 +276,7 @@ mod tests {
         match err {
             // The error says how long we waited, not how long was left.
             Error::Timeout { after, .. } => {
-                assert!(after >= Duration::from_millis(20), "{after:?}")
+                assert!(after >= Duration::from_millis(20), "{after:?}");
             }
             other => panic!("expected Timeout, got {other:?}"),
         }
@@ -348,7 +349,6 @@ pub fn wait<'a, T>(
 /// `initial * 2^(failures-1)`, at most `max`, less up to a quarter of
 /// random jitter so that many clients retrying the same broker spread out.
 /// `failures == 0` waits `initial`, less jitter.
-#[allow(dead_code)] // until every module uses it (API redesign in progress)
 pub fn backoff(failures: u32, initial: Duration, max: Duration) -> Duration {
     let doublings = failures.saturating_sub(1).min(31);
     let full = initial.saturating_mul(1u32 << doublings).min(max);
@@ -357,7 +357,6 @@ pub fn backoff(failures: u32, initial: Duration, max: Duration) -> Duration {
 
 /// A number in [0, 1) that differs between calls and processes; enough for
 /// jitter, not for anything that needs real randomness.
-#[allow(dead_code)]
 fn random_fraction() -> f64 {
     use std::cell::Cell;
     use std::hash::{BuildHasher, Hasher};

@@ -1,28 +1,6 @@
 //! The connection waiter: a `Mutex` and a `Condvar` that let any number of
 //! threads block until a connection is up, and wake all of them the moment
 //! it is.
-//!
-//! ormus' Go Channel module, where this design comes from, has its workers sleep
-//! ten seconds and check again; here a worker that needs the broker calls
-//! [`ConnectionWaiter::wait_connected`] and the supervisor's
-//! [`ConnectionWaiter::set_connected`] wakes it at once.
-//!
-//! Every successful connect raises a [`Generation`]. A worker remembers the
-//! generation it started on; when its calls fail it knows whether the
-//! supervisor has already reconnected (a newer generation) or not. Anything
-//! tied to one connection, such as an AMQP delivery tag, carries its
-//! generation so that it is never used on a later connection.
-//!
-//! [`ConnectionWaiter::close`] is final: it wakes every waiter with
-//! [`Error::Closed`] and makes all later waits fail the same way, so no
-//! thread stays blocked on a connection that will never come.
-//! [`ConnectionWaiter::fail`] is the same with a cause: a connection that
-//! can never succeed (the broker refused our credentials) wakes every
-//! waiter with that error instead.
-//!
-//! The supervisor also records why its last attempt failed
-//! ([`ConnectionWaiter::set_last_error`]); a wait that times out names it,
-//! so an unreachable broker does not look like a plain timeout.
 
 use std::fmt;
 use std::sync::{Condvar, Mutex};
@@ -87,6 +65,28 @@ struct State {
 /// let generation = waiter.set_connected();
 /// assert_eq!(worker.join().unwrap().unwrap(), generation);
 /// ```
+///
+/// ormus' Go Channel module, where this design comes from, has its workers sleep
+/// ten seconds and check again; here a worker that needs the broker calls
+/// [`ConnectionWaiter::wait_connected`] and the supervisor's
+/// [`ConnectionWaiter::set_connected`] wakes it at once.
+///
+/// Every successful connect raises a [`Generation`]. A worker remembers the
+/// generation it started on; when its calls fail it knows whether the
+/// supervisor has already reconnected (a newer generation) or not. Anything
+/// tied to one connection, such as an AMQP delivery tag, carries its
+/// generation so that it is never used on a later connection.
+///
+/// [`ConnectionWaiter::close`] is final: it wakes every waiter with
+/// [`Error::Closed`] and makes all later waits fail the same way, so no
+/// thread stays blocked on a connection that will never come.
+/// [`ConnectionWaiter::fail`] is the same with a cause: a connection that
+/// can never succeed (the broker refused our credentials) wakes every
+/// waiter with that error instead.
+///
+/// The supervisor also records why its last attempt failed
+/// ([`ConnectionWaiter::set_last_error`]); a wait that times out names it,
+/// so an unreachable broker does not look like a plain timeout.
 #[derive(Debug, Default)]
 pub struct ConnectionWaiter {
     state: Mutex<State>,

@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use common::eventually;
 use syncmq::outbox::{MemoryOutboxStore, OutboxCounts, OutboxStore};
-use syncmq::{
-    Adapter, ChannelSink, ChannelSpec, Error, Message, Mode, Outbox, OutboxConfig, OutboxEvent,
-    SimpleAdapter, Sink,
-};
+use syncmq::outbox::{Outbox, OutboxConfig, OutboxEvent};
+use syncmq::{Adapter, ChannelSink, ChannelSpec, Error, Message, Mode, SimpleAdapter, Sink};
 
 const LIMIT: Duration = Duration::from_secs(10);
 

@@ -18,7 +18,8 @@ use std::time::Duration;
 use common::eventually;
 use syncmq::outbox::fjall::{KeyspaceCreateOptions, PersistMode};
 use syncmq::outbox::{FjallOutboxStore, OutboxStore};
-use syncmq::{Error, Message, Outbox, OutboxConfig, OutboxEvent};
+use syncmq::outbox::{Outbox, OutboxConfig, OutboxEvent};
+use syncmq::{Error, Message};
 
 const LIMIT: Duration = Duration::from_secs(20);
 

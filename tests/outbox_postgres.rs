@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use common::{eventually, postgres_params, unique};
 use syncmq::outbox::postgres::{Client, NoTls};
+use syncmq::outbox::{Outbox, OutboxConfig};
 use syncmq::outbox::{OutboxStore, PostgresOutboxStore, PostgresStoreConfig};
-use syncmq::{Error, Message, Outbox, OutboxConfig};
+use syncmq::{Error, Message};
 
 const LIMIT: Duration = Duration::from_secs(20);
 

@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use common::{broker_url, delete_queues, eventually, force_close_connection, unique};
 use syncmq::outbox::{FjallOutboxStore, MemoryOutboxStore, OutboxCounts, OutboxStore};
+use syncmq::outbox::{Outbox, OutboxConfig, OutboxEvent};
 use syncmq::queue::{Queue, QueueConfig, Subscriber, TopicConfig};
 use syncmq::rabbitmq::{
     Connection, ConnectionConfig, Consumer, ConsumerOptions, Declaration, ExchangeKind,
 };
-use syncmq::{Message, Outbox, OutboxConfig, OutboxEvent, QueueSink, RabbitRoute, RabbitSink};
+use syncmq::{Message, QueueSink, RabbitRoute, RabbitSink};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 

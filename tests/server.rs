@@ -216,6 +216,14 @@ fn a_published_reply_means_durable_across_a_restart() {
     }
 }
 
+/// A wire message as a peer before routing keys wrote it.
+#[derive(serde::Serialize)]
+struct Before {
+    #[serde(with = "serde_bytes")]
+    body: Vec<u8>,
+    key: Option<String>,
+}
+
 #[test]
 fn every_field_of_a_message_crosses_the_wire() {
     let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
@@ -242,12 +250,6 @@ fn every_field_of_a_message_crosses_the_wire() {
     assert_eq!(got.message(), &sent, "the expiry and body too");
     got.ack().unwrap();
     // A frame from a peer that never heard of routing keys still reads.
-    #[derive(serde::Serialize)]
-    struct Before {
-        #[serde(with = "serde_bytes")]
-        body: Vec<u8>,
-        key: Option<String>,
-    }
     let old = rmp_serde::to_vec_named(&Before {
         body: b"x".to_vec(),
         key: Some("k".into()),

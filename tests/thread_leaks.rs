@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{eventually, syncmq_threads, unique};
 use syncmq::outbox::MemoryOutboxStore;
-use syncmq::{Adapter, ChannelSpec, Message, Mode, Outbox, SimpleAdapter};
+use syncmq::outbox::Outbox;
+use syncmq::{Adapter, ChannelSpec, Message, Mode, SimpleAdapter};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 

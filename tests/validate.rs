@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use syncmq::block::{BlockConfig, RuntimeConfig};
-use syncmq::{ChannelSpec, Error, Mode, OutboxConfig, Result};
+use syncmq::outbox::OutboxConfig;
+use syncmq::{ChannelSpec, Error, Mode, Result};
 
 /// The setting a validation error names; panics on anything else.
 fn field(result: Result<()>) -> String {

@@ -16,7 +16,15 @@
 //! Each case runs `--runs` times, interleaved with its baseline so that a
 //! machine that speeds up or slows down during the run affects both alike;
 //! the table shows the median run.
-#![allow(clippy::unwrap_used)] // a test or example fails loudly on purpose
+#![allow(clippy::unwrap_used)]
+// Measurements: counts, sizes and rates go between integers and floats.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+// Doc comments here are the subcommands' --help text, not rustdoc.
+#![allow(clippy::doc_markdown)] // a test or example fails loudly on purpose
 
 mod block;
 mod block_publish;

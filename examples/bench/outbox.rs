@@ -36,7 +36,8 @@ use syncmq::outbox::fjall::{
 use syncmq::outbox::{
     FjallOutboxStore, MemoryOutboxStore, OutboxCounts, OutboxRecord, OutboxStore,
 };
-use syncmq::{ChannelSink, Message, Outbox, OutboxConfig, Sink};
+use syncmq::outbox::{Outbox, OutboxConfig};
+use syncmq::{ChannelSink, Message, Sink};
 
 use crate::report::Table;
 

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
+use syncmq::outbox::Outbox;
 use syncmq::outbox::OutboxStore;
 use syncmq::queue::{Queue, QueueConfig, TopicConfig};
-use syncmq::{Message, Outbox, QueueSink, Sink};
+use syncmq::{Message, QueueSink, Sink};
 
 use super::{config, fjall_store, message, OutboxLoad};
 use crate::report::Table;

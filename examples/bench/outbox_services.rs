@@ -12,8 +12,9 @@
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
+use syncmq::outbox::Outbox;
 use syncmq::outbox::OutboxStore;
-use syncmq::{Outbox, Sink};
+use syncmq::Sink;
 
 use crate::outbox::{config, fjall_store, message, OutboxLoad, RAW_CHAN};
 use crate::report::Table;
@@ -285,8 +286,9 @@ mod pg {
 
     use crossbeam_channel::bounded;
     use syncmq::outbox::postgres::{Client, NoTls};
+    use syncmq::outbox::Outbox;
     use syncmq::outbox::{OutboxStore, PostgresOutboxStore, PostgresStoreConfig};
-    use syncmq::{ChannelSink, Outbox};
+    use syncmq::ChannelSink;
 
     /// A table pair of this run's own, dropped at the end.
     struct Tables {

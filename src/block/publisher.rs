@@ -137,7 +137,7 @@ impl Block for PublisherBlock {
         match ctl.controller(from) {
             Some(sender) => {
                 match sender.try_enqueue(reply) {
-                    Ok(_) => {}
+                    Ok(()) => {}
                     // The sender finished first (it does, in a shutdown):
                     // expected, and once per bag still queued.
                     Err(e @ Error::Closed(_)) => log::debug!(

@@ -1,21 +1,4 @@
 //! Named channels behind one [`Adapter`] trait.
-//!
-//! A program makes named channels, writes [`Message`]s into a channel's
-//! input (a crossbeam [`Sender`]) and reads [`Delivery`] values from its output (a
-//! crossbeam [`Receiver`]). What carries the messages in between is the
-//! adapter's business, so the same program runs on any of them by swapping
-//! one constructor:
-//!
-//! 1. [`SimpleAdapter`]: crossbeam channels and forwarding threads, in
-//!    process; nothing survives a restart and acks are no-ops.
-//! 2. [`RabbitAdapter`] (feature `rabbitmq`): each channel is a durable
-//!    RabbitMQ queue, published with confirms and consumed with acks.
-//! 3. `DurableAdapter` (feature `durable`): each channel is a topic of the
-//!    embedded fjall queue engine; the default when no broker is wanted.
-//!
-//! ormus' Go Channel module hands out raw Go channels; crossbeam
-//! channels are the same idea with blocking, `select!` and timeouts that
-//! work from any thread.
 
 use std::fmt;
 use std::time::Duration;
@@ -419,6 +402,23 @@ impl ChannelSpec {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// A program makes named channels, writes [`Message`]s into a channel's
+/// input (a crossbeam [`Sender`]) and reads [`Delivery`] values from its output (a
+/// crossbeam [`Receiver`]). What carries the messages in between is the
+/// adapter's business, so the same program runs on any of them by swapping
+/// one constructor:
+///
+/// 1. [`SimpleAdapter`]: crossbeam channels and forwarding threads, in
+///    process; nothing survives a restart and acks are no-ops.
+/// 2. [`RabbitAdapter`] (feature `rabbitmq`): each channel is a durable
+///    RabbitMQ queue, published with confirms and consumed with acks.
+/// 3. `DurableAdapter` (feature `durable`): each channel is a topic of the
+///    embedded fjall queue engine; the default when no broker is wanted.
+///
+/// ormus' Go Channel module hands out raw Go channels; crossbeam
+/// channels are the same idea with blocking, `select!` and timeouts that
+/// work from any thread.
 pub trait Adapter: Send + Sync {
     /// Creates the channel described by `spec`.
     ///

@@ -1,14 +1,14 @@
-//! [`OutboxConfig`]: how an [`Outbox`](crate::Outbox) dispatches, retries,
+//! [`OutboxConfig`]: how an [`Outbox`](crate::outbox::Outbox) dispatches, retries,
 //! cleans up and closes.
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// How an [`Outbox`](crate::Outbox) dispatches, retries, cleans up and
+/// How an [`Outbox`](crate::outbox::Outbox) dispatches, retries, cleans up and
 /// closes. Every knob has a default that suits most programs; change the
 /// few that matter. [`validate`](Self::validate) (called by
-/// [`Outbox::start_with`](crate::Outbox::start_with)) refuses zero sizes
+/// [`Outbox::start_with`](crate::outbox::Outbox::start_with)) refuses zero sizes
 /// and intervals and names the field at fault.
 ///
 /// ```
@@ -65,7 +65,7 @@ impl OutboxConfig {
 
     /// How often the dispatcher looks for pending rows when nothing wakes it
     /// (rows added by another process or straight into the store).
-    /// Default 1 s. Adds through the [`Outbox`](crate::Outbox) wake it at
+    /// Default 1 s. Adds through the [`Outbox`](crate::outbox::Outbox) wake it at
     /// once regardless.
     #[must_use]
     pub fn with_check_interval(mut self, interval: Duration) -> Self {
@@ -129,7 +129,7 @@ impl OutboxConfig {
         self
     }
 
-    /// How long [`Outbox::close`](crate::Outbox::close) waits for the
+    /// How long [`Outbox::close`](crate::outbox::Outbox::close) waits for the
     /// threads. Default 5 s.
     #[must_use]
     pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
@@ -183,13 +183,13 @@ impl OutboxConfig {
         self.events_capacity
     }
 
-    /// How long [`Outbox::close`](crate::Outbox::close) waits for the
+    /// How long [`Outbox::close`](crate::outbox::Outbox::close) waits for the
     /// threads.
     pub fn close_timeout(&self) -> Duration {
         self.close_timeout
     }
 
-    /// Checks the configuration. [`Outbox::start_with`](crate::Outbox::start_with) calls this.
+    /// Checks the configuration. [`Outbox::start_with`](crate::outbox::Outbox::start_with) calls this.
     ///
     /// # Errors
     ///

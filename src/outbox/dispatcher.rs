@@ -1,6 +1,6 @@
 //! The dispatcher thread's loop: pending rows to the sink, in id order,
 //! marked dispatched once the sink's flush confirmed them. See
-//! [`Outbox`](crate::Outbox) for what it does.
+//! [`Outbox`](crate::outbox::Outbox) for what it does.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 use crate::error::Error;
 
 /// What the dispatcher and cleanup threads report on
-/// [`Outbox::events`](crate::Outbox::events).
+/// [`Outbox::events`](crate::outbox::Outbox::events).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum OutboxEvent {

@@ -50,7 +50,8 @@ use crate::thread::{self, join_all, lock, Worker};
 ///
 /// ```
 /// use syncmq::outbox::MemoryOutboxStore;
-/// use syncmq::{Message, Outbox, OutboxEvent};
+/// use syncmq::Message;
+/// use syncmq::outbox::{Outbox, OutboxEvent};
 ///
 /// # fn main() -> syncmq::Result<()> {
 /// let outbox = Outbox::start(MemoryOutboxStore::new(), |m: &Message| {

@@ -240,7 +240,7 @@ impl RabbitClient {
             self.connection.shared(),
             Some(self.publisher.clone()),
             options,
-            consumer::boxed_handler(handler),
+            &consumer::boxed_handler(handler),
         )?;
         lock(&self.consumers).push(consumer);
         Ok(())

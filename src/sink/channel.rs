@@ -30,7 +30,8 @@ use crate::sink::Sink;
 ///
 /// ```
 /// use syncmq::outbox::MemoryOutboxStore;
-/// use syncmq::{Adapter, ChannelSink, ChannelSpec, Message, Mode, Outbox, SimpleAdapter};
+/// use syncmq::{Adapter, ChannelSink, ChannelSpec, Message, Mode, SimpleAdapter};
+/// use syncmq::outbox::Outbox;
 ///
 /// # fn main() -> syncmq::Result<()> {
 /// let adapter = SimpleAdapter::new();

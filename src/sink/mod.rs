@@ -113,7 +113,8 @@ pub trait Sink: Send + 'static {
 ///
 /// ```
 /// use syncmq::outbox::MemoryOutboxStore;
-/// use syncmq::{Message, Outbox};
+/// use syncmq::Message;
+/// use syncmq::outbox::Outbox;
 ///
 /// # fn main() -> syncmq::Result<()> {
 /// let (tx, rx) = crossbeam_channel::unbounded();

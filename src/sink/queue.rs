@@ -43,7 +43,8 @@ use crate::sink::Sink;
 /// use std::sync::Arc;
 /// use syncmq::outbox::MemoryOutboxStore;
 /// use syncmq::queue::{Queue, QueueConfig, TopicConfig};
-/// use syncmq::{Message, Outbox, OutboxEvent, QueueSink};
+/// use syncmq::{Message, QueueSink};
+/// use syncmq::outbox::{Outbox, OutboxEvent};
 ///
 /// # fn main() -> syncmq::Result<()> {
 /// let queue = Arc::new(Queue::memory(

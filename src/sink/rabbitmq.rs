@@ -115,7 +115,8 @@ enum State {
 /// ```no_run
 /// use syncmq::outbox::FjallOutboxStore;
 /// use syncmq::rabbitmq::{Connection, Declaration};
-/// use syncmq::{Message, Outbox, RabbitSink};
+/// use syncmq::{Message, RabbitSink};
+/// use syncmq::outbox::Outbox;
 ///
 /// # fn main() -> syncmq::Result<()> {
 /// let connection = Connection::open("amqp://guest:guest@127.0.0.1:5672/%2f")?;

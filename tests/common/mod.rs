@@ -10,8 +10,7 @@ pub fn unique(base: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+        .map_or(0, |d| d.subsec_nanos());
     format!(
         "{base}-{}-{}-{nanos}",
         std::process::id(),

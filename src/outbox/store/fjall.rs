@@ -47,7 +47,7 @@ const LAST_ID: &[u8] = b"last_id";
 ///   application removes it.
 /// - `meta`: the last id given out, so ids never repeat after a restart.
 ///
-/// One [`Outbox`](crate::Outbox) dispatches from a fjall store:
+/// One [`Outbox`](crate::outbox::Outbox) dispatches from a fjall store:
 /// fjall lets one process open a database, and this store does not claim
 /// rows (there is nobody to claim them from), so two outboxes on one store
 /// would send every row twice.

@@ -19,7 +19,7 @@ use crate::thread::lock;
 /// with the outbox row, under one lock, or drops when the closure fails. So
 /// the atomicity rule of [`OutboxStore`] can be exercised without a
 /// database. Nothing survives the process. As with fjall, one
-/// [`Outbox`](crate::Outbox) dispatches from a store.
+/// [`Outbox`](crate::outbox::Outbox) dispatches from a store.
 ///
 /// ```
 /// use syncmq::outbox::{MemoryOutboxStore, OutboxStore};

@@ -39,9 +39,9 @@ pub struct OutboxCounts {
 
 /// Where outbox rows live.
 ///
-/// A store is shared by the threads adding rows and the [`Outbox`](crate::Outbox)'s
+/// A store is shared by the threads adding rows and the [`Outbox`](crate::outbox::Outbox)'s
 /// dispatcher and cleanup threads, so every method takes `&self`.
-/// Implementations must keep these rules, which the [`Outbox`](crate::Outbox) relies on:
+/// Implementations must keep these rules, which the [`Outbox`](crate::outbox::Outbox) relies on:
 ///
 /// - ids are unique and increase in the order adds commit (PostgreSQL:
 ///   in the order ids are taken, see its store);

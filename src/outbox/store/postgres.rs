@@ -22,7 +22,7 @@ use crate::thread::lock;
 /// to the caller's closure for its own statements, inserts the outbox row
 /// and commits: both or neither. A caller that runs its transactions itself
 /// inserts the row with [`PostgresOutboxStore::add_in`] and then calls
-/// [`Outbox::notify`](crate::Outbox::notify).
+/// [`Outbox::notify`](crate::outbox::Outbox::notify).
 ///
 /// # Schema
 ///

@@ -97,7 +97,7 @@ impl Consumer {
         F: Fn(&Message) -> std::result::Result<(), E> + Send + Sync + 'static,
         E: Display,
     {
-        Consumer::on(connection.shared(), None, options, boxed_handler(handler))
+        Consumer::on(connection.shared(), None, options, &boxed_handler(handler))
     }
 
     /// As [`start`](Self::start) on the connection `shared`, dead-lettering
@@ -106,7 +106,7 @@ impl Consumer {
         shared: Arc<Shared>,
         publisher: Option<Publisher>,
         options: ConsumerOptions,
-        handler: Arc<Handler>,
+        handler: &Arc<Handler>,
     ) -> Result<Self> {
         options.validate()?;
         shared.declare(options.declarations())?;
