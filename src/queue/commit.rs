@@ -12,7 +12,7 @@
 //! own thread with no hand-off to another one (a committer thread costs two
 //! wake-ups per publish, about 8% of a fast fsync).
 //! A pipelined publisher (`Queue::send`, whose `crate::Receipt` holds a
-//! [`CommitTicket`](super::receipt::CommitTicket)) takes its ticket at
+//! [`CommitTicket`](super::commit_ticket::CommitTicket)) takes its ticket at
 //! `send` and waits later, so one round can cover many of its batches.
 //! With [`Durability::Buffered`] there are no rounds: a wait hands the
 //! written batches to the OS and returns.

@@ -62,6 +62,7 @@
 //! ```
 
 mod commit;
+mod commit_ticket;
 mod config;
 mod dead_letter;
 mod delivery;
@@ -70,7 +71,6 @@ mod fjall_store;
 mod keys;
 mod memory_store;
 mod publish;
-mod receipt;
 mod settle;
 mod state;
 mod store;
@@ -95,7 +95,7 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::receipt::Receipt;
 use crate::thread::{self, lock, Worker};
-use receipt::CommitTicket;
+use commit_ticket::CommitTicket;
 use state::{Shared, State};
 
 /// The queue engine: topics, publishing, subscribers. See the
