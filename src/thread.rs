@@ -73,7 +73,6 @@ impl<T> Worker<T> {
 
     /// True once the thread has ended; [`join`](Self::join) then returns at
     /// once.
-    #[allow(dead_code)] // for owners that reap finished threads as they go
     pub fn is_finished(&self) -> bool {
         self.handle.is_finished()
     }
@@ -98,7 +97,6 @@ impl<T> Worker<T> {
     /// to finish on its own (it cannot be killed) and the error is logged,
     /// because a thread that ignores its stop signal is a bug.
     /// [`Error::Panicked`] when it panicked.
-    #[allow(dead_code)] // for owners with one thread; others share a deadline
     pub fn join_timeout(self, timeout: Duration) -> Result<T> {
         self.join_deadline(Instant::now() + timeout)
     }
@@ -191,7 +189,6 @@ impl StopToken {
 
     /// Sleeps for `duration` or until the owner says stop, whichever comes
     /// first. Returns true when stopped: the caller should wind down.
-    #[allow(dead_code)] // for retry loops with backoff
     pub fn sleep(&self, duration: Duration) -> bool {
         match self.wake.recv_timeout(duration) {
             Err(RecvTimeoutError::Timeout) => self.is_stopped(),
