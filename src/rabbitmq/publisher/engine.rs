@@ -358,7 +358,17 @@ impl Engine {
                 }
             } else if ready == confirms_at {
                 match confirms.try_recv() {
-                    Ok(confirm) => self.settle(confirm, &mut inflight, &mut returned, &returns),
+                    Ok(confirm) => {
+                        if self.settle(confirm, &mut inflight, &mut returned, &returns) {
+                            // A channel that had a publish nacked may go on
+                            // nacking: RabbitMQ keeps the quorum queue
+                            // leader it knew when the publish went out, and
+                            // after a failover that leader is gone. The
+                            // retry goes out on a new channel, which asks
+                            // for the current one.
+                            break Some(Loss::other("the broker nacked a publish"));
+                        }
+                    }
                     Err(TryRecvError::Empty) => {}
                     // The channel is gone; a call on it says why.
                     Err(TryRecvError::Disconnected) => {
@@ -591,14 +601,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies one confirm (possibly for several tags).
+    /// Applies one confirm (possibly for several tags). True when it was a
+    /// nack.
     fn settle(
         &mut self,
         confirm: Confirm,
         inflight: &mut BTreeMap<u64, Entry>,
         returned: &mut HashSet<u64>,
         returns: &Receiver<Return>,
-    ) {
+    ) -> bool {
         let (payload, acked) = match confirm {
             Confirm::Ack(p) => (p, true),
             Confirm::Nack(p) => (p, false),
@@ -661,6 +672,7 @@ impl Engine {
             }
             self.merge(nacked);
         }
+        !acked
     }
 
     /// Settles `entry` as failed for good: its caller gets `error`, or, for
