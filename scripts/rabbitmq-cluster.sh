@@ -23,12 +23,21 @@ start() {
             grep -q 'syncmq-c1@localhost'; then
             continue
         fi
-        node ctl "syncmq-c$n" stop_app
-        node ctl "syncmq-c$n" reset
-        node ctl "syncmq-c$n" join_cluster syncmq-c1@localhost
-        node ctl "syncmq-c$n" start_app
+        for step in stop_app reset "join_cluster syncmq-c1@localhost" start_app; do
+            # shellcheck disable=SC2086 # the step's words are its arguments
+            quiet node ctl "syncmq-c$n" $step
+        done
     done
-    node ctl syncmq-c1 await_startup
+    quiet node ctl syncmq-c1 await_startup
+}
+
+quiet() { # runs a command, showing its output only when it fails
+    local out
+    if ! out=$("$@" 2>&1); then
+        echo "rabbitmq-cluster.sh: $* failed:" >&2
+        echo "$out" >&2
+        return 1
+    fi
 }
 
 case "${1:-}" in
