@@ -46,12 +46,14 @@ mod amqp;
 mod connection;
 mod consumer;
 mod publisher;
+mod queue_arguments;
 mod rabbit_client;
 mod topology;
 
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{Consumer, ConsumerOptions};
 pub use publisher::{BlockedPolicy, Publisher, PublisherConfig, PublisherStats, Refusal};
+pub use queue_arguments::{ArgumentValue, Overflow, QueueArguments, QueueType, StreamOffset};
 pub use rabbit_client::{RabbitClient, RabbitClientConfig};
 pub use topology::{Declaration, ExchangeKind};
 

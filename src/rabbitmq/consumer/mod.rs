@@ -167,6 +167,7 @@ impl Consumer {
             inline,
             stop,
             counters: counters.clone(),
+            stream_offset: options.stream_offset(),
         };
         workers.push(thread::spawn(format!("rmq-consume:{queue}"), move || {
             owner.run();

@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::message::Delivery;
 use crate::rabbitmq::amqp;
 use crate::rabbitmq::connection::Shared;
+use crate::rabbitmq::queue_arguments::StreamOffset;
 use crate::thread::StopToken;
 
 /// The channel-owner side of one consumer: consumes `queue` on fresh
@@ -43,6 +44,9 @@ pub(crate) struct Owner {
     pub(crate) inline: Option<Box<dyn Fn(Delivery) + Send>>,
     pub(crate) stop: StopToken,
     pub(crate) counters: Arc<ConsumerCounters>,
+    /// Where to start reading, for a stream queue (`x-stream-offset`):
+    /// each consume, the first and the one after a reconnect, starts there.
+    pub(crate) stream_offset: Option<StreamOffset>,
 }
 
 /// How long a stopping consumer waits, after the broker answered its
@@ -152,11 +156,19 @@ impl Owner {
         if let Err(e) = channel.qos(0, self.prefetch, false) {
             return lost("qos", e);
         }
-        let consumer =
-            match channel.basic_consume(self.queue.as_str(), amiquip::ConsumerOptions::default()) {
-                Ok(c) => c,
-                Err(e) => return lost("basic_consume", e),
-            };
+        // Manual acks (`no_ack` false) and the prefetch above: what a
+        // stream consumer needs too.
+        let options = amiquip::ConsumerOptions {
+            arguments: self
+                .stream_offset
+                .map(StreamOffset::consume_arguments)
+                .unwrap_or_default(),
+            ..amiquip::ConsumerOptions::default()
+        };
+        let consumer = match channel.basic_consume(self.queue.as_str(), options) {
+            Ok(c) => c,
+            Err(e) => return lost("basic_consume", e),
+        };
         current.store(channel_number, Ordering::SeqCst);
         log::info!(
             "consumer of `{}`: consuming (prefetch {})",
