@@ -398,3 +398,57 @@ fn a_single_active_consumer_queue_feeds_only_the_first_consumer() {
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
 }
+
+#[test]
+fn a_failing_handler_on_a_stream_does_not_take_the_connection_down() {
+    let Some(url) = broker_url() else { return };
+    let stream = unique("stream-fail-q");
+    let conn = connected(&url, "stream-fail");
+    let generation = conn.waiter().current().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    // No dead letters: a failure nacks with requeue, which a stream answers
+    // by closing the connection (540) unless the delivery acks instead.
+    let consumer = Consumer::start(
+        &conn,
+        ConsumerOptions::new("", "")
+            .with_queue(&stream)
+            .with_queue_type(QueueType::Stream)
+            .with_stream_offset(StreamOffset::First)
+            .with_prefetch(2),
+        move |m: &Message| -> Result<(), String> {
+            record.lock().unwrap().push(m.body().to_vec());
+            if m.body() == [3] {
+                Err("three fails".into())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .unwrap();
+    let publisher = Publisher::new(&conn, PublisherConfig::default()).unwrap();
+    for i in 0..6u8 {
+        publisher
+            .publish("", &stream, Message::new(vec![i]))
+            .unwrap();
+    }
+    eventually(PATIENCE, "six read", || seen.lock().unwrap().len() == 6);
+    assert_eq!(consumer.failed(), 1);
+    // Still the same connection, and the stream goes on past the failure:
+    // each message read once, none redelivered.
+    publisher
+        .publish("", &stream, Message::new(vec![6]))
+        .unwrap();
+    eventually(PATIENCE, "the seventh read", || {
+        seen.lock().unwrap().len() == 7
+    });
+    assert_eq!(
+        *seen.lock().unwrap(),
+        (0..7u8).map(|i| vec![i]).collect::<Vec<_>>()
+    );
+    assert_eq!(conn.waiter().current(), Some(generation), "reconnected");
+    consumer.close().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&stream]);
+}

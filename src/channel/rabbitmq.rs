@@ -12,7 +12,7 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Delivery, Message};
 use crate::rabbitmq::{
     Connection, ConnectionConfig, ConsumerCounters, Declaration, Owner, Publisher, PublisherConfig,
-    QueueArguments, QueueType,
+    QueueArguments, QueueType, StreamOffset,
 };
 use crate::thread::{self, join_all, lock, Stopper, Worker};
 use crate::waiter::ConnectionWaiter;
@@ -276,6 +276,7 @@ impl Adapter for RabbitAdapter {
 impl RabbitAdapter {
     /// Declares the channel's queue and starts its input and consumers.
     fn open_channel(&self, spec: &ChannelSpec, arguments: QueueArguments) -> Result<()> {
+        let stream = arguments.queue_type() == Some(QueueType::Stream);
         let mut state = lock(&self.state);
         if state.closed {
             return Err(Error::closed("rabbitmq adapter"));
@@ -286,6 +287,9 @@ impl RabbitAdapter {
         let name = spec.name().to_string();
         self.connection
             .declare(vec![Declaration::queue_with(name.clone(), arguments)])?;
+        // A stream reads from the next message, the broker's default; its
+        // deliveries turn a nack into an ack.
+        let stream_offset = stream.then_some(StreamOffset::Next);
         let (stopper, stop) = thread::stop_signal();
         let mut channel = Channel {
             mode: spec.mode(),
@@ -313,7 +317,7 @@ impl RabbitAdapter {
                     inline: None,
                     stop: stop.clone(),
                     counters: Arc::new(ConsumerCounters::default()),
-                    stream_offset: None,
+                    stream_offset,
                 };
                 channel
                     .consumers

@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::message::{Delivery, Message};
 use crate::rabbitmq::connection::{Connection, Shared};
 use crate::rabbitmq::publisher::{Publisher, PublisherConfig};
+use crate::rabbitmq::queue_arguments::{QueueType, StreamOffset};
 use crate::thread::{self, join_all, lock, Stopper, Worker};
 
 mod acker;
@@ -167,7 +168,13 @@ impl Consumer {
             inline,
             stop,
             counters: counters.clone(),
-            stream_offset: options.stream_offset(),
+            // The broker's default offset, `next`, for a stream without one.
+            stream_offset: options
+                .stream_offset()
+                .or(
+                    (options.queue_arguments().queue_type() == Some(QueueType::Stream))
+                        .then_some(StreamOffset::Next),
+                ),
         };
         workers.push(thread::spawn(format!("rmq-consume:{queue}"), move || {
             owner.run();

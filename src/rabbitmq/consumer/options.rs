@@ -315,6 +315,13 @@ impl ConsumerOptions {
     /// message stays in the stream). After a reconnect it starts again at
     /// this offset, so [`StreamOffset::First`] reads the stream again:
     /// dedupe by key, or pick [`StreamOffset::Timestamp`].
+    ///
+    /// A stream cannot requeue: the broker answers a nack by closing the
+    /// whole connection (540 `NOT_IMPLEMENTED`). So on a stream (this
+    /// offset set, or [`QueueType::Stream`]) a failed handler's nack is
+    /// sent as an ack, with a WARN; the message stays in the stream at its
+    /// offset. Turn [`with_dead_letters`](Self::with_dead_letters) on to
+    /// keep failures somewhere.
     #[must_use]
     pub fn with_stream_offset(mut self, offset: StreamOffset) -> Self {
         self.stream_offset = Some(offset);

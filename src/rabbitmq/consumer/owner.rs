@@ -44,8 +44,11 @@ pub(crate) struct Owner {
     pub(crate) inline: Option<Box<dyn Fn(Delivery) + Send>>,
     pub(crate) stop: StopToken,
     pub(crate) counters: Arc<ConsumerCounters>,
-    /// Where to start reading, for a stream queue (`x-stream-offset`):
-    /// each consume, the first and the one after a reconnect, starts there.
+    /// Set for a stream queue, and only then: where to start reading
+    /// (`x-stream-offset`); each consume, the first and the one after a
+    /// reconnect, starts there. A stream cannot take a nack (the broker
+    /// closes the whole connection, 540 `NOT_IMPLEMENTED`), so its
+    /// deliveries turn a nack into an ack.
     pub(crate) stream_offset: Option<StreamOffset>,
 }
 
@@ -287,6 +290,7 @@ impl Owner {
                             current: current.clone(),
                             settles: settle_tx.clone(),
                             queue: queue.clone(),
+                            stream: self.stream_offset.is_some(),
                         };
                         let delivery = Delivery::new(message, Box::new(acker))
                             .with_redelivered(redelivered);
