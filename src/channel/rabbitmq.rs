@@ -1,6 +1,7 @@
 //! [`RabbitAdapter`]: channels as durable RabbitMQ queues over one
 //! supervised connection.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -318,6 +319,7 @@ impl RabbitAdapter {
                     stop: stop.clone(),
                     counters: Arc::new(ConsumerCounters::default()),
                     stream_offset,
+                    stream_resume: Cell::new(None),
                 };
                 channel
                     .consumers

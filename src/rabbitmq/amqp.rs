@@ -481,6 +481,17 @@ pub(crate) fn seq_of(props: &AmqpProperties) -> Option<u64> {
     }
 }
 
+/// The header a stream puts on each delivery: the message's offset.
+pub(crate) const STREAM_OFFSET_HEADER: &str = "x-stream-offset";
+
+/// The offset of a delivery from a stream.
+pub(crate) fn stream_offset_of(props: &AmqpProperties) -> Option<u64> {
+    match props.headers().as_ref()?.get(STREAM_OFFSET_HEADER)? {
+        AmqpValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
 /// The message a delivery carries.
 pub(crate) fn message_from(body: Vec<u8>, props: &AmqpProperties) -> Message {
     let mut message = Message::new(body);

@@ -6,6 +6,7 @@
 //! owns the amiquip channel), `acker.rs` (acks and nacks on their way to
 //! it), `handler.rs` (running the handler and settling), `counters.rs`.
 
+use std::cell::Cell;
 use std::fmt::Display;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -175,6 +176,7 @@ impl Consumer {
                     (options.queue_arguments().queue_type() == Some(QueueType::Stream))
                         .then_some(StreamOffset::Next),
                 ),
+            stream_resume: Cell::new(None),
         };
         workers.push(thread::spawn(format!("rmq-consume:{queue}"), move || {
             owner.run();

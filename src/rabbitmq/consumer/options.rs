@@ -312,9 +312,12 @@ impl ConsumerOptions {
     /// (`x-stream-offset`); without it the broker starts at
     /// [`StreamOffset::Next`]. The consumer acks by hand with its prefetch,
     /// as a stream needs; an ack only moves the prefetch window on (the
-    /// message stays in the stream). After a reconnect it starts again at
-    /// this offset, so [`StreamOffset::First`] reads the stream again:
-    /// dedupe by key, or pick [`StreamOffset::Timestamp`].
+    /// message stays in the stream). After a lost channel it resumes at
+    /// the oldest delivery it had not settled (or after the newest it
+    /// delivered), not at this offset again: at least once, without
+    /// reading the stream from the start again. A new consumer (a
+    /// restarted program) starts at this offset: the broker keeps no
+    /// position for AMQP consumers.
     ///
     /// A stream cannot requeue: the broker answers a nack by closing the
     /// whole connection (540 `NOT_IMPLEMENTED`). So on a stream (this

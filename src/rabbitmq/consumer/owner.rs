@@ -10,6 +10,7 @@
 //! confirms the cancel on it (bounded): amiquip treats a receiver dropped
 //! before that as fatal and would close the whole shared connection.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,6 +51,10 @@ pub(crate) struct Owner {
     /// closes the whole connection, 540 `NOT_IMPLEMENTED`), so its
     /// deliveries turn a nack into an ack.
     pub(crate) stream_offset: Option<StreamOffset>,
+    /// For a stream: where the next consume resumes, once one delivered
+    /// something (see [`Owner::resume_at`]). Only the owner's thread
+    /// touches it.
+    pub(crate) stream_resume: Cell<Option<u64>>,
 }
 
 /// How long a stopping consumer waits, after the broker answered its
@@ -160,10 +165,14 @@ impl Owner {
             return lost("qos", e);
         }
         // Manual acks (`no_ack` false) and the prefetch above: what a
-        // stream consumer needs too.
+        // stream consumer needs too. After a lost channel a stream resumes
+        // where it left off instead of at its configured offset again.
+        let offset = match (self.stream_offset, self.stream_resume.get()) {
+            (Some(_), Some(next)) => Some(StreamOffset::Offset(next)),
+            (offset, _) => offset,
+        };
         let options = amiquip::ConsumerOptions {
-            arguments: self
-                .stream_offset
+            arguments: offset
                 .map(StreamOffset::consume_arguments)
                 .unwrap_or_default(),
             ..amiquip::ConsumerOptions::default()
@@ -179,10 +188,12 @@ impl Owner {
             self.prefetch
         );
         let mut cancel = Cancel::NotSent;
+        let mut pending = BTreeMap::new();
         let served = self.deliver(
             channel,
             &consumer,
             &mut cancel,
+            &mut pending,
             channel_number,
             current,
             settle_tx,
@@ -190,6 +201,7 @@ impl Owner {
             queue,
         );
         self.finish_cancel(&consumer, cancel);
+        self.resume_at(&pending);
         served
     }
 
@@ -242,13 +254,13 @@ impl Owner {
         channel: &amiquip::Channel,
         consumer: &amiquip::Consumer,
         cancel: &mut Cancel,
+        pending: &mut BTreeMap<u64, amiquip::Delivery>,
         channel_number: u64,
         current: &Arc<AtomicU64>,
         settle_tx: &Sender<Settle>,
         settles: &Receiver<Settle>,
         queue: &Arc<str>,
     ) -> Served {
-        let mut pending: BTreeMap<u64, amiquip::Delivery> = BTreeMap::new();
         let mut stopping: Option<Instant> = None;
         let deliveries = consumer.receiver().clone();
         loop {
@@ -282,6 +294,10 @@ impl Owner {
                         let body = std::mem::take(&mut raw.body);
                         let redelivered = raw.redelivered;
                         let message = amqp::message_from(body, &raw.properties);
+                        if let Some(offset) = self.stream_offset.and(amqp::stream_offset_of(&raw.properties)) {
+                            let next = self.stream_resume.get().map_or(offset + 1, |n| n.max(offset + 1));
+                            self.stream_resume.set(Some(next));
+                        }
                         pending.insert(tag, raw);
                         self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                         let acker = RabbitAcker {
@@ -312,7 +328,7 @@ impl Owner {
                         // handler's own, at least) now, as a plain consumer
                         // would, rather than after the next delivery.
                         if let Ok(settle) = settles.try_recv() {
-                            if let Err(e) = apply_batch(channel, &mut pending, settle, settles, channel_number) {
+                            if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
                                 return Served::Lost(e);
                             }
                         }
@@ -337,7 +353,7 @@ impl Owner {
                 },
                 recv(settles) -> settle => {
                     if let Ok(settle) = settle {
-                        if let Err(e) = apply_batch(channel, &mut pending, settle, settles, channel_number) {
+                        if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
                             return Served::Lost(e);
                         }
                     }
@@ -354,6 +370,24 @@ impl Owner {
 }
 
 impl Owner {
+    /// For a stream, after a consume ended: the next one starts at the
+    /// oldest delivery not settled on it (its ack, if it comes, is stale
+    /// now, so the broker must send it again), or else after the newest
+    /// delivered. At least once, without reading the stream from its
+    /// configured offset (say the first message) again.
+    fn resume_at(&self, unsettled: &BTreeMap<u64, amiquip::Delivery>) {
+        if self.stream_offset.is_none() {
+            return;
+        }
+        let oldest = unsettled
+            .values()
+            .filter_map(|d| amqp::stream_offset_of(&d.properties))
+            .min();
+        if let Some(oldest) = oldest {
+            self.stream_resume.set(Some(oldest));
+        }
+    }
+
     /// Sends the cancel of a stopping consumer; the broker's answer comes
     /// back on its receiver, read in [`Owner::finish_cancel`].
     fn send_cancel(&self, consumer: &amiquip::Consumer) -> Cancel {
