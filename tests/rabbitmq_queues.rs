@@ -509,3 +509,40 @@ fn a_stream_consumer_resumes_where_it_was_after_a_reconnect() {
     conn.close().unwrap();
     delete_queues(&url, &[&stream]);
 }
+
+#[test]
+fn consumers_and_channels_refuse_arguments_that_cannot_work() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("never-declared-q");
+    let conn = connected(&url, "refuse-arguments");
+    let started = Consumer::start(
+        &conn,
+        ConsumerOptions::new("", "")
+            .with_queue(&queue)
+            .with_queue_type(QueueType::Stream)
+            .with_queue_arguments(
+                QueueArguments::new()
+                    .with_type(QueueType::Classic)
+                    .with_delivery_limit(3),
+            ),
+        |_: &Message| -> Result<(), String> { Ok(()) },
+    );
+    match started {
+        Err(Error::InvalidArgument { name, reason }) => {
+            assert_eq!(name, "x-delivery-limit");
+            assert!(reason.contains(&queue), "{reason}");
+        }
+        other => panic!("expected InvalidArgument, got {:?}", other.map(|_| ())),
+    }
+    let adapter = adapter(&url);
+    match adapter.new_channel_with(
+        ChannelSpec::new(&queue, Mode::Both).with_priorities(3),
+        QueueArguments::new().with_type(QueueType::Quorum),
+    ) {
+        Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "priorities"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    assert!(!common::queue_exists(&url, &queue), "declared anyway");
+    adapter.close().unwrap();
+    conn.close().unwrap();
+}
