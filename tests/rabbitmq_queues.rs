@@ -21,16 +21,38 @@ use syncmq::{Adapter, ChannelSpec, Error, Message, Mode, ObjectKind, RabbitAdapt
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// A connection that is up.
-fn connected(url: &str, name: &str) -> Connection {
+/// A connection that is up, named after `base`.
+fn connected(url: &str, base: &str) -> Connection {
+    connected_as(url, &unique(base))
+}
+
+/// A connection named exactly `name` that is up.
+fn connected_as(url: &str, name: &str) -> Connection {
     let conn = Connection::with_config(
         ConnectionConfig::new(url)
-            .with_name(unique(name))
+            .with_name(name)
             .with_backoff(Duration::from_millis(20), Duration::from_millis(500)),
     )
     .unwrap();
     conn.waiter().wait_connected(PATIENCE).unwrap();
     conn
+}
+
+/// Declares `queue` with `arguments` on `conn`.
+fn declare(conn: &Connection, queue: &str, arguments: QueueArguments) -> syncmq::Result<()> {
+    conn.declare(vec![Declaration::queue_with(queue, arguments)])
+}
+
+/// One-byte bodies `0`, `1`, ... for the numbers in `range`.
+fn bodies(range: std::ops::Range<u8>) -> Vec<Vec<u8>> {
+    range.map(|i| vec![i]).collect()
+}
+
+/// Publishes a one-byte body per number in `range` to `queue`, confirmed.
+fn publish_bytes(publisher: &Publisher, queue: &str, range: std::ops::Range<u8>) {
+    for body in bodies(range) {
+        publisher.publish("", queue, Message::new(body)).unwrap();
+    }
 }
 
 /// The broker's (ready messages, consumers) of `queue`, by passive declare.
@@ -97,10 +119,11 @@ fn a_quorum_queue_round_trips_and_counts_redeliveries() {
     adapter.close().unwrap();
     // It is a quorum queue on the broker: redeclaring it classic is refused.
     let conn = connected(&url, "quorum-check");
-    let redeclared = conn.declare(vec![Declaration::queue_with(
+    let redeclared = declare(
+        &conn,
         &name,
         QueueArguments::new().with_type(QueueType::Classic),
-    )]);
+    );
     assert!(
         matches!(&redeclared, Err(Error::Refused { code: 406, .. })),
         "{redeclared:?}"
@@ -115,11 +138,7 @@ fn a_priority_queue_delivers_the_higher_priority_first() {
     let Some(url) = broker_url() else { return };
     let queue = unique("priority-q");
     let conn = connected(&url, "priority");
-    conn.declare(vec![Declaration::queue_with(
-        &queue,
-        QueueArguments::new().with_max_priority(9),
-    )])
-    .unwrap();
+    declare(&conn, &queue, QueueArguments::new().with_max_priority(9)).unwrap();
     let publisher = Publisher::new(&conn, PublisherConfig::default()).unwrap();
     // Ours: 0 is the highest. Published lowest first, all ready before the
     // consumer starts.
@@ -157,12 +176,13 @@ fn a_full_reject_publish_queue_refuses_the_third_publish_visibly() {
     let Some(url) = broker_url() else { return };
     let queue = unique("bounded-q");
     let conn = connected(&url, "bounded");
-    conn.declare(vec![Declaration::queue_with(
+    declare(
+        &conn,
         &queue,
         QueueArguments::new()
             .with_max_length(2)
             .with_overflow(Overflow::RejectPublish),
-    )])
+    )
     .unwrap();
     let publisher = Publisher::new(&conn, PublisherConfig::default()).unwrap();
     publisher
@@ -203,15 +223,17 @@ fn a_redeclare_with_another_queue_type_names_the_queue_and_the_argument() {
     let Some(url) = broker_url() else { return };
     let queue = unique("typed-q");
     let conn = connected(&url, "redeclare");
-    conn.declare(vec![Declaration::queue_with(
+    declare(
+        &conn,
         &queue,
         QueueArguments::new().with_type(QueueType::Quorum),
-    )])
+    )
     .unwrap();
-    match conn.declare(vec![Declaration::queue_with(
+    match declare(
+        &conn,
         &queue,
         QueueArguments::new().with_type(QueueType::Stream),
-    )]) {
+    ) {
         Err(Error::Refused { code: 406, text }) => {
             assert!(text.contains(&format!("queue `{queue}`")), "{text}");
             assert!(text.contains("x-queue-type"), "{text}");
@@ -219,18 +241,20 @@ fn a_redeclare_with_another_queue_type_names_the_queue_and_the_argument() {
         other => panic!("expected a 406 refusal, got {other:?}"),
     }
     // The same arguments again are a no-op, and the connection is fine.
-    conn.declare(vec![Declaration::queue_with(
+    declare(
+        &conn,
         &queue,
         QueueArguments::new().with_type(QueueType::Quorum),
-    )])
+    )
     .unwrap();
     // Arguments that cannot work are refused before the broker sees them.
-    match conn.declare(vec![Declaration::queue_with(
+    match declare(
+        &conn,
         &queue,
         QueueArguments::new()
             .with_type(QueueType::Quorum)
             .with_max_priority(9),
-    )]) {
+    ) {
         Err(Error::InvalidArgument { name, reason }) => {
             assert_eq!(name, "x-max-priority");
             assert!(reason.contains(&queue), "{reason}");
@@ -248,11 +272,7 @@ fn a_passive_declare_finds_an_existing_queue_and_names_a_missing_one() {
     let missing = unique("missing-q");
     let conn = connected(&url, "passive");
     // Someone else's queue, with arguments we do not know: passive ignores them.
-    conn.declare(vec![Declaration::queue_with(
-        &existing,
-        QueueArguments::new().with_max_length(7),
-    )])
-    .unwrap();
+    declare(&conn, &existing, QueueArguments::new().with_max_length(7)).unwrap();
     conn.declare(vec![Declaration::existing_queue(&existing)])
         .unwrap();
     match conn.declare(vec![Declaration::existing_queue(&missing)]) {
@@ -322,14 +342,9 @@ fn a_stream_is_read_from_the_first_message_and_from_an_offset() {
     let stream = unique("stream-q");
     let conn = connected(&url, "stream");
     let arguments = QueueArguments::new().with_type(QueueType::Stream);
-    conn.declare(vec![Declaration::queue_with(&stream, arguments.clone())])
-        .unwrap();
+    declare(&conn, &stream, arguments.clone()).unwrap();
     let publisher = Publisher::new(&conn, PublisherConfig::default()).unwrap();
-    for i in 0..10u8 {
-        publisher
-            .publish("", &stream, Message::new(vec![i]))
-            .unwrap();
-    }
+    publish_bytes(&publisher, &stream, 0..10);
     // A prefetch below the count: only acks let the rest through.
     let options = |offset| {
         ConsumerOptions::new("", "")
@@ -346,7 +361,6 @@ fn a_stream_is_read_from_the_first_message_and_from_an_offset() {
     eventually(PATIENCE, "five read from offset 5", || {
         five_seen.lock().unwrap().len() == 5
     });
-    let bodies = |from: std::ops::Range<u8>| from.map(|i| vec![i]).collect::<Vec<_>>();
     assert_eq!(*first_seen.lock().unwrap(), bodies(0..10));
     assert_eq!(*five_seen.lock().unwrap(), bodies(5..10));
     assert_eq!((from_first.handled(), from_five.handled()), (10, 5));
@@ -374,11 +388,7 @@ fn a_single_active_consumer_queue_feeds_only_the_first_consumer() {
         counts(&url, &queue).1 == 2
     });
     let publisher = Publisher::new(&conn, PublisherConfig::default()).unwrap();
-    for i in 0..10u8 {
-        publisher
-            .publish("", &queue, Message::new(vec![i]))
-            .unwrap();
-    }
+    publish_bytes(&publisher, &queue, 0..10);
     eventually(PATIENCE, "ten consumed by the active one", || {
         active_seen.lock().unwrap().len() == 10
     });
@@ -427,11 +437,7 @@ fn a_failing_handler_on_a_stream_does_not_take_the_connection_down() {
     )
     .unwrap();
     let publisher = Publisher::new(&conn, PublisherConfig::default()).unwrap();
-    for i in 0..6u8 {
-        publisher
-            .publish("", &stream, Message::new(vec![i]))
-            .unwrap();
-    }
+    publish_bytes(&publisher, &stream, 0..6);
     eventually(PATIENCE, "six read", || seen.lock().unwrap().len() == 6);
     assert_eq!(consumer.failed(), 1);
     // Still the same connection, and the stream goes on past the failure:
@@ -442,10 +448,7 @@ fn a_failing_handler_on_a_stream_does_not_take_the_connection_down() {
     eventually(PATIENCE, "the seventh read", || {
         seen.lock().unwrap().len() == 7
     });
-    assert_eq!(
-        *seen.lock().unwrap(),
-        (0..7u8).map(|i| vec![i]).collect::<Vec<_>>()
-    );
+    assert_eq!(*seen.lock().unwrap(), bodies(0..7));
     assert_eq!(conn.waiter().current(), Some(generation), "reconnected");
     consumer.close().unwrap();
     publisher.close().unwrap();
@@ -458,13 +461,8 @@ fn a_stream_consumer_resumes_where_it_was_after_a_reconnect() {
     let Some(url) = broker_url() else { return };
     let stream = unique("stream-resume-q");
     let name = unique("stream-resume");
-    let conn = Connection::with_config(
-        ConnectionConfig::new(&url)
-            .with_name(&name)
-            .with_backoff(Duration::from_millis(20), Duration::from_millis(500)),
-    )
-    .unwrap();
-    let first = conn.waiter().wait_connected(PATIENCE).unwrap();
+    let conn = connected_as(&url, &name);
+    let first = conn.waiter().current().unwrap();
     let (consumer, seen) = recording(
         &conn,
         ConsumerOptions::new("", "")
@@ -474,21 +472,13 @@ fn a_stream_consumer_resumes_where_it_was_after_a_reconnect() {
             .with_prefetch(2),
     );
     let publisher = Publisher::new(&conn, PublisherConfig::default()).unwrap();
-    for i in 0..5u8 {
-        publisher
-            .publish("", &stream, Message::new(vec![i]))
-            .unwrap();
-    }
+    publish_bytes(&publisher, &stream, 0..5);
     eventually(PATIENCE, "five read", || seen.lock().unwrap().len() == 5);
     assert_eq!(common::force_close_connection(&name), 1);
     eventually(PATIENCE, "connected again", || {
         conn.waiter().current().is_some_and(|g| g > first)
     });
-    for i in 5..10u8 {
-        publisher
-            .publish("", &stream, Message::new(vec![i]))
-            .unwrap();
-    }
+    publish_bytes(&publisher, &stream, 5..10);
     eventually(PATIENCE, "the tenth read", || {
         seen.lock().unwrap().last() == Some(&vec![9])
     });
@@ -498,11 +488,7 @@ fn a_stream_consumer_resumes_where_it_was_after_a_reconnect() {
     let seen = seen.lock().unwrap().clone();
     let mut once = seen.clone();
     once.dedup();
-    assert_eq!(
-        once,
-        (0..10u8).map(|i| vec![i]).collect::<Vec<_>>(),
-        "{seen:?}"
-    );
+    assert_eq!(once, bodies(0..10), "{seen:?}");
     assert!(seen.len() <= 11, "{seen:?}");
     consumer.close().unwrap();
     publisher.close().unwrap();

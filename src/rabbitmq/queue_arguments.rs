@@ -31,7 +31,10 @@ pub enum QueueType {
     Quorum,
     /// A stream: an append-only log that consumers read from an offset
     /// ([`StreamOffset`]) without removing messages; needs manual acks
-    /// and a prefetch (the consumer always has both).
+    /// and a prefetch (the consumer always has both), and a durable queue
+    /// that is neither exclusive nor auto-delete (every queue a
+    /// [`Declaration`](crate::rabbitmq::Declaration) declares is). A
+    /// stream cannot requeue: the consumer sends a nack as an ack.
     Stream,
 }
 
