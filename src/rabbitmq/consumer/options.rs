@@ -297,10 +297,11 @@ impl ConsumerOptions {
     }
 
     /// The arguments the consumer's queue is declared with (its type,
-    /// delivery limit, broker-side dead-lettering, length limit...). A
-    /// queue that exists with other arguments makes
-    /// [`Consumer::start`](super::Consumer::start) fail with
-    /// [`Error::Refused`] (406) naming the queue and the argument. Replaces
+    /// delivery limit, broker-side dead-lettering, length limit...).
+    /// [`Consumer::start`](super::Consumer::start) checks them
+    /// ([`QueueArguments::validate`]: [`Error::InvalidArgument`] naming the
+    /// argument), and fails with [`Error::Refused`] (406) naming the queue
+    /// and the argument when the queue exists with other ones. Replaces
     /// a type set with [`with_queue_type`](Self::with_queue_type) before.
     #[must_use]
     pub fn with_queue_arguments(mut self, arguments: QueueArguments) -> Self {
