@@ -382,7 +382,8 @@ fn refuse_topic_settings(spec: &ChannelSpec) -> Result<()> {
         return Err(spec.unsupported(
             "max_deliveries",
             ADAPTER,
-            "has no delivery limit on a classic queue",
+            "has no delivery limit on a classic queue (a quorum queue has one: \
+             new_channel_with and QueueArguments::with_delivery_limit)",
         ));
     }
     Ok(())

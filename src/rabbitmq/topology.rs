@@ -226,3 +226,32 @@ impl std::fmt::Display for Declaration {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rabbitmq::queue_arguments::QueueType;
+
+    #[test]
+    fn a_queue_with_impossible_arguments_is_refused_naming_argument_and_queue() {
+        let declaration = Declaration::queue_with(
+            "jobs",
+            QueueArguments::new()
+                .with_type(QueueType::Stream)
+                .with_message_ttl(std::time::Duration::from_secs(1)),
+        );
+        match declaration.validate() {
+            Err(Error::InvalidArgument { name, reason }) => {
+                assert_eq!(name, "x-message-ttl");
+                assert!(reason.starts_with("queue `jobs`: "), "{reason}");
+            }
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+        Declaration::queue("jobs").validate().unwrap();
+        Declaration::existing_queue("jobs").validate().unwrap();
+        assert_eq!(
+            Declaration::existing_queue("jobs").to_string(),
+            "queue `jobs`"
+        );
+    }
+}
