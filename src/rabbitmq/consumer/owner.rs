@@ -294,9 +294,11 @@ impl Owner {
                         let body = std::mem::take(&mut raw.body);
                         let redelivered = raw.redelivered;
                         let message = amqp::message_from(body, &raw.properties);
-                        if let Some(offset) = self.stream_offset.and(amqp::stream_offset_of(&raw.properties)) {
-                            let next = self.stream_resume.get().map_or(offset + 1, |n| n.max(offset + 1));
-                            self.stream_resume.set(Some(next));
+                        let offset = self.stream_offset.and(amqp::stream_offset_of(&raw.properties));
+                        if let Some(offset) = offset {
+                            let next = offset.saturating_add(1);
+                            let resume = self.stream_resume.get().map_or(next, |n| n.max(next));
+                            self.stream_resume.set(Some(resume));
                         }
                         pending.insert(tag, raw);
                         self.counters.delivered.fetch_add(1, Ordering::Relaxed);

@@ -10,8 +10,8 @@
 //! `basic.return` (then its ack), a nack is for the tags it names (a full
 //! queue that rejects publishes: the message fails to its caller as busy,
 //! unretried); both are matched to their messages by tag (or, for a
-//! return, by our sequence header) and touch nothing else in the window. Others make it close the
-//! channel: a missing exchange, a body over its `max_message_size`. Then
+//! return, by our sequence header) and touch nothing else in the window.
+//! Others make it close the channel: a missing exchange, a body over its `max_message_size`. Then
 //! every message in flight on that channel loses its confirm, though the
 //! broker may well have queued it, and would be sent again: one refusal in
 //! a window of 401 duplicated the 200 before it. Worse, amiquip answers the
