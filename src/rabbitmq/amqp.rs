@@ -523,6 +523,17 @@ pub(crate) fn seq_of(props: &AmqpProperties) -> Option<u64> {
     }
 }
 
+/// The header a stream puts on each delivery: the message's offset.
+pub(crate) const STREAM_OFFSET_HEADER: &str = "x-stream-offset";
+
+/// The offset of a delivery from a stream.
+pub(crate) fn stream_offset_of(props: &AmqpProperties) -> Option<u64> {
+    match props.headers().as_ref()?.get(STREAM_OFFSET_HEADER)? {
+        AmqpValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
 /// The message a delivery carries.
 pub(crate) fn message_from(body: Vec<u8>, props: &AmqpProperties) -> Message {
     let mut message = Message::new(body);
@@ -547,10 +558,21 @@ pub(crate) fn message_from(body: Vec<u8>, props: &AmqpProperties) -> Message {
     message
 }
 
+/// A header's value as text: strings as they are, numbers and booleans
+/// as written (the broker's `x-delivery-count` is `1`, not `LongLongInt(1)`).
 fn header_text(value: &AmqpValue) -> String {
     match value {
         AmqpValue::LongString(s) => s.clone(),
         AmqpValue::ByteArray(b) => String::from_utf8_lossy(b).into_owned(),
+        AmqpValue::Boolean(b) => b.to_string(),
+        AmqpValue::ShortShortInt(n) => n.to_string(),
+        AmqpValue::ShortShortUInt(n) => n.to_string(),
+        AmqpValue::ShortInt(n) => n.to_string(),
+        AmqpValue::ShortUInt(n) => n.to_string(),
+        AmqpValue::LongInt(n) => n.to_string(),
+        AmqpValue::LongUInt(n) => n.to_string(),
+        AmqpValue::LongLongInt(n) => n.to_string(),
+        AmqpValue::Timestamp(n) => n.to_string(),
         other => format!("{other:?}"),
     }
 }
@@ -632,6 +654,15 @@ mod tests {
         assert_eq!(props.expiration(), &None);
         assert_eq!(seq_of(&props), Some(7));
         assert_eq!(message_from(b"x".to_vec(), &props), msg);
+        let mut broker_headers = FieldTable::new();
+        broker_headers.insert("x-delivery-count".into(), AmqpValue::LongLongInt(2));
+        broker_headers.insert("flag".into(), AmqpValue::Boolean(true));
+        let delivered = message_from(
+            vec![],
+            &AmqpProperties::default().with_headers(broker_headers),
+        );
+        assert_eq!(delivered.header("x-delivery-count"), Some("2"));
+        assert_eq!(delivered.header("flag"), Some("true"));
 
         let soon = Message::new(vec![]).with_ttl(Duration::from_secs(60));
         let props = properties(&soon, false, None);

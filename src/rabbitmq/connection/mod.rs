@@ -166,8 +166,13 @@ impl Connection {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidArgument`] for queue arguments that cannot work
+    /// ([`Declaration::validate`]), before anything is sent;
     /// [`Error::Refused`] when the broker refused one, say a queue that
-    /// exists with other arguments; [`Error::Closed`] after close.
+    /// exists with other arguments (406, naming the queue and the
+    /// argument); [`Error::NotFound`] for a
+    /// [`Declaration::existing_queue`] that does not exist;
+    /// [`Error::Closed`] after close.
     pub fn declare(&self, declarations: Vec<Declaration>) -> Result<()> {
         self.shared.declare(declarations)
     }

@@ -98,10 +98,15 @@ impl Shared {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidArgument`] for a queue's arguments that cannot work
+    /// ([`Declaration::validate`]), before anything is recorded;
     /// [`Error::Refused`] when the broker refused one (the record is kept
     /// only when all were accepted or the connection is down);
     /// [`Error::Closed`] once the connection is closed.
     pub(crate) fn declare(&self, declarations: Vec<Declaration>) -> Result<()> {
+        for d in &declarations {
+            d.validate()?;
+        }
         self.ask(|reply| Command::Declare(declarations, reply))
     }
 

@@ -6,6 +6,7 @@
 //! owns the amiquip channel), `acker.rs` (acks and nacks on their way to
 //! it), `handler.rs` (running the handler and settling), `counters.rs`.
 
+use std::cell::Cell;
 use std::fmt::Display;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use crate::error::Result;
 use crate::message::{Delivery, Message};
 use crate::rabbitmq::connection::{Connection, Shared};
 use crate::rabbitmq::publisher::{Publisher, PublisherConfig};
+use crate::rabbitmq::queue_arguments::{QueueType, StreamOffset};
 use crate::thread::{self, join_all, lock, Stopper, Worker};
 
 mod acker;
@@ -167,6 +169,14 @@ impl Consumer {
             inline,
             stop,
             counters: counters.clone(),
+            // The broker's default offset, `next`, for a stream without one.
+            stream_offset: options
+                .stream_offset()
+                .or(
+                    (options.queue_arguments().queue_type() == Some(QueueType::Stream))
+                        .then_some(StreamOffset::Next),
+                ),
+            stream_resume: Cell::new(None),
         };
         workers.push(thread::spawn(format!("rmq-consume:{queue}"), move || {
             owner.run();

@@ -84,7 +84,10 @@ impl PublisherConfig {
         self
     }
 
-    /// How long a nacked message waits before it is sent again.
+    /// How long the publisher waits before it tries again after the
+    /// broker refused its channel on a live connection (which no reconnect
+    /// announces). A nacked message is not retried: it fails to its caller
+    /// with [`Error::Busy`].
     #[must_use]
     pub fn with_retry_interval(mut self, interval: Duration) -> Self {
         self.retry_interval = interval;
@@ -164,7 +167,8 @@ impl PublisherConfig {
         self.buffer
     }
 
-    /// How long a nacked message waits before it is sent again.
+    /// How long the publisher waits before it tries a refused channel
+    /// again.
     pub fn retry_interval(&self) -> Duration {
         self.retry_interval
     }

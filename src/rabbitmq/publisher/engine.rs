@@ -7,10 +7,11 @@
 //!
 //! The broker answers a message it cannot take in one of two ways. Some it
 //! refuses on its own: a mandatory message no queue takes comes back as a
-//! `basic.return` (then its ack), a nack is for the tags it names; both are
-//! matched to their messages by tag (or, for a return, by our sequence
-//! header) and touch nothing else in the window. Others make it close the
-//! channel: a missing exchange, a body over its `max_message_size`. Then
+//! `basic.return` (then its ack), a nack is for the tags it names (a full
+//! queue that rejects publishes: the message fails to its caller as busy,
+//! unretried); both are matched to their messages by tag (or, for a
+//! return, by our sequence header) and touch nothing else in the window.
+//! Others make it close the channel: a missing exchange, a body over its `max_message_size`. Then
 //! every message in flight on that channel loses its confirm, though the
 //! broker may well have queued it, and would be sent again: one refusal in
 //! a window of 401 duplicated the 200 before it. Worse, amiquip answers the
@@ -258,7 +259,6 @@ impl Engine {
         let mut next_tag: u64 = 1;
         let lost = loop {
             // Publish what the window allows, in order.
-            let now = Instant::now();
             let mut failed = None;
             if let Some(through) = self.careful_through {
                 let done = self.queue.front().is_none_or(|e| e.seq > through)
@@ -273,10 +273,6 @@ impl Engine {
                 self.config.window()
             };
             while inflight.len() < limit {
-                match self.queue.front() {
-                    Some(e) if e.not_before.is_none_or(|t| t <= now) => {}
-                    _ => break,
-                }
                 let Some(mut entry) = self.queue.pop_front() else {
                     break;
                 };
@@ -320,11 +316,7 @@ impl Engine {
                     break None;
                 }
             }
-            let wake_at = (*draining)
-                .into_iter()
-                .chain(self.queue.front().and_then(|e| e.not_before))
-                .min();
-            let timer = wake_at.map_or_else(never, crossbeam_channel::at);
+            let timer = (*draining).map_or_else(never, crossbeam_channel::at);
             let stop = if draining.is_some() {
                 never()
             } else {
@@ -627,14 +619,25 @@ impl Engine {
         while let Ok(ret) = returns.try_recv() {
             note_return(&ret, returned);
         }
-        let mut nacked = Vec::new();
+        let mut nacked = 0;
         for tag in tags {
             let Some(entry) = inflight.remove(&tag) else {
                 continue;
             };
             if !acked {
                 self.counters.nacked.fetch_add(1, Ordering::Relaxed);
-                nacked.push(entry);
+                nacked += 1;
+                let error = Error::Busy {
+                    what: format!(
+                        "the queue for routing key `{}` on exchange `{}`",
+                        entry.routing_key, entry.exchange
+                    ),
+                    reason: "the broker nacked the publish: the queue is full and rejects \
+                             publishes (x-overflow reject-publish), or the broker could not \
+                             store the message; not retried"
+                        .to_string(),
+                };
+                self.fail(entry, error, true);
             } else if returned.remove(&entry.seq) {
                 self.counters.returned.fetch_add(1, Ordering::Relaxed);
                 log::warn!(
@@ -659,18 +662,14 @@ impl Engine {
                 self.held.release();
             }
         }
-        if !nacked.is_empty() {
+        if nacked > 0 {
+            // A full queue (x-overflow reject-publish) nacks; resending
+            // would only fill the retry buffer with what it keeps refusing.
             log::warn!(
-                "publisher on {}: the broker nacked {} messages; retrying in {:?}",
+                "publisher on {}: the broker nacked {nacked} messages (a full queue that \
+                 rejects publishes?); each failed to its caller as busy, not retried",
                 self.shared.name,
-                nacked.len(),
-                self.config.retry_interval()
             );
-            let at = Instant::now() + self.config.retry_interval();
-            for entry in &mut nacked {
-                entry.not_before = Some(at);
-            }
-            self.merge(nacked);
         }
         !acked
     }
@@ -701,13 +700,7 @@ impl Engine {
 
     /// Puts what was in flight back into the queue, in order, to resend.
     fn requeue(&mut self, inflight: BTreeMap<u64, Entry>) {
-        let entries: Vec<Entry> = inflight
-            .into_values()
-            .map(|mut e| {
-                e.not_before = None;
-                e
-            })
-            .collect();
+        let entries: Vec<Entry> = inflight.into_values().collect();
         self.merge(entries);
     }
 

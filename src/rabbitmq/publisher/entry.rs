@@ -1,8 +1,6 @@
 //! What the publishing thread works on: an [`Entry`] per message held until
 //! confirmed, and a [`Feed`], a channel input it takes messages from itself.
 
-use std::time::Instant;
-
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::Result;
@@ -17,9 +15,6 @@ pub(super) struct Entry {
     pub(super) message: Message,
     /// Where its caller waits for the confirm; `None` for fire and retry.
     pub(super) reply: Option<Sender<Result<()>>>,
-    /// Not to be sent before this (a nacked message waits the retry
-    /// interval).
-    pub(super) not_before: Option<Instant>,
     /// How many times it was published.
     pub(super) attempts: u32,
 }
@@ -39,7 +34,6 @@ impl Entry {
             routing_key: routing_key.to_string(),
             message,
             reply,
-            not_before: None,
             attempts: 0,
         }
     }
