@@ -11,19 +11,28 @@ mod common;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use amiquip::{AmqpValue, FieldTable, QueueDeclareOptions};
-use syncmq::rabbitmq::{Connection, ConnectionConfig, Publisher, PublisherConfig};
+use syncmq::rabbitmq::{
+    Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher, PublisherConfig, QueueType,
+};
 use syncmq::{Message, Receipt};
 
 use common::{eventually, force_close_connection_on, required, unique};
 
-/// The cluster's URLs, node 1 first, or `None` (with a notice) when the
-/// cluster is not running outside CI.
-fn cluster_urls() -> Option<Vec<String>> {
+/// The tests take turns: one kills a node that another expects to find.
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+/// The cluster's URLs, node 1 first, with the turn to use it, or `None`
+/// (with a notice) when the cluster is not running outside CI.
+fn cluster_urls() -> Option<(Vec<String>, MutexGuard<'static, ()>)> {
     if let Ok(urls) = std::env::var("SYNCMQ_CLUSTER_URLS") {
-        return Some(urls.split(',').map(str::to_string).collect());
+        // A test that failed holding the turn leaves the cluster whole
+        // (its killed node restarts on drop): the turn is still good.
+        let turn = CLUSTER.lock().unwrap_or_else(PoisonError::into_inner);
+        return Some((urls.split(',').map(str::to_string).collect(), turn));
     }
     assert!(
         !required(),
@@ -96,7 +105,9 @@ fn connected_to(connection: &Connection, address: &str) {
 
 #[test]
 fn nodes_are_tried_in_order_and_a_lost_one_is_replaced_by_the_next() {
-    let Some(urls) = cluster_urls() else { return };
+    let Some((urls, _turn)) = cluster_urls() else {
+        return;
+    };
     // Nothing listens on 5709: the first round skips it.
     let mut listed = vec!["amqp://guest:guest@127.0.0.1:5709/%2f".to_string()];
     listed.extend(urls.iter().cloned());
@@ -115,7 +126,9 @@ fn nodes_are_tried_in_order_and_a_lost_one_is_replaced_by_the_next() {
 
 #[test]
 fn shuffled_nodes_never_retry_the_lost_node_first() {
-    let Some(urls) = cluster_urls() else { return };
+    let Some((urls, _turn)) = cluster_urls() else {
+        return;
+    };
     let name = unique("cluster-shuffle");
     let connection = connect(
         ConnectionConfig::cluster(urls)
@@ -158,19 +171,6 @@ fn declare_quorum_queue(url: &str, name: &str) {
     let _ = conn.close();
 }
 
-/// The number of ready messages in `queue`, asked through `url`.
-fn ready_messages(url: &str, queue: &str) -> u32 {
-    let mut conn = amiquip::Connection::insecure_open(url).unwrap();
-    let channel = conn.open_channel(None).unwrap();
-    let count = channel
-        .queue_declare_passive(queue)
-        .unwrap()
-        .declared_message_count()
-        .unwrap_or(0);
-    let _ = conn.close();
-    count
-}
-
 /// How many publishes the test keeps unconfirmed, as a pipelining
 /// producer would (the publisher's buffer holds 10,000).
 const OUTSTANDING: usize = 2_000;
@@ -179,13 +179,37 @@ const OUTSTANDING: usize = 2_000;
 fn a_quorum_queue_keeps_every_confirmed_publish_through_a_kill_of_the_node_in_use() {
     const TOTAL: usize = 20_000;
     const KILL_AT: usize = 5_000;
-    let Some(urls) = cluster_urls() else { return };
+    let Some((urls, _turn)) = cluster_urls() else {
+        return;
+    };
     let _ = env_logger::builder().is_test(true).try_init();
     let queue = unique("cluster-quorum");
     declare_quorum_queue(&urls[0], &queue);
     let connection =
         connect(ConnectionConfig::cluster(urls.clone()).with_name(unique("cluster-pub")));
     let publisher = Publisher::new(&connection, PublisherConfig::default()).unwrap();
+    // A consumer on the same node (its own connection, the same address
+    // list): it loses its node too, and must resume on another.
+    let consumer_connection =
+        connect(ConnectionConfig::cluster(urls.clone()).with_name(unique("cluster-con")));
+    let consumed: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let record = consumed.clone();
+    let consumer = Consumer::start(
+        &consumer_connection,
+        ConsumerOptions::new("", "")
+            .with_queue(&queue)
+            .with_queue_type(QueueType::Quorum)
+            .with_prefetch(256),
+        move |m: &Message| -> Result<(), String> {
+            *record
+                .lock()
+                .unwrap()
+                .entry(m.key().unwrap_or_default().to_string())
+                .or_default() += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
     let before = connection.current_address().unwrap();
     let mut receipts: VecDeque<(usize, Receipt)> = VecDeque::with_capacity(OUTSTANDING);
     let mut unconfirmed = Vec::new();
@@ -232,50 +256,27 @@ fn a_quorum_queue_keeps_every_confirmed_publish_through_a_kill_of_the_node_in_us
     let stats = publisher.stats();
     publisher.close().unwrap();
     connection.close().unwrap();
-    // Duplicates are allowed (a confirm lost with the node is sent again);
-    // a loss is not.
-    let on_queue = ready_messages(&urls[node_of(&after) as usize - 1], &queue) as usize;
-    eprintln!("{TOTAL} confirmed, {on_queue} on the queue, stats {stats:?}");
-    assert!(on_queue >= TOTAL, "{on_queue} of {TOTAL} on the queue");
-    let ids = drain_ids(&urls[node_of(&after) as usize - 1], &queue, TOTAL);
+    // Duplicates are allowed (a confirm lost with the node is sent again,
+    // a delivery whose ack was lost comes again); a loss is not.
+    let all_consumed = || consumed.lock().unwrap().len() == TOTAL;
+    eventually(Duration::from_secs(120), "every id consumed", all_consumed);
+    let consumer_address = consumer_connection.current_address().unwrap();
+    assert_ne!(
+        consumer_address, before,
+        "the consumer should be on another node"
+    );
+    consumer.close().unwrap();
+    consumer_connection.close().unwrap();
+    let consumed = consumed.lock().unwrap();
     let missing: Vec<usize> = (0..TOTAL)
-        .filter(|i| !ids.contains_key(&format!("id-{i}")))
+        .filter(|i| !consumed.contains_key(&format!("id-{i}")))
         .collect();
-    let duplicates: usize = ids.values().map(|n| n - 1).sum();
-    eprintln!("{} ids consumed, {duplicates} duplicates", ids.len());
-    assert!(
-        missing.is_empty(),
-        "{} confirmed publishes lost, the first: {:?}",
-        missing.len(),
-        missing.first()
+    assert!(missing.is_empty(), "{} ids never consumed", missing.len());
+    let duplicates: usize = consumed.values().map(|n| n - 1).sum();
+    eprintln!(
+        "{TOTAL} confirmed and consumed (the consumer resumed on {consumer_address}); \
+         {duplicates} deliveries were duplicates; publisher {stats:?}"
     );
     drop(killed);
-}
-
-/// Takes everything off `queue` (no acks, through `url`) and counts each
-/// message key, until `expected` distinct keys came or none came for 5 s.
-fn drain_ids(url: &str, queue: &str, expected: usize) -> HashMap<String, usize> {
-    let mut conn = amiquip::Connection::insecure_open(url).unwrap();
-    let channel = conn.open_channel(None).unwrap();
-    let consumer = channel
-        .basic_consume(
-            queue,
-            amiquip::ConsumerOptions {
-                no_ack: true,
-                ..amiquip::ConsumerOptions::default()
-            },
-        )
-        .unwrap();
-    let mut ids: HashMap<String, usize> = HashMap::new();
-    while ids.len() < expected {
-        match consumer.receiver().recv_timeout(Duration::from_secs(5)) {
-            Ok(amiquip::ConsumerMessage::Delivery(delivery)) => {
-                let id = delivery.properties.message_id().clone().unwrap_or_default();
-                *ids.entry(id).or_default() += 1;
-            }
-            _ => break,
-        }
-    }
-    let _ = conn.close();
-    ids
+    common::delete_queues(&urls[0], &[&queue]);
 }

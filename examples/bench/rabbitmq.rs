@@ -29,7 +29,9 @@ use amiquip::{
     AmqpProperties, AmqpValue, Confirm, ConfirmSmoother, ConsumerMessage, FieldTable, Publish,
     QueueDeclareOptions, QueueDeleteOptions,
 };
-use syncmq::rabbitmq::{Connection, ConnectionConfig, ConsumerOptions, Publisher, PublisherConfig};
+use syncmq::rabbitmq::{
+    Connection, ConnectionConfig, ConsumerOptions, Publisher, PublisherConfig, QueueType,
+};
 use syncmq::{Adapter, ChannelSpec, Message, Mode, RabbitAdapter};
 
 use crate::report::Table;
@@ -189,6 +191,18 @@ impl Broker {
             urls: urls.split(',').map(str::to_string).collect(),
             quorum: true,
         })
+    }
+
+    /// What our consumers declare: the queue as the raw declare made it.
+    fn consumer_options(&self, queue: &str, prefetch: u16) -> ConsumerOptions {
+        let options = ConsumerOptions::new("", "")
+            .with_queue(queue)
+            .with_prefetch(prefetch);
+        if self.quorum {
+            options.with_queue_type(QueueType::Quorum)
+        } else {
+            options
+        }
     }
 
     fn config(&self) -> ConnectionConfig {
@@ -404,9 +418,7 @@ fn ours_consumer(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
     let started = Instant::now();
     let consumer = syncmq::rabbitmq::Consumer::start(
         &connection,
-        ConsumerOptions::new("", "")
-            .with_queue(queue)
-            .with_prefetch(load.window),
+        broker.consumer_options(queue, load.window),
         move |_: &Message| -> Result<(), String> {
             if counter.fetch_add(1, Ordering::Relaxed) + 1 == total {
                 let _ = done_tx.try_send(());
