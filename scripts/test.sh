@@ -64,8 +64,24 @@ ensure_postgres() {
     wait_for PostgreSQL 127.0.0.1 5432 60
 }
 
+# The nodes of our own that the cluster tests kill and restart; the broker
+# on 5672 is never touched by them. Stopped when this script ends, however
+# the tests end.
+start_cluster() {
+    echo "test.sh: starting a three-node RabbitMQ cluster on 127.0.0.1:5701-5703" >&2
+    ./scripts/rabbitmq-cluster.sh start
+    SYNCMQ_CLUSTER_URLS=$(./scripts/rabbitmq-cluster.sh urls)
+    export SYNCMQ_CLUSTER_URLS
+}
+
+stop_own_nodes() {
+    ./scripts/rabbitmq-cluster.sh stop || true
+}
+
 ensure_rabbitmq
 ensure_postgres
+trap stop_own_nodes EXIT
+start_cluster
 
 export SYNCMQ_REQUIRE_BROKER=1
-exec cargo test --all-features "$@"
+cargo test --all-features "$@"

@@ -1186,7 +1186,7 @@ fn an_exchange_deleted_after_its_lookup_fails_only_its_message() {
 }
 
 #[test]
-fn one_nacked_message_in_a_window_of_401_fails_alone_as_busy_and_is_not_resent() {
+fn one_nacked_message_in_a_window_of_401_is_retried_alone_then_fails_as_busy() {
     let Some(url) = broker_url() else { return };
     // A queue that is always full and rejects publishes: the broker nacks
     // each message routed to it.
@@ -1212,18 +1212,19 @@ fn one_nacked_message_in_a_window_of_401_fails_alone_as_busy_and_is_not_resent()
         "window-nacked",
         PublisherConfig::new()
             .with_confirm_timeout(Duration::from_secs(10))
-            .with_close_timeout(Duration::from_secs(5)),
+            .with_close_timeout(Duration::from_secs(5))
+            .with_retry_interval(Duration::from_millis(50)),
         |p, _, m| p.send("", &full, m),
-        // A nack is the full queue's refusal: it fails its caller at once
-        // (well within the confirm timeout), naming the queue.
-        |e| matches!(e, Error::Busy { what, reason } if what.contains(&full) && reason.contains("nacked")),
+        // Nacked again on each of its 3 retries, it fails its caller (well
+        // within the confirm timeout), naming the queue.
+        |e| matches!(e, Error::Busy { what, reason } if what.contains(&full) && reason.contains("nacked the publish 4 times")),
     );
     // Nothing is left to retry at close.
     assert!(closed.is_ok(), "{closed:?}");
     let stats = publisher.stats();
-    assert_eq!(stats.nacked, 1, "{stats:?}");
-    // 401 sends and the marker, nothing resent.
-    assert_eq!((stats.published, stats.resent), (402, 0), "{stats:?}");
+    assert_eq!(stats.nacked, 4, "{stats:?}");
+    // 401 sends, the odd one's 3 retries and the marker: nothing else resent.
+    assert_eq!((stats.published, stats.resent), (405, 3), "{stats:?}");
     let _ = side.close();
     delete_queues(&url, &[&full]);
 }

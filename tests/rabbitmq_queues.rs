@@ -184,7 +184,14 @@ fn a_full_reject_publish_queue_refuses_the_third_publish_visibly() {
             .with_overflow(Overflow::RejectPublish),
     )
     .unwrap();
-    let publisher = Publisher::new(&conn, PublisherConfig::default()).unwrap();
+    // Each nacked message is sent once more, then refused.
+    let publisher = Publisher::new(
+        &conn,
+        PublisherConfig::default()
+            .with_nack_retries(1)
+            .with_retry_interval(Duration::from_millis(50)),
+    )
+    .unwrap();
     publisher
         .publish("", &queue, Message::new(b"1".to_vec()))
         .unwrap();
@@ -195,7 +202,10 @@ fn a_full_reject_publish_queue_refuses_the_third_publish_visibly() {
         Err(e @ Error::Busy { .. }) => {
             assert!(e.is_transient(), "{e}");
             let text = e.to_string();
-            assert!(text.contains(&queue) && text.contains("nacked"), "{text}");
+            assert!(
+                text.contains(&queue) && text.contains("nacked the publish 2 times"),
+                "{text}"
+            );
         }
         other => panic!("expected the full queue's refusal, got {other:?}"),
     }
@@ -211,7 +221,7 @@ fn a_full_reject_publish_queue_refuses_the_third_publish_visibly() {
         Err(Error::Rejected { count: 1, .. })
     ));
     let stats = publisher.stats();
-    assert_eq!((stats.confirmed, stats.nacked, stats.resent), (2, 2, 0));
+    assert_eq!((stats.confirmed, stats.nacked, stats.resent), (2, 4, 2));
     assert_eq!(counts(&url, &queue).0, 2, "the queue holds the first two");
     publisher.close().unwrap();
     conn.close().unwrap();

@@ -56,11 +56,27 @@ pub(crate) struct AmqpUrl {
     pub heartbeat: Option<u16>,
 }
 
+impl AmqpUrl {
+    /// `host:port`, as logs and [`Connection::current_address`] show it.
+    ///
+    /// [`Connection::current_address`]: crate::rabbitmq::Connection::current_address
+    pub(crate) fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// Parses `amqp://user:pass@host:port/vhost?heartbeat=N`. Every part but
 /// the scheme is optional: guest/guest at localhost:5672, vhost `/`.
-pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
+pub(crate) fn parse_url(full: &str) -> Result<AmqpUrl> {
+    // Errors show the URL without its password.
+    let url = redacted(full);
+    let url = url.as_str();
     let bad = |reason: String| Error::invalid("url", reason);
-    let rest = match url.split_once("://") {
+    let rest = match full.split_once("://") {
         Some(("amqp", rest)) => rest,
         Some(("amqps", _)) => {
             return Err(bad(
@@ -88,11 +104,20 @@ pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
     };
     let (username, password) = match userinfo {
         Some(u) => match u.split_once(':') {
-            Some((user, pass)) => (percent_decode(user)?, percent_decode(pass)?),
-            None => (percent_decode(u)?, "guest".to_string()),
+            Some((user, pass)) => (
+                percent_decode(user, user)?,
+                percent_decode(pass, "the password")?,
+            ),
+            None => (percent_decode(u, u)?, "guest".to_string()),
         },
         None => ("guest".to_string(), "guest".to_string()),
     };
+    if hostport.contains(',') {
+        return Err(bad(format!(
+            "`{url}` lists several hosts; give each broker a URL of its own: \
+             ConnectionConfig::cluster([\"amqp://a\", \"amqp://b\"])"
+        )));
+    }
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
             let port = p
@@ -127,7 +152,7 @@ pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
         vhost: if vhost.is_empty() {
             "/".to_string()
         } else {
-            percent_decode(vhost)?
+            percent_decode(vhost, vhost)?
         },
         username,
         password,
@@ -135,7 +160,24 @@ pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
     })
 }
 
-fn percent_decode(s: &str) -> Result<String> {
+/// `url` with its password replaced by `***`, for errors and logs.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{hosts}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// `s` with its `%XX` escapes decoded; errors name it as `shown`.
+fn percent_decode(s: &str, shown: &str) -> Result<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -144,7 +186,7 @@ fn percent_decode(s: &str) -> Result<String> {
             let hex = s
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| Error::invalid("url", format!("bad percent escape in `{s}`")))?;
+                .ok_or_else(|| Error::invalid("url", format!("bad percent escape in `{shown}`")))?;
             out.push(hex);
             i += 3;
         } else {
@@ -152,7 +194,7 @@ fn percent_decode(s: &str) -> Result<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| Error::invalid("url", format!("`{s}` is not UTF-8")))
+    String::from_utf8(out).map_err(|_| Error::invalid("url", format!("`{shown}` is not UTF-8")))
 }
 
 /// A way to cut a connect attempt short from another thread.
@@ -581,6 +623,19 @@ mod tests {
                 }
                 other => panic!("{url}: expected InvalidArgument, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn passwords_never_reach_an_error() {
+        assert_eq!(
+            redacted("amqp://bob:hunter2@broker:5672/prod?heartbeat=4"),
+            "amqp://bob:***@broker:5672/prod?heartbeat=4"
+        );
+        assert_eq!(redacted("amqp://broker/x"), "amqp://broker/x");
+        for url in ["amqp://bob:hunter2@broker:99999", "amqp://bob:hun%zzter2@b"] {
+            let e = parse_url(url).unwrap_err().to_string();
+            assert!(!e.contains("hunter2") && !e.contains("hun%zz"), "{e}");
         }
     }
 

@@ -1,5 +1,6 @@
 //! The connection supervisor: one named thread owns the amiquip connection,
-//! reconnects forever with capped exponential backoff and jitter, and after
+//! reconnects forever (to the next node of a cluster, then with capped
+//! exponential backoff and jitter once every node failed), and after
 //! every connect re-declares the recorded topology, raises the
 //! [`ConnectionWaiter`]'s generation and wakes every worker so that
 //! publishers resend and consumers start consuming again.
@@ -93,7 +94,7 @@ impl Connection {
     /// [`ConnectionConfig::validate`]); [`Error::Io`] when the supervisor
     /// thread cannot start.
     pub fn with_config(config: ConnectionConfig) -> Result<Connection> {
-        let (url, heartbeat) = config.checked()?;
+        let (urls, heartbeat) = config.checked()?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(config.name().to_string(), commands));
         let (stopper, stop) = thread::stop_signal();
@@ -104,7 +105,7 @@ impl Connection {
                 Supervisor {
                     shared,
                     config,
-                    url,
+                    urls,
                     heartbeat,
                     commands: command_rx,
                     stop,
@@ -139,6 +140,14 @@ impl Connection {
     /// supervisor gave up on a permanent refusal. `None` while connected.
     pub fn last_error(&self) -> Option<Error> {
         self.shared.last_error()
+    }
+
+    /// The node in use, as `host:port` of its URL, while connected; `None`
+    /// between connections. With a cluster
+    /// ([`ConnectionConfig::cluster`]) it says which node the connection
+    /// failed over to; every switch is also logged at `info`.
+    pub fn current_address(&self) -> Option<String> {
+        self.shared.address()
     }
 
     /// True while connected.

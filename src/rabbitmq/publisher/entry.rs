@@ -17,6 +17,8 @@ pub(super) struct Entry {
     pub(super) reply: Option<Sender<Result<()>>>,
     /// How many times it was published.
     pub(super) attempts: u32,
+    /// How many times the broker nacked it.
+    pub(super) nacks: u32,
 }
 
 impl Entry {
@@ -35,6 +37,7 @@ impl Entry {
             message,
             reply,
             attempts: 0,
+            nacks: 0,
         }
     }
 }

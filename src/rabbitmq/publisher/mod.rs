@@ -84,14 +84,18 @@ struct Inner {
 /// that no queue took comes back as an error instead of a confirm. A
 /// refusal touches only the refused message, not the rest of the window.
 ///
-/// A nack is a refusal too, not a reason to resend: the broker nacks a
+/// A nack is retried a few times, then a refusal: the broker nacks a
 /// message that a full queue declared with `x-overflow` `reject-publish`
 /// ([`Overflow::RejectPublish`](crate::rabbitmq::Overflow::RejectPublish))
-/// will not take. That publish fails with [`Error::Busy`] (transient: the
-/// queue may drain, and the caller decides whether to send again; a
-/// fire-and-retry one goes to [`refusals`](Self::refusals)), it is counted
-/// in [`PublisherStats::nacked`], and a WARN is logged. Resending it would
-/// fill the retry buffer with what the queue keeps refusing.
+/// will not take, and a quorum queue nacks while it elects a new leader.
+/// A nacked message is sent again after the retry interval, on a new
+/// channel (a channel that saw a nack from a quorum queue whose leader
+/// died may go on nacking), up to
+/// [`PublisherConfig::with_nack_retries`] times (3 by default); then its
+/// publish fails with [`Error::Busy`] (transient: the queue may drain, and
+/// the caller decides whether to send again; a fire-and-retry one goes to
+/// [`refusals`](Self::refusals)). Every nack is counted in
+/// [`PublisherStats::nacked`] and logged at WARN.
 /// Resends after a connection loss can duplicate a message the broker had
 /// received but not yet confirmed: at least once, never at most once.
 ///
@@ -187,8 +191,8 @@ impl Publisher {
     ///
     /// [`Error::Busy`] when the buffer is full, the broker blocks
     /// publishing under [`BlockedPolicy::Fail`], or the broker nacked the
-    /// message (a full queue with `x-overflow` `reject-publish`; not
-    /// retried); [`Error::Refused`] when the
+    /// message more than the configured nack retries (a full queue with
+    /// `x-overflow` `reject-publish`); [`Error::Refused`] when the
     /// broker refused the message (code 404 for a missing exchange, 312 for
     /// a mandatory message no queue took); [`Error::Timeout`] when no confirm came within the
     /// confirm timeout (the message stays buffered and may still be
