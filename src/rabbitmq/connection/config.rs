@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::tls::TlsConnect;
+#[cfg(feature = "tls")]
+use super::tls::{self, TlsConfig};
 use crate::error::{Error, Result};
 use crate::rabbitmq::amqp::{self, AmqpUrl};
 
@@ -32,6 +35,8 @@ pub struct ConnectionConfig {
     backoff_max: Duration,
     close_timeout: Duration,
     retry_refusals: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
 }
 
 impl ConnectionConfig {
@@ -52,6 +57,8 @@ impl ConnectionConfig {
             backoff_max: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
             retry_refusals: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -115,6 +122,23 @@ impl ConnectionConfig {
         self
     }
 
+    /// TLS settings for an `amqps://` URL: the CAs to trust, a client
+    /// certificate, the server name (see [`TlsConfig`]). Without them an
+    /// `amqps://` URL trusts the system's CAs; with them the URL must be
+    /// `amqps://` ([`validate`](Self::validate) refuses an `amqp://` one).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS settings given with [`with_tls`](Self::with_tls).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.tls.as_ref()
+    }
+
     /// The broker's `amqp://` URL.
     pub fn url(&self) -> &str {
         &self.url
@@ -163,9 +187,30 @@ impl ConnectionConfig {
     ///
     /// [`Error::InvalidArgument`] naming the setting: a malformed URL, a
     /// heartbeat outside 1 s to 65535 s, a zero minimum backoff or a
-    /// maximum below it, an empty name.
+    /// maximum below it, an empty name; for TLS an unreadable file or bad
+    /// PEM (`tls.ca_pem_file`, ...), or TLS settings for an `amqp://` URL
+    /// (`tls`).
     pub fn validate(&self) -> Result<()> {
-        self.checked().map(|_| ())
+        let (url, _) = self.checked()?;
+        self.tls_connect(&url).map(|_| ())
+    }
+
+    /// The TLS connector for `url`, built once for every attempt; `None`
+    /// for `amqp://`.
+    // Without the `tls` feature there is never a connector, but the
+    // signature stays for the callers.
+    #[cfg_attr(
+        not(feature = "tls"),
+        allow(clippy::unused_self, clippy::unnecessary_wraps)
+    )]
+    pub(super) fn tls_connect(&self, url: &AmqpUrl) -> Result<Option<TlsConnect>> {
+        #[cfg(feature = "tls")]
+        return tls::connector_for(url, self.tls.as_ref());
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = url;
+            Ok(None)
+        }
     }
 
     /// As [`validate`](Self::validate), with the parsed URL and the

@@ -29,10 +29,13 @@ use crate::waiter::ConnectionWaiter;
 mod config;
 mod shared;
 mod supervisor;
+pub(crate) mod tls;
 
 pub use config::ConnectionConfig;
 pub(crate) use shared::Shared;
 use supervisor::Supervisor;
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 
 /// A supervised connection to the broker.
 ///
@@ -94,6 +97,7 @@ impl Connection {
     /// thread cannot start.
     pub fn with_config(config: ConnectionConfig) -> Result<Connection> {
         let (url, heartbeat) = config.checked()?;
+        let tls = config.tls_connect(&url)?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(config.name().to_string(), commands));
         let (stopper, stop) = thread::stop_signal();
@@ -109,6 +113,7 @@ impl Connection {
                     commands: command_rx,
                     stop,
                     topology: Vec::new(),
+                    tls,
                 }
                 .run();
             })?
