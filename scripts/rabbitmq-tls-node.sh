@@ -13,6 +13,7 @@
 #                                        prints the SYNCMQ_TLS_URL and
 #                                        SYNCMQ_TLS_DIR lines the tests read
 #   scripts/rabbitmq-tls-node.sh stop    stops it by its pid file only
+#   scripts/rabbitmq-tls-node.sh running exits 0 when the node runs
 #   scripts/rabbitmq-tls-node.sh dir     prints the directory
 #
 # Everything lives in $SYNCMQ_TLS_DIR (default /tmp/syncmq-tls), owned by the
@@ -129,9 +130,10 @@ stop() {
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
+running) pid_of >/dev/null ;;
 dir) echo "$dir" ;;
 *)
-    sed -n '2,19p' "$0" >&2
+    sed -n '2,20p' "$0" >&2
     exit 2
     ;;
 esac

@@ -64,8 +64,54 @@ ensure_postgres() {
     wait_for PostgreSQL 127.0.0.1 5432 60
 }
 
+ensure_build_deps() {
+    # The `tls` feature builds native-tls on OpenSSL: headers and pkg-config.
+    if pkg-config --exists openssl 2>/dev/null; then
+        return 0
+    fi
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "test.sh: installing libssl-dev and pkg-config" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null
+    else
+        echo "test.sh: OpenSSL headers or pkg-config missing (install libssl-dev and pkg-config, or run as root to let this script do it)" >&2
+        return 1
+    fi
+}
+
+tls_node_started=
+start_tls_node() {
+    # The TLS-enabled node of tests/rabbitmq_tls.rs on 127.0.0.1:5671;
+    # stopped on exit when this script started it.
+    local node=scripts/rabbitmq-tls-node.sh line
+    if ! "$node" running; then
+        tls_node_started=1
+    fi
+    echo "test.sh: starting the TLS RabbitMQ node" >&2
+    while read -r line; do
+        case "$line" in
+        SYNCMQ_TLS_*=*) export "${line?}" ;;
+        esac
+    done < <("$node" start)
+    if [ -z "${SYNCMQ_TLS_URL:-}" ]; then
+        echo "test.sh: the TLS RabbitMQ node did not start" >&2
+        return 1
+    fi
+}
+
+stop_tls_node() {
+    if [ -n "$tls_node_started" ]; then
+        scripts/rabbitmq-tls-node.sh stop || true
+    fi
+}
+
+ensure_build_deps
 ensure_rabbitmq
 ensure_postgres
+trap stop_tls_node EXIT
+start_tls_node
 
 export SYNCMQ_REQUIRE_BROKER=1
-exec cargo test --all-features "$@"
+status=0
+cargo test --all-features "$@" || status=$?
+exit "$status"
