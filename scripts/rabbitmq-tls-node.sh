@@ -12,6 +12,8 @@
 #   scripts/rabbitmq-tls-node.sh start   starts the node (idempotent) and
 #                                        prints the SYNCMQ_TLS_URL and
 #                                        SYNCMQ_TLS_DIR lines the tests read
+#                                        (and SYNCMQ_TLS_PLAIN_URL, the
+#                                        node's plain port, for the bench)
 #   scripts/rabbitmq-tls-node.sh stop    stops it by its pid file only
 #   scripts/rabbitmq-tls-node.sh running exits 0 when the node runs
 #   scripts/rabbitmq-tls-node.sh dir     prints the directory
@@ -113,6 +115,7 @@ EOF
 env_lines() {
     echo "SYNCMQ_TLS_URL=amqps://guest:guest@localhost:$tls_port/%2f"
     echo "SYNCMQ_TLS_DIR=$dir"
+    echo "SYNCMQ_TLS_PLAIN_URL=amqp://guest:guest@localhost:$amqp_port/%2f"
 }
 
 stop() {
@@ -133,7 +136,7 @@ stop) stop ;;
 running) pid_of >/dev/null ;;
 dir) echo "$dir" ;;
 *)
-    sed -n '2,20p' "$0" >&2
+    sed -n '2,22p' "$0" >&2
     exit 2
     ;;
 esac

@@ -23,7 +23,7 @@ use amiquip::{
     AmqpProperties, Confirm, ConfirmSmoother, ConsumerMessage, Publish, QueueDeclareOptions,
     QueueDeleteOptions,
 };
-use syncmq::rabbitmq::{Connection, ConsumerOptions, Publisher, PublisherConfig};
+use syncmq::rabbitmq::{Connection, ConnectionConfig, ConsumerOptions, Publisher, PublisherConfig};
 use syncmq::{Adapter, ChannelSpec, Message, Mode, RabbitAdapter};
 
 use crate::report::Table;
@@ -106,6 +106,8 @@ pub fn run(load: RabbitLoad) -> Table {
     for (i, (case, _)) in consume_cases.iter().enumerate().skip(1) {
         table.compared(case, RAW_CONSUME, load.messages, load.size, &consume[i]);
     }
+    #[cfg(feature = "tls")]
+    crate::rabbitmq_tls::rows(load, &payload, &mut table);
     table
 }
 
@@ -174,7 +176,17 @@ fn ours_send_not_mandatory(payload: &[u8], load: RabbitLoad, queue: &str) -> Dur
 }
 
 fn publisher(load: RabbitLoad, mandatory: bool) -> (Connection, Publisher) {
-    let connection = Connection::open(&url()).expect("url");
+    publisher_on(ConnectionConfig::new(url()), load, mandatory)
+}
+
+/// A connected connection by `config` and a publisher with the load's
+/// window on it.
+pub fn publisher_on(
+    config: ConnectionConfig,
+    load: RabbitLoad,
+    mandatory: bool,
+) -> (Connection, Publisher) {
+    let connection = Connection::with_config(config).expect("config");
     connection
         .waiter()
         .wait_connected(Duration::from_secs(10))
@@ -196,6 +208,20 @@ fn ours_send(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
 
 fn send_with(payload: &[u8], load: RabbitLoad, queue: &str, mandatory: bool) -> Duration {
     let (connection, publisher) = publisher(load, mandatory);
+    let took = time_sends(&publisher, payload, load, queue);
+    publisher.close().expect("close");
+    connection.close().expect("close");
+    took
+}
+
+/// `load.messages` sends through `publisher`, at most four windows of
+/// receipts outstanding, until the last is confirmed.
+pub fn time_sends(
+    publisher: &Publisher,
+    payload: &[u8],
+    load: RabbitLoad,
+    queue: &str,
+) -> Duration {
     let mut pending = VecDeque::new();
     let started = Instant::now();
     for _ in 0..load.messages {
@@ -213,10 +239,7 @@ fn send_with(payload: &[u8], load: RabbitLoad, queue: &str, mandatory: bool) -> 
     for confirmation in pending {
         confirmation.wait().expect("confirmed");
     }
-    let took = started.elapsed();
-    publisher.close().expect("close");
-    connection.close().expect("close");
-    took
+    started.elapsed()
 }
 
 fn ours_nowait(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
@@ -236,7 +259,7 @@ fn ours_nowait(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
 
 fn ours_adapter_input(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
     let adapter = RabbitAdapter::with_config(
-        syncmq::rabbitmq::ConnectionConfig::new(url()),
+        ConnectionConfig::new(url()),
         PublisherConfig::new()
             .with_window(usize::from(load.window))
             .with_buffer(load.messages.max(1)),
