@@ -8,6 +8,7 @@
 #   server.pem/.key    CN localhost, SAN DNS:localhost and IP:127.0.0.1
 #   client.pem/.key    CN syncmq-client (PKCS#8 key), for client-certificate tests
 #   other-ca.pem       an unrelated CA, that signed nothing the node uses
+#   expired.pem/.key   like server.pem but expired, for the tests' own TLS peer
 #
 #   scripts/rabbitmq-tls-node.sh start   starts the node (idempotent) and
 #                                        prints the SYNCMQ_TLS_URL and
@@ -40,13 +41,12 @@ pid_of() { # prints the node's pid if it runs
     echo "$pid"
 }
 
-certificates() {
-    local c=$dir/certs
-    [ -s "$c/client.key" ] && return 0
+certificates() { # makes whichever is missing
+    local c=$dir/certs days=3650 ca leaf cn ext valid
     mkdir -p "$c"
-    local days=3650
     # The CA the node and the tests trust, and an unrelated one.
     for ca in ca other-ca; do
+        [ -s "$c/$ca.pem" ] && continue
         openssl req -x509 -newkey rsa:2048 -nodes -days "$days" \
             -subj "/CN=syncmq test $ca" -keyout "$c/$ca.key" -out "$c/$ca.pem" 2>/dev/null
     done
@@ -61,24 +61,29 @@ basicConstraints = CA:FALSE
 keyUsage = digitalSignature, keyEncipherment
 extendedKeyUsage = clientAuth
 EOF
-    for leaf in server client; do
-        local cn=localhost
-        [ "$leaf" = client ] && cn=syncmq-client
+    # expired: like server, but its validity ended a day before it began
+    # (for the tests' own TLS peer, not the node).
+    for leaf in server client expired; do
+        [ -s "$c/$leaf.pem" ] && continue
+        cn=localhost ext=server valid=$days
+        [ "$leaf" = client ] && cn=syncmq-client ext=client
+        [ "$leaf" = expired ] && valid=-1
         openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" \
             -keyout "$c/$leaf.key" -out "$c/$leaf.csr" 2>/dev/null
         openssl x509 -req -in "$c/$leaf.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" \
-            -CAcreateserial -days "$days" -extfile "$c/$leaf.ext" -out "$c/$leaf.pem" 2>/dev/null
+            -CAcreateserial -days "$valid" -extfile "$c/$ext.ext" -out "$c/$leaf.pem" 2>/dev/null
     done
+    chown -R rabbitmq:rabbitmq "$dir" 2>/dev/null || true
 }
 
 start() {
+    certificates
     if pid_of >/dev/null; then
         ctl await_startup >/dev/null
         env_lines
         return 0
     fi
     mkdir -p "$dir/mnesia" "$dir/log"
-    certificates
     echo "[]." >"$dir/enabled_plugins"
     cat >"$dir/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$amqp_port
@@ -136,7 +141,7 @@ stop) stop ;;
 running) pid_of >/dev/null ;;
 dir) echo "$dir" ;;
 *)
-    sed -n '2,22p' "$0" >&2
+    sed -n '2,23p' "$0" >&2
     exit 2
     ;;
 esac

@@ -1,8 +1,10 @@
 //! `amqps://` against a TLS-enabled RabbitMQ node of the tests' own
 //! (`scripts/rabbitmq-tls-node.sh start`, which `scripts/test.sh` runs):
 //! a round trip, a client certificate the broker sees, a broker of an
-//! unknown CA and a name mismatch refused with errors that say TLS and why,
-//! and no confirmed publish lost while the TLS connection is force-closed.
+//! unknown CA, a name mismatch, an expired certificate (a TLS peer of the
+//! test's own) and a plain port refused with errors that say TLS and why, a
+//! hanging handshake cut short by close, and no confirmed publish lost while
+//! the TLS connection is force-closed.
 //!
 //! The node's URL and certificate directory come from `SYNCMQ_TLS_URL` and
 //! `SYNCMQ_TLS_DIR`; without them the tests skip with a notice, except under
@@ -389,4 +391,75 @@ fn amqps_to_a_plain_amqp_port_is_refused_saying_it_is_not_tls() {
         "{text}"
     );
     conn.close().unwrap();
+}
+
+#[test]
+fn close_cuts_a_hanging_tls_handshake_short() {
+    use std::io::Read;
+    // A "broker" that accepts and reads the ClientHello, then never
+    // answers: only close can end the attempt (the connect timeout is far
+    // away).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 1];
+        socket.read_exact(&mut hello).unwrap();
+        // 0x16: a TLS handshake record, so the handshake is under way.
+        assert_eq!(hello[0], 0x16);
+        socket
+    });
+    let conn = Connection::with_config(
+        ConnectionConfig::new(format!("amqps://guest:guest@127.0.0.1:{port}/%2f"))
+            .with_name(unique("tls-hanging"))
+            .with_connect_timeout(Duration::from_secs(60))
+            .with_tls(TlsConfig::new().with_server_name("localhost")),
+    )
+    .unwrap();
+    let socket = peer.join().unwrap();
+    let started = std::time::Instant::now();
+    conn.close().unwrap();
+    // The supervisor joins the attempt's thread before it ends; an attempt
+    // that went on would hold close for half its 10 s close timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "close took {:?}",
+        started.elapsed()
+    );
+    assert!(!conn.is_connected());
+    drop(socket);
+}
+
+#[test]
+fn an_expired_broker_certificate_is_refused_saying_tls_and_why() {
+    let Some(node) = TlsNode::get() else { return };
+    // A TLS peer of our own with an expired certificate of the node's CA
+    // (RabbitMQ has one set of certificates per node).
+    let identity = native_tls::Identity::from_pkcs8(
+        &std::fs::read(node.cert("expired.pem")).unwrap(),
+        &std::fs::read(node.cert("expired.key")).unwrap(),
+    )
+    .unwrap();
+    let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (socket, _) = listener.accept().unwrap();
+        // The client gives up on our certificate.
+        acceptor.accept(socket).is_err()
+    });
+    let conn = connect(
+        &format!("amqps://guest:guest@localhost:{port}/%2f"),
+        &unique("tls-expired"),
+        node.trusting(),
+    );
+    let text = refusal(&conn);
+    assert!(
+        text.starts_with(&format!(
+            "TLS handshake with localhost:{port} failed: expired"
+        )),
+        "{text}"
+    );
+    conn.close().unwrap();
+    assert!(peer.join().unwrap(), "the handshake succeeded");
 }
