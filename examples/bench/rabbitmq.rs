@@ -139,7 +139,16 @@ fn delete(queue: &str) {
 
 /// Raw amiquip: persistent publishes with up to `window` unconfirmed.
 fn raw_publish(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
-    let mut conn = raw_connection();
+    raw_publish_on(raw_connection(), payload, load, queue)
+}
+
+/// As [`raw_publish`], on `conn`, which it closes.
+pub fn raw_publish_on(
+    mut conn: amiquip::Connection,
+    payload: &[u8],
+    load: RabbitLoad,
+    queue: &str,
+) -> Duration {
     let channel = conn.open_channel(None).expect("channel");
     let confirms = channel.listen_for_publisher_confirms().expect("listen");
     channel.enable_publisher_confirms().expect("confirms");
