@@ -9,6 +9,7 @@
 #   client.pem/.key    CN syncmq-client (PKCS#8 key), for client-certificate tests
 #   other-ca.pem       an unrelated CA, that signed nothing the node uses
 #   expired.pem/.key   like server.pem but expired, for the tests' own TLS peer
+#   stranger.pem/.key  a client certificate of other-ca, which the node refuses
 #
 #   scripts/rabbitmq-tls-node.sh start   starts the node (idempotent) and
 #                                        prints the SYNCMQ_TLS_URL and
@@ -62,15 +63,17 @@ keyUsage = digitalSignature, keyEncipherment
 extendedKeyUsage = clientAuth
 EOF
     # expired: like server, but its validity ended a day before it began
-    # (for the tests' own TLS peer, not the node).
-    for leaf in server client expired; do
+    # (for the tests' own TLS peer, not the node); stranger: a client
+    # certificate of the other CA, which the node does not trust.
+    for leaf in server client expired stranger; do
         [ -s "$c/$leaf.pem" ] && continue
-        cn=localhost ext=server valid=$days
+        cn=localhost ext=server valid=$days ca=ca
         [ "$leaf" = client ] && cn=syncmq-client ext=client
         [ "$leaf" = expired ] && valid=-1
+        [ "$leaf" = stranger ] && cn=syncmq-stranger ext=client ca=other-ca
         openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" \
             -keyout "$c/$leaf.key" -out "$c/$leaf.csr" 2>/dev/null
-        openssl x509 -req -in "$c/$leaf.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" \
+        openssl x509 -req -in "$c/$leaf.csr" -CA "$c/$ca.pem" -CAkey "$c/$ca.key" \
             -CAcreateserial -days "$valid" -extfile "$c/$ext.ext" -out "$c/$leaf.pem" 2>/dev/null
     done
     chown -R rabbitmq:rabbitmq "$dir" 2>/dev/null || true
@@ -141,7 +144,7 @@ stop) stop ;;
 running) pid_of >/dev/null ;;
 dir) echo "$dir" ;;
 *)
-    sed -n '2,23p' "$0" >&2
+    sed -n '2,24p' "$0" >&2
     exit 2
     ;;
 esac

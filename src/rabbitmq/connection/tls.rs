@@ -363,7 +363,8 @@ mod with_tls {
     }
 
     /// The error for a failed TLS handshake with `target` (`host:port`)
-    /// for the name `domain`, or `None` when `e` is no TLS handshake error.
+    /// for the name `domain` (or a TLS alert right after it), or `None` when
+    /// `e` is neither.
     /// Certificate trouble is [`Error::Refused`] (code 0: TLS has no AMQP
     /// reply code); anything else (the peer hung up mid-handshake) is
     /// [`Error::Disconnected`], retried.
@@ -372,10 +373,19 @@ mod with_tls {
         target: &str,
         domain: &str,
     ) -> Option<Error> {
-        let amiquip::Error::TlsHandshake { source } = e else {
-            return None;
+        let detail = match e {
+            amiquip::Error::TlsHandshake { source } => source.to_string(),
+            // With TLS 1.3 the broker checks our certificate after our side
+            // of the handshake is done: its refusal (an alert) comes with
+            // the first read of the AMQP handshake.
+            amiquip::Error::IoErrorReadingSocket { source }
+            | amiquip::Error::IoErrorWritingSocket { source }
+                if source.to_string().contains("alert") =>
+            {
+                source.to_string()
+            }
+            _ => return None,
         };
-        let detail = source.to_string();
         Some(match in_words(&detail, domain) {
             Some(words) => Error::refused(
                 0,
@@ -546,6 +556,11 @@ mod tests {
         assert!(in_words("(Hostname mismatch)", "wrong.example")
             .unwrap()
             .contains("wrong.example"));
+        let alert = "error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca:\
+                     ../ssl/record/rec_layer_s3.c:1601:SSL alert number 48";
+        assert!(in_words(alert, "x")
+            .unwrap()
+            .contains("does not trust our client certificate"));
         assert!(in_words("unexpected EOF while reading", "x").is_none());
     }
 
