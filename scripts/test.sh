@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The test command: makes sure the services the tests need answer, then runs
-# every test with every feature, with broker tests required (they fail
-# instead of skipping when the broker is missing).
+# The test command: makes sure the build's system libraries are there
+# (scripts/build-deps.sh) and the services the tests need answer (RabbitMQ,
+# PostgreSQL, and a TLS RabbitMQ node of its own, stopped again on exit),
+# then runs every test with every feature, with broker tests required (they
+# fail instead of skipping when the broker is missing).
 #
 #   ./scripts/test.sh              # all tests
 #   ./scripts/test.sh --test simple  # extra arguments go to `cargo test`
@@ -64,21 +66,6 @@ ensure_postgres() {
     wait_for PostgreSQL 127.0.0.1 5432 60
 }
 
-ensure_build_deps() {
-    # The `tls` feature builds native-tls on OpenSSL: headers and pkg-config.
-    if pkg-config --exists openssl 2>/dev/null; then
-        return 0
-    fi
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        echo "test.sh: installing libssl-dev and pkg-config" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null
-    else
-        echo "test.sh: OpenSSL headers or pkg-config missing (install libssl-dev and pkg-config, or run as root to let this script do it)" >&2
-        return 1
-    fi
-}
-
 tls_node_started=
 start_tls_node() {
     # The TLS-enabled node of tests/rabbitmq_tls.rs on 127.0.0.1:5671;
@@ -88,15 +75,16 @@ start_tls_node() {
         tls_node_started=1
     fi
     echo "test.sh: starting the TLS RabbitMQ node" >&2
+    local lines
+    if ! lines=$("$node" start); then
+        echo "test.sh: the TLS RabbitMQ node did not start" >&2
+        return 1
+    fi
     while read -r line; do
         case "$line" in
         SYNCMQ_TLS_*=*) export "${line?}" ;;
         esac
-    done < <("$node" start)
-    if [ -z "${SYNCMQ_TLS_URL:-}" ]; then
-        echo "test.sh: the TLS RabbitMQ node did not start" >&2
-        return 1
-    fi
+    done <<<"$lines"
 }
 
 stop_tls_node() {
@@ -105,7 +93,7 @@ stop_tls_node() {
     fi
 }
 
-ensure_build_deps
+scripts/build-deps.sh
 ensure_rabbitmq
 ensure_postgres
 trap stop_tls_node EXIT
