@@ -78,6 +78,9 @@ pub struct Connection {
 
 impl Connection {
     /// A supervised connection to `url` with the default configuration.
+    /// An `amqps://` URL connects over TLS, trusting the system's CAs
+    /// (feature `tls`; [`ConnectionConfig::with_tls`] sets a CA bundle of
+    /// your own, a client certificate, a server name).
     ///
     /// # Errors
     ///
