@@ -109,7 +109,19 @@ pub fn run(load: RabbitLoad) -> Table {
             "bench rabbitmq: no cluster rows (set SYNCMQ_CLUSTER_URLS=$(scripts/rabbitmq-cluster.sh urls))"
         ),
     }
+    #[cfg(feature = "tls")]
+    crate::rabbitmq_tls::rows(load, &vec![0xA5u8; load.size], &mut table);
     table
+}
+
+/// A connection by `config`, connected.
+fn connected(config: ConnectionConfig) -> Connection {
+    let connection = Connection::with_config(config).expect("config");
+    connection
+        .waiter()
+        .wait_connected(Duration::from_secs(10))
+        .expect("connected");
+    connection
 }
 
 /// Runs the cases on `broker`, baselines first, and adds their rows, each
@@ -211,12 +223,7 @@ impl Broker {
 
     /// Our supervised connection, connected.
     fn connection(&self) -> Connection {
-        let connection = Connection::with_config(self.config()).expect("url");
-        connection
-            .waiter()
-            .wait_connected(Duration::from_secs(10))
-            .expect("connected");
-        connection
+        connected(self.config())
     }
 
     fn raw_connection(&self) -> amiquip::Connection {
@@ -256,7 +263,16 @@ impl Broker {
 
 /// Raw amiquip: persistent publishes with up to `window` unconfirmed.
 fn raw_publish(payload: &[u8], load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
-    let mut conn = broker.raw_connection();
+    raw_publish_on(broker.raw_connection(), payload, load, queue)
+}
+
+/// As [`raw_publish`], on `conn`, which it closes.
+pub fn raw_publish_on(
+    mut conn: amiquip::Connection,
+    payload: &[u8],
+    load: RabbitLoad,
+    queue: &str,
+) -> Duration {
     let channel = conn.open_channel(None).expect("channel");
     let confirms = channel.listen_for_publisher_confirms().expect("listen");
     channel.enable_publisher_confirms().expect("confirms");
@@ -298,7 +314,17 @@ fn ours_send_not_mandatory(
 }
 
 fn publisher(load: RabbitLoad, broker: &Broker, mandatory: bool) -> (Connection, Publisher) {
-    let connection = broker.connection();
+    publisher_on(broker.config(), load, mandatory)
+}
+
+/// A connected connection by `config` and a publisher with the load's
+/// window on it.
+pub fn publisher_on(
+    config: ConnectionConfig,
+    load: RabbitLoad,
+    mandatory: bool,
+) -> (Connection, Publisher) {
+    let connection = connected(config);
     let publisher = Publisher::new(
         &connection,
         PublisherConfig::new()
@@ -322,6 +348,20 @@ fn send_with(
     mandatory: bool,
 ) -> Duration {
     let (connection, publisher) = publisher(load, broker, mandatory);
+    let took = time_sends(&publisher, payload, load, queue);
+    publisher.close().expect("close");
+    connection.close().expect("close");
+    took
+}
+
+/// `load.messages` sends through `publisher`, at most four windows of
+/// receipts outstanding, until the last is confirmed.
+pub fn time_sends(
+    publisher: &Publisher,
+    payload: &[u8],
+    load: RabbitLoad,
+    queue: &str,
+) -> Duration {
     let mut pending = VecDeque::new();
     let started = Instant::now();
     for _ in 0..load.messages {
@@ -339,10 +379,7 @@ fn send_with(
     for confirmation in pending {
         confirmation.wait().expect("confirmed");
     }
-    let took = started.elapsed();
-    publisher.close().expect("close");
-    connection.close().expect("close");
-    took
+    started.elapsed()
 }
 
 fn ours_nowait(payload: &[u8], load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {

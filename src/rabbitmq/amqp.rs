@@ -30,11 +30,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use amiquip::{AmqpProperties, AmqpValue, Auth, ConnectionOptions, ConnectionTuning, FieldTable};
+use amiquip::{AmqpProperties, AmqpValue, Auth, ConnectionOptions, FieldTable};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::millis::to_ms;
+use crate::rabbitmq::connection::tls::{self, TlsConnect};
 use crate::thread::lock;
 
 /// The header holding a message's absolute expiry, in ms since the epoch.
@@ -54,6 +55,8 @@ pub(crate) struct AmqpUrl {
     pub username: String,
     pub password: String,
     pub heartbeat: Option<u16>,
+    /// `amqps://`: TLS (only with the `tls` feature).
+    pub tls: bool,
 }
 
 impl AmqpUrl {
@@ -69,18 +72,24 @@ impl AmqpUrl {
     }
 }
 
-/// Parses `amqp://user:pass@host:port/vhost?heartbeat=N`. Every part but
-/// the scheme is optional: guest/guest at localhost:5672, vhost `/`.
+/// Parses `amqp://user:pass@host:port/vhost?heartbeat=N` (or `amqps://`,
+/// TLS, port 5671 by default, with the `tls` feature). Every part but the
+/// scheme is optional: guest/guest at localhost:5672, vhost `/`.
 pub(crate) fn parse_url(full: &str) -> Result<AmqpUrl> {
     // Errors show the URL without its password.
     let url = redacted(full);
     let url = url.as_str();
     let bad = |reason: String| Error::invalid("url", reason);
-    let rest = match full.split_once("://") {
-        Some(("amqp", rest)) => rest,
+    let (rest, tls) = match full.split_once("://") {
+        Some(("amqp", rest)) => (rest, false),
+        #[cfg(feature = "tls")]
+        Some(("amqps", rest)) => (rest, true),
+        #[cfg(not(feature = "tls"))]
         Some(("amqps", _)) => {
             return Err(bad(
-                "amqps:// needs TLS, which this build does not include; use amqp://".into(),
+                "amqps:// needs TLS, and syncmq was built without the `tls` feature; \
+                 enable it or use amqp://"
+                    .into(),
             ))
         }
         _ => return Err(bad(format!("`{url}` is not an amqp://host URL"))),
@@ -125,7 +134,7 @@ pub(crate) fn parse_url(full: &str) -> Result<AmqpUrl> {
                 .map_err(|_| bad(format!("`{url}`: port `{p}` is not a number up to 65535")))?;
             (h, port)
         }
-        _ => (hostport, 5672),
+        _ => (hostport, if tls { 5671 } else { 5672 }),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = if host.is_empty() { "localhost" } else { host };
@@ -157,6 +166,7 @@ pub(crate) fn parse_url(full: &str) -> Result<AmqpUrl> {
         username,
         password,
         heartbeat,
+        tls,
     })
 }
 
@@ -274,13 +284,15 @@ impl Drop for Unwatch<'_> {
 
 /// Opens a connection named `name` with the given heartbeat (seconds; the
 /// URL's `heartbeat` wins) and TCP connect timeout, which also bounds the
-/// AMQP handshake. [`Abort::abort`] ends it at once from another thread,
-/// with [`Error::Closed`]; only the name lookup cannot be cut short.
+/// TLS and AMQP handshakes; over TLS with `tls` (built for an `amqps://`
+/// URL). [`Abort::abort`] ends it at once from another thread, with
+/// [`Error::Closed`]; only the name lookup cannot be cut short.
 pub(crate) fn open(
     url: &AmqpUrl,
     name: &str,
     heartbeat: u16,
     connect_timeout: Duration,
+    tls: Option<&TlsConnect>,
     abort: &Abort,
 ) -> Result<amiquip::Connection> {
     let target = format!("{}:{}", url.host, url.port);
@@ -321,13 +333,18 @@ pub(crate) fn open(
         .heartbeat(url.heartbeat.unwrap_or(heartbeat))
         .connection_timeout(Some(connect_timeout))
         .information(Some(name.to_string()));
-    let opened =
-        amiquip::Connection::insecure_open_stream(stream, options, ConnectionTuning::default());
+    let opened = tls::open_stream(tls, &url.host, stream, options, name);
     // An abort makes the handshake fail however it fails: say why.
     abort.check()?;
-    opened.map_err(|e| match refusal(&e, url) {
-        Some((code, reason)) => Error::refused(code, format!("{target}: {reason}")),
-        None => broker(&format!("open an AMQP connection to {target}"), e),
+    opened.map_err(|e| {
+        let domain = tls.map_or(url.host.as_str(), |tls| tls.domain(&url.host));
+        if let Some(e) = tls::handshake_failure(&e, &target, domain) {
+            return e;
+        }
+        match refusal(&e, url) {
+            Some((code, reason)) => Error::refused(code, format!("{target}: {reason}")),
+            None => broker(&format!("open an AMQP connection to {target}"), e),
+        }
     })
 }
 
@@ -606,11 +623,22 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "tls")]
+    #[test]
+    fn amqps_urls_are_tls_on_5671_by_default() {
+        let u = parse_url("amqps://guest:guest@localhost/%2f").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.tls), ("localhost", 5671, true));
+        let u = parse_url("amqps://broker:6671").unwrap();
+        assert_eq!((u.port, u.tls), (6671, true));
+        assert!(!parse_url("amqp://broker").unwrap().tls);
+    }
+
     #[test]
     fn bad_urls_name_the_problem() {
         for (url, needle) in [
             ("http://x", "not an amqp"),
-            ("amqps://x", "TLS"),
+            #[cfg(not(feature = "tls"))]
+            ("amqps://x", "without the `tls` feature"),
             ("amqp://x:99999", "port"),
             ("amqp://x/a/b", "one path segment"),
             ("amqp://x?frame_max=1", "unsupported"),

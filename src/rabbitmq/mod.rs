@@ -56,6 +56,8 @@ mod queue_arguments;
 mod rabbit_client;
 mod topology;
 
+#[cfg(feature = "tls")]
+pub use connection::TlsConfig;
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{Consumer, ConsumerOptions};
 pub use publisher::{BlockedPolicy, Publisher, PublisherConfig, PublisherStats, Refusal};

@@ -5,6 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::tls::TlsConnect;
+#[cfg(feature = "tls")]
+use super::tls::{self, TlsConfig};
 use crate::error::{Error, Result};
 use crate::rabbitmq::amqp::{self, AmqpUrl};
 
@@ -38,6 +41,8 @@ pub struct ConnectionConfig {
     backoff_max: Duration,
     close_timeout: Duration,
     retry_refusals: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
 }
 
 impl ConnectionConfig {
@@ -92,6 +97,8 @@ impl ConnectionConfig {
             backoff_max: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
             retry_refusals: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -165,6 +172,23 @@ impl ConnectionConfig {
         self
     }
 
+    /// TLS settings for an `amqps://` URL: the CAs to trust, a client
+    /// certificate, the server name (see [`TlsConfig`]). Without them an
+    /// `amqps://` URL trusts the system's CAs; with them the URL must be
+    /// `amqps://` ([`validate`](Self::validate) refuses an `amqp://` one).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS settings given with [`with_tls`](Self::with_tls).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.tls.as_ref()
+    }
+
     /// The brokers' URLs, in the order given.
     pub fn urls(&self) -> &[String] {
         &self.urls
@@ -217,10 +241,34 @@ impl ConnectionConfig {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] naming the setting: no URL, a malformed
-    /// URL or one that lists several hosts, a heartbeat outside 1 s to 65535 s, a zero minimum backoff or a
-    /// maximum below it, an empty name.
+    /// URL or one that lists several hosts, a heartbeat outside 1 s to
+    /// 65535 s, a zero minimum backoff or a maximum below it, an empty
+    /// name; for TLS an unreadable file or bad PEM (`tls.ca_pem_file`,
+    /// ...), or TLS settings for an `amqp://` URL (`tls`).
     pub fn validate(&self) -> Result<()> {
-        self.checked().map(|_| ())
+        let (urls, _) = self.checked()?;
+        for url in &urls {
+            self.tls_connect(url)?;
+        }
+        Ok(())
+    }
+
+    /// The TLS connector for `url`, built once for every attempt; `None`
+    /// for `amqp://`.
+    // Without the `tls` feature there is never a connector, but the
+    // signature stays for the callers.
+    #[cfg_attr(
+        not(feature = "tls"),
+        allow(clippy::unused_self, clippy::unnecessary_wraps)
+    )]
+    pub(super) fn tls_connect(&self, url: &AmqpUrl) -> Result<Option<TlsConnect>> {
+        #[cfg(feature = "tls")]
+        return tls::connector_for(url, self.tls.as_ref());
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = url;
+            Ok(None)
+        }
     }
 
     /// As [`validate`](Self::validate), with the parsed URLs and the

@@ -30,10 +30,13 @@ use crate::waiter::ConnectionWaiter;
 mod config;
 mod shared;
 mod supervisor;
+pub(crate) mod tls;
 
 pub use config::ConnectionConfig;
 pub(crate) use shared::Shared;
 use supervisor::Supervisor;
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 
 /// A supervised connection to the broker.
 ///
@@ -76,6 +79,9 @@ pub struct Connection {
 
 impl Connection {
     /// A supervised connection to `url` with the default configuration.
+    /// An `amqps://` URL connects over TLS, trusting the system's CAs
+    /// (feature `tls`; [`ConnectionConfig::with_tls`] sets a CA bundle of
+    /// your own, a client certificate, a server name).
     ///
     /// # Errors
     ///
@@ -95,6 +101,11 @@ impl Connection {
     /// thread cannot start.
     pub fn with_config(config: ConnectionConfig) -> Result<Connection> {
         let (urls, heartbeat) = config.checked()?;
+        // One connector per node, built once for every attempt.
+        let tls = urls
+            .iter()
+            .map(|url| config.tls_connect(url))
+            .collect::<Result<Vec<_>>>()?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(config.name().to_string(), commands));
         let (stopper, stop) = thread::stop_signal();
@@ -110,6 +121,7 @@ impl Connection {
                     commands: command_rx,
                     stop,
                     topology: Vec::new(),
+                    tls,
                 }
                 .run();
             })?

@@ -13,6 +13,7 @@ use crossbeam_channel::{select, Receiver};
 
 use super::config::ConnectionConfig;
 use super::shared::{Command, Shared};
+use super::tls::TlsConnect;
 use crate::error::{Error, Result};
 use crate::rabbitmq::amqp::{self, broker, AmqpUrl};
 use crate::rabbitmq::topology::Declaration;
@@ -28,6 +29,8 @@ pub(super) struct Supervisor {
     pub(super) commands: Receiver<Command>,
     pub(super) stop: StopToken,
     pub(super) topology: Vec<Declaration>,
+    /// The TLS connector of each node (`None` for `amqp://`).
+    pub(super) tls: Vec<Option<TlsConnect>>,
 }
 
 /// A connection lost sooner than this after its connect counts as a failed
@@ -219,13 +222,21 @@ impl Supervisor {
         let abort = Arc::new(amqp::Abort::default());
         let (url, name) = (self.urls[node].clone(), self.config.name().to_string());
         let (heartbeat, timeout) = (self.heartbeat, self.config.connect_timeout());
+        let tls = self.tls[node].clone();
         let worker = {
             let abort = abort.clone();
             // `rmq-connect:`: Linux shows the first 15 bytes, `syncmq-rmq-conn`
             // like the supervisor's, and so do amiquip's timer threads that
             // this thread starts and that live on with the connection.
             thread::spawn(format!("rmq-connect:{name}"), move || {
-                let _ = tx.send(amqp::open(&url, &name, heartbeat, timeout, &abort));
+                let _ = tx.send(amqp::open(
+                    &url,
+                    &name,
+                    heartbeat,
+                    timeout,
+                    tls.as_ref(),
+                    &abort,
+                ));
             })
         };
         let worker = match worker {
