@@ -8,6 +8,7 @@
 #       CONF_FILE's lines are appended to the node's rabbitmq.conf
 #   scripts/rabbitmq-node.sh stop NAME     kills the node by its pid file
 #   scripts/rabbitmq-node.sh kill NAME     the same with SIGKILL (a crash)
+#   scripts/rabbitmq-node.sh running NAME  exits 0 when the node runs
 #   scripts/rabbitmq-node.sh ctl NAME ARGS...   rabbitmqctl -n NAME@localhost ARGS
 #   scripts/rabbitmq-node.sh dir NAME      prints the node's directory
 #
@@ -87,10 +88,11 @@ case "${1:-}" in
 start) start "$2" "$3" "$4" "${5:-}" ;;
 stop) stop "$2" TERM ;;
 kill) stop "$2" KILL ;;
+running) pid_of "$2" >/dev/null ;;
 ctl) name=$2; shift 2; ctl "$name" "$@" ;;
 dir) node_dir "$2" ;;
 *)
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,17p' "$0" >&2
     exit 2
     ;;
 esac

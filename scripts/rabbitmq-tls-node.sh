@@ -20,27 +20,17 @@
 #   scripts/rabbitmq-tls-node.sh running exits 0 when the node runs
 #   scripts/rabbitmq-tls-node.sh dir     prints the directory
 #
-# Everything lives in $SYNCMQ_TLS_DIR (default /tmp/syncmq-tls), owned by the
-# `rabbitmq` user: the Debian wrapper runs the node as that user.
+# The certificates live in $SYNCMQ_TLS_DIR (default /tmp/syncmq-tls), owned
+# by the `rabbitmq` user, who runs the node; the node itself is started and
+# stopped by scripts/rabbitmq-node.sh.
 set -euo pipefail
 
+here=$(dirname "$0")
 dir=${SYNCMQ_TLS_DIR:-/tmp/syncmq-tls}
-node=syncmq-tls@localhost
+name=syncmq-tls
 tls_port=5671
 amqp_port=5710
 dist_port=25710
-
-ctl() {
-    timeout 60 rabbitmqctl -q -n "$node" "$@"
-}
-
-pid_of() { # prints the node's pid if it runs
-    [ -s "$dir/pid" ] || return 1
-    local pid
-    pid=$(cat "$dir/pid")
-    kill -0 "$pid" 2>/dev/null || return 1
-    echo "$pid"
-}
 
 certificates() { # makes whichever is missing
     local c=$dir/certs days=3650 ca leaf cn ext valid
@@ -81,42 +71,15 @@ EOF
 
 start() {
     certificates
-    if pid_of >/dev/null; then
-        ctl await_startup >/dev/null
-        env_lines
-        return 0
-    fi
-    mkdir -p "$dir/mnesia" "$dir/log"
-    echo "[]." >"$dir/enabled_plugins"
-    cat >"$dir/rabbitmq.conf" <<EOF
-listeners.tcp.default = 127.0.0.1:$amqp_port
+    cat >"$dir/tls.conf" <<EOF
 listeners.ssl.default = 127.0.0.1:$tls_port
 ssl_options.cacertfile = $dir/certs/ca.pem
 ssl_options.certfile = $dir/certs/server.pem
 ssl_options.keyfile = $dir/certs/server.key
 ssl_options.verify = verify_peer
 ssl_options.fail_if_no_peer_cert = false
-loopback_users.guest = true
 EOF
-    chown -R rabbitmq:rabbitmq "$dir" 2>/dev/null || true
-    RABBITMQ_NODENAME="$node" \
-        RABBITMQ_NODE_PORT="$amqp_port" \
-        RABBITMQ_DIST_PORT="$dist_port" \
-        RABBITMQ_MNESIA_BASE="$dir/mnesia" \
-        RABBITMQ_LOG_BASE="$dir/log" \
-        RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" \
-        RABBITMQ_PID_FILE="$dir/pid" \
-        RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
-        rabbitmq-server -detached >/dev/null 2>&1
-    for _ in $(seq 120); do
-        pid_of >/dev/null && break
-        sleep 0.5
-    done
-    if ! ctl await_startup >/dev/null 2>&1; then
-        echo "rabbitmq-tls-node.sh: $node did not start; its log:" >&2
-        tail -n 30 "$dir"/log/*.log >&2 2>/dev/null || true
-        return 1
-    fi
+    "$here/rabbitmq-node.sh" start "$name" "$amqp_port" "$dist_port" "$dir/tls.conf"
     env_lines
 }
 
@@ -126,22 +89,10 @@ env_lines() {
     echo "SYNCMQ_TLS_PLAIN_URL=amqp://guest:guest@localhost:$amqp_port/%2f"
 }
 
-stop() {
-    local pid
-    pid=$(pid_of) || return 0
-    kill -TERM "$pid"
-    for _ in $(seq 120); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.25
-    done
-    echo "rabbitmq-tls-node.sh: $node (pid $pid) did not end" >&2
-    return 1
-}
-
 case "${1:-}" in
 start) start ;;
-stop) stop ;;
-running) pid_of >/dev/null ;;
+stop) "$here/rabbitmq-node.sh" stop "$name" ;;
+running) "$here/rabbitmq-node.sh" running "$name" ;;
 dir) echo "$dir" ;;
 *)
     sed -n '2,24p' "$0" >&2
