@@ -123,7 +123,9 @@ fn a_failing_handler_dead_letters_and_acks() {
     let ok2 = ok.clone();
     client
         .add_consumer(
-            ConsumerOptions::new(&exchange, "job").with_dead_letters(true),
+            ConsumerOptions::new(&exchange, "job")
+                .with_dead_letters(true)
+                .with_retry_backoff(Duration::from_millis(10), Duration::from_millis(20)),
             move |m: &Message| -> Result<(), String> {
                 match m.body() {
                     b"bad" => Err("cannot do bad jobs".into()),
@@ -163,6 +165,13 @@ fn a_failing_handler_dead_letters_and_acks() {
     assert!(dead_letters.iter().any(|m| m
         .header("x-failure-reason")
         .is_some_and(|r| r.contains("cannot do bad jobs"))));
+    // Each failed three times (the default) before it was dead-lettered.
+    assert!(
+        dead_letters
+            .iter()
+            .all(|m| m.header("x-failure-attempts") == Some("3")),
+        "{dead_letters:?}"
+    );
     client.close().unwrap();
     client.close().unwrap(); // a second close does nothing
     delete_queues(
@@ -793,7 +802,9 @@ fn each_consumer_dead_letters_into_its_own_queue_only() {
             &conn,
             ConsumerOptions::new(&exchange, route)
                 .with_service(&service)
-                .with_dead_letters(true),
+                .with_dead_letters(true)
+                // One attempt: what this checks is where dead letters go.
+                .with_max_attempts(1),
             |m: &Message| -> Result<(), String> {
                 match m.body() {
                     b"bad" => Err("cannot do bad jobs".into()),
@@ -826,9 +837,9 @@ fn each_consumer_dead_letters_into_its_own_queue_only() {
     // `dead_lettered` counts confirmed DLQ publishes: each was routed, to
     // every queue it would ever reach, before its confirm came.
     eventually(PATIENCE, "a's failures dead-lettered", || {
-        a.dead_lettered() == failures
+        a.stats().dead_lettered == failures
     });
-    eventually(PATIENCE, "b's messages handled", || b.handled() == 5);
+    eventually(PATIENCE, "b's messages handled", || b.stats().handled == 5);
     a.close().unwrap();
     b.close().unwrap();
     publisher.close().unwrap();
@@ -836,7 +847,7 @@ fn each_consumer_dead_letters_into_its_own_queue_only() {
         format!("{service}:route.a:dlq"),
         format!("{service}:route.b:dlq"),
     );
-    assert_eq!(a.failed(), failures);
+    assert_eq!(a.stats().failed, failures);
     assert_eq!(
         queue_depth(&url, &a_dead_letters),
         u32::try_from(failures).unwrap(),

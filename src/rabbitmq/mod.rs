@@ -50,7 +50,7 @@ mod rabbit_client;
 mod topology;
 
 pub use connection::{Connection, ConnectionConfig};
-pub use consumer::{Consumer, ConsumerOptions};
+pub use consumer::{Consumer, ConsumerHandle, ConsumerOptions, ConsumerStats, DeliveryInfo};
 pub use publisher::{BlockedPolicy, Publisher, PublisherConfig, PublisherStats, Refusal};
 pub use rabbit_client::{RabbitClient, RabbitClientConfig};
 pub use topology::{Declaration, ExchangeKind};

@@ -41,6 +41,8 @@ pub struct ConsumerOptions {
     dead_letter_queue: Option<String>,
     dead_letter_routing_key: Option<String>,
     close_timeout: Duration,
+    max_attempts: u32,
+    retry_backoff: (Duration, Duration),
 }
 
 impl ConsumerOptions {
@@ -62,6 +64,8 @@ impl ConsumerOptions {
             dead_letter_queue: None,
             dead_letter_routing_key: None,
             close_timeout: Duration::from_secs(5),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
         }
     }
 
@@ -247,7 +251,7 @@ impl ConsumerOptions {
                 "needed to name the queue when no queue is given",
             ));
         }
-        Ok(())
+        self.validate_retries()
     }
 
     /// Everything this consumer needs on the broker.
@@ -280,4 +284,73 @@ impl ConsumerOptions {
         }
         out
     }
+
+    /// How many times a message is handled before it counts as poison (at
+    /// least 1; 1 means no retry; default 3). A failed attempt with
+    /// attempts left is retried after [`with_retry_backoff`]'s wait; the
+    /// last failure dead-letters the message, or drops it (with an ERROR
+    /// log) when dead letters are off. Watermill's `Retry` middleware and
+    /// poison queue, rather than gormq's ack of a failed message.
+    ///
+    /// [`with_retry_backoff`]: Self::with_retry_backoff
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The wait before each retry: `initial` before the second attempt,
+    /// doubling up to `max` (less up to a quarter of jitter). Default
+    /// 100 ms doubling to 5 s.
+    #[must_use]
+    pub fn with_retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_backoff = (initial, max);
+        self
+    }
+
+    /// How many times a message is handled at most.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The first and the longest wait before a retry.
+    pub fn retry_backoff(&self) -> (Duration, Duration) {
+        self.retry_backoff
+    }
+
+    /// The retry options' part of [`validate`](Self::validate).
+    fn validate_retries(&self) -> Result<()> {
+        if self.max_attempts == 0 {
+            return Err(Error::invalid(
+                "max_attempts",
+                "must be at least 1 (1 handles each message once, without retry)",
+            ));
+        }
+        let (initial, max) = self.retry_backoff;
+        if initial > max {
+            return Err(Error::invalid(
+                "retry_backoff",
+                format!("the initial wait {initial:?} is longer than the longest {max:?}"),
+            ));
+        }
+        if max > MAX_RETRY_BACKOFF {
+            return Err(Error::invalid(
+                "retry_backoff",
+                format!(
+                    "the longest wait {max:?} is over {MAX_RETRY_BACKOFF:?}: the message is held \
+                     unacked meanwhile, and the broker's consumer_timeout (30 min by default) \
+                     would close the channel"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// How many times a message is handled by default.
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The first and the longest wait before a retry by default.
+const DEFAULT_RETRY_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(5));
+/// The longest wait before a retry that options may ask for.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(600);
