@@ -193,6 +193,15 @@ impl TestVhost {
         TestVhost { name }
     }
 
+    /// A fresh vhost whose queues declared without `x-queue-type` are of
+    /// type `queue_type` (`quorum`, `classic`, `stream`).
+    pub fn with_default_queue_type(base: &str, queue_type: &str) -> Self {
+        let name = unique(base);
+        rabbitmqctl(&["add_vhost", &name, "--default-queue-type", queue_type]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        TestVhost { name }
+    }
+
     /// The URL of the vhost on the test broker.
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)

@@ -4,8 +4,8 @@
 //! `Ok` acks. `Err` or a panic with attempts left (see
 //! [`ConsumerOptions::with_max_attempts`](super::ConsumerOptions::with_max_attempts))
 //! waits the retry backoff and retries: on a quorum queue (the delivery
-//! carries the broker's `x-delivery-count`) a nack with requeue, as the
-//! broker counts; elsewhere a confirmed publish of the message again, to
+//! carries the broker's `x-delivery-count`, or the options say so and it
+//! is a first delivery) a nack with requeue, as the broker counts; elsewhere a confirmed publish of the message again, to
 //! the same queue with its failed attempts in `x-syncmq-attempts` (a
 //! requeue cannot carry a header), then an ack. The last failed attempt
 //! dead-letters the message (a confirmed publish to the dead-letter queue,
@@ -84,6 +84,8 @@ pub(super) struct Retries {
     pub(super) max_attempts: u32,
     pub(super) initial: Duration,
     pub(super) max: Duration,
+    /// The queue was said to be a quorum queue.
+    pub(super) quorum_queue: bool,
 }
 
 impl Retries {
@@ -179,12 +181,11 @@ impl HandlerWorker {
     fn failed(&self, delivery: Delivery, info: &DeliveryInfo, reason: &str) -> crate::Result<()> {
         let attempt = info.attempt();
         let max = self.retries.max_attempts;
-        let next = next(
-            attempt,
-            max,
-            info.delivery_count().is_some(),
-            self.dead_letters.is_some(),
-        );
+        // A quorum queue counts a requeue; a first delivery on one does not
+        // carry the count yet.
+        let broker_counts = info.delivery_count().is_some()
+            || (self.retries.quorum_queue && !info.is_redelivered());
+        let next = next(attempt, max, broker_counts, self.dead_letters.is_some());
         if matches!(next, Next::Requeue | Next::Republish) {
             if self.stop.sleep(self.retries.wait_after(attempt)) {
                 log::debug!(
@@ -310,6 +311,7 @@ mod tests {
             max_attempts: 5,
             initial: Duration::from_millis(100),
             max: Duration::from_millis(300),
+            quorum_queue: false,
         };
         let within = |wait: Duration, full: u64| {
             wait <= Duration::from_millis(full) && wait >= Duration::from_millis(full * 3 / 4)

@@ -200,6 +200,7 @@ impl Consumer {
             max_attempts: options.max_attempts(),
             initial,
             max,
+            quorum_queue: options.quorum_queue(),
         };
         let (stopper, stop) = thread::stop_signal();
         let counters = Arc::new(ConsumerCounters::default());
