@@ -401,3 +401,61 @@ fn a_client_consumer_handle_tells_its_stats_and_stops_it_alone() {
     b.close().unwrap();
     delete_queues(&url, &[a.queue(), b.queue()]);
 }
+
+#[test]
+fn a_consumer_waiting_to_retry_closes_at_once_and_keeps_the_message() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("poison-close");
+    let conn = connection(&url, "poison-close");
+    let backoff = Duration::from_secs(60);
+    let options = ConsumerOptions::new("", "")
+        .with_queue(&queue)
+        .with_retry_backoff(backoff, backoff);
+    let (consumer, calls) = failing_consumer(&conn, options, usize::MAX);
+    publish(&conn, "", &queue, Message::new(b"poison".to_vec()));
+    eventually(PATIENCE, "the first attempt failed", || {
+        consumer.stats().failed == 1
+    });
+    let started = std::time::Instant::now();
+    consumer.close().unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < backoff / 4,
+        "close waited {took:?} for a retry {backoff:?} away"
+    );
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    let stats = consumer.stats();
+    assert_eq!((stats.retried, stats.dropped), (0, 0), "{stats:?}");
+    assert_eq!(queue_depth(&url, &queue), 1, "the message was requeued");
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn retry_options_default_to_three_attempts_and_bad_ones_are_refused() {
+    let options = ConsumerOptions::new("orders", "order.created");
+    assert_eq!(options.max_attempts(), 3);
+    assert_eq!(
+        options.retry_backoff(),
+        (Duration::from_millis(100), Duration::from_secs(5))
+    );
+    assert!(!options.quorum_queue());
+    options.clone().with_max_attempts(1).validate().unwrap();
+    let field = |options: ConsumerOptions| match options.validate() {
+        Err(syncmq::Error::InvalidArgument { name, .. }) => name,
+        other => panic!("expected an InvalidArgument, got {other:?}"),
+    };
+    assert_eq!(field(options.clone().with_max_attempts(0)), "max_attempts");
+    assert_eq!(
+        field(
+            options
+                .clone()
+                .with_retry_backoff(Duration::from_secs(2), Duration::from_secs(1))
+        ),
+        "retry_backoff"
+    );
+    assert_eq!(
+        field(options.with_retry_backoff(Duration::ZERO, Duration::from_secs(3600))),
+        "retry_backoff"
+    );
+}
