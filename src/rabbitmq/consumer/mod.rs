@@ -54,7 +54,7 @@ const JOIN_MARGIN: Duration = Duration::from_secs(5);
 /// Each consumer has one channel-owner thread (`syncmq-rmq-consume:<queue>`)
 /// that alone touches its amiquip channel: it sets the prefetch (`qos`,
 /// before `basic_consume`, as the broker applies it to consumers created
-/// after), turns each AMQP delivery into a [`Delivery`] whose ack and nack
+/// after), turns each AMQP delivery into a [`Delivery`](crate::Delivery) whose ack and nack
 /// come back to it as commands, and applies them. Never more than
 /// `prefetch` messages are unacked at once. A delivery is acked on the
 /// channel it came from or not at all: after a reconnect its tag means

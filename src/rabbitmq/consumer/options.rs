@@ -10,8 +10,9 @@ use crate::rabbitmq::topology::{Declaration, ExchangeKind};
 /// What to consume and how: gormq's `ConsumerOption`.
 ///
 /// The queue is durable and named `service:route:queue` unless set; with
-/// dead letters on, a handler's failures go to the durable
-/// `service:route:dlq` queue (gormq's names; both can be set).
+/// dead letters on, a message whose handler failed on each of its
+/// attempts ([`with_max_attempts`](Self::with_max_attempts)) goes to the
+/// durable `service:route:dlq` queue (gormq's names; both can be set).
 ///
 /// ```
 /// use syncmq::rabbitmq::ConsumerOptions;
@@ -107,9 +108,10 @@ impl ConsumerOptions {
         self
     }
 
-    /// Whether the messages whose handler failed are dead-lettered: sent to
-    /// the [`dead_letter_queue`](Self::dead_letter_queue) (declared durable)
-    /// and acked, instead of requeued.
+    /// Whether the messages whose handler failed on every attempt are
+    /// dead-lettered: sent to the
+    /// [`dead_letter_queue`](Self::dead_letter_queue) (declared durable)
+    /// and acked, instead of dropped.
     #[must_use]
     pub fn with_dead_letters(mut self, on: bool) -> Self {
         self.dead_letters = on;
