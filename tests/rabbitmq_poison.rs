@@ -459,3 +459,28 @@ fn retry_options_default_to_three_attempts_and_bad_ones_are_refused() {
         "retry_backoff"
     );
 }
+
+#[test]
+fn a_classic_queue_said_to_be_quorum_still_ends_its_retries() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("poison-not-quorum");
+    let conn = connection(&url, "poison-not-quorum");
+    // The queue is classic: requeues carry no count, so each requeue is
+    // followed by a counted publish.
+    let options = quick(
+        ConsumerOptions::new("", "")
+            .with_queue(&queue)
+            .with_quorum_queue(true),
+    );
+    let (consumer, calls) = failing_consumer(&conn, options, usize::MAX);
+    publish(&conn, "", &queue, Message::new(b"poison".to_vec()));
+    eventually(PATIENCE, "the poison message dropped", || {
+        consumer.stats().dropped == 1
+    });
+    consumer.close().unwrap();
+    assert_eq!(queue_depth(&url, &queue), 0, "nothing left to retry");
+    let calls = calls.lock().unwrap().len();
+    assert!((3..=6).contains(&calls), "{calls} attempts for at most 3");
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
