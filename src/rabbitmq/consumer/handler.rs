@@ -63,7 +63,7 @@ pub(super) struct Job {
 }
 
 impl Wrap for Job {
-    fn wrap(delivery: Delivery, raw: &amiquip::Delivery) -> Self {
+    fn wrap(delivery: Delivery, raw: &mut amiquip::Delivery) -> Self {
         Job {
             delivery,
             info: DeliveryInfo::of(raw),

@@ -55,9 +55,13 @@ impl DeliveryInfo {
         }
     }
 
-    /// The context of an AMQP delivery (its body taken or not).
-    pub(super) fn of(raw: &amiquip::Delivery) -> Self {
-        let mut info = DeliveryInfo::new(raw.exchange.as_str(), raw.routing_key.as_str());
+    /// The context of an AMQP delivery, whose exchange and routing key it
+    /// takes (no copy per message).
+    pub(super) fn of(raw: &mut amiquip::Delivery) -> Self {
+        let mut info = DeliveryInfo::new(
+            std::mem::take(&mut raw.exchange),
+            std::mem::take(&mut raw.routing_key),
+        );
         info.redelivered = raw.redelivered;
         info.read_headers(&raw.properties);
         info

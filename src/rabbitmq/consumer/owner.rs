@@ -31,12 +31,12 @@ use crate::thread::StopToken;
 /// handler is told about it.
 pub(crate) trait Wrap: Send + 'static {
     /// `delivery` (its message taken from `raw`), with what it needs of
-    /// `raw`.
-    fn wrap(delivery: Delivery, raw: &amiquip::Delivery) -> Self;
+    /// `raw`, which it may take: only the delivery tag is used after.
+    fn wrap(delivery: Delivery, raw: &mut amiquip::Delivery) -> Self;
 }
 
 impl Wrap for Delivery {
-    fn wrap(delivery: Delivery, _: &amiquip::Delivery) -> Self {
+    fn wrap(delivery: Delivery, _: &mut amiquip::Delivery) -> Self {
         delivery
     }
 }
@@ -316,7 +316,7 @@ impl<T: Wrap> Owner<T> {
                         };
                         let delivery = T::wrap(
                             Delivery::new(message, Box::new(acker)).with_redelivered(redelivered),
-                            &raw,
+                            &mut raw,
                         );
                         pending.insert(tag, raw);
                         // A delivery not handed over is dropped, which
