@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    broker_url, delete_queues, eventually, force_close_connection, unique, SilentProxy, TestVhost,
+    broker_url, delete_queues, eventually, force_close_connection, queue_depth, unique,
+    SilentProxy, TestVhost,
 };
 use syncmq::rabbitmq::{
     Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher, PublisherConfig,
@@ -770,19 +771,6 @@ fn closing_a_consumer_never_kills_the_shared_connection() {
     assert!(sent.iter().all(|id| all.contains_key(id)));
     conn.close().unwrap();
     delete_queues(&url, &[&queue]);
-}
-
-/// Ready messages in `queue`, from a passive declare.
-fn queue_depth(url: &str, queue: &str) -> u32 {
-    let mut conn = amiquip::Connection::insecure_open(url).expect("a probe connection");
-    let channel = conn.open_channel(None).expect("a probe channel");
-    let depth = channel
-        .queue_declare_passive(queue)
-        .expect("the queue exists")
-        .declared_message_count()
-        .expect("a passive declare reports the count");
-    let _ = conn.close();
-    depth
 }
 
 /// Issue 11 item 9: two consumers of one service on one exchange. Every

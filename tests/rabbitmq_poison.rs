@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{broker_url, delete_queues, eventually, unique, TestVhost};
+use common::{broker_url, delete_queues, eventually, queue_depth, unique, TestVhost};
 use syncmq::rabbitmq::{
     Connection, ConnectionConfig, Consumer, ConsumerOptions, DeliveryInfo, Publisher,
     PublisherConfig, RabbitClient, RabbitClientConfig,
@@ -42,6 +42,16 @@ fn quick(options: ConsumerOptions) -> ConsumerOptions {
         .with_retry_backoff(Duration::from_millis(10), Duration::from_millis(20))
 }
 
+/// Quick options for the key `job` on an exchange and a service of the
+/// test's own; and that exchange.
+fn job_options(dead_letters: bool) -> (ConsumerOptions, String) {
+    let exchange = unique("poison-ex");
+    let options = ConsumerOptions::new(&exchange, "job")
+        .with_service(unique("poison-svc"))
+        .with_dead_letters(dead_letters);
+    (quick(options), exchange)
+}
+
 /// A consumer whose handler records each call and fails the first
 /// `failures` of them.
 fn failing_consumer(
@@ -66,19 +76,6 @@ fn failing_consumer(
     )
     .unwrap();
     (consumer, calls)
-}
-
-/// Ready messages in `queue`, from a passive declare.
-fn queue_depth(url: &str, queue: &str) -> u32 {
-    let mut conn = amiquip::Connection::insecure_open(url).expect("a probe connection");
-    let channel = conn.open_channel(None).expect("a probe channel");
-    let depth = channel
-        .queue_declare_passive(queue)
-        .expect("the queue exists")
-        .declared_message_count()
-        .expect("a passive declare reports the count");
-    let _ = conn.close();
-    depth
 }
 
 /// Takes one message from `queue` (acked), with its AMQP headers as text.
@@ -108,6 +105,18 @@ fn take_one(url: &str, queue: &str) -> (Vec<u8>, Vec<(String, String)>) {
     (got.delivery.body, headers)
 }
 
+/// Waits until `consumer` dropped its one message, closes it, and checks
+/// that nothing is left in `queue` to be tried again.
+fn close_once_dropped(url: &str, consumer: &Consumer, queue: &str) {
+    eventually(PATIENCE, "the poison message dropped", || {
+        consumer.stats().dropped == 1
+    });
+    // A closed consumer has settled or requeued all it held: whatever is
+    // still around would be in the queue now.
+    consumer.close().unwrap();
+    assert_eq!(queue_depth(url, queue), 0, "nothing left to retry");
+}
+
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -124,10 +133,8 @@ fn publish(conn: &Connection, exchange: &str, key: &str, message: Message) {
 #[test]
 fn a_message_that_always_fails_is_tried_three_times_then_dropped() {
     let Some(url) = broker_url() else { return };
-    let service = unique("poison-svc");
-    let exchange = unique("poison-ex");
     let conn = connection(&url, "poison-drop");
-    let options = quick(ConsumerOptions::new(&exchange, "job").with_service(&service));
+    let (options, exchange) = job_options(false);
     let queue = options.queue();
     let (consumer, calls) = failing_consumer(&conn, options, usize::MAX);
     publish(
@@ -136,13 +143,7 @@ fn a_message_that_always_fails_is_tried_three_times_then_dropped() {
         "job",
         Message::new(b"poison".to_vec()).with_header("trace", "t-1"),
     );
-    eventually(PATIENCE, "the poison message dropped", || {
-        consumer.stats().dropped == 1
-    });
-    // A closed consumer has settled or requeued all it held: whatever is
-    // still around would be in the queue now.
-    consumer.close().unwrap();
-    assert_eq!(queue_depth(&url, &queue), 0, "nothing left to retry");
+    close_once_dropped(&url, &consumer, &queue);
     let stats = consumer.stats();
     assert_eq!(
         (
@@ -185,14 +186,8 @@ fn a_message_that_always_fails_is_tried_three_times_then_dropped() {
 #[test]
 fn with_a_dead_letter_queue_the_last_failure_lands_there_with_why() {
     let Some(url) = broker_url() else { return };
-    let service = unique("poison-svc");
-    let exchange = unique("poison-ex");
     let conn = connection(&url, "poison-dlq");
-    let options = quick(
-        ConsumerOptions::new(&exchange, "job")
-            .with_service(&service)
-            .with_dead_letters(true),
-    );
+    let (options, exchange) = job_options(true);
     let (queue, dead_letter_queue) = (options.queue(), options.dead_letter_queue());
     let (consumer, calls) = failing_consumer(&conn, options, usize::MAX);
     publish(&conn, &exchange, "job", Message::new(b"poison".to_vec()));
@@ -233,14 +228,8 @@ fn with_a_dead_letter_queue_the_last_failure_lands_there_with_why() {
 #[test]
 fn a_handler_that_fails_twice_then_succeeds_has_its_message_acked_once() {
     let Some(url) = broker_url() else { return };
-    let service = unique("poison-svc");
-    let exchange = unique("poison-ex");
     let conn = connection(&url, "poison-recover");
-    let options = quick(
-        ConsumerOptions::new(&exchange, "job")
-            .with_service(&service)
-            .with_dead_letters(true),
-    );
+    let (options, exchange) = job_options(true);
     let (queue, dead_letter_queue) = (options.queue(), options.dead_letter_queue());
     let (consumer, calls) = failing_consumer(&conn, options, 2);
     publish(&conn, &exchange, "job", Message::new(b"flaky".to_vec()));
@@ -300,11 +289,7 @@ fn a_quorum_queue_counts_attempts_with_the_brokers_delivery_count() {
         &queue,
         Message::new(b"poison".to_vec()).with_header("trace", "q-1"),
     );
-    eventually(PATIENCE, "the poison message dropped", || {
-        consumer.stats().dropped == 1
-    });
-    consumer.close().unwrap();
-    assert_eq!(queue_depth(&url, &queue), 0, "nothing left to retry");
+    close_once_dropped(&url, &consumer, &queue);
     let stats = consumer.stats();
     assert_eq!(
         (stats.delivered, stats.failed, stats.retried, stats.dropped),
@@ -474,11 +459,7 @@ fn a_classic_queue_said_to_be_quorum_still_ends_its_retries() {
     );
     let (consumer, calls) = failing_consumer(&conn, options, usize::MAX);
     publish(&conn, "", &queue, Message::new(b"poison".to_vec()));
-    eventually(PATIENCE, "the poison message dropped", || {
-        consumer.stats().dropped == 1
-    });
-    consumer.close().unwrap();
-    assert_eq!(queue_depth(&url, &queue), 0, "nothing left to retry");
+    close_once_dropped(&url, &consumer, &queue);
     let calls = calls.lock().unwrap().len();
     assert!((3..=6).contains(&calls), "{calls} attempts for at most 3");
     conn.close().unwrap();

@@ -153,6 +153,20 @@ pub fn delete_queues(url: &str, names: &[&str]) {
     let _ = conn.close();
 }
 
+/// Ready messages in `queue`, from a passive declare.
+#[cfg(feature = "rabbitmq")]
+pub fn queue_depth(url: &str, queue: &str) -> u32 {
+    let mut conn = amiquip::Connection::insecure_open(url).expect("a probe connection");
+    let channel = conn.open_channel(None).expect("a probe channel");
+    let depth = channel
+        .queue_declare_passive(queue)
+        .expect("the queue exists")
+        .declared_message_count()
+        .expect("a passive declare reports the count");
+    let _ = conn.close();
+    depth
+}
+
 /// True when the broker has a queue of this name.
 #[cfg(feature = "rabbitmq")]
 pub fn queue_exists(url: &str, name: &str) -> bool {
