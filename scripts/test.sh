@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The test command: makes sure the services the tests need answer, then runs
-# every test with every feature, with broker tests required (they fail
-# instead of skipping when the broker is missing).
+# The test command: makes sure the build's system libraries are there
+# (scripts/build-deps.sh) and the services the tests need answer (RabbitMQ,
+# PostgreSQL, and a TLS RabbitMQ node of its own, stopped again on exit),
+# then runs every test with every feature, with broker tests required (they
+# fail instead of skipping when the broker is missing).
 #
 #   ./scripts/test.sh              # all tests
 #   ./scripts/test.sh --test simple  # extra arguments go to `cargo test`
@@ -64,8 +66,44 @@ ensure_postgres() {
     wait_for PostgreSQL 127.0.0.1 5432 60
 }
 
+# RabbitMQ nodes of our own, beside the broker on 5672 (which these tests
+# never touch): the three-node cluster the failover tests kill and restart,
+# and the TLS node. Both are stopped when this script ends, however the
+# tests end.
+start_cluster() {
+    echo "test.sh: starting a three-node RabbitMQ cluster on 127.0.0.1:5701-5703" >&2
+    ./scripts/rabbitmq-cluster.sh start
+    SYNCMQ_CLUSTER_URLS=$(./scripts/rabbitmq-cluster.sh urls)
+    export SYNCMQ_CLUSTER_URLS
+}
+
+start_tls_node() {
+    echo "test.sh: starting the TLS RabbitMQ node on 127.0.0.1:5671" >&2
+    local lines line
+    if ! lines=$(./scripts/rabbitmq-tls-node.sh start); then
+        echo "test.sh: the TLS RabbitMQ node did not start" >&2
+        return 1
+    fi
+    while read -r line; do
+        case "$line" in
+        SYNCMQ_TLS_*=*) export "${line?}" ;;
+        esac
+    done <<<"$lines"
+}
+
+stop_own_nodes() {
+    ./scripts/rabbitmq-tls-node.sh stop || true
+    ./scripts/rabbitmq-cluster.sh stop || true
+}
+
+./scripts/build-deps.sh
 ensure_rabbitmq
 ensure_postgres
+trap stop_own_nodes EXIT
+start_cluster
+start_tls_node
 
 export SYNCMQ_REQUIRE_BROKER=1
-exec cargo test --all-features "$@"
+status=0
+cargo test --all-features "$@" || status=$?
+exit "$status"

@@ -61,7 +61,8 @@
 //! | **key** | a message's identity (dedupe key, AMQP `message_id`); **routing key** is where it goes |
 //!
 //! Features: `durable` (fjall: the queue engine, the `DurableAdapter`, the
-//! queue server) and `rabbitmq` (amiquip), both on by default; `postgres`
+//! queue server), `rabbitmq` (amiquip) and `tls` (`amqps://`, amiquip's
+//! `native-tls`), all on by default; `postgres`
 //! for the outbox's PostgreSQL store; `cli` for the `syncmq` binary. On
 //! docs.rs each item says which feature it needs.
 //!

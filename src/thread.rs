@@ -354,7 +354,7 @@ pub fn backoff(failures: u32, initial: Duration, max: Duration) -> Duration {
 
 /// A number in [0, 1) that differs between calls and processes; enough for
 /// jitter, not for anything that needs real randomness.
-fn random_fraction() -> f64 {
+pub(crate) fn random_fraction() -> f64 {
     use std::cell::Cell;
     use std::hash::{BuildHasher, Hasher};
     thread_local! {

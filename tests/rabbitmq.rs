@@ -1185,7 +1185,7 @@ fn an_exchange_deleted_after_its_lookup_fails_only_its_message() {
 }
 
 #[test]
-fn one_nacked_message_in_a_window_of_401_is_the_only_one_resent() {
+fn one_nacked_message_in_a_window_of_401_is_retried_alone_then_fails_as_busy() {
     let Some(url) = broker_url() else { return };
     // A queue that is always full and rejects publishes: the broker nacks
     // each message routed to it.
@@ -1210,22 +1210,20 @@ fn one_nacked_message_in_a_window_of_401_is_the_only_one_resent() {
     let (publisher, closed) = one_refusal_in_a_window_of_401(
         "window-nacked",
         PublisherConfig::new()
-            .with_confirm_timeout(Duration::from_secs(2))
-            .with_retry_interval(Duration::from_millis(200))
-            .with_close_timeout(Duration::from_millis(200)),
+            .with_confirm_timeout(Duration::from_secs(10))
+            .with_close_timeout(Duration::from_secs(5))
+            .with_retry_interval(Duration::from_millis(50)),
         |p, _, m| p.send("", &full, m),
-        // Nacks are retried (the queue may drain): the caller's wait ends
-        // with its confirm timeout.
-        |e| matches!(e, Error::Timeout { .. }),
+        // Nacked again on each of its 3 retries, it fails its caller (well
+        // within the confirm timeout), naming the queue.
+        |e| matches!(e, Error::Busy { what, reason } if what.contains(&full) && reason.contains("nacked the publish 4 times")),
     );
-    // Still retried at close, and close says so.
-    assert!(matches!(closed, Err(Error::Timeout { .. })), "{closed:?}");
+    // Nothing is left to retry at close.
+    assert!(closed.is_ok(), "{closed:?}");
     let stats = publisher.stats();
-    assert!(stats.nacked >= 1, "{stats:?}");
-    // Every resend was of the nacked message, one per nack: 401 sends and
-    // the marker, then the resends.
-    assert_eq!(stats.resent, stats.published - 402, "{stats:?}");
-    assert!(stats.resent <= stats.nacked, "{stats:?}");
+    assert_eq!(stats.nacked, 4, "{stats:?}");
+    // 401 sends, the odd one's 3 retries and the marker: nothing else resent.
+    assert_eq!((stats.published, stats.resent), (405, 3), "{stats:?}");
     let _ = side.close();
     delete_queues(&url, &[&full]);
 }

@@ -13,7 +13,9 @@ use common::{
     broker_url, delete_queues, eventually, force_close_connection, queue_exists, unique,
     SilentProxy, TestVhost,
 };
-use syncmq::rabbitmq::{Connection, ConnectionConfig, Declaration, Publisher, PublisherConfig};
+use syncmq::rabbitmq::{
+    Connection, ConnectionConfig, Declaration, Publisher, PublisherConfig, QueueArguments,
+};
 use syncmq::Error;
 use syncmq::Message;
 
@@ -220,10 +222,7 @@ fn a_recorded_declaration_the_broker_refuses_does_not_block_reconnects() {
     // broker will refuse, next to one it accepts.
     connection
         .declare(vec![
-            Declaration::Queue {
-                name: "taken".into(),
-                max_priority: Some(5),
-            },
+            Declaration::queue_with("taken", QueueArguments::new().with_max_priority(5)),
             Declaration::queue("fine"),
         ])
         .unwrap();

@@ -33,6 +33,8 @@ mod outbox;
 mod queue;
 #[cfg(feature = "rabbitmq")]
 mod rabbitmq;
+#[cfg(feature = "tls")]
+mod rabbitmq_tls;
 mod report;
 mod server;
 mod simple;

@@ -13,6 +13,12 @@
 //! prefetch `window` and an ack per message: raw amiquip on one channel, our
 //! handler `Consumer`, and a `RabbitAdapter` output channel.
 //! Connection set-up is outside every timing.
+//!
+//! With `SYNCMQ_CLUSTER_URLS` set (`scripts/rabbitmq-cluster.sh start`,
+//! then `export SYNCMQ_CLUSTER_URLS=$(scripts/rabbitmq-cluster.sh urls)`),
+//! the same publish and consume cases run again on a quorum queue of the
+//! three-node cluster, raw amiquip on node 1 and ours through the address
+//! list (which connects to node 1 too).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,10 +26,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amiquip::{
-    AmqpProperties, Confirm, ConfirmSmoother, ConsumerMessage, Publish, QueueDeclareOptions,
-    QueueDeleteOptions,
+    AmqpProperties, AmqpValue, Confirm, ConfirmSmoother, ConsumerMessage, FieldTable, Publish,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
-use syncmq::rabbitmq::{Connection, ConsumerOptions, Publisher, PublisherConfig};
+use syncmq::rabbitmq::{
+    Connection, ConnectionConfig, ConsumerOptions, Publisher, PublisherConfig, QueueType,
+};
 use syncmq::{Adapter, ChannelSpec, Message, Mode, RabbitAdapter};
 
 use crate::report::Table;
@@ -48,20 +56,14 @@ pub struct RabbitLoad {
     pub runs: usize,
 }
 
-fn url() -> String {
-    std::env::var("SYNCMQ_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
-}
-
-type PublishCase = fn(&[u8], RabbitLoad, &str) -> Duration;
-type ConsumeCase = fn(RabbitLoad, &str) -> Duration;
+type PublishCase = fn(&[u8], RabbitLoad, &Broker, &str) -> Duration;
+type ConsumeCase = fn(RabbitLoad, &Broker, &str) -> Duration;
 
 fn queue_name(case: &str, run: usize) -> String {
     format!("syncmq-bench-{case}-{}-{run}", std::process::id())
 }
 
 pub fn run(load: RabbitLoad) -> Table {
-    let payload = vec![0xA5u8; load.size];
     let publish_cases: [(&str, PublishCase); 5] = [
         (RAW_PUB, raw_publish),
         ("Publisher::send, confirmations pipelined", ours_send),
@@ -77,67 +79,200 @@ pub fn run(load: RabbitLoad) -> Table {
         ("Consumer, handler acks each", ours_consumer),
         ("RabbitAdapter output, ack each", ours_adapter),
     ];
+    let mut table = Table::new(format!(
+        "bench rabbitmq: {} persistent messages of {} bytes, window/prefetch {}, median of {} runs",
+        load.messages, load.size, load.window, load.runs
+    ));
+    section(
+        &mut table,
+        load,
+        &Broker::local(),
+        "",
+        &publish_cases,
+        &consume_cases,
+    );
+    match Broker::cluster() {
+        // The adapter declares classic queues of its own: not on the
+        // quorum section.
+        Some(cluster) => {
+            section(
+                &mut table,
+                load,
+                &cluster,
+                "quorum, 3 nodes: ",
+                &publish_cases[..2],
+                &consume_cases[..2],
+            );
+            failover(&mut table, load, &cluster);
+        }
+        None => eprintln!(
+            "bench rabbitmq: no cluster rows (set SYNCMQ_CLUSTER_URLS=$(scripts/rabbitmq-cluster.sh urls))"
+        ),
+    }
+    #[cfg(feature = "tls")]
+    crate::rabbitmq_tls::rows(load, &vec![0xA5u8; load.size], &mut table);
+    table
+}
+
+/// A connection by `config`, connected.
+fn connected(config: ConnectionConfig) -> Connection {
+    let connection = Connection::with_config(config).expect("config");
+    connection
+        .waiter()
+        .wait_connected(Duration::from_secs(10))
+        .expect("connected");
+    connection
+}
+
+/// Runs the cases on `broker`, baselines first, and adds their rows, each
+/// case named with `prefix`.
+fn section(
+    table: &mut Table,
+    load: RabbitLoad,
+    broker: &Broker,
+    prefix: &str,
+    publish_cases: &[(&str, PublishCase)],
+    consume_cases: &[(&str, ConsumeCase)],
+) {
+    let payload = vec![0xA5u8; load.size];
     let mut publish = vec![Vec::new(); publish_cases.len()];
     let mut consume = vec![Vec::new(); consume_cases.len()];
     for r in 0..load.runs.max(1) {
         for (i, (_, case)) in publish_cases.iter().enumerate() {
             let queue = queue_name("pub", r * 10 + i);
-            declare(&queue);
-            publish[i].push(case(&payload, load, &queue));
-            delete(&queue);
+            broker.declare(&queue);
+            publish[i].push(case(&payload, load, broker, &queue));
+            broker.delete(&queue);
         }
         for (i, (_, case)) in consume_cases.iter().enumerate() {
             let queue = queue_name("con", r * 10 + i);
-            declare(&queue);
-            raw_publish(&payload, load, &queue);
-            consume[i].push(case(load, &queue));
-            delete(&queue);
+            broker.declare(&queue);
+            raw_publish(&payload, load, broker, &queue);
+            consume[i].push(case(load, broker, &queue));
+            broker.delete(&queue);
         }
     }
-    let mut table = Table::new(format!(
-        "bench rabbitmq: {} persistent messages of {} bytes, window/prefetch {}, median of {} runs",
-        load.messages, load.size, load.window, load.runs
-    ));
-    table.baseline(RAW_PUB, load.messages, load.size, &publish[0]);
+    let named = |case: &str| format!("{prefix}{case}");
+    let (raw_pub, raw_consume) = (named(RAW_PUB), named(RAW_CONSUME));
+    table.baseline(&raw_pub, load.messages, load.size, &publish[0]);
     for (i, (case, _)) in publish_cases.iter().enumerate().skip(1) {
-        table.compared(case, RAW_PUB, load.messages, load.size, &publish[i]);
+        table.compared(
+            &named(case),
+            &raw_pub,
+            load.messages,
+            load.size,
+            &publish[i],
+        );
     }
-    table.baseline(RAW_CONSUME, load.messages, load.size, &consume[0]);
+    table.baseline(&raw_consume, load.messages, load.size, &consume[0]);
     for (i, (case, _)) in consume_cases.iter().enumerate().skip(1) {
-        table.compared(case, RAW_CONSUME, load.messages, load.size, &consume[i]);
+        table.compared(
+            &named(case),
+            &raw_consume,
+            load.messages,
+            load.size,
+            &consume[i],
+        );
     }
-    table
 }
 
-fn raw_connection() -> amiquip::Connection {
-    amiquip::Connection::insecure_open(&url()).expect("a broker at SYNCMQ_AMQP_URL")
+/// Where a section of the bench runs: the brokers' URLs (the first is
+/// the one raw amiquip uses) and the type of the queues declared there.
+pub struct Broker {
+    urls: Vec<String>,
+    quorum: bool,
 }
 
-fn declare(queue: &str) {
-    let mut conn = raw_connection();
-    let channel = conn.open_channel(None).expect("channel");
-    channel
-        .queue_declare(
-            queue,
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-        )
-        .expect("declare");
-    conn.close().expect("close");
-}
+impl Broker {
+    /// The broker at `SYNCMQ_AMQP_URL` (default the local one), classic
+    /// queues.
+    fn local() -> Self {
+        let url = std::env::var("SYNCMQ_AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string());
+        Broker {
+            urls: vec![url],
+            quorum: false,
+        }
+    }
 
-fn delete(queue: &str) {
-    let mut conn = raw_connection();
-    let channel = conn.open_channel(None).expect("channel");
-    let _ = channel.queue_delete(queue, QueueDeleteOptions::default());
-    let _ = conn.close();
+    /// The cluster at `SYNCMQ_CLUSTER_URLS` (`scripts/rabbitmq-cluster.sh
+    /// urls`), quorum queues; `None` when it is not set.
+    fn cluster() -> Option<Self> {
+        let urls = std::env::var("SYNCMQ_CLUSTER_URLS").ok()?;
+        Some(Broker {
+            urls: urls.split(',').map(str::to_string).collect(),
+            quorum: true,
+        })
+    }
+
+    /// What our consumers declare: the queue as the raw declare made it.
+    fn consumer_options(&self, queue: &str, prefetch: u16) -> ConsumerOptions {
+        let options = ConsumerOptions::new("", "")
+            .with_queue(queue)
+            .with_prefetch(prefetch);
+        if self.quorum {
+            options.with_queue_type(QueueType::Quorum)
+        } else {
+            options
+        }
+    }
+
+    fn config(&self) -> ConnectionConfig {
+        ConnectionConfig::cluster(self.urls.clone())
+    }
+
+    /// Our supervised connection, connected.
+    fn connection(&self) -> Connection {
+        connected(self.config())
+    }
+
+    fn raw_connection(&self) -> amiquip::Connection {
+        amiquip::Connection::insecure_open(&self.urls[0]).expect("a broker at the bench's URL")
+    }
+
+    fn declare(&self, queue: &str) {
+        let mut conn = self.raw_connection();
+        let channel = conn.open_channel(None).expect("channel");
+        let mut arguments = FieldTable::new();
+        if self.quorum {
+            arguments.insert(
+                "x-queue-type".to_string(),
+                AmqpValue::LongString("quorum".into()),
+            );
+        }
+        channel
+            .queue_declare(
+                queue,
+                QueueDeclareOptions {
+                    durable: true,
+                    arguments,
+                    ..QueueDeclareOptions::default()
+                },
+            )
+            .expect("declare");
+        conn.close().expect("close");
+    }
+
+    fn delete(&self, queue: &str) {
+        let mut conn = self.raw_connection();
+        let channel = conn.open_channel(None).expect("channel");
+        let _ = channel.queue_delete(queue, QueueDeleteOptions::default());
+        let _ = conn.close();
+    }
 }
 
 /// Raw amiquip: persistent publishes with up to `window` unconfirmed.
-fn raw_publish(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
-    let mut conn = raw_connection();
+fn raw_publish(payload: &[u8], load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
+    raw_publish_on(broker.raw_connection(), payload, load, queue)
+}
+
+/// As [`raw_publish`], on `conn`, which it closes.
+pub fn raw_publish_on(
+    mut conn: amiquip::Connection,
+    payload: &[u8],
+    load: RabbitLoad,
+    queue: &str,
+) -> Duration {
     let channel = conn.open_channel(None).expect("channel");
     let confirms = channel.listen_for_publisher_confirms().expect("listen");
     channel.enable_publisher_confirms().expect("confirms");
@@ -169,16 +304,27 @@ fn raw_publish(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
     took
 }
 
-fn ours_send_not_mandatory(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
-    send_with(payload, load, queue, false)
+fn ours_send_not_mandatory(
+    payload: &[u8],
+    load: RabbitLoad,
+    broker: &Broker,
+    queue: &str,
+) -> Duration {
+    send_with(payload, load, broker, queue, false)
 }
 
-fn publisher(load: RabbitLoad, mandatory: bool) -> (Connection, Publisher) {
-    let connection = Connection::open(&url()).expect("url");
-    connection
-        .waiter()
-        .wait_connected(Duration::from_secs(10))
-        .expect("connected");
+fn publisher(load: RabbitLoad, broker: &Broker, mandatory: bool) -> (Connection, Publisher) {
+    publisher_on(broker.config(), load, mandatory)
+}
+
+/// A connected connection by `config` and a publisher with the load's
+/// window on it.
+pub fn publisher_on(
+    config: ConnectionConfig,
+    load: RabbitLoad,
+    mandatory: bool,
+) -> (Connection, Publisher) {
+    let connection = connected(config);
     let publisher = Publisher::new(
         &connection,
         PublisherConfig::new()
@@ -190,12 +336,32 @@ fn publisher(load: RabbitLoad, mandatory: bool) -> (Connection, Publisher) {
     (connection, publisher)
 }
 
-fn ours_send(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
-    send_with(payload, load, queue, true)
+fn ours_send(payload: &[u8], load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
+    send_with(payload, load, broker, queue, true)
 }
 
-fn send_with(payload: &[u8], load: RabbitLoad, queue: &str, mandatory: bool) -> Duration {
-    let (connection, publisher) = publisher(load, mandatory);
+fn send_with(
+    payload: &[u8],
+    load: RabbitLoad,
+    broker: &Broker,
+    queue: &str,
+    mandatory: bool,
+) -> Duration {
+    let (connection, publisher) = publisher(load, broker, mandatory);
+    let took = time_sends(&publisher, payload, load, queue);
+    publisher.close().expect("close");
+    connection.close().expect("close");
+    took
+}
+
+/// `load.messages` sends through `publisher`, at most four windows of
+/// receipts outstanding, until the last is confirmed.
+pub fn time_sends(
+    publisher: &Publisher,
+    payload: &[u8],
+    load: RabbitLoad,
+    queue: &str,
+) -> Duration {
     let mut pending = VecDeque::new();
     let started = Instant::now();
     for _ in 0..load.messages {
@@ -213,14 +379,11 @@ fn send_with(payload: &[u8], load: RabbitLoad, queue: &str, mandatory: bool) -> 
     for confirmation in pending {
         confirmation.wait().expect("confirmed");
     }
-    let took = started.elapsed();
-    publisher.close().expect("close");
-    connection.close().expect("close");
-    took
+    started.elapsed()
 }
 
-fn ours_nowait(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
-    let (connection, publisher) = publisher(load, true);
+fn ours_nowait(payload: &[u8], load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
+    let (connection, publisher) = publisher(load, broker, true);
     let started = Instant::now();
     for _ in 0..load.messages {
         publisher
@@ -234,9 +397,9 @@ fn ours_nowait(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
     took
 }
 
-fn ours_adapter_input(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration {
+fn ours_adapter_input(payload: &[u8], load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
     let adapter = RabbitAdapter::with_config(
-        syncmq::rabbitmq::ConnectionConfig::new(url()),
+        broker.config(),
         PublisherConfig::new()
             .with_window(usize::from(load.window))
             .with_buffer(load.messages.max(1)),
@@ -259,8 +422,8 @@ fn ours_adapter_input(payload: &[u8], load: RabbitLoad, queue: &str) -> Duration
     started.elapsed()
 }
 
-fn raw_consume(load: RabbitLoad, queue: &str) -> Duration {
-    let mut conn = raw_connection();
+fn raw_consume(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
+    let mut conn = broker.raw_connection();
     let channel = conn.open_channel(None).expect("channel");
     let started = Instant::now();
     channel.qos(0, load.window, false).expect("qos");
@@ -283,12 +446,8 @@ fn raw_consume(load: RabbitLoad, queue: &str) -> Duration {
     took
 }
 
-fn ours_consumer(load: RabbitLoad, queue: &str) -> Duration {
-    let connection = Connection::open(&url()).expect("url");
-    connection
-        .waiter()
-        .wait_connected(Duration::from_secs(10))
-        .expect("connected");
+fn ours_consumer(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
+    let connection = broker.connection();
     let count = Arc::new(AtomicUsize::new(0));
     let (done_tx, done) = crossbeam_channel::bounded::<()>(1);
     let counter = count.clone();
@@ -296,9 +455,7 @@ fn ours_consumer(load: RabbitLoad, queue: &str) -> Duration {
     let started = Instant::now();
     let consumer = syncmq::rabbitmq::Consumer::start(
         &connection,
-        ConsumerOptions::new("", "")
-            .with_queue(queue)
-            .with_prefetch(load.window),
+        broker.consumer_options(queue, load.window),
         move |_: &Message| -> Result<(), String> {
             if counter.fetch_add(1, Ordering::Relaxed) + 1 == total {
                 let _ = done_tx.try_send(());
@@ -314,8 +471,8 @@ fn ours_consumer(load: RabbitLoad, queue: &str) -> Duration {
     took
 }
 
-fn ours_adapter(load: RabbitLoad, queue: &str) -> Duration {
-    let adapter = RabbitAdapter::connect(&url()).expect("url");
+fn ours_adapter(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
+    let adapter = RabbitAdapter::with_config(broker.config(), PublisherConfig::new()).expect("url");
     adapter
         .waiter()
         .wait_connected(Duration::from_secs(10))
@@ -331,4 +488,43 @@ fn ours_adapter(load: RabbitLoad, queue: &str) -> Duration {
     let took = started.elapsed();
     adapter.close().expect("close");
     took
+}
+
+/// How long a connection takes to be up on another node after `kill -9` of
+/// the node it uses (the broker's own quorum election is not in it: a
+/// connection does not wait for one). The node is started again after each
+/// run, outside the timing.
+fn failover(table: &mut Table, load: RabbitLoad, broker: &Broker) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rabbitmq-cluster.sh");
+    let cluster = |args: &[&str]| {
+        let status = std::process::Command::new(script)
+            .args(args)
+            .status()
+            .expect("run rabbitmq-cluster.sh");
+        assert!(status.success(), "rabbitmq-cluster.sh {args:?} failed");
+    };
+    let mut samples = Vec::new();
+    for _ in 0..load.runs.max(1) {
+        let connection = broker.connection();
+        let before = connection.current_address().expect("connected");
+        let node = before
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse::<u16>().ok())
+            .expect("a 127.0.0.1:570N address")
+            - 5700;
+        let started = Instant::now();
+        cluster(&["kill", &node.to_string()]);
+        while connection.current_address().is_none_or(|now| now == before) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        samples.push(started.elapsed());
+        connection.close().expect("close");
+        cluster(&["start-node", &node.to_string()]);
+    }
+    table.latency(
+        "quorum, 3 nodes: on another node after kill -9",
+        None,
+        &samples,
+    );
 }

@@ -108,7 +108,7 @@ impl fmt::Display for Mode {
 ///
 /// | setting | `SimpleAdapter` | `DurableAdapter` | `RabbitAdapter` |
 /// |---|---|---|---|
-/// | [`priorities`](Self::with_priorities) | 1 only (a FIFO) | the topic's levels | `x-max-priority` 9 on the queue when above 1 |
+/// | [`priorities`](Self::with_priorities) | 1 only (a FIFO) | the topic's levels | `x-max-priority` 9 on the queue when above 1 (refused for a quorum queue or stream of [`RabbitAdapter::new_channel_with`]) |
 /// | [`dedupe`](Self::with_dedupe) | refused | by message key | refused |
 /// | [`ack_timeout`](Self::with_ack_timeout) | refused (acks are no-ops) | redelivered after it | refused (the broker's own `consumer_timeout` applies) |
 /// | [`max_deliveries`](Self::with_max_deliveries) | refused | dead-lettered after it | refused |

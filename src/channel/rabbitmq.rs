@@ -1,6 +1,7 @@
 //! [`RabbitAdapter`]: channels as durable RabbitMQ queues over one
 //! supervised connection.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Delivery, Message};
 use crate::rabbitmq::{
     Connection, ConnectionConfig, ConsumerCounters, Declaration, Owner, Publisher, PublisherConfig,
+    QueueArguments, QueueType, StreamOffset,
 };
 use crate::thread::{self, join_all, lock, Stopper, Worker};
 use crate::waiter::ConnectionWaiter;
@@ -57,6 +59,28 @@ use crate::waiter::ConnectionWaiter;
 /// `new_channel`). Dedupe, an ack timeout and a delivery limit are not
 /// RabbitMQ queue features for a classic queue, so `new_channel` refuses a
 /// spec asking for them.
+///
+/// # Queue types and arguments
+///
+/// [`new_channel_with`](Self::new_channel_with) declares the channel's
+/// queue with [`QueueArguments`]: a quorum queue (replicated, for a
+/// cluster), a length limit, a TTL. A quorum queue has no priorities on
+/// RabbitMQ 3.10, so a spec with more than one priority level is refused
+/// for one.
+///
+/// ```no_run
+/// use syncmq::rabbitmq::{QueueArguments, QueueType};
+/// use syncmq::{ChannelSpec, Mode, RabbitAdapter};
+///
+/// # fn main() -> syncmq::Result<()> {
+/// let adapter = RabbitAdapter::connect("amqp://guest:guest@127.0.0.1:5672/%2f")?;
+/// adapter.new_channel_with(
+///     ChannelSpec::new("jobs", Mode::Both),
+///     QueueArguments::new().with_type(QueueType::Quorum),
+/// )?;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Close
 ///
@@ -146,6 +170,41 @@ impl RabbitAdapter {
         &self.connection
     }
 
+    /// As [`new_channel`](Adapter::new_channel), with the channel's queue
+    /// declared with `arguments` (say
+    /// `QueueArguments::new().with_type(QueueType::Quorum)`). A spec with
+    /// more than one priority level adds `x-max-priority` 9 unless the
+    /// arguments set a maximum of their own.
+    ///
+    /// # Errors
+    ///
+    /// As `new_channel`, and [`Error::InvalidArgument`] naming the setting
+    /// for arguments that cannot work ([`QueueArguments::validate`]) or
+    /// priorities on a quorum queue or stream; [`Error::Refused`] (406)
+    /// when the queue exists with other arguments.
+    // By value, as `Adapter::new_channel` takes it.
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn new_channel_with(&self, spec: ChannelSpec, arguments: QueueArguments) -> Result<()> {
+        spec.validate()?;
+        refuse_topic_settings(&spec)?;
+        let mut arguments = arguments;
+        if spec.priorities() > 1 && arguments.max_priority().is_none() {
+            if matches!(
+                arguments.queue_type(),
+                Some(QueueType::Quorum | QueueType::Stream)
+            ) {
+                return Err(spec.unsupported(
+                    "priorities",
+                    "rabbitmq adapter",
+                    "has no priorities on a quorum queue or stream (RabbitMQ 3.10)",
+                ));
+            }
+            // Ours map priority p to AMQP 9 - min(p, 9): all ten levels.
+            arguments = arguments.with_max_priority(9);
+        }
+        self.open_channel(&spec, arguments)
+    }
+
     fn with_channel<T>(&self, name: &str, f: impl FnOnce(&Channel) -> Result<T>) -> Result<T> {
         let state = lock(&self.state);
         if state.closed {
@@ -161,61 +220,7 @@ impl RabbitAdapter {
 
 impl Adapter for RabbitAdapter {
     fn new_channel(&self, spec: ChannelSpec) -> Result<()> {
-        spec.validate()?;
-        refuse_topic_settings(&spec)?;
-        let mut state = lock(&self.state);
-        if state.closed {
-            return Err(Error::closed("rabbitmq adapter"));
-        }
-        if state.channels.contains_key(spec.name()) {
-            return Err(Error::already_exists(ObjectKind::Channel, spec.name()));
-        }
-        let name = spec.name().to_string();
-        self.connection.declare(vec![Declaration::Queue {
-            name: name.clone(),
-            // Ours map priority p to AMQP 9 - min(p, 9): all ten levels.
-            max_priority: (spec.priorities() > 1).then_some(9),
-        }])?;
-        let (stopper, stop) = thread::stop_signal();
-        let mut channel = Channel {
-            mode: spec.mode(),
-            input: None,
-            output: None,
-            stopper,
-            consumers: Vec::new(),
-        };
-        if spec.mode().allows_input() {
-            let (input, input_rx) = crossbeam_channel::bounded(spec.buffer());
-            self.publisher.feed("", &name, input_rx)?;
-            channel.input = Some(input);
-        }
-        if spec.mode().allows_output() {
-            let (output, output_rx) = crossbeam_channel::bounded(spec.buffer());
-            let prefetch = u16::try_from(spec.buffer().max(1)).unwrap_or(u16::MAX);
-            for i in 0..spec.instances() {
-                let owner = Owner {
-                    shared: self.connection.shared(),
-                    queue: name.clone(),
-                    prefetch,
-                    close_timeout: Self::CONSUMER_CLOSE_TIMEOUT,
-                    output: output.clone(),
-                    output_rx: output_rx.clone(),
-                    inline: None,
-                    stop: stop.clone(),
-                    counters: Arc::new(ConsumerCounters::default()),
-                };
-                channel
-                    .consumers
-                    // On failure `channel` drops, and its stopper ends what
-                    // started.
-                    .push(thread::spawn(format!("rmq-out-{i}:{name}"), move || {
-                        owner.run();
-                    })?);
-            }
-            channel.output = Some(output_rx);
-        }
-        state.channels.insert(name, channel);
-        Ok(())
+        self.new_channel_with(spec, QueueArguments::new())
     }
 
     fn input(&self, name: &str) -> Result<Sender<Message>> {
@@ -269,6 +274,68 @@ impl Adapter for RabbitAdapter {
     }
 }
 
+impl RabbitAdapter {
+    /// Declares the channel's queue and starts its input and consumers.
+    fn open_channel(&self, spec: &ChannelSpec, arguments: QueueArguments) -> Result<()> {
+        let stream = arguments.queue_type() == Some(QueueType::Stream);
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Err(Error::closed("rabbitmq adapter"));
+        }
+        if state.channels.contains_key(spec.name()) {
+            return Err(Error::already_exists(ObjectKind::Channel, spec.name()));
+        }
+        let name = spec.name().to_string();
+        self.connection
+            .declare(vec![Declaration::queue_with(name.clone(), arguments)])?;
+        // A stream reads from the next message, the broker's default; its
+        // deliveries turn a nack into an ack.
+        let stream_offset = stream.then_some(StreamOffset::Next);
+        let (stopper, stop) = thread::stop_signal();
+        let mut channel = Channel {
+            mode: spec.mode(),
+            input: None,
+            output: None,
+            stopper,
+            consumers: Vec::new(),
+        };
+        if spec.mode().allows_input() {
+            let (input, input_rx) = crossbeam_channel::bounded(spec.buffer());
+            self.publisher.feed("", &name, input_rx)?;
+            channel.input = Some(input);
+        }
+        if spec.mode().allows_output() {
+            let (output, output_rx) = crossbeam_channel::bounded(spec.buffer());
+            let prefetch = u16::try_from(spec.buffer().max(1)).unwrap_or(u16::MAX);
+            for i in 0..spec.instances() {
+                let owner = Owner {
+                    shared: self.connection.shared(),
+                    queue: name.clone(),
+                    prefetch,
+                    close_timeout: Self::CONSUMER_CLOSE_TIMEOUT,
+                    output: output.clone(),
+                    output_rx: output_rx.clone(),
+                    inline: None,
+                    stop: stop.clone(),
+                    counters: Arc::new(ConsumerCounters::default()),
+                    stream_offset,
+                    stream_resume: Cell::new(None),
+                };
+                channel
+                    .consumers
+                    // On failure `channel` drops, and its stopper ends what
+                    // started.
+                    .push(thread::spawn(format!("rmq-out-{i}:{name}"), move || {
+                        owner.run();
+                    })?);
+            }
+            channel.output = Some(output_rx);
+        }
+        state.channels.insert(name, channel);
+        Ok(())
+    }
+}
+
 impl Drop for RabbitAdapter {
     fn drop(&mut self) {
         if let Err(e) = self.close() {
@@ -315,7 +382,8 @@ fn refuse_topic_settings(spec: &ChannelSpec) -> Result<()> {
         return Err(spec.unsupported(
             "max_deliveries",
             ADAPTER,
-            "has no delivery limit on a classic queue",
+            "has no delivery limit on a classic queue (a quorum queue has one: \
+             new_channel_with and QueueArguments::with_delivery_limit)",
         ));
     }
     Ok(())

@@ -30,11 +30,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use amiquip::{AmqpProperties, AmqpValue, Auth, ConnectionOptions, ConnectionTuning, FieldTable};
+use amiquip::{AmqpProperties, AmqpValue, Auth, ConnectionOptions, FieldTable};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::millis::to_ms;
+use crate::rabbitmq::connection::tls::{self, TlsConnect};
 use crate::thread::lock;
 
 /// The header holding a message's absolute expiry, in ms since the epoch.
@@ -54,17 +55,41 @@ pub(crate) struct AmqpUrl {
     pub username: String,
     pub password: String,
     pub heartbeat: Option<u16>,
+    /// `amqps://`: TLS (only with the `tls` feature).
+    pub tls: bool,
 }
 
-/// Parses `amqp://user:pass@host:port/vhost?heartbeat=N`. Every part but
-/// the scheme is optional: guest/guest at localhost:5672, vhost `/`.
-pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
+impl AmqpUrl {
+    /// `host:port`, as logs and [`Connection::current_address`] show it.
+    ///
+    /// [`Connection::current_address`]: crate::rabbitmq::Connection::current_address
+    pub(crate) fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parses `amqp://user:pass@host:port/vhost?heartbeat=N` (or `amqps://`,
+/// TLS, port 5671 by default, with the `tls` feature). Every part but the
+/// scheme is optional: guest/guest at localhost:5672, vhost `/`.
+pub(crate) fn parse_url(full: &str) -> Result<AmqpUrl> {
+    // Errors show the URL without its password.
+    let url = redacted(full);
+    let url = url.as_str();
     let bad = |reason: String| Error::invalid("url", reason);
-    let rest = match url.split_once("://") {
-        Some(("amqp", rest)) => rest,
+    let (rest, tls) = match full.split_once("://") {
+        Some(("amqp", rest)) => (rest, false),
+        #[cfg(feature = "tls")]
+        Some(("amqps", rest)) => (rest, true),
+        #[cfg(not(feature = "tls"))]
         Some(("amqps", _)) => {
             return Err(bad(
-                "amqps:// needs TLS, which this build does not include; use amqp://".into(),
+                "amqps:// needs TLS, and syncmq was built without the `tls` feature; \
+                 enable it or use amqp://"
+                    .into(),
             ))
         }
         _ => return Err(bad(format!("`{url}` is not an amqp://host URL"))),
@@ -88,11 +113,20 @@ pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
     };
     let (username, password) = match userinfo {
         Some(u) => match u.split_once(':') {
-            Some((user, pass)) => (percent_decode(user)?, percent_decode(pass)?),
-            None => (percent_decode(u)?, "guest".to_string()),
+            Some((user, pass)) => (
+                percent_decode(user, user)?,
+                percent_decode(pass, "the password")?,
+            ),
+            None => (percent_decode(u, u)?, "guest".to_string()),
         },
         None => ("guest".to_string(), "guest".to_string()),
     };
+    if hostport.contains(',') {
+        return Err(bad(format!(
+            "`{url}` lists several hosts; give each broker a URL of its own: \
+             ConnectionConfig::cluster([\"amqp://a\", \"amqp://b\"])"
+        )));
+    }
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
             let port = p
@@ -100,7 +134,7 @@ pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
                 .map_err(|_| bad(format!("`{url}`: port `{p}` is not a number up to 65535")))?;
             (h, port)
         }
-        _ => (hostport, 5672),
+        _ => (hostport, if tls { 5671 } else { 5672 }),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = if host.is_empty() { "localhost" } else { host };
@@ -127,15 +161,33 @@ pub(crate) fn parse_url(url: &str) -> Result<AmqpUrl> {
         vhost: if vhost.is_empty() {
             "/".to_string()
         } else {
-            percent_decode(vhost)?
+            percent_decode(vhost, vhost)?
         },
         username,
         password,
         heartbeat,
+        tls,
     })
 }
 
-fn percent_decode(s: &str) -> Result<String> {
+/// `url` with its password replaced by `***`, for errors and logs.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{hosts}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// `s` with its `%XX` escapes decoded; errors name it as `shown`.
+fn percent_decode(s: &str, shown: &str) -> Result<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -144,7 +196,7 @@ fn percent_decode(s: &str) -> Result<String> {
             let hex = s
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| Error::invalid("url", format!("bad percent escape in `{s}`")))?;
+                .ok_or_else(|| Error::invalid("url", format!("bad percent escape in `{shown}`")))?;
             out.push(hex);
             i += 3;
         } else {
@@ -152,7 +204,7 @@ fn percent_decode(s: &str) -> Result<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| Error::invalid("url", format!("`{s}` is not UTF-8")))
+    String::from_utf8(out).map_err(|_| Error::invalid("url", format!("`{shown}` is not UTF-8")))
 }
 
 /// A way to cut a connect attempt short from another thread.
@@ -232,13 +284,15 @@ impl Drop for Unwatch<'_> {
 
 /// Opens a connection named `name` with the given heartbeat (seconds; the
 /// URL's `heartbeat` wins) and TCP connect timeout, which also bounds the
-/// AMQP handshake. [`Abort::abort`] ends it at once from another thread,
-/// with [`Error::Closed`]; only the name lookup cannot be cut short.
+/// TLS and AMQP handshakes; over TLS with `tls` (built for an `amqps://`
+/// URL). [`Abort::abort`] ends it at once from another thread, with
+/// [`Error::Closed`]; only the name lookup cannot be cut short.
 pub(crate) fn open(
     url: &AmqpUrl,
     name: &str,
     heartbeat: u16,
     connect_timeout: Duration,
+    tls: Option<&TlsConnect>,
     abort: &Abort,
 ) -> Result<amiquip::Connection> {
     let target = format!("{}:{}", url.host, url.port);
@@ -279,13 +333,18 @@ pub(crate) fn open(
         .heartbeat(url.heartbeat.unwrap_or(heartbeat))
         .connection_timeout(Some(connect_timeout))
         .information(Some(name.to_string()));
-    let opened =
-        amiquip::Connection::insecure_open_stream(stream, options, ConnectionTuning::default());
+    let opened = tls::open_stream(tls, &url.host, stream, options, name);
     // An abort makes the handshake fail however it fails: say why.
     abort.check()?;
-    opened.map_err(|e| match refusal(&e, url) {
-        Some((code, reason)) => Error::refused(code, format!("{target}: {reason}")),
-        None => broker(&format!("open an AMQP connection to {target}"), e),
+    opened.map_err(|e| {
+        let domain = tls.map_or(url.host.as_str(), |tls| tls.domain(&url.host));
+        if let Some(e) = tls::handshake_failure(&e, &target, domain) {
+            return e;
+        }
+        match refusal(&e, url) {
+            Some((code, reason)) => Error::refused(code, format!("{target}: {reason}")),
+            None => broker(&format!("open an AMQP connection to {target}"), e),
+        }
     })
 }
 
@@ -481,6 +540,17 @@ pub(crate) fn seq_of(props: &AmqpProperties) -> Option<u64> {
     }
 }
 
+/// The header a stream puts on each delivery: the message's offset.
+pub(crate) const STREAM_OFFSET_HEADER: &str = "x-stream-offset";
+
+/// The offset of a delivery from a stream.
+pub(crate) fn stream_offset_of(props: &AmqpProperties) -> Option<u64> {
+    match props.headers().as_ref()?.get(STREAM_OFFSET_HEADER)? {
+        AmqpValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
 /// The message a delivery carries.
 pub(crate) fn message_from(body: Vec<u8>, props: &AmqpProperties) -> Message {
     let mut message = Message::new(body);
@@ -505,10 +575,21 @@ pub(crate) fn message_from(body: Vec<u8>, props: &AmqpProperties) -> Message {
     message
 }
 
+/// A header's value as text: strings as they are, numbers and booleans
+/// as written (the broker's `x-delivery-count` is `1`, not `LongLongInt(1)`).
 fn header_text(value: &AmqpValue) -> String {
     match value {
         AmqpValue::LongString(s) => s.clone(),
         AmqpValue::ByteArray(b) => String::from_utf8_lossy(b).into_owned(),
+        AmqpValue::Boolean(b) => b.to_string(),
+        AmqpValue::ShortShortInt(n) => n.to_string(),
+        AmqpValue::ShortShortUInt(n) => n.to_string(),
+        AmqpValue::ShortInt(n) => n.to_string(),
+        AmqpValue::ShortUInt(n) => n.to_string(),
+        AmqpValue::LongInt(n) => n.to_string(),
+        AmqpValue::LongUInt(n) => n.to_string(),
+        AmqpValue::LongLongInt(n) => n.to_string(),
+        AmqpValue::Timestamp(n) => n.to_string(),
         other => format!("{other:?}"),
     }
 }
@@ -542,11 +623,22 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "tls")]
+    #[test]
+    fn amqps_urls_are_tls_on_5671_by_default() {
+        let u = parse_url("amqps://guest:guest@localhost/%2f").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.tls), ("localhost", 5671, true));
+        let u = parse_url("amqps://broker:6671").unwrap();
+        assert_eq!((u.port, u.tls), (6671, true));
+        assert!(!parse_url("amqp://broker").unwrap().tls);
+    }
+
     #[test]
     fn bad_urls_name_the_problem() {
         for (url, needle) in [
             ("http://x", "not an amqp"),
-            ("amqps://x", "TLS"),
+            #[cfg(not(feature = "tls"))]
+            ("amqps://x", "without the `tls` feature"),
             ("amqp://x:99999", "port"),
             ("amqp://x/a/b", "one path segment"),
             ("amqp://x?frame_max=1", "unsupported"),
@@ -559,6 +651,19 @@ mod tests {
                 }
                 other => panic!("{url}: expected InvalidArgument, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn passwords_never_reach_an_error() {
+        assert_eq!(
+            redacted("amqp://bob:hunter2@broker:5672/prod?heartbeat=4"),
+            "amqp://bob:***@broker:5672/prod?heartbeat=4"
+        );
+        assert_eq!(redacted("amqp://broker/x"), "amqp://broker/x");
+        for url in ["amqp://bob:hunter2@broker:99999", "amqp://bob:hun%zzter2@b"] {
+            let e = parse_url(url).unwrap_err().to_string();
+            assert!(!e.contains("hunter2") && !e.contains("hun%zz"), "{e}");
         }
     }
 
@@ -577,6 +682,15 @@ mod tests {
         assert_eq!(props.expiration(), &None);
         assert_eq!(seq_of(&props), Some(7));
         assert_eq!(message_from(b"x".to_vec(), &props), msg);
+        let mut broker_headers = FieldTable::new();
+        broker_headers.insert("x-delivery-count".into(), AmqpValue::LongLongInt(2));
+        broker_headers.insert("flag".into(), AmqpValue::Boolean(true));
+        let delivered = message_from(
+            vec![],
+            &AmqpProperties::default().with_headers(broker_headers),
+        );
+        assert_eq!(delivered.header("x-delivery-count"), Some("2"));
+        assert_eq!(delivered.header("flag"), Some("true"));
 
         let soon = Message::new(vec![]).with_ttl(Duration::from_secs(60));
         let props = properties(&soon, false, None);

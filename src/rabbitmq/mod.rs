@@ -16,6 +16,12 @@
 //!    failed, handlers on our own threads; back by itself after a reconnect.
 //! 4. [`RabbitClient`]: the gormq surface (`start`, `publish_nowait`,
 //!    `add_consumer`, `close`) over the three.
+//! 5. [`QueueArguments`]: what a declared queue is: classic, quorum or
+//!    stream ([`QueueType`]), priorities, a delivery limit, broker-native
+//!    dead-lettering, a single active consumer, a length limit whose
+//!    [`Overflow::RejectPublish`] makes a publish into the full queue fail
+//!    with [`Error::Busy`](crate::Error::Busy), a TTL; consumers of a
+//!    stream start at a [`StreamOffset`].
 //!
 //! Every owner of threads here ([`Connection`], [`Publisher`], [`Consumer`],
 //! [`RabbitClient`]) has a `close(&self)` that joins them within its
@@ -46,12 +52,16 @@ mod amqp;
 mod connection;
 mod consumer;
 mod publisher;
+mod queue_arguments;
 mod rabbit_client;
 mod topology;
 
+#[cfg(feature = "tls")]
+pub use connection::TlsConfig;
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{Consumer, ConsumerHandle, ConsumerOptions, ConsumerStats, DeliveryInfo};
 pub use publisher::{BlockedPolicy, Publisher, PublisherConfig, PublisherStats, Refusal};
+pub use queue_arguments::{ArgumentValue, Overflow, QueueArguments, QueueType, StreamOffset};
 pub use rabbit_client::{RabbitClient, RabbitClientConfig};
 pub use topology::{Declaration, ExchangeKind};
 

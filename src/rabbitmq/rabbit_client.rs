@@ -62,8 +62,10 @@ impl RabbitClientConfig {
         self
     }
 
-    /// gormq's `FailedMessageRetryInterval`: how long a nacked message waits
-    /// before it is sent again (a lost connection resends at once).
+    /// gormq's `FailedMessageRetryInterval`: how long the publisher waits
+    /// before it tries again after the broker refused its channel (a lost
+    /// connection resends at once; a nacked message fails as
+    /// [`Error::Busy`](crate::Error::Busy), not retried).
     #[must_use]
     pub fn with_retry_interval(mut self, interval: Duration) -> Self {
         self.publisher = self.publisher.with_retry_interval(interval);

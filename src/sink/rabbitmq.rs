@@ -72,7 +72,7 @@ enum State {
     },
     /// The broker confirmed it, but the flush failed for another message.
     Confirmed,
-    /// It failed for good (nacked for good, refused, unroutable): sent
+    /// It failed (nacked by a full queue, refused, unroutable): sent
     /// again, it is published again.
     Failed,
 }
@@ -87,7 +87,10 @@ enum State {
 ///
 /// # Failures
 ///
-/// - **Nacks and lost connections** are the publisher's business: it puts
+/// - A **nack** (a full queue declared with `x-overflow`
+///   `reject-publish`) fails the flush with [`Error::Busy`], transient: the
+///   destination is full; the message is published again when sent again.
+/// - **Lost connections** are the publisher's business: it puts
 ///   the messages back in its retry buffer and resends them, in order,
 ///   after the reconnect. The sink just sees confirms come late: a `flush`
 ///   that does not see every confirm within the flush timeout fails as a

@@ -114,8 +114,21 @@ pub fn postgres_params() -> Option<String> {
 /// connection name there), the way an operator or a broker failover would.
 /// Returns how many were closed. Other tests' connections are never touched.
 pub fn force_close_connection(name: &str) -> usize {
+    force_close_connection_on("rabbit@localhost", name)
+}
+
+/// As [`force_close_connection`], on the RabbitMQ node `node` (one of the
+/// test's own, say `syncmq-c1@localhost`).
+pub fn force_close_connection_on(node: &str, name: &str) -> usize {
     let listing = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "list_connections", "pid", "client_properties"])
+        .args([
+            "-q",
+            "-n",
+            node,
+            "list_connections",
+            "pid",
+            "client_properties",
+        ])
         .output()
         .expect("run rabbitmqctl list_connections");
     assert!(
@@ -132,7 +145,14 @@ pub fn force_close_connection(name: &str) -> usize {
             continue;
         };
         let status = std::process::Command::new("rabbitmqctl")
-            .args(["-q", "close_connection", pid, "syncmq test: forced close"])
+            .args([
+                "-q",
+                "-n",
+                node,
+                "close_connection",
+                pid,
+                "syncmq test: forced close",
+            ])
             .status()
             .expect("run rabbitmqctl close_connection");
         if status.success() {

@@ -1,5 +1,6 @@
 //! The connection supervisor: one named thread owns the amiquip connection,
-//! reconnects forever with capped exponential backoff and jitter, and after
+//! reconnects forever (to the next node of a cluster, then with capped
+//! exponential backoff and jitter once every node failed), and after
 //! every connect re-declares the recorded topology, raises the
 //! [`ConnectionWaiter`]'s generation and wakes every worker so that
 //! publishers resend and consumers start consuming again.
@@ -29,10 +30,13 @@ use crate::waiter::ConnectionWaiter;
 mod config;
 mod shared;
 mod supervisor;
+pub(crate) mod tls;
 
 pub use config::ConnectionConfig;
 pub(crate) use shared::Shared;
 use supervisor::Supervisor;
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 
 /// A supervised connection to the broker.
 ///
@@ -75,6 +79,9 @@ pub struct Connection {
 
 impl Connection {
     /// A supervised connection to `url` with the default configuration.
+    /// An `amqps://` URL connects over TLS, trusting the system's CAs
+    /// (feature `tls`; [`ConnectionConfig::with_tls`] sets a CA bundle of
+    /// your own, a client certificate, a server name).
     ///
     /// # Errors
     ///
@@ -93,7 +100,12 @@ impl Connection {
     /// [`ConnectionConfig::validate`]); [`Error::Io`] when the supervisor
     /// thread cannot start.
     pub fn with_config(config: ConnectionConfig) -> Result<Connection> {
-        let (url, heartbeat) = config.checked()?;
+        let (urls, heartbeat) = config.checked()?;
+        // One connector per node, built once for every attempt.
+        let tls = urls
+            .iter()
+            .map(|url| config.tls_connect(url))
+            .collect::<Result<Vec<_>>>()?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(config.name().to_string(), commands));
         let (stopper, stop) = thread::stop_signal();
@@ -104,11 +116,12 @@ impl Connection {
                 Supervisor {
                     shared,
                     config,
-                    url,
+                    urls,
                     heartbeat,
                     commands: command_rx,
                     stop,
                     topology: Vec::new(),
+                    tls,
                 }
                 .run();
             })?
@@ -141,6 +154,14 @@ impl Connection {
         self.shared.last_error()
     }
 
+    /// The node in use, as `host:port` of its URL, while connected; `None`
+    /// between connections. With a cluster
+    /// ([`ConnectionConfig::cluster`]) it says which node the connection
+    /// failed over to; every switch is also logged at `info`.
+    pub fn current_address(&self) -> Option<String> {
+        self.shared.address()
+    }
+
     /// True while connected.
     pub fn is_connected(&self) -> bool {
         self.shared.waiter.is_connected()
@@ -157,8 +178,13 @@ impl Connection {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidArgument`] for queue arguments that cannot work
+    /// ([`Declaration::validate`]), before anything is sent;
     /// [`Error::Refused`] when the broker refused one, say a queue that
-    /// exists with other arguments; [`Error::Closed`] after close.
+    /// exists with other arguments (406, naming the queue and the
+    /// argument); [`Error::NotFound`] for a
+    /// [`Declaration::existing_queue`] that does not exist;
+    /// [`Error::Closed`] after close.
     pub fn declare(&self, declarations: Vec<Declaration>) -> Result<()> {
         self.shared.declare(declarations)
     }

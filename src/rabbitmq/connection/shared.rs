@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     /// One sender per worker; each connect sends on all of them.
     wakers: Mutex<Vec<Sender<Generation>>>,
     blocked: Mutex<Option<String>>,
+    /// `host:port` of the node connected to, while connected.
+    address: Mutex<Option<String>>,
     closed: AtomicBool,
 }
 
@@ -46,6 +48,7 @@ impl Shared {
             commands,
             wakers: Mutex::new(Vec::new()),
             blocked: Mutex::new(None),
+            address: Mutex::new(None),
             closed: AtomicBool::new(false),
         }
     }
@@ -95,10 +98,15 @@ impl Shared {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidArgument`] for a queue's arguments that cannot work
+    /// ([`Declaration::validate`]), before anything is recorded;
     /// [`Error::Refused`] when the broker refused one (the record is kept
     /// only when all were accepted or the connection is down);
     /// [`Error::Closed`] once the connection is closed.
     pub(crate) fn declare(&self, declarations: Vec<Declaration>) -> Result<()> {
+        for d in &declarations {
+            d.validate()?;
+        }
         self.ask(|reply| Command::Declare(declarations, reply))
     }
 
@@ -129,6 +137,16 @@ impl Shared {
     /// longer does.
     pub(crate) fn set_blocked(&self, reason: Option<String>) {
         *lock(&self.blocked) = reason;
+    }
+
+    /// `host:port` of the node connected to, while connected.
+    pub(crate) fn address(&self) -> Option<String> {
+        lock(&self.address).clone()
+    }
+
+    /// Records the node connected to, or that none is.
+    pub(super) fn set_address(&self, address: Option<String>) {
+        *lock(&self.address) = address;
     }
 
     /// True once closed, by [`Connection::close`](super::Connection::close)

@@ -44,6 +44,9 @@ pub(super) struct RabbitAcker {
     pub(super) current: Arc<AtomicU64>,
     pub(super) settles: Sender<Settle>,
     pub(super) queue: Arc<str>,
+    /// The queue is a stream: a nack is sent as an ack (see
+    /// [`Acker::nack`] below).
+    pub(super) stream: bool,
 }
 
 impl RabbitAcker {
@@ -71,7 +74,21 @@ impl Acker for RabbitAcker {
         (*self).send(Action::Ack { multiple })
     }
 
+    /// A stream neither requeues nor rejects: the broker answers a nack
+    /// by closing the whole connection (540 `NOT_IMPLEMENTED`), every
+    /// consumer and publisher on it included. So on a stream a nack is an
+    /// ack, with a WARN: the message stays in the stream at its offset,
+    /// for a consumer that starts there again.
     fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
+        if self.stream {
+            log::warn!(
+                "consumer of stream `{}`: a stream cannot take a nack (requeue {requeue}); \
+                 delivery {} is acked instead and stays in the stream",
+                self.queue,
+                self.tag
+            );
+            return (*self).send(Action::Ack { multiple: false });
+        }
         (*self).send(Action::Nack { requeue })
     }
 }

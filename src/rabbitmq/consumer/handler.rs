@@ -10,7 +10,8 @@
 //! requeue cannot carry a header), then an ack. The last failed attempt
 //! dead-letters the message (a confirmed publish to the dead-letter queue,
 //! then an ack) or, without a dead-letter queue, acks and drops it with an
-//! ERROR log. Whenever a publish fails, the message is nacked with requeue:
+//! ERROR log. A stream gets one attempt (it cannot requeue, and a publish
+//! would append a copy for every reader). Whenever a publish fails, the message is nacked with requeue:
 //! never lost.
 
 use std::fmt::Display;
@@ -86,6 +87,9 @@ pub(super) struct Retries {
     pub(super) max: Duration,
     /// The queue was said to be a quorum queue.
     pub(super) quorum_queue: bool,
+    /// The queue is a stream: never retried, as a publish would append a
+    /// copy for every reader and a stream cannot requeue.
+    pub(super) stream: bool,
 }
 
 impl Retries {
@@ -180,7 +184,11 @@ impl HandlerWorker {
     /// Settles a delivery whose handler failed for `reason`.
     fn failed(&self, delivery: Delivery, info: &DeliveryInfo, reason: &str) -> crate::Result<()> {
         let attempt = info.attempt();
-        let max = self.retries.max_attempts;
+        let max = if self.retries.stream {
+            1
+        } else {
+            self.retries.max_attempts
+        };
         // A quorum queue counts a requeue; a first delivery on one does not
         // carry the count yet.
         let broker_counts = info.delivery_count().is_some()
@@ -312,6 +320,7 @@ mod tests {
             initial: Duration::from_millis(100),
             max: Duration::from_millis(300),
             quorum_queue: false,
+            stream: false,
         };
         let within = |wait: Duration, full: u64| {
             wait <= Duration::from_millis(full) && wait >= Duration::from_millis(full * 3 / 4)

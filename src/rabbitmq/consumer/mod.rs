@@ -11,6 +11,7 @@
 //! [`RabbitClient`](crate::rabbitmq::RabbitClient)'s consumer, to watch and
 //! stop).
 
+use std::cell::Cell;
 use std::fmt::Display;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use crate::error::Result;
 use crate::message::Message;
 use crate::rabbitmq::connection::{Connection, Shared};
 use crate::rabbitmq::publisher::Publisher;
+use crate::rabbitmq::queue_arguments::{QueueType, StreamOffset};
 use crate::thread::{self, join_all, lock, Stopper, Worker};
 use failure_publisher::FailurePublisher;
 
@@ -200,7 +202,10 @@ impl Consumer {
             max_attempts: options.max_attempts(),
             initial,
             max,
-            quorum_queue: options.quorum_queue(),
+            quorum_queue: options.quorum_queue()
+                || options.queue_arguments().queue_type() == Some(QueueType::Quorum),
+            stream: options.stream_offset().is_some()
+                || options.queue_arguments().queue_type() == Some(QueueType::Stream),
         };
         let (stopper, stop) = thread::stop_signal();
         let counters = Arc::new(ConsumerCounters::default());
@@ -242,6 +247,14 @@ impl Consumer {
             inline,
             stop,
             counters: counters.clone(),
+            // The broker's default offset, `next`, for a stream without one.
+            stream_offset: options
+                .stream_offset()
+                .or(
+                    (options.queue_arguments().queue_type() == Some(QueueType::Stream))
+                        .then_some(StreamOffset::Next),
+                ),
+            stream_resume: Cell::new(None),
         };
         workers.push(thread::spawn(format!("rmq-consume:{queue}"), move || {
             owner.run();

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::rabbitmq::queue_arguments::{QueueArguments, QueueType, StreamOffset};
 use crate::rabbitmq::topology::{Declaration, ExchangeKind};
 
 /// What to consume and how: gormq's `ConsumerOption`.
@@ -42,6 +43,8 @@ pub struct ConsumerOptions {
     dead_letter_queue: Option<String>,
     dead_letter_routing_key: Option<String>,
     close_timeout: Duration,
+    queue_arguments: QueueArguments,
+    stream_offset: Option<StreamOffset>,
     max_attempts: u32,
     retry_backoff: (Duration, Duration),
     quorum_queue: bool,
@@ -66,6 +69,8 @@ impl ConsumerOptions {
             dead_letter_queue: None,
             dead_letter_routing_key: None,
             close_timeout: Duration::from_secs(5),
+            queue_arguments: QueueArguments::new(),
+            stream_offset: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             quorum_queue: false,
@@ -265,7 +270,7 @@ impl ConsumerOptions {
         if !self.exchange.is_empty() {
             out.push(Declaration::exchange(&self.exchange, self.exchange_kind));
         }
-        out.push(Declaration::queue(&queue));
+        out.push(self.queue_declaration());
         if !self.exchange.is_empty() {
             out.push(Declaration::binding(
                 &queue,
@@ -289,12 +294,75 @@ impl ConsumerOptions {
         out
     }
 
+    /// The queue's type (`x-queue-type`): [`QueueType::Quorum`] for a
+    /// replicated queue, [`QueueType::Stream`] for a log read from an
+    /// offset ([`with_stream_offset`](Self::with_stream_offset)). Shorthand
+    /// for the type in [`with_queue_arguments`](Self::with_queue_arguments).
+    #[must_use]
+    pub fn with_queue_type(mut self, queue_type: QueueType) -> Self {
+        self.queue_arguments = self.queue_arguments.with_type(queue_type);
+        self
+    }
+
+    /// The arguments the consumer's queue is declared with (its type,
+    /// delivery limit, broker-side dead-lettering, length limit...).
+    /// [`Consumer::start`](super::Consumer::start) checks them
+    /// ([`QueueArguments::validate`]: [`Error::InvalidArgument`] naming the
+    /// argument), and fails with [`Error::Refused`] (406) naming the queue
+    /// and the argument when the queue exists with other ones. Replaces
+    /// a type set with [`with_queue_type`](Self::with_queue_type) before.
+    #[must_use]
+    pub fn with_queue_arguments(mut self, arguments: QueueArguments) -> Self {
+        self.queue_arguments = arguments;
+        self
+    }
+
+    /// Where a consumer of a stream queue starts reading
+    /// (`x-stream-offset`); without it the broker starts at
+    /// [`StreamOffset::Next`]. The consumer acks by hand with its prefetch,
+    /// as a stream needs; an ack only moves the prefetch window on (the
+    /// message stays in the stream). After a lost channel it resumes at
+    /// the oldest delivery it had not settled (or after the newest it
+    /// delivered), not at this offset again: at least once, without
+    /// reading the stream from the start again. A new consumer (a
+    /// restarted program) starts at this offset: the broker keeps no
+    /// position for AMQP consumers.
+    ///
+    /// A stream cannot requeue: the broker answers a nack by closing the
+    /// whole connection (540 `NOT_IMPLEMENTED`). So on a stream (this
+    /// offset set, or [`QueueType::Stream`]) a failed handler's nack is
+    /// sent as an ack, with a WARN; the message stays in the stream at its
+    /// offset. Turn [`with_dead_letters`](Self::with_dead_letters) on to
+    /// keep failures somewhere.
+    #[must_use]
+    pub fn with_stream_offset(mut self, offset: StreamOffset) -> Self {
+        self.stream_offset = Some(offset);
+        self
+    }
+
+    /// The arguments the queue is declared with.
+    pub fn queue_arguments(&self) -> &QueueArguments {
+        &self.queue_arguments
+    }
+
+    /// Where a stream consumer starts, when set.
+    pub fn stream_offset(&self) -> Option<StreamOffset> {
+        self.stream_offset
+    }
+
+    /// The declaration of the consumed queue, with its arguments.
+    fn queue_declaration(&self) -> Declaration {
+        Declaration::queue_with(self.queue(), self.queue_arguments.clone())
+    }
+
     /// How many times a message is handled before it counts as poison (at
     /// least 1; 1 means no retry; default 3). A failed attempt with
     /// attempts left is retried after [`with_retry_backoff`]'s wait; the
     /// last failure dead-letters the message, or drops it (with an ERROR
     /// log) when dead letters are off. Watermill's `Retry` middleware and
-    /// poison queue, rather than gormq's ack of a failed message.
+    /// poison queue, rather than gormq's ack of a failed message. A stream
+    /// gets one attempt whatever this says: it cannot requeue, and a
+    /// publish would append a copy for every reader.
     ///
     /// [`with_retry_backoff`]: Self::with_retry_backoff
     #[must_use]
@@ -315,7 +383,9 @@ impl ConsumerOptions {
     /// Says the queue is a quorum queue (`x-queue-type: quorum`), which
     /// counts every delivery of a message in its `x-delivery-count` header:
     /// retries are then nacks with requeue, counted by the broker, rather
-    /// than publishes of the message again. Without it a quorum queue's
+    /// than publishes of the message again. Implied by
+    /// [`with_queue_type`](Self::with_queue_type)`(QueueType::Quorum)`;
+    /// for a queue that is quorum by the vhost's default queue type. Without it a quorum queue's
     /// first retry is a publish, and requeues start once a delivery
     /// carries the count. A classic queue said to be quorum still retries
     /// a bounded number of times: a redelivery without the count is

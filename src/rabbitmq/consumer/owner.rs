@@ -10,6 +10,7 @@
 //! confirms the cancel on it (bounded): amiquip treats a receiver dropped
 //! before that as fatal and would close the whole shared connection.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::error::Error;
 use crate::message::Delivery;
 use crate::rabbitmq::amqp;
 use crate::rabbitmq::connection::Shared;
+use crate::rabbitmq::queue_arguments::StreamOffset;
 use crate::thread::StopToken;
 
 /// What a channel owner hands over for each AMQP delivery: the
@@ -59,6 +61,16 @@ pub(crate) struct Owner<T: Wrap = Delivery> {
     pub(crate) inline: Option<Box<dyn Fn(T) + Send>>,
     pub(crate) stop: StopToken,
     pub(crate) counters: Arc<ConsumerCounters>,
+    /// Set for a stream queue, and only then: where to start reading
+    /// (`x-stream-offset`); each consume, the first and the one after a
+    /// reconnect, starts there. A stream cannot take a nack (the broker
+    /// closes the whole connection, 540 `NOT_IMPLEMENTED`), so its
+    /// deliveries turn a nack into an ack.
+    pub(crate) stream_offset: Option<StreamOffset>,
+    /// For a stream: where the next consume resumes, once one delivered
+    /// something (see [`Owner::resume_at`]). Only the owner's thread
+    /// touches it.
+    pub(crate) stream_resume: Cell<Option<u64>>,
 }
 
 /// How long a stopping consumer waits, after the broker answered its
@@ -191,11 +203,23 @@ impl<T: Wrap> Owner<T> {
         if let Err(e) = channel.qos(0, self.prefetch, false) {
             return lost("qos", e);
         }
-        let consumer =
-            match channel.basic_consume(self.queue.as_str(), amiquip::ConsumerOptions::default()) {
-                Ok(c) => c,
-                Err(e) => return lost("basic_consume", e),
-            };
+        // Manual acks (`no_ack` false) and the prefetch above: what a
+        // stream consumer needs too. After a lost channel a stream resumes
+        // where it left off instead of at its configured offset again.
+        let offset = match (self.stream_offset, self.stream_resume.get()) {
+            (Some(_), Some(next)) => Some(StreamOffset::Offset(next)),
+            (offset, _) => offset,
+        };
+        let options = amiquip::ConsumerOptions {
+            arguments: offset
+                .map(StreamOffset::consume_arguments)
+                .unwrap_or_default(),
+            ..amiquip::ConsumerOptions::default()
+        };
+        let consumer = match channel.basic_consume(self.queue.as_str(), options) {
+            Ok(c) => c,
+            Err(e) => return lost("basic_consume", e),
+        };
         current.store(channel_number, Ordering::SeqCst);
         log::info!(
             "consumer of `{}`: consuming (prefetch {})",
@@ -203,10 +227,12 @@ impl<T: Wrap> Owner<T> {
             self.prefetch
         );
         let mut cancel = Cancel::NotSent;
+        let mut pending = BTreeMap::new();
         let served = self.deliver(
             channel,
             &consumer,
             &mut cancel,
+            &mut pending,
             channel_number,
             current,
             settle_tx,
@@ -214,6 +240,7 @@ impl<T: Wrap> Owner<T> {
             queue,
         );
         self.finish_cancel(&consumer, cancel);
+        self.resume_at(&pending);
         served
     }
 
@@ -266,13 +293,13 @@ impl<T: Wrap> Owner<T> {
         channel: &amiquip::Channel,
         consumer: &amiquip::Consumer,
         cancel: &mut Cancel,
+        pending: &mut BTreeMap<u64, amiquip::Delivery>,
         channel_number: u64,
         current: &Arc<AtomicU64>,
         settle_tx: &Sender<Settle>,
         settles: &Receiver<Settle>,
         queue: &Arc<str>,
     ) -> Served {
-        let mut pending: BTreeMap<u64, amiquip::Delivery> = BTreeMap::new();
         let mut stopping: Option<Instant> = None;
         let deliveries = consumer.receiver().clone();
         loop {
@@ -306,6 +333,12 @@ impl<T: Wrap> Owner<T> {
                         let body = std::mem::take(&mut raw.body);
                         let redelivered = raw.redelivered;
                         let message = amqp::message_from(body, &raw.properties);
+                        let offset = self.stream_offset.and(amqp::stream_offset_of(&raw.properties));
+                        if let Some(offset) = offset {
+                            let next = offset.saturating_add(1);
+                            let resume = self.stream_resume.get().map_or(next, |n| n.max(next));
+                            self.stream_resume.set(Some(resume));
+                        }
                         self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                         let acker = RabbitAcker {
                             channel: channel_number,
@@ -313,6 +346,7 @@ impl<T: Wrap> Owner<T> {
                             current: current.clone(),
                             settles: settle_tx.clone(),
                             queue: queue.clone(),
+                            stream: self.stream_offset.is_some(),
                         };
                         let delivery = T::wrap(
                             Delivery::new(message, Box::new(acker)).with_redelivered(redelivered),
@@ -337,7 +371,7 @@ impl<T: Wrap> Owner<T> {
                         // handler's own, at least) now, as a plain consumer
                         // would, rather than after the next delivery.
                         if let Ok(settle) = settles.try_recv() {
-                            if let Err(e) = apply_batch(channel, &mut pending, settle, settles, channel_number) {
+                            if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
                                 return e;
                             }
                         }
@@ -362,7 +396,7 @@ impl<T: Wrap> Owner<T> {
                 },
                 recv(settles) -> settle => {
                     if let Ok(settle) = settle {
-                        if let Err(e) = apply_batch(channel, &mut pending, settle, settles, channel_number) {
+                        if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
                             return e;
                         }
                     }
@@ -379,6 +413,24 @@ impl<T: Wrap> Owner<T> {
 }
 
 impl<T: Wrap> Owner<T> {
+    /// For a stream, after a consume ended: the next one starts at the
+    /// oldest delivery not settled on it (its ack, if it comes, is stale
+    /// now, so the broker must send it again), or else after the newest
+    /// delivered. At least once, without reading the stream from its
+    /// configured offset (say the first message) again.
+    fn resume_at(&self, unsettled: &BTreeMap<u64, amiquip::Delivery>) {
+        if self.stream_offset.is_none() {
+            return;
+        }
+        let oldest = unsettled
+            .values()
+            .filter_map(|d| amqp::stream_offset_of(&d.properties))
+            .min();
+        if let Some(oldest) = oldest {
+            self.stream_resume.set(Some(oldest));
+        }
+    }
+
     /// Sends the cancel of a stopping consumer; the broker's answer comes
     /// back on its receiver, read in [`Owner::finish_cancel`].
     fn send_cancel(&self, consumer: &amiquip::Consumer) -> Cancel {

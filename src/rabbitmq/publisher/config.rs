@@ -34,6 +34,7 @@ pub struct PublisherConfig {
     window: usize,
     buffer: usize,
     retry_interval: Duration,
+    nack_retries: u32,
     confirm_timeout: Duration,
     persistent: bool,
     mandatory: bool,
@@ -49,6 +50,7 @@ impl Default for PublisherConfig {
             window: 256,
             buffer: 10_000,
             retry_interval: Duration::from_secs(1),
+            nack_retries: 3,
             confirm_timeout: Duration::from_secs(30),
             persistent: true,
             mandatory: true,
@@ -84,10 +86,24 @@ impl PublisherConfig {
         self
     }
 
-    /// How long a nacked message waits before it is sent again.
+    /// How long the publisher waits before it tries again after the
+    /// broker refused its channel on a live connection (which no reconnect
+    /// announces) or nacked a message.
     #[must_use]
     pub fn with_retry_interval(mut self, interval: Duration) -> Self {
         self.retry_interval = interval;
+        self
+    }
+
+    /// How many times a message the broker nacks is sent again (default 3,
+    /// `retry_interval` apart, each time on a new channel) before it fails
+    /// to its caller with [`Error::Busy`]. A quorum queue nacks while it
+    /// elects a leader (a node of the cluster died), which a retry rides
+    /// out; a full queue declared with `x-overflow` `reject-publish` nacks
+    /// until it drains. 0 fails a nacked message at once.
+    #[must_use]
+    pub fn with_nack_retries(mut self, retries: u32) -> Self {
+        self.nack_retries = retries;
         self
     }
 
@@ -164,9 +180,15 @@ impl PublisherConfig {
         self.buffer
     }
 
-    /// How long a nacked message waits before it is sent again.
+    /// How long the publisher waits before it tries a refused channel
+    /// again.
     pub fn retry_interval(&self) -> Duration {
         self.retry_interval
+    }
+
+    /// How many times a nacked message is sent again.
+    pub fn nack_retries(&self) -> u32 {
+        self.nack_retries
     }
 
     /// How long a publish waits for its confirm.

@@ -7,10 +7,11 @@
 //!
 //! The broker answers a message it cannot take in one of two ways. Some it
 //! refuses on its own: a mandatory message no queue takes comes back as a
-//! `basic.return` (then its ack), a nack is for the tags it names; both are
-//! matched to their messages by tag (or, for a return, by our sequence
-//! header) and touch nothing else in the window. Others make it close the
-//! channel: a missing exchange, a body over its `max_message_size`. Then
+//! `basic.return` (then its ack), a nack is for the tags it names (a full
+//! queue that rejects publishes: the message fails to its caller as busy,
+//! unretried); both are matched to their messages by tag (or, for a
+//! return, by our sequence header) and touch nothing else in the window.
+//! Others make it close the channel: a missing exchange, a body over its `max_message_size`. Then
 //! every message in flight on that channel loses its confirm, though the
 //! broker may well have queued it, and would be sent again: one refusal in
 //! a window of 401 duplicated the 200 before it. Worse, amiquip answers the
@@ -94,6 +95,8 @@ struct Loss {
     by_server: bool,
     /// The broker's reply code when it closed the channel.
     code: u16,
+    /// Wait the retry interval before the next channel.
+    pause: bool,
 }
 
 impl Loss {
@@ -103,12 +106,9 @@ impl Loss {
                 reason: format!("the broker closed the channel ({code}: {message})"),
                 by_server: true,
                 code,
+                pause: false,
             },
-            other => Loss {
-                reason: other.to_string(),
-                by_server: false,
-                code: 0,
-            },
+            other => Loss::other(other.to_string()),
         }
     }
 
@@ -117,6 +117,16 @@ impl Loss {
             reason: reason.into(),
             by_server: false,
             code: 0,
+            pause: false,
+        }
+    }
+
+    /// The broker nacked a publish: the channel is given up, and the next
+    /// one opened after the retry interval.
+    fn nacked() -> Loss {
+        Loss {
+            pause: true,
+            ..Loss::other("the broker nacked a publish")
         }
     }
 }
@@ -158,8 +168,9 @@ impl Engine {
                             loss.reason,
                             self.queue.len()
                         );
-                        if loss.by_server && self.careful_through.is_none() {
-                            // Refused with nothing to blame: do not spin.
+                        if loss.pause || (loss.by_server && self.careful_through.is_none()) {
+                            // Nacked, or refused with nothing to blame: do
+                            // not spin.
                             let _ = self.stop.sleep(self.config.retry_interval());
                         }
                     }
@@ -256,9 +267,11 @@ impl Engine {
         let mut returned: HashSet<u64> = HashSet::new();
         let mut exchanges = Exchanges::default();
         let mut next_tag: u64 = 1;
+        // A retried nack waits for a new channel: nothing more is sent on
+        // this one.
+        let mut reopen = false;
         let lost = loop {
             // Publish what the window allows, in order.
-            let now = Instant::now();
             let mut failed = None;
             if let Some(through) = self.careful_through {
                 let done = self.queue.front().is_none_or(|e| e.seq > through)
@@ -267,16 +280,14 @@ impl Engine {
                     self.careful_through = None;
                 }
             }
-            let limit = if self.careful_through.is_some() {
+            let limit = if reopen {
+                0
+            } else if self.careful_through.is_some() {
                 1
             } else {
                 self.config.window()
             };
             while inflight.len() < limit {
-                match self.queue.front() {
-                    Some(e) if e.not_before.is_none_or(|t| t <= now) => {}
-                    _ => break,
-                }
                 let Some(mut entry) = self.queue.pop_front() else {
                     break;
                 };
@@ -320,11 +331,7 @@ impl Engine {
                     break None;
                 }
             }
-            let wake_at = (*draining)
-                .into_iter()
-                .chain(self.queue.front().and_then(|e| e.not_before))
-                .min();
-            let timer = wake_at.map_or_else(never, crossbeam_channel::at);
+            let timer = (*draining).map_or_else(never, crossbeam_channel::at);
             let stop = if draining.is_some() {
                 never()
             } else {
@@ -358,7 +365,22 @@ impl Engine {
                 }
             } else if ready == confirms_at {
                 match confirms.try_recv() {
-                    Ok(confirm) => self.settle(confirm, &mut inflight, &mut returned, &returns),
+                    Ok(confirm) => {
+                        if self.settle(confirm, &mut inflight, &mut returned, &returns) {
+                            // A channel that had a publish nacked may go on
+                            // nacking: RabbitMQ keeps the quorum queue
+                            // leader it knew when the publish went out, and
+                            // after a failover that leader is gone. The
+                            // retry goes out on a new channel, which asks
+                            // for the current one, once the rest of the
+                            // window is confirmed here (so that none of it
+                            // is sent twice).
+                            reopen = true;
+                        }
+                        if reopen && inflight.is_empty() {
+                            break Some(Loss::nacked());
+                        }
+                    }
                     Err(TryRecvError::Empty) => {}
                     // The channel is gone; a call on it says why.
                     Err(TryRecvError::Disconnected) => {
@@ -591,14 +613,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies one confirm (possibly for several tags).
+    /// Applies one confirm (possibly for several tags). True when it was a
+    /// nack with a message to retry.
     fn settle(
         &mut self,
         confirm: Confirm,
         inflight: &mut BTreeMap<u64, Entry>,
         returned: &mut HashSet<u64>,
         returns: &Receiver<Return>,
-    ) {
+    ) -> bool {
         let (payload, acked) = match confirm {
             Confirm::Ack(p) => (p, true),
             Confirm::Nack(p) => (p, false),
@@ -616,14 +639,31 @@ impl Engine {
         while let Ok(ret) = returns.try_recv() {
             note_return(&ret, returned);
         }
-        let mut nacked = Vec::new();
+        let (mut retried, mut failed) = (Vec::new(), 0);
         for tag in tags {
-            let Some(entry) = inflight.remove(&tag) else {
+            let Some(mut entry) = inflight.remove(&tag) else {
                 continue;
             };
             if !acked {
                 self.counters.nacked.fetch_add(1, Ordering::Relaxed);
-                nacked.push(entry);
+                if entry.nacks < self.config.nack_retries() {
+                    entry.nacks += 1;
+                    retried.push(entry);
+                    continue;
+                }
+                failed += 1;
+                let error = Error::Busy {
+                    what: format!(
+                        "the queue for routing key `{}` on exchange `{}`",
+                        entry.routing_key, entry.exchange
+                    ),
+                    reason: format!(
+                        "the broker nacked the publish {} times: the queue is full and rejects \
+                         publishes (x-overflow reject-publish), or it could not store the message",
+                        entry.nacks + 1
+                    ),
+                };
+                self.fail(entry, error, true);
             } else if returned.remove(&entry.seq) {
                 self.counters.returned.fetch_add(1, Ordering::Relaxed);
                 log::warn!(
@@ -648,19 +688,21 @@ impl Engine {
                 self.held.release();
             }
         }
-        if !nacked.is_empty() {
+        if !acked {
             log::warn!(
-                "publisher on {}: the broker nacked {} messages; retrying in {:?}",
+                "publisher on {}: the broker nacked {} messages (a full queue that rejects \
+                 publishes, or a quorum queue electing a leader); {} to retry in {:?}, {failed} \
+                 failed as busy after {} retries",
                 self.shared.name,
-                nacked.len(),
-                self.config.retry_interval()
+                retried.len() + failed,
+                retried.len(),
+                self.config.retry_interval(),
+                self.config.nack_retries()
             );
-            let at = Instant::now() + self.config.retry_interval();
-            for entry in &mut nacked {
-                entry.not_before = Some(at);
-            }
-            self.merge(nacked);
         }
+        let retry = !retried.is_empty();
+        self.merge(retried);
+        retry
     }
 
     /// Settles `entry` as failed for good: its caller gets `error`, or, for
@@ -689,13 +731,7 @@ impl Engine {
 
     /// Puts what was in flight back into the queue, in order, to resend.
     fn requeue(&mut self, inflight: BTreeMap<u64, Entry>) {
-        let entries: Vec<Entry> = inflight
-            .into_values()
-            .map(|mut e| {
-                e.not_before = None;
-                e
-            })
-            .collect();
+        let entries: Vec<Entry> = inflight.into_values().collect();
         self.merge(entries);
     }
 

@@ -1,8 +1,6 @@
 //! What the publishing thread works on: an [`Entry`] per message held until
 //! confirmed, and a [`Feed`], a channel input it takes messages from itself.
 
-use std::time::Instant;
-
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::Result;
@@ -17,11 +15,10 @@ pub(super) struct Entry {
     pub(super) message: Message,
     /// Where its caller waits for the confirm; `None` for fire and retry.
     pub(super) reply: Option<Sender<Result<()>>>,
-    /// Not to be sent before this (a nacked message waits the retry
-    /// interval).
-    pub(super) not_before: Option<Instant>,
     /// How many times it was published.
     pub(super) attempts: u32,
+    /// How many times the broker nacked it.
+    pub(super) nacks: u32,
 }
 
 impl Entry {
@@ -39,8 +36,8 @@ impl Entry {
             routing_key: routing_key.to_string(),
             message,
             reply,
-            not_before: None,
             attempts: 0,
+            nacks: 0,
         }
     }
 }

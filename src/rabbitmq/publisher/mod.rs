@@ -70,10 +70,9 @@ struct Inner {
 ///
 /// Every message handed over stays in the publisher until the broker
 /// confirmed it: while it waits its turn, while it is in flight, and after
-/// a failure. A message that failed to publish, was nacked, or was
-/// unconfirmed when the connection died goes back into the buffer, in
-/// publish order, and is resent: at once on the next connection, or after
-/// the retry interval for a nack. The buffer is bounded
+/// a failure. A message that failed to publish or was unconfirmed when
+/// the connection died goes back into the buffer, in publish order, and is
+/// resent at once on the next connection. The buffer is bounded
 /// ([`PublisherConfig::with_buffer`]): a publish into a full buffer is an
 /// error to the caller, never a silent drop.
 ///
@@ -84,6 +83,19 @@ struct Inner {
 /// survives a broker restart. With `mandatory` on (the default), a message
 /// that no queue took comes back as an error instead of a confirm. A
 /// refusal touches only the refused message, not the rest of the window.
+///
+/// A nack is retried a few times, then a refusal: the broker nacks a
+/// message that a full queue declared with `x-overflow` `reject-publish`
+/// ([`Overflow::RejectPublish`](crate::rabbitmq::Overflow::RejectPublish))
+/// will not take, and a quorum queue nacks while it elects a new leader.
+/// A nacked message is sent again after the retry interval, on a new
+/// channel (a channel that saw a nack from a quorum queue whose leader
+/// died may go on nacking), up to
+/// [`PublisherConfig::with_nack_retries`] times (3 by default); then its
+/// publish fails with [`Error::Busy`] (transient: the queue may drain, and
+/// the caller decides whether to send again; a fire-and-retry one goes to
+/// [`refusals`](Self::refusals)). Every nack is counted in
+/// [`PublisherStats::nacked`] and logged at WARN.
 /// Resends after a connection loss can duplicate a message the broker had
 /// received but not yet confirmed: at least once, never at most once.
 ///
@@ -177,8 +189,10 @@ impl Publisher {
     ///
     /// # Errors
     ///
-    /// [`Error::Busy`] when the buffer is full or the broker blocks
-    /// publishing under [`BlockedPolicy::Fail`]; [`Error::Refused`] when the
+    /// [`Error::Busy`] when the buffer is full, the broker blocks
+    /// publishing under [`BlockedPolicy::Fail`], or the broker nacked the
+    /// message more than the configured nack retries (a full queue with
+    /// `x-overflow` `reject-publish`); [`Error::Refused`] when the
     /// broker refused the message (code 404 for a missing exchange, 312 for
     /// a mandatory message no queue took); [`Error::Timeout`] when no confirm came within the
     /// confirm timeout (the message stays buffered and may still be
@@ -220,8 +234,9 @@ impl Publisher {
     /// cannot be published now it waits in the retry buffer and is resent,
     /// until confirmed. Nothing reports the confirm; [`flush`](Self::flush)
     /// waits for all of them. A message that can never be published (the
-    /// broker refused it, or it was unroutable with `mandatory`) comes back
-    /// on [`refusals`](Self::refusals), and the next `flush` or `close`
+    /// broker refused it, nacked it for a full queue, or it was unroutable
+    /// with `mandatory`) comes back on [`refusals`](Self::refusals), and
+    /// the next `flush` or `close`
     /// fails with [`Error::Rejected`] counting it.
     ///
     /// # Errors

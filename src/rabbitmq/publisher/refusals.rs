@@ -20,8 +20,9 @@ use crate::thread::lock;
 /// A fire-and-retry publish ([`Publisher::publish_nowait`],
 /// [`RabbitClient::publish_nowait`]) that will never be published, with its message
 /// back: the broker refused it (say an exchange that does not exist), it
-/// was unroutable with `mandatory` on, or the publisher closed before it
-/// was confirmed.
+/// nacked it (a full queue with `x-overflow` `reject-publish`: `error` is
+/// [`Error::Busy`]), it was unroutable with `mandatory` on, or the
+/// publisher closed before it was confirmed.
 ///
 /// [`Publisher::publish_nowait`]: super::Publisher::publish_nowait
 /// [`RabbitClient::publish_nowait`]: crate::rabbitmq::RabbitClient::publish_nowait

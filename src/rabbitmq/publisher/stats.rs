@@ -35,11 +35,13 @@ pub struct PublisherStats {
     pub published: u64,
     /// Messages the broker confirmed.
     pub confirmed: u64,
-    /// Nacks received (each message nacked is retried).
+    /// Messages the broker nacked (a full queue with `x-overflow`
+    /// `reject-publish`); each failed to its caller as
+    /// [`Error::Busy`](crate::Error::Busy), not retried.
     pub nacked: u64,
     /// Mandatory messages returned as unroutable.
     pub returned: u64,
-    /// Messages sent again after a connection loss or a nack.
+    /// Messages sent again after a connection loss.
     pub resent: u64,
     /// Messages the broker refused by closing the channel on them (say an
     /// exchange that does not exist); each failed to its caller.
