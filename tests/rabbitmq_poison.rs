@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::{broker_url, delete_queues, eventually, queue_depth, unique, TestVhost};
 use syncmq::rabbitmq::{
     Connection, ConnectionConfig, Consumer, ConsumerOptions, DeliveryInfo, Publisher,
-    PublisherConfig, RabbitClient, RabbitClientConfig,
+    PublisherConfig, QueueType, RabbitClient, RabbitClientConfig,
 };
 use syncmq::Message;
 
@@ -266,30 +266,18 @@ fn a_handler_that_fails_twice_then_succeeds_has_its_message_acked_once() {
     delete_queues(&url, &[&queue, &dead_letter_queue]);
 }
 
-#[test]
-fn a_quorum_queue_counts_attempts_with_the_brokers_delivery_count() {
-    if broker_url().is_none() {
-        return;
-    }
-    // The consumer declares its queue without `x-queue-type`: in this
-    // vhost that makes a quorum queue.
-    let vhost = TestVhost::with_default_queue_type("poison-quorum", "quorum");
-    let url = vhost.url();
-    let queue = unique("poison-quorum");
-    let conn = connection(&url, "poison-quorum");
-    let options = quick(
-        ConsumerOptions::new("", "")
-            .with_queue(&queue)
-            .with_quorum_queue(true),
-    );
-    let (consumer, calls) = failing_consumer(&conn, options, usize::MAX);
+/// A message that always fails on the quorum queue `queue` (consumed with
+/// `options`) is requeued twice, counted by the broker, then dropped.
+fn check_quorum_retries(url: &str, options: ConsumerOptions, queue: &str) {
+    let conn = connection(url, "poison-quorum");
+    let (consumer, calls) = failing_consumer(&conn, quick(options), usize::MAX);
     publish(
         &conn,
         "",
-        &queue,
+        queue,
         Message::new(b"poison".to_vec()).with_header("trace", "q-1"),
     );
-    close_once_dropped(&url, &consumer, &queue);
+    close_once_dropped(url, &consumer, queue);
     let stats = consumer.stats();
     assert_eq!(
         (stats.delivered, stats.failed, stats.retried, stats.dropped),
@@ -315,7 +303,32 @@ fn a_quorum_queue_counts_attempts_with_the_brokers_delivery_count() {
         assert_eq!(info.header("trace"), Some("q-1"));
     }
     conn.close().unwrap();
-    delete_queues(&url, &[&queue]);
+    delete_queues(url, &[queue]);
+}
+
+#[test]
+fn a_quorum_queue_counts_attempts_with_the_brokers_delivery_count() {
+    let Some(url) = broker_url() else { return };
+    let queue = unique("poison-quorum");
+    let options = ConsumerOptions::new("", "")
+        .with_queue(&queue)
+        .with_queue_type(QueueType::Quorum);
+    check_quorum_retries(&url, options, &queue);
+}
+
+#[test]
+fn a_queue_quorum_by_the_vhosts_default_is_said_to_be_quorum() {
+    if broker_url().is_none() {
+        return;
+    }
+    // The consumer declares its queue without `x-queue-type`: in this
+    // vhost that makes a quorum queue, which the consumer cannot tell.
+    let vhost = TestVhost::with_default_queue_type("poison-quorum", "quorum");
+    let queue = unique("poison-quorum");
+    let options = ConsumerOptions::new("", "")
+        .with_queue(&queue)
+        .with_quorum_queue(true);
+    check_quorum_retries(&vhost.url(), options, &queue);
 }
 
 #[test]

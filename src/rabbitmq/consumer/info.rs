@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 use amiquip::{AmqpProperties, AmqpValue};
 
+use crate::rabbitmq::amqp;
+
 /// The header in which a retried message carries its failed attempts.
 pub(super) const ATTEMPTS_HEADER: &str = "x-syncmq-attempts";
 /// The header in which quorum queues count a message's earlier deliveries.
@@ -77,7 +79,7 @@ impl DeliveryInfo {
             } else if name == ATTEMPTS_HEADER {
                 self.earlier_attempts = count(value).unwrap_or(0);
             }
-            self.headers.insert(name.clone(), text(value));
+            self.headers.insert(name.clone(), amqp::header_text(value));
         }
     }
 
@@ -138,37 +140,6 @@ fn count(value: &AmqpValue) -> Option<u64> {
         AmqpValue::LongLongInt(n) => u64::try_from(*n).ok(),
         AmqpValue::LongString(s) => s.trim().parse().ok(),
         _ => None,
-    }
-}
-
-/// A header value as text.
-fn text(value: &AmqpValue) -> String {
-    match value {
-        AmqpValue::LongString(s) => s.clone(),
-        AmqpValue::ByteArray(b) => String::from_utf8_lossy(b).into_owned(),
-        AmqpValue::Boolean(b) => b.to_string(),
-        AmqpValue::ShortShortUInt(n) => n.to_string(),
-        AmqpValue::ShortUInt(n) => n.to_string(),
-        AmqpValue::LongUInt(n) => n.to_string(),
-        AmqpValue::ShortShortInt(n) => n.to_string(),
-        AmqpValue::ShortInt(n) => n.to_string(),
-        AmqpValue::LongInt(n) => n.to_string(),
-        AmqpValue::LongLongInt(n) => n.to_string(),
-        AmqpValue::Timestamp(n) => n.to_string(),
-        AmqpValue::Float(n) => n.to_string(),
-        AmqpValue::Double(n) => n.to_string(),
-        AmqpValue::FieldTable(table) => {
-            let fields: Vec<String> = table
-                .iter()
-                .map(|(name, value)| format!("{name}: {}", text(value)))
-                .collect();
-            format!("{{{}}}", fields.join(", "))
-        }
-        AmqpValue::FieldArray(values) => {
-            let values: Vec<String> = values.iter().map(text).collect();
-            format!("[{}]", values.join(", "))
-        }
-        other => format!("{other:?}"),
     }
 }
 

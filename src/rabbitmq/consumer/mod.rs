@@ -77,7 +77,9 @@ const JOIN_MARGIN: Duration = Duration::from_secs(5);
 /// ([`ConsumerOptions::with_retry_backoff`]; the wait ends early when the
 /// consumer closes, and the message is then requeued). A retry is a nack
 /// with requeue on a quorum queue, whose `x-delivery-count` header counts
-/// the attempts; elsewhere it is a confirmed publish of the message again,
+/// the attempts (its [`ConsumerOptions::with_queue_type`] or
+/// [`ConsumerOptions::with_quorum_queue`] says it is one); a stream gets
+/// one attempt; elsewhere it is a confirmed publish of the message again,
 /// to the same queue with its failed attempts in an `x-syncmq-attempts`
 /// header, and then an ack. After the last attempt the message goes, with
 /// [`ConsumerOptions::with_dead_letters`], to its own dead-letter queue (a
