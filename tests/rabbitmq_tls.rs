@@ -116,18 +116,6 @@ fn connection_lines(name: &str, columns: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Force-closes the connection named `name` on the TLS node; how many were
-/// closed.
-fn force_close(name: &str) -> usize {
-    let mut closed = 0;
-    for line in connection_lines(name, &[]) {
-        let pid = line.split('\t').next().unwrap();
-        ctl(&["close_connection", pid, "syncmq test: forced close"]);
-        closed += 1;
-    }
-    closed
-}
-
 /// Deletes queues on the TLS node.
 fn delete_queues(queues: &[&str]) {
     for queue in queues {
@@ -314,7 +302,11 @@ fn nothing_confirmed_is_lost_over_tls_while_the_connection_is_force_closed_twice
                     publisher.stats().confirmed >= threshold
                 });
                 let before = waiter.wait_connected(PATIENCE).unwrap();
-                assert_eq!(force_close(&name), 1, "our connection was not found");
+                assert_eq!(
+                    common::force_close_connection_on(NODE, &name),
+                    1,
+                    "our connection was not found"
+                );
                 kills += 1;
                 eventually(PATIENCE, "a reconnect", || {
                     waiter.current().is_some_and(|g| g > before)
