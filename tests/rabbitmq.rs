@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    broker_url, delete_queues, eventually, force_close_connection, unique, SilentProxy, TestVhost,
+    broker_url, delete_queues, eventually, force_close_connection, queue_depth, unique,
+    SilentProxy, TestVhost,
 };
 use syncmq::rabbitmq::{
     Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher, PublisherConfig,
@@ -123,7 +124,9 @@ fn a_failing_handler_dead_letters_and_acks() {
     let ok2 = ok.clone();
     client
         .add_consumer(
-            ConsumerOptions::new(&exchange, "job").with_dead_letters(true),
+            ConsumerOptions::new(&exchange, "job")
+                .with_dead_letters(true)
+                .with_retry_backoff(Duration::from_millis(10), Duration::from_millis(20)),
             move |m: &Message| -> Result<(), String> {
                 match m.body() {
                     b"bad" => Err("cannot do bad jobs".into()),
@@ -163,6 +166,13 @@ fn a_failing_handler_dead_letters_and_acks() {
     assert!(dead_letters.iter().any(|m| m
         .header("x-failure-reason")
         .is_some_and(|r| r.contains("cannot do bad jobs"))));
+    // Each failed three times (the default) before it was dead-lettered.
+    assert!(
+        dead_letters
+            .iter()
+            .all(|m| m.header("x-failure-attempts") == Some("3")),
+        "{dead_letters:?}"
+    );
     client.close().unwrap();
     client.close().unwrap(); // a second close does nothing
     delete_queues(
@@ -763,19 +773,6 @@ fn closing_a_consumer_never_kills_the_shared_connection() {
     delete_queues(&url, &[&queue]);
 }
 
-/// Ready messages in `queue`, from a passive declare.
-fn queue_depth(url: &str, queue: &str) -> u32 {
-    let mut conn = amiquip::Connection::insecure_open(url).expect("a probe connection");
-    let channel = conn.open_channel(None).expect("a probe channel");
-    let depth = channel
-        .queue_declare_passive(queue)
-        .expect("the queue exists")
-        .declared_message_count()
-        .expect("a passive declare reports the count");
-    let _ = conn.close();
-    depth
-}
-
 /// Issue 11 item 9: two consumers of one service on one exchange. Every
 /// failure on `route.a` lands in a's DLQ, once; b's DLQ stays empty; and a
 /// `#` binding on the exchange sees the original publishes only, never a
@@ -793,7 +790,9 @@ fn each_consumer_dead_letters_into_its_own_queue_only() {
             &conn,
             ConsumerOptions::new(&exchange, route)
                 .with_service(&service)
-                .with_dead_letters(true),
+                .with_dead_letters(true)
+                // One attempt: what this checks is where dead letters go.
+                .with_max_attempts(1),
             |m: &Message| -> Result<(), String> {
                 match m.body() {
                     b"bad" => Err("cannot do bad jobs".into()),
@@ -826,9 +825,9 @@ fn each_consumer_dead_letters_into_its_own_queue_only() {
     // `dead_lettered` counts confirmed DLQ publishes: each was routed, to
     // every queue it would ever reach, before its confirm came.
     eventually(PATIENCE, "a's failures dead-lettered", || {
-        a.dead_lettered() == failures
+        a.stats().dead_lettered == failures
     });
-    eventually(PATIENCE, "b's messages handled", || b.handled() == 5);
+    eventually(PATIENCE, "b's messages handled", || b.stats().handled == 5);
     a.close().unwrap();
     b.close().unwrap();
     publisher.close().unwrap();
@@ -836,7 +835,7 @@ fn each_consumer_dead_letters_into_its_own_queue_only() {
         format!("{service}:route.a:dlq"),
         format!("{service}:route.b:dlq"),
     );
-    assert_eq!(a.failed(), failures);
+    assert_eq!(a.stats().failed, failures);
     assert_eq!(
         queue_depth(&url, &a_dead_letters),
         u32::try_from(failures).unwrap(),

@@ -373,7 +373,10 @@ fn a_stream_is_read_from_the_first_message_and_from_an_offset() {
     });
     assert_eq!(*first_seen.lock().unwrap(), bodies(0..10));
     assert_eq!(*five_seen.lock().unwrap(), bodies(5..10));
-    assert_eq!((from_first.handled(), from_five.handled()), (10, 5));
+    assert_eq!(
+        (from_first.stats().handled, from_five.stats().handled),
+        (10, 5)
+    );
     from_first.close().unwrap();
     from_five.close().unwrap();
     publisher.close().unwrap();
@@ -402,7 +405,11 @@ fn a_single_active_consumer_queue_feeds_only_the_first_consumer() {
     eventually(PATIENCE, "ten consumed by the active one", || {
         active_seen.lock().unwrap().len() == 10
     });
-    assert_eq!(waiting.delivered(), 0, "the waiting consumer got messages");
+    assert_eq!(
+        waiting.stats().delivered,
+        0,
+        "the waiting consumer got messages"
+    );
     assert!(waiting_seen.lock().unwrap().is_empty());
     // Once the active one goes, the waiting one takes over.
     active.close().unwrap();
@@ -427,8 +434,8 @@ fn a_failing_handler_on_a_stream_does_not_take_the_connection_down() {
     let generation = conn.waiter().current().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    // No dead letters: a failure nacks with requeue, which a stream answers
-    // by closing the connection (540) unless the delivery acks instead.
+    // No dead letters: a failure is acked at once (a nack with requeue, which
+    // a stream answers by closing the connection, 540, is never sent).
     let consumer = Consumer::start(
         &conn,
         ConsumerOptions::new("", "")
@@ -449,7 +456,10 @@ fn a_failing_handler_on_a_stream_does_not_take_the_connection_down() {
     let publisher = Publisher::new(&conn, PublisherConfig::default()).unwrap();
     publish_bytes(&publisher, &stream, 0..6);
     eventually(PATIENCE, "six read", || seen.lock().unwrap().len() == 6);
-    assert_eq!(consumer.failed(), 1);
+    let stats = consumer.stats();
+    // A stream is not retried (a publish would append a copy for every
+    // reader): the failure is acked at once and stays in the stream.
+    assert_eq!((stats.failed, stats.retried, stats.dropped), (1, 0, 1));
     // Still the same connection, and the stream goes on past the failure:
     // each message read once, none redelivered.
     publisher

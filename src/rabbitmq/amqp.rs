@@ -576,20 +576,34 @@ pub(crate) fn message_from(body: Vec<u8>, props: &AmqpProperties) -> Message {
 }
 
 /// A header's value as text: strings as they are, numbers and booleans
-/// as written (the broker's `x-delivery-count` is `1`, not `LongLongInt(1)`).
-fn header_text(value: &AmqpValue) -> String {
+/// as written (the broker's `x-delivery-count` is `1`, not `LongLongInt(1)`),
+/// tables and arrays (`x-death`) as `{name: value, ...}` and `[value, ...]`.
+pub(crate) fn header_text(value: &AmqpValue) -> String {
     match value {
         AmqpValue::LongString(s) => s.clone(),
         AmqpValue::ByteArray(b) => String::from_utf8_lossy(b).into_owned(),
         AmqpValue::Boolean(b) => b.to_string(),
-        AmqpValue::ShortShortInt(n) => n.to_string(),
         AmqpValue::ShortShortUInt(n) => n.to_string(),
-        AmqpValue::ShortInt(n) => n.to_string(),
         AmqpValue::ShortUInt(n) => n.to_string(),
-        AmqpValue::LongInt(n) => n.to_string(),
         AmqpValue::LongUInt(n) => n.to_string(),
+        AmqpValue::ShortShortInt(n) => n.to_string(),
+        AmqpValue::ShortInt(n) => n.to_string(),
+        AmqpValue::LongInt(n) => n.to_string(),
         AmqpValue::LongLongInt(n) => n.to_string(),
         AmqpValue::Timestamp(n) => n.to_string(),
+        AmqpValue::Float(n) => n.to_string(),
+        AmqpValue::Double(n) => n.to_string(),
+        AmqpValue::FieldTable(table) => {
+            let fields: Vec<String> = table
+                .iter()
+                .map(|(name, value)| format!("{name}: {}", header_text(value)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+        AmqpValue::FieldArray(values) => {
+            let values: Vec<String> = values.iter().map(header_text).collect();
+            format!("[{}]", values.join(", "))
+        }
         other => format!("{other:?}"),
     }
 }

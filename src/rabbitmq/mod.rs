@@ -59,7 +59,7 @@ mod topology;
 #[cfg(feature = "tls")]
 pub use connection::TlsConfig;
 pub use connection::{Connection, ConnectionConfig};
-pub use consumer::{Consumer, ConsumerOptions};
+pub use consumer::{Consumer, ConsumerHandle, ConsumerOptions, ConsumerStats, DeliveryInfo};
 pub use publisher::{BlockedPolicy, Publisher, PublisherConfig, PublisherStats, Refusal};
 pub use queue_arguments::{ArgumentValue, Overflow, QueueArguments, QueueType, StreamOffset};
 pub use rabbit_client::{RabbitClient, RabbitClientConfig};

@@ -10,7 +10,9 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::rabbitmq::connection::{Connection, ConnectionConfig};
-use crate::rabbitmq::consumer::{self, Consumer, ConsumerOptions, Consumers};
+use crate::rabbitmq::consumer::{
+    self, Consumer, ConsumerHandle, ConsumerOptions, Consumers, DeliveryInfo, Handler,
+};
 use crate::rabbitmq::publisher::{Publisher, PublisherConfig, Refusal};
 use crate::thread::lock;
 use crate::waiter::ConnectionWaiter;
@@ -222,30 +224,57 @@ impl RabbitClient {
 
     /// gormq's `AddConsumer`: declares the queues (and the dead-letter
     /// queue) under this client's service name unless the options name
-    /// one, and starts consuming. Dead letters go through this client's
-    /// publisher.
+    /// one, and starts consuming. Retries and dead letters go through this
+    /// client's publisher. The handle tells the consumer's stats and stops
+    /// it alone; the client's [`close`](Self::close) stops it too.
     ///
     /// # Errors
     ///
     /// As [`Consumer::start`].
-    pub fn add_consumer<F, E>(&self, options: ConsumerOptions, handler: F) -> Result<()>
+    pub fn add_consumer<F, E>(&self, options: ConsumerOptions, handler: F) -> Result<ConsumerHandle>
     where
         F: Fn(&Message) -> std::result::Result<(), E> + Send + Sync + 'static,
         E: Display,
     {
+        self.add(options, &consumer::boxed_handler(handler))
+    }
+
+    /// As [`add_consumer`](Self::add_consumer), with a handler that is
+    /// also told about each delivery (see
+    /// [`Consumer::start_with_info`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::start`].
+    pub fn add_consumer_with_info<F, E>(
+        &self,
+        options: ConsumerOptions,
+        handler: F,
+    ) -> Result<ConsumerHandle>
+    where
+        F: Fn(&Message, &DeliveryInfo) -> std::result::Result<(), E> + Send + Sync + 'static,
+        E: Display,
+    {
+        self.add(options, &consumer::boxed_handler_with_info(handler))
+    }
+
+    fn add(&self, options: ConsumerOptions, handler: &Arc<Handler>) -> Result<ConsumerHandle> {
         let options = if options.has_service() {
             options
         } else {
             options.with_service(self.service.clone())
         };
-        let consumer = Consumer::on(
+        let consumer = Arc::new(Consumer::on(
             self.connection.shared(),
             Some(self.publisher.clone()),
             options,
-            &consumer::boxed_handler(handler),
-        )?;
-        lock(&self.consumers).push(consumer);
-        Ok(())
+            handler,
+        )?);
+        let mut consumers = lock(&self.consumers);
+        // Those closed through their handles need no closing any more.
+        consumers.retain(|c| !c.is_closed());
+        consumers.push(consumer.clone());
+        Ok(ConsumerHandle::new(consumer))
     }
 
     /// Waits until every message published so far is confirmed or failed,

@@ -173,6 +173,20 @@ pub fn delete_queues(url: &str, names: &[&str]) {
     let _ = conn.close();
 }
 
+/// Ready messages in `queue`, from a passive declare.
+#[cfg(feature = "rabbitmq")]
+pub fn queue_depth(url: &str, queue: &str) -> u32 {
+    let mut conn = amiquip::Connection::insecure_open(url).expect("a probe connection");
+    let channel = conn.open_channel(None).expect("a probe channel");
+    let depth = channel
+        .queue_declare_passive(queue)
+        .expect("the queue exists")
+        .declared_message_count()
+        .expect("a passive declare reports the count");
+    let _ = conn.close();
+    depth
+}
+
 /// True when the broker has a queue of this name.
 #[cfg(feature = "rabbitmq")]
 pub fn queue_exists(url: &str, name: &str) -> bool {
@@ -209,6 +223,15 @@ impl TestVhost {
     pub fn new(base: &str) -> Self {
         let name = unique(base);
         rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        TestVhost { name }
+    }
+
+    /// A fresh vhost whose queues declared without `x-queue-type` are of
+    /// type `queue_type` (`quorum`, `classic`, `stream`).
+    pub fn with_default_queue_type(base: &str, queue_type: &str) -> Self {
+        let name = unique(base);
+        rabbitmqctl(&["add_vhost", &name, "--default-queue-type", queue_type]);
         rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
         TestVhost { name }
     }

@@ -11,8 +11,9 @@ use crate::rabbitmq::topology::{Declaration, ExchangeKind};
 /// What to consume and how: gormq's `ConsumerOption`.
 ///
 /// The queue is durable and named `service:route:queue` unless set; with
-/// dead letters on, a handler's failures go to the durable
-/// `service:route:dlq` queue (gormq's names; both can be set).
+/// dead letters on, a message whose handler failed on each of its
+/// attempts ([`with_max_attempts`](Self::with_max_attempts)) goes to the
+/// durable `service:route:dlq` queue (gormq's names; both can be set).
 ///
 /// ```
 /// use syncmq::rabbitmq::ConsumerOptions;
@@ -44,6 +45,9 @@ pub struct ConsumerOptions {
     close_timeout: Duration,
     queue_arguments: QueueArguments,
     stream_offset: Option<StreamOffset>,
+    max_attempts: u32,
+    retry_backoff: (Duration, Duration),
+    quorum_queue: bool,
 }
 
 impl ConsumerOptions {
@@ -67,6 +71,9 @@ impl ConsumerOptions {
             close_timeout: Duration::from_secs(5),
             queue_arguments: QueueArguments::new(),
             stream_offset: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
+            quorum_queue: false,
         }
     }
 
@@ -106,9 +113,10 @@ impl ConsumerOptions {
         self
     }
 
-    /// Whether the messages whose handler failed are dead-lettered: sent to
-    /// the [`dead_letter_queue`](Self::dead_letter_queue) (declared durable)
-    /// and acked, instead of requeued.
+    /// Whether the messages whose handler failed on every attempt are
+    /// dead-lettered: sent to the
+    /// [`dead_letter_queue`](Self::dead_letter_queue) (declared durable)
+    /// and acked, instead of dropped.
     #[must_use]
     pub fn with_dead_letters(mut self, on: bool) -> Self {
         self.dead_letters = on;
@@ -252,7 +260,7 @@ impl ConsumerOptions {
                 "needed to name the queue when no queue is given",
             ));
         }
-        Ok(())
+        self.validate_retries()
     }
 
     /// Everything this consumer needs on the broker.
@@ -346,4 +354,96 @@ impl ConsumerOptions {
     fn queue_declaration(&self) -> Declaration {
         Declaration::queue_with(self.queue(), self.queue_arguments.clone())
     }
+
+    /// How many times a message is handled before it counts as poison (at
+    /// least 1; 1 means no retry; default 3). A failed attempt with
+    /// attempts left is retried after [`with_retry_backoff`]'s wait; the
+    /// last failure dead-letters the message, or drops it (with an ERROR
+    /// log) when dead letters are off. Watermill's `Retry` middleware and
+    /// poison queue, rather than gormq's ack of a failed message. A stream
+    /// gets one attempt whatever this says: it cannot requeue, and a
+    /// publish would append a copy for every reader.
+    ///
+    /// [`with_retry_backoff`]: Self::with_retry_backoff
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The wait before each retry: `initial` before the second attempt,
+    /// doubling up to `max` (less up to a quarter of jitter). Default
+    /// 100 ms doubling to 5 s.
+    #[must_use]
+    pub fn with_retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_backoff = (initial, max);
+        self
+    }
+
+    /// Says the queue is a quorum queue (`x-queue-type: quorum`), which
+    /// counts every delivery of a message in its `x-delivery-count` header:
+    /// retries are then nacks with requeue, counted by the broker, rather
+    /// than publishes of the message again. Implied by
+    /// [`with_queue_type`](Self::with_queue_type)`(QueueType::Quorum)`;
+    /// for a queue that is quorum by the vhost's default queue type. Without it a quorum queue's
+    /// first retry is a publish, and requeues start once a delivery
+    /// carries the count. A classic queue said to be quorum still retries
+    /// a bounded number of times: a redelivery without the count is
+    /// retried by a publish.
+    #[must_use]
+    pub fn with_quorum_queue(mut self, quorum: bool) -> Self {
+        self.quorum_queue = quorum;
+        self
+    }
+
+    /// Whether the queue was said to be a quorum queue.
+    pub fn quorum_queue(&self) -> bool {
+        self.quorum_queue
+    }
+
+    /// How many times a message is handled at most.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The first and the longest wait before a retry.
+    pub fn retry_backoff(&self) -> (Duration, Duration) {
+        self.retry_backoff
+    }
+
+    /// The retry options' part of [`validate`](Self::validate).
+    fn validate_retries(&self) -> Result<()> {
+        if self.max_attempts == 0 {
+            return Err(Error::invalid(
+                "max_attempts",
+                "must be at least 1 (1 handles each message once, without retry)",
+            ));
+        }
+        let (initial, max) = self.retry_backoff;
+        if initial > max {
+            return Err(Error::invalid(
+                "retry_backoff",
+                format!("the initial wait {initial:?} is longer than the longest {max:?}"),
+            ));
+        }
+        if max > MAX_RETRY_BACKOFF {
+            return Err(Error::invalid(
+                "retry_backoff",
+                format!(
+                    "the longest wait {max:?} is over {MAX_RETRY_BACKOFF:?}: the message is held \
+                     unacked meanwhile, and the broker's consumer_timeout (30 min by default) \
+                     would close the channel"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// How many times a message is handled by default.
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The first and the longest wait before a retry by default.
+const DEFAULT_RETRY_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(5));
+/// The longest wait before a retry that options may ask for.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(600);

@@ -28,21 +28,37 @@ use crate::rabbitmq::connection::Shared;
 use crate::rabbitmq::queue_arguments::StreamOffset;
 use crate::thread::StopToken;
 
+/// What a channel owner hands over for each AMQP delivery: the
+/// [`Delivery`] alone (the `RabbitAdapter`'s outputs), or with what a
+/// handler is told about it.
+pub(crate) trait Wrap: Send + 'static {
+    /// `delivery` (its message taken from `raw`), with what it needs of
+    /// `raw`, which it may take: only the delivery tag is used after.
+    fn wrap(delivery: Delivery, raw: &mut amiquip::Delivery) -> Self;
+}
+
+impl Wrap for Delivery {
+    fn wrap(delivery: Delivery, _: &mut amiquip::Delivery) -> Self {
+        delivery
+    }
+}
+
 /// The channel-owner side of one consumer: consumes `queue` on fresh
-/// channels for ever, hands [`Delivery`] values to `output`.
-pub(crate) struct Owner {
+/// channels for ever, hands [`Delivery`] values (wrapped as `T`) to
+/// `output`.
+pub(crate) struct Owner<T: Wrap = Delivery> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) queue: String,
     pub(crate) prefetch: u16,
     /// How long a closing owner waits for what handlers hold to be
     /// settled.
     pub(crate) close_timeout: Duration,
-    pub(crate) output: Sender<Delivery>,
+    pub(crate) output: Sender<T>,
     /// A receiver of `output`, to take back undelivered messages on stop.
-    pub(crate) output_rx: Receiver<Delivery>,
+    pub(crate) output_rx: Receiver<T>,
     /// When set, deliveries go to this on the owner's own thread instead of
     /// `output` (a handler consumer with concurrency 1: no hand-offs).
-    pub(crate) inline: Option<Box<dyn Fn(Delivery) + Send>>,
+    pub(crate) inline: Option<Box<dyn Fn(T) + Send>>,
     pub(crate) stop: StopToken,
     pub(crate) counters: Arc<ConsumerCounters>,
     /// Set for a stream queue, and only then: where to start reading
@@ -72,18 +88,35 @@ enum Served {
     /// The broker refused us on a live connection (a deleted queue, say):
     /// retried after a pause instead of at once.
     Refused(String),
+    /// The broker closed the channel because a delivery stayed unacked
+    /// longer than its `consumer_timeout`: consumed again at once.
+    AckTimedOut(String),
 }
 
 fn lost(context: &str, e: amiquip::Error) -> Served {
     match e {
-        amiquip::Error::ServerClosedChannel { code, message, .. } => Served::Refused(format!(
-            "{context}: the broker closed the channel ({code}: {message})"
-        )),
+        amiquip::Error::ServerClosedChannel { code, message, .. } => {
+            closed_by_broker(context, code, &message)
+        }
         other => Served::Lost(format!("{context}: {other}")),
     }
 }
 
-impl Owner {
+/// What the broker closing the channel with `code` and `message` means.
+/// 406 `PRECONDITION_FAILED` "delivery acknowledgement on channel N timed
+/// out" is the broker's `consumer_timeout` (30 minutes by default): a
+/// handler held a message longer than that. Anything else is a refusal.
+fn closed_by_broker(context: &str, code: u16, message: &str) -> Served {
+    let text = format!("{context}: the broker closed the channel ({code}: {message})");
+    if code == 406 && message.contains("delivery acknowledgement") && message.contains("timed out")
+    {
+        Served::AckTimedOut(text)
+    } else {
+        Served::Refused(text)
+    }
+}
+
+impl<T: Wrap> Owner<T> {
     /// Consumes until told to stop or the connection is closed.
     pub(crate) fn run(self) {
         let wake = self.shared.wake_on_connect();
@@ -114,6 +147,12 @@ impl Owner {
                         Served::Stop => break,
                         Served::Lost(reason) => log::warn!(
                             "consumer of `{}`: channel lost ({generation}): {reason}",
+                            self.queue
+                        ),
+                        Served::AckTimedOut(reason) => log::warn!(
+                            "consumer of `{}`: a handler held a message longer than the broker's \
+                             consumer_timeout, so the broker closed the channel and redelivers \
+                             what was unacked ({reason}); consuming again",
                             self.queue
                         ),
                         Served::Refused(reason) => {
@@ -300,7 +339,6 @@ impl Owner {
                             let resume = self.stream_resume.get().map_or(next, |n| n.max(next));
                             self.stream_resume.set(Some(resume));
                         }
-                        pending.insert(tag, raw);
                         self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                         let acker = RabbitAcker {
                             channel: channel_number,
@@ -310,8 +348,11 @@ impl Owner {
                             queue: queue.clone(),
                             stream: self.stream_offset.is_some(),
                         };
-                        let delivery = Delivery::new(message, Box::new(acker))
-                            .with_redelivered(redelivered);
+                        let delivery = T::wrap(
+                            Delivery::new(message, Box::new(acker)).with_redelivered(redelivered),
+                            &mut raw,
+                        );
+                        pending.insert(tag, raw);
                         // A delivery not handed over is dropped, which
                         // requeues it through `settles`.
                         if let Some(handle) = &self.inline {
@@ -331,7 +372,7 @@ impl Owner {
                         // would, rather than after the next delivery.
                         if let Ok(settle) = settles.try_recv() {
                             if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
-                                return Served::Lost(e);
+                                return e;
                             }
                         }
                     }
@@ -356,7 +397,7 @@ impl Owner {
                 recv(settles) -> settle => {
                     if let Ok(settle) = settle {
                         if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
-                            return Served::Lost(e);
+                            return e;
                         }
                     }
                 }
@@ -371,7 +412,7 @@ impl Owner {
     }
 }
 
-impl Owner {
+impl<T: Wrap> Owner<T> {
     /// For a stream, after a consume ended: the next one starts at the
     /// oldest delivery not settled on it (its ack, if it comes, is stale
     /// now, so the broker must send it again), or else after the newest
@@ -425,7 +466,7 @@ fn apply_batch(
     first: Settle,
     settles: &Receiver<Settle>,
     channel_number: u64,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Served> {
     let mut acks = BTreeSet::new();
     let mut settle = Some(first);
     while let Some(s) = settle.take().or_else(|| settles.try_recv().ok()) {
@@ -457,7 +498,7 @@ fn apply_batch(
         }
         if let Some(raw) = last {
             raw.ack_multiple(channel)
-                .map_err(|e| format!("settling deliveries: {e}"))?;
+                .map_err(|e| lost("settling deliveries", e))?;
         }
     }
     for tag in acks {
@@ -476,7 +517,7 @@ fn apply(
     pending: &mut BTreeMap<u64, amiquip::Delivery>,
     settle: Settle,
     channel_number: u64,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Served> {
     if settle.channel != channel_number {
         log::debug!("dropping a settle for a delivery of an older channel");
         return Ok(());
@@ -495,5 +536,42 @@ fn apply(
         }
         Action::Nack { requeue } => raw.nack(channel, requeue),
     };
-    result.map_err(|e| format!("settling a delivery: {e}"))
+    result.map_err(|e| lost("settling a delivery", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ack_timeout_is_told_from_other_channel_closes() {
+        let timeout = "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. \
+                       Timeout value used: 1800000 ms. This timeout value can be configured, \
+                       see consumers doc guide to learn more";
+        assert!(matches!(
+            closed_by_broker("consuming", 406, timeout),
+            Served::AckTimedOut(text) if text.contains("timed out")
+        ));
+        assert!(matches!(
+            lost(
+                "consuming",
+                amiquip::Error::ServerClosedChannel {
+                    channel_id: 1,
+                    code: 406,
+                    message: timeout.into()
+                }
+            ),
+            Served::AckTimedOut(_)
+        ));
+        let inequivalent = "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q'";
+        assert!(matches!(
+            closed_by_broker("basic_consume", 406, inequivalent),
+            Served::Refused(_)
+        ));
+        let missing = "NOT_FOUND - no queue 'q' in vhost '/'";
+        assert!(matches!(
+            closed_by_broker("basic_consume", 404, missing),
+            Served::Refused(_)
+        ));
+    }
 }
