@@ -317,18 +317,27 @@ fn a_quorum_queue_counts_attempts_with_the_brokers_delivery_count() {
 }
 
 #[test]
-fn a_queue_quorum_by_the_vhosts_default_is_said_to_be_quorum() {
+fn a_queue_quorum_by_the_vhosts_default_still_gets_three_attempts() {
     if broker_url().is_none() {
         return;
     }
     // The consumer declares its queue without `x-queue-type`: in this
-    // vhost that makes a quorum queue, which the consumer cannot tell.
+    // vhost that makes a quorum queue, which the consumer cannot tell, so
+    // it retries by publishing the message again with its count.
     let vhost = TestVhost::with_default_queue_type("poison-quorum", "quorum");
+    let url = vhost.url();
     let queue = unique("poison-quorum");
-    let options = ConsumerOptions::new("", "")
-        .with_queue(&queue)
-        .with_quorum_queue(true);
-    check_quorum_retries(&vhost.url(), options, &queue);
+    let conn = connection(&url, "poison-vhost-quorum");
+    let options = quick(ConsumerOptions::new("", "").with_queue(&queue));
+    let (consumer, calls) = failing_consumer(&conn, options, usize::MAX);
+    publish(&conn, "", &queue, Message::new(b"poison".to_vec()));
+    close_once_dropped(&url, &consumer, &queue);
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        3,
+        "three attempts, then dropped"
+    );
+    conn.close().unwrap();
 }
 
 #[test]
@@ -437,7 +446,6 @@ fn retry_options_default_to_three_attempts_and_bad_ones_are_refused() {
         options.retry_backoff(),
         (Duration::from_millis(100), Duration::from_secs(5))
     );
-    assert!(!options.quorum_queue());
     options.clone().with_max_attempts(1).validate().unwrap();
     let field = |options: ConsumerOptions| match options.validate() {
         Err(syncmq::Error::InvalidArgument { name, .. }) => name,
@@ -456,25 +464,4 @@ fn retry_options_default_to_three_attempts_and_bad_ones_are_refused() {
         field(options.with_retry_backoff(Duration::ZERO, Duration::from_secs(3600))),
         "retry_backoff"
     );
-}
-
-#[test]
-fn a_classic_queue_said_to_be_quorum_still_ends_its_retries() {
-    let Some(url) = broker_url() else { return };
-    let queue = unique("poison-not-quorum");
-    let conn = connection(&url, "poison-not-quorum");
-    // The queue is classic: requeues carry no count, so each requeue is
-    // followed by a counted publish.
-    let options = quick(
-        ConsumerOptions::new("", "")
-            .with_queue(&queue)
-            .with_quorum_queue(true),
-    );
-    let (consumer, calls) = failing_consumer(&conn, options, usize::MAX);
-    publish(&conn, "", &queue, Message::new(b"poison".to_vec()));
-    close_once_dropped(&url, &consumer, &queue);
-    let calls = calls.lock().unwrap().len();
-    assert!((3..=6).contains(&calls), "{calls} attempts for at most 3");
-    conn.close().unwrap();
-    delete_queues(&url, &[&queue]);
 }

@@ -77,8 +77,9 @@ const JOIN_MARGIN: Duration = Duration::from_secs(5);
 /// ([`ConsumerOptions::with_retry_backoff`]; the wait ends early when the
 /// consumer closes, and the message is then requeued). A retry is a nack
 /// with requeue on a quorum queue, whose `x-delivery-count` header counts
-/// the attempts (its [`ConsumerOptions::with_queue_type`] or
-/// [`ConsumerOptions::with_quorum_queue`] says it is one); a stream gets
+/// the attempts (declared with [`ConsumerOptions::with_queue_type`]; a
+/// queue that is quorum by its vhost's default is retried by publishes,
+/// as a classic one); a stream gets
 /// one attempt; elsewhere it is a confirmed publish of the message again,
 /// to the same queue with its failed attempts in an `x-syncmq-attempts`
 /// header, and then an ack. After the last attempt the message goes, with
@@ -204,8 +205,7 @@ impl Consumer {
             max_attempts: options.max_attempts(),
             initial,
             max,
-            quorum_queue: options.quorum_queue()
-                || options.queue_arguments().queue_type() == Some(QueueType::Quorum),
+            quorum_queue: options.queue_arguments().queue_type() == Some(QueueType::Quorum),
             stream: options.stream_offset().is_some()
                 || options.queue_arguments().queue_type() == Some(QueueType::Stream),
         };

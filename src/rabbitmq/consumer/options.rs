@@ -47,7 +47,6 @@ pub struct ConsumerOptions {
     stream_offset: Option<StreamOffset>,
     max_attempts: u32,
     retry_backoff: (Duration, Duration),
-    quorum_queue: bool,
 }
 
 impl ConsumerOptions {
@@ -73,7 +72,6 @@ impl ConsumerOptions {
             stream_offset: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
-            quorum_queue: false,
         }
     }
 
@@ -378,27 +376,6 @@ impl ConsumerOptions {
     pub fn with_retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.retry_backoff = (initial, max);
         self
-    }
-
-    /// Says the queue is a quorum queue (`x-queue-type: quorum`), which
-    /// counts every delivery of a message in its `x-delivery-count` header:
-    /// retries are then nacks with requeue, counted by the broker, rather
-    /// than publishes of the message again. Implied by
-    /// [`with_queue_type`](Self::with_queue_type)`(QueueType::Quorum)`;
-    /// for a queue that is quorum by the vhost's default queue type. Without it a quorum queue's
-    /// first retry is a publish, and requeues start once a delivery
-    /// carries the count. A classic queue said to be quorum still retries
-    /// a bounded number of times: a redelivery without the count is
-    /// retried by a publish.
-    #[must_use]
-    pub fn with_quorum_queue(mut self, quorum: bool) -> Self {
-        self.quorum_queue = quorum;
-        self
-    }
-
-    /// Whether the queue was said to be a quorum queue.
-    pub fn quorum_queue(&self) -> bool {
-        self.quorum_queue
     }
 
     /// How many times a message is handled at most.
