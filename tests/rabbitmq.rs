@@ -89,6 +89,39 @@ fn a_confirmed_publish_arrives_with_its_properties() {
 }
 
 #[test]
+fn returns_in_a_window_fail_exactly_the_unroutable_messages() {
+    // Returns are matched to messages by content: here every message has
+    // the same body and key, and only the routing key tells a routable one
+    // (to `queue`) from an unroutable one (to a queue that does not exist),
+    // interleaved in one window.
+    let Some(url) = broker_url() else { return };
+    let conn = connection(&url, &unique("returns"));
+    let queue = unique("returns-q");
+    let missing = unique("no-such-queue");
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    let receipts: Vec<_> = (0..300)
+        .map(|i| {
+            let to = if i % 3 == 0 { &missing } else { &queue };
+            let message = Message::new(b"same".to_vec()).with_key("same");
+            (to == &missing, publisher.send("", to, message).unwrap())
+        })
+        .collect();
+    for (unroutable, receipt) in receipts {
+        match (unroutable, receipt.wait_timeout(PATIENCE)) {
+            (true, Err(Error::Refused { code: 312, .. })) | (false, Ok(())) => {}
+            (unroutable, other) => panic!("unroutable {unroutable}: {other:?}"),
+        }
+    }
+    let stats = publisher.stats();
+    assert_eq!((stats.returned, stats.confirmed), (100, 200), "{stats:?}");
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
 fn an_unroutable_mandatory_publish_is_an_error() {
     let Some(url) = broker_url() else { return };
     let conn = connection(&url, &unique("unroutable"));

@@ -40,9 +40,6 @@ use crate::thread::lock;
 
 /// The header holding a message's absolute expiry, in ms since the epoch.
 pub(crate) const EXPIRES_AT_HEADER: &str = "x-syncmq-expires-at";
-/// The header holding the publisher's sequence number, to match a returned
-/// (unroutable) message with its publish.
-pub(crate) const SEQ_HEADER: &str = "x-syncmq-seq";
 /// The highest AMQP priority we map to.
 pub(crate) const MAX_AMQP_PRIORITY: u8 = 9;
 
@@ -413,9 +410,8 @@ pub(crate) fn broker(context: &str, e: amiquip::Error) -> Error {
     }
 }
 
-/// The AMQP properties for `message`. `seq` goes in a header when set (the
-/// publisher sets it for mandatory publishes).
-pub(crate) fn properties(message: &Message, persistent: bool, seq: Option<u64>) -> AmqpProperties {
+/// The AMQP properties for `message`.
+pub(crate) fn properties(message: &Message, persistent: bool) -> AmqpProperties {
     let mut props = AmqpProperties::default()
         .with_priority(MAX_AMQP_PRIORITY - message.priority().min(MAX_AMQP_PRIORITY));
     if persistent {
@@ -438,12 +434,6 @@ pub(crate) fn properties(message: &Message, persistent: bool, seq: Option<u64>) 
         if let Ok(left) = u32::try_from(left) {
             props = props.with_expiration(left.to_string());
         }
-    }
-    if let Some(seq) = seq {
-        headers.insert(
-            SEQ_HEADER.to_string(),
-            AmqpValue::LongLongInt(i64::try_from(seq).unwrap_or(i64::MAX)),
-        );
     }
     if !headers.is_empty() {
         props = props.with_headers(headers);
@@ -530,14 +520,6 @@ pub(crate) fn check_publishable(
         ));
     }
     Ok(())
-}
-
-/// The sequence number a returned message was published with.
-pub(crate) fn seq_of(props: &AmqpProperties) -> Option<u64> {
-    match props.headers().as_ref()?.get(SEQ_HEADER)? {
-        AmqpValue::LongLongInt(n) => u64::try_from(*n).ok(),
-        _ => None,
-    }
 }
 
 /// The header a stream puts on each delivery: the message's offset.
@@ -689,12 +671,11 @@ mod tests {
             .with_header("h", "v")
             .with_priority(2)
             .with_expiry(at);
-        let props = properties(&msg, true, Some(7));
+        let props = properties(&msg, true);
         assert_eq!(props.delivery_mode(), &Some(2));
         assert_eq!(props.priority(), &Some(7));
         // Far beyond u32 milliseconds: only the header carries it.
         assert_eq!(props.expiration(), &None);
-        assert_eq!(seq_of(&props), Some(7));
         assert_eq!(message_from(b"x".to_vec(), &props), msg);
         let mut broker_headers = FieldTable::new();
         broker_headers.insert("x-delivery-count".into(), AmqpValue::LongLongInt(2));
@@ -707,7 +688,7 @@ mod tests {
         assert_eq!(delivered.header("flag"), Some("true"));
 
         let soon = Message::new(vec![]).with_ttl(Duration::from_secs(60));
-        let props = properties(&soon, false, None);
+        let props = properties(&soon, false);
         let left: u32 = props.expiration().as_ref().unwrap().parse().unwrap();
         assert!(left > 50_000 && left <= 60_000, "{left}");
         assert_eq!(props.delivery_mode(), &None);
