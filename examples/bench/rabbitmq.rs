@@ -513,18 +513,27 @@ fn failover(table: &mut Table, load: RabbitLoad, broker: &Broker) {
             .and_then(|port| port.parse::<u16>().ok())
             .expect("a 127.0.0.1:570N address")
             - 5700;
-        // The script returns once the process is gone, which takes longer
-        // than the failover: time the connection, not the script.
+        // Timed from the signal: the node's PID from its own pid file and
+        // `kill -9` straight away (the cluster script, a bash process,
+        // takes longer to start than the failover takes).
+        let pid_file = format!(
+            "{}/syncmq-c{node}/pid",
+            std::env::var("SYNCMQ_NODES_DIR").unwrap_or_else(|_| "/tmp/syncmq-nodes".into())
+        );
+        let pid = std::fs::read_to_string(&pid_file).expect("the node's pid file");
         let started = Instant::now();
-        let mut kill = std::process::Command::new(script)
-            .args(["kill", &node.to_string()])
-            .spawn()
-            .expect("run rabbitmq-cluster.sh");
+        let status = std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -9 {} failed", pid.trim());
         while connection.current_address().is_none_or(|now| now == before) {
             std::thread::sleep(Duration::from_micros(200));
         }
         samples.push(started.elapsed());
-        assert!(kill.wait().expect("the kill").success(), "the kill failed");
+        // The script's kill returns once the process is gone, which the
+        // restart needs.
+        cluster(&["kill", &node.to_string()]);
         connection.close().expect("close");
         cluster(&["start-node", &node.to_string()]);
     }
