@@ -566,8 +566,12 @@ fn readiness_follows_what_a_receive_would_take(fx: &Fixture) {
     // An ack timeout gives it back on the sweeper thread.
     let got = a.next_batch(1, Some(Duration::ZERO)).unwrap();
     assert!(!a.is_available().unwrap());
-    rx.recv_timeout(PATIENCE).expect("a call after the ack timeout");
-    assert!(a.is_available().unwrap(), "redelivery after the ack timeout");
+    rx.recv_timeout(PATIENCE)
+        .expect("a call after the ack timeout");
+    assert!(
+        a.is_available().unwrap(),
+        "redelivery after the ack timeout"
+    );
     assert!(a.ack(&[got[0].id]).is_err(), "that delivery is stale");
 
     let got = a.next_batch(1, Some(Duration::ZERO)).unwrap();

@@ -43,7 +43,10 @@ pub(crate) unsafe fn optional_text<'a>(ptr: *const c_char, name: &str) -> Result
     bytes.to_str().map(Some).map_err(|e| {
         Error::invalid(
             name,
-            format!("is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+            format!(
+                "is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
         )
     })
 }
@@ -62,7 +65,10 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Result
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(Error::invalid(name, format!("is NULL with a length of {len}")));
+        return Err(Error::invalid(
+            name,
+            format!("is NULL with a length of {len}"),
+        ));
     }
     // SAFETY: non-NULL with `len` readable bytes by the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })

@@ -135,7 +135,10 @@ mod tests {
 
     #[test]
     fn errors_map_to_their_codes() {
-        assert_eq!(code_of(&Error::invalid("x", "y")), SYNCMQ_E_INVALID_ARGUMENT);
+        assert_eq!(
+            code_of(&Error::invalid("x", "y")),
+            SYNCMQ_E_INVALID_ARGUMENT
+        );
         assert_eq!(code_of(&Error::closed("q")), SYNCMQ_E_CLOSED);
         assert_eq!(
             code_of(&Error::not_found(syncmq::ObjectKind::Topic, "t")),

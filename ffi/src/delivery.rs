@@ -64,8 +64,8 @@ pub unsafe extern "C" fn syncmq_delivery_body(
         |_| std::ptr::null(),
         || {
             // SAFETY: the contract above, for each argument.
-            let len = unsafe { len.as_mut() }
-                .ok_or_else(|| syncmq::Error::invalid("len", "is NULL"))?;
+            let len =
+                unsafe { len.as_mut() }.ok_or_else(|| syncmq::Error::invalid("len", "is NULL"))?;
             *len = 0;
             let d = unsafe { args::handle(d, "d") }?;
             let body = d.received.message.body();
@@ -159,7 +159,7 @@ pub unsafe extern "C" fn syncmq_delivery_priority(d: *const syncmq_delivery) -> 
 #[no_mangle]
 pub unsafe extern "C" fn syncmq_delivery_deliveries(d: *const syncmq_delivery) -> i64 {
     guarded(
-        |code| i64::from(code),
+        i64::from,
         || {
             // SAFETY: the contract above.
             let d = unsafe { args::handle(d, "d") }?;

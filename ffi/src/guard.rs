@@ -11,7 +11,10 @@ use crate::last_error;
 /// Runs `body`; on an error or a panic sets the last error and returns
 /// `fail(code)` instead. For functions whose result is not an int code
 /// (pointers, counts), `fail` gives their error value (NULL, the code).
-pub(crate) fn guarded<T>(fail: impl FnOnce(c_int) -> T, body: impl FnOnce() -> syncmq::Result<T>) -> T {
+pub(crate) fn guarded<T>(
+    fail: impl FnOnce(c_int) -> T,
+    body: impl FnOnce() -> syncmq::Result<T>,
+) -> T {
     last_error::clear();
     // Unwind safety: a handle's state lives behind the queue's mutex, which
     // leaves it consistent before anything can fail (see the root crate's

@@ -50,8 +50,8 @@ pub unsafe extern "C" fn syncmq_queue_open(
         let path = unsafe { args::text(path, "path") }?;
         let json = unsafe { args::optional_text(config_json, "config_json") }?
             .ok_or_else(|| Error::invalid("config_json", "is NULL"))?;
-        let config: QueueConfig = serde_json::from_str(json)
-            .map_err(|e| Error::invalid("config_json", e.to_string()))?;
+        let config: QueueConfig =
+            serde_json::from_str(json).map_err(|e| Error::invalid("config_json", e.to_string()))?;
         let queue = Queue::open(path, config)?;
         *out = Box::into_raw(Box::new(syncmq_queue { queue }));
         Ok(())

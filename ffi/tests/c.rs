@@ -31,7 +31,10 @@ fn library_dir() -> &'static Path {
             build.args(["--profile", &profile]);
         }
         let status = build.status().unwrap();
-        assert!(status.success(), "cargo build -p syncmq-ffi failed: {status}");
+        assert!(
+            status.success(),
+            "cargo build -p syncmq-ffi failed: {status}"
+        );
         assert!(
             dir.join("libsyncmq.so").exists(),
             "no libsyncmq.so in {} after the build",
@@ -68,7 +71,9 @@ fn compile(compiler: &str, source: &str, flags: &[&str], dir: &Path) -> PathBuf 
         .arg("-lsyncmq")
         .arg("-lpthread")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e} (install it: scripts/test.sh does)"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {compiler}: {e} (install it: scripts/test.sh does)")
+        });
     assert!(
         output.status.success(),
         "{compiler} {source} failed:\n{}",
@@ -77,7 +82,7 @@ fn compile(compiler: &str, source: &str, flags: &[&str], dir: &Path) -> PathBuf 
     exe
 }
 
-/// Runs `program` with `args`, the library found through LD_LIBRARY_PATH.
+/// Runs `program` with `args`, the library found through `LD_LIBRARY_PATH`.
 fn run(program: &Path, args: &[&Path]) -> Output {
     Command::new(program)
         .args(args)
@@ -101,14 +106,19 @@ fn assert_ok(name: &str, output: &Output) {
 /// Compiles `tests/c/<name>.c` and runs it on a fresh queue directory.
 fn run_c(name: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    let exe = compile("cc", &format!("{name}.c"), &["-std=c11", "-D_GNU_SOURCE"], dir.path());
+    let exe = compile(
+        "cc",
+        &format!("{name}.c"),
+        &["-std=c11", "-D_GNU_SOURCE"],
+        dir.path(),
+    );
     let queue = dir.path().join("queue");
     run(&exe, &[&queue])
 }
 
 /// Whether a missing tool skips its test (with a notice) or fails it: it
 /// fails where the tests must all run (scripts/test.sh sets
-/// SYNCMQ_REQUIRE_BROKER and installs the tools).
+/// `SYNCMQ_REQUIRE_BROKER` and installs the tools).
 fn tool_missing(tool: &str) -> bool {
     let found = Command::new(tool).arg("--version").output().is_ok();
     if !found {
@@ -193,9 +203,21 @@ fn the_header_compiles_as_cpp() {
 fn the_header_compiles_as_c99() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("include.c");
-    std::fs::write(&source, "#include \"syncmq.h\"\nint main(void) { return SYNCMQ_OK; }\n").unwrap();
+    std::fs::write(
+        &source,
+        "#include \"syncmq.h\"\nint main(void) { return SYNCMQ_OK; }\n",
+    )
+    .unwrap();
     let output = Command::new("cc")
-        .args(["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-I"])
+        .args([
+            "-std=c99",
+            "-pedantic",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsyntax-only",
+            "-I",
+        ])
         .arg(manifest_dir().join("include"))
         .arg(&source)
         .output()
