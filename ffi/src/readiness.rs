@@ -87,7 +87,9 @@ impl Readiness {
     }
 }
 
-/// Writes one byte; a full socket (`WouldBlock`) is already readable.
+/// Writes one byte; a full socket (`WouldBlock`) is already readable. std
+/// sends with `MSG_NOSIGNAL`, so a closed peer is an `EPIPE` error here,
+/// never a SIGPIPE in the host.
 fn signal(write: &UnixStream) {
     loop {
         match (&*write).write(&[1]) {

@@ -159,9 +159,10 @@ pub unsafe extern "C" fn syncmq_subscriber_close(s: *mut syncmq_subscriber) {
         // SAFETY: a live handle from Box::into_raw, given back once.
         let s = unsafe { Box::from_raw(s) };
         // Deliveries may keep the engine's handle (and so its watcher)
-        // alive: replace the watcher before the socket closes, so that no
-        // later write goes to a socket whose peer is gone (which would
-        // raise SIGPIPE in the host).
+        // alive: replace the watcher before the socket closes, so that
+        // later publishes do not write to a socket whose peer is gone (std
+        // sends with MSG_NOSIGNAL, so that would be no SIGPIPE, but an
+        // EPIPE and a warning for every publish).
         s.sub.on_ready(Arc::new(|| {}));
         drop(s);
         Ok(())

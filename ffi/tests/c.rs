@@ -159,6 +159,43 @@ fn the_readiness_fd_follows_the_queue() {
     assert_ok("poll", &run_c("poll"));
 }
 
+/// The roundtrip linked with the static library, and what
+/// `syncmq.pc.in`'s `Libs.private` says it needs.
+#[test]
+fn roundtrip_with_the_static_library() {
+    let pc = std::fs::read_to_string(manifest_dir().join("syncmq.pc.in")).unwrap();
+    let private = pc
+        .lines()
+        .find_map(|l| l.strip_prefix("Libs.private:"))
+        .expect("Libs.private in syncmq.pc.in");
+    let dir = tempfile::tempdir().unwrap();
+    let root = manifest_dir();
+    let exe = dir.path().join("roundtrip_static");
+    let output = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(root.join("include"))
+        .arg("-I")
+        .arg(root.join("tests/c"))
+        .arg(root.join("tests/c/roundtrip.c"))
+        .arg(library_dir().join("libsyncmq.a"))
+        .args(private.split_whitespace())
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "linking libsyncmq.a failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // No LD_LIBRARY_PATH: nothing of ours is loaded at run time.
+    let output = Command::new(&exe)
+        .arg(dir.path().join("queue"))
+        .output()
+        .unwrap();
+    assert_ok("roundtrip", &output);
+}
+
 /// The roundtrip under valgrind: definite and indirect leaks and invalid
 /// accesses fail; Rust's std keeps some blocks "still reachable" until
 /// exit (thread-locals, the stdout buffer), which is no leak.

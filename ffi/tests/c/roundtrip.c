@@ -59,8 +59,10 @@ int main(int argc, char **argv) {
     expect_body(d, "keyed");
     CHECK(syncmq_delivery_key(d) != NULL && strcmp(syncmq_delivery_key(d), "k-1") == 0,
           "the key");
-    /* Kept past its subscriber: settled after the handle is closed. */
+    /* Kept past its subscriber: settled after the handle is closed, with
+     * a publish in between (whose wake-up has no readiness fd to go to). */
     syncmq_subscriber_close(s);
+    OK(syncmq_queue_publish(q, "orders", (const uint8_t *)"after", 5));
     OK(syncmq_delivery_ack(d));
 
     CHECK(syncmq_subscriber_next(NULL, 0, &d) == SYNCMQ_E_INVALID_ARGUMENT, "NULL s");
