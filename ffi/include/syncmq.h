@@ -119,7 +119,8 @@
  * A delivery (opaque): the message and what settles it. It keeps its
  * subscriber's engine handle, so it stays valid, and can be settled, after
  * its `syncmq_subscriber` was closed (and after the queue was closed).
- * Read it from one thread at a time; it may move between threads.
+ * Its accessors only read it, so any threads may call them at once; none
+ * may still be reading it when one thread acks, nacks or frees it.
  */
 typedef struct syncmq_delivery syncmq_delivery;
 
@@ -153,7 +154,7 @@ const char *syncmq_strerror(int code);
  * their number (a body may be empty: `*len` is 0 then).
  *
  * Ownership: the bytes belong to `d` and live until it is acked, nacked or
- * freed. Threads: any, one at a time per delivery.
+ * freed. Threads: any.
  *
  * Errors: NULL, with `*len` 0 and `syncmq_last_error()` naming the
  * argument, for a NULL `d` or `len`.

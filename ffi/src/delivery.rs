@@ -13,7 +13,8 @@ use crate::guard::{call, guarded};
 /// A delivery (opaque): the message and what settles it. It keeps its
 /// subscriber's engine handle, so it stays valid, and can be settled, after
 /// its `syncmq_subscriber` was closed (and after the queue was closed).
-/// Read it from one thread at a time; it may move between threads.
+/// Its accessors only read it, so any threads may call them at once; none
+/// may still be reading it when one thread acks, nacks or frees it.
 #[allow(non_camel_case_types)]
 pub struct syncmq_delivery {
     sub: Arc<Subscriber>,
@@ -47,7 +48,7 @@ impl syncmq_delivery {
 /// their number (a body may be empty: `*len` is 0 then).
 ///
 /// Ownership: the bytes belong to `d` and live until it is acked, nacked or
-/// freed. Threads: any, one at a time per delivery.
+/// freed. Threads: any.
 ///
 /// Errors: NULL, with `*len` 0 and `syncmq_last_error()` naming the
 /// argument, for a NULL `d` or `len`.
@@ -158,14 +159,11 @@ pub unsafe extern "C" fn syncmq_delivery_priority(d: *const syncmq_delivery) -> 
 /// `d` is NULL or a live delivery.
 #[no_mangle]
 pub unsafe extern "C" fn syncmq_delivery_deliveries(d: *const syncmq_delivery) -> i64 {
-    guarded(
-        i64::from,
-        || {
-            // SAFETY: the contract above.
-            let d = unsafe { args::handle(d, "d") }?;
-            Ok(i64::from(d.received.deliveries))
-        },
-    )
+    guarded(i64::from, || {
+        // SAFETY: the contract above.
+        let d = unsafe { args::handle(d, "d") }?;
+        Ok(i64::from(d.received.deliveries))
+    })
 }
 
 /// Acks the delivery (the message is done for this subscriber) and frees

@@ -7,7 +7,9 @@
 //!   [`Subscriber`]s.
 //! - [`QueueConfig`] and [`TopicConfig`]: serde structs with builders.
 //! - [`Subscriber`]: a consumer's handle: receives ([`Received`]), acks by
-//!   [`EntryId`], nacks, [`DeadLetter`]s, [`SubscriberStats`].
+//!   [`EntryId`], nacks, [`DeadLetter`]s, [`SubscriberStats`], and
+//!   readiness for an event loop of the caller's
+//!   ([`Subscriber::is_available`], [`Subscriber::on_ready`]).
 //! - [`Queue::send`]: pipelined publishing, returning a
 //!   [`Receipt`].
 //!
