@@ -2,8 +2,10 @@
 # The test command: makes sure the build's system libraries are there
 # (scripts/build-deps.sh) and the services the tests need answer (RabbitMQ,
 # PostgreSQL, and a TLS RabbitMQ node of its own, stopped again on exit),
-# then runs every test with every feature, with broker tests required (they
-# fail instead of skipping when the broker is missing).
+# and the C ABI's tests have their tools (gcc, g++, valgrind, python3),
+# then runs every test of the workspace (the root crate and ffi/) with
+# every feature, with broker tests required (they fail instead of skipping
+# when the broker is missing) and so the valgrind and Python tests too.
 #
 #   ./scripts/test.sh              # all tests
 #   ./scripts/test.sh --test simple  # extra arguments go to `cargo test`
@@ -47,6 +49,24 @@ ensure_rabbitmq() {
     fi
     wait_for RabbitMQ 127.0.0.1 5672 120
     timeout 120 rabbitmqctl await_startup >/dev/null 2>&1 || true
+}
+
+# The C ABI's tests (ffi/tests/c.rs) compile C and C++ programs, run one
+# under valgrind and one in Python.
+ensure_ffi_tools() {
+    local missing=() tool
+    for tool in gcc g++ valgrind python3; do
+        command -v "$tool" >/dev/null || missing+=("$tool")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "test.sh: installing ${missing[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "test.sh: ${missing[*]} missing (install them, or run as root to let this script do it)" >&2
+        return 1
+    fi
 }
 
 ensure_postgres() {
@@ -97,6 +117,7 @@ stop_own_nodes() {
 }
 
 ./scripts/build-deps.sh
+ensure_ffi_tools
 ensure_rabbitmq
 ensure_postgres
 trap stop_own_nodes EXIT
@@ -105,5 +126,5 @@ start_tls_node
 
 export SYNCMQ_REQUIRE_BROKER=1
 status=0
-cargo test --all-features "$@" || status=$?
+cargo test --workspace --all-features "$@" || status=$?
 exit "$status"

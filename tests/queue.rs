@@ -515,6 +515,92 @@ fn a_receive_that_times_out_is_none_or_empty(fx: &Fixture) {
     assert_eq!(body(&got), "late");
 }
 
+/// A watcher registered with `on_ready` that counts its calls on a channel.
+fn watch(sub: &syncmq::queue::Subscriber) -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    sub.on_ready(Arc::new(move || {
+        let _ = tx.send(());
+    }));
+    rx
+}
+
+/// How many calls the watcher had so far (they run on the notifying
+/// thread before its call returns, so none is still under way).
+fn calls(rx: &std::sync::mpsc::Receiver<()>) -> usize {
+    rx.try_iter().count()
+}
+
+/// `is_available` says what a receive would find without taking it, and
+/// `on_ready` is called at each change that can make something
+/// deliverable: publish, nack with requeue, release, reset, an ack timeout
+/// (on the sweeper thread), a dead-letter replay, and the queue closing.
+fn readiness_follows_what_a_receive_would_take(fx: &Fixture) {
+    let q = fx
+        .open(config(
+            topic("t", &["a"]).with_ack_timeout(Duration::from_millis(200)),
+        ))
+        .unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let rx = watch(&a);
+    assert!(!a.is_available().unwrap(), "an empty queue");
+    assert_eq!(calls(&rx), 0);
+
+    q.publish("t", &[msg("m")]).unwrap();
+    assert_eq!(calls(&rx), 1, "publish");
+    assert!(a.is_available().unwrap());
+    let got = a.next_batch(1, Some(Duration::ZERO)).unwrap();
+    assert!(!a.is_available().unwrap(), "the only entry is in flight");
+
+    a.nack(&[got[0].id], true).unwrap();
+    assert_eq!(calls(&rx), 1, "nack with requeue");
+    assert!(a.is_available().unwrap());
+    let got = a.next_batch(1, Some(Duration::ZERO)).unwrap();
+    a.release(&[got[0].id]).unwrap();
+    assert_eq!(calls(&rx), 1, "release");
+    let got = a.next_batch(1, Some(Duration::ZERO)).unwrap();
+    assert_eq!(got.len(), 1);
+    a.reset().unwrap();
+    assert_eq!(calls(&rx), 1, "reset");
+    assert!(a.is_available().unwrap());
+
+    // An ack timeout gives it back on the sweeper thread.
+    let got = a.next_batch(1, Some(Duration::ZERO)).unwrap();
+    assert!(!a.is_available().unwrap());
+    rx.recv_timeout(PATIENCE)
+        .expect("a call after the ack timeout");
+    assert!(
+        a.is_available().unwrap(),
+        "redelivery after the ack timeout"
+    );
+    assert!(a.ack(&[got[0].id]).is_err(), "that delivery is stale");
+
+    let got = a.next_batch(1, Some(Duration::ZERO)).unwrap();
+    a.nack(&[got[0].id], false).unwrap();
+    assert!(!a.is_available().unwrap(), "dead-lettered");
+    calls(&rx); // the nack's own call, if any
+    assert_eq!(a.replay_dead_letters().unwrap(), 1);
+    assert_eq!(calls(&rx), 1, "dead-letter replay");
+    assert!(a.is_available().unwrap());
+
+    // A second handle's watcher is its own; dropping the handle drops it.
+    let b = q.subscribe("t", "a").unwrap();
+    let rx_b = watch(&b);
+    drop(b);
+    assert!(matches!(
+        rx_b.try_recv(),
+        Err(std::sync::mpsc::TryRecvError::Disconnected)
+    ));
+    // A second on_ready replaces the first.
+    let rx2 = watch(&a);
+    assert!(matches!(
+        rx.try_recv(),
+        Err(std::sync::mpsc::TryRecvError::Disconnected)
+    ));
+    q.close().unwrap();
+    assert_eq!(calls(&rx2), 1, "close");
+    assert!(matches!(a.is_available(), Err(Error::Closed(_))));
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -538,6 +624,7 @@ on_both_stores!(
     bad_input_is_a_clear_error,
     close_wakes_blocked_consumers,
     a_blocked_consumer_wakes_on_publish,
+    readiness_follows_what_a_receive_would_take,
     single_nacks_and_releases_keep_queue_order,
     a_receive_that_times_out_is_none_or_empty,
 );

@@ -68,7 +68,7 @@ impl State {
             )?;
             if entries.is_empty() {
                 if n > 0 {
-                    sub.cond.notify_all();
+                    sub.wake();
                 }
                 return Ok(n);
             }

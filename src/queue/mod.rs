@@ -7,7 +7,9 @@
 //!   [`Subscriber`]s.
 //! - [`QueueConfig`] and [`TopicConfig`]: serde structs with builders.
 //! - [`Subscriber`]: a consumer's handle: receives ([`Received`]), acks by
-//!   [`EntryId`], nacks, [`DeadLetter`]s, [`SubscriberStats`].
+//!   [`EntryId`], nacks, [`DeadLetter`]s, [`SubscriberStats`], and
+//!   readiness for an event loop of the caller's
+//!   ([`Subscriber::is_available`], [`Subscriber::on_ready`]).
 //! - [`Queue::send`]: pipelined publishing, returning a
 //!   [`Receipt`].
 //!
@@ -292,8 +294,10 @@ impl Queue {
             return Err(Error::closed("queue"));
         }
         let woken = state.publish(topic, messages, self.shared.max_message_bytes)?;
-        for cond in woken {
-            cond.notify_all();
+        for id in woken {
+            if let Some(sub) = state.subs.get(&id) {
+                sub.wake();
+            }
         }
         // Under the state lock, so that tickets follow the write order.
         let ticket = self.shared.committer.written();
@@ -326,6 +330,8 @@ impl Queue {
             topic: topic.to_string(),
             name: name.to_string(),
             interrupted: Arc::new(AtomicBool::new(false)),
+            handle: subscriber::next_handle(),
+            watching: AtomicBool::new(false),
         })
     }
 
@@ -393,7 +399,7 @@ impl Queue {
             let mut state = lock(&self.shared.state);
             state.closed = true;
             for sub in state.subs.values() {
-                sub.cond.notify_all();
+                sub.wake();
             }
             state.store.clone()
         };

@@ -3,7 +3,6 @@
 //! undelivered message with the same key in place.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar};
 use std::time::SystemTime;
 
 use super::keys;
@@ -14,13 +13,14 @@ use crate::message::Message;
 
 impl State {
     /// Writes `messages` to `topic` in one batch: each message once, an
-    /// entry per subscriber, the counters. Returns the condvars to notify.
+    /// entry per subscriber, the counters. Returns the subscribers to wake
+    /// (those with a consumer waiting or a readiness watcher).
     pub(crate) fn publish(
         &mut self,
         topic_name: &str,
         messages: &[Message],
         max_bytes: usize,
-    ) -> Result<Vec<Arc<Condvar>>> {
+    ) -> Result<Vec<u32>> {
         self.reserving(topic_name, |state| {
             state.publish_batch(topic_name, messages, max_bytes)
         })
@@ -31,7 +31,7 @@ impl State {
         topic_name: &str,
         messages: &[Message],
         max_bytes: usize,
-    ) -> Result<Vec<Arc<Condvar>>> {
+    ) -> Result<Vec<u32>> {
         let State {
             topics,
             subs,
@@ -139,8 +139,8 @@ impl State {
             .subs
             .iter()
             .filter_map(|(_, id)| subs.get(id))
-            .filter(|s| s.waiters > 0)
-            .map(|s| s.cond.clone())
+            .filter(|s| s.waiters > 0 || !s.watchers.is_empty())
+            .map(|s| s.id)
             .collect())
     }
 }

@@ -194,7 +194,7 @@ impl State {
         }
         sub.put_counters(&mut batch);
         store.write(batch)?;
-        sub.cond.notify_all();
+        sub.wake();
         Ok(())
     }
 }

@@ -1,13 +1,18 @@
 //! [`Subscriber`]: a consumer's handle on one subscriber of one topic, and
-//! its [`Interrupter`].
+//! its [`Interrupter`]. Besides blocking receives, a handle can say whether
+//! anything is deliverable now ([`Subscriber::is_available`]) and call a
+//! watcher when that may have changed ([`Subscriber::on_ready`]), for hosts
+//! that wait in their own event loop (the C ABI's readiness fd) instead of
+//! in a receive.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::entry::{DeadLetter, EntryId, Received, SubscriberStats};
 use super::state::Shared;
+use super::subscriber_state::ReadyFn;
 use crate::error::{Error, Result};
 use crate::thread::lock;
 
@@ -28,6 +33,19 @@ pub struct Subscriber {
     pub(crate) topic: String,
     pub(crate) name: String,
     pub(crate) interrupted: Arc<AtomicBool>,
+    /// This handle's key among its subscriber's readiness watchers.
+    pub(crate) handle: u64,
+    /// Whether it registered a watcher, so that a drop of a handle that
+    /// never did takes no lock.
+    pub(crate) watching: AtomicBool,
+}
+
+/// Handle keys for [`Subscriber::on_ready`]: unique within the process.
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+/// A key for a new [`Subscriber`] handle.
+pub(crate) fn next_handle() -> u64 {
+    NEXT_HANDLE.fetch_add(1, Ordering::Relaxed)
 }
 
 impl fmt::Debug for Subscriber {
@@ -61,7 +79,7 @@ impl Interrupter {
         self.flag.store(true, Ordering::SeqCst);
         let state = lock(&self.shared.state);
         if let Some(sub) = state.subs.get(&self.id) {
-            sub.cond.notify_all();
+            sub.wake();
         }
     }
 }
@@ -306,12 +324,76 @@ impl Subscriber {
         lock(&self.shared.state).drain_dead_letters(self.id, false)
     }
 
+    /// Whether a receive would find something now: a redelivery or a
+    /// queued entry, without taking it. A message that expired while
+    /// queued still counts until a receive drops it (that receive then
+    /// returns nothing, and this says `false` after it), and several
+    /// handles of one subscriber compete, so `true` is a hint that a
+    /// receive with a timeout of zero is worth making, never a promise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the queue closed or the handle was
+    /// interrupted, as a receive would return.
+    pub fn is_available(&self) -> Result<bool> {
+        let state = lock(&self.shared.state);
+        if state.closed {
+            return Err(Error::closed(format!(
+                "queue of subscriber `{}`",
+                self.name
+            )));
+        }
+        if self.interrupted.load(Ordering::SeqCst) {
+            return Err(Error::closed(format!("subscriber `{}` handle", self.name)));
+        }
+        Ok(state.subs.get(&self.id).is_some_and(|s| s.ready() > 0))
+    }
+
+    /// Calls `notify` whenever something may have become deliverable to
+    /// this subscriber (a publish, a nack or release with requeue, a reset,
+    /// an ack timeout, a dead-letter replay) or it ended (the queue closed,
+    /// the handle was interrupted): at every point where a blocked receive
+    /// would be woken. Then [`is_available`](Self::is_available) or a
+    /// receive says what there is; a call may come with nothing to take
+    /// (another handle took it first).
+    ///
+    /// `notify` runs on the thread that caused the change (a publisher,
+    /// the `syncmq-queue-sweep` thread for ack timeouts, the closing
+    /// thread) while it holds the queue's lock: it must be quick, must not
+    /// block, and must not call into the queue (that would deadlock).
+    /// Writing a byte to a non-blocking socket or setting a flag is the
+    /// intended use. A second call replaces this handle's earlier watcher;
+    /// dropping the handle removes it.
+    pub fn on_ready(&self, notify: Arc<dyn Fn() + Send + Sync>) {
+        let mut state = lock(&self.shared.state);
+        let Some(sub) = state.subs.get_mut(&self.id) else {
+            return;
+        };
+        let notify: ReadyFn = notify;
+        sub.watchers.retain(|(handle, _)| *handle != self.handle);
+        sub.watchers.push((self.handle, notify));
+        self.watching.store(true, Ordering::SeqCst);
+    }
+
     /// A handle that interrupts this one's receives from another thread.
     pub fn interrupter(&self) -> Interrupter {
         Interrupter {
             shared: self.shared.clone(),
             id: self.id,
             flag: self.interrupted.clone(),
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    /// Removes this handle's readiness watcher, if it registered one.
+    fn drop(&mut self) {
+        if !self.watching.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut state = lock(&self.shared.state);
+        if let Some(sub) = state.subs.get_mut(&self.id) {
+            sub.watchers.retain(|(handle, _)| *handle != self.handle);
         }
     }
 }

@@ -80,7 +80,15 @@ pub(crate) struct SubscriberState {
     /// How many consumers wait on `cond`: a publish notifies only then,
     /// because notifying is a system call even with nobody waiting.
     pub(crate) waiters: u32,
+    /// Readiness watchers ([`Subscriber::on_ready`]), keyed by the handle
+    /// that registered them: called with `cond` by [`wake`](Self::wake).
+    ///
+    /// [`Subscriber::on_ready`]: super::Subscriber::on_ready
+    pub(crate) watchers: Vec<(u64, ReadyFn)>,
 }
+
+/// A readiness watcher: see [`Subscriber::on_ready`](super::Subscriber::on_ready).
+pub(crate) type ReadyFn = Arc<dyn Fn() + Send + Sync>;
 
 impl SubscriberState {
     pub(crate) fn new(id: u32, topic: &str, name: &str, priorities: u8) -> Self {
@@ -96,6 +104,19 @@ impl SubscriberState {
             unreadable: 0,
             cond: Arc::new(Condvar::new()),
             waiters: 0,
+            watchers: Vec::new(),
+        }
+    }
+
+    /// Tells this subscriber's consumers that something may have changed
+    /// (an entry to take, the queue closing): wakes the blocked receives
+    /// and calls the readiness watchers, here, under the state lock. Every
+    /// place that can make an entry deliverable, or end the subscriber,
+    /// calls it.
+    pub(crate) fn wake(&self) {
+        self.cond.notify_all();
+        for (_, notify) in &self.watchers {
+            notify();
         }
     }
 

@@ -22,7 +22,7 @@ pub(crate) fn run(shared: &Shared) {
         let (woken, next) = state.sweep(now);
         for id in woken {
             if let Some(sub) = state.subs.get(&id) {
-                sub.cond.notify_all();
+                sub.wake();
             }
         }
         state.wake_sweeper = false;

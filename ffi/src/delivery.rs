@@ -1,0 +1,248 @@
+//! `syncmq_delivery`: one message taken by a subscriber, in flight until
+//! the host acks, nacks or frees it; and the accessors that read it.
+
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_int, CString};
+use std::sync::Arc;
+
+use syncmq::queue::{Received, Subscriber};
+
+use crate::args;
+use crate::guard::{call, guarded};
+
+/// A delivery (opaque): the message and what settles it. It keeps its
+/// subscriber's engine handle, so it stays valid, and can be settled, after
+/// its `syncmq_subscriber` was closed (and after the queue was closed).
+/// Its accessors only read it, so any threads may call them at once; none
+/// may still be reading it when one thread acks, nacks or frees it.
+#[allow(non_camel_case_types)]
+pub struct syncmq_delivery {
+    sub: Arc<Subscriber>,
+    received: Received,
+    /// The C strings the accessors hand out, made once so that their
+    /// pointers live as long as the delivery.
+    key: Option<CString>,
+    headers: BTreeMap<String, CString>,
+}
+
+impl syncmq_delivery {
+    pub(crate) fn new(sub: Arc<Subscriber>, received: Received) -> Self {
+        let message = &received.message;
+        // A string holding a NUL byte has no C form: it reads as absent.
+        let key = message.key().and_then(|k| CString::new(k).ok());
+        let headers = message
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.clone(), CString::new(value.as_str()).ok()?)))
+            .collect();
+        syncmq_delivery {
+            sub,
+            received,
+            key,
+            headers,
+        }
+    }
+}
+
+/// The message's body: returns a pointer to its bytes and sets `*len` to
+/// their number (a body may be empty: `*len` is 0 then).
+///
+/// Ownership: the bytes belong to `d` and live until it is acked, nacked or
+/// freed. Threads: any.
+///
+/// Errors: NULL, with `*len` 0 and `syncmq_last_error()` naming the
+/// argument, for a NULL `d` or `len`.
+///
+/// # Safety
+///
+/// `d` is NULL or a live delivery; `len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn syncmq_delivery_body(
+    d: *const syncmq_delivery,
+    len: *mut usize,
+) -> *const u8 {
+    guarded(
+        |_| std::ptr::null(),
+        || {
+            // SAFETY: the contract above, for each argument.
+            let len =
+                unsafe { len.as_mut() }.ok_or_else(|| syncmq::Error::invalid("len", "is NULL"))?;
+            *len = 0;
+            let d = unsafe { args::handle(d, "d") }?;
+            let body = d.received.message.body();
+            *len = body.len();
+            Ok(body.as_ptr())
+        },
+    )
+}
+
+/// The message's dedupe key, NULL when it has none (or the key holds a NUL
+/// byte).
+///
+/// Ownership: the string belongs to `d`, as the body. Threads: as the body.
+///
+/// Errors: NULL with `syncmq_last_error()` naming `d` when `d` is NULL
+/// (`syncmq_last_error()` is "" for a key that is only absent).
+///
+/// # Safety
+///
+/// `d` is NULL or a live delivery.
+#[no_mangle]
+pub unsafe extern "C" fn syncmq_delivery_key(d: *const syncmq_delivery) -> *const c_char {
+    guarded(
+        |_| std::ptr::null(),
+        || {
+            // SAFETY: the contract above.
+            let d = unsafe { args::handle(d, "d") }?;
+            Ok(d.key.as_ref().map_or(std::ptr::null(), |k| k.as_ptr()))
+        },
+    )
+}
+
+/// The value of the message's header `name`, NULL when it has none (or the
+/// value holds a NUL byte).
+///
+/// Ownership: the string belongs to `d`, as the body. Threads: as the body.
+///
+/// Errors: NULL with `syncmq_last_error()` naming the argument for a NULL
+/// `d`, or a NULL or non-UTF-8 `name`.
+///
+/// # Safety
+///
+/// `d` is NULL or a live delivery; `name` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn syncmq_delivery_header(
+    d: *const syncmq_delivery,
+    name: *const c_char,
+) -> *const c_char {
+    guarded(
+        |_| std::ptr::null(),
+        || {
+            // SAFETY: the contract above, for each argument.
+            let d = unsafe { args::handle(d, "d") }?;
+            let name = unsafe { args::optional_text(name, "name") }?
+                .ok_or_else(|| syncmq::Error::invalid("name", "is NULL"))?;
+            Ok(d.headers.get(name).map_or(std::ptr::null(), |v| v.as_ptr()))
+        },
+    )
+}
+
+/// The message's priority (0 the highest, up to 255).
+///
+/// Threads: any. Errors: `SYNCMQ_E_INVALID_ARGUMENT` (negative) for a NULL
+/// `d`.
+///
+/// # Safety
+///
+/// `d` is NULL or a live delivery.
+#[no_mangle]
+pub unsafe extern "C" fn syncmq_delivery_priority(d: *const syncmq_delivery) -> c_int {
+    guarded(
+        |code| code,
+        || {
+            // SAFETY: the contract above.
+            let d = unsafe { args::handle(d, "d") }?;
+            Ok(c_int::from(d.received.message.priority()))
+        },
+    )
+}
+
+/// How many times this message was delivered, this time included: more
+/// than 1 means it came back (nack, ack timeout, a restart while in
+/// flight).
+///
+/// Threads: any. Errors: `SYNCMQ_E_INVALID_ARGUMENT` (negative) for a NULL
+/// `d`.
+///
+/// # Safety
+///
+/// `d` is NULL or a live delivery.
+#[no_mangle]
+pub unsafe extern "C" fn syncmq_delivery_deliveries(d: *const syncmq_delivery) -> i64 {
+    guarded(i64::from, || {
+        // SAFETY: the contract above.
+        let d = unsafe { args::handle(d, "d") }?;
+        Ok(i64::from(d.received.deliveries))
+    })
+}
+
+/// Acks the delivery (the message is done for this subscriber) and frees
+/// `d`, whether or not the ack succeeded.
+///
+/// Ownership: `d` is freed; using it afterwards is undefined behaviour.
+/// Threads: any.
+///
+/// Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `d`, or when the delivery
+/// is stale (its ack timeout passed and it was delivered again: only the
+/// newest delivery settles it); `SYNCMQ_E_STORAGE`.
+///
+/// # Safety
+///
+/// `d` is NULL or a live delivery, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn syncmq_delivery_ack(d: *mut syncmq_delivery) -> c_int {
+    call(|| {
+        // SAFETY: the contract above; the box is given back once.
+        let d = unsafe { take(d) }?;
+        d.sub.ack(&[d.received.id]).map(drop)
+    })
+}
+
+/// Rejects the delivery and frees `d`, whether or not that succeeded: with
+/// `requeue` the message goes back to the front of the queue (or to the
+/// dead-letter queue once it reached the topic's `max_deliveries`), without
+/// it to the dead-letter queue at once.
+///
+/// Ownership, threads, errors: as `syncmq_delivery_ack`.
+///
+/// # Safety
+///
+/// As `syncmq_delivery_ack`.
+#[no_mangle]
+pub unsafe extern "C" fn syncmq_delivery_nack(d: *mut syncmq_delivery, requeue: bool) -> c_int {
+    call(|| {
+        // SAFETY: the contract above; the box is given back once.
+        let d = unsafe { take(d) }?;
+        d.sub.nack(&[d.received.id], requeue).map(drop)
+    })
+}
+
+/// Frees a delivery without settling it: the message goes back to the
+/// front of the queue at once, not counted as a delivery (as if it had
+/// never been taken). Freeing NULL does nothing.
+///
+/// Ownership: `d` is freed; using it afterwards, or freeing it twice, is
+/// undefined behaviour, as with `free()`. Threads: any.
+///
+/// # Safety
+///
+/// `d` is NULL or a live delivery, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn syncmq_delivery_free(d: *mut syncmq_delivery) {
+    call(|| {
+        if d.is_null() {
+            return Ok(());
+        }
+        // SAFETY: the contract above; the box is given back once.
+        let d = unsafe { take(d) }?;
+        if let Err(e) = d.sub.release(&[d.received.id]) {
+            // Not lost: an entry that cannot be released now comes back
+            // after its ack timeout or at the next open.
+            log::debug!("syncmq-ffi: delivery {} not released: {e}", d.received.id);
+        }
+        Ok(())
+    });
+}
+
+/// Takes back the box behind `d`.
+///
+/// # Safety
+///
+/// `d` is NULL or a live delivery from `Box::into_raw`, given back once.
+unsafe fn take(d: *mut syncmq_delivery) -> syncmq::Result<Box<syncmq_delivery>> {
+    if d.is_null() {
+        return Err(syncmq::Error::invalid("d", "is NULL"));
+    }
+    // SAFETY: the contract above.
+    Ok(unsafe { Box::from_raw(d) })
+}
