@@ -125,6 +125,14 @@
 typedef struct syncmq_delivery syncmq_delivery;
 
 /**
+ * A message being built (opaque). Publishing reads it and leaves it as it
+ * is, so one message may be published several times; the caller frees it
+ * with `syncmq_message_free`. Not thread-safe while it is changed: one
+ * thread builds it; once built, any threads may publish it at once.
+ */
+typedef struct syncmq_message syncmq_message;
+
+/**
  * An open queue (opaque). Thread-safe: any number of threads may publish
  * and open subscribers on one handle at once.
  */
@@ -279,6 +287,102 @@ void syncmq_delivery_free(struct syncmq_delivery *d);
 const char *syncmq_last_error(void);
 
 /**
+ * A new message with body `body` (`len` bytes, copied), no key, no
+ * headers, priority 0 (the highest) and no time to live.
+ *
+ * Ownership: on success `*out` is a new message the caller owns and frees
+ * with `syncmq_message_free`; on failure `*out` is NULL. `body` is only
+ * read during the call. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `out`, or a NULL `body`
+ * with `len` > 0.
+ *
+ * # Safety
+ *
+ * `body` is NULL or points to `len` readable bytes; `out` is NULL or
+ * points to writable storage for a pointer.
+ */
+int syncmq_message_new(const uint8_t *body, size_t len, struct syncmq_message **out);
+
+/**
+ * Sets the message's dedupe key (a topic with dedupe on keeps one
+ * undelivered message per key).
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `m`, or a `key` that is
+ * NULL, empty or not UTF-8.
+ *
+ * # Safety
+ *
+ * `m` is NULL or a live message no other thread uses; `key` is NULL or
+ * NUL-terminated.
+ */
+int syncmq_message_set_key(struct syncmq_message *m, const char *key);
+
+/**
+ * Sets the routing key the message is published with on RabbitMQ (the
+ * queue engine carries it along unread).
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `m`, or a `routing_key`
+ * that is NULL, empty or not UTF-8.
+ *
+ * # Safety
+ *
+ * As `syncmq_message_set_key`.
+ */
+int syncmq_message_set_routing_key(struct syncmq_message *m, const char *routing_key);
+
+/**
+ * Sets header `name` to `value` (replacing an earlier value of `name`).
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `m`, a NULL, empty or
+ * non-UTF-8 `name`, or a NULL or non-UTF-8 `value`.
+ *
+ * # Safety
+ *
+ * `m` is NULL or a live message no other thread uses; `name` and `value`
+ * are NULL or NUL-terminated.
+ */
+int syncmq_message_set_header(struct syncmq_message *m, const char *name, const char *value);
+
+/**
+ * Sets the message's priority: 0 is the highest; a priority at or beyond
+ * the topic's levels goes to its lowest level.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `m`.
+ *
+ * # Safety
+ *
+ * `m` is NULL or a live message no other thread uses.
+ */
+int syncmq_message_set_priority(struct syncmq_message *m, uint8_t priority);
+
+/**
+ * Gives the message a time to live of `ttl_ms` milliseconds from now: a
+ * message not delivered by then is dropped.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `m` or a negative
+ * `ttl_ms`.
+ *
+ * # Safety
+ *
+ * `m` is NULL or a live message no other thread uses.
+ */
+int syncmq_message_set_ttl_ms(struct syncmq_message *m, int64_t ttl_ms);
+
+/**
+ * Frees a message. NULL does nothing.
+ *
+ * Ownership: `m` is freed; using it afterwards, or freeing it twice, is
+ * undefined behaviour, as with `free()`. Threads: any, once no other
+ * thread uses `m`.
+ *
+ * # Safety
+ *
+ * `m` is NULL or a live message that no other thread uses.
+ */
+void syncmq_message_free(struct syncmq_message *m);
+
+/**
  * Opens (or creates) the queue in directory `path` and declares the topics
  * of `config_json`, a JSON `QueueConfig`, for example
  * `{"durability":"buffered","topics":[{"name":"orders","subscribers":["billing"]}]}`
@@ -351,6 +455,32 @@ int syncmq_queue_publish_message(struct syncmq_queue *q,
                                  const char *key,
                                  uint8_t priority,
                                  int64_t ttl_ms);
+
+/**
+ * Publishes `count` messages built with `syncmq_message_new` to `topic`
+ * as one batch: one write and one fsync for all of them, in order; when it
+ * returns `SYNCMQ_OK` all are durable, and on an error none was stored.
+ * The messages are only read (free them as usual).
+ *
+ * Ownership: `topic`, the array and the messages are only read during the
+ * call. Threads: any; the messages may be published by several threads at
+ * once, but none may be changed meanwhile.
+ *
+ * Errors: as `syncmq_queue_publish`, and `SYNCMQ_E_INVALID_ARGUMENT` for a
+ * NULL `messages` with `count` > 0 or a NULL element (named, as
+ * `messages[2]`). A `count` of 0 publishes nothing and returns
+ * `SYNCMQ_OK`.
+ *
+ * # Safety
+ *
+ * `q` is NULL or a live queue handle; `topic` is NULL or NUL-terminated;
+ * `messages` is NULL or points to `count` pointers, each NULL or a live
+ * message.
+ */
+int syncmq_queue_publish_messages(struct syncmq_queue *q,
+                                  const char *topic,
+                                  const struct syncmq_message *const *messages,
+                                  size_t count);
 
 /**
  * Closes the queue: stops accepting publishes, wakes blocked

@@ -61,17 +61,8 @@ pub(crate) unsafe fn optional_text<'a>(ptr: *const c_char, name: &str) -> Result
 ///
 /// `InvalidArgument` naming `name` when `ptr` is NULL and `len` is not 0.
 pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if ptr.is_null() {
-        return Err(Error::invalid(
-            name,
-            format!("is NULL with a length of {len}"),
-        ));
-    }
-    // SAFETY: non-NULL with `len` readable bytes by the caller's contract.
-    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+    // SAFETY: the same contract.
+    unsafe { slice(ptr, len, name, "length") }
 }
 
 /// The handle behind a required handle argument.
@@ -86,6 +77,58 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Result
 pub(crate) unsafe fn handle<'a, T>(ptr: *const T, name: &str) -> Result<&'a T> {
     // SAFETY: a live handle by the caller's contract.
     unsafe { ptr.as_ref() }.ok_or_else(|| Error::invalid(name, "is NULL"))
+}
+
+/// The handle behind a required handle argument the call changes.
+///
+/// # Safety
+///
+/// `ptr` is NULL or a live handle of type `T` from this library that no
+/// other thread uses during the call.
+///
+/// # Errors
+///
+/// `InvalidArgument` naming `name` when `ptr` is NULL.
+pub(crate) unsafe fn handle_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
+    // SAFETY: a live handle, used by this thread alone, by the caller's
+    // contract.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Error::invalid(name, "is NULL"))
+}
+
+/// An array argument of `count` elements: `ptr` may be NULL only when
+/// `count` is 0.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to `count` readable elements that outlive `'a`.
+///
+/// # Errors
+///
+/// `InvalidArgument` naming `name` when `ptr` is NULL and `count` is not 0.
+pub(crate) unsafe fn array<'a, T>(ptr: *const T, count: usize, name: &str) -> Result<&'a [T]> {
+    // SAFETY: the same contract.
+    unsafe { slice(ptr, count, name, "count") }
+}
+
+/// [`bytes`] and [`array`]: `len` elements at `ptr`, which may be NULL
+/// only when `len` is 0 (`word` names the length in the error).
+///
+/// # Safety
+///
+/// As [`array`].
+unsafe fn slice<'a, T>(ptr: *const T, len: usize, name: &str, word: &str) -> Result<&'a [T]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::invalid(
+            name,
+            format!("is NULL with a {word} of {len}"),
+        ));
+    }
+    // SAFETY: non-NULL with `len` readable elements by the caller's
+    // contract.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
 /// A required out pointer, set to NULL at once so that the host never

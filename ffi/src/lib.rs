@@ -26,6 +26,11 @@
 //!   (both settle it) or `syncmq_delivery_free` (which gives the message
 //!   back to the queue unsettled, uncounted). A delivery stays valid, and
 //!   can be settled, after its subscriber and its queue were closed.
+//! - `syncmq_message`: from `syncmq_message_new(body, len, &m)`, set field
+//!   by field (`syncmq_message_set_key`, `_routing_key`, `_header`,
+//!   `_priority`, `_ttl_ms`), freed by `syncmq_message_free(m)`. Publishing
+//!   one only reads it (`syncmq_queue_publish_messages` publishes an array
+//!   of them as one batch), so it may be published again.
 //! - Strings and bytes a delivery hands out (body, key, headers) belong to
 //!   it and live until it is freed. `syncmq_strerror` strings are static.
 //!   Strings and buffers the host passes are only read during the call.
@@ -86,6 +91,7 @@ mod codes;
 mod delivery;
 mod guard;
 mod last_error;
+mod message;
 mod queue;
 mod readiness;
 mod subscriber;
@@ -93,6 +99,7 @@ mod subscriber;
 pub use codes::*;
 pub use delivery::*;
 pub use last_error::syncmq_last_error;
+pub use message::*;
 pub use queue::*;
 pub use subscriber::*;
 
@@ -105,4 +112,5 @@ const _: () = {
     thread_safe::<queue::syncmq_queue>();
     thread_safe::<subscriber::syncmq_subscriber>();
     thread_safe::<delivery::syncmq_delivery>();
+    thread_safe::<message::syncmq_message>();
 };

@@ -9,6 +9,7 @@ use syncmq::{Error, Message};
 
 use crate::args;
 use crate::guard::call;
+use crate::message::{self, syncmq_message};
 
 /// An open queue (opaque). Thread-safe: any number of threads may publish
 /// and open subscribers on one handle at once.
@@ -130,6 +131,44 @@ pub unsafe extern "C" fn syncmq_queue_publish_message(
             message = message.with_ttl(Duration::from_millis(ms));
         }
         q.queue.publish(topic, &[message])
+    })
+}
+
+/// Publishes `count` messages built with `syncmq_message_new` to `topic`
+/// as one batch: one write and one fsync for all of them, in order; when it
+/// returns `SYNCMQ_OK` all are durable, and on an error none was stored.
+/// The messages are only read (free them as usual).
+///
+/// Ownership: `topic`, the array and the messages are only read during the
+/// call. Threads: any; the messages may be published by several threads at
+/// once, but none may be changed meanwhile.
+///
+/// Errors: as `syncmq_queue_publish`, and `SYNCMQ_E_INVALID_ARGUMENT` for a
+/// NULL `messages` with `count` > 0 or a NULL element (named, as
+/// `messages[2]`). A `count` of 0 publishes nothing and returns
+/// `SYNCMQ_OK`.
+///
+/// # Safety
+///
+/// `q` is NULL or a live queue handle; `topic` is NULL or NUL-terminated;
+/// `messages` is NULL or points to `count` pointers, each NULL or a live
+/// message.
+#[no_mangle]
+pub unsafe extern "C" fn syncmq_queue_publish_messages(
+    q: *mut syncmq_queue,
+    topic: *const c_char,
+    messages: *const *const syncmq_message,
+    count: usize,
+) -> c_int {
+    call(|| {
+        // SAFETY: the contract above, for each argument.
+        let q = unsafe { args::handle(q, "q") }?;
+        let topic = unsafe { args::text(topic, "topic") }?;
+        let messages = unsafe { message::list(messages, count, "messages") }?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        q.queue.publish(topic, &messages)
     })
 }
 

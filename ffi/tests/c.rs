@@ -137,6 +137,11 @@ fn roundtrip() {
 }
 
 #[test]
+fn whole_messages_keep_their_fields_and_a_batch_is_all_or_nothing() {
+    assert_ok("messages", &run_c("messages"));
+}
+
+#[test]
 fn threads_publish_at_once_and_nothing_is_lost_or_duplicated() {
     assert_ok("threads", &run_c("threads"));
 }
