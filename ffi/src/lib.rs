@@ -31,6 +31,15 @@
 //!   `_priority`, `_ttl_ms`), freed by `syncmq_message_free(m)`. Publishing
 //!   one only reads it (`syncmq_queue_publish_messages` publishes an array
 //!   of them as one batch), so it may be published again.
+//! - `syncmq_receipt`: from `syncmq_queue_send(q, topic, m, &r)` (a
+//!   publish that does not wait for the sync), freed by exactly one of
+//!   `syncmq_receipt_wait` (which returns once the message is durable) or
+//!   `syncmq_receipt_free` (the message stays published; its durability is
+//!   just not reported).
+//! - Strings the library allocates for the host (the JSON of
+//!   `syncmq_queue_stats_json`, `syncmq_subscriber_stats_json`,
+//!   `syncmq_subscriber_dead_letters_json`) belong to the caller, who frees
+//!   them with `syncmq_string_free`, never `free()`.
 //! - Strings and bytes a delivery hands out (body, key, headers) belong to
 //!   it and live until it is freed. `syncmq_strerror` strings are static.
 //!   Strings and buffers the host passes are only read during the call.
@@ -88,19 +97,27 @@
 
 mod args;
 mod codes;
+mod dead_letters;
 mod delivery;
 mod guard;
 mod last_error;
 mod message;
 mod queue;
 mod readiness;
+mod receipt;
+mod stats;
+mod string;
 mod subscriber;
 
 pub use codes::*;
+pub use dead_letters::*;
 pub use delivery::*;
 pub use last_error::syncmq_last_error;
 pub use message::*;
 pub use queue::*;
+pub use receipt::*;
+pub use stats::*;
+pub use string::*;
 pub use subscriber::*;
 
 /// The handles are used from any thread at once: the engine's types must
@@ -113,4 +130,7 @@ const _: () = {
     thread_safe::<subscriber::syncmq_subscriber>();
     thread_safe::<delivery::syncmq_delivery>();
     thread_safe::<message::syncmq_message>();
+    // A receipt is used by one thread at a time, but may move between them.
+    const fn movable<T: Send>() {}
+    movable::<receipt::syncmq_receipt>();
 };
