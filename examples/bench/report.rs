@@ -27,6 +27,8 @@ pub struct Table {
     pub rows: Vec<Row>,
     /// Latency cases, printed after the rate rows.
     pub latencies: Vec<LatencyRow>,
+    /// Per-call costs in nanoseconds, printed last.
+    pub costs: Vec<(String, f64)>,
 }
 
 impl Table {
@@ -35,6 +37,7 @@ impl Table {
             title: title.into(),
             rows: Vec::new(),
             latencies: Vec::new(),
+            costs: Vec::new(),
         }
     }
 
@@ -98,6 +101,11 @@ impl Table {
         });
     }
 
+    /// Adds a per-call cost of `ns_per_call` nanoseconds.
+    pub fn cost(&mut self, case: &str, ns_per_call: f64) {
+        self.costs.push((case.into(), ns_per_call));
+    }
+
     pub fn print(&self) {
         println!("{}", self.title);
         println!(
@@ -115,6 +123,13 @@ impl Table {
             );
         }
         self.print_latencies();
+        if !self.costs.is_empty() {
+            println!();
+            println!("{:<44} {:>13}", "per-call case", "ns/call");
+            for (case, ns) in &self.costs {
+                println!("{case:<44} {ns:>13.1}");
+            }
+        }
     }
 
     fn print_latencies(&self) {
@@ -174,6 +189,13 @@ impl Table {
                 "ratio": row.baseline.as_ref().map(|(_, p50)| {
                     (micros(row.p50) / micros(*p50) * 1000.0).round() / 1000.0
                 }),
+            });
+            println!("{line}");
+        }
+        for (case, ns) in &self.costs {
+            let line = serde_json::json!({
+                "case": case,
+                "ns_per_call": (ns * 10.0).round() / 10.0,
             });
             println!("{line}");
         }

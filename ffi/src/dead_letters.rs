@@ -45,12 +45,7 @@ pub unsafe extern "C" fn syncmq_subscriber_dead_letters_json(
         // SAFETY: the contract above, for each argument.
         let out = unsafe { args::out(out, "out") }?;
         let s = unsafe { args::handle(s, "s") }?;
-        let letters: Vec<Value> = s
-            .engine()
-            .dead_letters(limit)?
-            .iter()
-            .map(letter)
-            .collect();
+        let letters: Vec<Value> = s.engine().dead_letters(limit)?.iter().map(letter).collect();
         *out = string::owned(json(&letters)?, "dead letters JSON")?;
         Ok(())
     })

@@ -62,9 +62,7 @@ pub unsafe extern "C" fn syncmq_queue_send(
         let q = unsafe { args::handle(q, "q") }?;
         let topic = unsafe { args::text(topic, "topic") }?;
         let m = unsafe { args::handle(m, "m") }?;
-        let receipt = q
-            .queue
-            .send(topic, std::slice::from_ref(&m.message))?;
+        let receipt = q.queue.send(topic, std::slice::from_ref(&m.message))?;
         *out = Box::into_raw(Box::new(syncmq_receipt { receipt }));
         Ok(())
     })

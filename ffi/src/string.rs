@@ -63,7 +63,10 @@ mod tests {
         unsafe { syncmq_string_free(s) };
         let e = owned("a\0b".into(), "stats").expect_err("a NUL inside");
         let text = e.to_string();
-        assert!(text.contains("stats") && text.contains("offset 1"), "{text}");
+        assert!(
+            text.contains("stats") && text.contains("offset 1"),
+            "{text}"
+        );
         // SAFETY: NULL does nothing.
         unsafe { syncmq_string_free(std::ptr::null_mut()) };
     }
