@@ -81,11 +81,11 @@ pub fn run(load: FfiLoad) -> Table {
         median(|r| r.strerror_ns),
     );
     table.cost(
-        "syncmq_subscriber_fd (guarded, succeeds)",
+        "syncmq_subscriber_fd (guarded, ok)",
         median(|r| r.guarded_ok_ns),
     );
     table.cost(
-        "syncmq_queue_publish, NULL topic (guarded, fails)",
+        "publish with NULL topic (guarded, error)",
         median(|r| r.guarded_error_ns),
     );
     table
