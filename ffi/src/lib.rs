@@ -124,6 +124,7 @@ pub use subscriber::*;
 /// stay `Send + Sync`, or this stops compiling.
 const _: () = {
     const fn thread_safe<T: Send + Sync>() {}
+    const fn movable<T: Send>() {}
     thread_safe::<syncmq::queue::Queue>();
     thread_safe::<syncmq::queue::Subscriber>();
     thread_safe::<queue::syncmq_queue>();
@@ -131,6 +132,5 @@ const _: () = {
     thread_safe::<delivery::syncmq_delivery>();
     thread_safe::<message::syncmq_message>();
     // A receipt is used by one thread at a time, but may move between them.
-    const fn movable<T: Send>() {}
     movable::<receipt::syncmq_receipt>();
 };

@@ -91,7 +91,7 @@ pub unsafe extern "C" fn syncmq_subscriber_stats_json(
 ///
 /// # Errors
 ///
-/// `Codec` if serde_json refuses it (the stats are plain numbers and
+/// `Codec` if `serde_json` refuses it (the stats are plain numbers and
 /// strings, so it does not).
 pub(crate) fn json(value: &impl serde::Serialize) -> syncmq::Result<String> {
     serde_json::to_string(value).map_err(|e| Error::codec("JSON", e))

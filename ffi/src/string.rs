@@ -15,7 +15,7 @@ use crate::guard::call;
 /// # Errors
 ///
 /// `Codec` naming `what` when `text` holds a NUL byte, which would cut the
-/// C string short (JSON never does: serde_json writes `\u0000`).
+/// C string short (JSON never does: `serde_json` writes `\u0000`).
 pub(crate) fn owned(text: String, what: &str) -> Result<*mut c_char> {
     CString::new(text).map(CString::into_raw).map_err(|e| {
         Error::codec_reason(
