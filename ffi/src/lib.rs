@@ -86,8 +86,11 @@
 //! }
 //! ```
 
+mod adapter;
 mod args;
+mod channel;
 mod codes;
+mod config;
 mod delivery;
 mod guard;
 mod last_error;
@@ -95,7 +98,10 @@ mod message;
 mod queue;
 mod readiness;
 mod subscriber;
+mod watch;
 
+pub use adapter::*;
+pub use channel::*;
 pub use codes::*;
 pub use delivery::*;
 pub use last_error::syncmq_last_error;
@@ -113,4 +119,5 @@ const _: () = {
     thread_safe::<subscriber::syncmq_subscriber>();
     thread_safe::<delivery::syncmq_delivery>();
     thread_safe::<message::syncmq_message>();
+    thread_safe::<adapter::syncmq_adapter>();
 };
