@@ -89,24 +89,30 @@
 mod adapter;
 mod args;
 mod channel;
+mod client;
 mod codes;
 mod config;
 mod delivery;
 mod guard;
 mod last_error;
 mod message;
+mod publisher;
 mod queue;
 mod readiness;
+mod remote_subscriber;
 mod subscriber;
 mod watch;
 
 pub use adapter::*;
 pub use channel::*;
+pub use client::*;
 pub use codes::*;
 pub use delivery::*;
 pub use last_error::syncmq_last_error;
 pub use message::*;
+pub use publisher::*;
 pub use queue::*;
+pub use remote_subscriber::*;
 pub use subscriber::*;
 
 /// The handles are used from any thread at once: the engine's types must
@@ -120,4 +126,7 @@ const _: () = {
     thread_safe::<delivery::syncmq_delivery>();
     thread_safe::<message::syncmq_message>();
     thread_safe::<adapter::syncmq_adapter>();
+    thread_safe::<publisher::syncmq_publisher>();
+    thread_safe::<client::syncmq_client>();
+    thread_safe::<remote_subscriber::syncmq_remote_subscriber>();
 };
