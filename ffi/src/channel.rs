@@ -36,7 +36,10 @@ impl Ends {
     /// `NotFound`, `Closed`.
     pub(crate) fn fetch(adapter: &dyn Adapter, name: &str) -> Result<Ends> {
         let mode = adapter.mode(name)?;
-        let input = mode.allows_input().then(|| adapter.input(name)).transpose()?;
+        let input = mode
+            .allows_input()
+            .then(|| adapter.input(name))
+            .transpose()?;
         let output = mode
             .allows_output()
             .then(|| adapter.output(name))
@@ -51,9 +54,7 @@ impl Ends {
     }
 
     fn input(&self) -> Result<&Sender<Message>> {
-        self.input
-            .as_ref()
-            .ok_or_else(|| self.wrong_mode("input"))
+        self.input.as_ref().ok_or_else(|| self.wrong_mode("input"))
     }
 
     fn output(&self) -> Result<&Receiver<Delivery>> {

@@ -58,9 +58,9 @@ pub unsafe extern "C" fn syncmq_remote_subscriber_next(
         let mut sub = s.sub.lock().unwrap_or_else(PoisonError::into_inner);
         let delivery = match timeout {
             None => sub.recv()?,
-            Some(timeout) => sub.recv_timeout(timeout)?.ok_or_else(|| {
-                Error::timeout("a delivery from the queue server", timeout)
-            })?,
+            Some(timeout) => sub
+                .recv_timeout(timeout)?
+                .ok_or_else(|| Error::timeout("a delivery from the queue server", timeout))?,
         };
         drop(sub);
         *out = Box::into_raw(Box::new(syncmq_delivery::from_delivery(delivery)));

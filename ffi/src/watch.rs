@@ -92,12 +92,7 @@ impl Watch {
                 let _finished = finished;
                 run(&output, &stopped, &filled, &*signal);
             })
-            .map_err(|e| {
-                Error::io(
-                    format!("start the ready thread of channel `{channel}`"),
-                    e,
-                )
-            })?;
+            .map_err(|e| Error::io(format!("start the ready thread of channel `{channel}`"), e))?;
         Ok(Watch {
             channel: channel.to_string(),
             slot,

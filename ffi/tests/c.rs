@@ -119,7 +119,12 @@ fn run_c(name: &str) -> Output {
 
 /// Compiles `tests/c/<name>.c` into `dir`.
 fn build_c(name: &str, dir: &Path) -> PathBuf {
-    compile("cc", &format!("{name}.c"), &["-std=c11", "-D_GNU_SOURCE"], dir)
+    compile(
+        "cc",
+        &format!("{name}.c"),
+        &["-std=c11", "-D_GNU_SOURCE"],
+        dir,
+    )
 }
 
 /// Runs `program` with `args` as [`run`] does, killed (and the test
@@ -137,7 +142,10 @@ fn run_within(program: &Path, args: &[&Path], limit: Duration) -> Output {
     let (done, finished) = mpsc::channel();
     let waiter = std::thread::Builder::new()
         .name(format!("wait-{pid}"))
-        .spawn(move || done.send(child.wait_with_output()))
+        .spawn(move || {
+            // The receiver is gone only when the test already failed.
+            let _ = done.send(child.wait_with_output());
+        })
         .unwrap();
     let output = finished.recv_timeout(limit);
     if output.is_err() {
@@ -145,10 +153,9 @@ fn run_within(program: &Path, args: &[&Path], limit: Duration) -> Output {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     waiter.join().unwrap();
-    match output {
-        Ok(output) => output.unwrap(),
-        Err(_) => panic!("{} did not end within {limit:?}", program.display()),
-    }
+    let output =
+        output.unwrap_or_else(|_| panic!("{} did not end within {limit:?}", program.display()));
+    output.unwrap()
 }
 
 /// Whether a missing tool skips its test (with a notice) or fails it: it
@@ -195,8 +202,8 @@ fn rabbitmq_channel_round_trip_and_confirmed_publish() {
     )
     .is_ok();
     if !answers {
-        let required = std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some()
-            || std::env::var_os("CI").is_some();
+        let required =
+            std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some() || std::env::var_os("CI").is_some();
         assert!(
             !required,
             "no RabbitMQ answers at 127.0.0.1:5672, and broker tests are required here"
@@ -244,7 +251,11 @@ fn the_queue_server_client_publishes_subscribes_and_settles() {
     server.close().unwrap();
     let sub = queue.subscribe("orders", "billing").unwrap();
     let left = sub.next_batch(10, Some(Duration::ZERO)).unwrap();
-    assert!(left.is_empty(), "{} unsettled after the client closed", left.len());
+    assert!(
+        left.is_empty(),
+        "{} unsettled after the client closed",
+        left.len()
+    );
     queue.close().unwrap();
 }
 
