@@ -211,11 +211,16 @@ pub unsafe extern "C" fn syncmq_channel_send_bytes(
 /// the channel's fd was asked for, the fd is brought up to date before
 /// this returns.
 ///
+/// A receive without a limit returns only when a delivery comes or the
+/// output ends: closing the adapter cannot wake it (close waits until no
+/// thread uses the handle), so a thread that may have to stop should
+/// receive with a limit, or wait in `poll()` on `syncmq_channel_fd`.
+///
 /// Errors: `SYNCMQ_E_TIMEOUT` when none came in time;
 /// `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `a` or `out`, or a NULL, empty
 /// or non-UTF-8 `channel`; `SYNCMQ_E_NOT_FOUND` for an unknown channel;
 /// `SYNCMQ_E_WRONG_MODE` for an `"Input"` channel; `SYNCMQ_E_CLOSED` when
-/// the output ended (the adapter closed).
+/// the output ended.
 ///
 /// # Safety
 ///

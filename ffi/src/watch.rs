@@ -248,3 +248,78 @@ fn run(output: &Receiver<Delivery>, stop: &Receiver<()>, slot: &Slot, signal: &d
         signal();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use syncmq::{Acker, Message};
+
+    /// Counts the deliveries dropped unsettled.
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Acker for Counting {
+        fn ack(self: Box<Self>, _multiple: bool) -> Result<()> {
+            Ok(())
+        }
+        fn nack(self: Box<Self>, _requeue: bool) -> Result<()> {
+            Ok(())
+        }
+        fn release(self: Box<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn delivery(body: &str, released: &Arc<AtomicUsize>) -> Delivery {
+        Delivery::new(Message::from(body), Box::new(Counting(released.clone())))
+    }
+
+    #[test]
+    fn one_is_held_ahead_and_a_stop_drops_what_the_thread_holds() {
+        let released = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let watch = Watch::start("t", rx.clone()).unwrap();
+        for body in ["a", "b", "c"] {
+            tx.send(delivery(body, &released)).unwrap();
+        }
+        let first = watch.receive(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(first.unwrap().body(), b"a");
+        // Now "b" goes to the slot and the thread takes "c", then waits for
+        // room: the output empties.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !rx.is_empty() {
+            assert!(Instant::now() < deadline, "the thread never took `c`");
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            released.load(Ordering::SeqCst),
+            1,
+            "`a` was dropped unsettled"
+        );
+        watch.stop(Instant::now() + Duration::from_secs(5)).unwrap();
+        drop(watch);
+        assert_eq!(
+            released.load(Ordering::SeqCst),
+            3,
+            "`b` (in the slot) and `c` (waiting for room) are dropped by the stop"
+        );
+        drop(tx);
+    }
+
+    #[test]
+    fn an_ended_output_is_closed_after_the_slot_is_emptied() {
+        let released = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let watch = Watch::start("t", rx).unwrap();
+        tx.send(delivery("last", &released)).unwrap();
+        drop(tx);
+        let last = watch.receive(None).unwrap().unwrap();
+        assert_eq!(last.body(), b"last");
+        last.ack().unwrap();
+        assert!(matches!(
+            watch.receive(Some(Duration::ZERO)),
+            Err(Error::Closed(_))
+        ));
+        assert_eq!(released.load(Ordering::SeqCst), 0);
+    }
+}
