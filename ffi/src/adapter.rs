@@ -15,9 +15,7 @@ use crate::args;
 use crate::channel::Ends;
 use crate::config::{self, DurableJson, RabbitJson, SimpleJson};
 use crate::guard::call;
-
-/// How long `syncmq_adapter_close` waits for each channel's ready thread.
-const READY_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::watch;
 
 /// An adapter handle (opaque). Thread-safe: any number of threads may
 /// create channels, send, receive and ask for fds on one handle at once.
@@ -205,7 +203,7 @@ pub unsafe extern "C" fn syncmq_adapter_close(a: *mut syncmq_adapter) -> c_int {
         // SAFETY: a live handle from Box::into_raw, given back once.
         let a = unsafe { Box::from_raw(a) };
         let channels = std::mem::take(&mut *a.channels());
-        let deadline = Instant::now() + READY_STOP_TIMEOUT;
+        let deadline = Instant::now() + watch::STOP_TIMEOUT;
         let mut result = Ok(());
         for ends in channels.values() {
             result = result.and(ends.stop(deadline));

@@ -209,7 +209,8 @@ impl Drop for Watch {
     }
 }
 
-/// How long a watch dropped without an explicit stop waits for its thread.
+/// How long a stop waits for a ready thread: `syncmq_adapter_close` for
+/// all of them together, a watch dropped without a stop for its own.
 pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The ready thread: one delivery at a time from `output` into the slot,
