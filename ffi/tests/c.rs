@@ -49,11 +49,12 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Compiles `source` (under `tests/c/`) with `compiler` and `flags`,
-/// linked with -lsyncmq, into `dir`.
+/// Compiles `source` (under `tests/c/`, or an absolute path) with
+/// `compiler` and `flags`, linked with -lsyncmq, into `dir`.
 fn compile(compiler: &str, source: &str, flags: &[&str], dir: &Path) -> PathBuf {
     let root = manifest_dir();
-    let exe = dir.join(source.replace('.', "_"));
+    let file_name = Path::new(source).file_name().unwrap().to_string_lossy();
+    let exe = dir.join(file_name.replace('.', "_"));
     let output = Command::new(compiler)
         .args(flags)
         .arg("-Wall")
@@ -432,4 +433,38 @@ fn python_ctypes_roundtrip() {
         .output()
         .unwrap();
     assert_ok("roundtrip.py", &output);
+}
+
+/// The README's complete C program, as printed there, compiles cleanly and
+/// does what the README says: publishes "order 42" and prints it back.
+#[test]
+fn the_readme_c_program_compiles_and_runs() {
+    let readme = std::fs::read_to_string(manifest_dir().join("../README.md")).unwrap();
+    let after = readme
+        .split("A complete program")
+        .nth(1)
+        .expect("the README's \"A complete program\" paragraph");
+    let program = after
+        .split("```c\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```c block after it");
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue");
+    assert!(
+        program.contains("/tmp/orders-queue"),
+        "the example's queue path changed"
+    );
+    let program = program.replace("/tmp/orders-queue", queue.to_str().unwrap());
+    let source = dir.path().join("readme.c");
+    std::fs::write(&source, program).unwrap();
+    let exe = compile("cc", source.to_str().unwrap(), &["-std=c11"], dir.path());
+    let output = run(&exe, &[]);
+    assert!(
+        output.status.success() && String::from_utf8_lossy(&output.stdout) == "order 42\n",
+        "the README program failed ({}):\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
