@@ -12,11 +12,15 @@
 //! cargo run --release --example bench -- outbox
 //! cargo run --release --example bench -- server --messages 20000
 //! cargo run --release --example bench -- ffi --runs 3
+//! cargo run --release --example bench -- queue --json > before.json
+//! cargo run --release --example bench -- queue --compare before.json
 //! ```
 //!
 //! Each case runs `--runs` times, interleaved with its baseline so that a
 //! machine that speeds up or slows down during the run affects both alike;
-//! the table shows the median run.
+//! the table shows the median run and the spread of the runs (slowest to
+//! fastest), marking a case whose spread passes 30%. `--compare OLD.json`
+//! prints each case's change against an earlier `--json` run.
 #![allow(clippy::unwrap_used)]
 // Measurements: counts, sizes and rates go between integers and floats.
 #![allow(
@@ -53,6 +57,10 @@ struct Cli {
     /// One JSON object per line instead of the table.
     #[arg(long, global = true)]
     json: bool,
+    /// After the table, the change of every case against an earlier
+    /// `--json` run saved in this file.
+    #[arg(long, global = true, value_name = "OLD.json", conflicts_with = "json")]
+    compare: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -121,5 +129,14 @@ fn main() {
         table.print_json();
     } else {
         table.print();
+    }
+    if let Some(path) = cli.compare {
+        match std::fs::read_to_string(&path) {
+            Ok(old) => {
+                println!();
+                report::compare(&table, &old);
+            }
+            Err(e) => eprintln!("bench: cannot read --compare {}: {e}", path.display()),
+        }
     }
 }

@@ -1,13 +1,26 @@
 //! Measuring runs and printing them: the table for people, JSON lines for
-//! programs.
+//! programs, and the change against an earlier JSON run (`--compare`).
+//!
+//! Every rate row is the median of its runs with the spread of the runs
+//! (slowest to fastest, as a share of the median): a row whose spread is
+//! over [`WIDE_SPREAD`] is marked, since its median says little.
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+/// A spread (fastest minus slowest run, over the median) above this marks
+/// a row as unsteady.
+pub const WIDE_SPREAD: f64 = 0.30;
 
 /// One measured case.
 pub struct Row {
     pub case: String,
     pub msgs_per_s: f64,
     pub mb_per_s: f64,
+    /// The slowest and the fastest run's rate.
+    pub min_msgs_per_s: f64,
+    pub max_msgs_per_s: f64,
+    pub runs: usize,
     /// The baseline case this row is compared with, and its rate; `None`
     /// for a row that is itself a baseline.
     pub baseline: Option<(String, f64)>,
@@ -18,6 +31,11 @@ impl Row {
         self.baseline
             .as_ref()
             .map(|(_, rate)| self.msgs_per_s / rate)
+    }
+
+    /// (fastest - slowest) / median.
+    pub fn spread(&self) -> f64 {
+        (self.max_msgs_per_s - self.min_msgs_per_s) / self.msgs_per_s
     }
 }
 
@@ -44,13 +62,7 @@ impl Table {
     /// Adds a baseline row measured from `durations` of `messages` messages
     /// of `size` bytes each.
     pub fn baseline(&mut self, case: &str, messages: usize, size: usize, durations: &[Duration]) {
-        let (msgs_per_s, mb_per_s) = rates(messages, size, durations);
-        self.rows.push(Row {
-            case: case.into(),
-            msgs_per_s,
-            mb_per_s,
-            baseline: None,
-        });
+        self.rows.push(rates(case, messages, size, durations, None));
     }
 
     /// Adds a row compared with the baseline row named `baseline`.
@@ -68,13 +80,9 @@ impl Table {
             .find(|r| r.case == baseline)
             .map(|r| r.msgs_per_s)
             .expect("the baseline row is added first");
-        let (msgs_per_s, mb_per_s) = rates(messages, size, durations);
-        self.rows.push(Row {
-            case: case.into(),
-            msgs_per_s,
-            mb_per_s,
-            baseline: Some((baseline.into(), base_rate)),
-        });
+        let baseline = Some((baseline.to_string(), base_rate));
+        self.rows
+            .push(rates(case, messages, size, durations, baseline));
     }
 
     /// Adds a latency row from `samples`; `baseline` names an earlier
@@ -109,17 +117,33 @@ impl Table {
     pub fn print(&self) {
         println!("{}", self.title);
         println!(
-            "{:<44} {:>13} {:>9} {:>13} {:>7}",
-            "case", "msgs/s", "MB/s", "baseline/s", "ratio"
+            "{:<44} {:>13} {:>9} {:>13} {:>7} {:>25}",
+            "case", "msgs/s", "MB/s", "baseline/s", "ratio", "min-max (spread)"
         );
+        let mut unsteady = 0;
         for row in &self.rows {
             let (base, ratio) = match (&row.baseline, row.ratio()) {
                 (Some((_, rate)), Some(ratio)) => (format!("{rate:.0}"), format!("{ratio:.2}x")),
                 _ => ("(baseline)".to_string(), String::new()),
             };
+            let wide = row.spread() > WIDE_SPREAD;
+            unsteady += usize::from(wide);
+            let spread = format!(
+                "{:.0}-{:.0} ({:.0}%{})",
+                row.min_msgs_per_s,
+                row.max_msgs_per_s,
+                row.spread() * 100.0,
+                if wide { " !" } else { "" }
+            );
             println!(
-                "{:<44} {:>13.0} {:>9.1} {:>13} {:>7}",
-                row.case, row.msgs_per_s, row.mb_per_s, base, ratio
+                "{:<44} {:>13.0} {:>9.1} {:>13} {:>7} {:>25}",
+                row.case, row.msgs_per_s, row.mb_per_s, base, ratio, spread
+            );
+        }
+        if unsteady > 0 {
+            println!(
+                "! {unsteady} rows spread over {:.0}% between runs: their medians say little (a busy machine?)",
+                WIDE_SPREAD * 100.0
             );
         }
         self.print_latencies();
@@ -175,6 +199,10 @@ impl Table {
                 "baseline": row.baseline.as_ref().map(|(_, rate)| rate.round()),
                 "baseline_case": row.baseline.as_ref().map(|(case, _)| case),
                 "ratio": row.ratio().map(|r| (r * 1000.0).round() / 1000.0),
+                "runs": row.runs,
+                "min_msgs_per_s": row.min_msgs_per_s.round(),
+                "max_msgs_per_s": row.max_msgs_per_s.round(),
+                "spread": (row.spread() * 1000.0).round() / 1000.0,
             });
             println!("{line}");
         }
@@ -202,13 +230,83 @@ impl Table {
     }
 }
 
-/// Messages and megabytes per second of the median run.
-fn rates(messages: usize, size: usize, durations: &[Duration]) -> (f64, f64) {
+/// The row of `case` from its runs' `durations`: the median run's rate,
+/// and the slowest and fastest.
+fn rates(
+    case: &str,
+    messages: usize,
+    size: usize,
+    durations: &[Duration],
+    baseline: Option<(String, f64)>,
+) -> Row {
     let mut sorted = durations.to_vec();
     sorted.sort();
-    let median = sorted[sorted.len() / 2].as_secs_f64();
-    let msgs_per_s = messages as f64 / median;
-    (msgs_per_s, msgs_per_s * size as f64 / 1e6)
+    let rate = |d: &Duration| messages as f64 / d.as_secs_f64();
+    let msgs_per_s = rate(&sorted[sorted.len() / 2]);
+    Row {
+        case: case.into(),
+        msgs_per_s,
+        mb_per_s: msgs_per_s * size as f64 / 1e6,
+        min_msgs_per_s: sorted.last().map_or(msgs_per_s, rate),
+        max_msgs_per_s: sorted.first().map_or(msgs_per_s, rate),
+        runs: sorted.len(),
+        baseline,
+    }
+}
+
+/// Prints, for each case of `new` also in the earlier `--json` output
+/// `old`, the change of its rate (or of its p50 latency) and of its ratio.
+pub fn compare(new: &Table, old: &str) {
+    let old: HashMap<String, serde_json::Value> = old
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|v| Some((v.get("case")?.as_str()?.to_string(), v)))
+        .collect();
+    let number =
+        |v: &serde_json::Value, field: &str| v.get(field).and_then(serde_json::Value::as_f64);
+    let change = |now: f64, before: f64| format!("{:+.1}%", (now / before - 1.0) * 100.0);
+    println!("{}: change against the earlier run", new.title);
+    println!(
+        "{:<44} {:>13} {:>13} {:>9} {:>15}",
+        "case", "before", "now", "change", "ratio before-now"
+    );
+    for row in &new.rows {
+        let Some(before) = old.get(&row.case).and_then(|v| number(v, "msgs_per_s")) else {
+            println!(
+                "{:<44} {:>13} {:>13.0}",
+                row.case, "(new case)", row.msgs_per_s
+            );
+            continue;
+        };
+        let ratios = match (
+            old.get(&row.case).and_then(|v| number(v, "ratio")),
+            row.ratio(),
+        ) {
+            (Some(a), Some(b)) => format!("{a:.2}x -> {b:.2}x"),
+            _ => String::new(),
+        };
+        println!(
+            "{:<44} {:>13.0} {:>13.0} {:>9} {:>15}",
+            row.case,
+            before,
+            row.msgs_per_s,
+            change(row.msgs_per_s, before),
+            ratios
+        );
+    }
+    for row in &new.latencies {
+        let now = micros(row.p50);
+        match old.get(&row.case).and_then(|v| number(v, "p50_us")) {
+            Some(before) => println!(
+                "{:<44} {:>10.0} us {:>10.0} us {:>9}",
+                row.case,
+                before,
+                now,
+                change(now, before)
+            ),
+            None => println!("{:<44} {:>13} {:>10.0} us", row.case, "(new case)", now),
+        }
+    }
 }
 
 /// A latency case: the median and 99th percentile of its samples.

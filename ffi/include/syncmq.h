@@ -116,9 +116,24 @@
 #define SYNCMQ_E_UNKNOWN -99
 
 /**
- * A delivery (opaque): the message and what settles it. It keeps its
- * subscriber's engine handle, so it stays valid, and can be settled, after
- * its `syncmq_subscriber` was closed (and after the queue was closed).
+ * An adapter handle (opaque). Thread-safe: any number of threads may
+ * create channels, send, receive and ask for fds on one handle at once.
+ */
+typedef struct syncmq_adapter syncmq_adapter;
+
+/**
+ * A queue server client (opaque): one connection. Thread-safe: any number
+ * of threads may publish and subscribe on one handle at once (requests
+ * are answered in order on the one connection).
+ */
+typedef struct syncmq_client syncmq_client;
+
+/**
+ * A delivery (opaque): the message and what settles it. One from a queue
+ * subscriber keeps its subscriber's engine handle, so it stays valid, and
+ * can be settled, after its `syncmq_subscriber` was closed (and after the
+ * queue was closed); one from a channel or a remote subscriber keeps
+ * what its adapter or connection settles it with.
  * Its accessors only read it, so any threads may call them at once; none
  * may still be reading it when one thread acks, nacks or frees it.
  */
@@ -131,6 +146,12 @@ typedef struct syncmq_delivery syncmq_delivery;
  * thread builds it; once built, any threads may publish it at once.
  */
 typedef struct syncmq_message syncmq_message;
+
+/**
+ * A publisher handle (opaque). Thread-safe: any number of threads may
+ * publish on one handle at once; their messages share the confirm window.
+ */
+typedef struct syncmq_publisher syncmq_publisher;
 
 /**
  * An open queue (opaque). Thread-safe: any number of threads may publish
@@ -147,6 +168,14 @@ typedef struct syncmq_queue syncmq_queue;
 typedef struct syncmq_receipt syncmq_receipt;
 
 /**
+ * A remote subscriber handle (opaque). Thread-safe, but one receive at a
+ * time: concurrent `syncmq_remote_subscriber_next` calls on one handle
+ * take turns (the subscription keeps the deliveries the server pushed in
+ * one buffer). Its deliveries may be settled on any thread.
+ */
+typedef struct syncmq_remote_subscriber syncmq_remote_subscriber;
+
+/**
  * A subscriber handle (opaque). Thread-safe: several threads may call
  * `syncmq_subscriber_next` on one handle at once (each delivery goes to
  * one of them), and its deliveries may be settled on any thread.
@@ -156,6 +185,299 @@ typedef struct syncmq_subscriber syncmq_subscriber;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Opens an adapter of kind `kind` with `config_json`:
+ *
+ * - `"simple"`: in-process channels (crossbeam and forwarding threads;
+ *   acks are no-ops, nothing survives the process). Config `"{}"` or
+ *   NULL, optionally `{"close_timeout_ms": 5000}`.
+ * - `"durable"`: each channel a topic of the embedded durable queue in
+ *   directory `path`: `{"path": "/var/lib/app/channels"}`, optionally
+ *   `"durability": "durable"` (fsync, the default) or `"buffered"`, and
+ *   `"close_timeout_ms"`.
+ * - `"rabbitmq"`: each channel a durable RabbitMQ queue, on a supervised
+ *   connection: `{"urls": ["amqp://guest:guest@127.0.0.1:5672/%2f"],
+ *   "shuffle": false}` (several URLs: the nodes of a cluster). A broker
+ *   that does not answer is not an error: the connection keeps trying.
+ *
+ * Unknown fields are refused.
+ *
+ * Ownership: on success `*out` is a new handle that the caller owns and
+ * frees with `syncmq_adapter_close`; on failure `*out` is NULL. `kind`
+ * and `config_json` are only read during the call. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `out`, a NULL, empty or
+ * unknown `kind` (the message names `kind` and lists the kinds), a NULL
+ * `config_json` for a kind other than `"simple"`, JSON that does not
+ * parse, an unknown or missing field (the message names it), a bad value
+ * (an empty `path`, no `urls`, a malformed URL); `SYNCMQ_E_STORAGE` when
+ * the durable directory cannot be opened (another process has it open);
+ * `SYNCMQ_E_CORRUPT`; `SYNCMQ_E_IO` when the OS refuses a thread.
+ *
+ * # Safety
+ *
+ * `kind` and `config_json` are NULL or NUL-terminated strings; `out` is
+ * NULL or points to writable storage for a pointer.
+ */
+int syncmq_adapter_open(const char *kind, const char *config_json, struct syncmq_adapter **out);
+
+/**
+ * Creates the channel `spec_json` describes, a JSON channel spec:
+ * `{"name": "orders", "mode": "Both"}` with `mode` one of `"Input"`,
+ * `"Output"`, `"Both"`, and optionally `"buffer"` (1024), `"instances"`
+ * (1), `"priorities"` (1), `"dedupe"` (false), `"ack_timeout_ms"` (0:
+ * off), `"max_deliveries"` (0: never). A setting the adapter cannot do is
+ * refused, not ignored (the simple adapter takes the defaults only).
+ *
+ * Ownership: `spec_json` is only read during the call. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `a`, a NULL or
+ * non-UTF-8 `spec_json`, JSON that does not parse or names an unknown
+ * field, a bad value or a setting the adapter refuses (the message names
+ * it); `SYNCMQ_E_ALREADY_EXISTS` for a name in use; `SYNCMQ_E_CLOSED`;
+ * the adapter's own errors (`SYNCMQ_E_STORAGE`, `SYNCMQ_E_REFUSED` from
+ * a broker that refuses the queue).
+ *
+ * # Safety
+ *
+ * `a` is NULL or a live adapter handle; `spec_json` is NULL or
+ * NUL-terminated.
+ */
+int syncmq_adapter_new_channel(struct syncmq_adapter *a, const char *spec_json);
+
+/**
+ * Closes the adapter and frees the handle, whatever the result: stops
+ * and joins the channels' ready threads (a delivery one still held is
+ * dropped unsettled, which the adapter redelivers as it documents), then
+ * closes the adapter, which hands on what was sent (to the outputs, the
+ * disk or the broker) and stops its threads. Deliveries already received
+ * stay valid and can still be settled. Closing NULL does nothing and
+ * returns `SYNCMQ_OK`.
+ *
+ * Ownership: `a` is freed; using it afterwards, or closing it twice, is
+ * undefined behaviour, as with `free()`. Threads: any, once no other
+ * thread uses `a` (a `syncmq_channel_receive` without a time limit must
+ * have returned).
+ *
+ * Errors: `SYNCMQ_E_TIMEOUT` when a ready thread did not stop in time or
+ * the adapter could not hand everything on in time (the message says how
+ * much was left); the adapter's own errors. The handle is freed anyway.
+ *
+ * # Safety
+ *
+ * `a` is NULL or a live adapter handle that no other thread uses.
+ */
+int syncmq_adapter_close(struct syncmq_adapter *a);
+
+/**
+ * Sends a copy of `m` into the input of `channel`. The message is only
+ * read, so it may be sent again; free it as usual.
+ *
+ * The send blocks while the channel's buffer is full (its `buffer`
+ * setting; 0 makes it wait for a reader each time): that is the
+ * back-pressure. Returning `SYNCMQ_OK` means the message is in the
+ * channel's input, not yet that it is stored or confirmed: the adapter
+ * moves it on, and `syncmq_adapter_close` hands on what was sent.
+ *
+ * Ownership: `channel` and `m` are only read during the call. Threads:
+ * any; concurrent sends on one channel are fine.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `a` or `m`, or a NULL,
+ * empty or non-UTF-8 `channel`; `SYNCMQ_E_NOT_FOUND` for an unknown
+ * channel; `SYNCMQ_E_WRONG_MODE` for an `"Output"` channel;
+ * `SYNCMQ_E_CLOSED` once the adapter closed.
+ *
+ * # Safety
+ *
+ * `a` is NULL or a live adapter handle; `channel` is NULL or
+ * NUL-terminated; `m` is NULL or a live message no other thread changes.
+ */
+int syncmq_channel_send(struct syncmq_adapter *a,
+                        const char *channel,
+                        const struct syncmq_message *m);
+
+/**
+ * As `syncmq_channel_send`, with a message of body `body` (`len` bytes,
+ * copied) and nothing else: no key, no headers, priority 0.
+ *
+ * Ownership, threads: as `syncmq_channel_send`.
+ *
+ * Errors: as `syncmq_channel_send`, and `SYNCMQ_E_INVALID_ARGUMENT` for a
+ * NULL `body` with `len` > 0.
+ *
+ * # Safety
+ *
+ * As `syncmq_channel_send`; `body` is NULL or points to `len` readable
+ * bytes.
+ */
+int syncmq_channel_send_bytes(struct syncmq_adapter *a,
+                              const char *channel,
+                              const uint8_t *body,
+                              size_t len);
+
+/**
+ * Takes the next delivery from the output of `channel`: waits up to
+ * `timeout_ms` milliseconds for one (0: do not wait; negative: wait
+ * without limit).
+ *
+ * Ownership: on `SYNCMQ_OK`, `*out` is a new delivery that the caller
+ * owns and ends with exactly one of `syncmq_delivery_ack`,
+ * `syncmq_delivery_nack` or `syncmq_delivery_free`; otherwise `*out` is
+ * NULL. A delivery stays valid after the adapter is closed. Threads: any;
+ * concurrent receives on one channel each get their own deliveries. Once
+ * the channel's fd was asked for, the fd is brought up to date before
+ * this returns.
+ *
+ * A receive without a limit returns only when a delivery comes or the
+ * output ends: closing the adapter cannot wake it (close waits until no
+ * thread uses the handle), so a thread that may have to stop should
+ * receive with a limit, or wait in `poll()` on `syncmq_channel_fd`.
+ *
+ * Errors: `SYNCMQ_E_TIMEOUT` when none came in time;
+ * `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `a` or `out`, or a NULL, empty
+ * or non-UTF-8 `channel`; `SYNCMQ_E_NOT_FOUND` for an unknown channel;
+ * `SYNCMQ_E_WRONG_MODE` for an `"Input"` channel; `SYNCMQ_E_CLOSED` when
+ * the output ended.
+ *
+ * # Safety
+ *
+ * `a` is NULL or a live adapter handle; `channel` is NULL or
+ * NUL-terminated; `out` is NULL or points to writable storage for a
+ * pointer.
+ */
+int syncmq_channel_receive(struct syncmq_adapter *a,
+                           const char *channel,
+                           int64_t timeout_ms,
+                           struct syncmq_delivery **out);
+
+/**
+ * The readiness fd of the output of `channel`: readable while a delivery
+ * is waiting (or the output ended), for `poll()`, `select()` or `epoll`.
+ * Wait for it to be readable, then call `syncmq_channel_receive` with a
+ * timeout of 0 until it returns `SYNCMQ_E_TIMEOUT`; each call brings the
+ * fd up to date, so never read from it yourself.
+ *
+ * The first call for a channel starts its ready thread
+ * (`syncmq-ffi-ready:<channel>`), which moves one delivery at a time from
+ * the output into a slot that receives take from, and signals the fd: a
+ * watched output holds one delivery ahead of the host (a prefetch of 1).
+ * The thread calls nothing of the host's, and is stopped and joined by
+ * `syncmq_adapter_close`. Later calls return the same fd.
+ *
+ * Ownership: the fd belongs to the adapter handle and is closed by
+ * `syncmq_adapter_close`; do not close, read or write it. Threads: any.
+ *
+ * Errors: returns the fd (>= 0), or a negative code:
+ * `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `a` or a NULL, empty or
+ * non-UTF-8 `channel`; `SYNCMQ_E_NOT_FOUND`; `SYNCMQ_E_WRONG_MODE` for an
+ * `"Input"` channel; `SYNCMQ_E_CLOSED`; `SYNCMQ_E_IO` when the OS refuses
+ * the socket pair or the thread.
+ *
+ * # Safety
+ *
+ * `a` is NULL or a live adapter handle; `channel` is NULL or
+ * NUL-terminated.
+ */
+int syncmq_channel_fd(struct syncmq_adapter *a, const char *channel);
+
+/**
+ * Connects to the queue server at `addr` (`"host:port"`), with the
+ * default timeouts (5 s to connect).
+ *
+ * Ownership: on success `*out` is a new handle that the caller owns and
+ * frees with `syncmq_client_close`; on failure `*out` is NULL. `addr` is
+ * only read during the call. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `out`, or a NULL, empty,
+ * non-UTF-8 `addr` or one that resolves to no address;
+ * `SYNCMQ_E_DISCONNECTED` when nothing answers or the handshake fails
+ * (the message names the address); `SYNCMQ_E_CODEC` for a server of
+ * another protocol version; `SYNCMQ_E_BUSY` when the server has all the
+ * connections it allows.
+ *
+ * # Safety
+ *
+ * `addr` is NULL or NUL-terminated; `out` is NULL or points to writable
+ * storage for a pointer.
+ */
+int syncmq_client_connect(const char *addr, struct syncmq_client **out);
+
+/**
+ * Publishes `count` messages to `topic` as one atomic batch and returns
+ * once the server says they are durable. The messages are only read (free
+ * them as usual). A `count` of 0 publishes nothing and returns
+ * `SYNCMQ_OK`.
+ *
+ * Ownership: `topic`, the array and the messages are only read during the
+ * call. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `c`, a NULL, empty or
+ * non-UTF-8 `topic`, a NULL `messages` with `count` > 0 or a NULL element
+ * (named, as `messages[2]`), a message over the server's size limit;
+ * `SYNCMQ_E_NOT_FOUND` for an unknown topic (nothing was stored);
+ * `SYNCMQ_E_CODEC` for a batch over the frame limit (split it);
+ * `SYNCMQ_E_DISCONNECTED` when the connection failed and
+ * `SYNCMQ_E_TIMEOUT` when no reply came in time (then the messages may or
+ * may not be stored).
+ *
+ * # Safety
+ *
+ * `c` is NULL or a live client handle; `topic` is NULL or NUL-terminated;
+ * `messages` is NULL or points to `count` pointers, each NULL or a live
+ * message.
+ */
+int syncmq_client_publish(struct syncmq_client *c,
+                          const char *topic,
+                          const struct syncmq_message *const *messages,
+                          size_t count);
+
+/**
+ * Subscribes as `subscriber` of `topic`: the server pushes deliveries,
+ * up to its batch unacknowledged at a time, which
+ * `syncmq_remote_subscriber_next` takes.
+ *
+ * Ownership: on success `*out` is a new handle that the caller owns and
+ * frees with `syncmq_remote_subscriber_close`; on failure `*out` is NULL.
+ * It may outlive `c` (its receives then say the connection ended).
+ * Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `c` or `out`, a NULL,
+ * empty or non-UTF-8 `topic` or `subscriber`, or when the connection
+ * holds as many subscriptions as the server allows; `SYNCMQ_E_NOT_FOUND`
+ * for an unknown topic or subscriber; `SYNCMQ_E_DISCONNECTED`.
+ *
+ * # Safety
+ *
+ * `c` is NULL or a live client handle; `topic` and `subscriber` are NULL
+ * or NUL-terminated; `out` is NULL or points to writable storage for a
+ * pointer.
+ */
+int syncmq_client_subscribe(struct syncmq_client *c,
+                            const char *topic,
+                            const char *subscriber,
+                            struct syncmq_remote_subscriber **out);
+
+/**
+ * Closes the client: waits until the server has read every ack sent
+ * before, closes the connection, joins the client's reader thread, and
+ * frees the handle whatever the result. Deliveries not settled are
+ * redelivered by the server. Closing NULL does nothing and returns
+ * `SYNCMQ_OK`.
+ *
+ * Ownership: `c` is freed; using it afterwards, or closing it twice, is
+ * undefined behaviour, as with `free()`. Threads: any, once no other
+ * thread uses `c` (remote subscribers may still be in use: their receives
+ * then say the connection ended).
+ *
+ * Errors: `SYNCMQ_E_TIMEOUT` when the reader thread did not stop in time.
+ * The handle is freed anyway.
+ *
+ * # Safety
+ *
+ * `c` is NULL or a live client handle that no other thread uses.
+ */
+int syncmq_client_close(struct syncmq_client *c);
 
 /**
  * A static, NUL-terminated description of `code` (a `SYNCMQ_*` value);
@@ -280,7 +602,8 @@ int syncmq_delivery_priority(const struct syncmq_delivery *d);
 /**
  * How many times this message was delivered, this time included: more
  * than 1 means it came back (nack, ack timeout, a restart while in
- * flight).
+ * flight). A delivery from a channel or a remote subscriber only knows
+ * whether it came before: it says 1, or 2 for any redelivery.
  *
  * Threads: any. Errors: `SYNCMQ_E_INVALID_ARGUMENT` (negative) for a NULL
  * `d`.
@@ -323,9 +646,13 @@ int syncmq_delivery_ack(struct syncmq_delivery *d);
 int syncmq_delivery_nack(struct syncmq_delivery *d, bool requeue);
 
 /**
- * Frees a delivery without settling it: the message goes back to the
- * front of the queue at once, not counted as a delivery (as if it had
- * never been taken). Freeing NULL does nothing.
+ * Frees a delivery without settling it: a queue subscriber's message goes
+ * back to the front of the queue at once, not counted as a delivery (as
+ * if it had never been taken); one from a channel or a remote subscriber
+ * is dropped unsettled, which its source redelivers as it documents (the
+ * durable and RabbitMQ adapters and the queue server give it back; the
+ * simple adapter, whose acks are no-ops, loses it). Freeing NULL does
+ * nothing.
  *
  * Ownership: `d` is freed; using it afterwards, or freeing it twice, is
  * undefined behaviour, as with `free()`. Threads: any.
@@ -443,6 +770,85 @@ int syncmq_message_set_ttl_ms(struct syncmq_message *m, int64_t ttl_ms);
  * `m` is NULL or a live message that no other thread uses.
  */
 void syncmq_message_free(struct syncmq_message *m);
+
+/**
+ * Opens a publisher on a connection of its own, configured by
+ * `config_json`: `{"urls": ["amqp://guest:guest@127.0.0.1:5672/%2f"]}`
+ * and optionally `"shuffle"` (false: take the nodes in the order given),
+ * `"window"` (256 unconfirmed messages at most), `"buffer"` (10000
+ * messages held while not connected), `"mandatory"` (true: a message no
+ * queue takes is refused), `"persistent"` (true), `"nack_retries"` (3),
+ * `"confirm_timeout_ms"` (30000) and `"close_timeout_ms"` (10000).
+ * Unknown fields are refused. A broker that does not answer is not an
+ * error: the connection keeps trying and publishes wait for it, up to the
+ * confirm timeout.
+ *
+ * Ownership: on success `*out` is a new handle that the caller owns and
+ * frees with `syncmq_publisher_close`; on failure `*out` is NULL.
+ * `config_json` is only read during the call. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `out`, a NULL or
+ * non-UTF-8 `config_json`, JSON that does not parse, an unknown or
+ * missing field or a bad value (the message names it: `urls`, `window`);
+ * `SYNCMQ_E_IO` when the OS refuses a thread.
+ *
+ * # Safety
+ *
+ * `config_json` is NULL or NUL-terminated; `out` is NULL or points to
+ * writable storage for a pointer.
+ */
+int syncmq_publisher_open(const char *config_json, struct syncmq_publisher **out);
+
+/**
+ * Publishes a copy of `m` to `exchange` with `routing_key` and returns
+ * once the broker confirmed it: `SYNCMQ_OK` means the broker has it (on
+ * disk for a durable queue and a persistent message). `exchange` `""` is
+ * the default exchange, which routes to the queue named `routing_key`.
+ * The message is only read; its own routing key is not used (the
+ * argument is).
+ *
+ * Ownership: the strings and `m` are only read during the call. Threads:
+ * any; concurrent publishes on one handle are pipelined.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `p` or `m`, a NULL or
+ * non-UTF-8 `exchange` or `routing_key` (both may be empty), or a message
+ * the broker cannot take (a body over the size limit, a name over 255
+ * bytes), refused before anything is sent; `SYNCMQ_E_REFUSED` when the
+ * broker refused it (404: no such exchange; 312: mandatory and no queue
+ * took it); `SYNCMQ_E_BUSY` when the buffer is full or the broker nacked
+ * it past the retries; `SYNCMQ_E_TIMEOUT` when no confirm came within
+ * the confirm timeout (it may still be published); `SYNCMQ_E_CLOSED`.
+ *
+ * # Safety
+ *
+ * `p` is NULL or a live publisher handle; `exchange` and `routing_key`
+ * are NULL or NUL-terminated; `m` is NULL or a live message no other
+ * thread changes.
+ */
+int syncmq_publisher_publish(struct syncmq_publisher *p,
+                             const char *exchange,
+                             const char *routing_key,
+                             const struct syncmq_message *m);
+
+/**
+ * Closes the publisher (waiting, up to its close timeout, for the
+ * confirms of what it holds), then its connection, and frees the handle
+ * whatever the result. Closing NULL does nothing and returns `SYNCMQ_OK`.
+ *
+ * Ownership: `p` is freed; using it afterwards, or closing it twice, is
+ * undefined behaviour, as with `free()`. Threads: any, once no other
+ * thread uses `p`.
+ *
+ * Errors: `SYNCMQ_E_TIMEOUT` when messages were still unconfirmed at the
+ * deadline (their publishers got `SYNCMQ_E_CLOSED`); `SYNCMQ_E_REFUSED`
+ * naming how many were never published when the connection gave up on a
+ * refusal; the connection's close errors. The handle is freed anyway.
+ *
+ * # Safety
+ *
+ * `p` is NULL or a live publisher handle that no other thread uses.
+ */
+int syncmq_publisher_close(struct syncmq_publisher *p);
 
 /**
  * Opens (or creates) the queue in directory `path` and declares the topics
@@ -651,6 +1057,47 @@ uint64_t syncmq_receipt_ticket(const struct syncmq_receipt *r);
  * `r` is NULL or a live receipt that no other thread uses.
  */
 void syncmq_receipt_free(struct syncmq_receipt *r);
+
+/**
+ * Takes the next delivery: waits up to `timeout_ms` milliseconds for one
+ * (0: do not wait; negative: wait without limit). One receive at a time
+ * per handle: a second waits for the first to return.
+ *
+ * Ownership: on `SYNCMQ_OK`, `*out` is a new delivery that the caller
+ * owns and ends with exactly one of `syncmq_delivery_ack`,
+ * `syncmq_delivery_nack` (requeue: the server delivers it again) or
+ * `syncmq_delivery_free` (unsettled: the server delivers it again);
+ * otherwise `*out` is NULL. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_TIMEOUT` when none came in time;
+ * `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `s` or `out`;
+ * `SYNCMQ_E_DISCONNECTED` (or the server's error) when the connection
+ * ended.
+ *
+ * # Safety
+ *
+ * `s` is NULL or a live remote subscriber handle; `out` is NULL or points
+ * to writable storage for a pointer.
+ */
+int syncmq_remote_subscriber_next(struct syncmq_remote_subscriber *s,
+                                  int64_t timeout_ms,
+                                  struct syncmq_delivery **out);
+
+/**
+ * Closes the subscription (the server gives back what it pushed and was
+ * not settled) and frees the handle. Its outstanding deliveries stay valid
+ * while the client's connection lasts. Closing NULL does nothing.
+ *
+ * Ownership: `s` is freed; using it afterwards, or closing it twice, is
+ * undefined behaviour, as with `free()`. Threads: any, once no other
+ * thread uses `s`.
+ *
+ * # Safety
+ *
+ * `s` is NULL or a live remote subscriber handle that no other thread
+ * uses.
+ */
+void syncmq_remote_subscriber_close(struct syncmq_remote_subscriber *s);
 
 /**
  * The counters of every subscriber of `topic` (NULL: of every topic, in

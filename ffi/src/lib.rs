@@ -1,5 +1,7 @@
-//! The C ABI of syncmq's durable queue (`libsyncmq.so` / `libsyncmq.a`,
-//! header `include/syncmq.h`), for C, C++ and Python (ctypes) hosts, in the
+//! The C ABI of syncmq (`libsyncmq.so` / `libsyncmq.a`, header
+//! `include/syncmq.h`): its durable queue, its channel adapters (simple,
+//! durable, RabbitMQ), the RabbitMQ publisher and the queue server client,
+//! for C, C++ and Python (ctypes) hosts, in the
 //! style of librdkafka: opaque thread-safe handles, int error codes, the
 //! configuration as a string, and no callback ever run on a thread the host
 //! did not choose.
@@ -40,6 +42,18 @@
 //!   `syncmq_queue_stats_json`, `syncmq_subscriber_stats_json`,
 //!   `syncmq_subscriber_dead_letters_json`) belong to the caller, who frees
 //!   them with `syncmq_string_free`, never `free()`.
+//! - `syncmq_adapter`: from `syncmq_adapter_open(kind, config_json, &a)`
+//!   (`"simple"`, `"durable"` or `"rabbitmq"`), freed by
+//!   `syncmq_adapter_close(a)`. Its channels are named in each call
+//!   (`syncmq_channel_send(a, "orders", m)`, `syncmq_channel_receive`);
+//!   their deliveries are `syncmq_delivery` handles as above, and stay
+//!   valid after the adapter is closed.
+//! - `syncmq_publisher`: from `syncmq_publisher_open(config_json, &p)`,
+//!   with a RabbitMQ connection of its own; freed by
+//!   `syncmq_publisher_close(p)`.
+//! - `syncmq_client`: from `syncmq_client_connect(addr, &c)`, freed by
+//!   `syncmq_client_close(c)`; `syncmq_remote_subscriber` from
+//!   `syncmq_client_subscribe`, freed by `syncmq_remote_subscriber_close`.
 //! - Strings and bytes a delivery hands out (body, key, headers) belong to
 //!   it and live until it is freed. `syncmq_strerror` strings are static.
 //!   Strings and buffers the host passes are only read during the call.
@@ -57,9 +71,11 @@
 //! is being settled (that frees it). Closing a
 //! handle must wait until no other thread uses it: close the queue first
 //! to wake a blocked `syncmq_subscriber_next` with `SYNCMQ_E_CLOSED`, join
-//! that thread, then close the subscriber. The library runs one thread of
-//! its own per queue (`syncmq-queue-sweep`, for ack timeouts) and calls
-//! nothing of the host's on it.
+//! that thread, then close the subscriber. The library runs threads of its
+//! own (per queue `syncmq-queue-sweep`, for ack timeouts; per adapter
+//! channel its forwarding or consuming threads; per watched channel output
+//! `syncmq-ffi-ready:<channel>`; per publisher and client a connection
+//! thread) and calls nothing of the host's on any of them.
 //!
 //! # Errors
 //!
@@ -82,6 +98,11 @@
 //! each call brings the fd up to date, so the host never reads it itself.
 //! The fd belongs to the subscriber and is closed with it.
 //!
+//! A channel's output has one too, `syncmq_channel_fd(a, "orders")`, used
+//! the same way with `syncmq_channel_receive(a, "orders", 0, &d)`: the
+//! first call starts a thread that holds one delivery ahead for it (a
+//! prefetch of 1), and the fd is closed with the adapter.
+//!
 //! ```c
 //! struct pollfd p = { .fd = syncmq_subscriber_fd(s), .events = POLLIN };
 //! while (poll(&p, 1, -1) > 0) {
@@ -95,27 +116,39 @@
 //! }
 //! ```
 
+mod adapter;
 mod args;
+mod channel;
+mod client;
 mod codes;
+mod config;
 mod dead_letters;
 mod delivery;
 mod guard;
 mod last_error;
 mod message;
+mod publisher;
 mod queue;
 mod readiness;
 mod receipt;
+mod remote_subscriber;
 mod stats;
 mod string;
 mod subscriber;
+mod watch;
 
+pub use adapter::*;
+pub use channel::*;
+pub use client::*;
 pub use codes::*;
 pub use dead_letters::*;
 pub use delivery::*;
 pub use last_error::syncmq_last_error;
 pub use message::*;
+pub use publisher::*;
 pub use queue::*;
 pub use receipt::*;
+pub use remote_subscriber::*;
 pub use stats::*;
 pub use string::*;
 pub use subscriber::*;
@@ -133,4 +166,8 @@ const _: () = {
     thread_safe::<message::syncmq_message>();
     // A receipt is used by one thread at a time, but may move between them.
     movable::<receipt::syncmq_receipt>();
+    thread_safe::<adapter::syncmq_adapter>();
+    thread_safe::<publisher::syncmq_publisher>();
+    thread_safe::<client::syncmq_client>();
+    thread_safe::<remote_subscriber::syncmq_remote_subscriber>();
 };

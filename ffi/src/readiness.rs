@@ -1,16 +1,18 @@
-//! The readiness fd of a subscriber handle: one end of a non-blocking Unix
-//! socket pair, readable while a delivery may be ready, so that a host can
-//! wait in its own `poll()`/`epoll` loop instead of in a library call, and
-//! no callback ever runs on a thread the host did not choose.
+//! The readiness fd of a subscriber handle or a watched channel output:
+//! one end of a non-blocking Unix socket pair, readable while a delivery
+//! may be ready, so that a host can wait in its own `poll()`/`epoll` loop
+//! instead of in a library call, and no callback ever runs on a thread the
+//! host did not choose.
 //!
-//! The queue's readiness watcher (`Subscriber::on_ready`) writes one byte
-//! to the other end; it runs on the thread that made the change, under the
-//! queue's lock, so it only writes and never blocks (a full socket is
-//! already readable). After every receive the handle re-arms the fd in an
-//! order that cannot lose a wake-up: drain the socket first, then ask the
-//! queue whether anything is deliverable, and if so write a byte again. A
-//! publish that lands between the two is seen by the question or writes
-//! its own byte after it.
+//! A watcher writes one byte to the other end: the queue's readiness
+//! watcher (`Subscriber::on_ready`), on the thread that made the change,
+//! under the queue's lock; or a channel's ready thread (`watch.rs`). It
+//! only writes and never blocks (a full socket is already readable). After
+//! every receive the handle re-arms the fd in an order that cannot lose a
+//! wake-up: drain the socket first, then ask the source whether anything
+//! is deliverable, and if so write a byte again. A delivery that lands
+//! between the two is seen by the question or writes its own byte after
+//! it.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -36,7 +38,7 @@ impl Readiness {
     ///
     /// `Io` when the OS refuses a socket.
     pub(crate) fn new() -> Result<Self> {
-        let io_error = |e| Error::io("create the subscriber's readiness socket pair", e);
+        let io_error = |e| Error::io("create a readiness socket pair", e);
         let (read, write) = UnixStream::pair().map_err(io_error)?;
         read.set_nonblocking(true).map_err(io_error)?;
         write.set_nonblocking(true).map_err(io_error)?;
@@ -67,8 +69,15 @@ impl Readiness {
     /// when a delivery is ready or the subscriber ended (so that the host's
     /// next receive sees `SYNCMQ_E_CLOSED` rather than waiting forever).
     pub(crate) fn rearm(&self, sub: &Subscriber) {
+        self.rearm_with(|| sub.is_available().unwrap_or(true));
+    }
+
+    /// Drains the fd, then writes a byte again when `ready` (asked after
+    /// the drain, never before: that order loses no wake-up) says a
+    /// delivery is waiting or the source ended.
+    pub(crate) fn rearm_with(&self, ready: impl FnOnce() -> bool) {
         self.drain();
-        if sub.is_available().unwrap_or(true) {
+        if ready() {
             self.signal();
         }
     }
@@ -101,7 +110,7 @@ fn signal(write: &UnixStream) {
 }
 
 /// `WouldBlock` is the normal end of a drain and a full socket; anything
-/// else cannot happen while the subscriber owns both ends, and is logged.
+/// else cannot happen while the handle owns both ends, and is logged.
 fn log_unexpected(e: &io::Error, what: &str) {
     if e.kind() != ErrorKind::WouldBlock {
         log::warn!("syncmq-ffi: readiness socket {what}: {e}");

@@ -13,8 +13,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::{Command, Output, Stdio};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::Duration;
 
 /// `target/<profile>/`, where cargo puts `libsyncmq.so`, built and up to
 /// date: this binary is `target/<profile>/deps/c-<hash>`.
@@ -48,11 +49,12 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Compiles `source` (under `tests/c/`) with `compiler` and `flags`,
-/// linked with -lsyncmq, into `dir`.
+/// Compiles `source` (under `tests/c/`, or an absolute path) with
+/// `compiler` and `flags`, linked with -lsyncmq, into `dir`.
 fn compile(compiler: &str, source: &str, flags: &[&str], dir: &Path) -> PathBuf {
     let root = manifest_dir();
-    let exe = dir.join(source.replace('.', "_"));
+    let file_name = Path::new(source).file_name().unwrap().to_string_lossy();
+    let exe = dir.join(file_name.replace('.', "_"));
     let output = Command::new(compiler)
         .args(flags)
         .arg("-Wall")
@@ -116,6 +118,47 @@ fn run_c(name: &str) -> Output {
     run(&exe, &[&queue])
 }
 
+/// Compiles `tests/c/<name>.c` into `dir`.
+fn build_c(name: &str, dir: &Path) -> PathBuf {
+    compile(
+        "cc",
+        &format!("{name}.c"),
+        &["-std=c11", "-D_GNU_SOURCE"],
+        dir,
+    )
+}
+
+/// Runs `program` with `args` as [`run`] does, killed (and the test
+/// failed) when it has not ended within `limit`: a close that hangs fails
+/// the test instead of stalling the suite.
+fn run_within(program: &Path, args: &[&Path], limit: Duration) -> Output {
+    let child = Command::new(program)
+        .args(args)
+        .env("LD_LIBRARY_PATH", library_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let pid = child.id();
+    let (done, finished) = mpsc::channel();
+    let waiter = std::thread::Builder::new()
+        .name(format!("wait-{pid}"))
+        .spawn(move || {
+            // The receiver is gone only when the test already failed.
+            let _ = done.send(child.wait_with_output());
+        })
+        .unwrap();
+    let output = finished.recv_timeout(limit);
+    if output.is_err() {
+        // The program hangs: end it, so that the waiter can be joined.
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    waiter.join().unwrap();
+    let output =
+        output.unwrap_or_else(|_| panic!("{} did not end within {limit:?}", program.display()));
+    output.unwrap()
+}
+
 /// Whether a missing tool skips its test (with a notice) or fails it: it
 /// fails where the tests must all run (scripts/test.sh sets
 /// `SYNCMQ_REQUIRE_BROKER` and installs the tools).
@@ -129,6 +172,92 @@ fn tool_missing(tool: &str) -> bool {
         println!("SKIPPED: {tool} is not installed");
     }
     !found
+}
+
+#[test]
+fn channels_carry_fields_durable_requeues_and_errors_name_the_problem() {
+    assert_ok("channels", &run_c("channels"));
+}
+
+/// Under a time limit: closing the adapter must stop and join the ready
+/// thread, or the program hangs and is killed.
+#[test]
+fn the_channel_fd_follows_the_output_and_close_stops_its_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_c("channel_poll", dir.path());
+    let output = run_within(&exe, &[], Duration::from_secs(60));
+    assert_ok("channel_poll", &output);
+}
+
+/// The RabbitMQ adapter and publisher against the test broker
+/// (`SYNCMQ_AMQP_URL`, by default the local RabbitMQ). Without a broker it
+/// skips with a notice, unless `SYNCMQ_REQUIRE_BROKER` or `CI` is set:
+/// then it fails, as the root crate's broker tests do.
+#[test]
+fn rabbitmq_channel_round_trip_and_confirmed_publish() {
+    let url = std::env::var("SYNCMQ_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string());
+    let answers = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:5672".parse().unwrap(),
+        Duration::from_secs(2),
+    )
+    .is_ok();
+    if !answers {
+        let required =
+            std::env::var_os("SYNCMQ_REQUIRE_BROKER").is_some() || std::env::var_os("CI").is_some();
+        assert!(
+            !required,
+            "no RabbitMQ answers at 127.0.0.1:5672, and broker tests are required here"
+        );
+        println!("SKIPPED: no RabbitMQ answers at 127.0.0.1:5672");
+        return;
+    }
+    // A queue no other run uses (the broker keeps it).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let queue = format!("syncmq-ffi-test-{}-{nanos}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_c("rabbitmq", dir.path());
+    let output = run_within(
+        &exe,
+        &[Path::new(&url), Path::new(&queue)],
+        Duration::from_secs(120),
+    );
+    assert_ok("rabbitmq", &output);
+}
+
+/// A queue server started here, on 127.0.0.1:0, and the C client against
+/// it; afterwards the queue holds nothing for the subscriber: the acks
+/// reached the server.
+#[test]
+fn the_queue_server_client_publishes_subscribes_and_settles() {
+    use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+    use syncmq::server::{QueueServer, QueueServerConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(
+        Queue::open(
+            dir.path().join("queue"),
+            QueueConfig::new().with_topic(TopicConfig::new("orders", ["billing"])),
+        )
+        .unwrap(),
+    );
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+    let addr = server.local_addr().to_string();
+    let exe = build_c("client", dir.path());
+    let output = run_within(&exe, &[Path::new(&addr)], Duration::from_secs(60));
+    assert_ok("client", &output);
+    server.close().unwrap();
+    let sub = queue.subscribe("orders", "billing").unwrap();
+    let left = sub.next_batch(10, Some(Duration::ZERO)).unwrap();
+    assert!(
+        left.is_empty(),
+        "{} unsettled after the client closed",
+        left.len()
+    );
+    queue.close().unwrap();
 }
 
 #[test]
@@ -211,7 +340,27 @@ fn roundtrip_with_the_static_library() {
 /// exit (thread-locals, the stdout buffer), which is no leak.
 #[test]
 fn roundtrip_under_valgrind() {
-    assert_clean_under_valgrind("roundtrip");
+    if tool_missing("valgrind") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile("cc", "roundtrip.c", &["-std=c11"], dir.path());
+    assert_clean_under_valgrind("roundtrip", &exe, &[&dir.path().join("queue")]);
+}
+
+/// Channels (simple and durable adapters, deliveries of both sources
+/// freed, acked and nacked) and a watched output whose ready thread is
+/// stopped at close, under valgrind as the roundtrip.
+#[test]
+fn channels_under_valgrind() {
+    if tool_missing("valgrind") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_c("channels", dir.path());
+    assert_clean_under_valgrind("channels", &exe, &[&dir.path().join("queue")]);
+    let exe = build_c("channel_poll", dir.path());
+    assert_clean_under_valgrind("channel_poll", &exe, &[]);
 }
 
 /// The extras (receipts, library-allocated JSON strings, dead letters)
@@ -219,23 +368,17 @@ fn roundtrip_under_valgrind() {
 /// 20 s).
 #[test]
 fn extras_free_every_receipt_and_string_under_valgrind() {
-    assert_clean_under_valgrind("extras");
-}
-
-/// Compiles `tests/c/<name>.c` and runs it under valgrind on a fresh queue
-/// directory; fails on definite or indirect leaks and invalid accesses.
-fn assert_clean_under_valgrind(name: &str) {
     if tool_missing("valgrind") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let exe = compile(
-        "cc",
-        &format!("{name}.c"),
-        &["-std=c11", "-D_GNU_SOURCE"],
-        dir.path(),
-    );
-    let queue = dir.path().join("queue");
+    let exe = build_c("extras", dir.path());
+    assert_clean_under_valgrind("extras", &exe, &[&dir.path().join("queue")]);
+}
+
+/// Runs `exe` with `args` under valgrind; fails on a definite or indirect
+/// leak, an invalid access, or the program failing.
+fn assert_clean_under_valgrind(name: &str, exe: &Path, args: &[&Path]) {
     let output = Command::new("valgrind")
         .args([
             "--leak-check=full",
@@ -243,8 +386,8 @@ fn assert_clean_under_valgrind(name: &str) {
             "--errors-for-leak-kinds=definite,indirect",
             "--error-exitcode=1",
         ])
-        .arg(&exe)
-        .arg(&queue)
+        .arg(exe)
+        .args(args)
         .env("LD_LIBRARY_PATH", library_dir())
         .output()
         .unwrap();
@@ -252,7 +395,7 @@ fn assert_clean_under_valgrind(name: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("ERROR SUMMARY: 0 errors"),
-        "valgrind found errors in {name}:\n{stderr}"
+        "valgrind found errors:\n{stderr}"
     );
 }
 
@@ -308,4 +451,38 @@ fn python_ctypes_roundtrip() {
         .output()
         .unwrap();
     assert_ok("roundtrip.py", &output);
+}
+
+/// The README's complete C program, as printed there, compiles cleanly and
+/// does what the README says: publishes "order 42" and prints it back.
+#[test]
+fn the_readme_c_program_compiles_and_runs() {
+    let readme = std::fs::read_to_string(manifest_dir().join("../README.md")).unwrap();
+    let after = readme
+        .split("A complete program")
+        .nth(1)
+        .expect("the README's \"A complete program\" paragraph");
+    let program = after
+        .split("```c\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```c block after it");
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue");
+    assert!(
+        program.contains("/tmp/orders-queue"),
+        "the example's queue path changed"
+    );
+    let program = program.replace("/tmp/orders-queue", queue.to_str().unwrap());
+    let source = dir.path().join("readme.c");
+    std::fs::write(&source, program).unwrap();
+    let exe = compile("cc", source.to_str().unwrap(), &["-std=c11"], dir.path());
+    let output = run(&exe, &[]);
+    assert!(
+        output.status.success() && String::from_utf8_lossy(&output.stdout) == "order 42\n",
+        "the README program failed ({}):\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -1,0 +1,67 @@
+/* RabbitMQ from C: a "rabbitmq" adapter channel carries a message with its
+ * key and header, and a publisher's publish to that channel's queue (the
+ * default exchange) returns once confirmed and arrives there; a mandatory
+ * publish no queue takes is refused. Usage: rabbitmq URL QUEUE */
+#include <string.h>
+
+#include "check.h"
+
+/* Only a bound for a broker that never answers: a failure, not a wait. */
+#define PATIENCE_MS 30000
+
+static void body_is(syncmq_delivery *d, const char *want) {
+    size_t len = 0;
+    const uint8_t *body = syncmq_delivery_body(d, &len);
+    CHECK(len == strlen(want) && memcmp(body, want, len) == 0, want);
+}
+
+int main(int argc, char **argv) {
+    CHECK(argc == 3, "usage: rabbitmq URL QUEUE");
+    const char *url = argv[1], *queue = argv[2];
+    char config[2048], spec[1024];
+    snprintf(config, sizeof config, "{\"urls\":[\"%s\"],\"shuffle\":false}", url);
+    snprintf(spec, sizeof spec, "{\"name\":\"%s\",\"mode\":\"Both\"}", queue);
+
+    syncmq_adapter *a = NULL;
+    OK(syncmq_adapter_open("rabbitmq", config, &a));
+    OK(syncmq_adapter_new_channel(a, spec));
+    syncmq_message *m = NULL;
+    OK(syncmq_message_new((const uint8_t *)"via-channel", 11, &m));
+    OK(syncmq_message_set_key(m, "k-1"));
+    OK(syncmq_message_set_header(m, "trace", "t-1"));
+    OK(syncmq_channel_send(a, queue, m));
+    syncmq_delivery *d = NULL;
+    OK(syncmq_channel_receive(a, queue, PATIENCE_MS, &d));
+    body_is(d, "via-channel");
+    CHECK(strcmp(syncmq_delivery_key(d), "k-1") == 0, "the key crosses the broker");
+    CHECK(strcmp(syncmq_delivery_header(d, "trace"), "t-1") == 0, "the header too");
+    CHECK(syncmq_delivery_deliveries(d) == 1, "a first delivery");
+    OK(syncmq_delivery_ack(d));
+
+    char pconfig[2048];
+    snprintf(pconfig, sizeof pconfig,
+             "{\"urls\":[\"%s\"],\"window\":16,\"mandatory\":true,\"confirm_timeout_ms\":%d}", url,
+             PATIENCE_MS);
+    syncmq_publisher *p = NULL;
+    CHECK(syncmq_publisher_open("{\"urls\":[\"amqp://h\"],\"windw\":1}", &p) ==
+              SYNCMQ_E_INVALID_ARGUMENT && strstr(syncmq_last_error(), "windw") != NULL,
+          "an unknown publisher field is named");
+    OK(syncmq_publisher_open(pconfig, &p));
+    OK(syncmq_message_new((const uint8_t *)"published", 9, &m));
+    CHECK(syncmq_publisher_publish(p, NULL, queue, m) == SYNCMQ_E_INVALID_ARGUMENT &&
+              strstr(syncmq_last_error(), "`exchange`") != NULL,
+          "a NULL exchange is refused (\"\" is the default one)");
+    OK(syncmq_publisher_publish(p, "", queue, m));
+    CHECK(syncmq_publisher_publish(p, "", "syncmq-ffi-no-such-queue", m) == SYNCMQ_E_REFUSED,
+          "a mandatory message no queue takes is refused");
+    syncmq_message_free(m);
+    OK(syncmq_publisher_close(p));
+
+    OK(syncmq_channel_receive(a, queue, PATIENCE_MS, &d));
+    body_is(d, "published");
+    OK(syncmq_delivery_ack(d));
+    CHECK(syncmq_channel_receive(a, queue, 200, &d) == SYNCMQ_E_TIMEOUT, "nothing else came");
+    OK(syncmq_adapter_close(a));
+    printf("rabbitmq: ok\n");
+    return 0;
+}
