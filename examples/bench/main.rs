@@ -11,6 +11,7 @@
 //! cargo run --release --example bench -- rabbitmq --messages 20000
 //! cargo run --release --example bench -- outbox
 //! cargo run --release --example bench -- server --messages 20000
+//! cargo run --release --example bench -- ffi --runs 3
 //! cargo run --release --example bench -- queue --json > before.json
 //! cargo run --release --example bench -- queue --compare before.json
 //! ```
@@ -32,6 +33,7 @@
 
 mod block;
 mod block_publish;
+mod ffi;
 #[cfg(feature = "durable")]
 mod outbox;
 mod queue;
@@ -85,6 +87,10 @@ enum Component {
     /// The queue server over loopback against the engine in process:
     /// durable publish from 4 connections, batches, consume.
     Server(server::ServerLoad),
+    /// Publishes from C through the C ABI (libsyncmq.so, built and run as a
+    /// process) against Rust Queue::publish in process, and the cost of one
+    /// call across the boundary.
+    Ffi(ffi::FfiLoad),
 }
 
 /// The load every bench takes.
@@ -117,6 +123,7 @@ fn main() {
         #[cfg(feature = "durable")]
         Component::Outbox(load) => outbox::run(load),
         Component::Server(load) => server::run(load),
+        Component::Ffi(load) => ffi::run(load),
     };
     if cli.json {
         table.print_json();

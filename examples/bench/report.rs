@@ -45,6 +45,8 @@ pub struct Table {
     pub rows: Vec<Row>,
     /// Latency cases, printed after the rate rows.
     pub latencies: Vec<LatencyRow>,
+    /// Per-call costs in nanoseconds, printed last.
+    pub costs: Vec<(String, f64)>,
 }
 
 impl Table {
@@ -53,6 +55,7 @@ impl Table {
             title: title.into(),
             rows: Vec::new(),
             latencies: Vec::new(),
+            costs: Vec::new(),
         }
     }
 
@@ -106,6 +109,11 @@ impl Table {
         });
     }
 
+    /// Adds a per-call cost of `ns_per_call` nanoseconds.
+    pub fn cost(&mut self, case: &str, ns_per_call: f64) {
+        self.costs.push((case.into(), ns_per_call));
+    }
+
     pub fn print(&self) {
         println!("{}", self.title);
         println!(
@@ -139,6 +147,13 @@ impl Table {
             );
         }
         self.print_latencies();
+        if !self.costs.is_empty() {
+            println!();
+            println!("{:<44} {:>13}", "per-call case", "ns/call");
+            for (case, ns) in &self.costs {
+                println!("{case:<44} {ns:>13.1}");
+            }
+        }
     }
 
     fn print_latencies(&self) {
@@ -202,6 +217,13 @@ impl Table {
                 "ratio": row.baseline.as_ref().map(|(_, p50)| {
                     (micros(row.p50) / micros(*p50) * 1000.0).round() / 1000.0
                 }),
+            });
+            println!("{line}");
+        }
+        for (case, ns) in &self.costs {
+            let line = serde_json::json!({
+                "case": case,
+                "ns_per_call": (ns * 10.0).round() / 10.0,
             });
             println!("{line}");
         }

@@ -160,6 +160,14 @@ typedef struct syncmq_publisher syncmq_publisher;
 typedef struct syncmq_queue syncmq_queue;
 
 /**
+ * The receipt of one pipelined publish (opaque). Freed by exactly one of
+ * `syncmq_receipt_wait` (which reports durability) or
+ * `syncmq_receipt_free` (which does not). Not shared: one thread at a time
+ * uses it, though that may be another thread than the one that sent.
+ */
+typedef struct syncmq_receipt syncmq_receipt;
+
+/**
  * A remote subscriber handle (opaque). Thread-safe, but one receive at a
  * time: concurrent `syncmq_remote_subscriber_next` calls on one handle
  * take turns (the subscription keeps the deliveries the server pushed in
@@ -478,6 +486,60 @@ int syncmq_client_close(struct syncmq_client *c);
  * Threads: any. Errors: none (it does not touch `syncmq_last_error()`).
  */
 const char *syncmq_strerror(int code);
+
+/**
+ * Up to `limit` dead letters of the subscriber behind `s`, oldest first,
+ * as a JSON array of objects:
+ * `{"position":0,"deliveries":1,"priority":0,"key":null,"routing_key":null,"headers":{},"body_utf8":"..."}`.
+ * `position` is the letter's place in the dead-letter queue, `deliveries`
+ * how many times it was delivered before it was dead-lettered. The body is
+ * `"body_utf8"` (a string) when it is valid UTF-8, else `"body_hex"`
+ * (lowercase hex, two digits a byte); never both. Later versions may add
+ * fields.
+ *
+ * Ownership: on success `*out` is a new string the caller owns and frees
+ * with `syncmq_string_free`; on failure `*out` is NULL. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `s` or `out`;
+ * `SYNCMQ_E_CLOSED` once the queue is closed; `SYNCMQ_E_CORRUPT` naming
+ * the key of an unreadable entry; `SYNCMQ_E_STORAGE`.
+ *
+ * # Safety
+ *
+ * `s` is NULL or a live subscriber handle; `out` is NULL or points to
+ * writable storage for a pointer.
+ */
+int syncmq_subscriber_dead_letters_json(struct syncmq_subscriber *s,
+                                        size_t limit,
+                                        char **out);
+
+/**
+ * Moves every dead letter of the subscriber behind `s` back to the end of
+ * its queue, with a fresh delivery count, and sets `*count` (when `count`
+ * is not NULL) to how many.
+ *
+ * Threads: any. Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `s`;
+ * otherwise as `syncmq_subscriber_dead_letters_json`. On an error `*count`
+ * is 0.
+ *
+ * # Safety
+ *
+ * `s` is NULL or a live subscriber handle; `count` is NULL or points to
+ * writable storage for a `uint64_t`.
+ */
+int syncmq_subscriber_replay_dead_letters(struct syncmq_subscriber *s, uint64_t *count);
+
+/**
+ * Deletes every dead letter of the subscriber behind `s`, and sets
+ * `*count` (when `count` is not NULL) to how many.
+ *
+ * Threads: any. Errors: as `syncmq_subscriber_replay_dead_letters`.
+ *
+ * # Safety
+ *
+ * As `syncmq_subscriber_replay_dead_letters`.
+ */
+int syncmq_subscriber_purge_dead_letters(struct syncmq_subscriber *s, uint64_t *count);
 
 /**
  * The message's body: returns a pointer to its bytes and sets `*len` to
@@ -913,6 +975,90 @@ int syncmq_queue_publish_messages(struct syncmq_queue *q,
 int syncmq_queue_close(struct syncmq_queue *q);
 
 /**
+ * Publishes message `m` to every subscriber of `topic` without waiting for
+ * the sync: the message is written (and visible to subscribers) when this
+ * returns, and `*out` is a receipt whose `syncmq_receipt_wait` returns
+ * `SYNCMQ_OK` once it is durable. A sync covers everything written before
+ * it, so a receipt waited `SYNCMQ_OK` also proves every earlier send
+ * durable. Nothing sent is durable before its wait (or a later send's)
+ * returned `SYNCMQ_OK`: after a crash it may be lost.
+ *
+ * Ownership: on success `*out` is a new receipt that the caller owns and
+ * ends with `syncmq_receipt_wait` or `syncmq_receipt_free`; on failure
+ * `*out` is NULL and nothing was published. `topic` and `m` are only read
+ * during the call (free `m` as usual). A receipt keeps the queue's files
+ * open until it is freed, and stays valid after `syncmq_queue_close`
+ * (close syncs everything sent, so the wait then returns at once).
+ * Threads: any; concurrent sends on one handle are fine.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `q`, `m` or `out`, a
+ * NULL, empty or non-UTF-8 `topic`, a message over the size limit;
+ * `SYNCMQ_E_NOT_FOUND` for an unknown topic; `SYNCMQ_E_CLOSED`;
+ * `SYNCMQ_E_STORAGE` when the write failed.
+ *
+ * # Safety
+ *
+ * `q` is NULL or a live queue handle; `topic` is NULL or NUL-terminated;
+ * `m` is NULL or a live message no other thread changes; `out` is NULL or
+ * points to writable storage for a pointer.
+ */
+int syncmq_queue_send(struct syncmq_queue *q,
+                      const char *topic,
+                      const struct syncmq_message *m,
+                      struct syncmq_receipt **out);
+
+/**
+ * Waits until the receipt's message is durable, at most `timeout_ms`
+ * milliseconds (negative: the receipt's own wait, which lasts as long as
+ * the sync takes), and frees the receipt, whatever the result.
+ *
+ * Ownership: `r` is freed; using it afterwards, or freeing it twice, is
+ * undefined behaviour, as with `free()`. Threads: any, one at a time.
+ *
+ * Errors: `SYNCMQ_OK` once the message is durable;
+ * `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `r`; `SYNCMQ_E_TIMEOUT` when
+ * `timeout_ms` ran out while another publisher's sync was under way (the
+ * message may still become durable, but this receipt is gone: wait on a
+ * later one); `SYNCMQ_E_STORAGE` when the sync failed (the message may or
+ * may not be stored); `SYNCMQ_E_PANICKED` when the storage engine
+ * panicked.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a live receipt that no other thread uses.
+ */
+int syncmq_receipt_wait(struct syncmq_receipt *r, int64_t timeout_ms);
+
+/**
+ * The send's place in the queue's write order, counted from 1 since the
+ * queue was opened: a larger ticket was written later. 0 for a NULL `r`
+ * (no send has ticket 0).
+ *
+ * Threads: any, one at a time with the receipt's other calls. Errors: a
+ * NULL `r` returns 0 and sets `syncmq_last_error()`.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a live receipt.
+ */
+uint64_t syncmq_receipt_ticket(const struct syncmq_receipt *r);
+
+/**
+ * Frees a receipt without waiting: the message is still published (and
+ * becomes durable with the next sync), only its durability is not
+ * reported. NULL does nothing.
+ *
+ * Ownership: `r` is freed; using it afterwards, or freeing it twice, is
+ * undefined behaviour, as with `free()`. Threads: any, once no other
+ * thread uses `r`.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a live receipt that no other thread uses.
+ */
+void syncmq_receipt_free(struct syncmq_receipt *r);
+
+/**
  * Takes the next delivery: waits up to `timeout_ms` milliseconds for one
  * (0: do not wait; negative: wait without limit). One receive at a time
  * per handle: a second waits for the first to return.
@@ -952,6 +1098,63 @@ int syncmq_remote_subscriber_next(struct syncmq_remote_subscriber *s,
  * uses.
  */
 void syncmq_remote_subscriber_close(struct syncmq_remote_subscriber *s);
+
+/**
+ * The counters of every subscriber of `topic` (NULL: of every topic, in
+ * topic name order), as a JSON array of objects
+ * `{"topic":"orders","subscriber":"billing","depth":3,"in_flight":1,"dead_lettered":0,"expired":0}`:
+ * `depth` the entries waiting to be delivered, `in_flight` those delivered
+ * and not acked, `dead_lettered` those in the dead-letter queue, `expired`
+ * the messages dropped unread, ever. Later versions may add fields.
+ *
+ * Ownership: on success `*out` is a new string the caller owns and frees
+ * with `syncmq_string_free`; on failure `*out` is NULL. `topic` is only
+ * read during the call. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `q` or `out`, an empty or
+ * non-UTF-8 `topic`; `SYNCMQ_E_NOT_FOUND` for an unknown topic;
+ * `SYNCMQ_E_STORAGE` when a subscriber's state is missing.
+ *
+ * # Safety
+ *
+ * `q` is NULL or a live queue handle; `topic` is NULL or NUL-terminated;
+ * `out` is NULL or points to writable storage for a pointer.
+ */
+int syncmq_queue_stats_json(struct syncmq_queue *q,
+                            const char *topic,
+                            char **out);
+
+/**
+ * The counters of the subscriber behind `s`, as one JSON object of the
+ * fields `syncmq_queue_stats_json` lists.
+ *
+ * Ownership: on success `*out` is a new string the caller owns and frees
+ * with `syncmq_string_free`; on failure `*out` is NULL. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `s` or `out`;
+ * `SYNCMQ_E_STORAGE` when the subscriber's state is missing.
+ *
+ * # Safety
+ *
+ * `s` is NULL or a live subscriber handle; `out` is NULL or points to
+ * writable storage for a pointer.
+ */
+int syncmq_subscriber_stats_json(struct syncmq_subscriber *s, char **out);
+
+/**
+ * Frees a string the library allocated (the `char *` of the `_json`
+ * calls). NULL does nothing.
+ *
+ * Ownership: `s` is freed; using it afterwards, or freeing it twice, is
+ * undefined behaviour, as with `free()`. Only strings from this library
+ * may be given: not `syncmq_last_error()` or `syncmq_strerror()` strings,
+ * which the library keeps, nor the host's own. Threads: any.
+ *
+ * # Safety
+ *
+ * `s` is NULL or a string this library handed out and has not been freed.
+ */
+void syncmq_string_free(char *s);
 
 /**
  * Opens a handle on subscriber `name` of `topic`. Several handles of one

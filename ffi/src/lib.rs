@@ -33,6 +33,15 @@
 //!   `_priority`, `_ttl_ms`), freed by `syncmq_message_free(m)`. Publishing
 //!   one only reads it (`syncmq_queue_publish_messages` publishes an array
 //!   of them as one batch), so it may be published again.
+//! - `syncmq_receipt`: from `syncmq_queue_send(q, topic, m, &r)` (a
+//!   publish that does not wait for the sync), freed by exactly one of
+//!   `syncmq_receipt_wait` (which returns once the message is durable) or
+//!   `syncmq_receipt_free` (the message stays published; its durability is
+//!   just not reported).
+//! - Strings the library allocates for the host (the JSON of
+//!   `syncmq_queue_stats_json`, `syncmq_subscriber_stats_json`,
+//!   `syncmq_subscriber_dead_letters_json`) belong to the caller, who frees
+//!   them with `syncmq_string_free`, never `free()`.
 //! - `syncmq_adapter`: from `syncmq_adapter_open(kind, config_json, &a)`
 //!   (`"simple"`, `"durable"` or `"rabbitmq"`), freed by
 //!   `syncmq_adapter_close(a)`. Its channels are named in each call
@@ -113,6 +122,7 @@ mod channel;
 mod client;
 mod codes;
 mod config;
+mod dead_letters;
 mod delivery;
 mod guard;
 mod last_error;
@@ -120,7 +130,10 @@ mod message;
 mod publisher;
 mod queue;
 mod readiness;
+mod receipt;
 mod remote_subscriber;
+mod stats;
+mod string;
 mod subscriber;
 mod watch;
 
@@ -128,24 +141,31 @@ pub use adapter::*;
 pub use channel::*;
 pub use client::*;
 pub use codes::*;
+pub use dead_letters::*;
 pub use delivery::*;
 pub use last_error::syncmq_last_error;
 pub use message::*;
 pub use publisher::*;
 pub use queue::*;
+pub use receipt::*;
 pub use remote_subscriber::*;
+pub use stats::*;
+pub use string::*;
 pub use subscriber::*;
 
 /// The handles are used from any thread at once: the engine's types must
 /// stay `Send + Sync`, or this stops compiling.
 const _: () = {
     const fn thread_safe<T: Send + Sync>() {}
+    const fn movable<T: Send>() {}
     thread_safe::<syncmq::queue::Queue>();
     thread_safe::<syncmq::queue::Subscriber>();
     thread_safe::<queue::syncmq_queue>();
     thread_safe::<subscriber::syncmq_subscriber>();
     thread_safe::<delivery::syncmq_delivery>();
     thread_safe::<message::syncmq_message>();
+    // A receipt is used by one thread at a time, but may move between them.
+    movable::<receipt::syncmq_receipt>();
     thread_safe::<adapter::syncmq_adapter>();
     thread_safe::<publisher::syncmq_publisher>();
     thread_safe::<client::syncmq_client>();

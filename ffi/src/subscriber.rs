@@ -25,6 +25,14 @@ pub struct syncmq_subscriber {
     readiness: Readiness,
 }
 
+impl syncmq_subscriber {
+    /// The engine's subscriber, for the calls that live in other files
+    /// (stats, dead letters).
+    pub(crate) fn engine(&self) -> &Subscriber {
+        &self.sub
+    }
+}
+
 /// Opens a handle on subscriber `name` of `topic`. Several handles of one
 /// subscriber compete for its messages, each message going to one of them.
 ///

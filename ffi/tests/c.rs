@@ -289,6 +289,11 @@ fn errors_return_their_code_and_name_the_problem() {
 }
 
 #[test]
+fn receipts_stats_json_and_dead_letters_replay_from_c() {
+    assert_ok("extras", &run_c("extras"));
+}
+
+#[test]
 fn the_readiness_fd_follows_the_queue() {
     assert_ok("poll", &run_c("poll"));
 }
@@ -356,6 +361,19 @@ fn channels_under_valgrind() {
     assert_clean_under_valgrind("channels", &exe, &[&dir.path().join("queue")]);
     let exe = build_c("channel_poll", dir.path());
     assert_clean_under_valgrind("channel_poll", &exe, &[]);
+}
+
+/// The extras (receipts, library-allocated JSON strings, dead letters)
+/// under valgrind: every receipt and string freed, on every path (about
+/// 20 s).
+#[test]
+fn extras_free_every_receipt_and_string_under_valgrind() {
+    if tool_missing("valgrind") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_c("extras", dir.path());
+    assert_clean_under_valgrind("extras", &exe, &[&dir.path().join("queue")]);
 }
 
 /// Runs `exe` with `args` under valgrind; fails on a definite or indirect

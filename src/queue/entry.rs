@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use serde::Serialize;
+
 use crate::message::Message;
 
 /// One delivery of an entry: where the entry sits in a subscriber's queue
@@ -72,8 +74,9 @@ pub struct DeadLetter {
     pub deliveries: u32,
 }
 
-/// Counters of one subscriber.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Counters of one subscriber. Serializes with these field names (the C
+/// ABI's stats JSON is this).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubscriberStats {
     /// The topic.
     pub topic: String,
