@@ -831,6 +831,35 @@ int syncmq_publisher_publish(struct syncmq_publisher *p,
                              const struct syncmq_message *m);
 
 /**
+ * Hands a copy of `m` to the publisher for `exchange` with `routing_key`
+ * and returns at once with a receipt in `*out`: `syncmq_receipt_wait`
+ * returns `SYNCMQ_OK` once the broker confirmed it, or the error
+ * `syncmq_publisher_publish` would have returned. Many sends in a row are
+ * pipelined in the confirm window (one round trip covers many messages),
+ * which is how a single thread reaches the broker's rate.
+ *
+ * Ownership: on success `*out` is a new receipt that the caller owns and
+ * ends with `syncmq_receipt_wait` or `syncmq_receipt_free` (freeing it
+ * without a wait leaves the message to be published and retried, only
+ * unreported); on failure `*out` is NULL and nothing was sent. The strings
+ * and `m` are only read. Threads: any.
+ *
+ * Errors: at once, those of `syncmq_publisher_publish` that need no answer
+ * from the broker (a bad argument, a full buffer, `SYNCMQ_E_CLOSED`); the
+ * rest come from the wait.
+ *
+ * # Safety
+ *
+ * As `syncmq_publisher_publish`; `out` is NULL or points to writable
+ * storage for a pointer.
+ */
+int syncmq_publisher_send(struct syncmq_publisher *p,
+                          const char *exchange,
+                          const char *routing_key,
+                          const struct syncmq_message *m,
+                          struct syncmq_receipt **out);
+
+/**
  * Closes the publisher (waiting, up to its close timeout, for the
  * confirms of what it holds), then its connection, and frees the handle
  * whatever the result. Closing NULL does nothing and returns `SYNCMQ_OK`.

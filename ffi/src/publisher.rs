@@ -11,6 +11,7 @@ use crate::args;
 use crate::config::{self, PublisherJson};
 use crate::guard::call;
 use crate::message::syncmq_message;
+use crate::receipt::syncmq_receipt;
 
 /// A publisher handle (opaque). Thread-safe: any number of threads may
 /// publish on one handle at once; their messages share the confirm window.
@@ -103,14 +104,70 @@ pub unsafe extern "C" fn syncmq_publisher_publish(
     call(|| {
         // SAFETY: the contract above, for each argument.
         let p = unsafe { args::handle(p, "p") }?;
-        let exchange = unsafe { args::optional_text(exchange, "exchange") }?
-            .ok_or_else(|| Error::invalid("exchange", "is NULL (\"\" is the default exchange)"))?;
-        let routing_key = unsafe { args::optional_text(routing_key, "routing_key") }?
-            .ok_or_else(|| Error::invalid("routing_key", "is NULL"))?;
+        let (exchange, routing_key) = unsafe { route(exchange, routing_key) }?;
         let m = unsafe { args::handle(m, "m") }?;
         p.publisher
             .publish(exchange, routing_key, m.message.clone())
     })
+}
+
+/// Hands a copy of `m` to the publisher for `exchange` with `routing_key`
+/// and returns at once with a receipt in `*out`: `syncmq_receipt_wait`
+/// returns `SYNCMQ_OK` once the broker confirmed it, or the error
+/// `syncmq_publisher_publish` would have returned. Many sends in a row are
+/// pipelined in the confirm window (one round trip covers many messages),
+/// which is how a single thread reaches the broker's rate.
+///
+/// Ownership: on success `*out` is a new receipt that the caller owns and
+/// ends with `syncmq_receipt_wait` or `syncmq_receipt_free` (freeing it
+/// without a wait leaves the message to be published and retried, only
+/// unreported); on failure `*out` is NULL and nothing was sent. The strings
+/// and `m` are only read. Threads: any.
+///
+/// Errors: at once, those of `syncmq_publisher_publish` that need no answer
+/// from the broker (a bad argument, a full buffer, `SYNCMQ_E_CLOSED`); the
+/// rest come from the wait.
+///
+/// # Safety
+///
+/// As `syncmq_publisher_publish`; `out` is NULL or points to writable
+/// storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn syncmq_publisher_send(
+    p: *mut syncmq_publisher,
+    exchange: *const c_char,
+    routing_key: *const c_char,
+    m: *const syncmq_message,
+    out: *mut *mut syncmq_receipt,
+) -> c_int {
+    call(|| {
+        // SAFETY: the contract above, for each argument.
+        let out = unsafe { args::out(out, "out") }?;
+        let p = unsafe { args::handle(p, "p") }?;
+        let (exchange, routing_key) = unsafe { route(exchange, routing_key) }?;
+        let m = unsafe { args::handle(m, "m") }?;
+        let receipt = p.publisher.send(exchange, routing_key, m.message.clone())?;
+        *out = Box::into_raw(Box::new(syncmq_receipt { receipt }));
+        Ok(())
+    })
+}
+
+/// The `exchange` and `routing_key` arguments of a publish: either may be
+/// empty, neither NULL.
+///
+/// # Safety
+///
+/// Each is NULL or NUL-terminated.
+unsafe fn route<'a>(
+    exchange: *const c_char,
+    routing_key: *const c_char,
+) -> syncmq::Result<(&'a str, &'a str)> {
+    // SAFETY: the contract above.
+    let exchange = unsafe { args::optional_text(exchange, "exchange") }?
+        .ok_or_else(|| Error::invalid("exchange", "is NULL (\"\" is the default exchange)"))?;
+    let routing_key = unsafe { args::optional_text(routing_key, "routing_key") }?
+        .ok_or_else(|| Error::invalid("routing_key", "is NULL"))?;
+    Ok((exchange, routing_key))
 }
 
 /// Closes the publisher (waiting, up to its close timeout, for the

@@ -20,7 +20,7 @@ use crate::queue::syncmq_queue;
 /// uses it, though that may be another thread than the one that sent.
 #[allow(non_camel_case_types)]
 pub struct syncmq_receipt {
-    receipt: Receipt,
+    pub(crate) receipt: Receipt,
 }
 
 /// Publishes message `m` to every subscriber of `topic` without waiting for

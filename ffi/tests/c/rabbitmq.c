@@ -37,6 +37,7 @@ int main(int argc, char **argv) {
     CHECK(strcmp(syncmq_delivery_header(d, "trace"), "t-1") == 0, "the header too");
     CHECK(syncmq_delivery_deliveries(d) == 1, "a first delivery");
     OK(syncmq_delivery_ack(d));
+    syncmq_message_free(m);
 
     char pconfig[2048];
     snprintf(pconfig, sizeof pconfig,
@@ -54,12 +55,35 @@ int main(int argc, char **argv) {
     OK(syncmq_publisher_publish(p, "", queue, m));
     CHECK(syncmq_publisher_publish(p, "", "syncmq-ffi-no-such-queue", m) == SYNCMQ_E_REFUSED,
           "a mandatory message no queue takes is refused");
+
+    /* Pipelined: 100 sends with their receipts outstanding, then the
+     * waits; an unroutable one among them fails alone, at its wait. */
+    enum { SENDS = 100 };
+    syncmq_receipt *receipts[SENDS];
+    syncmq_receipt *unroutable = NULL;
+    for (int i = 0; i < SENDS; i++) {
+        OK(syncmq_publisher_send(p, "", queue, m, &receipts[i]));
+        if (i == SENDS / 2) {
+            OK(syncmq_publisher_send(p, "", "syncmq-ffi-no-such-queue", m, &unroutable));
+        }
+    }
+    syncmq_receipt *none = receipts[0];
+    CHECK(syncmq_publisher_send(p, "", queue, NULL, &none) == SYNCMQ_E_INVALID_ARGUMENT &&
+              none == NULL,
+          "a NULL message is refused at once, and the out pointer is NULL");
+    for (int i = 0; i < SENDS; i++) {
+        OK(syncmq_receipt_wait(receipts[i], -1));
+    }
+    CHECK(syncmq_receipt_wait(unroutable, -1) == SYNCMQ_E_REFUSED,
+          "the unroutable send fails at its wait");
     syncmq_message_free(m);
     OK(syncmq_publisher_close(p));
 
-    OK(syncmq_channel_receive(a, queue, PATIENCE_MS, &d));
-    body_is(d, "published");
-    OK(syncmq_delivery_ack(d));
+    for (int i = 0; i < 1 + SENDS; i++) {
+        OK(syncmq_channel_receive(a, queue, PATIENCE_MS, &d));
+        body_is(d, "published");
+        OK(syncmq_delivery_ack(d));
+    }
     CHECK(syncmq_channel_receive(a, queue, 200, &d) == SYNCMQ_E_TIMEOUT, "nothing else came");
     OK(syncmq_adapter_close(a));
     printf("rabbitmq: ok\n");
