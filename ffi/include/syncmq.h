@@ -129,6 +129,12 @@ typedef struct syncmq_adapter syncmq_adapter;
 typedef struct syncmq_client syncmq_client;
 
 /**
+ * A RabbitMQ consumer (opaque) with a connection of its own.
+ * Thread-safe: several threads may take deliveries from one handle.
+ */
+typedef struct syncmq_consumer syncmq_consumer;
+
+/**
  * A delivery (opaque): the message and what settles it. One from a queue
  * subscriber keeps its subscriber's engine handle, so it stays valid, and
  * can be settled, after its `syncmq_subscriber` was closed (and after the
@@ -486,6 +492,93 @@ int syncmq_client_close(struct syncmq_client *c);
  * Threads: any. Errors: none (it does not touch `syncmq_last_error()`).
  */
 const char *syncmq_strerror(int code);
+
+/**
+ * Connects to the brokers of `config_json`, declares the consumer's
+ * exchange, queue and binding, and starts consuming. Deliveries wait for
+ * the host in `syncmq_consumer_next`; each one is acked when the host
+ * acks it, and a nack (or a free) is a failed handling: the message is
+ * tried again up to `max_attempts` (3 by default), then dead-lettered
+ * (`dead_letters`, on by default) or dropped with an ERROR log. At most
+ * `concurrency` (default 1) deliveries are with the host at once, out of
+ * `prefetch` the broker sends ahead.
+ *
+ * With `connect_timeout_ms`, the open waits that long for the broker, so
+ * that once it returns `SYNCMQ_OK` the queue and its binding exist (a
+ * publish right after it is routed), and fails with `SYNCMQ_E_TIMEOUT`
+ * naming the last connection error otherwise. Without it, a broker that
+ * does not answer yet is not an error: the connection keeps trying, and
+ * declaring and consuming start once it is up.
+ *
+ * Ownership: on success `*out` is a new handle the caller owns and frees
+ * with `syncmq_consumer_close`; on failure `*out` is NULL. Threads: any.
+ *
+ * Errors: `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `config_json` or `out`,
+ * JSON that does not parse, an unknown or missing field (named), a bad
+ * value (named: `urls`, `queue_type`, `prefetch`); `SYNCMQ_E_TIMEOUT`
+ * when `connect_timeout_ms` ran out; `SYNCMQ_E_REFUSED` when the broker
+ * refused a declaration or the credentials; `SYNCMQ_E_IO`.
+ *
+ * # Safety
+ *
+ * `config_json` is NULL or NUL-terminated; `out` is NULL or points to
+ * writable storage for a pointer.
+ */
+int syncmq_consumer_open(const char *config_json, struct syncmq_consumer **out);
+
+/**
+ * The next delivery: waits up to `timeout_ms` milliseconds (0: not at all,
+ * negative: without limit). Settle it with `syncmq_delivery_ack` or
+ * `syncmq_delivery_nack` as any other (until then, its handler thread
+ * waits, and no ack reaches the broker).
+ *
+ * Ownership: on success `*out` is a delivery the caller owns. Threads:
+ * any; several threads may take deliveries from one consumer.
+ *
+ * Errors: `SYNCMQ_E_TIMEOUT` when none came in time;
+ * `SYNCMQ_E_INVALID_ARGUMENT` for a NULL `c` or `out`.
+ *
+ * # Safety
+ *
+ * `c` is NULL or a live consumer handle; `out` is NULL or points to
+ * writable storage for a pointer.
+ */
+int syncmq_consumer_next(struct syncmq_consumer *c,
+                         int64_t timeout_ms,
+                         struct syncmq_delivery **out);
+
+/**
+ * A file descriptor that is readable while a delivery may be ready, for
+ * the host's own `poll`/`epoll` loop; then call `syncmq_consumer_next(c,
+ * 0, &d)` until it returns `SYNCMQ_E_TIMEOUT`. The first call starts one
+ * thread of ours that holds one delivery ahead (it never calls the
+ * host). The fd belongs to the consumer; returns a negative code on error.
+ *
+ * # Safety
+ *
+ * `c` is NULL or a live consumer handle.
+ */
+int syncmq_consumer_fd(struct syncmq_consumer *c);
+
+/**
+ * Stops consuming and frees the handle, whatever the result: deliveries
+ * the host still holds are given back (retried, counting an attempt,
+ * never lost); those already settled are acked first. Then the
+ * connection closes. Closing NULL does nothing and returns `SYNCMQ_OK`.
+ *
+ * Ownership: `c` is freed; deliveries taken from it stay valid but
+ * settling them no longer reaches the broker. Using `c` afterwards, or
+ * closing it twice, is undefined behaviour, as with `free()`. Threads:
+ * any, once no other thread uses `c`.
+ *
+ * Errors: `SYNCMQ_E_TIMEOUT` when a thread of the consumer did not stop
+ * within its close timeout. The handle is freed anyway.
+ *
+ * # Safety
+ *
+ * `c` is NULL or a live consumer handle that no other thread uses.
+ */
+int syncmq_consumer_close(struct syncmq_consumer *c);
 
 /**
  * Up to `limit` dead letters of the subscriber behind `s`, oldest first,

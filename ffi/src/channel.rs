@@ -53,6 +53,18 @@ impl Ends {
         })
     }
 
+    /// Ends with an output only: deliveries from `output`, named `name` in
+    /// errors (a consumer's queue).
+    pub(crate) fn output_only(name: &str, output: Receiver<Delivery>) -> Ends {
+        Ends {
+            name: name.to_string(),
+            mode: Mode::Output,
+            input: None,
+            output: Some(output),
+            watch: Mutex::default(),
+        }
+    }
+
     fn input(&self) -> Result<&Sender<Message>> {
         self.input.as_ref().ok_or_else(|| self.wrong_mode("input"))
     }
@@ -84,7 +96,7 @@ impl Ends {
     }
 
     /// The next delivery, waiting up to `timeout` (`None`: no limit).
-    fn receive(&self, timeout: Option<Duration>) -> Result<Delivery> {
+    pub(crate) fn receive(&self, timeout: Option<Duration>) -> Result<Delivery> {
         let output = self.output()?;
         let watch = self.watch().clone();
         let got = match watch {
@@ -116,7 +128,7 @@ impl Ends {
     }
 
     /// The output's readiness fd, its ready thread started on first use.
-    fn fd(&self) -> Result<c_int> {
+    pub(crate) fn fd(&self) -> Result<c_int> {
         let output = self.output()?;
         let mut watch = self.watch();
         if let Some(watch) = &*watch {

@@ -51,6 +51,10 @@
 //! - `syncmq_publisher`: from `syncmq_publisher_open(config_json, &p)`,
 //!   with a RabbitMQ connection of its own; freed by
 //!   `syncmq_publisher_close(p)`.
+//! - `syncmq_consumer`: from `syncmq_consumer_open(config_json, &c)`, a
+//!   RabbitMQ consumer polled with `syncmq_consumer_next` (or its fd) whose
+//!   deliveries are `syncmq_delivery` handles; freed by
+//!   `syncmq_consumer_close(c)`.
 //! - `syncmq_client`: from `syncmq_client_connect(addr, &c)`, freed by
 //!   `syncmq_client_close(c)`; `syncmq_remote_subscriber` from
 //!   `syncmq_client_subscribe`, freed by `syncmq_remote_subscriber_close`.
@@ -122,6 +126,7 @@ mod channel;
 mod client;
 mod codes;
 mod config;
+mod consumer;
 mod dead_letters;
 mod delivery;
 mod guard;
@@ -141,6 +146,7 @@ pub use adapter::*;
 pub use channel::*;
 pub use client::*;
 pub use codes::*;
+pub use consumer::*;
 pub use dead_letters::*;
 pub use delivery::*;
 pub use last_error::syncmq_last_error;
@@ -170,4 +176,5 @@ const _: () = {
     thread_safe::<publisher::syncmq_publisher>();
     thread_safe::<client::syncmq_client>();
     thread_safe::<remote_subscriber::syncmq_remote_subscriber>();
+    thread_safe::<consumer::syncmq_consumer>();
 };

@@ -1,7 +1,10 @@
 /* RabbitMQ from C: a "rabbitmq" adapter channel carries a message with its
  * key and header, and a publisher's publish to that channel's queue (the
  * default exchange) returns once confirmed and arrives there; a mandatory
- * publish no queue takes is refused. Usage: rabbitmq URL QUEUE */
+ * publish no queue takes is refused; pipelined sends with receipts; a
+ * polled consumer on an exchange of its own, whose nack is retried and
+ * whose fd becomes readable. Usage: rabbitmq URL QUEUE */
+#include <poll.h>
 #include <string.h>
 
 #include "check.h"
@@ -86,6 +89,75 @@ int main(int argc, char **argv) {
     }
     CHECK(syncmq_channel_receive(a, queue, 200, &d) == SYNCMQ_E_TIMEOUT, "nothing else came");
     OK(syncmq_adapter_close(a));
+
+    /* A polled consumer: its own exchange, binding and queue. */
+    char cconfig[2048];
+    syncmq_consumer *c = NULL;
+    snprintf(cconfig, sizeof cconfig, "{\"urls\":[\"%s\"],\"exchange\":\"%s-x\",\"routing_key\":"
+             "\"orders\",\"prefech\":8}", url, queue);
+    CHECK(syncmq_consumer_open(cconfig, &c) == SYNCMQ_E_INVALID_ARGUMENT &&
+              strstr(syncmq_last_error(), "prefech") != NULL && c == NULL,
+          "an unknown consumer field is named");
+    snprintf(cconfig, sizeof cconfig, "{\"urls\":[\"%s\"],\"exchange\":\"%s-x\",\"routing_key\":"
+             "\"orders\",\"queue_type\":\"fast\"}", url, queue);
+    CHECK(syncmq_consumer_open(cconfig, &c) == SYNCMQ_E_INVALID_ARGUMENT &&
+              strstr(syncmq_last_error(), "queue_type") != NULL,
+          "an unknown queue type is named");
+    snprintf(cconfig, sizeof cconfig, "{\"urls\":[\"%s\"],\"exchange\":\"%s-x\",\"routing_key\":"
+             "\"orders\",\"queue\":\"%s-consumer\",\"concurrency\":4,\"prefetch\":16,"
+             "\"connect_timeout_ms\":%d}", url, queue, queue, PATIENCE_MS);
+    OK(syncmq_consumer_open(cconfig, &c));
+    CHECK(syncmq_consumer_next(c, 0, &d) == SYNCMQ_E_TIMEOUT, "nothing yet");
+
+    OK(syncmq_publisher_open(pconfig, &p));
+    char xname[1024];
+    snprintf(xname, sizeof xname, "%s-x", queue);
+    for (int i = 0; i < 4; i++) {
+        char body[16];
+        snprintf(body, sizeof body, "c-%d", i);
+        OK(syncmq_message_new((const uint8_t *)body, strlen(body), &m));
+        OK(syncmq_publisher_publish(p, xname, "orders", m));
+        syncmq_message_free(m);
+    }
+    /* Four handler threads: all four are with the host at once. */
+    syncmq_delivery *held[4];
+    int seen = 0;
+    for (int i = 0; i < 4; i++) {
+        OK(syncmq_consumer_next(c, PATIENCE_MS, &held[i]));
+        size_t len = 0;
+        const uint8_t *body = syncmq_delivery_body(held[i], &len);
+        CHECK(len == 3 && memcmp(body, "c-", 2) == 0, "a consumer delivery");
+        seen |= 1 << (body[2] - '0');
+    }
+    CHECK(seen == 0xF, "each of the four came once");
+    /* A nack is a failed handling: the message comes again. */
+    size_t len = 0;
+    const uint8_t *first = syncmq_delivery_body(held[0], &len);
+    char again[4] = {0};
+    memcpy(again, first, 3);
+    OK(syncmq_delivery_nack(held[0], true));
+    for (int i = 1; i < 4; i++) {
+        OK(syncmq_delivery_ack(held[i]));
+    }
+    OK(syncmq_consumer_next(c, PATIENCE_MS, &d));
+    body_is(d, again);
+    CHECK(syncmq_delivery_deliveries(d) == 2, "retried: it was delivered before");
+    OK(syncmq_delivery_ack(d));
+
+    /* The fd: readable once a delivery is ready. */
+    int fd = syncmq_consumer_fd(c);
+    CHECK(fd >= 0, "a consumer fd");
+    OK(syncmq_message_new((const uint8_t *)"by-fd", 5, &m));
+    OK(syncmq_publisher_publish(p, xname, "orders", m));
+    syncmq_message_free(m);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&pfd, 1, PATIENCE_MS) == 1 && (pfd.revents & POLLIN), "the fd became readable");
+    OK(syncmq_consumer_next(c, 0, &d));
+    body_is(d, "by-fd");
+    OK(syncmq_delivery_ack(d));
+    OK(syncmq_publisher_close(p));
+    OK(syncmq_consumer_close(c));
+    OK(syncmq_consumer_close(NULL));
     printf("rabbitmq: ok\n");
     return 0;
 }
