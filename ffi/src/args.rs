@@ -4,6 +4,7 @@
 //! error and never undefined behaviour.
 
 use std::ffi::{c_char, CStr};
+use std::time::Duration;
 
 use syncmq::{Error, Result};
 
@@ -129,6 +130,12 @@ unsafe fn slice<'a, T>(ptr: *const T, len: usize, name: &str, word: &str) -> Res
     // SAFETY: non-NULL with `len` readable elements by the caller's
     // contract.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// A `timeout_ms` argument: `Some` limit for 0 or more milliseconds (0:
+/// do not wait), `None` (no limit) for a negative one.
+pub(crate) fn timeout(ms: i64) -> Option<Duration> {
+    u64::try_from(ms).ok().map(Duration::from_millis)
 }
 
 /// A required out pointer, set to NULL at once so that the host never

@@ -251,7 +251,7 @@ pub unsafe extern "C" fn syncmq_channel_receive(
         let out = unsafe { args::out(out, "out") }?;
         let a = unsafe { args::handle(a, "a") }?;
         let channel = unsafe { args::text(channel, "channel") }?;
-        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        let timeout = args::timeout(timeout_ms);
         let delivery = a.ends(channel)?.receive(timeout)?;
         *out = Box::into_raw(Box::new(syncmq_delivery::from_delivery(delivery)));
         Ok(())

@@ -257,7 +257,7 @@ pub unsafe extern "C" fn syncmq_consumer_next(
         // SAFETY: the contract above, for each argument.
         let out = unsafe { args::out(out, "out") }?;
         let c = unsafe { args::handle(c, "c") }?;
-        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        let timeout = args::timeout(timeout_ms);
         let delivery = c.ends.receive(timeout)?;
         *out = Box::into_raw(Box::new(syncmq_delivery::from_delivery(delivery)));
         Ok(())

@@ -5,7 +5,6 @@
 //! `Queue::send` does for Rust callers.
 
 use std::ffi::{c_char, c_int};
-use std::time::Duration;
 
 use syncmq::Receipt;
 
@@ -94,9 +93,9 @@ pub unsafe extern "C" fn syncmq_receipt_wait(r: *mut syncmq_receipt, timeout_ms:
         }
         // SAFETY: a live receipt from Box::into_raw, given back once.
         let r = unsafe { Box::from_raw(r) };
-        match u64::try_from(timeout_ms) {
-            Ok(ms) => r.receipt.wait_timeout(Duration::from_millis(ms)),
-            Err(_) => r.receipt.wait(),
+        match args::timeout(timeout_ms) {
+            Some(limit) => r.receipt.wait_timeout(limit),
+            None => r.receipt.wait(),
         }
     })
 }

@@ -4,7 +4,6 @@
 
 use std::ffi::c_int;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use syncmq::server::RemoteSubscriber;
 use syncmq::Error;
@@ -52,7 +51,7 @@ pub unsafe extern "C" fn syncmq_remote_subscriber_next(
         // SAFETY: the contract above, for each argument.
         let out = unsafe { args::out(out, "out") }?;
         let s = unsafe { args::handle(s, "s") }?;
-        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        let timeout = args::timeout(timeout_ms);
         // A receive that panicked left the buffer whole (each change is
         // one push or pop).
         let mut sub = s.sub.lock().unwrap_or_else(PoisonError::into_inner);

@@ -3,7 +3,6 @@
 
 use std::ffi::{c_char, c_int};
 use std::sync::Arc;
-use std::time::Duration;
 
 use syncmq::queue::Subscriber;
 use syncmq::Error;
@@ -103,7 +102,7 @@ pub unsafe extern "C" fn syncmq_subscriber_next(
         // SAFETY: the contract above, for each argument.
         let out = unsafe { args::out(out, "out") }?;
         let s = unsafe { args::handle(s, "s") }?;
-        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        let timeout = args::timeout(timeout_ms);
         let got = s.sub.next_batch(1, timeout);
         s.readiness.rearm(&s.sub);
         // Only a receive with a limit comes back empty.
