@@ -72,3 +72,28 @@ fn what_was_queued_at_a_clean_close_is_there_after_it() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].message.body(), b"kept");
 }
+
+#[test]
+fn an_ack_after_the_close_survives_the_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let queue = Queue::open(dir.path(), config()).unwrap();
+        queue
+            .publish("t", &[Message::new(b"late ack".to_vec())])
+            .unwrap();
+        let sub = queue.subscribe("t", "s").unwrap();
+        let got = sub.next_batch(1, None).unwrap();
+        queue.close().unwrap();
+        // The handle outlives the close and its ack is written after the
+        // close's checkpoint: only the journal has it.
+        assert_eq!(sub.ack(&[got[0].id]).unwrap(), 1);
+    }
+    let queue = Queue::open(dir.path(), config()).unwrap();
+    let sub = queue.subscribe("t", "s").unwrap();
+    assert!(
+        sub.next_batch(1, Some(std::time::Duration::ZERO))
+            .unwrap()
+            .is_empty(),
+        "the ack written after the close was replayed"
+    );
+}
