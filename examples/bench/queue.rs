@@ -61,6 +61,12 @@ pub struct QueueLoad {
     /// put it on the disk you care about, not on tmpfs.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Instead of the cases above, where the durable rate comes from:
+    /// producers 1, 2, 4, 8 against windows 1, 16, 64, 256, then message
+    /// sizes 100 B, 1 KiB and 64 KiB (4 producers, window 64), each against
+    /// raw fjall's fsync per message at the same size.
+    #[arg(long)]
+    pub scaling: bool,
 }
 
 const RAW_EACH: &str = "raw fjall, fsync per message";
@@ -79,6 +85,9 @@ type Case = (
 const BACKLOG_CHILD: &str = "SYNCMQ_BENCH_BACKLOG_CHILD";
 
 pub fn run(load: QueueLoad) -> Table {
+    if load.scaling {
+        return scaling(&load);
+    }
     if let Ok(which) = std::env::var(BACKLOG_CHILD) {
         let base = load.dir.unwrap_or_else(std::env::temp_dir);
         let dir = tempfile::Builder::new()
@@ -209,6 +218,93 @@ pub fn run(load: QueueLoad) -> Table {
             ),
             None,
             &samples,
+        );
+    }
+    table
+}
+
+/// `--scaling`: durable publishes by producers x window, then by message
+/// size. A window of 1 is a `publish` that waits for its own sync.
+fn scaling(load: &QueueLoad) -> Table {
+    const PRODUCERS: [usize; 4] = [1, 2, 4, 8];
+    const WINDOWS: [usize; 4] = [1, 16, 64, 256];
+    const SIZES: [usize; 3] = [100, 1024, 64 << 10];
+    // The large messages stop at about 200 MB a run.
+    let count = |size: usize| load.messages.min((200 << 20) / size).max(1);
+    let base = load.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let fresh = || {
+        tempfile::Builder::new()
+            .prefix("syncmq-bench-")
+            .tempdir_in(&base)
+            .expect("a bench directory")
+    };
+    let grid: Vec<(usize, usize)> = PRODUCERS
+        .iter()
+        .flat_map(|&p| WINDOWS.iter().map(move |&w| (p, w)))
+        .collect();
+    let mut raw = vec![Vec::new(); SIZES.len()];
+    let mut by_grid = vec![Vec::new(); grid.len()];
+    let mut by_size = vec![Vec::new(); SIZES.len()];
+    for _ in 0..load.runs.max(1) {
+        for (i, &size) in SIZES.iter().enumerate() {
+            let payload = vec![0xA5u8; size];
+            raw[i].push(raw_each(fresh().path(), &payload, count(size)));
+            by_size[i].push(publish(
+                fresh().path(),
+                &payload,
+                count(size),
+                4,
+                1,
+                64,
+                Durability::Durable,
+            ));
+        }
+        let payload = vec![0xA5u8; load.size];
+        for (i, &(producers, window)) in grid.iter().enumerate() {
+            // Window 1: each publish waits for its sync (`window` 0 here).
+            let window = if window == 1 { 0 } else { window };
+            by_grid[i].push(publish(
+                fresh().path(),
+                &payload,
+                load.messages,
+                producers,
+                1,
+                window,
+                Durability::Durable,
+            ));
+        }
+    }
+    let mut table = Table::new(format!(
+        "bench queue --scaling: durable publishes, {} messages (fewer of 64 KiB), median of {} runs, in {}",
+        load.messages,
+        load.runs,
+        base.display()
+    ));
+    let raw_case = |size: usize| format!("raw fjall, fsync per message, {size} B");
+    for (i, &size) in SIZES.iter().enumerate() {
+        table.baseline(&raw_case(size), count(size), size, &raw[i]);
+    }
+    let base_index = SIZES.iter().position(|&s| s == load.size);
+    for (i, &(producers, window)) in grid.iter().enumerate() {
+        let case = format!("{producers} producers, window {window}, {} B", load.size);
+        match base_index {
+            Some(b) => table.compared(
+                &case,
+                &raw_case(SIZES[b]),
+                load.messages,
+                load.size,
+                &by_grid[i],
+            ),
+            None => table.baseline(&case, load.messages, load.size, &by_grid[i]),
+        }
+    }
+    for (i, &size) in SIZES.iter().enumerate() {
+        table.compared(
+            &format!("4 producers, window 64, {size} B"),
+            &raw_case(size),
+            count(size),
+            size,
+            &by_size[i],
         );
     }
     table
