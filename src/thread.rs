@@ -97,6 +97,8 @@ impl<T> Worker<T> {
     /// to finish on its own (it cannot be killed) and the error is logged,
     /// because a thread that ignores its stop signal is a bug.
     /// [`Error::Panicked`] when it panicked.
+    // Only the queue client joins by timeout rather than by deadline.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub fn join_timeout(self, timeout: Duration) -> Result<T> {
         self.join_deadline(Instant::now() + timeout)
     }
