@@ -304,21 +304,23 @@ impl FjallStore {
     /// `fdatasync` on the active journal through our own handle; false when
     /// it could not be done that way.
     ///
-    /// The cached handle is still the active journal unless fjall rotated:
-    /// a rotation from `<id>.jnl` creates `<id + 1>.jnl`, and fjall deletes
-    /// sealed journals oldest first, so if `<id + 1>.jnl` is missing and
-    /// ours is still linked, no rotation happened. Two cheap `stat`s instead
-    /// of listing the directory on every sync.
+    /// The active journal is the one with the highest id in the directory,
+    /// listed on every sync: the cached handle is used while it is that one.
+    /// Listing a directory of a few entries never touches the journal's
+    /// inode, whereas a `stat` of the journal while fjall appends to it made
+    /// the `fdatasync` after it slower: a lone durable publisher did 3,100 to
+    /// 3,300 msgs/s with the two `stat`s this check used to make (the next
+    /// journal's name, and the cached file's link count), 4,100 to 4,400
+    /// listing the directory.
     fn sync_active_journal(&self) -> Result<bool> {
+        let Some(id) = self.active_journal_id() else {
+            return Ok(false);
+        };
         let mut cached = lock(&self.journal);
-        let still_active = cached.as_ref().is_some_and(|(id, file)| {
-            let next = self.dir.join(format!("{}.jnl", id + 1));
-            std::fs::symlink_metadata(next).is_err() && still_linked(file)
-        });
-        if !still_active {
-            let Some(id) = self.active_journal_id() else {
-                return Ok(false);
-            };
+        if cached
+            .as_ref()
+            .is_none_or(|(cached_id, _)| *cached_id != id)
+        {
             match File::open(self.dir.join(format!("{id}.jnl"))) {
                 Ok(file) => *cached = Some((id, file)),
                 Err(_) => return Ok(false), // rotated away meanwhile
@@ -622,20 +624,6 @@ fn io_error(e: &fjall::Error) -> Option<&std::io::Error> {
 fn is_disk_full(io: &std::io::Error) -> bool {
     use std::io::ErrorKind;
     matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
-}
-
-/// True while the file still has a name (fjall has not deleted it).
-#[cfg(unix)]
-fn still_linked(file: &File) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    file.metadata().is_ok_and(|m| m.nlink() > 0)
-}
-
-/// Without link counts, assume it may be gone: the caller lists the
-/// directory again.
-#[cfg(not(unix))]
-fn still_linked(_file: &File) -> bool {
-    false
 }
 
 impl Store for FjallStore {
