@@ -150,6 +150,16 @@ impl HandlerWorker {
                 recv(self.jobs) -> j => match j { Ok(j) => j, Err(_) => break },
                 recv(self.stop.receiver()) -> _ => break,
             };
+            // `select!` picks at random among ready operations: a delivery
+            // that came with the stop (the broker redelivering what a
+            // stopping handler just requeued, say) is given back, not
+            // handled.
+            if self.stop.is_stopped() {
+                if let Err(e) = job.delivery.nack(true) {
+                    log::debug!("consumer of `{}`: {e}", self.queue);
+                }
+                break;
+            }
             self.handle(job);
         }
     }
