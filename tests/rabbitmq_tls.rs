@@ -90,17 +90,7 @@ fn connect(url: &str, name: &str, tls: TlsConfig) -> Connection {
 
 /// `rabbitmqctl` on the TLS node; its standard output.
 fn ctl(args: &[&str]) -> String {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "-n", NODE])
-        .args(args)
-        .output()
-        .expect("run rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::rabbitmqctl_on(NODE, args)
 }
 
 /// The `list_connections` line of the connection named `name` on the TLS

@@ -120,24 +120,10 @@ pub fn force_close_connection(name: &str) -> usize {
 /// As [`force_close_connection`], on the RabbitMQ node `node` (one of the
 /// test's own, say `syncmq-c1@localhost`).
 pub fn force_close_connection_on(node: &str, name: &str) -> usize {
-    let listing = std::process::Command::new("rabbitmqctl")
-        .args([
-            "-q",
-            "-n",
-            node,
-            "list_connections",
-            "pid",
-            "client_properties",
-        ])
-        .output()
-        .expect("run rabbitmqctl list_connections");
-    assert!(
-        listing.status.success(),
-        "rabbitmqctl list_connections failed"
-    );
+    let listing = rabbitmqctl_on(node, &["list_connections", "pid", "client_properties"]);
     let needle = format!("{{\"information\",\"{name}\"}}");
     let mut closed = 0;
-    for line in String::from_utf8_lossy(&listing.stdout).lines() {
+    for line in listing.lines() {
         if !line.contains(&needle) {
             continue;
         }
@@ -198,16 +184,30 @@ pub fn queue_exists(url: &str, name: &str) -> bool {
 }
 
 fn rabbitmqctl(args: &[&str]) {
-    let out = std::process::Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("run rabbitmqctl");
+    run_rabbitmqctl(None, args);
+}
+
+/// `rabbitmqctl -q -n <node> <args>` (one of the test's own nodes, say
+/// `syncmq-tls@localhost`); its standard output.
+pub fn rabbitmqctl_on(node: &str, args: &[&str]) -> String {
+    run_rabbitmqctl(Some(node), args)
+}
+
+/// `rabbitmqctl -q` on `node` (the default node when `None`); its standard
+/// output. A failure fails the test, naming the command.
+fn run_rabbitmqctl(node: Option<&str>, args: &[&str]) -> String {
+    let mut command = std::process::Command::new("rabbitmqctl");
+    command.arg("-q");
+    if let Some(node) = node {
+        command.args(["-n", node]);
+    }
+    let out = command.args(args).output().expect("run rabbitmqctl");
     assert!(
         out.status.success(),
         "rabbitmqctl {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A vhost of the test's own, deleted on drop: a test can refuse new

@@ -4,7 +4,6 @@
  * readable; then closing the adapter stops the ready thread (the test's
  * time limit catches a close that hangs). Usage: channel_poll */
 #include <dirent.h>
-#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -71,15 +70,6 @@ static int ready_threads_become(int want) {
         nanosleep(&ms, NULL);
     }
     return 0;
-}
-
-/* poll() on fd: 1 readable, 0 not within timeout_ms. */
-static int readable(int fd, int timeout_ms) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int n = poll(&p, 1, timeout_ms);
-    CHECK(n >= 0, "poll");
-    CHECK((p.revents & (POLLERR | POLLNVAL)) == 0, "a valid fd");
-    return n == 1 && (p.revents & POLLIN);
 }
 
 int main(void) {

@@ -3,6 +3,7 @@
 #ifndef SYNCMQ_TEST_CHECK_H
 #define SYNCMQ_TEST_CHECK_H
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,5 +29,14 @@
             exit(1);                                                               \
         }                                                                          \
     } while (0)
+
+/* poll() on fd for up to timeout_ms: 1 when readable, 0 when not. */
+static inline int readable(int fd, int timeout_ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, timeout_ms);
+    CHECK(n >= 0, "poll");
+    CHECK((p.revents & (POLLERR | POLLNVAL)) == 0, "a valid fd");
+    return n == 1 && (p.revents & POLLIN);
+}
 
 #endif

@@ -3,7 +3,6 @@
  * messages published by another thread, after which the fd is not
  * readable; after the queue closes it is readable and next says CLOSED.
  * Usage: poll DIR */
-#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -31,15 +30,6 @@ static void *publish_many(void *arg) {
         OK(syncmq_queue_publish(q, "t", (const uint8_t *)body, (size_t)n));
     }
     return NULL;
-}
-
-/* poll() on fd: 1 readable, 0 not within timeout_ms. */
-static int readable(int fd, int timeout_ms) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int n = poll(&p, 1, timeout_ms);
-    CHECK(n >= 0, "poll");
-    CHECK((p.revents & (POLLERR | POLLNVAL)) == 0, "a valid fd");
-    return n == 1 && (p.revents & POLLIN);
 }
 
 int main(int argc, char **argv) {

@@ -4,7 +4,6 @@
  * publish no queue takes is refused; pipelined sends with receipts; a
  * polled consumer on an exchange of its own, whose nack is retried and
  * whose fd becomes readable. Usage: rabbitmq URL QUEUE */
-#include <poll.h>
 #include <string.h>
 
 #include "check.h"
@@ -106,6 +105,14 @@ int main(int argc, char **argv) {
     snprintf(cconfig, sizeof cconfig, "{\"urls\":[\"%s\"],\"exchange\":\"%s-x\",\"routing_key\":"
              "\"orders\",\"queue\":\"%s-consumer\",\"concurrency\":4,\"prefetch\":16,"
              "\"connect_timeout_ms\":%d}", url, queue, queue, PATIENCE_MS);
+    /* Nothing listens on port 1: the open gives up at its connect timeout. */
+    c = (syncmq_consumer *)&cconfig;
+    CHECK(syncmq_consumer_open("{\"urls\":[\"amqp://guest:guest@127.0.0.1:1/%2f\"],"
+                               "\"exchange\":\"x\",\"routing_key\":\"k\","
+                               "\"connect_timeout_ms\":300}",
+                               &c) == SYNCMQ_E_TIMEOUT &&
+              c == NULL,
+          "a broker that never answers within connect_timeout_ms is a timeout");
     OK(syncmq_consumer_open(cconfig, &c));
     CHECK(syncmq_consumer_next(c, 0, &d) == SYNCMQ_E_TIMEOUT, "nothing yet");
 
@@ -150,8 +157,7 @@ int main(int argc, char **argv) {
     OK(syncmq_message_new((const uint8_t *)"by-fd", 5, &m));
     OK(syncmq_publisher_publish(p, xname, "orders", m));
     syncmq_message_free(m);
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    CHECK(poll(&pfd, 1, PATIENCE_MS) == 1 && (pfd.revents & POLLIN), "the fd became readable");
+    CHECK(readable(fd, PATIENCE_MS), "the fd became readable");
     OK(syncmq_consumer_next(c, 0, &d));
     body_is(d, "by-fd");
     OK(syncmq_delivery_ack(d));
