@@ -10,9 +10,15 @@
 //! input channel is timed until `close` has every message confirmed.
 //!
 //! Consuming: the queue is filled first (not timed), then drained with
-//! prefetch `window` and an ack per message: raw amiquip on one channel, our
-//! handler `Consumer`, and a `RabbitAdapter` output channel.
-//! Connection set-up is outside every timing.
+//! prefetch `window`: raw amiquip on one channel acking each delivery, and
+//! acking every 64 with `ack_multiple` (the best a raw user gets, and the
+//! baseline of ours); our handler `Consumer` (one handler thread, and
+//! four), whose handler acks each, and a `RabbitAdapter` output channel,
+//! acking each. The consumer and the raw loop again with 1 KiB and 64 KiB
+//! bodies. Connection set-up is outside every timing.
+//!
+//! Every section starts with an untimed warm-up round, then runs all its
+//! cases in turn, each run on a fresh queue, `--runs` times.
 //!
 //! With `SYNCMQ_CLUSTER_URLS` set (`scripts/rabbitmq-cluster.sh start`,
 //! then `export SYNCMQ_CLUSTER_URLS=$(scripts/rabbitmq-cluster.sh urls)`),
@@ -38,6 +44,11 @@ use crate::report::Table;
 
 const RAW_PUB: &str = "raw amiquip publish, confirm window";
 const RAW_CONSUME: &str = "raw amiquip consume, ack each";
+const RAW_CONSUME_MULTIPLE: &str = "raw amiquip consume, ack_multiple every 64";
+
+/// How many deliveries the raw `ack_multiple` baseline settles per ack: the
+/// most our consumer batches (a quarter of the prefetch, at most 64).
+const RAW_ACK_EVERY: usize = 64;
 
 /// The load of `bench rabbitmq`.
 #[derive(clap::Args, Clone, Copy)]
@@ -52,45 +63,97 @@ pub struct RabbitLoad {
     #[arg(long, default_value_t = 256)]
     pub window: u16,
     /// Runs per case; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub runs: usize,
 }
 
-type PublishCase = fn(&[u8], RabbitLoad, &Broker, &str) -> Duration;
-type ConsumeCase = fn(RabbitLoad, &Broker, &str) -> Duration;
+/// One case of a section: what it is called, the case its rate is compared
+/// with (`None` for a baseline), and one timed run on a fresh queue.
+struct Case<F> {
+    name: &'static str,
+    against: Option<&'static str>,
+    run: F,
+}
+
+/// A timed publish of the load's messages into `queue`.
+type PublishRun = fn(&[u8], RabbitLoad, &Broker, &str) -> Duration;
+/// A timed drain of `queue`, filled with the load's messages beforehand.
+type ConsumeRun = fn(RabbitLoad, &Broker, &str) -> Duration;
 
 fn queue_name(case: &str, run: usize) -> String {
     format!("syncmq-bench-{case}-{}-{run}", std::process::id())
 }
 
+const fn case<F>(name: &'static str, against: Option<&'static str>, run: F) -> Case<F> {
+    Case { name, against, run }
+}
+
 pub fn run(load: RabbitLoad) -> Table {
-    let publish_cases: [(&str, PublishCase); 5] = [
-        (RAW_PUB, raw_publish),
-        ("Publisher::send, confirmations pipelined", ours_send),
-        ("Publisher::send, mandatory off", ours_send_not_mandatory),
-        ("Publisher::publish_nowait + flush", ours_nowait),
-        (
+    let publish: [Case<PublishRun>; 5] = [
+        case(RAW_PUB, None, raw_publish),
+        case(
+            "Publisher::send, confirmations pipelined",
+            Some(RAW_PUB),
+            ours_send,
+        ),
+        case(
+            "Publisher::send, mandatory off",
+            Some(RAW_PUB),
+            ours_send_not_mandatory,
+        ),
+        case(
+            "Publisher::publish_nowait + flush",
+            Some(RAW_PUB),
+            ours_nowait,
+        ),
+        case(
             "RabbitAdapter input, until close confirms",
+            Some(RAW_PUB),
             ours_adapter_input,
         ),
     ];
-    let consume_cases: [(&str, ConsumeCase); 3] = [
-        (RAW_CONSUME, raw_consume),
-        ("Consumer, handler acks each", ours_consumer),
-        ("RabbitAdapter output, ack each", ours_adapter),
+    let consume: [Case<ConsumeRun>; 5] = [
+        case(RAW_CONSUME_MULTIPLE, None, raw_consume_multiple),
+        case(
+            "Consumer, handler acks each",
+            Some(RAW_CONSUME_MULTIPLE),
+            ours_consumer,
+        ),
+        case(RAW_CONSUME, None, raw_consume),
+        case(
+            "Consumer, 4 handler threads, each acks",
+            Some(RAW_CONSUME_MULTIPLE),
+            ours_consumer_4,
+        ),
+        case(
+            "RabbitAdapter output, ack each",
+            Some(RAW_CONSUME_MULTIPLE),
+            ours_adapter,
+        ),
     ];
     let mut table = Table::new(format!(
-        "bench rabbitmq: {} persistent messages of {} bytes, window/prefetch {}, median of {} runs",
+        "bench rabbitmq: {} persistent messages of {} bytes, window/prefetch {}, \
+         median of {} runs (cases interleaved, after a warm-up round)",
         load.messages, load.size, load.window, load.runs
     ));
-    section(
-        &mut table,
-        load,
-        &Broker::local(),
-        "",
-        &publish_cases,
-        &consume_cases,
-    );
+    let local = Broker::local();
+    section(&mut table, load, &local, "", &publish, &consume);
+    // Bigger bodies, fewer of them: at most 128 MB a run in the broker.
+    for size in [1024, 64 * 1024] {
+        let sized = RabbitLoad {
+            size,
+            messages: load.messages.min((128 << 20) / size),
+            ..load
+        };
+        section(
+            &mut table,
+            sized,
+            &local,
+            &format!("{} KiB: ", size / 1024),
+            &[],
+            &consume[..2],
+        );
+    }
     match Broker::cluster() {
         // The adapter declares classic queues of its own: not on the
         // quorum section.
@@ -100,8 +163,8 @@ pub fn run(load: RabbitLoad) -> Table {
                 load,
                 &cluster,
                 "quorum, 3 nodes: ",
-                &publish_cases[..2],
-                &consume_cases[..2],
+                &publish[..2],
+                &consume[..2],
             );
             failover(&mut table, load, &cluster);
         }
@@ -124,55 +187,75 @@ fn connected(config: ConnectionConfig) -> Connection {
     connection
 }
 
-/// Runs the cases on `broker`, baselines first, and adds their rows, each
-/// case named with `prefix`.
+/// Runs the cases on `broker` and adds their rows, each case named with
+/// `prefix`. A warm-up round (a quarter of the load, untimed) comes first;
+/// then every run goes through all the cases in turn, each on a fresh
+/// queue (a consume case's filled by raw publishes, untimed), so that a
+/// broker or machine that speeds up or slows down during the section
+/// affects every case alike.
 fn section(
     table: &mut Table,
     load: RabbitLoad,
     broker: &Broker,
     prefix: &str,
-    publish_cases: &[(&str, PublishCase)],
-    consume_cases: &[(&str, ConsumeCase)],
+    publish: &[Case<PublishRun>],
+    consume: &[Case<ConsumeRun>],
 ) {
     let payload = vec![0xA5u8; load.size];
-    let mut publish = vec![Vec::new(); publish_cases.len()];
-    let mut consume = vec![Vec::new(); consume_cases.len()];
-    for r in 0..load.runs.max(1) {
-        for (i, (_, case)) in publish_cases.iter().enumerate() {
-            let queue = queue_name("pub", r * 10 + i);
+    let warm_up = RabbitLoad {
+        messages: (load.messages / 4).max(1),
+        ..load
+    };
+    let mut publish_times = vec![Vec::new(); publish.len()];
+    let mut consume_times = vec![Vec::new(); consume.len()];
+    for round in 0..=load.runs.max(1) {
+        let (this, timed) = if round == 0 {
+            (warm_up, false)
+        } else {
+            (load, true)
+        };
+        for (i, case) in publish.iter().enumerate() {
+            let queue = queue_name("pub", round * 10 + i);
             broker.declare(&queue);
-            publish[i].push(case(&payload, load, broker, &queue));
+            let took = (case.run)(&payload, this, broker, &queue);
             broker.delete(&queue);
+            if timed {
+                publish_times[i].push(took);
+            }
         }
-        for (i, (_, case)) in consume_cases.iter().enumerate() {
-            let queue = queue_name("con", r * 10 + i);
+        for (i, case) in consume.iter().enumerate() {
+            let queue = queue_name("con", round * 10 + i);
             broker.declare(&queue);
-            raw_publish(&payload, load, broker, &queue);
-            consume[i].push(case(load, broker, &queue));
+            raw_publish(&payload, this, broker, &queue);
+            let took = (case.run)(this, broker, &queue);
             broker.delete(&queue);
+            if timed {
+                consume_times[i].push(took);
+            }
         }
     }
-    let named = |case: &str| format!("{prefix}{case}");
-    let (raw_pub, raw_consume) = (named(RAW_PUB), named(RAW_CONSUME));
-    table.baseline(&raw_pub, load.messages, load.size, &publish[0]);
-    for (i, (case, _)) in publish_cases.iter().enumerate().skip(1) {
-        table.compared(
-            &named(case),
-            &raw_pub,
-            load.messages,
-            load.size,
-            &publish[i],
+    let rows = publish
+        .iter()
+        .map(|c| (c.name, c.against))
+        .zip(publish_times)
+        .chain(
+            consume
+                .iter()
+                .map(|c| (c.name, c.against))
+                .zip(consume_times),
         );
-    }
-    table.baseline(&raw_consume, load.messages, load.size, &consume[0]);
-    for (i, (case, _)) in consume_cases.iter().enumerate().skip(1) {
-        table.compared(
-            &named(case),
-            &raw_consume,
-            load.messages,
-            load.size,
-            &consume[i],
-        );
+    for ((name, against), times) in rows {
+        let name = format!("{prefix}{name}");
+        match against {
+            None => table.baseline(&name, load.messages, load.size, &times),
+            Some(base) => table.compared(
+                &name,
+                &format!("{prefix}{base}"),
+                load.messages,
+                load.size,
+                &times,
+            ),
+        }
     }
 }
 
@@ -423,6 +506,22 @@ fn ours_adapter_input(payload: &[u8], load: RabbitLoad, broker: &Broker, queue: 
 }
 
 fn raw_consume(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
+    raw_consume_acking_every(load, broker, queue, 1)
+}
+
+fn raw_consume_multiple(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
+    raw_consume_acking_every(load, broker, queue, RAW_ACK_EVERY)
+}
+
+/// Raw amiquip: drains `queue` on one channel with the load's prefetch,
+/// one `ack_multiple` per `every` deliveries (a plain `ack` for 1) and one
+/// for what is left at the end.
+fn raw_consume_acking_every(
+    load: RabbitLoad,
+    broker: &Broker,
+    queue: &str,
+    every: usize,
+) -> Duration {
     let mut conn = broker.raw_connection();
     let channel = conn.open_channel(None).expect("channel");
     let started = Instant::now();
@@ -434,8 +533,12 @@ fn raw_consume(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
     while got < load.messages {
         match consumer.receiver().recv().expect("deliveries") {
             ConsumerMessage::Delivery(d) => {
-                consumer.ack(d).expect("ack");
                 got += 1;
+                if every == 1 {
+                    consumer.ack(d).expect("ack");
+                } else if got % every == 0 || got == load.messages {
+                    d.ack_multiple(&channel).expect("ack_multiple");
+                }
             }
             other => panic!("consumer ended: {other:?}"),
         }
@@ -447,6 +550,16 @@ fn raw_consume(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
 }
 
 fn ours_consumer(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
+    consumer_with(load, broker, queue, 1)
+}
+
+fn ours_consumer_4(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
+    consumer_with(load, broker, queue, 4)
+}
+
+/// Our `Consumer` with `concurrency` handler threads, each handler
+/// returning `Ok` (an ack), timed until the last delivery was handled.
+fn consumer_with(load: RabbitLoad, broker: &Broker, queue: &str, concurrency: usize) -> Duration {
     let connection = broker.connection();
     let count = Arc::new(AtomicUsize::new(0));
     let (done_tx, done) = crossbeam_channel::bounded::<()>(1);
@@ -455,7 +568,9 @@ fn ours_consumer(load: RabbitLoad, broker: &Broker, queue: &str) -> Duration {
     let started = Instant::now();
     let consumer = syncmq::rabbitmq::Consumer::start(
         &connection,
-        broker.consumer_options(queue, load.window),
+        broker
+            .consumer_options(queue, load.window)
+            .with_concurrency(concurrency),
         move |_: &Message| -> Result<(), String> {
             if counter.fetch_add(1, Ordering::Relaxed) + 1 == total {
                 let _ = done_tx.try_send(());

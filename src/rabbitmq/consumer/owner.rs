@@ -301,7 +301,9 @@ impl<T: Wrap> Owner<T> {
         queue: &Arc<str>,
     ) -> Served {
         let mut stopping: Option<Instant> = None;
-        let deliveries = consumer.receiver().clone();
+        let deliveries = consumer.receiver();
+        let ack_batch = ack_batch(self.prefetch);
+        let (no_deliveries, no_settles, no_stop) = (never(), never(), never());
         loop {
             if let Some(deadline) = stopping {
                 if pending.is_empty() || Instant::now() >= deadline {
@@ -315,15 +317,19 @@ impl<T: Wrap> Owner<T> {
                     return Served::Stop;
                 }
             }
-            let incoming = if stopping.is_none() {
-                deliveries.clone()
+            let (incoming, stop) = if stopping.is_none() {
+                (deliveries, self.stop.receiver())
             } else {
-                never()
+                (&no_deliveries, &no_stop)
             };
-            let stop = if stopping.is_none() {
-                self.stop.receiver().clone()
+            // Acks wait while more deliveries are already here, up to a
+            // batch, so that one ack-multiple frame settles many (as a raw
+            // consumer acking every N does); when nothing is waiting, the
+            // owner sends them before it blocks, so none is held idle.
+            let settling = if stopping.is_none() && defers_acks(deliveries, settles, ack_batch) {
+                &no_settles
             } else {
-                never()
+                settles
             };
             let timer = stopping.map_or_else(never, crossbeam_channel::at);
             select! {
@@ -367,12 +373,14 @@ impl<T: Wrap> Owner<T> {
                                 }
                             }
                         }
-                        // Send the acks that came meanwhile (an inline
-                        // handler's own, at least) now, as a plain consumer
-                        // would, rather than after the next delivery.
-                        if let Ok(settle) = settles.try_recv() {
-                            if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
-                                return e;
+                        // The acks that came meanwhile (an inline
+                        // handler's own, at least) go out now unless more
+                        // deliveries are waiting to join them.
+                        if !defers_acks(deliveries, settles, ack_batch) {
+                            if let Ok(settle) = settles.try_recv() {
+                                if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
+                                    return e;
+                                }
                             }
                         }
                     }
@@ -394,7 +402,7 @@ impl<T: Wrap> Owner<T> {
                         return Served::Lost("the consumer's channel ended".into());
                     }
                 },
-                recv(settles) -> settle => {
+                recv(settling) -> settle => {
                     if let Ok(settle) = settle {
                         if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
                             return e;
@@ -442,6 +450,26 @@ impl<T: Wrap> Owner<T> {
             }
         }
     }
+}
+
+/// How many acks may wait for more deliveries before they go out as one
+/// ack-multiple: a quarter of the prefetch, so the broker's window never
+/// runs dry waiting for them, at most 64 (past that a frame saves nothing).
+fn ack_batch(prefetch: u16) -> usize {
+    match prefetch {
+        0 => 64, // no prefetch limit
+        p => (usize::from(p) / 4).clamp(1, 64),
+    }
+}
+
+/// Whether the settles waiting now may wait longer: more deliveries are
+/// already here to be handled first, and fewer than `batch` settles wait.
+fn defers_acks(
+    deliveries: &Receiver<ConsumerMessage>,
+    settles: &Receiver<Settle>,
+    batch: usize,
+) -> bool {
+    !deliveries.is_empty() && settles.len() < batch
 }
 
 /// How far the cancel of an amiquip consumer got.
@@ -542,6 +570,18 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acks_wait_for_at_most_a_quarter_of_the_prefetch() {
+        // A prefetch of 1 or 2 leaves nothing to batch: the broker sends no
+        // more until the ack went out.
+        assert_eq!(ack_batch(1), 1);
+        assert_eq!(ack_batch(2), 1);
+        assert_eq!(ack_batch(40), 10);
+        assert_eq!(ack_batch(256), 64);
+        assert_eq!(ack_batch(u16::MAX), 64);
+        assert_eq!(ack_batch(0), 64);
+    }
 
     #[test]
     fn an_ack_timeout_is_told_from_other_channel_closes() {
