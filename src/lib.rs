@@ -111,6 +111,8 @@ mod error;
 mod message;
 mod millis;
 mod receipt;
+#[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))]
+mod reply;
 mod sink;
 mod thread;
 mod waiter;

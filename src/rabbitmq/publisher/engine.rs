@@ -683,7 +683,7 @@ impl Engine {
             } else {
                 self.counters.confirmed.fetch_add(1, Ordering::Relaxed);
                 if let Some(reply) = entry.reply {
-                    let _ = reply.send(Ok(()));
+                    reply.send(Ok(()));
                 }
                 self.held.release();
             }
@@ -710,9 +710,7 @@ impl Engine {
     /// for the next flush when `count`).
     fn fail(&self, entry: Entry, error: Error, count: bool) {
         match entry.reply {
-            Some(reply) => {
-                let _ = reply.send(Err(error));
-            }
+            Some(reply) => reply.send(Err(error)),
             None => self.refusals.refuse(
                 &self.shared.name,
                 Refusal {

@@ -1,10 +1,11 @@
 //! What the publishing thread works on: an [`Entry`] per message held until
 //! confirmed, and a [`Feed`], a channel input it takes messages from itself.
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use crate::error::Result;
 use crate::message::Message;
+use crate::reply::Reply;
 
 /// One message held by the publisher until the broker confirmed it.
 pub(super) struct Entry {
@@ -14,7 +15,7 @@ pub(super) struct Entry {
     pub(super) routing_key: String,
     pub(super) message: Message,
     /// Where its caller waits for the confirm; `None` for fire and retry.
-    pub(super) reply: Option<Sender<Result<()>>>,
+    pub(super) reply: Option<Reply<Result<()>>>,
     /// How many times it was published.
     pub(super) attempts: u32,
     /// How many times the broker nacked it.
@@ -28,7 +29,7 @@ impl Entry {
         exchange: &str,
         routing_key: &str,
         message: Message,
-        reply: Option<Sender<Result<()>>>,
+        reply: Option<Reply<Result<()>>>,
     ) -> Self {
         Entry {
             seq,

@@ -14,6 +14,7 @@ use crate::message::Message;
 use crate::rabbitmq::amqp;
 use crate::rabbitmq::connection::{Connection, Shared};
 use crate::receipt::Receipt;
+use crate::reply::{Replies, Reply};
 use crate::thread::{self, lock, Stopper, Worker};
 use crate::waiter::describe_wait;
 
@@ -47,9 +48,9 @@ struct Inner {
     /// Shared with the publishing thread, which numbers fed messages.
     next_seq: Arc<AtomicU64>,
     closed: AtomicBool,
-    /// Dropped at the end of close, waking every receipt's wait.
-    closing: Mutex<Option<Sender<()>>>,
-    closed_rx: Receiver<()>,
+    /// Where receipts wait for their confirms; closed at the end of
+    /// close, which ends every wait still without one.
+    replies: Arc<Replies>,
     stopper: Mutex<Stopper>,
     worker: Mutex<Option<Worker<usize>>>,
     /// Set by [`Publisher::connect`]: a connection of its own, closed last.
@@ -147,7 +148,6 @@ impl Publisher {
         let held = Arc::new(Held::default());
         let counters = Arc::new(Counters::default());
         let refusals = Arc::new(Refusals::new(config.refusals_capacity()));
-        let (closing, closed_rx) = crossbeam_channel::bounded(0);
         let engine = Engine {
             refusals: refusals.clone(),
             shared: shared.clone(),
@@ -174,8 +174,7 @@ impl Publisher {
                 refusals,
                 next_seq,
                 closed: AtomicBool::new(false),
-                closing: Mutex::new(Some(closing)),
-                closed_rx,
+                replies: Replies::new(),
                 stopper: Mutex::new(stopper),
                 worker: Mutex::new(Some(worker)),
                 own_connection: Mutex::new(None),
@@ -219,13 +218,12 @@ impl Publisher {
     /// As [`publish`](Self::publish), for what can be known at once; the
     /// receipt's `wait` fails as `publish` does for the rest.
     pub fn send(&self, exchange: &str, routing_key: &str, message: Message) -> Result<Receipt> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let ticket = self.submit(exchange, routing_key, message, Some(tx))?;
+        let (reply, answer) = self.inner.replies.pair();
+        let ticket = self.submit(exchange, routing_key, message, Some(reply))?;
         let pending = PendingConfirm {
-            rx,
+            answer,
             timeout: self.inner.config.confirm_timeout(),
             waiter: self.inner.shared.waiter.clone(),
-            closed: self.inner.closed_rx.clone(),
         };
         Ok(Receipt::new("rabbitmq publisher", ticket, pending))
     }
@@ -367,7 +365,7 @@ impl Publisher {
         exchange: &str,
         routing_key: &str,
         message: Message,
-        reply: Option<Sender<Result<()>>>,
+        reply: Option<Reply<Result<()>>>,
     ) -> Result<u64> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::SeqCst) {
@@ -446,7 +444,7 @@ impl Inner {
             };
         }
         // Whatever the thread is stuck in, no caller waits past this close.
-        drop(lock(&self.closing).take());
+        self.replies.close();
         // Refusals that no flush reported: close is the last chance.
         if let Some(rejected) = self.refusals.take() {
             result = result.and(Err(rejected));
@@ -520,18 +518,17 @@ mod tests {
     fn a_wait_ends_with_the_close_even_if_the_thread_never_answers() {
         // The publishing thread stuck in a call to a frozen broker: it
         // holds the reply sender and never sends.
-        let (_stuck_reply, rx) = crossbeam_channel::bounded(1);
-        let (closing, closed) = crossbeam_channel::bounded::<()>(0);
+        let replies = Replies::new();
+        let (_stuck_reply, answer) = replies.pair();
         let connection = unreachable();
         let pending = PendingConfirm {
-            rx,
+            answer,
             timeout: Duration::from_secs(60),
             waiter: connection.waiter(),
-            closed,
         };
         let receipt = Receipt::new("rabbitmq publisher", 1, pending);
         let waiting = std::thread::spawn(move || receipt.wait());
-        drop(closing); // what the end of close does
+        replies.close(); // what the end of close does
         assert!(matches!(waiting.join().unwrap(), Err(Error::Closed(_))));
         connection.close().unwrap();
     }
