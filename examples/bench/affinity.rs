@@ -59,7 +59,7 @@ fn current() -> Option<libc::cpu_set_t> {
     // at most size_of::<cpu_set_t>() bytes into it. Pid 0 is this thread.
     unsafe {
         let mut set: libc::cpu_set_t = mem::zeroed();
-        let ok = libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &mut set) == 0;
+        let ok = libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &raw mut set) == 0;
         ok.then_some(set)
     }
 }
