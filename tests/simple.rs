@@ -1,5 +1,6 @@
 //! Behaviour of the simple adapter beyond the conformance suite: buffer 0,
-//! close with readers that do not read, close with no reader, drop.
+//! close with readers that do not read (with one instance and with several
+//! taking turns), close with no reader, drop.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -58,6 +59,35 @@ fn close_times_out_when_readers_do_not_read_and_says_how_much_was_left() {
     // What did reach the output is still there to read, in order.
     let got: Vec<u8> = output.iter().map(|d| d.body()[0]).collect();
     assert_eq!(got, [0, 1, 2, 3]);
+}
+
+#[test]
+fn close_stops_instances_waiting_for_their_turn_and_counts_what_they_left() {
+    let timeout = Duration::from_millis(200);
+    let adapter = SimpleAdapter::with_close_timeout(timeout);
+    let name = unique("turns");
+    adapter
+        .new_channel(
+            ChannelSpec::new(&name, Mode::Both)
+                .with_buffer(4)
+                .with_instances(4),
+        )
+        .unwrap();
+    let input = adapter.input(&name).unwrap();
+    let output = adapter.output(&name).unwrap(); // held, never read
+                                                 // 4 in the output; the instance whose turn it is holds one, the input
+                                                 // the rest, and the other instances wait for the turn.
+    for i in 0..8u8 {
+        input.send(vec![i].into()).unwrap();
+    }
+    match adapter.close() {
+        Err(Error::Timeout { what, .. }) => {
+            assert!(what.contains("4 more messages"), "{what}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(output.iter().count(), 4);
+    assert!(input.send(b"late".into()).is_err());
 }
 
 #[test]

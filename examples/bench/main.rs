@@ -31,6 +31,7 @@
 // Doc comments here are the subcommands' --help text, not rustdoc.
 #![allow(clippy::doc_markdown)] // a test or example fails loudly on purpose
 
+mod affinity;
 mod block;
 mod block_publish;
 mod ffi;

@@ -4,6 +4,12 @@
 //! Every rate row is the median of its runs with the spread of the runs
 //! (slowest to fastest, as a share of the median): a row whose spread is
 //! over [`WIDE_SPREAD`] is marked, since its median says little.
+//!
+//! A row may also carry paired ratios: each of its runs against the
+//! baseline run made right next to it. On a machine whose speed swings
+//! between runs, a ratio of medians can pair a fast run with a slow one;
+//! a paired ratio cannot, so its median and its worst pair are what such a
+//! bench decides on.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,13 +30,28 @@ pub struct Row {
     /// The baseline case this row is compared with, and its rate; `None`
     /// for a row that is itself a baseline.
     pub baseline: Option<(String, f64)>,
+    /// Per run, the baseline run's duration over this run's (this row's
+    /// rate over the baseline's, pair by pair); empty when not paired.
+    pub pairs: Vec<f64>,
 }
 
 impl Row {
+    /// The median paired ratio when the runs were paired, else the median
+    /// rate over the baseline's median rate.
     pub fn ratio(&self) -> Option<f64> {
+        if !self.pairs.is_empty() {
+            let mut sorted = self.pairs.clone();
+            sorted.sort_by(f64::total_cmp);
+            return Some(sorted[sorted.len() / 2]);
+        }
         self.baseline
             .as_ref()
             .map(|(_, rate)| self.msgs_per_s / rate)
+    }
+
+    /// The worst paired ratio, when the runs were paired.
+    pub fn min_pair(&self) -> Option<f64> {
+        self.pairs.iter().copied().min_by(f64::total_cmp)
     }
 
     /// (fastest - slowest) / median.
@@ -83,6 +104,27 @@ impl Table {
         let baseline = Some((baseline.to_string(), base_rate));
         self.rows
             .push(rates(case, messages, size, durations, baseline));
+    }
+
+    /// Adds a row whose run `i` is compared with `baseline_durations[i]`,
+    /// a run of the baseline row `baseline` made right next to it.
+    pub fn paired(
+        &mut self,
+        case: &str,
+        baseline: &str,
+        messages: usize,
+        size: usize,
+        durations: &[Duration],
+        baseline_durations: &[Duration],
+    ) {
+        self.compared(case, baseline, messages, size, durations);
+        if let Some(row) = self.rows.last_mut() {
+            row.pairs = baseline_durations
+                .iter()
+                .zip(durations)
+                .map(|(base, ours)| base.as_secs_f64() / ours.as_secs_f64())
+                .collect();
+        }
     }
 
     /// Adds a latency row from `samples`; `baseline` names an earlier
@@ -146,6 +188,7 @@ impl Table {
                 WIDE_SPREAD * 100.0
             );
         }
+        self.print_pairs();
         self.print_latencies();
         if !self.costs.is_empty() {
             println!();
@@ -153,6 +196,26 @@ impl Table {
             for (case, ns) in &self.costs {
                 println!("{case:<44} {ns:>13.1}");
             }
+        }
+    }
+
+    /// Each paired row's ratios run by run, then their median and worst.
+    fn print_pairs(&self) {
+        let paired: Vec<&Row> = self.rows.iter().filter(|r| !r.pairs.is_empty()).collect();
+        if paired.is_empty() {
+            return;
+        }
+        println!();
+        println!("paired ratios (each run over the baseline run next to it):");
+        for row in paired {
+            let runs: Vec<String> = row.pairs.iter().map(|r| format!("{r:.2}")).collect();
+            println!(
+                "{:<44} {}  median {:.2}x  min {:.2}x",
+                row.case,
+                runs.join(" "),
+                row.ratio().unwrap_or_default(),
+                row.min_pair().unwrap_or_default()
+            );
         }
     }
 
@@ -199,6 +262,8 @@ impl Table {
                 "baseline": row.baseline.as_ref().map(|(_, rate)| rate.round()),
                 "baseline_case": row.baseline.as_ref().map(|(case, _)| case),
                 "ratio": row.ratio().map(|r| (r * 1000.0).round() / 1000.0),
+                "paired_ratios": row.pairs.iter().map(|r| (r * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+                "min_ratio": row.min_pair().map(|r| (r * 1000.0).round() / 1000.0),
                 "runs": row.runs,
                 "min_msgs_per_s": row.min_msgs_per_s.round(),
                 "max_msgs_per_s": row.max_msgs_per_s.round(),
@@ -251,6 +316,7 @@ fn rates(
         max_msgs_per_s: sorted.first().map_or(msgs_per_s, rate),
         runs: sorted.len(),
         baseline,
+        pairs: Vec::new(),
     }
 }
 

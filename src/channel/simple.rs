@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::yield_now;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{
@@ -24,6 +25,21 @@ use crate::thread::{self, join_all, lock, StopToken, Stopper, Worker};
 ///
 /// as in ormus' Go Channel module, where data pushed to the input is written to the
 /// output. One instance keeps the input's order; several may reorder.
+///
+/// The instances take turns: one at a time moves a run of up to 1024
+/// messages and then lets go of the channel, and whichever instance takes
+/// the turn next moves the next run. Moving a
+/// message is two channel operations and no work of its own, so nothing is
+/// gained by several threads moving at once; and each end of a crossbeam
+/// channel wakes one waiting thread per operation, so several forwarders
+/// waiting on the same end were each woken, in turn, once per message.
+///
+/// A forwarder that finds its input empty or its output full yields its CPU
+/// a few times, trying again after each, before it blocks. A blocked thread
+/// is registered with the channel, and the thread at the other end then
+/// hands it messages one at a time, waking it for each: with more threads
+/// than CPUs that was a context switch every few messages. Yielding instead
+/// lets the producer or the consumer run on and fill or empty the channel.
 ///
 /// # Guarantees
 ///
@@ -156,20 +172,22 @@ impl Adapter for SimpleAdapter {
         let (output_sender, output) = crossbeam_channel::bounded(spec.buffer());
         let (stopper, stop) = thread::stop_signal();
         let left = Arc::new(Leftover::default());
+        let turn = Arc::new(Mutex::new(()));
         let mut forwarders = Vec::with_capacity(spec.instances());
         for i in 0..spec.instances() {
-            let (input, output, stop, left) = (
+            let (input, output, stop, left, turn) = (
                 input_receiver.clone(),
                 output_sender.clone(),
                 stop.clone(),
                 left.clone(),
+                turn.clone(),
             );
             let close_timeout = self.close_timeout;
             // If the OS refuses a thread, the `?` drops `stopper`, which
             // stops the forwarders started so far.
             forwarders.push(thread::spawn(
                 format!("simple-{i}:{}", spec.name()),
-                move || forward(&input, &output, &stop, close_timeout, &left),
+                move || forward(&input, &output, &turn, &stop, close_timeout, &left),
             )?);
         }
         state.channels.insert(
@@ -313,39 +331,56 @@ fn wrong_mode(name: &str, mode: Mode, operation: &'static str) -> Error {
     }
 }
 
+/// How many messages a forwarding instance moves in one turn before it
+/// lets go of the turn. Long enough that the hand-over (a lock and, with
+/// instances waiting, a wake-up) costs little per message.
+const TURN: usize = 1024;
+
 /// The body of a forwarding thread: input to output until told to stop,
 /// then a drain of what is left.
 ///
-/// The fast path is a `try_recv` and a `try_send`; only when a channel is
-/// empty or full does the thread block, in a select that the stop signal
-/// can interrupt. That keeps the per-message cost close to a bare channel
-/// hop.
+/// The thread moves messages only while it holds its channel's `turn`, so
+/// that one instance at a time waits on the input and on the output (see
+/// [`SimpleAdapter`]); the others wait for the turn. The fast path is a
+/// `try_recv` and a `try_send`; only when a channel is empty or full does
+/// the thread yield a few times and then block, in a select that the stop
+/// signal can interrupt. That keeps the per-message cost close to a bare
+/// channel hop.
 fn forward(
     input: &Receiver<Message>,
     output: &Sender<Delivery>,
+    turn: &Mutex<()>,
     stop: &StopToken,
     close_timeout: Duration,
     left: &Leftover,
 ) {
-    let mut pending = None;
-    while !stop.is_stopped() {
-        let message = match input.try_recv() {
-            Ok(message) => message,
-            Err(TryRecvError::Empty) => match recv_or_stop(input, stop) {
-                Some(message) => message,
-                None => break,
-            },
-            Err(TryRecvError::Disconnected) => break,
-        };
-        let Some(delivery) = deliverable(message) else {
-            continue;
-        };
-        if let Err(unsent) = send_or_stop(output, delivery, stop) {
-            pending = Some(unsent);
-            break;
+    let pending = loop {
+        let _turn = lock(turn);
+        match forward_turn(input, output, stop) {
+            Ok(()) => {}
+            Err(pending) => break pending,
+        }
+    };
+    drain(pending, input, output, Instant::now() + close_timeout, left);
+}
+
+/// Moves up to [`TURN`] messages; `Err` when told to stop or when either
+/// end is gone, with the delivery it could not hand on, if any.
+fn forward_turn(
+    input: &Receiver<Message>,
+    output: &Sender<Delivery>,
+    stop: &StopToken,
+) -> Result<(), Option<Delivery>> {
+    for _ in 0..TURN {
+        if stop.is_stopped() {
+            return Err(None);
+        }
+        let message = recv_or_stop(input, stop).ok_or(None)?;
+        if let Some(delivery) = deliverable(message) {
+            send_or_stop(output, delivery, stop).map_err(Some)?;
         }
     }
-    drain(pending, input, output, Instant::now() + close_timeout, left);
+    Ok(())
 }
 
 /// The delivery of `message`, or `None` when it expired: it is dropped, not
@@ -359,8 +394,37 @@ fn deliverable(message: Message) -> Option<Delivery> {
     Some(Delivery::without_acker(message))
 }
 
-/// Blocks until the input has a message (`Some`) or the owner says stop.
+/// How many times a forwarder yields its CPU and tries again before it
+/// blocks (see [`SimpleAdapter`]). A few suffice for the thread at the
+/// other end to run; on an idle channel they cost microseconds.
+const YIELDS_BEFORE_BLOCKING: usize = 8;
+
+/// Calls `attempt` with `value` until it returns `Ok`, yielding the CPU
+/// between calls, at most [`YIELDS_BEFORE_BLOCKING`] times; a failed
+/// `attempt` gives `value` back for the next one, and the last one's is
+/// returned as `Err` for the caller to block with.
+fn try_yielding<V, T>(mut value: V, mut attempt: impl FnMut(V) -> Result<T, V>) -> Result<T, V> {
+    for _ in 0..YIELDS_BEFORE_BLOCKING {
+        value = match attempt(value) {
+            Ok(done) => return Ok(done),
+            Err(value) => value,
+        };
+        yield_now();
+    }
+    attempt(value)
+}
+
+/// The next message of the input (`Some`), or `None` when the owner says
+/// stop or every sender is gone.
 fn recv_or_stop(input: &Receiver<Message>, stop: &StopToken) -> Option<Message> {
+    let tried = try_yielding((), |()| match input.try_recv() {
+        Ok(message) => Ok(Some(message)),
+        Err(TryRecvError::Empty) => Err(()),
+        Err(TryRecvError::Disconnected) => Ok(None),
+    });
+    if let Ok(message) = tried {
+        return message;
+    }
     select! {
         recv(input) -> message => message.ok(),
         recv(stop.receiver()) -> _ => None,
@@ -374,9 +438,14 @@ fn send_or_stop(
     delivery: Delivery,
     stop: &StopToken,
 ) -> Result<(), Delivery> {
-    let delivery = match output.try_send(delivery) {
-        Ok(()) => return Ok(()),
-        Err(TrySendError::Full(d) | TrySendError::Disconnected(d)) => d,
+    let tried = try_yielding(delivery, |d| match output.try_send(d) {
+        Ok(()) => Ok(Ok(())),
+        Err(TrySendError::Full(d)) => Err(d),
+        Err(TrySendError::Disconnected(d)) => Ok(Err(d)),
+    });
+    let delivery = match tried {
+        Ok(sent) => return sent,
+        Err(full) => full,
     };
     let mut select = Select::new();
     let send_index = select.send(output);
