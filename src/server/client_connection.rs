@@ -12,12 +12,15 @@ use std::io::{self, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::frame::{self, FrameError, FrameWriter};
-use super::protocol::{error_from_wire, Request, Response, WireDelivery, MAGIC, PROTOCOL_VERSION};
+use super::held_acks::HeldAcks;
+use super::protocol::{
+    error_from_wire, Request, Response, WireDelivery, WireEntry, MAGIC, PROTOCOL_VERSION,
+};
 use crate::error::{Error, Result};
 use crate::thread::lock;
 
@@ -31,6 +34,10 @@ type Reply = Result<Response>;
 /// One connection to a queue server; see the module docs.
 pub(super) struct ClientConnection {
     writer: FrameWriter,
+    /// Acks not sent yet. Every frame but a keep-alive ping is written
+    /// with this lock held, after what it holds, so frames go out in the
+    /// order they were made.
+    held: Mutex<HeldAcks>,
     /// The largest frame the reader accepts.
     read_limit: usize,
     next_id: AtomicU64,
@@ -106,6 +113,7 @@ impl ClientConnection {
         stream.set_read_timeout(keepalive).map_err(fail)?;
         let connection = ClientConnection {
             writer: writer.with_limit(max_frame),
+            held: Mutex::new(HeldAcks::default()),
             // The server may push frames larger than its own limit (a batch
             // of large messages is split, but one message with its envelope
             // may come close), so allow twice the limit.
@@ -126,10 +134,56 @@ impl ClientConnection {
     ///
     /// Why the connection ended, when it has; as [`FrameWriter::send`].
     pub(super) fn send(&self, request: &Request) -> Result<()> {
-        if let Some(e) = lock(&self.ended).clone() {
-            return Err(e);
+        self.check_open()?;
+        let mut held = lock(&self.held);
+        if held.is_empty() {
+            return self.writer.send(request);
         }
-        self.writer.send(request)
+        let frames = held.take();
+        self.writer.send_all(frames.iter().chain([request]))
+    }
+
+    /// Acks `entry` of subscription `sub` without waiting for anything; the
+    /// frame may be held back to go out with others (see [`HeldAcks`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub(super) fn ack(&self, sub: u64, entry: WireEntry) -> Result<()> {
+        self.check_open()?;
+        let mut held = lock(&self.held);
+        if held.hold(sub, entry, Instant::now()) {
+            return Ok(());
+        }
+        self.writer.send_all(&held.take())
+    }
+
+    /// Subscription `sub` has deliveries in hand: up to `limit` of its
+    /// acks may be held back.
+    pub(super) fn busy(&self, sub: u64, limit: usize) {
+        lock(&self.held).busy(sub, limit);
+    }
+
+    /// Subscription `sub` has no delivery in hand: sends what is held.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub(super) fn idle(&self, sub: u64) -> Result<()> {
+        let mut held = lock(&self.held);
+        held.idle(sub);
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.check_open()?;
+        self.writer.send_all(&held.take())
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match lock(&self.ended).clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// True once the connection ended (the reader saw it go).
@@ -170,9 +224,11 @@ impl ClientConnection {
         }
     }
 
-    /// Stops routing deliveries to subscription `sub`.
+    /// Stops routing deliveries to subscription `sub`; its held acks go
+    /// out with the next frame (its unsubscribe).
     pub(super) fn remove_route(&self, sub: u64) {
         lock(&self.routes).remove(&sub);
+        lock(&self.held).idle(sub);
     }
 
     /// Why the connection ended, or that it did when the reader has not

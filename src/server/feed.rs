@@ -123,7 +123,19 @@ impl Feed {
     /// of them elsewhere (ack timeout): the others are settled.
     pub(super) fn ack(&self, entries: &[WireEntry], multiple: bool) -> Result<u64> {
         let ids = self.take(entries, multiple)?;
-        let n = self.shared.sub.ack_current(&ids);
+        self.ack_taken(&ids)
+    }
+
+    /// Acks deliveries [`take`](Self::take) removed from the in-flight
+    /// set, in one engine call (one store write) however many frames named
+    /// them, and wakes the pusher once. Returns how many were settled.
+    ///
+    /// # Errors
+    ///
+    /// As [`ack`](Self::ack) when the engine had redelivered some of them
+    /// elsewhere (ack timeout); the engine's error.
+    pub(super) fn ack_taken(&self, ids: &[EntryId]) -> Result<u64> {
+        let n = self.shared.sub.ack_current(ids);
         self.shared.room.notify_all();
         settled(n?, ids.len())
     }
@@ -153,10 +165,14 @@ impl Feed {
     }
 
     /// Removes the named deliveries (and with `multiple` every earlier
-    /// one) from the in-flight set and returns them. Every named one must
-    /// be an unsettled delivery of this subscription, else nothing is
-    /// removed.
-    fn take(&self, entries: &[WireEntry], multiple: bool) -> Result<Vec<EntryId>> {
+    /// one) from the in-flight set and returns them, for
+    /// [`ack_taken`](Self::ack_taken) or a nack. Every named one must be an
+    /// unsettled delivery of this subscription, else nothing is removed.
+    ///
+    /// # Errors
+    ///
+    /// As [`ack`](Self::ack), and nothing is removed then.
+    pub(super) fn take(&self, entries: &[WireEntry], multiple: bool) -> Result<Vec<EntryId>> {
         let mut state = lock(&self.shared.state);
         for (i, e) in entries.iter().enumerate() {
             let id = EntryId::from(*e);

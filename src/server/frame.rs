@@ -134,6 +134,15 @@ pub(super) fn read_frame(
     Ok(())
 }
 
+/// Whether `buffered` (bytes read ahead from a socket) holds a whole
+/// frame, so that [`read_frame`] can return it without waiting.
+pub(super) fn has_frame(buffered: &[u8]) -> bool {
+    match buffered {
+        [a, b, c, d, body @ ..] => body.len() >= u32::from_be_bytes([*a, *b, *c, *d]) as usize,
+        _ => false,
+    }
+}
+
 /// Whether `e` is a socket read timeout (`WouldBlock` on Unix, `TimedOut`
 /// on Windows).
 pub(super) fn is_timeout(e: &io::Error) -> bool {
@@ -234,6 +243,30 @@ impl FrameWriter {
         self.write(&mut lock(&self.out), value)
     }
 
+    /// Encodes and writes several frames in order, with one flush (one
+    /// system call for frames that fit the socket buffer).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send). A frame that does not encode is left out
+    /// and its error returned after the others went out.
+    pub(super) fn send_all<'a, T: Serialize + 'a>(
+        &self,
+        values: impl IntoIterator<Item = &'a T>,
+    ) -> Result<()> {
+        let mut out = lock(&self.out);
+        let mut refused = Ok(());
+        for value in values {
+            match self.encode_into(&mut out, value) {
+                Ok(()) => {}
+                Err(e @ Error::Codec { .. }) => refused = refused.and(Err(e)),
+                Err(e) => return Err(e),
+            }
+        }
+        self.flush(&mut out)?;
+        refused
+    }
+
     /// As [`send`](Self::send), unless another thread is writing: then
     /// `None`, and nothing is sent.
     pub(super) fn try_send<T: Serialize>(&self, value: &T) -> Option<Result<()>> {
@@ -280,18 +313,30 @@ impl FrameWriter {
     }
 
     fn write<T: Serialize>(&self, out: &mut Out, value: &T) -> Result<()> {
+        self.encode_into(out, value)?;
+        self.flush(out)
+    }
+
+    /// Encodes one frame into the stream's buffer (which writes to the
+    /// socket only when full).
+    fn encode_into<T: Serialize>(&self, out: &mut Out, value: &T) -> Result<()> {
         let Out { stream, buf } = out;
         encode_frame(value, buf, self.limit)?;
-        stream
-            .write_all(buf)
-            .and_then(|()| stream.flush())
-            .map_err(|e| {
-                self.disconnect();
-                Error::disconnected(self.what, e)
-            })?;
+        stream.write_all(buf).map_err(|e| self.failed(e))
+    }
+
+    fn flush(&self, out: &mut Out) -> Result<()> {
+        out.stream.flush().map_err(|e| self.failed(e))?;
         let now = crate::millis::to_ms(self.opened.elapsed());
         self.last_write_ms.store(now, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// A write that failed left the stream mid-frame: nothing more may go
+    /// out on it.
+    fn failed(&self, e: io::Error) -> Error {
+        self.disconnect();
+        Error::disconnected(self.what, e)
     }
 }
 

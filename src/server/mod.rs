@@ -58,6 +58,7 @@ mod client_config;
 mod client_connection;
 mod feed;
 mod frame;
+mod held_acks;
 mod queue_client;
 mod queue_server;
 mod remote_subscriber;

@@ -24,11 +24,15 @@ use crate::message::{Acker, Delivery};
 ///
 /// - Deliveries come in the order the server pushed them (queue order), at
 ///   most the subscription's batch unsettled at a time.
-/// - [`Delivery::ack`] and [`Delivery::nack`] send their frame and return
-///   without waiting for a reply, like AMQP's basic.ack: `Ok` means the
-///   server will read it before any later request of the same client
-///   (it answers requests in order), and
-///   [`QueueClient::close`](super::QueueClient::close) waits until it has.
+/// - [`Delivery::ack`] and [`Delivery::nack`] return without waiting for a
+///   reply, like AMQP's basic.ack: `Ok` means the server will read it
+///   before any later request of the same client (it answers requests in
+///   order), and [`QueueClient::close`](super::QueueClient::close) waits
+///   until it has. While the subscriber still holds received deliveries
+///   not handed out yet, acks are held back (at most half the batch, and
+///   1 ms after the oldest) to go out together: they leave at the latest
+///   when the subscriber runs out of deliveries in hand, and before any
+///   other frame of the client. Nacks are sent at once.
 ///   An ack lost with the connection means the message comes again (at
 ///   least once), never that it is lost; once the connection is gone, an
 ///   ack or nack is [`Error::StaleDelivery`].
@@ -40,6 +44,11 @@ pub struct RemoteSubscriber {
     sub: u64,
     rx: Receiver<Vec<WireDelivery>>,
     buffered: VecDeque<WireDelivery>,
+    /// The most acks held back at once: half the batch.
+    hold_limit: usize,
+    /// Whether the connection was told this subscription has deliveries
+    /// in hand (so its acks may be held back).
+    busy: bool,
     ended: bool,
 }
 
@@ -47,6 +56,7 @@ impl RemoteSubscriber {
     pub(super) fn new(
         connection: Arc<ClientConnection>,
         sub: u64,
+        batch: u32,
         rx: Receiver<Vec<WireDelivery>>,
     ) -> Self {
         RemoteSubscriber {
@@ -54,6 +64,8 @@ impl RemoteSubscriber {
             sub,
             rx,
             buffered: VecDeque::new(),
+            hold_limit: (batch as usize / 2).max(1),
+            busy: false,
             ended: false,
         }
     }
@@ -82,6 +94,7 @@ impl RemoteSubscriber {
     fn next_deadline(&mut self, deadline: Option<Instant>) -> Result<Option<Delivery>> {
         loop {
             if let Some(d) = self.buffered.pop_front() {
+                self.note_in_hand();
                 return Ok(Some(self.delivery(d)));
             }
             let got = match deadline {
@@ -97,6 +110,26 @@ impl RemoteSubscriber {
                 Err(()) => return Err(self.connection.end_error()),
             }
         }
+    }
+
+    /// Tells the connection whether deliveries are still in hand (after
+    /// taking in what has arrived meanwhile), so that acks are held back
+    /// only while the consumer is coming back for more.
+    fn note_in_hand(&mut self) {
+        if self.buffered.is_empty() {
+            self.buffered.extend(self.rx.try_iter().flatten());
+        }
+        match (self.buffered.is_empty(), self.busy) {
+            (false, false) => self.connection.busy(self.sub, self.hold_limit),
+            (true, true) => {
+                if let Err(e) = self.connection.idle(self.sub) {
+                    // The acks' own calls report the connection's end.
+                    log::debug!("client: sending held acks: {e}");
+                }
+            }
+            _ => return,
+        }
+        self.busy = !self.busy;
     }
 
     fn delivery(&self, d: WireDelivery) -> Delivery {
@@ -155,8 +188,10 @@ struct RemoteAcker {
 }
 
 impl RemoteAcker {
-    fn settle(&self, request: &Request) -> Result<()> {
-        self.connection.send(request).map_err(|e| {
+    /// `sent`, the outcome of sending the ack or nack, as the caller sees
+    /// it.
+    fn settle(&self, sent: Result<()>) -> Result<()> {
+        sent.map_err(|e| {
             // The server gives back what a gone connection held: the
             // delivery is stale, as on any adapter whose connection went.
             if matches!(e, Error::Disconnected { .. }) || self.connection.has_ended() {
@@ -180,20 +215,26 @@ impl RemoteAcker {
 
 impl Acker for RemoteAcker {
     fn ack(self: Box<Self>, multiple: bool) -> Result<()> {
-        self.settle(&Request::Ack {
-            id: 0,
-            sub: self.sub,
-            entries: vec![self.entry],
-            multiple,
-        })
+        let sent = if multiple {
+            self.connection.send(&Request::Ack {
+                id: 0,
+                sub: self.sub,
+                entries: vec![self.entry],
+                multiple,
+            })
+        } else {
+            self.connection.ack(self.sub, self.entry)
+        };
+        self.settle(sent)
     }
 
     fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
-        self.settle(&Request::Nack {
+        let sent = self.connection.send(&Request::Nack {
             id: 0,
             sub: self.sub,
             entries: vec![self.entry],
             requeue,
-        })
+        });
+        self.settle(sent)
     }
 }

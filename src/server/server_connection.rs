@@ -12,6 +12,13 @@
 //!   is undone, and other connections are not affected.
 //! - When the connection ends, for whatever reason, its subscriptions stop
 //!   and their unacknowledged deliveries go back to the queue.
+//! - Acks without a reply (id 0) that arrive together (frames already
+//!   read from the socket in one go) are checked one frame at a time, as
+//!   any ack, and applied to the engine in one call: one store write and
+//!   one wake-up of the pusher for a burst of acks instead of one each.
+//!   They are applied before the connection waits for more bytes and
+//!   before any other request is handled, so a later request (or the end
+//!   of the connection) sees them settled.
 //! - A peer silent for the handshake timeout (before hello) or the idle
 //!   timeout (after it) gets a fatal `idle` error and is closed, so a
 //!   connection slot and its buffers are never held by nobody.
@@ -32,11 +39,13 @@ use std::time::{Duration, Instant};
 
 use super::feed::{Feed, FeedSpec};
 use super::frame::{self, FrameError, FrameWriter, MAX_FRAME_LEN};
-use super::protocol::{Request, Response, WireDeadLetter, WireStats, MAGIC, PROTOCOL_VERSION};
+use super::protocol::{
+    Request, Response, WireDeadLetter, WireEntry, WireStats, MAGIC, PROTOCOL_VERSION,
+};
 use super::server_config::QueueServerConfig;
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::queue::Queue;
+use crate::queue::{EntryId, Queue};
 use crate::thread;
 
 /// Serves one connection until the peer leaves, breaks the protocol, or
@@ -61,6 +70,7 @@ pub(super) fn serve(queue: &Queue, stream: TcpStream, config: &QueueServerConfig
         queue,
         writer,
         feeds: HashMap::new(),
+        acked: HashMap::new(),
         next_sub: 1,
         config,
     };
@@ -86,6 +96,9 @@ struct Connection<'a> {
     writer: Arc<FrameWriter>,
     /// The connection's subscriptions, by number.
     feeds: HashMap<u64, Feed>,
+    /// Acks read and checked, not yet applied to the engine, by
+    /// subscription (see the module docs).
+    acked: HashMap<u64, Vec<EntryId>>,
     next_sub: u64,
     config: &'a QueueServerConfig,
 }
@@ -127,6 +140,10 @@ impl Connection<'_> {
         let _ = reader.get_ref().set_read_timeout(config.idle_timeout());
         let wait = Wait::Request(config.idle_timeout().unwrap_or(Duration::MAX));
         loop {
+            // The acks of a burst are applied once the burst is read.
+            if !frame::has_frame(reader.buffer()) {
+                self.settle_acks();
+            }
             let Some(request) = self.read(&mut reader, &mut buf, config.max_frame(), wait)? else {
                 return Ok(());
             };
@@ -195,6 +212,20 @@ impl Connection<'_> {
 
     /// Answers one request. An `Err` ends the connection.
     fn handle(&mut self, request: Request) -> Result<()> {
+        let request = match request {
+            Request::Ack {
+                id: 0,
+                sub,
+                entries,
+                multiple: false,
+            } => {
+                self.hold_ack(sub, &entries);
+                return Ok(());
+            }
+            other => other,
+        };
+        // Whatever comes after an ack sees it applied.
+        self.settle_acks();
         let (id, outcome) = match request {
             Request::Hello { .. } => return self.fatal("protocol", "hello sent twice"),
             // Reading it was the point: it reset the idle timeout.
@@ -359,6 +390,29 @@ impl Connection<'_> {
         Ok(())
     }
 
+    /// Checks an ack without a reply and keeps its deliveries for
+    /// [`settle_acks`](Self::settle_acks); a wrong one is refused alone,
+    /// as it would be on its own (logged: there is no reply to send).
+    fn hold_ack(&mut self, sub: u64, entries: &[WireEntry]) {
+        match self.feed(sub).and_then(|feed| feed.take(entries, false)) {
+            Ok(ids) => self.acked.entry(sub).or_default().extend(ids),
+            Err(e) => log::debug!("server: an ack without reply failed: {e}"),
+        }
+    }
+
+    /// Applies the acks [`hold_ack`](Self::hold_ack) kept, one engine call
+    /// per subscription.
+    fn settle_acks(&mut self) {
+        for (sub, ids) in self.acked.drain() {
+            let Some(feed) = self.feeds.get(&sub) else {
+                continue;
+            };
+            if let Err(e) = feed.ack_taken(&ids) {
+                log::debug!("server: acks without reply of subscription {sub} failed: {e}");
+            }
+        }
+    }
+
     /// Subscription `sub` of this connection.
     fn feed(&self, sub: u64) -> Result<&Feed> {
         self.feeds.get(&sub).ok_or_else(|| unknown_sub(sub))
@@ -384,6 +438,7 @@ impl Connection<'_> {
     /// Stops every subscription (their deliveries go back) and closes the
     /// socket.
     fn end(&mut self) {
+        self.settle_acks();
         let deadline = Instant::now() + self.config.close_timeout();
         for (number, feed) in self.feeds.drain() {
             if let Err(e) = feed.close(deadline) {
