@@ -874,3 +874,113 @@ fn a_socket_timeout_below_a_millisecond_is_refused_naming_it() {
         Some(Response::Done { id: 1, count: 0 })
     ));
 }
+
+#[test]
+fn acks_that_arrive_together_settle_together_and_a_wrong_one_alone() {
+    let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+    queue.publish("orders", &bodies(10, "m")).unwrap();
+    let mut raw = Raw::hello(server.local_addr());
+    raw.send(&Request::Subscribe {
+        id: 1,
+        topic: "orders".into(),
+        subscriber: "billing".into(),
+        batch: 10,
+        max: None,
+    });
+    let mut sub = 0;
+    let mut entries = Vec::new();
+    while entries.len() < 10 {
+        match raw.recv() {
+            Some(Response::Subscribed { sub: n, .. }) => sub = n,
+            Some(Response::Deliver { deliveries, .. }) => {
+                entries.extend(deliveries.into_iter().map(|d| d.entry));
+            }
+            other => panic!("expected a delivery, got {other:?}"),
+        }
+    }
+    let ack = |entry| {
+        frame(
+            &rmp_serde::to_vec_named(&Request::Ack {
+                id: 0,
+                sub,
+                entries: vec![entry],
+                multiple: false,
+            })
+            .unwrap(),
+        )
+    };
+    let never = WireEntry {
+        position: 999,
+        ..entries[0]
+    };
+    // One write: five acks with a wrong one among them (never delivered)
+    // and one twice, then a ping whose reply says they were all read.
+    let mut burst = Vec::new();
+    for (i, entry) in entries[..5].iter().enumerate() {
+        burst.extend(ack(*entry));
+        if i == 2 {
+            burst.extend(ack(never));
+            burst.extend(ack(entries[0]));
+        }
+    }
+    burst.extend(frame(
+        &rmp_serde::to_vec_named(&Request::Ping { id: 2 }).unwrap(),
+    ));
+    raw.send_bytes(&burst);
+    assert!(matches!(
+        raw.recv(),
+        Some(Response::Done { id: 2, count: 0 })
+    ));
+    let stats = billing_stats(&queue);
+    assert_eq!(
+        (stats.in_flight, stats.depth),
+        (5, 0),
+        "the five right acks settled, the wrong ones nothing"
+    );
+    drop(raw);
+    server.close().unwrap();
+}
+
+#[test]
+fn held_acks_go_out_when_the_subscriber_runs_out_and_before_any_request() {
+    let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
+    client.publish("orders", &bodies(20, "m")).unwrap();
+    let mut billing = client.subscribe_with("orders", "billing", 20).unwrap();
+    let in_flight = || billing_stats(&queue).in_flight;
+    // Acked with more deliveries in hand: some may be held back, but the
+    // client's next request finds every one of them read.
+    let mut last = None;
+    for _ in 0..20 {
+        let delivery = billing.recv().unwrap();
+        if let Some(d) = last.replace(delivery) {
+            d.ack().unwrap();
+        }
+    }
+    let stats = client.stats(Some("orders")).unwrap();
+    let billing_in_flight = stats.iter().find(|s| s.subscriber == "billing").unwrap();
+    assert_eq!(
+        billing_in_flight.in_flight, 1,
+        "every ack but the last one's applied"
+    );
+    // Nothing in hand any more: an ack goes out at once, with no later
+    // request to carry it.
+    last.unwrap().ack().unwrap();
+    common::eventually(Duration::from_secs(10), "the last ack applied", || {
+        in_flight() == 0
+    });
+    drop(billing);
+    client.close().unwrap();
+    server.close().unwrap();
+}
+
+fn billing_stats(queue: &Queue) -> syncmq::queue::SubscriberStats {
+    queue
+        .stats("orders")
+        .unwrap()
+        .into_iter()
+        .find(|s| s.subscriber == "billing")
+        .unwrap()
+}

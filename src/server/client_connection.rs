@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 
 use super::frame::{self, FrameError, FrameWriter};
 use super::held_acks::HeldAcks;
@@ -22,14 +22,15 @@ use super::protocol::{
     error_from_wire, Request, Response, WireDelivery, WireEntry, MAGIC, PROTOCOL_VERSION,
 };
 use crate::error::{Error, Result};
+use crate::reply::{Answer, Outcome, Replies, Reply};
 use crate::thread::lock;
 
 /// The frame limit used before the server announced its own.
 const HANDSHAKE_MAX_FRAME: usize = 1 << 20;
 
-/// What a caller waiting for a reply gets: the reply, or why the connection
-/// ended.
-type Reply = Result<Response>;
+/// How long a call without a timeout waits at a time (it then waits
+/// again): any deadline must be a point in time.
+const NO_TIMEOUT_STEP: Duration = Duration::from_secs(3600);
 
 /// One connection to a queue server; see the module docs.
 pub(super) struct ClientConnection {
@@ -41,8 +42,14 @@ pub(super) struct ClientConnection {
     /// The largest frame the reader accepts.
     read_limit: usize,
     next_id: AtomicU64,
-    /// Callers waiting for the reply to their request, by request id.
-    pending: Mutex<HashMap<u64, Sender<Reply>>>,
+    /// Callers waiting for the reply to their request, by request id: the
+    /// reply, or why the connection ended. They wait on one condvar
+    /// ([`Replies`]) rather than a channel each: a channel's receiver
+    /// spins, yielding the CPU several times per call, before it sleeps,
+    /// which on a busy machine takes the CPU from the threads that bring
+    /// the reply.
+    pending: Mutex<HashMap<u64, Reply<Result<Response>>>>,
+    replies: Arc<Replies>,
     /// Where a subscribe's deliveries go once its `subscribed` reply comes,
     /// by request id: the reader moves the route to `routes` before it
     /// reads the next frame, so no delivery comes unrouted.
@@ -120,6 +127,7 @@ impl ClientConnection {
             read_limit: max_frame.saturating_mul(2),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
+            replies: Replies::new(),
             new_routes: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
             ended: Mutex::new(None),
@@ -252,30 +260,49 @@ impl ClientConnection {
         route: Option<Sender<Vec<WireDelivery>>>,
     ) -> Result<Response> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        lock(&self.pending).insert(id, tx);
+        let (reply, answer) = self.replies.pair();
+        lock(&self.pending).insert(id, reply);
         if let Some(route) = route {
             lock(&self.new_routes).insert(id, route);
         }
-        let reply = self.send(&make(id)).and_then(|()| match timeout {
-            None => rx.recv().map_err(|_| self.end_error()),
-            Some(t) => rx.recv_timeout(t).map_err(|e| match e {
-                RecvTimeoutError::Timeout => Error::timeout(format!("reply to request {id}"), t),
-                RecvTimeoutError::Disconnected => self.end_error(),
-            }),
-        });
+        let reply = self
+            .send(&make(id))
+            .and_then(|()| self.wait_reply(id, &answer, timeout));
         lock(&self.pending).remove(&id);
         // Moved to `routes` already when the subscribe succeeded.
         lock(&self.new_routes).remove(&id);
         match reply? {
-            Ok(Response::Error {
+            Response::Error {
                 kind,
                 name,
                 object,
                 message,
                 ..
-            }) => Err(error_from_wire(&kind, name, object, message)),
-            other => other,
+            } => Err(error_from_wire(&kind, name, object, message)),
+            other => Ok(other),
+        }
+    }
+
+    /// Waits at most `timeout` for the reply to request `id`.
+    fn wait_reply(
+        &self,
+        id: u64,
+        answer: &Answer<Result<Response>>,
+        timeout: Option<Duration>,
+    ) -> Result<Response> {
+        // A timeout too long to add to the clock waits without limit.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            let until = deadline.unwrap_or_else(|| Instant::now() + NO_TIMEOUT_STEP);
+            match answer.wait_until(until) {
+                Outcome::Answered(reply) => return reply,
+                Outcome::Dropped | Outcome::Closed => return Err(self.end_error()),
+                Outcome::TimedOut => {
+                    if let (Some(_), Some(t)) = (deadline, timeout) {
+                        return Err(Error::timeout(format!("reply to request {id}"), t));
+                    }
+                }
+            }
         }
     }
 
@@ -357,16 +384,16 @@ impl ClientConnection {
         };
         log::debug!("client: connection ended: {why}");
         *lock(&self.ended) = Some(why.clone());
-        for (_, tx) in lock(&self.pending).drain() {
-            let _ = tx.send(Err(why.clone()));
+        for (_, reply) in lock(&self.pending).drain() {
+            reply.send(Err(why.clone()));
         }
         lock(&self.routes).clear();
         self.disconnect();
     }
 
     fn reply(&self, id: u64, response: Response) {
-        if let Some(tx) = lock(&self.pending).get(&id) {
-            let _ = tx.send(Ok(response));
+        if let Some(reply) = lock(&self.pending).remove(&id) {
+            reply.send(Ok(response));
         }
     }
 }
