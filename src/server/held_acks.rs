@@ -9,8 +9,9 @@
 //! them. Everything held goes out, in the order it was made:
 //!
 //! - with the ack that finds the subscription no longer busy, or that
-//!   would be the `limit`-th held for it (half its batch, so the server can
-//!   push the next deliveries while the consumer works through the rest);
+//!   would be the `limit`-th held for it (a quarter of its batch, at most
+//!   64, as the RabbitMQ consumer's acks: the server pushes the next
+//!   deliveries while the consumer works through the rest);
 //! - with the first ack made [`MAX_HOLD`] or more after the oldest held one
 //!   (a slow consumer delays an ack by one message's work at most);
 //! - when the subscriber runs out of deliveries in hand (before it waits

@@ -177,7 +177,12 @@ impl QueueClient {
                 batch,
                 max,
             })?;
-        Ok(RemoteSubscriber::new(self.connection.clone(), sub, batch, rx))
+        Ok(RemoteSubscriber::new(
+            self.connection.clone(),
+            sub,
+            batch,
+            rx,
+        ))
     }
 
     /// ppmq's reconnect: every in-flight delivery of `subscriber` goes back

@@ -29,8 +29,9 @@ use crate::message::{Acker, Delivery};
 ///   before any later request of the same client (it answers requests in
 ///   order), and [`QueueClient::close`](super::QueueClient::close) waits
 ///   until it has. While the subscriber still holds received deliveries
-///   not handed out yet, acks are held back (at most half the batch, and
-///   1 ms after the oldest) to go out together: they leave at the latest
+///   not handed out yet, acks are held back (at most a quarter of the
+///   batch, up to 64, and 1 ms after the oldest) to go out together in
+///   one write, which the server applies at once: they leave at the latest
 ///   when the subscriber runs out of deliveries in hand, and before any
 ///   other frame of the client. Nacks are sent at once.
 ///   An ack lost with the connection means the message comes again (at
@@ -44,7 +45,8 @@ pub struct RemoteSubscriber {
     sub: u64,
     rx: Receiver<Vec<WireDelivery>>,
     buffered: VecDeque<WireDelivery>,
-    /// The most acks held back at once: half the batch.
+    /// The most acks held back at once: a quarter of the batch, at most
+    /// 64 (past that one write saves nothing more).
     hold_limit: usize,
     /// Whether the connection was told this subscription has deliveries
     /// in hand (so its acks may be held back).
@@ -64,7 +66,7 @@ impl RemoteSubscriber {
             sub,
             rx,
             buffered: VecDeque::new(),
-            hold_limit: (batch as usize / 2).max(1),
+            hold_limit: (batch as usize / 4).clamp(1, 64),
             busy: false,
             ended: false,
         }
