@@ -154,8 +154,7 @@ impl<T> Answer<T> {
                 let mut cell = lock(&self.cell);
                 match std::mem::replace(&mut *cell, Slot::Taken) {
                     Slot::Sent(value) => return Outcome::Answered(value),
-                    Slot::Dropped => return Outcome::Dropped,
-                    Slot::Taken => return Outcome::Dropped,
+                    Slot::Dropped | Slot::Taken => return Outcome::Dropped,
                     Slot::Waiting => *cell = Slot::Waiting,
                 }
             }
