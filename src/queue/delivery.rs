@@ -3,8 +3,9 @@
 //!
 //! An entry taken by a consumer stays in the store and moves, in memory, to
 //! the subscriber's in-flight set with an ack deadline (`settle.rs` takes it
-//! out again). Taking writes the entry's new delivery count (the
-//! `attempts` space) in the take's batch, and the batch is flushed to the
+//! out again). Taking writes the entry's new delivery count in the
+//! take's batch (for a first delivery, only the raised watermark of its
+//! level: see `subscriber_state.rs`), and the batch is flushed to the
 //! OS before the messages are handed out, so that a delivery that reached
 //! a consumer counts even if the process then dies; an entry that had used
 //! up `max_deliveries` before a restart is dead-lettered when it is next
@@ -43,6 +44,7 @@ impl State {
             out: Vec::new(),
             deadlines: Vec::new(),
             poisoned: Vec::new(),
+            moved: false,
         };
         let result = (|| -> Result<()> {
             let (sub, info, store) = self.parts(sub_id)?;
@@ -52,7 +54,8 @@ impl State {
                     let Some(&(id, seq)) = sub.redeliver[priority].front() else {
                         break;
                     };
-                    let taken = taking.entry(sub, info, store, (id, seq), None, false);
+                    let prior = sub.deliveries(id);
+                    let taken = taking.entry(sub, info, store, (id, seq, prior), None, false);
                     sub.redeliver[priority].pop_front();
                     taken?;
                 }
@@ -84,8 +87,13 @@ impl State {
                     };
                     for entry in parsed {
                         let (id, seq) = entry?;
+                        // Raised first, the watermark says the entry was
+                        // delivered once, so a first delivery writes no
+                        // count of its own.
+                        let prior = sub.deliveries(id);
+                        taking.moved |= sub.raise_watermark(p, id.position + 1);
                         let body = bodies.remove(&seq);
-                        let taken = taking.entry(sub, info, store, (id, seq), body, true);
+                        let taken = taking.entry(sub, info, store, (id, seq, prior), body, true);
                         sub.cursors[priority] = id.position + 1;
                         taken?;
                     }
@@ -102,6 +110,7 @@ impl State {
             out,
             deadlines,
             poisoned,
+            moved,
             ..
         } = taking;
         self.next_tag = tag;
@@ -110,6 +119,9 @@ impl State {
             self.wake_sweeper = true;
         }
         self.deadlines.extend(deadlines);
+        if let Some(sub) = self.subs.get(&sub_id).filter(|_| moved) {
+            sub.put_watermark(&mut batch);
+        }
         if !batch.is_empty() {
             if let Some(sub) = self.subs.get(&sub_id) {
                 sub.put_counters(&mut batch);
@@ -163,10 +175,13 @@ struct Taking {
     /// Entries that reached the delivery limit before a restart, to
     /// dead-letter.
     poisoned: Vec<(EntryId, Inflight)>,
+    /// A delivery watermark was raised: the batch stores it.
+    moved: bool,
 }
 
 impl Taking {
-    /// Takes entry `(id, seq)` of `sub`: delivers it, or drops it when it
+    /// Takes entry `(id, seq)` of `sub`, delivered `deliveries` times so
+    /// far (read before the take raised the watermark): delivers it, or drops it when it
     /// expired, or dead-letters it when it used up its deliveries before a
     /// restart, or sets it aside when its message cannot be read. `body`
     /// is the message's bytes when prefetched; `fresh` is true the first
@@ -176,7 +191,7 @@ impl Taking {
         sub: &mut SubscriberState,
         info: TopicInfo,
         store: &dyn Store,
-        (id, seq): (EntryId, u64),
+        (id, seq, deliveries): (EntryId, u64, u32),
         body: Option<Vec<u8>>,
         fresh: bool,
     ) -> Result<()> {
@@ -219,7 +234,6 @@ impl Taking {
             }
             Err(e) => return Err(e),
         };
-        let deliveries = sub.attempts.get(&id).copied().unwrap_or(0);
         if info.max_deliveries > 0 && deliveries >= info.max_deliveries {
             // A consumer crashed (or the queue was reopened) while holding
             // its last allowed delivery.
@@ -248,12 +262,7 @@ impl Taking {
         message: Message,
         deliveries: u32,
     ) {
-        sub.attempts.insert(id, deliveries);
-        self.batch.put(
-            Space::Attempts,
-            keys::queue(sub.id, id.priority, id.position),
-            deliveries.to_be_bytes().to_vec(),
-        );
+        sub.set_attempts(id, deliveries, &mut self.batch);
         self.tag += 1;
         let deadline = info.ack_timeout.map(|t| self.now + t);
         if let Some(d) = deadline {

@@ -167,21 +167,12 @@ impl State {
                     keys::dead_letter(sub.id, position),
                     value,
                 );
-                batch.delete_weak(Space::Queue, qkey.clone());
-                if sub.attempts.remove(&id).is_some() {
-                    batch.delete(Space::Attempts, qkey);
-                }
+                batch.delete_weak(Space::Queue, qkey);
+                sub.forget_attempts(id, &mut batch);
                 sub.counters.entries = sub.counters.entries.saturating_sub(1);
                 sub.counters.dead_letters += 1;
             } else {
-                if i.deliveries == 0 {
-                    if sub.attempts.remove(&id).is_some() {
-                        batch.delete(Space::Attempts, qkey);
-                    }
-                } else {
-                    sub.attempts.insert(id, i.deliveries);
-                    batch.put(Space::Attempts, qkey, i.deliveries.to_be_bytes().to_vec());
-                }
+                sub.set_attempts(id, i.deliveries, &mut batch);
                 front.push((id, i.seq));
             }
         }
@@ -254,11 +245,8 @@ pub(crate) fn drop_entry(
     // The read that can fail first, so that a failure leaves neither
     // `batch` nor the counters half changed.
     release_message(info, store, seq, batch)?;
-    let qkey = keys::queue(sub.id, id.priority, id.position);
-    if sub.attempts.remove(&id).is_some() {
-        batch.delete(Space::Attempts, qkey.clone());
-    }
-    batch.delete_weak(Space::Queue, qkey);
+    sub.forget_attempts(id, batch);
+    batch.delete_weak(Space::Queue, keys::queue(sub.id, id.priority, id.position));
     sub.counters.entries = sub.counters.entries.saturating_sub(1);
     Ok(())
 }

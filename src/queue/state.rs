@@ -14,8 +14,9 @@
 //! its queue again (at-least-once) without replaying anything.
 //!
 //! Recovery reads the topic records, one sequence reservation per topic, the
-//! counters and the delivery-attempt records (one per entry delivered and
-//! not yet acked); it never scans the messages or the queues.
+//! counters, each subscriber's delivery watermark and the delivery-attempt
+//! records (one per entry delivered more than once, see
+//! `subscriber_state.rs`); it never scans the messages or the queues.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex};
@@ -117,6 +118,15 @@ impl State {
                         .ok_or_else(|| keys::corrupt(Space::Attempts, &k, "not a queue key"))?;
                     sub.attempts
                         .insert(id, keys::read_u32(&v, 0, Space::Attempts, &k)?);
+                    sub.recorded.insert(id);
+                }
+                let taken_key = keys::meta_taken(*sub_id);
+                if let Some(v) = store.get(Space::Meta, &taken_key)? {
+                    for (p, below) in sub.taken_below.iter_mut().enumerate() {
+                        if v.len() > p * 8 {
+                            *below = keys::read_u64(&v, p * 8, Space::Meta, &taken_key)?;
+                        }
+                    }
                 }
                 subs.insert(*sub_id, sub);
             }

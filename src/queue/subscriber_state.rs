@@ -1,8 +1,20 @@
 //! [`SubscriberState`]: what the engine keeps in memory for one subscriber
 //! (scan cursors, redelivery lists, in-flight entries, delivery counts) and
 //! its [`Counters`], which are stored.
+//!
+//! # Delivery counts: a watermark and the exceptions to it
+//!
+//! Every entry taken from a queue has been delivered once, so storing a
+//! count per taken entry (a write when it is taken and a delete when it is
+//! acked: half of a drain's writes) would mostly say "1". Instead each
+//! priority level stores how far its cursor has taken (`taken_below`,
+//! written in the take's batch): an entry below it was delivered once,
+//! one at or above it never was. Only an entry whose count differs from
+//! that (delivered again, or given back without counting) has a record of
+//! its own in the `attempts` space; [`SubscriberState::set_attempts`] keeps
+//! that rule in one place.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar};
 use std::time::Instant;
 
@@ -67,9 +79,15 @@ pub(crate) struct SubscriberState {
     pub(crate) redeliver: Vec<VecDeque<(EntryId, u64)>>,
     pub(crate) inflight: HashMap<EntryId, Inflight>,
     /// Deliveries so far of every entry delivered and not yet settled
-    /// for good; mirrored in the store (written when the entry is taken),
-    /// so that a restart counts as a delivery.
+    /// for good; stored as the `taken_below` watermark and the records in
+    /// `recorded` (see the module docs), so that a restart counts as a
+    /// delivery.
     pub(crate) attempts: HashMap<EntryId, u32>,
+    /// Per priority: every entry below this position was taken at least
+    /// once (stored under `meta/taken/<sub>`, only ever raised).
+    pub(crate) taken_below: Vec<u64>,
+    /// The entries with a record of their own in the `attempts` space.
+    pub(crate) recorded: HashSet<EntryId>,
     pub(crate) counters: Counters,
     /// Entries set aside since the open because their message is corrupt
     /// (see `delivery.rs`): stored, counted in `counters.entries`, never
@@ -100,6 +118,8 @@ impl SubscriberState {
             redeliver: vec![VecDeque::new(); usize::from(priorities)],
             inflight: HashMap::new(),
             attempts: HashMap::new(),
+            taken_below: vec![0; usize::from(priorities)],
+            recorded: HashSet::new(),
             counters: Counters::default(),
             unreadable: 0,
             cond: Arc::new(Condvar::new()),
@@ -126,6 +146,7 @@ impl SubscriberState {
         let n = usize::from(priorities);
         if self.cursors.len() < n {
             self.cursors.resize(n, 0);
+            self.taken_below.resize(n, 0);
             self.redeliver.resize(n, VecDeque::new());
         }
     }
@@ -136,6 +157,74 @@ impl SubscriberState {
             .entries
             .saturating_sub(self.inflight.len() as u64)
             .saturating_sub(self.unreadable)
+    }
+
+    /// The deliveries of entry `id` so far: what this run counted, or else
+    /// what the store says (its record, loaded at open, or the watermark).
+    pub(crate) fn deliveries(&self, id: EntryId) -> u32 {
+        self.attempts
+            .get(&id)
+            .copied()
+            .unwrap_or_else(|| self.implied(id))
+    }
+
+    /// The count the watermark alone gives entry `id`.
+    fn implied(&self, id: EntryId) -> u32 {
+        let below = self
+            .taken_below
+            .get(usize::from(id.priority))
+            .copied()
+            .unwrap_or(0);
+        u32::from(id.position < below)
+    }
+
+    /// Sets the deliveries of entry `id` to `count`, in memory and, when
+    /// the watermark does not already say it, in `batch`. Call it after
+    /// [`raise_watermark`](Self::raise_watermark) for a take.
+    pub(crate) fn set_attempts(&mut self, id: EntryId, count: u32, batch: &mut Batch) {
+        self.attempts.insert(id, count);
+        let key = || keys::queue(self.id, id.priority, id.position);
+        if count == self.implied(id) {
+            if self.recorded.remove(&id) {
+                batch.delete(Space::Attempts, key());
+            }
+        } else {
+            batch.put(Space::Attempts, key(), count.to_be_bytes().to_vec());
+            self.recorded.insert(id);
+        }
+    }
+
+    /// Forgets the deliveries of entry `id`, which leaves the queue.
+    pub(crate) fn forget_attempts(&mut self, id: EntryId, batch: &mut Batch) {
+        self.attempts.remove(&id);
+        if self.recorded.remove(&id) {
+            batch.delete(
+                Space::Attempts,
+                keys::queue(self.id, id.priority, id.position),
+            );
+        }
+    }
+
+    /// Records, in memory, that the cursor of level `priority` is taking
+    /// every entry below `position`; true when that raised the watermark,
+    /// which the take then stores ([`put_watermark`](Self::put_watermark)).
+    pub(crate) fn raise_watermark(&mut self, priority: u8, position: u64) -> bool {
+        match self.taken_below.get_mut(usize::from(priority)) {
+            Some(below) if position > *below => {
+                *below = position;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn put_watermark(&self, batch: &mut Batch) {
+        let value = self
+            .taken_below
+            .iter()
+            .flat_map(|p| p.to_be_bytes())
+            .collect();
+        batch.put(Space::Meta, keys::meta_taken(self.id), value);
     }
 
     pub(crate) fn put_counters(&self, batch: &mut Batch) {
