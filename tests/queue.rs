@@ -317,6 +317,50 @@ fn restart_brings_back_in_flight_and_keeps_counting(fx: &Fixture) {
     assert!(got[1].id.position > before.position);
 }
 
+/// Delivery counts across a restart: a first delivery stores no count of
+/// its own (the level's watermark says it), a released one goes back to
+/// uncounted, a redelivered one keeps its count, one never taken stays at 0.
+fn counts_survive_a_restart_with_no_record_per_first_delivery(fx: &Fixture) {
+    let cfg = config(topic("t", &["a"]));
+    let q = fx.open(cfg.clone()).unwrap();
+    q.publish("t", &[msg("once"), msg("released"), msg("twice"), msg("never")])
+        .unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(3, Some(PATIENCE)).unwrap();
+    assert_eq!(got.iter().map(|r| r.deliveries).collect::<Vec<_>>(), [1, 1, 1]);
+    if let Fixture::Memory(store) = fx {
+        assert!(store.keys(Space::Attempts).is_empty(), "first deliveries");
+    }
+    a.release(&[got[1].id]).unwrap();
+    a.nack(&[got[2].id], true).unwrap();
+    let again = a.next_batch(2, Some(PATIENCE)).unwrap();
+    let counts: Vec<_> = again.iter().map(|r| (body(r), r.deliveries)).collect();
+    assert_eq!(counts, [("released".to_string(), 1), ("twice".to_string(), 2)]);
+    a.release(&[again[0].id]).unwrap();
+    drop(a);
+    q.close().unwrap();
+    drop(q);
+
+    let q = fx.open(cfg).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(10, Some(PATIENCE)).unwrap();
+    let counts: Vec<_> = got.iter().map(|r| (body(r), r.deliveries)).collect();
+    assert_eq!(
+        counts,
+        [
+            ("once".to_string(), 2),
+            ("released".to_string(), 1),
+            ("twice".to_string(), 3),
+            ("never".to_string(), 1),
+        ]
+    );
+    let ids: Vec<_> = got.iter().map(|r| r.id).collect();
+    a.ack(&ids).unwrap();
+    if let Fixture::Memory(store) = fx {
+        assert!(store.keys(Space::Attempts).is_empty(), "acked: no counts left");
+    }
+}
+
 fn corrupt_bytes_are_errors_naming_the_key(fx: &Fixture) {
     let q = fx.open(config(topic("t", &["a"]))).unwrap();
     q.publish("t", &[msg("good")]).unwrap();
@@ -620,6 +664,7 @@ on_both_stores!(
     dedupe_latest_wins_while_undelivered,
     expired_messages_are_dropped_and_counted,
     restart_brings_back_in_flight_and_keeps_counting,
+    counts_survive_a_restart_with_no_record_per_first_delivery,
     corrupt_bytes_are_errors_naming_the_key,
     bad_input_is_a_clear_error,
     close_wakes_blocked_consumers,
