@@ -123,8 +123,8 @@ impl State {
             sub.put_watermark(&mut batch);
         }
         if !batch.is_empty() {
-            if let Some(sub) = self.subs.get(&sub_id) {
-                sub.put_counters(&mut batch);
+            if let Ok((sub, info, _)) = self.parts(sub_id) {
+                sub.put_counters(&mut batch, info.next_seq);
             }
             self.store.write(batch)?;
         }

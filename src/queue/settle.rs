@@ -27,7 +27,7 @@ impl State {
             }
         }
         if !removed.is_empty() {
-            sub.put_counters(&mut batch);
+            sub.put_counters(&mut batch, info.next_seq);
         }
         self.forget_deadlines(sub_id, &removed);
         self.store.write(batch)?;
@@ -183,7 +183,7 @@ impl State {
             let at = list.partition_point(|(other, _)| other.position < id.position);
             list.insert(at, (id, seq));
         }
-        sub.put_counters(&mut batch);
+        sub.put_counters(&mut batch, topic.next_seq());
         store.write(batch)?;
         sub.wake();
         Ok(())

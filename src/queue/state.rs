@@ -13,10 +13,12 @@
 //! acked, so a restart, even after `kill -9`, finds every unacked entry in
 //! its queue again (at-least-once) without replaying anything.
 //!
-//! Recovery reads the topic records, one sequence reservation per topic, the
-//! counters, each subscriber's delivery watermark and the delivery-attempt
-//! records (one per entry delivered more than once, see
-//! `subscriber_state.rs`); it never scans the messages or the queues.
+//! Recovery reads the topic records, one sequence reservation per topic,
+//! the counters, each subscriber's delivery watermark and the
+//! delivery-attempt records (one per entry delivered more than once, see
+//! `subscriber_state.rs`). It never scans the messages, and of each queue
+//! only the entries published since its counters were last stored (at
+//! most `UNCOUNTED_LIMIT`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex};
@@ -27,7 +29,7 @@ use super::config::{Durability, TopicConfig};
 use super::entry::{EntryId, SubscriberStats};
 use super::keys;
 use super::store::{Batch, Space, Store};
-use super::subscriber_state::{Counters, SubscriberState};
+use super::subscriber_state::{self, Counters, SubscriberState};
 use super::topic::{Topic, TopicInfo, TopicRecord};
 use crate::error::{Error, ObjectKind, Result};
 
@@ -104,9 +106,26 @@ impl State {
                     record.config.priorities(),
                 );
                 let stats_key = keys::stats(*sub_id);
+                // No record: nothing was counted yet.
+                let mut uncounted_from = 0;
                 if let Some(v) = store.get(Space::Stats, &stats_key)? {
-                    sub.counters = Counters::from_bytes(&v, &stats_key)?;
+                    (sub.counters, uncounted_from) = Counters::from_bytes(&v, &stats_key)?;
                 }
+                // The entries published since the counters were stored (at
+                // most `UNCOUNTED_LIMIT`).
+                for p in 0..record.config.priorities() {
+                    if uncounted_from == subscriber_state::EXACT {
+                        break;
+                    }
+                    let tail = store.scan(
+                        Space::Queue,
+                        &keys::queue(*sub_id, p, uncounted_from),
+                        &keys::queue_end(*sub_id, p),
+                        usize::MAX,
+                    )?;
+                    sub.uncounted += tail.len() as u64;
+                }
+                sub.counters.entries += sub.uncounted;
                 let attempts = store.scan(
                     Space::Attempts,
                     &keys::sub_start(*sub_id),

@@ -24,7 +24,7 @@ use super::store::{Batch, Space};
 use crate::error::Result;
 
 /// Per-subscriber counters, stored under `stats/<sub>` in the batches that
-/// change them.
+/// change them, except for publishes (see [`UNCOUNTED_LIMIT`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
     /// Entries in the queue, in flight included.
@@ -33,27 +33,47 @@ pub(crate) struct Counters {
     pub(crate) expired: u64,
 }
 
+/// A publish leaves the stored counters as they are until this many
+/// entries were published since they were last written: rewriting them
+/// with every message was one of a publish's three writes. The stored
+/// record says from which position on the queue's entries are not counted
+/// yet, and the open counts those (at most this many per subscriber).
+pub(crate) const UNCOUNTED_LIMIT: u64 = 1024;
+
+/// A stored counter record without a position is exact (an older build
+/// wrote the counters with every publish).
+pub(crate) const EXACT: u64 = u64::MAX;
+
 impl Counters {
-    pub(crate) fn to_bytes(self) -> Vec<u8> {
-        [self.entries, self.dead_letters, self.expired]
+    /// The stored form: the counters, and the position from which on the
+    /// subscriber's queue entries are not counted in them.
+    pub(crate) fn to_bytes(self, uncounted_from: u64) -> Vec<u8> {
+        [self.entries, self.dead_letters, self.expired, uncounted_from]
             .iter()
             .flat_map(|n| n.to_be_bytes())
             .collect()
     }
 
-    pub(crate) fn from_bytes(bytes: &[u8], key: &[u8]) -> Result<Self> {
-        if bytes.len() != 24 {
+    /// The counters stored under `key`, and the position from which on the
+    /// queue's entries are not counted in them.
+    pub(crate) fn from_bytes(bytes: &[u8], key: &[u8]) -> Result<(Self, u64)> {
+        if bytes.len() != 24 && bytes.len() != 32 {
             return Err(keys::corrupt(
                 Space::Stats,
                 key,
-                format!("expected 24 bytes of counters, found {}", bytes.len()),
+                format!("expected 24 or 32 bytes of counters, found {}", bytes.len()),
             ));
         }
-        Ok(Counters {
+        let counters = Counters {
             entries: keys::read_u64(bytes, 0, Space::Stats, key)?,
             dead_letters: keys::read_u64(bytes, 8, Space::Stats, key)?,
             expired: keys::read_u64(bytes, 16, Space::Stats, key)?,
-        })
+        };
+        let from = match bytes.len() {
+            32 => keys::read_u64(bytes, 24, Space::Stats, key)?,
+            _ => EXACT,
+        };
+        Ok((counters, from))
     }
 }
 
@@ -89,6 +109,9 @@ pub(crate) struct SubscriberState {
     /// The entries with a record of their own in the `attempts` space.
     pub(crate) recorded: HashSet<EntryId>,
     pub(crate) counters: Counters,
+    /// Entries published since the counters were last stored: not counted
+    /// in the stored record (see [`UNCOUNTED_LIMIT`]).
+    pub(crate) uncounted: u64,
     /// Entries set aside since the open because their message is corrupt
     /// (see `delivery.rs`): stored, counted in `counters.entries`, never
     /// delivered.
@@ -121,6 +144,7 @@ impl SubscriberState {
             taken_below: vec![0; usize::from(priorities)],
             recorded: HashSet::new(),
             counters: Counters::default(),
+            uncounted: 0,
             unreadable: 0,
             cond: Arc::new(Condvar::new()),
             waiters: 0,
@@ -227,7 +251,15 @@ impl SubscriberState {
         batch.put(Space::Meta, keys::meta_taken(self.id), value);
     }
 
-    pub(crate) fn put_counters(&self, batch: &mut Batch) {
-        batch.put(Space::Stats, keys::stats(self.id), self.counters.to_bytes());
+    /// Stores the counters in `batch`, exact for every entry below
+    /// `next_seq`, the topic's next sequence (every entry of the queue is
+    /// below it).
+    pub(crate) fn put_counters(&mut self, batch: &mut Batch, next_seq: u64) {
+        batch.put(
+            Space::Stats,
+            keys::stats(self.id),
+            self.counters.to_bytes(next_seq),
+        );
+        self.uncounted = 0;
     }
 }
