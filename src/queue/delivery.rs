@@ -13,10 +13,10 @@
 //! delivered. What this means for users is on
 //! [`Subscriber::next_batch`](super::Subscriber::next_batch).
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime};
 
 use super::entry::{EntryId, Received};
+use super::id_hash::{IdMap, IdSet};
 use super::keys;
 use super::settle::drop_entry;
 use super::state::State;
@@ -81,7 +81,7 @@ impl State {
                         // own, so that only its messages are set aside.
                         Err(e @ Error::Corrupt { .. }) => {
                             log::warn!("queue: {e}; reading these messages one by one");
-                            HashMap::new()
+                            IdMap::default()
                         }
                         Err(e) => return Err(e),
                     };
@@ -198,10 +198,12 @@ impl Taking {
         // Reads the message; `None` when it expired: then the entry is
         // dropped in the batch and counted.
         let pull = || -> Result<Option<Message>> {
-            let qkey = keys::queue(sub.id, id.priority, id.position);
             let message = match body {
                 Some(bytes) => decode_message(info.id, seq, &bytes)?,
-                None => read_message(store, info.id, seq, Space::Queue, &qkey)?,
+                None => {
+                    let qkey = keys::queue(sub.id, id.priority, id.position);
+                    read_message(store, info.id, seq, Space::Queue, &qkey)?
+                }
             };
             // Every read that can fail comes before anything is added to the
             // batch: an entry set aside for a failed read changes nothing.
@@ -341,17 +343,17 @@ fn prefetch(
     store: &dyn Store,
     topic: u32,
     seqs: impl Iterator<Item = u64>,
-) -> Result<HashMap<u64, Vec<u8>>> {
-    let wanted: HashSet<u64> = seqs.collect();
+) -> Result<IdMap<u64, Vec<u8>>> {
+    let wanted: IdSet<u64> = seqs.collect();
     let (Some(&min), Some(&max)) = (wanted.iter().min(), wanted.iter().max()) else {
-        return Ok(HashMap::new());
+        return Ok(IdMap::default());
     };
     let span = max - min + 1;
     let Some(end) = max.checked_add(1) else {
-        return Ok(HashMap::new());
+        return Ok(IdMap::default());
     };
     if wanted.len() < 4 || span > 2 * wanted.len() as u64 {
-        return Ok(HashMap::new());
+        return Ok(IdMap::default());
     }
     let rows = store.scan(
         Space::Messages,
@@ -359,7 +361,7 @@ fn prefetch(
         &keys::message(topic, end),
         usize::try_from(span).unwrap_or(usize::MAX),
     )?;
-    let mut bodies = HashMap::with_capacity(wanted.len());
+    let mut bodies = IdMap::with_capacity_and_hasher(wanted.len(), Default::default());
     for (key, value) in rows {
         let seq = keys::read_u64(&key, 4, Space::Messages, &key)?;
         if wanted.contains(&seq) {

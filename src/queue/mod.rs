@@ -71,6 +71,7 @@ mod dead_letter;
 mod delivery;
 mod entry;
 mod fjall_store;
+mod id_hash;
 mod keys;
 mod memory_store;
 mod publish;

@@ -17,8 +17,11 @@ impl State {
     /// Acks deliveries; returns how many. `strict`: a stale or unknown id
     /// is an error and nothing is acked; otherwise such ids are skipped.
     pub(crate) fn ack(&mut self, sub_id: u32, ids: &[EntryId], strict: bool) -> Result<usize> {
-        let mut batch = Batch::new();
-        let mut removed = Vec::new();
+        // An entry and its message: two deletes each, and the counters.
+        let mut batch = Batch {
+            ops: Vec::with_capacity(2 * ids.len() + 1),
+        };
+        let mut removed = Vec::with_capacity(ids.len());
         let (sub, info, store) = self.parts(sub_id)?;
         for id in current(sub, ids, strict)? {
             if let Some(inflight) = sub.inflight.remove(&id) {

@@ -27,6 +27,7 @@ use std::time::Instant;
 use super::commit::Committer;
 use super::config::{Durability, TopicConfig};
 use super::entry::{EntryId, SubscriberStats};
+use super::id_hash::IdMap;
 use super::keys;
 use super::store::{Batch, Space, Store};
 use super::subscriber_state::{self, Counters, SubscriberState};
@@ -60,7 +61,7 @@ pub(crate) struct State {
     pub(crate) closed: bool,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) topics: HashMap<String, Topic>,
-    pub(crate) subs: HashMap<u32, SubscriberState>,
+    pub(crate) subs: IdMap<u32, SubscriberState>,
     next_topic_id: u32,
     next_sub_id: u32,
     /// In-flight entries with an ack deadline, earliest first.
@@ -84,7 +85,7 @@ impl State {
             None => (0, 0),
         };
         let mut topics = HashMap::new();
-        let mut subs = HashMap::new();
+        let mut subs = IdMap::default();
         let records = store.scan(
             Space::Meta,
             keys::META_TOPIC_PREFIX,

@@ -14,11 +14,12 @@
 //! its own in the `attempts` space; [`SubscriberState::set_attempts`] keeps
 //! that rule in one place.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar};
 use std::time::Instant;
 
 use super::entry::EntryId;
+use super::id_hash::{IdMap, IdSet};
 use super::keys;
 use super::store::{Batch, Space};
 use crate::error::Result;
@@ -97,17 +98,17 @@ pub(crate) struct SubscriberState {
     pub(crate) cursors: Vec<u64>,
     /// Per priority: entries given back, served before the cursor's.
     pub(crate) redeliver: Vec<VecDeque<(EntryId, u64)>>,
-    pub(crate) inflight: HashMap<EntryId, Inflight>,
+    pub(crate) inflight: IdMap<EntryId, Inflight>,
     /// Deliveries so far of every entry delivered and not yet settled
     /// for good; stored as the `taken_below` watermark and the records in
     /// `recorded` (see the module docs), so that a restart counts as a
     /// delivery.
-    pub(crate) attempts: HashMap<EntryId, u32>,
+    pub(crate) attempts: IdMap<EntryId, u32>,
     /// Per priority: every entry below this position was taken at least
     /// once (stored under `meta/taken/<sub>`, only ever raised).
     pub(crate) taken_below: Vec<u64>,
     /// The entries with a record of their own in the `attempts` space.
-    pub(crate) recorded: HashSet<EntryId>,
+    pub(crate) recorded: IdSet<EntryId>,
     pub(crate) counters: Counters,
     /// Entries published since the counters were last stored: not counted
     /// in the stored record (see [`UNCOUNTED_LIMIT`]).
@@ -139,10 +140,10 @@ impl SubscriberState {
             name: name.to_string(),
             cursors: vec![0; usize::from(priorities)],
             redeliver: vec![VecDeque::new(); usize::from(priorities)],
-            inflight: HashMap::new(),
-            attempts: HashMap::new(),
+            inflight: IdMap::default(),
+            attempts: IdMap::default(),
             taken_below: vec![0; usize::from(priorities)],
-            recorded: HashSet::new(),
+            recorded: IdSet::default(),
             counters: Counters::default(),
             uncounted: 0,
             unreadable: 0,
@@ -209,7 +210,7 @@ impl SubscriberState {
         self.attempts.insert(id, count);
         let key = || keys::queue(self.id, id.priority, id.position);
         if count == self.implied(id) {
-            if self.recorded.remove(&id) {
+            if !self.recorded.is_empty() && self.recorded.remove(&id) {
                 batch.delete(Space::Attempts, key());
             }
         } else {
@@ -221,7 +222,7 @@ impl SubscriberState {
     /// Forgets the deliveries of entry `id`, which leaves the queue.
     pub(crate) fn forget_attempts(&mut self, id: EntryId, batch: &mut Batch) {
         self.attempts.remove(&id);
-        if self.recorded.remove(&id) {
+        if !self.recorded.is_empty() && self.recorded.remove(&id) {
             batch.delete(
                 Space::Attempts,
                 keys::queue(self.id, id.priority, id.position),
