@@ -323,11 +323,17 @@ fn restart_brings_back_in_flight_and_keeps_counting(fx: &Fixture) {
 fn counts_survive_a_restart_with_no_record_per_first_delivery(fx: &Fixture) {
     let cfg = config(topic("t", &["a"]));
     let q = fx.open(cfg.clone()).unwrap();
-    q.publish("t", &[msg("once"), msg("released"), msg("twice"), msg("never")])
-        .unwrap();
+    q.publish(
+        "t",
+        &[msg("once"), msg("released"), msg("twice"), msg("never")],
+    )
+    .unwrap();
     let a = q.subscribe("t", "a").unwrap();
     let got = a.next_batch(3, Some(PATIENCE)).unwrap();
-    assert_eq!(got.iter().map(|r| r.deliveries).collect::<Vec<_>>(), [1, 1, 1]);
+    assert_eq!(
+        got.iter().map(|r| r.deliveries).collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
     if let Fixture::Memory(store) = fx {
         assert!(store.keys(Space::Attempts).is_empty(), "first deliveries");
     }
@@ -335,7 +341,10 @@ fn counts_survive_a_restart_with_no_record_per_first_delivery(fx: &Fixture) {
     a.nack(&[got[2].id], true).unwrap();
     let again = a.next_batch(2, Some(PATIENCE)).unwrap();
     let counts: Vec<_> = again.iter().map(|r| (body(r), r.deliveries)).collect();
-    assert_eq!(counts, [("released".to_string(), 1), ("twice".to_string(), 2)]);
+    assert_eq!(
+        counts,
+        [("released".to_string(), 1), ("twice".to_string(), 2)]
+    );
     a.release(&[again[0].id]).unwrap();
     drop(a);
     q.close().unwrap();
@@ -357,7 +366,10 @@ fn counts_survive_a_restart_with_no_record_per_first_delivery(fx: &Fixture) {
     let ids: Vec<_> = got.iter().map(|r| r.id).collect();
     a.ack(&ids).unwrap();
     if let Fixture::Memory(store) = fx {
-        assert!(store.keys(Space::Attempts).is_empty(), "acked: no counts left");
+        assert!(
+            store.keys(Space::Attempts).is_empty(),
+            "acked: no counts left"
+        );
     }
 }
 
@@ -378,7 +390,8 @@ fn depth_after_a_restart_counts_what_was_published_since_the_counters(fx: &Fixtu
     let batch: Vec<Message> = (0..700).map(|i| msg(&i.to_string())).collect();
     q.publish("t", &batch).unwrap();
     for i in 0..300 {
-        q.publish("t", &[msg(&i.to_string()).with_priority(1)]).unwrap();
+        q.publish("t", &[msg(&i.to_string()).with_priority(1)])
+            .unwrap();
     }
     let depths = |q: &Queue| {
         q.stats("t")

@@ -13,6 +13,7 @@
 //! delivered. What this means for users is on
 //! [`Subscriber::next_batch`](super::Subscriber::next_batch).
 
+use std::hash::BuildHasherDefault;
 use std::time::{Instant, SystemTime};
 
 use super::entry::{EntryId, Received};
@@ -198,12 +199,11 @@ impl Taking {
         // Reads the message; `None` when it expired: then the entry is
         // dropped in the batch and counted.
         let pull = || -> Result<Option<Message>> {
-            let message = match body {
-                Some(bytes) => decode_message(info.id, seq, &bytes)?,
-                None => {
-                    let qkey = keys::queue(sub.id, id.priority, id.position);
-                    read_message(store, info.id, seq, Space::Queue, &qkey)?
-                }
+            let message = if let Some(bytes) = body {
+                decode_message(info.id, seq, &bytes)?
+            } else {
+                let qkey = keys::queue(sub.id, id.priority, id.position);
+                read_message(store, info.id, seq, Space::Queue, &qkey)?
             };
             // Every read that can fail comes before anything is added to the
             // batch: an entry set aside for a failed read changes nothing.
@@ -361,7 +361,7 @@ fn prefetch(
         &keys::message(topic, end),
         usize::try_from(span).unwrap_or(usize::MAX),
     )?;
-    let mut bodies = IdMap::with_capacity_and_hasher(wanted.len(), Default::default());
+    let mut bodies = IdMap::with_capacity_and_hasher(wanted.len(), BuildHasherDefault::default());
     for (key, value) in rows {
         let seq = keys::read_u64(&key, 4, Space::Messages, &key)?;
         if wanted.contains(&seq) {

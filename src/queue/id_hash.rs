@@ -1,13 +1,13 @@
 //! [`IdMap`] and [`IdSet`]: hash maps keyed by the engine's own numbers
 //! (entry ids, sequences, subscriber ids), with a multiply-and-rotate
-//! hasher instead of std's SipHash.
+//! hasher instead of std's `SipHash`.
 //!
 //! Taking and acking an entry looks it up about ten times (in flight,
-//! delivery counts, the prefetched bodies); with SipHash that was about
+//! delivery counts, the prefetched bodies); with `SipHash` that was about
 //! 3,000 instructions per drained message, a sixth of the engine's share.
-//! SipHash's keyed hashing guards maps whose keys an attacker chooses; these
+//! `SipHash`'s keyed hashing guards maps whose keys an attacker chooses; these
 //! keys are handed out by the engine itself, so the hash needs only to
-//! spread them (the multiplier is FxHash's, from the Rust compiler).
+//! spread them (the multiplier is `FxHash`'s, from the Rust compiler).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -64,10 +64,8 @@ mod tests {
     #[test]
     fn neighbouring_ids_hash_apart() {
         let hash = |id: EntryId| {
-            use std::hash::{BuildHasher, Hash};
-            let mut h = BuildHasherDefault::<IdHasher>::default().build_hasher();
-            id.hash(&mut h);
-            h.finish()
+            use std::hash::BuildHasher;
+            BuildHasherDefault::<IdHasher>::default().hash_one(id)
         };
         let ids = (0..1000u64).map(|position| EntryId {
             priority: 0,

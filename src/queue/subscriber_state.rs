@@ -49,10 +49,15 @@ impl Counters {
     /// The stored form: the counters, and the position from which on the
     /// subscriber's queue entries are not counted in them.
     pub(crate) fn to_bytes(self, uncounted_from: u64) -> Vec<u8> {
-        [self.entries, self.dead_letters, self.expired, uncounted_from]
-            .iter()
-            .flat_map(|n| n.to_be_bytes())
-            .collect()
+        [
+            self.entries,
+            self.dead_letters,
+            self.expired,
+            uncounted_from,
+        ]
+        .iter()
+        .flat_map(|n| n.to_be_bytes())
+        .collect()
     }
 
     /// The counters stored under `key`, and the position from which on the
