@@ -317,6 +317,96 @@ fn restart_brings_back_in_flight_and_keeps_counting(fx: &Fixture) {
     assert!(got[1].id.position > before.position);
 }
 
+/// Delivery counts across a restart: a first delivery stores no count of
+/// its own (the level's watermark says it), a released one goes back to
+/// uncounted, a redelivered one keeps its count, one never taken stays at 0.
+fn counts_survive_a_restart_with_no_record_per_first_delivery(fx: &Fixture) {
+    let cfg = config(topic("t", &["a"]));
+    let q = fx.open(cfg.clone()).unwrap();
+    q.publish(
+        "t",
+        &[msg("once"), msg("released"), msg("twice"), msg("never")],
+    )
+    .unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(3, Some(PATIENCE)).unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.deliveries).collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
+    if let Fixture::Memory(store) = fx {
+        assert!(store.keys(Space::Attempts).is_empty(), "first deliveries");
+    }
+    a.release(&[got[1].id]).unwrap();
+    a.nack(&[got[2].id], true).unwrap();
+    let again = a.next_batch(2, Some(PATIENCE)).unwrap();
+    let counts: Vec<_> = again.iter().map(|r| (body(r), r.deliveries)).collect();
+    assert_eq!(
+        counts,
+        [("released".to_string(), 1), ("twice".to_string(), 2)]
+    );
+    a.release(&[again[0].id]).unwrap();
+    drop(a);
+    q.close().unwrap();
+    drop(q);
+
+    let q = fx.open(cfg).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(10, Some(PATIENCE)).unwrap();
+    let counts: Vec<_> = got.iter().map(|r| (body(r), r.deliveries)).collect();
+    assert_eq!(
+        counts,
+        [
+            ("once".to_string(), 2),
+            ("released".to_string(), 1),
+            ("twice".to_string(), 3),
+            ("never".to_string(), 1),
+        ]
+    );
+    let ids: Vec<_> = got.iter().map(|r| r.id).collect();
+    a.ack(&ids).unwrap();
+    if let Fixture::Memory(store) = fx {
+        assert!(
+            store.keys(Space::Attempts).is_empty(),
+            "acked: no counts left"
+        );
+    }
+}
+
+/// Publishes store the counters only now and then; a reopen counts the
+/// entries published since, across both priority levels.
+fn depth_after_a_restart_counts_what_was_published_since_the_counters(fx: &Fixture) {
+    let cfg = config(topic("t", &["a", "b"]).with_priorities(2));
+    let q = fx.open(cfg.clone()).unwrap();
+    for i in 0..1500u32 {
+        let priority = u8::from(i % 2 == 1);
+        q.publish("t", &[msg(&i.to_string()).with_priority(priority)])
+            .unwrap();
+    }
+    let a = q.subscribe("t", "a").unwrap();
+    let got = a.next_batch(10, Some(PATIENCE)).unwrap();
+    a.ack(&got.iter().take(5).map(|r| r.id).collect::<Vec<_>>())
+        .unwrap();
+    let batch: Vec<Message> = (0..700).map(|i| msg(&i.to_string())).collect();
+    q.publish("t", &batch).unwrap();
+    for i in 0..300 {
+        q.publish("t", &[msg(&i.to_string()).with_priority(1)])
+            .unwrap();
+    }
+    let depths = |q: &Queue| {
+        q.stats("t")
+            .unwrap()
+            .iter()
+            .map(|s| s.depth + s.in_flight)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(depths(&q), [2495, 2500]);
+    drop(a);
+    drop(q); // no close: as after a crash of the process, for fjall
+    let q = fx.open(cfg).unwrap();
+    assert_eq!(depths(&q), [2495, 2500]);
+}
+
 fn corrupt_bytes_are_errors_naming_the_key(fx: &Fixture) {
     let q = fx.open(config(topic("t", &["a"]))).unwrap();
     q.publish("t", &[msg("good")]).unwrap();
@@ -620,6 +710,8 @@ on_both_stores!(
     dedupe_latest_wins_while_undelivered,
     expired_messages_are_dropped_and_counted,
     restart_brings_back_in_flight_and_keeps_counting,
+    counts_survive_a_restart_with_no_record_per_first_delivery,
+    depth_after_a_restart_counts_what_was_published_since_the_counters,
     corrupt_bytes_are_errors_naming_the_key,
     bad_input_is_a_clear_error,
     close_wakes_blocked_consumers,

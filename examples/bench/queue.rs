@@ -67,6 +67,11 @@ pub struct QueueLoad {
     /// raw fjall's fsync per message at the same size.
     #[arg(long)]
     pub scaling: bool,
+    /// Runs only the cases whose name contains this text (and the raw
+    /// baselines they are compared with); "drain" picks the backlog drain,
+    /// "reopen" the reopen case.
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 const RAW_EACH: &str = "raw fjall, fsync per message";
@@ -158,10 +163,24 @@ pub fn run(load: QueueLoad) -> Table {
             |d, p, n, _| end_to_end(d, p, n, 1, 0, Durability::Buffered),
         ),
     ];
+    let picked = |name: &str| load.only.as_deref().is_none_or(|only| name.contains(only));
+    // A case runs when picked, a baseline also when a picked case needs it.
+    let runs: Vec<bool> = cases
+        .iter()
+        .map(|(name, _, _)| {
+            picked(name)
+                || cases
+                    .iter()
+                    .any(|(other, base, _)| *base == Some(*name) && picked(other))
+        })
+        .collect();
     let base = load.dir.unwrap_or_else(std::env::temp_dir);
     let mut durations = vec![Vec::new(); cases.len()];
     for _ in 0..load.runs.max(1) {
         for (i, (_, _, f)) in cases.iter().enumerate() {
+            if !runs[i] {
+                continue;
+            }
             let dir = tempfile::Builder::new()
                 .prefix("syncmq-bench-")
                 .tempdir_in(&base)
@@ -177,13 +196,16 @@ pub fn run(load: QueueLoad) -> Table {
         base.display()
     ));
     for (i, (case, baseline, _)) in cases.iter().enumerate() {
+        if !runs[i] {
+            continue;
+        }
         let case = &case.replace("window W", &format!("window {}", load.window.max(1)));
         match baseline {
             None => table.baseline(case, load.messages, load.size, &durations[i]),
             Some(b) => table.compared(case, b, load.messages, load.size, &durations[i]),
         }
     }
-    if load.backlog > 0 {
+    if load.backlog > 0 && picked("engine: drain backlog") {
         // Each drain runs in a child process of its own, so that its peak
         // RSS is its own and not what earlier cases left in the allocator.
         let (raw, raw_rss) = backlog_in_child("raw", &base, load.size, load.backlog);
@@ -201,7 +223,7 @@ pub fn run(load: QueueLoad) -> Table {
             &[took],
         );
     }
-    if load.reopen > 0 {
+    if load.reopen > 0 && picked("engine: reopen") {
         let samples: Vec<Duration> = (0..load.runs.max(1))
             .map(|_| {
                 let dir = tempfile::Builder::new()

@@ -92,7 +92,7 @@ impl State {
                 sub.counters.dead_letters = sub.counters.dead_letters.saturating_sub(1);
                 n += 1;
             }
-            sub.put_counters(&mut batch);
+            sub.put_counters(&mut batch, topic.next_seq());
             store.write(batch)?;
         }
     }

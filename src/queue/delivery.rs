@@ -3,8 +3,9 @@
 //!
 //! An entry taken by a consumer stays in the store and moves, in memory, to
 //! the subscriber's in-flight set with an ack deadline (`settle.rs` takes it
-//! out again). Taking writes the entry's new delivery count (the
-//! `attempts` space) in the take's batch, and the batch is flushed to the
+//! out again). Taking writes the entry's new delivery count in the
+//! take's batch (for a first delivery, only the raised watermark of its
+//! level: see `subscriber_state.rs`), and the batch is flushed to the
 //! OS before the messages are handed out, so that a delivery that reached
 //! a consumer counts even if the process then dies; an entry that had used
 //! up `max_deliveries` before a restart is dead-lettered when it is next
@@ -12,10 +13,11 @@
 //! delivered. What this means for users is on
 //! [`Subscriber::next_batch`](super::Subscriber::next_batch).
 
-use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::time::{Instant, SystemTime};
 
 use super::entry::{EntryId, Received};
+use super::id_hash::{IdMap, IdSet};
 use super::keys;
 use super::settle::drop_entry;
 use super::state::State;
@@ -43,6 +45,7 @@ impl State {
             out: Vec::new(),
             deadlines: Vec::new(),
             poisoned: Vec::new(),
+            moved: false,
         };
         let result = (|| -> Result<()> {
             let (sub, info, store) = self.parts(sub_id)?;
@@ -52,7 +55,8 @@ impl State {
                     let Some(&(id, seq)) = sub.redeliver[priority].front() else {
                         break;
                     };
-                    let taken = taking.entry(sub, info, store, (id, seq), None, false);
+                    let prior = sub.deliveries(id);
+                    let taken = taking.entry(sub, info, store, (id, seq, prior), None, false);
                     sub.redeliver[priority].pop_front();
                     taken?;
                 }
@@ -78,14 +82,19 @@ impl State {
                         // own, so that only its messages are set aside.
                         Err(e @ Error::Corrupt { .. }) => {
                             log::warn!("queue: {e}; reading these messages one by one");
-                            HashMap::new()
+                            IdMap::default()
                         }
                         Err(e) => return Err(e),
                     };
                     for entry in parsed {
                         let (id, seq) = entry?;
+                        // Raised first, the watermark says the entry was
+                        // delivered once, so a first delivery writes no
+                        // count of its own.
+                        let prior = sub.deliveries(id);
+                        taking.moved |= sub.raise_watermark(p, id.position + 1);
                         let body = bodies.remove(&seq);
-                        let taken = taking.entry(sub, info, store, (id, seq), body, true);
+                        let taken = taking.entry(sub, info, store, (id, seq, prior), body, true);
                         sub.cursors[priority] = id.position + 1;
                         taken?;
                     }
@@ -102,6 +111,7 @@ impl State {
             out,
             deadlines,
             poisoned,
+            moved,
             ..
         } = taking;
         self.next_tag = tag;
@@ -110,9 +120,12 @@ impl State {
             self.wake_sweeper = true;
         }
         self.deadlines.extend(deadlines);
+        if let Some(sub) = self.subs.get(&sub_id).filter(|_| moved) {
+            sub.put_watermark(&mut batch);
+        }
         if !batch.is_empty() {
-            if let Some(sub) = self.subs.get(&sub_id) {
-                sub.put_counters(&mut batch);
+            if let Ok((sub, info, _)) = self.parts(sub_id) {
+                sub.put_counters(&mut batch, info.next_seq);
             }
             self.store.write(batch)?;
         }
@@ -163,10 +176,13 @@ struct Taking {
     /// Entries that reached the delivery limit before a restart, to
     /// dead-letter.
     poisoned: Vec<(EntryId, Inflight)>,
+    /// A delivery watermark was raised: the batch stores it.
+    moved: bool,
 }
 
 impl Taking {
-    /// Takes entry `(id, seq)` of `sub`: delivers it, or drops it when it
+    /// Takes entry `(id, seq)` of `sub`, delivered `deliveries` times so
+    /// far (read before the take raised the watermark): delivers it, or drops it when it
     /// expired, or dead-letters it when it used up its deliveries before a
     /// restart, or sets it aside when its message cannot be read. `body`
     /// is the message's bytes when prefetched; `fresh` is true the first
@@ -176,17 +192,18 @@ impl Taking {
         sub: &mut SubscriberState,
         info: TopicInfo,
         store: &dyn Store,
-        (id, seq): (EntryId, u64),
+        (id, seq, deliveries): (EntryId, u64, u32),
         body: Option<Vec<u8>>,
         fresh: bool,
     ) -> Result<()> {
         // Reads the message; `None` when it expired: then the entry is
         // dropped in the batch and counted.
         let pull = || -> Result<Option<Message>> {
-            let qkey = keys::queue(sub.id, id.priority, id.position);
-            let message = match body {
-                Some(bytes) => decode_message(info.id, seq, &bytes)?,
-                None => read_message(store, info.id, seq, Space::Queue, &qkey)?,
+            let message = if let Some(bytes) = body {
+                decode_message(info.id, seq, &bytes)?
+            } else {
+                let qkey = keys::queue(sub.id, id.priority, id.position);
+                read_message(store, info.id, seq, Space::Queue, &qkey)?
             };
             // Every read that can fail comes before anything is added to the
             // batch: an entry set aside for a failed read changes nothing.
@@ -219,7 +236,6 @@ impl Taking {
             }
             Err(e) => return Err(e),
         };
-        let deliveries = sub.attempts.get(&id).copied().unwrap_or(0);
         if info.max_deliveries > 0 && deliveries >= info.max_deliveries {
             // A consumer crashed (or the queue was reopened) while holding
             // its last allowed delivery.
@@ -248,12 +264,7 @@ impl Taking {
         message: Message,
         deliveries: u32,
     ) {
-        sub.attempts.insert(id, deliveries);
-        self.batch.put(
-            Space::Attempts,
-            keys::queue(sub.id, id.priority, id.position),
-            deliveries.to_be_bytes().to_vec(),
-        );
+        sub.set_attempts(id, deliveries, &mut self.batch);
         self.tag += 1;
         let deadline = info.ack_timeout.map(|t| self.now + t);
         if let Some(d) = deadline {
@@ -332,17 +343,17 @@ fn prefetch(
     store: &dyn Store,
     topic: u32,
     seqs: impl Iterator<Item = u64>,
-) -> Result<HashMap<u64, Vec<u8>>> {
-    let wanted: HashSet<u64> = seqs.collect();
+) -> Result<IdMap<u64, Vec<u8>>> {
+    let wanted: IdSet<u64> = seqs.collect();
     let (Some(&min), Some(&max)) = (wanted.iter().min(), wanted.iter().max()) else {
-        return Ok(HashMap::new());
+        return Ok(IdMap::default());
     };
     let span = max - min + 1;
     let Some(end) = max.checked_add(1) else {
-        return Ok(HashMap::new());
+        return Ok(IdMap::default());
     };
     if wanted.len() < 4 || span > 2 * wanted.len() as u64 {
-        return Ok(HashMap::new());
+        return Ok(IdMap::default());
     }
     let rows = store.scan(
         Space::Messages,
@@ -350,7 +361,7 @@ fn prefetch(
         &keys::message(topic, end),
         usize::try_from(span).unwrap_or(usize::MAX),
     )?;
-    let mut bodies = HashMap::with_capacity(wanted.len());
+    let mut bodies = IdMap::with_capacity_and_hasher(wanted.len(), BuildHasherDefault::default());
     for (key, value) in rows {
         let seq = keys::read_u64(&key, 4, Space::Messages, &key)?;
         if wanted.contains(&seq) {

@@ -6,8 +6,10 @@
 //! queue     sub:u32 priority:u8 position:u64  -> seq:u64
 //! dead      sub:u32 position:u64              -> seq:u64 deliveries:u32
 //!           (the dead letters)
-//! attempts  sub:u32 priority:u8 position:u64  -> deliveries:u32 (of every
-//!                                              entry taken and not yet acked)
+//! attempts  sub:u32 priority:u8 position:u64  -> deliveries:u32 (of an
+//!                                              entry taken and not yet acked
+//!                                              whose count is not what
+//!                                              meta/taken says)
 //! refs      topic:u32 seq:u64                 -> subscribers left:u32
 //! dedupe    topic:u32 key bytes               -> seq:u64
 //! stats     sub:u32                           -> entries, dead letters,
@@ -16,6 +18,9 @@
 //!           "ids"                             -> next topic id, next subscriber id
 //!           "seq/" topic:u32                  -> reserved sequence high-water mark
 //!           "app/" key                        -> application metadata
+//!           "taken/" sub:u32                  -> per priority, the position
+//!                                              below which every entry was
+//!                                              delivered at least once: u64 each
 //! ```
 //!
 //! Positions and message sequences come from one counter per topic, which
@@ -127,6 +132,10 @@ pub const META_IDS: &[u8] = b"ids";
 
 pub fn meta_seq(topic: u32) -> Vec<u8> {
     [b"seq/".as_slice(), &topic.to_be_bytes()].concat()
+}
+
+pub fn meta_taken(sub: u32) -> Vec<u8> {
+    [b"taken/".as_slice(), &sub.to_be_bytes()].concat()
 }
 
 pub fn meta_app(key: &str) -> Vec<u8> {

@@ -26,7 +26,8 @@
 //!   every earlier send, is never lost). After a crash, sends not waited
 //!   for may be lost.
 //! - Each `publish` is **one atomic batch**: the message once, an entry per
-//!   subscriber, the counters. After a crash all of it is there or none.
+//!   subscriber (and now and then the counters). After a crash all of it is
+//!   there or none.
 //! - **At-least-once**: an entry leaves the store only when acked (or
 //!   dead-lettered, or expired). Nacked, reset and timed-out deliveries come
 //!   back at the front; after a restart every unacked delivery comes back,
@@ -70,6 +71,7 @@ mod dead_letter;
 mod delivery;
 mod entry;
 mod fjall_store;
+mod id_hash;
 mod keys;
 mod memory_store;
 mod publish;

@@ -1,6 +1,7 @@
-//! Publishing: [`State::publish`] writes each message once, an entry per
-//! subscriber and the counters, in one atomic batch; dedupe replaces an
-//! undelivered message with the same key in place.
+//! Publishing: [`State::publish`] writes each message once and an entry per
+//! subscriber in one atomic batch, and the counters once every
+//! `UNCOUNTED_LIMIT` entries (an open counts the entries published since);
+//! dedupe replaces an undelivered message with the same key in place.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -8,12 +9,13 @@ use std::time::SystemTime;
 use super::keys;
 use super::state::{missing_sub, unknown_topic, State};
 use super::store::{Batch, Space, Store};
+use super::subscriber_state::UNCOUNTED_LIMIT;
 use crate::error::{Error, Result};
 use crate::message::Message;
 
 impl State {
     /// Writes `messages` to `topic` in one batch: each message once, an
-    /// entry per subscriber, the counters. Returns the subscribers to wake
+    /// entry per subscriber, now and then the counters. Returns the subscribers to wake
     /// (those with a consumer waiting or a readiness watcher).
     pub(crate) fn publish(
         &mut self,
@@ -117,18 +119,25 @@ impl State {
                     keyed.insert(key, seq);
                 }
             }
+            // The counters are stored only every `UNCOUNTED_LIMIT` entries:
+            // an open counts the entries published since.
             let mut counters = Vec::new();
             for (i, (_, sub_id)) in topic.subs.iter().enumerate() {
                 let sub = subs.get(sub_id).ok_or_else(|| missing_sub(*sub_id))?;
                 let mut c = sub.counters;
                 c.entries += added[i];
-                batch.put(Space::Stats, keys::stats(*sub_id), c.to_bytes());
-                counters.push(c);
+                let mut uncounted = sub.uncounted + added[i];
+                if uncounted >= UNCOUNTED_LIMIT {
+                    let stored = c.to_bytes(topic.next_seq());
+                    batch.put(Space::Stats, keys::stats(*sub_id), stored);
+                    uncounted = 0;
+                }
+                counters.push((c, uncounted));
             }
             store.write(std::mem::take(&mut batch))?;
             for (i, (_, sub_id)) in topic.subs.iter().enumerate() {
                 if let Some(sub) = subs.get_mut(sub_id) {
-                    sub.counters = counters[i];
+                    (sub.counters, sub.uncounted) = counters[i];
                 }
             }
             Ok(())

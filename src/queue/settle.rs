@@ -17,8 +17,11 @@ impl State {
     /// Acks deliveries; returns how many. `strict`: a stale or unknown id
     /// is an error and nothing is acked; otherwise such ids are skipped.
     pub(crate) fn ack(&mut self, sub_id: u32, ids: &[EntryId], strict: bool) -> Result<usize> {
-        let mut batch = Batch::new();
-        let mut removed = Vec::new();
+        // An entry and its message: two deletes each, and the counters.
+        let mut batch = Batch {
+            ops: Vec::with_capacity(2 * ids.len() + 1),
+        };
+        let mut removed = Vec::with_capacity(ids.len());
         let (sub, info, store) = self.parts(sub_id)?;
         for id in current(sub, ids, strict)? {
             if let Some(inflight) = sub.inflight.remove(&id) {
@@ -27,7 +30,7 @@ impl State {
             }
         }
         if !removed.is_empty() {
-            sub.put_counters(&mut batch);
+            sub.put_counters(&mut batch, info.next_seq);
         }
         self.forget_deadlines(sub_id, &removed);
         self.store.write(batch)?;
@@ -167,21 +170,12 @@ impl State {
                     keys::dead_letter(sub.id, position),
                     value,
                 );
-                batch.delete_weak(Space::Queue, qkey.clone());
-                if sub.attempts.remove(&id).is_some() {
-                    batch.delete(Space::Attempts, qkey);
-                }
+                batch.delete_weak(Space::Queue, qkey);
+                sub.forget_attempts(id, &mut batch);
                 sub.counters.entries = sub.counters.entries.saturating_sub(1);
                 sub.counters.dead_letters += 1;
             } else {
-                if i.deliveries == 0 {
-                    if sub.attempts.remove(&id).is_some() {
-                        batch.delete(Space::Attempts, qkey);
-                    }
-                } else {
-                    sub.attempts.insert(id, i.deliveries);
-                    batch.put(Space::Attempts, qkey, i.deliveries.to_be_bytes().to_vec());
-                }
+                sub.set_attempts(id, i.deliveries, &mut batch);
                 front.push((id, i.seq));
             }
         }
@@ -192,7 +186,7 @@ impl State {
             let at = list.partition_point(|(other, _)| other.position < id.position);
             list.insert(at, (id, seq));
         }
-        sub.put_counters(&mut batch);
+        sub.put_counters(&mut batch, topic.next_seq());
         store.write(batch)?;
         sub.wake();
         Ok(())
@@ -254,11 +248,8 @@ pub(crate) fn drop_entry(
     // The read that can fail first, so that a failure leaves neither
     // `batch` nor the counters half changed.
     release_message(info, store, seq, batch)?;
-    let qkey = keys::queue(sub.id, id.priority, id.position);
-    if sub.attempts.remove(&id).is_some() {
-        batch.delete(Space::Attempts, qkey.clone());
-    }
-    batch.delete_weak(Space::Queue, qkey);
+    sub.forget_attempts(id, batch);
+    batch.delete_weak(Space::Queue, keys::queue(sub.id, id.priority, id.position));
     sub.counters.entries = sub.counters.entries.saturating_sub(1);
     Ok(())
 }

@@ -13,9 +13,12 @@
 //! acked, so a restart, even after `kill -9`, finds every unacked entry in
 //! its queue again (at-least-once) without replaying anything.
 //!
-//! Recovery reads the topic records, one sequence reservation per topic, the
-//! counters and the delivery-attempt records (one per entry delivered and
-//! not yet acked); it never scans the messages or the queues.
+//! Recovery reads the topic records, one sequence reservation per topic,
+//! the counters, each subscriber's delivery watermark and the
+//! delivery-attempt records (one per entry delivered more than once, see
+//! `subscriber_state.rs`). It never scans the messages, and of each queue
+//! only the entries published since its counters were last stored (at
+//! most `UNCOUNTED_LIMIT`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex};
@@ -24,9 +27,10 @@ use std::time::Instant;
 use super::commit::Committer;
 use super::config::{Durability, TopicConfig};
 use super::entry::{EntryId, SubscriberStats};
+use super::id_hash::IdMap;
 use super::keys;
 use super::store::{Batch, Space, Store};
-use super::subscriber_state::{Counters, SubscriberState};
+use super::subscriber_state::{self, Counters, SubscriberState};
 use super::topic::{Topic, TopicInfo, TopicRecord};
 use crate::error::{Error, ObjectKind, Result};
 
@@ -57,7 +61,7 @@ pub(crate) struct State {
     pub(crate) closed: bool,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) topics: HashMap<String, Topic>,
-    pub(crate) subs: HashMap<u32, SubscriberState>,
+    pub(crate) subs: IdMap<u32, SubscriberState>,
     next_topic_id: u32,
     next_sub_id: u32,
     /// In-flight entries with an ack deadline, earliest first.
@@ -81,7 +85,7 @@ impl State {
             None => (0, 0),
         };
         let mut topics = HashMap::new();
-        let mut subs = HashMap::new();
+        let mut subs = IdMap::default();
         let records = store.scan(
             Space::Meta,
             keys::META_TOPIC_PREFIX,
@@ -103,9 +107,26 @@ impl State {
                     record.config.priorities(),
                 );
                 let stats_key = keys::stats(*sub_id);
+                // No record: nothing was counted yet.
+                let mut uncounted_from = 0;
                 if let Some(v) = store.get(Space::Stats, &stats_key)? {
-                    sub.counters = Counters::from_bytes(&v, &stats_key)?;
+                    (sub.counters, uncounted_from) = Counters::from_bytes(&v, &stats_key)?;
                 }
+                // The entries published since the counters were stored (at
+                // most `UNCOUNTED_LIMIT`).
+                for p in 0..record.config.priorities() {
+                    if uncounted_from == subscriber_state::EXACT {
+                        break;
+                    }
+                    let tail = store.scan(
+                        Space::Queue,
+                        &keys::queue(*sub_id, p, uncounted_from),
+                        &keys::queue_end(*sub_id, p),
+                        usize::MAX,
+                    )?;
+                    sub.uncounted += tail.len() as u64;
+                }
+                sub.counters.entries += sub.uncounted;
                 let attempts = store.scan(
                     Space::Attempts,
                     &keys::sub_start(*sub_id),
@@ -117,6 +138,15 @@ impl State {
                         .ok_or_else(|| keys::corrupt(Space::Attempts, &k, "not a queue key"))?;
                     sub.attempts
                         .insert(id, keys::read_u32(&v, 0, Space::Attempts, &k)?);
+                    sub.recorded.insert(id);
+                }
+                let taken_key = keys::meta_taken(*sub_id);
+                if let Some(v) = store.get(Space::Meta, &taken_key)? {
+                    for (p, below) in sub.taken_below.iter_mut().enumerate() {
+                        if v.len() > p * 8 {
+                            *below = keys::read_u64(&v, p * 8, Space::Meta, &taken_key)?;
+                        }
+                    }
                 }
                 subs.insert(*sub_id, sub);
             }

@@ -1,18 +1,31 @@
 //! [`SubscriberState`]: what the engine keeps in memory for one subscriber
 //! (scan cursors, redelivery lists, in-flight entries, delivery counts) and
 //! its [`Counters`], which are stored.
+//!
+//! # Delivery counts: a watermark and the exceptions to it
+//!
+//! Every entry taken from a queue has been delivered once, so storing a
+//! count per taken entry (a write when it is taken and a delete when it is
+//! acked: half of a drain's writes) would mostly say "1". Instead each
+//! priority level stores how far its cursor has taken (`taken_below`,
+//! written in the take's batch): an entry below it was delivered once,
+//! one at or above it never was. Only an entry whose count differs from
+//! that (delivered again, or given back without counting) has a record of
+//! its own in the `attempts` space; [`SubscriberState::set_attempts`] keeps
+//! that rule in one place.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar};
 use std::time::Instant;
 
 use super::entry::EntryId;
+use super::id_hash::{IdMap, IdSet};
 use super::keys;
 use super::store::{Batch, Space};
 use crate::error::Result;
 
 /// Per-subscriber counters, stored under `stats/<sub>` in the batches that
-/// change them.
+/// change them, except for publishes (see [`UNCOUNTED_LIMIT`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
     /// Entries in the queue, in flight included.
@@ -21,27 +34,52 @@ pub(crate) struct Counters {
     pub(crate) expired: u64,
 }
 
+/// A publish leaves the stored counters as they are until this many
+/// entries were published since they were last written: rewriting them
+/// with every message was one of a publish's three writes. The stored
+/// record says from which position on the queue's entries are not counted
+/// yet, and the open counts those (at most this many per subscriber).
+pub(crate) const UNCOUNTED_LIMIT: u64 = 1024;
+
+/// A stored counter record without a position is exact (an older build
+/// wrote the counters with every publish).
+pub(crate) const EXACT: u64 = u64::MAX;
+
 impl Counters {
-    pub(crate) fn to_bytes(self) -> Vec<u8> {
-        [self.entries, self.dead_letters, self.expired]
-            .iter()
-            .flat_map(|n| n.to_be_bytes())
-            .collect()
+    /// The stored form: the counters, and the position from which on the
+    /// subscriber's queue entries are not counted in them.
+    pub(crate) fn to_bytes(self, uncounted_from: u64) -> Vec<u8> {
+        [
+            self.entries,
+            self.dead_letters,
+            self.expired,
+            uncounted_from,
+        ]
+        .iter()
+        .flat_map(|n| n.to_be_bytes())
+        .collect()
     }
 
-    pub(crate) fn from_bytes(bytes: &[u8], key: &[u8]) -> Result<Self> {
-        if bytes.len() != 24 {
+    /// The counters stored under `key`, and the position from which on the
+    /// queue's entries are not counted in them.
+    pub(crate) fn from_bytes(bytes: &[u8], key: &[u8]) -> Result<(Self, u64)> {
+        if bytes.len() != 24 && bytes.len() != 32 {
             return Err(keys::corrupt(
                 Space::Stats,
                 key,
-                format!("expected 24 bytes of counters, found {}", bytes.len()),
+                format!("expected 24 or 32 bytes of counters, found {}", bytes.len()),
             ));
         }
-        Ok(Counters {
+        let counters = Counters {
             entries: keys::read_u64(bytes, 0, Space::Stats, key)?,
             dead_letters: keys::read_u64(bytes, 8, Space::Stats, key)?,
             expired: keys::read_u64(bytes, 16, Space::Stats, key)?,
-        })
+        };
+        let from = match bytes.len() {
+            32 => keys::read_u64(bytes, 24, Space::Stats, key)?,
+            _ => EXACT,
+        };
+        Ok((counters, from))
     }
 }
 
@@ -65,12 +103,21 @@ pub(crate) struct SubscriberState {
     pub(crate) cursors: Vec<u64>,
     /// Per priority: entries given back, served before the cursor's.
     pub(crate) redeliver: Vec<VecDeque<(EntryId, u64)>>,
-    pub(crate) inflight: HashMap<EntryId, Inflight>,
+    pub(crate) inflight: IdMap<EntryId, Inflight>,
     /// Deliveries so far of every entry delivered and not yet settled
-    /// for good; mirrored in the store (written when the entry is taken),
-    /// so that a restart counts as a delivery.
-    pub(crate) attempts: HashMap<EntryId, u32>,
+    /// for good; stored as the `taken_below` watermark and the records in
+    /// `recorded` (see the module docs), so that a restart counts as a
+    /// delivery.
+    pub(crate) attempts: IdMap<EntryId, u32>,
+    /// Per priority: every entry below this position was taken at least
+    /// once (stored under `meta/taken/<sub>`, only ever raised).
+    pub(crate) taken_below: Vec<u64>,
+    /// The entries with a record of their own in the `attempts` space.
+    pub(crate) recorded: IdSet<EntryId>,
     pub(crate) counters: Counters,
+    /// Entries published since the counters were last stored: not counted
+    /// in the stored record (see [`UNCOUNTED_LIMIT`]).
+    pub(crate) uncounted: u64,
     /// Entries set aside since the open because their message is corrupt
     /// (see `delivery.rs`): stored, counted in `counters.entries`, never
     /// delivered.
@@ -98,9 +145,12 @@ impl SubscriberState {
             name: name.to_string(),
             cursors: vec![0; usize::from(priorities)],
             redeliver: vec![VecDeque::new(); usize::from(priorities)],
-            inflight: HashMap::new(),
-            attempts: HashMap::new(),
+            inflight: IdMap::default(),
+            attempts: IdMap::default(),
+            taken_below: vec![0; usize::from(priorities)],
+            recorded: IdSet::default(),
             counters: Counters::default(),
+            uncounted: 0,
             unreadable: 0,
             cond: Arc::new(Condvar::new()),
             waiters: 0,
@@ -126,6 +176,7 @@ impl SubscriberState {
         let n = usize::from(priorities);
         if self.cursors.len() < n {
             self.cursors.resize(n, 0);
+            self.taken_below.resize(n, 0);
             self.redeliver.resize(n, VecDeque::new());
         }
     }
@@ -138,7 +189,83 @@ impl SubscriberState {
             .saturating_sub(self.unreadable)
     }
 
-    pub(crate) fn put_counters(&self, batch: &mut Batch) {
-        batch.put(Space::Stats, keys::stats(self.id), self.counters.to_bytes());
+    /// The deliveries of entry `id` so far: what this run counted, or else
+    /// what the store says (its record, loaded at open, or the watermark).
+    pub(crate) fn deliveries(&self, id: EntryId) -> u32 {
+        self.attempts
+            .get(&id)
+            .copied()
+            .unwrap_or_else(|| self.implied(id))
+    }
+
+    /// The count the watermark alone gives entry `id`.
+    fn implied(&self, id: EntryId) -> u32 {
+        let below = self
+            .taken_below
+            .get(usize::from(id.priority))
+            .copied()
+            .unwrap_or(0);
+        u32::from(id.position < below)
+    }
+
+    /// Sets the deliveries of entry `id` to `count`, in memory and, when
+    /// the watermark does not already say it, in `batch`. Call it after
+    /// [`raise_watermark`](Self::raise_watermark) for a take.
+    pub(crate) fn set_attempts(&mut self, id: EntryId, count: u32, batch: &mut Batch) {
+        self.attempts.insert(id, count);
+        let key = || keys::queue(self.id, id.priority, id.position);
+        if count == self.implied(id) {
+            if !self.recorded.is_empty() && self.recorded.remove(&id) {
+                batch.delete(Space::Attempts, key());
+            }
+        } else {
+            batch.put(Space::Attempts, key(), count.to_be_bytes().to_vec());
+            self.recorded.insert(id);
+        }
+    }
+
+    /// Forgets the deliveries of entry `id`, which leaves the queue.
+    pub(crate) fn forget_attempts(&mut self, id: EntryId, batch: &mut Batch) {
+        self.attempts.remove(&id);
+        if !self.recorded.is_empty() && self.recorded.remove(&id) {
+            batch.delete(
+                Space::Attempts,
+                keys::queue(self.id, id.priority, id.position),
+            );
+        }
+    }
+
+    /// Records, in memory, that the cursor of level `priority` is taking
+    /// every entry below `position`; true when that raised the watermark,
+    /// which the take then stores ([`put_watermark`](Self::put_watermark)).
+    pub(crate) fn raise_watermark(&mut self, priority: u8, position: u64) -> bool {
+        match self.taken_below.get_mut(usize::from(priority)) {
+            Some(below) if position > *below => {
+                *below = position;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn put_watermark(&self, batch: &mut Batch) {
+        let value = self
+            .taken_below
+            .iter()
+            .flat_map(|p| p.to_be_bytes())
+            .collect();
+        batch.put(Space::Meta, keys::meta_taken(self.id), value);
+    }
+
+    /// Stores the counters in `batch`, exact for every entry below
+    /// `next_seq`, the topic's next sequence (every entry of the queue is
+    /// below it).
+    pub(crate) fn put_counters(&mut self, batch: &mut Batch, next_seq: u64) {
+        batch.put(
+            Space::Stats,
+            keys::stats(self.id),
+            self.counters.to_bytes(next_seq),
+        );
+        self.uncounted = 0;
     }
 }

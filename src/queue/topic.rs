@@ -77,10 +77,17 @@ impl Topic {
         self.reserved = self.reserved.min(self.next_seq);
     }
 
+    /// The sequence the next allocation hands out: every message and
+    /// queue entry of the topic is below it.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// What the delivery code needs of the topic, copied out.
     pub(crate) fn info(&self) -> TopicInfo {
         TopicInfo {
             id: self.id,
+            next_seq: self.next_seq,
             fanout: self.subs.len() > 1,
             dedupe: self.config.dedupe(),
             ack_timeout: self.config.ack_timeout(),
@@ -94,6 +101,8 @@ impl Topic {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TopicInfo {
     pub(crate) id: u32,
+    /// [`Topic::next_seq`] when it was copied out.
+    pub(crate) next_seq: u64,
     pub(crate) fanout: bool,
     pub(crate) dedupe: bool,
     pub(crate) ack_timeout: Option<std::time::Duration>,
