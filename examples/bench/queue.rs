@@ -224,22 +224,35 @@ pub fn run(load: QueueLoad) -> Table {
         );
     }
     if load.reopen > 0 && picked("engine: reopen") {
-        let samples: Vec<Duration> = (0..load.runs.max(1))
-            .map(|_| {
+        // Raw and engine runs alternate, each in a fresh directory.
+        let (mut raw, mut engine) = (Vec::new(), Vec::new());
+        for _ in 0..load.runs.max(1) {
+            for (samples, reopen) in [
+                (
+                    &mut raw,
+                    raw_reopen_after as fn(&Path, &[u8], usize) -> Duration,
+                ),
+                (&mut engine, reopen_after),
+            ] {
                 let dir = tempfile::Builder::new()
                     .prefix("syncmq-bench-")
                     .tempdir_in(&base)
                     .expect("a bench directory");
-                reopen_after(dir.path(), &payload, load.reopen)
-            })
-            .collect();
+                samples.push(reopen(dir.path(), &payload, load.reopen));
+            }
+        }
+        let raw_case = format!(
+            "raw fjall: reopen after {} inserts and removes, open + first read",
+            load.reopen
+        );
+        table.latency(&raw_case, None, &raw);
         table.latency(
             &format!(
                 "engine: reopen after {} messages (all acked), open + first next_batch",
                 load.reopen
             ),
-            None,
-            &samples,
+            Some(&raw_case),
+            &engine,
         );
     }
     table
@@ -547,6 +560,51 @@ fn reopen_after(dir: &Path, payload: &[u8], n: usize) -> Duration {
     let got = sub.next_batch(1, Some(Duration::ZERO)).expect("next_batch");
     let took = started.elapsed();
     assert!(got.is_empty(), "every message was acked before the reopen");
+    took
+}
+
+/// Raw fjall's share of a reopen: `n` messages inserted and removed again
+/// in batches of 1,000 (one keyspace, the engine's memtable size), the
+/// database dropped, then the time to open it and read its first key.
+/// fjall replays its active journal (up to 64 MB) at every open, whatever
+/// is already in tables: this is the floor under the engine's reopen.
+fn raw_reopen_after(dir: &Path, payload: &[u8], n: usize) -> Duration {
+    let open = || {
+        let db = Database::builder(dir)
+            .manual_journal_persist(true)
+            .open()
+            .expect("open fjall");
+        let ks = db
+            .keyspace("bench", || {
+                KeyspaceCreateOptions::default().max_memtable_size(4 << 20)
+            })
+            .expect("keyspace");
+        (db, ks)
+    };
+    {
+        let (db, ks) = open();
+        let mut next = 0u64;
+        while next < n as u64 {
+            let k = (n as u64 - next).min(1000);
+            let mut batch = db.batch();
+            for i in next..next + k {
+                batch.insert(&ks, i.to_be_bytes(), payload);
+            }
+            batch.commit().expect("commit");
+            let mut batch = db.batch();
+            for i in next..next + k {
+                batch.remove(&ks, i.to_be_bytes());
+            }
+            batch.commit().expect("commit");
+            next += k;
+        }
+        db.persist(PersistMode::SyncAll).expect("persist");
+    }
+    let started = Instant::now();
+    let (_db, ks) = open();
+    let first = ks.first_key_value();
+    let took = started.elapsed();
+    assert!(first.is_none(), "every key was removed before the reopen");
     took
 }
 
