@@ -90,21 +90,29 @@ pub struct FjallOutboxStore {
     /// it does not walk over the removed rows in front of the queue.
     scan_from: AtomicU64,
     /// The ids that have a record in `attempts`, so the common row (never
-    /// failed) costs no lookup there. Changed only inside write
-    /// transactions, which fjall runs one at a time.
+    /// failed) costs no lookup there. Changed only under the `handed_out`
+    /// lock, by writes that hold it until they committed.
     failing: Mutex<BTreeSet<u64>>,
     /// The rows the last `pending` read returned, so that marking them
     /// dispatched does not read each one back (a point lookup per row was
-    /// a fifth of a dispatched row's cost).
+    /// a fifth of a dispatched row's cost); its lock keeps apart the writes
+    /// that take rows out of `pending` or count failures against them.
     handed_out: Mutex<HandedOut>,
     durability: PersistMode,
 }
 
 /// The stored rows the last [`pending`](OutboxStore::pending) returned that
-/// are still pending: every commit that takes rows out of `pending` holds
-/// this lock from before it takes them until after it committed, and then
-/// bumps `generation`. A read that saw the generation change while it
-/// scanned may have seen rows that are gone, and is not kept.
+/// are still pending.
+///
+/// Every write that takes rows out of `pending` (or counts a failure
+/// against one) takes this lock before it reads anything and holds it until
+/// after its commit, then bumps `generation`. So those writes run one at a
+/// time and each sees the ones before it, which lets `mark_dispatched`
+/// commit a plain batch instead of a write transaction: fjall's writer lock
+/// stays free for adds while the dispatcher moves a batch (held for a
+/// batch, it stalled the adds). A `pending` read that saw the generation
+/// change while it scanned may have seen rows that are gone, and is not
+/// kept.
 #[derive(Default)]
 struct HandedOut {
     generation: u64,
@@ -243,12 +251,12 @@ impl FjallOutboxStore {
         Ok(id)
     }
 
-    /// Writes into `tx`, which takes rows out of the outbox for good, an
-    /// id as high as any given out: once they are gone, the meta record is
-    /// what keeps their ids from being given out again after a restart.
-    fn keep_last_id(&self, tx: &mut SingleWriterWriteTx<'_>) {
-        let last = self.last_id.load(Ordering::SeqCst);
-        tx.insert(&self.meta, LAST_ID, last.to_be_bytes());
+    /// The meta record a write that takes rows out of the outbox for good
+    /// stores under `LAST_ID`: an id as high as any given out. Once the
+    /// rows are gone, it is what keeps their ids from being given out again
+    /// after a restart.
+    fn last_id_record(&self) -> [u8; 8] {
+        self.last_id.load(Ordering::SeqCst).to_be_bytes()
     }
 
     /// The attempts and last error recorded for `id`.
@@ -269,8 +277,8 @@ impl FjallOutboxStore {
     /// Dead-letters a pending row whose bytes cannot be read, as it is.
     fn set_aside_corrupt(&self, key: &[u8], bytes: &[u8], error: &Error) -> Result<()> {
         log::error!("outbox: dead-lettering a corrupt pending row: {error}");
-        let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
         let mut handed_out = lock(&self.handed_out);
+        let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
         tx.remove_weak(&self.pending, key.to_vec());
         tx.insert(&self.dead_letters, key.to_vec(), bytes.to_vec());
         let committed = tx.commit();
@@ -381,41 +389,49 @@ impl OutboxStore for FjallOutboxStore {
 
     fn mark_dispatched(&self, ids: &[u64]) -> Result<()> {
         let at = millis(SystemTime::now());
-        let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
-        // Taken after the transaction: the set changes under its lock only.
+        // A plain batch, kept apart from the other moves by this lock (see
+        // `HandedOut`), not a write transaction, so adds go on meanwhile.
+        let mut handed_out = lock(&self.handed_out);
         // A failed commit leaves ids out of the set whose attempts are
         // still stored; those rows read as never failed, which only gives
         // them more attempts.
         let mut failing = lock(&self.failing);
-        let mut handed_out = lock(&self.handed_out);
-        self.keep_last_id(&mut tx);
+        let mut batch = self
+            .db
+            .inner()
+            .batch()
+            .durability(Some(PersistMode::Buffer));
+        batch.insert(self.meta.inner(), LAST_ID, self.last_id_record());
         for &id in ids {
             let key = id_key(id);
             // A row `pending` handed out is pending (see `HandedOut`);
             // any other id is read to find out.
             let row = match handed_out.rows.remove(&id) {
                 Some(row) => row,
-                None => match tx
-                    .get(&self.pending, key)
+                None => match self
+                    .pending
+                    .get(key)
                     .map_err(storage("reading a pending row"))?
                 {
                     Some(row) => row,
                     None => continue,
                 },
             };
-            tx.insert(&self.dispatched, dispatched_key(at, id), row);
-            tx.remove_weak(&self.pending, key);
+            batch.insert(self.dispatched.inner(), dispatched_key(at, id), row);
+            batch.remove_weak(self.pending.inner(), key);
             if failing.remove(&id) {
-                tx.remove(&self.attempts, key);
+                batch.remove(self.attempts.inner(), key);
             }
         }
-        let committed = tx.commit();
+        let committed = batch.commit();
         handed_out.generation += 1;
         committed.map_err(storage("marking rows dispatched"))
     }
 
     fn record_failure(&self, id: u64, error: &str) -> Result<u32> {
         let key = id_key(id);
+        // Not while a move out of `pending` is under way (see `HandedOut`).
+        let _moves = lock(&self.handed_out);
         let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
         if !tx
             .contains_key(&self.pending, key)
@@ -443,6 +459,7 @@ impl OutboxStore for FjallOutboxStore {
 
     fn dead_letter(&self, id: u64) -> Result<()> {
         let key = id_key(id);
+        let mut handed_out = lock(&self.handed_out);
         let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
         let Some(bytes) = tx
             .get(&self.pending, key)
@@ -455,7 +472,6 @@ impl OutboxStore for FjallOutboxStore {
         };
         let mut row = fjall_row::decode(id, &bytes)?;
         let mut failing = lock(&self.failing);
-        let mut handed_out = lock(&self.handed_out);
         handed_out.rows.remove(&id);
         failing.remove(&id);
         if let Some(failures) = tx
@@ -516,7 +532,7 @@ impl OutboxStore for FjallOutboxStore {
             return Err(not_a_dead_letter(id));
         }
         tx.remove_weak(&self.dead_letters, key);
-        self.keep_last_id(&mut tx);
+        tx.insert(&self.meta, LAST_ID, self.last_id_record());
         tx.commit().map_err(storage("removing a dead letter"))
     }
 
