@@ -9,7 +9,7 @@
 //!   crossbeam channel (the cheapest possible destination) against a raw
 //!   fjall loop over the same rows: plain fjall range-scans a batch of the
 //!   store's `pending` keyspace, sends each row to the channel, and moves
-//!   the batch to `dispatched` in one buffered commit, as the store does, so
+//!   the batch to `dispatched` in one buffered write batch, as the store does, so
 //!   the ratio is the outbox's own overhead over fjall's. (Direct
 //!   `ChannelSink` sends stay as the floor of the channel alone.) And into a
 //!   sink that inserts each
@@ -98,7 +98,7 @@ const ADD_SYNC: &str = "add_within_tx, app+outbox row (SyncData)";
 const RAW_BUF: &str = "raw fjall commit, app row (Buffer)";
 const ADD_BUF: &str = "add_within_tx, app+outbox row (Buffer)";
 const RAW_CHAN: &str = "direct ChannelSink sends -> crossbeam";
-const RAW_FJ_CHAN: &str = "raw fjall loop: scan 100, send, 1 commit";
+const RAW_FJ_CHAN: &str = "raw fjall loop: scan 100, send, 1 batch";
 const MEM_CHAN: &str = "dispatch: memory store -> crossbeam";
 const FJ_CHAN: &str = "dispatch: fjall store -> crossbeam";
 const E2E_CHAN: &str = "add->dispatched: fjall -> crossbeam";
@@ -305,8 +305,9 @@ fn dispatch_channel<S: OutboxStore>(store: S, payload: &[u8], n: usize, batch: u
 /// The raw baseline of the fjall dispatch: the store's own rows and
 /// keyspaces, read and moved with plain fjall. Scan `batch` pending rows
 /// from past the last one taken, send each row's bytes to the channel, then
-/// one buffered commit moves the batch to `dispatched` (key: millis ++ id,
-/// as the store's) with `remove_weak` from `pending`; repeat until empty.
+/// one buffered write batch (as the store's, not a transaction) moves them
+/// to `dispatched` (key: millis ++ id, as the store's) with `remove_weak`
+/// from `pending`; repeat until empty.
 fn raw_fjall_dispatch(payload: &[u8], n: usize, batch: usize) -> Duration {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = fjall_store(dir.path());
@@ -341,14 +342,14 @@ fn raw_fjall_dispatch(payload: &[u8], n: usize, batch: usize) -> Duration {
             .duration_since(SystemTime::UNIX_EPOCH)
             .expect("after 1970")
             .as_millis() as u64;
-        let mut wtx = db.write_tx().durability(Some(PersistMode::Buffer));
+        let mut batch = db.inner().batch().durability(Some(PersistMode::Buffer));
         for (key, row) in rows {
             let mut moved = at.to_be_bytes().to_vec();
             moved.extend_from_slice(&key);
-            wtx.insert(&dispatched, moved, row);
-            wtx.remove_weak(&pending, key);
+            batch.insert(dispatched.inner(), moved, row);
+            batch.remove_weak(pending.inner(), key);
         }
-        wtx.commit().expect("commit");
+        batch.commit().expect("commit");
     }
     done.join().expect("consumer") - started
 }
