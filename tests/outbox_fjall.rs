@@ -159,6 +159,26 @@ fn a_restart_keeps_pending_rows_attempts_and_ids() {
 }
 
 #[test]
+fn a_removed_dead_letter_keeps_its_id_from_coming_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let last;
+    {
+        let store = FjallOutboxStore::open(dir.path()).unwrap();
+        store.add(&msg("a")).unwrap();
+        last = store.add(&msg("b")).unwrap();
+        store.dead_letter(last).unwrap();
+        store.remove_dead_letter(last).unwrap();
+        let first = store.pending(10).unwrap()[0].id;
+        store.mark_dispatched(&[first]).unwrap();
+        store
+            .remove_dispatched(std::time::SystemTime::now() + Duration::from_secs(60), 100)
+            .unwrap();
+    }
+    let store = FjallOutboxStore::open(dir.path()).unwrap();
+    assert!(store.add(&msg("c")).unwrap() > last);
+}
+
+#[test]
 fn a_corrupt_pending_row_is_set_aside_and_does_not_block_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let store = FjallOutboxStore::open(dir.path()).unwrap();

@@ -1,7 +1,9 @@
 //! The `bench outbox` cases that need a service: RabbitMQ (a realistic
 //! sink: persistent messages, publisher confirms once per batch) and
-//! PostgreSQL (the store most outbox users already have). Each is skipped,
-//! with a note on stderr, when its service does not answer.
+//! PostgreSQL (the store most outbox users already have; its dispatch is
+//! compared with a raw `SELECT ... FOR UPDATE SKIP LOCKED LIMIT 100` +
+//! `UPDATE ... WHERE id = ANY($1)` loop over the same table). Each is
+//! skipped, with a note on stderr, when its service does not answer.
 
 // Which imports are used depends on the features.
 #![cfg_attr(
@@ -16,13 +18,15 @@ use syncmq::outbox::Outbox;
 use syncmq::outbox::OutboxStore;
 use syncmq::Sink;
 
-use crate::outbox::{config, fjall_store, message, OutboxLoad, RAW_CHAN};
+use crate::outbox::{config, fjall_store, message, OutboxLoad};
 use crate::report::Table;
 
 #[cfg(feature = "postgres")]
 const RAW_PG: &str = "raw PostgreSQL commit, app row";
 #[cfg(feature = "postgres")]
 const ADD_PG: &str = "add_within_tx, app+outbox row (PostgreSQL)";
+#[cfg(feature = "postgres")]
+const RAW_PG_CHAN: &str = "raw PostgreSQL loop: SKIP LOCKED 100, send, UPDATE";
 #[cfg(feature = "postgres")]
 const PG_CHAN: &str = "dispatch: PostgreSQL store -> crossbeam";
 #[cfg(feature = "rabbitmq")]
@@ -154,20 +158,27 @@ pub fn postgres(load: &OutboxLoad, payload: &[u8], table: &mut Table) {
         return;
     }
     let n = load.pg_messages;
-    let mut durations = [Vec::new(), Vec::new(), Vec::new()];
+    let mut durations = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..load.runs.max(1) {
         durations[0].push(pg::raw_commit(params, payload, n));
         durations[1].push(pg::add(params, payload, n));
-        durations[2].push(pg::dispatch(params, payload, load.pg_dispatch, load.batch));
+        durations[2].push(pg::raw_dispatch(
+            params,
+            payload,
+            load.pg_dispatch,
+            load.batch,
+        ));
+        durations[3].push(pg::dispatch(params, payload, load.pg_dispatch, load.batch));
     }
     table.baseline(RAW_PG, n, load.size, &durations[0]);
     table.compared(ADD_PG, RAW_PG, n, load.size, &durations[1]);
+    table.baseline(RAW_PG_CHAN, load.pg_dispatch, load.size, &durations[2]);
     table.compared(
         PG_CHAN,
-        RAW_CHAN,
+        RAW_PG_CHAN,
         load.pg_dispatch,
         load.size,
-        &durations[2],
+        &durations[3],
     );
 }
 
@@ -380,9 +391,9 @@ mod pg {
         started.elapsed()
     }
 
-    /// Rows already in the table, dispatched to a crossbeam channel.
-    pub fn dispatch(params: &str, payload: &[u8], n: usize, batch: usize) -> Duration {
-        let tables = Tables::new(params, "dispatch");
+    /// The store's table with `n` rows in it, added in one transaction.
+    fn filled(params: &str, case: &str, payload: &[u8], n: usize) -> (Tables, PostgresOutboxStore) {
+        let tables = Tables::new(params, case);
         let store = tables.store();
         let message = crate::outbox::message(payload);
         let mut client = tables.client();
@@ -391,6 +402,60 @@ mod pg {
             store.add_in(&mut tx, &message).expect("add");
         }
         tx.commit().expect("commit");
+        (tables, store)
+    }
+
+    /// The raw baseline of the PostgreSQL dispatch, on the store's own
+    /// table and rows: per batch one transaction (commits not waiting for
+    /// the WAL flush, as the store's own writes) that locks the next `batch`
+    /// pending rows with `FOR UPDATE SKIP LOCKED`, sends each message's
+    /// bytes to the channel and marks them with one `UPDATE ... WHERE id =
+    /// ANY($1)`; prepared statements, one connection.
+    pub fn raw_dispatch(params: &str, payload: &[u8], n: usize, batch: usize) -> Duration {
+        let (tables, _store) = filled(params, "raw_dispatch", payload, n);
+        let t = &tables.name;
+        let pending = "dispatched_at IS NULL AND dead_at IS NULL";
+        let mut client = tables.client();
+        client
+            .batch_execute("SET synchronous_commit TO OFF")
+            .expect("relax commits");
+        let select = client
+            .prepare(&format!(
+                "SELECT id, message FROM {t} WHERE {pending} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+            ))
+            .expect("prepare");
+        let mark = client
+            .prepare(&format!(
+                "UPDATE {t} SET dispatched_at = now() WHERE id = ANY($1)"
+            ))
+            .expect("prepare");
+        let limit = i64::try_from(batch).expect("a batch fits an i64");
+        let (sender, rx) = bounded(1024);
+        let done = crate::outbox::consumer(rx, n);
+        let started = Instant::now();
+        loop {
+            let mut tx = client.transaction().expect("begin");
+            let rows = tx.query(&select, &[&limit]).expect("select");
+            if rows.is_empty() {
+                break;
+            }
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in &rows {
+                ids.push(row.get::<_, i64>(0));
+                let body: Vec<u8> = row.get(1);
+                sender
+                    .send(syncmq::Message::new(body))
+                    .expect("consumer alive");
+            }
+            tx.execute(&mark, &[&ids]).expect("mark");
+            tx.commit().expect("commit");
+        }
+        done.join().expect("consumer") - started
+    }
+
+    /// Rows already in the table, dispatched to a crossbeam channel.
+    pub fn dispatch(params: &str, payload: &[u8], n: usize, batch: usize) -> Duration {
+        let (_tables, store) = filled(params, "dispatch", payload, n);
         let (sender, rx) = bounded(1024);
         let done = crate::outbox::consumer(rx, n);
         let started = Instant::now();

@@ -1,7 +1,8 @@
 //! [`Wake`]: the wake-up the dispatcher sleeps on, a `Mutex` + `Condvar`
 //! holding a count of adds and a closed flag.
 //!
-//! Every add bumps the count and wakes the dispatcher at once; the dispatcher
+//! Every add bumps the count and wakes the dispatcher at once if it sleeps
+//! (a busy dispatcher costs an add no wake-up call); the dispatcher
 //! remembers the count it saw before reading the store, so an add that
 //! commits while it reads is never missed (it finds the count moved and
 //! reads again instead of sleeping). A close wakes every sleeper, whether it
@@ -22,13 +23,22 @@ pub(crate) struct Wake {
 struct State {
     adds: u64,
     closed: bool,
+    /// Threads in `wait_until`: with none, an add has nobody to wake.
+    sleepers: usize,
 }
 
 impl Wake {
-    /// Counts an add and wakes the sleepers.
+    /// Counts an add and wakes the sleepers, if any. A sleeper counts
+    /// itself under the lock before it checks the count, so one that is
+    /// not counted yet will see this add.
     pub(crate) fn notify(&self) {
-        lock(&self.state).adds += 1;
-        self.cond.notify_all();
+        let mut state = lock(&self.state);
+        state.adds += 1;
+        let sleepers = state.sleepers;
+        drop(state);
+        if sleepers > 0 {
+            self.cond.notify_all();
+        }
     }
 
     /// Sets the closed flag and wakes every sleeper.
@@ -63,6 +73,7 @@ impl Wake {
         // A timeout too large to add to now is a wait without end.
         let deadline = Instant::now().checked_add(timeout);
         let mut state = lock(&self.state);
+        state.sleepers += 1;
         while !state.closed && !done(&state) {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left.is_some_and(|left| left.is_zero()) {
@@ -70,6 +81,7 @@ impl Wake {
             }
             state = wait(&self.cond, state, left);
         }
+        state.sleepers -= 1;
         state.closed
     }
 }

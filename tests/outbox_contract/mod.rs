@@ -96,6 +96,14 @@ pub fn failures_are_counted_and_dead_letters_step_aside<S: OutboxStore>(store: &
         store.dead_letter(a),
         Err(Error::InvalidArgument { .. })
     ));
+    // A row dead-lettered after a read handed it out is not dispatched.
+    assert_eq!(store.pending(10).unwrap()[0].id, b);
+    let c = store.add(&msg("late poison")).unwrap();
+    assert_eq!(store.pending(10).unwrap().len(), 2);
+    store.dead_letter(c).unwrap();
+    store.mark_dispatched(&[c]).unwrap();
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 2));
+    store.remove_dead_letter(c).unwrap();
     // Cleanup leaves dead letters alone.
     store.mark_dispatched(&[b]).unwrap();
     store
