@@ -126,7 +126,11 @@ impl Drop for Round<'_> {
             }
         }
         c.syncing = false;
-        if c.waiting > 0 {
+        // Woken after the unlock, so that the waiters do not wake only to
+        // block on the lock this still holds.
+        let wake = c.waiting > 0;
+        drop(c);
+        if wake {
             self.committer.done.notify_all();
         }
     }
@@ -162,10 +166,13 @@ impl Committer {
     pub fn sent(&self) -> u64 {
         let mut c = lock(&self.counts);
         c.written += 1;
-        if !c.syncing && c.waiting > 0 && c.pending() == c.group {
+        let ticket = c.written;
+        let wake = !c.syncing && c.waiting > 0 && c.pending() == c.group;
+        drop(c);
+        if wake {
             self.done.notify_one();
         }
-        c.written
+        ticket
     }
 
     /// Blocks until the batch with `ticket` is durable, leading the round
