@@ -85,7 +85,7 @@ struct Journal {
 /// while that name does not exist the journal found last is still the
 /// active one. A second rotation could remove `<id + 1>.jnl` again, but it
 /// needs fjall's 64,000,000 bytes of journal first, so the directory is
-/// listed again after every [`RELIST_BYTES`] written.
+/// listed again after every 16 MiB written (`RELIST_BYTES`).
 /// Weak deletes are fjall's `remove_weak`. One process at a time may open
 /// a directory (fjall keeps a lock file); a second open is an
 /// [`Error::Storage`].
