@@ -2,27 +2,33 @@
 //!
 //! A publisher writes its batch, takes a ticket ([`Committer::written`]
 //! returns the number of batches written so far, its own included) and
-//! waits until the synced count reaches it. The first waiter that finds no
-//! sync running becomes the leader of the next round: it reads the written
-//! count, syncs, and publishes that count as synced, which covers every
-//! batch written before the sync started; the others sleep on a Condvar
-//! meanwhile, and whoever is not covered leads the next round. While one
-//! sync runs the next group gathers, so N concurrent publishers pay for
-//! about one fsync per round instead of N, and a lone publisher syncs on its
-//! own thread with no hand-off to another one (a committer thread costs two
-//! wake-ups per publish, about 8% of a fast fsync).
+//! waits until the synced count reaches it. There is no committer thread:
+//! the publisher whose wait finds no sync running and a full group of
+//! batches written (as many as the last round had, or as many publishers
+//! as took part in it) leads the next round on its own thread: it reads the
+//! written count, syncs, and publishes that count as synced, which covers
+//! every batch written before the sync started. The others sleep on a
+//! Condvar meanwhile, and whoever is not covered waits for a later round.
+//! While one sync runs the next group gathers, so N concurrent publishers
+//! pay for about one fsync per round instead of N.
+//!
+//! A round costs one wake-up per waiting publisher, when it ends, and no
+//! other: the publisher that completes a group syncs it itself instead of
+//! waking a leader that was waiting for it (on two cores each wake-up is a
+//! sizeable part of a fast fsync), and a lone publisher syncs on its own
+//! thread with no hand-off at all. When a group does not fill, the first
+//! of its waiters to reach the gathering deadline (half the last sync's
+//! duration, at most 1 ms) syncs what there is.
+//!
 //! A pipelined publisher (`Queue::send`, whose `crate::Receipt` holds a
 //! [`CommitTicket`](super::commit_ticket::CommitTicket)) takes its ticket at
-//! `send` and waits later, so one round can cover many of its batches.
+//! `send` and waits later, so one round can cover many of its batches; a
+//! send that completes a group wakes a waiter to sync it
+//! ([`Committer::sent`]), since no wait follows it.
 //! With [`Durability::Buffered`] there are no rounds: a wait hands the
 //! written batches to the OS and returns.
-//!
-//! Before syncing, a leader waits up to half the last sync's duration (at
-//! most 1 ms) for as many batches as the last round had, so that N
-//! publishers keep sharing rounds instead of splitting into alternating
-//! large and small ones. A lone publisher never waits there.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::config::Durability;
@@ -40,17 +46,29 @@ struct Counts {
     /// The first sync error: every later wait fails with it, because the
     /// store cannot say which writes it lost.
     failed: Option<Error>,
-    /// A leader is gathering or syncing.
+    /// A leader is syncing.
     syncing: bool,
-    /// A leader waits on `work` for more writes.
-    gathering: bool,
     /// Publishers waiting on `done`. Notifying a Condvar is a system call
     /// even with nobody waiting, so it is skipped then.
     waiting: u32,
-    /// How many batches the last round covered and how long its sync took.
-    last_group: u64,
+    /// How many written batches make a full group: the next round syncs as
+    /// soon as that many are waiting to be synced.
+    group: u64,
+    /// When the round being gathered syncs even if its group is not full;
+    /// set by its first waiter.
+    gather_until: Option<Instant>,
+    /// How long the last sync took.
     last_sync: Duration,
     rounds: u64,
+    /// Time spent in syncs, for the summary.
+    sync_time: Duration,
+}
+
+impl Counts {
+    /// Written batches that no sync has covered yet.
+    fn pending(&self) -> u64 {
+        self.written - self.synced
+    }
 }
 
 /// Makes written batches durable, one sync per group of waiting publishers.
@@ -58,9 +76,8 @@ pub struct Committer {
     store: Arc<dyn Store>,
     durability: Durability,
     counts: Mutex<Counts>,
-    /// A gathering leader waits here for more writes.
-    work: Condvar,
-    /// Publishers wait here for the round that covers them.
+    /// Publishers wait here for the round that covers them, or for their
+    /// group to fill.
     done: Condvar,
 }
 
@@ -74,6 +91,7 @@ impl std::fmt::Debug for Committer {
 /// publishers are not left waiting for a leader that is gone.
 struct Round<'a> {
     committer: &'a Committer,
+    /// The written count when the sync started: what it covers.
     target: u64,
     result: Option<Result<()>>,
     started: Instant,
@@ -82,9 +100,20 @@ struct Round<'a> {
 impl Drop for Round<'_> {
     fn drop(&mut self) {
         let mut c = lock(&self.committer.counts);
-        c.last_sync = self.started.elapsed();
+        let took = self.started.elapsed();
+        c.last_sync = took;
+        c.sync_time += took;
         match self.result.take() {
-            Some(Ok(())) => c.synced = c.synced.max(self.target),
+            Some(Ok(())) => {
+                // The next group: as many batches as this round covered, or
+                // one from each publisher that took part in it (the waiters
+                // and this leader), so that a publisher left over to the
+                // next round does not split the publishers into rounds
+                // that each leave one over.
+                let covered = self.target - c.synced;
+                c.group = covered.max(u64::from(c.waiting) + 1);
+                c.synced = c.synced.max(self.target);
+            }
             Some(Err(e)) => {
                 log::error!("queue: sync failed, publishes waiting for it fail: {e}");
                 c.failed.get_or_insert(e);
@@ -97,7 +126,11 @@ impl Drop for Round<'_> {
             }
         }
         c.syncing = false;
-        if c.waiting > 0 {
+        // Woken after the unlock, so that the waiters do not wake only to
+        // block on the lock this still holds.
+        let wake = c.waiting > 0;
+        drop(c);
+        if wake {
             self.committer.done.notify_all();
         }
     }
@@ -111,32 +144,44 @@ impl Committer {
             store,
             durability,
             counts: Mutex::new(Counts {
-                last_group: 1,
+                group: 1,
                 ..Counts::default()
             }),
-            work: Condvar::new(),
             done: Condvar::new(),
         }
     }
 
-    /// Records one more written batch and returns its ticket. Call it right
-    /// after the write, in write order.
+    /// Records one more written batch, whose publisher waits for it next,
+    /// and returns its ticket. Call it right after the write, in write
+    /// order.
     pub fn written(&self) -> u64 {
         let mut c = lock(&self.counts);
         c.written += 1;
-        if c.gathering {
-            self.work.notify_one();
-        }
         c.written
     }
 
+    /// As [`written`](Self::written), for a batch whose publisher waits
+    /// later (`Queue::send`): when it completes the group of a round that
+    /// is gathering, one of that round's waiters is woken to sync it.
+    pub fn sent(&self) -> u64 {
+        let mut c = lock(&self.counts);
+        c.written += 1;
+        let ticket = c.written;
+        let wake = !c.syncing && c.waiting > 0 && c.pending() == c.group;
+        drop(c);
+        if wake {
+            self.done.notify_one();
+        }
+        ticket
+    }
+
     /// Blocks until the batch with `ticket` is durable, leading the round
-    /// that syncs it when no other publisher is; with
-    /// [`Durability::Buffered`], hands the written batches to the OS.
+    /// that syncs it when its group is full or its gathering time is up;
+    /// with [`Durability::Buffered`], hands the written batches to the OS.
     ///
     /// With a `deadline`, a wait that follows another publisher's round
-    /// gives up at the deadline; a wait that leads a round gathers no
-    /// longer than the deadline, and then lets its sync (which cannot be
+    /// gives up at the deadline; a wait for a round still gathering leads
+    /// it at the deadline, and then lets its sync (which cannot be
     /// interrupted) run to its end, so that the publishers following it
     /// are not left without a leader.
     ///
@@ -158,50 +203,50 @@ impl Committer {
             if c.synced >= ticket {
                 return Ok(());
             }
-            let left = match deadline {
-                None => None,
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => {
+            let now = Instant::now();
+            let timeout = if c.syncing {
+                match deadline {
+                    Some(d) if now >= d => {
                         return Err(Error::timeout(
                             format!("queue: the sync of send {ticket}"),
                             started.elapsed(),
                         ))
                     }
-                },
-            };
-            if c.syncing {
-                c.waiting += 1;
-                c = wait(&self.done, c, left);
-                c.waiting -= 1;
-                continue;
-            }
-            c.syncing = true;
-            let gather = Instant::now() + (c.last_sync / 2).min(MAX_GATHER);
-            let until = deadline.map_or(gather, |d| d.min(gather));
-            while c.written - c.synced < c.last_group {
-                let now = Instant::now();
-                if now >= until {
-                    break;
+                    d => d.map(|d| d - now),
                 }
-                c.gathering = true;
-                c = wait(&self.work, c, Some(until - now));
-                c.gathering = false;
-            }
-            let target = c.written;
-            c.last_group = target - c.synced;
-            c.rounds += 1;
-            drop(c);
-            let mut round = Round {
-                committer: self,
-                target,
-                result: None,
-                started: Instant::now(),
+            } else {
+                let gather = (c.last_sync / 2).min(MAX_GATHER);
+                let until = *c.gather_until.get_or_insert(now + gather);
+                let until = deadline.map_or(until, |d| d.min(until));
+                if c.pending() >= c.group || now >= until {
+                    c = self.lead(c);
+                    continue;
+                }
+                Some(until - now)
             };
-            round.result = Some(self.store.sync());
-            drop(round);
-            c = lock(&self.counts);
+            c.waiting += 1;
+            c = wait(&self.done, c, timeout);
+            c.waiting -= 1;
         }
+    }
+
+    /// Syncs every batch written so far, with `c` locked on entry and on
+    /// return (not during the sync).
+    fn lead<'a>(&'a self, mut c: MutexGuard<'a, Counts>) -> MutexGuard<'a, Counts> {
+        c.syncing = true;
+        c.gather_until = None;
+        c.rounds += 1;
+        let target = c.written;
+        drop(c);
+        let mut round = Round {
+            committer: self,
+            target,
+            result: None,
+            started: Instant::now(),
+        };
+        round.result = Some(self.store.sync());
+        drop(round);
+        lock(&self.counts)
     }
 
     /// Settles every batch written so far with `result`, the outcome of a
@@ -220,9 +265,10 @@ impl Committer {
         }
     }
 
-    /// How many syncs covered how many batches so far, for the log.
-    pub fn summary(&self) -> (u64, u64) {
+    /// How many syncs covered how many batches so far, and the time spent
+    /// in them, for the log.
+    pub fn summary(&self) -> (u64, u64, Duration) {
         let c = lock(&self.counts);
-        (c.rounds, c.written)
+        (c.rounds, c.written, c.sync_time)
     }
 }

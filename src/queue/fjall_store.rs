@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,21 @@ const CHECKPOINT_KEY: &[u8] = b"\xFF\xFF\xFF\xFFsyncmq checkpoint";
 /// How long [`Store::checkpoint`] waits for fjall to write its memtables.
 const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many bytes written (by [`journal_size`]'s count) the journal found
+/// last is trusted for, with only a lookup of the next journal's name per
+/// sync: a quarter of the 64,000,000 bytes after which fjall rotates, so
+/// that no second rotation (which could have removed that next journal
+/// again) can hide in it, even if the count is off by a few times.
+const RELIST_BYTES: u64 = 16 << 20;
+
+/// The active journal, as [`FjallStore::sync`] last found it.
+struct Journal {
+    id: u64,
+    file: File,
+    /// `FjallStore::journal_bytes` when it was found.
+    found_at: u64,
+}
+
 /// A [`Store`] on disk, in a fjall 3 database, one keyspace per [`Space`]:
 /// the store of [`Queue::open`](super::Queue::open).
 ///
@@ -63,6 +79,13 @@ const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 /// in that file's page cache, or in an older journal, which fjall synced
 /// (`SyncAll`) when it rotated away from it. If no journal file can be
 /// found or opened, `sync` falls back to fjall's `persist(SyncData)`.
+///
+/// Finding the active journal costs one failed lookup per sync: fjall
+/// rotates from `<id>.jnl` by syncing it and creating `<id + 1>.jnl`, so
+/// while that name does not exist the journal found last is still the
+/// active one. A second rotation could remove `<id + 1>.jnl` again, but it
+/// needs fjall's 64,000,000 bytes of journal first, so the directory is
+/// listed again after every 16 MiB written (`RELIST_BYTES`).
 /// Weak deletes are fjall's `remove_weak`. One process at a time may open
 /// a directory (fjall keeps a lock file); a second open is an
 /// [`Error::Storage`].
@@ -138,8 +161,11 @@ pub struct FjallStore {
     db: Database,
     spaces: Vec<Keyspace>,
     dir: PathBuf,
-    /// Our own handle on the active journal file, and its id.
-    journal: Mutex<Option<(u64, File)>>,
+    /// Our own handle on the active journal file, as last found.
+    journal: Mutex<Option<Journal>>,
+    /// An upper bound on the bytes `write` put in fjall's journals so far:
+    /// see "Syncing without blocking writers".
+    journal_bytes: AtomicU64,
     /// The first I/O failure, which fjall answers by refusing every later
     /// write (`Poisoned`): said again in those later errors.
     first_failure: Mutex<Option<String>>,
@@ -209,6 +235,7 @@ impl FjallStore {
             spaces,
             dir: path.to_path_buf(),
             journal: Mutex::new(None),
+            journal_bytes: AtomicU64::new(0),
             first_failure: Mutex::new(None),
         })
     }
@@ -304,35 +331,64 @@ impl FjallStore {
     /// `fdatasync` on the active journal through our own handle; false when
     /// it could not be done that way.
     ///
-    /// The active journal is the one with the highest id in the directory,
-    /// listed on every sync: the cached handle is used while it is that one.
-    /// Listing a directory of a few entries never touches the journal's
-    /// inode, whereas a `stat` of the journal while fjall appends to it made
-    /// the `fdatasync` after it slower: a lone durable publisher did 3,100 to
-    /// 3,300 msgs/s with the two `stat`s this check used to make (the next
-    /// journal's name, and the cached file's link count), 4,100 to 4,400
-    /// listing the directory.
+    /// The journal found last is used while `<id + 1>.jnl` does not exist
+    /// and fewer than [`RELIST_BYTES`] were written since it was found;
+    /// otherwise the directory is listed for the highest id. Neither touches
+    /// the journal's inode: a `stat` of the journal while fjall appends to
+    /// it made the `fdatasync` after it slower (a lone durable publisher did
+    /// 3,100 to 3,300 msgs/s with two `stat`s per sync, 4,100 to 4,400
+    /// listing the directory instead).
     fn sync_active_journal(&self) -> Result<bool> {
-        let Some(id) = self.active_journal_id() else {
-            return Ok(false);
-        };
         let mut cached = lock(&self.journal);
-        if cached
-            .as_ref()
-            .is_none_or(|(cached_id, _)| *cached_id != id)
-        {
-            match File::open(self.dir.join(format!("{id}.jnl"))) {
-                Ok(file) => *cached = Some((id, file)),
+        let written = self.journal_bytes.load(Ordering::Acquire);
+        let current = cached.as_ref().is_some_and(|j| {
+            written - j.found_at < RELIST_BYTES
+                && matches!(self.journal_path(j.id + 1).try_exists(), Ok(false))
+        });
+        if !current {
+            let Some(id) = self.active_journal_id() else {
+                return Ok(false);
+            };
+            match File::open(self.journal_path(id)) {
+                Ok(file) => {
+                    *cached = Some(Journal {
+                        id,
+                        file,
+                        found_at: written,
+                    });
+                }
                 Err(_) => return Ok(false), // rotated away meanwhile
             }
         }
-        if let Some((id, file)) = cached.as_ref() {
-            file.sync_data()
-                .map_err(|e| self.fail_io(&format!("sync journal {id}.jnl"), e))?;
+        if let Some(j) = cached.as_ref() {
+            j.file
+                .sync_data()
+                .map_err(|e| self.fail_io(&format!("sync journal {}.jnl", j.id), e))?;
             return Ok(true);
         }
         Ok(false)
     }
+
+    fn journal_path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("{id}.jnl"))
+    }
+}
+
+/// An upper bound on the bytes `batch` adds to fjall's journal: what fjall
+/// may compress counted as if it did not, and a generous allowance per
+/// entry for its framing.
+fn journal_size(batch: &Batch) -> u64 {
+    const PER_OP: u64 = 64;
+    batch
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::Put(_, key, value) => key.len() + value.len(),
+            Op::Delete(_, key) | Op::DeleteWeak(_, key) => key.len(),
+        })
+        .map(|n| n as u64 + PER_OP)
+        .sum::<u64>()
+        + PER_OP
 }
 
 impl FjallStore {
@@ -660,6 +716,10 @@ impl Store for FjallStore {
     }
 
     fn write(&self, batch: Batch) -> Result<()> {
+        // Counted before the commit, so that the count is never behind the
+        // journal (see "Syncing without blocking writers").
+        self.journal_bytes
+            .fetch_add(journal_size(&batch), Ordering::AcqRel);
         let mut wb = self.db.batch();
         for op in batch.ops {
             match op {
@@ -757,7 +817,54 @@ mod tests {
         let second = first + 1;
         std::fs::write(dir.path().join(format!("{second}.jnl")), b"").unwrap();
         store.sync().unwrap();
-        let cached = store.journal.lock().unwrap().as_ref().map(|(id, _)| *id);
-        assert_eq!(cached, Some(second), "sync follows the new journal");
+        let cached = || store.journal.lock().unwrap().as_ref().map(|j| j.id);
+        assert_eq!(cached(), Some(second), "sync follows the new journal");
+        // Two rotations may remove the journal between (fjall deletes a
+        // journal once its data is in tables), but only after more than
+        // `RELIST_BYTES` were written: then the directory is listed again.
+        let fourth = second + 2;
+        std::fs::write(dir.path().join(format!("{fourth}.jnl")), b"").unwrap();
+        store.sync().unwrap();
+        assert_eq!(cached(), Some(second), "the next name does not exist");
+        store
+            .journal_bytes
+            .fetch_add(RELIST_BYTES, Ordering::AcqRel);
+        store.sync().unwrap();
+        assert_eq!(cached(), Some(fourth), "sync lists the directory again");
+    }
+
+    #[test]
+    fn sync_follows_a_real_rotation() {
+        // fjall rotates its journal past 64,000,000 bytes, when it next
+        // writes a memtable to a table. Values that lz4 cannot shrink.
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(dir.path()).unwrap();
+        store.sync().unwrap();
+        let first = store.active_journal_id().unwrap();
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        for i in 0u32..66 {
+            let value: Vec<u8> = (0..1 << 20)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x.to_le_bytes()[0]
+                })
+                .collect();
+            let mut batch = Batch::new();
+            batch.put(Space::Messages, i.to_be_bytes().to_vec(), value);
+            store.write(batch).unwrap();
+            store.sync().unwrap();
+        }
+        // Makes sure fjall wrote a memtable after the 64,000,000th byte.
+        store.checkpoint().unwrap();
+        let mut batch = Batch::new();
+        batch.put(Space::Queue, b"k".to_vec(), b"v".to_vec());
+        store.write(batch).unwrap();
+        store.sync().unwrap();
+        let active = store.active_journal_id().unwrap();
+        assert!(active > first, "fjall rotated its journal");
+        let cached = store.journal.lock().unwrap().as_ref().map(|j| j.id);
+        assert_eq!(cached, Some(active), "sync follows the rotation");
     }
 }

@@ -99,6 +99,7 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::receipt::Receipt;
 use crate::thread::{self, lock, Worker};
+use commit::Committer;
 use commit_ticket::CommitTicket;
 use state::{Shared, State};
 
@@ -215,7 +216,10 @@ impl Queue {
     /// engine panicked (nothing is lost: later publishes never reuse a
     /// sequence number).
     pub fn publish(&self, topic: &str, messages: &[Message]) -> Result<()> {
-        self.send(topic, messages)?.wait()
+        match self.write(topic, messages, Committer::written)? {
+            Some(ticket) => self.shared.committer.wait(ticket, None),
+            None => Ok(()),
+        }
     }
 
     /// Pipelined publish: writes `messages` to every subscriber of `topic`
@@ -288,8 +292,30 @@ impl Queue {
     /// As [`publish`](Self::publish), less the sync's errors, which
     /// [`Receipt::wait`] returns.
     pub fn send(&self, topic: &str, messages: &[Message]) -> Result<Receipt> {
-        if messages.is_empty() {
+        let Some(ticket) = self.write(topic, messages, Committer::sent)? else {
             return Ok(Receipt::settled("queue"));
+        };
+        Ok(Receipt::new(
+            "queue",
+            ticket,
+            CommitTicket {
+                committer: self.shared.committer.clone(),
+                ticket,
+            },
+        ))
+    }
+
+    /// Writes `messages` and returns the batch's group-commit ticket from
+    /// `record` ([`Committer::written`] when the caller waits for it at
+    /// once, [`Committer::sent`] when later); `None` for no messages.
+    fn write(
+        &self,
+        topic: &str,
+        messages: &[Message],
+        record: fn(&Committer) -> u64,
+    ) -> Result<Option<u64>> {
+        if messages.is_empty() {
+            return Ok(None);
         }
         let mut state = lock(&self.shared.state);
         if state.closed {
@@ -302,16 +328,9 @@ impl Queue {
             }
         }
         // Under the state lock, so that tickets follow the write order.
-        let ticket = self.shared.committer.written();
+        let ticket = record(&self.shared.committer);
         drop(state);
-        Ok(Receipt::new(
-            "queue",
-            ticket,
-            CommitTicket {
-                committer: self.shared.committer.clone(),
-                ticket,
-            },
-        ))
+        Ok(Some(ticket))
     }
 
     /// A handle on subscriber `name` of `topic`.
@@ -406,8 +425,10 @@ impl Queue {
             state.store.clone()
         };
         self.shared.sweeper.notify_all();
-        let (syncs, batches) = self.shared.committer.summary();
-        log::debug!("queue: closing; {syncs} syncs covered {batches} durable publishes");
+        let (syncs, batches, syncing) = self.shared.committer.summary();
+        log::debug!(
+            "queue: closing; {syncs} syncs covered {batches} durable publishes, in {syncing:?} of syncing"
+        );
         let joined = thread::join_all(workers, Instant::now() + self.close_timeout);
         // Every send is written by now and none comes after `closed`: this
         // sync settles the receipts still outstanding.
