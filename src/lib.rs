@@ -24,7 +24,8 @@
 //!
 //! 1. errors ([`Error`], [`Result`]), threads (named, joined by a
 //!    deadline), durations at the serde boundary;
-//! 2. [`Message`] and [`Delivery`], [`Receipt`], the [`ConnectionWaiter`];
+//! 2. [`Message`] and [`Delivery`], [`Receipt`] and the one-shot replies
+//!    receipts wait on, the [`ConnectionWaiter`];
 //! 3. `queue` (feature `durable`): the fjall-backed queue engine: topics,
 //!    subscribers, priorities, acks with redelivery, dead letters, dedupe,
 //!    expiry and group commit;
