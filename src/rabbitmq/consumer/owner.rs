@@ -302,7 +302,7 @@ impl<T: Wrap> Owner<T> {
     ) -> Served {
         let mut stopping: Option<Instant> = None;
         let deliveries = consumer.receiver();
-        let ack_batch = ack_batch(self.prefetch);
+        let mut held = HeldAcks::new(ack_batch(self.prefetch));
         let (no_deliveries, no_settles, no_stop) = (never(), never(), never());
         loop {
             if let Some(deadline) = stopping {
@@ -322,16 +322,18 @@ impl<T: Wrap> Owner<T> {
             } else {
                 (&no_deliveries, &no_stop)
             };
-            // Acks wait while more deliveries are already here, up to a
-            // batch, so that one ack-multiple frame settles many (as a raw
-            // consumer acking every N does); when nothing is waiting, the
-            // owner sends them before it blocks, so none is held idle.
-            let settling = if stopping.is_none() && defers_acks(deliveries, settles, ack_batch) {
-                &no_settles
-            } else {
-                settles
+            // Acks wait while more deliveries are already here, or for at
+            // most ACK_LINGER, up to a batch, so that one ack-multiple frame
+            // settles many (as a raw consumer acking every N does).
+            let holding = stopping.is_none() && held.hold(deliveries, settles);
+            let settling = if holding { &no_settles } else { settles };
+            // A stop's deadline, or when held acks must go out if no
+            // delivery comes first.
+            let timer = match (stopping, holding && deliveries.is_empty()) {
+                (Some(deadline), _) => crossbeam_channel::at(deadline),
+                (None, true) => held.deadline().map_or_else(never, crossbeam_channel::at),
+                (None, false) => never(),
             };
-            let timer = stopping.map_or_else(never, crossbeam_channel::at);
             select! {
                 recv(incoming) -> message => match message {
                     Ok(ConsumerMessage::Delivery(mut raw)) => {
@@ -374,10 +376,11 @@ impl<T: Wrap> Owner<T> {
                             }
                         }
                         // The acks that came meanwhile (an inline
-                        // handler's own, at least) go out now unless more
-                        // deliveries are waiting to join them.
-                        if !defers_acks(deliveries, settles, ack_batch) {
+                        // handler's own, at least) go out now unless they
+                        // may wait for more to join them.
+                        if !held.hold(deliveries, settles) {
                             if let Ok(settle) = settles.try_recv() {
+                                held.sent();
                                 if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
                                     return e;
                                 }
@@ -404,6 +407,7 @@ impl<T: Wrap> Owner<T> {
                 },
                 recv(settling) -> settle => {
                     if let Ok(settle) = settle {
+                        held.sent();
                         if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
                             return e;
                         }
@@ -462,14 +466,47 @@ fn ack_batch(prefetch: u16) -> usize {
     }
 }
 
-/// Whether the settles waiting now may wait longer: more deliveries are
-/// already here to be handled first, and fewer than `batch` settles wait.
-fn defers_acks(
-    deliveries: &Receiver<ConsumerMessage>,
-    settles: &Receiver<Settle>,
+/// The longest an ack waits for more to go out with it when no delivery is
+/// waiting: a consumer that keeps up with the broker would otherwise send
+/// an ack per delivery, the slow mode it then stays in.
+const ACK_LINGER: Duration = Duration::from_millis(1);
+
+/// When the settles waiting in the owner's channel may wait longer: fewer
+/// than `batch` of them, and either more deliveries already here to be
+/// handled first, or less than [`ACK_LINGER`] since the oldest came.
+struct HeldAcks {
     batch: usize,
-) -> bool {
-    !deliveries.is_empty() && settles.len() < batch
+    /// When the owner first held the settles waiting now.
+    since: Option<Instant>,
+}
+
+impl HeldAcks {
+    fn new(batch: usize) -> Self {
+        HeldAcks { batch, since: None }
+    }
+
+    /// True while the settles waiting may wait.
+    fn hold(&mut self, deliveries: &Receiver<ConsumerMessage>, settles: &Receiver<Settle>) -> bool {
+        if settles.is_empty() {
+            self.since = None;
+            return false;
+        }
+        if settles.len() >= self.batch {
+            return false;
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        !deliveries.is_empty() || since.elapsed() < ACK_LINGER
+    }
+
+    /// When what is held must go out.
+    fn deadline(&self) -> Option<Instant> {
+        self.since.map(|since| since + ACK_LINGER)
+    }
+
+    /// The settles waiting are being sent.
+    fn sent(&mut self) {
+        self.since = None;
+    }
 }
 
 /// How far the cancel of an amiquip consumer got.
