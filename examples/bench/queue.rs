@@ -367,6 +367,22 @@ fn open_raw(dir: &Path) -> (Database, fjall::Keyspace) {
     (db, ks)
 }
 
+/// As [`open_raw`], with the engine's memory budget: 4 MiB memtables and
+/// an 8 MiB block cache (`src/queue/fjall_store.rs`).
+fn open_raw_capped(dir: &Path) -> (Database, fjall::Keyspace) {
+    let db = Database::builder(dir)
+        .manual_journal_persist(true)
+        .cache_size(8 << 20)
+        .open()
+        .expect("open fjall");
+    let ks = db
+        .keyspace("bench", || {
+            KeyspaceCreateOptions::default().max_memtable_size(4 << 20)
+        })
+        .expect("keyspace");
+    (db, ks)
+}
+
 fn raw_each(dir: &Path, payload: &[u8], n: usize) -> Duration {
     let (db, ks) = open_raw(dir);
     let started = Instant::now();
@@ -405,17 +421,7 @@ fn raw_buffered(dir: &Path, payload: &[u8], n: usize) -> Duration {
 /// `capped` opens fjall with the engine's memtable and block cache sizes.
 fn raw_drain(dir: &Path, payload: &[u8], n: usize, capped: bool) -> Duration {
     let (db, ks) = if capped {
-        let db = Database::builder(dir)
-            .manual_journal_persist(true)
-            .cache_size(8 << 20)
-            .open()
-            .expect("open fjall");
-        let ks = db
-            .keyspace("bench", || {
-                KeyspaceCreateOptions::default().max_memtable_size(4 << 20)
-            })
-            .expect("keyspace");
-        (db, ks)
+        open_raw_capped(dir)
     } else {
         open_raw(dir)
     };
@@ -597,18 +603,7 @@ fn reopen_after(dir: &Path, payload: &[u8], n: usize) -> Duration {
 /// fjall replays its active journal (up to 64 MB) at every open, whatever
 /// is already in tables: this is the floor under the engine's reopen.
 fn raw_reopen_after(dir: &Path, payload: &[u8], n: usize) -> Duration {
-    let open = || {
-        let db = Database::builder(dir)
-            .manual_journal_persist(true)
-            .open()
-            .expect("open fjall");
-        let ks = db
-            .keyspace("bench", || {
-                KeyspaceCreateOptions::default().max_memtable_size(4 << 20)
-            })
-            .expect("keyspace");
-        (db, ks)
-    };
+    let open = || open_raw_capped(dir);
     {
         let (db, ks) = open();
         let mut next = 0u64;
