@@ -1260,3 +1260,40 @@ fn one_nacked_message_in_a_window_of_401_is_retried_alone_then_fails_as_busy() {
     let _ = side.close();
     delete_queues(&url, &[&full]);
 }
+
+/// How many deliveries of `queue` the broker counts as unacknowledged.
+fn unacknowledged(queue: &str) -> Option<u64> {
+    common::rabbitmqctl(&["list_queues", "name", "messages_unacknowledged"])
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .find(|(name, _)| *name == queue)
+        .and_then(|(_, count)| count.trim().parse().ok())
+}
+
+#[test]
+fn acks_held_for_a_batch_reach_the_broker_while_the_consumer_idles() {
+    // The consumer holds acks back for a batch (a quarter of the prefetch)
+    // while more deliveries come; when none comes, they must still reach
+    // the broker, not wait for the close.
+    let Some(url) = broker_url() else { return };
+    let queue = unique("held-acks");
+    let conn = connection(&url, &unique("held-acks-conn"));
+    let (consumer, seen) = recording_consumer(&conn, &queue, 256);
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    for i in 0..3 {
+        publisher
+            .publish("", &queue, Message::new(format!("m{i}").into_bytes()))
+            .unwrap();
+    }
+    eventually(PATIENCE, "three messages handled", || {
+        seen.lock().unwrap().len() == 3
+    });
+    eventually(PATIENCE, "the broker saw every ack", || {
+        unacknowledged(&queue) == Some(0)
+    });
+    assert_eq!(consumer.stats().handled, 3);
+    consumer.close().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}

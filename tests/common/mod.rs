@@ -183,8 +183,9 @@ pub fn queue_exists(url: &str, name: &str) -> bool {
     exists
 }
 
-fn rabbitmqctl(args: &[&str]) {
-    run_rabbitmqctl(None, args);
+/// `rabbitmqctl -q <args>` on the default node; its standard output.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    run_rabbitmqctl(None, args)
 }
 
 /// `rabbitmqctl -q -n <node> <args>` (one of the test's own nodes, say
