@@ -18,11 +18,7 @@
 //! bodies. Connection set-up is outside every timing.
 //!
 //! Every section starts with an untimed warm-up round, then runs all its
-//! cases in turn, each run on a fresh queue, `--runs` times. Every thread
-//! of the bench runs on one CPU (the last of the process's first two),
-//! leaving the other to the broker: left to the scheduler, the client's
-//! threads landed on one CPU in some runs and on two in others, and the
-//! same consume case moved 2x between runs.
+//! cases in turn, each run on a fresh queue, `--runs` times.
 //!
 //! With `SYNCMQ_CLUSTER_URLS` set (`scripts/rabbitmq-cluster.sh start`,
 //! then `export SYNCMQ_CLUSTER_URLS=$(scripts/rabbitmq-cluster.sh urls)`),
@@ -44,7 +40,6 @@ use syncmq::rabbitmq::{
 };
 use syncmq::{Adapter, ChannelSpec, Message, Mode, RabbitAdapter};
 
-use crate::affinity;
 use crate::report::Table;
 
 const RAW_PUB: &str = "raw amiquip publish, confirm window";
@@ -141,12 +136,6 @@ pub fn run(load: RabbitLoad) -> Table {
          median of {} runs (cases interleaved, after a warm-up round)",
         load.messages, load.size, load.window, load.runs
     ));
-    // Every thread of the bench (raw amiquip's, ours) runs on one CPU,
-    // leaving the other to the broker: left to the scheduler, the same
-    // raw consume loop did 40k msgs/s in some runs and 78k in others,
-    // as the client's threads landed on one CPU or on both. Threads
-    // started while this is held keep the one CPU.
-    let pinned = affinity::pin(affinity::two_cpus().map(|(_, last)| last));
     let local = Broker::local();
     section(&mut table, load, &local, "", &publish, &consume);
     // Bigger bodies, fewer of them: at most 128 MB a run in the broker.
@@ -165,29 +154,26 @@ pub fn run(load: RabbitLoad) -> Table {
             &consume[..2],
         );
     }
-    #[cfg(feature = "tls")]
-    crate::rabbitmq_tls::rows(load, &vec![0xA5u8; load.size], &mut table);
-    let cluster = Broker::cluster();
-    match &cluster {
+    match Broker::cluster() {
         // The adapter declares classic queues of its own: not on the
         // quorum section.
-        Some(cluster) => section(
-            &mut table,
-            load,
-            cluster,
-            "quorum, 3 nodes: ",
-            &publish[..2],
-            &consume[..2],
-        ),
+        Some(cluster) => {
+            section(
+                &mut table,
+                load,
+                &cluster,
+                "quorum, 3 nodes: ",
+                &publish[..2],
+                &consume[..2],
+            );
+            failover(&mut table, load, &cluster);
+        }
         None => eprintln!(
             "bench rabbitmq: no cluster rows (set SYNCMQ_CLUSTER_URLS=$(scripts/rabbitmq-cluster.sh urls))"
         ),
     }
-    // The failover restarts a node, which must not inherit our one CPU.
-    drop(pinned);
-    if let Some(cluster) = &cluster {
-        failover(&mut table, load, cluster);
-    }
+    #[cfg(feature = "tls")]
+    crate::rabbitmq_tls::rows(load, &vec![0xA5u8; load.size], &mut table);
     table
 }
 
