@@ -22,11 +22,13 @@ pub(crate) type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
 
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+/// `FxHash`'s multiplier: odd, with its bits spread, so that neighbouring
+/// ids land far apart.
+const MULTIPLIER: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl IdHasher {
     fn add(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(SEED);
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(MULTIPLIER);
     }
 }
 
