@@ -112,7 +112,8 @@ mod error;
 mod message;
 mod millis;
 mod receipt;
-#[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))]
+// Used by the RabbitMQ publisher and the queue server's client.
+#[cfg_attr(not(any(feature = "rabbitmq", feature = "durable")), allow(dead_code))]
 mod reply;
 mod sink;
 mod thread;

@@ -133,21 +133,10 @@ impl<T> Drop for Reply<T> {
 }
 
 impl<T> Answer<T> {
-    /// The answer if it came, without waiting.
-    pub(crate) fn try_take(&self) -> Option<T> {
-        let mut cell = lock(&self.cell);
-        match std::mem::replace(&mut *cell, Slot::Taken) {
-            Slot::Sent(value) => Some(value),
-            other => {
-                *cell = other;
-                None
-            }
-        }
-    }
-
     /// Waits until the answer comes, the reply is dropped, the replies are
-    /// closed, or `deadline` passes. An answer that came wins over a close.
-    pub(crate) fn wait_until(&self, deadline: Instant) -> Outcome<T> {
+    /// closed, or `deadline` passes (`None`: no deadline). An answer that
+    /// came wins over a close.
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Outcome<T> {
         let mut state = lock(&self.replies.state);
         loop {
             {
@@ -161,14 +150,23 @@ impl<T> Answer<T> {
             if state.closed {
                 return Outcome::Closed;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Outcome::TimedOut;
-            }
             state.waiting += 1;
-            state = match self.replies.changed.wait_timeout(state, deadline - now) {
-                Ok((state, _)) => state,
-                Err(poisoned) => poisoned.into_inner().0,
+            state = match deadline {
+                None => match self.replies.changed.wait(state) {
+                    Ok(state) => state,
+                    Err(poisoned) => poisoned.into_inner(),
+                },
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        state.waiting -= 1;
+                        return Outcome::TimedOut;
+                    }
+                    match self.replies.changed.wait_timeout(state, deadline - now) {
+                        Ok((state, _)) => state,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    }
+                }
             };
             state.waiting -= 1;
         }
@@ -188,7 +186,7 @@ mod tests {
     fn an_answer_reaches_a_waiter_on_another_thread() {
         let replies = Replies::new();
         let (reply, answer) = replies.pair::<u32>();
-        let waiter = std::thread::spawn(move || answer.wait_until(soon()));
+        let waiter = std::thread::spawn(move || answer.wait_until(Some(soon())));
         reply.send(7);
         assert_eq!(waiter.join().unwrap(), Outcome::Answered(7));
     }
@@ -198,14 +196,14 @@ mod tests {
         let replies = Replies::new();
         let (reply, answer) = replies.pair::<&str>();
         reply.send("ok");
-        assert_eq!(answer.wait_until(soon()), Outcome::Answered("ok"));
+        assert_eq!(answer.wait_until(Some(soon())), Outcome::Answered("ok"));
     }
 
     #[test]
     fn a_dropped_reply_ends_the_wait() {
         let replies = Replies::new();
         let (reply, answer) = replies.pair::<u32>();
-        let waiter = std::thread::spawn(move || answer.wait_until(soon()));
+        let waiter = std::thread::spawn(move || answer.wait_until(Some(soon())));
         drop(reply);
         assert_eq!(waiter.join().unwrap(), Outcome::Dropped);
     }
@@ -219,13 +217,13 @@ mod tests {
         answered.send(3);
         let waiters: Vec<_> = [first, second]
             .into_iter()
-            .map(|a| std::thread::spawn(move || a.wait_until(soon())))
+            .map(|a| std::thread::spawn(move || a.wait_until(Some(soon()))))
             .collect();
         replies.close();
         for waiter in waiters {
             assert_eq!(waiter.join().unwrap(), Outcome::Closed);
         }
-        assert_eq!(third.wait_until(soon()), Outcome::Answered(3));
+        assert_eq!(third.wait_until(Some(soon())), Outcome::Answered(3));
     }
 
     #[test]
@@ -233,7 +231,7 @@ mod tests {
         let replies = Replies::new();
         let (_reply, answer) = replies.pair::<u32>();
         let deadline = Instant::now() + Duration::from_millis(20);
-        assert_eq!(answer.wait_until(deadline), Outcome::TimedOut);
+        assert_eq!(answer.wait_until(Some(deadline)), Outcome::TimedOut);
         assert!(Instant::now() >= deadline);
     }
 
@@ -244,7 +242,7 @@ mod tests {
         let waiters: Vec<_> = answers
             .into_iter()
             .enumerate()
-            .map(|(i, a)| std::thread::spawn(move || (i, a.wait_until(soon()))))
+            .map(|(i, a)| std::thread::spawn(move || (i, a.wait_until(Some(soon())))))
             .collect();
         let worker = std::thread::spawn(move || {
             for (i, reply) in replies_out.into_iter().enumerate() {

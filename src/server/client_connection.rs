@@ -294,7 +294,7 @@ impl ClientConnection {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             let until = deadline.unwrap_or_else(|| Instant::now() + NO_TIMEOUT_STEP);
-            match answer.wait_until(until) {
+            match answer.wait_until(Some(until)) {
                 Outcome::Answered(reply) => return reply,
                 Outcome::Dropped | Outcome::Closed => return Err(self.end_error()),
                 Outcome::TimedOut => {

@@ -534,6 +534,25 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_too_long_for_the_clock_ends_with_the_close() {
+        // `Instant::now() + Duration::MAX` overflows: the wait has no limit
+        // then, and the close still ends it.
+        let replies = Replies::new();
+        let (_stuck_reply, answer) = replies.pair();
+        let connection = unreachable();
+        let pending = PendingConfirm {
+            answer,
+            timeout: Duration::from_secs(60),
+            waiter: connection.waiter(),
+        };
+        let receipt = Receipt::new("rabbitmq publisher", 1, pending);
+        let waiting = std::thread::spawn(move || receipt.wait_timeout(Duration::MAX));
+        replies.close();
+        assert!(matches!(waiting.join().unwrap(), Err(Error::Closed(_))));
+        connection.close().unwrap();
+    }
+
+    #[test]
     fn a_confirm_wait_times_out_and_close_fails_the_waiters() {
         let connection = unreachable();
         let publisher = Publisher::new(

@@ -29,12 +29,10 @@ pub(super) struct PendingConfirm {
 
 impl Pending for PendingConfirm {
     fn wait(self: Box<Self>, timeout: Option<Duration>) -> Result<()> {
-        // An answer already there needs no clock.
-        if let Some(result) = self.answer.try_take() {
-            return result;
-        }
         let timeout = timeout.unwrap_or(self.timeout);
-        match self.answer.wait_until(Instant::now() + timeout) {
+        // A timeout too long to add to the clock waits without limit (the
+        // publisher's close still ends it).
+        match self.answer.wait_until(Instant::now().checked_add(timeout)) {
             Outcome::Answered(result) => result,
             Outcome::Closed => Err(Error::closed(
                 "publisher (closed before the broker confirmed the message; \
