@@ -25,7 +25,7 @@ type Factory = dyn Fn(&str) -> Arc<dyn Block> + Send + Sync;
 ///
 /// struct Idle;
 /// impl Block for Idle {
-///     fn init(&self, _: &Value) -> syncmq::Result<()> { Ok(()) }
+///     fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> { Ok(()) }
 ///     fn run(&self, _: Controller) {}
 ///     fn finish(&self) -> syncmq::Result<()> { Ok(()) }
 /// }

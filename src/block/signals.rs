@@ -6,8 +6,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::block::controller::Controller;
+use crate::block::init_context::InitContext;
 use crate::block::lifecycle::Block;
-use crate::block::value::Value;
 use crate::error::{Error, Result};
 use crate::thread::lock;
 
@@ -50,7 +50,7 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 impl Block for SignalBlock {
-    fn init(&self, _conf: &Value) -> Result<()> {
+    fn init(&self, _init: &InitContext<'_>) -> Result<()> {
         let signals = Signals::new([SIGINT, SIGTERM])
             .map_err(|e| Error::io("register for SIGINT and SIGTERM", e))?;
         *lock(&self.handle) = Some(signals.handle());
