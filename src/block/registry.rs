@@ -21,7 +21,7 @@ type Factory = dyn Fn(&str) -> Arc<dyn Block> + Send + Sync;
 /// [`SIGNAL_BLOCK`] (`"finisher"`, the Go adapter's name for it).
 ///
 /// ```
-/// use syncmq::block::{Block, Controller, Registry, Value};
+/// use syncmq::block::{Block, Controller, InitContext, Registry};
 ///
 /// struct Idle;
 /// impl Block for Idle {

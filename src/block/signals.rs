@@ -28,6 +28,16 @@ pub const SIGNAL_BLOCK: &str = "finisher";
 /// Put it first in the configuration, so that it is initialised before any
 /// block that must not be cut short and finished after all of them.
 /// Signals are process-wide: run one signal block per process.
+///
+/// # The Go adapter's initiator
+///
+/// In the Go adapter the `finisher` calls `Finish()` on the `initiator`
+/// block, the adapter's own block that started the process and finishes
+/// the others. Here the runtime's owner plays that role: the thread in
+/// [`Runtime::run_until_closed`](crate::block::Runtime::run_until_closed)
+/// (or [`Runtime::run`](crate::block::Runtime::run)) started every block
+/// and, when any block asks with [`Controller::close_runtime`], finishes
+/// them all in reverse order. There is no `initiator` block to configure.
 #[derive(Debug, Default)]
 pub struct SignalBlock {
     signals: Mutex<Option<Signals>>,
