@@ -64,6 +64,7 @@
 //! # }
 //! ```
 
+mod clock;
 mod commit;
 mod commit_ticket;
 mod config;
@@ -83,6 +84,7 @@ mod subscriber_state;
 mod sweeper;
 mod topic;
 
+pub use clock::{AdvanceFn, Clock, ManualClock, SystemClock};
 pub use config::{Durability, QueueConfig, TopicConfig};
 pub use entry::{DeadLetter, EntryId, Received, SubscriberStats};
 pub use fjall_store::FjallStore;
@@ -114,6 +116,9 @@ pub struct Queue {
     shared: Arc<Shared>,
     workers: Mutex<Vec<Worker<()>>>,
     close_timeout: Duration,
+    /// Kept alive for the clock, which holds it weakly: a clock that jumps
+    /// sweeps through it (see `sweeper.rs`).
+    _follow_clock: Arc<AdvanceFn>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -154,7 +159,8 @@ impl Queue {
     /// As [`open`](Self::open).
     pub fn with_store(store: Arc<dyn Store>, config: QueueConfig) -> Result<Self> {
         config.validate()?;
-        let mut state = State::load(store)?;
+        let clock = config.clock();
+        let mut state = State::load(store, clock.clone())?;
         let (durability, max_message_bytes, close_timeout) = (
             config.durability(),
             config.max_message_bytes(),
@@ -164,6 +170,7 @@ impl Queue {
             state.declare(topic, &format!("topics[{i}]"))?;
         }
         let shared = Arc::new(Shared::new(state, durability, max_message_bytes));
+        let follow_clock = sweeper::follow(&shared, &*clock);
         let sweeper_shared = shared.clone();
         let workers = vec![thread::spawn("queue-sweep", move || {
             sweeper::run(&sweeper_shared);
@@ -172,6 +179,7 @@ impl Queue {
             shared,
             workers: Mutex::new(workers),
             close_timeout,
+            _follow_clock: follow_clock,
         })
     }
 
