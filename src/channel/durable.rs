@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use crate::channel::{Adapter, ChannelSpec, Mode};
 use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Acker, Delivery, Message};
-use crate::queue::{Durability, EntryId, Interrupter, Queue, QueueConfig, Subscriber, TopicConfig};
+use crate::queue::{
+    Clock, ConfiguredClock, Durability, EntryId, Interrupter, Queue, QueueConfig, Subscriber,
+    TopicConfig,
+};
 use crate::thread::{self, join_all, lock, StopToken, Stopper, Worker};
 use crossbeam_channel::{select, Receiver, Sender};
 
@@ -36,6 +39,7 @@ const MAX_BATCH: usize = 512;
 pub struct DurableConfig {
     durability: Durability,
     close_timeout: Duration,
+    clock: ConfiguredClock,
 }
 
 impl Default for DurableConfig {
@@ -43,6 +47,7 @@ impl Default for DurableConfig {
         DurableConfig {
             durability: Durability::default(),
             close_timeout: Duration::from_secs(10),
+            clock: ConfiguredClock::default(),
         }
     }
 }
@@ -66,6 +71,16 @@ impl DurableConfig {
     #[must_use]
     pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets the clock the channels' ack timeouts follow, as
+    /// [`QueueConfig::with_clock`]: a test passes a
+    /// [`ManualClock`](crate::queue::ManualClock) and moves it instead of
+    /// sleeping. The default is the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = ConfiguredClock::new(clock);
         self
     }
 
@@ -217,7 +232,9 @@ impl DurableAdapter {
         config.validate()?;
         let queue = Queue::open(
             path,
-            QueueConfig::new().with_durability(config.durability()),
+            QueueConfig::new()
+                .with_durability(config.durability())
+                .with_clock(config.clock.get()),
         )?;
         Self::on_queue(queue, config)
     }

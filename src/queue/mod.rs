@@ -84,6 +84,7 @@ mod subscriber_state;
 mod sweeper;
 mod topic;
 
+pub(crate) use clock::ConfiguredClock;
 pub use clock::{AdvanceFn, Clock, ManualClock, SystemClock};
 pub use config::{Durability, QueueConfig, TopicConfig};
 pub use entry::{DeadLetter, EntryId, Received, SubscriberStats};
