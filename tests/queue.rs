@@ -752,7 +752,10 @@ fn a_manual_clock_decides_ack_deadlines_and_expiry(fx: &Fixture) {
         .unwrap();
     blocked.join().unwrap();
     assert_eq!((body(&again).as_str(), again.deliveries), ("m", 2));
-    assert!(matches!(a.ack(&[first.id]), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        a.ack(&[first.id]),
+        Err(Error::InvalidArgument { .. })
+    ));
     a.ack(&[again.id]).unwrap();
 
     // A topic's TTL and a message's own expiry both count on the clock.
@@ -770,7 +773,10 @@ fn a_manual_clock_decides_ack_deadlines_and_expiry(fx: &Fixture) {
         "not expired 29 s on"
     );
     clock.advance(Duration::from_secs(2)).unwrap();
-    assert!(late.next_batch(10, Some(Duration::ZERO)).unwrap().is_empty());
+    assert!(late
+        .next_batch(10, Some(Duration::ZERO))
+        .unwrap()
+        .is_empty());
     let stats = q.stats("ttl").unwrap();
     assert_eq!((stats[0].expired, stats[1].expired), (0, 2));
     assert_eq!(stats[1].depth, 0, "dropped");

@@ -288,7 +288,10 @@ mod tests {
             ConfiguredClock::new(clock.clone()),
             ConfiguredClock::new(clock.clone())
         );
-        assert_ne!(ConfiguredClock::new(clock.clone()), ConfiguredClock::new(other));
+        assert_ne!(
+            ConfiguredClock::new(clock.clone()),
+            ConfiguredClock::new(other)
+        );
         assert_ne!(ConfiguredClock::new(clock), ConfiguredClock::default());
     }
 }
