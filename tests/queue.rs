@@ -706,6 +706,9 @@ fn readiness_follows_what_a_receive_would_take(fx: &Fixture) {
 fn a_manual_clock_decides_ack_deadlines_and_expiry(fx: &Fixture) {
     let started = Instant::now();
     let clock = Arc::new(ManualClock::new());
+    // Far from the real time, so that a deadline or expiry read on the
+    // system's clock instead would show.
+    clock.advance(Duration::from_secs(3600)).unwrap();
     let ttl = Duration::from_secs(30);
     let q = fx
         .open(

@@ -78,8 +78,10 @@ impl Clock for SystemClock {
 
 /// A [`Clock`] that moves only when told: starts at the real time of its
 /// creation, and [`advance`](Self::advance) moves its monotonic and wall
-/// time together, acting at once on every deadline that passed in the
-/// queues that use it (see the [module docs](self)).
+/// time together and, before it returns, lets every queue that uses it
+/// act on the ack deadlines that passed (through [`Clock::on_advance`]),
+/// so a test asserts right after it instead of sleeping. See "Testing
+/// with a clock" in the [queue docs](crate::queue#testing-with-a-clock).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -140,6 +142,10 @@ impl ManualClock {
     /// what became due: deliveries past their ack deadline are given back
     /// (and blocked receives woken). Expiry needs no call: a receive checks
     /// it against [`wall`](Clock::wall) when it takes a message.
+    ///
+    /// Not to be called from a readiness watcher
+    /// ([`Subscriber::on_ready`](super::Subscriber::on_ready)): it runs
+    /// under the queue's lock, which the sweep takes.
     ///
     /// # Errors
     ///

@@ -262,8 +262,9 @@ fn check_name(field: &str, name: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// How a queue is opened: durability, limits, the topics to declare and
-/// how long [`Queue::close`](super::Queue::close) waits for its thread.
+/// How a queue is opened: durability, limits, the topics to declare, how
+/// long [`Queue::close`](super::Queue::close) waits for its thread, and
+/// the [`Clock`] deadlines and expiry follow.
 ///
 /// A serde struct (the `syncmq` CLI's `--config`, JSON or TOML), with
 /// `#[must_use]` builders; [`validate`](Self::validate) names the field at

@@ -12,6 +12,9 @@
 //!   ([`Subscriber::is_available`], [`Subscriber::on_ready`]).
 //! - [`Queue::send`]: pipelined publishing, returning a
 //!   [`Receipt`].
+//! - [`Clock`]: where ack deadlines, expiry and TTLs read the time
+//!   ([`SystemClock`] by default; [`ManualClock`] for tests, see "Testing
+//!   with a clock" below).
 //!
 //! # Guarantees
 //!
@@ -63,6 +66,43 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Testing with a clock
+//!
+//! Ack deadlines, message expiry and topic TTLs follow the queue's
+//! [`Clock`] ([`QueueConfig::with_clock`]). A test passes a
+//! [`ManualClock`] and moves it instead of sleeping:
+//! [`advance`](ManualClock::advance) moves the monotonic and the wall time
+//! together and, before it returns, gives back every delivery whose ack
+//! deadline it passed (waking blocked receives). Expiry is checked when a
+//! message is taken, against [`Clock::wall`]: a topic's TTL counts from
+//! it, and a test gives a message an expiry from it too
+//! ([`Message::with_ttl`] counts from the system's clock). Waits for I/O
+//! and threads stay on real time whatever the clock: a receive's timeout,
+//! [`Receipt::wait_timeout`], close timeouts.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use syncmq::queue::{Clock, ManualClock, Queue, QueueConfig, TopicConfig};
+//! use syncmq::Message;
+//!
+//! # fn main() -> syncmq::Result<()> {
+//! let clock = Arc::new(ManualClock::new());
+//! let queue = Queue::memory(
+//!     QueueConfig::new()
+//!         .with_topic(TopicConfig::new("t", ["s"]).with_ack_timeout(Duration::ZERO))
+//!         .with_clock(clock.clone()),
+//! )?;
+//! let expiry = clock.wall() + Duration::from_secs(60);
+//! queue.publish("t", &[Message::new(b"soon stale".to_vec()).with_expiry(expiry)])?;
+//! clock.advance(Duration::from_secs(61))?;
+//! let s = queue.subscribe("t", "s")?;
+//! assert!(s.recv_timeout(Duration::ZERO)?.is_none(), "expired");
+//! assert_eq!(queue.stats("t")?[0].expired, 1);
+//! # Ok(())
+//! # }
+//! ```
 
 mod clock;
 mod commit;
@@ -109,7 +149,9 @@ use state::{Shared, State};
 /// The queue engine: topics, publishing, subscribers. See the
 /// [module docs](crate::queue) for its guarantees.
 ///
-/// Owns one thread, `syncmq-queue-sweep` (ack deadlines), which
+/// Owns one thread, `syncmq-queue-sweep` (ack deadlines, on the
+/// configured [`Clock`]; a [`ManualClock`]'s `advance` sweeps on its own
+/// thread instead), which
 /// [`close`](Queue::close) or drop stops and joins within
 /// [`QueueConfig::with_close_timeout`]; group commit runs on the
 /// publishers' own threads. Share a queue between threads with an `Arc`.
