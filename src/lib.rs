@@ -117,6 +117,8 @@ mod receipt;
 mod reply;
 mod sink;
 mod thread;
+#[cfg(any(feature = "tls", feature = "postgres"))]
+mod tls;
 mod waiter;
 
 pub mod block;
@@ -148,6 +150,9 @@ pub use sink::QueueSink;
 pub use sink::{ChannelSink, Sink};
 #[cfg(feature = "rabbitmq")]
 pub use sink::{RabbitRoute, RabbitSink};
+/// Also at `syncmq::rabbitmq::TlsConfig`, where it was first.
+#[cfg(any(feature = "tls", feature = "postgres"))]
+pub use tls::TlsConfig;
 pub use waiter::{ConnectionWaiter, Generation};
 
 /// Every code block of the README, compiled (and, unless marked `no_run`,
