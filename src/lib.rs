@@ -23,7 +23,8 @@
 //! (`tests/layers.rs` fails the build's tests otherwise):
 //!
 //! 1. errors ([`Error`], [`Result`]), threads (named, joined by a
-//!    deadline), durations at the serde boundary;
+//!    deadline), durations at the serde boundary, `TlsConfig` (the TLS
+//!    settings RabbitMQ connections and the PostgreSQL store share);
 //! 2. [`Message`] and [`Delivery`], [`Receipt`] and the one-shot replies
 //!    receipts wait on, the [`ConnectionWaiter`];
 //! 3. `queue` (feature `durable`): the fjall-backed queue engine: topics,

@@ -75,7 +75,11 @@ fn draw<DB: DrawingBackend>(
         .label_style(("sans-serif", 13))
         .draw()?;
     chart.draw_series(rows.iter().enumerate().map(|(i, row)| {
-        let color = if row.baseline.is_some() { CASE } else { BASELINE };
+        let color = if row.baseline.is_some() {
+            CASE
+        } else {
+            BASELINE
+        };
         let mut bar = Rectangle::new(
             [
                 (0.0, SegmentValue::Exact(slot(i))),
@@ -109,8 +113,7 @@ fn draw<DB: DrawingBackend>(
                 row.max_msgs_per_s.max(row.msgs_per_s) + widest * 0.01,
                 SegmentValue::CenterOf(slot(i)),
             ),
-            TextStyle::from(("sans-serif", 13).into_font())
-                .pos(Pos::new(HPos::Left, VPos::Center)),
+            TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
         )
     }))?;
     Ok(())

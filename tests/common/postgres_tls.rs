@@ -12,6 +12,7 @@
 //! the directory. Without `initdb`/`openssl` it returns `None` with a
 //! notice, or fails the test when tests are required (see `required`).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -238,7 +239,6 @@ fn certificates(dir: &Path) -> Result<(), String> {
         .arg("-out")
         .arg(dir.join("server.pem")))?;
     // The server refuses a key others can read.
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(
         dir.join("server.key"),
         std::fs::Permissions::from_mode(0o600),
@@ -250,13 +250,13 @@ fn certificates(dir: &Path) -> Result<(), String> {
 fn run(command: &mut Command) -> Result<(), String> {
     let out = command
         .output()
-        .map_err(|e| format!("{:?}: {e}", command.get_program()))?;
+        .map_err(|e| format!("{}: {e}", command.get_program().display()))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "{:?} failed ({}): {}",
-            command.get_program(),
+            "{} failed ({}): {}",
+            command.get_program().display(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ))

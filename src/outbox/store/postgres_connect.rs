@@ -87,9 +87,7 @@ impl PgConnector {
         let given = tls.is_some();
         let mode = libpq.ssl_mode;
         let (crate_mode, tls) = match (mode, tls) {
-            (None, None) | (Some(SslMode::Disable), None) => {
-                (postgres::config::SslMode::Disable, None)
-            }
+            (None | Some(SslMode::Disable), None) => (postgres::config::SslMode::Disable, None),
             (Some(SslMode::Disable), Some(_)) => {
                 return Err(Error::invalid(
                     "tls",
