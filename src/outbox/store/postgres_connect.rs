@@ -20,6 +20,9 @@ use crate::tls::{in_words, TlsConfig};
 pub(crate) struct PgConnector {
     config: Config,
     tls: Option<Tls>,
+    /// The first host, the name its certificate must be valid for unless
+    /// a server name is given.
+    host: String,
     /// `host:port` of the first host, for errors.
     target: String,
 }
@@ -54,19 +57,10 @@ impl MakeTlsConnect<Socket> for Tls {
 }
 
 impl PgConnector {
-    /// Parses `params` and builds the TLS connector `tls` and the string's
-    /// `sslmode` call for:
-    ///
-    /// | `sslmode` | without `tls` | with `tls` |
-    /// |---|---|---|
-    /// | not given | in the clear | TLS required, checked as `tls` says |
-    /// | `disable` | in the clear | refused: contradictory |
-    /// | `allow`, `prefer` | TLS if offered, certificate not checked | TLS if offered, checked as `tls` says |
-    /// | `require` | TLS required, certificate not checked | TLS required, CA checked, any host name |
-    /// | `verify-ca` | TLS required, CA checked (system CAs), any host name | the same with `tls`'s CAs |
-    /// | `verify-full` | TLS required, CA and host name checked (system CAs) | checked as `tls` says |
-    ///
-    /// `sslrootcert` in the string adds its file to `tls`'s CAs.
+    /// Parses `params` and builds the TLS connector that `tls` and the
+    /// string's `sslmode` call for, as the table of
+    /// [`PostgresStoreConfig::with_tls`](crate::outbox::PostgresStoreConfig::with_tls)
+    /// says. `sslrootcert` in the string adds its file to `tls`'s CAs.
     ///
     /// # Errors
     ///
@@ -85,6 +79,9 @@ impl PgConnector {
             tls = Some(tls.unwrap_or_default().with_ca_pem_file(path));
         }
         let given = tls.is_some();
+        // Only what the caller turned off is warned of: verify-ca's own
+        // any-host-name below is what was asked for.
+        let danger = tls.as_ref().and_then(|t| t.danger("server"));
         let mode = libpq.ssl_mode;
         let (crate_mode, tls) = match (mode, tls) {
             (None | Some(SslMode::Disable), None) => (postgres::config::SslMode::Disable, None),
@@ -118,21 +115,24 @@ impl PgConnector {
             Some(settings) => Some(Tls {
                 connector: settings.connector()?,
                 server_name: settings.server_name().map(str::to_string),
-                warning: warning(mode, given, &settings),
+                warning: danger.or_else(|| unchecked_warning(mode, given)),
             }),
             None => None,
         };
-        let target = match (config.get_hosts().first(), config.get_ports().first()) {
-            (Some(postgres::config::Host::Tcp(host)), port) => {
-                format!("{host}:{}", port.copied().unwrap_or(5432))
-            }
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let (host, target) = match config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(host)) => (host.clone(), format!("{host}:{port}")),
             #[cfg(unix)]
-            (Some(postgres::config::Host::Unix(path)), _) => path.display().to_string(),
-            (None, _) => "the server".to_string(),
+            Some(postgres::config::Host::Unix(path)) => {
+                let path = path.display().to_string();
+                (path.clone(), path)
+            }
+            None => (String::new(), "the server".to_string()),
         };
         Ok(PgConnector {
             config,
             tls,
+            host,
             target,
         })
     }
@@ -168,13 +168,9 @@ impl PgConnector {
         let domain = self
             .tls
             .as_ref()
-            .and_then(|tls| tls.server_name.clone())
-            .unwrap_or_else(|| {
-                self.target
-                    .rsplit_once(':')
-                    .map_or(self.target.clone(), |(h, _)| h.to_string())
-            });
-        let what = match in_words(&text, &domain, "server") {
+            .and_then(|tls| tls.server_name.as_deref())
+            .unwrap_or(&self.host);
+        let what = match in_words(&text, domain, "server") {
             Some(words) => format!(
                 "postgres outbox: connecting: TLS handshake with {} failed: {words}",
                 self.target
@@ -193,11 +189,11 @@ fn unchecked() -> TlsConfig {
         .danger_accept_invalid_hostnames(true)
 }
 
-/// The warning each connect logs: a `danger_*` option the caller set, or
-/// an `sslmode` that checks no certificate.
-fn warning(mode: Option<SslMode>, given: bool, settings: &TlsConfig) -> Option<String> {
+/// The warning each connect logs for an `sslmode` that checks no
+/// certificate: one given without TLS settings or `sslrootcert`.
+fn unchecked_warning(mode: Option<SslMode>, given: bool) -> Option<String> {
     if given {
-        return settings.danger("server");
+        return None;
     }
     match mode {
         Some(SslMode::Allow | SslMode::Prefer | SslMode::Require) => Some(
@@ -296,6 +292,17 @@ mod tests {
                 "{mode}"
             );
         }
+        // verify-ca's any host name is asked for, not a danger to warn of;
+        // the caller's own danger_* option is.
+        let ca = TlsConfig::new();
+        let asked = PgConnector::new("host=db sslmode=verify-ca", Some(&ca)).unwrap();
+        assert!(asked.tls.is_some_and(|t| t.warning.is_none()));
+        let danger = TlsConfig::new().danger_accept_invalid_certs(true);
+        let danger = PgConnector::new("host=db sslmode=verify-full", Some(&danger)).unwrap();
+        assert!(danger
+            .tls
+            .and_then(|t| t.warning)
+            .is_some_and(|w| w.contains("danger_accept_invalid_certs")));
         // TLS settings without an sslmode: TLS is required.
         let given = PgConnector::new("host=db", Some(&TlsConfig::new())).unwrap();
         assert_eq!(
