@@ -100,7 +100,9 @@ impl PostgresStoreConfig {
     ///
     /// A connection whose certificate is not checked logs a warning on
     /// each connect, as do `tls`'s `danger_*` options. The `postgres`
-    /// crate always asks for TLS before plain, so `allow` is `prefer`.
+    /// crate always asks for TLS before plain, so `allow` is `prefer`. As
+    /// with libpq, a connection over a Unix socket (`host=/var/run/postgresql`)
+    /// never uses TLS.
     #[must_use]
     pub fn with_tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);

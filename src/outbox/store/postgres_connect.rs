@@ -110,6 +110,19 @@ impl PgConnector {
                 Some(tls.unwrap_or_default()),
             ),
         };
+        // As libpq, no TLS over Unix sockets (the server offers none there):
+        // a string of socket directories only is in the clear whatever
+        // its sslmode.
+        let sockets_only = !config.get_hosts().is_empty()
+            && config
+                .get_hosts()
+                .iter()
+                .all(|h| !matches!(h, postgres::config::Host::Tcp(_)));
+        let (crate_mode, tls) = if sockets_only {
+            (postgres::config::SslMode::Disable, None)
+        } else {
+            (crate_mode, tls)
+        };
         config.ssl_mode(crate_mode);
         let tls = match tls {
             Some(settings) => Some(Tls {
@@ -315,6 +328,18 @@ mod tests {
             named.tls.and_then(|t| t.server_name).as_deref(),
             Some("db.internal")
         );
+    }
+
+    #[test]
+    fn unix_sockets_are_in_the_clear_as_with_libpq() {
+        let socket = PgConnector::new("host=/var/run/postgresql sslmode=require", None).unwrap();
+        assert!(!socket.uses_tls());
+        assert_eq!(
+            socket.config.get_ssl_mode(),
+            postgres::config::SslMode::Disable
+        );
+        let mixed = PgConnector::new("host=/var/run/postgresql,db sslmode=require", None).unwrap();
+        assert!(mixed.uses_tls());
     }
 
     #[test]
