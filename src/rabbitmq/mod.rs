@@ -49,7 +49,7 @@
 //! [`Receipt`]: crate::Receipt
 
 mod amqp;
-mod connection;
+pub(crate) mod connection;
 mod consumer;
 mod publisher;
 mod queue_arguments;

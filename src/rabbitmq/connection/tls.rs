@@ -14,7 +14,7 @@
 #[cfg(feature = "tls")]
 pub use with_tls::TlsConfig;
 #[cfg(feature = "tls")]
-pub(crate) use with_tls::{connector_for, handshake_failure, open_stream, TlsConnect};
+pub(crate) use with_tls::{connector_for, handshake_failure, in_words, open_stream, TlsConnect};
 
 #[cfg(not(feature = "tls"))]
 pub(crate) use without_tls::{handshake_failure, open_stream, TlsConnect};
@@ -221,8 +221,9 @@ mod with_tls {
         }
 
         /// Reads the files and builds the connector every connect attempt
-        /// uses.
-        fn build(&self) -> Result<TlsConnect> {
+        /// uses (the queue server's client builds it from the same
+        /// settings).
+        pub(crate) fn build(&self) -> Result<TlsConnect> {
             let mut builder = native_tls::TlsConnector::builder();
             for ca in &self.ca {
                 let setting = ca.setting("tls.ca_pem_file", "tls.ca_pem");
@@ -301,6 +302,24 @@ mod with_tls {
         /// The name the certificate must be valid for, connecting to `host`.
         pub(crate) fn domain<'a>(&'a self, host: &'a str) -> &'a str {
             self.server_name.as_deref().unwrap_or(host)
+        }
+
+        /// The client's TLS handshake on a blocking std socket (the queue
+        /// server's client; amiquip does its own on mio's). `name` is the
+        /// connection's, for the warning a `danger_*` option logs.
+        pub(crate) fn handshake(
+            &self,
+            host: &str,
+            stream: std::net::TcpStream,
+            name: &str,
+        ) -> std::result::Result<
+            native_tls::TlsStream<std::net::TcpStream>,
+            native_tls::HandshakeError<std::net::TcpStream>,
+        > {
+            if let Some(danger) = self.danger {
+                log::warn!("{name}: TLS with {danger}");
+            }
+            self.connector.connect(self.domain(host), stream)
         }
     }
 
@@ -386,7 +405,7 @@ mod with_tls {
             }
             _ => return None,
         };
-        Some(match in_words(&detail, domain) {
+        Some(match in_words(&detail, domain, "broker") {
             Some(words) => Error::refused(
                 0,
                 format!("TLS handshake with {target} failed: {words} ({detail})"),
@@ -398,12 +417,13 @@ mod with_tls {
         })
     }
 
-    /// What OpenSSL's `detail` means, for the failures no retry changes.
-    pub(super) fn in_words(detail: &str, domain: &str) -> Option<String> {
+    /// What OpenSSL's `detail` means, for the failures no retry changes;
+    /// `peer` is what the other side is called (`broker`, `server`).
+    pub(crate) fn in_words(detail: &str, domain: &str, peer: &str) -> Option<String> {
         let d = detail.to_ascii_lowercase();
         let has = |needles: &[&str]| needles.iter().any(|n| d.contains(n));
         let words = if has(&["hostname mismatch", "ip address mismatch"]) {
-            format!("name mismatch: the broker's certificate is not valid for `{domain}`")
+            format!("name mismatch: the {peer}'s certificate is not valid for `{domain}`")
         } else if has(&[
             "unable to get local issuer certificate",
             "unable to get issuer certificate",
@@ -411,23 +431,23 @@ mod with_tls {
             "self signed certificate",
             "unable to verify the first certificate",
         ]) {
-            "unknown CA: the broker's certificate is not signed by a trusted CA".to_string()
+            format!("unknown CA: the {peer}'s certificate is not signed by a trusted CA")
         } else if has(&["certificate has expired"]) {
-            "expired: the broker's certificate has expired".to_string()
+            format!("expired: the {peer}'s certificate has expired")
         } else if has(&["certificate is not yet valid"]) {
-            "not yet valid: the broker's certificate is not valid yet".to_string()
+            format!("not yet valid: the {peer}'s certificate is not valid yet")
         } else if has(&["certificate revoked"]) {
-            "revoked: the broker's certificate was revoked".to_string()
+            format!("revoked: the {peer}'s certificate was revoked")
         } else if has(&["alert unknown ca"]) {
-            "unknown CA: the broker does not trust our client certificate".to_string()
+            format!("unknown CA: the {peer} does not trust our client certificate")
         } else if has(&["alert certificate required"]) {
-            "the broker requires a client certificate".to_string()
+            format!("the {peer} requires a client certificate")
         } else if has(&["alert bad certificate", "alert certificate unknown"]) {
-            "the broker refused our client certificate".to_string()
+            format!("the {peer} refused our client certificate")
         } else if has(&["wrong version number", "packet length too long"]) {
-            "no TLS on this port (a plain amqp:// port?)".to_string()
+            "no TLS on this port (a port without TLS?)".to_string()
         } else if has(&["certificate verify failed"]) {
-            "the broker's certificate did not verify".to_string()
+            format!("the {peer}'s certificate did not verify")
         } else {
             return None;
         };
@@ -550,18 +570,18 @@ mod tests {
                 "unknown CA",
             ),
         ] {
-            let text = in_words(&format!("{verify}{reason}"), "wrong.example").unwrap();
+            let text = in_words(&format!("{verify}{reason}"), "wrong.example", "broker").unwrap();
             assert!(text.starts_with(words), "{reason}: {text}");
         }
-        assert!(in_words("(Hostname mismatch)", "wrong.example")
+        assert!(in_words("(Hostname mismatch)", "wrong.example", "broker")
             .unwrap()
             .contains("wrong.example"));
         let alert = "error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca:\
                      ../ssl/record/rec_layer_s3.c:1601:SSL alert number 48";
-        assert!(in_words(alert, "x")
+        assert!(in_words(alert, "x", "broker")
             .unwrap()
             .contains("does not trust our client certificate"));
-        assert!(in_words("unexpected EOF while reading", "x").is_none());
+        assert!(in_words("unexpected EOF while reading", "x", "broker").is_none());
     }
 
     #[test]

@@ -1,0 +1,228 @@
+//! TLS for the queue server's TCP connections (feature `tls`, on
+//! `native-tls`: OpenSSL on Linux, everything blocking): the server's
+//! acceptor, built once from its PEM identity, and the client's handshake,
+//! with the connector the RabbitMQ connection uses
+//! ([`TlsConfig`](crate::rabbitmq::TlsConfig): CA bundle, server name,
+//! client certificate), so that both say what a failed handshake means in
+//! the same words. A finished handshake goes to the
+//! [`bridge`](super::bridge), which gives the connection code a plain
+//! [`Socket`].
+//!
+//! Without the feature only stand-ins are built: no acceptor or connector
+//! can exist, and every connection is plain.
+
+#[cfg(feature = "tls")]
+pub(super) use with_tls::{acceptor, client_tls, Acceptor, ClientTls};
+#[cfg(not(feature = "tls"))]
+pub(super) use without_tls::{acceptor, client_tls, Acceptor, ClientTls};
+
+#[cfg(feature = "tls")]
+mod with_tls {
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use native_tls::{HandshakeError, Identity, TlsAcceptor};
+
+    use super::super::bridge;
+    use super::super::client_config::QueueClientConfig;
+    use super::super::server_config::QueueServerConfig;
+    use super::super::socket::Socket;
+    use crate::error::{Error, Result};
+    use crate::rabbitmq::connection::tls::{in_words, TlsConnect};
+    use crate::thread::Worker;
+
+    /// The server's side of TLS: its identity, checked and built.
+    #[derive(Clone)]
+    pub(in crate::server) struct Acceptor(TlsAcceptor);
+
+    /// The client's side: its connector.
+    pub(in crate::server) struct ClientTls(TlsConnect);
+
+    /// The acceptor for `config`'s identity; `None` when it has none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming `tls_identity_pem` when the
+    /// certificate and key are not PEM or do not belong together.
+    pub(in crate::server) fn acceptor(config: &QueueServerConfig) -> Result<Option<Acceptor>> {
+        let Some((cert, key)) = config.tls_identity() else {
+            return Ok(None);
+        };
+        let invalid = |e: native_tls::Error| {
+            Error::invalid(
+                "tls_identity_pem",
+                format!(
+                    "not a PEM certificate and a PKCS#8 PEM key (`BEGIN PRIVATE KEY`) that belong together: {e}"
+                ),
+            )
+        };
+        let identity = Identity::from_pkcs8(cert, key.expose()).map_err(invalid)?;
+        TlsAcceptor::new(identity)
+            .map(|a| Some(Acceptor(a)))
+            .map_err(invalid)
+    }
+
+    /// The connector for `config`'s [`TlsConfig`](crate::rabbitmq::TlsConfig);
+    /// `None` when it has none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the setting (an unreadable file, a
+    /// bad PEM, a bad server name).
+    pub(in crate::server) fn client_tls(config: &QueueClientConfig) -> Result<Option<ClientTls>> {
+        Ok(config
+            .tls()
+            .map(crate::rabbitmq::TlsConfig::build)
+            .transpose()?
+            .map(ClientTls))
+    }
+
+    impl Acceptor {
+        /// The server's TLS handshake on `socket`, each read and write of
+        /// it within `timeout`; then the bridge thread.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Refused`] when the handshake failed (a client that does
+        /// not trust our certificate, a client that speaks no TLS),
+        /// [`Error::Timeout`] when the client was too slow, [`Error::Io`]
+        /// when the bridge cannot start.
+        pub(in crate::server) fn accept(
+            &self,
+            socket: Socket,
+            timeout: Duration,
+            write_timeout: Duration,
+        ) -> Result<(Socket, Worker<()>)> {
+            let tcp = tcp(socket, timeout)?;
+            match self.0.accept(tcp) {
+                Ok(tls) => bridge::start(tls, "srv-tls", write_timeout),
+                Err(HandshakeError::Failure(e)) => {
+                    let detail = e.to_string();
+                    let words = in_words(&detail, "", "client")
+                        .unwrap_or_else(|| "the client broke off".into());
+                    Err(Error::refused(
+                        0,
+                        format!("TLS handshake failed: {words} ({detail})"),
+                    ))
+                }
+                Err(HandshakeError::WouldBlock(_)) => {
+                    Err(Error::timeout("the client's TLS handshake", timeout))
+                }
+            }
+        }
+    }
+
+    impl ClientTls {
+        /// The client's TLS handshake with `target` on `socket`, for the name
+        /// `host` (unless the [`TlsConfig`](crate::rabbitmq::TlsConfig) names
+        /// another), each read and write of it within `timeout`; then the
+        /// bridge thread, which gives up on a server that takes no bytes
+        /// for `stall`.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Refused`] when certificates are the trouble (an unknown
+        /// CA, a name mismatch, an expired certificate; the text says which),
+        /// [`Error::Disconnected`] for anything else (the server hung up),
+        /// [`Error::Timeout`] when it was too slow.
+        pub(in crate::server) fn connect(
+            &self,
+            socket: Socket,
+            target: &str,
+            host: &str,
+            timeout: Duration,
+            stall: Duration,
+        ) -> Result<(Socket, Worker<()>)> {
+            let tcp = tcp(socket, timeout)?;
+            let name = format!("client of {target}");
+            match self.0.handshake(host, tcp, &name) {
+                Ok(stream) => bridge::start(stream, "client-tls", stall),
+                Err(HandshakeError::Failure(e)) => {
+                    let detail = e.to_string();
+                    Err(match in_words(&detail, self.0.domain(host), "server") {
+                        Some(words) => Error::refused(
+                            0,
+                            format!("TLS handshake with {target} failed: {words} ({detail})"),
+                        ),
+                        None => Error::disconnected_reason(
+                            format!("TLS handshake with {target}"),
+                            format!("failed: {detail}"),
+                        ),
+                    })
+                }
+                Err(HandshakeError::WouldBlock(_)) => Err(Error::timeout(
+                    format!("TLS handshake with {target}"),
+                    timeout,
+                )),
+            }
+        }
+    }
+
+    /// The TCP socket under `socket`, with `timeout` for the handshake.
+    fn tcp(socket: Socket, timeout: Duration) -> Result<TcpStream> {
+        let Socket::Tcp(tcp) = socket else {
+            return Err(Error::invalid(
+                "tls",
+                "TLS is for TCP connections; a Unix socket is guarded by its file mode",
+            ));
+        };
+        let fail = |e| Error::io("set the TLS handshake's timeout", e);
+        tcp.set_read_timeout(Some(timeout)).map_err(fail)?;
+        tcp.set_write_timeout(Some(timeout)).map_err(fail)?;
+        Ok(tcp)
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+mod without_tls {
+    use std::time::Duration;
+
+    use super::super::client_config::QueueClientConfig;
+    use super::super::server_config::QueueServerConfig;
+    use super::super::socket::Socket;
+    use crate::error::Result;
+    use crate::thread::Worker;
+
+    /// Never built: without the `tls` feature there is no TLS.
+    #[derive(Clone)]
+    pub(in crate::server) enum Acceptor {}
+
+    /// Never built, as [`Acceptor`].
+    pub(in crate::server) enum ClientTls {}
+
+    /// Always `None`.
+    pub(in crate::server) fn acceptor(_config: &QueueServerConfig) -> Result<Option<Acceptor>> {
+        Ok(None)
+    }
+
+    /// Always `None`.
+    pub(in crate::server) fn client_tls(_config: &QueueClientConfig) -> Result<Option<ClientTls>> {
+        Ok(None)
+    }
+
+    impl Acceptor {
+        /// Unreachable: there is no value.
+        pub(in crate::server) fn accept(
+            &self,
+            _socket: Socket,
+            _timeout: Duration,
+            _write_timeout: Duration,
+        ) -> Result<(Socket, Worker<()>)> {
+            match *self {}
+        }
+    }
+
+    impl ClientTls {
+        /// Unreachable: there is no value.
+        pub(in crate::server) fn connect(
+            &self,
+            _socket: Socket,
+            _target: &str,
+            _host: &str,
+            _timeout: Duration,
+            _stall: Duration,
+        ) -> Result<(Socket, Worker<()>)> {
+            match *self {}
+        }
+    }
+}
