@@ -188,11 +188,7 @@ impl Bridge {
             }
             if up.is_empty() {
                 stuck_since = None;
-            } else if stuck_since
-                .get_or_insert_with(Instant::now)
-                .elapsed()
-                >= self.write_timeout
-            {
+            } else if stuck_since.get_or_insert_with(Instant::now).elapsed() >= self.write_timeout {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(

@@ -91,7 +91,9 @@ impl ClientConnection {
         let timeout = config.connect_timeout();
         let fail = |e: io::Error| Error::disconnected(format!("connect to {addr}"), e);
         let socket = match addr {
-            ServerAddr::Tcp(a) => Socket::Tcp(TcpStream::connect_timeout(a, timeout).map_err(fail)?),
+            ServerAddr::Tcp(a) => {
+                Socket::Tcp(TcpStream::connect_timeout(a, timeout).map_err(fail)?)
+            }
             ServerAddr::Unix(path) => Socket::Unix(UnixStream::connect(path).map_err(fail)?),
         };
         let (socket, bridge) = match (tls, addr) {

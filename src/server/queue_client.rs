@@ -129,7 +129,11 @@ impl QueueClient {
 
     /// One connection attempt, and the reader thread: the connection, the
     /// reader, a TLS connection's bridge.
-    fn open(addr: &ServerAddr, config: &QueueClientConfig, tls: Option<&ClientTls>) -> Result<Opened> {
+    fn open(
+        addr: &ServerAddr,
+        config: &QueueClientConfig,
+        tls: Option<&ClientTls>,
+    ) -> Result<Opened> {
         let (connection, reader, bridge) = ClientConnection::open(addr, config, tls)?;
         let connection = Arc::new(connection);
         let reading = connection.clone();

@@ -103,7 +103,9 @@ impl QueueServerConfig {
     /// has none (any token, or none, is then accepted; see
     /// [`has_token`](Self::has_token)). Compared in constant time.
     pub(super) fn token_matches(&self, given: &str) -> bool {
-        self.token.as_ref().is_some_and(|t| t.matches(given.as_bytes()))
+        self.token
+            .as_ref()
+            .is_some_and(|t| t.matches(given.as_bytes()))
     }
 
     /// Whether the TCP listener speaks TLS
@@ -115,7 +117,9 @@ impl QueueServerConfig {
     /// The TLS certificate chain's PEM and the key's, when set.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(super) fn tls_identity(&self) -> Option<(&[u8], &Secret)> {
-        self.tls_identity.as_ref().map(|(cert, key)| (&cert[..], key))
+        self.tls_identity
+            .as_ref()
+            .map(|(cert, key)| (&cert[..], key))
     }
 
     /// The largest frame accepted, in bytes (length prefix excluded);
