@@ -530,3 +530,177 @@ mod tls {
         );
     }
 }
+
+/// The `syncmq` binary's flags for all three: `--token`/`--token-file`/
+/// `SYNCMQ_TOKEN`, `--unix` and `--addr unix:`, `--tls-cert`/`--tls-key`
+/// and `--tls-ca`.
+#[cfg(feature = "cli")]
+mod cli {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Output, Stdio};
+
+    use super::*;
+
+    const BIN: &str = env!("CARGO_BIN_EXE_syncmq");
+
+    /// A `syncmq serve` child, killed on drop.
+    struct Served {
+        child: Child,
+        /// What its first line says it listens on.
+        addr: String,
+    }
+
+    impl Drop for Served {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn serve(dir: &Path, flags: &[&std::ffi::OsStr]) -> Served {
+        let config = dir.join("topics.json");
+        std::fs::write(
+            &config,
+            r#"{"topics":[{"name":"orders","subscribers":["billing"]}]}"#,
+        )
+        .unwrap();
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--data")
+            .arg(dir.join("data"))
+            .arg("--config")
+            .arg(&config)
+            .args(flags)
+            .env_remove("SYNCMQ_TOKEN")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Served { child, addr }
+    }
+
+    fn syncmq(args: &[&str], token_env: Option<&str>) -> Output {
+        let mut command = Command::new(BIN);
+        command.args(args).env_remove("SYNCMQ_TOKEN");
+        if let Some(token) = token_env {
+            command.env("SYNCMQ_TOKEN", token);
+        }
+        command.output().unwrap()
+    }
+
+    fn succeeded(o: &Output) -> String {
+        assert!(
+            o.status.success(),
+            "failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout.clone()).unwrap()
+    }
+
+    #[test]
+    fn serve_on_a_unix_socket_with_a_token_file_and_clients_with_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("cli.sock");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        let served = serve(
+            dir.path(),
+            &[
+                "--unix".as_ref(),
+                socket.as_os_str(),
+                "--token-file".as_ref(),
+                token_file.as_os_str(),
+            ],
+        );
+        assert_eq!(served.addr, format!("unix:{}", socket.display()));
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        let addr = served.addr.as_str();
+
+        succeeded(&syncmq(
+            &["--addr", addr, "--token", TOKEN, "publish", "orders", "one"],
+            None,
+        ));
+        // The token from the environment.
+        succeeded(&syncmq(
+            &["--addr", addr, "publish", "orders", "two"],
+            Some(TOKEN),
+        ));
+        let refused = syncmq(&["--addr", addr, "publish", "orders", "three"], None);
+        assert!(!refused.status.success());
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            err.contains("refused (403)") && err.contains("requires a token"),
+            "{err}"
+        );
+        let stats = succeeded(&syncmq(
+            &["--addr", addr, "--json", "stats", "orders"],
+            Some(TOKEN),
+        ));
+        assert!(stats.contains("\"depth\":2"), "{stats}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn serve_with_tls_and_a_client_that_trusts_its_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cli.pem");
+        let key = dir.path().join("cli.key");
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let served = serve(
+            dir.path(),
+            &[
+                "--listen".as_ref(),
+                "127.0.0.1:0".as_ref(),
+                "--tls-cert".as_ref(),
+                cert.as_os_str(),
+                "--tls-key".as_ref(),
+                key.as_os_str(),
+            ],
+        );
+        let addr = served.addr.as_str();
+        let ca = cert.to_str().unwrap();
+        succeeded(&syncmq(
+            &[
+                "--addr", addr, "--tls-ca", ca, "publish", "orders", "secure",
+            ],
+            None,
+        ));
+        let consumed = succeeded(&syncmq(
+            &[
+                "--addr", addr, "--tls-ca", ca, "consume", "orders", "billing", "--count", "1",
+            ],
+            None,
+        ));
+        assert!(consumed.contains("secure"), "{consumed}");
+    }
+}
