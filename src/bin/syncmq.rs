@@ -272,7 +272,7 @@ fn connect(cli: &Cli) -> Result<QueueClient> {
     }
 }
 
-/// The token of --token, SYNCMQ_TOKEN or --token-file.
+/// The token of `--token`, `SYNCMQ_TOKEN` or `--token-file`.
 fn token(cli: &Cli) -> Result<Option<String>> {
     let Some(path) = &cli.token_file else {
         return Ok(cli.token.clone());

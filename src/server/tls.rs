@@ -191,11 +191,14 @@ mod without_tls {
     pub(in crate::server) enum ClientTls {}
 
     /// Always `None`.
+    // The same signature as with the feature, for the one caller.
+    #[allow(clippy::unnecessary_wraps)]
     pub(in crate::server) fn acceptor(_config: &QueueServerConfig) -> Result<Option<Acceptor>> {
         Ok(None)
     }
 
     /// Always `None`.
+    #[allow(clippy::unnecessary_wraps)]
     pub(in crate::server) fn client_tls(_config: &QueueClientConfig) -> Result<Option<ClientTls>> {
         Ok(None)
     }
