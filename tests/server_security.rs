@@ -458,6 +458,47 @@ mod tls {
         assert!(errors.is_empty(), "{errors:?}");
     }
 
+    /// The bridge's reason to exist: one TLS connection read and written
+    /// at once (publishes going out while deliveries and acks cross them),
+    /// and a server that closes under a connected TLS client.
+    #[test]
+    fn one_tls_connection_publishes_and_consumes_at_once_and_the_server_closes_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = memory_queue();
+        let (server, ca) = tls_server(dir.path(), queue.clone());
+        let client =
+            Arc::new(QueueClient::connect_with(server.local_addr(), trusting(&ca)).unwrap());
+        let mut billing = client.subscribe_with("orders", "billing", 50).unwrap();
+        let publishing = client.clone();
+        let publisher = std::thread::spawn(move || {
+            for batch in 0..40 {
+                let messages: Vec<Message> = (0..50)
+                    .map(|i| Message::new(format!("{batch}-{i}-{}", "x".repeat(2000)).into_bytes()))
+                    .collect();
+                publishing.publish("orders", &messages).unwrap();
+            }
+        });
+        for n in 0..2000 {
+            let delivery = billing.recv().unwrap();
+            let (batch, i) = (n / 50, n % 50);
+            assert!(delivery
+                .body()
+                .starts_with(format!("{batch}-{i}-").as_bytes()));
+            delivery.ack().unwrap();
+        }
+        publisher.join().unwrap();
+        drop(billing);
+        assert_eq!(client.stats(Some("orders")).unwrap()[0].depth, 0);
+
+        // The server closes (and joins its bridge threads) with the client
+        // still connected; the client then sees the connection gone.
+        server.close().unwrap();
+        common::eventually(Duration::from_secs(10), "the client sees the close", || {
+            matches!(client.stats(None), Err(Error::Disconnected { .. }))
+        });
+        assert_eq!(depth(&queue), 0);
+    }
+
     #[test]
     fn a_client_that_does_not_trust_the_ca_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -487,6 +528,39 @@ mod tls {
         let client = QueueClient::connect_with(server.local_addr(), trusting(&ca)).unwrap();
         round_trip(&client, b"still serving");
         client.close().unwrap();
+        server.close().unwrap();
+    }
+
+    #[test]
+    fn a_tls_client_over_the_connection_limit_is_closed_as_a_transient_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = certificate(dir.path(), "server");
+        let server = QueueServer::start(
+            memory_queue(),
+            QueueServerConfig::new()
+                .with_tls_identity_pem(cert.clone(), key)
+                .with_max_connections(1),
+        )
+        .unwrap();
+        let config = QueueClientConfig::new().with_tls(
+            TlsConfig::new()
+                .with_ca_pem(cert)
+                .with_server_name("localhost"),
+        );
+        let first = QueueClient::connect_with(server.local_addr(), config.clone()).unwrap();
+        let err = QueueClient::connect_with(server.local_addr(), config.clone()).unwrap_err();
+        assert!(
+            matches!(err, Error::Disconnected { .. }) && err.is_transient(),
+            "{err:?}"
+        );
+        first.close().unwrap();
+        common::eventually(Duration::from_secs(10), "the slot frees", || {
+            server.connections() == 0
+        });
+        QueueClient::connect_with(server.local_addr(), config)
+            .unwrap()
+            .close()
+            .unwrap();
         server.close().unwrap();
     }
 

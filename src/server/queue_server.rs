@@ -206,7 +206,7 @@ fn accept(listener: &Listener, shared: &Arc<Shared>) {
         let max = shared.config.max_connections();
         if conns.len() >= max {
             drop(conns);
-            refuse(&stream, max);
+            refuse(&stream, max, shared.tls.is_some());
             continue;
         }
         let number = next;
@@ -242,10 +242,18 @@ fn accept(listener: &Listener, shared: &Arc<Shared>) {
     }
 }
 
-/// Answers a connection over `max` with a fatal `busy` error and closes it
-/// (in the clear: a TLS client sees its handshake fail instead).
-fn refuse(stream: &Socket, max: usize) {
+/// Answers a connection over `max` with a fatal `busy` error and closes it.
+/// A TLS client is only closed: the frame would need a TLS handshake on the
+/// accept thread, which one slow client could then hold up, and bytes in
+/// the clear would read as a server without TLS. It sees the server hang
+/// up mid-handshake, which is [`Error::Disconnected`](crate::Error::Disconnected),
+/// transient, as `busy` is.
+fn refuse(stream: &Socket, max: usize, tls: bool) {
     log::warn!("server: refusing a connection: {max} are open already");
+    if tls {
+        let _ = stream.shutdown(Shutdown::Both);
+        return;
+    }
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let frame = Response::fatal("busy", format!("the server has {max} connections open"));
     match FrameWriter::new(stream, MAX_FRAME_LEN, "refuse a connection") {
