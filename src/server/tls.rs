@@ -96,14 +96,10 @@ mod with_tls {
             let tcp = tcp(socket, timeout)?;
             match self.0.accept(tcp) {
                 Ok(tls) => bridge::start(tls, "srv-tls", write_timeout),
+                // OpenSSL's reason as it is: the words of `in_words` are
+                // the client's view (our certificate, the peer's CA).
                 Err(HandshakeError::Failure(e)) => {
-                    let detail = e.to_string();
-                    let words = in_words(&detail, "", "client")
-                        .unwrap_or_else(|| "the client broke off".into());
-                    Err(Error::refused(
-                        0,
-                        format!("TLS handshake failed: {words} ({detail})"),
-                    ))
+                    Err(Error::refused(0, format!("TLS handshake failed: {e}")))
                 }
                 Err(HandshakeError::WouldBlock(_)) => {
                     Err(Error::timeout("the client's TLS handshake", timeout))
