@@ -113,6 +113,9 @@ fn bind_unix(path: &Path, mode: u32) -> Result<(Listener, ServerAddr)> {
     let fail = |e: io::Error| Error::io(format!("listen on {shown}"), e);
     check_stale(path).map_err(fail)?;
     let temp = temporary_name(path);
+    // Left by an earlier process that had our pid and died mid-start; the
+    // name is this process's own, so nobody else's socket goes.
+    let _ = std::fs::remove_file(&temp);
     let listener = UnixListener::bind(&temp)
         .map_err(|e| Error::io(format!("listen on {shown} (bind {})", temp.display()), e))?;
     let placed = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))
