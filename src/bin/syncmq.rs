@@ -49,8 +49,8 @@ struct Cli {
     addr: String,
     /// The shared token: the one clients must give (serve), or the one to
     /// give the server (every other command). Other users may see a
-    /// command line in the process list: prefer SYNCMQ_TOKEN or
-    /// --token-file.
+    /// command line in the process list: prefer `SYNCMQ_TOKEN` or
+    /// `--token-file`.
     #[arg(long, global = true, env = "SYNCMQ_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// As --token, read from this file (a trailing newline is dropped).
