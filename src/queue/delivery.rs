@@ -150,6 +150,11 @@ impl State {
                 log::error!("queue: dead-lettering entries failed: {e}");
             }
         }
+        if let Some(sub) = self.subs.get_mut(&sub_id) {
+            for r in &out {
+                sub.activity.delivered(r.deliveries);
+            }
+        }
         match result {
             Ok(()) => Ok(out),
             Err(e) if out.is_empty() => Err(e),

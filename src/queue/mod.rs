@@ -64,6 +64,7 @@
 //! # }
 //! ```
 
+mod activity;
 mod commit;
 mod commit_ticket;
 mod config;

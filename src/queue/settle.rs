@@ -34,6 +34,9 @@ impl State {
         }
         self.forget_deadlines(sub_id, &removed);
         self.store.write(batch)?;
+        if let Some(sub) = self.subs.get_mut(&sub_id) {
+            sub.activity.acked(removed.len() as u64);
+        }
         Ok(removed.len())
     }
 
@@ -97,6 +100,12 @@ impl State {
         self.forget_deadlines(sub_id, &taken);
         let n = taken.len();
         self.give_back(sub_id, taken, !requeue)?;
+        // A release gives back what no consumer saw: not a nack.
+        if !uncount {
+            if let Some(sub) = self.subs.get_mut(&sub_id) {
+                sub.activity.nacked(n as u64);
+            }
+        }
         Ok(n)
     }
 

@@ -328,6 +328,11 @@ impl State {
             in_flight: sub.inflight.len() as u64,
             dead_lettered: sub.counters.dead_letters,
             expired: sub.counters.expired,
+            published: sub.activity.published,
+            delivered: sub.activity.delivered,
+            redelivered: sub.activity.redelivered,
+            acked: sub.activity.acked,
+            nacked: sub.activity.nacked,
         })
     }
 }

@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar};
 use std::time::Instant;
 
+use super::activity::Activity;
 use super::entry::EntryId;
 use super::id_hash::{IdMap, IdSet};
 use super::keys;
@@ -115,6 +116,8 @@ pub(crate) struct SubscriberState {
     /// The entries with a record of their own in the `attempts` space.
     pub(crate) recorded: IdSet<EntryId>,
     pub(crate) counters: Counters,
+    /// What went through the subscriber since the open (not stored).
+    pub(crate) activity: Activity,
     /// Entries published since the counters were last stored: not counted
     /// in the stored record (see [`UNCOUNTED_LIMIT`]).
     pub(crate) uncounted: u64,
@@ -150,6 +153,7 @@ impl SubscriberState {
             taken_below: vec![0; usize::from(priorities)],
             recorded: IdSet::default(),
             counters: Counters::default(),
+            activity: Activity::default(),
             uncounted: 0,
             unreadable: 0,
             cond: Arc::new(Condvar::new()),
