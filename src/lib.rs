@@ -137,7 +137,7 @@ pub use crossbeam_channel;
 
 #[cfg(feature = "rabbitmq")]
 pub use channel::RabbitAdapter;
-pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
+pub use channel::{Adapter, AdapterStats, ChannelSpec, ChannelStats, Mode, SimpleAdapter};
 #[cfg(feature = "durable")]
 pub use channel::{DurableAdapter, DurableConfig};
 pub use error::{Error, ErrorSource, ObjectKind, Result};

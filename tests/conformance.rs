@@ -20,11 +20,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use common::unique;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use syncmq::{Adapter, ChannelSpec, Delivery, Error, Message, Mode, ObjectKind};
+use syncmq::{Adapter, ChannelSpec, ChannelStats, Delivery, Error, Message, Mode, ObjectKind};
 
 /// Long enough for any adapter on a loaded CI machine; a passing test never
 /// waits this long.
@@ -212,6 +212,59 @@ fn acks_and_nacks_settle(subject: &mut dyn Subject) {
     // Settled without requeue: none of the three comes back.
     assert_nothing_arrives(&output);
     adapter.close().unwrap();
+}
+
+/// Waits until the adapter's stats of channel `name` satisfy `done`, or
+/// fails naming the last seen (counts are made by the adapter's threads,
+/// a RabbitMQ ack, say, after `ack` returned).
+fn stats_once(adapter: &dyn Adapter, name: &str, done: impl Fn(&ChannelStats) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stats = adapter.stats().expect("stats");
+        let channel = stats.channel(name).expect("the channel's stats").clone();
+        if done(&channel) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stats never got there: {channel:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stats_count_a_round_trip(subject: &mut dyn Subject) {
+    let adapter = subject.open();
+    let name = unique("stats");
+    let (input, output) = both(&*adapter, ChannelSpec::new(name.clone(), Mode::Both));
+    assert_eq!(
+        adapter.stats().unwrap().channel(&name),
+        Some(&ChannelStats {
+            name: name.clone(),
+            ..ChannelStats::default()
+        })
+    );
+    for body in [b"a", b"b", b"c"] {
+        input.send(body.into()).unwrap();
+    }
+    recv(&output).ack().unwrap();
+    recv(&output).nack(false).unwrap();
+    recv(&output).ack().unwrap();
+    // The simple adapter's acks are no-ops: it counts none.
+    let settles = subject.redelivers();
+    let expected = ChannelStats {
+        name: name.clone(),
+        published: 3,
+        delivered: 3,
+        acked: if settles { 2 } else { 0 },
+        nacked: u64::from(settles),
+        buffered: 0,
+    };
+    // A pump counts its publish once the queue returns, which may be after
+    // the consumer took the message: wait for all of it.
+    stats_once(&*adapter, &name, |s| *s == expected);
+    adapter.close().unwrap();
+    assert!(matches!(adapter.stats(), Err(Error::Closed(_))));
 }
 
 fn nack_with_requeue_and_drop(subject: &mut dyn Subject) {
@@ -594,6 +647,13 @@ macro_rules! conformance {
                 }
             }
             #[test]
+            fn stats_count_a_round_trip() {
+                let mut subject = $subject;
+                if subject.available() {
+                    super::stats_count_a_round_trip(&mut subject);
+                }
+            }
+            #[test]
             fn acks_and_nacks_settle() {
                 let mut subject = $subject;
                 if subject.available() {
@@ -681,7 +741,9 @@ mod rabbit {
     use std::sync::{Arc, Mutex, PoisonError};
 
     use crossbeam_channel::{Receiver, Sender};
-    use syncmq::{Adapter, ChannelSpec, Delivery, Message, Mode, RabbitAdapter, Result};
+    use syncmq::{
+        Adapter, AdapterStats, ChannelSpec, Delivery, Message, Mode, RabbitAdapter, Result,
+    };
 
     use super::common::{broker_url, delete_queues};
     use super::{Setting, Subject};
@@ -723,6 +785,9 @@ mod rabbit {
         }
         fn mode(&self, name: &str) -> Result<Mode> {
             self.inner.mode(name)
+        }
+        fn stats(&self) -> Result<AdapterStats> {
+            self.inner.stats()
         }
         fn close(&self) -> Result<()> {
             self.inner.close()

@@ -1,6 +1,9 @@
 //! What the publishing thread works on: an [`Entry`] per message held until
 //! confirmed, and a [`Feed`], a channel input it takes messages from itself.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
 use crossbeam_channel::Receiver;
 
 use crate::error::Result;
@@ -49,4 +52,6 @@ pub(super) struct Feed {
     pub(super) exchange: String,
     pub(super) routing_key: String,
     pub(super) input: Receiver<Message>,
+    /// Counts the messages taken from `input`: the channel's `published`.
+    pub(super) taken: Arc<AtomicU64>,
 }
