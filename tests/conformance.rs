@@ -20,9 +20,9 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use common::unique;
+use common::{eventually, unique};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use syncmq::{Adapter, ChannelSpec, ChannelStats, Delivery, Error, Message, Mode, ObjectKind};
 
@@ -214,25 +214,6 @@ fn acks_and_nacks_settle(subject: &mut dyn Subject) {
     adapter.close().unwrap();
 }
 
-/// Waits until the adapter's stats of channel `name` satisfy `done`, or
-/// fails naming the last seen (counts are made by the adapter's threads,
-/// a RabbitMQ ack, say, after `ack` returned).
-fn stats_once(adapter: &dyn Adapter, name: &str, done: impl Fn(&ChannelStats) -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let stats = adapter.stats().expect("stats");
-        let channel = stats.channel(name).expect("the channel's stats").clone();
-        if done(&channel) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stats never got there: {channel:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn stats_count_a_round_trip(subject: &mut dyn Subject) {
     let adapter = subject.open();
     let name = unique("stats");
@@ -260,9 +241,12 @@ fn stats_count_a_round_trip(subject: &mut dyn Subject) {
         nacked: u64::from(settles),
         buffered: 0,
     };
-    // A pump counts its publish once the queue returns, which may be after
-    // the consumer took the message: wait for all of it.
-    stats_once(&*adapter, &name, |s| *s == expected);
+    // The adapter's threads count (a pump once the queue returned, which
+    // may be after the consumer took the message; a RabbitMQ ack once the
+    // consumer's thread sent it): wait for all of it.
+    eventually(PATIENCE, &format!("stats {expected:?}"), || {
+        adapter.stats().unwrap().channel(&name) == Some(&expected)
+    });
     adapter.close().unwrap();
     assert!(matches!(adapter.stats(), Err(Error::Closed(_))));
 }

@@ -22,6 +22,14 @@ pub(crate) struct ConsumerCounters {
     /// Messages acked without a dead-letter queue after their last attempt
     /// failed.
     pub(crate) dropped: AtomicU64,
+    /// Deliveries acked to the broker.
+    pub(crate) acked: AtomicU64,
+    /// Deliveries nacked to the broker.
+    pub(crate) nacked: AtomicU64,
+    /// Deliveries the broker marked redelivered.
+    pub(crate) redelivered: AtomicU64,
+    /// Channels consumed on after the first.
+    pub(crate) reconnects: AtomicU64,
 }
 
 impl ConsumerCounters {
@@ -35,6 +43,10 @@ impl ConsumerCounters {
             retried: read(&self.retried),
             dead_lettered: read(&self.dead_lettered),
             dropped: read(&self.dropped),
+            acked: read(&self.acked),
+            nacked: read(&self.nacked),
+            redelivered: read(&self.redelivered),
+            reconnects: read(&self.reconnects),
         }
     }
 }

@@ -139,6 +139,7 @@ impl Engine {
         let name = self.shared.name.clone();
         let wake = self.shared.wake_on_connect();
         let mut draining: Option<Instant> = None;
+        let mut channels = 0u64;
         loop {
             // Feeds registered while the thread waited for a channel count
             // for the drain below.
@@ -161,21 +162,27 @@ impl Engine {
                 None => self.shared.open_channel(self.stop.receiver()),
             };
             match opened {
-                Ok((channel, generation)) => match self.serve(&channel, &mut draining) {
-                    Served::Done => break,
-                    Served::Lost(loss) => {
-                        log::warn!(
+                Ok((channel, generation)) => {
+                    channels += 1;
+                    if channels > 1 {
+                        self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    match self.serve(&channel, &mut draining) {
+                        Served::Done => break,
+                        Served::Lost(loss) => {
+                            log::warn!(
                             "publisher on {name}: channel lost ({generation}): {}; {} messages to resend",
                             loss.reason,
                             self.queue.len()
                         );
-                        if loss.pause || (loss.by_server && self.careful_through.is_none()) {
-                            // Nacked, or refused with nothing to blame: do
-                            // not spin.
-                            let _ = self.stop.sleep(self.config.retry_interval());
+                            if loss.pause || (loss.by_server && self.careful_through.is_none()) {
+                                // Nacked, or refused with nothing to blame: do
+                                // not spin.
+                                let _ = self.stop.sleep(self.config.retry_interval());
+                            }
                         }
                     }
-                },
+                }
                 Err(Error::Closed(_)) if self.shared.is_closed() => break,
                 Err(_) => {
                     // Down: keep taking messages into the buffer until the
@@ -491,6 +498,7 @@ impl Engine {
 
     /// A fed message as a fire-and-retry entry, counted as held.
     fn entry_for(&self, feed: &Feed, message: Message) -> Entry {
+        feed.taken.fetch_add(1, Ordering::Relaxed);
         self.held.hold();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         Entry::new(seq, &feed.exchange, &feed.routing_key, message, None)

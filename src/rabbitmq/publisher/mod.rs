@@ -273,6 +273,7 @@ impl Publisher {
         exchange: &str,
         routing_key: &str,
         input: Receiver<Message>,
+        taken: Arc<AtomicU64>,
     ) -> Result<()> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(Error::closed("publisher"));
@@ -283,6 +284,7 @@ impl Publisher {
                 exchange: exchange.to_string(),
                 routing_key: routing_key.to_string(),
                 input,
+                taken,
             })
             .map_err(|_| Error::closed("publisher"))
     }
@@ -334,9 +336,9 @@ impl Publisher {
         self.inner.held.count()
     }
 
-    /// The publisher's counters.
+    /// The publisher's counters, and what it holds now.
     pub fn stats(&self) -> PublisherStats {
-        self.inner.counters.snapshot()
+        self.inner.counters.snapshot(self.buffered())
     }
 
     /// Stops taking messages, keeps publishing what is buffered for up to

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::{Deserialize, Serialize};
+
 /// Counters, for tests and metrics.
 #[derive(Debug, Default)]
 pub(super) struct Counters {
@@ -12,12 +14,15 @@ pub(super) struct Counters {
     pub(super) returned: AtomicU64,
     pub(super) resent: AtomicU64,
     pub(super) rejected: AtomicU64,
+    pub(super) reconnects: AtomicU64,
 }
 
 impl Counters {
-    /// What the counters say now.
-    pub(super) fn snapshot(&self) -> PublisherStats {
+    /// What the counters say now, with `buffered` messages held.
+    pub(super) fn snapshot(&self, buffered: usize) -> PublisherStats {
         PublisherStats {
+            buffered: buffered as u64,
+            reconnects: self.reconnects.load(Ordering::Relaxed),
             published: self.published.load(Ordering::Relaxed),
             confirmed: self.confirmed.load(Ordering::Relaxed),
             nacked: self.nacked.load(Ordering::Relaxed),
@@ -28,8 +33,15 @@ impl Counters {
     }
 }
 
-/// A snapshot of a publisher's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A snapshot of a publisher's counters
+/// ([`Publisher::stats`](super::Publisher::stats)): counts since the
+/// publisher started, and `buffered`, what it holds now.
+///
+/// Every message handed over ends as one of `confirmed`, `nacked` (after
+/// its retries), `returned` or `rejected`, or fails at close; `published`
+/// counts each send to the broker, so with resends it can exceed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PublisherStats {
     /// `basic.publish` calls, resends included.
     pub published: u64,
@@ -46,4 +58,12 @@ pub struct PublisherStats {
     /// Messages the broker refused by closing the channel on them (say an
     /// exchange that does not exist); each failed to its caller.
     pub rejected: u64,
+    /// Channels the publisher opened after its first: one per recovery
+    /// from a lost channel or connection.
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Messages held until confirmed now (the retry buffer included), as
+    /// [`Publisher::buffered`](super::Publisher::buffered).
+    #[serde(default)]
+    pub buffered: u64,
 }
