@@ -64,6 +64,7 @@ mod queue_server;
 mod remote_subscriber;
 mod server_config;
 mod server_connection;
+mod server_stats;
 
 pub use client_config::{QueueClientConfig, DEFAULT_REQUEST_TIMEOUT};
 pub use frame::DEFAULT_MAX_FRAME;
@@ -71,3 +72,4 @@ pub use queue_client::QueueClient;
 pub use queue_server::QueueServer;
 pub use remote_subscriber::RemoteSubscriber;
 pub use server_config::QueueServerConfig;
+pub use server_stats::QueueServerStats;

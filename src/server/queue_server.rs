@@ -12,6 +12,7 @@ use super::frame::{FrameWriter, MAX_FRAME_LEN};
 use super::protocol::Response;
 use super::server_config::QueueServerConfig;
 use super::server_connection;
+use super::server_stats::{QueueServerStats, ServerCounters};
 use crate::error::{Error, Result};
 use crate::queue::Queue;
 use crate::thread::{self, join_all, lock, Worker};
@@ -28,6 +29,7 @@ struct Shared {
     config: QueueServerConfig,
     closing: AtomicBool,
     conns: Mutex<HashMap<u64, Conn>>,
+    counters: ServerCounters,
 }
 
 /// A running queue server: the durable [`Queue`] served over TCP (ppmq's
@@ -73,6 +75,7 @@ impl QueueServer {
             config,
             closing: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
+            counters: ServerCounters::default(),
         });
         let accepting = shared.clone();
         let acceptor = thread::spawn("srv-accept", move || accept(&listener, &accepting))?;
@@ -96,6 +99,12 @@ impl QueueServer {
             .values()
             .filter(|c| !c.worker.is_finished())
             .count()
+    }
+
+    /// Connections open, accepted and refused, and frames read and
+    /// written, over every connection since the start.
+    pub fn stats(&self) -> QueueServerStats {
+        self.shared.counters.stats(self.connections())
     }
 
     /// Stops accepting, closes every connection (their subscriptions give
@@ -174,6 +183,7 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
         let max = shared.config.max_connections();
         if conns.len() >= max {
             drop(conns);
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
             refuse(&stream, max);
             continue;
         }
@@ -184,9 +194,16 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
         };
         let serving = shared.clone();
         match thread::spawn("srv-conn", move || {
-            server_connection::serve(&serving.queue, stream, &serving.config, number);
+            let Shared {
+                queue,
+                config,
+                counters,
+                ..
+            } = &*serving;
+            server_connection::serve(queue, stream, config, number, counters);
         }) {
             Ok(worker) => {
+                shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
                 conns.insert(
                     number,
                     Conn {

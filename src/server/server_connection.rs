@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::TcpStream;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,7 @@ use super::protocol::{
     Request, Response, WireDeadLetter, WireEntry, WireStats, MAGIC, PROTOCOL_VERSION,
 };
 use super::server_config::QueueServerConfig;
+use super::server_stats::ServerCounters;
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::queue::{EntryId, Queue};
@@ -50,7 +52,13 @@ use crate::thread;
 
 /// Serves one connection until the peer leaves, breaks the protocol, or
 /// the server closes (which shuts the socket down under the reader).
-pub(super) fn serve(queue: &Queue, stream: TcpStream, config: &QueueServerConfig, number: u64) {
+pub(super) fn serve(
+    queue: &Queue,
+    stream: TcpStream,
+    config: &QueueServerConfig,
+    number: u64,
+    counters: &ServerCounters,
+) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
@@ -60,7 +68,7 @@ pub(super) fn serve(queue: &Queue, stream: TcpStream, config: &QueueServerConfig
     // The server's own frames are not held to the limit it sets clients;
     // its deliveries are split to stay under it (see `FeedSpec`).
     let writer = match FrameWriter::new(&stream, MAX_FRAME_LEN, "write to a client connection") {
-        Ok(w) => Arc::new(w),
+        Ok(w) => Arc::new(w.with_counter(counters.frames_out.clone())),
         Err(e) => {
             log::warn!("server: connection {number}: {e}");
             return;
@@ -73,6 +81,7 @@ pub(super) fn serve(queue: &Queue, stream: TcpStream, config: &QueueServerConfig
         acked: HashMap::new(),
         next_sub: 1,
         config,
+        counters,
     };
     let reader = BufReader::new(stream);
     // Even a panic outside a request ends the connection properly: its
@@ -101,6 +110,7 @@ struct Connection<'a> {
     acked: HashMap<u64, Vec<EntryId>>,
     next_sub: u64,
     config: &'a QueueServerConfig,
+    counters: &'a ServerCounters,
 }
 
 impl Connection<'_> {
@@ -175,7 +185,9 @@ impl Connection<'_> {
         wait: Wait,
     ) -> Result<Option<Request>> {
         match frame::read_frame(reader, buf, max) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+            }
             Err(FrameError::Eof) => return Ok(None),
             Err(FrameError::Idle) => {
                 let message = match wait {
