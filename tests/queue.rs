@@ -236,7 +236,8 @@ fn stats_count_what_went_through_each_subscriber(fx: &Fixture) {
         serde_json::from_str::<SubscriberStats>(&json).unwrap(),
         expected_a
     );
-    let old = r#"{"topic":"t","subscriber":"a","depth":1,"in_flight":1,"dead_lettered":0,"expired":0}"#;
+    let old =
+        r#"{"topic":"t","subscriber":"a","depth":1,"in_flight":1,"dead_lettered":0,"expired":0}"#;
     let read = serde_json::from_str::<SubscriberStats>(old).unwrap();
     assert_eq!((read.depth, read.delivered, read.acked), (1, 0, 0));
 }
