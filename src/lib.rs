@@ -110,6 +110,11 @@
 mod channel;
 mod error;
 mod message;
+// Every owner's counts go through it; with feature `metrics` they are
+// recorded through the `metrics` facade as well. Some handles serve the
+// queue and RabbitMQ parts only.
+#[cfg_attr(not(all(feature = "durable", feature = "rabbitmq")), allow(dead_code))]
+mod metrics;
 mod millis;
 mod receipt;
 // Used by the RabbitMQ publisher and the queue server's client.

@@ -292,7 +292,7 @@ impl DurableAdapter {
             stopper,
             pumps: Vec::new(),
             lost: Arc::new(AtomicUsize::new(0)),
-            counters: Arc::new(ChannelCounters::default()),
+            counters: Arc::new(ChannelCounters::new(&name)),
             consumers: Vec::new(),
             interrupters: Vec::new(),
             close_timeout: self.config.close_timeout(),
@@ -545,7 +545,7 @@ fn publish_waiting(
         }
     }
     if batch.is_empty() || queue.publish(topic, &batch).is_ok() {
-        counters.published(batch.len() as u64);
+        counters.published.add(batch.len() as u64);
         return 0;
     }
     // One bad message (too large, say) must not take the others with it.
@@ -558,7 +558,7 @@ fn publish_waiting(
             );
             lost += 1;
         } else {
-            counters.published(1);
+            counters.published.add(1);
         }
     }
     lost
@@ -599,7 +599,7 @@ fn consume(
                 recv(stop.receiver()) -> _ => false,
             };
             if handed_on {
-                counters.delivered(1);
+                counters.delivered.add(1);
             } else {
                 // Not delivered: back to the front, uncounted.
                 let ids: Vec<EntryId> = batch.map(|r| r.id).collect();
@@ -627,13 +627,13 @@ impl Acker for DurableAcker {
         } else {
             self.sub.ack(&[self.id])?
         };
-        self.counters.acked(acked as u64);
+        self.counters.acked.add(acked as u64);
         Ok(())
     }
 
     fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
         let nacked = self.sub.nack(&[self.id], requeue)?;
-        self.counters.nacked(nacked as u64);
+        self.counters.nacked.add(nacked as u64);
         Ok(())
     }
 }

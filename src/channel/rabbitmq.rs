@@ -3,7 +3,6 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use crate::channel::stats::adapter_stats;
 use crate::channel::{Adapter, AdapterStats, ChannelSpec, ChannelStats, Mode};
 use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Delivery, Message};
+use crate::metrics::{self, Count};
 use crate::rabbitmq::{
     Connection, ConnectionConfig, ConsumerCounters, Declaration, Owner, Publisher, PublisherConfig,
     PublisherStats, QueueArguments, QueueType, StreamOffset,
@@ -130,7 +130,7 @@ struct Channel {
     stopper: Stopper,
     consumers: Vec<Worker<()>>,
     /// What the publisher took from the input.
-    published: Arc<AtomicU64>,
+    published: Arc<Count>,
     /// What the channel's consumers count, all instances together.
     consumed: Arc<ConsumerCounters>,
 }
@@ -270,7 +270,7 @@ impl Adapter for RabbitAdapter {
             let output = ch.output.as_ref().map_or(0, Receiver::len);
             ChannelStats {
                 name: name.clone(),
-                published: ch.published.load(Ordering::Relaxed),
+                published: ch.published.get(),
                 delivered: consumed.delivered,
                 acked: consumed.acked,
                 nacked: consumed.nacked,
@@ -334,8 +334,11 @@ impl RabbitAdapter {
             output: None,
             stopper,
             consumers: Vec::new(),
-            published: Arc::default(),
-            consumed: Arc::default(),
+            published: Arc::new(Count::new(
+                metrics::name::CHANNEL_PUBLISHED,
+                &[("channel", &name)],
+            )),
+            consumed: Arc::new(ConsumerCounters::new(&name)),
         };
         if spec.mode().allows_input() {
             let (input, input_rx) = crossbeam_channel::bounded(spec.buffer());

@@ -174,7 +174,7 @@ impl Adapter for SimpleAdapter {
         let (output_sender, output) = crossbeam_channel::bounded(spec.buffer());
         let (stopper, stop) = thread::stop_signal();
         let left = Arc::new(Leftover::default());
-        let counters = Arc::new(ChannelCounters::default());
+        let counters = Arc::new(ChannelCounters::new(spec.name()));
         let turn = Arc::new(Mutex::new(()));
         let mut forwarders = Vec::with_capacity(spec.instances());
         for i in 0..spec.instances() {
@@ -405,10 +405,10 @@ fn forward_turn(
             return Err(None);
         }
         let message = recv_or_stop(input, stop).ok_or(None)?;
-        counters.published(1);
+        counters.published.add(1);
         if let Some(delivery) = deliverable(message) {
             send_or_stop(output, delivery, stop).map_err(Some)?;
-            counters.delivered(1);
+            counters.delivered.add(1);
         }
     }
     Ok(())
@@ -509,7 +509,7 @@ fn drain(
             Some(d) => d,
             None => match input.try_recv() {
                 Ok(message) => {
-                    counters.published(1);
+                    counters.published.add(1);
                     match deliverable(message) {
                         Some(delivery) => delivery,
                         None => continue,
@@ -519,7 +519,7 @@ fn drain(
             },
         };
         match output.send_deadline(delivery, deadline) {
-            Ok(()) => counters.delivered(1),
+            Ok(()) => counters.delivered.add(1),
             Err(SendTimeoutError::Timeout(_)) => {
                 left.timed_out.fetch_add(1, Ordering::SeqCst);
                 return;

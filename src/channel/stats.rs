@@ -2,9 +2,9 @@
 //! counts per channel, in one shape whichever adapter carries the
 //! messages, and the [`ChannelCounters`] its threads count into.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use serde::{Deserialize, Serialize};
+
+use crate::metrics::{name, Count};
 
 /// The counters of every channel of an adapter, by channel name
 /// ([`Adapter::stats`](super::Adapter::stats)).
@@ -47,42 +47,36 @@ pub struct ChannelStats {
     pub buffered: u64,
 }
 
-/// The counters one channel's threads and ackers share.
-#[derive(Debug, Default)]
+/// The counters one channel's threads and ackers share, each also a
+/// metric labelled with the channel's name.
+#[derive(Debug)]
 pub(crate) struct ChannelCounters {
-    published: AtomicU64,
-    delivered: AtomicU64,
-    acked: AtomicU64,
-    nacked: AtomicU64,
+    pub(crate) published: Count,
+    pub(crate) delivered: Count,
+    pub(crate) acked: Count,
+    pub(crate) nacked: Count,
 }
 
 impl ChannelCounters {
-    pub(crate) fn published(&self, n: u64) {
-        self.published.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn delivered(&self, n: u64) {
-        self.delivered.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn acked(&self, n: u64) {
-        self.acked.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn nacked(&self, n: u64) {
-        self.nacked.fetch_add(n, Ordering::Relaxed);
+    pub(crate) fn new(channel: &str) -> Self {
+        let labels = [("channel", channel)];
+        ChannelCounters {
+            published: Count::new(name::CHANNEL_PUBLISHED, &labels),
+            delivered: Count::new(name::CHANNEL_DELIVERED, &labels),
+            acked: Count::new(name::CHANNEL_ACKED, &labels),
+            nacked: Count::new(name::CHANNEL_NACKED, &labels),
+        }
     }
 
     /// The counts now, for channel `name` with `buffered` messages in its
     /// buffers.
     pub(crate) fn stats(&self, name: &str, buffered: usize) -> ChannelStats {
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         ChannelStats {
             name: name.to_string(),
-            published: read(&self.published),
-            delivered: read(&self.delivered),
-            acked: read(&self.acked),
-            nacked: read(&self.nacked),
+            published: self.published.get(),
+            delivered: self.delivered.get(),
+            acked: self.acked.get(),
+            nacked: self.nacked.get(),
             buffered: buffered as u64,
         }
     }

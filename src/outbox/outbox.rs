@@ -1,7 +1,6 @@
 //! [`Outbox`]: adds rows to its store and owns the dispatcher and cleanup
 //! threads that send and clean them up.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -206,7 +205,7 @@ impl<S: OutboxStore> Outbox<S> {
 
     /// How many events were dropped because the events channel was full.
     pub fn dropped_events(&self) -> u64 {
-        self.counters.dropped_events.load(Ordering::Relaxed)
+        self.counters.dropped_events.get()
     }
 
     /// The store's rows in each state, and what the dispatcher and
@@ -216,7 +215,9 @@ impl<S: OutboxStore> Outbox<S> {
     ///
     /// The store's errors reading its counts (it is read each time).
     pub fn stats(&self) -> Result<OutboxStats> {
-        Ok(self.counters.stats(self.store.counts()?))
+        let rows = self.store.counts()?;
+        self.counters.observe(rows);
+        Ok(self.counters.stats(rows))
     }
 
     /// Stops the dispatcher and cleanup threads and joins them. A send in

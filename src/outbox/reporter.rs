@@ -2,7 +2,6 @@
 //! events into a bounded channel, never waiting for a reader, each
 //! counted first (the outbox's stats).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -23,12 +22,17 @@ impl Reporter {
         Reporter { events, counters }
     }
 
+    /// The counters it counts into (the outbox's stats and metrics).
+    pub(crate) fn counters(&self) -> &OutboxCounters {
+        &self.counters
+    }
+
     pub(crate) fn report(&self, event: OutboxEvent) {
         self.counters.count(&event);
         match self.events.try_send(event) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(event)) => {
-                self.counters.dropped_events.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped_events.add(1);
                 log::trace!("outbox events channel full; dropped {event:?}");
             }
         }

@@ -3,9 +3,9 @@
 //! [`OutboxCounters`] the [`Reporter`](super::reporter::Reporter) counts
 //! every outcome into.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use serde::{Deserialize, Serialize};
+
+use crate::metrics::{name, Count, Counter, Gauge, Histogram};
 
 use crate::outbox::event::OutboxEvent;
 use crate::outbox::store::OutboxCounts;
@@ -37,39 +37,65 @@ pub struct OutboxStats {
 }
 
 /// What the outbox's threads count; one per outbox, shared by its
-/// reporter clones and the outbox.
-#[derive(Debug, Default)]
+/// reporter clones and the outbox. Each count is also a metric.
+#[derive(Debug)]
 pub(crate) struct OutboxCounters {
-    delivered: AtomicU64,
-    retries: AtomicU64,
-    cleaned: AtomicU64,
-    pub(crate) dropped_events: AtomicU64,
+    delivered: Count,
+    retries: Count,
+    dead_lettered: Counter,
+    cleaned: Count,
+    pub(crate) dropped_events: Count,
+    /// The store's rows, as metrics.
+    pending: Gauge,
+    dead_letters: Gauge,
+    /// From a row's commit to the sink confirming it.
+    pub(crate) send_seconds: Histogram,
+}
+
+impl Default for OutboxCounters {
+    fn default() -> Self {
+        OutboxCounters {
+            delivered: Count::new(name::OUTBOX_DELIVERED, &[]),
+            retries: Count::new(name::OUTBOX_RETRIES, &[]),
+            dead_lettered: Counter::new(name::OUTBOX_DEAD_LETTERED, &[]),
+            cleaned: Count::default(),
+            dropped_events: Count::default(),
+            pending: Gauge::new(name::OUTBOX_PENDING, &[]),
+            dead_letters: Gauge::new(name::OUTBOX_DEAD_LETTERS, &[]),
+            send_seconds: Histogram::new(name::OUTBOX_SEND_SECONDS, &[]),
+        }
+    }
 }
 
 impl OutboxCounters {
     /// Counts the outcome `event` reports.
     pub(crate) fn count(&self, event: &OutboxEvent) {
-        let (counter, n) = match event {
-            OutboxEvent::Dispatched { .. } => (&self.delivered, 1),
-            OutboxEvent::Failed { .. } => (&self.retries, 1),
-            OutboxEvent::FlushFailed { ids, .. } => (&self.retries, ids.len() as u64),
-            OutboxEvent::Cleaned { removed } => (&self.cleaned, *removed),
-            OutboxEvent::DeadLettered { .. } | OutboxEvent::StoreFailed { .. } => return,
-        };
-        counter.fetch_add(n, Ordering::Relaxed);
+        match event {
+            OutboxEvent::Dispatched { .. } => self.delivered.add(1),
+            OutboxEvent::Failed { .. } => self.retries.add(1),
+            OutboxEvent::FlushFailed { ids, .. } => self.retries.add(ids.len() as u64),
+            OutboxEvent::DeadLettered { .. } => self.dead_lettered.increment(1),
+            OutboxEvent::Cleaned { removed } => self.cleaned.add(*removed),
+            OutboxEvent::StoreFailed { .. } => {}
+        }
+    }
+
+    /// Sets the row gauges to the store's `rows`.
+    pub(crate) fn observe(&self, rows: OutboxCounts) {
+        self.pending.set(rows.pending);
+        self.dead_letters.set(rows.dead_letters);
     }
 
     /// The counts now, with the store's `rows`.
     pub(crate) fn stats(&self, rows: OutboxCounts) -> OutboxStats {
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         OutboxStats {
             pending: rows.pending,
             dispatched: rows.dispatched,
             dead_lettered: rows.dead_letters,
-            delivered: read(&self.delivered),
-            retries: read(&self.retries),
-            cleaned: read(&self.cleaned),
-            dropped_events: read(&self.dropped_events),
+            delivered: self.delivered.get(),
+            retries: self.retries.get(),
+            cleaned: self.cleaned.get(),
+            dropped_events: self.dropped_events.get(),
         }
     }
 }

@@ -153,7 +153,7 @@ impl SubscriberState {
             taken_below: vec![0; usize::from(priorities)],
             recorded: IdSet::default(),
             counters: Counters::default(),
-            activity: Activity::default(),
+            activity: Activity::new(topic, name),
             uncounted: 0,
             unreadable: 0,
             cond: Arc::new(Condvar::new()),
@@ -183,6 +183,12 @@ impl SubscriberState {
             self.taken_below.resize(n, 0);
             self.redeliver.resize(n, VecDeque::new());
         }
+    }
+
+    /// Sets the depth and in-flight gauges; every operation that changes
+    /// them calls it once it is done.
+    pub(crate) fn observe(&self) {
+        self.activity.observe(self.ready(), self.inflight.len());
     }
 
     /// Entries waiting to be delivered.

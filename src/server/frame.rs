@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::metrics::Count;
 use crate::thread::lock;
 
 /// The default largest frame: a 16 MiB message plus room for its envelope.
@@ -197,7 +198,7 @@ pub(super) struct FrameWriter {
     /// When a frame last went out, in milliseconds since `opened`.
     last_write_ms: AtomicU64,
     /// Counts every frame written, when the owner wants them counted.
-    frames: Option<Arc<AtomicU64>>,
+    frames: Option<Arc<Count>>,
 }
 
 struct Out {
@@ -231,7 +232,7 @@ impl FrameWriter {
     /// The same writer counting every frame it writes in `frames` (the
     /// server's stats).
     #[must_use]
-    pub(super) fn with_counter(mut self, frames: Arc<AtomicU64>) -> Self {
+    pub(super) fn with_counter(mut self, frames: Arc<Count>) -> Self {
         self.frames = Some(frames);
         self
     }
@@ -335,7 +336,7 @@ impl FrameWriter {
         encode_frame(value, buf, self.limit)?;
         stream.write_all(buf).map_err(|e| self.failed(e))?;
         if let Some(frames) = &self.frames {
-            frames.fetch_add(1, Ordering::Relaxed);
+            frames.add(1);
         }
         Ok(())
     }

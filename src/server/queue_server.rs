@@ -183,7 +183,7 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
         let max = shared.config.max_connections();
         if conns.len() >= max {
             drop(conns);
-            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            shared.counters.refused.add(1);
             refuse(&stream, max);
             continue;
         }
@@ -203,7 +203,7 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
             server_connection::serve(queue, stream, config, number, counters);
         }) {
             Ok(worker) => {
-                shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                shared.counters.accepted.add(1);
                 conns.insert(
                     number,
                     Conn {

@@ -34,7 +34,6 @@ use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::TcpStream;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -186,7 +185,7 @@ impl Connection<'_> {
     ) -> Result<Option<Request>> {
         match frame::read_frame(reader, buf, max) {
             Ok(()) => {
-                self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+                self.counters.frames_in.add(1);
             }
             Err(FrameError::Eof) => return Ok(None),
             Err(FrameError::Idle) => {

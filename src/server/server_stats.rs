@@ -2,10 +2,11 @@
 //! counted since it started, and the [`ServerCounters`] its accept and
 //! connection threads count into.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::metrics::{name, Count};
 
 /// A queue server's counters, totals over every connection
 /// ([`QueueServer::stats`](super::QueueServer::stats)).
@@ -26,26 +27,36 @@ pub struct QueueServerStats {
     pub frames_out: u64,
 }
 
-/// The server's counters, shared by its threads.
-#[derive(Debug, Default)]
+/// The server's counters, shared by its threads; each also a metric.
+#[derive(Debug)]
 pub(crate) struct ServerCounters {
-    pub(crate) accepted: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    pub(crate) frames_in: AtomicU64,
+    pub(crate) accepted: Count,
+    pub(crate) refused: Count,
+    pub(crate) frames_in: Count,
     /// Counted by every connection's frame writer.
-    pub(crate) frames_out: Arc<AtomicU64>,
+    pub(crate) frames_out: Arc<Count>,
+}
+
+impl Default for ServerCounters {
+    fn default() -> Self {
+        ServerCounters {
+            accepted: Count::new(name::SERVER_ACCEPTED, &[]),
+            refused: Count::new(name::SERVER_REFUSED, &[]),
+            frames_in: Count::new(name::SERVER_FRAMES_IN, &[]),
+            frames_out: Arc::new(Count::new(name::SERVER_FRAMES_OUT, &[])),
+        }
+    }
 }
 
 impl ServerCounters {
     /// The counts now, with `connections` open.
     pub(crate) fn stats(&self, connections: usize) -> QueueServerStats {
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         QueueServerStats {
             connections: connections as u64,
-            accepted: read(&self.accepted),
-            refused: read(&self.refused),
-            frames_in: read(&self.frames_in),
-            frames_out: read(&self.frames_out),
+            accepted: self.accepted.get(),
+            refused: self.refused.get(),
+            frames_in: self.frames_in.get(),
+            frames_out: self.frames_out.get(),
         }
     }
 }

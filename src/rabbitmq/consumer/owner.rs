@@ -129,7 +129,7 @@ impl<T: Wrap> Owner<T> {
                 Ok((channel, generation)) => {
                     channel_number += 1;
                     if channel_number > 1 {
-                        self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                        self.counters.reconnects.add(1);
                     }
                     let served = self.consume_on(
                         &channel,
@@ -350,9 +350,9 @@ impl<T: Wrap> Owner<T> {
                             let resume = self.stream_resume.get().map_or(next, |n| n.max(next));
                             self.stream_resume.set(Some(resume));
                         }
-                        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                        self.counters.delivered.add(1);
                         if redelivered {
-                            self.counters.redelivered.fetch_add(1, Ordering::Relaxed);
+                            self.counters.redelivered.add(1);
                         }
                         let acker = RabbitAcker {
                             channel: channel_number,
@@ -572,7 +572,7 @@ fn apply_batch(
         if let Some(raw) = last {
             raw.ack_multiple(channel)
                 .map_err(|e| lost("settling deliveries", e))?;
-            counters.acked.fetch_add(n, Ordering::Relaxed);
+            counters.acked.add(n);
         }
     }
     for tag in acks {
@@ -613,7 +613,7 @@ fn apply(
         Action::Nack { requeue } => (raw.nack(channel, requeue), &counters.nacked, 1),
     };
     result.map_err(|e| lost("settling a delivery", e))?;
-    counter.fetch_add(n, Ordering::Relaxed);
+    counter.add(n);
     Ok(())
 }
 

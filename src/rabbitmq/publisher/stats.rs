@@ -1,34 +1,52 @@
 //! The publisher's counters: [`Counters`], updated by the publishing
 //! thread, and the [`PublisherStats`] snapshot callers read.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use serde::{Deserialize, Serialize};
 
-/// Counters, for tests and metrics.
-#[derive(Debug, Default)]
+use crate::metrics::{name, Count, Histogram};
+
+/// Counters, for the stats and, each also a metric labelled with the
+/// publisher's connection, the metrics.
+#[derive(Debug)]
 pub(super) struct Counters {
-    pub(super) published: AtomicU64,
-    pub(super) confirmed: AtomicU64,
-    pub(super) nacked: AtomicU64,
-    pub(super) returned: AtomicU64,
-    pub(super) resent: AtomicU64,
-    pub(super) rejected: AtomicU64,
-    pub(super) reconnects: AtomicU64,
+    pub(super) published: Count,
+    pub(super) confirmed: Count,
+    pub(super) nacked: Count,
+    pub(super) returned: Count,
+    pub(super) resent: Count,
+    pub(super) rejected: Count,
+    pub(super) reconnects: Count,
+    /// From a message being taken to its confirm.
+    pub(super) confirm_seconds: Histogram,
 }
 
 impl Counters {
+    /// The counters of a publisher on connection `connection`.
+    pub(super) fn new(connection: &str) -> Self {
+        let labels = [("connection", connection)];
+        Counters {
+            published: Count::new(name::RABBITMQ_PUBLISHED, &labels),
+            confirmed: Count::new(name::RABBITMQ_CONFIRMS, &labels),
+            nacked: Count::new(name::RABBITMQ_PUBLISH_NACKED, &labels),
+            returned: Count::new(name::RABBITMQ_RETURNS, &labels),
+            resent: Count::new(name::RABBITMQ_RESENT, &labels),
+            rejected: Count::new(name::RABBITMQ_REFUSED, &labels),
+            reconnects: Count::new(name::RABBITMQ_RECONNECTS, &labels),
+            confirm_seconds: Histogram::new(name::RABBITMQ_CONFIRM_SECONDS, &labels),
+        }
+    }
+
     /// What the counters say now, with `buffered` messages held.
     pub(super) fn snapshot(&self, buffered: usize) -> PublisherStats {
         PublisherStats {
+            published: self.published.get(),
+            confirmed: self.confirmed.get(),
+            nacked: self.nacked.get(),
+            returned: self.returned.get(),
+            resent: self.resent.get(),
+            rejected: self.rejected.get(),
+            reconnects: self.reconnects.get(),
             buffered: buffered as u64,
-            reconnects: self.reconnects.load(Ordering::Relaxed),
-            published: self.published.load(Ordering::Relaxed),
-            confirmed: self.confirmed.load(Ordering::Relaxed),
-            nacked: self.nacked.load(Ordering::Relaxed),
-            returned: self.returned.load(Ordering::Relaxed),
-            resent: self.resent.load(Ordering::Relaxed),
-            rejected: self.rejected.load(Ordering::Relaxed),
         }
     }
 }
