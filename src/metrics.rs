@@ -131,7 +131,7 @@ pub(crate) struct Counter {
 }
 
 impl Counter {
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
     pub(crate) fn new(name: &'static str, labels: Labels<'_>) -> Self {
         Counter {
             #[cfg(feature = "metrics")]
@@ -140,7 +140,7 @@ impl Counter {
     }
 
     #[inline]
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
     pub(crate) fn increment(&self, n: u64) {
         #[cfg(feature = "metrics")]
         if let Some(inner) = &self.inner {
@@ -157,7 +157,7 @@ pub(crate) struct Gauge {
 }
 
 impl Gauge {
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
     pub(crate) fn new(name: &'static str, labels: Labels<'_>) -> Self {
         Gauge {
             #[cfg(feature = "metrics")]
@@ -167,7 +167,7 @@ impl Gauge {
 
     /// Sets the gauge to `value` (a count; a gauge is an `f64`).
     #[inline]
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
     pub(crate) fn set(&self, value: u64) {
         #[cfg(feature = "metrics")]
         if let Some(inner) = &self.inner {
@@ -182,7 +182,7 @@ impl Gauge {
     /// Moves the gauge by `delta`, atomically: for a gauge that several
     /// threads move.
     #[inline]
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
     pub(crate) fn add(&self, delta: f64) {
         #[cfg(feature = "metrics")]
         if let Some(inner) = &self.inner {
@@ -200,7 +200,7 @@ pub(crate) struct Histogram {
 }
 
 impl Histogram {
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
     pub(crate) fn new(name: &'static str, labels: Labels<'_>) -> Self {
         Histogram {
             #[cfg(feature = "metrics")]
@@ -209,7 +209,7 @@ impl Histogram {
     }
 
     #[inline]
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
     pub(crate) fn record(&self, took: Duration) {
         #[cfg(feature = "metrics")]
         if let Some(inner) = &self.inner {
@@ -237,7 +237,7 @@ impl Stopwatch {
 
     /// Records the time since the start in `histogram`.
     #[inline]
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
     pub(crate) fn record(self, histogram: &Histogram) {
         #[cfg(feature = "metrics")]
         histogram.record(self.started.elapsed());

@@ -200,7 +200,7 @@ impl Adapter for SimpleAdapter {
                         close_timeout,
                         &left,
                         &counters,
-                    )
+                    );
                 },
             )?);
         }
