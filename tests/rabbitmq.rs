@@ -475,6 +475,11 @@ fn publisher_and_consumer_stats_count_a_workload_and_a_reconnect() {
         .publish("", &queue, Message::new(b"c".to_vec()))
         .unwrap();
     eventually(PATIENCE, "three acks", || consumer.stats().acked == 3);
+    // A publish returns once its confirm is answered, and the thread lets
+    // go of the message right after.
+    eventually(PATIENCE, "nothing buffered", || {
+        publisher.stats().buffered == 0
+    });
     let stats = publisher.stats();
     assert_eq!(
         (
