@@ -11,8 +11,9 @@
 //! after an owner was made is not seen by that owner's handles (the
 //! `metrics` crate's rule): install it first.
 //!
-//! Without the feature every handle is a zero-sized type and every helper
-//! an empty inline function: no call into `metrics` is compiled in.
+//! Without the feature every metric handle is a zero-sized type and every
+//! helper an empty inline function: no call into `metrics` is compiled in
+//! (a [`Count`] is then its atomic number alone).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -123,7 +124,8 @@ fn owned(labels: Labels<'_>) -> Vec<::metrics::Label> {
         .collect()
 }
 
-/// A metric counter; nothing without the feature.
+/// A metric counter; nothing without the feature. The default records
+/// nothing either: a [`Count`] kept for the stats alone.
 #[derive(Clone, Default)]
 pub(crate) struct Counter {
     #[cfg(feature = "metrics")]
