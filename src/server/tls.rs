@@ -28,8 +28,8 @@ mod with_tls {
     use super::super::server_config::QueueServerConfig;
     use super::super::socket::Socket;
     use crate::error::{Error, Result};
-    use crate::tls::in_words;
     use crate::thread::Worker;
+    use crate::tls::in_words;
 
     /// The server's side of TLS: its identity, checked and built.
     #[derive(Clone)]
