@@ -109,6 +109,8 @@
 
 mod channel;
 mod error;
+#[cfg(feature = "json")]
+mod json;
 mod message;
 mod millis;
 mod receipt;
