@@ -12,15 +12,17 @@
 //! truncated or trailing bytes and never panics.
 
 use std::io::{self, BufWriter, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::socket::Socket;
 use crate::error::{Error, Result};
+use crate::metrics::Count;
 use crate::thread::lock;
 
 /// The default largest frame: a 16 MiB message plus room for its envelope.
@@ -188,7 +190,7 @@ fn encode_frame<T: Serialize>(value: &T, out: &mut Vec<u8>, max: usize) -> Resul
 pub(super) struct FrameWriter {
     out: Mutex<Out>,
     /// The same socket, for shutting it down without the lock.
-    socket: TcpStream,
+    socket: Socket,
     /// The largest body this side may send.
     limit: usize,
     /// What a write failure says, e.g. "send to the queue server".
@@ -196,10 +198,12 @@ pub(super) struct FrameWriter {
     opened: Instant,
     /// When a frame last went out, in milliseconds since `opened`.
     last_write_ms: AtomicU64,
+    /// Counts every frame written, when the owner wants them counted.
+    frames: Option<Arc<Count>>,
 }
 
 struct Out {
-    stream: BufWriter<TcpStream>,
+    stream: BufWriter<Socket>,
     /// The encoding buffer, kept between frames.
     buf: Vec<u8>,
 }
@@ -211,7 +215,7 @@ impl FrameWriter {
     /// # Errors
     ///
     /// The OS's error when the socket cannot be cloned.
-    pub(super) fn new(socket: &TcpStream, limit: usize, what: &'static str) -> io::Result<Self> {
+    pub(super) fn new(socket: &Socket, limit: usize, what: &'static str) -> io::Result<Self> {
         Ok(FrameWriter {
             out: Mutex::new(Out {
                 stream: BufWriter::new(socket.try_clone()?),
@@ -222,7 +226,16 @@ impl FrameWriter {
             what,
             opened: Instant::now(),
             last_write_ms: AtomicU64::new(0),
+            frames: None,
         })
+    }
+
+    /// The same writer counting every frame it writes in `frames` (the
+    /// server's stats).
+    #[must_use]
+    pub(super) fn with_counter(mut self, frames: Arc<Count>) -> Self {
+        self.frames = Some(frames);
+        self
     }
 
     /// The same writer with another body limit (the client learns the
@@ -322,7 +335,11 @@ impl FrameWriter {
     fn encode_into<T: Serialize>(&self, out: &mut Out, value: &T) -> Result<()> {
         let Out { stream, buf } = out;
         encode_frame(value, buf, self.limit)?;
-        stream.write_all(buf).map_err(|e| self.failed(e))
+        stream.write_all(buf).map_err(|e| self.failed(e))?;
+        if let Some(frames) = &self.frames {
+            frames.add(1);
+        }
+        Ok(())
     }
 
     fn flush(&self, out: &mut Out) -> Result<()> {
@@ -411,7 +428,8 @@ mod tests {
     #[test]
     fn the_writer_sends_whole_frames_and_refuses_one_over_its_limit() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let socket =
+            Socket::Tcp(std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap());
         let (mut peer, _) = listener.accept().unwrap();
         let writer = FrameWriter::new(&socket, 64, "send to the test peer").unwrap();
         assert!(matches!(

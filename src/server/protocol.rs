@@ -8,7 +8,12 @@
 //! spells out every frame for implementers in other languages.
 //!
 //! The first frame of a connection is the client's [`Request::Hello`]; the
-//! server answers [`Response::Welcome`] or a fatal [`Response::Error`].
+//! server answers [`Response::Welcome`] or a fatal [`Response::Error`]:
+//! `protocol` for a bad magic or version, `unauthorized` when the server
+//! has a token and the hello's is missing or wrong (before any request is
+//! read, so nothing of a refused client is applied). Version 2 added the
+//! hello's `token`; a version 1 client is refused with a `protocol` error
+//! that names both versions.
 //! Requests carry an `id` chosen by the client; the reply to a request
 //! carries the same `id`. Id 0 is reserved: requests with id 0 get no reply
 //! (fire and forget), and an error with id 0 concerns the whole connection,
@@ -46,8 +51,8 @@ use crate::queue::{DeadLetter, EntryId, SubscriberStats};
 /// The magic string of [`Request::Hello`].
 pub const MAGIC: &str = "syncmq";
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this build speaks: 2, the hello with a `token`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A message on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +180,23 @@ pub struct WireStats {
     pub dead_lettered: u64,
     /// Messages dropped on expiry, ever.
     pub expired: u64,
+    /// Entries published since the queue's open. The five counts since
+    /// the open are later additions: a frame without them (an older
+    /// server) reads them as 0.
+    #[serde(default)]
+    pub published: u64,
+    /// Deliveries since the open.
+    #[serde(default)]
+    pub delivered: u64,
+    /// Redeliveries since the open.
+    #[serde(default)]
+    pub redelivered: u64,
+    /// Acks since the open.
+    #[serde(default)]
+    pub acked: u64,
+    /// Nacks since the open.
+    #[serde(default)]
+    pub nacked: u64,
 }
 
 impl From<SubscriberStats> for WireStats {
@@ -186,6 +208,11 @@ impl From<SubscriberStats> for WireStats {
             in_flight: s.in_flight,
             dead_lettered: s.dead_lettered,
             expired: s.expired,
+            published: s.published,
+            delivered: s.delivered,
+            redelivered: s.redelivered,
+            acked: s.acked,
+            nacked: s.nacked,
         }
     }
 }
@@ -199,6 +226,11 @@ impl From<WireStats> for SubscriberStats {
             in_flight: s.in_flight,
             dead_lettered: s.dead_lettered,
             expired: s.expired,
+            published: s.published,
+            delivered: s.delivered,
+            redelivered: s.redelivered,
+            acked: s.acked,
+            nacked: s.nacked,
         }
     }
 }
@@ -239,12 +271,18 @@ impl From<WireDeadLetter> for DeadLetter {
 #[serde(rename_all = "snake_case")]
 pub enum Request {
     /// The first frame: `magic` is `"syncmq"`, `version` the protocol
-    /// version the client speaks.
+    /// version the client speaks, `token` the shared secret of a server
+    /// that requires one.
     Hello {
         /// Always [`MAGIC`].
         magic: String,
         /// The client's [`PROTOCOL_VERSION`].
         version: u32,
+        /// The server's token, when it has one
+        /// ([`QueueServerConfig::with_token`](super::QueueServerConfig::with_token));
+        /// left out of the frame when the client has none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Publishes `messages` to `topic` in one atomic batch; the reply,
     /// [`Response::Published`], comes once they are durable.
@@ -441,7 +479,8 @@ pub enum Response {
         /// `invalid_argument`, `not_found`, `already_exists`, `closed`,
         /// `timeout`, `codec`, `corrupt`, `io`, `storage`, `disconnected`,
         /// `busy`, `refused`, `panicked`; and for the connection `protocol`,
-        /// `frame_too_large` and `idle`. `internal` for the rest. See
+        /// `frame_too_large`, `idle` and `unauthorized` (a missing or wrong
+        /// token). `internal` for the rest. See
         /// [`error_from_wire`] for the [`Error`] each becomes.
         kind: String,
         /// The argument, key, object name or thread concerned, when there is
@@ -497,6 +536,11 @@ impl Response {
     }
 }
 
+/// The [`Error::Refused`] code of a missing or wrong token: 403, as
+/// RabbitMQ's `ACCESS_REFUSED` for refused credentials, so that one match
+/// tells refused credentials from other refusals for both.
+pub const UNAUTHORIZED: u16 = 403;
+
 /// The wire's word for `err`'s variant.
 fn wire_kind(err: &Error) -> &'static str {
     match err {
@@ -523,8 +567,11 @@ fn wire_kind(err: &Error) -> &'static str {
 /// text (`what` is `server`), and a timeout's `after` is zero (the client
 /// did not wait it). `protocol` and `frame_too_large` are
 /// [`Error::Codec`]; `idle` (the server closed an idle connection) is
-/// [`Error::Disconnected`]; `internal` and kinds this build does not know
-/// are [`Error::Refused`] with code 0.
+/// [`Error::Disconnected`]; `unauthorized` (a missing or wrong token) is
+/// [`Error::Refused`] with code 403 ([`UNAUTHORIZED`], RabbitMQ's
+/// `ACCESS_REFUSED` for refused credentials), the text saying which;
+/// `internal` and kinds this build does not know are [`Error::Refused`]
+/// with code 0.
 pub fn error_from_wire(
     kind: &str,
     name: Option<String>,
@@ -560,6 +607,7 @@ pub fn error_from_wire(
             reason: message,
         },
         ("refused", _) => Error::refused(0, format!("server: {message}")),
+        ("unauthorized", _) => Error::refused(UNAUTHORIZED, format!("server: {message}")),
         ("panicked", _) => Error::Panicked {
             what: format!("server: {name}"),
             message,
