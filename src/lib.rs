@@ -115,6 +115,8 @@
 
 mod channel;
 mod error;
+#[cfg(feature = "json")]
+mod json;
 mod message;
 // Every owner's counts go through it; with feature `metrics` they are
 // recorded through the `metrics` facade as well. Some handles serve the
