@@ -376,3 +376,37 @@ impl std::fmt::Debug for RabbitClient {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_reconnect_delay_starts_a_backoff_capped_at_30_times_it_and_30_s() {
+        let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+        let short = RabbitClientConfig::new(url, "s")
+            .with_first_reconnect_delay(Duration::from_millis(200));
+        assert_eq!(short.connection().backoff_min(), Duration::from_millis(200));
+        assert_eq!(short.connection().backoff_max(), Duration::from_secs(6));
+        let long =
+            RabbitClientConfig::new(url, "s").with_first_reconnect_delay(Duration::from_secs(5));
+        assert_eq!(long.connection().backoff_max(), Duration::from_secs(30));
+        let huge =
+            RabbitClientConfig::new(url, "s").with_first_reconnect_delay(Duration::from_secs(60));
+        assert_eq!(
+            huge.connection().backoff_max(),
+            Duration::from_secs(60),
+            "never below the first"
+        );
+    }
+
+    #[test]
+    fn the_nack_retry_interval_is_the_publishers() {
+        let config = RabbitClientConfig::new("amqp://127.0.0.1", "s")
+            .with_nack_retry_interval(Duration::from_millis(250));
+        assert_eq!(
+            config.publisher().nack_retry_interval(),
+            Duration::from_millis(250)
+        );
+    }
+}
