@@ -69,6 +69,7 @@ mod commit_ticket;
 mod config;
 mod dead_letter;
 mod delivery;
+mod dir_lock;
 mod entry;
 mod fjall_store;
 mod id_hash;
@@ -129,8 +130,9 @@ impl Queue {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] naming the bad config field;
-    /// [`Error::Storage`] when fjall cannot open the directory (another
-    /// process has it open, say); [`Error::Corrupt`] for unreadable records,
+    /// [`Error::DirectoryInUse`] naming the directory (and the owner's pid)
+    /// when another process has it open; [`Error::Storage`] when fjall
+    /// cannot open it; [`Error::Corrupt`] for unreadable records,
     /// or naming a journal file damaged before its end (a torn tail after a
     /// crash opens; see [`FjallStore`]).
     pub fn open(path: impl AsRef<Path>, config: QueueConfig) -> Result<Self> {

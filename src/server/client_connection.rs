@@ -69,15 +69,16 @@ impl ClientConnection {
     ///
     /// # Errors
     ///
-    /// [`Error::Disconnected`] naming the address when nothing answers or
-    /// the handshake fails; [`Error::Codec`] when the server speaks another
+    /// [`Error::Unreachable`] naming the address when nothing answers;
+    /// [`Error::Disconnected`] when the handshake fails; [`Error::Codec`] when the server speaks another
     /// protocol version; the server's refusal (`busy`) as its error.
     pub(super) fn open(
         addr: SocketAddr,
         timeout: Duration,
     ) -> Result<(ClientConnection, BufReader<TcpStream>)> {
         let fail = |e: io::Error| Error::disconnected(format!("connect to {addr}"), e);
-        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(fail)?;
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| Error::unreachable("the queue server", addr.to_string(), e))?;
         let _ = stream.set_nodelay(true);
         stream.set_read_timeout(Some(timeout)).map_err(fail)?;
         let mut reader = BufReader::new(stream.try_clone().map_err(fail)?);

@@ -55,8 +55,10 @@ impl QueueClient {
     ///
     /// # Errors
     ///
-    /// [`Error::Disconnected`] when nothing answers or the handshake fails
-    /// (naming the address); [`Error::Codec`] when the server speaks another
+    /// [`Error::Unreachable`] naming the address when nothing answers
+    /// there (`cannot reach the queue server at 127.0.0.1:7450: connection
+    /// refused`); [`Error::Disconnected`] when the handshake fails;
+    /// [`Error::Codec`] when the server speaks another
     /// protocol version; [`Error::Busy`] when it has all the connections it
     /// allows.
     pub fn connect(addr: impl ToSocketAddrs) -> Result<Self> {

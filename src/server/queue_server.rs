@@ -59,12 +59,13 @@ impl QueueServer {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] from [`QueueServerConfig::validate`];
-    /// [`Error::Io`] for an address that cannot be bound (naming it), or a
-    /// thread that cannot start.
+    /// [`Error::AddrInUse`] naming the address when another socket has it;
+    /// [`Error::Io`] for an address that cannot be bound otherwise (naming
+    /// it), or a thread that cannot start.
     pub fn start(queue: Arc<Queue>, config: QueueServerConfig) -> Result<Self> {
         config.validate()?;
         let listener = TcpListener::bind(config.addr())
-            .map_err(|e| Error::io(format!("listen on {}", config.addr()), e))?;
+            .map_err(|e| Error::listen(config.addr(), e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("read the listening socket's address", e))?;
