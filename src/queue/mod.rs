@@ -75,6 +75,7 @@ mod fjall_store;
 mod id_hash;
 mod keys;
 mod memory_store;
+mod peek;
 mod publish;
 mod settle;
 mod state;
@@ -85,7 +86,7 @@ mod sweeper;
 mod topic;
 
 pub use config::{Durability, QueueConfig, TopicConfig};
-pub use entry::{DeadLetter, EntryId, Received, SubscriberStats};
+pub use entry::{DeadLetter, EntryId, Peeked, Received, SubscriberStats};
 pub use fjall_store::FjallStore;
 pub use memory_store::MemoryStore;
 pub use store::{Batch, KeyValue, Op, Space, Store};
