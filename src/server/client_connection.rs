@@ -376,6 +376,7 @@ impl ClientConnection {
                         | Response::Done { id, .. }
                         | Response::Stats { id, .. }
                         | Response::DeadLetters { id, .. }
+                        | Response::Peeked { id, .. }
                         | Response::Error { id, .. } => *id,
                         _ => 0,
                     };
