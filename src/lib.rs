@@ -108,6 +108,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod channel;
+// Its users (the queue's and the server's configs) need `durable`.
+#[cfg(feature = "config")]
+#[cfg_attr(not(feature = "durable"), allow(dead_code))]
+mod config_file;
 mod error;
 mod message;
 mod millis;

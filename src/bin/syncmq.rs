@@ -16,7 +16,7 @@
 //! on stderr starting with `syncmq: error:` and a non-zero exit status.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -217,32 +217,9 @@ fn emit(line: impl std::fmt::Display) -> Result<()> {
         .map_err(|e| Error::io("write to stdout", e))
 }
 
-fn load_config(path: &Path) -> Result<QueueConfig> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("read the config file {}", path.display()), e))?;
-    let is_toml = path.extension().is_some_and(|e| e == "toml");
-    let config: QueueConfig = if is_toml {
-        toml::from_str(&text).map_err(|e| {
-            Error::invalid(
-                "config",
-                format!("{} is not a valid TOML config: {e}", path.display()),
-            )
-        })?
-    } else {
-        serde_json::from_str(&text).map_err(|e| {
-            Error::invalid(
-                "config",
-                format!("{} is not a valid JSON config: {e}", path.display()),
-            )
-        })?
-    };
-    config.validate()?;
-    Ok(config)
-}
-
 fn serve(s: &Serve, json: bool) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let config = load_config(&s.config)?;
+    let config = QueueConfig::from_path(&s.config)?;
     // Registered before anything starts, so a signal during start-up is
     // not lost (and does not kill the process halfway).
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
@@ -534,46 +511,5 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
             "consume, window 1000, ack each",
             rate(consume_s)
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use syncmq::queue::{Durability, TopicConfig};
-
-    use super::*;
-
-    #[test]
-    fn configs_load_from_json_and_toml_and_bad_ones_name_the_problem() {
-        let dir = std::env::temp_dir().join(format!("syncmq-cli-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let json = dir.join("t.json");
-        std::fs::write(
-            &json,
-            r#"{"durability":"buffered","topics":[{"name":"a","subscribers":["x","y"],"priorities":2}]}"#,
-        )
-        .unwrap();
-        let toml = dir.join("t.toml");
-        std::fs::write(
-            &toml,
-            "durability = \"buffered\"\n[[topics]]\nname = \"a\"\nsubscribers = [\"x\", \"y\"]\npriorities = 2\n",
-        )
-        .unwrap();
-        let from_json = load_config(&json).unwrap();
-        assert_eq!(from_json, load_config(&toml).unwrap());
-        let built = QueueConfig::new()
-            .with_durability(Durability::Buffered)
-            .with_topic(TopicConfig::new("a", ["x", "y"]).with_priorities(2));
-        assert_eq!(from_json, built);
-
-        let bad = dir.join("bad.json");
-        std::fs::write(&bad, r#"{"topics":[{"name":"a","subscriberz":["x"]}]}"#).unwrap();
-        let err = load_config(&bad).unwrap_err().to_string();
-        assert!(err.contains("subscriberz"), "{err}");
-        let invalid = dir.join("invalid.toml");
-        std::fs::write(&invalid, "[[topics]]\nname = \"a\"\nsubscribers = []\n").unwrap();
-        let err = load_config(&invalid).unwrap_err().to_string();
-        assert!(err.contains("topics[0].subscribers"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
