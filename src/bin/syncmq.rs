@@ -4,26 +4,41 @@
 //! syncmq serve --data ./data --config topics.json [--listen 127.0.0.1:7450]
 //! syncmq publish orders "order 1" "order 2"      # or lines from stdin
 //! syncmq consume orders billing --count 10
-//! syncmq stats [orders]
+//! syncmq peek orders billing --count 5             # look, take nothing
+//! syncmq reset orders billing                      # in-flight back to the front
+//! syncmq stats [orders] [--watch]
 //! syncmq dlq list orders billing
 //! syncmq dlq replay orders billing
 //! syncmq bench --topic bench --messages 20000
+//! syncmq completions bash > /etc/bash_completion.d/syncmq
 //! ```
 //!
-//! Every command but `serve` talks to the server at `--addr` (or
-//! `SYNCMQ_ADDR`, default `127.0.0.1:7450`). Output is for people; with
-//! `--json` it is one JSON value per line for programs. An error is one line
-//! on stderr starting with `syncmq: error:` and a non-zero exit status.
+//! Every command but `serve` and `completions` talks to the server at
+//! `--addr` (or `SYNCMQ_ADDR`, default `127.0.0.1:7450`). Output is for
+//! people (`--format table`, the default); with `--format json` (or
+//! `--json`) it is one JSON value per line for programs. An error is one
+//! line on stderr starting with `syncmq: error:` and a non-zero exit
+//! status.
 
-use std::io::{BufRead, Write};
+// Beside this file, not in src/bin/ (where cargo would take each for a
+// binary of its own).
+#[path = "syncmq/duration.rs"]
+mod duration;
+#[path = "syncmq/interrupt.rs"]
+mod interrupt;
+#[path = "syncmq/progress.rs"]
+mod progress;
+
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use syncmq::queue::{Queue, QueueConfig};
+use syncmq::server::protocol::MAX_PEEK;
 use syncmq::server::{QueueClient, QueueServer, QueueServerConfig};
 use syncmq::{Error, Message, Result};
 
@@ -38,12 +53,32 @@ const DEFAULT_ADDR: &str = "127.0.0.1:7450";
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Output one JSON value per line instead of text for people.
-    #[arg(long, global = true)]
+    /// Text for people (`table`) or one JSON value per line for programs
+    /// (`json`).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Short for `--format json`.
+    #[arg(long, global = true, conflicts_with = "format")]
     json: bool,
     /// The server to talk to.
     #[arg(long, global = true, env = "SYNCMQ_ADDR", default_value = DEFAULT_ADDR)]
     addr: String,
+}
+
+/// What the output is made for.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Text and tables for people.
+    Table,
+    /// One JSON value per line for programs.
+    Json,
+}
+
+impl Cli {
+    /// True when the output is JSON (`--format json` or `--json`).
+    fn json(&self) -> bool {
+        self.json || self.format == Format::Json
+    }
 }
 
 #[derive(Subcommand)]
@@ -54,11 +89,21 @@ enum Command {
     Publish(Publish),
     /// Receive, print and acknowledge messages of a subscriber.
     Consume(Consume),
-    /// Counters of every subscriber (of one topic, or of all).
-    Stats {
-        /// The topic; all topics when left out.
-        topic: Option<String>,
+    /// Show the messages a subscriber would receive next, taking none:
+    /// no delivery is counted and they stay deliverable.
+    Peek(Peek),
+    /// Put every in-flight (delivered, unacknowledged) message of a
+    /// subscriber back at the front of its queue, to be delivered again
+    /// (each redelivery counts towards the topic's max_deliveries): for a
+    /// consumer that restarts and will not settle what it was sent.
+    Reset {
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        subscriber: String,
     },
+    /// Counters of every subscriber (of one topic, or of all).
+    Stats(Stats),
     /// A subscriber's dead-letter queue.
     #[command(name = "dlq")]
     DeadLetters {
@@ -67,6 +112,12 @@ enum Command {
     },
     /// Measure publish and consume throughput against the server.
     Bench(Bench),
+    /// Print a shell completion script: `syncmq completions bash >
+    /// ~/.local/share/bash-completion/completions/syncmq`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args)]
@@ -108,6 +159,11 @@ struct Publish {
     /// A header `name=value`; repeat for more.
     #[arg(long = "header", value_parser = parse_header)]
     headers: Vec<(String, String)>,
+    /// Expire the messages this long after publishing (dropped, not
+    /// delivered, once it has passed): whole milliseconds (`1500`) or a
+    /// number with a unit (`500ms`, `30s`, `5m`, `2h`, `1d`).
+    #[arg(long, value_parser = duration::parse)]
+    ttl: Option<Duration>,
     /// Messages per publish (each publish is one durable batch).
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -132,6 +188,33 @@ struct Consume {
     /// look counts as a delivery (towards `max_deliveries`), so it is no peek.
     #[arg(long)]
     requeue: bool,
+}
+
+#[derive(Args)]
+struct Peek {
+    /// The topic.
+    topic: String,
+    /// The subscriber.
+    subscriber: String,
+    /// How many of the next messages to show, in the order receives would
+    /// take them.
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PEEK)))]
+    count: u32,
+}
+
+#[derive(Args)]
+struct Stats {
+    /// The topic; all topics when left out.
+    topic: Option<String>,
+    /// Refresh until Ctrl-C: in place on a terminal, else printed again
+    /// each time.
+    #[arg(long)]
+    watch: bool,
+    /// How often --watch refreshes, in milliseconds.
+    #[arg(long, default_value_t = 1000, requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    interval_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -195,13 +278,21 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<()> {
+    let json = cli.json();
     match &cli.command {
-        Command::Serve(s) => serve(s, cli.json),
-        Command::Publish(p) => publish(&connect(cli)?, p, cli.json),
+        Command::Serve(s) => serve(s, json),
+        Command::Publish(p) => publish(&connect(cli)?, p, json),
         Command::Consume(c) => consume(cli, c),
-        Command::Stats { topic } => stats(&connect(cli)?, topic.as_deref(), cli.json),
-        Command::DeadLetters { action } => dead_letters(&connect(cli)?, action, cli.json),
+        Command::Peek(p) => peek(&connect(cli)?, p, json),
+        Command::Reset { topic, subscriber } => reset(&connect(cli)?, topic, subscriber, json),
+        Command::Stats(s) => stats(&connect(cli)?, s, json),
+        Command::DeadLetters { action } => dead_letters(&connect(cli)?, action, json),
         Command::Bench(b) => bench(cli, b),
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(*shell, &mut Cli::command(), "syncmq", &mut out);
+            out.flush().map_err(|e| Error::io("write to stdout", e))
+        }
     }
 }
 
@@ -270,20 +361,23 @@ fn publish(client: &QueueClient, p: &Publish, json: bool) -> Result<()> {
         for (n, v) in &p.headers {
             m = m.with_header(n.clone(), v.clone());
         }
+        // From now, per message: a long stdin run expires each one its
+        // TTL after it was read.
+        if let Some(ttl) = p.ttl {
+            m = m.with_ttl(ttl);
+        }
         m
     };
     let mut total = 0u64;
     let started = Instant::now();
-    let mut last_progress = Instant::now();
+    // A bar only for stdin, which may go on for long; arguments are few.
+    let bar = progress::bar("published", None, json || !p.messages.is_empty());
     let mut batch = Vec::with_capacity(p.batch);
-    let mut flush = |batch: &mut Vec<Message>, total: &mut u64| -> Result<()> {
+    let flush = |batch: &mut Vec<Message>, total: &mut u64| -> Result<()> {
         client.publish(&p.topic, batch)?;
         *total += batch.len() as u64;
+        bar.inc(batch.len() as u64);
         batch.clear();
-        if !json && last_progress.elapsed() >= Duration::from_secs(1) {
-            last_progress = Instant::now();
-            eprintln!("published {total} ...");
-        }
         Ok(())
     };
     if p.messages.is_empty() {
@@ -305,6 +399,7 @@ fn publish(client: &QueueClient, p: &Publish, json: bool) -> Result<()> {
     if !batch.is_empty() {
         flush(&mut batch, &mut total)?;
     }
+    bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     if json {
         emit(json!({"published": total, "topic": p.topic, "seconds": secs}))
@@ -317,6 +412,7 @@ fn publish(client: &QueueClient, p: &Publish, json: bool) -> Result<()> {
 }
 
 fn consume(cli: &Cli, c: &Consume) -> Result<()> {
+    let json = cli.json();
     let client = connect(cli)?;
     // Never take more than asked for: what is taken and not acked when we
     // stop comes back marked as redelivered.
@@ -327,6 +423,10 @@ fn consume(cli: &Cli, c: &Consume) -> Result<()> {
         })
         .max(1);
     let mut sub = client.subscribe_limited(&c.topic, &c.subscriber, window, c.count)?;
+    let bar = progress::bar("consumed", c.count, json);
+    // Messages printed to the terminal the bar is drawn on would be drawn
+    // over: the bar steps aside for each.
+    let stdout_shares_the_terminal = !bar.is_hidden() && std::io::stdout().is_terminal();
     let mut got = 0u64;
     while c.count.is_none_or(|n| got < n) {
         let delivery = match c.idle_ms {
@@ -337,16 +437,22 @@ fn consume(cli: &Cli, c: &Consume) -> Result<()> {
             None => sub.recv()?,
         };
         let m = delivery.message();
-        if cli.json {
-            emit(json!({
+        let line = if json {
+            json!({
                 "body": String::from_utf8_lossy(m.body()),
                 "key": m.key(),
                 "priority": m.priority(),
                 "headers": m.headers(),
                 "redelivered": delivery.is_redelivered(),
-            }))?;
+            })
+            .to_string()
         } else {
-            emit(String::from_utf8_lossy(m.body()))?;
+            String::from_utf8_lossy(m.body()).into_owned()
+        };
+        if stdout_shares_the_terminal {
+            bar.suspend(|| emit(&line))?;
+        } else {
+            emit(&line)?;
         }
         // Acked after it was printed: a consumer killed in between gets it
         // again (at least once).
@@ -356,8 +462,10 @@ fn consume(cli: &Cli, c: &Consume) -> Result<()> {
             delivery.ack()?;
         }
         got += 1;
+        bar.inc(1);
     }
-    if !cli.json {
+    bar.finish_and_clear();
+    if !json {
         eprintln!("consumed {got} messages from {}/{}", c.topic, c.subscriber);
     }
     // Acks are sent without waiting; close returns once the server has
@@ -366,7 +474,83 @@ fn consume(cli: &Cli, c: &Consume) -> Result<()> {
     client.close()
 }
 
-fn stats(client: &QueueClient, topic: Option<&str>, json: bool) -> Result<()> {
+fn peek(client: &QueueClient, p: &Peek, json: bool) -> Result<()> {
+    let peeked = client.peek_batch(&p.topic, &p.subscriber, p.count)?;
+    if !json && !peeked.is_empty() {
+        emit(format_args!(
+            "{:>8} {:>10} {:>10}  body",
+            "priority", "position", "deliveries"
+        ))?;
+    }
+    for m in &peeked {
+        let body = String::from_utf8_lossy(m.message.body());
+        if json {
+            emit(json!({
+                "body": body,
+                "key": m.message.key(),
+                "priority": m.id.priority,
+                "position": m.id.position,
+                "headers": m.message.headers(),
+                "deliveries": m.deliveries,
+            }))?;
+        } else {
+            emit(format_args!(
+                "{:>8} {:>10} {:>10}  {body}",
+                m.id.priority, m.id.position, m.deliveries
+            ))?;
+        }
+    }
+    if !json {
+        eprintln!(
+            "{} messages next for {}/{} (none taken)",
+            peeked.len(),
+            p.topic,
+            p.subscriber
+        );
+    }
+    Ok(())
+}
+
+fn reset(client: &QueueClient, topic: &str, subscriber: &str, json: bool) -> Result<()> {
+    let n = client.reset(topic, subscriber)?;
+    if json {
+        emit(json!({"reset": n, "topic": topic, "subscriber": subscriber}))
+    } else {
+        emit(format_args!(
+            "{n} in-flight messages of {topic}/{subscriber} back at the front of its queue"
+        ))
+    }
+}
+
+fn stats(client: &QueueClient, s: &Stats, json: bool) -> Result<()> {
+    if !s.watch {
+        return print_stats(client, s.topic.as_deref(), json);
+    }
+    let mut interrupt = interrupt::Interrupt::register()?;
+    // In place only for a person at a terminal; a pipe or a file gets
+    // each refresh after the last, never an escape code.
+    let in_place = !json && std::io::stdout().is_terminal();
+    let interval = Duration::from_millis(s.interval_ms);
+    loop {
+        if in_place {
+            // Clear the screen and go home: the table replaces the last.
+            print!("\x1b[2J\x1b[H");
+            emit(format_args!(
+                "every {} ms; Ctrl-C to stop",
+                s.interval_ms
+            ))?;
+        }
+        print_stats(client, s.topic.as_deref(), json)?;
+        if interrupt.wait(interval)? {
+            return Ok(());
+        }
+        if !in_place && !json {
+            emit("")?;
+        }
+    }
+}
+
+fn print_stats(client: &QueueClient, topic: Option<&str>, json: bool) -> Result<()> {
     let rows = client.stats(topic)?;
     if json {
         let rows: Vec<_> = rows
@@ -431,6 +615,7 @@ fn dead_letters(client: &QueueClient, action: &DeadLetterAction, json: bool) -> 
 }
 
 fn bench(cli: &Cli, b: &Bench) -> Result<()> {
+    let json = cli.json();
     if b.connections == 0 || b.messages == 0 {
         return Err(Error::invalid("connections/messages", "must be at least 1"));
     }
@@ -448,7 +633,7 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
         .map(|_| connect(cli))
         .collect::<Result<Vec<_>>>()?;
     let payload = vec![0xA5u8; b.size];
-    if !cli.json {
+    if !json {
         eprintln!(
             "publishing {} messages of {} bytes over {} connections ...",
             b.messages, b.size, b.connections
@@ -481,7 +666,7 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
         Ok(())
     })?;
     let publish_s = started.elapsed().as_secs_f64();
-    if !cli.json {
+    if !json {
         eprintln!("consuming as {subscriber} ...");
     }
     let started = Instant::now();
@@ -492,7 +677,7 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
     let consume_s = started.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss)] // a rate to print: 52 bits are plenty
     let rate = |s: f64| b.messages as f64 / s;
-    if cli.json {
+    if json {
         emit(
             json!({"case": "publish", "connections": b.connections, "messages": b.messages, "msgs_per_s": rate(publish_s).round()}),
         )?;
