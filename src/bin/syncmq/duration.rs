@@ -49,9 +49,12 @@ mod tests {
 
     #[test]
     fn mistakes_say_what_is_accepted() {
-        for bad in ["", "s", "1.5s", "-1", "10y", "0", "0s"] {
+        for bad in ["", "s", "1.5s", "-1", "10y"] {
             let err = parse(bad).unwrap_err();
-            assert!(err.contains(&format!("{:?}", bad.trim())) || err.contains("\"y\""), "{bad}: {err}");
+            assert!(err.contains("500ms, 30s, 5m"), "{bad}: {err}");
+        }
+        for zero in ["0", "0s"] {
+            assert!(parse(zero).unwrap_err().contains("at least 1 ms"), "{zero}");
         }
         assert!(parse("10y").unwrap_err().contains("30s"));
         assert!(parse(&format!("{}d", u64::MAX)).unwrap_err().contains("too long"));
