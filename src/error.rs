@@ -721,7 +721,6 @@ mod tests {
         assert!(unknown.to_string().ends_with("(its pid is not known)"));
     }
 
-
     #[test]
     fn the_cause_is_kept_as_the_source() {
         let e = Error::io("listen on 127.0.0.1:1", io_error());

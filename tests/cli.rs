@@ -279,7 +279,9 @@ fn peek_shows_the_next_messages_and_the_consumer_then_gets_them_first() {
 
     let peeked = json_lines(&syncmq(
         &addr,
-        &["peek", "orders", "billing", "--count", "2", "--format", "json"],
+        &[
+            "peek", "orders", "billing", "--count", "2", "--format", "json",
+        ],
     ));
     let bodies: Vec<&str> = peeked.iter().map(|v| v["body"].as_str().unwrap()).collect();
     assert_eq!(bodies, ["a", "b"]);
@@ -292,7 +294,10 @@ fn peek_shows_the_next_messages_and_the_consumer_then_gets_them_first() {
     assert!(lines[1].ends_with("  a"), "{table}");
     let stats = json_lines(&syncmq(&addr, &["stats", "orders", "--json"]));
     let billing = &stats[0].as_array().unwrap()[0];
-    assert_eq!((&billing["depth"], &billing["in_flight"]), (&3.into(), &0.into()));
+    assert_eq!(
+        (&billing["depth"], &billing["in_flight"]),
+        (&3.into(), &0.into())
+    );
 
     let got = json_lines(&syncmq(
         &addr,
@@ -332,7 +337,10 @@ fn reset_puts_in_flight_messages_back_and_says_so() {
     assert_eq!(got[0]["body"], "held");
     assert_eq!(got[0]["redelivered"], true);
     let text = stdout(&syncmq(&addr, &["reset", "orders", "billing"]));
-    assert!(text.starts_with("0 in-flight messages of orders/billing"), "{text}");
+    assert!(
+        text.starts_with("0 in-flight messages of orders/billing"),
+        "{text}"
+    );
     drop((held, sub));
 }
 
@@ -344,7 +352,10 @@ fn publish_ttl_takes_milliseconds_or_a_unit() {
     let client = QueueClient::connect(addr.as_str()).unwrap();
 
     let before = SystemTime::now();
-    stdout(&syncmq(&addr, &["publish", "orders", "hour", "--ttl", "1h"]));
+    stdout(&syncmq(
+        &addr,
+        &["publish", "orders", "hour", "--ttl", "1h"],
+    ));
     let peeked = client.peek("orders", "billing").unwrap().unwrap();
     let expires = peeked.message.expires_at().unwrap();
     let ttl = expires.duration_since(before).unwrap();
@@ -354,7 +365,10 @@ fn publish_ttl_takes_milliseconds_or_a_unit() {
     );
 
     // 1 ms: gone before anyone takes it; the one without a TTL stays.
-    stdout(&syncmq(&addr, &["publish", "orders", "brief", "--ttl", "1"]));
+    stdout(&syncmq(
+        &addr,
+        &["publish", "orders", "brief", "--ttl", "1"],
+    ));
     stdout(&syncmq(&addr, &["publish", "orders", "kept"]));
     common::eventually(Duration::from_secs(10), "the 1 ms TTL passes", || {
         let bodies: Vec<Vec<u8>> = client
@@ -385,7 +399,10 @@ fn format_json_and_its_short_form_agree_and_table_is_the_default() {
     let table = stdout(&syncmq(&addr, &["stats", "--format", "table"]));
     assert_eq!(table, stdout(&syncmq(&addr, &["stats"])));
     assert!(table.starts_with("topic"), "{table}");
-    for bad in [&["stats", "--format", "yaml"][..], &["stats", "--json", "--format", "table"]] {
+    for bad in [
+        &["stats", "--format", "yaml"][..],
+        &["stats", "--json", "--format", "table"],
+    ] {
         let o = syncmq(&addr, bad);
         assert_eq!(o.status.code(), Some(2), "{bad:?}");
     }
@@ -401,7 +418,15 @@ fn stats_watch_repeats_until_interrupted_and_clears_only_a_terminal() {
     // Into a pipe: each refresh after the last, no escape codes; SIGINT
     // ends it with status 0.
     let mut watch = Command::new(BIN)
-        .args(["--addr", &addr, "stats", "--watch", "--interval-ms", "20", "--json"])
+        .args([
+            "--addr",
+            &addr,
+            "stats",
+            "--watch",
+            "--interval-ms",
+            "20",
+            "--json",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -461,7 +486,10 @@ fn progress_bars_show_on_a_terminal_only_and_never_with_json() {
     let o = Command::new("sh").args(["-c", &publish]).output().unwrap();
     assert!(o.status.success(), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!err.contains("published,") && !err.contains('\x1b'), "{err:?}");
+    assert!(
+        !err.contains("published,") && !err.contains('\x1b'),
+        "{err:?}"
+    );
 
     // On a terminal: the bar counts what went out, then makes way for
     // the summary.
@@ -477,7 +505,10 @@ fn progress_bars_show_on_a_terminal_only_and_never_with_json() {
         "{BIN} --addr {addr} consume orders shipping --count 600 --json > /dev/null; \
          seq 1 10 | {BIN} --addr {addr} publish orders --json"
     ));
-    assert!(!screen.contains("consumed,") && !screen.contains("published,"), "{screen:?}");
+    assert!(
+        !screen.contains("consumed,") && !screen.contains("published,"),
+        "{screen:?}"
+    );
     assert!(screen.contains("\"published\":10"), "{screen:?}");
 }
 
@@ -548,7 +579,10 @@ fn errors_name_the_address_the_directory_and_the_file() {
         .output()
         .unwrap();
     let err = error_line(&o);
-    assert!(err.contains("topics.ini") && err.contains("not .ini"), "{err}");
+    assert!(
+        err.contains("topics.ini") && err.contains("not .ini"),
+        "{err}"
+    );
     assert!(err.contains(".json, .toml, .yaml or .yml"), "{err}");
 }
 
@@ -563,5 +597,8 @@ fn serve_reads_a_yaml_config() {
     let stats = json_lines(&syncmq(&served.addr, &["stats", "--json"]));
     let rows = stats[0].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!((&rows[0]["topic"], &rows[0]["subscriber"]), (&"events".into(), &"audit".into()));
+    assert_eq!(
+        (&rows[0]["topic"], &rows[0]["subscriber"]),
+        (&"events".into(), &"audit".into())
+    );
 }

@@ -607,11 +607,7 @@ fn a_receive_that_times_out_is_none_or_empty(fx: &Fixture) {
 
 /// A watcher registered with `on_ready` that counts its calls on a channel.
 fn peek_shows_the_next_deliveries_without_taking_or_counting_them(fx: &Fixture) {
-    let cfg = config(
-        topic("t", &["a"])
-            .with_priorities(2)
-            .with_max_deliveries(3),
-    );
+    let cfg = config(topic("t", &["a"]).with_priorities(2).with_max_deliveries(3));
     let q = fx.open(cfg.clone()).unwrap();
     let a = q.subscribe("t", "a").unwrap();
     assert_eq!(a.peek().unwrap(), None, "nothing published yet");
@@ -643,7 +639,10 @@ fn peek_shows_the_next_deliveries_without_taking_or_counting_them(fx: &Fixture) 
             .collect()
     };
     assert_eq!(bodies(a.peek_batch(2).unwrap()), ["first", "second"]);
-    assert_eq!(bodies(a.peek_batch(10).unwrap()), ["first", "second", "low"]);
+    assert_eq!(
+        bodies(a.peek_batch(10).unwrap()),
+        ["first", "second", "low"]
+    );
     assert!(a.peek_batch(0).unwrap().is_empty());
     assert_eq!(q.stats("t").unwrap(), before, "a peek changes no counter");
     assert_eq!(before[0].in_flight, 0);
@@ -905,7 +904,11 @@ fn fjall_refuses_a_second_open_of_the_same_directory_naming_it_and_its_owner() {
     q.close().unwrap();
     drop(q);
     let q = Queue::open(dir.path(), config(topic("t", &["s"]))).unwrap();
-    let got = q.subscribe("t", "s").unwrap().next_batch(10, Some(PATIENCE)).unwrap();
+    let got = q
+        .subscribe("t", "s")
+        .unwrap()
+        .next_batch(10, Some(PATIENCE))
+        .unwrap();
     let bodies: Vec<String> = got.iter().map(body).collect();
     assert_eq!(bodies, ["before", "after"]);
 }

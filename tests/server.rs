@@ -1026,10 +1026,18 @@ fn a_peek_over_the_wire_shows_the_next_messages_and_takes_none() {
     }
     assert!(matches!(
         client.peek("orders", "nobody"),
-        Err(Error::NotFound { kind: ObjectKind::Subscriber, .. })
+        Err(Error::NotFound {
+            kind: ObjectKind::Subscriber,
+            ..
+        })
     ));
     assert_eq!(
-        client.peek("orders", "shipping").unwrap().unwrap().message.body(),
+        client
+            .peek("orders", "shipping")
+            .unwrap()
+            .unwrap()
+            .message
+            .body(),
         b"first"
     );
 }

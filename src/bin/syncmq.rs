@@ -94,7 +94,7 @@ enum Command {
     Peek(Peek),
     /// Put every in-flight (delivered, unacknowledged) message of a
     /// subscriber back at the front of its queue, to be delivered again
-    /// (each redelivery counts towards the topic's max_deliveries): for a
+    /// (each redelivery counts towards the topic's delivery limit): for a
     /// consumer that restarts and will not settle what it was sent.
     Reset {
         /// The topic.
@@ -535,10 +535,7 @@ fn stats(client: &QueueClient, s: &Stats, json: bool) -> Result<()> {
         if in_place {
             // Clear the screen and go home: the table replaces the last.
             print!("\x1b[2J\x1b[H");
-            emit(format_args!(
-                "every {} ms; Ctrl-C to stop",
-                s.interval_ms
-            ))?;
+            emit(format_args!("every {} ms; Ctrl-C to stop", s.interval_ms))?;
         }
         print_stats(client, s.topic.as_deref(), json)?;
         if interrupt.wait(interval)? {

@@ -64,8 +64,8 @@ impl QueueServer {
     /// it), or a thread that cannot start.
     pub fn start(queue: Arc<Queue>, config: QueueServerConfig) -> Result<Self> {
         config.validate()?;
-        let listener = TcpListener::bind(config.addr())
-            .map_err(|e| Error::listen(config.addr(), e))?;
+        let listener =
+            TcpListener::bind(config.addr()).map_err(|e| Error::listen(config.addr(), e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("read the listening socket's address", e))?;

@@ -9,7 +9,9 @@ use std::time::Duration;
 /// accepted (clap prints it with the flag's name).
 pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
     let accepted = "give whole milliseconds (1500) or a number with a unit: 500ms, 30s, 5m, 2h, 1d";
     let n: u64 = number
@@ -27,7 +29,9 @@ pub(crate) fn parse(text: &str) -> Result<Duration, String> {
         .checked_mul(millis_per)
         .ok_or_else(|| format!("{text:?} is too long a duration"))?;
     if millis == 0 {
-        return Err(format!("{text:?} is no time at all; a duration is at least 1 ms"));
+        return Err(format!(
+            "{text:?} is no time at all; a duration is at least 1 ms"
+        ));
     }
     Ok(Duration::from_millis(millis))
 }
@@ -57,6 +61,8 @@ mod tests {
             assert!(parse(zero).unwrap_err().contains("at least 1 ms"), "{zero}");
         }
         assert!(parse("10y").unwrap_err().contains("30s"));
-        assert!(parse(&format!("{}d", u64::MAX)).unwrap_err().contains("too long"));
+        assert!(parse(&format!("{}d", u64::MAX))
+            .unwrap_err()
+            .contains("too long"));
     }
 }
