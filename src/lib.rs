@@ -23,7 +23,8 @@
 //! (`tests/layers.rs` fails the build's tests otherwise):
 //!
 //! 1. errors ([`Error`], [`Result`]), threads (named, joined by a
-//!    deadline), durations at the serde boundary;
+//!    deadline), durations at the serde boundary, config files in JSON,
+//!    TOML or YAML (feature `config`);
 //! 2. [`Message`] and [`Delivery`], [`Receipt`] and the one-shot replies
 //!    receipts wait on, the [`ConnectionWaiter`];
 //! 3. `queue` (feature `durable`): the fjall-backed queue engine: topics,
@@ -54,6 +55,7 @@
 //! | **[`Receipt`]** | the proof of a send; `wait` returns once that message is safe |
 //! | **[`Sink`]** | a destination: `send` then `flush` |
 //! | **receive** (`recv`, `recv_timeout`, `next_batch`) | waits for something to arrive; a timeout is `Ok(None)` or an empty batch, not an error |
+//! | **peek** (`peek`, `peek_batch`) | shows what the next receives would take, without waiting, taking or counting a delivery |
 //! | **ack / nack** | settle a [`Delivery`]: done, or give it back (requeue) or dead-letter it |
 //! | **dead letter** | a message set aside after too many deliveries or a nack without requeue |
 //! | **[`Generation`]** | how many times a connection has come up; a reconnect is a new generation |

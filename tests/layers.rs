@@ -10,8 +10,22 @@ use std::path::{Path, PathBuf};
 /// Lowest first. A name is a top-level module of `src/` (a file
 /// `src/x.rs` or a folder `src/x/`).
 const LAYERS: &[&str] = &[
-    "error", "thread", "millis", "message", "receipt", "reply", "waiter", "queue", "rabbitmq",
-    "server", "channel", "sink", "outbox", "block", "prelude",
+    "error",
+    "thread",
+    "millis",
+    "config_file",
+    "message",
+    "receipt",
+    "reply",
+    "waiter",
+    "queue",
+    "rabbitmq",
+    "server",
+    "channel",
+    "sink",
+    "outbox",
+    "block",
+    "prelude",
 ];
 
 #[test]
