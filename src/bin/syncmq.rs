@@ -125,8 +125,9 @@ struct Serve {
     /// The queue's directory (created if missing).
     #[arg(long)]
     data: PathBuf,
-    /// The topics config: JSON (`.json`) or TOML (`.toml`), the fields of
-    /// `QueueConfig` (`durability`, `max_message_bytes`, `topics`).
+    /// The topics config: JSON (`.json`), TOML (`.toml`) or YAML (`.yaml`,
+    /// `.yml`), the fields of `QueueConfig` (`durability`,
+    /// `max_message_bytes`, `topics`).
     #[arg(long)]
     config: PathBuf,
     /// The address to listen on (port 0: any free port, printed).
