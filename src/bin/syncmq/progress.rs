@@ -10,9 +10,11 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A bar counting `what` (`"published"`, `"consumed"`) towards `total`
-/// when there is one, else a spinner with the count and rate.
-pub(crate) fn bar(what: &str, total: Option<u64>, json: bool) -> ProgressBar {
-    if json || !std::io::stderr().is_terminal() {
+/// when there is one, else a spinner with the count and rate. Hidden when
+/// `quiet` (JSON output, or a run too short to need one) or stderr is no
+/// terminal.
+pub(crate) fn bar(what: &str, total: Option<u64>, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let (bar, template) = match total {
