@@ -535,8 +535,10 @@ fn stats(client: &QueueClient, s: &Stats, json: bool) -> Result<()> {
     loop {
         if in_place {
             // Clear the screen and go home: the table replaces the last.
-            print!("\x1b[2J\x1b[H");
-            emit(format_args!("every {} ms; Ctrl-C to stop", s.interval_ms))?;
+            emit(format_args!(
+                "\x1b[2J\x1b[Hevery {} ms; Ctrl-C to stop",
+                s.interval_ms
+            ))?;
         }
         print_stats(client, s.topic.as_deref(), json)?;
         if interrupt.wait(interval)? {
