@@ -56,7 +56,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use syncmq::block::{
-    self, Bag, Block, BlockConfig, Callbacks, Controller, Dependency, DependencyEvent,
+    self, Bag, Block, BlockConfig, Controller, Dependency, DependencyEvent, InitContext,
     PublisherBlock, RabbitDependency, Registry, Runtime, RuntimeConfig, SignalBlock, TcpDependency,
     Value, SIGNAL_BLOCK,
 };
@@ -232,9 +232,9 @@ impl<B: Block> Traced<B> {
 }
 
 impl<B: Block> Block for Traced<B> {
-    fn init(&self, conf: &Value) -> Result<()> {
+    fn init(&self, init: &InitContext<'_>) -> Result<()> {
         step("init", &self.resp);
-        self.inner.init(conf)
+        self.inner.init(init)
     }
     fn run(&self, ctl: Controller) {
         self.inner.run(ctl);
@@ -243,9 +243,6 @@ impl<B: Block> Block for Traced<B> {
         let result = self.inner.finish();
         step("finished", &self.resp);
         result
-    }
-    fn callbacks(&self) -> Callbacks {
-        self.inner.callbacks()
     }
     fn on_enqueue(&self, ctl: &Controller, bag: Bag) {
         self.inner.on_enqueue(ctl, bag);
@@ -317,7 +314,7 @@ struct Store {
 }
 
 impl Block for Store {
-    fn init(&self, _conf: &Value) -> Result<()> {
+    fn init(&self, _conf: &InitContext<'_>) -> Result<()> {
         let opened = match &self.target {
             Target::Queue(dir) => {
                 let queue = Queue::open(dir, queue_config())?;
@@ -414,8 +411,8 @@ impl Conn {
 }
 
 impl Block for Reader {
-    fn init(&self, conf: &Value) -> Result<()> {
-        let conf: ReaderConf = conf.decode()?;
+    fn init(&self, init: &InitContext<'_>) -> Result<()> {
+        let conf: ReaderConf = init.conf().decode()?;
         let listener = TcpListener::bind(&conf.listen)
             .map_err(|e| Error::invalid("listen", format!("{}: {e}", conf.listen)))?;
         let addr = listener
@@ -490,10 +487,6 @@ impl Block for Reader {
         // Readers waiting for their window stop waiting.
         self.conns.answered.notify_all();
         Ok(())
-    }
-
-    fn callbacks(&self) -> Callbacks {
-        Callbacks::ENQUEUE | Callbacks::DEPENDENCY
     }
 
     /// A reply from the publisher: `ok <n>` to the client once published.

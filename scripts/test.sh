@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: makes sure the build's system libraries are there
 # (scripts/build-deps.sh) and the services the tests need answer (RabbitMQ,
-# PostgreSQL, and a TLS RabbitMQ node of its own, stopped again on exit),
+# PostgreSQL, and a TLS RabbitMQ node of its own, stopped again on exit;
+# openssl for the tests' certificates),
 # and the C ABI's tests have their tools (gcc, g++, valgrind, python3),
 # then runs every test of the workspace (the root crate and ffi/) with
 # every feature, with broker tests required (they fail instead of skipping
@@ -69,6 +70,23 @@ ensure_ffi_tools() {
     fi
 }
 
+# The certificates of the tests' own TLS servers (the RabbitMQ TLS node, the
+# PostgreSQL of tests/common/postgres_tls.rs) are made by the openssl tool;
+# that PostgreSQL is the installed one's initdb and pg_ctl
+# (/usr/lib/postgresql/*/bin, from the postgresql package ensure_postgres
+# installs), run as the postgres user when this runs as root.
+ensure_openssl() {
+    command -v openssl >/dev/null && return 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "test.sh: installing openssl" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+    else
+        echo "test.sh: the openssl tool is missing (install it, or run as root to let this script do it)" >&2
+        return 1
+    fi
+}
+
 ensure_postgres() {
     answers 127.0.0.1 5432 && return 0
     if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
@@ -120,6 +138,7 @@ stop_own_nodes() {
 ensure_ffi_tools
 ensure_rabbitmq
 ensure_postgres
+ensure_openssl
 trap stop_own_nodes EXIT
 start_cluster
 start_tls_node

@@ -23,8 +23,9 @@
 //! (`tests/layers.rs` fails the build's tests otherwise):
 //!
 //! 1. errors ([`Error`], [`Result`]), threads (named, joined by a
-//!    deadline), durations at the serde boundary, config files in JSON,
-//!    TOML or YAML (feature `config`);
+//!    deadline), durations at the serde boundary, `TlsConfig` (the TLS
+//!    settings RabbitMQ connections and the PostgreSQL store share),
+//!    config files in JSON, TOML or YAML (feature `config`);
 //! 2. [`Message`] and [`Delivery`], [`Receipt`] and the one-shot replies
 //!    receipts wait on, the [`ConnectionWaiter`];
 //! 3. `queue` (feature `durable`): the fjall-backed queue engine: topics,
@@ -123,6 +124,8 @@ mod receipt;
 mod reply;
 mod sink;
 mod thread;
+#[cfg(any(feature = "tls", feature = "postgres"))]
+mod tls;
 mod waiter;
 
 pub mod block;
@@ -154,6 +157,9 @@ pub use sink::QueueSink;
 pub use sink::{ChannelSink, Sink};
 #[cfg(feature = "rabbitmq")]
 pub use sink::{RabbitRoute, RabbitSink};
+/// Also at `syncmq::rabbitmq::TlsConfig`, where it was first.
+#[cfg(any(feature = "tls", feature = "postgres"))]
+pub use tls::TlsConfig;
 pub use waiter::{ConnectionWaiter, Generation};
 
 /// Every code block of the README, compiled (and, unless marked `no_run`,

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use block_support::{config, fixture, flag, Log, LIMIT};
 use common::eventually;
 use syncmq::block::{
-    init_blocks, Bag, Block, BlockConfig, Callbacks, Controller, Registry, Runtime, RuntimeConfig,
-    Value,
+    init_blocks, Bag, Block, BlockConfig, Controller, InitContext, Registry, Runtime,
+    RuntimeConfig, Value,
 };
 use syncmq::Error;
 
@@ -151,7 +151,7 @@ struct Numbered {
 }
 
 impl Block for Numbered {
-    fn init(&self, _: &Value) -> syncmq::Result<()> {
+    fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> {
         Ok(())
     }
     fn run(&self, ctl: Controller) {
@@ -205,11 +205,8 @@ fn enqueue_says_when_a_bag_cannot_go() {
         Runtime::start(&config(&[("plain", "p"), ("listener", "l")]), &f.registry).unwrap();
     let to_plain = runtime.controller("p").unwrap();
     assert_eq!(to_plain.name(), "plain");
-    assert!(!to_plain.enqueue(Bag::new()), "no on_enqueue");
-    assert!(matches!(
-        to_plain.try_enqueue(Bag::new()),
-        Err(Error::InvalidArgument { .. })
-    ));
+    // Queued: the trait's default `on_enqueue` drops it with a warning.
+    assert!(to_plain.enqueue(Bag::new()));
     let to_listener = runtime.controller("l").unwrap();
     match to_listener.try_enqueue(Bag::new().with("__from", "forged")) {
         Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "__from"),
@@ -237,7 +234,7 @@ struct Echo {
 }
 
 impl Block for Echo {
-    fn init(&self, _: &Value) -> syncmq::Result<()> {
+    fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> {
         Ok(())
     }
     fn run(&self, ctl: Controller) {
@@ -245,9 +242,6 @@ impl Block for Echo {
     }
     fn finish(&self) -> syncmq::Result<()> {
         Ok(())
-    }
-    fn callbacks(&self) -> Callbacks {
-        Callbacks::ENQUEUE
     }
     fn on_enqueue(&self, ctl: &Controller, bag: Bag) {
         let hop = bag.get("hop").and_then(Value::as_i64).unwrap();
@@ -379,7 +373,7 @@ struct Finisher {
 }
 
 impl Block for Finisher {
-    fn init(&self, _: &Value) -> syncmq::Result<()> {
+    fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> {
         Ok(())
     }
     fn run(&self, ctl: Controller) {
@@ -422,7 +416,7 @@ struct WithHelper {
 }
 
 impl Block for WithHelper {
-    fn init(&self, _: &Value) -> syncmq::Result<()> {
+    fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> {
         Ok(())
     }
     fn run(&self, ctl: Controller) {
@@ -491,4 +485,98 @@ fn a_panicking_callback_is_logged_and_the_next_event_delivered() {
     runtime.close().unwrap();
     assert_eq!(f.log.with_prefix("bag:l:"), ["-:1", "-:3"]);
     assert_eq!(f.log.with_prefix("finish:"), ["l"]);
+}
+
+/// Records what its `init` saw: its own part, the process's, which block.
+struct Configured {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Block for Configured {
+    fn init(&self, init: &InitContext<'_>) -> syncmq::Result<()> {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("-").to_string();
+        self.seen.lock().unwrap().push(format!(
+            "{}/{}: own {} process {} of {} blocks",
+            init.name(),
+            init.responsibility(),
+            text(init.conf().get("port")),
+            text(init.process().get("site")),
+            init.runtime().blocks().len(),
+        ));
+        Ok(())
+    }
+    fn run(&self, _: Controller) {}
+    fn finish(&self) -> syncmq::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn init_sees_its_own_configuration_and_the_process_configuration() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut registry = Registry::new();
+    let log = seen.clone();
+    registry
+        .register("reader", move |_| Configured { seen: log.clone() })
+        .unwrap();
+    // From a file, as a daemon would load it.
+    let config: RuntimeConfig = serde_json::from_str(
+        r#"{"process": {"site": "eu-1"},
+            "blocks": [{"name": "reader", "responsibility": "r1", "config": {"port": "7001"}},
+                       {"name": "reader", "responsibility": "r2"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        config.process().get("site").and_then(Value::as_str),
+        Some("eu-1")
+    );
+    init_blocks(&config, &registry).unwrap().finish().unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "reader/r1: own 7001 process eu-1 of 2 blocks",
+            "reader/r2: own - process eu-1 of 2 blocks"
+        ]
+    );
+}
+
+/// Implements `on_enqueue` and nothing else optional: no declaration.
+struct Taker {
+    got: crossbeam_channel::Sender<i64>,
+}
+
+impl Block for Taker {
+    fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn run(&self, _: Controller) {}
+    fn finish(&self) -> syncmq::Result<()> {
+        Ok(())
+    }
+    fn on_enqueue(&self, _: &Controller, bag: Bag) {
+        let _ = self
+            .got
+            .send(bag.get("n").and_then(Value::as_i64).unwrap_or(-1));
+    }
+}
+
+#[test]
+fn implementing_on_enqueue_is_all_a_block_needs_to_get_bags() {
+    let (tx, got) = crossbeam_channel::unbounded();
+    let mut registry = Registry::new();
+    registry
+        .register("taker", move |_| Taker { got: tx.clone() })
+        .unwrap();
+    let runtime = Runtime::start(
+        &RuntimeConfig::new().with_block(BlockConfig::new("taker")),
+        &registry,
+    )
+    .unwrap();
+    let ctl = runtime.controller("taker").unwrap();
+    assert!(ctl.enqueue(Bag::new().with("n", 1)));
+    assert!(ctl.enqueue(Bag::new().with("n", 2)));
+    let first = got.recv_timeout(LIMIT).unwrap();
+    let second = got.recv_timeout(LIMIT).unwrap();
+    assert_eq!((first, second), (1, 2));
+    runtime.close().unwrap();
 }

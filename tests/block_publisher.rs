@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::eventually;
 use syncmq::block::{
-    self, Bag, Block, BlockConfig, Callbacks, Controller, PublisherBlock, Registry, Runtime,
+    self, Bag, Block, BlockConfig, Controller, InitContext, PublisherBlock, Registry, Runtime,
     RuntimeConfig, Value,
 };
 use syncmq::{Adapter, ChannelSink, ChannelSpec, Error, Message, Mode, SimpleAdapter, Sink};
@@ -22,7 +22,7 @@ struct Client {
 }
 
 impl Block for Client {
-    fn init(&self, _: &Value) -> syncmq::Result<()> {
+    fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> {
         Ok(())
     }
     fn run(&self, ctl: Controller) {
@@ -37,9 +37,6 @@ impl Block for Client {
     }
     fn finish(&self) -> syncmq::Result<()> {
         Ok(())
-    }
-    fn callbacks(&self) -> Callbacks {
-        Callbacks::ENQUEUE
     }
     fn on_enqueue(&self, _: &Controller, bag: Bag) {
         self.replies.lock().unwrap().push(bag);

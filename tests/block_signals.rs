@@ -159,7 +159,7 @@ struct Idle {
 }
 
 impl syncmq::block::Block for Idle {
-    fn init(&self, _: &syncmq::block::Value) -> syncmq::Result<()> {
+    fn init(&self, _: &syncmq::block::InitContext<'_>) -> syncmq::Result<()> {
         Ok(())
     }
     fn run(&self, ctl: syncmq::block::Controller) {

@@ -95,6 +95,18 @@ fn a_server_config_reads_the_same_from_json_toml_and_yaml() {
         let path = write(dir.path(), name, text);
         assert_eq!(QueueServerConfig::from_path(&path).unwrap(), want, "{name}");
     }
+    // A Unix socket and its mode (decimal: JSON has no octal).
+    let unix = write(
+        dir.path(),
+        "unix.json",
+        r#"{"unix_socket": "/run/syncmq.sock", "unix_socket_mode": 432}"#,
+    );
+    assert_eq!(
+        QueueServerConfig::from_path(&unix).unwrap(),
+        QueueServerConfig::new()
+            .with_unix_socket("/run/syncmq.sock")
+            .with_unix_socket_mode(0o660)
+    );
     // Every field may be left out: an empty file is the defaults.
     let empty = write(dir.path(), "empty.json", "{}");
     assert_eq!(
@@ -144,6 +156,10 @@ fn bad_files_are_errors_naming_the_file_and_the_problem() {
     let path = write(dir.path(), "srv.yaml", "adr: 127.0.0.1:1\n");
     let err = QueueServerConfig::from_path(&path).unwrap_err().to_string();
     assert!(err.contains("adr"), "{err}");
+    // Secrets are never read from a file (set them in code or by flags).
+    let path = write(dir.path(), "secret.json", r#"{"token": "hunter2"}"#);
+    let err = QueueServerConfig::from_path(&path).unwrap_err().to_string();
+    assert!(err.contains("unknown field `token`"), "{err}");
 
     // A file that parses but does not validate names the field.
     let err = queue_error(

@@ -13,6 +13,7 @@ const LAYERS: &[&str] = &[
     "error",
     "thread",
     "millis",
+    "tls",
     "config_file",
     "message",
     "receipt",

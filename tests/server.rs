@@ -53,6 +53,7 @@ impl Raw {
         raw.send(&Request::Hello {
             magic: MAGIC.into(),
             version: PROTOCOL_VERSION,
+            token: None,
         });
         match raw.recv() {
             Some(Response::Welcome { version, .. }) => assert_eq!(version, PROTOCOL_VERSION),
@@ -269,6 +270,7 @@ fn handshake_errors_close_the_connection() {
     raw.send(&Request::Hello {
         magic: MAGIC.into(),
         version: 99,
+        token: None,
     });
     let got = raw.until_closed();
     assert!(got.len() == 1 && is_fatal(&got[0], "protocol"), "{got:?}");
@@ -856,6 +858,7 @@ fn a_socket_timeout_below_a_millisecond_is_refused_naming_it() {
     raw.send(&Request::Hello {
         magic: MAGIC.into(),
         version: PROTOCOL_VERSION,
+        token: None,
     });
     let welcome = raw.recv();
     assert!(

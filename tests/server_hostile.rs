@@ -61,6 +61,7 @@ impl Raw {
         raw.send(&Request::Hello {
             magic: MAGIC.into(),
             version: PROTOCOL_VERSION,
+            token: None,
         });
         match raw.recv() {
             Ok(Some(Response::Welcome {

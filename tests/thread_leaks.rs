@@ -68,7 +68,7 @@ mod block_runtime {
     use super::*;
     use std::sync::Arc;
     use syncmq::block::{
-        Bag, Block, BlockConfig, Callbacks, Controller, Registry, Runtime, RuntimeConfig, Value,
+        Bag, Block, BlockConfig, Controller, InitContext, Registry, Runtime, RuntimeConfig,
         WaiterDependency,
     };
     use syncmq::ConnectionWaiter;
@@ -78,7 +78,7 @@ mod block_runtime {
     struct Busy;
 
     impl Block for Busy {
-        fn init(&self, _: &Value) -> syncmq::Result<()> {
+        fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> {
             Ok(())
         }
         fn run(&self, ctl: Controller) {
@@ -91,9 +91,6 @@ mod block_runtime {
         }
         fn finish(&self) -> syncmq::Result<()> {
             Ok(())
-        }
-        fn callbacks(&self) -> Callbacks {
-            Callbacks::ALL
         }
         fn on_enqueue(&self, _: &Controller, _: Bag) {}
     }

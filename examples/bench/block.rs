@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use syncmq::block::{
-    Bag, Block, BlockConfig, Callbacks, Controller, Registry, Runtime, RuntimeConfig, Value,
+    Bag, Block, BlockConfig, Controller, InitContext, Registry, Runtime, RuntimeConfig,
 };
 
 use crate::report::Table;
@@ -70,7 +70,7 @@ struct Source {
 }
 
 impl Block for Source {
-    fn init(&self, _: &Value) -> syncmq::Result<()> {
+    fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> {
         Ok(())
     }
     fn run(&self, ctl: Controller) {
@@ -93,15 +93,12 @@ struct Sink {
 }
 
 impl Block for Sink {
-    fn init(&self, _: &Value) -> syncmq::Result<()> {
+    fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> {
         Ok(())
     }
     fn run(&self, _: Controller) {}
     fn finish(&self) -> syncmq::Result<()> {
         Ok(())
-    }
-    fn callbacks(&self) -> Callbacks {
-        Callbacks::ENQUEUE
     }
     fn on_enqueue(&self, _: &Controller, bag: Bag) {
         drop(bag);

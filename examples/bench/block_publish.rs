@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use crossbeam_channel::Sender;
 use syncmq::block::{
-    self, Bag, Block, BlockConfig, Callbacks, Controller, PublisherBlock, Registry, Runtime,
+    self, Bag, Block, BlockConfig, Controller, InitContext, PublisherBlock, Registry, Runtime,
     RuntimeConfig, Value,
 };
 use syncmq::queue::{Queue, QueueConfig, TopicConfig};
@@ -91,7 +91,7 @@ struct Source {
 }
 
 impl Block for Source {
-    fn init(&self, _: &Value) -> syncmq::Result<()> {
+    fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> {
         Ok(())
     }
     fn run(&self, ctl: Controller) {
@@ -107,9 +107,6 @@ impl Block for Source {
     }
     fn finish(&self) -> syncmq::Result<()> {
         Ok(())
-    }
-    fn callbacks(&self) -> Callbacks {
-        Callbacks::ENQUEUE
     }
     fn on_enqueue(&self, _: &Controller, reply: Bag) {
         assert_eq!(

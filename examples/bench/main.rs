@@ -14,13 +14,15 @@
 //! cargo run --release --example bench -- ffi --runs 3
 //! cargo run --release --example bench -- queue --json > before.json
 //! cargo run --release --example bench -- queue --compare before.json
+//! cargo run --release --example bench -- simple --svg docs/bench-simple.svg
 //! ```
 //!
 //! Each case runs `--runs` times, interleaved with its baseline so that a
 //! machine that speeds up or slows down during the run affects both alike;
 //! the table shows the median run and the spread of the runs (slowest to
 //! fastest), marking a case whose spread passes 30%. `--compare OLD.json`
-//! prints each case's change against an earlier `--json` run.
+//! prints each case's change against an earlier `--json` run; `--svg FILE`
+//! also draws the rate rows as a bar chart.
 #![allow(clippy::unwrap_used)]
 // Measurements: counts, sizes and rates go between integers and floats.
 #![allow(
@@ -45,6 +47,7 @@ mod rabbitmq_tls;
 mod report;
 mod server;
 mod simple;
+mod svg;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -62,6 +65,10 @@ struct Cli {
     /// `--json` run saved in this file.
     #[arg(long, global = true, value_name = "OLD.json", conflicts_with = "json")]
     compare: Option<std::path::PathBuf>,
+    /// Also draw each case's median rate beside its baseline's, with the
+    /// runs' spread, as an SVG bar chart in this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -139,5 +146,12 @@ fn main() {
             }
             Err(e) => eprintln!("bench: cannot read --compare {}: {e}", path.display()),
         }
+    }
+    if let Some(path) = cli.svg {
+        if let Err(e) = svg::write(&table, &path) {
+            eprintln!("bench: --svg: {e}");
+            std::process::exit(1);
+        }
+        eprintln!("bench: wrote {}", path.display());
     }
 }

@@ -14,7 +14,10 @@
 //! ```
 //!
 //! Every command but `serve` and `completions` talks to the server at
-//! `--addr` (or `SYNCMQ_ADDR`, default `127.0.0.1:7450`). Output is for
+//! `--addr` (or `SYNCMQ_ADDR`, default `127.0.0.1:7450`; `unix:/path` for a
+//! Unix socket), with `--token` (or `SYNCMQ_TOKEN`, or `--token-file`) when
+//! the server has one and `--tls-ca` when it speaks TLS; `serve` takes the
+//! same token, `--unix PATH` and `--tls-cert`/`--tls-key`. Output is for
 //! people (`--format table`, the default); with `--format json` (or
 //! `--json`) it is one JSON value per line for programs. An error is one
 //! line on stderr starting with `syncmq: error:` and a non-zero exit
@@ -30,7 +33,7 @@ mod interrupt;
 mod progress;
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +42,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use syncmq::queue::{Queue, QueueConfig};
 use syncmq::server::protocol::MAX_PEEK;
-use syncmq::server::{QueueClient, QueueServer, QueueServerConfig};
+use syncmq::server::{QueueClient, QueueClientConfig, QueueServer, QueueServerConfig};
 use syncmq::{Error, Message, Result};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7450";
@@ -60,9 +63,27 @@ struct Cli {
     /// Short for `--format json`.
     #[arg(long, global = true, conflicts_with = "format")]
     json: bool,
-    /// The server to talk to.
+    /// The server to talk to: `host:port`, or `unix:PATH` for a Unix socket.
     #[arg(long, global = true, env = "SYNCMQ_ADDR", default_value = DEFAULT_ADDR)]
     addr: String,
+    /// The shared token: the one clients must give (serve), or the one to
+    /// give the server (every other command). Other users may see a
+    /// command line in the process list: prefer `SYNCMQ_TOKEN` or
+    /// `--token-file`.
+    #[arg(long, global = true, env = "SYNCMQ_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// As --token, read from this file (a trailing newline is dropped).
+    #[arg(long, global = true, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// Connect over TLS, trusting the CA certificates in this PEM file.
+    #[cfg(feature = "tls")]
+    #[arg(long, global = true)]
+    tls_ca: Option<PathBuf>,
+    /// The name the server's certificate must be valid for; by default the
+    /// host of --addr (or its IP address).
+    #[cfg(feature = "tls")]
+    #[arg(long, global = true, requires = "tls_ca")]
+    tls_server_name: Option<String>,
 }
 
 /// What the output is made for.
@@ -143,6 +164,20 @@ struct Serve {
     /// The most subscriptions one connection may hold at once.
     #[arg(long, default_value_t = 64)]
     max_subscriptions: usize,
+    /// Listen on a Unix domain socket at this path instead of TCP.
+    #[arg(long, conflicts_with = "listen")]
+    unix: Option<PathBuf>,
+    /// The Unix socket's file mode, in octal.
+    #[arg(long, default_value = "600", value_parser = parse_mode, requires = "unix")]
+    unix_mode: u32,
+    /// Speak TLS with this certificate (PEM, with any intermediates).
+    #[cfg(feature = "tls")]
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PKCS#8 PEM, `BEGIN PRIVATE KEY`).
+    #[cfg(feature = "tls")]
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -258,6 +293,11 @@ struct Bench {
     size: usize,
 }
 
+fn parse_mode(s: &str) -> std::result::Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|e| format!("mode {s:?} is not an octal number: {e}"))
+}
+
 fn parse_header(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(n, v)| (n.to_string(), v.to_string()))
@@ -281,7 +321,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<()> {
     let json = cli.json();
     match &cli.command {
-        Command::Serve(s) => serve(s, json),
+        Command::Serve(s) => serve(s, token(cli)?, json),
         Command::Publish(p) => publish(&connect(cli)?, p, json),
         Command::Consume(c) => consume(cli, c),
         Command::Peek(p) => peek(&connect(cli)?, p, json),
@@ -298,7 +338,56 @@ fn run(cli: &Cli) -> Result<()> {
 }
 
 fn connect(cli: &Cli) -> Result<QueueClient> {
-    QueueClient::connect(cli.addr.as_str())
+    let mut config = QueueClientConfig::new();
+    if let Some(token) = token(cli)? {
+        config = config.with_token(token);
+    }
+    #[cfg(feature = "tls")]
+    if let Some(ca) = &cli.tls_ca {
+        let mut tls = syncmq::TlsConfig::new().with_ca_pem_file(ca);
+        // A host name in --addr is what the certificate names; the client
+        // itself only sees the addresses it resolves to.
+        let host = cli
+            .addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_matches(['[', ']']));
+        let name = cli
+            .tls_server_name
+            .as_deref()
+            .or(host.filter(|h| h.parse::<std::net::IpAddr>().is_err()));
+        if let Some(name) = name {
+            tls = tls.with_server_name(name);
+        }
+        config = config.with_tls(tls);
+    }
+    match cli.addr.strip_prefix("unix:") {
+        Some(path) => QueueClient::connect_unix(path, config),
+        None => QueueClient::connect_with(cli.addr.as_str(), config),
+    }
+}
+
+/// The token of `--token`, `SYNCMQ_TOKEN` or `--token-file`.
+fn token(cli: &Cli) -> Result<Option<String>> {
+    let Some(path) = &cli.token_file else {
+        return Ok(cli.token.clone());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("read the token file {}", path.display()), e))?;
+    let token = text.strip_suffix('\n').unwrap_or(&text);
+    let token = token.strip_suffix('\r').unwrap_or(token);
+    if token.is_empty() {
+        return Err(Error::invalid(
+            "token-file",
+            format!("{} is empty", path.display()),
+        ));
+    }
+    Ok(Some(token.to_string()))
+}
+
+/// The contents of `path`, for --tls-cert and --tls-key.
+#[cfg(feature = "tls")]
+fn read_pem(flag: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(format!("read {flag} {}", path.display()), e))
 }
 
 /// Prints a line and flushes, so a reader of a pipe sees it at once.
@@ -309,7 +398,7 @@ fn emit(line: impl std::fmt::Display) -> Result<()> {
         .map_err(|e| Error::io("write to stdout", e))
 }
 
-fn serve(s: &Serve, json: bool) -> Result<()> {
+fn serve(s: &Serve, token: Option<String>, json: bool) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let config = QueueConfig::from_path(&s.config)?;
     // Registered before anything starts, so a signal during start-up is
@@ -322,12 +411,25 @@ fn serve(s: &Serve, json: bool) -> Result<()> {
         .with_addr(&s.listen)
         .with_max_connections(s.max_connections)
         .with_max_subscriptions(s.max_subscriptions);
-    let server_config = match s.idle_timeout_ms {
+    let mut server_config = match s.idle_timeout_ms {
         0 => server_config.without_idle_timeout(),
         ms => server_config.with_idle_timeout(Duration::from_millis(ms)),
     };
+    if let Some(token) = token {
+        server_config = server_config.with_token(token);
+    }
+    if let Some(path) = &s.unix {
+        server_config = server_config
+            .with_unix_socket(path)
+            .with_unix_socket_mode(s.unix_mode);
+    }
+    #[cfg(feature = "tls")]
+    if let (Some(cert), Some(key)) = (&s.tls_cert, &s.tls_key) {
+        server_config = server_config
+            .with_tls_identity_pem(read_pem("--tls-cert", cert)?, read_pem("--tls-key", key)?);
+    }
     let server = QueueServer::start(queue.clone(), server_config)?;
-    let addr = server.local_addr();
+    let addr = server.addr().clone();
     if json {
         emit(
             json!({"listening": addr.to_string(), "data": s.data.display().to_string(), "topics": topics}),

@@ -93,7 +93,8 @@ impl BlockConfig {
 /// described in a file (durations in whole milliseconds):
 ///
 /// ```json
-/// { "blocks": [
+/// { "process": { "site": "eu-1" },
+///   "blocks": [
 ///     { "name": "finisher" },
 ///     { "name": "publisher", "responsibility": "events", "config": { "channel": "lines" } },
 ///     { "name": "tcp-reader", "config": { "listen": "127.0.0.1:7000" } }
@@ -118,6 +119,10 @@ impl BlockConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
+    /// The process's own settings, shared by every block (the Go adapter's
+    /// `Configurator.Configuration()`).
+    #[serde(skip_serializing_if = "Value::is_null")]
+    process: Value,
     blocks: Vec<BlockConfig>,
     #[serde(rename = "finish_timeout_ms", with = "crate::millis")]
     finish_timeout: Duration,
@@ -143,10 +148,21 @@ impl RuntimeConfig {
     /// No blocks, the default deadlines.
     pub fn new() -> Self {
         RuntimeConfig {
+            process: Value::Null,
             blocks: Vec::new(),
             finish_timeout: RuntimeConfig::DEFAULT_FINISH_TIMEOUT,
             heartbeat: RuntimeConfig::DEFAULT_HEARTBEAT,
         }
+    }
+
+    /// Sets the process's own configuration: settings every block may read
+    /// in its `init` through [`InitContext::process`](crate::block::InitContext::process)
+    /// (a database URL, the process's name, limits), beside each block's own
+    /// part. In a file it is the top-level `process` value.
+    #[must_use]
+    pub fn with_process(mut self, process: impl Into<Value>) -> Self {
+        self.process = process.into();
+        self
     }
 
     /// Appends a block: it is initialised after the ones before it and
@@ -179,6 +195,11 @@ impl RuntimeConfig {
     pub fn with_heartbeat(mut self, heartbeat: Duration) -> Self {
         self.heartbeat = heartbeat;
         self
+    }
+
+    /// The process's own configuration; `Value::Null` when none was given.
+    pub fn process(&self) -> &Value {
+        &self.process
     }
 
     /// The blocks, in init order.

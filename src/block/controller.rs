@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crossbeam_channel::Receiver;
 
 use crate::block::bag::Bag;
-use crate::block::callbacks::Callbacks;
 use crate::block::event::{DependencyEvent, Event};
 use crate::block::hub::{Control, Hub};
 use crate::error::{Error, Result};
@@ -81,8 +80,8 @@ impl Controller {
 
     /// Sends `bag` to the target, which gets it in its `on_enqueue` after
     /// everything sent to it before. True when it was queued; false when the
-    /// target has no `on_enqueue`, is finishing, or the bag carries a key
-    /// starting with `__` (see [`try_enqueue`](Self::try_enqueue) for which).
+    /// target is finishing or the bag carries a key starting with `__` (see
+    /// [`try_enqueue`](Self::try_enqueue) for which).
     pub fn enqueue(&self, bag: Bag) -> bool {
         match self.try_enqueue(bag) {
             Ok(()) => true,
@@ -97,9 +96,8 @@ impl Controller {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] naming a key that starts with `__`, or
-    /// naming `target` when the target has no `on_enqueue`;
-    /// [`Error::Closed`] when it is finishing or finished.
+    /// [`Error::InvalidArgument`] naming a key that starts with `__`;
+    /// [`Error::Closed`] when the target is finishing or finished.
     pub fn try_enqueue(&self, mut bag: Bag) -> Result<()> {
         if let Some(key) = bag.reserved_key() {
             return Err(Error::invalid(
@@ -107,7 +105,6 @@ impl Controller {
                 "keys starting with `__` are the block runtime's",
             ));
         }
-        self.check(Callbacks::ENQUEUE, "on_enqueue")?;
         let from = self
             .sender
             .map(|s| self.hub.slots[s].responsibility.as_str());
@@ -116,25 +113,21 @@ impl Controller {
     }
 
     /// Tells the target a dependency connected: its `on_connect` runs on
-    /// its event thread. True when queued; false when the target has no
-    /// `on_connect` or is finishing.
+    /// its event thread. True when queued; false when the target is
+    /// finishing.
     pub fn dependency_connected(&self, event: &DependencyEvent) -> bool {
-        self.check(Callbacks::CONNECT, "on_connect").is_ok()
-            && self
-                .hub
-                .send(self.target, Event::Connect(event.clone()))
-                .is_ok()
+        self.hub
+            .send(self.target, Event::Connect(event.clone()))
+            .is_ok()
     }
 
     /// Tells the target a dependency went away: its `on_disconnect` runs on
-    /// its event thread. True when queued; false when the target has no
-    /// `on_disconnect` or is finishing.
+    /// its event thread. True when queued; false when the target is
+    /// finishing.
     pub fn dependency_disconnected(&self, event: &DependencyEvent) -> bool {
-        self.check(Callbacks::DISCONNECT, "on_disconnect").is_ok()
-            && self
-                .hub
-                .send(self.target, Event::Disconnect(event.clone()))
-                .is_ok()
+        self.hub
+            .send(self.target, Event::Disconnect(event.clone()))
+            .is_ok()
     }
 
     /// Asks the runtime to finish the target now, out of order: its queued
@@ -205,20 +198,5 @@ impl Controller {
         }
         let name = format!("blk-{}-{name}", self.responsibility());
         self.hub.spawn_helper(self.target, name, f)
-    }
-
-    fn check(&self, wanted: Callbacks, callback: &'static str) -> Result<()> {
-        if self.hub.slots[self.target].callbacks.contains(wanted) {
-            Ok(())
-        } else {
-            Err(Error::invalid(
-                "target",
-                format!(
-                    "block `{}` (kind `{}`) has no {callback} callback: its `Block::callbacks` leaves it out",
-                    self.responsibility(),
-                    self.name()
-                ),
-            ))
-        }
     }
 }

@@ -1,6 +1,7 @@
 //! The [`Dependency`] trait: what a process depends on (a broker, a
 //! server), as the monitor sees it.
 
+use std::any::Any;
 use std::time::Duration;
 
 use crate::block::value::Value;
@@ -26,7 +27,11 @@ use crate::waiter::Generation;
 ///    is still open.
 /// 3. [`RabbitDependency`](crate::block::RabbitDependency) (feature
 ///    `rabbitmq`): the RabbitMQ connection supervisor itself.
-pub trait Dependency: Send + Sync + 'static {
+///
+/// A dependency is `Any`, so a callback gets it back with its own type
+/// from [`DependencyEvent::dependency_as`](crate::block::DependencyEvent::dependency_as):
+/// the Go adapter's `sc.(*Conn)` type assertion on the server connection.
+pub trait Dependency: Any + Send + Sync {
     /// A name for logs and callbacks.
     fn name(&self) -> &str;
 

@@ -4,6 +4,7 @@
 //! controller, the monitor, the event loop and the `Block` trait all use
 //! them.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -64,6 +65,30 @@ impl DependencyEvent {
     /// The dependency itself, when the monitor sent the event.
     pub fn dependency(&self) -> Option<&Arc<dyn Dependency>> {
         self.dependency.as_ref()
+    }
+
+    /// The dependency with its own type, when the monitor sent the event
+    /// and the dependency is a `D`: the Go adapter's type assertion on the
+    /// server connection its `OnServerConnect` gets. A block whose monitor
+    /// is the RabbitMQ supervisor takes its handle here to start a
+    /// publisher or a consumer on the connection that just came up, with
+    /// no global and no side channel:
+    ///
+    /// ```no_run
+    /// # use syncmq::block::{Controller, DependencyEvent};
+    /// use syncmq::block::RabbitDependency;
+    /// # fn on_connect(ctl: &Controller, event: &DependencyEvent) -> syncmq::Result<()> {
+    /// if let Some(broker) = event.dependency_as::<RabbitDependency>() {
+    ///     let connection = broker.supervisor()?; // Arc<syncmq::rabbitmq::Connection>
+    ///     log::info!("{} up, connection {}", event.name(), event.generation());
+    ///     # drop(connection);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dependency_as<D: Dependency>(&self) -> Option<&D> {
+        let any: &dyn Any = self.dependency.as_deref()?;
+        any.downcast_ref::<D>()
     }
 }
 

@@ -1,6 +1,6 @@
 //! The hub: the table every controller reads, one slot per block.
 //!
-//! A slot holds the block's name, responsibility and callbacks, the sending
+//! A slot holds the block's name and responsibility, the sending
 //! side of its event queue, its stop signal and its helper threads. The
 //! runtime builds the hub once every block is initialised and shares it with
 //! every [`Controller`](crate::block::Controller).
@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::block::callbacks::Callbacks;
 use crate::block::event::Event;
 use crate::error::{Error, Result};
 use crate::thread::{lock, read, stop_signal, write, StopToken, Stopper, Worker};
@@ -38,7 +37,6 @@ pub(crate) enum Control {
 pub(crate) struct Slot {
     pub(crate) name: String,
     pub(crate) responsibility: String,
-    pub(crate) callbacks: Callbacks,
     events: RwLock<Option<Sender<Event>>>,
     token: StopToken,
     stopper: Mutex<Option<Stopper>>,
@@ -66,21 +64,20 @@ pub(crate) struct Wiring {
 }
 
 impl Hub {
-    /// A hub for blocks given as (name, responsibility, callbacks), in
+    /// A hub for blocks given as (name, responsibility), in
     /// configuration order.
-    pub(crate) fn wire(blocks: Vec<(String, String, Callbacks)>) -> Wiring {
+    pub(crate) fn wire(blocks: Vec<(String, String)>) -> Wiring {
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let mut slots = Vec::with_capacity(blocks.len());
         let mut events = Vec::with_capacity(blocks.len());
         let mut index = HashMap::new();
-        for (i, (name, responsibility, callbacks)) in blocks.into_iter().enumerate() {
+        for (i, (name, responsibility)) in blocks.into_iter().enumerate() {
             let (tx, rx) = crossbeam_channel::unbounded();
             let (stopper, token) = stop_signal();
             index.insert(responsibility.clone(), i);
             slots.push(Slot {
                 name,
                 responsibility,
-                callbacks,
                 events: RwLock::new(Some(tx)),
                 token,
                 stopper: Mutex::new(Some(stopper)),

@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::block::config::RuntimeConfig;
+use crate::block::init_context::InitContext;
 use crate::block::label::{block_error, label};
 use crate::block::lifecycle::Block;
 use crate::block::registry::Registry;
@@ -80,10 +81,11 @@ pub fn init_blocks(config: &RuntimeConfig, registry: &Registry) -> Result<Initia
     let mut done = Initialized {
         entries: Vec::with_capacity(made.len()),
     };
-    for (entry, conf) in made.into_iter().zip(config.blocks()) {
+    for (i, entry) in made.into_iter().enumerate() {
         let label = entry.label();
         log::debug!("init block {label}");
-        let result = catch_unwind(AssertUnwindSafe(|| entry.block.init(conf.config())))
+        let context = InitContext::new(config, i);
+        let result = catch_unwind(AssertUnwindSafe(|| entry.block.init(&context)))
             .unwrap_or_else(|p| Err(panicked(format!("init of block {label}"), p)));
         if let Err(e) = result {
             log::error!("block {label} failed to init: {e}; finishing the blocks before it");

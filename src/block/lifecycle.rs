@@ -3,14 +3,19 @@
 //! name).
 
 use crate::block::bag::Bag;
-use crate::block::callbacks::Callbacks;
 use crate::block::controller::Controller;
 use crate::block::event::DependencyEvent;
-use crate::block::value::Value;
+use crate::block::init_context::InitContext;
 use crate::error::Result;
 
 /// One block of a process: the memphis Go adapter's `Block`, with its
 /// callbacks as methods.
+///
+/// `init`, `run` and `finish` are required; `on_enqueue`, `on_connect` and
+/// `on_disconnect` are optional, and implementing one is all it takes for
+/// the runtime to call it (the Go adapter's nil-or-set callback fields).
+/// A bag sent to a block that does not implement `on_enqueue` is dropped
+/// with a warning naming both blocks.
 ///
 /// A block's *name* (its kind, the key of its factory in the
 /// [`Registry`](crate::block::Registry)) and *responsibility* (this
@@ -38,34 +43,35 @@ use crate::error::Result;
 ///
 /// ```
 /// use std::sync::Mutex;
-/// use syncmq::block::{Bag, Block, Callbacks, Controller, Value};
+/// use syncmq::block::{Bag, Block, Controller, InitContext};
 ///
 /// /// Counts the bags it receives.
 /// #[derive(Default)]
 /// struct Counter { seen: Mutex<u64> }
 ///
 /// impl Block for Counter {
-///     fn init(&self, _conf: &Value) -> syncmq::Result<()> { Ok(()) }
+///     fn init(&self, _init: &InitContext<'_>) -> syncmq::Result<()> { Ok(()) }
 ///     fn run(&self, _ctl: Controller) {}
 ///     fn finish(&self) -> syncmq::Result<()> { Ok(()) }
-///     fn callbacks(&self) -> Callbacks { Callbacks::ENQUEUE }
 ///     fn on_enqueue(&self, _ctl: &Controller, _bag: Bag) {
 ///         *self.seen.lock().unwrap() += 1;
 ///     }
 /// }
 /// ```
 pub trait Block: Send + Sync + 'static {
-    /// Prepares the block with its own configuration (`Value::Null` when
-    /// the configuration gives none). Runs once, on the thread that starts
-    /// the runtime, in configuration order. Keep it short and do not use the
-    /// dependency yet: that is for after `on_connect`.
+    /// Prepares the block: `init` holds its own configuration
+    /// ([`InitContext::conf`], `Value::Null` when the configuration gives
+    /// none) and the process's ([`InitContext::process`]). Runs once, on
+    /// the thread that starts the runtime, in configuration order. Keep it
+    /// short and do not use the dependency yet: that is for after
+    /// `on_connect`.
     ///
     /// # Errors
     ///
     /// Any error stops the start: the blocks initialised before this one
     /// are finished in reverse order and the caller gets
     /// [`Error::Block`](crate::Error::Block) naming this block and `init`.
-    fn init(&self, conf: &Value) -> Result<()>;
+    fn init(&self, init: &InitContext<'_>) -> Result<()>;
 
     /// The block's own work, on its own thread, started once every block is
     /// initialised. `ctl` is the block's own controller: through it the
@@ -84,25 +90,30 @@ pub trait Block: Send + Sync + 'static {
     /// with stage `finish`; the other blocks are finished regardless.
     fn finish(&self) -> Result<()>;
 
-    /// The optional callbacks this block implements; none by default.
-    fn callbacks(&self) -> Callbacks {
-        Callbacks::NONE
-    }
-
-    /// A bag sent to this block, with `__from` set by the runtime. Called
-    /// only when [`callbacks`](Self::callbacks) has [`Callbacks::ENQUEUE`].
+    /// A bag sent to this block, with `__from` set by the runtime. `ctl`
+    /// is the block's own controller. Without an implementation the bag is
+    /// dropped and a warning names the sender and this block: a bag sent to
+    /// a block that was not written to take bags is a wiring mistake.
     fn on_enqueue(&self, ctl: &Controller, bag: Bag) {
-        let _ = (ctl, bag);
+        log::warn!(
+            "block `{}` (kind `{}`) does not implement on_enqueue: a bag from {} was dropped",
+            ctl.responsibility(),
+            ctl.name(),
+            bag.from()
+                .map_or_else(|| "the runtime's owner".to_string(), |f| format!("`{f}`"))
+        );
     }
 
-    /// The dependency connected (again: `event.generation()` tells
-    /// connections apart). Called only with [`Callbacks::CONNECT`].
+    /// A monitored dependency connected (again: `event.generation()` tells
+    /// connections apart, `event.name()` which dependency, and
+    /// [`event.dependency_as`](DependencyEvent::dependency_as) gives the
+    /// dependency itself, typed). Nothing by default.
     fn on_connect(&self, ctl: &Controller, event: &DependencyEvent) {
         let _ = (ctl, event);
     }
 
-    /// A dependency that was connected went away. Called only with
-    /// [`Callbacks::DISCONNECT`].
+    /// A monitored dependency that was connected went away. Nothing by
+    /// default.
     fn on_disconnect(&self, ctl: &Controller, event: &DependencyEvent) {
         let _ = (ctl, event);
     }

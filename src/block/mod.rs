@@ -5,8 +5,8 @@
 //! responsibility (its instance):
 //!
 //! - [`Block`]: the trait every block implements: `init`, `run`, `finish`,
-//!   and the optional `on_enqueue`, `on_connect`, `on_disconnect`, as
-//!   [`Callbacks`] says.
+//!   and the optional `on_enqueue`, `on_connect`, `on_disconnect`, each
+//!   called when implemented.
 //! - [`Bag`] and [`Value`]: what blocks send each other, and what a
 //!   block's configuration is made of.
 //! - [`RuntimeConfig`] and [`BlockConfig`]: which blocks in which order,
@@ -46,13 +46,13 @@
 //! ```
 
 mod bag;
-mod callbacks;
 mod config;
 mod controller;
 mod dependency;
 mod event;
 mod hub;
 mod init;
+mod init_context;
 mod label;
 mod lifecycle;
 mod monitor;
@@ -68,12 +68,12 @@ mod value;
 mod waiter_dependency;
 
 pub use bag::Bag;
-pub use callbacks::Callbacks;
 pub use config::{BlockConfig, RuntimeConfig};
 pub use controller::Controller;
 pub use dependency::Dependency;
 pub use event::DependencyEvent;
 pub use init::{init_blocks, Initialized};
+pub use init_context::InitContext;
 pub use lifecycle::Block;
 pub use publisher::{PublisherBlock, BODY, ERROR, ID, OK};
 #[cfg(feature = "rabbitmq")]

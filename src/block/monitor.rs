@@ -1,6 +1,6 @@
-//! The monitor: one thread, `syncmq-blk-monitor`, that watches the
-//! [`Dependency`] and queues `on_connect` / `on_disconnect` on every block
-//! that has them.
+//! The monitor: one thread per monitored [`Dependency`],
+//! `syncmq-blk-monitor-{name}`, that watches it and queues `on_connect` /
+//! `on_disconnect` on every block.
 //!
 //! On each heartbeat it asks the dependency for its state (and tries to
 //! connect when there is none) and, on every transition, queues
@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::block::callbacks::Callbacks;
 use crate::block::dependency::Dependency;
 use crate::block::event::{DependencyEvent, Event};
 use crate::block::hub::Hub;
@@ -21,8 +20,9 @@ use crate::error::Result;
 use crate::thread::{self, stop_signal, StopToken, Stopper, Worker};
 use crate::waiter::Generation;
 
-/// The monitor thread and its stop signal.
+/// The monitor thread of one dependency and its stop signal.
 pub(crate) struct Monitor {
+    name: String,
     stopper: Stopper,
     worker: Worker<()>,
 }
@@ -39,10 +39,26 @@ impl Monitor {
         heartbeat: Duration,
     ) -> Result<Monitor> {
         let (stopper, token) = stop_signal();
-        let worker = thread::spawn("blk-monitor", move || {
+        let name = dependency.name().to_string();
+        let worker = thread::spawn(format!("blk-monitor-{name}"), move || {
             watch(&dependency, &hub, heartbeat, &token);
         })?;
-        Ok(Monitor { stopper, worker })
+        Ok(Monitor {
+            name,
+            stopper,
+            worker,
+        })
+    }
+
+    /// The monitored dependency's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Asks the thread to stop, without waiting; so that several monitors
+    /// stop together.
+    pub(crate) fn stop(&mut self) {
+        self.stopper.stop();
     }
 
     /// Stops the thread and joins it by `deadline`.
@@ -123,7 +139,7 @@ fn connected(dependency: &Arc<dyn Dependency>, hub: &Hub, generation: Generation
         dependency.name()
     );
     let event = DependencyEvent::of(dependency, generation);
-    notify(hub, Callbacks::CONNECT, || Event::Connect(event.clone()));
+    notify(hub, || Event::Connect(event.clone()));
 }
 
 fn disconnected(dependency: &Arc<dyn Dependency>, hub: &Hub, generation: Generation) {
@@ -132,17 +148,13 @@ fn disconnected(dependency: &Arc<dyn Dependency>, hub: &Hub, generation: Generat
         dependency.name()
     );
     let event = DependencyEvent::of(dependency, generation);
-    notify(hub, Callbacks::DISCONNECT, || {
-        Event::Disconnect(event.clone())
-    });
+    notify(hub, || Event::Disconnect(event.clone()));
 }
 
-fn notify(hub: &Hub, wanted: Callbacks, event: impl Fn() -> Event) {
-    for (i, slot) in hub.slots.iter().enumerate() {
-        if slot.callbacks.contains(wanted) {
-            // A block that is finishing no longer takes events; that is
-            // expected while the runtime closes.
-            let _ = hub.send(i, event());
-        }
+fn notify(hub: &Hub, event: impl Fn() -> Event) {
+    for i in 0..hub.slots.len() {
+        // A block that is finishing no longer takes events; that is
+        // expected while the runtime closes.
+        let _ = hub.send(i, event());
     }
 }

@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Mutex;
 
 use crate::block::bag::Bag;
-use crate::block::callbacks::Callbacks;
 use crate::block::controller::Controller;
+use crate::block::init_context::InitContext;
 use crate::block::lifecycle::Block;
 use crate::block::value::Value;
 use crate::error::{Error, Result};
@@ -99,8 +99,8 @@ impl PublisherBlock {
 }
 
 impl Block for PublisherBlock {
-    fn init(&self, conf: &Value) -> Result<()> {
-        *lock(&self.sink) = Some((self.make)(conf)?);
+    fn init(&self, init: &InitContext<'_>) -> Result<()> {
+        *lock(&self.sink) = Some((self.make)(init.conf())?);
         Ok(())
     }
 
@@ -109,10 +109,6 @@ impl Block for PublisherBlock {
     fn finish(&self) -> Result<()> {
         lock(&self.sink).take();
         Ok(())
-    }
-
-    fn callbacks(&self) -> Callbacks {
-        Callbacks::ENQUEUE
     }
 
     fn on_enqueue(&self, ctl: &Controller, mut bag: Bag) {

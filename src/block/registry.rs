@@ -21,11 +21,11 @@ type Factory = dyn Fn(&str) -> Arc<dyn Block> + Send + Sync;
 /// [`SIGNAL_BLOCK`] (`"finisher"`, the Go adapter's name for it).
 ///
 /// ```
-/// use syncmq::block::{Block, Controller, Registry, Value};
+/// use syncmq::block::{Block, Controller, InitContext, Registry};
 ///
 /// struct Idle;
 /// impl Block for Idle {
-///     fn init(&self, _: &Value) -> syncmq::Result<()> { Ok(()) }
+///     fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> { Ok(()) }
 ///     fn run(&self, _: Controller) {}
 ///     fn finish(&self) -> syncmq::Result<()> { Ok(()) }
 /// }

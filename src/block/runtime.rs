@@ -45,12 +45,12 @@ use crate::thread::lock;
 ///   behind, and the others are finished regardless.
 ///
 /// ```
-/// use syncmq::block::{Bag, Block, BlockConfig, Callbacks, Controller, Registry, Runtime, RuntimeConfig, Value};
+/// use syncmq::block::{Bag, Block, BlockConfig, Controller, InitContext, Registry, Runtime, RuntimeConfig, Value};
 ///
 /// /// Sends one bag to `printer`.
 /// struct Greeter;
 /// impl Block for Greeter {
-///     fn init(&self, _: &Value) -> syncmq::Result<()> { Ok(()) }
+///     fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> { Ok(()) }
 ///     fn run(&self, ctl: Controller) {
 ///         ctl.controller("printer").unwrap().enqueue(Bag::new().with("text", "hello"));
 ///     }
@@ -60,10 +60,9 @@ use crate::thread::lock;
 /// /// Prints what it gets; the first bag closes the runtime.
 /// struct Printer;
 /// impl Block for Printer {
-///     fn init(&self, _: &Value) -> syncmq::Result<()> { Ok(()) }
+///     fn init(&self, _: &InitContext<'_>) -> syncmq::Result<()> { Ok(()) }
 ///     fn run(&self, _: Controller) {}
 ///     fn finish(&self) -> syncmq::Result<()> { Ok(()) }
-///     fn callbacks(&self) -> Callbacks { Callbacks::ENQUEUE }
 ///     fn on_enqueue(&self, ctl: &Controller, bag: Bag) {
 ///         println!("{:?} from {:?}", bag.get("text"), bag.from());
 ///         ctl.close_runtime();
@@ -92,7 +91,8 @@ pub struct Runtime {
 struct State {
     /// By configuration index; `None` once finished.
     running: Vec<Option<Supervised>>,
-    monitor: Option<Monitor>,
+    /// One per monitored dependency, in the order they were added.
+    monitors: Vec<Monitor>,
     /// Every failure so far (early finishes included), in order.
     errors: Vec<Error>,
     closed: bool,
@@ -111,7 +111,10 @@ impl fmt::Debug for Runtime {
                     .map(|s| &s.responsibility)
                     .collect::<Vec<_>>(),
             )
-            .field("monitoring", &state.monitor.is_some())
+            .field(
+                "monitoring",
+                &state.monitors.iter().map(Monitor::name).collect::<Vec<_>>(),
+            )
             .field("closed", &state.closed)
             .finish_non_exhaustive()
     }
@@ -177,13 +180,7 @@ impl Runtime {
         let wiring = Hub::wire(
             entries
                 .iter()
-                .map(|e| {
-                    (
-                        e.name.clone(),
-                        e.responsibility.clone(),
-                        e.block.callbacks(),
-                    )
-                })
+                .map(|e| (e.name.clone(), e.responsibility.clone()))
                 .collect(),
         );
         let runtime = Runtime {
@@ -193,7 +190,7 @@ impl Runtime {
             heartbeat: config.heartbeat(),
             state: Mutex::new(State {
                 running: Vec::with_capacity(entries.len()),
-                monitor: None,
+                monitors: Vec::new(),
                 errors: Vec::new(),
                 closed: false,
             }),
@@ -236,18 +233,25 @@ impl Runtime {
         Ok(runtime)
     }
 
-    /// Starts the dependency monitor: on every transition of `dependency`,
-    /// each block with `on_connect` / `on_disconnect` is told, in
-    /// configuration order. It checks every heartbeat (see
-    /// [`RuntimeConfig::with_heartbeat`]) and is closed first when the
-    /// runtime closes.
+    /// Starts monitoring `dependency`: on every transition of it, every
+    /// block's `on_connect` / `on_disconnect` is called, in configuration
+    /// order, with an event that names the dependency. It is checked every
+    /// heartbeat (see [`RuntimeConfig::with_heartbeat`]); monitors are
+    /// closed first when the runtime closes.
+    ///
+    /// A process that depends on several servers (RabbitMQ and a database,
+    /// say) monitors each: one thread per dependency, each dependency's
+    /// events strictly alternating (connect, disconnect, connect ...), and
+    /// [`DependencyEvent::name`](crate::block::DependencyEvent::name) says
+    /// which one an event is about.
     ///
     /// `dependency` is shared: keep a clone to use it yourself, or pass
     /// `Arc::new(dependency)`.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] when a monitor already runs;
+    /// [`Error::InvalidArgument`] when a dependency with the same name is
+    /// already monitored (the events could not be told apart);
     /// [`Error::Closed`] once the runtime closed; [`Error::Io`] when the OS
     /// refuses the thread.
     pub fn monitor(&self, dependency: Arc<dyn Dependency>) -> Result<()> {
@@ -255,17 +259,17 @@ impl Runtime {
         if state.closed {
             return Err(Error::closed("block runtime"));
         }
-        if state.monitor.is_some() {
+        if state.monitors.iter().any(|m| m.name() == dependency.name()) {
             return Err(Error::invalid(
                 "dependency",
-                "this runtime already monitors a dependency",
+                format!(
+                    "a dependency named `{}` is already monitored; give each a name of its own",
+                    dependency.name()
+                ),
             ));
         }
-        state.monitor = Some(Monitor::start(
-            dependency,
-            self.hub.clone(),
-            self.heartbeat,
-        )?);
+        let monitor = Monitor::start(dependency, self.hub.clone(), self.heartbeat)?;
+        state.monitors.push(monitor);
         Ok(())
     }
 
@@ -318,9 +322,15 @@ impl Runtime {
         }
         state.closed = true;
         self.hub.set_closing();
-        if let Some(monitor) = state.monitor.take() {
-            if let Err(e) = monitor.close(Instant::now() + self.finish_timeout) {
-                log::error!("dependency monitor: {e}");
+        let mut monitors = std::mem::take(&mut state.monitors);
+        let deadline = Instant::now() + self.finish_timeout;
+        for monitor in &mut monitors {
+            monitor.stop();
+        }
+        for monitor in monitors {
+            let name = monitor.name().to_string();
+            if let Err(e) = monitor.close(deadline) {
+                log::error!("monitor of dependency `{name}`: {e}");
                 state.errors.push(e);
             }
         }

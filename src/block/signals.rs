@@ -6,8 +6,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::block::controller::Controller;
+use crate::block::init_context::InitContext;
 use crate::block::lifecycle::Block;
-use crate::block::value::Value;
 use crate::error::{Error, Result};
 use crate::thread::lock;
 
@@ -28,6 +28,16 @@ pub const SIGNAL_BLOCK: &str = "finisher";
 /// Put it first in the configuration, so that it is initialised before any
 /// block that must not be cut short and finished after all of them.
 /// Signals are process-wide: run one signal block per process.
+///
+/// # The Go adapter's initiator
+///
+/// In the Go adapter the `finisher` calls `Finish()` on the `initiator`
+/// block, the adapter's own block that started the process and finishes
+/// the others. Here the runtime's owner plays that role: the thread in
+/// [`Runtime::run_until_closed`](crate::block::Runtime::run_until_closed)
+/// (or [`Runtime::run`](crate::block::Runtime::run)) started every block
+/// and, when any block asks with [`Controller::close_runtime`], finishes
+/// them all in reverse order. There is no `initiator` block to configure.
 #[derive(Debug, Default)]
 pub struct SignalBlock {
     signals: Mutex<Option<Signals>>,
@@ -50,7 +60,7 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 impl Block for SignalBlock {
-    fn init(&self, _conf: &Value) -> Result<()> {
+    fn init(&self, _init: &InitContext<'_>) -> Result<()> {
         let signals = Signals::new([SIGINT, SIGTERM])
             .map_err(|e| Error::io("register for SIGINT and SIGTERM", e))?;
         *lock(&self.handle) = Some(signals.handle());

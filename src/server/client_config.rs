@@ -1,8 +1,9 @@
 //! [`QueueClientConfig`]: how a [`QueueClient`](super::QueueClient)
-//! connects, waits and closes.
+//! connects (with a token, over TLS), waits and closes.
 
 use std::time::Duration;
 
+use super::secret::Secret;
 use crate::error::{Error, Result};
 
 /// How long a request waits for its reply unless configured otherwise.
@@ -24,12 +25,17 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// assert_eq!(config.request_timeout(), Some(Duration::from_secs(5)));
 /// assert!(config.validate().is_ok());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` never shows the token or a TLS key.
+#[derive(Debug, Clone)]
 pub struct QueueClientConfig {
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
     batch: u32,
     close_timeout: Duration,
+    token: Option<Secret>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::TlsConfig>,
 }
 
 impl Default for QueueClientConfig {
@@ -39,6 +45,9 @@ impl Default for QueueClientConfig {
             request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             batch: 100,
             close_timeout: Duration::from_secs(10),
+            token: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -72,6 +81,51 @@ impl QueueClientConfig {
     /// thread to end; 10 s each.
     pub fn close_timeout(&self) -> Duration {
         self.close_timeout
+    }
+
+    /// Whether a token is sent in the hello ([`with_token`](Self::with_token)).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The token, for the hello.
+    pub(super) fn token(&self) -> Option<String> {
+        self.token
+            .as_ref()
+            .map(|t| String::from_utf8_lossy(t.expose()).into_owned())
+    }
+
+    /// The TLS settings, when the connection is to use TLS.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(&self) -> Option<&crate::TlsConfig> {
+        self.tls.as_ref()
+    }
+
+    /// Sends `token` in the hello, for a server started with
+    /// [`QueueServerConfig::with_token`](super::QueueServerConfig::with_token).
+    /// A server that has no token ignores it.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Secret::new(token.into()));
+        self
+    }
+
+    /// Connects over TLS (feature `tls`) with `tls`'s settings, the same
+    /// [`TlsConfig`](crate::TlsConfig) a RabbitMQ connection
+    /// takes: the CA that signed the server's certificate
+    /// ([`with_ca_pem`](crate::TlsConfig::with_ca_pem), else
+    /// the system's CAs) and the name the certificate must be valid for
+    /// ([`with_server_name`](crate::TlsConfig::with_server_name);
+    /// else the IP address connected to, since the client is given
+    /// addresses, not host names). A certificate that does not verify is
+    /// [`Error::Refused`] saying why (an unknown CA, a name mismatch).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[must_use]
+    pub fn with_tls(mut self, tls: crate::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Sets the connect and handshake timeout.
@@ -117,8 +171,13 @@ impl QueueClientConfig {
     ///
     /// [`Error::InvalidArgument`] naming the setting: a connect or request
     /// timeout below 1 ms (the OS refuses a zero socket timeout, and a
-    /// request could never be answered in time), a zero batch.
+    /// request could never be answered in time), a zero batch, an empty
+    /// token, TLS settings that do not load (naming the `tls.` setting).
     pub fn validate(&self) -> Result<()> {
+        if self.token.as_ref().is_some_and(Secret::is_empty) {
+            return Err(Error::invalid("token", "must not be empty"));
+        }
+        super::tls::client_tls(self)?;
         if self.connect_timeout < Duration::from_millis(1) {
             return Err(Error::invalid("connect_timeout", "must be at least 1 ms"));
         }

@@ -9,21 +9,26 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::client_config::QueueClientConfig;
 use super::frame::{self, FrameError, FrameWriter};
 use super::held_acks::HeldAcks;
 use super::protocol::{
     error_from_wire, Request, Response, WireDelivery, WireEntry, MAGIC, PROTOCOL_VERSION,
 };
+use super::server_addr::ServerAddr;
+use super::socket::Socket;
+use super::tls::ClientTls;
 use crate::error::{Error, Result};
 use crate::reply::{Answer, Outcome, Replies, Reply};
-use crate::thread::lock;
+use crate::thread::{lock, Worker};
 
 /// The frame limit used before the server announced its own.
 const HANDSHAKE_MAX_FRAME: usize = 1 << 20;
@@ -64,29 +69,87 @@ pub(super) struct ClientConnection {
 }
 
 impl ClientConnection {
-    /// Connects to `addr` and says hello, all within `timeout`. Returns the
-    /// connection and the reader for [`read_loop`](Self::read_loop).
+    /// Connects to `addr` (over TLS with `tls`) and says hello, with
+    /// `config`'s token, each step within its connect timeout. Returns the
+    /// connection, the reader for [`read_loop`](Self::read_loop), and a
+    /// TLS connection's bridge thread, which ends once the connection is
+    /// shut down.
     ///
     /// # Errors
     ///
-    /// [`Error::Unreachable`] naming the address when nothing answers;
-    /// [`Error::Disconnected`] when the handshake fails; [`Error::Codec`] when the server speaks another
-    /// protocol version; the server's refusal (`busy`) as its error.
+    /// [`Error::Unreachable`] naming the address when nothing answers
+    /// there (TCP or Unix socket); [`Error::Disconnected`] when the
+    /// handshake fails; [`Error::Codec`] when the server speaks another
+    /// protocol version; [`Error::Refused`] for a TLS certificate that
+    /// does not verify, or a token the server does not take (code
+    /// [`UNAUTHORIZED`](super::protocol::UNAUTHORIZED)); the server's other
+    /// refusals (`busy`) as their error.
     pub(super) fn open(
-        addr: SocketAddr,
+        addr: &ServerAddr,
+        config: &QueueClientConfig,
+        tls: Option<&ClientTls>,
+    ) -> Result<(ClientConnection, BufReader<Socket>, Option<Worker<()>>)> {
+        let timeout = config.connect_timeout();
+        let unreachable =
+            |e: io::Error| Error::unreachable("the queue server", addr.to_string(), e);
+        let socket = match addr {
+            ServerAddr::Tcp(a) => {
+                Socket::Tcp(TcpStream::connect_timeout(a, timeout).map_err(unreachable)?)
+            }
+            ServerAddr::Unix(path) => Socket::Unix(UnixStream::connect(path).map_err(unreachable)?),
+        };
+        let (socket, bridge) = match (tls, addr) {
+            (Some(tls), ServerAddr::Tcp(a)) => {
+                let target = addr.to_string();
+                let (plain, bridge) = tls.connect(
+                    socket,
+                    &target,
+                    &a.ip().to_string(),
+                    timeout,
+                    config.close_timeout(),
+                )?;
+                (plain, Some(bridge))
+            }
+            (Some(_), ServerAddr::Unix(_)) => {
+                return Err(Error::invalid(
+                    "tls",
+                    format!("{addr} is a Unix socket; TLS is for TCP connections"),
+                ))
+            }
+            (None, _) => (socket, None),
+        };
+        match Self::hello(addr, &socket, timeout, config.token()) {
+            Ok((connection, reader)) => Ok((connection, reader, bridge)),
+            Err(e) => {
+                let _ = socket.shutdown(Shutdown::Both);
+                if let Some(bridge) = bridge {
+                    if let Err(joined) = bridge.join_timeout(config.close_timeout()) {
+                        log::warn!("client: {joined}");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The protocol's handshake on `stream`: hello (with `token`), then the
+    /// server's welcome or refusal.
+    fn hello(
+        addr: &ServerAddr,
+        stream: &Socket,
         timeout: Duration,
-    ) -> Result<(ClientConnection, BufReader<TcpStream>)> {
+        token: Option<String>,
+    ) -> Result<(ClientConnection, BufReader<Socket>)> {
         let fail = |e: io::Error| Error::disconnected(format!("connect to {addr}"), e);
-        let stream = TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|e| Error::unreachable("the queue server", addr.to_string(), e))?;
-        let _ = stream.set_nodelay(true);
+        stream.set_nodelay().map_err(fail)?;
         stream.set_read_timeout(Some(timeout)).map_err(fail)?;
         let mut reader = BufReader::new(stream.try_clone().map_err(fail)?);
-        let writer = FrameWriter::new(&stream, HANDSHAKE_MAX_FRAME, "send to the queue server")
+        let writer = FrameWriter::new(stream, HANDSHAKE_MAX_FRAME, "send to the queue server")
             .map_err(fail)?;
         writer.send(&Request::Hello {
             magic: MAGIC.into(),
             version: PROTOCOL_VERSION,
+            token,
         })?;
         let mut buf = Vec::new();
         frame::read_frame(&mut reader, &mut buf, HANDSHAKE_MAX_FRAME)
@@ -327,7 +390,7 @@ impl ClientConnection {
     /// The reader thread: routes replies and deliveries until the
     /// connection ends, then fails every waiting call and ends every
     /// subscription.
-    pub(super) fn read_loop(&self, reader: BufReader<TcpStream>) {
+    pub(super) fn read_loop(&self, reader: BufReader<Socket>) {
         let mut reader = KeepAliveReader {
             connection: self,
             reader,
@@ -412,7 +475,7 @@ pub(super) fn unexpected(r: &Response) -> Error {
 /// a chance to ping, never an error, even inside a frame.
 struct KeepAliveReader<'a> {
     connection: &'a ClientConnection,
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Socket>,
 }
 
 impl Read for KeepAliveReader<'_> {

@@ -12,7 +12,7 @@
 //! truncated or trailing bytes and never panics.
 
 use std::io::{self, BufWriter, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::socket::Socket;
 use crate::error::{Error, Result};
 use crate::thread::lock;
 
@@ -188,7 +189,7 @@ fn encode_frame<T: Serialize>(value: &T, out: &mut Vec<u8>, max: usize) -> Resul
 pub(super) struct FrameWriter {
     out: Mutex<Out>,
     /// The same socket, for shutting it down without the lock.
-    socket: TcpStream,
+    socket: Socket,
     /// The largest body this side may send.
     limit: usize,
     /// What a write failure says, e.g. "send to the queue server".
@@ -199,7 +200,7 @@ pub(super) struct FrameWriter {
 }
 
 struct Out {
-    stream: BufWriter<TcpStream>,
+    stream: BufWriter<Socket>,
     /// The encoding buffer, kept between frames.
     buf: Vec<u8>,
 }
@@ -211,7 +212,7 @@ impl FrameWriter {
     /// # Errors
     ///
     /// The OS's error when the socket cannot be cloned.
-    pub(super) fn new(socket: &TcpStream, limit: usize, what: &'static str) -> io::Result<Self> {
+    pub(super) fn new(socket: &Socket, limit: usize, what: &'static str) -> io::Result<Self> {
         Ok(FrameWriter {
             out: Mutex::new(Out {
                 stream: BufWriter::new(socket.try_clone()?),
@@ -411,7 +412,8 @@ mod tests {
     #[test]
     fn the_writer_sends_whole_frames_and_refuses_one_over_its_limit() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let socket =
+            Socket::Tcp(std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap());
         let (mut peer, _) = listener.accept().unwrap();
         let writer = FrameWriter::new(&socket, 64, "send to the test peer").unwrap();
         assert!(matches!(

@@ -1,6 +1,10 @@
 //! The queue server (ppmq's `Listener`): the durable [`Queue`](crate::queue::Queue)
-//! served over TCP, a thread per connection ([`QueueServer`]), and the
-//! blocking [`QueueClient`] that speaks to it.
+//! served over TCP, TLS or a Unix domain socket, a thread per connection
+//! ([`QueueServer`]), and the blocking [`QueueClient`] that speaks to it.
+//! Whom it lets in: a shared token in the handshake
+//! ([`QueueServerConfig::with_token`]), a Unix socket's file mode
+//! ([`QueueServerConfig::with_unix_socket`]), TLS with the server's
+//! certificate (feature `tls`, `QueueServerConfig::with_tls_identity_pem`).
 //!
 //! The wire protocol ([`protocol`]) is length-prefixed `MessagePack` frames
 //! with a version handshake: publish (a batch, answered once durable),
@@ -54,20 +58,28 @@
 // instead of generic names such as `Request` next to the client.
 pub mod protocol;
 
+#[cfg(feature = "tls")]
+mod bridge;
 mod client_config;
 mod client_connection;
 mod feed;
 mod frame;
 mod held_acks;
+mod listener;
 mod queue_client;
 mod queue_server;
 mod remote_subscriber;
+mod secret;
+mod server_addr;
 mod server_config;
 mod server_connection;
+mod socket;
+mod tls;
 
 pub use client_config::{QueueClientConfig, DEFAULT_REQUEST_TIMEOUT};
 pub use frame::DEFAULT_MAX_FRAME;
 pub use queue_client::QueueClient;
 pub use queue_server::QueueServer;
 pub use remote_subscriber::RemoteSubscriber;
-pub use server_config::QueueServerConfig;
+pub use server_addr::ServerAddr;
+pub use server_config::{QueueServerConfig, DEFAULT_UNIX_SOCKET_MODE};

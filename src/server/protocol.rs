@@ -8,7 +8,12 @@
 //! spells out every frame for implementers in other languages.
 //!
 //! The first frame of a connection is the client's [`Request::Hello`]; the
-//! server answers [`Response::Welcome`] or a fatal [`Response::Error`].
+//! server answers [`Response::Welcome`] or a fatal [`Response::Error`]:
+//! `protocol` for a bad magic or version, `unauthorized` when the server
+//! has a token and the hello's is missing or wrong (before any request is
+//! read, so nothing of a refused client is applied). Version 2 added the
+//! hello's `token`; a version 1 client is refused with a `protocol` error
+//! that names both versions.
 //! Requests carry an `id` chosen by the client; the reply to a request
 //! carries the same `id`. Id 0 is reserved: requests with id 0 get no reply
 //! (fire and forget), and an error with id 0 concerns the whole connection,
@@ -46,8 +51,8 @@ use crate::queue::{DeadLetter, EntryId, Peeked, SubscriberStats};
 /// The magic string of [`Request::Hello`].
 pub const MAGIC: &str = "syncmq";
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this build speaks: 2, the hello with a `token`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The most messages one [`Request::Peek`] may ask for: its reply is one
 /// frame.
@@ -275,12 +280,18 @@ impl From<WireDeadLetter> for DeadLetter {
 #[serde(rename_all = "snake_case")]
 pub enum Request {
     /// The first frame: `magic` is `"syncmq"`, `version` the protocol
-    /// version the client speaks.
+    /// version the client speaks, `token` the shared secret of a server
+    /// that requires one.
     Hello {
         /// Always [`MAGIC`].
         magic: String,
         /// The client's [`PROTOCOL_VERSION`].
         version: u32,
+        /// The server's token, when it has one
+        /// ([`QueueServerConfig::with_token`](super::QueueServerConfig::with_token));
+        /// left out of the frame when the client has none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Publishes `messages` to `topic` in one atomic batch; the reply,
     /// [`Response::Published`], comes once they are durable.
@@ -356,8 +367,7 @@ pub enum Request {
     /// Up to `limit` (1 to [`MAX_PEEK`]) of the messages the subscriber's
     /// next receives would take, in that order, without taking them (see
     /// [`Subscriber::peek`](crate::queue::Subscriber::peek)); the reply is
-    /// [`Response::Peeked`]. Added after version 1 was first released: a
-    /// server without it closes the connection with a `protocol` error.
+    /// [`Response::Peeked`]. New in version 2, with the token hello.
     Peek {
         /// Request id.
         id: u64,
@@ -501,7 +511,8 @@ pub enum Response {
         /// `invalid_argument`, `not_found`, `already_exists`, `closed`,
         /// `timeout`, `codec`, `corrupt`, `io`, `storage`, `disconnected`,
         /// `busy`, `refused`, `panicked`; and for the connection `protocol`,
-        /// `frame_too_large` and `idle`. `internal` for the rest. See
+        /// `frame_too_large`, `idle` and `unauthorized` (a missing or wrong
+        /// token). `internal` for the rest. See
         /// [`error_from_wire`] for the [`Error`] each becomes.
         kind: String,
         /// The argument, key, object name or thread concerned, when there is
@@ -557,6 +568,11 @@ impl Response {
     }
 }
 
+/// The [`Error::Refused`] code of a missing or wrong token: 403, as
+/// RabbitMQ's `ACCESS_REFUSED` for refused credentials, so that one match
+/// tells refused credentials from other refusals for both.
+pub const UNAUTHORIZED: u16 = 403;
+
 /// The wire's word for `err`'s variant.
 fn wire_kind(err: &Error) -> &'static str {
     match err {
@@ -583,8 +599,11 @@ fn wire_kind(err: &Error) -> &'static str {
 /// text (`what` is `server`), and a timeout's `after` is zero (the client
 /// did not wait it). `protocol` and `frame_too_large` are
 /// [`Error::Codec`]; `idle` (the server closed an idle connection) is
-/// [`Error::Disconnected`]; `internal` and kinds this build does not know
-/// are [`Error::Refused`] with code 0.
+/// [`Error::Disconnected`]; `unauthorized` (a missing or wrong token) is
+/// [`Error::Refused`] with code 403 ([`UNAUTHORIZED`], RabbitMQ's
+/// `ACCESS_REFUSED` for refused credentials), the text saying which;
+/// `internal` and kinds this build does not know are [`Error::Refused`]
+/// with code 0.
 pub fn error_from_wire(
     kind: &str,
     name: Option<String>,
@@ -620,6 +639,7 @@ pub fn error_from_wire(
             reason: message,
         },
         ("refused", _) => Error::refused(0, format!("server: {message}")),
+        ("unauthorized", _) => Error::refused(UNAUTHORIZED, format!("server: {message}")),
         ("panicked", _) => Error::Panicked {
             what: format!("server: {name}"),
             message,

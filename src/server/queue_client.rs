@@ -2,20 +2,28 @@
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::client_config::QueueClientConfig;
 use super::client_connection::{unexpected, ClientConnection};
 use super::protocol::{Request, Response, WireMessage};
 use super::remote_subscriber::RemoteSubscriber;
+use super::server_addr::ServerAddr;
+use super::tls::{self, ClientTls};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::queue::{DeadLetter, Peeked, SubscriberStats};
 use crate::thread::{self, lock, Worker};
 
+/// What [`QueueClient::open`] made.
+type Opened = (Arc<ClientConnection>, Worker<()>, Option<Worker<()>>);
+
 /// A connection to a queue server.
 ///
-/// One TCP connection with one reader thread (`syncmq-client`) that routes
+/// One connection (TCP, TLS over TCP, or a Unix domain socket) with one
+/// reader thread (`syncmq-client`; over TLS also a `syncmq-client-tls`
+/// bridge thread) that routes
 /// replies to the callers waiting for them and deliveries to their
 /// [`RemoteSubscriber`]. It is `Send + Sync`: threads may share one
 /// client, and their requests go out one after the other on the
@@ -42,6 +50,8 @@ pub struct QueueClient {
     connection: Arc<ClientConnection>,
     config: QueueClientConfig,
     reader: Mutex<Option<Worker<()>>>,
+    /// A TLS connection's bridge thread.
+    bridge: Mutex<Option<Worker<()>>>,
 }
 
 impl fmt::Debug for QueueClient {
@@ -71,30 +81,84 @@ impl QueueClient {
     ///
     /// As [`connect`](Self::connect) (the last address's error);
     /// [`Error::InvalidArgument`] from [`QueueClientConfig::validate`], or
-    /// naming `addr` when it resolves to nothing.
+    /// naming `addr` when it resolves to nothing; [`Error::Refused`] for
+    /// a server certificate that does not verify (with
+    /// [`with_tls`](QueueClientConfig::with_tls)), or a missing or wrong
+    /// token (code [`UNAUTHORIZED`](super::protocol::UNAUTHORIZED), the
+    /// text saying which).
     pub fn connect_with(addr: impl ToSocketAddrs, config: QueueClientConfig) -> Result<Self> {
         config.validate()?;
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(|e| Error::invalid("addr", format!("not a socket address: {e}")))?
             .collect();
+        let tls = tls::client_tls(&config)?;
         let mut last = Error::invalid("addr", "resolves to no address");
         for a in addrs {
-            match ClientConnection::open(a, config.connect_timeout()) {
-                Ok((connection, reader)) => {
-                    let connection = Arc::new(connection);
-                    let reading = connection.clone();
-                    let worker = thread::spawn("client", move || reading.read_loop(reader))?;
-                    return Ok(QueueClient {
-                        connection,
-                        config,
-                        reader: Mutex::new(Some(worker)),
-                    });
-                }
+            match Self::open(&ServerAddr::Tcp(a), &config, tls.as_ref()) {
+                Ok(opened) => return Ok(Self::from_parts(opened, config)),
                 Err(e) => last = e,
             }
         }
         Err(last)
+    }
+
+    /// Connects with `config` to the server listening on the Unix domain
+    /// socket at `path` ([`QueueServerConfig::with_unix_socket`](super::QueueServerConfig::with_unix_socket)).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_with`](Self::connect_with); [`Error::InvalidArgument`]
+    /// naming `tls` when `config` asks for TLS, which is for TCP.
+    pub fn connect_unix(path: impl AsRef<Path>, config: QueueClientConfig) -> Result<Self> {
+        Self::connect_to(&ServerAddr::Unix(path.as_ref().to_path_buf()), config)
+    }
+
+    /// Connects with `config` to `addr`, TCP or Unix socket, as
+    /// [`QueueServer::addr`](super::QueueServer::addr) gives it or
+    /// [`ServerAddr::parse`] reads it.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_with`](Self::connect_with) and
+    /// [`connect_unix`](Self::connect_unix).
+    pub fn connect_to(addr: &ServerAddr, config: QueueClientConfig) -> Result<Self> {
+        config.validate()?;
+        let tls = tls::client_tls(&config)?;
+        let opened = Self::open(addr, &config, tls.as_ref())?;
+        Ok(Self::from_parts(opened, config))
+    }
+
+    /// One connection attempt, and the reader thread: the connection, the
+    /// reader, a TLS connection's bridge.
+    fn open(
+        addr: &ServerAddr,
+        config: &QueueClientConfig,
+        tls: Option<&ClientTls>,
+    ) -> Result<Opened> {
+        let (connection, reader, bridge) = ClientConnection::open(addr, config, tls)?;
+        let connection = Arc::new(connection);
+        let reading = connection.clone();
+        let worker = match thread::spawn("client", move || reading.read_loop(reader)) {
+            Ok(worker) => worker,
+            Err(e) => {
+                connection.disconnect();
+                if let Some(bridge) = bridge {
+                    let _ = bridge.join_timeout(config.close_timeout());
+                }
+                return Err(e);
+            }
+        };
+        Ok((connection, worker, bridge))
+    }
+
+    fn from_parts((connection, reader, bridge): Opened, config: QueueClientConfig) -> Self {
+        QueueClient {
+            connection,
+            config,
+            reader: Mutex::new(Some(reader)),
+            bridge: Mutex::new(bridge),
+        }
     }
 
     /// Publishes `messages` to `topic` in one atomic batch and returns once
@@ -327,7 +391,12 @@ impl QueueClient {
             }
         }
         self.connection.disconnect();
-        worker.join_timeout(timeout)
+        let joined = worker.join_timeout(timeout);
+        // The bridge ends once it has seen the connection shut down.
+        match lock(&self.bridge).take() {
+            Some(bridge) => joined.and(bridge.join_timeout(timeout)),
+            None => joined,
+        }
     }
 }
 

@@ -1,48 +1,57 @@
-//! [`QueueServer`]: the listening socket, its accept thread, and the
-//! connection threads it owns.
+//! [`QueueServer`]: the listening socket (TCP, TLS over TCP, or a Unix
+//! domain socket), its accept thread, and the connection threads it owns.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::frame::{FrameWriter, MAX_FRAME_LEN};
+use super::listener::{self, Listener};
 use super::protocol::Response;
+use super::server_addr::ServerAddr;
 use super::server_config::QueueServerConfig;
 use super::server_connection;
-use crate::error::{Error, Result};
+use super::socket::Socket;
+use super::tls::{self, Acceptor};
+use crate::error::Result;
 use crate::queue::Queue;
 use crate::thread::{self, join_all, lock, Worker};
 
-/// One open connection: its socket, to shut it down on close, and its
-/// thread.
+/// One open connection: its socket (the TCP one under a TLS connection),
+/// to shut it down on close, and its thread.
 struct Conn {
-    stream: TcpStream,
+    stream: Socket,
     worker: Worker<()>,
 }
 
 struct Shared {
     queue: Arc<Queue>,
     config: QueueServerConfig,
+    tls: Option<Acceptor>,
     closing: AtomicBool,
     conns: Mutex<HashMap<u64, Conn>>,
 }
 
-/// A running queue server: the durable [`Queue`] served over TCP (ppmq's
-/// `Listener`), a thread per connection. See the [module docs](super) for
-/// what it guarantees.
+/// A running queue server: the durable [`Queue`] served over TCP, TLS or a
+/// Unix domain socket (ppmq's `Listener`), a thread per connection. See
+/// the [module docs](super) for what it guarantees, and
+/// [`QueueServerConfig`] for whom it lets in.
 ///
 /// It owns its threads (`syncmq-srv-accept`, one `syncmq-srv-conn` per
-/// connection, one `syncmq-srv-push` per subscription);
+/// connection, one `syncmq-srv-tls` per TLS connection, one
+/// `syncmq-srv-push` per subscription);
 /// [`close`](Self::close) or drop stops and joins them within
 /// [`QueueServerConfig::close_timeout`]. It does not close the queue, which
 /// belongs to the caller.
 pub struct QueueServer {
-    addr: SocketAddr,
+    addr: ServerAddr,
     shared: Arc<Shared>,
-    acceptor: Mutex<Option<Worker<()>>>,
+    /// The accept thread, and the listener (kept to remove a Unix
+    /// socket's file once the thread is gone).
+    acceptor: Mutex<Option<(Worker<()>, Arc<Listener>)>>,
 }
 
 impl fmt::Debug for QueueServer {
@@ -54,41 +63,68 @@ impl fmt::Debug for QueueServer {
 }
 
 impl QueueServer {
-    /// Listens on `config`'s address and serves `queue` until closed.
+    /// Listens on `config`'s address (or Unix socket) and serves `queue`
+    /// until closed.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] from [`QueueServerConfig::validate`];
-    /// [`Error::AddrInUse`] naming the address when another socket has it;
-    /// [`Error::Io`] for an address that cannot be bound otherwise (naming
-    /// it), or a thread that cannot start.
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) from
+    /// [`QueueServerConfig::validate`];
+    /// [`Error::AddrInUse`](crate::Error::AddrInUse) naming the address
+    /// when another socket has it (a live server's socket path included);
+    /// [`Error::Io`](crate::Error::Io) for an address or socket path that
+    /// cannot be bound otherwise (naming it; a path that is not a socket),
+    /// or a thread that cannot start.
     pub fn start(queue: Arc<Queue>, config: QueueServerConfig) -> Result<Self> {
         config.validate()?;
-        let listener =
-            TcpListener::bind(config.addr()).map_err(|e| Error::listen(config.addr(), e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("read the listening socket's address", e))?;
+        let tls = tls::acceptor(&config)?;
+        let (listener, addr) = Listener::bind(&config)?;
+        let listener = Arc::new(listener);
         let shared = Arc::new(Shared {
             queue,
             config,
+            tls,
             closing: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
         });
         let accepting = shared.clone();
-        let acceptor = thread::spawn("srv-accept", move || accept(&listener, &accepting))?;
-        log::info!("server: listening on {addr}");
+        let listening = listener.clone();
+        let acceptor = match thread::spawn("srv-accept", move || accept(&listening, &accepting)) {
+            Ok(worker) => worker,
+            Err(e) => {
+                listener.remove_file();
+                return Err(e);
+            }
+        };
+        let secured = match (shared.tls.is_some(), shared.config.has_token()) {
+            (true, true) => " (TLS, token)",
+            (true, false) => " (TLS)",
+            (false, true) => " (token)",
+            (false, false) => "",
+        };
+        log::info!("server: listening on {addr}{secured}");
         Ok(QueueServer {
             addr,
             shared,
-            acceptor: Mutex::new(Some(acceptor)),
+            acceptor: Mutex::new(Some((acceptor, listener))),
         })
     }
 
-    /// The address the server listens on (with the real port when the
-    /// config asked for port 0).
+    /// Where the server listens: its TCP address (with the real port when
+    /// the config asked for port 0) or its Unix socket's path.
+    pub fn addr(&self) -> &ServerAddr {
+        &self.addr
+    }
+
+    /// The TCP address the server listens on (with the real port when the
+    /// config asked for port 0). A server on a Unix socket has none: this
+    /// is then `0.0.0.0:0`, where no connection succeeds; use
+    /// [`addr`](Self::addr), which covers both.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        match &self.addr {
+            ServerAddr::Tcp(addr) => *addr,
+            ServerAddr::Unix(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        }
     }
 
     /// How many connections are open.
@@ -105,25 +141,21 @@ impl QueueServer {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] naming a thread that did not stop in time;
-    /// [`Error::Panicked`] for one that panicked.
+    /// [`Error::Timeout`](crate::Error::Timeout) naming a thread that did
+    /// not stop in time; [`Error::Panicked`](crate::Error::Panicked) for
+    /// one that panicked.
     pub fn close(&self) -> Result<()> {
-        let Some(acceptor) = lock(&self.acceptor).take() else {
+        let Some((acceptor, listener)) = lock(&self.acceptor).take() else {
             return Ok(());
         };
         let deadline = Instant::now() + self.shared.config.close_timeout();
         self.shared.closing.store(true, Ordering::SeqCst);
         // Wake the blocking accept with a connection of our own.
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => [127, 0, 0, 1].into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        listener::wake(&self.addr);
         // Joined first, so that no connection is added after the drain.
         let accepted = acceptor.join_deadline(deadline);
+        // No new client finds the path once it is gone.
+        listener.remove_file();
         let conns: Vec<Conn> = lock(&self.shared.conns).drain().map(|(_, c)| c).collect();
         for c in &conns {
             let _ = c.stream.shutdown(Shutdown::Both);
@@ -144,13 +176,14 @@ impl Drop for QueueServer {
 
 /// The accept thread: a connection thread per client, finished ones reaped
 /// as new ones come.
-fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
+fn accept(listener: &Listener, shared: &Arc<Shared>) {
     let mut next = 1u64;
-    for stream in listener.incoming() {
+    loop {
+        let accepted = listener.accept();
         if shared.closing.load(Ordering::SeqCst) {
             return;
         }
-        let stream = match stream {
+        let (stream, peer) = match accepted {
             Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors, say: the next accept may work.
@@ -175,7 +208,7 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
         let max = shared.config.max_connections();
         if conns.len() >= max {
             drop(conns);
-            refuse(&stream, max);
+            refuse(&stream, max, shared.tls.is_some());
             continue;
         }
         let number = next;
@@ -185,7 +218,14 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
         };
         let serving = shared.clone();
         match thread::spawn("srv-conn", move || {
-            server_connection::serve(&serving.queue, stream, &serving.config, number);
+            server_connection::serve(
+                &serving.queue,
+                stream,
+                &peer,
+                &serving.config,
+                serving.tls.as_ref(),
+                number,
+            );
         }) {
             Ok(worker) => {
                 conns.insert(
@@ -205,8 +245,17 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
 }
 
 /// Answers a connection over `max` with a fatal `busy` error and closes it.
-fn refuse(stream: &TcpStream, max: usize) {
+/// A TLS client is only closed: the frame would need a TLS handshake on the
+/// accept thread, which one slow client could then hold up, and bytes in
+/// the clear would read as a server without TLS. It sees the server hang
+/// up mid-handshake, which is [`Error::Disconnected`](crate::Error::Disconnected),
+/// transient, as `busy` is.
+fn refuse(stream: &Socket, max: usize, tls: bool) {
     log::warn!("server: refusing a connection: {max} are open already");
+    if tls {
+        let _ = stream.shutdown(Shutdown::Both);
+        return;
+    }
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let frame = Response::fatal("busy", format!("the server has {max} connections open"));
     match FrameWriter::new(stream, MAX_FRAME_LEN, "refuse a connection") {

@@ -1,17 +1,22 @@
 //! [`QueueServerConfig`]: how a [`QueueServer`](super::QueueServer)
-//! listens and what it allows each connection, kept apart so that the
-//! server and its connections both read it without using each other. A
-//! serde struct, so that a file can hold it (milliseconds only at that
-//! boundary, `crate::millis`).
+//! listens, whom it lets in (a token, a Unix socket's mode, TLS) and what
+//! it allows each connection, kept apart so that the server and its
+//! connections both read it without using each other. A serde struct, so
+//! that a file can hold it (milliseconds only at that boundary,
+//! `crate::millis`; never the token or the TLS key).
 
-#[cfg(feature = "config")]
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::frame::{DEFAULT_MAX_FRAME, MAX_FRAME_LEN};
+use super::secret::Secret;
 use crate::error::{Error, Result};
+
+/// The mode a Unix socket is made with unless configured otherwise: its
+/// owner alone may connect.
+pub const DEFAULT_UNIX_SOCKET_MODE: u32 = 0o600;
 
 /// How a [`QueueServer`](super::QueueServer) listens and what it allows.
 ///
@@ -23,6 +28,8 @@ use crate::error::{Error, Result};
 /// | field | default | setter |
 /// |---|---|---|
 /// | `addr` | `"127.0.0.1:0"` | [`with_addr`](Self::with_addr) |
+/// | `unix_socket` | none (TCP) | [`with_unix_socket`](Self::with_unix_socket) |
+/// | `unix_socket_mode` | `0o600` (384) | [`with_unix_socket_mode`](Self::with_unix_socket_mode) |
 /// | `max_frame` | [`DEFAULT_MAX_FRAME`] | [`with_max_frame`](Self::with_max_frame) |
 /// | `max_connections` | 1024 | [`with_max_connections`](Self::with_max_connections) |
 /// | `handshake_timeout_ms` | 10000 | [`with_handshake_timeout`](Self::with_handshake_timeout) |
@@ -41,10 +48,24 @@ use crate::error::{Error, Result};
 /// assert_eq!(config.idle_timeout(), Some(Duration::from_secs(30)));
 /// assert!(config.validate().is_ok());
 /// ```
+///
+/// `Debug` never shows the token or the TLS key, and a config file never
+/// holds them: they are set in code ([`with_token`](Self::with_token),
+/// [`with_tls_identity_pem`](Self::with_tls_identity_pem)) or by the CLI's
+/// flags (`--token-file`, `--tls-cert`, `--tls-key`), so that a file that is
+/// read by many or checked in leaks no secret. `token` in a file is an
+/// unknown field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueServerConfig {
     addr: String,
+    unix_socket: Option<PathBuf>,
+    unix_socket_mode: u32,
+    #[serde(skip)]
+    token: Option<Secret>,
+    /// The certificate chain's PEM and the key's.
+    #[serde(skip)]
+    tls_identity: Option<(Vec<u8>, Secret)>,
     max_frame: usize,
     max_connections: usize,
     #[serde(rename = "handshake_timeout_ms", with = "crate::millis")]
@@ -62,6 +83,10 @@ impl Default for QueueServerConfig {
     fn default() -> Self {
         QueueServerConfig {
             addr: "127.0.0.1:0".into(),
+            unix_socket: None,
+            unix_socket_mode: DEFAULT_UNIX_SOCKET_MODE,
+            token: None,
+            tls_identity: None,
             max_frame: DEFAULT_MAX_FRAME,
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(10),
@@ -80,9 +105,51 @@ impl QueueServerConfig {
     }
 
     /// The address to listen on (`host:port`); `127.0.0.1:0` (any free
-    /// port) by default.
+    /// port) by default. Not used when a [Unix socket](Self::unix_socket)
+    /// is set.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The path of the Unix domain socket to listen on instead of TCP;
+    /// `None` (TCP) by default.
+    pub fn unix_socket(&self) -> Option<&Path> {
+        self.unix_socket.as_deref()
+    }
+
+    /// The file mode the Unix socket is made with (who may connect);
+    /// [`DEFAULT_UNIX_SOCKET_MODE`] (`0o600`, the owner alone) by default.
+    pub fn unix_socket_mode(&self) -> u32 {
+        self.unix_socket_mode
+    }
+
+    /// Whether clients must give a token in their hello
+    /// ([`with_token`](Self::with_token)).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Whether a client's token is the server's: false when the server
+    /// has none (any token, or none, is then accepted; see
+    /// [`has_token`](Self::has_token)). Compared in constant time.
+    pub(super) fn token_matches(&self, given: &str) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|t| t.matches(given.as_bytes()))
+    }
+
+    /// Whether the TCP listener speaks TLS
+    /// (`with_tls_identity_pem`, feature `tls`).
+    pub fn has_tls(&self) -> bool {
+        self.tls_identity.is_some()
+    }
+
+    /// The TLS certificate chain's PEM and the key's, when set.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(super) fn tls_identity(&self) -> Option<(&[u8], &Secret)> {
+        self.tls_identity
+            .as_ref()
+            .map(|(cert, key)| (&cert[..], key))
     }
 
     /// The largest frame accepted, in bytes (length prefix excluded);
@@ -136,6 +203,58 @@ impl QueueServerConfig {
     #[must_use]
     pub fn with_addr(mut self, addr: impl Into<String>) -> Self {
         self.addr = addr.into();
+        self
+    }
+
+    /// Listens on a Unix domain socket at `path` instead of TCP (ppmq's
+    /// `ServerSocket`). The socket is made with the
+    /// [mode](Self::with_unix_socket_mode) already set; a socket file left
+    /// by a server that died is replaced, one a live server answers on is
+    /// an error naming the path, and so is a path that is not a socket.
+    /// The file is removed when the server closes.
+    #[must_use]
+    pub fn with_unix_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.unix_socket = Some(path.into());
+        self
+    }
+
+    /// Sets the Unix socket's file mode: `0o660` lets the owner's group
+    /// connect too. The owner must keep read and write.
+    #[must_use]
+    pub fn with_unix_socket_mode(mut self, mode: u32) -> Self {
+        self.unix_socket_mode = mode;
+        self
+    }
+
+    /// Requires every client to give `token` in its hello
+    /// ([`QueueClientConfig::with_token`](super::QueueClientConfig::with_token)).
+    /// A client without it, or with another, gets one `unauthorized`
+    /// error frame and is closed before any request is read; the server
+    /// logs a warning with the client's address, never the token. The
+    /// comparison takes the same time wherever the tokens differ.
+    ///
+    /// Over plain TCP the token travels in the clear: use it with TLS or
+    /// on a trusted network.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Secret::new(token.into()));
+        self
+    }
+
+    /// Speaks TLS on the TCP listener with this identity (feature `tls`):
+    /// `cert_pem` the certificate (and any intermediates), `key_pem` its
+    /// private key in PKCS#8 PEM (`BEGIN PRIVATE KEY`; `openssl pkcs8
+    /// -topk8 -nocrypt` converts an older key). Checked by
+    /// [`validate`](Self::validate).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[must_use]
+    pub fn with_tls_identity_pem(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls_identity = Some((cert_pem.into(), Secret::new(key_pem)));
         self
     }
 
@@ -234,8 +353,39 @@ impl QueueServerConfig {
     ///
     /// [`Error::InvalidArgument`] naming the setting: a frame limit below
     /// 1024 bytes or above 4 GiB, zero connections or subscriptions, a
-    /// handshake, idle or write timeout below 1 ms.
+    /// handshake, idle or write timeout below 1 ms, an empty token or
+    /// socket path, a socket mode that is not a permission mode or takes
+    /// read and write from the owner, TLS with a Unix socket, a TLS
+    /// identity that does not load.
     pub fn validate(&self) -> Result<()> {
+        if self.token.as_ref().is_some_and(Secret::is_empty) {
+            return Err(Error::invalid("token", "must not be empty"));
+        }
+        if self
+            .unix_socket
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(Error::invalid("unix_socket", "must be a path"));
+        }
+        // The server connects to its own socket to wake its accept on
+        // close, so the owner keeps read and write.
+        if self.unix_socket_mode & !0o777 != 0 || self.unix_socket_mode & 0o600 != 0o600 {
+            return Err(Error::invalid(
+                "unix_socket_mode",
+                format!(
+                    "{:#o} must be a permission mode (0o777 at most) that gives the owner read and write (0o600)",
+                    self.unix_socket_mode
+                ),
+            ));
+        }
+        if self.unix_socket.is_some() && self.tls_identity.is_some() {
+            return Err(Error::invalid(
+                "tls",
+                "TLS is for the TCP listener; a Unix socket is guarded by its file mode",
+            ));
+        }
+        super::tls::acceptor(self)?;
         if self.max_frame < 1024 || self.max_frame > MAX_FRAME_LEN {
             return Err(Error::invalid(
                 "max_frame",

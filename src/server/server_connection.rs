@@ -19,6 +19,12 @@
 //!   They are applied before the connection waits for more bytes and
 //!   before any other request is handled, so a later request (or the end
 //!   of the connection) sees them settled.
+//! - A server with a token refuses a hello without it, or with another,
+//!   with one fatal `unauthorized` error before it reads anything more, so
+//!   nothing a refused client sent is applied; the warning it logs names
+//!   the peer, never a token.
+//! - Over TLS the handshake comes first, within the handshake timeout; the
+//!   connection's bridge thread is joined when the connection ends.
 //! - A peer silent for the handshake timeout (before hello) or the idle
 //!   timeout (after it) gets a fatal `idle` error and is closed, so a
 //!   connection slot and its buffers are never held by nobody.
@@ -32,7 +38,6 @@
 
 use std::collections::HashMap;
 use std::io::BufReader;
-use std::net::TcpStream;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +49,8 @@ use super::protocol::{
     PROTOCOL_VERSION,
 };
 use super::server_config::QueueServerConfig;
+use super::socket::Socket;
+use super::tls::Acceptor;
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::queue::{EntryId, Queue};
@@ -51,12 +58,30 @@ use crate::thread;
 
 /// Serves one connection until the peer leaves, breaks the protocol, or
 /// the server closes (which shuts the socket down under the reader).
-pub(super) fn serve(queue: &Queue, stream: TcpStream, config: &QueueServerConfig, number: u64) {
-    let peer = stream
-        .peer_addr()
-        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+/// `peer` names the other end for the logs; with `tls` the TLS handshake
+/// comes first.
+pub(super) fn serve(
+    queue: &Queue,
+    stream: Socket,
+    peer: &str,
+    config: &QueueServerConfig,
+    tls: Option<&Acceptor>,
+    number: u64,
+) {
     log::debug!("server: connection {number} from {peer}");
-    let _ = stream.set_nodelay(true);
+    let (stream, bridge) = match tls {
+        None => (stream, None),
+        Some(acceptor) => {
+            match acceptor.accept(stream, config.handshake_timeout(), config.write_timeout()) {
+                Ok((plain, bridge)) => (plain, Some(bridge)),
+                Err(e) => {
+                    log::warn!("server: connection {number} from {peer}: {e}");
+                    return;
+                }
+            }
+        }
+    };
+    let _ = stream.set_nodelay();
     let _ = stream.set_write_timeout(Some(config.write_timeout()));
     // The server's own frames are not held to the limit it sets clients;
     // its deliveries are split to stay under it (see `FeedSpec`).
@@ -64,6 +89,8 @@ pub(super) fn serve(queue: &Queue, stream: TcpStream, config: &QueueServerConfig
         Ok(w) => Arc::new(w),
         Err(e) => {
             log::warn!("server: connection {number}: {e}");
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            join_bridge(bridge, config, number);
             return;
         }
     };
@@ -74,6 +101,7 @@ pub(super) fn serve(queue: &Queue, stream: TcpStream, config: &QueueServerConfig
         acked: HashMap::new(),
         next_sub: 1,
         config,
+        peer,
     };
     let reader = BufReader::new(stream);
     // Even a panic outside a request ends the connection properly: its
@@ -90,6 +118,17 @@ pub(super) fn serve(queue: &Queue, stream: TcpStream, config: &QueueServerConfig
         Err(e) => log::info!("server: connection {number} from {peer} closed: {e}"),
     }
     conn.end();
+    join_bridge(bridge, config, number);
+}
+
+/// Joins a TLS connection's bridge thread, which ends once the plain end
+/// was shut down (after it sent what was written before).
+fn join_bridge(bridge: Option<thread::Worker<()>>, config: &QueueServerConfig, number: u64) {
+    if let Some(bridge) = bridge {
+        if let Err(e) = bridge.join_timeout(config.close_timeout()) {
+            log::warn!("server: connection {number}: {e}");
+        }
+    }
 }
 
 struct Connection<'a> {
@@ -102,10 +141,12 @@ struct Connection<'a> {
     acked: HashMap<u64, Vec<EntryId>>,
     next_sub: u64,
     config: &'a QueueServerConfig,
+    /// Who is on the other end, for the logs.
+    peer: &'a str,
 }
 
 impl Connection<'_> {
-    fn run(&mut self, mut reader: BufReader<TcpStream>) -> Result<()> {
+    fn run(&mut self, mut reader: BufReader<Socket>) -> Result<()> {
         let config = self.config;
         let mut buf = Vec::new();
         // The handshake, with a deadline so a silent peer cannot hold a
@@ -116,7 +157,11 @@ impl Connection<'_> {
         let hello_wait = Wait::Hello(config.handshake_timeout());
         match self.read(&mut reader, &mut buf, config.max_frame(), hello_wait)? {
             None => return Ok(()),
-            Some(Request::Hello { magic, version }) => {
+            Some(Request::Hello {
+                magic,
+                version,
+                token,
+            }) => {
                 if magic != MAGIC {
                     return self.fatal("protocol", format!("bad magic {magic:?}"));
                 }
@@ -128,6 +173,7 @@ impl Connection<'_> {
                         ),
                     );
                 }
+                self.authorize(token.as_deref())?;
                 self.writer.send(&Response::Welcome {
                     version: PROTOCOL_VERSION,
                     max_frame: config.max_frame() as u64,
@@ -164,13 +210,30 @@ impl Connection<'_> {
         }
     }
 
+    /// Lets the hello's `token` in, or refuses it with one `unauthorized`
+    /// frame: a server without a token takes any.
+    fn authorize(&self, token: Option<&str>) -> Result<()> {
+        if !self.config.has_token() {
+            return Ok(());
+        }
+        let why = match token {
+            Some(t) if self.config.token_matches(t) => return Ok(()),
+            Some(_) => "the token is wrong",
+            None => "this server requires a token and the hello has none",
+        };
+        // The peer's address and what was wrong, never the token.
+        log::warn!("server: refusing {}: {why}", self.peer);
+        let _ = self.writer.send(&Response::fatal("unauthorized", why));
+        Err(Error::refused(super::protocol::UNAUTHORIZED, why))
+    }
+
     /// Reads one request; `None` when the peer closed between frames. A
     /// frame that is too large or does not decode, or a peer silent for
     /// the read timeout, is answered with a fatal error and ends the
     /// connection.
     fn read(
         &self,
-        reader: &mut BufReader<TcpStream>,
+        reader: &mut BufReader<Socket>,
         buf: &mut Vec<u8>,
         max: usize,
         wait: Wait,

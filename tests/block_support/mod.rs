@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use syncmq::block::{
-    Bag, Block, BlockConfig, Callbacks, Controller, DependencyEvent, Registry, RuntimeConfig, Value,
+    Bag, Block, BlockConfig, Controller, DependencyEvent, InitContext, Registry, RuntimeConfig,
+    Value,
 };
 use syncmq::Error;
 
@@ -44,11 +45,11 @@ impl Log {
 
 /// A block that records its life cycle and does what its configuration
 /// says: `fail_init`, `panic_init`, `panic_run`, `hang_finish` (until the
-/// test drops the release sender), `callbacks` (a list of names).
+/// test drops the release sender). Registered as `listener`, which records
+/// every callback too; `plain` is the same without the optional callbacks.
 pub struct Recorder {
     resp: String,
     log: Log,
-    callbacks: Callbacks,
     conf: Mutex<Value>,
     release: Receiver<()>,
     inside: AtomicBool,
@@ -76,8 +77,8 @@ impl Recorder {
 }
 
 impl Block for Recorder {
-    fn init(&self, conf: &Value) -> syncmq::Result<()> {
-        *self.conf.lock().unwrap() = conf.clone();
+    fn init(&self, init: &InitContext<'_>) -> syncmq::Result<()> {
+        *self.conf.lock().unwrap() = init.conf().clone();
         self.log.push(format!("init:{}", self.resp));
         assert!(!self.flag("panic_init"), "init of {} panics", self.resp);
         if self.flag("fail_init") {
@@ -103,10 +104,6 @@ impl Block for Recorder {
         Ok(())
     }
 
-    fn callbacks(&self) -> Callbacks {
-        self.callbacks
-    }
-
     fn on_enqueue(&self, _ctl: &Controller, bag: Bag) {
         let seq = bag.get("seq").and_then(Value::as_i64).unwrap_or(-1);
         assert!(bag.get("panic").is_none(), "bad bag {seq}");
@@ -128,6 +125,24 @@ impl Block for Recorder {
     }
 }
 
+/// A [`Recorder`] without the optional callbacks: bags and dependency
+/// events sent to it reach the trait's defaults.
+pub struct Plain(Recorder);
+
+impl Block for Plain {
+    fn init(&self, init: &InitContext<'_>) -> syncmq::Result<()> {
+        self.0.init(init)
+    }
+
+    fn run(&self, ctl: Controller) {
+        self.0.run(ctl);
+    }
+
+    fn finish(&self) -> syncmq::Result<()> {
+        self.0.finish()
+    }
+}
+
 pub struct Fixture {
     pub log: Log,
     pub registry: Registry,
@@ -141,22 +156,22 @@ pub fn fixture() -> Fixture {
     let overlaps = Arc::new(AtomicUsize::new(0));
     let (release_tx, release_rx) = crossbeam_channel::bounded(0);
     let mut registry = Registry::new();
-    for (name, callbacks) in [("plain", Callbacks::NONE), ("listener", Callbacks::ALL)] {
-        let log = log.clone();
-        let overlaps = overlaps.clone();
-        let release = release_rx.clone();
-        registry
-            .register(name, move |resp| Recorder {
-                resp: resp.to_string(),
-                log: log.clone(),
-                callbacks,
-                conf: Mutex::new(Value::Null),
-                release: release.clone(),
-                inside: AtomicBool::new(false),
-                overlaps: overlaps.clone(),
-            })
-            .unwrap();
-    }
+    let recorder = {
+        let (log, overlaps) = (log.clone(), overlaps.clone());
+        move |resp: &str| Recorder {
+            resp: resp.to_string(),
+            log: log.clone(),
+            conf: Mutex::new(Value::Null),
+            release: release_rx.clone(),
+            inside: AtomicBool::new(false),
+            overlaps: overlaps.clone(),
+        }
+    };
+    let plain = recorder.clone();
+    registry
+        .register("plain", move |resp| Plain(plain(resp)))
+        .unwrap();
+    registry.register("listener", recorder).unwrap();
     Fixture {
         log,
         registry,

@@ -1,6 +1,7 @@
 //! The [`OutboxStore`] trait, where outbox rows live, and one file per
 //! store: `memory.rs`, `fjall.rs` (with the stored form of a row in
-//! `fjall_row.rs`), `postgres.rs` and its `postgres_config.rs`.
+//! `fjall_row.rs`), `postgres.rs` with its `postgres_config.rs`, `postgres_connect.rs` (every
+//! connection it opens) and `postgres_params.rs` (libpq's `sslmode`).
 
 use std::time::SystemTime;
 
@@ -17,6 +18,10 @@ mod memory;
 mod postgres;
 #[cfg(feature = "postgres")]
 mod postgres_config;
+#[cfg(feature = "postgres")]
+mod postgres_connect;
+#[cfg(feature = "postgres")]
+mod postgres_params;
 
 #[cfg(feature = "durable")]
 pub use fjall::FjallOutboxStore;

@@ -7,12 +7,13 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use postgres::types::{ToSql, Type};
-use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
+use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::outbox::record::{now_ms, OutboxRecord};
 use crate::outbox::store::postgres_config::PostgresStoreConfig;
+use crate::outbox::store::postgres_connect::PgConnector;
 use crate::outbox::store::{check_batch, OutboxCounts, OutboxStore};
 use crate::thread::lock;
 
@@ -92,6 +93,8 @@ use crate::thread::lock;
 /// ```
 pub struct PostgresOutboxStore {
     config: PostgresStoreConfig,
+    /// Opens every connection of both pools, with the same TLS.
+    connector: PgConnector,
     /// Idle connections for adds and reads.
     idle: Mutex<Vec<Conn>>,
     /// Idle connections for the dispatcher's own writes, with
@@ -107,6 +110,7 @@ impl std::fmt::Debug for PostgresOutboxStore {
         f.debug_struct("PostgresOutboxStore")
             .field("table", &self.config.table())
             .field("claim", &self.claim)
+            .field("tls", &self.connector.uses_tls())
             .finish_non_exhaustive()
     }
 }
@@ -286,7 +290,7 @@ impl PostgresOutboxStore {
     /// the server cannot be reached or refuses.
     pub fn connect_with(config: PostgresStoreConfig) -> Result<Self> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        config.validate()?;
+        let connector = config.connector()?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -298,6 +302,7 @@ impl PostgresOutboxStore {
         let store = PostgresOutboxStore {
             sql: Sql::new(config.table()),
             config,
+            connector,
             idle: Mutex::new(Vec::new()),
             relaxed_idle: Mutex::new(Vec::new()),
             claim,
@@ -346,8 +351,7 @@ impl PostgresOutboxStore {
         let conn = if let Some(conn) = reused {
             conn
         } else {
-            let mut client =
-                Client::connect(self.config.params(), NoTls).map_err(pg("connecting"))?;
+            let mut client = self.connector.connect()?;
             if relaxed {
                 client
                     .batch_execute("SET synchronous_commit TO OFF")

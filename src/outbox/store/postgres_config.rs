@@ -1,11 +1,21 @@
-//! [`PostgresStoreConfig`]: where the PostgreSQL outbox store connects,
-//! which table it uses and how long its claims on rows last.
+//! [`PostgresStoreConfig`]: where the PostgreSQL outbox store connects
+//! (a URL or `key=value` string, and TLS), which table it uses and how long
+//! its claims on rows last.
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::outbox::store::postgres_connect::PgConnector;
+use crate::tls::TlsConfig;
 
 /// How a [`PostgresOutboxStore`](crate::outbox::PostgresOutboxStore) connects and claims rows.
+///
+/// The connection string is libpq's, in either form: a URL
+/// (`postgres://app:secret@db.internal:5432/app?sslmode=verify-full`) or
+/// `key=value` pairs (`host=db.internal user=app dbname=app
+/// sslmode=verify-full`). `sslmode` means what it means to libpq as far as
+/// the `postgres` crate allows (see [`with_tls`](Self::with_tls)), and
+/// `sslrootcert=FILE` names the CA file to trust.
 ///
 /// The table name goes into SQL text, so [`validate`](Self::validate)
 /// checks it strictly: lowercase ASCII letters, digits and `_`, which needs
@@ -21,12 +31,31 @@ use crate::error::{Error, Result};
 /// assert!(config.validate().is_ok());
 /// assert!(PostgresStoreConfig::new("").with_table("drop table x;").validate().is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PostgresStoreConfig {
     params: String,
+    tls: Option<TlsConfig>,
     table: String,
     lease: Duration,
     max_idle: usize,
+}
+
+impl std::fmt::Debug for PostgresStoreConfig {
+    // The connection string may hold a password: only its parsed form,
+    // which the `postgres` crate prints with the password hidden.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let params = self
+            .params
+            .parse::<postgres::Config>()
+            .map_or_else(|_| "<not parsed>".to_string(), |c| format!("{c:?}"));
+        f.debug_struct("PostgresStoreConfig")
+            .field("params", &params)
+            .field("tls", &self.tls)
+            .field("table", &self.table)
+            .field("lease", &self.lease)
+            .field("max_idle", &self.max_idle)
+            .finish()
+    }
 }
 
 impl PostgresStoreConfig {
@@ -39,6 +68,7 @@ impl PostgresStoreConfig {
     pub fn new(params: impl Into<String>) -> Self {
         PostgresStoreConfig {
             params: params.into(),
+            tls: None,
             table: Self::DEFAULT_TABLE.into(),
             lease: Duration::from_secs(60),
             max_idle: 4,
@@ -51,6 +81,31 @@ impl PostgresStoreConfig {
     #[must_use]
     pub fn with_table(mut self, table: impl Into<String>) -> Self {
         self.table = table.into();
+        self
+    }
+
+    /// Connects over TLS, checking the server's certificate as `tls` says
+    /// (its CAs, or the system's; the host name unless the string says
+    /// `sslmode=verify-ca` or `require`), on every connection the store
+    /// opens. With the string's `sslmode`:
+    ///
+    /// | `sslmode` | without `with_tls` | with `with_tls` |
+    /// |---|---|---|
+    /// | not given | in the clear | TLS required, checked as `tls` says |
+    /// | `disable` | in the clear | refused: [`Error::InvalidArgument`] `tls` |
+    /// | `allow`, `prefer` | TLS if the server offers it, certificate not checked | TLS if offered, checked as `tls` says |
+    /// | `require` | TLS required, certificate not checked | TLS required, CA checked, any host name |
+    /// | `verify-ca` | TLS required, system CAs, any host name | TLS required, `tls`'s CAs, any host name |
+    /// | `verify-full` | TLS required, system CAs and the host name | TLS required, checked as `tls` says |
+    ///
+    /// A connection whose certificate is not checked logs a warning on
+    /// each connect, as do `tls`'s `danger_*` options. The `postgres`
+    /// crate always asks for TLS before plain, so `allow` is `prefer`. As
+    /// with libpq, a connection over a Unix socket (`host=/var/run/postgresql`)
+    /// never uses TLS.
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -74,6 +129,11 @@ impl PostgresStoreConfig {
         &self.params
     }
 
+    /// The TLS settings given with [`with_tls`](Self::with_tls).
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.tls.as_ref()
+    }
+
     /// The outbox table's name.
     pub fn table(&self) -> &str {
         &self.table
@@ -89,14 +149,29 @@ impl PostgresStoreConfig {
         self.max_idle
     }
 
-    /// Checks the table name and the lease.
+    /// Checks the connection string, the TLS settings (reading the CA
+    /// files), the table name and the lease, without connecting.
     /// [`PostgresOutboxStore::connect_with`](crate::outbox::PostgresOutboxStore::connect_with)
-    /// calls this.
+    /// does the same.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] naming `table` or `lease`.
+    /// [`Error::InvalidArgument`] naming `table` or `lease`; `params` for a
+    /// connection string that cannot be parsed (saying why, never repeating
+    /// the string, which may hold a password); `tls` or the [`TlsConfig`]
+    /// setting at fault.
     pub fn validate(&self) -> Result<()> {
+        self.connector().map(drop)
+    }
+
+    /// The checked config's connector, which every connection of the store
+    /// is opened with.
+    pub(crate) fn connector(&self) -> Result<PgConnector> {
+        self.check_table_and_lease()?;
+        PgConnector::new(&self.params, self.tls.as_ref())
+    }
+
+    fn check_table_and_lease(&self) -> Result<()> {
         let t = &self.table;
         let first_ok = t
             .chars()
@@ -117,5 +192,22 @@ impl PostgresStoreConfig {
             return Err(Error::invalid("lease", "must be at least 1 ms"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        for params in [
+            "host=db user=app password=secretpw",
+            "postgres://app:secretpw@db/app",
+            "not parsed 'secretpw",
+        ] {
+            let text = format!("{:?}", PostgresStoreConfig::new(params));
+            assert!(!text.contains("secretpw"), "{text}");
+        }
     }
 }

@@ -1,7 +1,6 @@
-//! [`TlsConfig`]: how a connection to an `amqps://` URL checks the broker
-//! and shows itself (a CA bundle, a client certificate, the server name),
-//! the connector built from it once before the supervisor starts, and what a
-//! failed TLS handshake says in words (unknown CA, name mismatch, expired).
+//! TLS for a connection to an `amqps://` URL: the connector built from its
+//! [`TlsConfig`] (the crate's, in `src/tls.rs`) once before the supervisor
+//! starts, the stream opened over it, and a failed handshake as an error.
 //!
 //! TLS is amiquip's own support (`amiquip::Connection::open_tls_stream`, on
 //! `native-tls`, so OpenSSL on Linux) on the socket we connect ourselves, so
@@ -12,7 +11,7 @@
 //! built, and `amqps://` URLs are refused when the configuration is checked.
 
 #[cfg(feature = "tls")]
-pub use with_tls::TlsConfig;
+pub use crate::tls::TlsConfig;
 #[cfg(feature = "tls")]
 pub(crate) use with_tls::{connector_for, handshake_failure, open_stream, TlsConnect};
 
@@ -21,271 +20,20 @@ pub(crate) use without_tls::{handshake_failure, open_stream, TlsConnect};
 
 #[cfg(feature = "tls")]
 mod with_tls {
-    use std::path::{Path, PathBuf};
-
     use amiquip::{Auth, ConnectionOptions, ConnectionTuning};
-    use native_tls::{Certificate, Identity};
 
     use crate::error::{Error, Result};
     use crate::rabbitmq::amqp::AmqpUrl;
+    use crate::tls::{in_words, TlsConfig};
 
-    /// TLS settings of a [`Connection`](crate::rabbitmq::Connection) to an
-    /// `amqps://` URL, given with
-    /// [`ConnectionConfig::with_tls`](crate::rabbitmq::ConnectionConfig::with_tls).
-    ///
-    /// By default (and for an `amqps://` URL without `with_tls`) the
-    /// broker's certificate must be signed by a CA of the system's store
-    /// and be valid for the URL's host. With a CA bundle
-    /// ([`with_ca_pem_file`](Self::with_ca_pem_file),
-    /// [`with_ca_pem`](Self::with_ca_pem)) only the CAs given are trusted,
-    /// as for a broker with certificates of a private CA. A client
-    /// certificate ([`with_client_identity_pem`](Self::with_client_identity_pem))
-    /// is sent when the broker asks for one (`ssl_options.verify =
-    /// verify_peer`). Files are read, and everything checked, when the
-    /// configuration is (by
-    /// [`ConnectionConfig::validate`](crate::rabbitmq::ConnectionConfig::validate)
-    /// and [`Connection::with_config`](crate::rabbitmq::Connection::with_config)):
-    /// a missing file or a bad PEM is an [`Error::InvalidArgument`] naming
-    /// the setting, not a connection that never comes up.
-    ///
-    /// A handshake that fails because of certificates (the broker's is
-    /// signed by an unknown CA, is not valid for the name, has expired; the
-    /// broker refused ours) is [`Error::Refused`] with a text starting
-    /// `TLS handshake with host:port failed:` and the reason in words:
-    /// permanent, like refused credentials, unless
-    /// [`with_retry_refusals`](crate::rabbitmq::ConnectionConfig::with_retry_refusals)
-    /// is set.
-    ///
-    /// ```no_run
-    /// use std::time::Duration;
-    /// use syncmq::rabbitmq::{Connection, ConnectionConfig, TlsConfig};
-    ///
-    /// # fn main() -> syncmq::Result<()> {
-    /// let tls = TlsConfig::new()
-    ///     .with_ca_pem_file("/etc/syncmq/ca.pem")
-    ///     .with_client_identity_pem_file("/etc/syncmq/client.pem", "/etc/syncmq/client.key");
-    /// let config = ConnectionConfig::new("amqps://app:secret@rabbit.internal:5671/%2f")
-    ///     .with_name("billing")
-    ///     .with_tls(tls);
-    /// let connection = Connection::with_config(config)?;
-    /// connection.waiter().wait_connected(Duration::from_secs(10))?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[derive(Clone, Default)]
-    pub struct TlsConfig {
-        ca: Vec<Pem>,
-        identity: Option<(Pem, Pem)>,
-        server_name: Option<String>,
-        accept_invalid_certs: bool,
-        accept_invalid_hostnames: bool,
-    }
-
-    /// PEM text, or the file holding it.
-    #[derive(Clone)]
-    enum Pem {
-        File(PathBuf),
-        Bytes(Vec<u8>),
-    }
-
-    impl Pem {
-        /// The PEM text; `setting` names it in the error.
-        fn load(&self, setting: &str) -> Result<Vec<u8>> {
-            match self {
-                Pem::Bytes(bytes) => Ok(bytes.clone()),
-                Pem::File(path) => std::fs::read(path).map_err(|e| {
-                    Error::invalid(setting, format!("cannot read `{}`: {e}", path.display()))
-                }),
-            }
-        }
-
-        /// The setting this came from, for errors.
-        fn setting(&self, file: &'static str, bytes: &'static str) -> &'static str {
-            match self {
-                Pem::File(_) => file,
-                Pem::Bytes(_) => bytes,
-            }
-        }
-    }
-
-    impl std::fmt::Debug for Pem {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            match self {
-                Pem::File(path) => write!(f, "{}", path.display()),
-                Pem::Bytes(bytes) => write!(f, "<{} bytes of PEM>", bytes.len()),
-            }
-        }
-    }
-
-    impl std::fmt::Debug for TlsConfig {
-        // The key's file name or size only, never its bytes.
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("TlsConfig")
-                .field("ca", &self.ca)
-                .field("client_identity", &self.identity.as_ref().map(|(c, _)| c))
-                .field("server_name", &self.server_name)
-                .field("danger_accept_invalid_certs", &self.accept_invalid_certs)
-                .field(
-                    "danger_accept_invalid_hostnames",
-                    &self.accept_invalid_hostnames,
-                )
-                .finish()
-        }
-    }
-
-    impl TlsConfig {
-        /// The system's CAs, the URL's host as the server name, no client
-        /// certificate, every check on.
-        pub fn new() -> Self {
-            TlsConfig::default()
-        }
-
-        /// Trusts the CA certificates in the PEM file at `path` (one or
-        /// more), and only those (with the others given this way). Read
-        /// when the configuration is checked.
-        #[must_use]
-        pub fn with_ca_pem_file(mut self, path: impl AsRef<Path>) -> Self {
-            self.ca.push(Pem::File(path.as_ref().to_path_buf()));
-            self
-        }
-
-        /// Trusts the CA certificates in `pem` (one or more), and only those
-        /// (with the others given this way).
-        #[must_use]
-        pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-            self.ca.push(Pem::Bytes(pem.into()));
-            self
-        }
-
-        /// Sends this client certificate when the broker asks for one:
-        /// `cert_pem` holds the certificate (and any intermediates),
-        /// `key_pem` its private key in PKCS#8 PEM (`BEGIN PRIVATE KEY`;
-        /// `openssl pkcs8 -topk8 -nocrypt` converts an older key).
-        #[must_use]
-        pub fn with_client_identity_pem(
-            mut self,
-            cert_pem: impl Into<Vec<u8>>,
-            key_pem: impl Into<Vec<u8>>,
-        ) -> Self {
-            self.identity = Some((Pem::Bytes(cert_pem.into()), Pem::Bytes(key_pem.into())));
-            self
-        }
-
-        /// As [`with_client_identity_pem`](Self::with_client_identity_pem),
-        /// from files read when the configuration is checked.
-        #[must_use]
-        pub fn with_client_identity_pem_file(
-            mut self,
-            cert_path: impl AsRef<Path>,
-            key_path: impl AsRef<Path>,
-        ) -> Self {
-            self.identity = Some((
-                Pem::File(cert_path.as_ref().to_path_buf()),
-                Pem::File(key_path.as_ref().to_path_buf()),
-            ));
-            self
-        }
-
-        /// The name the broker's certificate must be valid for (and that is
-        /// sent as SNI), when it is not the URL's host: say the URL names
-        /// an IP address or a load balancer.
-        #[must_use]
-        pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
-            self.server_name = Some(name.into());
-            self
-        }
-
-        /// DANGER: accepts any certificate from the broker, signed by anyone
-        /// or expired, so anyone between us and the broker can read and
-        /// change the traffic. For a test broker only; every connect with it
-        /// logs a warning.
-        #[must_use]
-        pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
-            self.accept_invalid_certs = accept;
-            self
-        }
-
-        /// DANGER: accepts a broker certificate that is not valid for the
-        /// server name (it must still be signed by a trusted CA). Prefer
-        /// [`with_server_name`](Self::with_server_name); every connect with
-        /// it logs a warning.
-        #[must_use]
-        pub fn danger_accept_invalid_hostnames(mut self, accept: bool) -> Self {
-            self.accept_invalid_hostnames = accept;
-            self
-        }
-
-        /// The server name set by [`with_server_name`](Self::with_server_name).
-        pub fn server_name(&self) -> Option<&str> {
-            self.server_name.as_deref()
-        }
-
-        /// Reads the files and builds the connector every connect attempt
-        /// uses.
-        fn build(&self) -> Result<TlsConnect> {
-            let mut builder = native_tls::TlsConnector::builder();
-            for ca in &self.ca {
-                let setting = ca.setting("tls.ca_pem_file", "tls.ca_pem");
-                let pem = ca.load(setting)?;
-                let certs = Certificate::stack_from_pem(&pem).map_err(|e| {
-                    Error::invalid(setting, format!("not PEM certificates ({ca:?}): {e}"))
-                })?;
-                if certs.is_empty() {
-                    return Err(Error::invalid(
-                        setting,
-                        format!("no `BEGIN CERTIFICATE` block in {ca:?}"),
-                    ));
-                }
-                for cert in certs {
-                    builder.add_root_certificate(cert);
-                }
-            }
-            if !self.ca.is_empty() {
-                builder.disable_built_in_roots(true);
-            }
-            if let Some((cert, key)) = &self.identity {
-                let setting =
-                    cert.setting("tls.client_identity_pem_file", "tls.client_identity_pem");
-                let identity = Identity::from_pkcs8(&cert.load(setting)?, &key.load(setting)?)
-                    .map_err(|e| {
-                        Error::invalid(
-                            setting,
-                            format!(
-                                "not a PEM certificate ({cert:?}) and PKCS#8 PEM key ({key:?}) \
-                                 that belong together: {e}"
-                            ),
-                        )
-                    })?;
-                builder.identity(identity);
-            }
-            if let Some(name) = &self.server_name {
-                if name.is_empty() || name.contains(char::is_whitespace) {
-                    return Err(Error::invalid(
-                        "tls.server_name",
-                        format!("`{name}` is not a host name"),
-                    ));
-                }
-            }
-            builder.danger_accept_invalid_certs(self.accept_invalid_certs);
-            builder.danger_accept_invalid_hostnames(self.accept_invalid_hostnames);
-            let connector = builder
-                .build()
-                .map_err(|e| Error::invalid("tls", format!("cannot set up TLS: {e}")))?;
-            let danger = if self.accept_invalid_certs {
-                Some("danger_accept_invalid_certs: the broker's certificate is not checked")
-            } else if self.accept_invalid_hostnames {
-                Some(
-                    "danger_accept_invalid_hostnames: the broker's certificate may be for any name",
-                )
-            } else {
-                None
-            };
-            Ok(TlsConnect {
-                connector,
-                server_name: self.server_name.clone(),
-                danger,
-            })
-        }
+    /// `config` checked and built: the connector and the warning every
+    /// connect with it logs.
+    fn build(config: &TlsConfig) -> Result<TlsConnect> {
+        Ok(TlsConnect {
+            connector: config.connector()?,
+            server_name: config.server_name().map(str::to_string),
+            danger: config.danger("broker"),
+        })
     }
 
     /// A [`TlsConfig`] checked and built: what every connect attempt of a
@@ -294,7 +42,7 @@ mod with_tls {
     pub(crate) struct TlsConnect {
         connector: native_tls::TlsConnector,
         server_name: Option<String>,
-        danger: Option<&'static str>,
+        danger: Option<String>,
     }
 
     impl TlsConnect {
@@ -318,8 +66,8 @@ mod with_tls {
         config: Option<&TlsConfig>,
     ) -> Result<Option<TlsConnect>> {
         match (url.tls, config) {
-            (true, Some(config)) => config.build().map(Some),
-            (true, None) => TlsConfig::new().build().map(Some),
+            (true, Some(config)) => build(config).map(Some),
+            (true, None) => build(&TlsConfig::new()).map(Some),
             (false, Some(_)) => Err(Error::invalid(
                 "tls",
                 format!(
@@ -343,7 +91,7 @@ mod with_tls {
     ) -> amiquip::Result<amiquip::Connection> {
         match tls {
             Some(tls) => {
-                if let Some(danger) = tls.danger {
+                if let Some(danger) = &tls.danger {
                     log::warn!("connection {name}: TLS with {danger}");
                 }
                 amiquip::Connection::open_tls_stream(
@@ -386,7 +134,7 @@ mod with_tls {
             }
             _ => return None,
         };
-        Some(match in_words(&detail, domain) {
+        Some(match in_words(&detail, domain, "broker") {
             Some(words) => Error::refused(
                 0,
                 format!("TLS handshake with {target} failed: {words} ({detail})"),
@@ -396,42 +144,6 @@ mod with_tls {
                 format!("failed: {detail}"),
             ),
         })
-    }
-
-    /// What OpenSSL's `detail` means, for the failures no retry changes.
-    pub(super) fn in_words(detail: &str, domain: &str) -> Option<String> {
-        let d = detail.to_ascii_lowercase();
-        let has = |needles: &[&str]| needles.iter().any(|n| d.contains(n));
-        let words = if has(&["hostname mismatch", "ip address mismatch"]) {
-            format!("name mismatch: the broker's certificate is not valid for `{domain}`")
-        } else if has(&[
-            "unable to get local issuer certificate",
-            "unable to get issuer certificate",
-            "self-signed certificate",
-            "self signed certificate",
-            "unable to verify the first certificate",
-        ]) {
-            "unknown CA: the broker's certificate is not signed by a trusted CA".to_string()
-        } else if has(&["certificate has expired"]) {
-            "expired: the broker's certificate has expired".to_string()
-        } else if has(&["certificate is not yet valid"]) {
-            "not yet valid: the broker's certificate is not valid yet".to_string()
-        } else if has(&["certificate revoked"]) {
-            "revoked: the broker's certificate was revoked".to_string()
-        } else if has(&["alert unknown ca"]) {
-            "unknown CA: the broker does not trust our client certificate".to_string()
-        } else if has(&["alert certificate required"]) {
-            "the broker requires a client certificate".to_string()
-        } else if has(&["alert bad certificate", "alert certificate unknown"]) {
-            "the broker refused our client certificate".to_string()
-        } else if has(&["wrong version number", "packet length too long"]) {
-            "no TLS on this port (a plain amqp:// port?)".to_string()
-        } else if has(&["certificate verify failed"]) {
-            "the broker's certificate did not verify".to_string()
-        } else {
-            return None;
-        };
-        Some(words)
     }
 }
 
@@ -480,7 +192,6 @@ mod without_tls {
 
 #[cfg(all(test, feature = "tls"))]
 mod tests {
-    use super::with_tls::in_words;
     use super::*;
     use crate::error::Error;
     use crate::rabbitmq::amqp::parse_url;
@@ -494,27 +205,13 @@ mod tests {
     }
 
     #[test]
-    fn bad_files_and_pem_are_refused_naming_the_setting() {
+    fn a_bad_file_is_refused_naming_the_setting() {
         let url = parse_url("amqps://localhost").unwrap();
-        let cases = [
-            (
-                TlsConfig::new().with_ca_pem_file("/nonexistent/ca.pem"),
-                "tls.ca_pem_file",
-            ),
-            (TlsConfig::new().with_ca_pem("not a pem"), "tls.ca_pem"),
-            (
-                TlsConfig::new().with_client_identity_pem("no", "key"),
-                "tls.client_identity_pem",
-            ),
-            (
-                TlsConfig::new().with_client_identity_pem_file("/nonexistent/c", "/nonexistent/k"),
-                "tls.client_identity_pem_file",
-            ),
-            (TlsConfig::new().with_server_name(""), "tls.server_name"),
-        ];
-        for (config, setting) in cases {
-            assert_eq!(invalid_setting(connector_for(&url, Some(&config))), setting);
-        }
+        let config = TlsConfig::new().with_ca_pem_file("/nonexistent/ca.pem");
+        assert_eq!(
+            invalid_setting(connector_for(&url, Some(&config))),
+            "tls.ca_pem_file"
+        );
     }
 
     #[test]
@@ -535,38 +232,5 @@ mod tests {
         let named = TlsConfig::new().with_server_name("rabbit.internal");
         let connect = connector_for(&url, Some(&named)).unwrap().unwrap();
         assert_eq!(connect.domain(&url.host), "rabbit.internal");
-    }
-
-    #[test]
-    fn openssl_reasons_are_put_in_words() {
-        let verify = "error:0A000086:SSL routines:tls_post_process_server_certificate:\
-                      certificate verify failed:../ssl/statem/statem_clnt.c:1889: ";
-        for (reason, words) in [
-            ("(unable to get local issuer certificate)", "unknown CA"),
-            ("(Hostname mismatch)", "name mismatch"),
-            ("(certificate has expired)", "expired"),
-            (
-                "(self-signed certificate in certificate chain)",
-                "unknown CA",
-            ),
-        ] {
-            let text = in_words(&format!("{verify}{reason}"), "wrong.example").unwrap();
-            assert!(text.starts_with(words), "{reason}: {text}");
-        }
-        assert!(in_words("(Hostname mismatch)", "wrong.example")
-            .unwrap()
-            .contains("wrong.example"));
-        let alert = "error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca:\
-                     ../ssl/record/rec_layer_s3.c:1601:SSL alert number 48";
-        assert!(in_words(alert, "x")
-            .unwrap()
-            .contains("does not trust our client certificate"));
-        assert!(in_words("unexpected EOF while reading", "x").is_none());
-    }
-
-    #[test]
-    fn debug_never_shows_key_bytes() {
-        let config = TlsConfig::new().with_client_identity_pem("CERT", "SECRET-KEY");
-        assert!(!format!("{config:?}").contains("SECRET"));
     }
 }
