@@ -23,9 +23,11 @@
 //! (`tests/layers.rs` fails the build's tests otherwise):
 //!
 //! 1. errors ([`Error`], [`Result`]), threads (named, joined by a
-//!    deadline), durations at the serde boundary, `TlsConfig` (the TLS
-//!    settings RabbitMQ connections and the PostgreSQL store share),
-//!    config files in JSON, TOML or YAML (feature `config`);
+//!    deadline), the counts every `stats()` reads (and, with feature
+//!    `metrics`, records through the `metrics` facade), durations at the
+//!    serde boundary, `TlsConfig` (the TLS settings RabbitMQ connections
+//!    and the PostgreSQL store share), config files in JSON, TOML or YAML
+//!    (feature `config`);
 //! 2. [`Message`] and [`Delivery`], [`Receipt`] and the one-shot replies
 //!    receipts wait on, the [`ConnectionWaiter`];
 //! 3. `queue` (feature `durable`): the fjall-backed queue engine: topics,
@@ -61,13 +63,16 @@
 //! | **dead letter** | a message set aside after too many deliveries or a nack without requeue |
 //! | **[`Generation`]** | how many times a connection has come up; a reconnect is a new generation |
 //! | **dependency** | something the block runtime watches connect and disconnect |
+//! | **stats** | `stats()` on every owner: a serde snapshot of its counts, in these words: `published`, `delivered`, `redelivered`, `acked`, `nacked`, `dead_lettered`, `expired`, `refused`, `reconnects`, `depth`, `in_flight`, `buffered` |
 //! | **close** | `close(&self)` stops an owner's threads within its `with_close_timeout`; dropping closes too |
 //! | **key** | a message's identity (dedupe key, AMQP `message_id`); **routing key** is where it goes |
 //!
 //! Features: `durable` (fjall: the queue engine, the `DurableAdapter`, the
 //! queue server), `rabbitmq` (amiquip) and `tls` (`amqps://`, amiquip's
 //! `native-tls`), all on by default; `postgres`
-//! for the outbox's PostgreSQL store; `cli` for the `syncmq` binary. On
+//! for the outbox's PostgreSQL store; `metrics` for counters, gauges and
+//! histograms through the `metrics` crate facade (the README's "Operating
+//! syncmq" lists them); `cli` for the `syncmq` binary. On
 //! docs.rs each item says which feature it needs.
 //!
 //! # Timeouts
@@ -117,6 +122,11 @@ mod channel;
 mod config_file;
 mod error;
 mod message;
+// Every owner's counts go through it; with feature `metrics` they are
+// recorded through the `metrics` facade as well. Some handles serve the
+// queue and RabbitMQ parts only.
+#[cfg_attr(not(all(feature = "durable", feature = "rabbitmq")), allow(dead_code))]
+mod metrics;
 mod millis;
 mod receipt;
 // Used by the RabbitMQ publisher and the queue server's client.
@@ -146,7 +156,7 @@ pub use crossbeam_channel;
 
 #[cfg(feature = "rabbitmq")]
 pub use channel::RabbitAdapter;
-pub use channel::{Adapter, ChannelSpec, Mode, SimpleAdapter};
+pub use channel::{Adapter, AdapterStats, ChannelSpec, ChannelStats, Mode, SimpleAdapter};
 #[cfg(feature = "durable")]
 pub use channel::{DurableAdapter, DurableConfig};
 pub use error::{Error, ErrorSource, ObjectKind, Result};

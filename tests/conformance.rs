@@ -22,9 +22,9 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::unique;
+use common::{eventually, unique};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use syncmq::{Adapter, ChannelSpec, Delivery, Error, Message, Mode, ObjectKind};
+use syncmq::{Adapter, ChannelSpec, ChannelStats, Delivery, Error, Message, Mode, ObjectKind};
 
 /// Long enough for any adapter on a loaded CI machine; a passing test never
 /// waits this long.
@@ -212,6 +212,43 @@ fn acks_and_nacks_settle(subject: &mut dyn Subject) {
     // Settled without requeue: none of the three comes back.
     assert_nothing_arrives(&output);
     adapter.close().unwrap();
+}
+
+fn stats_count_a_round_trip(subject: &mut dyn Subject) {
+    let adapter = subject.open();
+    let name = unique("stats");
+    let (input, output) = both(&*adapter, ChannelSpec::new(name.clone(), Mode::Both));
+    assert_eq!(
+        adapter.stats().unwrap().channel(&name),
+        Some(&ChannelStats {
+            name: name.clone(),
+            ..ChannelStats::default()
+        })
+    );
+    for body in [b"a", b"b", b"c"] {
+        input.send(body.into()).unwrap();
+    }
+    recv(&output).ack().unwrap();
+    recv(&output).nack(false).unwrap();
+    recv(&output).ack().unwrap();
+    // The simple adapter's acks are no-ops: it counts none.
+    let settles = subject.redelivers();
+    let expected = ChannelStats {
+        name: name.clone(),
+        published: 3,
+        delivered: 3,
+        acked: if settles { 2 } else { 0 },
+        nacked: u64::from(settles),
+        buffered: 0,
+    };
+    // The adapter's threads count (a pump once the queue returned, which
+    // may be after the consumer took the message; a RabbitMQ ack once the
+    // consumer's thread sent it): wait for all of it.
+    eventually(PATIENCE, &format!("stats {expected:?}"), || {
+        adapter.stats().unwrap().channel(&name) == Some(&expected)
+    });
+    adapter.close().unwrap();
+    assert!(matches!(adapter.stats(), Err(Error::Closed(_))));
 }
 
 fn nack_with_requeue_and_drop(subject: &mut dyn Subject) {
@@ -594,6 +631,13 @@ macro_rules! conformance {
                 }
             }
             #[test]
+            fn stats_count_a_round_trip() {
+                let mut subject = $subject;
+                if subject.available() {
+                    super::stats_count_a_round_trip(&mut subject);
+                }
+            }
+            #[test]
             fn acks_and_nacks_settle() {
                 let mut subject = $subject;
                 if subject.available() {
@@ -681,7 +725,9 @@ mod rabbit {
     use std::sync::{Arc, Mutex, PoisonError};
 
     use crossbeam_channel::{Receiver, Sender};
-    use syncmq::{Adapter, ChannelSpec, Delivery, Message, Mode, RabbitAdapter, Result};
+    use syncmq::{
+        Adapter, AdapterStats, ChannelSpec, Delivery, Message, Mode, RabbitAdapter, Result,
+    };
 
     use super::common::{broker_url, delete_queues};
     use super::{Setting, Subject};
@@ -723,6 +769,9 @@ mod rabbit {
         }
         fn mode(&self, name: &str) -> Result<Mode> {
             self.inner.mode(name)
+        }
+        fn stats(&self) -> Result<AdapterStats> {
+            self.inner.stats()
         }
         fn close(&self) -> Result<()> {
             self.inner.close()

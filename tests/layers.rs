@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&str] = &[
     "error",
     "thread",
+    "metrics",
     "millis",
     "tls",
     "config_file",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::eventually;
 use syncmq::outbox::{MemoryOutboxStore, OutboxCounts, OutboxStore};
-use syncmq::outbox::{Outbox, OutboxConfig, OutboxEvent};
+use syncmq::outbox::{Outbox, OutboxConfig, OutboxEvent, OutboxStats};
 use syncmq::{Adapter, ChannelSink, ChannelSpec, Error, Message, Mode, SimpleAdapter, Sink};
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -153,6 +153,51 @@ fn a_poison_row_is_dead_lettered_and_the_rows_behind_it_are_sent() {
             .any(|e| matches!(e, OutboxEvent::DeadLettered { id } if *id == poison)),
         "{events:?}"
     );
+    outbox.close().unwrap();
+}
+
+#[test]
+fn stats_count_rows_deliveries_retries_and_dead_letters() {
+    // "bad" fails for good (a row error), "flaky" once.
+    let (sent, mut inner) = recorder();
+    let mut flaky_failed = false;
+    let sink = move |m: &Message| match m.body() {
+        b"bad" => Err(Error::codec_reason("encode for the sink", "never")),
+        b"flaky" if !flaky_failed => {
+            flaky_failed = true;
+            Err(Error::codec_reason("encode for the sink", "once"))
+        }
+        _ => inner(m),
+    };
+    let config = quick().with_max_attempts(2);
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
+    assert_eq!(outbox.stats().unwrap(), OutboxStats::default());
+    for body in ["a", "bad", "flaky", "b"] {
+        outbox.add(&msg(body)).unwrap();
+    }
+    eventually(LIMIT, "a, flaky and b sent", || {
+        sent.lock().unwrap().len() == 3
+    });
+    eventually(LIMIT, "every row settled", || {
+        let stats = outbox.stats().unwrap();
+        stats.pending == 0 && stats.delivered == 3
+    });
+    let stats = outbox.stats().unwrap();
+    assert_eq!(
+        (
+            stats.pending,
+            stats.dispatched,
+            stats.dead_lettered,
+            stats.delivered,
+            stats.retries,
+            stats.cleaned
+        ),
+        // bad: two failed attempts, then dead-lettered; flaky: one.
+        (0, 3, 1, 3, 3, 0),
+        "{stats:?}"
+    );
+    let json = serde_json::to_string(&stats).unwrap();
+    assert_eq!(serde_json::from_str::<OutboxStats>(&json).unwrap(), stats);
     outbox.close().unwrap();
 }
 

@@ -13,7 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use syncmq::queue::{
-    Batch, Durability, FjallStore, MemoryStore, Op, Queue, QueueConfig, Space, Store, TopicConfig,
+    Batch, Durability, FjallStore, MemoryStore, Op, Queue, QueueConfig, Space, Store,
+    SubscriberStats, TopicConfig,
 };
 use syncmq::{Error, Message, ObjectKind};
 
@@ -188,6 +189,57 @@ fn nack_reset_and_dead_letters(fx: &Fixture) {
         assert!(store.keys(Space::DeadLetters).is_empty());
         assert!(store.keys(Space::Attempts).is_empty());
     }
+}
+
+fn stats_count_what_went_through_each_subscriber(fx: &Fixture) {
+    let q = fx.open(config(topic("t", &["a", "b"]))).unwrap();
+    q.publish("t", &[msg("x"), msg("y"), msg("z")]).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let first = a.next_batch(2, Some(PATIENCE)).unwrap();
+    assert_eq!(a.ack(&[first[0].id]).unwrap(), 1);
+    assert_eq!(a.nack(&[first[1].id], true).unwrap(), 1);
+    // y again (a redelivery), then z, which goes back uncounted: a release
+    // is not a nack.
+    let again = a.next_batch(2, Some(PATIENCE)).unwrap();
+    assert_eq!(again.iter().map(body).collect::<Vec<_>>(), ["y", "z"]);
+    assert_eq!(a.release(&[again[1].id]).unwrap(), 1);
+    let stats = q.stats("t").unwrap();
+    let expected_a = SubscriberStats {
+        topic: "t".into(),
+        subscriber: "a".into(),
+        depth: 1,
+        in_flight: 1,
+        dead_lettered: 0,
+        expired: 0,
+        published: 3,
+        delivered: 4,
+        redelivered: 1,
+        acked: 1,
+        nacked: 1,
+    };
+    let expected_b = SubscriberStats {
+        subscriber: "b".into(),
+        depth: 3,
+        in_flight: 0,
+        delivered: 0,
+        redelivered: 0,
+        acked: 0,
+        nacked: 0,
+        ..expected_a.clone()
+    };
+    assert_eq!(stats, [expected_a.clone(), expected_b]);
+    assert_eq!(a.stats().unwrap(), expected_a);
+    // The JSON the CLI and the C ABI print reads back the same, and JSON
+    // of an older build (without the counts since the open) reads as 0s.
+    let json = serde_json::to_string(&expected_a).unwrap();
+    assert_eq!(
+        serde_json::from_str::<SubscriberStats>(&json).unwrap(),
+        expected_a
+    );
+    let old =
+        r#"{"topic":"t","subscriber":"a","depth":1,"in_flight":1,"dead_lettered":0,"expired":0}"#;
+    let read = serde_json::from_str::<SubscriberStats>(old).unwrap();
+    assert_eq!((read.depth, read.delivered, read.acked), (1, 0, 0));
 }
 
 fn ack_timeout_redelivers_at_the_front(fx: &Fixture) {
@@ -777,6 +829,7 @@ on_both_stores!(
     fifo_and_priorities,
     fanout_and_ack_frees_the_message,
     nack_reset_and_dead_letters,
+    stats_count_what_went_through_each_subscriber,
     ack_timeout_redelivers_at_the_front,
     dedupe_latest_wins_while_undelivered,
     expired_messages_are_dropped_and_counted,

@@ -17,8 +17,8 @@ use common::{
     SilentProxy, TestVhost,
 };
 use syncmq::rabbitmq::{
-    Connection, ConnectionConfig, Consumer, ConsumerOptions, Publisher, PublisherConfig,
-    RabbitClient, RabbitClientConfig,
+    Connection, ConnectionConfig, Consumer, ConsumerOptions, ConsumerStats, Publisher,
+    PublisherConfig, PublisherStats, RabbitClient, RabbitClientConfig,
 };
 use syncmq::{Error, Message};
 
@@ -440,6 +440,86 @@ fn confirms_are_back_on_after_a_reconnect_and_nothing_doubles() {
     });
     publisher.flush(PATIENCE).unwrap();
     assert_eq!(seen.lock().unwrap().get(&2), Some(&1));
+    consumer.close().unwrap();
+    publisher.close().unwrap();
+    conn.close().unwrap();
+    delete_queues(&url, &[&queue]);
+}
+
+#[test]
+fn publisher_and_consumer_stats_count_a_workload_and_a_reconnect() {
+    let Some(url) = broker_url() else { return };
+    let name = unique("stats");
+    let queue = unique("stats-q");
+    let conn = connection(&url, &name);
+    conn.declare(vec![syncmq::rabbitmq::Declaration::queue(&queue)])
+        .unwrap();
+    let (consumer, seen) = recording_consumer(&conn, &queue, 10);
+    let publisher = Publisher::new(&conn, PublisherConfig::new()).unwrap();
+    for body in [b"a", b"b"] {
+        publisher
+            .publish("", &queue, Message::new(body.to_vec()))
+            .unwrap();
+    }
+    let unroutable = publisher.publish("", &unique("no-such-queue"), Message::new(b"x".to_vec()));
+    assert!(matches!(unroutable, Err(Error::Refused { code: 312, .. })));
+    // Both acked before the connection goes, so that nothing comes back.
+    eventually(PATIENCE, "two acks", || consumer.stats().acked == 2);
+    let waiter = conn.waiter();
+    let first = waiter.current().unwrap();
+    assert_eq!(force_close_connection(&name), 1);
+    eventually(PATIENCE, "a reconnect", || {
+        waiter.current().is_some_and(|g| g > first)
+    });
+    publisher
+        .publish("", &queue, Message::new(b"c".to_vec()))
+        .unwrap();
+    eventually(PATIENCE, "three acks", || consumer.stats().acked == 3);
+    // A publish returns once its confirm is answered, and the thread lets
+    // go of the message right after.
+    eventually(PATIENCE, "nothing buffered", || {
+        publisher.stats().buffered == 0
+    });
+    let stats = publisher.stats();
+    assert_eq!(
+        (
+            stats.published,
+            stats.confirmed,
+            stats.returned,
+            stats.nacked,
+            stats.resent,
+            stats.reconnects,
+            stats.buffered
+        ),
+        (4, 3, 1, 0, 0, 1, 0),
+        "{stats:?}"
+    );
+    let consumed = consumer.stats();
+    assert_eq!(
+        (
+            consumed.delivered,
+            consumed.handled,
+            consumed.acked,
+            consumed.nacked,
+            consumed.redelivered,
+            consumed.reconnects,
+            consumed.failed
+        ),
+        (3, 3, 3, 0, 0, 1, 0),
+        "{consumed:?}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    // The JSON the CLI prints reads back the same.
+    let json = serde_json::to_string(&stats).unwrap();
+    assert_eq!(
+        serde_json::from_str::<PublisherStats>(&json).unwrap(),
+        stats
+    );
+    let json = serde_json::to_string(&consumed).unwrap();
+    assert_eq!(
+        serde_json::from_str::<ConsumerStats>(&json).unwrap(),
+        consumed
+    );
     consumer.close().unwrap();
     publisher.close().unwrap();
     conn.close().unwrap();

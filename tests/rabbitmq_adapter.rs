@@ -58,6 +58,23 @@ fn an_ack_from_before_a_reconnect_is_an_error_and_the_message_returns() {
     assert_eq!(again.body(), b"once");
     assert!(again.is_redelivered());
     again.ack().unwrap();
+    // The stats say so: two deliveries, one ack (the stale one never
+    // reached the broker), and a publisher that got its one message
+    // confirmed and opened a channel again after the close.
+    eventually(PATIENCE, "the ack counted", || {
+        adapter.stats().unwrap().channel(&queue).is_some_and(|c| {
+            (c.published, c.delivered, c.acked, c.nacked, c.buffered) == (1, 2, 1, 0, 0)
+        })
+    });
+    eventually(PATIENCE, "the publisher's reconnect", || {
+        adapter.publisher_stats().reconnects == 1
+    });
+    let publisher = adapter.publisher_stats();
+    assert_eq!(
+        (publisher.confirmed, publisher.buffered),
+        (1, 0),
+        "{publisher:?}"
+    );
     adapter.close().unwrap();
     delete_queues(&url, &[&queue]);
 }

@@ -17,7 +17,9 @@ use syncmq::queue::{Queue, QueueConfig, TopicConfig};
 use syncmq::server::protocol::{
     Request, Response, WireEntry, WireMessage, MAGIC, MAX_PEEK, PROTOCOL_VERSION,
 };
-use syncmq::server::{QueueClient, QueueClientConfig, QueueServer, QueueServerConfig};
+use syncmq::server::{
+    QueueClient, QueueClientConfig, QueueServer, QueueServerConfig, QueueServerStats,
+};
 use syncmq::{Delivery, Error, Message, ObjectKind};
 
 fn topic() -> TopicConfig {
@@ -650,6 +652,43 @@ fn connections_over_the_limit_are_refused_with_busy() {
     let c = QueueClient::connect(server.local_addr()).unwrap();
     a.publish("orders", &bodies(1, "a")).unwrap();
     c.publish("orders", &bodies(1, "c")).unwrap();
+}
+
+#[test]
+fn server_stats_count_connections_frames_and_refusals() {
+    let queue = Arc::new(Queue::memory(QueueConfig::new().with_topic(topic())).unwrap());
+    let server =
+        QueueServer::start(queue, QueueServerConfig::new().with_max_connections(1)).unwrap();
+    assert_eq!(server.stats(), QueueServerStats::default());
+    // Hello and welcome, ping and its answer.
+    let mut raw = Raw::hello(server.local_addr());
+    raw.send(&Request::Ping { id: 1 });
+    assert!(matches!(raw.recv(), Some(Response::Done { id: 1, .. })));
+    // The second connection is one over the limit.
+    let refused = Raw::connect(server.local_addr()).until_closed();
+    assert!(refused.iter().any(|r| is_fatal(r, "busy")), "{refused:?}");
+    let stats = server.stats();
+    assert_eq!(
+        (
+            stats.connections,
+            stats.accepted,
+            stats.refused,
+            stats.frames_in,
+            stats.frames_out
+        ),
+        (1, 1, 1, 2, 2),
+        "{stats:?}"
+    );
+    let json = serde_json::to_string(&stats).unwrap();
+    assert_eq!(
+        serde_json::from_str::<QueueServerStats>(&json).unwrap(),
+        stats
+    );
+    drop(raw);
+    common::eventually(Duration::from_secs(5), "the connection closed", || {
+        server.stats().connections == 0
+    });
+    assert_eq!(server.stats().accepted, 1);
 }
 
 #[test]

@@ -15,10 +15,14 @@ use crate::subscriber::syncmq_subscriber;
 
 /// The counters of every subscriber of `topic` (NULL: of every topic, in
 /// topic name order), as a JSON array of objects
-/// `{"topic":"orders","subscriber":"billing","depth":3,"in_flight":1,"dead_lettered":0,"expired":0}`:
+/// `{"topic":"orders","subscriber":"billing","depth":3,"in_flight":1,"dead_lettered":0,"expired":0,`
+/// `"published":4,"delivered":1,"redelivered":0,"acked":0,"nacked":0}`:
 /// `depth` the entries waiting to be delivered, `in_flight` those delivered
 /// and not acked, `dead_lettered` those in the dead-letter queue, `expired`
-/// the messages dropped unread, ever. Later versions may add fields.
+/// the messages dropped unread, ever; `published`, `delivered`,
+/// `redelivered`, `acked` and `nacked` count what went through the
+/// subscriber since the queue was opened (the fields of the Rust
+/// `SubscriberStats`). Later versions may add fields.
 ///
 /// Ownership: on success `*out` is a new string the caller owns and frees
 /// with `syncmq_string_free`; on failure `*out` is NULL. `topic` is only

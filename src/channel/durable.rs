@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::channel::{Adapter, ChannelSpec, Mode};
+use crate::channel::stats::{adapter_stats, ChannelCounters};
+use crate::channel::{Adapter, AdapterStats, ChannelSpec, Mode};
 use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Acker, Delivery, Message};
 use crate::queue::{Durability, EntryId, Interrupter, Queue, QueueConfig, Subscriber, TopicConfig};
@@ -186,6 +187,7 @@ struct Channel {
     pumps: Vec<Worker<()>>,
     /// How many messages the pumps could not store.
     lost: Arc<AtomicUsize>,
+    counters: Arc<ChannelCounters>,
     consumers: Vec<Worker<()>>,
     interrupters: Vec<Interrupter>,
     close_timeout: Duration,
@@ -291,6 +293,7 @@ impl DurableAdapter {
             stopper,
             pumps: Vec::new(),
             lost: Arc::new(AtomicUsize::new(0)),
+            counters: Arc::new(ChannelCounters::new(&name)),
             consumers: Vec::new(),
             interrupters: Vec::new(),
             close_timeout: self.config.close_timeout(),
@@ -299,16 +302,17 @@ impl DurableAdapter {
         if mode.allows_input() {
             let (tx, rx) = crossbeam_channel::bounded(buffer);
             for i in 0..instances {
-                let (queue, rx, stop, lost, topic) = (
+                let (queue, rx, stop, lost, counters, topic) = (
                     queue.clone(),
                     rx.clone(),
                     stop.clone(),
                     channel.lost.clone(),
+                    channel.counters.clone(),
                     name.clone(),
                 );
                 channel.pumps.push(thread::spawn(
                     format!("durable-in-{i}:{name}"),
-                    move || pump(&queue, &topic, &rx, &stop, &lost),
+                    move || pump(&queue, &topic, &rx, &stop, &lost, &counters),
                 )?);
             }
             channel.input = Some((tx, rx));
@@ -319,10 +323,10 @@ impl DurableAdapter {
             for i in 0..instances {
                 let sub = Arc::new(queue.subscribe(&name, Self::OUTPUT_SUBSCRIBER)?);
                 channel.interrupters.push(sub.interrupter());
-                let (tx, stop) = (tx.clone(), stop.clone());
+                let (tx, stop, counters) = (tx.clone(), stop.clone(), channel.counters.clone());
                 channel.consumers.push(thread::spawn(
                     format!("durable-out-{i}:{name}"),
-                    move || consume(&sub, prefetch, &tx, &stop),
+                    move || consume(&sub, prefetch, &tx, &stop, &counters),
                 )?);
             }
             channel.output = Some(rx);
@@ -401,6 +405,18 @@ impl Adapter for DurableAdapter {
 
     fn mode(&self, name: &str) -> Result<Mode> {
         self.with_channel(name, |ch| Ok(ch.spec.mode()))
+    }
+
+    fn stats(&self) -> Result<AdapterStats> {
+        let state = lock(&self.state);
+        if state.queue.is_none() {
+            return Err(Error::closed("durable adapter"));
+        }
+        Ok(adapter_stats(state.channels.iter().map(|(name, ch)| {
+            let input = ch.input.as_ref().map_or(0, |(_, rx)| rx.len());
+            let output = ch.output.as_ref().map_or(0, Receiver::len);
+            ch.counters.stats(name, input + output)
+        })))
     }
 
     fn close(&self) -> Result<()> {
@@ -491,6 +507,7 @@ fn pump(
     input: &Receiver<Message>,
     stop: &StopToken,
     lost: &AtomicUsize,
+    counters: &ChannelCounters,
 ) {
     loop {
         let first = select! {
@@ -501,23 +518,25 @@ fn pump(
             recv(stop.receiver()) -> _ => break,
         };
         lost.fetch_add(
-            publish_waiting(queue, topic, input, Some(first)),
+            publish_waiting(queue, topic, input, Some(first), counters),
             Ordering::SeqCst,
         );
     }
     // Stopped: whatever was sent before the input's last handle went.
     while !input.is_empty() {
-        lost.fetch_add(publish_waiting(queue, topic, input, None), Ordering::SeqCst);
+        let lost_now = publish_waiting(queue, topic, input, None, counters);
+        lost.fetch_add(lost_now, Ordering::SeqCst);
     }
 }
 
-/// Publishes `first` and up to a batch of what waits behind it; returns how
-/// many could not be stored.
+/// Publishes `first` and up to a batch of what waits behind it, counting
+/// what was stored in `counters`; returns how many could not be stored.
 fn publish_waiting(
     queue: &Queue,
     topic: &str,
     input: &Receiver<Message>,
     first: Option<Message>,
+    counters: &ChannelCounters,
 ) -> usize {
     let mut batch: Vec<Message> = first.into_iter().collect();
     while batch.len() < MAX_BATCH {
@@ -527,6 +546,7 @@ fn publish_waiting(
         }
     }
     if batch.is_empty() || queue.publish(topic, &batch).is_ok() {
+        counters.published.add(batch.len() as u64);
         return 0;
     }
     // One bad message (too large, say) must not take the others with it.
@@ -538,6 +558,8 @@ fn publish_waiting(
                 m.body().len()
             );
             lost += 1;
+        } else {
+            counters.published.add(1);
         }
     }
     lost
@@ -545,7 +567,13 @@ fn publish_waiting(
 
 /// A consuming thread: queue to output until told to stop. Deliveries it
 /// still holds then are dropped, which gives them back to the queue.
-fn consume(sub: &Arc<Subscriber>, prefetch: usize, output: &Sender<Delivery>, stop: &StopToken) {
+fn consume(
+    sub: &Arc<Subscriber>,
+    prefetch: usize,
+    output: &Sender<Delivery>,
+    stop: &StopToken,
+    counters: &Arc<ChannelCounters>,
+) {
     while !stop.is_stopped() {
         let batch = match sub.next_batch(prefetch, None) {
             Ok(batch) => batch,
@@ -563,6 +591,7 @@ fn consume(sub: &Arc<Subscriber>, prefetch: usize, output: &Sender<Delivery>, st
             let acker = DurableAcker {
                 sub: sub.clone(),
                 id: r.id,
+                counters: counters.clone(),
             };
             let delivery =
                 Delivery::new(r.message, Box::new(acker)).with_redelivered(r.deliveries > 1);
@@ -570,7 +599,9 @@ fn consume(sub: &Arc<Subscriber>, prefetch: usize, output: &Sender<Delivery>, st
                 send(output, delivery) -> sent => sent.is_ok(),
                 recv(stop.receiver()) -> _ => false,
             };
-            if !handed_on {
+            if handed_on {
+                counters.delivered.add(1);
+            } else {
                 // Not delivered: back to the front, uncounted.
                 let ids: Vec<EntryId> = batch.map(|r| r.id).collect();
                 if let Err(e) = sub.release_current(&ids) {
@@ -586,20 +617,24 @@ fn consume(sub: &Arc<Subscriber>, prefetch: usize, output: &Sender<Delivery>, st
 struct DurableAcker {
     sub: Arc<Subscriber>,
     id: EntryId,
+    /// The channel's, which count what the queue settled.
+    counters: Arc<ChannelCounters>,
 }
 
 impl Acker for DurableAcker {
     fn ack(self: Box<Self>, multiple: bool) -> Result<()> {
-        if multiple {
-            self.sub.ack_through(self.id)?;
+        let acked = if multiple {
+            self.sub.ack_through(self.id)?
         } else {
-            self.sub.ack(&[self.id])?;
-        }
+            self.sub.ack(&[self.id])?
+        };
+        self.counters.acked.add(acked as u64);
         Ok(())
     }
 
     fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
-        self.sub.nack(&[self.id], requeue)?;
+        let nacked = self.sub.nack(&[self.id], requeue)?;
+        self.counters.nacked.add(nacked as u64);
         Ok(())
     }
 }

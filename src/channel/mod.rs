@@ -14,12 +14,14 @@ mod durable;
 #[cfg(feature = "rabbitmq")]
 mod rabbitmq;
 mod simple;
+mod stats;
 
 #[cfg(feature = "durable")]
 pub use durable::{DurableAdapter, DurableConfig};
 #[cfg(feature = "rabbitmq")]
 pub use rabbitmq::RabbitAdapter;
 pub use simple::SimpleAdapter;
+pub use stats::{AdapterStats, ChannelStats};
 
 /// Which ends of a channel a process uses.
 ///
@@ -452,6 +454,14 @@ pub trait Adapter: Send + Sync {
     ///
     /// [`Error::NotFound`] or [`Error::Closed`].
     fn mode(&self, name: &str) -> Result<Mode>;
+
+    /// The counters of every channel: messages published, deliveries
+    /// made, acked and nacked, and what waits in the channel's buffers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`.
+    fn stats(&self) -> Result<AdapterStats>;
 
     /// Hands on what was sent, then stops and joins every thread of the
     /// adapter.

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::channel::{Adapter, ChannelSpec, Mode};
+use crate::channel::stats::adapter_stats;
+use crate::channel::{Adapter, AdapterStats, ChannelSpec, ChannelStats, Mode};
 use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Delivery, Message};
+use crate::metrics::{self, Count};
 use crate::rabbitmq::{
     Connection, ConnectionConfig, ConsumerCounters, Declaration, Owner, Publisher, PublisherConfig,
-    QueueArguments, QueueType, StreamOffset,
+    PublisherStats, QueueArguments, QueueType, StreamOffset,
 };
 use crate::thread::{self, join_all, lock, Stopper, Worker};
 use crate::waiter::ConnectionWaiter;
@@ -127,6 +129,10 @@ struct Channel {
     output: Option<Receiver<Delivery>>,
     stopper: Stopper,
     consumers: Vec<Worker<()>>,
+    /// What the publisher took from the input.
+    published: Arc<Count>,
+    /// What the channel's consumers count, all instances together.
+    consumed: Arc<ConsumerCounters>,
 }
 
 impl RabbitAdapter {
@@ -168,6 +174,13 @@ impl RabbitAdapter {
     /// The supervised connection.
     pub fn connection(&self) -> &Connection {
         &self.connection
+    }
+
+    /// The counters of the publisher every channel's input goes through:
+    /// what the broker confirmed, returned or refused, reconnects, and
+    /// what is buffered until confirmed.
+    pub fn publisher_stats(&self) -> PublisherStats {
+        self.publisher.stats()
     }
 
     /// As [`new_channel`](Adapter::new_channel), with the channel's queue
@@ -243,6 +256,29 @@ impl Adapter for RabbitAdapter {
         self.with_channel(name, |ch| Ok(ch.mode))
     }
 
+    /// `buffered` counts what waits in the input for the publisher and on
+    /// the output for a reader; the publisher's own buffer is in
+    /// [`publisher_stats`](RabbitAdapter::publisher_stats).
+    fn stats(&self) -> Result<AdapterStats> {
+        let state = lock(&self.state);
+        if state.closed {
+            return Err(Error::closed("rabbitmq adapter"));
+        }
+        Ok(adapter_stats(state.channels.iter().map(|(name, ch)| {
+            let consumed = ch.consumed.stats();
+            let input = ch.input.as_ref().map_or(0, Sender::len);
+            let output = ch.output.as_ref().map_or(0, Receiver::len);
+            ChannelStats {
+                name: name.clone(),
+                published: ch.published.get(),
+                delivered: consumed.delivered,
+                acked: consumed.acked,
+                nacked: consumed.nacked,
+                buffered: (input + output) as u64,
+            }
+        })))
+    }
+
     fn close(&self) -> Result<()> {
         let channels: Vec<Channel> = {
             let mut state = lock(&self.state);
@@ -298,10 +334,16 @@ impl RabbitAdapter {
             output: None,
             stopper,
             consumers: Vec::new(),
+            published: Arc::new(Count::new(
+                metrics::name::CHANNEL_PUBLISHED,
+                &[("channel", &name)],
+            )),
+            consumed: Arc::new(ConsumerCounters::new(&name)),
         };
         if spec.mode().allows_input() {
             let (input, input_rx) = crossbeam_channel::bounded(spec.buffer());
-            self.publisher.feed("", &name, input_rx)?;
+            self.publisher
+                .feed("", &name, input_rx, channel.published.clone())?;
             channel.input = Some(input);
         }
         if spec.mode().allows_output() {
@@ -317,7 +359,7 @@ impl RabbitAdapter {
                     output_rx: output_rx.clone(),
                     inline: None,
                     stop: stop.clone(),
-                    counters: Arc::new(ConsumerCounters::default()),
+                    counters: channel.consumed.clone(),
                     stream_offset,
                     stream_resume: Cell::new(None),
                 };

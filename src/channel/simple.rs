@@ -11,7 +11,8 @@ use crossbeam_channel::{
     select, Receiver, Select, SendError, SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 
-use crate::channel::{Adapter, ChannelSpec, Mode};
+use crate::channel::stats::{adapter_stats, ChannelCounters};
+use crate::channel::{Adapter, AdapterStats, ChannelSpec, Mode};
 use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Delivery, Message};
 use crate::thread::{self, join_all, lock, StopToken, Stopper, Worker};
@@ -107,6 +108,7 @@ struct Channel {
     stopper: Stopper,
     forwarders: Vec<Worker<()>>,
     left: Arc<Leftover>,
+    counters: Arc<ChannelCounters>,
 }
 
 /// What the forwarding threads could not hand on when they stopped.
@@ -172,22 +174,34 @@ impl Adapter for SimpleAdapter {
         let (output_sender, output) = crossbeam_channel::bounded(spec.buffer());
         let (stopper, stop) = thread::stop_signal();
         let left = Arc::new(Leftover::default());
+        let counters = Arc::new(ChannelCounters::new(spec.name()));
         let turn = Arc::new(Mutex::new(()));
         let mut forwarders = Vec::with_capacity(spec.instances());
         for i in 0..spec.instances() {
-            let (input, output, stop, left, turn) = (
+            let (input, output, stop, left, turn, counters) = (
                 input_receiver.clone(),
                 output_sender.clone(),
                 stop.clone(),
                 left.clone(),
                 turn.clone(),
+                counters.clone(),
             );
             let close_timeout = self.close_timeout;
             // If the OS refuses a thread, the `?` drops `stopper`, which
             // stops the forwarders started so far.
             forwarders.push(thread::spawn(
                 format!("simple-{i}:{}", spec.name()),
-                move || forward(&input, &output, &turn, &stop, close_timeout, &left),
+                move || {
+                    forward(
+                        &input,
+                        &output,
+                        &turn,
+                        &stop,
+                        close_timeout,
+                        &left,
+                        &counters,
+                    );
+                },
             )?);
         }
         state.channels.insert(
@@ -200,6 +214,7 @@ impl Adapter for SimpleAdapter {
                 stopper,
                 forwarders,
                 left,
+                counters,
             },
         );
         Ok(())
@@ -225,6 +240,17 @@ impl Adapter for SimpleAdapter {
 
     fn mode(&self, name: &str) -> Result<Mode> {
         self.with_channel(name, |ch| Ok(ch.mode))
+    }
+
+    fn stats(&self) -> Result<AdapterStats> {
+        let state = lock(&self.state);
+        if state.closed {
+            return Err(Error::closed("simple adapter"));
+        }
+        Ok(adapter_stats(state.channels.iter().map(|(name, ch)| {
+            let buffered = ch.input_receiver.len() + ch.output.len();
+            ch.counters.stats(name, buffered)
+        })))
     }
 
     fn close(&self) -> Result<()> {
@@ -353,15 +379,17 @@ fn forward(
     stop: &StopToken,
     close_timeout: Duration,
     left: &Leftover,
+    counters: &ChannelCounters,
 ) {
     let pending = loop {
         let _turn = lock(turn);
-        match forward_turn(input, output, stop) {
+        match forward_turn(input, output, stop, counters) {
             Ok(()) => {}
             Err(pending) => break pending,
         }
     };
-    drain(pending, input, output, Instant::now() + close_timeout, left);
+    let deadline = Instant::now() + close_timeout;
+    drain(pending, input, output, deadline, left, counters);
 }
 
 /// Moves up to [`TURN`] messages; `Err` when told to stop or when either
@@ -370,14 +398,17 @@ fn forward_turn(
     input: &Receiver<Message>,
     output: &Sender<Delivery>,
     stop: &StopToken,
+    counters: &ChannelCounters,
 ) -> Result<(), Option<Delivery>> {
     for _ in 0..TURN {
         if stop.is_stopped() {
             return Err(None);
         }
         let message = recv_or_stop(input, stop).ok_or(None)?;
+        counters.published.add(1);
         if let Some(delivery) = deliverable(message) {
             send_or_stop(output, delivery, stop).map_err(Some)?;
+            counters.delivered.add(1);
         }
     }
     Ok(())
@@ -471,20 +502,24 @@ fn drain(
     output: &Sender<Delivery>,
     deadline: Instant,
     left: &Leftover,
+    counters: &ChannelCounters,
 ) {
     loop {
         let delivery = match pending.take() {
             Some(d) => d,
             None => match input.try_recv() {
-                Ok(message) => match deliverable(message) {
-                    Some(delivery) => delivery,
-                    None => continue,
-                },
+                Ok(message) => {
+                    counters.published.add(1);
+                    match deliverable(message) {
+                        Some(delivery) => delivery,
+                        None => continue,
+                    }
+                }
                 Err(_) => return,
             },
         };
         match output.send_deadline(delivery, deadline) {
-            Ok(()) => {}
+            Ok(()) => counters.delivered.add(1),
             Err(SendTimeoutError::Timeout(_)) => {
                 left.timed_out.fetch_add(1, Ordering::SeqCst);
                 return;

@@ -4,8 +4,10 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::error::{Error, Result};
+use crate::metrics;
 use crate::outbox::config::OutboxConfig;
 use crate::outbox::event::OutboxEvent;
 use crate::outbox::record::OutboxRecord;
@@ -74,7 +76,9 @@ impl<S: OutboxStore, K: Sink> Dispatcher<S, K> {
                     continue;
                 }
             };
-            let closed = match self.pass(&batch) {
+            let passed = self.pass(&batch);
+            self.observe_rows();
+            let closed = match passed {
                 Pass::Done { full: true } => false,
                 Pass::Done { full: false } => {
                     self.wake.wait_for_add(seen, self.config.check_interval())
@@ -154,10 +158,32 @@ impl<S: OutboxStore, K: Sink> Dispatcher<S, K> {
             self.reporter.report(OutboxEvent::StoreFailed { error });
             return false;
         }
+        if metrics::ENABLED {
+            let now = SystemTime::now();
+            let send_seconds = &self.reporter.counters().send_seconds;
+            for row in &rows {
+                // A clock set back since the commit has nothing to say.
+                if let Ok(took) = now.duration_since(row.created_at) {
+                    send_seconds.record(took);
+                }
+            }
+        }
         for id in ids {
             self.reporter.report(OutboxEvent::Dispatched { id });
         }
         true
+    }
+
+    /// Sets the row gauges from the store's counts: once a pass, and only
+    /// with the metrics compiled in (a count is a query on PostgreSQL).
+    fn observe_rows(&self) {
+        if !metrics::ENABLED {
+            return;
+        }
+        match self.store.counts() {
+            Ok(rows) => self.reporter.counters().observe(rows),
+            Err(e) => log::debug!("outbox: counting rows for the metrics failed: {e}"),
+        }
     }
 
     /// One send; a panicking sink is a failure of that row, not the end of

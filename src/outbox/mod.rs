@@ -50,7 +50,7 @@
 //! on unbuffered result channels; none of that is copied here.
 //!
 //! The files: `outbox.rs` ([`Outbox`]), `config.rs`, `event.rs`,
-//! `record.rs`, the two threads (`dispatcher.rs`, `cleaner.rs`) with the
+//! `record.rs`, `stats.rs`, the two threads (`dispatcher.rs`, `cleaner.rs`) with the
 //! `reporter.rs` and the `wake.rs` they share, and `store/` with the
 //! [`OutboxStore`] trait and one file per store.
 
@@ -62,6 +62,7 @@ mod event;
 mod outbox;
 mod record;
 mod reporter;
+mod stats;
 mod store;
 mod wake;
 
@@ -69,6 +70,7 @@ pub use config::OutboxConfig;
 pub use event::OutboxEvent;
 pub use outbox::Outbox;
 pub use record::OutboxRecord;
+pub use stats::OutboxStats;
 #[cfg(feature = "durable")]
 pub use store::FjallOutboxStore;
 pub use store::{MemoryOutboxStore, MemoryTx, OutboxCounts, OutboxStore};

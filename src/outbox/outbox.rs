@@ -1,7 +1,6 @@
 //! [`Outbox`]: adds rows to its store and owns the dispatcher and cleanup
 //! threads that send and clean them up.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,6 +13,7 @@ use crate::outbox::config::OutboxConfig;
 use crate::outbox::dispatcher::Dispatcher;
 use crate::outbox::event::OutboxEvent;
 use crate::outbox::reporter::Reporter;
+use crate::outbox::stats::{OutboxCounters, OutboxStats};
 use crate::outbox::store::OutboxStore;
 use crate::outbox::wake::Wake;
 use crate::sink::Sink;
@@ -69,7 +69,7 @@ pub struct Outbox<S: OutboxStore> {
     store: Arc<S>,
     wake: Arc<Wake>,
     events: Receiver<OutboxEvent>,
-    dropped: Arc<AtomicU64>,
+    counters: Arc<OutboxCounters>,
     workers: Mutex<Vec<Worker<()>>>,
     config: OutboxConfig,
 }
@@ -105,8 +105,8 @@ impl<S: OutboxStore> Outbox<S> {
         let store = Arc::new(store);
         let wake = Arc::new(Wake::default());
         let (events_tx, events) = crossbeam_channel::bounded(config.events_capacity());
-        let dropped = Arc::new(AtomicU64::new(0));
-        let reporter = Reporter::new(events_tx, dropped.clone());
+        let counters = Arc::new(OutboxCounters::default());
+        let reporter = Reporter::new(events_tx, counters.clone());
         let dispatcher = Dispatcher::new(
             store.clone(),
             sink,
@@ -119,7 +119,7 @@ impl<S: OutboxStore> Outbox<S> {
             store,
             wake,
             events,
-            dropped,
+            counters,
             workers: Mutex::new(Vec::with_capacity(2)),
             config,
         };
@@ -205,7 +205,19 @@ impl<S: OutboxStore> Outbox<S> {
 
     /// How many events were dropped because the events channel was full.
     pub fn dropped_events(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.counters.dropped_events.get()
+    }
+
+    /// The store's rows in each state, and what the dispatcher and
+    /// cleanup threads did since the start.
+    ///
+    /// # Errors
+    ///
+    /// The store's errors reading its counts (it is read each time).
+    pub fn stats(&self) -> Result<OutboxStats> {
+        let rows = self.store.counts()?;
+        self.counters.observe(rows);
+        Ok(self.counters.stats(rows))
     }
 
     /// Stops the dispatcher and cleanup threads and joins them. A send in

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use super::config::Durability;
 use super::store::Store;
 use crate::error::{Error, Result};
+use crate::metrics::{name, Histogram};
 use crate::thread::{lock, wait};
 
 /// The longest a round waits for more publishers to join it.
@@ -79,6 +80,7 @@ pub struct Committer {
     /// Publishers wait here for the round that covers them, or for their
     /// group to fill.
     done: Condvar,
+    fsync_seconds: Histogram,
 }
 
 impl std::fmt::Debug for Committer {
@@ -101,6 +103,7 @@ impl Drop for Round<'_> {
     fn drop(&mut self) {
         let mut c = lock(&self.committer.counts);
         let took = self.started.elapsed();
+        self.committer.fsync_seconds.record(took);
         c.last_sync = took;
         c.sync_time += took;
         match self.result.take() {
@@ -148,6 +151,7 @@ impl Committer {
                 ..Counts::default()
             }),
             done: Condvar::new(),
+            fsync_seconds: Histogram::new(name::QUEUE_FSYNC_SECONDS, &[]),
         }
     }
 

@@ -68,6 +68,7 @@ impl State {
             )?;
             if entries.is_empty() {
                 if n > 0 {
+                    sub.observe();
                     sub.wake();
                 }
                 return Ok(n);

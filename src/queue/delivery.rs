@@ -150,6 +150,12 @@ impl State {
                 log::error!("queue: dead-lettering entries failed: {e}");
             }
         }
+        if let Some(sub) = self.subs.get(&sub_id) {
+            for r in &out {
+                sub.activity.delivered(r.deliveries);
+            }
+            sub.observe();
+        }
         match result {
             Ok(()) => Ok(out),
             Err(e) if out.is_empty() => Err(e),
@@ -221,6 +227,7 @@ impl Taking {
             if expired {
                 drop_entry(sub, info, store, id, seq, &mut self.batch)?;
                 sub.counters.expired += 1;
+                sub.activity.expired();
             }
             if let Some(dkey) = delivered_key {
                 self.batch.delete(Space::Dedupe, dkey);

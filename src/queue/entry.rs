@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::message::Message;
 
@@ -89,9 +89,16 @@ pub struct DeadLetter {
     pub deliveries: u32,
 }
 
-/// Counters of one subscriber. Serializes with these field names (the C
-/// ABI's stats JSON is this).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Counters of one subscriber ([`Queue::stats`](super::Queue::stats),
+/// [`Subscriber::stats`](super::Subscriber::stats)). Serializes with these
+/// field names (the C ABI's stats JSON and the CLI's `stats --json` are
+/// this); fields added later read as 0 from older JSON.
+///
+/// `depth`, `in_flight`, `dead_lettered` and `expired` are stored and
+/// survive a restart; `published`, `delivered`, `redelivered`, `acked`
+/// and `nacked` count what went through the subscriber since the queue
+/// was opened (an operator's rates), and start at 0 at every open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriberStats {
     /// The topic.
     pub topic: String,
@@ -107,4 +114,22 @@ pub struct SubscriberStats {
     pub dead_lettered: u64,
     /// Messages dropped because they expired before delivery, ever.
     pub expired: u64,
+    /// Entries published to the subscriber since the open (a dedupe that
+    /// replaced an undelivered message's body adds none).
+    #[serde(default)]
+    pub published: u64,
+    /// Deliveries since the open, redeliveries included.
+    #[serde(default)]
+    pub delivered: u64,
+    /// Deliveries since the open of an entry delivered before (after a
+    /// nack, an ack timeout, a reset or a restart).
+    #[serde(default)]
+    pub redelivered: u64,
+    /// Deliveries acked since the open.
+    #[serde(default)]
+    pub acked: u64,
+    /// Deliveries nacked since the open, requeued or dead-lettered (a
+    /// release of deliveries no consumer saw is not one).
+    #[serde(default)]
+    pub nacked: u64,
 }

@@ -64,6 +64,7 @@
 //! # }
 //! ```
 
+mod activity;
 mod commit;
 mod commit_ticket;
 mod config;
@@ -99,6 +100,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::metrics::Stopwatch;
 use crate::receipt::Receipt;
 use crate::thread::{self, lock, Worker};
 use commit::Committer;
@@ -219,10 +221,13 @@ impl Queue {
     /// engine panicked (nothing is lost: later publishes never reuse a
     /// sequence number).
     pub fn publish(&self, topic: &str, messages: &[Message]) -> Result<()> {
+        let stopwatch = Stopwatch::start();
         match self.write(topic, messages, Committer::written)? {
-            Some(ticket) => self.shared.committer.wait(ticket, None),
-            None => Ok(()),
+            Some(ticket) => self.shared.committer.wait(ticket, None)?,
+            None => return Ok(()),
         }
+        stopwatch.record(&self.shared.publish_seconds);
+        Ok(())
     }
 
     /// Pipelined publish: writes `messages` to every subscriber of `topic`

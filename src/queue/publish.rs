@@ -138,6 +138,8 @@ impl State {
             for (i, (_, sub_id)) in topic.subs.iter().enumerate() {
                 if let Some(sub) = subs.get_mut(sub_id) {
                     (sub.counters, sub.uncounted) = counters[i];
+                    sub.activity.published.add(added[i]);
+                    sub.observe();
                 }
             }
             Ok(())

@@ -34,6 +34,10 @@ impl State {
         }
         self.forget_deadlines(sub_id, &removed);
         self.store.write(batch)?;
+        if let Some(sub) = self.subs.get(&sub_id) {
+            sub.activity.acked.add(removed.len() as u64);
+            sub.observe();
+        }
         Ok(removed.len())
     }
 
@@ -97,6 +101,12 @@ impl State {
         self.forget_deadlines(sub_id, &taken);
         let n = taken.len();
         self.give_back(sub_id, taken, !requeue)?;
+        // A release gives back what no consumer saw: not a nack.
+        if !uncount {
+            if let Some(sub) = self.subs.get(&sub_id) {
+                sub.activity.nacked.add(n as u64);
+            }
+        }
         Ok(n)
     }
 
@@ -174,6 +184,7 @@ impl State {
                 sub.forget_attempts(id, &mut batch);
                 sub.counters.entries = sub.counters.entries.saturating_sub(1);
                 sub.counters.dead_letters += 1;
+                sub.activity.dead_lettered();
             } else {
                 sub.set_attempts(id, i.deliveries, &mut batch);
                 front.push((id, i.seq));
@@ -188,6 +199,7 @@ impl State {
         }
         sub.put_counters(&mut batch, topic.next_seq());
         store.write(batch)?;
+        sub.observe();
         sub.wake();
         Ok(())
     }

@@ -33,6 +33,7 @@ use super::store::{Batch, Space, Store};
 use super::subscriber_state::{self, Counters, SubscriberState};
 use super::topic::{Topic, TopicInfo, TopicRecord};
 use crate::error::{Error, ObjectKind, Result};
+use crate::metrics::{name, Histogram};
 
 /// What everything that uses the engine shares: the state behind one mutex,
 /// the committer and the fixed settings.
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) sweeper: Condvar,
     pub(crate) committer: Arc<Committer>,
     pub(crate) max_message_bytes: usize,
+    /// From a `publish` call to its messages being durable.
+    pub(crate) publish_seconds: Histogram,
 }
 
 impl Shared {
@@ -53,6 +56,7 @@ impl Shared {
             state: Mutex::new(state),
             sweeper: Condvar::new(),
             max_message_bytes,
+            publish_seconds: Histogram::new(name::QUEUE_PUBLISH_SECONDS, &[]),
         }
     }
 }
@@ -148,6 +152,7 @@ impl State {
                         }
                     }
                 }
+                sub.observe();
                 subs.insert(*sub_id, sub);
             }
             topics.insert(
@@ -328,6 +333,11 @@ impl State {
             in_flight: sub.inflight.len() as u64,
             dead_lettered: sub.counters.dead_letters,
             expired: sub.counters.expired,
+            published: sub.activity.published.get(),
+            delivered: sub.activity.delivered.get(),
+            redelivered: sub.activity.redelivered.get(),
+            acked: sub.activity.acked.get(),
+            nacked: sub.activity.nacked.get(),
         })
     }
 }

@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar};
 use std::time::Instant;
 
+use super::activity::Activity;
 use super::entry::EntryId;
 use super::id_hash::{IdMap, IdSet};
 use super::keys;
@@ -115,6 +116,8 @@ pub(crate) struct SubscriberState {
     /// The entries with a record of their own in the `attempts` space.
     pub(crate) recorded: IdSet<EntryId>,
     pub(crate) counters: Counters,
+    /// What went through the subscriber since the open (not stored).
+    pub(crate) activity: Activity,
     /// Entries published since the counters were last stored: not counted
     /// in the stored record (see [`UNCOUNTED_LIMIT`]).
     pub(crate) uncounted: u64,
@@ -150,6 +153,7 @@ impl SubscriberState {
             taken_below: vec![0; usize::from(priorities)],
             recorded: IdSet::default(),
             counters: Counters::default(),
+            activity: Activity::new(topic, name),
             uncounted: 0,
             unreadable: 0,
             cond: Arc::new(Condvar::new()),
@@ -179,6 +183,12 @@ impl SubscriberState {
             self.taken_below.resize(n, 0);
             self.redeliver.resize(n, VecDeque::new());
         }
+    }
+
+    /// Sets the depth and in-flight gauges; every operation that changes
+    /// them calls it once it is done.
+    pub(crate) fn observe(&self) {
+        self.activity.observe(self.ready(), self.inflight.len());
     }
 
     /// Entries waiting to be delivered.

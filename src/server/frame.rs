@@ -14,7 +14,7 @@
 use std::io::{self, BufWriter, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use super::socket::Socket;
 use crate::error::{Error, Result};
+use crate::metrics::Count;
 use crate::thread::lock;
 
 /// The default largest frame: a 16 MiB message plus room for its envelope.
@@ -197,6 +198,8 @@ pub(super) struct FrameWriter {
     opened: Instant,
     /// When a frame last went out, in milliseconds since `opened`.
     last_write_ms: AtomicU64,
+    /// Counts every frame written, when the owner wants them counted.
+    frames: Option<Arc<Count>>,
 }
 
 struct Out {
@@ -223,7 +226,16 @@ impl FrameWriter {
             what,
             opened: Instant::now(),
             last_write_ms: AtomicU64::new(0),
+            frames: None,
         })
+    }
+
+    /// The same writer counting every frame it writes in `frames` (the
+    /// server's stats).
+    #[must_use]
+    pub(super) fn with_counter(mut self, frames: Arc<Count>) -> Self {
+        self.frames = Some(frames);
+        self
     }
 
     /// The same writer with another body limit (the client learns the
@@ -323,7 +335,11 @@ impl FrameWriter {
     fn encode_into<T: Serialize>(&self, out: &mut Out, value: &T) -> Result<()> {
         let Out { stream, buf } = out;
         encode_frame(value, buf, self.limit)?;
-        stream.write_all(buf).map_err(|e| self.failed(e))
+        stream.write_all(buf).map_err(|e| self.failed(e))?;
+        if let Some(frames) = &self.frames {
+            frames.add(1);
+        }
+        Ok(())
     }
 
     fn flush(&self, out: &mut Out) -> Result<()> {

@@ -73,6 +73,7 @@ mod secret;
 mod server_addr;
 mod server_config;
 mod server_connection;
+mod server_stats;
 mod socket;
 mod tls;
 
@@ -83,3 +84,4 @@ pub use queue_server::QueueServer;
 pub use remote_subscriber::RemoteSubscriber;
 pub use server_addr::ServerAddr;
 pub use server_config::{QueueServerConfig, DEFAULT_UNIX_SOCKET_MODE};
+pub use server_stats::QueueServerStats;

@@ -216,6 +216,23 @@ pub struct WireStats {
     pub dead_lettered: u64,
     /// Messages dropped on expiry, ever.
     pub expired: u64,
+    /// Entries published since the queue's open. The five counts since
+    /// the open are later additions: a frame without them (an older
+    /// server) reads them as 0.
+    #[serde(default)]
+    pub published: u64,
+    /// Deliveries since the open.
+    #[serde(default)]
+    pub delivered: u64,
+    /// Redeliveries since the open.
+    #[serde(default)]
+    pub redelivered: u64,
+    /// Acks since the open.
+    #[serde(default)]
+    pub acked: u64,
+    /// Nacks since the open.
+    #[serde(default)]
+    pub nacked: u64,
 }
 
 impl From<SubscriberStats> for WireStats {
@@ -227,6 +244,11 @@ impl From<SubscriberStats> for WireStats {
             in_flight: s.in_flight,
             dead_lettered: s.dead_lettered,
             expired: s.expired,
+            published: s.published,
+            delivered: s.delivered,
+            redelivered: s.redelivered,
+            acked: s.acked,
+            nacked: s.nacked,
         }
     }
 }
@@ -240,6 +262,11 @@ impl From<WireStats> for SubscriberStats {
             in_flight: s.in_flight,
             dead_lettered: s.dead_lettered,
             expired: s.expired,
+            published: s.published,
+            delivered: s.delivered,
+            redelivered: s.redelivered,
+            acked: s.acked,
+            nacked: s.nacked,
         }
     }
 }

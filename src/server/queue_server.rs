@@ -14,6 +14,7 @@ use super::protocol::Response;
 use super::server_addr::ServerAddr;
 use super::server_config::QueueServerConfig;
 use super::server_connection;
+use super::server_stats::{QueueServerStats, ServerCounters};
 use super::socket::Socket;
 use super::tls::{self, Acceptor};
 use crate::error::Result;
@@ -33,6 +34,7 @@ struct Shared {
     tls: Option<Acceptor>,
     closing: AtomicBool,
     conns: Mutex<HashMap<u64, Conn>>,
+    counters: ServerCounters,
 }
 
 /// A running queue server: the durable [`Queue`] served over TCP, TLS or a
@@ -86,6 +88,7 @@ impl QueueServer {
             tls,
             closing: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
+            counters: ServerCounters::default(),
         });
         let accepting = shared.clone();
         let listening = listener.clone();
@@ -133,6 +136,12 @@ impl QueueServer {
             .values()
             .filter(|c| !c.worker.is_finished())
             .count()
+    }
+
+    /// Connections open, accepted and refused, and frames read and
+    /// written, over every connection since the start.
+    pub fn stats(&self) -> QueueServerStats {
+        self.shared.counters.stats(self.connections())
     }
 
     /// Stops accepting, closes every connection (their subscriptions give
@@ -208,6 +217,7 @@ fn accept(listener: &Listener, shared: &Arc<Shared>) {
         let max = shared.config.max_connections();
         if conns.len() >= max {
             drop(conns);
+            shared.counters.refused.add(1);
             refuse(&stream, max, shared.tls.is_some());
             continue;
         }
@@ -225,9 +235,11 @@ fn accept(listener: &Listener, shared: &Arc<Shared>) {
                 &serving.config,
                 serving.tls.as_ref(),
                 number,
+                &serving.counters,
             );
         }) {
             Ok(worker) => {
+                shared.counters.accepted.add(1);
                 conns.insert(
                     number,
                     Conn {

@@ -49,6 +49,7 @@ use super::protocol::{
     PROTOCOL_VERSION,
 };
 use super::server_config::QueueServerConfig;
+use super::server_stats::ServerCounters;
 use super::socket::Socket;
 use super::tls::Acceptor;
 use crate::error::{Error, Result};
@@ -67,6 +68,7 @@ pub(super) fn serve(
     config: &QueueServerConfig,
     tls: Option<&Acceptor>,
     number: u64,
+    counters: &ServerCounters,
 ) {
     log::debug!("server: connection {number} from {peer}");
     let (stream, bridge) = match tls {
@@ -86,7 +88,7 @@ pub(super) fn serve(
     // The server's own frames are not held to the limit it sets clients;
     // its deliveries are split to stay under it (see `FeedSpec`).
     let writer = match FrameWriter::new(&stream, MAX_FRAME_LEN, "write to a client connection") {
-        Ok(w) => Arc::new(w),
+        Ok(w) => Arc::new(w.with_counter(counters.frames_out.clone())),
         Err(e) => {
             log::warn!("server: connection {number}: {e}");
             let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -102,6 +104,7 @@ pub(super) fn serve(
         next_sub: 1,
         config,
         peer,
+        counters,
     };
     let reader = BufReader::new(stream);
     // Even a panic outside a request ends the connection properly: its
@@ -143,6 +146,7 @@ struct Connection<'a> {
     config: &'a QueueServerConfig,
     /// Who is on the other end, for the logs.
     peer: &'a str,
+    counters: &'a ServerCounters,
 }
 
 impl Connection<'_> {
@@ -239,7 +243,9 @@ impl Connection<'_> {
         wait: Wait,
     ) -> Result<Option<Request>> {
         match frame::read_frame(reader, buf, max) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.counters.frames_in.add(1);
+            }
             Err(FrameError::Eof) => return Ok(None),
             Err(FrameError::Idle) => {
                 let message = match wait {

@@ -16,7 +16,6 @@
 
 use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use super::failure_publisher::FailurePublisher;
 use super::info::{DeliveryInfo, ATTEMPTS_HEADER};
 use super::owner::Wrap;
 use crate::message::{Delivery, Message};
+use crate::metrics::Count;
 use crate::thread::StopToken;
 
 /// The header naming why a dead-lettered message's handler failed.
@@ -178,11 +178,11 @@ impl HandlerWorker {
         });
         let settled = match outcome {
             Ok(()) => {
-                self.counters.handled.fetch_add(1, Ordering::Relaxed);
+                self.counters.handled.add(1);
                 delivery.ack()
             }
             Err(reason) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.counters.failed.add(1);
                 self.failed(delivery, &info, &reason)
             }
         };
@@ -219,7 +219,7 @@ impl HandlerWorker {
         }
         match next {
             Next::Requeue => {
-                self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                self.counters.retried.add(1);
                 delivery.nack(true)
             }
             Next::Republish => {
@@ -258,7 +258,7 @@ impl HandlerWorker {
         (exchange, routing_key): (&str, &str),
         message: Message,
         delivery: Delivery,
-        counter: &AtomicU64,
+        counter: &Count,
     ) -> crate::Result<()> {
         let published = self
             .publisher
@@ -266,7 +266,7 @@ impl HandlerWorker {
             .and_then(|publisher| publisher.publish(exchange, routing_key, message));
         match published {
             Ok(()) => {
-                counter.fetch_add(1, Ordering::Relaxed);
+                counter.add(1);
                 delivery.ack()
             }
             Err(e) => {
@@ -296,7 +296,7 @@ impl HandlerWorker {
             info.exchange(),
             info.routing_key()
         );
-        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        self.counters.dropped.add(1);
         delivery.ack()
     }
 }

@@ -210,7 +210,7 @@ impl Consumer {
                 || options.queue_arguments().queue_type() == Some(QueueType::Stream),
         };
         let (stopper, stop) = thread::stop_signal();
-        let counters = Arc::new(ConsumerCounters::default());
+        let counters = Arc::new(ConsumerCounters::new(&queue));
         // Never more than `prefetch` deliveries exist, so this never fills.
         let (jobs_tx, jobs) = crossbeam_channel::bounded(usize::from(options.prefetch()));
         let mut workers = Vec::with_capacity(options.concurrency() + 1);

@@ -128,6 +128,9 @@ impl<T: Wrap> Owner<T> {
             match self.shared.open_channel(self.stop.receiver()) {
                 Ok((channel, generation)) => {
                     channel_number += 1;
+                    if channel_number > 1 {
+                        self.counters.reconnects.add(1);
+                    }
                     let served = self.consume_on(
                         &channel,
                         channel_number,
@@ -347,7 +350,10 @@ impl<T: Wrap> Owner<T> {
                             let resume = self.stream_resume.get().map_or(next, |n| n.max(next));
                             self.stream_resume.set(Some(resume));
                         }
-                        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                        self.counters.delivered.add(1);
+                        if redelivered {
+                            self.counters.redelivered.add(1);
+                        }
                         let acker = RabbitAcker {
                             channel: channel_number,
                             tag,
@@ -381,7 +387,7 @@ impl<T: Wrap> Owner<T> {
                         if !held.hold(deliveries, settles) {
                             if let Ok(settle) = settles.try_recv() {
                                 held.sent();
-                                if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
+                                if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number, &self.counters) {
                                     return e;
                                 }
                             }
@@ -408,7 +414,7 @@ impl<T: Wrap> Owner<T> {
                 recv(settling) -> settle => {
                     if let Ok(settle) = settle {
                         held.sent();
-                        if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number) {
+                        if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number, &self.counters) {
                             return e;
                         }
                     }
@@ -531,6 +537,7 @@ fn apply_batch(
     first: Settle,
     settles: &Receiver<Settle>,
     channel_number: u64,
+    counters: &ConsumerCounters,
 ) -> std::result::Result<(), Served> {
     let mut acks = BTreeSet::new();
     let mut settle = Some(first);
@@ -539,7 +546,7 @@ fn apply_batch(
             Action::Ack { multiple: false } if s.channel == channel_number => {
                 acks.insert(s.tag);
             }
-            _ => apply(channel, pending, s, channel_number)?,
+            _ => apply(channel, pending, s, channel_number, counters)?,
         }
         if acks.len() >= 4096 {
             break;
@@ -556,6 +563,7 @@ fn apply_batch(
     }
     if let Some(through) = through {
         let covered: Vec<u64> = pending.range(..=through).map(|(t, _)| *t).collect();
+        let n = covered.len() as u64;
         let mut last = None;
         for tag in covered {
             acks.remove(&tag);
@@ -564,6 +572,7 @@ fn apply_batch(
         if let Some(raw) = last {
             raw.ack_multiple(channel)
                 .map_err(|e| lost("settling deliveries", e))?;
+            counters.acked.add(n);
         }
     }
     for tag in acks {
@@ -572,7 +581,7 @@ fn apply_batch(
             tag,
             action: Action::Ack { multiple: false },
         };
-        apply(channel, pending, settle, channel_number)?;
+        apply(channel, pending, settle, channel_number, counters)?;
     }
     Ok(())
 }
@@ -582,6 +591,7 @@ fn apply(
     pending: &mut BTreeMap<u64, amiquip::Delivery>,
     settle: Settle,
     channel_number: u64,
+    counters: &ConsumerCounters,
 ) -> std::result::Result<(), Served> {
     if settle.channel != channel_number {
         log::debug!("dropping a settle for a delivery of an older channel");
@@ -590,18 +600,21 @@ fn apply(
     let Some(raw) = pending.remove(&settle.tag) else {
         return Ok(()); // settled already (by an earlier ack-multiple)
     };
-    let result = match settle.action {
-        Action::Ack { multiple: false } => raw.ack(channel),
+    let (result, counter, n) = match settle.action {
+        Action::Ack { multiple: false } => (raw.ack(channel), &counters.acked, 1),
         Action::Ack { multiple: true } => {
             let older: Vec<u64> = pending.range(..settle.tag).map(|(t, _)| *t).collect();
+            let n = older.len() as u64 + 1;
             for tag in older {
                 pending.remove(&tag);
             }
-            raw.ack_multiple(channel)
+            (raw.ack_multiple(channel), &counters.acked, n)
         }
-        Action::Nack { requeue } => raw.nack(channel, requeue),
+        Action::Nack { requeue } => (raw.nack(channel, requeue), &counters.nacked, 1),
     };
-    result.map_err(|e| lost("settling a delivery", e))
+    result.map_err(|e| lost("settling a delivery", e))?;
+    counter.add(n);
+    Ok(())
 }
 
 #[cfg(test)]

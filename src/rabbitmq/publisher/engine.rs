@@ -139,6 +139,7 @@ impl Engine {
         let name = self.shared.name.clone();
         let wake = self.shared.wake_on_connect();
         let mut draining: Option<Instant> = None;
+        let mut channels = 0u64;
         loop {
             // Feeds registered while the thread waited for a channel count
             // for the drain below.
@@ -161,21 +162,27 @@ impl Engine {
                 None => self.shared.open_channel(self.stop.receiver()),
             };
             match opened {
-                Ok((channel, generation)) => match self.serve(&channel, &mut draining) {
-                    Served::Done => break,
-                    Served::Lost(loss) => {
-                        log::warn!(
+                Ok((channel, generation)) => {
+                    channels += 1;
+                    if channels > 1 {
+                        self.counters.reconnects.add(1);
+                    }
+                    match self.serve(&channel, &mut draining) {
+                        Served::Done => break,
+                        Served::Lost(loss) => {
+                            log::warn!(
                             "publisher on {name}: channel lost ({generation}): {}; {} messages to resend",
                             loss.reason,
                             self.queue.len()
                         );
-                        if loss.pause || (loss.by_server && self.careful_through.is_none()) {
-                            // Nacked, or refused with nothing to blame: do
-                            // not spin.
-                            let _ = self.stop.sleep(self.config.retry_interval());
+                            if loss.pause || (loss.by_server && self.careful_through.is_none()) {
+                                // Nacked, or refused with nothing to blame: do
+                                // not spin.
+                                let _ = self.stop.sleep(self.config.retry_interval());
+                            }
                         }
                     }
-                },
+                }
                 Err(Error::Closed(_)) if self.shared.is_closed() => break,
                 Err(_) => {
                     // Down: keep taking messages into the buffer until the
@@ -310,7 +317,7 @@ impl Engine {
                     break;
                 }
                 if entry.attempts > 0 {
-                    self.counters.resent.fetch_add(1, Ordering::Relaxed);
+                    self.counters.resent.add(1);
                 }
                 entry.attempts += 1;
                 inflight.insert(next_tag, entry);
@@ -491,6 +498,7 @@ impl Engine {
 
     /// A fed message as a fire-and-retry entry, counted as held.
     fn entry_for(&self, feed: &Feed, message: Message) -> Entry {
+        feed.taken.add(1);
         self.held.hold();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         Entry::new(seq, &feed.exchange, &feed.routing_key, message, None)
@@ -513,7 +521,7 @@ impl Engine {
                     self.shared.name,
                     entry.routing_key
                 );
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                self.counters.rejected.add(1);
                 self.fail(entry, e, true);
             }
         }
@@ -535,7 +543,7 @@ impl Engine {
     /// Fails `entry`, which the broker refused with reply `code` for
     /// `reason`, to its caller.
     fn refuse(&self, entry: Entry, code: u16, reason: &str) {
-        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        self.counters.rejected.add(1);
         log::error!(
             "publisher on {}: the broker refused a message to exchange `{}` with routing key `{}`: {reason}",
             self.shared.name,
@@ -609,7 +617,7 @@ impl Engine {
                 },
             )
             .map_err(Loss::from)?;
-        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.counters.published.add(1);
         Ok(())
     }
 
@@ -645,7 +653,7 @@ impl Engine {
                 continue;
             };
             if !acked {
-                self.counters.nacked.fetch_add(1, Ordering::Relaxed);
+                self.counters.nacked.add(1);
                 if entry.nacks < self.config.nack_retries() {
                     entry.nacks += 1;
                     retried.push(entry);
@@ -665,7 +673,7 @@ impl Engine {
                 };
                 self.fail(entry, error, true);
             } else if returned.remove(&tag) {
-                self.counters.returned.fetch_add(1, Ordering::Relaxed);
+                self.counters.returned.add(1);
                 log::warn!(
                     "publisher on {}: unroutable message to exchange `{}` with routing key `{}`",
                     self.shared.name,
@@ -681,7 +689,8 @@ impl Engine {
                 );
                 self.fail(entry, error, true);
             } else {
-                self.counters.confirmed.fetch_add(1, Ordering::Relaxed);
+                self.counters.confirmed.add(1);
+                entry.taken.record(&self.counters.confirm_seconds);
                 if let Some(reply) = entry.reply {
                     reply.send(Ok(()));
                 }

@@ -1,10 +1,13 @@
 //! What the publishing thread works on: an [`Entry`] per message held until
 //! confirmed, and a [`Feed`], a channel input it takes messages from itself.
 
+use std::sync::Arc;
+
 use crossbeam_channel::Receiver;
 
 use crate::error::Result;
 use crate::message::Message;
+use crate::metrics::{Count, Stopwatch};
 use crate::reply::Reply;
 
 /// One message held by the publisher until the broker confirmed it.
@@ -20,6 +23,8 @@ pub(super) struct Entry {
     pub(super) attempts: u32,
     /// How many times the broker nacked it.
     pub(super) nacks: u32,
+    /// When the publisher took it, for the confirm latency.
+    pub(super) taken: Stopwatch,
 }
 
 impl Entry {
@@ -39,6 +44,7 @@ impl Entry {
             reply,
             attempts: 0,
             nacks: 0,
+            taken: Stopwatch::start(),
         }
     }
 }
@@ -49,4 +55,6 @@ pub(super) struct Feed {
     pub(super) exchange: String,
     pub(super) routing_key: String,
     pub(super) input: Receiver<Message>,
+    /// Counts the messages taken from `input`: the channel's `published`.
+    pub(super) taken: Arc<Count>,
 }

@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::metrics::{name, Count, Gauge};
 use crate::rabbitmq::amqp;
 use crate::rabbitmq::connection::{Connection, Shared};
 use crate::receipt::Receipt;
@@ -145,8 +146,9 @@ impl Publisher {
         let (feeds, new_feeds) = crossbeam_channel::unbounded();
         let next_seq = Arc::new(AtomicU64::new(1));
         let (stopper, stop) = thread::stop_signal();
-        let held = Arc::new(Held::default());
-        let counters = Arc::new(Counters::default());
+        let labels = [("connection", shared.name.as_str())];
+        let held = Arc::new(Held::new(Gauge::new(name::RABBITMQ_BUFFERED, &labels)));
+        let counters = Arc::new(Counters::new(&shared.name));
         let refusals = Arc::new(Refusals::new(config.refusals_capacity()));
         let engine = Engine {
             refusals: refusals.clone(),
@@ -273,6 +275,7 @@ impl Publisher {
         exchange: &str,
         routing_key: &str,
         input: Receiver<Message>,
+        taken: Arc<Count>,
     ) -> Result<()> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(Error::closed("publisher"));
@@ -283,6 +286,7 @@ impl Publisher {
                 exchange: exchange.to_string(),
                 routing_key: routing_key.to_string(),
                 input,
+                taken,
             })
             .map_err(|_| Error::closed("publisher"))
     }
@@ -334,9 +338,9 @@ impl Publisher {
         self.inner.held.count()
     }
 
-    /// The publisher's counters.
+    /// The publisher's counters, and what it holds now.
     pub fn stats(&self) -> PublisherStats {
-        self.inner.counters.snapshot()
+        self.inner.counters.snapshot(self.buffered())
     }
 
     /// Stops taking messages, keeps publishing what is buffered for up to
