@@ -396,6 +396,12 @@ fn format_json_and_its_short_form_agree_and_table_is_the_default() {
     let short = json_lines(&syncmq(&addr, &["--json", "stats"]));
     assert_eq!(long, short);
     assert_eq!(long[0].as_array().unwrap().len(), 2);
+    // Every counter of SubscriberStats, under its field names.
+    let row = &long[0][0];
+    assert_eq!(row["published"], 1, "{row}");
+    for field in ["depth", "in_flight", "delivered", "acked", "nacked"] {
+        assert!(row.get(field).is_some(), "{field} missing: {row}");
+    }
     let table = stdout(&syncmq(&addr, &["stats", "--format", "table"]));
     assert_eq!(table, stdout(&syncmq(&addr, &["stats"])));
     assert!(table.starts_with("topic"), "{table}");

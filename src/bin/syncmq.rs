@@ -110,13 +110,19 @@ enum Command {
     Publish(Publish),
     /// Receive, print and acknowledge messages of a subscriber.
     Consume(Consume),
-    /// Show the messages a subscriber would receive next, taking none:
-    /// no delivery is counted and they stay deliverable.
+    /// Show the messages a subscriber would receive next, taking none.
+    ///
+    /// No delivery is counted, no ack deadline starts, and they stay
+    /// deliverable: the next consume gets the first of them as a first
+    /// delivery.
     Peek(Peek),
-    /// Put every in-flight (delivered, unacknowledged) message of a
-    /// subscriber back at the front of its queue, to be delivered again
-    /// (each redelivery counts towards the topic's delivery limit): for a
-    /// consumer that restarts and will not settle what it was sent.
+    /// Put a subscriber's in-flight messages back at the front of its queue.
+    ///
+    /// Every delivered, unacknowledged message goes back at the front of
+    /// its queue, to be delivered again (each redelivery counts towards the
+    /// topic's delivery limit); the consumers that hold them can no longer
+    /// settle them. For a consumer that restarts and will not settle what
+    /// it was sent.
     Reset {
         /// The topic.
         topic: String,
@@ -133,7 +139,9 @@ enum Command {
     },
     /// Measure publish and consume throughput against the server.
     Bench(Bench),
-    /// Print a shell completion script: `syncmq completions bash >
+    /// Print a shell completion script.
+    ///
+    /// For example `syncmq completions bash >
     /// ~/.local/share/bash-completion/completions/syncmq`.
     Completions {
         /// The shell.
@@ -655,24 +663,32 @@ fn stats(client: &QueueClient, s: &Stats, json: bool) -> Result<()> {
 fn print_stats(client: &QueueClient, topic: Option<&str>, json: bool) -> Result<()> {
     let rows = client.stats(topic)?;
     if json {
-        let rows: Vec<_> = rows
-            .iter()
-            .map(|s| {
-                json!({"topic": s.topic, "subscriber": s.subscriber, "depth": s.depth,
-                       "in_flight": s.in_flight, "dead_lettered": s.dead_lettered,
-                       "expired": s.expired})
-            })
-            .collect();
-        return emit(serde_json::Value::Array(rows));
+        // Every counter, under `SubscriberStats`' own field names.
+        let rows = serde_json::to_value(&rows).map_err(|e| Error::codec("stats as JSON", e))?;
+        return emit(rows);
     }
     emit(format_args!(
-        "{:<24} {:<24} {:>10} {:>10} {:>13} {:>10}",
-        "topic", "subscriber", "depth", "in_flight", "dead_lettered", "expired"
+        "{:<24} {:<24} {:>10} {:>10} {:>13} {:>10} {:>10} {:>10}",
+        "topic",
+        "subscriber",
+        "depth",
+        "in_flight",
+        "dead_lettered",
+        "expired",
+        "delivered",
+        "acked"
     ))?;
     for s in rows {
         emit(format_args!(
-            "{:<24} {:<24} {:>10} {:>10} {:>13} {:>10}",
-            s.topic, s.subscriber, s.depth, s.in_flight, s.dead_lettered, s.expired
+            "{:<24} {:<24} {:>10} {:>10} {:>13} {:>10} {:>10} {:>10}",
+            s.topic,
+            s.subscriber,
+            s.depth,
+            s.in_flight,
+            s.dead_lettered,
+            s.expired,
+            s.delivered,
+            s.acked
         ))?;
     }
     Ok(())
