@@ -121,6 +121,8 @@ mod channel;
 #[cfg_attr(not(feature = "durable"), allow(dead_code))]
 mod config_file;
 mod error;
+#[cfg(feature = "json")]
+mod json;
 mod message;
 // Every owner's counts go through it; with feature `metrics` they are
 // recorded through the `metrics` facade as well. Some handles serve the

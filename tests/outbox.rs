@@ -656,3 +656,77 @@ fn a_flush_failing_for_one_message_finds_it_and_dead_letters_it_alone() {
         "{events:?}"
     );
 }
+
+#[test]
+fn events_that_wait_for_their_reader_lose_none_even_through_a_one_slot_channel() {
+    use syncmq::outbox::WhenFull;
+    let (sent, sink) = recorder();
+    let config = quick()
+        .with_events_capacity(1)
+        .with_events_when_full(WhenFull::Wait);
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
+    let ids: Vec<u64> = (0..50)
+        .map(|i| outbox.add(&msg(format!("row {i}"))).unwrap())
+        .collect();
+    // The dispatcher waits for this reader: every outcome, in order.
+    let mut seen = Vec::new();
+    while seen.len() < ids.len() {
+        match outbox.events().recv_timeout(LIMIT).unwrap() {
+            OutboxEvent::Dispatched { id } => seen.push(id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(sent.lock().unwrap().len(), 50);
+    assert_eq!(outbox.dropped_events(), 0);
+    outbox.close().unwrap();
+}
+
+#[test]
+fn a_dispatcher_waiting_for_a_reader_still_closes_in_time() {
+    use syncmq::outbox::WhenFull;
+    let (_sent, sink) = recorder();
+    let config = quick()
+        .with_events_capacity(1)
+        .with_events_when_full(WhenFull::Wait)
+        .with_close_timeout(Duration::from_secs(5));
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
+    for i in 0..3 {
+        outbox.add(&msg(format!("row {i}"))).unwrap();
+    }
+    // Nobody reads: the first event fills the channel, the dispatcher waits
+    // with the second.
+    eventually(LIMIT, "two rows dispatched", || {
+        outbox.stats().unwrap().dispatched >= 2
+    });
+    outbox.close().unwrap();
+    // What the reader never took: one event in the channel, the rest
+    // dropped and counted once the close ended the wait.
+    assert_eq!(outbox.dropped_events() + outbox.events().len() as u64, 3);
+}
+
+#[test]
+fn events_nobody_reads_are_dropped_and_counted_by_default() {
+    let (_sent, sink) = recorder();
+    let config = quick().with_events_capacity(1);
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, config).unwrap();
+    for i in 0..20 {
+        outbox.add(&msg(format!("row {i}"))).unwrap();
+    }
+    eventually(LIMIT, "every row dispatched", || {
+        outbox.stats().unwrap().dispatched == 20
+    });
+    assert_eq!(outbox.dropped_events(), 19);
+    outbox.close().unwrap();
+}
+
+#[test]
+fn an_outbox_that_only_cleans_refuses_a_config_with_cleanup_off() {
+    match Outbox::start_cleanup(
+        MemoryOutboxStore::new(),
+        OutboxConfig::new().with_cleanup(false),
+    ) {
+        Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "cleanup"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -339,3 +339,44 @@ fn bad_configs_and_unreachable_servers_are_clear_errors() {
     );
     assert_eq!(err.sqlstate(), None, "{err:?}");
 }
+
+/// outboxer runs its dispatcher and its cleanup as separate jobs: here one
+/// outbox dispatches with its cleanup off, another (a second process, in
+/// real life) only cleans, both on the same table.
+#[test]
+fn one_outbox_dispatches_and_another_cleans_the_same_table() {
+    let Some(params) = postgres_params() else {
+        return;
+    };
+    let table = Table::new(&params);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let seen = sent.clone();
+    let sink = move |m: &Message| {
+        seen.lock().unwrap().push(m.body().to_vec());
+        Ok(())
+    };
+    let quick = OutboxConfig::new()
+        .with_retention(Duration::ZERO)
+        .with_cleanup_interval(Duration::from_millis(10));
+    let dispatching =
+        Outbox::start_with(table.store(), sink, quick.clone().with_cleanup(false)).unwrap();
+    for i in 0..5 {
+        dispatching.add(&Message::new(format!("row {i}"))).unwrap();
+    }
+    eventually(LIMIT, "five rows dispatched", || {
+        dispatching.store().counts().unwrap().dispatched == 5
+    });
+    let cleaning = Outbox::start_cleanup(table.store(), quick).unwrap();
+    eventually(LIMIT, "the other outbox cleaned them", || {
+        cleaning.store().counts().unwrap().dispatched == 0
+    });
+    assert_eq!(cleaning.stats().unwrap().cleaned, 5);
+    assert_eq!(
+        dispatching.stats().unwrap().cleaned,
+        0,
+        "its cleanup is off"
+    );
+    assert_eq!(sent.lock().unwrap().len(), 5);
+    dispatching.close().unwrap();
+    cleaning.close().unwrap();
+}

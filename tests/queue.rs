@@ -13,8 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use syncmq::queue::{
-    Batch, Durability, FjallStore, MemoryStore, Op, Queue, QueueConfig, Space, Store,
-    SubscriberStats, TopicConfig,
+    Batch, Clock, Durability, FjallStore, ManualClock, MemoryStore, Op, Queue, QueueConfig, Space,
+    Store, SubscriberStats, TopicConfig,
 };
 use syncmq::{Error, Message, ObjectKind};
 
@@ -243,25 +243,26 @@ fn stats_count_what_went_through_each_subscriber(fx: &Fixture) {
 }
 
 fn ack_timeout_redelivers_at_the_front(fx: &Fixture) {
+    let clock = Arc::new(ManualClock::new());
     let q = fx
-        .open(config(
-            // Long enough that a loaded machine acks "second" in time.
-            topic("t", &["a"]).with_ack_timeout(Duration::from_millis(500)),
-        ))
+        .open(
+            config(topic("t", &["a"]).with_ack_timeout(Duration::from_secs(30)))
+                .with_clock(clock.clone()),
+        )
         .unwrap();
     q.publish("t", &[msg("first"), msg("second")]).unwrap();
     let a = q.subscribe("t", "a").unwrap();
     let taken = a.next_batch(2, Some(PATIENCE)).unwrap();
     a.ack(&[taken[1].id]).unwrap();
     q.publish("t", &[msg("third")]).unwrap();
-    // "first" is not acked: the sweeper gives it back, before "third".
-    common::eventually(PATIENCE, "the ack deadline passes", || {
-        q.stats("t").unwrap()[0].in_flight == 0
-    });
+    // "first" is not acked: past its deadline it is given back, before
+    // "third", by the time `advance` returns.
+    clock.advance(Duration::from_secs(31)).unwrap();
+    assert_eq!(q.stats("t").unwrap()[0].in_flight, 0);
     let again = a
-        .recv_timeout(PATIENCE)
+        .recv_timeout(Duration::ZERO)
         .unwrap()
-        .expect("a message in time");
+        .expect("the redelivery, at once");
     assert_eq!((body(&again).as_str(), again.deliveries), ("first", 2));
     assert_eq!(
         (again.id.priority, again.id.position, again.id.delivery),
@@ -312,24 +313,25 @@ fn dedupe_latest_wins_while_undelivered(fx: &Fixture) {
 }
 
 fn expired_messages_are_dropped_and_counted(fx: &Fixture) {
+    let clock = Arc::new(ManualClock::new());
     let q = fx
-        .open(config(
-            topic("t", &["a"]).with_default_ttl(Duration::from_millis(1)),
-        ))
+        .open(
+            config(topic("t", &["a"]).with_default_ttl(Duration::from_secs(60)))
+                .with_clock(clock.clone()),
+        )
         .unwrap();
-    let past = SystemTime::now() - Duration::from_secs(1);
+    let past = clock.wall() - Duration::from_secs(1);
     q.publish(
         "t",
         &[
             msg("stale").with_expiry(past),
+            // An hour from the real now, which the clock does not reach.
             msg("fresh").with_ttl(Duration::from_secs(3600)),
-            msg("default-ttl"), // gets the topic's 1 ms
+            msg("default-ttl"), // gets the topic's 60 s, on the queue's clock
         ],
     )
     .unwrap();
-    common::eventually(Duration::from_secs(5), "the default TTL passes", || {
-        SystemTime::now() > past + Duration::from_millis(1100)
-    });
+    clock.advance(Duration::from_secs(61)).unwrap();
     let a = q.subscribe("t", "a").unwrap();
     let got = a.next_batch(10, Some(PATIENCE)).unwrap();
     assert_eq!(got.iter().map(body).collect::<Vec<_>>(), ["fresh"]);
@@ -746,12 +748,15 @@ fn calls(rx: &std::sync::mpsc::Receiver<()>) -> usize {
 /// `is_available` says what a receive would find without taking it, and
 /// `on_ready` is called at each change that can make something
 /// deliverable: publish, nack with requeue, release, reset, an ack timeout
-/// (on the sweeper thread), a dead-letter replay, and the queue closing.
+/// (here on the thread that moves the manual clock; with the system clock,
+/// on the sweeper thread), a dead-letter replay, and the queue closing.
 fn readiness_follows_what_a_receive_would_take(fx: &Fixture) {
+    let clock = Arc::new(ManualClock::new());
     let q = fx
-        .open(config(
-            topic("t", &["a"]).with_ack_timeout(Duration::from_millis(200)),
-        ))
+        .open(
+            config(topic("t", &["a"]).with_ack_timeout(Duration::from_secs(30)))
+                .with_clock(clock.clone()),
+        )
         .unwrap();
     let a = q.subscribe("t", "a").unwrap();
     let rx = watch(&a);
@@ -776,11 +781,12 @@ fn readiness_follows_what_a_receive_would_take(fx: &Fixture) {
     assert_eq!(calls(&rx), 1, "reset");
     assert!(a.is_available().unwrap());
 
-    // An ack timeout gives it back on the sweeper thread.
+    // An ack timeout gives it back, calling the watcher before `advance`
+    // returns.
     let got = a.next_batch(1, Some(Duration::ZERO)).unwrap();
     assert!(!a.is_available().unwrap());
-    rx.recv_timeout(PATIENCE)
-        .expect("a call after the ack timeout");
+    clock.advance(Duration::from_secs(31)).unwrap();
+    assert!(calls(&rx) > 0, "a call after the ack timeout");
     assert!(
         a.is_available().unwrap(),
         "redelivery after the ack timeout"
@@ -814,6 +820,122 @@ fn readiness_follows_what_a_receive_would_take(fx: &Fixture) {
     assert!(matches!(a.is_available(), Err(Error::Closed(_))));
 }
 
+/// With a manual clock and a 30 s ack timeout, a taken message is not
+/// redelivered 29 s on, and is 2 s later, to a consumer already blocked in
+/// `recv`; with a 30 s TTL, a message taken 29 s on is delivered and one
+/// taken 2 s later is dropped and counted as expired. The clock alone
+/// decides: the test takes far less real time than any of those deadlines.
+fn a_manual_clock_decides_ack_deadlines_and_expiry(fx: &Fixture) {
+    let started = Instant::now();
+    let clock = Arc::new(ManualClock::new());
+    // Far from the real time, so that a deadline or expiry read on the
+    // system's clock instead would show.
+    clock.advance(Duration::from_secs(3600)).unwrap();
+    let ttl = Duration::from_secs(30);
+    let q = fx
+        .open(
+            QueueConfig::new()
+                .with_topic(topic("acks", &["a"]).with_ack_timeout(Duration::from_secs(30)))
+                .with_topic(
+                    topic("ttl", &["early", "late"])
+                        .with_ack_timeout(Duration::ZERO)
+                        .with_default_ttl(ttl),
+                )
+                .with_clock(clock.clone()),
+        )
+        .unwrap();
+
+    q.publish("acks", &[msg("m")]).unwrap();
+    let a = Arc::new(q.subscribe("acks", "a").unwrap());
+    let first = a
+        .recv_timeout(Duration::ZERO)
+        .unwrap()
+        .expect("the message");
+    let (tx, got) = std::sync::mpsc::channel();
+    let blocked = {
+        let a = a.clone();
+        thread::Builder::new()
+            .name("test-blocked-recv".into())
+            .spawn(move || {
+                let _ = tx.send(a.recv());
+            })
+            .unwrap()
+    };
+    clock.advance(Duration::from_secs(29)).unwrap();
+    assert_eq!(
+        q.stats("acks").unwrap()[0].in_flight,
+        1,
+        "not redelivered before its deadline"
+    );
+    assert!(a.recv_timeout(Duration::ZERO).unwrap().is_none());
+    clock.advance(Duration::from_secs(2)).unwrap();
+    // The blocked receive (woken by the redelivery, or taking it at once if
+    // it had not blocked yet) gets it; the deadline only bounds a failure.
+    let again = got
+        .recv_timeout(PATIENCE)
+        .expect("the blocked receive returns")
+        .unwrap();
+    blocked.join().unwrap();
+    assert_eq!((body(&again).as_str(), again.deliveries), ("m", 2));
+    assert!(matches!(
+        a.ack(&[first.id]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    a.ack(&[again.id]).unwrap();
+
+    // A topic's TTL and a message's own expiry both count on the clock.
+    let own = msg("own-expiry").with_expiry(clock.wall() + ttl);
+    q.publish("ttl", &[msg("default-ttl"), own]).unwrap();
+    let (early, late) = (
+        q.subscribe("ttl", "early").unwrap(),
+        q.subscribe("ttl", "late").unwrap(),
+    );
+    clock.advance(Duration::from_secs(29)).unwrap();
+    // A peek judges expiry on the same clock as a receive.
+    assert_eq!(late.peek_batch(10).unwrap().len(), 2, "peek: 29 s on");
+    let got = early.next_batch(10, Some(Duration::ZERO)).unwrap();
+    assert_eq!(
+        got.iter().map(body).collect::<Vec<_>>(),
+        ["default-ttl", "own-expiry"],
+        "not expired 29 s on"
+    );
+    clock.advance(Duration::from_secs(2)).unwrap();
+    assert_eq!(late.peek().unwrap(), None, "peek: expired 31 s on");
+    assert!(late
+        .next_batch(10, Some(Duration::ZERO))
+        .unwrap()
+        .is_empty());
+    let stats = q.stats("ttl").unwrap();
+    assert_eq!((stats[0].expired, stats[1].expired), (0, 2));
+    assert_eq!(stats[1].depth, 0, "dropped");
+    assert!(
+        started.elapsed() < Duration::from_secs(29),
+        "the deadlines came from the clock, not from waiting"
+    );
+}
+
+/// The one ack-timeout test on real time, on purpose: the sweeper thread
+/// with the system clock sleeps until the deadline and redelivers on its
+/// own. The timeout is short and the wait for the redelivery generous
+/// (it returns as soon as the redelivery comes), so a loaded machine
+/// only makes it slower.
+#[test]
+fn the_sweeper_thread_redelivers_on_the_system_clock() {
+    let q = Queue::memory(config(
+        topic("t", &["a"]).with_ack_timeout(Duration::from_millis(50)),
+    ))
+    .unwrap();
+    q.publish("t", &[msg("m")]).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    let first = a.recv_timeout(PATIENCE).unwrap().expect("the message");
+    let again = a
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("the redelivery after the ack timeout");
+    assert_eq!((again.deliveries, first.deliveries), (2, 1));
+    a.ack(&[again.id]).unwrap();
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -844,6 +966,7 @@ on_both_stores!(
     single_nacks_and_releases_keep_queue_order,
     a_receive_that_times_out_is_none_or_empty,
     peek_shows_the_next_deliveries_without_taking_or_counting_them,
+    a_manual_clock_decides_ack_deadlines_and_expiry,
 );
 
 /// A store that counts syncs and makes each one slow, as an fsync is.

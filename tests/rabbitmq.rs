@@ -1325,7 +1325,7 @@ fn one_nacked_message_in_a_window_of_401_is_retried_alone_then_fails_as_busy() {
         PublisherConfig::new()
             .with_confirm_timeout(Duration::from_secs(10))
             .with_close_timeout(Duration::from_secs(5))
-            .with_retry_interval(Duration::from_millis(50)),
+            .with_nack_retry_interval(Duration::from_millis(50)),
         |p, _, m| p.send("", &full, m),
         // Nacked again on each of its 3 retries, it fails its caller (well
         // within the confirm timeout), naming the queue.

@@ -189,7 +189,7 @@ fn a_full_reject_publish_queue_refuses_the_third_publish_visibly() {
         &conn,
         PublisherConfig::default()
             .with_nack_retries(1)
-            .with_retry_interval(Duration::from_millis(50)),
+            .with_nack_retry_interval(Duration::from_millis(50)),
     )
     .unwrap();
     publisher

@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use syncmq::queue::{Queue, QueueConfig, TopicConfig};
+use syncmq::queue::{ManualClock, Queue, QueueConfig, TopicConfig};
 use syncmq::server::protocol::{
     Request, Response, WireEntry, WireMessage, MAGIC, MAX_PEEK, PROTOCOL_VERSION,
 };
@@ -28,6 +28,21 @@ fn topic() -> TopicConfig {
 
 fn durable_queue(dir: &std::path::Path, topic: TopicConfig) -> Arc<Queue> {
     Arc::new(Queue::open(dir, QueueConfig::new().with_topic(topic)).unwrap())
+}
+
+/// The ack timeout of the tests that move a [`ManualClock`] past it.
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A durable queue in `dir` with one topic, on `clock`.
+fn durable_queue_on(
+    dir: &std::path::Path,
+    topic: TopicConfig,
+    clock: &Arc<ManualClock>,
+) -> Arc<Queue> {
+    let config = QueueConfig::new()
+        .with_topic(topic)
+        .with_clock(clock.clone());
+    Arc::new(Queue::open(dir, config).unwrap())
 }
 
 fn bodies(n: usize, tag: &str) -> Vec<Message> {
@@ -733,13 +748,15 @@ fn a_consumer_that_stops_reading_is_dropped_and_others_go_on() {
 
 #[test]
 fn an_unacked_delivery_comes_again_after_the_ack_timeout_and_can_be_acked() {
-    let queue =
-        Arc::new(
-            Queue::memory(QueueConfig::new().with_topic(
-                TopicConfig::new("t", ["s"]).with_ack_timeout(Duration::from_millis(100)),
-            ))
-            .unwrap(),
-        );
+    let clock = Arc::new(ManualClock::new());
+    let queue = Arc::new(
+        Queue::memory(
+            QueueConfig::new()
+                .with_topic(TopicConfig::new("t", ["s"]).with_ack_timeout(ACK_TIMEOUT))
+                .with_clock(clock.clone()),
+        )
+        .unwrap(),
+    );
     let server = QueueServer::start(queue, QueueServerConfig::new()).unwrap();
     let client = QueueClient::connect(server.local_addr()).unwrap();
     client.publish("t", &bodies(1, "slow")).unwrap();
@@ -747,6 +764,7 @@ fn an_unacked_delivery_comes_again_after_the_ack_timeout_and_can_be_acked() {
     let first = sub.recv().unwrap();
     assert!(!first.is_redelivered());
     // Not acked in time: the engine gives it back and it is pushed again.
+    clock.advance(ACK_TIMEOUT + Duration::from_secs(1)).unwrap();
     let again = sub.recv().unwrap();
     assert_eq!(again.body(), b"slow-0");
     assert!(again.is_redelivered());
@@ -764,9 +782,11 @@ fn an_unacked_delivery_comes_again_after_the_ack_timeout_and_can_be_acked() {
 #[test]
 fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = durable_queue(
+    let clock = Arc::new(ManualClock::new());
+    let queue = durable_queue_on(
         dir.path(),
-        TopicConfig::new("t", ["s"]).with_ack_timeout(Duration::from_millis(100)),
+        TopicConfig::new("t", ["s"]).with_ack_timeout(ACK_TIMEOUT),
+        &clock,
     );
     let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
     queue
@@ -782,8 +802,14 @@ fn a_stale_ack_over_the_wire_is_refused_and_settles_nothing() {
     });
     let mut entries = Vec::new();
     let mut sub = 0;
-    // The first delivery, then (after the ack timeout) the second.
+    // The first delivery, then (once the clock is past the ack timeout)
+    // the second.
+    let mut advanced = false;
     while entries.len() < 2 {
+        if entries.len() == 1 && !advanced {
+            clock.advance(ACK_TIMEOUT + Duration::from_secs(1)).unwrap();
+            advanced = true;
+        }
         match raw.recv() {
             Some(Response::Subscribed { sub: n, .. }) => sub = n,
             Some(Response::Deliver { deliveries, .. }) => {

@@ -221,6 +221,27 @@ fn outbox_stop_and_drop_join_both_threads() {
     no_threads_left();
 }
 
+#[test]
+fn an_outbox_runs_the_dispatcher_and_the_cleanup_apart_when_asked() {
+    use syncmq::outbox::OutboxConfig;
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    no_threads_left();
+    let sink = |_: &Message| Ok(());
+    let dispatching = OutboxConfig::new().with_cleanup(false);
+    let outbox = Outbox::start_with(MemoryOutboxStore::new(), sink, dispatching).unwrap();
+    eventually(Duration::from_secs(5), "the dispatcher alone", || {
+        syncmq_threads() == ["syncmq-outbox-s"]
+    });
+    drop(outbox);
+    no_threads_left();
+    let outbox = Outbox::start_cleanup(MemoryOutboxStore::new(), OutboxConfig::new()).unwrap();
+    eventually(Duration::from_secs(5), "the cleanup alone", || {
+        syncmq_threads() == ["syncmq-outbox-c"]
+    });
+    outbox.close().unwrap();
+    no_threads_left();
+}
+
 #[cfg(feature = "rabbitmq")]
 #[test]
 fn rabbitmq_client_and_adapter_close_join_every_thread() {

@@ -11,7 +11,10 @@ use crate::channel::stats::{adapter_stats, ChannelCounters};
 use crate::channel::{Adapter, AdapterStats, ChannelSpec, Mode};
 use crate::error::{Error, ObjectKind, Result};
 use crate::message::{Acker, Delivery, Message};
-use crate::queue::{Durability, EntryId, Interrupter, Queue, QueueConfig, Subscriber, TopicConfig};
+use crate::queue::{
+    Clock, ConfiguredClock, Durability, EntryId, Interrupter, Queue, QueueConfig, Subscriber,
+    TopicConfig,
+};
 use crate::thread::{self, join_all, lock, StopToken, Stopper, Worker};
 use crossbeam_channel::{select, Receiver, Sender};
 
@@ -37,6 +40,7 @@ const MAX_BATCH: usize = 512;
 pub struct DurableConfig {
     durability: Durability,
     close_timeout: Duration,
+    clock: ConfiguredClock,
 }
 
 impl Default for DurableConfig {
@@ -44,6 +48,7 @@ impl Default for DurableConfig {
         DurableConfig {
             durability: Durability::default(),
             close_timeout: Duration::from_secs(10),
+            clock: ConfiguredClock::default(),
         }
     }
 }
@@ -67,6 +72,16 @@ impl DurableConfig {
     #[must_use]
     pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets the clock the channels' ack timeouts follow, as
+    /// [`QueueConfig::with_clock`]: a test passes a
+    /// [`ManualClock`](crate::queue::ManualClock) and moves it instead of
+    /// sleeping. The default is the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = ConfiguredClock::new(clock);
         self
     }
 
@@ -220,7 +235,9 @@ impl DurableAdapter {
         config.validate()?;
         let queue = Queue::open(
             path,
-            QueueConfig::new().with_durability(config.durability()),
+            QueueConfig::new()
+                .with_durability(config.durability())
+                .with_clock(config.clock.get()),
         )?;
         Self::on_queue(queue, config)
     }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::outbox::event::WhenFull;
 
 /// How an [`Outbox`](crate::outbox::Outbox) dispatches, retries, cleans up and
 /// closes. Every knob has a default that suits most programs; change the
@@ -33,6 +34,8 @@ pub struct OutboxConfig {
     retention: Duration,
     cleanup_batch_size: usize,
     events_capacity: usize,
+    events_when_full: WhenFull,
+    cleanup: bool,
     close_timeout: Duration,
 }
 
@@ -48,6 +51,8 @@ impl Default for OutboxConfig {
             retention: Duration::from_secs(24 * 3600),
             cleanup_batch_size: 1000,
             events_capacity: 1024,
+            events_when_full: WhenFull::Drop,
+            cleanup: true,
             close_timeout: Duration::from_secs(5),
         }
     }
@@ -98,6 +103,16 @@ impl OutboxConfig {
         self
     }
 
+    /// Whether this outbox runs the cleanup thread. Default on. Turn it off
+    /// when another process cleans the same store (an outbox started with
+    /// [`Outbox::start_cleanup`](crate::outbox::Outbox::start_cleanup), or a
+    /// job of the database's own): dispatched rows then stay until it does.
+    #[must_use]
+    pub fn with_cleanup(mut self, cleanup: bool) -> Self {
+        self.cleanup = cleanup;
+        self
+    }
+
     /// How often the cleanup thread runs. Default 60 s.
     #[must_use]
     pub fn with_cleanup_interval(mut self, interval: Duration) -> Self {
@@ -121,11 +136,20 @@ impl OutboxConfig {
         self
     }
 
-    /// The capacity of the events channel. Default 1024; when it is full,
-    /// new events are dropped (and counted), never waited for.
+    /// The capacity of the events channel. Default 1024; what happens when
+    /// it is full is [`with_events_when_full`](Self::with_events_when_full)'s.
     #[must_use]
     pub fn with_events_capacity(mut self, capacity: usize) -> Self {
         self.events_capacity = capacity;
+        self
+    }
+
+    /// What happens to an event when the events channel is full: dropped
+    /// and counted (the default, [`WhenFull::Drop`]), or waited for until
+    /// the reader takes one ([`WhenFull::Wait`], every outcome seen).
+    #[must_use]
+    pub fn with_events_when_full(mut self, when_full: WhenFull) -> Self {
+        self.events_when_full = when_full;
         self
     }
 
@@ -181,6 +205,16 @@ impl OutboxConfig {
     /// The capacity of the events channel.
     pub fn events_capacity(&self) -> usize {
         self.events_capacity
+    }
+
+    /// What happens to an event when the events channel is full.
+    pub fn events_when_full(&self) -> WhenFull {
+        self.events_when_full
+    }
+
+    /// Whether the cleanup thread runs.
+    pub fn cleanup(&self) -> bool {
+        self.cleanup
     }
 
     /// How long [`Outbox::close`](crate::outbox::Outbox::close) waits for the

@@ -1,6 +1,28 @@
-//! [`OutboxEvent`]: what the dispatcher and cleanup threads report.
+//! [`OutboxEvent`]: what the dispatcher and cleanup threads report, and
+//! [`WhenFull`]: what they do when nobody reads the reports.
 
 use crate::error::Error;
+
+/// What the dispatcher and cleanup threads do with an event when the events
+/// channel is full ([`OutboxConfig::with_events_when_full`](crate::outbox::OutboxConfig::with_events_when_full)).
+///
+/// outboxer hands outcomes over on two Go channels, `OkChan` and `ErrChan`,
+/// that the dispatcher waits on. Here the default never waits: an outbox
+/// whose events nobody reads keeps dispatching, and the dropped events are
+/// counted ([`Outbox::dropped_events`](crate::outbox::Outbox::dropped_events)).
+/// A program that must see every outcome asks the dispatcher to wait
+/// instead, and then has to read [`Outbox::events`](crate::outbox::Outbox::events):
+/// dispatching goes at the pace of its reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Drop the new event and count it; never slow the dispatcher down.
+    #[default]
+    Drop,
+    /// Wait until the reader takes an event (or the outbox closes, when
+    /// the event is dropped and counted): every outcome is seen, and a
+    /// reader that stops stops the dispatching.
+    Wait,
+}
 
 /// What the dispatcher and cleanup threads report on
 /// [`Outbox::events`](crate::outbox::Outbox::events).

@@ -67,7 +67,7 @@ mod store;
 mod wake;
 
 pub use config::OutboxConfig;
-pub use event::OutboxEvent;
+pub use event::{OutboxEvent, WhenFull};
 pub use outbox::Outbox;
 pub use record::OutboxRecord;
 pub use stats::OutboxStats;

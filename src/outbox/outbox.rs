@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
@@ -40,11 +40,16 @@ use crate::thread::{self, join_all, lock, Worker};
 ///
 /// The **cleanup** thread (`syncmq-outbox-clean`) wakes every
 /// `cleanup_interval` and removes dispatched rows older than `retention`, in
-/// batches of `cleanup_batch_size`.
+/// batches of `cleanup_batch_size`. The two need not run together:
+/// [`OutboxConfig::with_cleanup`]`(false)` starts the dispatcher alone (for
+/// a store another process cleans), and [`start_cleanup`](Self::start_cleanup)
+/// the cleanup alone, so one process can dispatch and another clean the
+/// same PostgreSQL table.
 ///
-/// Outcomes go to a bounded channel ([`events`](Self::events)) with
-/// `try_send`: when nobody reads, events are dropped and counted
-/// ([`dropped_events`](Self::dropped_events)), never waited on.
+/// Outcomes go to a bounded channel ([`events`](Self::events)): when nobody
+/// reads, events are dropped and counted
+/// ([`dropped_events`](Self::dropped_events)), never waited on, unless the
+/// config asks to wait ([`WhenFull::Wait`](crate::outbox::WhenFull::Wait)).
 /// [`close`](Self::close) (or dropping the outbox) wakes both threads and
 /// joins them within the close timeout.
 ///
@@ -71,6 +76,8 @@ pub struct Outbox<S: OutboxStore> {
     events: Receiver<OutboxEvent>,
     counters: Arc<OutboxCounters>,
     workers: Mutex<Vec<Worker<()>>>,
+    /// Dropped by `close`, which ends a wait for a reader of the events.
+    closing: Mutex<Option<Sender<()>>>,
     config: OutboxConfig,
 }
 
@@ -101,34 +108,82 @@ impl<S: OutboxStore> Outbox<S> {
     /// [`Error::InvalidArgument`] for a bad config, [`Error::Io`] when
     /// the OS refuses a thread.
     pub fn start_with(store: S, sink: impl Sink, config: OutboxConfig) -> Result<Self> {
-        config.validate()?;
-        let store = Arc::new(store);
-        let wake = Arc::new(Wake::default());
-        let (events_tx, events) = crossbeam_channel::bounded(config.events_capacity());
-        let counters = Arc::new(OutboxCounters::default());
-        let reporter = Reporter::new(events_tx, counters.clone());
+        let (outbox, reporter) = Outbox::new(store, config)?;
         let dispatcher = Dispatcher::new(
-            store.clone(),
+            outbox.store.clone(),
             sink,
-            wake.clone(),
+            outbox.wake.clone(),
             reporter.clone(),
-            config.clone(),
+            outbox.config.clone(),
         );
-        let cleaner = Cleaner::new(store.clone(), wake.clone(), reporter, config.clone());
-        let outbox = Outbox {
-            store,
-            wake,
-            events,
-            counters,
-            workers: Mutex::new(Vec::with_capacity(2)),
-            config,
-        };
         // On an error, dropping `outbox` closes what started.
         let sender = thread::spawn("outbox-send", move || dispatcher.run())?;
         lock(&outbox.workers).push(sender);
-        let cleaner = thread::spawn("outbox-clean", move || cleaner.run())?;
-        lock(&outbox.workers).push(cleaner);
+        if outbox.config.cleanup() {
+            outbox.start_cleaner(reporter)?;
+        }
         Ok(outbox)
+    }
+
+    /// Starts the cleanup thread alone, no dispatcher: removes the rows of
+    /// `store` dispatched more than `retention` ago, every
+    /// `cleanup_interval`, for outboxes in other processes that dispatch
+    /// with [`OutboxConfig::with_cleanup`]`(false)` (outboxer's separate
+    /// `Cleanup`). Adds through it are dispatched by those.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a bad config, or one with cleanup
+    /// off (it would do nothing); [`Error::Io`] when the OS refuses a
+    /// thread.
+    pub fn start_cleanup(store: S, config: OutboxConfig) -> Result<Self> {
+        if !config.cleanup() {
+            return Err(Error::invalid(
+                "cleanup",
+                "is off, so an outbox that only cleans would do nothing",
+            ));
+        }
+        let (outbox, reporter) = Outbox::new(store, config)?;
+        outbox.start_cleaner(reporter)?;
+        Ok(outbox)
+    }
+
+    /// An outbox on `store` with no thread yet, and the reporter its
+    /// threads share.
+    fn new(store: S, config: OutboxConfig) -> Result<(Self, Reporter)> {
+        config.validate()?;
+        let (events_tx, events) = crossbeam_channel::bounded(config.events_capacity());
+        let (closing_tx, closing) = crossbeam_channel::bounded(0);
+        let counters = Arc::new(OutboxCounters::default());
+        let reporter = Reporter::new(
+            events_tx,
+            counters.clone(),
+            config.events_when_full(),
+            closing,
+        );
+        let outbox = Outbox {
+            store: Arc::new(store),
+            wake: Arc::new(Wake::default()),
+            events,
+            counters,
+            workers: Mutex::new(Vec::with_capacity(2)),
+            closing: Mutex::new(Some(closing_tx)),
+            config,
+        };
+        Ok((outbox, reporter))
+    }
+
+    /// Starts the cleanup thread.
+    fn start_cleaner(&self, reporter: Reporter) -> Result<()> {
+        let cleaner = Cleaner::new(
+            self.store.clone(),
+            self.wake.clone(),
+            reporter,
+            self.config.clone(),
+        );
+        let worker = thread::spawn("outbox-clean", move || cleaner.run())?;
+        lock(&self.workers).push(worker);
+        Ok(())
     }
 
     /// Adds a message in a transaction of its own and wakes the dispatcher.
@@ -197,8 +252,9 @@ impl<S: OutboxStore> Outbox<S> {
     }
 
     /// The outcomes of sends and cleanups. The channel is bounded; when it
-    /// is full, new events are dropped, never waited for. Clones share the
-    /// events. It ends (disconnects) after [`close`](Self::close).
+    /// is full, new events are dropped, never waited for, unless the config
+    /// says [`WhenFull::Wait`](crate::outbox::WhenFull::Wait). Clones share
+    /// the events. It ends (disconnects) after [`close`](Self::close).
     pub fn events(&self) -> &Receiver<OutboxEvent> {
         &self.events
     }
@@ -231,6 +287,7 @@ impl<S: OutboxStore> Outbox<S> {
     /// [`Error::Panicked`] when one panicked.
     pub fn close(&self) -> Result<()> {
         self.wake.close();
+        drop(lock(&self.closing).take());
         let workers = std::mem::take(&mut *lock(&self.workers));
         join_all(workers, Instant::now() + self.config.close_timeout())
     }

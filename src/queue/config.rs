@@ -5,10 +5,12 @@
 use std::collections::HashSet;
 #[cfg(feature = "config")]
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::clock::{Clock, ConfiguredClock};
 use crate::error::{Error, Result};
 
 /// When a publish counts as done.
@@ -263,8 +265,9 @@ fn check_name(field: &str, name: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// How a queue is opened: durability, limits, the topics to declare and
-/// how long [`Queue::close`](super::Queue::close) waits for its thread.
+/// How a queue is opened: durability, limits, the topics to declare, how
+/// long [`Queue::close`](super::Queue::close) waits for its thread, and
+/// the [`Clock`] deadlines and expiry follow.
 ///
 /// A serde struct, with `#[must_use]` builders;
 /// [`validate`](Self::validate) names the field at fault, as
@@ -278,6 +281,9 @@ fn check_name(field: &str, name: &str, what: &str) -> Result<()> {
 /// | `max_message_bytes` | 16 MiB | [`with_max_message_bytes`](Self::with_max_message_bytes) |
 /// | `topics` | none | [`with_topic`](Self::with_topic) |
 /// | `close_timeout_ms` | 10000 | [`with_close_timeout`](Self::with_close_timeout) |
+/// | (not in files) | [`SystemClock`](super::SystemClock) | [`with_clock`](Self::with_clock) |
+///
+/// Configs compare equal when they share the clock (the same `Arc`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
@@ -286,6 +292,9 @@ pub struct QueueConfig {
     topics: Vec<TopicConfig>,
     #[serde(rename = "close_timeout_ms", with = "crate::millis")]
     close_timeout: Duration,
+    /// A file cannot hold a clock: a loaded config has the system's.
+    #[serde(skip)]
+    clock: ConfiguredClock,
 }
 
 impl Default for QueueConfig {
@@ -295,6 +304,7 @@ impl Default for QueueConfig {
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             topics: Vec::new(),
             close_timeout: Self::DEFAULT_CLOSE_TIMEOUT,
+            clock: ConfiguredClock::default(),
         }
     }
 }
@@ -343,6 +353,17 @@ impl QueueConfig {
         self
     }
 
+    /// Sets the clock that ack deadlines, message expiry and topic TTLs
+    /// follow; the default is [`SystemClock`](super::SystemClock). A test
+    /// passes a [`ManualClock`](super::ManualClock) and moves it instead of
+    /// sleeping. Timeouts of waits (a receive's, a receipt's, close's)
+    /// stay on real time.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = ConfiguredClock::new(clock);
+        self
+    }
+
     /// When a publish counts as done.
     pub fn durability(&self) -> Durability {
         self.durability
@@ -361,6 +382,11 @@ impl QueueConfig {
     /// How long `close` waits for the queue's thread.
     pub fn close_timeout(&self) -> Duration {
         self.close_timeout
+    }
+
+    /// The clock deadlines, expiry and TTLs follow.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.get()
     }
 
     /// The topics, for the queue that declares them.

@@ -38,8 +38,8 @@ impl State {
             return Ok(Vec::new());
         }
         let mut taking = Taking {
-            now: Instant::now(),
-            wall: SystemTime::now(),
+            now: self.clock.now(),
+            wall: self.clock.wall(),
             tag: self.next_tag,
             batch: Batch::new(),
             out: Vec::new(),
@@ -169,6 +169,8 @@ impl State {
 
 /// One call of [`State::take`]: what it hands out and writes so far.
 struct Taking {
+    /// The queue's clock at the take: ack deadlines count from `now`,
+    /// expiry is checked against `wall`.
     now: Instant,
     wall: SystemTime,
     /// The tag of the last delivery made.
@@ -273,7 +275,8 @@ impl Taking {
     ) {
         sub.set_attempts(id, deliveries, &mut self.batch);
         self.tag += 1;
-        let deadline = info.ack_timeout.map(|t| self.now + t);
+        // A deadline beyond what the clock can hold never comes.
+        let deadline = info.ack_timeout.and_then(|t| self.now.checked_add(t));
         if let Some(d) = deadline {
             self.deadlines.push((d, self.tag, sub.id, id));
         }

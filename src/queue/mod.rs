@@ -12,6 +12,9 @@
 //!   ([`Subscriber::is_available`], [`Subscriber::on_ready`]).
 //! - [`Queue::send`]: pipelined publishing, returning a
 //!   [`Receipt`].
+//! - [`Clock`]: where ack deadlines, expiry and TTLs read the time
+//!   ([`SystemClock`] by default; [`ManualClock`] for tests, see "Testing
+//!   with a clock" below).
 //!
 //! # Guarantees
 //!
@@ -63,8 +66,46 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Testing with a clock
+//!
+//! Ack deadlines, message expiry and topic TTLs follow the queue's
+//! [`Clock`] ([`QueueConfig::with_clock`]). A test passes a
+//! [`ManualClock`] and moves it instead of sleeping:
+//! [`advance`](ManualClock::advance) moves the monotonic and the wall time
+//! together and, before it returns, gives back every delivery whose ack
+//! deadline it passed (waking blocked receives). Expiry is checked when a
+//! message is taken, against [`Clock::wall`]: a topic's TTL counts from
+//! it, and a test gives a message an expiry from it too
+//! ([`Message::with_ttl`] counts from the system's clock). Waits for I/O
+//! and threads stay on real time whatever the clock: a receive's timeout,
+//! [`Receipt::wait_timeout`], close timeouts.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use syncmq::queue::{Clock, ManualClock, Queue, QueueConfig, TopicConfig};
+//! use syncmq::Message;
+//!
+//! # fn main() -> syncmq::Result<()> {
+//! let clock = Arc::new(ManualClock::new());
+//! let queue = Queue::memory(
+//!     QueueConfig::new()
+//!         .with_topic(TopicConfig::new("t", ["s"]).with_ack_timeout(Duration::ZERO))
+//!         .with_clock(clock.clone()),
+//! )?;
+//! let expiry = clock.wall() + Duration::from_secs(60);
+//! queue.publish("t", &[Message::new(b"soon stale".to_vec()).with_expiry(expiry)])?;
+//! clock.advance(Duration::from_secs(61))?;
+//! let s = queue.subscribe("t", "s")?;
+//! assert!(s.recv_timeout(Duration::ZERO)?.is_none(), "expired");
+//! assert_eq!(queue.stats("t")?[0].expired, 1);
+//! # Ok(())
+//! # }
+//! ```
 
 mod activity;
+mod clock;
 mod commit;
 mod commit_ticket;
 mod config;
@@ -86,6 +127,8 @@ mod subscriber_state;
 mod sweeper;
 mod topic;
 
+pub(crate) use clock::ConfiguredClock;
+pub use clock::{AdvanceFn, Clock, ManualClock, SystemClock};
 pub use config::{Durability, QueueConfig, TopicConfig};
 pub use entry::{DeadLetter, EntryId, Peeked, Received, SubscriberStats};
 pub use fjall_store::FjallStore;
@@ -110,7 +153,9 @@ use state::{Shared, State};
 /// The queue engine: topics, publishing, subscribers. See the
 /// [module docs](crate::queue) for its guarantees.
 ///
-/// Owns one thread, `syncmq-queue-sweep` (ack deadlines), which
+/// Owns one thread, `syncmq-queue-sweep` (ack deadlines, on the
+/// configured [`Clock`]; a [`ManualClock`]'s `advance` sweeps on its own
+/// thread instead), which
 /// [`close`](Queue::close) or drop stops and joins within
 /// [`QueueConfig::with_close_timeout`]; group commit runs on the
 /// publishers' own threads. Share a queue between threads with an `Arc`.
@@ -118,6 +163,9 @@ pub struct Queue {
     shared: Arc<Shared>,
     workers: Mutex<Vec<Worker<()>>>,
     close_timeout: Duration,
+    /// Kept alive for the clock, which holds it weakly: a clock that jumps
+    /// sweeps through it (see `sweeper.rs`).
+    _follow_clock: Arc<AdvanceFn>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -159,7 +207,8 @@ impl Queue {
     /// As [`open`](Self::open).
     pub fn with_store(store: Arc<dyn Store>, config: QueueConfig) -> Result<Self> {
         config.validate()?;
-        let mut state = State::load(store)?;
+        let clock = config.clock();
+        let mut state = State::load(store, clock.clone())?;
         let (durability, max_message_bytes, close_timeout) = (
             config.durability(),
             config.max_message_bytes(),
@@ -169,6 +218,7 @@ impl Queue {
             state.declare(topic, &format!("topics[{i}]"))?;
         }
         let shared = Arc::new(Shared::new(state, durability, max_message_bytes));
+        let follow_clock = sweeper::follow(&shared, &*clock);
         let sweeper_shared = shared.clone();
         let workers = vec![thread::spawn("queue-sweep", move || {
             sweeper::run(&sweeper_shared);
@@ -177,6 +227,7 @@ impl Queue {
             shared,
             workers: Mutex::new(workers),
             close_timeout,
+            _follow_clock: follow_clock,
         })
     }
 

@@ -37,7 +37,8 @@ impl State {
             sub,
             info: topic.info(),
             store: &*self.store,
-            wall: SystemTime::now(),
+            // Expiry as the take judges it: on the queue's clock.
+            wall: self.clock.wall(),
             out: Vec::new(),
         };
         if max == 0 || sub.ready() == 0 {

@@ -4,7 +4,6 @@
 //! dedupe replaces an undelivered message with the same key in place.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
 
 use super::keys;
 use super::state::{missing_sub, unknown_topic, State};
@@ -38,12 +37,14 @@ impl State {
             topics,
             subs,
             store,
+            clock,
             ..
         } = self;
         let topic = topics
             .get_mut(topic_name)
             .ok_or_else(|| unknown_topic(topic_name))?;
-        let now = SystemTime::now();
+        // A topic's TTL counts from the queue's clock.
+        let now = clock.wall();
         let ttl = topic.config.default_ttl();
         let mut encoded = Vec::with_capacity(messages.len());
         for (i, m) in messages.iter().enumerate() {
@@ -56,9 +57,11 @@ impl State {
                 )?;
             }
             let bytes = match ttl {
-                Some(ttl) if m.expires_at().is_none() => {
-                    m.clone().with_expiry(now + ttl).to_bytes()?
-                }
+                // An expiry beyond what the clock can hold never comes.
+                Some(ttl) if m.expires_at().is_none() => match now.checked_add(ttl) {
+                    Some(at) => m.clone().with_expiry(at).to_bytes()?,
+                    None => m.to_bytes()?,
+                },
                 _ => m.to_bytes()?,
             };
             if bytes.len() > max_bytes {

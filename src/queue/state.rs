@@ -24,6 +24,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use super::clock::Clock;
 use super::commit::Committer;
 use super::config::{Durability, TopicConfig};
 use super::entry::{EntryId, SubscriberStats};
@@ -68,7 +69,9 @@ pub(crate) struct State {
     pub(crate) subs: IdMap<u32, SubscriberState>,
     next_topic_id: u32,
     next_sub_id: u32,
-    /// In-flight entries with an ack deadline, earliest first.
+    /// Where ack deadlines, expiry and TTLs read the time.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// In-flight entries with an ack deadline (by `clock`), earliest first.
     pub(crate) deadlines: BTreeSet<(Instant, u64, u32, EntryId)>,
     pub(crate) next_tag: u64,
     /// Set when a take moved the earliest deadline forward: the sweeper
@@ -79,8 +82,9 @@ pub(crate) struct State {
 impl State {
     /// Reads the state back from `store`: topic records, sequence
     /// reservations, counters and delivery attempts. Every stored entry
-    /// starts out ready to deliver (in-flight ones come back).
-    pub(crate) fn load(store: Arc<dyn Store>) -> Result<Self> {
+    /// starts out ready to deliver (in-flight ones come back). Deadlines
+    /// and expiry follow `clock`.
+    pub(crate) fn load(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self> {
         let (next_topic_id, next_sub_id) = match store.get(Space::Meta, keys::META_IDS)? {
             Some(v) => (
                 keys::read_u32(&v, 0, Space::Meta, keys::META_IDS)?,
@@ -167,6 +171,7 @@ impl State {
             subs,
             next_topic_id,
             next_sub_id,
+            clock,
             deadlines: BTreeSet::new(),
             next_tag: 0,
             wake_sweeper: false,

@@ -98,7 +98,8 @@ impl Subscriber {
 
     /// Takes up to `max` messages, waiting up to `timeout` (`None`: without
     /// limit) for the first; an empty vector means the time ran out (no
-    /// error: see the crate docs on timeouts). Redeliveries come first, then
+    /// error: see the crate docs on timeouts). The timeout is real time,
+    /// whatever the queue's [`Clock`](super::Clock). Redeliveries come first, then
     /// the queue; priority 0 first, FIFO within a level.
     ///
     /// # Delivery counts survive restarts
@@ -401,7 +402,8 @@ impl Subscriber {
     /// (another handle took it first).
     ///
     /// `notify` runs on the thread that caused the change (a publisher,
-    /// the `syncmq-queue-sweep` thread for ack timeouts, the closing
+    /// the `syncmq-queue-sweep` thread for ack timeouts, or the thread
+    /// that moved a [`ManualClock`](super::ManualClock), the closing
     /// thread) while it holds the queue's lock: it must be quick, must not
     /// block, and must not call into the queue (that would deadlock).
     /// Writing a byte to a non-blocking socket or setting a flag is the

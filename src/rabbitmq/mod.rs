@@ -54,6 +54,7 @@ mod consumer;
 mod publisher;
 mod queue_arguments;
 mod rabbit_client;
+mod routed;
 mod topology;
 
 #[cfg(feature = "tls")]
@@ -63,6 +64,7 @@ pub use consumer::{Consumer, ConsumerHandle, ConsumerOptions, ConsumerStats, Del
 pub use publisher::{BlockedPolicy, Publisher, PublisherConfig, PublisherStats, Refusal};
 pub use queue_arguments::{ArgumentValue, Overflow, QueueArguments, QueueType, StreamOffset};
 pub use rabbit_client::{RabbitClient, RabbitClientConfig};
+pub use routed::Routed;
 pub use topology::{Declaration, ExchangeKind};
 
 // For the `RabbitAdapter` (crate::channel), which runs consumer channel

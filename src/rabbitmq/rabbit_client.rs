@@ -14,6 +14,7 @@ use crate::rabbitmq::consumer::{
     self, Consumer, ConsumerHandle, ConsumerOptions, Consumers, DeliveryInfo, Handler,
 };
 use crate::rabbitmq::publisher::{Publisher, PublisherConfig, Refusal};
+use crate::rabbitmq::routed::Routed;
 use crate::thread::lock;
 use crate::waiter::ConnectionWaiter;
 
@@ -24,8 +25,8 @@ use crate::waiter::ConnectionWaiter;
 /// use syncmq::rabbitmq::RabbitClientConfig;
 ///
 /// let config = RabbitClientConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", "billing")
-///     .with_reconnect_interval(Duration::from_millis(200))
-///     .with_retry_interval(Duration::from_secs(2))
+///     .with_first_reconnect_delay(Duration::from_millis(200))
+///     .with_nack_retry_interval(Duration::from_secs(2))
 ///     .with_close_timeout(Duration::from_secs(3));
 /// assert_eq!(config.service(), "billing");
 /// assert_eq!(config.publisher().close_timeout(), Duration::from_secs(3));
@@ -50,25 +51,32 @@ impl RabbitClientConfig {
         }
     }
 
-    /// gormq's `ReconnectInterval`: the first reconnect backoff (it
-    /// doubles up to 30 times this, capped at 30 s).
+    /// How long the connection waits before its first reconnect after a
+    /// loss; each later attempt waits twice as long as the one before, up
+    /// to 30 times this delay and never more than 30 s (less a random
+    /// jitter of up to a quarter, so that many clients do not reconnect in
+    /// step). gormq's `ReconnectInterval`, which waited the same interval
+    /// before every attempt; [`ConnectionConfig::with_backoff`] sets both
+    /// ends.
     #[must_use]
-    pub fn with_reconnect_interval(mut self, interval: Duration) -> Self {
-        let max = interval
+    pub fn with_first_reconnect_delay(mut self, delay: Duration) -> Self {
+        let max = delay
             .saturating_mul(30)
             .min(Duration::from_secs(30))
-            .max(interval);
-        self.connection = self.connection.with_backoff(interval, max);
+            .max(delay);
+        self.connection = self.connection.with_backoff(delay, max);
         self
     }
 
-    /// gormq's `FailedMessageRetryInterval`: how long the publisher waits
-    /// before it tries again after the broker refused its channel (a lost
-    /// connection resends at once; a nacked message fails as
-    /// [`Error::Busy`](crate::Error::Busy), not retried).
+    /// How long the publisher waits before it sends a message the broker
+    /// nacked again (see [`PublisherConfig::with_nack_retry_interval`];
+    /// after [`PublisherConfig::with_nack_retries`] nacks it fails as
+    /// [`Error::Busy`](crate::Error::Busy)). gormq's
+    /// `FailedMessageRetryInterval`, which also paced resends after a lost
+    /// connection: here those go out the moment the connection is back.
     #[must_use]
-    pub fn with_retry_interval(mut self, interval: Duration) -> Self {
-        self.publisher = self.publisher.with_retry_interval(interval);
+    pub fn with_nack_retry_interval(mut self, interval: Duration) -> Self {
+        self.publisher = self.publisher.with_nack_retry_interval(interval);
         self
     }
 
@@ -197,6 +205,29 @@ impl RabbitClient {
     /// As [`Publisher::publish`].
     pub fn publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
         self.publisher.publish(exchange, routing_key, message)
+    }
+
+    /// As [`publish`](Self::publish), for a message that carries its route.
+    ///
+    /// # Errors
+    ///
+    /// As [`Publisher::publish`].
+    pub fn publish_routed(&self, routed: Routed) -> Result<()> {
+        let (exchange, message) = routed.into_parts();
+        let key = message.routing_key().unwrap_or_default().to_string();
+        self.publisher.publish(&exchange, &key, message)
+    }
+
+    /// As [`publish_nowait`](Self::publish_nowait), for a message that
+    /// carries its route: gormq's `Publish(msg)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Publisher::publish_nowait`].
+    pub fn publish_routed_nowait(&self, routed: Routed) -> Result<()> {
+        let (exchange, message) = routed.into_parts();
+        let key = message.routing_key().unwrap_or_default().to_string();
+        self.publisher.publish_nowait(&exchange, &key, message)
     }
 
     /// gormq's `Publish`: hands the message over and returns at once,

@@ -26,14 +26,14 @@ pub enum BlockedPolicy {
 /// let config = PublisherConfig::new()
 ///     .with_window(512)
 ///     .with_buffer(100_000)
-///     .with_retry_interval(Duration::from_millis(500))
+///     .with_nack_retry_interval(Duration::from_millis(500))
 ///     .with_blocked(BlockedPolicy::Fail);
 /// ```
 #[derive(Debug, Clone)]
 pub struct PublisherConfig {
     window: usize,
     buffer: usize,
-    retry_interval: Duration,
+    nack_retry_interval: Duration,
     nack_retries: u32,
     confirm_timeout: Duration,
     persistent: bool,
@@ -49,7 +49,7 @@ impl Default for PublisherConfig {
         PublisherConfig {
             window: 256,
             buffer: 10_000,
-            retry_interval: Duration::from_secs(1),
+            nack_retry_interval: Duration::from_secs(1),
             nack_retries: 3,
             confirm_timeout: Duration::from_secs(30),
             persistent: true,
@@ -86,17 +86,20 @@ impl PublisherConfig {
         self
     }
 
-    /// How long the publisher waits before it tries again after the
-    /// broker refused its channel on a live connection (which no reconnect
-    /// announces) or nacked a message.
+    /// How long the publisher waits before it sends a nacked message again
+    /// (default 1 s), and before it opens a new channel after the broker
+    /// closed its channel on a live connection (which no reconnect
+    /// announces). A lost connection is not waited for here: what it left
+    /// unconfirmed is resent the moment the supervisor reconnects. gormq's
+    /// `FailedMessageRetryInterval`.
     #[must_use]
-    pub fn with_retry_interval(mut self, interval: Duration) -> Self {
-        self.retry_interval = interval;
+    pub fn with_nack_retry_interval(mut self, interval: Duration) -> Self {
+        self.nack_retry_interval = interval;
         self
     }
 
     /// How many times a message the broker nacks is sent again (default 3,
-    /// `retry_interval` apart, each time on a new channel) before it fails
+    /// `nack_retry_interval` apart, each time on a new channel) before it fails
     /// to its caller with [`Error::Busy`]. A quorum queue nacks while it
     /// elects a leader (a node of the cluster died), which a retry rides
     /// out; a full queue declared with `x-overflow` `reject-publish` nacks
@@ -180,10 +183,9 @@ impl PublisherConfig {
         self.buffer
     }
 
-    /// How long the publisher waits before it tries a refused channel
-    /// again.
-    pub fn retry_interval(&self) -> Duration {
-        self.retry_interval
+    /// How long the publisher waits before it sends a nacked message again.
+    pub fn nack_retry_interval(&self) -> Duration {
+        self.nack_retry_interval
     }
 
     /// How many times a nacked message is sent again.

@@ -178,7 +178,7 @@ impl Engine {
                             if loss.pause || (loss.by_server && self.careful_through.is_none()) {
                                 // Nacked, or refused with nothing to blame: do
                                 // not spin.
-                                let _ = self.stop.sleep(self.config.retry_interval());
+                                let _ = self.stop.sleep(self.config.nack_retry_interval());
                             }
                         }
                     }
@@ -195,7 +195,7 @@ impl Engine {
                     };
                     // The retry timer covers a channel refused on a live
                     // connection, which no reconnect will announce.
-                    let retry = crossbeam_channel::after(self.config.retry_interval());
+                    let retry = crossbeam_channel::after(self.config.nack_retry_interval());
                     let requests = self.requests.clone();
                     let mut select = Select::new();
                     let wake_at = select.recv(&wake);
@@ -705,7 +705,7 @@ impl Engine {
                 self.shared.name,
                 retried.len() + failed,
                 retried.len(),
-                self.config.retry_interval(),
+                self.config.nack_retry_interval(),
                 self.config.nack_retries()
             );
         }
