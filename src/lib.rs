@@ -28,8 +28,9 @@
 //!    serde boundary, `TlsConfig` (the TLS settings RabbitMQ connections
 //!    and the PostgreSQL store share), config files in JSON, TOML or YAML
 //!    (feature `config`);
-//! 2. [`Message`] and [`Delivery`], [`Receipt`] and the one-shot replies
-//!    receipts wait on, the [`ConnectionWaiter`];
+//! 2. [`Message`] and [`Delivery`] (with JSON payloads, feature `json`),
+//!    [`Receipt`] and the one-shot replies receipts wait on, the
+//!    [`ConnectionWaiter`];
 //! 3. `queue` (feature `durable`): the fjall-backed queue engine: topics,
 //!    subscribers, priorities, acks with redelivery, dead letters, dedupe,
 //!    expiry and group commit;

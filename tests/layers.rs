@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "tls",
     "config_file",
     "message",
+    "json",
     "receipt",
     "reply",
     "waiter",
