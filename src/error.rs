@@ -1,6 +1,7 @@
 //! The one error type of the crate.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,6 +168,34 @@ pub enum Error {
         what: String,
         /// The socket's, amiquip's or the frame reader's error.
         source: ErrorSource,
+    },
+    /// Nothing answered at `addr`: the connection was refused, timed out or
+    /// found no route. Transient: the same call may succeed once the peer
+    /// listens. Told apart from [`Disconnected`](Error::Disconnected) (a
+    /// peer that answered and then went away) so that a person reads which
+    /// address to check.
+    Unreachable {
+        /// What was to be reached (`"the queue server"`).
+        what: String,
+        /// The address tried.
+        addr: String,
+        /// The socket's error.
+        source: ErrorSource,
+    },
+    /// The address to listen on is taken by another socket: another
+    /// server, or an earlier one that has not let go of it yet.
+    AddrInUse {
+        /// The address, as given.
+        addr: String,
+    },
+    /// A data directory is open in another process (or another time in
+    /// this one): one process at a time may own a queue directory.
+    DirectoryInUse {
+        /// The directory.
+        dir: PathBuf,
+        /// The process that owns it, when it wrote its pid down (see
+        /// [`FjallStore`](crate::queue::FjallStore)).
+        pid: Option<u32>,
     },
     /// A bounded buffer, or the peer, cannot take more right now: the
     /// publisher's buffer is full of messages awaiting confirms, the broker
@@ -353,6 +382,31 @@ impl Error {
         }
     }
 
+    /// [`Error::Unreachable`]: `what` at `addr` did not answer, with the
+    /// socket's error `e`.
+    pub fn unreachable(
+        what: impl Into<String>,
+        addr: impl Into<String>,
+        e: std::io::Error,
+    ) -> Self {
+        Error::Unreachable {
+            what: what.into(),
+            addr: addr.into(),
+            source: source(e),
+        }
+    }
+
+    /// The error for a failed bind of `addr`: [`Error::AddrInUse`] when the
+    /// address is taken, else [`Error::Io`] naming it.
+    pub fn listen(addr: impl Into<String>, e: std::io::Error) -> Self {
+        let addr = addr.into();
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            Error::AddrInUse { addr }
+        } else {
+            Error::io(format!("listen on {addr}"), e)
+        }
+    }
+
     /// Shorthand for [`Error::Refused`].
     pub fn refused(code: u16, text: impl Into<String>) -> Self {
         Error::Refused {
@@ -367,7 +421,10 @@ impl Error {
     /// [`Block`](Error::Block) error is transient when its cause is.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Timeout { .. } | Error::Disconnected { .. } | Error::Busy { .. } => true,
+            Error::Timeout { .. }
+            | Error::Disconnected { .. }
+            | Error::Unreachable { .. }
+            | Error::Busy { .. } => true,
             Error::Block { error, .. } => error.is_transient(),
             _ => false,
         }
@@ -443,6 +500,27 @@ fn write_chain(
     Ok(())
 }
 
+/// A socket's error as a person says it: `connection refused` rather
+/// than the OS's `Connection refused (os error 111)`; other causes as
+/// [`write_chain`] prints them.
+fn write_socket_error(
+    f: &mut fmt::Formatter<'_>,
+    cause: &(dyn std::error::Error + 'static),
+) -> fmt::Result {
+    match cause.downcast_ref::<std::io::Error>() {
+        Some(io) if io.raw_os_error().is_some() => {
+            let text = io.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            let mut chars = text.chars();
+            if let Some(first) = chars.next() {
+                write!(f, "{}", first.to_lowercase())?;
+            }
+            f.write_str(chars.as_str())
+        }
+        _ => write_chain(f, cause),
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -482,6 +560,22 @@ impl fmt::Display for Error {
                 write!(f, "disconnected: {what}: ")?;
                 write_chain(f, source.as_ref())
             }
+            Error::Unreachable { what, addr, source } => {
+                write!(f, "cannot reach {what} at {addr}: ")?;
+                write_socket_error(f, source.as_ref())
+            }
+            Error::AddrInUse { addr } => write!(f, "address {addr} is already in use"),
+            Error::DirectoryInUse { dir, pid } => {
+                write!(
+                    f,
+                    "data directory {} is in use by another process",
+                    dir.display()
+                )?;
+                match pid {
+                    Some(pid) => write!(f, " (pid {pid})"),
+                    None => write!(f, " (its pid is not known)"),
+                }
+            }
             Error::Busy { what, reason } => write!(f, "{what} is busy: {reason}"),
             Error::Refused { code, text } => write!(f, "refused ({code}): {text}"),
             Error::StaleDelivery { what } => write!(
@@ -509,7 +603,8 @@ impl std::error::Error for Error {
             Error::Codec { source, .. }
             | Error::Io { source, .. }
             | Error::Storage { source, .. }
-            | Error::Disconnected { source, .. } => Some(source.as_ref()),
+            | Error::Disconnected { source, .. }
+            | Error::Unreachable { source, .. } => Some(source.as_ref()),
             Error::Block { error, .. } => Some(error.as_ref()),
             _ => None,
         }
@@ -591,6 +686,42 @@ mod tests {
     }
 
     #[test]
+    fn addresses_and_directories_are_named_as_a_person_would() {
+        let os_refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        let e = Error::unreachable("the queue server", "127.0.0.1:1", os_refused);
+        assert_eq!(
+            e.to_string(),
+            "cannot reach the queue server at 127.0.0.1:1: connection refused"
+        );
+        assert!(e.is_transient());
+        assert!(e
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused));
+        let in_use = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        assert_eq!(
+            Error::listen("127.0.0.1:7450", in_use).to_string(),
+            "address 127.0.0.1:7450 is already in use"
+        );
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(matches!(
+            Error::listen("0.0.0.0:80", denied),
+            Error::Io { ref what, .. } if what == "listen on 0.0.0.0:80"
+        ));
+        let dir = PathBuf::from("/srv/queue");
+        let known = Error::DirectoryInUse {
+            dir: dir.clone(),
+            pid: Some(42),
+        };
+        assert_eq!(
+            known.to_string(),
+            "data directory /srv/queue is in use by another process (pid 42)"
+        );
+        let unknown = Error::DirectoryInUse { dir, pid: None };
+        assert!(unknown.to_string().ends_with("(its pid is not known)"));
+    }
+
+    #[test]
     fn the_cause_is_kept_as_the_source() {
         let e = Error::io("listen on 127.0.0.1:1", io_error());
         let cause = e.source().expect("a source");
@@ -646,6 +777,7 @@ mod tests {
             Error::timeout("connection", Duration::from_secs(1)),
             Error::disconnected("connect to 127.0.0.1:1", io_error()),
             Error::disconnected_reason("server", "closed the connection"),
+            Error::unreachable("the queue server", "127.0.0.1:1", io_error()),
             Error::Busy {
                 what: "publisher buffer".into(),
                 reason: "full".into(),
@@ -677,6 +809,13 @@ mod tests {
             Error::io("stdout", io_error()),
             Error::storage_reason("fjall", "disk full"),
             Error::refused(403, "ACCESS_REFUSED"),
+            Error::AddrInUse {
+                addr: "127.0.0.1:7450".into(),
+            },
+            Error::DirectoryInUse {
+                dir: PathBuf::from("data"),
+                pid: None,
+            },
             Error::StaleDelivery {
                 what: "tag 1".into(),
             },

@@ -26,9 +26,11 @@
 //!    deadline), the counts every `stats()` reads (and, with feature
 //!    `metrics`, records through the `metrics` facade), durations at the
 //!    serde boundary, `TlsConfig` (the TLS settings RabbitMQ connections
-//!    and the PostgreSQL store share);
-//! 2. [`Message`] and [`Delivery`], [`Receipt`] and the one-shot replies
-//!    receipts wait on, the [`ConnectionWaiter`];
+//!    and the PostgreSQL store share), config files in JSON, TOML or YAML
+//!    (feature `config`);
+//! 2. [`Message`] and [`Delivery`] (with JSON payloads, feature `json`),
+//!    [`Receipt`] and the one-shot replies receipts wait on, the
+//!    [`ConnectionWaiter`];
 //! 3. `queue` (feature `durable`): the fjall-backed queue engine: topics,
 //!    subscribers, priorities, acks with redelivery, dead letters, dedupe,
 //!    expiry and group commit;
@@ -57,6 +59,7 @@
 //! | **[`Receipt`]** | the proof of a send; `wait` returns once that message is safe |
 //! | **[`Sink`]** | a destination: `send` then `flush` |
 //! | **receive** (`recv`, `recv_timeout`, `next_batch`) | waits for something to arrive; a timeout is `Ok(None)` or an empty batch, not an error |
+//! | **peek** (`peek`, `peek_batch`) | shows what the next receives would take, without waiting, taking or counting a delivery |
 //! | **ack / nack** | settle a [`Delivery`]: done, or give it back (requeue) or dead-letter it |
 //! | **dead letter** | a message set aside after too many deliveries or a nack without requeue |
 //! | **[`Generation`]** | how many times a connection has come up; a reconnect is a new generation |
@@ -114,6 +117,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod channel;
+// Its users (the queue's and the server's configs) need `durable`.
+#[cfg(feature = "config")]
+#[cfg_attr(not(feature = "durable"), allow(dead_code))]
+mod config_file;
 mod error;
 #[cfg(feature = "json")]
 mod json;

@@ -196,8 +196,9 @@ fn a_channel_with_dedupe_keeps_the_latest_message_per_key() {
 fn a_second_adapter_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = DurableAdapter::open(dir.path()).unwrap();
-    assert!(matches!(
-        DurableAdapter::open(dir.path()),
-        Err(Error::Storage { .. })
-    ));
+    // Named, with the owner's pid (this process).
+    match DurableAdapter::open(dir.path()) {
+        Err(Error::DirectoryInUse { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+        other => panic!("expected DirectoryInUse, got {other:?}"),
+    }
 }

@@ -10,8 +10,25 @@ use std::path::{Path, PathBuf};
 /// Lowest first. A name is a top-level module of `src/` (a file
 /// `src/x.rs` or a folder `src/x/`).
 const LAYERS: &[&str] = &[
-    "error", "thread", "metrics", "millis", "tls", "message", "receipt", "reply", "waiter",
-    "queue", "rabbitmq", "server", "channel", "sink", "outbox", "block", "prelude",
+    "error",
+    "thread",
+    "metrics",
+    "millis",
+    "tls",
+    "config_file",
+    "message",
+    "json",
+    "receipt",
+    "reply",
+    "waiter",
+    "queue",
+    "rabbitmq",
+    "server",
+    "channel",
+    "sink",
+    "outbox",
+    "block",
+    "prelude",
 ];
 
 #[test]

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use syncmq::queue::{
     Batch, Clock, Durability, FjallStore, ManualClock, MemoryStore, Op, Queue, QueueConfig, Space,
@@ -660,6 +660,77 @@ fn a_receive_that_times_out_is_none_or_empty(fx: &Fixture) {
 }
 
 /// A watcher registered with `on_ready` that counts its calls on a channel.
+fn peek_shows_the_next_deliveries_without_taking_or_counting_them(fx: &Fixture) {
+    let cfg = config(topic("t", &["a"]).with_priorities(2).with_max_deliveries(3));
+    let q = fx.open(cfg.clone()).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    assert_eq!(a.peek().unwrap(), None, "nothing published yet");
+    let past = SystemTime::now() - Duration::from_secs(1);
+    q.publish(
+        "t",
+        &[
+            msg("low").with_priority(1),
+            msg("stale").with_expiry(past),
+            msg("first").with_key("k"),
+            msg("second"),
+        ],
+    )
+    .unwrap();
+    let before = q.stats("t").unwrap();
+
+    // Peeking, even twice, takes nothing and counts nothing.
+    let peeked = a.peek().unwrap().unwrap();
+    assert_eq!(peeked.message.body(), b"first");
+    assert_eq!(peeked.message.key(), Some("k"));
+    assert_eq!(peeked.deliveries, 0);
+    assert_eq!(peeked.id.delivery, 0);
+    assert_eq!(a.peek().unwrap().unwrap(), peeked);
+    // The first N in receive order: priority 0 first, the expired one
+    // skipped (and left for a receive to drop and count).
+    let bodies = |v: Vec<syncmq::queue::Peeked>| -> Vec<String> {
+        v.iter()
+            .map(|p| String::from_utf8(p.message.body().to_vec()).unwrap())
+            .collect()
+    };
+    assert_eq!(bodies(a.peek_batch(2).unwrap()), ["first", "second"]);
+    assert_eq!(
+        bodies(a.peek_batch(10).unwrap()),
+        ["first", "second", "low"]
+    );
+    assert!(a.peek_batch(0).unwrap().is_empty());
+    assert_eq!(q.stats("t").unwrap(), before, "a peek changes no counter");
+    assert_eq!(before[0].in_flight, 0);
+
+    // The receive gets the peeked message as a first delivery.
+    let got = a.recv_timeout(PATIENCE).unwrap().unwrap();
+    assert_eq!(body(&got), "first");
+    assert_eq!(got.deliveries, 1);
+    assert_eq!(got.id.position, peeked.id.position);
+    // In flight is not deliverable: the peek moves on to the next one.
+    assert_eq!(a.peek().unwrap().unwrap().message.body(), b"second");
+    // Given back, it is peeked first again, with its one delivery, and the
+    // next receive is its second.
+    a.nack(&[got.id], true).unwrap();
+    let again = a.peek().unwrap().unwrap();
+    assert_eq!((again.message.body(), again.deliveries), (&b"first"[..], 1));
+    let got = a.recv_timeout(PATIENCE).unwrap().unwrap();
+    assert_eq!((body(&got), got.deliveries), ("first".to_string(), 2));
+    a.ack(&[got.id]).unwrap();
+
+    // A peek does not count towards a restart either.
+    assert_eq!(a.peek().unwrap().unwrap().message.body(), b"second");
+    q.close().unwrap();
+    drop((a, q));
+    let q = fx.open(cfg).unwrap();
+    let a = q.subscribe("t", "a").unwrap();
+    assert_eq!(a.peek().unwrap().unwrap().deliveries, 0);
+    let got = a.recv_timeout(PATIENCE).unwrap().unwrap();
+    assert_eq!((body(&got), got.deliveries), ("second".to_string(), 1));
+    // A closed queue says so, as a receive would.
+    q.close().unwrap();
+    assert!(matches!(a.peek(), Err(Error::Closed(_))));
+}
+
 fn watch(sub: &syncmq::queue::Subscriber) -> std::sync::mpsc::Receiver<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     sub.on_ready(Arc::new(move || {
@@ -820,6 +891,8 @@ fn a_manual_clock_decides_ack_deadlines_and_expiry(fx: &Fixture) {
         q.subscribe("ttl", "late").unwrap(),
     );
     clock.advance(Duration::from_secs(29)).unwrap();
+    // A peek judges expiry on the same clock as a receive.
+    assert_eq!(late.peek_batch(10).unwrap().len(), 2, "peek: 29 s on");
     let got = early.next_batch(10, Some(Duration::ZERO)).unwrap();
     assert_eq!(
         got.iter().map(body).collect::<Vec<_>>(),
@@ -827,6 +900,7 @@ fn a_manual_clock_decides_ack_deadlines_and_expiry(fx: &Fixture) {
         "not expired 29 s on"
     );
     clock.advance(Duration::from_secs(2)).unwrap();
+    assert_eq!(late.peek().unwrap(), None, "peek: expired 31 s on");
     assert!(late
         .next_batch(10, Some(Duration::ZERO))
         .unwrap()
@@ -891,6 +965,7 @@ on_both_stores!(
     readiness_follows_what_a_receive_would_take,
     single_nacks_and_releases_keep_queue_order,
     a_receive_that_times_out_is_none_or_empty,
+    peek_shows_the_next_deliveries_without_taking_or_counting_them,
     a_manual_clock_decides_ack_deadlines_and_expiry,
 );
 
@@ -979,11 +1054,37 @@ fn buffered_publishes_do_not_sync() {
 }
 
 #[test]
-fn fjall_refuses_a_second_open_of_the_same_directory() {
+fn fjall_refuses_a_second_open_of_the_same_directory_naming_it_and_its_owner() {
     let dir = tempfile::tempdir().unwrap();
-    let _q = Queue::open(dir.path(), QueueConfig::new()).unwrap();
-    assert!(matches!(
-        Queue::open(dir.path(), QueueConfig::new()),
-        Err(Error::Storage { .. })
-    ));
+    let q = Queue::open(dir.path(), config(topic("t", &["s"]))).unwrap();
+    q.publish("t", &[msg("before")]).unwrap();
+    let e = Queue::open(dir.path(), QueueConfig::new()).unwrap_err();
+    match &e {
+        Error::DirectoryInUse { dir: d, pid } => {
+            assert_eq!(d, dir.path());
+            assert_eq!(*pid, Some(std::process::id()));
+        }
+        other => panic!("expected DirectoryInUse, got {other:?}"),
+    }
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "data directory {} is in use by another process (pid {})",
+            dir.path().display(),
+            std::process::id()
+        )
+    );
+    // The refused open left the owner's files alone: what it writes after
+    // is still there after a reopen.
+    q.publish("t", &[msg("after")]).unwrap();
+    q.close().unwrap();
+    drop(q);
+    let q = Queue::open(dir.path(), config(topic("t", &["s"]))).unwrap();
+    let got = q
+        .subscribe("t", "s")
+        .unwrap()
+        .next_batch(10, Some(PATIENCE))
+        .unwrap();
+    let bodies: Vec<String> = got.iter().map(body).collect();
+    assert_eq!(bodies, ["before", "after"]);
 }

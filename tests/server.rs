@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use syncmq::queue::{ManualClock, Queue, QueueConfig, TopicConfig};
 use syncmq::server::protocol::{
-    Request, Response, WireEntry, WireMessage, MAGIC, PROTOCOL_VERSION,
+    Request, Response, WireEntry, WireMessage, MAGIC, MAX_PEEK, PROTOCOL_VERSION,
 };
 use syncmq::server::{
     QueueClient, QueueClientConfig, QueueServer, QueueServerConfig, QueueServerStats,
@@ -1042,6 +1042,99 @@ fn held_acks_go_out_when_the_subscriber_runs_out_and_before_any_request() {
     drop(billing);
     client.close().unwrap();
     server.close().unwrap();
+}
+
+#[test]
+fn a_peek_over_the_wire_shows_the_next_messages_and_takes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = durable_queue(dir.path(), topic().with_priorities(2));
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+    let client = QueueClient::connect(server.local_addr()).unwrap();
+    assert_eq!(client.peek("orders", "billing").unwrap(), None);
+    client
+        .publish(
+            "orders",
+            &[
+                Message::new(b"later".to_vec()).with_priority(1),
+                Message::new(b"first".to_vec()).with_header("h", "v"),
+                Message::new(b"second".to_vec()),
+            ],
+        )
+        .unwrap();
+    let before = client.stats(Some("orders")).unwrap();
+
+    let peeked = client.peek("orders", "billing").unwrap().unwrap();
+    assert_eq!(peeked.message.body(), b"first");
+    assert_eq!(peeked.message.header("h"), Some("v"));
+    assert_eq!((peeked.deliveries, peeked.id.delivery), (0, 0));
+    let all: Vec<Vec<u8>> = client
+        .peek_batch("orders", "billing", 10)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.message.into_body())
+        .collect();
+    assert_eq!(all, [&b"first"[..], b"second", b"later"]);
+    assert_eq!(client.stats(Some("orders")).unwrap(), before);
+    assert_eq!(billing_stats(&queue).in_flight, 0);
+
+    // The subscriber then receives it as a first delivery.
+    let mut billing = client.subscribe_with("orders", "billing", 1).unwrap();
+    let d = billing.recv().unwrap();
+    assert_eq!(d.body(), b"first");
+    assert!(!d.is_redelivered());
+    d.ack().unwrap();
+
+    // Bad limits and unknown names are request errors; the connection
+    // goes on.
+    for limit in [0, MAX_PEEK + 1] {
+        match client.peek_batch("orders", "billing", limit) {
+            Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "limit"),
+            other => panic!("limit {limit}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        client.peek("orders", "nobody"),
+        Err(Error::NotFound {
+            kind: ObjectKind::Subscriber,
+            ..
+        })
+    ));
+    assert_eq!(
+        client
+            .peek("orders", "shipping")
+            .unwrap()
+            .unwrap()
+            .message
+            .body(),
+        b"first"
+    );
+}
+
+#[test]
+fn a_busy_address_and_an_unreachable_server_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = durable_queue(dir.path(), topic());
+    let server = QueueServer::start(queue.clone(), QueueServerConfig::new()).unwrap();
+    let taken = server.local_addr().to_string();
+    match QueueServer::start(queue, QueueServerConfig::new().with_addr(&taken)) {
+        Err(e @ Error::AddrInUse { .. }) => {
+            assert_eq!(e.to_string(), format!("address {taken} is already in use"));
+        }
+        other => panic!("expected AddrInUse, got {other:?}"),
+    }
+    // A port nothing listens on: the one the server had, once closed.
+    server.close().unwrap();
+    drop(server);
+    match QueueClient::connect(taken.as_str()) {
+        Err(e @ Error::Unreachable { .. }) => {
+            assert!(e.is_transient());
+            assert_eq!(
+                e.to_string(),
+                format!("cannot reach the queue server at {taken}: connection refused")
+            );
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
 }
 
 fn billing_stats(queue: &Queue) -> syncmq::queue::SubscriberStats {

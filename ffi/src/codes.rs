@@ -70,9 +70,12 @@ pub(crate) fn code_of(e: &Error) -> c_int {
         Error::Timeout { .. } => SYNCMQ_E_TIMEOUT,
         Error::Codec { .. } => SYNCMQ_E_CODEC,
         Error::Corrupt { .. } => SYNCMQ_E_CORRUPT,
-        Error::Io { .. } => SYNCMQ_E_IO,
-        Error::Storage { .. } => SYNCMQ_E_STORAGE,
-        Error::Disconnected { .. } => SYNCMQ_E_DISCONNECTED,
+        Error::Io { .. } | Error::AddrInUse { .. } => SYNCMQ_E_IO,
+        // A directory another process owns was a storage error before it
+        // had a variant of its own; C callers keep the code.
+        Error::Storage { .. } | Error::DirectoryInUse { .. } => SYNCMQ_E_STORAGE,
+        // A server that does not answer was `Disconnected` before.
+        Error::Disconnected { .. } | Error::Unreachable { .. } => SYNCMQ_E_DISCONNECTED,
         Error::Busy { .. } => SYNCMQ_E_BUSY,
         Error::Refused { .. } => SYNCMQ_E_REFUSED,
         Error::StaleDelivery { .. } => SYNCMQ_E_STALE_DELIVERY,

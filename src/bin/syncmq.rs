@@ -4,29 +4,44 @@
 //! syncmq serve --data ./data --config topics.json [--listen 127.0.0.1:7450]
 //! syncmq publish orders "order 1" "order 2"      # or lines from stdin
 //! syncmq consume orders billing --count 10
-//! syncmq stats [orders]
+//! syncmq peek orders billing --count 5             # look, take nothing
+//! syncmq reset orders billing                      # in-flight back to the front
+//! syncmq stats [orders] [--watch]
 //! syncmq dlq list orders billing
 //! syncmq dlq replay orders billing
 //! syncmq bench --topic bench --messages 20000
+//! syncmq completions bash > /etc/bash_completion.d/syncmq
 //! ```
 //!
-//! Every command but `serve` talks to the server at `--addr` (or
-//! `SYNCMQ_ADDR`, default `127.0.0.1:7450`; `unix:/path` for a Unix
-//! socket), with `--token` (or `SYNCMQ_TOKEN`, or `--token-file`) when the
-//! server has one and `--tls-ca` when it speaks TLS; `serve` takes the
-//! same token, `--unix PATH` and `--tls-cert`/`--tls-key`. Output is for people; with
-//! `--json` it is one JSON value per line for programs. An error is one line
-//! on stderr starting with `syncmq: error:` and a non-zero exit status.
+//! Every command but `serve` and `completions` talks to the server at
+//! `--addr` (or `SYNCMQ_ADDR`, default `127.0.0.1:7450`; `unix:/path` for a
+//! Unix socket), with `--token` (or `SYNCMQ_TOKEN`, or `--token-file`) when
+//! the server has one and `--tls-ca` when it speaks TLS; `serve` takes the
+//! same token, `--unix PATH` and `--tls-cert`/`--tls-key`. Output is for
+//! people (`--format table`, the default); with `--format json` (or
+//! `--json`) it is one JSON value per line for programs. An error is one
+//! line on stderr starting with `syncmq: error:` and a non-zero exit
+//! status.
 
-use std::io::{BufRead, Write};
+// Beside this file, not in src/bin/ (where cargo would take each for a
+// binary of its own).
+#[path = "syncmq/duration.rs"]
+mod duration;
+#[path = "syncmq/interrupt.rs"]
+mod interrupt;
+#[path = "syncmq/progress.rs"]
+mod progress;
+
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use syncmq::queue::{Queue, QueueConfig};
+use syncmq::server::protocol::MAX_PEEK;
 use syncmq::server::{QueueClient, QueueClientConfig, QueueServer, QueueServerConfig};
 use syncmq::{Error, Message, Result};
 
@@ -41,8 +56,12 @@ const DEFAULT_ADDR: &str = "127.0.0.1:7450";
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Output one JSON value per line instead of text for people.
-    #[arg(long, global = true)]
+    /// Text for people (`table`) or one JSON value per line for programs
+    /// (`json`).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Short for `--format json`.
+    #[arg(long, global = true, conflicts_with = "format")]
     json: bool,
     /// The server to talk to: `host:port`, or `unix:PATH` for a Unix socket.
     #[arg(long, global = true, env = "SYNCMQ_ADDR", default_value = DEFAULT_ADDR)]
@@ -67,6 +86,22 @@ struct Cli {
     tls_server_name: Option<String>,
 }
 
+/// What the output is made for.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Text and tables for people.
+    Table,
+    /// One JSON value per line for programs.
+    Json,
+}
+
+impl Cli {
+    /// True when the output is JSON (`--format json` or `--json`).
+    fn json(&self) -> bool {
+        self.json || self.format == Format::Json
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve a queue directory until SIGINT or SIGTERM.
@@ -75,11 +110,27 @@ enum Command {
     Publish(Publish),
     /// Receive, print and acknowledge messages of a subscriber.
     Consume(Consume),
-    /// Counters of every subscriber (of one topic, or of all).
-    Stats {
-        /// The topic; all topics when left out.
-        topic: Option<String>,
+    /// Show the messages a subscriber would receive next, taking none.
+    ///
+    /// No delivery is counted, no ack deadline starts, and they stay
+    /// deliverable: the next consume gets the first of them as a first
+    /// delivery.
+    Peek(Peek),
+    /// Put a subscriber's in-flight messages back at the front of its queue.
+    ///
+    /// Every delivered, unacknowledged message goes back at the front of
+    /// its queue, to be delivered again (each redelivery counts towards the
+    /// topic's delivery limit); the consumers that hold them can no longer
+    /// settle them. For a consumer that restarts and will not settle what
+    /// it was sent.
+    Reset {
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        subscriber: String,
     },
+    /// Counters of every subscriber (of one topic, or of all).
+    Stats(Stats),
     /// A subscriber's dead-letter queue.
     #[command(name = "dlq")]
     DeadLetters {
@@ -88,6 +139,14 @@ enum Command {
     },
     /// Measure publish and consume throughput against the server.
     Bench(Bench),
+    /// Print a shell completion script.
+    ///
+    /// For example `syncmq completions bash >
+    /// ~/.local/share/bash-completion/completions/syncmq`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args)]
@@ -95,8 +154,9 @@ struct Serve {
     /// The queue's directory (created if missing).
     #[arg(long)]
     data: PathBuf,
-    /// The topics config: JSON (`.json`) or TOML (`.toml`), the fields of
-    /// `QueueConfig` (`durability`, `max_message_bytes`, `topics`).
+    /// The topics config: JSON (`.json`), TOML (`.toml`) or YAML (`.yaml`,
+    /// `.yml`), the fields of `QueueConfig` (`durability`,
+    /// `max_message_bytes`, `topics`).
     #[arg(long)]
     config: PathBuf,
     /// The address to listen on (port 0: any free port, printed).
@@ -143,6 +203,11 @@ struct Publish {
     /// A header `name=value`; repeat for more.
     #[arg(long = "header", value_parser = parse_header)]
     headers: Vec<(String, String)>,
+    /// Expire the messages this long after publishing (dropped, not
+    /// delivered, once it has passed): whole milliseconds (`1500`) or a
+    /// number with a unit (`500ms`, `30s`, `5m`, `2h`, `1d`).
+    #[arg(long, value_parser = duration::parse)]
+    ttl: Option<Duration>,
     /// Messages per publish (each publish is one durable batch).
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -167,6 +232,33 @@ struct Consume {
     /// look counts as a delivery (towards `max_deliveries`), so it is no peek.
     #[arg(long)]
     requeue: bool,
+}
+
+#[derive(Args)]
+struct Peek {
+    /// The topic.
+    topic: String,
+    /// The subscriber.
+    subscriber: String,
+    /// How many of the next messages to show, in the order receives would
+    /// take them.
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PEEK)))]
+    count: u32,
+}
+
+#[derive(Args)]
+struct Stats {
+    /// The topic; all topics when left out.
+    topic: Option<String>,
+    /// Refresh until Ctrl-C: in place on a terminal, else printed again
+    /// each time.
+    #[arg(long)]
+    watch: bool,
+    /// How often --watch refreshes, in milliseconds.
+    #[arg(long, default_value_t = 1000, requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    interval_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -235,13 +327,21 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<()> {
+    let json = cli.json();
     match &cli.command {
-        Command::Serve(s) => serve(s, token(cli)?, cli.json),
-        Command::Publish(p) => publish(&connect(cli)?, p, cli.json),
+        Command::Serve(s) => serve(s, token(cli)?, json),
+        Command::Publish(p) => publish(&connect(cli)?, p, json),
         Command::Consume(c) => consume(cli, c),
-        Command::Stats { topic } => stats(&connect(cli)?, topic.as_deref(), cli.json),
-        Command::DeadLetters { action } => dead_letters(&connect(cli)?, action, cli.json),
+        Command::Peek(p) => peek(&connect(cli)?, p, json),
+        Command::Reset { topic, subscriber } => reset(&connect(cli)?, topic, subscriber, json),
+        Command::Stats(s) => stats(&connect(cli)?, s, json),
+        Command::DeadLetters { action } => dead_letters(&connect(cli)?, action, json),
         Command::Bench(b) => bench(cli, b),
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(*shell, &mut Cli::command(), "syncmq", &mut out);
+            out.flush().map_err(|e| Error::io("write to stdout", e))
+        }
     }
 }
 
@@ -306,32 +406,9 @@ fn emit(line: impl std::fmt::Display) -> Result<()> {
         .map_err(|e| Error::io("write to stdout", e))
 }
 
-fn load_config(path: &Path) -> Result<QueueConfig> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("read the config file {}", path.display()), e))?;
-    let is_toml = path.extension().is_some_and(|e| e == "toml");
-    let config: QueueConfig = if is_toml {
-        toml::from_str(&text).map_err(|e| {
-            Error::invalid(
-                "config",
-                format!("{} is not a valid TOML config: {e}", path.display()),
-            )
-        })?
-    } else {
-        serde_json::from_str(&text).map_err(|e| {
-            Error::invalid(
-                "config",
-                format!("{} is not a valid JSON config: {e}", path.display()),
-            )
-        })?
-    };
-    config.validate()?;
-    Ok(config)
-}
-
 fn serve(s: &Serve, token: Option<String>, json: bool) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let config = load_config(&s.config)?;
+    let config = QueueConfig::from_path(&s.config)?;
     // Registered before anything starts, so a signal during start-up is
     // not lost (and does not kill the process halfway).
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
@@ -395,20 +472,23 @@ fn publish(client: &QueueClient, p: &Publish, json: bool) -> Result<()> {
         for (n, v) in &p.headers {
             m = m.with_header(n.clone(), v.clone());
         }
+        // From now, per message: a long stdin run expires each one its
+        // TTL after it was read.
+        if let Some(ttl) = p.ttl {
+            m = m.with_ttl(ttl);
+        }
         m
     };
     let mut total = 0u64;
     let started = Instant::now();
-    let mut last_progress = Instant::now();
+    // A bar only for stdin, which may go on for long; arguments are few.
+    let bar = progress::bar("published", None, json || !p.messages.is_empty());
     let mut batch = Vec::with_capacity(p.batch);
-    let mut flush = |batch: &mut Vec<Message>, total: &mut u64| -> Result<()> {
+    let flush = |batch: &mut Vec<Message>, total: &mut u64| -> Result<()> {
         client.publish(&p.topic, batch)?;
         *total += batch.len() as u64;
+        bar.inc(batch.len() as u64);
         batch.clear();
-        if !json && last_progress.elapsed() >= Duration::from_secs(1) {
-            last_progress = Instant::now();
-            eprintln!("published {total} ...");
-        }
         Ok(())
     };
     if p.messages.is_empty() {
@@ -430,6 +510,7 @@ fn publish(client: &QueueClient, p: &Publish, json: bool) -> Result<()> {
     if !batch.is_empty() {
         flush(&mut batch, &mut total)?;
     }
+    bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     if json {
         emit(json!({"published": total, "topic": p.topic, "seconds": secs}))
@@ -442,6 +523,7 @@ fn publish(client: &QueueClient, p: &Publish, json: bool) -> Result<()> {
 }
 
 fn consume(cli: &Cli, c: &Consume) -> Result<()> {
+    let json = cli.json();
     let client = connect(cli)?;
     // Never take more than asked for: what is taken and not acked when we
     // stop comes back marked as redelivered.
@@ -452,6 +534,10 @@ fn consume(cli: &Cli, c: &Consume) -> Result<()> {
         })
         .max(1);
     let mut sub = client.subscribe_limited(&c.topic, &c.subscriber, window, c.count)?;
+    let bar = progress::bar("consumed", c.count, json);
+    // Messages printed to the terminal the bar is drawn on would be drawn
+    // over: the bar steps aside for each.
+    let stdout_shares_the_terminal = !bar.is_hidden() && std::io::stdout().is_terminal();
     let mut got = 0u64;
     while c.count.is_none_or(|n| got < n) {
         let delivery = match c.idle_ms {
@@ -462,16 +548,22 @@ fn consume(cli: &Cli, c: &Consume) -> Result<()> {
             None => sub.recv()?,
         };
         let m = delivery.message();
-        if cli.json {
-            emit(json!({
+        let line = if json {
+            json!({
                 "body": String::from_utf8_lossy(m.body()),
                 "key": m.key(),
                 "priority": m.priority(),
                 "headers": m.headers(),
                 "redelivered": delivery.is_redelivered(),
-            }))?;
+            })
+            .to_string()
         } else {
-            emit(String::from_utf8_lossy(m.body()))?;
+            String::from_utf8_lossy(m.body()).into_owned()
+        };
+        if stdout_shares_the_terminal {
+            bar.suspend(|| emit(&line))?;
+        } else {
+            emit(&line)?;
         }
         // Acked after it was printed: a consumer killed in between gets it
         // again (at least once).
@@ -481,8 +573,10 @@ fn consume(cli: &Cli, c: &Consume) -> Result<()> {
             delivery.ack()?;
         }
         got += 1;
+        bar.inc(1);
     }
-    if !cli.json {
+    bar.finish_and_clear();
+    if !json {
         eprintln!("consumed {got} messages from {}/{}", c.topic, c.subscriber);
     }
     // Acks are sent without waiting; close returns once the server has
@@ -491,27 +585,110 @@ fn consume(cli: &Cli, c: &Consume) -> Result<()> {
     client.close()
 }
 
-fn stats(client: &QueueClient, topic: Option<&str>, json: bool) -> Result<()> {
+fn peek(client: &QueueClient, p: &Peek, json: bool) -> Result<()> {
+    let peeked = client.peek_batch(&p.topic, &p.subscriber, p.count)?;
+    if !json && !peeked.is_empty() {
+        emit(format_args!(
+            "{:>8} {:>10} {:>10}  body",
+            "priority", "position", "deliveries"
+        ))?;
+    }
+    for m in &peeked {
+        let body = String::from_utf8_lossy(m.message.body());
+        if json {
+            emit(json!({
+                "body": body,
+                "key": m.message.key(),
+                "priority": m.id.priority,
+                "position": m.id.position,
+                "headers": m.message.headers(),
+                "deliveries": m.deliveries,
+            }))?;
+        } else {
+            emit(format_args!(
+                "{:>8} {:>10} {:>10}  {body}",
+                m.id.priority, m.id.position, m.deliveries
+            ))?;
+        }
+    }
+    if !json {
+        eprintln!(
+            "{} messages next for {}/{} (none taken)",
+            peeked.len(),
+            p.topic,
+            p.subscriber
+        );
+    }
+    Ok(())
+}
+
+fn reset(client: &QueueClient, topic: &str, subscriber: &str, json: bool) -> Result<()> {
+    let n = client.reset(topic, subscriber)?;
+    if json {
+        emit(json!({"reset": n, "topic": topic, "subscriber": subscriber}))
+    } else {
+        emit(format_args!(
+            "{n} in-flight messages of {topic}/{subscriber} back at the front of its queue"
+        ))
+    }
+}
+
+fn stats(client: &QueueClient, s: &Stats, json: bool) -> Result<()> {
+    if !s.watch {
+        return print_stats(client, s.topic.as_deref(), json);
+    }
+    let mut interrupt = interrupt::Interrupt::register()?;
+    // In place only for a person at a terminal; a pipe or a file gets
+    // each refresh after the last, never an escape code.
+    let in_place = !json && std::io::stdout().is_terminal();
+    let interval = Duration::from_millis(s.interval_ms);
+    loop {
+        if in_place {
+            // Clear the screen and go home: the table replaces the last.
+            emit(format_args!(
+                "\x1b[2J\x1b[Hevery {} ms; Ctrl-C to stop",
+                s.interval_ms
+            ))?;
+        }
+        print_stats(client, s.topic.as_deref(), json)?;
+        if interrupt.wait(interval)? {
+            return Ok(());
+        }
+        if !in_place && !json {
+            emit("")?;
+        }
+    }
+}
+
+fn print_stats(client: &QueueClient, topic: Option<&str>, json: bool) -> Result<()> {
     let rows = client.stats(topic)?;
     if json {
-        let rows: Vec<_> = rows
-            .iter()
-            .map(|s| {
-                json!({"topic": s.topic, "subscriber": s.subscriber, "depth": s.depth,
-                       "in_flight": s.in_flight, "dead_lettered": s.dead_lettered,
-                       "expired": s.expired})
-            })
-            .collect();
-        return emit(serde_json::Value::Array(rows));
+        // Every counter, under `SubscriberStats`' own field names.
+        let rows = serde_json::to_value(&rows).map_err(|e| Error::codec("stats as JSON", e))?;
+        return emit(rows);
     }
     emit(format_args!(
-        "{:<24} {:<24} {:>10} {:>10} {:>13} {:>10}",
-        "topic", "subscriber", "depth", "in_flight", "dead_lettered", "expired"
+        "{:<24} {:<24} {:>10} {:>10} {:>13} {:>10} {:>10} {:>10}",
+        "topic",
+        "subscriber",
+        "depth",
+        "in_flight",
+        "dead_lettered",
+        "expired",
+        "delivered",
+        "acked"
     ))?;
     for s in rows {
         emit(format_args!(
-            "{:<24} {:<24} {:>10} {:>10} {:>13} {:>10}",
-            s.topic, s.subscriber, s.depth, s.in_flight, s.dead_lettered, s.expired
+            "{:<24} {:<24} {:>10} {:>10} {:>13} {:>10} {:>10} {:>10}",
+            s.topic,
+            s.subscriber,
+            s.depth,
+            s.in_flight,
+            s.dead_lettered,
+            s.expired,
+            s.delivered,
+            s.acked
         ))?;
     }
     Ok(())
@@ -556,6 +733,7 @@ fn dead_letters(client: &QueueClient, action: &DeadLetterAction, json: bool) -> 
 }
 
 fn bench(cli: &Cli, b: &Bench) -> Result<()> {
+    let json = cli.json();
     if b.connections == 0 || b.messages == 0 {
         return Err(Error::invalid("connections/messages", "must be at least 1"));
     }
@@ -573,7 +751,7 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
         .map(|_| connect(cli))
         .collect::<Result<Vec<_>>>()?;
     let payload = vec![0xA5u8; b.size];
-    if !cli.json {
+    if !json {
         eprintln!(
             "publishing {} messages of {} bytes over {} connections ...",
             b.messages, b.size, b.connections
@@ -606,7 +784,7 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
         Ok(())
     })?;
     let publish_s = started.elapsed().as_secs_f64();
-    if !cli.json {
+    if !json {
         eprintln!("consuming as {subscriber} ...");
     }
     let started = Instant::now();
@@ -617,7 +795,7 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
     let consume_s = started.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss)] // a rate to print: 52 bits are plenty
     let rate = |s: f64| b.messages as f64 / s;
-    if cli.json {
+    if json {
         emit(
             json!({"case": "publish", "connections": b.connections, "messages": b.messages, "msgs_per_s": rate(publish_s).round()}),
         )?;
@@ -636,46 +814,5 @@ fn bench(cli: &Cli, b: &Bench) -> Result<()> {
             "consume, window 1000, ack each",
             rate(consume_s)
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use syncmq::queue::{Durability, TopicConfig};
-
-    use super::*;
-
-    #[test]
-    fn configs_load_from_json_and_toml_and_bad_ones_name_the_problem() {
-        let dir = std::env::temp_dir().join(format!("syncmq-cli-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let json = dir.join("t.json");
-        std::fs::write(
-            &json,
-            r#"{"durability":"buffered","topics":[{"name":"a","subscribers":["x","y"],"priorities":2}]}"#,
-        )
-        .unwrap();
-        let toml = dir.join("t.toml");
-        std::fs::write(
-            &toml,
-            "durability = \"buffered\"\n[[topics]]\nname = \"a\"\nsubscribers = [\"x\", \"y\"]\npriorities = 2\n",
-        )
-        .unwrap();
-        let from_json = load_config(&json).unwrap();
-        assert_eq!(from_json, load_config(&toml).unwrap());
-        let built = QueueConfig::new()
-            .with_durability(Durability::Buffered)
-            .with_topic(TopicConfig::new("a", ["x", "y"]).with_priorities(2));
-        assert_eq!(from_json, built);
-
-        let bad = dir.join("bad.json");
-        std::fs::write(&bad, r#"{"topics":[{"name":"a","subscriberz":["x"]}]}"#).unwrap();
-        let err = load_config(&bad).unwrap_err().to_string();
-        assert!(err.contains("subscriberz"), "{err}");
-        let invalid = dir.join("invalid.toml");
-        std::fs::write(&invalid, "[[topics]]\nname = \"a\"\nsubscribers = []\n").unwrap();
-        let err = load_config(&invalid).unwrap_err().to_string();
-        assert!(err.contains("topics[0].subscribers"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

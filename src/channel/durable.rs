@@ -218,8 +218,9 @@ impl DurableAdapter {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] when the directory cannot be opened (another
-    /// process uses it, say); [`Error::Corrupt`] for unreadable records.
+    /// [`Error::DirectoryInUse`] when another process (or another open in
+    /// this one) uses the directory; [`Error::Storage`] when it cannot be
+    /// opened otherwise; [`Error::Corrupt`] for unreadable records.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(path, DurableConfig::default())
     }

@@ -3,6 +3,8 @@
 //! them; milliseconds only at that boundary (`crate::millis`).
 
 use std::collections::HashSet;
+#[cfg(feature = "config")]
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +30,9 @@ pub enum Durability {
 ///
 /// A topic has named subscribers; each gets every message, in its own queue
 /// per priority level (0 is the highest). A serde struct, loadable from any
-/// serde format (the `syncmq` CLI reads JSON or TOML): times are whole
-/// milliseconds there, in fields ending in `_ms`, 0 meaning off.
+/// serde format ([`QueueConfig::from_path`] reads JSON, TOML or YAML):
+/// times are whole milliseconds there, in fields ending in `_ms`, 0
+/// meaning off.
 ///
 /// | field | default | setter |
 /// |---|---|---|
@@ -266,9 +269,11 @@ fn check_name(field: &str, name: &str, what: &str) -> Result<()> {
 /// long [`Queue::close`](super::Queue::close) waits for its thread, and
 /// the [`Clock`] deadlines and expiry follow.
 ///
-/// A serde struct (the `syncmq` CLI's `--config`, JSON or TOML), with
-/// `#[must_use]` builders; [`validate`](Self::validate) names the field at
-/// fault, as `topics[1].priorities`.
+/// A serde struct, with `#[must_use]` builders;
+/// [`validate`](Self::validate) names the field at fault, as
+/// `topics[1].priorities`. [`from_path`](Self::from_path) (feature
+/// `config`) reads one from a JSON, TOML or YAML file, as the `syncmq` CLI's
+/// `serve --config` does.
 ///
 /// | field | default | setter |
 /// |---|---|---|
@@ -387,6 +392,39 @@ impl QueueConfig {
     /// The topics, for the queue that declares them.
     pub(crate) fn into_topics(self) -> Vec<TopicConfig> {
         self.topics
+    }
+
+    /// Reads a config file and [validates](Self::validate) it: JSON
+    /// (`.json`), TOML (`.toml`, `[[topics]]` tables) or YAML (`.yaml`,
+    /// `.yml`), the format chosen by the extension. The fields are this
+    /// struct's (`durability`, `max_message_bytes`, `topics`,
+    /// `close_timeout_ms`) and each topic's ([`TopicConfig`]); a field that
+    /// is not one of them is an error naming it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] named by the path for another extension
+    /// (saying which are accepted) or a file that does not parse (naming
+    /// the format and the field), or naming the field that does not
+    /// validate; [`Error::Io`] naming the path when it cannot be read.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("topics.yaml");
+    /// # std::fs::write(&path, "topics:\n  - name: orders\n    subscribers: [billing]\n    ack_timeout_ms: 5000\n")?;
+    /// use syncmq::queue::QueueConfig;
+    ///
+    /// let config = QueueConfig::from_path(&path)?; // topics.yaml
+    /// assert_eq!(config.topics()[0].name(), "orders");
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "config")]
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
+        let config: Self = crate::config_file::load(path.as_ref())?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Checks every field.

@@ -339,7 +339,7 @@ fn decode_message(topic: u32, seq: u64, bytes: &[u8]) -> Result<Message> {
 }
 
 /// A queue entry's id and message sequence.
-fn parse_entry(key: &[u8], value: &[u8]) -> Result<(EntryId, u64)> {
+pub(crate) fn parse_entry(key: &[u8], value: &[u8]) -> Result<(EntryId, u64)> {
     let id =
         keys::entry_id(key).ok_or_else(|| keys::corrupt(Space::Queue, key, "not a queue key"))?;
     Ok((id, keys::read_u64(value, 0, Space::Queue, key)?))

@@ -1,5 +1,5 @@
 //! The value types a consumer handles: [`EntryId`] (what an ack names),
-//! [`Received`], [`DeadLetter`] and [`SubscriberStats`]. They live apart
+//! [`Received`], [`Peeked`], [`DeadLetter`] and [`SubscriberStats`]. They live apart
 //! from the engine and the [`Subscriber`](super::Subscriber) handle because
 //! both use them.
 
@@ -60,6 +60,21 @@ pub struct Received {
     /// means it came back (nack, reset, ack timeout, or a restart while it
     /// was in flight: the count is stored, see
     /// [`Subscriber::next_batch`](super::Subscriber::next_batch)).
+    pub deliveries: u32,
+}
+
+/// A message a receive would take next, looked at without taking it: from
+/// [`Subscriber::peek`](super::Subscriber::peek). It is not in flight,
+/// its delivery is not counted and it has no ack deadline, so there is
+/// nothing to settle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peeked {
+    /// Where the entry sits; `delivery` is 0, as a peek is no delivery.
+    pub id: EntryId,
+    /// The message as published (the latest body, with dedupe).
+    pub message: Message,
+    /// How many times it was delivered so far: 0 for a message never
+    /// delivered. The receive that takes it is delivery `deliveries + 1`.
     pub deliveries: u32,
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
+use super::dir_lock::DirLock;
 use super::keys;
 use super::store::{Batch, KeyValue, Op, Space, Store};
 use crate::error::{Error, Result};
@@ -86,9 +87,17 @@ struct Journal {
 /// active one. A second rotation could remove `<id + 1>.jnl` again, but it
 /// needs fjall's 64,000,000 bytes of journal first, so the directory is
 /// listed again after every 16 MiB written (`RELIST_BYTES`).
-/// Weak deletes are fjall's `remove_weak`. One process at a time may open
-/// a directory (fjall keeps a lock file); a second open is an
-/// [`Error::Storage`].
+/// Weak deletes are fjall's `remove_weak`.
+///
+/// # One owner at a time
+///
+/// One process at a time may open a directory: the store locks
+/// `syncmq.lock` in it, and writes its pid there, before it touches any
+/// file, and holds the lock until it is dropped. A second open (in another
+/// process, or in this one) is an [`Error::DirectoryInUse`] naming the
+/// directory and the owner's pid, and changes nothing in the directory.
+/// A directory fjall itself reports as locked (a program other than syncmq
+/// has it) is the same error without a pid.
 ///
 /// # A corrupt journal is refused, a torn tail is not
 ///
@@ -169,6 +178,9 @@ pub struct FjallStore {
     /// The first I/O failure, which fjall answers by refusing every later
     /// write (`Poisoned`): said again in those later errors.
     first_failure: Mutex<Option<String>>,
+    /// Held until the store is dropped, after fjall's own files are closed
+    /// (fields drop in order): see "One owner at a time".
+    _owner: DirLock,
 }
 
 impl std::fmt::Debug for FjallStore {
@@ -186,12 +198,17 @@ impl FjallStore {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] when fjall cannot open it: another process has it
-    /// open, the directory is not writable, the files are damaged;
+    /// [`Error::DirectoryInUse`] when another process (or another open in
+    /// this one) has it, with that process's pid when known;
+    /// [`Error::Storage`] when fjall cannot open it: the directory is not
+    /// writable, the files are damaged;
     /// [`Error::Corrupt`] naming the journal file when it is damaged before
     /// its end (see the type's docs; the files are left as they were).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        // Before anything reads or copies a journal: see "One owner at a
+        // time".
+        let owner = DirLock::acquire(path)?;
         // See "A corrupt journal is refused, a torn tail is not".
         let journals = guard_journals(path)?;
         let opened = Database::builder(path)
@@ -210,6 +227,10 @@ impl FjallStore {
                 // (every arm drops it).
                 let error = match (cut, opened) {
                     (Some(j), _) => j.corrupt(),
+                    (None, Err(fjall::Error::Locked)) => Error::DirectoryInUse {
+                        dir: path.to_path_buf(),
+                        pid: None,
+                    },
                     (None, Err(e)) => Error::storage(format!("fjall: open {}", path.display()), e),
                     // Not reached: the arm above took an open without a cut.
                     (None, Ok(_)) => Error::storage_reason(
@@ -237,6 +258,7 @@ impl FjallStore {
             journal: Mutex::new(None),
             journal_bytes: AtomicU64::new(0),
             first_failure: Mutex::new(None),
+            _owner: owner,
         })
     }
 

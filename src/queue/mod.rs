@@ -111,11 +111,13 @@ mod commit_ticket;
 mod config;
 mod dead_letter;
 mod delivery;
+mod dir_lock;
 mod entry;
 mod fjall_store;
 mod id_hash;
 mod keys;
 mod memory_store;
+mod peek;
 mod publish;
 mod settle;
 mod state;
@@ -128,7 +130,7 @@ mod topic;
 pub(crate) use clock::ConfiguredClock;
 pub use clock::{AdvanceFn, Clock, ManualClock, SystemClock};
 pub use config::{Durability, QueueConfig, TopicConfig};
-pub use entry::{DeadLetter, EntryId, Received, SubscriberStats};
+pub use entry::{DeadLetter, EntryId, Peeked, Received, SubscriberStats};
 pub use fjall_store::FjallStore;
 pub use memory_store::MemoryStore;
 pub use store::{Batch, KeyValue, Op, Space, Store};
@@ -179,8 +181,9 @@ impl Queue {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] naming the bad config field;
-    /// [`Error::Storage`] when fjall cannot open the directory (another
-    /// process has it open, say); [`Error::Corrupt`] for unreadable records,
+    /// [`Error::DirectoryInUse`] naming the directory (and the owner's pid)
+    /// when another process has it open; [`Error::Storage`] when fjall
+    /// cannot open it; [`Error::Corrupt`] for unreadable records,
     /// or naming a journal file damaged before its end (a torn tail after a
     /// crash opens; see [`FjallStore`]).
     pub fn open(path: impl AsRef<Path>, config: QueueConfig) -> Result<Self> {

@@ -1,6 +1,7 @@
 //! [`Subscriber`]: a consumer's handle on one subscriber of one topic, and
 //! its [`Interrupter`]. Besides blocking receives, a handle can say whether
-//! anything is deliverable now ([`Subscriber::is_available`]) and call a
+//! anything is deliverable now ([`Subscriber::is_available`]), show what
+//! is without taking it ([`Subscriber::peek`]) and call a
 //! watcher when that may have changed ([`Subscriber::on_ready`]), for hosts
 //! that wait in their own event loop (the C ABI's readiness fd) instead of
 //! in a receive.
@@ -10,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::entry::{DeadLetter, EntryId, Received, SubscriberStats};
-use super::state::Shared;
+use super::entry::{DeadLetter, EntryId, Peeked, Received, SubscriberStats};
+use super::state::{Shared, State};
 use super::subscriber_state::ReadyFn;
 use crate::error::{Error, Result};
 use crate::thread::lock;
@@ -338,6 +339,48 @@ impl Subscriber {
     /// interrupted, as a receive would return.
     pub fn is_available(&self) -> Result<bool> {
         let state = lock(&self.shared.state);
+        self.check_open(&state)?;
+        Ok(state.subs.get(&self.id).is_some_and(|s| s.ready() > 0))
+    }
+
+    /// The message the next receive would take, without taking it: no
+    /// delivery is counted (a later receive of it is still delivery 1 of
+    /// a fresh message), it gets no ack deadline and it stays deliverable
+    /// to every handle. `None` when nothing is deliverable now; it does not
+    /// wait. A publish, a nack or another handle's receive may come before
+    /// the next receive, so the receive is not promised this message.
+    ///
+    /// Expired messages, entries a receive would dead-letter (their
+    /// deliveries used up before a restart) and entries whose message
+    /// cannot be read are skipped, as a receive skips them, but left where
+    /// they are for the receive to deal with.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] as [`is_available`](Self::is_available);
+    /// [`Error::Corrupt`] naming the key when a queue entry itself is
+    /// unreadable; [`Error::Storage`].
+    pub fn peek(&self) -> Result<Option<Peeked>> {
+        Ok(self.peek_batch(1)?.pop())
+    }
+
+    /// Up to `max` of the messages receives would take next, in the order
+    /// they would take them (redeliveries first, priority 0 first, FIFO
+    /// within a level), without taking any: as [`peek`](Self::peek). Costs
+    /// a read per message, under the queue's lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`peek`](Self::peek).
+    pub fn peek_batch(&self, max: usize) -> Result<Vec<Peeked>> {
+        let state = lock(&self.shared.state);
+        self.check_open(&state)?;
+        state.peek(self.id, max)
+    }
+
+    /// The error a receive would return when the queue closed or this
+    /// handle was interrupted.
+    fn check_open(&self, state: &State) -> Result<()> {
         if state.closed {
             return Err(Error::closed(format!(
                 "queue of subscriber `{}`",
@@ -347,7 +390,7 @@ impl Subscriber {
         if self.interrupted.load(Ordering::SeqCst) {
             return Err(Error::closed(format!("subscriber `{}` handle", self.name)));
         }
-        Ok(state.subs.get(&self.id).is_some_and(|s| s.ready() > 0))
+        Ok(())
     }
 
     /// Calls `notify` whenever something may have become deliverable to

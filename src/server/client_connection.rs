@@ -77,8 +77,9 @@ impl ClientConnection {
     ///
     /// # Errors
     ///
-    /// [`Error::Disconnected`] naming the address when nothing answers or
-    /// the handshake fails; [`Error::Codec`] when the server speaks another
+    /// [`Error::Unreachable`] naming the address when nothing answers
+    /// there (TCP or Unix socket); [`Error::Disconnected`] when the
+    /// handshake fails; [`Error::Codec`] when the server speaks another
     /// protocol version; [`Error::Refused`] for a TLS certificate that
     /// does not verify, or a token the server does not take (code
     /// [`UNAUTHORIZED`](super::protocol::UNAUTHORIZED)); the server's other
@@ -89,12 +90,13 @@ impl ClientConnection {
         tls: Option<&ClientTls>,
     ) -> Result<(ClientConnection, BufReader<Socket>, Option<Worker<()>>)> {
         let timeout = config.connect_timeout();
-        let fail = |e: io::Error| Error::disconnected(format!("connect to {addr}"), e);
+        let unreachable =
+            |e: io::Error| Error::unreachable("the queue server", addr.to_string(), e);
         let socket = match addr {
             ServerAddr::Tcp(a) => {
-                Socket::Tcp(TcpStream::connect_timeout(a, timeout).map_err(fail)?)
+                Socket::Tcp(TcpStream::connect_timeout(a, timeout).map_err(unreachable)?)
             }
-            ServerAddr::Unix(path) => Socket::Unix(UnixStream::connect(path).map_err(fail)?),
+            ServerAddr::Unix(path) => Socket::Unix(UnixStream::connect(path).map_err(unreachable)?),
         };
         let (socket, bridge) = match (tls, addr) {
             (Some(tls), ServerAddr::Tcp(a)) => {
@@ -437,6 +439,7 @@ impl ClientConnection {
                         | Response::Done { id, .. }
                         | Response::Stats { id, .. }
                         | Response::DeadLetters { id, .. }
+                        | Response::Peeked { id, .. }
                         | Response::Error { id, .. } => *id,
                         _ => 0,
                     };

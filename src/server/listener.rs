@@ -48,8 +48,8 @@ impl Listener {
         if let Some(path) = config.unix_socket() {
             return bind_unix(path, config.unix_socket_mode());
         }
-        let listener = TcpListener::bind(config.addr())
-            .map_err(|e| Error::io(format!("listen on {}", config.addr()), e))?;
+        let listener =
+            TcpListener::bind(config.addr()).map_err(|e| Error::listen(config.addr(), e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("read the listening socket's address", e))?;
@@ -110,7 +110,9 @@ pub(super) fn wake(addr: &ServerAddr) {
 /// Binds the Unix socket at `path` with `mode`; see the module docs.
 fn bind_unix(path: &Path, mode: u32) -> Result<(Listener, ServerAddr)> {
     let shown = format!("unix:{}", path.display());
-    let fail = |e: io::Error| Error::io(format!("listen on {shown}"), e);
+    let fail = |e: io::Error| Error::listen(&shown, e);
+    // A live server's socket is `AddrInUse`: "address unix:PATH is
+    // already in use".
     check_stale(path).map_err(fail)?;
     let temp = temporary_name(path);
     // Left by an earlier process that had our pid and died mid-start; the

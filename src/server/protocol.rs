@@ -46,13 +46,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ObjectKind};
 use crate::message::Message;
-use crate::queue::{DeadLetter, EntryId, SubscriberStats};
+use crate::queue::{DeadLetter, EntryId, Peeked, SubscriberStats};
 
 /// The magic string of [`Request::Hello`].
 pub const MAGIC: &str = "syncmq";
 
 /// The protocol version this build speaks: 2, the hello with a `token`.
 pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The most messages one [`Request::Peek`] may ask for: its reply is one
+/// frame.
+pub const MAX_PEEK: u32 = 1000;
 
 /// A message on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +167,38 @@ pub struct WireDelivery {
     pub deliveries: u32,
     /// The message.
     pub message: WireMessage,
+}
+
+/// A message a subscriber would receive next, on the wire (as [`Peeked`]):
+/// the answer to [`Request::Peek`]. Nothing to settle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WirePeeked {
+    /// Where the entry sits; `delivery` is 0 (a peek is no delivery).
+    pub entry: WireEntry,
+    /// Deliveries so far: 0 for a message never delivered.
+    pub deliveries: u32,
+    /// The message.
+    pub message: WireMessage,
+}
+
+impl From<&Peeked> for WirePeeked {
+    fn from(p: &Peeked) -> Self {
+        WirePeeked {
+            entry: p.id.into(),
+            deliveries: p.deliveries,
+            message: WireMessage::from(&p.message),
+        }
+    }
+}
+
+impl From<WirePeeked> for Peeked {
+    fn from(p: WirePeeked) -> Self {
+        Peeked {
+            id: p.entry.into(),
+            deliveries: p.deliveries,
+            message: p.message.into(),
+        }
+    }
 }
 
 /// A subscriber's counters on the wire (as [`SubscriberStats`]).
@@ -355,6 +391,20 @@ pub enum Request {
         /// The subscriber.
         subscriber: String,
     },
+    /// Up to `limit` (1 to [`MAX_PEEK`]) of the messages the subscriber's
+    /// next receives would take, in that order, without taking them (see
+    /// [`Subscriber::peek`](crate::queue::Subscriber::peek)); the reply is
+    /// [`Response::Peeked`]. New in version 2, with the token hello.
+    Peek {
+        /// Request id.
+        id: u64,
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        subscriber: String,
+        /// The most to return.
+        limit: u32,
+    },
     /// Counters of every subscriber of `topic`, or of every topic.
     Stats {
         /// Request id.
@@ -403,6 +453,7 @@ impl Request {
             | Request::Ack { id, .. }
             | Request::Nack { id, .. }
             | Request::Reset { id, .. }
+            | Request::Peek { id, .. }
             | Request::Stats { id, .. }
             | Request::DeadLetters { id, .. }
             | Request::ReplayDeadLetters { id, .. }
@@ -462,6 +513,14 @@ pub enum Response {
         id: u64,
         /// One row per subscriber.
         stats: Vec<WireStats>,
+    },
+    /// The answer to [`Request::Peek`].
+    Peeked {
+        /// Request id.
+        id: u64,
+        /// The messages, in the order receives would take them; empty
+        /// when nothing is deliverable.
+        messages: Vec<WirePeeked>,
     },
     /// The answer to [`Request::DeadLetters`].
     DeadLetters {

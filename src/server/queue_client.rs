@@ -13,7 +13,7 @@ use super::server_addr::ServerAddr;
 use super::tls::{self, ClientTls};
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::queue::{DeadLetter, SubscriberStats};
+use crate::queue::{DeadLetter, Peeked, SubscriberStats};
 use crate::thread::{self, lock, Worker};
 
 /// What [`QueueClient::open`] made.
@@ -65,8 +65,10 @@ impl QueueClient {
     ///
     /// # Errors
     ///
-    /// [`Error::Disconnected`] when nothing answers or the handshake fails
-    /// (naming the address); [`Error::Codec`] when the server speaks another
+    /// [`Error::Unreachable`] naming the address when nothing answers
+    /// there (`cannot reach the queue server at 127.0.0.1:7450: connection
+    /// refused`); [`Error::Disconnected`] when the handshake fails;
+    /// [`Error::Codec`] when the server speaks another
     /// protocol version; [`Error::Busy`] when it has all the connections it
     /// allows.
     pub fn connect(addr: impl ToSocketAddrs) -> Result<Self> {
@@ -261,6 +263,40 @@ impl QueueClient {
             topic: topic.into(),
             subscriber: subscriber.into(),
         })
+    }
+
+    /// The message `subscriber`'s next receive would take, without taking
+    /// it: no delivery is counted, it stays deliverable (see
+    /// [`Subscriber::peek`](crate::queue::Subscriber::peek)). `None` when
+    /// nothing is deliverable now; it does not wait.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe).
+    pub fn peek(&self, topic: &str, subscriber: &str) -> Result<Option<Peeked>> {
+        Ok(self.peek_batch(topic, subscriber, 1)?.pop())
+    }
+
+    /// Up to `limit` (1 to [`MAX_PEEK`](super::protocol::MAX_PEEK)) of the
+    /// messages `subscriber`'s next receives would take, in that order,
+    /// taking none: as [`peek`](Self::peek).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe); [`Error::InvalidArgument`] naming
+    /// `limit` when it is 0 or above the maximum.
+    pub fn peek_batch(&self, topic: &str, subscriber: &str, limit: u32) -> Result<Vec<Peeked>> {
+        match self
+            .connection
+            .call(self.config.request_timeout(), |id| Request::Peek {
+                id,
+                topic: topic.into(),
+                subscriber: subscriber.into(),
+                limit,
+            })? {
+            Response::Peeked { messages, .. } => Ok(messages.into_iter().map(Into::into).collect()),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// The counters of every subscriber of `topic`, or of every topic.

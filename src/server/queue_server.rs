@@ -71,10 +71,12 @@ impl QueueServer {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) from
-    /// [`QueueServerConfig::validate`]; [`Error::Io`](crate::Error::Io)
-    /// for an address or socket path that cannot be bound (naming it; a
-    /// path a live server listens on, or one that is not a socket), or a
-    /// thread that cannot start.
+    /// [`QueueServerConfig::validate`];
+    /// [`Error::AddrInUse`](crate::Error::AddrInUse) naming the address
+    /// when another socket has it (a live server's socket path included);
+    /// [`Error::Io`](crate::Error::Io) for an address or socket path that
+    /// cannot be bound otherwise (naming it; a path that is not a socket),
+    /// or a thread that cannot start.
     pub fn start(queue: Arc<Queue>, config: QueueServerConfig) -> Result<Self> {
         config.validate()?;
         let tls = tls::acceptor(&config)?;

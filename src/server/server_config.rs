@@ -1,10 +1,14 @@
 //! [`QueueServerConfig`]: how a [`QueueServer`](super::QueueServer)
 //! listens, whom it lets in (a token, a Unix socket's mode, TLS) and what
 //! it allows each connection, kept apart so that the server and its
-//! connections both read it without using each other.
+//! connections both read it without using each other. A serde struct, so
+//! that a file can hold it (milliseconds only at that boundary,
+//! `crate::millis`; never the token or the TLS key).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use super::frame::{DEFAULT_MAX_FRAME, MAX_FRAME_LEN};
 use super::secret::Secret;
@@ -17,8 +21,22 @@ pub const DEFAULT_UNIX_SOCKET_MODE: u32 = 0o600;
 /// How a [`QueueServer`](super::QueueServer) listens and what it allows.
 ///
 /// Built from [`new`](Self::new) (the defaults below) with the `with_*`
-/// setters; [`QueueServer::start`](super::QueueServer::start) checks it
+/// setters, or read from a file by [`from_path`](Self::from_path) (feature
+/// `config`); [`QueueServer::start`](super::QueueServer::start) checks it
 /// with [`validate`](Self::validate).
+///
+/// | field | default | setter |
+/// |---|---|---|
+/// | `addr` | `"127.0.0.1:0"` | [`with_addr`](Self::with_addr) |
+/// | `unix_socket` | none (TCP) | [`with_unix_socket`](Self::with_unix_socket) |
+/// | `unix_socket_mode` | `0o600` (384) | [`with_unix_socket_mode`](Self::with_unix_socket_mode) |
+/// | `max_frame` | [`DEFAULT_MAX_FRAME`] | [`with_max_frame`](Self::with_max_frame) |
+/// | `max_connections` | 1024 | [`with_max_connections`](Self::with_max_connections) |
+/// | `handshake_timeout_ms` | 10000 | [`with_handshake_timeout`](Self::with_handshake_timeout) |
+/// | `idle_timeout_ms` | 60000, 0 for none | [`with_idle_timeout`](Self::with_idle_timeout) |
+/// | `max_subscriptions` | 64 | [`with_max_subscriptions`](Self::with_max_subscriptions) |
+/// | `write_timeout_ms` | 30000 | [`with_write_timeout`](Self::with_write_timeout) |
+/// | `close_timeout_ms` | 10000 | [`with_close_timeout`](Self::with_close_timeout) |
 ///
 /// ```
 /// use std::time::Duration;
@@ -31,21 +49,33 @@ pub const DEFAULT_UNIX_SOCKET_MODE: u32 = 0o600;
 /// assert!(config.validate().is_ok());
 /// ```
 ///
-/// `Debug` never shows the token or the TLS key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` never shows the token or the TLS key, and a config file never
+/// holds them: they are set in code ([`with_token`](Self::with_token),
+/// [`with_tls_identity_pem`](Self::with_tls_identity_pem)) or by the CLI's
+/// flags (`--token-file`, `--tls-cert`, `--tls-key`), so that a file that is
+/// read by many or checked in leaks no secret. `token` in a file is an
+/// unknown field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct QueueServerConfig {
     addr: String,
     unix_socket: Option<PathBuf>,
     unix_socket_mode: u32,
+    #[serde(skip)]
     token: Option<Secret>,
     /// The certificate chain's PEM and the key's.
+    #[serde(skip)]
     tls_identity: Option<(Vec<u8>, Secret)>,
     max_frame: usize,
     max_connections: usize,
+    #[serde(rename = "handshake_timeout_ms", with = "crate::millis")]
     handshake_timeout: Duration,
+    #[serde(rename = "idle_timeout_ms", with = "crate::millis::or_off")]
     idle_timeout: Option<Duration>,
     max_subscriptions: usize,
+    #[serde(rename = "write_timeout_ms", with = "crate::millis")]
     write_timeout: Duration,
+    #[serde(rename = "close_timeout_ms", with = "crate::millis")]
     close_timeout: Duration,
 }
 
@@ -284,6 +314,36 @@ impl QueueServerConfig {
     pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
+    }
+
+    /// Reads a config file and [validates](Self::validate) it, as
+    /// [`QueueConfig::from_path`](crate::queue::QueueConfig::from_path)
+    /// does: JSON, TOML or YAML by the extension, the fields of the table
+    /// above, every one optional; an unknown field is an error naming it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("server.toml");
+    /// # std::fs::write(&path, "addr = \"127.0.0.1:7450\"\nidle_timeout_ms = 0\n")?;
+    /// use syncmq::server::QueueServerConfig;
+    ///
+    /// let config = QueueServerConfig::from_path(&path)?; // server.toml
+    /// assert_eq!(config.addr(), "127.0.0.1:7450");
+    /// assert_eq!(config.idle_timeout(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`QueueConfig::from_path`](crate::queue::QueueConfig::from_path),
+    /// with the settings [`validate`](Self::validate) names.
+    #[cfg(feature = "config")]
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
+        let config: Self = crate::config_file::load(path.as_ref())?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Checks every setting; [`QueueServer::start`](super::QueueServer::start)

@@ -45,7 +45,8 @@ use std::time::{Duration, Instant};
 use super::feed::{Feed, FeedSpec};
 use super::frame::{self, FrameError, FrameWriter, MAX_FRAME_LEN};
 use super::protocol::{
-    Request, Response, WireDeadLetter, WireEntry, WireStats, MAGIC, PROTOCOL_VERSION,
+    Request, Response, WireDeadLetter, WireEntry, WirePeeked, WireStats, MAGIC, MAX_PEEK,
+    PROTOCOL_VERSION,
 };
 use super::server_config::QueueServerConfig;
 use super::server_stats::ServerCounters;
@@ -369,6 +370,12 @@ impl Connection<'_> {
                     }),
                 )
             }
+            Request::Peek {
+                id,
+                topic,
+                subscriber,
+                limit,
+            } => (id, self.peek(id, &topic, &subscriber, limit)),
             Request::Stats { id, topic } => (id, self.stats(id, topic)),
             Request::DeadLetters {
                 id,
@@ -485,6 +492,25 @@ impl Connection<'_> {
     /// Subscription `sub` of this connection.
     fn feed(&self, sub: u64) -> Result<&Feed> {
         self.feeds.get(&sub).ok_or_else(|| unknown_sub(sub))
+    }
+
+    /// The answer to a peek: up to `limit` of what `subscriber`'s next
+    /// receives would take, taking none.
+    fn peek(&self, id: u64, topic: &str, subscriber: &str, limit: u32) -> Result<Response> {
+        if limit == 0 || limit > MAX_PEEK {
+            return Err(Error::invalid(
+                "limit",
+                format!("a peek returns 1 to {MAX_PEEK} messages, not {limit}"),
+            ));
+        }
+        let peeked = self
+            .queue
+            .subscribe(topic, subscriber)?
+            .peek_batch(limit as usize)?;
+        Ok(Response::Peeked {
+            id,
+            messages: peeked.iter().map(WirePeeked::from).collect(),
+        })
     }
 
     fn stats(&self, id: u64, topic: Option<String>) -> Result<Response> {
