@@ -61,12 +61,24 @@ impl HeldAcks {
     /// Records the ack of `entry`. True when it may wait; false when the
     /// caller must send everything held now ([`take`](Self::take)).
     pub(super) fn hold(&mut self, sub: u64, entry: WireEntry, now: Instant) -> bool {
-        self.frames.push(Request::Ack {
-            id: 0,
-            sub,
-            entries: vec![entry],
-            multiple: false,
-        });
+        // An ack right behind another of the same subscription joins its
+        // frame: one frame to encode, send and decode for the burst. Only
+        // the last frame is joined, so acks still leave in the order they
+        // were made.
+        match self.frames.last_mut() {
+            Some(Request::Ack {
+                id: 0,
+                sub: last,
+                entries,
+                multiple: false,
+            }) if *last == sub => entries.push(entry),
+            _ => self.frames.push(Request::Ack {
+                id: 0,
+                sub,
+                entries: vec![entry],
+                multiple: false,
+            }),
+        }
         let since = *self.since.get_or_insert(now);
         let Some(busy) = self.busy.get_mut(&sub) else {
             return false;
@@ -75,7 +87,8 @@ impl HeldAcks {
         busy.held < busy.limit && now.duration_since(since) < MAX_HOLD
     }
 
-    /// Everything held, oldest first, to be sent now.
+    /// Everything held, oldest first, to be sent now: one frame per run of
+    /// acks of one subscription.
     pub(super) fn take(&mut self) -> Vec<Request> {
         self.since = None;
         for busy in self.busy.values_mut() {
@@ -112,23 +125,41 @@ mod tests {
         held.busy(1, 3);
         assert!(held.hold(1, entry(2), now));
         assert!(held.hold(1, entry(3), now));
-        // The third reaches the limit: all three go, in order.
+        // The third reaches the limit: all three go, in order, in one frame.
         assert!(!held.hold(1, entry(4), now));
-        let frames = held.take();
-        let positions: Vec<u64> = frames
-            .iter()
-            .map(|f| match f {
-                Request::Ack { entries, .. } => entries[0].position,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(positions, [2, 3, 4]);
+        assert_eq!(positions(&held.take()), [vec![2, 3, 4]]);
         assert!(held.is_empty());
         // Still busy, it waits; once idle, the next ack sends both.
         assert!(held.hold(1, entry(5), now));
         held.idle(1);
         assert!(!held.hold(1, entry(6), now));
-        assert_eq!(held.take().len(), 2);
+        assert_eq!(positions(&held.take()), [vec![5, 6]]);
+    }
+
+    /// The entries' positions, frame by frame.
+    fn positions(frames: &[Request]) -> Vec<Vec<u64>> {
+        frames
+            .iter()
+            .map(|f| match f {
+                Request::Ack { entries, .. } => entries.iter().map(|e| e.position).collect(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn acks_of_two_subscriptions_keep_their_order_in_a_frame_per_run() {
+        let now = Instant::now();
+        let mut held = HeldAcks::default();
+        held.busy(1, 10);
+        held.busy(2, 10);
+        for (sub, position) in [(1, 1), (1, 2), (2, 10), (1, 3), (2, 11), (2, 12)] {
+            assert!(held.hold(sub, entry(position), now));
+        }
+        assert_eq!(
+            positions(&held.take()),
+            [vec![1, 2], vec![10], vec![3], vec![11, 12]]
+        );
     }
 
     #[test]
@@ -138,6 +169,6 @@ mod tests {
         held.busy(1, 100);
         assert!(held.hold(1, entry(1), now));
         assert!(!held.hold(1, entry(2), now + MAX_HOLD));
-        assert_eq!(held.take().len(), 2);
+        assert_eq!(positions(&held.take()), [vec![1, 2]]);
     }
 }
