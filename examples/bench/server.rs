@@ -39,6 +39,11 @@ pub struct ServerLoad {
     /// Where the queues go (a fresh directory per run, deleted after).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Runs only the cases whose name contains this text, and the
+    /// in-process baselines they are compared with ("consume" picks the
+    /// consume pair): for a profile of one case.
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 const CONNECTIONS: usize = 4;
@@ -76,6 +81,16 @@ pub fn run(load: ServerLoad) -> Table {
             server_consume,
         ),
     ];
+    // A baseline runs when a case compared with it is picked.
+    let picked = |name: &str| {
+        load.only.as_deref().is_none_or(|only| {
+            name.contains(only)
+                || cases
+                    .iter()
+                    .any(|c| c.1 == Some(name) && c.0.contains(only))
+        })
+    };
+    let chosen: Vec<bool> = cases.iter().map(|c| picked(c.0)).collect();
     let base = load.dir.unwrap_or_else(std::env::temp_dir);
     let mut durations = vec![Vec::new(); cases.len()];
     for run in 0..load.runs.max(1) {
@@ -85,6 +100,9 @@ pub fn run(load: ServerLoad) -> Table {
         // weighs on both alike.
         for k in 0..cases.len() {
             let i = if run % 2 == 1 { k ^ 1 } else { k };
+            if !chosen[i] {
+                continue;
+            }
             let f = cases[i].2;
             let dir = tempfile::Builder::new()
                 .prefix("syncmq-bench-")
@@ -101,6 +119,9 @@ pub fn run(load: ServerLoad) -> Table {
         base.display()
     ));
     for (i, (case, baseline, _)) in cases.iter().enumerate() {
+        if !chosen[i] {
+            continue;
+        }
         match baseline {
             None => table.baseline(case, load.messages, load.size, &durations[i]),
             Some(b) => table.compared(case, b, load.messages, load.size, &durations[i]),
