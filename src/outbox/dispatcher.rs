@@ -4,7 +4,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::metrics;
@@ -30,7 +30,14 @@ pub(crate) struct Dispatcher<S, K> {
     /// the next pass finds the row and counts the failure against it alone;
     /// cleared by a pass that went through.
     one_by_one: bool,
+    /// When the row gauges were last set (metrics only).
+    observed: Option<Instant>,
 }
+
+/// How often the row gauges are set at most. Counting the rows reads the
+/// whole store (a query on PostgreSQL), so counting once a pass made a
+/// dispatch of 50,000 rows quadratic; the gauges lag by this much instead.
+const OBSERVE_EVERY: Duration = Duration::from_secs(1);
 
 /// What one pass over a batch came to.
 enum Pass {
@@ -56,6 +63,7 @@ impl<S: OutboxStore, K: Sink> Dispatcher<S, K> {
             config,
             failures: 0,
             one_by_one: false,
+            observed: None,
         }
     }
 
@@ -174,12 +182,13 @@ impl<S: OutboxStore, K: Sink> Dispatcher<S, K> {
         true
     }
 
-    /// Sets the row gauges from the store's counts: once a pass, and only
-    /// with the metrics compiled in (a count is a query on PostgreSQL).
-    fn observe_rows(&self) {
-        if !metrics::ENABLED {
+    /// Sets the row gauges from the store's counts: only with the metrics
+    /// compiled in, and at most every [`OBSERVE_EVERY`].
+    fn observe_rows(&mut self) {
+        if !metrics::ENABLED || self.observed.is_some_and(|at| at.elapsed() < OBSERVE_EVERY) {
             return;
         }
+        self.observed = Some(Instant::now());
         match self.store.counts() {
             Ok(rows) => self.reporter.counters().observe(rows),
             Err(e) => log::debug!("outbox: counting rows for the metrics failed: {e}"),
