@@ -730,3 +730,87 @@ fn an_outbox_that_only_cleans_refuses_a_config_with_cleanup_off() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The memory store, counting the calls to `counts` (a scan of every row
+/// on a real store).
+#[cfg(feature = "metrics")]
+#[derive(Default)]
+struct CountingStore {
+    inner: MemoryOutboxStore,
+    counted: std::sync::atomic::AtomicUsize,
+}
+
+#[cfg(feature = "metrics")]
+impl OutboxStore for CountingStore {
+    type Tx<'t> = syncmq::outbox::MemoryTx;
+
+    fn add(&self, message: &Message) -> syncmq::Result<u64> {
+        self.inner.add(message)
+    }
+    fn add_within_tx<T, E, F>(&self, message: &Message, f: F) -> Result<(u64, T), E>
+    where
+        F: for<'t> FnOnce(&mut Self::Tx<'t>) -> Result<T, E>,
+        E: From<Error>,
+    {
+        self.inner.add_within_tx(message, f)
+    }
+    fn pending(&self, batch: usize) -> syncmq::Result<Vec<syncmq::outbox::OutboxRecord>> {
+        self.inner.pending(batch)
+    }
+    fn mark_dispatched(&self, ids: &[u64]) -> syncmq::Result<()> {
+        self.inner.mark_dispatched(ids)
+    }
+    fn record_failure(&self, id: u64, error: &str) -> syncmq::Result<u32> {
+        self.inner.record_failure(id, error)
+    }
+    fn dead_letter(&self, id: u64) -> syncmq::Result<()> {
+        self.inner.dead_letter(id)
+    }
+    fn remove_dispatched(
+        &self,
+        older_than: std::time::SystemTime,
+        batch: usize,
+    ) -> syncmq::Result<u64> {
+        self.inner.remove_dispatched(older_than, batch)
+    }
+    fn requeue_dead_letter(&self, id: u64) -> syncmq::Result<u64> {
+        self.inner.requeue_dead_letter(id)
+    }
+    fn remove_dead_letter(&self, id: u64) -> syncmq::Result<()> {
+        self.inner.remove_dead_letter(id)
+    }
+    fn dead_letters(&self, limit: usize) -> syncmq::Result<Vec<syncmq::outbox::OutboxRecord>> {
+        self.inner.dead_letters(limit)
+    }
+    fn counts(&self) -> syncmq::Result<OutboxCounts> {
+        self.counted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.counts()
+    }
+}
+
+/// With the metrics on, the dispatcher sets its row gauges from the store's
+/// counts; counting once a pass made a dispatch quadratic (a count reads
+/// every row), so it counts at most once a second however many passes.
+#[cfg(feature = "metrics")]
+#[test]
+fn the_dispatcher_counts_the_rows_for_its_gauges_at_most_once_a_second() {
+    let store = CountingStore::default();
+    for i in 0..1000 {
+        store.add(&msg(format!("row {i}"))).unwrap();
+    }
+    let (sent, sink) = recorder();
+    let started = std::time::Instant::now();
+    let outbox = Outbox::start_with(store, sink, quick().with_batch_size(10)).unwrap();
+    eventually(LIMIT, "every row sent", || {
+        sent.lock().unwrap().len() == 1000
+    });
+    outbox.close().unwrap();
+    // 100 passes at least; one count, plus one per second it took.
+    let seconds = started.elapsed().as_secs() as usize;
+    let counted = outbox
+        .store()
+        .counted
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(counted <= seconds + 1, "{counted} counts in {seconds} s");
+}
