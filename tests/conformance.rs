@@ -251,6 +251,26 @@ fn stats_count_a_round_trip(subject: &mut dyn Subject) {
     assert!(matches!(adapter.stats(), Err(Error::Closed(_))));
 }
 
+/// A delivery a consumer has in hand is already counted as delivered: the
+/// adapters count before they hand a delivery over, so a reader of the
+/// stats never sees fewer deliveries than it received.
+fn a_delivery_in_hand_is_counted(subject: &mut dyn Subject) {
+    let adapter = subject.open();
+    let name = unique("counted");
+    let (input, output) = both(&*adapter, ChannelSpec::new(name.clone(), Mode::Both));
+    for received in 1..=2000u64 {
+        input.send(b"x".into()).unwrap();
+        let delivery = recv(&output);
+        let delivered = adapter.stats().unwrap().channel(&name).map(|c| c.delivered);
+        assert!(
+            delivered >= Some(received),
+            "{delivered:?} counted with {received} received"
+        );
+        delivery.ack().unwrap();
+    }
+    adapter.close().unwrap();
+}
+
 fn nack_with_requeue_and_drop(subject: &mut dyn Subject) {
     let adapter = subject.open();
     let (input, output) = both(&*adapter, ChannelSpec::new(unique("requeue"), Mode::Both));
@@ -635,6 +655,13 @@ macro_rules! conformance {
                 let mut subject = $subject;
                 if subject.available() {
                     super::stats_count_a_round_trip(&mut subject);
+                }
+            }
+            #[test]
+            fn a_delivery_in_hand_is_counted() {
+                let mut subject = $subject;
+                if subject.available() {
+                    super::a_delivery_in_hand_is_counted(&mut subject);
                 }
             }
             #[test]

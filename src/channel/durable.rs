@@ -612,14 +612,16 @@ fn consume(
             };
             let delivery =
                 Delivery::new(r.message, Box::new(acker)).with_redelivered(r.deliveries > 1);
+            // Counted before the hand-over, so that a reader that has the
+            // delivery finds it counted (a stop that catches this one has
+            // counted it all the same).
+            counters.delivered.add(1);
             let handed_on = select! {
                 send(output, delivery) -> sent => sent.is_ok(),
                 recv(stop.receiver()) -> _ => false,
             };
-            if handed_on {
-                counters.delivered.add(1);
-            } else {
-                // Not delivered: back to the front, uncounted.
+            if !handed_on {
+                // Not delivered: back to the front.
                 let ids: Vec<EntryId> = batch.map(|r| r.id).collect();
                 if let Err(e) = sub.release_current(&ids) {
                     log::warn!("durable adapter: channel `{}`: {e}", sub.topic());

@@ -407,8 +407,11 @@ fn forward_turn(
         let message = recv_or_stop(input, stop).ok_or(None)?;
         counters.published.add(1);
         if let Some(delivery) = deliverable(message) {
-            send_or_stop(output, delivery, stop).map_err(Some)?;
+            // Counted before the hand-over, so that a reader that has the
+            // delivery finds it counted; one the stop catches here goes to
+            // the drain counted already.
             counters.delivered.add(1);
+            send_or_stop(output, delivery, stop).map_err(Some)?;
         }
     }
     Ok(())
@@ -505,13 +508,18 @@ fn drain(
     counters: &ChannelCounters,
 ) {
     loop {
+        // `pending` was counted as delivered by `forward_turn`; a message
+        // taken here is counted before its hand-over, as there.
         let delivery = match pending.take() {
             Some(d) => d,
             None => match input.try_recv() {
                 Ok(message) => {
                     counters.published.add(1);
                     match deliverable(message) {
-                        Some(delivery) => delivery,
+                        Some(delivery) => {
+                            counters.delivered.add(1);
+                            delivery
+                        }
                         None => continue,
                     }
                 }
@@ -519,7 +527,7 @@ fn drain(
             },
         };
         match output.send_deadline(delivery, deadline) {
-            Ok(()) => counters.delivered.add(1),
+            Ok(()) => {}
             Err(SendTimeoutError::Timeout(_)) => {
                 left.timed_out.fetch_add(1, Ordering::SeqCst);
                 return;

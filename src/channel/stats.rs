@@ -34,7 +34,8 @@ pub struct ChannelStats {
     ///
     /// [`PublisherStats`]: crate::rabbitmq::PublisherStats
     pub published: u64,
-    /// Deliveries put on the output, redeliveries included.
+    /// Deliveries put on the output, redeliveries included; counted as
+    /// they are handed over, so a delivery in hand is always counted.
     pub delivered: u64,
     /// Deliveries acked. The simple adapter's acks are no-ops, so it
     /// counts none.
