@@ -10,25 +10,13 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
+use common::served::{self, Served, BIN};
 use syncmq::server::QueueClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_syncmq");
-
-struct Served {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `syncmq serve` on an ephemeral port with the orders topic.
 fn serve(dir: &std::path::Path) -> Served {
     serve_with(
         dir,
@@ -39,26 +27,12 @@ fn serve(dir: &std::path::Path) -> Served {
 
 /// Serves `dir/data` with the config file `name` holding `config`.
 fn serve_with(dir: &std::path::Path, name: &str, config: &str) -> Served {
-    let path = dir.join(name);
-    std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Served { child, addr }
+    served::serve(
+        dir,
+        name,
+        config,
+        &["--listen".as_ref(), "127.0.0.1:0".as_ref()],
+    )
 }
 
 fn syncmq(addr: &str, args: &[&str]) -> Output {

@@ -68,6 +68,22 @@ fn msg(body: impl Into<Vec<u8>>) -> Message {
     Message::new(body)
 }
 
+/// The body of every message a sink accepted, in order.
+type Sent = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// A sink that records the body of every message it accepts.
+fn recorder() -> (
+    Sent,
+    impl FnMut(&Message) -> syncmq::Result<()> + Send + 'static,
+) {
+    let sent = Sent::default();
+    let seen = sent.clone();
+    (sent, move |m: &Message| {
+        seen.lock().unwrap().push(m.body().to_vec());
+        Ok(())
+    })
+}
+
 #[test]
 fn the_postgres_store_keeps_the_store_contract() {
     let Some(params) = postgres_params() else {
@@ -149,12 +165,7 @@ fn a_row_added_in_the_callers_own_transaction_is_sent_after_notify() {
         return;
     };
     let table = Table::new(&params);
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let seen = sent.clone();
-    let sink = move |m: &Message| {
-        seen.lock().unwrap().push(m.body().to_vec());
-        Ok(())
-    };
+    let (sent, sink) = recorder();
     let config = OutboxConfig::default().with_check_interval(Duration::from_secs(3600));
     let outbox = Outbox::start_with(table.store(), sink, config).unwrap();
     let mut client = table.client();
@@ -174,12 +185,7 @@ fn the_outbox_dispatches_postgres_rows_in_order() {
         return;
     };
     let table = Table::new(&params);
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let seen = sent.clone();
-    let sink = move |m: &Message| {
-        seen.lock().unwrap().push(m.body().to_vec());
-        Ok(())
-    };
+    let (sent, sink) = recorder();
     let config = OutboxConfig::default().with_batch_size(8);
     let outbox = Outbox::start_with(table.store(), sink, config).unwrap();
     let added: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_be_bytes().to_vec()).collect();
@@ -349,12 +355,7 @@ fn one_outbox_dispatches_and_another_cleans_the_same_table() {
         return;
     };
     let table = Table::new(&params);
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let seen = sent.clone();
-    let sink = move |m: &Message| {
-        seen.lock().unwrap().push(m.body().to_vec());
-        Ok(())
-    };
+    let (sent, sink) = recorder();
     let quick = OutboxConfig::new()
         .with_retention(Duration::ZERO)
         .with_cleanup_interval(Duration::from_millis(10));

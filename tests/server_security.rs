@@ -610,55 +610,16 @@ mod tls {
 /// and `--tls-ca`.
 #[cfg(feature = "cli")]
 mod cli {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Child, Command, Output, Stdio};
+    use std::process::{Command, Output};
 
     use super::*;
 
-    const BIN: &str = env!("CARGO_BIN_EXE_syncmq");
+    use common::served::{self, Served, BIN};
 
-    /// A `syncmq serve` child, killed on drop.
-    struct Served {
-        child: Child,
-        /// What its first line says it listens on.
-        addr: String,
-    }
-
-    impl Drop for Served {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
+    /// `syncmq serve` with the orders topic and `flags`.
     fn serve(dir: &Path, flags: &[&std::ffi::OsStr]) -> Served {
-        let config = dir.join("topics.json");
-        std::fs::write(
-            &config,
-            r#"{"topics":[{"name":"orders","subscribers":["billing"]}]}"#,
-        )
-        .unwrap();
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--data")
-            .arg(dir.join("data"))
-            .arg("--config")
-            .arg(&config)
-            .args(flags)
-            .env_remove("SYNCMQ_TOKEN")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Served { child, addr }
+        let config = r#"{"topics":[{"name":"orders","subscribers":["billing"]}]}"#;
+        served::serve(dir, "topics.json", config, flags)
     }
 
     fn syncmq(args: &[&str], token_env: Option<&str>) -> Output {

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod postgres_tls;
+#[cfg(feature = "cli")]
+pub mod served;
 
 /// A name no other test, process or earlier run uses, for resources that
 /// outlive a test (broker queues) or that tests share (thread names).
