@@ -32,6 +32,18 @@ pub(super) enum Action {
     Nack { requeue: bool },
 }
 
+/// Where the settles of one consumer's deliveries go: shared by all of
+/// them (one reference count per delivery instead of one per field).
+pub(super) struct AckRoute {
+    /// The owner's current channel; 0 while it has none.
+    pub(super) current: AtomicU64,
+    pub(super) settles: Sender<Settle>,
+    pub(super) queue: String,
+    /// The queue is a stream: a nack is sent as an ack (see
+    /// [`Acker::nack`] below).
+    pub(super) stream: bool,
+}
+
 /// The acker behind a delivery from the broker.
 pub(super) struct RabbitAcker {
     /// The owner's channel the delivery came on: the owner counts its
@@ -40,32 +52,28 @@ pub(super) struct RabbitAcker {
     /// connection, which is why the connection's generation is not enough).
     pub(super) channel: u64,
     pub(super) tag: u64,
-    /// The owner's current channel; 0 while it has none.
-    pub(super) current: Arc<AtomicU64>,
-    pub(super) settles: Sender<Settle>,
-    pub(super) queue: Arc<str>,
-    /// The queue is a stream: a nack is sent as an ack (see
-    /// [`Acker::nack`] below).
-    pub(super) stream: bool,
+    pub(super) route: Arc<AckRoute>,
 }
 
 impl RabbitAcker {
     fn send(self, action: Action) -> Result<()> {
-        if self.current.load(Ordering::SeqCst) != self.channel {
+        let route = &self.route;
+        if route.current.load(Ordering::SeqCst) != self.channel {
             return Err(Error::StaleDelivery {
                 what: format!(
                     "{} from queue `{}` (channel {})",
-                    self.tag, self.queue, self.channel
+                    self.tag, route.queue, self.channel
                 ),
             });
         }
-        self.settles
+        route
+            .settles
             .send(Settle {
                 channel: self.channel,
                 tag: self.tag,
                 action,
             })
-            .map_err(|_| Error::closed(format!("consumer of queue `{}`", self.queue)))
+            .map_err(|_| Error::closed(format!("consumer of queue `{}`", route.queue)))
     }
 }
 
@@ -80,11 +88,11 @@ impl Acker for RabbitAcker {
     /// ack, with a WARN: the message stays in the stream at its offset,
     /// for a consumer that starts there again.
     fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
-        if self.stream {
+        if self.route.stream {
             log::warn!(
                 "consumer of stream `{}`: a stream cannot take a nack (requeue {requeue}); \
                  delivery {} is acked instead and stays in the stream",
-                self.queue,
+                self.route.queue,
                 self.tag
             );
             return (*self).send(Action::Ack { multiple: false });

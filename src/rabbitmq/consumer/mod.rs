@@ -7,7 +7,8 @@
 //! it), `handler.rs` (running the handler and settling: retries, dead
 //! letters, drops), `info.rs` (what a handler is told about a delivery),
 //! `failure_publisher.rs` (what publishes them), `counters.rs` and
-//! `stats.rs` (what a consumer counts), `handle.rs` (a
+//! `stats.rs` (what a consumer counts), `unsettled.rs` (the deliveries
+//! the owner holds until they are settled), `handle.rs` (a
 //! [`RabbitClient`](crate::rabbitmq::RabbitClient)'s consumer, to watch and
 //! stop).
 
@@ -35,6 +36,7 @@ mod info;
 mod options;
 mod owner;
 mod stats;
+mod unsettled;
 
 pub(crate) use counters::ConsumerCounters;
 pub use handle::ConsumerHandle;

@@ -11,16 +11,16 @@
 //! before that as fatal and would close the whole shared connection.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amiquip::ConsumerMessage;
-use crossbeam_channel::{never, select, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{never, select, Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::acker::{Action, RabbitAcker, Settle};
+use super::acker::{AckRoute, Action, RabbitAcker, Settle};
 use super::counters::ConsumerCounters;
+use super::unsettled::Unsettled;
 use crate::error::Error;
 use crate::message::Delivery;
 use crate::rabbitmq::amqp;
@@ -120,9 +120,13 @@ impl<T: Wrap> Owner<T> {
     /// Consumes until told to stop or the connection is closed.
     pub(crate) fn run(self) {
         let wake = self.shared.wake_on_connect();
-        let current = Arc::new(AtomicU64::new(0));
         let (settle_tx, settles) = crossbeam_channel::unbounded::<Settle>();
-        let queue: Arc<str> = self.queue.as_str().into();
+        let route = Arc::new(AckRoute {
+            current: AtomicU64::new(0),
+            settles: settle_tx,
+            queue: self.queue.clone(),
+            stream: self.stream_offset.is_some(),
+        });
         let mut channel_number = 0;
         while !self.stop.is_stopped() {
             match self.shared.open_channel(self.stop.receiver()) {
@@ -131,15 +135,8 @@ impl<T: Wrap> Owner<T> {
                     if channel_number > 1 {
                         self.counters.reconnects.add(1);
                     }
-                    let served = self.consume_on(
-                        &channel,
-                        channel_number,
-                        &current,
-                        &settle_tx,
-                        &settles,
-                        &queue,
-                    );
-                    current.store(0, Ordering::SeqCst);
+                    let served = self.consume_on(&channel, channel_number, &route, &settles);
+                    route.current.store(0, Ordering::SeqCst);
                     if !matches!(served, Served::Stop) {
                         // Deliveries of the lost channel that no reader took
                         // yet are stale: drop them (the broker redelivers
@@ -198,10 +195,8 @@ impl<T: Wrap> Owner<T> {
         &self,
         channel: &amiquip::Channel,
         channel_number: u64,
-        current: &Arc<AtomicU64>,
-        settle_tx: &Sender<Settle>,
+        route: &Arc<AckRoute>,
         settles: &Receiver<Settle>,
-        queue: &Arc<str>,
     ) -> Served {
         if let Err(e) = channel.qos(0, self.prefetch, false) {
             return lost("qos", e);
@@ -223,24 +218,22 @@ impl<T: Wrap> Owner<T> {
             Ok(c) => c,
             Err(e) => return lost("basic_consume", e),
         };
-        current.store(channel_number, Ordering::SeqCst);
+        route.current.store(channel_number, Ordering::SeqCst);
         log::info!(
             "consumer of `{}`: consuming (prefetch {})",
             self.queue,
             self.prefetch
         );
         let mut cancel = Cancel::NotSent;
-        let mut pending = BTreeMap::new();
+        let mut pending = Unsettled::new();
         let served = self.deliver(
             channel,
             &consumer,
             &mut cancel,
             &mut pending,
             channel_number,
-            current,
-            settle_tx,
+            route,
             settles,
-            queue,
         );
         self.finish_cancel(&consumer, cancel);
         self.resume_at(&pending);
@@ -296,12 +289,10 @@ impl<T: Wrap> Owner<T> {
         channel: &amiquip::Channel,
         consumer: &amiquip::Consumer,
         cancel: &mut Cancel,
-        pending: &mut BTreeMap<u64, amiquip::Delivery>,
+        pending: &mut Unsettled,
         channel_number: u64,
-        current: &Arc<AtomicU64>,
-        settle_tx: &Sender<Settle>,
+        route: &Arc<AckRoute>,
         settles: &Receiver<Settle>,
-        queue: &Arc<str>,
     ) -> Served {
         let mut stopping: Option<Instant> = None;
         let deliveries = consumer.receiver();
@@ -325,106 +316,132 @@ impl<T: Wrap> Owner<T> {
             } else {
                 (&no_deliveries, &no_stop)
             };
-            // Acks wait while more deliveries are already here, or for at
-            // most ACK_LINGER, up to a batch, so that one ack-multiple frame
-            // settles many (as a raw consumer acking every N does).
-            let holding = stopping.is_none() && held.hold(deliveries, settles);
-            let settling = if holding { &no_settles } else { settles };
-            // A stop's deadline, or when held acks must go out if no
-            // delivery comes first.
-            let timer = match (stopping, holding && deliveries.is_empty()) {
-                (Some(deadline), _) => crossbeam_channel::at(deadline),
-                (None, true) => held.deadline().map_or_else(never, crossbeam_channel::at),
-                (None, false) => never(),
+            // Under load a delivery is already waiting: taken without the
+            // select, which costs more than the rest of its hand-over.
+            let waiting = if stopping.is_none() && !self.stop.is_stopped() {
+                deliveries.try_recv().ok()
+            } else {
+                None
             };
-            select! {
-                recv(incoming) -> message => match message {
-                    Ok(ConsumerMessage::Delivery(mut raw)) => {
-                        let tag = raw.delivery_tag();
-                        let body = std::mem::take(&mut raw.body);
-                        let redelivered = raw.redelivered;
-                        let message = amqp::message_from(body, &raw.properties);
-                        let offset = self.stream_offset.and(amqp::stream_offset_of(&raw.properties));
-                        if let Some(offset) = offset {
-                            let next = offset.saturating_add(1);
-                            let resume = self.stream_resume.get().map_or(next, |n| n.max(next));
-                            self.stream_resume.set(Some(resume));
-                        }
-                        self.counters.delivered.add(1);
-                        if redelivered {
-                            self.counters.redelivered.add(1);
-                        }
-                        let acker = RabbitAcker {
-                            channel: channel_number,
-                            tag,
-                            current: current.clone(),
-                            settles: settle_tx.clone(),
-                            queue: queue.clone(),
-                            stream: self.stream_offset.is_some(),
-                        };
-                        let delivery = T::wrap(
-                            Delivery::new(message, Box::new(acker)).with_redelivered(redelivered),
-                            &mut raw,
-                        );
-                        pending.insert(tag, raw);
-                        // A delivery not handed over is dropped, which
-                        // requeues it through `settles`.
-                        if let Some(handle) = &self.inline {
-                            handle(delivery);
-                        } else {
-                            select! {
-                                send(self.output, delivery) -> _ => {}
-                                recv(self.stop.receiver()) -> _ => {
-                                    stopping = Some(Instant::now() + self.close_timeout);
-                                    *cancel = self.send_cancel(consumer);
-                                    while self.output_rx.try_recv().is_ok() {}
-                                }
-                            }
-                        }
-                        // The acks that came meanwhile (an inline
-                        // handler's own, at least) go out now unless they
-                        // may wait for more to join them.
-                        if !held.hold(deliveries, settles) {
-                            if let Ok(settle) = settles.try_recv() {
+            let message = match waiting {
+                Some(message) => Ok(message),
+                None => {
+                    // Acks wait while more deliveries are already here, or
+                    // for at most ACK_LINGER, up to a batch, so that one
+                    // ack-multiple frame settles many (as a raw consumer
+                    // acking every N does).
+                    let holding = stopping.is_none() && held.hold(deliveries, settles);
+                    let settling = if holding { &no_settles } else { settles };
+                    // A stop's deadline, or when held acks must go out if no
+                    // delivery comes first.
+                    let timer = match (stopping, holding && deliveries.is_empty()) {
+                        (Some(deadline), _) => crossbeam_channel::at(deadline),
+                        (None, true) => held.deadline().map_or_else(never, crossbeam_channel::at),
+                        (None, false) => never(),
+                    };
+                    select! {
+                        recv(incoming) -> message => message,
+                        recv(settling) -> settle => {
+                            if let Ok(settle) = settle {
                                 held.sent();
                                 if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number, &self.counters) {
                                     return e;
                                 }
                             }
+                            continue;
+                        }
+                        recv(stop) -> _ => {
+                            stopping = Some(Instant::now() + self.close_timeout);
+                            *cancel = self.send_cancel(consumer);
+                            while self.output_rx.try_recv().is_ok() {}
+                            continue;
+                        }
+                        recv(timer) -> _ => continue,
+                    }
+                }
+            };
+            match message {
+                Ok(ConsumerMessage::Delivery(mut raw)) => {
+                    let tag = raw.delivery_tag();
+                    let body = std::mem::take(&mut raw.body);
+                    let redelivered = raw.redelivered;
+                    let message = amqp::message_from(body, &raw.properties);
+                    let offset = self
+                        .stream_offset
+                        .and(amqp::stream_offset_of(&raw.properties));
+                    if let Some(offset) = offset {
+                        let next = offset.saturating_add(1);
+                        let resume = self.stream_resume.get().map_or(next, |n| n.max(next));
+                        self.stream_resume.set(Some(resume));
+                    }
+                    self.counters.delivered.add(1);
+                    if redelivered {
+                        self.counters.redelivered.add(1);
+                    }
+                    let acker = RabbitAcker {
+                        channel: channel_number,
+                        tag,
+                        route: route.clone(),
+                    };
+                    let delivery = T::wrap(
+                        Delivery::new(message, Box::new(acker)).with_redelivered(redelivered),
+                        &mut raw,
+                    );
+                    pending.insert(tag, raw, offset);
+                    // A delivery not handed over is dropped, which
+                    // requeues it through `settles`.
+                    if let Some(handle) = &self.inline {
+                        handle(delivery);
+                    } else if let Err(TrySendError::Full(delivery)) = self.output.try_send(delivery)
+                    {
+                        // The readers are behind: wait for room, or a stop.
+                        select! {
+                            send(self.output, delivery) -> _ => {}
+                            recv(self.stop.receiver()) -> _ => {
+                                stopping = Some(Instant::now() + self.close_timeout);
+                                *cancel = self.send_cancel(consumer);
+                                while self.output_rx.try_recv().is_ok() {}
+                            }
                         }
                     }
-                    // Each of these is amiquip's last message to us.
-                    Ok(ConsumerMessage::ServerClosedChannel(e)) => {
-                        *cancel = Cancel::Done;
-                        return lost("consuming", e);
-                    }
-                    Ok(ConsumerMessage::ServerCancelled) => {
-                        *cancel = Cancel::Done;
-                        return Served::Refused("the broker cancelled the consumer (queue deleted?)".into())
-                    }
-                    Ok(other) => {
-                        *cancel = Cancel::Done;
-                        return Served::Lost(format!("{other:?}"));
-                    }
-                    Err(_) => {
-                        *cancel = Cancel::Done;
-                        return Served::Lost("the consumer's channel ended".into());
-                    }
-                },
-                recv(settling) -> settle => {
-                    if let Ok(settle) = settle {
-                        held.sent();
-                        if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number, &self.counters) {
-                            return e;
+                    // The acks that came meanwhile (an inline handler's
+                    // own, at least) go out now unless they may wait for
+                    // more to join them.
+                    if !held.hold(deliveries, settles) {
+                        if let Ok(settle) = settles.try_recv() {
+                            held.sent();
+                            if let Err(e) = apply_batch(
+                                channel,
+                                pending,
+                                settle,
+                                settles,
+                                channel_number,
+                                &self.counters,
+                            ) {
+                                return e;
+                            }
                         }
                     }
                 }
-                recv(stop) -> _ => {
-                    stopping = Some(Instant::now() + self.close_timeout);
-                    *cancel = self.send_cancel(consumer);
-                    while self.output_rx.try_recv().is_ok() {}
+                // Each of these is amiquip's last message to us.
+                Ok(ConsumerMessage::ServerClosedChannel(e)) => {
+                    *cancel = Cancel::Done;
+                    return lost("consuming", e);
                 }
-                recv(timer) -> _ => {}
+                Ok(ConsumerMessage::ServerCancelled) => {
+                    *cancel = Cancel::Done;
+                    return Served::Refused(
+                        "the broker cancelled the consumer (queue deleted?)".into(),
+                    );
+                }
+                Ok(other) => {
+                    *cancel = Cancel::Done;
+                    return Served::Lost(format!("{other:?}"));
+                }
+                Err(_) => {
+                    *cancel = Cancel::Done;
+                    return Served::Lost("the consumer's channel ended".into());
+                }
             }
         }
     }
@@ -436,15 +453,11 @@ impl<T: Wrap> Owner<T> {
     /// now, so the broker must send it again), or else after the newest
     /// delivered. At least once, without reading the stream from its
     /// configured offset (say the first message) again.
-    fn resume_at(&self, unsettled: &BTreeMap<u64, amiquip::Delivery>) {
+    fn resume_at(&self, unsettled: &Unsettled) {
         if self.stream_offset.is_none() {
             return;
         }
-        let oldest = unsettled
-            .values()
-            .filter_map(|d| amqp::stream_offset_of(&d.properties))
-            .min();
-        if let Some(oldest) = oldest {
+        if let Some(oldest) = unsettled.oldest_offset() {
             self.stream_resume.set(Some(oldest));
         }
     }
@@ -533,62 +546,49 @@ enum Cancel {
 /// ack-multiple: the same effect on the broker, one frame instead of many.
 fn apply_batch(
     channel: &amiquip::Channel,
-    pending: &mut BTreeMap<u64, amiquip::Delivery>,
+    pending: &mut Unsettled,
     first: Settle,
     settles: &Receiver<Settle>,
     channel_number: u64,
     counters: &ConsumerCounters,
 ) -> std::result::Result<(), Served> {
-    let mut acks = BTreeSet::new();
+    let mut marked = 0u64;
     let mut settle = Some(first);
     while let Some(s) = settle.take().or_else(|| settles.try_recv().ok()) {
         match s.action {
             Action::Ack { multiple: false } if s.channel == channel_number => {
-                acks.insert(s.tag);
+                // false: settled already (by an earlier ack-multiple).
+                if pending.mark_acked(s.tag) {
+                    marked += 1;
+                }
             }
             _ => apply(channel, pending, s, channel_number, counters)?,
         }
-        if acks.len() >= 4096 {
+        if marked >= 4096 {
             break;
         }
     }
-    // The longest run of the oldest pending tags that are all being acked.
-    let mut through = None;
-    for tag in pending.keys() {
-        if acks.contains(tag) {
-            through = Some(*tag);
-        } else {
-            break;
-        }
+    let mut run = 0;
+    if let Some((raw, n)) = pending.take_acked_run() {
+        raw.ack_multiple(channel)
+            .map_err(|e| lost("settling deliveries", e))?;
+        counters.acked.add(n);
+        run = n;
     }
-    if let Some(through) = through {
-        let covered: Vec<u64> = pending.range(..=through).map(|(t, _)| *t).collect();
-        let n = covered.len() as u64;
-        let mut last = None;
-        for tag in covered {
-            acks.remove(&tag);
-            last = pending.remove(&tag);
+    // Acked behind one that is not: each on its own.
+    if marked > run {
+        for raw in pending.take_acked() {
+            raw.ack(channel)
+                .map_err(|e| lost("settling a delivery", e))?;
+            counters.acked.add(1);
         }
-        if let Some(raw) = last {
-            raw.ack_multiple(channel)
-                .map_err(|e| lost("settling deliveries", e))?;
-            counters.acked.add(n);
-        }
-    }
-    for tag in acks {
-        let settle = Settle {
-            channel: channel_number,
-            tag,
-            action: Action::Ack { multiple: false },
-        };
-        apply(channel, pending, settle, channel_number, counters)?;
     }
     Ok(())
 }
 
 fn apply(
     channel: &amiquip::Channel,
-    pending: &mut BTreeMap<u64, amiquip::Delivery>,
+    pending: &mut Unsettled,
     settle: Settle,
     channel_number: u64,
     counters: &ConsumerCounters,
@@ -597,20 +597,17 @@ fn apply(
         log::debug!("dropping a settle for a delivery of an older channel");
         return Ok(());
     }
-    let Some(raw) = pending.remove(&settle.tag) else {
+    let (raw, n) = match settle.action {
+        Action::Ack { multiple: true } => pending.remove_through(settle.tag),
+        _ => (pending.remove(settle.tag), 1),
+    };
+    let Some(raw) = raw else {
         return Ok(()); // settled already (by an earlier ack-multiple)
     };
-    let (result, counter, n) = match settle.action {
-        Action::Ack { multiple: false } => (raw.ack(channel), &counters.acked, 1),
-        Action::Ack { multiple: true } => {
-            let older: Vec<u64> = pending.range(..settle.tag).map(|(t, _)| *t).collect();
-            let n = older.len() as u64 + 1;
-            for tag in older {
-                pending.remove(&tag);
-            }
-            (raw.ack_multiple(channel), &counters.acked, n)
-        }
-        Action::Nack { requeue } => (raw.nack(channel, requeue), &counters.nacked, 1),
+    let (result, counter) = match settle.action {
+        Action::Ack { multiple: false } => (raw.ack(channel), &counters.acked),
+        Action::Ack { multiple: true } => (raw.ack_multiple(channel), &counters.acked),
+        Action::Nack { requeue } => (raw.nack(channel, requeue), &counters.nacked),
     };
     result.map_err(|e| lost("settling a delivery", e))?;
     counter.add(n);
