@@ -87,7 +87,7 @@ enum Component {
     /// Publisher, Consumer and RabbitAdapter against raw amiquip, on the
     /// broker at SYNCMQ_AMQP_URL.
     #[cfg(feature = "rabbitmq")]
-    Rabbitmq(rabbitmq::RabbitLoad),
+    Rabbitmq(rabbitmq::RabbitArgs),
     /// The transactional outbox: adds against raw fjall commits, dispatch
     /// against direct sends, commit-to-send latency against polling.
     #[cfg(feature = "durable")]

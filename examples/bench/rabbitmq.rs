@@ -4,8 +4,10 @@
 //! Publishing: `messages` persistent messages of `size` bytes into a durable
 //! queue, confirmed. The raw baseline keeps `window` publishes awaiting
 //! their confirm on one amiquip channel (tracked with amiquip's
-//! `ConfirmSmoother`); our `Publisher` gets the same window, fed by one
-//! thread through `send` (pipelined confirmations) and through
+//! `ConfirmSmoother`), once as it is and once with every message
+//! `mandatory`, as our publisher's defaults publish (the second row shows
+//! what that costs raw amiquip). Our `Publisher` gets the same window, fed
+//! by one thread through `send` (pipelined confirmations) and through
 //! `publish_nowait` + `flush` (gormq's fire-and-retry); a `RabbitAdapter`
 //! input channel is timed until `close` has every message confirmed.
 //!
@@ -47,6 +49,7 @@ use syncmq::{Adapter, ChannelSpec, Message, Mode, RabbitAdapter};
 use crate::report::Table;
 
 const RAW_PUB: &str = "raw amiquip publish, confirm window";
+const RAW_PUB_MANDATORY: &str = "raw amiquip publish, confirm window, mandatory";
 const RAW_CONSUME: &str = "raw amiquip consume, ack each";
 const RAW_CONSUME_MULTIPLE: &str = "raw amiquip consume, ack_multiple every 64";
 
@@ -66,8 +69,10 @@ const RAW_ACK_EVERY: usize = 64;
 /// The load of `bench rabbitmq`.
 #[derive(clap::Args, Clone, Copy)]
 pub struct RabbitLoad {
-    /// Messages per run.
-    #[arg(long, default_value_t = 20_000)]
+    /// Messages per run: enough for a run of about 1.5 s, past the
+    /// broker's own swings (20,000 made runs of 0.3 s whose spread reached
+    /// 30-40%; 100,000, 2-13% for the same cases).
+    #[arg(long, default_value_t = 100_000)]
     pub messages: usize,
     /// Payload bytes per message.
     #[arg(long, default_value_t = 100)]
@@ -80,8 +85,23 @@ pub struct RabbitLoad {
     pub runs: usize,
 }
 
+/// `bench rabbitmq`'s arguments: the load, and which cases to run.
+#[derive(clap::Args)]
+pub struct RabbitArgs {
+    #[command(flatten)]
+    pub load: RabbitLoad,
+    /// Runs only the cases whose name contains this text, and the
+    /// baselines they are compared with ("RabbitAdapter output" picks the
+    /// adapter's consume row and the raw `ack_multiple` loop): for a
+    /// profile of one case. The rows of bigger bodies, of the cluster and
+    /// of TLS run only without it.
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
 /// One case of a section: what it is called, the case its rate is compared
 /// with (`None` for a baseline), and one timed run on a fresh queue.
+#[derive(Clone, Copy)]
 struct Case<F> {
     name: &'static str,
     against: Option<&'static str>,
@@ -101,9 +121,12 @@ const fn case<F>(name: &'static str, against: Option<&'static str>, run: F) -> C
     Case { name, against, run }
 }
 
-pub fn run(load: RabbitLoad) -> Table {
-    let publish: [Case<PublishRun>; 5] = [
+pub fn run(args: RabbitArgs) -> Table {
+    let load = args.load;
+    let publish: [Case<PublishRun>; 6] = [
         case(RAW_PUB, None, raw_publish),
+        // What `mandatory` (on in our defaults) costs raw amiquip itself.
+        case(RAW_PUB_MANDATORY, Some(RAW_PUB), raw_publish_mandatory),
         case(
             "Publisher::send, confirmations pipelined",
             Some(RAW_PUB),
@@ -150,6 +173,11 @@ pub fn run(load: RabbitLoad) -> Table {
         load.messages, load.size, load.window, load.runs
     ));
     let local = Broker::local();
+    if let Some(only) = args.only.as_deref() {
+        let (publish, consume) = (picked(&publish, only), picked(&consume, only));
+        section(&mut table, load, &local, "", &publish, &consume);
+        return table;
+    }
     section(&mut table, load, &local, "", &publish, &consume);
     // Bigger bodies, fewer of them: at most 128 MB a run in the broker.
     for size in [1024, 64 * 1024] {
@@ -176,7 +204,7 @@ pub fn run(load: RabbitLoad) -> Table {
                 load,
                 &cluster,
                 "quorum, 3 nodes: ",
-                &publish[..2],
+                &[publish[0], publish[2]],
                 &consume[..2],
             );
             failover(&mut table, load, &cluster);
@@ -188,6 +216,18 @@ pub fn run(load: RabbitLoad) -> Table {
     #[cfg(feature = "tls")]
     crate::rabbitmq_tls::rows(load, &vec![0xA5u8; load.size], &mut table);
     table
+}
+
+/// The cases whose name contains `only`, and the baselines they are
+/// compared with, in their order.
+fn picked<F: Copy>(cases: &[Case<F>], only: &str) -> Vec<Case<F>> {
+    let wanted = |c: &Case<F>| {
+        c.name.contains(only)
+            || cases
+                .iter()
+                .any(|other| other.against == Some(c.name) && other.name.contains(only))
+    };
+    cases.iter().filter(|c| wanted(c)).copied().collect()
 }
 
 /// A connection by `config`, connected.
@@ -375,12 +415,32 @@ fn raw_publish(payload: &[u8], load: RabbitLoad, broker: &Broker, queue: &str) -
     raw_publish_on(broker.raw_connection(), payload, load, queue)
 }
 
+/// As [`raw_publish`], every message `mandatory`.
+fn raw_publish_mandatory(
+    payload: &[u8],
+    load: RabbitLoad,
+    broker: &Broker,
+    queue: &str,
+) -> Duration {
+    raw_publish_with(broker.raw_connection(), payload, load, queue, true)
+}
+
 /// As [`raw_publish`], on `conn`, which it closes.
 pub fn raw_publish_on(
+    conn: amiquip::Connection,
+    payload: &[u8],
+    load: RabbitLoad,
+    queue: &str,
+) -> Duration {
+    raw_publish_with(conn, payload, load, queue, false)
+}
+
+fn raw_publish_with(
     mut conn: amiquip::Connection,
     payload: &[u8],
     load: RabbitLoad,
     queue: &str,
+    mandatory: bool,
 ) -> Duration {
     let channel = conn.open_channel(None).expect("channel");
     let confirms = channel.listen_for_publisher_confirms().expect("listen");
@@ -393,11 +453,14 @@ pub fn raw_publish_on(
             channel
                 .basic_publish(
                     "",
-                    Publish::with_properties(
-                        payload,
-                        queue,
-                        AmqpProperties::default().with_delivery_mode(2),
-                    ),
+                    Publish {
+                        mandatory,
+                        ..Publish::with_properties(
+                            payload,
+                            queue,
+                            AmqpProperties::default().with_delivery_mode(2),
+                        )
+                    },
                 )
                 .expect("publish");
             sent += 1;
