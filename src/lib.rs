@@ -122,6 +122,8 @@ mod channel;
 #[cfg_attr(not(feature = "durable"), allow(dead_code))]
 mod config_file;
 mod error;
+#[cfg(feature = "durable")]
+mod fjall_workers;
 #[cfg(feature = "json")]
 mod json;
 mod message;

@@ -215,6 +215,7 @@ impl FjallStore {
             .cache_size(CACHE_BYTES)
             .manual_journal_persist(true)
             .max_journaling_size(MAX_JOURNAL_BYTES)
+            .worker_threads(crate::fjall_workers::worker_threads())
             .open();
         let cut = journals.iter().find(|j| j.was_cut());
         let db = match opened {

@@ -147,6 +147,7 @@ impl FjallOutboxStore {
     /// process has it open, the disk fails) or its outbox cannot be read.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let db = SingleWriterTxDatabase::builder(path.as_ref())
+            .worker_threads(crate::fjall_workers::worker_threads())
             .open()
             .map_err(storage("opening the database"))?;
         Self::from_database(db, Self::DEFAULT_PREFIX)
