@@ -127,7 +127,7 @@ fn main() {
         Component::BlockPublish(load) => block_publish::run(load),
         Component::Queue(load) => queue::run(load),
         #[cfg(feature = "rabbitmq")]
-        Component::Rabbitmq(load) => rabbitmq::run(load),
+        Component::Rabbitmq(args) => rabbitmq::run(&args),
         #[cfg(feature = "durable")]
         Component::Outbox(load) => outbox::run(load),
         Component::Server(load) => server::run(load),

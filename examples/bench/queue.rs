@@ -371,7 +371,7 @@ fn open_raw(dir: &Path) -> (Database, fjall::Keyspace) {
 /// (`src/fjall_workers.rs`: with fjall's two on two cores, one spins
 /// through every compaction).
 fn open_raw_capped(dir: &Path) -> (Database, fjall::Keyspace) {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let db = Database::builder(dir)
         .manual_journal_persist(true)
         .cache_size(8 << 20)

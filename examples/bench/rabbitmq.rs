@@ -121,7 +121,7 @@ const fn case<F>(name: &'static str, against: Option<&'static str>, run: F) -> C
     Case { name, against, run }
 }
 
-pub fn run(args: RabbitArgs) -> Table {
+pub fn run(args: &RabbitArgs) -> Table {
     let load = args.load;
     let publish: [Case<PublishRun>; 6] = [
         case(RAW_PUB, None, raw_publish),

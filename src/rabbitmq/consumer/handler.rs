@@ -153,12 +153,13 @@ impl HandlerWorker {
             } else {
                 self.jobs.try_recv().ok()
             };
-            let job = match waiting {
-                Some(job) => job,
-                None => select! {
+            let job = if let Some(job) = waiting {
+                job
+            } else {
+                select! {
                     recv(self.jobs) -> j => match j { Ok(j) => j, Err(_) => break },
                     recv(self.stop.receiver()) -> _ => break,
-                },
+                }
             };
             // `select!` picks at random among ready operations: a delivery
             // that came with the stop (the broker redelivering what a

@@ -323,41 +323,40 @@ impl<T: Wrap> Owner<T> {
             } else {
                 None
             };
-            let message = match waiting {
-                Some(message) => Ok(message),
-                None => {
-                    // Acks wait while more deliveries are already here, or
-                    // for at most ACK_LINGER, up to a batch, so that one
-                    // ack-multiple frame settles many (as a raw consumer
-                    // acking every N does).
-                    let holding = stopping.is_none() && held.hold(deliveries, settles);
-                    let settling = if holding { &no_settles } else { settles };
-                    // A stop's deadline, or when held acks must go out if no
-                    // delivery comes first.
-                    let timer = match (stopping, holding && deliveries.is_empty()) {
-                        (Some(deadline), _) => crossbeam_channel::at(deadline),
-                        (None, true) => held.deadline().map_or_else(never, crossbeam_channel::at),
-                        (None, false) => never(),
-                    };
-                    select! {
-                        recv(incoming) -> message => message,
-                        recv(settling) -> settle => {
-                            if let Ok(settle) = settle {
-                                held.sent();
-                                if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number, &self.counters) {
-                                    return e;
-                                }
+            let message = if let Some(message) = waiting {
+                Ok(message)
+            } else {
+                // Acks wait while more deliveries are already here, or
+                // for at most ACK_LINGER, up to a batch, so that one
+                // ack-multiple frame settles many (as a raw consumer
+                // acking every N does).
+                let holding = stopping.is_none() && held.hold(deliveries, settles);
+                let settling = if holding { &no_settles } else { settles };
+                // A stop's deadline, or when held acks must go out if no
+                // delivery comes first.
+                let timer = match (stopping, holding && deliveries.is_empty()) {
+                    (Some(deadline), _) => crossbeam_channel::at(deadline),
+                    (None, true) => held.deadline().map_or_else(never, crossbeam_channel::at),
+                    (None, false) => never(),
+                };
+                select! {
+                    recv(incoming) -> message => message,
+                    recv(settling) -> settle => {
+                        if let Ok(settle) = settle {
+                            held.sent();
+                            if let Err(e) = apply_batch(channel, pending, settle, settles, channel_number, &self.counters) {
+                                return e;
                             }
-                            continue;
                         }
-                        recv(stop) -> _ => {
-                            stopping = Some(Instant::now() + self.close_timeout);
-                            *cancel = self.send_cancel(consumer);
-                            while self.output_rx.try_recv().is_ok() {}
-                            continue;
-                        }
-                        recv(timer) -> _ => continue,
+                        continue;
                     }
+                    recv(stop) -> _ => {
+                        stopping = Some(Instant::now() + self.close_timeout);
+                        *cancel = self.send_cancel(consumer);
+                        while self.output_rx.try_recv().is_ok() {}
+                        continue;
+                    }
+                    recv(timer) -> _ => continue,
                 }
             };
             match message {

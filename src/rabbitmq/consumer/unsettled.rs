@@ -151,7 +151,7 @@ impl<D> Unsettled<D> {
     /// once [`Unsettled::take_acked_run`] took the run in front).
     pub(super) fn take_acked(&mut self) -> Vec<D> {
         let mut acked = Vec::new();
-        for entry in self.slots.iter_mut() {
+        for entry in &mut self.slots {
             if entry.as_ref().is_some_and(|slot| slot.acked) {
                 if let Some(slot) = entry.take() {
                     acked.push(slot.delivery);
