@@ -274,7 +274,6 @@ impl Engine {
         }
         let mut inflight = Inflight::new();
         let mut exchanges = Exchanges::default();
-        let mut next_tag: u64 = 1;
         // A retried nack waits for a new channel: nothing more is sent on
         // this one.
         let mut reopen = false;
@@ -320,14 +319,7 @@ impl Engine {
                     self.counters.resent.add(1);
                 }
                 entry.attempts += 1;
-                if let Err(entry) = inflight.insert(next_tag, entry) {
-                    // Tags only grow: this cannot happen; should it, the
-                    // message is resent on the next channel, not lost.
-                    self.queue.push_front(entry);
-                    failed = Some(Loss::other("a publish tag went backwards"));
-                    break;
-                }
-                next_tag += 1;
+                inflight.push(entry);
             }
             if failed.is_some() {
                 break failed;

@@ -23,7 +23,7 @@ struct Slot {
 
 /// The messages in flight on one channel, by delivery tag.
 pub(super) struct Inflight {
-    /// The tag of `slots[0]`.
+    /// The tag of `slots[0]` (the next tag when `slots` is empty).
     first: u64,
     /// `None` for a tag settled already.
     slots: VecDeque<Option<Slot>>,
@@ -49,31 +49,16 @@ impl Inflight {
         self.len == 0
     }
 
-    /// Keeps `entry`, published under `tag`, until it is confirmed. Tags
-    /// only grow on a channel; one not above every tag kept is ignored
-    /// (returned as an error) rather than misplaced.
-    pub(super) fn insert(&mut self, tag: u64, entry: Entry) -> Result<(), Entry> {
-        if self.slots.is_empty() {
-            self.first = tag;
-        }
-        let Some(index) = tag
-            .checked_sub(self.first)
-            .and_then(|i| usize::try_from(i).ok())
-        else {
-            return Err(entry);
-        };
-        if index < self.slots.len() {
-            return Err(entry);
-        }
-        while self.slots.len() < index {
-            self.slots.push_back(None);
-        }
+    /// Keeps `entry`, just published, until it is confirmed; returns its
+    /// delivery tag. A channel tags its publishes 1, 2, 3 ... in the order
+    /// sent, so the tag is the next one after every tag kept or settled.
+    pub(super) fn push(&mut self, entry: Entry) -> u64 {
         self.slots.push_back(Some(Slot {
             entry,
             returned: false,
         }));
         self.len += 1;
-        Ok(())
+        self.first + self.slots.len() as u64 - 1
     }
 
     /// Takes the message under `tag` out, with whether it was returned.
@@ -124,6 +109,7 @@ impl Inflight {
     /// Takes every message out, oldest first.
     pub(super) fn drain(&mut self) -> Vec<Entry> {
         self.len = 0;
+        self.first += self.slots.len() as u64;
         self.slots
             .drain(..)
             .flatten()
@@ -155,10 +141,24 @@ mod tests {
     }
 
     #[test]
+    fn tags_count_from_one_in_publish_order() {
+        let mut inflight = Inflight::new();
+        let tags: Vec<u64> = (1..=3).map(|seq| inflight.push(entry(seq))).collect();
+        assert_eq!(tags, vec![1, 2, 3]);
+        assert!(inflight.remove(1).is_some());
+        assert!(inflight.remove(3).is_some());
+        assert!(inflight.remove(2).is_some());
+        assert!(inflight.is_empty());
+        assert_eq!(inflight.push(entry(4)), 4);
+        assert_eq!(inflight.drain().len(), 1);
+        assert_eq!(inflight.push(entry(5)), 5);
+    }
+
+    #[test]
     fn single_confirms_out_of_order_keep_the_rest_in_order() {
         let mut inflight = Inflight::new();
-        for tag in 1..=4 {
-            assert!(inflight.insert(tag, entry(tag * 10)).is_ok());
+        for seq in 1..=4 {
+            inflight.push(entry(seq * 10));
         }
         assert_eq!(inflight.remove(2).map(|(e, _)| e.seq), Some(20));
         assert!(inflight.remove(2).is_none());
@@ -166,13 +166,14 @@ mod tests {
         assert_eq!(inflight.len(), 2);
         assert_eq!(seqs(&inflight), vec![30, 40]);
         assert!(inflight.remove(9).is_none());
+        assert!(inflight.remove(0).is_none());
     }
 
     #[test]
     fn an_ack_multiple_takes_everything_through_its_tag() {
         let mut inflight = Inflight::new();
-        for tag in 1..=5 {
-            assert!(inflight.insert(tag, entry(tag)).is_ok());
+        for seq in 1..=5 {
+            inflight.push(entry(seq));
         }
         assert!(inflight.remove(2).is_some());
         let mut taken = Vec::new();
@@ -187,8 +188,8 @@ mod tests {
     #[test]
     fn a_return_marks_the_oldest_unmarked_match() {
         let mut inflight = Inflight::new();
-        for tag in 1..=3 {
-            assert!(inflight.insert(tag, entry(7)).is_ok());
+        for _ in 1..=3 {
+            inflight.push(entry(7));
         }
         assert!(inflight.mark_returned(|e| e.seq == 7));
         assert!(inflight.mark_returned(|e| e.seq == 7));
@@ -199,18 +200,5 @@ mod tests {
             .collect();
         assert_eq!(flags, vec![true, true, false]);
         assert!(inflight.is_empty());
-    }
-
-    #[test]
-    fn an_old_tag_is_refused_and_drain_empties_in_order() {
-        let mut inflight = Inflight::new();
-        assert!(inflight.insert(3, entry(3)).is_ok());
-        assert!(inflight.insert(5, entry(5)).is_ok());
-        assert!(inflight.insert(4, entry(4)).is_err());
-        assert_eq!(inflight.len(), 2);
-        let drained: Vec<u64> = inflight.drain().into_iter().map(|e| e.seq).collect();
-        assert_eq!(drained, vec![3, 5]);
-        assert!(inflight.is_empty());
-        assert!(inflight.insert(1, entry(1)).is_ok());
     }
 }
