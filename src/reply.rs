@@ -35,6 +35,9 @@ struct Waits {
 pub(crate) struct Reply<T> {
     cell: Arc<Cell<T>>,
     replies: Arc<Replies>,
+    /// Given its answer: the drop has nothing to settle (and no waiter to
+    /// wake a second time).
+    sent: bool,
 }
 
 /// Where one answer is waited for: held by the caller.
@@ -80,6 +83,7 @@ impl Replies {
         let reply = Reply {
             cell: cell.clone(),
             replies: self.clone(),
+            sent: false,
         };
         (
             reply,
@@ -110,8 +114,9 @@ impl Replies {
 
 impl<T> Reply<T> {
     /// Gives the answer to its waiter.
-    pub(crate) fn send(self, value: T) {
+    pub(crate) fn send(mut self, value: T) {
         self.settle(Slot::Sent(value));
+        self.sent = true;
     }
 
     fn settle(&self, slot: Slot<T>) {
@@ -127,8 +132,9 @@ impl<T> Reply<T> {
 
 impl<T> Drop for Reply<T> {
     fn drop(&mut self) {
-        // A reply sent already is no longer `Waiting`: this changes nothing.
-        self.settle(Slot::Dropped);
+        if !self.sent {
+            self.settle(Slot::Dropped);
+        }
     }
 }
 

@@ -30,7 +30,7 @@
 //! again one at a time, and the one the broker refuses fails to its caller
 //! alone; the others may then be duplicated (at least once).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,6 +41,7 @@ use crossbeam_channel::{never, Receiver, Select, TryRecvError};
 use super::config::PublisherConfig;
 use super::entry::{Entry, Feed};
 use super::held::Held;
+use super::inflight::Inflight;
 use super::refusals::{Refusal, Refusals};
 use super::stats::Counters;
 use crate::error::Error;
@@ -271,10 +272,8 @@ impl Engine {
         if let Err(e) = channel.enable_publisher_confirms() {
             return Served::Lost(Loss::from(e));
         }
-        let mut inflight: BTreeMap<u64, Entry> = BTreeMap::new();
-        let mut returned: HashSet<u64> = HashSet::new();
+        let mut inflight = Inflight::new();
         let mut exchanges = Exchanges::default();
-        let mut next_tag: u64 = 1;
         // A retried nack waits for a new channel: nothing more is sent on
         // this one.
         let mut reopen = false;
@@ -283,7 +282,7 @@ impl Engine {
             let mut failed = None;
             if let Some(through) = self.careful_through {
                 let done = self.queue.front().is_none_or(|e| e.seq > through)
-                    && inflight.values().all(|e| e.seq > through);
+                    && inflight.entries().all(|e| e.seq > through);
                 if done {
                     self.careful_through = None;
                 }
@@ -320,8 +319,7 @@ impl Engine {
                     self.counters.resent.add(1);
                 }
                 entry.attempts += 1;
-                inflight.insert(next_tag, entry);
-                next_tag += 1;
+                inflight.push(entry);
             }
             if failed.is_some() {
                 break failed;
@@ -374,7 +372,7 @@ impl Engine {
             } else if ready == confirms_at {
                 match confirms.try_recv() {
                     Ok(confirm) => {
-                        if self.settle(confirm, &mut inflight, &mut returned, &returns) {
+                        if self.settle(confirm, &mut inflight, &returns) {
                             // A channel that had a publish nacked may go on
                             // nacking: RabbitMQ keeps the quorum queue
                             // leader it knew when the publish went out, and
@@ -400,7 +398,7 @@ impl Engine {
                 }
             } else if ready == returns_at {
                 if let Ok(ret) = returns.try_recv() {
-                    note_return(&ret, &inflight, &mut returned);
+                    note_return(&ret, &mut inflight);
                 }
             } else if ready == stop_at {
                 // The stop signal is a disconnect; `ready` may wake early.
@@ -530,12 +528,12 @@ impl Engine {
     /// The broker closed the channel: with one message in flight in
     /// careful mode, that message is the one refused and fails to its
     /// caller; otherwise the messages in flight are resent carefully.
-    fn blame(&mut self, inflight: &mut BTreeMap<u64, Entry>, code: u16, reason: &str) {
+    fn blame(&mut self, inflight: &mut Inflight, code: u16, reason: &str) {
         if self.careful_through.is_some() && inflight.len() == 1 {
-            if let Some((_, entry)) = inflight.pop_first() {
+            if let Some(entry) = inflight.drain().pop() {
                 self.refuse(entry, code, reason);
             }
-        } else if let Some(last) = inflight.values().map(|e| e.seq).max() {
+        } else if let Some(last) = inflight.entries().map(|e| e.seq).max() {
             self.careful_through = Some(self.careful_through.map_or(last, |c| c.max(last)));
         }
     }
@@ -626,76 +624,26 @@ impl Engine {
     fn settle(
         &mut self,
         confirm: Confirm,
-        inflight: &mut BTreeMap<u64, Entry>,
-        returned: &mut HashSet<u64>,
+        inflight: &mut Inflight,
         returns: &Receiver<Return>,
     ) -> bool {
         let (payload, acked) = match confirm {
             Confirm::Ack(p) => (p, true),
             Confirm::Nack(p) => (p, false),
         };
-        let tags: Vec<u64> = if payload.multiple {
-            inflight
-                .range(..=payload.delivery_tag)
-                .map(|(t, _)| *t)
-                .collect()
-        } else {
-            vec![payload.delivery_tag]
-        };
         // The broker sends a message's return before its ack, and one I/O
         // thread reads both, so every return for these tags is queued now.
         while let Ok(ret) = returns.try_recv() {
-            note_return(&ret, inflight, returned);
+            note_return(&ret, inflight);
         }
         let (mut retried, mut failed) = (Vec::new(), 0);
-        for tag in tags {
-            let Some(mut entry) = inflight.remove(&tag) else {
-                continue;
-            };
-            if !acked {
-                self.counters.nacked.add(1);
-                if entry.nacks < self.config.nack_retries() {
-                    entry.nacks += 1;
-                    retried.push(entry);
-                    continue;
-                }
-                failed += 1;
-                let error = Error::Busy {
-                    what: format!(
-                        "the queue for routing key `{}` on exchange `{}`",
-                        entry.routing_key, entry.exchange
-                    ),
-                    reason: format!(
-                        "the broker nacked the publish {} times: the queue is full and rejects \
-                         publishes (x-overflow reject-publish), or it could not store the message",
-                        entry.nacks + 1
-                    ),
-                };
-                self.fail(entry, error, true);
-            } else if returned.remove(&tag) {
-                self.counters.returned.add(1);
-                log::warn!(
-                    "publisher on {}: unroutable message to exchange `{}` with routing key `{}`",
-                    self.shared.name,
-                    entry.exchange,
-                    entry.routing_key
-                );
-                let error = Error::refused(
-                    amqp::NO_ROUTE,
-                    format!(
-                        "unroutable: no queue is bound to exchange `{}` for routing key `{}`",
-                        entry.exchange, entry.routing_key
-                    ),
-                );
-                self.fail(entry, error, true);
-            } else {
-                self.counters.confirmed.add(1);
-                entry.taken.record(&self.counters.confirm_seconds);
-                if let Some(reply) = entry.reply {
-                    reply.send(Ok(()));
-                }
-                self.held.release();
+        let tag = payload.delivery_tag;
+        if payload.multiple {
+            while let Some((entry, returned)) = inflight.pop_through(tag) {
+                self.settle_one(entry, returned, acked, &mut retried, &mut failed);
             }
+        } else if let Some((entry, returned)) = inflight.remove(tag) {
+            self.settle_one(entry, returned, acked, &mut retried, &mut failed);
         }
         if !acked {
             log::warn!(
@@ -712,6 +660,63 @@ impl Engine {
         let retry = !retried.is_empty();
         self.merge(retried);
         retry
+    }
+
+    /// Settles one message of a confirm: `acked` or nacked (then kept in
+    /// `retried` to send again, or counted in `failed`), `returned` by the
+    /// broker as unroutable or not.
+    fn settle_one(
+        &mut self,
+        mut entry: Entry,
+        returned: bool,
+        acked: bool,
+        retried: &mut Vec<Entry>,
+        failed: &mut usize,
+    ) {
+        if !acked {
+            self.counters.nacked.add(1);
+            if entry.nacks < self.config.nack_retries() {
+                entry.nacks += 1;
+                retried.push(entry);
+                return;
+            }
+            *failed += 1;
+            let error = Error::Busy {
+                what: format!(
+                    "the queue for routing key `{}` on exchange `{}`",
+                    entry.routing_key, entry.exchange
+                ),
+                reason: format!(
+                    "the broker nacked the publish {} times: the queue is full and rejects \
+                     publishes (x-overflow reject-publish), or it could not store the message",
+                    entry.nacks + 1
+                ),
+            };
+            self.fail(entry, error, true);
+        } else if returned {
+            self.counters.returned.add(1);
+            log::warn!(
+                "publisher on {}: unroutable message to exchange `{}` with routing key `{}`",
+                self.shared.name,
+                entry.exchange,
+                entry.routing_key
+            );
+            let error = Error::refused(
+                amqp::NO_ROUTE,
+                format!(
+                    "unroutable: no queue is bound to exchange `{}` for routing key `{}`",
+                    entry.exchange, entry.routing_key
+                ),
+            );
+            self.fail(entry, error, true);
+        } else {
+            self.counters.confirmed.add(1);
+            entry.taken.record(&self.counters.confirm_seconds);
+            if let Some(reply) = entry.reply {
+                reply.send(Ok(()));
+            }
+            self.held.release();
+        }
     }
 
     /// Settles `entry` as failed for good: its caller gets `error`, or, for
@@ -737,8 +742,8 @@ impl Engine {
     }
 
     /// Puts what was in flight back into the queue, in order, to resend.
-    fn requeue(&mut self, inflight: BTreeMap<u64, Entry>) {
-        let entries: Vec<Entry> = inflight.into_values().collect();
+    fn requeue(&mut self, mut inflight: Inflight) {
+        let entries = inflight.drain();
         self.merge(entries);
     }
 
@@ -753,7 +758,7 @@ impl Engine {
     }
 }
 
-/// Marks in `returned` the delivery tag of the message `ret` brings back.
+/// Marks returned, in `inflight`, the message `ret` brings back.
 ///
 /// A return carries the message, not its tag, and nothing we add to every
 /// message to tell them apart is free: a sequence header cost 3,500
@@ -765,22 +770,18 @@ impl Engine {
 /// message stays in flight until its confirm. Only messages equal in all
 /// of those can be mistaken for one another, and then which of them fails
 /// as unroutable does not change what the broker holds.
-fn note_return(ret: &Return, inflight: &BTreeMap<u64, Entry>, returned: &mut HashSet<u64>) {
-    let own = inflight.iter().find(|(tag, entry)| {
-        !returned.contains(tag)
-            && entry.exchange == ret.exchange
+fn note_return(ret: &Return, inflight: &mut Inflight) {
+    let found = inflight.mark_returned(|entry| {
+        entry.exchange == ret.exchange
             && entry.routing_key == ret.routing_key
             && entry.message.key() == ret.properties.message_id().as_deref()
             && entry.message.body() == ret.content.as_slice()
     });
-    match own {
-        Some((tag, _)) => {
-            returned.insert(*tag);
-        }
-        None => log::warn!(
+    if !found {
+        log::warn!(
             "a returned message to exchange `{}` with routing key `{}` matches nothing in flight",
             ret.exchange,
             ret.routing_key
-        ),
+        );
     }
 }

@@ -23,6 +23,7 @@ mod config;
 mod engine;
 mod entry;
 mod held;
+mod inflight;
 mod pending_confirm;
 mod refusals;
 mod stats;
