@@ -1060,4 +1060,32 @@ mod tests {
             .unwrap();
         assert_eq!(got.as_deref(), Some(&b"new"[..]));
     }
+
+    #[test]
+    fn a_crash_during_the_padding_leaves_nothing_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = FjallStore::open(dir.path()).unwrap();
+            let mut batch = Batch::new();
+            batch.put(Space::Meta, b"app".to_vec(), b"kept".to_vec());
+            store.write(batch).unwrap();
+            store.sync().unwrap();
+            let id = store.active_journal_id().unwrap();
+            store.pad_journal(id, 4 * PAD_VALUE_BYTES as u64).unwrap();
+            // Killed between a padding value and its weak delete.
+            store
+                .space(Space::Meta)
+                .insert(PAD_KEY, vec![1u8; 100])
+                .unwrap();
+            store.sync().unwrap();
+            // Dropped without a checkpoint: the open replays all of it.
+        }
+        let store = FjallStore::open(dir.path()).unwrap();
+        assert!(store.memtable_bytes() > 0, "the padding was replayed");
+        assert_eq!(store.get(Space::Meta, PAD_KEY).unwrap(), None);
+        let all = store
+            .scan(Space::Meta, &[], &[0xFF; 64], usize::MAX)
+            .unwrap();
+        assert_eq!(all, vec![(b"app".to_vec(), b"kept".to_vec())]);
+    }
 }
