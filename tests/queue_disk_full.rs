@@ -127,3 +127,86 @@ fn a_full_disk_says_so_and_loses_nothing_published() {
         "publishes that returned Ok and are gone: {lost:?}"
     );
 }
+
+/// Free bytes on the file system holding `path`.
+fn free_bytes(path: &Path) -> u64 {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid C string and `stat` a plain struct for
+    // statvfs to fill.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut stat) }, 0);
+    u64::from(stat.f_bavail) * u64::from(stat.f_frsize)
+}
+
+/// A clean close starts a fresh journal (so that the next open has nothing
+/// to replay) by padding the old one past fjall's rotation point: tens of
+/// MB. With no room for that, the close still succeeds, having lost
+/// nothing: the padding is an optimisation, not part of the close.
+#[test]
+fn a_close_without_room_for_a_fresh_journal_succeeds_and_keeps_everything() {
+    let Some(disk) = SmallDisk::mount(96 << 20) else {
+        assert!(
+            !common::required(),
+            "cannot mount a tmpfs (the test script runs as root)"
+        );
+        eprintln!("skipped: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let dir = disk.path().join("queue");
+    let queue = Queue::open(&dir, config()).unwrap();
+    let sub = queue.subscribe("t", "s").unwrap();
+    // About 20 MB of journal, all acked but the first message of each
+    // batch: past the 16 MiB from which a close starts a fresh journal.
+    // The bodies are noise, which fjall's journal cannot compress.
+    let mut x = 0x2545_F491_4F6C_DD1D_u64;
+    let mut noise = move || {
+        (0..4 << 10)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect::<Vec<u8>>()
+    };
+    let mut kept = BTreeSet::new();
+    for round in 0..50u32 {
+        let batch: Vec<Message> = (0..100u32)
+            .map(|i| {
+                let mut b = (round * 100 + i).to_be_bytes().to_vec();
+                b.extend_from_slice(&noise());
+                Message::new(b)
+            })
+            .collect();
+        queue.publish("t", &batch).unwrap();
+        let got = sub.next_batch(100, Some(Duration::ZERO)).unwrap();
+        let ids: Vec<_> = got.iter().skip(1).map(|r| r.id).collect();
+        sub.ack(&ids).unwrap();
+        let first = got[0].message.body();
+        kept.insert(u32::from_be_bytes([first[0], first[1], first[2], first[3]]));
+    }
+    // Room for the close's flush of the memtables, not for the padding.
+    let room = 16u64 << 20;
+    let spare = free_bytes(disk.path()).saturating_sub(room);
+    std::fs::write(disk.path().join("spare"), vec![0u8; spare as usize]).unwrap();
+    drop(sub);
+    queue
+        .close()
+        .expect("the close succeeds without room for the padding");
+    drop(queue);
+    std::fs::remove_file(disk.path().join("spare")).unwrap();
+    let queue = Queue::open(&dir, config()).unwrap();
+    let sub = queue.subscribe("t", "s").unwrap();
+    let mut got = BTreeSet::new();
+    loop {
+        let batch = sub.next_batch(100, Some(Duration::ZERO)).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            let b = r.message.body();
+            got.insert(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        }
+    }
+    assert_eq!(got, kept, "the unacked messages after the reopen");
+}

@@ -378,6 +378,21 @@ impl FjallStore {
         Ok(())
     }
 
+    /// See "A clean close starts a fresh journal": the padding takes
+    /// journal `id`, holding `data` bytes, past fjall's rotation point and
+    /// the flush of its keyspace rotates it (the other keyspaces have
+    /// nothing unflushed, so fjall deletes the old journal); a second flush
+    /// leaves a marker with the newest sequence number in the fresh journal
+    /// and in a table.
+    fn start_fresh_journal(&self, id: u64, data: u64) -> Result<()> {
+        self.pad_journal(id, FJALL_ROTATES_AT.saturating_sub(data) + PAD_MARGIN)?;
+        let meta = std::slice::from_ref(self.space(Space::Meta));
+        if self.seal_and_flush(meta)? {
+            self.seal_and_flush(meta)?;
+        }
+        Ok(())
+    }
+
     /// Bytes in fjall's memtables, not yet written to tables: what an open
     /// after a crash would replay from the journal. Right after
     /// [`open`](Self::open) it is what that open replayed: 0 after a clean
@@ -887,15 +902,16 @@ impl Store for FjallStore {
         if data < ROTATE_JOURNAL_AT {
             return Ok(());
         }
-        // See "A clean close starts a fresh journal": the padding takes the
-        // journal past fjall's rotation point and the flush of its keyspace
-        // rotates it (the other keyspaces have nothing unflushed, so fjall
-        // deletes the old journal); a second flush leaves a marker with the
-        // newest sequence number in the fresh journal and in a table.
-        self.pad_journal(id, FJALL_ROTATES_AT.saturating_sub(data) + PAD_MARGIN)?;
-        let meta = std::slice::from_ref(self.space(Space::Meta));
-        if self.seal_and_flush(meta)? {
-            self.seal_and_flush(meta)?;
+        // Everything is in tables by now: a fresh journal only spares the
+        // next open its replay, so failing to start one (a disk too full
+        // for the padding, say) is not the close's failure.
+        if let Err(e) = self.start_fresh_journal(id, data) {
+            log::warn!(
+                "fjall: could not start a fresh journal in {} at close ({e}); the next open \
+                 replays the {} MB of the old one",
+                self.dir.display(),
+                data >> 20
+            );
         }
         Ok(())
     }
