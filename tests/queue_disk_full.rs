@@ -52,6 +52,24 @@ fn config() -> QueueConfig {
     QueueConfig::new().with_topic(TopicConfig::new("t", ["s"]))
 }
 
+/// The numbers (first four bytes) of the messages waiting in the queue at
+/// `dir`, reopened, read without acks (the disk may be nearly full again).
+fn numbers_in(dir: &Path) -> BTreeSet<u32> {
+    let queue = Queue::open(dir, config()).unwrap();
+    let sub = queue.subscribe("t", "s").unwrap();
+    let mut got = BTreeSet::new();
+    loop {
+        let batch = sub.next_batch(100, Some(Duration::ZERO)).unwrap();
+        if batch.is_empty() {
+            return got;
+        }
+        for r in &batch {
+            let b = r.message.body();
+            got.insert(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        }
+    }
+}
+
 fn says_disk_full(e: &Error) -> bool {
     let text = e.to_string();
     matches!(e, Error::Storage { .. })
@@ -107,20 +125,7 @@ fn a_full_disk_says_so_and_loses_nothing_published() {
         let _ = queue.close();
     }
     assert!(!published.is_empty());
-    let queue = Queue::open(&dir, config()).unwrap();
-    let sub = queue.subscribe("t", "s").unwrap();
-    let mut got = BTreeSet::new();
-    loop {
-        let batch = sub.next_batch(100, Some(Duration::ZERO)).unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        for r in &batch {
-            let b = r.message.body();
-            got.insert(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        }
-        // No acks: the disk is nearly full again after the open.
-    }
+    let got = numbers_in(&dir);
     let lost: Vec<_> = published.difference(&got).collect();
     assert!(
         lost.is_empty(),
@@ -134,8 +139,8 @@ fn free_bytes(path: &Path) -> u64 {
     // SAFETY: `c` is a valid C string and `stat` a plain struct for
     // statvfs to fill.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut stat) }, 0);
-    u64::from(stat.f_bavail) * u64::from(stat.f_frsize)
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &raw mut stat) }, 0);
+    stat.f_bavail * stat.f_frsize
 }
 
 /// A clean close starts a fresh journal (so that the next open has nothing
@@ -165,7 +170,7 @@ fn a_close_without_room_for_a_fresh_journal_succeeds_and_keeps_everything() {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                x as u8
+                x.to_le_bytes()[0]
             })
             .collect::<Vec<u8>>()
     };
@@ -188,25 +193,17 @@ fn a_close_without_room_for_a_fresh_journal_succeeds_and_keeps_everything() {
     // Room for the close's flush of the memtables, not for the padding.
     let room = 16u64 << 20;
     let spare = free_bytes(disk.path()).saturating_sub(room);
-    std::fs::write(disk.path().join("spare"), vec![0u8; spare as usize]).unwrap();
+    let spare = usize::try_from(spare).unwrap();
+    std::fs::write(disk.path().join("spare"), vec![0u8; spare]).unwrap();
     drop(sub);
     queue
         .close()
         .expect("the close succeeds without room for the padding");
     drop(queue);
     std::fs::remove_file(disk.path().join("spare")).unwrap();
-    let queue = Queue::open(&dir, config()).unwrap();
-    let sub = queue.subscribe("t", "s").unwrap();
-    let mut got = BTreeSet::new();
-    loop {
-        let batch = sub.next_batch(100, Some(Duration::ZERO)).unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        for r in &batch {
-            let b = r.message.body();
-            got.insert(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        }
-    }
-    assert_eq!(got, kept, "the unacked messages after the reopen");
+    assert_eq!(
+        numbers_in(&dir),
+        kept,
+        "the unacked messages after the reopen"
+    );
 }

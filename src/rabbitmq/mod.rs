@@ -55,6 +55,7 @@ mod publisher;
 mod queue_arguments;
 mod rabbit_client;
 mod routed;
+mod tag_ring;
 mod topology;
 
 #[cfg(feature = "tls")]

@@ -1,18 +1,10 @@
 //! [`Inflight`]: the messages published on one channel and not confirmed
-//! yet, by delivery tag, as the publishing thread keeps them.
-//!
-//! A channel numbers its publishes 1, 2, 3 ... and the broker confirms
-//! them mostly in that order, so they live in a ring indexed by
-//! `tag - first`: taking one in, settling the oldest and settling a run
-//! through a tag (an ack-multiple) are O(1) a message, where an ordered
-//! map moved every entry about a tree (a profile of `Publisher::send` put
-//! the map at 1,100 instructions a message, and the set of returned tags
-//! beside it hashed every confirm). Whether the broker returned a message
-//! (`basic.return`, before its ack) is a flag in its slot.
-
-use std::collections::VecDeque;
+//! yet, by delivery tag, as the publishing thread keeps them (in a
+//! [`TagRing`](crate::rabbitmq::tag_ring::TagRing)), with whether the
+//! broker returned each (`basic.return`, which comes before its ack).
 
 use super::entry::Entry;
+use crate::rabbitmq::tag_ring::TagRing;
 
 /// One message awaiting its confirm.
 struct Slot {
@@ -23,107 +15,65 @@ struct Slot {
 
 /// The messages in flight on one channel, by delivery tag.
 pub(super) struct Inflight {
-    /// The tag of `slots[0]` (the next tag when `slots` is empty).
-    first: u64,
-    /// `None` for a tag settled already.
-    slots: VecDeque<Option<Slot>>,
-    /// How many slots hold a message.
-    len: usize,
+    ring: TagRing<Slot>,
 }
 
 impl Inflight {
+    /// A fresh channel's: its first publish is tag 1.
     pub(super) fn new() -> Self {
         Inflight {
-            first: 1,
-            slots: VecDeque::new(),
-            len: 0,
+            ring: TagRing::new(1),
         }
     }
 
     /// How many messages are in flight.
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.ring.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.ring.is_empty()
     }
 
     /// Keeps `entry`, just published, until it is confirmed; returns its
     /// delivery tag. A channel tags its publishes 1, 2, 3 ... in the order
     /// sent, so the tag is the next one after every tag kept or settled.
     pub(super) fn push(&mut self, entry: Entry) -> u64 {
-        self.slots.push_back(Some(Slot {
+        self.ring.push(Slot {
             entry,
             returned: false,
-        }));
-        self.len += 1;
-        self.first + self.slots.len() as u64 - 1
+        })
     }
 
     /// Takes the message under `tag` out, with whether it was returned.
     pub(super) fn remove(&mut self, tag: u64) -> Option<(Entry, bool)> {
-        let index = usize::try_from(tag.checked_sub(self.first)?).ok()?;
-        let slot = self.slots.get_mut(index)?.take()?;
-        self.len -= 1;
-        self.trim();
-        Some((slot.entry, slot.returned))
+        self.ring.remove(tag).map(|s| (s.entry, s.returned))
     }
 
     /// Takes out the oldest message if its tag is `tag` or below (one step
     /// of an ack-multiple through `tag`), with whether it was returned.
     pub(super) fn pop_through(&mut self, tag: u64) -> Option<(Entry, bool)> {
-        // `trim` keeps a message in the front slot whenever any is left.
-        if self.first > tag {
-            return None;
-        }
-        let slot = self.slots.pop_front()??;
-        self.first += 1;
-        self.len -= 1;
-        self.trim();
-        Some((slot.entry, slot.returned))
+        self.ring.pop_through(tag).map(|s| (s.entry, s.returned))
     }
 
     /// Marks returned the oldest message, not marked yet, that `matches`;
     /// false when none does.
     pub(super) fn mark_returned(&mut self, matches: impl Fn(&Entry) -> bool) -> bool {
         let found = self
-            .slots
+            .ring
             .iter_mut()
-            .flatten()
             .find(|slot| !slot.returned && matches(&slot.entry));
-        match found {
-            Some(slot) => {
-                slot.returned = true;
-                true
-            }
-            None => false,
-        }
+        found.map(|slot| slot.returned = true).is_some()
     }
 
     /// The messages in flight, oldest first.
     pub(super) fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.slots.iter().flatten().map(|slot| &slot.entry)
+        self.ring.iter().map(|slot| &slot.entry)
     }
 
     /// Takes every message out, oldest first.
     pub(super) fn drain(&mut self) -> Vec<Entry> {
-        self.len = 0;
-        self.first += self.slots.len() as u64;
-        self.slots
-            .drain(..)
-            .flatten()
-            .map(|slot| slot.entry)
-            .collect()
-    }
-
-    /// Drops the settled slots at the front, so that the front slot holds
-    /// a message whenever one is in flight.
-    fn trim(&mut self) {
-        while let Some(None) = self.slots.front() {
-            self.slots.pop_front();
-            self.first += 1;
-        }
+        self.ring.drain().into_iter().map(|s| s.entry).collect()
     }
 }
 
