@@ -27,7 +27,8 @@
 //!    `metrics`, records through the `metrics` facade), durations at the
 //!    serde boundary, `TlsConfig` (the TLS settings RabbitMQ connections
 //!    and the PostgreSQL store share), config files in JSON, TOML or YAML
-//!    (feature `config`);
+//!    (feature `config`), the worker count of the fjall databases syncmq
+//!    opens (feature `durable`);
 //! 2. [`Message`] and [`Delivery`] (with JSON payloads, feature `json`),
 //!    [`Receipt`] and the one-shot replies receipts wait on, the
 //!    [`ConnectionWaiter`];

@@ -14,6 +14,7 @@ const LAYERS: &[&str] = &[
     "thread",
     "metrics",
     "millis",
+    "fjall_workers",
     "tls",
     "config_file",
     "message",
